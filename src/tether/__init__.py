@@ -1,0 +1,45 @@
+"""Tether: on-device-first AI.
+
+The public API lives here; everything else is an implementation module.
+"""
+
+from tether.errors import (
+    ChecksumMismatchError,
+    ContextWindowExceededError,
+    GenerationCancelledError,
+    GenerationError,
+    InputError,
+    InvalidOutputError,
+    ModelError,
+    ModelUnavailableError,
+    TetherError,
+    UnknownModelError,
+)
+from tether.models.catalog import Availability, availability
+from tether.models.engine import Completion, Message, Sampling, TokenLogprob
+from tether.session import Response, ResponseStream, Session, TranscriptEntry
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Availability",
+    "ChecksumMismatchError",
+    "Completion",
+    "ContextWindowExceededError",
+    "GenerationCancelledError",
+    "GenerationError",
+    "InputError",
+    "InvalidOutputError",
+    "Message",
+    "ModelError",
+    "ModelUnavailableError",
+    "Response",
+    "ResponseStream",
+    "Sampling",
+    "Session",
+    "TetherError",
+    "TokenLogprob",
+    "TranscriptEntry",
+    "UnknownModelError",
+    "availability",
+]

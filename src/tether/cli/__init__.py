@@ -1,0 +1,47 @@
+"""The ``tether`` command. Each noun group lives in its own module.
+
+Errors Tether raises on purpose print as one line on stderr with exit code 1;
+set ``TETHER_RAISE_ERRORS=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tether.errors import TetherError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except TetherError as exc:
+            if os.environ.get("TETHER_RAISE_ERRORS"):
+                raise
+            raise click.ClickException(_one_line(str(exc))) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tether")
+def cli() -> None:
+    """Tether: on-device-first AI with small local models."""
+
+
+def main() -> None:
+    from tether.cli import demo, features, models  # noqa: F401  (registers commands)
+
+    cli.main(prog_name="tether")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

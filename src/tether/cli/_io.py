@@ -1,0 +1,62 @@
+"""Shared CLI plumbing: reading input, loading the model with a spinner, output."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from pydantic import BaseModel
+from rich.console import Console
+
+from tether.errors import InputError
+from tether.models import catalog
+from tether.models.engine import LlamaEngine, load
+
+err_console = Console(stderr=True)
+
+model_option = click.option(
+    "--model", "-m", default=catalog.DEFAULT_MODEL, show_default=True,
+    help="Catalog name, path to a .gguf file, or hf:owner/repo/file.gguf.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def read_bytes(source: str) -> tuple[bytes, str]:
+    if source == "-":
+        if sys.stdin.isatty():
+            raise InputError("no input: pass a FILE or pipe text on stdin")
+        return sys.stdin.buffer.read(), "stdin"
+    path = Path(source)
+    try:
+        return path.read_bytes(), str(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def read_text(source: str) -> str:
+    raw, name = read_bytes(source)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{name}: text is empty")
+    return text
+
+
+def load_model(model: str) -> LlamaEngine:
+    """Load once, with a spinner (and the assembly progress bar on first use)."""
+    spec = catalog.resolve(model)
+    if catalog.locate(spec) is None:
+        catalog.pull(spec, progress=err_console.is_terminal)
+    with err_console.status(f"loading {spec.name}…", spinner="dots"):
+        return load(model)
+
+
+def emit(result: BaseModel, as_json: bool, human: str) -> None:
+    click.echo(result.model_dump_json(indent=2) if as_json else human)

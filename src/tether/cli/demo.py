@@ -1,0 +1,71 @@
+"""``tether demo``: every feature on bundled sample data, with timings."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+
+import click
+
+from tether.cli import cli
+from tether.cli._io import load_model, model_option
+from tether.cli.features import render_digest
+from tether.features import notifications, replies, writing
+
+
+def sample(name: str) -> str:
+    return resources.files("tether.data").joinpath(name).read_text(encoding="utf-8")
+
+
+@cli.command("demo")
+@model_option
+@click.option("--json", "as_json", is_flag=True, help="Print all results as one JSON object.")
+def demo_cmd(model: str, as_json: bool) -> None:
+    """Run every feature on bundled sample data and print results with timings."""
+    t0 = time.perf_counter()
+    engine = load_model(model)
+    load_s = time.perf_counter() - t0
+    results: dict[str, object] = {}
+
+    def section(title: str, seconds: float, body: str) -> None:
+        if not as_json:
+            click.secho(f"\n── {title}  ({seconds:.1f} s)", bold=True)
+            click.echo(body)
+
+    if not as_json:
+        click.echo(f"model {engine.name} ({engine.path.name}), {engine.n_threads} threads, loaded in {load_s:.1f} s")
+
+    items = notifications.parse_notifications(json.loads(sample("notifications.json")))
+    digest = notifications.summarize_notifications(items, model=model)
+    results["notifications"] = digest.model_dump(mode="json")
+    section(f"Notification summaries: {len(items)} notifications → {len(digest.stacks)} stacks", digest.duration_s,
+            render_digest(digest))
+
+    draft = sample("draft.txt")
+    pr = writing.proofread(draft, model=model)
+    results["proofread"] = pr.model_dump(mode="json")
+    section(f"Proofread ({len(pr.edits)} edits)", pr.duration_s,
+            pr.corrected.strip() + "\n" + "\n".join(f"  {e.original!r} → {e.replacement!r}" for e in pr.edits))
+
+    for tone in ("friendly", "professional", "concise"):
+        rw = writing.rewrite(draft, tone, model=model)
+        results[f"rewrite_{tone}"] = rw.model_dump(mode="json")
+        section(f"Rewrite: {tone}", rw.duration_s, rw.text)
+
+    article = sample("article.txt")
+    for form in ("summary", "key_points", "table"):
+        sm = writing.summarize(article, form, model=model)
+        results[f"summarize_{form}"] = sm.model_dump(mode="json")
+        section(f"Summarize: {form}", sm.duration_s, sm.text)
+
+    rp = replies.smart_replies(sample("email.txt"), model=model)
+    results["replies"] = rp.model_dump(mode="json")
+    section("Smart replies" + (" (with fallback)" if rp.fallback else ""), rp.duration_s,
+            "\n".join(f"{i}. {r}" for i, r in enumerate(rp.replies, 1)))
+
+    total = time.perf_counter() - t0
+    if as_json:
+        click.echo(json.dumps({"model": engine.name, "total_s": total, "results": results}, indent=2))
+    else:
+        click.secho(f"\nall features ran on the device in {total:.1f} s", bold=True)

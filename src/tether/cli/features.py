@@ -1,0 +1,87 @@
+"""Feature commands: summarize, summarize-text, proofread, rewrite, reply."""
+
+from __future__ import annotations
+
+import click
+
+from tether.cli import cli
+from tether.cli._io import emit, json_option, load_model, model_option, read_bytes, read_text
+from tether.features import notifications, replies, writing
+from tether.features.prompts import SUMMARY_FORMS, TONES
+
+
+def render_digest(digest: notifications.NotificationDigest) -> str:
+    lines = []
+    for s in digest.stacks:
+        flag = "⚡ " if s.time_sensitive else "  "
+        why = f"  [{', '.join(s.reasons)}]" if s.reasons else ""
+        kind = " (extractive)" if s.extractive else ""
+        lines.append(f"{flag}{s.app} · {s.thread} ({len(s.notifications)}){why}")
+        lines.append(f"    {s.summary}{kind}")
+    return "\n".join(lines)
+
+
+@cli.command("summarize")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@model_option
+@json_option
+def summarize_cmd(file: str, model: str, as_json: bool) -> None:
+    """Summarize a JSON list of notifications into prioritized stacks."""
+    raw, name = read_bytes(file)
+    items = notifications.parse_notifications(notifications.decode_json(raw, name))
+    load_model(model)
+    digest = notifications.summarize_notifications(items, model=model)
+    emit(digest, as_json, render_digest(digest))
+
+
+@cli.command("summarize-text")
+@click.argument("file", default="-")
+@click.option("--form", type=click.Choice(list(SUMMARY_FORMS)), default="summary", show_default=True)
+@model_option
+@json_option
+def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
+    """Summarize text (FILE or - for stdin) as a summary, key points, a list or a table."""
+    text = read_text(file)
+    load_model(model)
+    result = writing.summarize(text, form, model=model)  # type: ignore[arg-type]
+    emit(result, as_json, result.text)
+
+
+@cli.command("proofread")
+@click.argument("file", default="-")
+@model_option
+@json_option
+def proofread_cmd(file: str, model: str, as_json: bool) -> None:
+    """Fix spelling and grammar; list each edit."""
+    text = read_text(file)
+    load_model(model)
+    result = writing.proofread(text, model=model)
+    edits = "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in result.edits)
+    note = "\n(the model's output was unusable; text left unchanged)" if result.fallback else ""
+    emit(result, as_json, f"{result.corrected.rstrip()}\n\n{len(result.edits)} edit(s)\n{edits}{note}".rstrip())
+
+
+@cli.command("rewrite")
+@click.argument("file", default="-")
+@click.option("--tone", type=click.Choice(list(TONES)), default="professional", show_default=True)
+@model_option
+@json_option
+def rewrite_cmd(file: str, tone: str, model: str, as_json: bool) -> None:
+    """Rewrite text in a friendly, professional or concise tone."""
+    text = read_text(file)
+    load_model(model)
+    result = writing.rewrite(text, tone, model=model)  # type: ignore[arg-type]
+    warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
+    emit(result, as_json, result.text + warn)
+
+
+@cli.command("reply")
+@click.argument("file", default="-")
+@model_option
+@json_option
+def reply_cmd(file: str, model: str, as_json: bool) -> None:
+    """Suggest three short replies to a message or an email."""
+    text = read_text(file)
+    load_model(model)
+    result = replies.smart_replies(text, model=model)
+    emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)))

@@ -1,0 +1,88 @@
+"""Every error Tether raises on purpose.
+
+    TetherError
+    ├── InputError                       bad input from a caller or a file
+    ├── ModelError
+    │   ├── UnknownModelError            no catalog entry for that name
+    │   └── ModelUnavailableError        known, but cannot be used here (reason says why)
+    │       └── ChecksumMismatchError    the file is not the pinned one
+    └── GenerationError
+        ├── ContextWindowExceededError   prompt does not fit; raised before generating
+        ├── InvalidOutputError           output failed the schema or a feature's check
+        └── GenerationCancelledError     the caller cancelled a running generation
+
+The CLI shows any of these as one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+
+class TetherError(Exception):
+    """Base class: catch this to handle every Tether failure."""
+
+
+class InputError(TetherError, ValueError):
+    """The input cannot be used: empty, malformed, not UTF-8, missing fields."""
+
+
+class ModelError(TetherError):
+    pass
+
+
+class UnknownModelError(ModelError, KeyError):
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        self.known = known
+        super().__init__(name)
+
+    def __str__(self) -> str:
+        return f"unknown model {self.name!r}; known models: {', '.join(self.known)}, or a path to a .gguf file"
+
+
+class ModelUnavailableError(ModelError):
+    """The model exists in the catalog but cannot run here; ``reason`` says why."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = reason
+        super().__init__(f"model {name!r} is unavailable: {reason}")
+
+
+class ChecksumMismatchError(ModelUnavailableError):
+    def __init__(self, name: str, expected: str, actual: str, path: str):
+        self.expected = expected
+        self.actual = actual
+        self.path = path
+        super().__init__(
+            name,
+            f"sha256 of {path} is {actual[:16]}…, expected {expected[:16]}…; "
+            "the file was not used (re-run `tether models pull` to rebuild it)",
+        )
+
+
+class GenerationError(TetherError):
+    pass
+
+
+class ContextWindowExceededError(GenerationError):
+    def __init__(self, prompt_tokens: int, max_new_tokens: int, context_window: int):
+        self.prompt_tokens = prompt_tokens
+        self.max_new_tokens = max_new_tokens
+        self.context_window = context_window
+        super().__init__(
+            f"prompt is {prompt_tokens} tokens; with {max_new_tokens} tokens reserved for the "
+            f"answer it exceeds the {context_window}-token context window"
+        )
+
+
+class InvalidOutputError(GenerationError):
+    """The model's output failed validation even after a retry."""
+
+    def __init__(self, message: str, output: str = ""):
+        self.output = output
+        super().__init__(message)
+
+
+class GenerationCancelledError(GenerationError):
+    def __init__(self) -> None:
+        super().__init__("generation was cancelled")

@@ -1,0 +1,20 @@
+"""User-facing features. Each is a library function returning a pydantic result."""
+
+from tether.features.notifications import NotificationDigest, Stack, load_notifications, summarize_notifications
+from tether.features.replies import SmartReplies, smart_replies
+from tether.features.writing import ProofreadResult, RewriteResult, SummaryResult, proofread, rewrite, summarize
+
+__all__ = [
+    "NotificationDigest",
+    "ProofreadResult",
+    "RewriteResult",
+    "SmartReplies",
+    "Stack",
+    "SummaryResult",
+    "load_notifications",
+    "proofread",
+    "rewrite",
+    "smart_replies",
+    "summarize",
+    "summarize_notifications",
+]

@@ -1,0 +1,48 @@
+"""Helpers shared by the features: input checks, cleaning model output."""
+
+from __future__ import annotations
+
+import re
+
+from tether.errors import InputError
+from tether.models.engine import LlamaEngine
+
+MAX_INPUT_CHARS = 200_000  # far beyond any context window; stops pathological input early
+
+
+def check_text(text: str, what: str = "text") -> str:
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InputError(f"{what} is empty")
+    if len(text) > MAX_INPUT_CHARS:
+        raise InputError(f"{what} is {len(text):,} characters; the limit is {MAX_INPUT_CHARS:,}")
+    return text
+
+
+def answer_budget(engine: LlamaEngine, text: str, factor: float = 1.4, floor: int = 48) -> int:
+    """Tokens to allow for an answer about as long as ``text``."""
+    return max(floor, int(engine.count_tokens(text) * factor) + 16)
+
+
+_PREAMBLE = re.compile(
+    r"^\s*(?:here(?:'s| is)[^\n:]*:|(?:corrected|rewritten|revised|summary|result)[^\n:]{0,20}:)\s*",
+    re.IGNORECASE,
+)
+
+
+def clean_output(text: str) -> str:
+    """Strip chatter small models add around an answer: a preamble, code fences, quotes."""
+    out = text.strip()
+    out = re.sub(r"^```[a-z]*\n?|\n?```$", "", out).strip()
+    out = _PREAMBLE.sub("", out, count=1).strip()
+    if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'“”":
+        out = out[1:-1].strip()
+    return out
+
+
+NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
+
+
+def numbers_in(text: str) -> set[str]:
+    return {n.rstrip(".,:") for n in NUMBER.findall(text)}

@@ -1,0 +1,267 @@
+"""Notification summaries: group into stacks, flag what is time-sensitive, summarize each.
+
+Priority is decided by rules, not by the model: the rules are fast, explain
+themselves (``reasons``) and never hallucinate. The model only writes the
+one-sentence summary, and a faithfulness check rejects any name, number, date
+or time that is not in the stack. After one failed retry the stack gets an
+extractive summary built from its own text, marked ``extractive=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Iterable
+
+from pydantic import BaseModel, ValidationError, field_validator, model_validator
+
+from tether.errors import InputError
+from tether.features import prompts
+from tether.features._common import clean_output, numbers_in
+from tether.models.catalog import DEFAULT_MODEL
+from tether.models.engine import Sampling
+from tether.session import Session
+
+
+class Notification(BaseModel):
+    app: str
+    title: str | None = None
+    sender: str | None = None
+    body: str
+    timestamp: datetime
+    thread: str | None = None
+
+    @field_validator("app", "body")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _has_origin(self) -> "Notification":
+        if not (self.title or self.sender):
+            raise ValueError("needs a title or a sender")
+        return self
+
+    @property
+    def origin(self) -> str:
+        return self.sender or self.title or self.app
+
+
+class Stack(BaseModel):
+    app: str
+    thread: str
+    notifications: list[Notification]
+    summary: str
+    extractive: bool  # True: built from the notifications' own text, not written by the model
+    time_sensitive: bool
+    reasons: list[str]
+    latest: datetime
+
+
+class NotificationDigest(BaseModel):
+    stacks: list[Stack]
+    model: str
+    duration_s: float
+
+
+# ----------------------------------------------------------------- input
+
+
+def parse_notifications(data: Any) -> list[Notification]:
+    """Validate a decoded JSON list; errors name the item and the field."""
+    if isinstance(data, dict) and "notifications" in data:
+        data = data["notifications"]
+    if not isinstance(data, list):
+        raise InputError("notifications must be a JSON list of objects")
+    if not data:
+        raise InputError("the notification list is empty")
+    out = []
+    for i, item in enumerate(data):
+        try:
+            out.append(Notification.model_validate(item))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "item"
+            raise InputError(f"notification {i}: {where}: {err['msg']}") from None
+    return out
+
+
+def load_notifications(path: str | Path) -> list[Notification]:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return parse_notifications(decode_json(raw, str(path)))
+
+
+def decode_json(raw: bytes, name: str) -> Any:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+
+
+# ----------------------------------------------------------------- grouping and priority
+
+
+def group(notifications: Iterable[Notification]) -> dict[tuple[str, str], list[Notification]]:
+    """Stacks keyed by (app, thread); without a thread, by the sender or title."""
+    stacks: dict[tuple[str, str], list[Notification]] = {}
+    for n in notifications:
+        stacks.setdefault((n.app, n.thread or n.origin), []).append(n)
+    for items in stacks.values():
+        items.sort(key=lambda n: n.timestamp)
+    return stacks
+
+
+_RULES: list[tuple[str, re.Pattern[str]]] = [
+    ("security code", re.compile(r"\b(?:code|otp|passcode|pin)\b\D{0,30}\b\d{4,8}\b|\b\d{4,8}\b\D{0,30}\b(?:code|otp|passcode)\b", re.I)),
+    ("security alert", re.compile(r"\b(?:new sign-?in|login attempt|password (?:reset|changed)|suspicious|unusual activity)\b", re.I)),
+    ("payment or bank", re.compile(r"\b(?:payment|paid|charged?|transaction|withdrawal|deposit|overdraft|balance|card ending|fraud|invoice|refund)\b|[$€£]\s?\d", re.I)),
+    ("deadline", re.compile(r"\b(?:deadline|due|overdue|expires?|expiring|last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
+    ("meeting soon", re.compile(r"\b(?:meeting|call|standup|stand-up|appointment|interview)\b.{0,40}\b(?:in \d+\s?(?:min|minutes|mins|hour)|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|today|tomorrow)\b|\bstarts? in \d+\s?(?:min|minutes)\b", re.I)),
+    ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
+]
+REPEAT_COUNT = 3
+REPEAT_WINDOW = timedelta(minutes=30)
+
+
+def time_sensitivity(items: list[Notification]) -> list[str]:
+    """Why a stack is time-sensitive (empty: it is not)."""
+    text = "\n".join(f"{n.title or ''} {n.body}" for n in items)
+    reasons = [name for name, rule in _RULES if rule.search(text)]
+    by_sender = Counter(n.sender for n in items if n.sender)
+    for sender, count in by_sender.items():
+        times = [n.timestamp for n in items if n.sender == sender]
+        if count >= REPEAT_COUNT and max(times) - min(times) <= REPEAT_WINDOW:
+            reasons.append(f"repeated messages from {sender}")
+    return reasons
+
+
+# ----------------------------------------------------------------- faithfulness
+
+_DATE_WORDS = re.compile(
+    r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|"
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|noon|midnight|morning|afternoon|evening)\b",
+    re.I,
+)
+_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*\b")
+# Capitalised words a summary may use that are not names.
+_COMMON = set(
+    """a an the and or but so if then this that these those there here it its they their them he she his her him
+    you your we our us i my me new reminder reminders update updates message messages notification notifications
+    alert alerts meeting meetings call calls payment payments order orders package delivery your someone several
+    multiple two three four five many some all no yes please asked asks says said sent wants needs is are was were
+    has have had will would can could should may might must let lets team group chat thread app email emails mail
+    security code codes account bank card verification login sign password due deadline today tomorrow tonight
+    friend friends family mom dad boss invitation invite invites event events calendar photo photos file files
+    document documents link links video videos news weather flight flights ride driver store shop sale discount
+    also both each either neither after before while when where who what why how about from with for to of in on at
+    by via re fwd ok okay hi hello hey thanks thank sorry good great""".split()
+)
+
+
+def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
+    """Names, numbers, dates and times in ``summary`` that the notifications do not contain."""
+    source = "\n".join(
+        " ".join(filter(None, [n.app, n.sender, n.title, n.body, n.thread])) for n in items
+    )
+    source_lower = source.lower()
+    source_words = set(re.findall(r"[\w'’-]+", source_lower))
+    problems = []
+    allowed_numbers = numbers_in(source) | {str(len(items))}
+    problems += [f"number {x}" for x in sorted(numbers_in(summary) - allowed_numbers)]
+    for word in {w.lower() for w in _DATE_WORDS.findall(summary)}:
+        if word not in source_words and not any(s.startswith(word) for s in source_words if len(word) >= 3 and _DATE_WORDS.fullmatch(s)):
+            problems.append(f"date word {word!r}")
+    for word in dict.fromkeys(_CAPITALISED.findall(summary)):
+        low = word.lower().strip("'’-")
+        low_stem = re.sub(r"(?:'s|’s)$", "", low)
+        if low_stem in _COMMON or low_stem in source_words or low_stem in source_lower:
+            continue
+        if _DATE_WORDS.fullmatch(low_stem):
+            continue  # already judged above
+        problems.append(f"name {word!r}")
+    return problems
+
+
+def extractive_summary(items: list[Notification]) -> str:
+    """A summary made only of the stack's own words: the latest message, trimmed."""
+    latest = items[-1]
+    body = " ".join(latest.body.split())
+    first = re.split(r"(?<=[.!?])\s+", body, maxsplit=1)[0]
+    if len(first) > 160:
+        first = first[:157].rsplit(" ", 1)[0] + "…"
+    more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
+    return f"{latest.origin}: {first}{more}"
+
+
+# ----------------------------------------------------------------- summarizing
+
+MAX_SUMMARY_TOKENS = 48
+MAX_BODY_CHARS = 300
+
+
+def format_stack(items: list[Notification]) -> str:
+    """Compact prompt text: one line per notification (prefill is the expensive part)."""
+    lines = []
+    for n in items:
+        who = n.sender or n.title
+        title = f" [{n.title}]" if n.sender and n.title else ""
+        body = " ".join(n.body.split())[:MAX_BODY_CHARS]
+        lines.append(f"{n.timestamp:%a %H:%M} {who}{title}: {body}")
+    return f"App: {items[0].app}\n" + "\n".join(lines)
+
+
+def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) -> tuple[str, bool]:
+    """(summary, extractive). The model gets one retry when its summary is unfaithful."""
+    session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
+    prompt = format_stack(items)
+    for attempt in range(2):
+        sampling = Sampling.greedy(MAX_SUMMARY_TOKENS)
+        text = session.respond(prompt, sampling=sampling).text if attempt == 0 else session.respond(
+            prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)), sampling=sampling).text
+        summary = _one_sentence(clean_output(text))
+        problems = unsupported_facts(summary, items)
+        if summary and not problems:
+            return summary, False
+        if not summary:
+            problems = ["an empty summary"]
+    return extractive_summary(items), True
+
+
+def _one_sentence(text: str) -> str:
+    text = " ".join(text.split())
+    first = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0]
+    return first
+
+
+def summarize_notifications(
+    notifications: Iterable[Notification | dict[str, Any]], *, model: str = DEFAULT_MODEL
+) -> NotificationDigest:
+    """Stacks, time-sensitive first, then most recent first."""
+    start = time.perf_counter()
+    items = [n if isinstance(n, Notification) else Notification.model_validate(n) for n in notifications]
+    if not items:
+        raise InputError("the notification list is empty")
+    stacks = []
+    for (app, thread), members in group(items).items():
+        reasons = time_sensitivity(members)
+        summary, extractive = summarize_stack(members, model=model)
+        stacks.append(Stack(app=app, thread=thread, notifications=members, summary=summary, extractive=extractive,
+                            time_sensitive=bool(reasons), reasons=reasons, latest=members[-1].timestamp))
+    stacks.sort(key=lambda s: (not s.time_sensitive, -s.latest.timestamp()))
+    return NotificationDigest(stacks=stacks, model=model, duration_s=time.perf_counter() - start)

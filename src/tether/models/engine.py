@@ -1,0 +1,350 @@
+"""The llama.cpp engine: one loaded model, chat generation, guided JSON, logprobs.
+
+Generation runs through ``Llama.generate`` on the exact token list we count,
+so the context check and the generation see the same prompt. Logprobs are
+read from the context's last logits after each sampled token, which works
+without ``logits_all`` (that flag would allocate n_ctx × n_vocab floats).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from tether.errors import ContextWindowExceededError, GenerationCancelledError, GenerationError, ModelUnavailableError
+from tether.models import catalog
+
+DEFAULT_CONTEXT = 4096
+
+
+def default_threads() -> int:
+    env = os.environ.get("TETHER_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are picked. ``temperature=0`` is greedy (deterministic)."""
+
+    temperature: float = 0.0
+    top_p: float = 0.95
+    top_k: int = 40
+    seed: int | None = None
+    max_tokens: int = 256
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+
+    @classmethod
+    def greedy(cls, max_tokens: int = 256) -> "Sampling":
+        return cls(temperature=0.0, max_tokens=max_tokens)
+
+    @classmethod
+    def random(cls, temperature: float = 0.7, top_p: float = 0.95, seed: int | None = None, max_tokens: int = 256) -> "Sampling":
+        return cls(temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class Completion:
+    """A finished generation, with what the router and the ledger need."""
+
+    text: str
+    finish_reason: str  # "stop" | "length" | "cancelled"
+    prompt_tokens: int
+    completion_tokens: int
+    time_to_first_token: float
+    duration: float
+    logprobs: list[TokenLogprob] | None = None
+    model: str = ""
+
+    @property
+    def mean_logprob(self) -> float | None:
+        if not self.logprobs:
+            return None
+        return float(np.mean([lp.logprob for lp in self.logprobs]))
+
+    @property
+    def tokens_per_second(self) -> float:
+        decode = self.duration - self.time_to_first_token
+        return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0
+
+
+@dataclass
+class Delta:
+    """One streamed piece of text (possibly empty while a UTF-8 char is incomplete)."""
+
+    text: str
+    logprob: TokenLogprob | None = None
+
+
+@dataclass
+class _Run:
+    deltas: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+
+class LlamaEngine:
+    """One GGUF model loaded in this process. Thread-safe: generations are serialized."""
+
+    def __init__(self, model_path: Path, *, name: str = "", n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None):
+        try:
+            import llama_cpp
+        except ImportError as exc:  # pragma: no cover - pinned dependency
+            raise ModelUnavailableError(name or str(model_path), "llama-cpp-python is not installed") from exc
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llama_cpp = llama_cpp
+        self.name = name or model_path.stem
+        self.path = model_path
+        self.n_threads = n_threads or default_threads()
+        try:
+            with _quiet_stderr():
+                self.llm = llama_cpp.Llama(
+                    model_path=str(model_path),
+                    n_ctx=n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_batch=512,
+                    verbose=False,
+                )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise ModelUnavailableError(self.name, f"llama.cpp could not load {model_path}: {exc}") from exc
+        self.context_window = self.llm.n_ctx()
+        self._lock = threading.Lock()
+        self._vocab = self.llm._model.vocab
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelUnavailableError(self.name, "the GGUF has no chat template")
+        eos, bos = self.llm.token_eos(), self.llm.token_bos()
+        self._formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=self.llm._model.token_get_text(eos) if eos != -1 else "",
+            bos_token=self.llm._model.token_get_text(bos) if bos != -1 else "",
+        )
+
+    # ------------------------------------------------------------- tokens
+
+    def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        rendered = self._formatter(messages=[m.as_dict() for m in messages])
+        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
+        if prompt_tokens + max_tokens > self.context_window:
+            raise ContextWindowExceededError(prompt_tokens, max_tokens, self.context_window)
+
+    # ------------------------------------------------------------- generation
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        sampling: Sampling = Sampling(),
+        *,
+        json_schema: dict[str, Any] | None = None,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        cancel: threading.Event | None = None,
+        result: list[Completion] | None = None,
+    ) -> Iterator[Delta]:
+        """Yield text deltas; append the final ``Completion`` to ``result`` if given.
+
+        Raises ``ContextWindowExceededError`` before any token is generated.
+        Closing the iterator (or setting ``cancel``) stops generation at once.
+        """
+        prompt = self.tokenize_chat(messages)
+        max_tokens = min(sampling.max_tokens, self.context_window)
+        self.check_fits(len(prompt), max_tokens)
+        grammar = self._grammar(json_schema) if json_schema is not None else None
+        return self._generate(prompt, sampling, max_tokens, grammar, logprobs or top_logprobs > 0, top_logprobs, cancel, result)
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling = Sampling(), **kwargs: Any) -> Completion:
+        result: list[Completion] = []
+        for _ in self.stream(messages, sampling, result=result, **kwargs):
+            pass
+        return result[0]
+
+    def _grammar(self, schema: dict[str, Any]) -> Any:
+        try:
+            with _quiet_stderr():
+                return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+        except Exception as exc:
+            raise GenerationError(f"cannot build a grammar from this JSON schema: {exc}") from exc
+
+    def _generate(
+        self,
+        prompt: list[int],
+        sampling: Sampling,
+        max_tokens: int,
+        grammar: Any,
+        want_logprobs: bool,
+        top_logprobs: int,
+        cancel: threading.Event | None,
+        result: list[Completion] | None,
+    ) -> Iterator[Delta]:
+        llama_cpp = self._llama_cpp
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pieces: list[str] = []
+        lps: list[TokenLogprob] = []
+        finish = "length"
+        n = 0
+        ttft = 0.0
+        with self._lock:
+            start = time.perf_counter()
+            if sampling.seed is not None:
+                self.llm.set_seed(sampling.seed)
+            gen = self.llm.generate(
+                prompt,
+                temp=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+                min_p=0.0,
+                repeat_penalty=1.0,
+                grammar=grammar,
+                reset=True,
+            )
+            try:
+                for token in gen:
+                    if n == 0:
+                        ttft = time.perf_counter() - start
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                        finish = "stop"
+                        break
+                    n += 1
+                    text = decoder.decode(self.llm.detokenize([token]))
+                    lp = self._logprob(token, top_logprobs) if want_logprobs else None
+                    if lp is not None:
+                        lps.append(lp)
+                    pieces.append(text)
+                    yield Delta(text, lp)
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if n >= max_tokens:
+                        break
+            except GeneratorExit:
+                finish = "cancelled"
+                raise
+            except Exception as exc:  # llama.cpp failures surface as our error
+                raise GenerationError(f"llama.cpp failed during generation: {exc}") from exc
+            finally:
+                gen.close()
+            tail = decoder.decode(b"", final=True)
+            if tail:
+                pieces.append(tail)
+                yield Delta(tail)
+            duration = time.perf_counter() - start
+        if finish == "cancelled":
+            raise GenerationCancelledError()
+        completion = Completion(
+            text="".join(pieces),
+            finish_reason=finish,
+            prompt_tokens=len(prompt),
+            completion_tokens=n,
+            time_to_first_token=ttft,
+            duration=duration,
+            logprobs=lps if want_logprobs else None,
+            model=self.name,
+        )
+        if result is not None:
+            result.append(completion)
+
+    def _logprob(self, token: int, top: int) -> TokenLogprob:
+        ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.llm.n_vocab(),))
+        peak = float(logits.max())
+        lse = peak + float(np.log(np.exp(logits - peak).sum()))
+        top_items: tuple[tuple[str, float], ...] = ()
+        if top > 0:
+            idx = np.argpartition(logits, -top)[-top:]
+            idx = idx[np.argsort(-logits[idx])]
+            top_items = tuple((self._piece(int(i)), float(logits[i]) - lse) for i in idx)
+        return TokenLogprob(self._piece(token), float(logits[token]) - lse, top_items)
+
+    def _piece(self, token: int) -> str:
+        return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+
+
+# ----------------------------------------------------------------- registry
+
+_engines: dict[tuple[str, int, int], LlamaEngine] = {}
+_engines_lock = threading.Lock()
+
+
+def load(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None, n_threads: int | None = None, progress: bool = False) -> LlamaEngine:
+    """Load ``model`` once per process and return the shared engine."""
+    spec = catalog.resolve(model)
+    n_ctx = n_ctx or int(os.environ.get("TETHER_N_CTX", DEFAULT_CONTEXT))
+    n_threads = n_threads or default_threads()
+    key = (spec.name, n_ctx, n_threads)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            path = catalog.pull(spec, progress=progress)
+            engine = LlamaEngine(path, name=spec.name, n_ctx=n_ctx, n_threads=n_threads)
+            _engines[key] = engine
+        return engine
+
+
+def loaded() -> list[LlamaEngine]:
+    return list(_engines.values())
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """llama.cpp prints load chatter straight to fd 2; hide it unless TETHER_DEBUG is set."""
+    if os.environ.get("TETHER_DEBUG"):
+        yield
+        return
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        sys.stderr.flush()
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)

@@ -1,0 +1,256 @@
+"""The Session API, after Apple's ``LanguageModelSession``.
+
+    session = Session(instructions="You are terse.", model="qwen2.5-0.5b")
+    print(session.respond("Name a colour.").content)
+
+    class Cat(BaseModel):
+        name: str
+        age: int
+
+    cat = session.respond("Invent a cat.", schema=Cat).content   # a Cat, always
+
+A session keeps a transcript, so each call sees the earlier turns. The model
+loads on first use (or ``prewarm()``), once per process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Generic, Iterator, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
+
+from tether.errors import GenerationCancelledError, InputError, InvalidOutputError
+from tether.models import catalog
+from tether.models.catalog import Availability
+from tether.models.engine import Completion, LlamaEngine, Message, Sampling, load
+
+T = TypeVar("T", bound=BaseModel)
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    role: str  # "instructions" | "prompt" | "response"
+    content: str
+
+
+@dataclass
+class Response(Generic[C]):
+    """``content`` is a ``str``, or an instance of the schema you asked for."""
+
+    content: C
+    text: str
+    completion: Completion
+
+    @property
+    def usage(self) -> dict[str, int]:
+        c = self.completion
+        return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                "total_tokens": c.prompt_tokens + c.completion_tokens}
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ResponseStream:
+    """Iterate for text deltas; ``cancel()`` from any thread stops generation.
+
+    After the loop, ``response`` holds the full ``Response`` (None if cancelled).
+    """
+
+    def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool):
+        self._session = session
+        self._prompt = prompt
+        self._cancel = threading.Event()
+        self._result: list[Completion] = []
+        # Building the iterator checks the context window, so errors surface here.
+        self._deltas = session.engine.stream(messages, sampling, logprobs=logprobs, cancel=self._cancel, result=self._result)
+        self.response: Response[str] | None = None
+        self.cancelled = False
+        self._released = False
+
+    def _release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._session._busy.release()
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for delta in self._deltas:
+                if delta.text:
+                    yield delta.text
+        except GenerationCancelledError:
+            self.cancelled = True
+            return
+        finally:
+            self._release()
+        if self._result:
+            completion = self._result[0]
+            self.response = Response(completion.text, completion.text, completion)
+            self._session._record(self._prompt, completion.text)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._cancel.set()
+
+    def close(self) -> None:
+        """Stop generating and release the model (same as breaking out of the loop)."""
+        self.cancel()
+        self._deltas.close()  # type: ignore[attr-defined]
+        self._release()
+
+    def text(self) -> str:
+        """Consume the stream and return the whole text."""
+        return "".join(self)
+
+    def __enter__(self) -> "ResponseStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Session:
+    def __init__(
+        self,
+        instructions: str | None = None,
+        model: str = catalog.DEFAULT_MODEL,
+        *,
+        sampling: Sampling | None = None,
+        n_ctx: int | None = None,
+        n_threads: int | None = None,
+        engine: LlamaEngine | None = None,
+    ):
+        self.instructions = instructions
+        self.model = engine.name if engine is not None else model
+        self.sampling = sampling or Sampling()
+        self._n_ctx, self._n_threads = n_ctx, n_threads
+        self._engine = engine
+        self._busy = threading.Lock()
+        self.transcript: list[TranscriptEntry] = []
+        if instructions:
+            self.transcript.append(TranscriptEntry("instructions", instructions))
+
+    # ------------------------------------------------------------- model
+
+    @staticmethod
+    def availability(model: str = catalog.DEFAULT_MODEL) -> Availability:
+        """``(available, reason)`` for ``model`` without loading it. Never raises."""
+        return catalog.availability(model)
+
+    @property
+    def is_available(self) -> bool:
+        return self._engine is not None or bool(catalog.availability(self.model))
+
+    @property
+    def engine(self) -> LlamaEngine:
+        if self._engine is None:
+            self._engine = load(self.model, n_ctx=self._n_ctx, n_threads=self._n_threads)
+        return self._engine
+
+    def prewarm(self) -> None:
+        """Load the model now rather than on the first request."""
+        _ = self.engine
+
+    @property
+    def is_responding(self) -> bool:
+        return self._busy.locked()
+
+    # ------------------------------------------------------------- requests
+
+    @overload
+    def respond(self, prompt: str, schema: None = None, *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[str]: ...
+    @overload
+    def respond(self, prompt: str, schema: type[T], *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[T]: ...
+
+    def respond(self, prompt: str, schema: type[T] | None = None, *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[Any]:
+        """Answer ``prompt``. With ``schema``, the output is constrained to its JSON
+        schema and parsed into it; a result that still fails validation is
+        retried once with sampling, then raises ``InvalidOutputError``."""
+        _check_prompt(prompt)
+        sampling = sampling or self.sampling
+        messages = self._messages(prompt, schema)
+        with self._acquire():
+            if schema is None:
+                completion = self.engine.complete(messages, sampling, logprobs=logprobs)
+                self._record(prompt, completion.text)
+                return Response(completion.text, completion.text, completion)
+            json_schema = schema.model_json_schema()
+            last_error = ""
+            for attempt in range(2):
+                attempt_sampling = sampling if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=sampling.max_tokens)
+                completion = self.engine.complete(messages, attempt_sampling, json_schema=json_schema, logprobs=logprobs)
+                try:
+                    value = schema.model_validate_json(completion.text)
+                except ValidationError as exc:
+                    last_error = f"{exc.error_count()} validation error(s): {exc.errors()[0]['msg']}"
+                    if completion.finish_reason == "length":
+                        last_error += f" (output cut at {sampling.max_tokens} tokens)"
+                    continue
+                self._record(prompt, completion.text)
+                return Response(value, completion.text, completion)
+            raise InvalidOutputError(f"model output did not match {schema.__name__} after a retry: {last_error}", completion.text)
+
+    def stream(self, prompt: str, *, sampling: Sampling | None = None, logprobs: bool = False) -> ResponseStream:
+        """Stream the answer as text deltas. The context window is checked before it starts."""
+        _check_prompt(prompt)
+        if not self._busy.acquire(blocking=False):
+            raise InputError("this session is already responding; wait for it or use another session")
+        try:
+            return ResponseStream(self, prompt, self._messages(prompt, None), sampling or self.sampling, logprobs)
+        except BaseException:
+            self._busy.release()
+            raise
+
+    # ------------------------------------------------------------- internals
+
+    @contextlib.contextmanager
+    def _acquire(self) -> Iterator[None]:
+        if not self._busy.acquire(blocking=False):
+            raise InputError("this session is already responding; wait for it or use another session")
+        try:
+            yield
+        finally:
+            self._busy.release()
+
+    def _messages(self, prompt: str, schema: type[BaseModel] | None) -> list[Message]:
+        messages: list[Message] = []
+        if self.instructions:
+            messages.append(Message("system", self.instructions))
+        for entry in self.transcript:
+            if entry.role == "prompt":
+                messages.append(Message("user", entry.content))
+            elif entry.role == "response":
+                messages.append(Message("assistant", entry.content))
+        if schema is not None:
+            prompt = f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(schema))}"
+        messages.append(Message("user", prompt))
+        return messages
+
+    def _record(self, prompt: str, text: str) -> None:
+        self.transcript.append(TranscriptEntry("prompt", prompt))
+        self.transcript.append(TranscriptEntry("response", text))
+
+
+def _check_prompt(prompt: str) -> None:
+    if not isinstance(prompt, str):
+        raise InputError(f"prompt must be text, not {type(prompt).__name__}")
+    if not prompt.strip():
+        raise InputError("prompt is empty")
+
+
+def _compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    """The schema without titles: shorter prompts, same meaning."""
+
+    def strip(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: strip(v) for k, v in node.items() if k != "title"}
+        if isinstance(node, list):
+            return [strip(v) for v in node]
+        return node
+
+    return strip(schema.model_json_schema())
