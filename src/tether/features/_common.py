@@ -44,5 +44,12 @@ def clean_output(text: str) -> str:
 NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
+_WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+
+
 def numbers_in(text: str) -> set[str]:
-    return {n.rstrip(".,:") for n in NUMBER.findall(text)}
+    """Digit runs in ``text``, plus spelled-out numbers up to twenty as digits."""
+    found = {n.rstrip(".,:") for n in NUMBER.findall(text)}
+    found |= {str(_WORDS.index(w.lower())) for w in _NUMBER_WORD.findall(text)}
+    return found

@@ -223,7 +223,7 @@ def format_stack(items: list[Notification]) -> str:
         title = f" [{n.title}]" if n.sender and n.title else ""
         body = " ".join(n.body.split())[:MAX_BODY_CHARS]
         lines.append(f"{n.timestamp:%a %H:%M} {who}{title}: {body}")
-    return f"App: {items[0].app}\n" + "\n".join(lines)
+    return f"{items[0].app} notifications:\n" + "\n".join(lines)
 
 
 def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) -> tuple[str, bool]:
@@ -234,13 +234,18 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
         sampling = Sampling.greedy(MAX_SUMMARY_TOKENS)
         text = session.respond(prompt, sampling=sampling).text if attempt == 0 else session.respond(
             prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)), sampling=sampling).text
-        summary = _one_sentence(clean_output(text))
+        summary = _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
         problems = unsupported_facts(summary, items)
         if summary and not problems:
             return summary, False
         if not summary:
             problems = ["an empty summary"]
     return extractive_summary(items), True
+
+
+def _strip_app_echo(text: str, app: str) -> str:
+    """Small models sometimes open with the prompt's header ("News notifications: …")."""
+    return re.sub(rf"^(?:app:\s*)?{re.escape(app)}(?:\s+notifications?)?\s*[-:–]\s*", "", text, flags=re.I)
 
 
 def _one_sentence(text: str) -> str:

@@ -1,49 +1,44 @@
 """Every feature prompt, in one place.
 
-Prompts are short on purpose: on two CPU cores prefill runs at about 100
-tokens/s on the 0.5B model, so each instruction token costs latency.
+Small models follow a task stated in the user turn, next to the text, much
+better than one stated only in the system turn, so each feature has a short
+system prompt and a task line placed above the user's text. Prompts are short
+on purpose: on two CPU cores prefill runs at about 100 tokens/s on the 0.5B.
 """
 
-PROOFREAD = (
-    "You are a proofreader. Fix spelling, grammar and punctuation in the user's text. "
-    "Keep the meaning, tone, wording and line breaks; change only what is wrong. "
-    "Reply with the corrected text only."
-)
+WRITER = "You are a careful writing assistant. Keep every name, number, date and fact. Reply with the result only."
+
+PROOFREAD = "Fix the spelling, grammar and punctuation of this text. Keep its meaning, wording and tone; change only what is wrong"
 
 TONES = {
-    "friendly": "warm, friendly and casual",
-    "professional": "polite, clear and professional",
-    "concise": "as short as possible while keeping every fact",
+    "friendly": "warm, friendly and casual, like a message to a friend",
+    "professional": "formal and professional, like a business email",
+    "concise": "as short as possible: one or two short sentences",
 }
 
-REWRITE = (
-    "Rewrite the user's text so it sounds {tone}. Keep every name, number, date and fact. "
-    "Reply with the rewritten text only."
-)
+REWRITE = "Rewrite this text so it sounds {tone}"
 
 SUMMARY_FORMS = {
-    "summary": "Summarize the user's text in two or three sentences.",
-    "key_points": "List the key points of the user's text as 3 to 5 short bullet points, each starting with '- '.",
-    "list": "Turn the user's text into a markdown list: one item per line, each starting with '- '.",
-    "table": (
-        "Turn the user's text into a markdown table with a header row and a separator row "
-        "(| a | b |, then |---|---|). Reply with the table only."
-    ),
+    "summary": "Summarize this text in at most two short sentences",
+    "key_points": "List the 3 to 5 key points of this text as short bullet points, each line starting with '- '",
+    "list": "Turn this text into a markdown list: one item per line, each starting with '- '",
+    "table": "Turn the facts in this text into a markdown table with a header row, then a |---| separator row",
 }
 
-SUMMARY_SUFFIX = " Use only facts from the text. Reply with the result only."
-
 NOTIFICATION_SUMMARY = (
-    "Summarize these notifications in one short sentence. Mention who and what. "
-    "Use only names, numbers, dates and times that appear in them."
+    "Summarize notifications in one short sentence. Say who wants what. "
+    "Use only names, numbers, dates and times that appear in the notifications."
 )
 
 NOTIFICATION_RETRY = (
-    "Your previous summary contained details that are not in the notifications: {problems}. "
+    "Your summary contained details that are not in the notifications: {problems}. "
     "Write it again using only what the notifications say."
 )
 
+REPLIER = "You help the user answer messages they received. Replies are written as the user, to the sender."
+
 SMART_REPLIES = (
-    "Suggest three short, different replies the user could send to this message: "
-    "one positive, one negative or declining, one asking a question. Each reply is under 12 words."
+    "I received this message:\n\n{message}\n\n"
+    "Suggest three short, different replies I could send back: one accepting or agreeing, "
+    "one declining, one asking a question. Each reply is under 15 words."
 )

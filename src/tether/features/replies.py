@@ -60,10 +60,10 @@ def smart_replies(message: str, *, model: str = DEFAULT_MODEL) -> SmartReplies:
     prompt = message.strip()[:MAX_MESSAGE_CHARS]
     best: list[str] = []
     for attempt in range(2):
-        session = Session(instructions=prompts.SMART_REPLIES, model=model)
+        session = Session(instructions=prompts.REPLIER, model=model)
         sampling = Sampling.greedy(120) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=120)
         try:
-            replies = distinct(session.respond(prompt, _ReplySchema, sampling=sampling).content.replies)
+            replies = distinct(session.respond(prompts.SMART_REPLIES.format(message=prompt), _ReplySchema, sampling=sampling).content.replies)
         except InvalidOutputError:
             replies = []
         if len(replies) > len(best):

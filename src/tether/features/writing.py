@@ -58,13 +58,13 @@ class SummaryResult(BaseModel):
     duration_s: float
 
 
-def _ask(model: str, instructions: str, text: str, max_tokens: int | None = None, *, retry: bool = False) -> str:
+def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False) -> str:
     """One model call; ``max_tokens=None`` allows an answer about as long as the input."""
-    session = Session(instructions=instructions, model=model)
+    session = Session(instructions=prompts.WRITER, model=model)
     if max_tokens is None:
         max_tokens = answer_budget(session.engine, text)
     sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
-    return clean_output(session.respond(text, sampling=sampling).text)
+    return clean_output(session.respond(f"{task}:\n\n{text}", sampling=sampling).text)
 
 
 # ----------------------------------------------------------------- proofread
@@ -131,11 +131,11 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
     if tone not in prompts.TONES:
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
     start = time.perf_counter()
-    instructions = prompts.REWRITE.format(tone=prompts.TONES[tone])
+    task = prompts.REWRITE.format(tone=prompts.TONES[tone])
     wanted = numbers_in(text)
     out, missing = "", sorted(wanted)
     for attempt in range(2):
-        out = _ask(model, instructions, text, retry=attempt > 0)
+        out = _ask(model, task, text, retry=attempt > 0)
         missing = sorted(wanted - numbers_in(out))
         if out and not missing:
             break
@@ -161,11 +161,15 @@ def parse_table(text: str) -> list[list[str]]:
         return []
     rows = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in lines if ln is not lines[1]]
     width = len(rows[0])
-    return rows if width >= 1 and all(len(r) == width for r in rows) else []
+    # Like markdown renderers: short rows are padded, long rows cut to the header's width.
+    return [(r + [""] * width)[:width] for r in rows] if len(rows) >= 2 else []
 
 
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+MAX_SUMMARY_SENTENCES = 3  # small models ignore "two sentences"; longer output is cut, never padded
 
 
 def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:
@@ -173,11 +177,16 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     if form not in prompts.SUMMARY_FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(prompts.SUMMARY_FORMS)}")
     start = time.perf_counter()
-    instructions = prompts.SUMMARY_FORMS[form] + prompts.SUMMARY_SUFFIX
+    task = prompts.SUMMARY_FORMS[form]
+    source_numbers = numbers_in(text)
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     out = ""
     for attempt in range(2):
-        out = _ask(model, instructions, text, budget, retry=attempt > 0)
+        out = _ask(model, task, text, budget, retry=attempt > 0)
+        invented = numbers_in(out) - source_numbers
+        if invented:  # a summary must not introduce numbers; retry, and refuse to show them
+            out = ""
+            continue
         if form == "summary" and out:
             break
         if form in ("key_points", "list") and parse_items(out):
@@ -187,7 +196,8 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     took = time.perf_counter() - start
     if form == "summary":
         if not out:
-            raise InvalidOutputError("the model returned an empty summary twice")
+            raise InvalidOutputError("the model returned no usable summary after a retry")
+        out = " ".join(_sentences(out)[:MAX_SUMMARY_SENTENCES])
         return SummaryResult(form=form, text=out, model=model, duration_s=took)
     if form == "table":
         rows = parse_table(out)

@@ -1,0 +1,32 @@
+"""Shared fixtures. Every test uses the real llama.cpp engine and real models.
+
+``TETHER_CACHE_DIR`` points at a per-run temp dir unless the caller set it, so
+the suite proves that models assemble from the installed weight packages.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+if "TETHER_CACHE_DIR" not in os.environ:
+    os.environ["TETHER_CACHE_DIR"] = tempfile.mkdtemp(prefix="tether-test-cache-")
+
+TINY = "smollm2-135m"  # fast: engine, session and CLI plumbing
+SMALL = "qwen2.5-0.5b"  # feature behaviour (marked `quality`)
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    from tether.models.engine import load
+
+    return load(TINY)
+
+
+@pytest.fixture(scope="session")
+def small():
+    from tether.models.engine import load
+
+    return load(SMALL)
