@@ -1,0 +1,137 @@
+"""The llama.cpp engine on the real 135M model."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from tether.errors import ContextWindowExceededError, GenerationCancelledError
+from tether.models.engine import Completion, Message, Sampling, load
+
+HELLO = [Message("user", "Say hello to Ada in one short sentence.")]
+
+
+def test_model_loads_once_per_process(tiny):
+    assert load("smollm2-135m") is tiny
+    other = load("smollm2-135m", n_threads=1)
+    assert other is not tiny and other.n_threads == 1
+    assert load("smollm2-135m", n_threads=1) is other
+
+
+def test_complete_reports_tokens_and_timings(tiny):
+    c = tiny.complete(HELLO, Sampling.greedy(24))
+    assert c.text.strip()
+    assert c.prompt_tokens == len(tiny.tokenize_chat(HELLO))
+    assert 1 <= c.completion_tokens <= 24
+    assert c.finish_reason in {"stop", "length"}
+    assert 0 < c.time_to_first_token <= c.duration
+
+
+def test_greedy_is_deterministic_and_stream_matches_complete(tiny):
+    c = tiny.complete(HELLO, Sampling.greedy(24))
+    result: list[Completion] = []
+    pieces = [d.text for d in tiny.stream(HELLO, Sampling.greedy(24), result=result)]
+    assert "".join(pieces) == c.text == result[0].text
+    assert len([p for p in pieces if p]) > 1  # really streamed, token by token
+
+
+def test_max_tokens_stops_with_length(tiny):
+    c = tiny.complete([Message("user", "Count from 1 to 100, comma separated.")], Sampling.greedy(5))
+    assert c.completion_tokens == 5 and c.finish_reason == "length"
+
+
+def test_logprobs_per_token(tiny):
+    c = tiny.complete(HELLO, Sampling.greedy(16), logprobs=True, top_logprobs=3)
+    assert c.logprobs is not None and len(c.logprobs) == c.completion_tokens
+    for lp in c.logprobs:
+        assert lp.logprob <= 0
+        assert len(lp.top) == 3
+        assert [v for _, v in lp.top] == sorted((v for _, v in lp.top), reverse=True)
+        # greedy: the chosen token is the most likely one
+        assert lp.logprob == pytest.approx(lp.top[0][1], abs=1e-4)
+    assert c.mean_logprob is not None and c.mean_logprob < 0
+    assert tiny.complete(HELLO, Sampling.greedy(8)).logprobs is None
+
+
+Short = Annotated[str, StringConstraints(max_length=30)]
+
+
+class Person(BaseModel):
+    """Bounded, so a greedy loop ("fleche", "fleche", …) cannot outrun max_tokens."""
+
+    name: Short
+    age: int
+    hobbies: list[Short] = Field(max_length=3)
+
+
+@pytest.mark.parametrize("prompt", ["Describe a pirate.", "Invent a chef.", "Who is a famous painter?", "x", "Reply with a poem."])
+def test_guided_json_always_parses(tiny, prompt):
+    c = tiny.complete([Message("user", prompt)], Sampling.greedy(120), json_schema=Person.model_json_schema())
+    assert c.finish_reason == "stop"
+    person = Person.model_validate(json.loads(c.text))
+    assert len(person.hobbies) <= 3
+
+
+def test_prompt_over_context_raises_before_generating(tiny):
+    huge = [Message("user", "word " * 5000)]
+    with pytest.raises(ContextWindowExceededError) as info:
+        tiny.stream(huge, Sampling.greedy(10))
+    err = info.value
+    assert err.prompt_tokens > 5000 and err.context_window == tiny.context_window == 4096
+    assert "context window" in str(err)
+    # the engine is still usable
+    assert tiny.complete(HELLO, Sampling.greedy(4)).completion_tokens >= 1
+
+
+def test_answer_budget_counts_against_the_window(tiny):
+    n = len(tiny.tokenize_chat(HELLO))
+    with pytest.raises(ContextWindowExceededError):
+        tiny.stream(HELLO, Sampling.greedy(tiny.context_window - n + 1))
+
+
+def test_cancel_event_stops_a_running_stream(tiny):
+    cancel = threading.Event()
+    seen = []
+    with pytest.raises(GenerationCancelledError):
+        for delta in tiny.stream([Message("user", "Count from 1 to 200.")], Sampling.greedy(300), cancel=cancel):
+            seen.append(delta.text)
+            if len(seen) == 3:
+                cancel.set()
+    assert len(seen) == 3
+    assert tiny.complete(HELLO, Sampling.greedy(4)).completion_tokens >= 1  # lock released
+
+
+def test_closing_the_iterator_stops_generation_and_frees_the_engine(tiny):
+    it = tiny.stream([Message("user", "Count from 1 to 200.")], Sampling.greedy(300))
+    next(it)
+    it.close()
+    done = threading.Event()
+    threading.Thread(target=lambda: (tiny.complete(HELLO, Sampling.greedy(4)), done.set()), daemon=True).start()
+    assert done.wait(30)
+
+
+def test_concurrent_callers_are_serialized(tiny):
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(tiny.complete(HELLO, Sampling.greedy(12)).text)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 3 and len(set(results)) == 1  # greedy + no interleaving = identical
+
+
+def test_seeded_sampling_is_reproducible(tiny):
+    s = Sampling.random(0.9, seed=42, max_tokens=16)
+    assert tiny.complete(HELLO, s).text == tiny.complete(HELLO, s).text
+
+
+def test_sampling_rejects_invalid_values():
+    with pytest.raises(ValueError):
+        Sampling(temperature=-1)
+    with pytest.raises(ValueError):
+        Sampling(max_tokens=0)

@@ -1,0 +1,135 @@
+"""The ``tether`` command as a user runs it: a real process, real models.
+
+Bad input must give one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TINY = ["--model", "smollm2-135m"]
+
+
+def tether(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "tether", *args], input=stdin, capture_output=True,
+                          env=dict(os.environ, COLUMNS="200"), timeout=300)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout.decode("utf-8", "replace"),
+                                       proc.stderr.decode("utf-8", "replace"))
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("inputs")
+    paths = {
+        "empty": b"",
+        "blank": b"   \n\t\n",
+        "latin1": "caf\u00e9 cr\u00e8me".encode("latin-1"),
+        "huge": ("The quick brown fox jumps over the lazy dog. " * 2500).encode(),
+        "ok": b"Ths sentense has two erors.",
+        "bad_json": b'[{"app": "Mail", ',
+        "not_list": b'{"app": "Mail"}',
+        "no_body": json.dumps([{"app": "Mail", "sender": "Bo", "timestamp": "2026-11-26T10:00:00"}]).encode(),
+        "blank_body": json.dumps([{"app": "Mail", "sender": "Bo", "body": "  ", "timestamp": "2026-11-26T10:00:00"}]).encode(),
+        "no_origin": json.dumps([{"app": "Mail", "body": "hi", "timestamp": "2026-11-26T10:00:00"}]).encode(),
+        "bad_time": json.dumps([{"app": "Mail", "sender": "Bo", "body": "hi", "timestamp": "yesterday-ish"}]).encode(),
+        "empty_list": b"[]",
+        "latin1_json": '[{"app": "Mail", "sender": "Jos\u00e9", "body": "hi", "timestamp": "2026-11-26T10:00:00"}]'.encode("latin-1"),
+    }
+    for name, data in paths.items():
+        (d / name).write_bytes(data)
+    return {name: d / name for name in paths}
+
+
+TEXT_COMMANDS = [["proofread"], ["rewrite", "--tone", "concise"], ["reply"], ["summarize-text", "--form", "key_points"]]
+
+
+@pytest.mark.parametrize("cmd", TEXT_COMMANDS, ids=lambda c: c[0])
+class TestTextCommandsBadInput:
+    def test_missing_file(self, cmd, tmp_path):
+        assert_one_line_error(tether(*cmd, str(tmp_path / "nope.txt"), *TINY), "no such file")
+
+    def test_directory(self, cmd, tmp_path):
+        assert_one_line_error(tether(*cmd, str(tmp_path), *TINY), "is a directory")
+
+    def test_empty_text(self, cmd, files):
+        assert_one_line_error(tether(*cmd, str(files["empty"]), *TINY), "empty")
+        assert_one_line_error(tether(*cmd, str(files["blank"]), *TINY), "empty")
+
+    def test_empty_stdin(self, cmd):
+        assert_one_line_error(tether(*cmd, "-", *TINY, stdin=b""), "empty")
+
+    def test_invalid_utf8(self, cmd, files):
+        assert_one_line_error(tether(*cmd, str(files["latin1"]), *TINY), "not valid UTF-8")
+
+    def test_over_the_context_window(self, cmd, files):
+        assert_one_line_error(tether(*cmd, str(files["huge"]), *TINY), "context window")
+
+    def test_unknown_model(self, cmd, files):
+        assert_one_line_error(tether(*cmd, str(files["ok"]), "--model", "gpt-9"), "unknown model 'gpt-9'")
+
+
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("empty", "invalid JSON"),
+        ("bad_json", "invalid JSON at line 1"),
+        ("not_list", "JSON list"),
+        ("no_body", "notification 0: body: Field required"),
+        ("blank_body", "notification 0: body"),
+        ("no_origin", "needs a title or a sender"),
+        ("bad_time", "notification 0: timestamp"),
+        ("empty_list", "empty"),
+        ("latin1_json", "not valid UTF-8"),
+    ],
+)
+def test_summarize_bad_input(files, name, needle):
+    assert_one_line_error(tether("summarize", str(files[name]), *TINY), needle)
+
+
+def test_summarize_missing_file(tmp_path):
+    assert_one_line_error(tether("summarize", str(tmp_path / "none.json"), *TINY), "no such file")
+
+
+def test_bad_options_are_usage_errors():
+    proc = tether("rewrite", "--tone", "angry", "-")
+    assert proc.returncode == 2 and "Invalid value for '--tone'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_proofread_json_output(files):
+    proc = tether("proofread", str(files["ok"]), *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["original"] == "Ths sentense has two erors."
+    assert set(data) >= {"corrected", "edits", "model", "duration_s", "fallback"}
+
+
+def test_reply_reads_stdin(tmp_path):
+    proc = tether("reply", "-", *TINY, "--json", stdin=b"Can you make the 3pm call tomorrow?")
+    assert proc.returncode == 0, proc.stderr
+    replies = json.loads(proc.stdout)["replies"]
+    assert len(replies) == 3 and len({r.lower() for r in replies}) == 3
+
+
+def test_summarize_sample_file_json():
+    sample = Path(__file__).parent.parent / "src" / "tether" / "data" / "notifications.json"
+    proc = tether("summarize", str(sample), *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    stacks = json.loads(proc.stdout)["stacks"]
+    assert sum(len(s["notifications"]) for s in stacks) == 12
+    flags = [s["time_sensitive"] for s in stacks]
+    assert flags == sorted(flags, reverse=True)  # time-sensitive stacks first
