@@ -76,11 +76,14 @@ class TestTextCommandsBadInput:
     def test_invalid_utf8(self, cmd, files):
         assert_one_line_error(tether(*cmd, str(files["latin1"]), *TINY), "not valid UTF-8")
 
-    def test_over_the_context_window(self, cmd, files):
-        assert_one_line_error(tether(*cmd, str(files["huge"]), *TINY), "context window")
-
     def test_unknown_model(self, cmd, files):
         assert_one_line_error(tether(*cmd, str(files["ok"]), "--model", "gpt-9"), "unknown model 'gpt-9'")
+
+
+@pytest.mark.parametrize("cmd", [c for c in TEXT_COMMANDS if c[0] != "reply"], ids=lambda c: c[0])
+def test_text_over_the_context_window(cmd, files):
+    """``reply`` is exempt: it reads only an email's first 4,000 characters (test_reply_to_a_huge_email)."""
+    assert_one_line_error(tether(*cmd, str(files["huge"]), *TINY), "context window")
 
 
 @pytest.mark.parametrize(
@@ -123,6 +126,12 @@ def test_reply_reads_stdin(tmp_path):
     assert proc.returncode == 0, proc.stderr
     replies = json.loads(proc.stdout)["replies"]
     assert len(replies) == 3 and len({r.lower() for r in replies}) == 3
+
+
+def test_reply_to_a_huge_email(files):
+    proc = tether("reply", str(files["huge"]), *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)["replies"]) == 3
 
 
 def test_summarize_sample_file_json():

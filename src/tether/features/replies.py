@@ -40,6 +40,9 @@ _FALLBACK_STATEMENT = ["Thanks for letting me know!", "Got it.", "Can we talk ab
 MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend on the gist
 
 
+_ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
+
+
 def _key(reply: str) -> str:
     return re.sub(r"[^\w ]", "", reply.lower()).strip()
 
@@ -47,7 +50,7 @@ def _key(reply: str) -> str:
 def distinct(replies: list[str]) -> list[str]:
     seen, out = set(), []
     for r in replies:
-        r = " ".join(r.split())
+        r = _ENUMERATION.sub("", " ".join(r.split()))
         if r and _key(r) and _key(r) not in seen:
             seen.add(_key(r))
             out.append(r)
