@@ -182,7 +182,7 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     source_lower = source.lower()
     source_words = set(re.findall(r"[\w'’-]+", source_lower))
     problems = []
-    allowed_numbers = numbers_in(source) | {str(len(items))}
+    allowed_numbers = numbers_in(source) | {str(len(items)), str(len(items) - 1)}  # counts of the stack
     problems += [f"number {x}" for x in sorted(numbers_in(summary) - allowed_numbers)]
     for word in {w.lower() for w in _DATE_WORDS.findall(summary)}:
         if word not in source_words and not any(s.startswith(word) for s in source_words if len(word) >= 3 and _DATE_WORDS.fullmatch(s)):
@@ -196,6 +196,18 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
             continue  # already judged above
         problems.append(f"name {word!r}")
     return problems
+
+
+_KEY_FACT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d{4,8}\b")
+
+
+def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
+    """Security codes and money amounts a summary must keep: leaving them out defeats its purpose."""
+    text = " ".join(f"{n.title or ''} {n.body}" for n in items)
+    if len(items) > 3:
+        return []  # a long stack cannot keep every figure in one sentence
+    squashed = summary.replace(" ", "")
+    return [f"missing {fact}" for fact in dict.fromkeys(_KEY_FACT.findall(text)) if fact.replace(" ", "") not in squashed]
 
 
 def extractive_summary(items: list[Notification]) -> str:
@@ -235,7 +247,7 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
         text = session.respond(prompt, sampling=sampling).text if attempt == 0 else session.respond(
             prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)), sampling=sampling).text
         summary = _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
-        problems = unsupported_facts(summary, items)
+        problems = unsupported_facts(summary, items) + missing_key_facts(summary, items)
         if summary and not problems:
             return summary, False
         if not summary:

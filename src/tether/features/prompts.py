@@ -31,8 +31,8 @@ NOTIFICATION_SUMMARY = (
 )
 
 NOTIFICATION_RETRY = (
-    "Your summary contained details that are not in the notifications: {problems}. "
-    "Write it again using only what the notifications say."
+    "That summary has problems: {problems}. Write it again in one sentence, using only what the "
+    "notifications say and keeping any code or amount."
 )
 
 REPLIER = "You help the user answer messages they received. Replies are written as the user, to the sender."

@@ -1,0 +1,119 @@
+"""The deterministic parts of the features: grouping, priority, faithfulness, edits, parsing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from importlib import resources
+
+import pytest
+
+from tether.errors import InputError
+from tether.features import notifications as N
+from tether.features.writing import apply_edits, diff_edits, parse_items, parse_table
+
+
+def note(body: str, *, app="Messages", sender="Ana", title=None, minutes=0, thread=None) -> N.Notification:
+    return N.Notification(app=app, sender=sender, title=title, body=body, thread=thread,
+                          timestamp=datetime(2026, 11, 26, 9, 0) + timedelta(minutes=minutes))
+
+
+def sample() -> list[N.Notification]:
+    return N.parse_notifications(json.loads(resources.files("tether.data").joinpath("notifications.json").read_text()))
+
+
+def test_grouping_by_app_and_thread_then_sender():
+    stacks = N.group(sample())
+    assert len(stacks[("Messages", "alice")]) == 3
+    assert len(stacks[("Slack", "launch")]) == 3
+    assert ("Mail", "Tom Becker") in stacks  # no thread: grouped by sender
+    assert sum(len(v) for v in stacks.values()) == 12
+    for items in stacks.values():
+        assert [n.timestamp for n in items] == sorted(n.timestamp for n in items)
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("Your verification code is 482913.", "security code"),
+    ("123456 is your Acme login code", "security code"),
+    ("New sign-in to your account from Chrome on Linux", "security alert"),
+    ("You paid $12.50 at Corner Cafe", "payment or bank"),
+    ("Your balance is low", "payment or bank"),
+    ("The report is due tomorrow", "deadline"),
+    ("Submit by 5pm please", "deadline"),
+    ("Standup starts in 10 minutes", "meeting soon"),
+    ("Interview with Lee at 3:30 pm", "meeting soon"),
+    ("Your package is out for delivery", "delivery"),
+])
+def test_time_sensitive_rules(body, reason):
+    assert reason in N.time_sensitivity([note(body)])
+
+
+@pytest.mark.parametrize("body", ["Nice photo!", "Rain expected this weekend", "Check out our blog post on gardening"])
+def test_ordinary_messages_are_not_time_sensitive(body):
+    assert N.time_sensitivity([note(body)]) == []
+
+
+def test_repeated_messages_from_one_person():
+    burst = [note(f"hey {i}", minutes=i * 5) for i in range(3)]
+    assert N.time_sensitivity(burst) == ["repeated messages from Ana"]
+    spread = [note(f"hey {i}", minutes=i * 40) for i in range(3)]
+    assert N.time_sensitivity(spread) == []
+
+
+def test_faithfulness_flags_invented_names_numbers_and_dates():
+    items = [note("Lunch at Luigi's at 12:30 on Friday?", sender="Alice Chen")]
+    assert N.unsupported_facts("Alice Chen asks about lunch at Luigi's at 12:30 on Friday.", items) == []
+    assert N.unsupported_facts("Alice asks about lunch.", items) == []
+    problems = N.unsupported_facts("Bob asks Alice about lunch at 1:30 on Saturday.", items)
+    assert "name 'Bob'" in problems and "number 1:30" in problems and "date word 'saturday'" in problems
+
+
+def test_faithfulness_allows_the_stack_size_and_spelled_numbers():
+    items = [note("Two people said yes", minutes=i) for i in range(3)]
+    assert N.unsupported_facts("Ana sent 3 messages: 2 people said yes.", items) == []
+
+
+def test_key_facts_must_be_kept():
+    items = [note("Your code is 482913.", app="Auth", sender=None, title="Code")]
+    assert N.missing_key_facts("You got a sign-in code.", items) == ["missing 482913"]
+    assert N.missing_key_facts("Your code is 482913.", items) == []
+
+
+def test_extractive_summary_uses_only_the_stacks_words():
+    items = [note("First message."), note("Can you call me back? It is about the lease.", minutes=3)]
+    summary = N.extractive_summary(items)
+    assert summary == "Ana: Can you call me back? (+1 more)"
+    assert N.unsupported_facts(summary, items) == []
+
+
+def test_parse_notifications_names_the_bad_item():
+    with pytest.raises(InputError, match="notification 1: body"):
+        N.parse_notifications([{"app": "A", "sender": "B", "body": "x", "timestamp": "2026-01-01T00:00:00"},
+                               {"app": "A", "sender": "B", "timestamp": "2026-01-01T00:00:00"}])
+    with pytest.raises(InputError, match="JSON list"):
+        N.parse_notifications("nope")
+
+
+@pytest.mark.parametrize("original, corrected", [
+    ("Ths is a tst.", "This is a test."),
+    ("i dont know", "I don't know"),
+    ("Hello  world", "Hello world"),
+    ("same text", "same text"),
+    ("Remove the the word.", "Remove the word."),
+    ("Add", "Add more words here."),
+    ("Ünïcode café naïve", "Unicode café naive"),
+])
+def test_edits_have_exact_spans(original, corrected):
+    edits = diff_edits(original, corrected)
+    assert apply_edits(original, edits) == corrected
+    for e in edits:
+        assert original[e.start:e.end] == e.original
+    assert (edits == []) == (original == corrected)
+
+
+def test_parse_items_and_tables():
+    assert parse_items("Intro\n- one\n* two\n3. three\nnot an item") == ["one", "two", "three"]
+    table = parse_table("| a | b |\n|---|---|\n| 1 | 2 |\n| 3 |")
+    assert table == [["a", "b"], ["1", "2"], ["3", ""]]
+    assert parse_table("| a | b |\n| 1 | 2 |") == []  # no separator row: not a table
+    assert parse_table("just text") == []
