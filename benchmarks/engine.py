@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 132)
     threads = args.threads or tether_engine.default_threads()
     path = catalog.pull(args.model, progress=False)
 
@@ -459,14 +459,17 @@ def main(argv: list[str] | None = None) -> int:
     if stack_runs:
         lat = [s.latency_s for s in stack_runs]
         ntable = Table(title=f"summarize_stack on {args.model}: {len(stacks) - 1} different 10-notification stacks x {args.rounds} rounds")
-        for col in ("stack", "prompt tok", "median s", "max s", "generations", "extractive", "summary (last round)"):
-            ntable.add_column(col, justify="left" if col in ("stack", "summary (last round)") else "right")
+        for col in ("stack", "prompt tok", "median s", "max s", "generations", "extractive"):
+            ntable.add_column(col, justify="left" if col == "stack" else "right")
         for name, _ in stacks[1:]:
             mine = [s for s in stack_runs if s.stack == name]
             ntable.add_row(name, str(mine[0].prompt_tokens), f"{median([s.latency_s for s in mine]):.2f}",
                            f"{max(s.latency_s for s in mine):.2f}", "/".join(str(s.generations) for s in mine),
-                           str(sum(s.extractive for s in mine)), mine[-1].summary)
+                           f"{sum(s.extractive for s in mine)}/{len(mine)}")
         console.print(ntable)
+        for name, _ in stacks[1:]:
+            last = [s for s in stack_runs if s.stack == name][-1]
+            console.print(f"  [dim]{name}:[/] {last.summary}" + (" [dim](extractive)[/]" if last.extractive else ""), highlight=False)
         notif = {
             "stacks": len(stacks) - 1,
             "n_runs": len(stack_runs),

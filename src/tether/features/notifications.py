@@ -131,7 +131,7 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("security code", re.compile(r"\b(?:code|otp|passcode|pin)\b\D{0,30}\b\d{4,8}\b|\b\d{4,8}\b\D{0,30}\b(?:code|otp|passcode)\b", re.I)),
     ("security alert", re.compile(r"\b(?:new sign-?in|login attempt|password (?:reset|changed)|suspicious|unusual activity)\b", re.I)),
     ("payment or bank", re.compile(r"\b(?:payment|paid|charged?|transaction|withdrawal|deposit|overdraft|balance|card ending|fraud|invoice|refund)\b|[$€£]\s?\d", re.I)),
-    ("deadline", re.compile(r"\b(?:deadline|due|overdue|expires?|expiring|last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
+    ("deadline", re.compile(r"\b(?:deadline|due|overdue|expires?|expiring|last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|monday|tuesday|wednesday|thursday|friday|saturday|sunday|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
     ("meeting soon", re.compile(r"\b(?:meeting|call|standup|stand-up|appointment|interview)\b.{0,40}\b(?:in \d+\s?(?:min|minutes|mins|hour)|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|today|tomorrow)\b|\bstarts? in \d+\s?(?:min|minutes)\b", re.I)),
     ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
 ]

@@ -1,0 +1,110 @@
+"""Feature behaviour on the default on-device model (qwen2.5-0.5b), greedy decoding."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from tether.features import notifications as N
+from tether.features import replies, writing
+
+pytestmark = pytest.mark.quality
+SMALL = "qwen2.5-0.5b"
+
+
+def data(name: str) -> str:
+    return resources.files("tether.data").joinpath(name).read_text()
+
+
+@pytest.fixture(scope="module")
+def digest(small) -> N.NotificationDigest:
+    return N.summarize_notifications(N.parse_notifications(json.loads(data("notifications.json"))), model=SMALL)
+
+
+def test_digest_groups_and_puts_time_sensitive_first(digest):
+    keys = [(s.app, s.thread) for s in digest.stacks]
+    assert len(keys) == 8 and len(set(keys)) == 8
+    flags = [s.time_sensitive for s in digest.stacks]
+    assert flags == sorted(flags, reverse=True)
+    sensitive = {s.app for s in digest.stacks if s.time_sensitive}
+    assert sensitive == {"Authenticator", "Messages", "Calendar", "Bank", "Parcels", "Mail"}
+    assert digest.stacks[-1].app in {"News", "Slack"}
+    by_app = {s.app: s for s in digest.stacks}
+    assert "repeated messages from Alice Chen" in by_app["Messages"].reasons
+    assert "security code" in by_app["Authenticator"].reasons
+
+
+def test_no_summary_shows_an_invented_fact(digest):
+    for s in digest.stacks:
+        assert s.summary and "\n" not in s.summary
+        if not s.extractive:
+            assert N.unsupported_facts(s.summary, s.notifications) == [], s.summary
+            assert N.missing_key_facts(s.summary, s.notifications) == [], s.summary
+
+
+def test_most_stacks_are_summarized_by_the_model(digest):
+    assert sum(not s.extractive for s in digest.stacks) >= 5
+
+
+def test_weak_model_falls_back_to_extractive_and_stays_faithful(tiny):
+    """The 135M model often invents details; those stacks must fall back, never show them."""
+    items = N.parse_notifications(json.loads(data("notifications.json")))
+    result = N.summarize_notifications(items, model="smollm2-135m")
+    fallbacks = [s for s in result.stacks if s.extractive]
+    assert fallbacks, "expected the 135M model to trip the faithfulness check at least once"
+    for s in result.stacks:
+        assert N.unsupported_facts(s.summary, s.notifications) == [], s.summary
+    for s in fallbacks:
+        assert s.summary == N.extractive_summary(s.notifications)
+
+
+def test_proofread_fixes_errors_with_exact_edits(small):
+    draft = data("draft.txt")
+    result = writing.proofread(draft, model=SMALL)
+    assert not result.fallback
+    assert writing.apply_edits(draft, result.edits) == result.corrected
+    fixed = result.corrected
+    assert "has been moved" in fixed and "your notes" in fixed and "Thursday" in fixed
+    assert "you're notes" not in fixed
+    assert 3 <= len(result.edits) <= 15
+
+
+def test_proofread_leaves_correct_text_nearly_alone(small):
+    text = "The weather is lovely today, so we will walk to the park after lunch."
+    result = writing.proofread(text, model=SMALL)
+    assert len(result.edits) <= 1
+
+
+def test_tones_differ_and_keep_the_facts(small):
+    draft = data("draft.txt")
+    out = {tone: writing.rewrite(draft, tone, model=SMALL) for tone in ("friendly", "professional", "concise")}
+    assert len({r.text for r in out.values()}) == 3
+    for r in out.values():
+        assert r.missing_numbers == [] and "3" in r.text and "Thursday" in r.text
+    assert len(out["concise"].text) < len(out["professional"].text)
+    assert len(out["concise"].text) <= len(draft)
+
+
+def test_summary_is_shorter_and_invents_no_numbers(small):
+    article = data("article.txt")
+    result = writing.summarize(article, "summary", model=SMALL)
+    assert len(result.text) < 0.8 * len(article)
+    assert writing.numbers_in(result.text) <= writing.numbers_in(article)
+
+
+def test_key_points_and_table(small):
+    article = data("article.txt")
+    points = writing.summarize(article, "key_points", model=SMALL)
+    assert 3 <= len(points.items) <= 6
+    table = writing.summarize(article, "table", model=SMALL)
+    assert len(table.table) >= 2 and len(table.table[0]) >= 2
+    assert writing.numbers_in(table.text) <= writing.numbers_in(article)
+
+
+def test_smart_replies_are_three_distinct_short_replies(small):
+    result = replies.smart_replies(data("email.txt"), model=SMALL)
+    assert len(result.replies) == 3
+    assert len({r.lower() for r in result.replies}) == 3
+    assert all(0 < len(r) <= 80 for r in result.replies)
