@@ -142,3 +142,9 @@ def test_summarize_sample_file_json():
     assert sum(len(s["notifications"]) for s in stacks) == 12
     flags = [s["time_sensitive"] for s in stacks]
     assert flags == sorted(flags, reverse=True)  # time-sensitive stacks first
+
+
+def test_threads_option(files):
+    assert tether("--threads", "0", "models", "list").returncode == 2
+    proc = tether("--threads", "1", "proofread", str(files["ok"]), *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr

@@ -117,3 +117,10 @@ def test_parse_items_and_tables():
     assert table == [["a", "b"], ["1", "2"], ["3", ""]]
     assert parse_table("| a | b |\n| 1 | 2 |") == []  # no separator row: not a table
     assert parse_table("just text") == []
+
+
+def test_a_huge_stack_prompt_is_bounded():
+    items = [note(f"message number {i} " + "blah " * 100, minutes=i) for i in range(500)]
+    prompt = N.format_stack(items)
+    assert prompt.count("\n") == N.MAX_PROMPT_NOTIFICATIONS
+    assert "message number 499" in prompt and "message number 0 " not in prompt

@@ -33,8 +33,12 @@ def _one_line(message: str) -> str:
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tether")
-def cli() -> None:
+@click.option("--threads", type=click.IntRange(1, 256), default=None,
+              help="CPU threads for llama.cpp (default: $TETHER_THREADS, else all cores up to 8).")
+def cli(threads: int | None) -> None:
     """Tether: on-device-first AI with small local models."""
+    if threads:
+        os.environ["TETHER_THREADS"] = str(threads)
 
 
 def main() -> None:

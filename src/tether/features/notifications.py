@@ -225,12 +225,13 @@ def extractive_summary(items: list[Notification]) -> str:
 
 MAX_SUMMARY_TOKENS = 48
 MAX_BODY_CHARS = 300
+MAX_PROMPT_NOTIFICATIONS = 20  # a huge stack is summarized from its latest messages; it must fit the window
 
 
 def format_stack(items: list[Notification]) -> str:
     """Compact prompt text: one line per notification (prefill is the expensive part)."""
     lines = []
-    for n in items:
+    for n in items[-MAX_PROMPT_NOTIFICATIONS:]:
         who = n.sender or n.title
         title = f" [{n.title}]" if n.sender and n.title else ""
         body = " ".join(n.body.split())[:MAX_BODY_CHARS]
