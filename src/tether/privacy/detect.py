@@ -277,7 +277,10 @@ def propagate(spans: list[Span], text: str) -> list[Span]:
         spans = resolve_overlaps(spans + named, text)
     taken = [(s.start, s.end) for s in spans]
     extra: list[Span] = []
-    for s in {(s.entity_type, s.text): s for s in spans if len(s.text.strip()) >= 3}.values():
+    # Parts of a full name stand for the person too: "Calan Stevenson … calls me Calan".
+    parts = [s.model_copy(update={"text": w}) for s in spans if s.entity_type == "PERSON" and " " in s.text.strip()
+             for w in s.text.split() if len(w) >= 3 and w[0].isupper() and w[1:].islower()]
+    for s in {(s.entity_type, s.text): s for s in [*spans, *parts] if len(s.text.strip()) >= 3}.values():
         for m in re.finditer(rf"(?<!\w){re.escape(s.text)}(?!\w)", text):
             if not any(a < m.end() and m.start() < b for a, b in taken):
                 extra.append(s.model_copy(update={"start": m.start(), "end": m.end(), "recognizer": "propagated"}))

@@ -383,7 +383,7 @@ _STREET_PATTERNS = [
     RegexPattern("apo_line", r"\b[AFD]PO\s+A[AEP]\s+\d{5}\b", 0.8),
 ]
 
-_DOB_CUE = re.compile(r"(?i)\b(?:born|birth|birthday|b\.|dob|d\.o\.b\.?)\b[^.\n]{0,30}$")
+_DOB_CUE = re.compile(r"(?i)\b(?:born|birth|birthday|b\.|dob|d\.o\.b\.?)\b[^\n]{0,30}$")
 _DATE = re.compile(
     r"\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}[/.\-]\d{1,2}[/.\-]\d{1,2}|"
     r"\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Z][a-z]{2,8}\.?,?\s+(?:19|20)\d{2}|"
