@@ -103,6 +103,40 @@ def percentile(xs: list[float], q: float) -> float:
     return s[lo] + (s[hi] - s[lo]) * (pos - lo)
 
 
+CONTENDED = 0.25  # cores used by other processes during a run above which the run is flagged
+
+
+class CpuMeter:
+    """CPU time used by OTHER processes while a block runs, in cores (Linux /proc/stat).
+
+    llama.cpp's threads spin at barriers, so on a 2-core machine any other busy
+    process slows decoding far more than its share; flagged runs explain outliers.
+    """
+
+    def __init__(self) -> None:
+        self.other_cores: float | None = None
+
+    @staticmethod
+    def _snap() -> tuple[float, float] | None:
+        try:
+            with open("/proc/stat") as f:
+                vals = [int(v) for v in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        t = os.times()
+        busy = (sum(vals) - vals[3] - vals[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+        return busy, t.user + t.system
+
+    def __enter__(self) -> "CpuMeter":
+        self._start, self._t0 = self._snap(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        end, wall = self._snap(), time.perf_counter() - self._t0
+        if self._start and end and wall > 0:
+            self.other_cores = max(0.0, ((end[0] - self._start[0]) - (end[1] - self._start[1])) / wall)
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -123,6 +157,7 @@ class Run:
     completion_tokens: int
     finish: str
     text: str
+    other_cores: float | None = None  # CPU used by other processes during the run
 
     @property
     def decode_tps(self) -> float:
@@ -317,6 +352,168 @@ class StackRun:
     extractive: bool
     prompt_tokens: int
     summary: str
+    other_cores: float | None = None
+
+
+# ----------------------------------------------------------------- report
+
+
+def _quiet(x: Run | StackRun) -> bool:
+    return (x.other_cores or 0) <= CONTENDED
+
+
+def summarize(runs: list[Run], stack_runs: list[StackRun], prompt_tokens: dict[str, int]) -> dict[str, Any]:
+    """Medians and ratios. Per-prompt rows use the runs not flagged noisy (all runs if none is quiet);
+    the headline figures use every run."""
+
+    def pick(side: str, label: str | None = None) -> list[Run]:
+        return [r for r in runs if r.side == side and (label is None or r.prompt == label)]
+
+    def prefer_quiet(xs: list[Run]) -> list[Run]:
+        return [x for x in xs if _quiet(x)] or xs
+
+    per_prompt = {}
+    for label in dict.fromkeys(r.prompt for r in runs):
+        t_all, r_all = pick("tether", label), pick("raw", label)
+        t, r = prefer_quiet(t_all), prefer_quiet(r_all)
+        per_prompt[label] = {
+            "prompt_tokens": prompt_tokens.get(label, 0),
+            "completion_tokens": int(median([x.completion_tokens for x in t_all])),
+            "tether_decode_tps": median([x.decode_tps for x in t]),
+            "raw_decode_tps": median([x.decode_tps for x in r]),
+            "tether_ttft_ms": 1000 * median([x.ttft_s for x in t]),
+            "raw_ttft_ms": 1000 * median([x.ttft_s for x in r]),
+            "same_text": all(a.text == b.text for a, b in zip(t_all, r_all)),
+            "noisy_runs": sum(not _quiet(x) for x in t_all + r_all),
+            "runs": len(t_all) + len(r_all),
+        }
+
+    t_all, r_all = pick("tether"), pick("raw")
+    # Paired: the same prompt in the same round, run back to back.
+    pairs = [(a, b) for a in t_all for b in r_all if a.prompt == b.prompt and a.round == b.round]
+    quiet_pairs = [(a, b) for a, b in pairs if _quiet(a) and _quiet(b)]
+    overall: dict[str, Any] = {
+        "tether_decode_tps": median([x.decode_tps for x in t_all]),
+        "raw_decode_tps": median([x.decode_tps for x in r_all]),
+        "tether_ttft_ms": 1000 * median([x.ttft_s for x in t_all]),
+        "raw_ttft_ms": 1000 * median([x.ttft_s for x in r_all]),
+        "decode_ratio_paired_median": median([a.decode_tps / b.decode_tps for a, b in pairs]),
+        "ttft_ratio_paired_median": median([a.ttft_s / b.ttft_s for a, b in pairs]),
+        "quiet": {
+            "tether_decode_tps": median([x.decode_tps for x in t_all if _quiet(x)]),
+            "raw_decode_tps": median([x.decode_tps for x in r_all if _quiet(x)]),
+            "tether_ttft_ms": 1000 * median([x.ttft_s for x in t_all if _quiet(x)]),
+            "raw_ttft_ms": 1000 * median([x.ttft_s for x in r_all if _quiet(x)]),
+            "pairs": len(quiet_pairs),
+            "decode_ratio_paired_median": median([a.decode_tps / b.decode_tps for a, b in quiet_pairs]),
+            "ttft_ratio_paired_median": median([a.ttft_s / b.ttft_s for a, b in quiet_pairs]),
+        },
+        "runs": len(runs),
+        "contended_runs": sum(not _quiet(x) for x in runs),
+        "same_text": all(v["same_text"] for v in per_prompt.values()),
+        "finish_reasons": sorted({f"{x.side}:{x.finish}" for x in runs}),
+    }
+    overall["decode_ratio"] = overall["tether_decode_tps"] / overall["raw_decode_tps"]
+    overall["ttft_ratio"] = overall["tether_ttft_ms"] / overall["raw_ttft_ms"]
+    q = overall["quiet"]
+    if q["pairs"]:
+        q["decode_ratio"] = q["tether_decode_tps"] / q["raw_decode_tps"]
+        q["ttft_ratio"] = q["tether_ttft_ms"] / q["raw_ttft_ms"]
+
+    notif: dict[str, Any] = {}
+    if stack_runs:
+        lat = [s.latency_s for s in stack_runs]
+        quiet = [s.latency_s for s in stack_runs if _quiet(s)]
+        per_stack = {}
+        for name in dict.fromkeys(s.stack for s in stack_runs):
+            mine = [s for s in stack_runs if s.stack == name]
+            per_stack[name] = {
+                "prompt_tokens": mine[0].prompt_tokens,
+                "median_s": median([s.latency_s for s in ([m for m in mine if _quiet(m)] or mine)]),
+                "max_s": max(s.latency_s for s in mine),
+                "generations": [s.generations for s in mine],
+                "extractive": sum(s.extractive for s in mine),
+                "noisy_runs": sum(not _quiet(s) for s in mine),
+                "runs": len(mine),
+                "summary": mine[-1].summary,
+                "summary_extractive": mine[-1].extractive,
+            }
+        notif = {
+            "stacks": len(per_stack),
+            "n_runs": len(stack_runs),
+            "median_s": median(lat),
+            "p90_s": percentile(lat, 90),
+            "max_s": max(lat),
+            "median_quiet_s": median(quiet),
+            "p90_quiet_s": percentile(quiet, 90),
+            "median_of_stack_medians_s": median([v["median_s"] for v in per_stack.values()]),
+            "extractive": sum(s.extractive for s in stack_runs),
+            "extractive_stacks": sorted({s.stack for s in stack_runs if s.extractive}),
+            "retried": sum(s.generations > 1 for s in stack_runs),
+            "contended_runs": sum(not _quiet(s) for s in stack_runs),
+            "per_stack": per_stack,
+        }
+    return {"engine": {"overall": overall, "per_prompt": per_prompt}, "notifications": notif}
+
+
+def render(console: Console, config: dict[str, Any], result: dict[str, Any]) -> None:
+    overall, per_prompt = result["engine"]["overall"], result["engine"]["per_prompt"]
+    table = Table(title=f"{config['model']}: tether.Session vs raw llama_cpp.Llama (streaming, greedy, max_tokens={config['max_tokens']}, "
+                        f"{config['n_threads']} threads, {config['rounds']} rounds)",
+                  caption=f"medians; per-prompt rows leave out runs flagged noisy (> {CONTENDED} cores busy in other processes)")
+    for col in ("prompt", "prompt tok", "compl tok", "tether tok/s", "raw tok/s", "ratio", "tether TTFT ms", "raw TTFT ms", "ratio",
+                "same text", "noisy runs"):
+        table.add_column(col, justify="left" if col == "prompt" else "right")
+    for label, row in per_prompt.items():
+        table.add_row(label, str(row["prompt_tokens"]), str(row["completion_tokens"]),
+                      f"{row['tether_decode_tps']:.1f}", f"{row['raw_decode_tps']:.1f}",
+                      f"{row['tether_decode_tps'] / row['raw_decode_tps']:.3f}",
+                      f"{row['tether_ttft_ms']:.0f}", f"{row['raw_ttft_ms']:.0f}",
+                      f"{row['tether_ttft_ms'] / row['raw_ttft_ms']:.3f}", "yes" if row["same_text"] else "NO",
+                      f"{row['noisy_runs']}/{row['runs']}")
+    table.add_section()
+    q = overall["quiet"]
+    if q["pairs"]:
+        table.add_row("quiet runs", "", "", f"{q['tether_decode_tps']:.1f}", f"{q['raw_decode_tps']:.1f}", f"{q['decode_ratio']:.3f}",
+                      f"{q['tether_ttft_ms']:.0f}", f"{q['raw_ttft_ms']:.0f}", f"{q['ttft_ratio']:.3f}", "", "")
+    table.add_row("[b]all runs", "", "", f"[b]{overall['tether_decode_tps']:.1f}", f"[b]{overall['raw_decode_tps']:.1f}",
+                  f"[b]{overall['decode_ratio']:.3f}", f"[b]{overall['tether_ttft_ms']:.0f}", f"[b]{overall['raw_ttft_ms']:.0f}",
+                  f"[b]{overall['ttft_ratio']:.3f}", "yes" if overall["same_text"] else "NO",
+                  f"{overall['contended_runs']}/{overall['runs']}")
+    console.print(table)
+
+    notif = result["notifications"]
+    if notif:
+        ntable = Table(title=f"summarize_stack on {config['model']}: {notif['stacks']} different 10-notification stacks x {config['rounds']} rounds",
+                       caption="median leaves out noisy runs; generations: 2 = the faithfulness retry ran")
+        for col in ("stack", "prompt tok", "median s", "max s", "generations", "extractive", "noisy runs"):
+            ntable.add_column(col, justify="left" if col == "stack" else "right")
+        for name, st in notif["per_stack"].items():
+            ntable.add_row(name, str(st["prompt_tokens"]), f"{st['median_s']:.2f}", f"{st['max_s']:.2f}",
+                           "/".join(map(str, st["generations"])), f"{st['extractive']}/{st['runs']}", f"{st['noisy_runs']}/{st['runs']}")
+        console.print(ntable)
+        for name, st in notif["per_stack"].items():
+            console.print(f"  [dim]{name}:[/] {st['summary']}" + (" [dim](extractive)[/]" if st.get("summary_extractive") else ""),
+                          highlight=False)
+
+    console.rule("summary")
+    ok = "[green]OK[/]" if overall["decode_ratio"] >= 0.97 else "[red]below target[/]"
+    console.print(f"decode tok/s  tether {overall['tether_decode_tps']:.1f}  raw {overall['raw_decode_tps']:.1f}  "
+                  f"ratio {overall['decode_ratio']:.3f} (paired median {overall['decode_ratio_paired_median']:.3f}; target >= 0.97) {ok}")
+    console.print(f"TTFT ms       tether {overall['tether_ttft_ms']:.0f}  raw {overall['raw_ttft_ms']:.0f}  "
+                  f"ratio {overall['ttft_ratio']:.3f} (paired median {overall['ttft_ratio_paired_median']:.3f})")
+    if overall["contended_runs"]:
+        console.print(f"[yellow]{overall['contended_runs']}/{overall['runs']} engine runs shared the CPU with other processes "
+                      f"(> {CONTENDED} cores busy elsewhere); over the {q['pairs']} pairs where neither side did: "
+                      f"decode ratio {q['decode_ratio_paired_median']:.3f}, TTFT ratio {q['ttft_ratio_paired_median']:.3f}")
+    if notif:
+        ok = "[green]OK[/]" if notif["median_s"] <= 3.0 else "[red]above target[/]"
+        console.print(f"notification stack (10 items)  median {notif['median_s']:.2f} s  p90 {notif['p90_s']:.2f} s  "
+                      f"max {notif['max_s']:.2f} s  (target median <= 3 s) {ok}; extractive fallback {notif['extractive']}/{notif['n_runs']}, "
+                      f"retried {notif['retried']}/{notif['n_runs']}")
+        if notif["contended_runs"]:
+            console.print(f"[yellow]{notif['contended_runs']}/{notif['n_runs']} notification runs shared the CPU with other processes; "
+                          f"without them: median {notif['median_quiet_s']:.2f} s, p90 {notif['p90_quiet_s']:.2f} s")
 
 
 # ----------------------------------------------------------------- main
@@ -330,11 +527,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="n_threads for both engines (default: tether's default)")
     ap.add_argument("--skip-notifications", action="store_true", help="only run the engine comparison")
     ap.add_argument("--json", type=Path, default=None, metavar="PATH", help="write all results as JSON to PATH")
+    ap.add_argument("--report", type=Path, default=None, metavar="PATH", help="print the tables of a saved --json file; run nothing")
     args = ap.parse_args(argv)
     if args.rounds < 1:
         ap.error("--rounds must be >= 1")
-
     console = Console(width=None if sys.stdout.isatty() else 132)
+
+    if args.report:
+        payload = json.loads(args.report.read_text())
+        runs = [Run(**{k: v for k, v in r.items() if k != "decode_tps"}) for r in payload["engine"]["runs"]]
+        stack_runs = [StackRun(**s) for s in payload.get("notifications", {}).get("runs", [])]
+        console.print(f"{args.report}: {payload['date']}, {payload['machine']['cpu']}, llama-cpp-python {payload['versions']['llama_cpp_python']}")
+        prompt_tokens = payload["config"].get("prompt_tokens") or {k: v["prompt_tokens"] for k, v in payload["engine"]["per_prompt"].items()}
+        render(console, payload["config"], summarize(runs, stack_runs, prompt_tokens))
+        return 0
+
     threads = args.threads or tether_engine.default_threads()
     path = catalog.pull(args.model, progress=False)
 
@@ -372,10 +579,13 @@ def main(argv: list[str] | None = None) -> int:
                 order = ("tether", "raw") if (rnd + i) % 2 == 0 else ("raw", "tether")
                 for side in order:
                     progress.update(task, description=f"engine r{rnd + 1} {label:<8} {side}")
-                    if side == "tether":
-                        runs.append(run_tether(engine, prompt, args.max_tokens, label, rnd))
-                    else:
-                        runs.append(run_raw(raw, prompt_ids[label], prompt, args.max_tokens, label, rnd))
+                    with CpuMeter() as meter:
+                        if side == "tether":
+                            run = run_tether(engine, prompt, args.max_tokens, label, rnd)
+                        else:
+                            run = run_raw(raw, prompt_ids[label], prompt, args.max_tokens, label, rnd)
+                    run.other_cores = meter.other_cores
+                    runs.append(run)
                     progress.advance(task)
 
         if stacks:
@@ -396,114 +606,33 @@ def main(argv: list[str] | None = None) -> int:
                     n_prompt = len(engine.tokenize_chat([Message("system", feature_prompts.NOTIFICATION_SUMMARY),
                                                          Message("user", format_stack(items))]))
                     generations = 0
-                    t0 = time.perf_counter()
-                    summary, extractive = summarize_stack(items, model=args.model)
-                    dt = time.perf_counter() - t0
+                    with CpuMeter() as meter:
+                        t0 = time.perf_counter()
+                        summary, extractive = summarize_stack(items, model=args.model)
+                        dt = time.perf_counter() - t0
                     if rnd >= 0:
-                        stack_runs.append(StackRun(name, rnd, dt, generations, extractive, n_prompt, summary))
+                        stack_runs.append(StackRun(name, rnd, dt, generations, extractive, n_prompt, summary, meter.other_cores))
                     progress.advance(task)
             finally:
                 del engine.stream
         progress.update(task, description="done")
 
-    # ------------------------------------------------------------- report
-    labels = [label for label, _ in PROMPTS]
-
-    def pick(side: str, label: str | None = None) -> list[Run]:
-        return [r for r in runs if r.side == side and (label is None or r.prompt == label)]
-
-    table = Table(title=f"{args.model}: tether.Session vs raw llama_cpp.Llama  (streaming, greedy, max_tokens={args.max_tokens}, "
-                        f"{threads} threads, medians of {args.rounds} rounds)")
-    for col in ("prompt", "prompt tok", "compl tok", "tether tok/s", "raw tok/s", "ratio", "tether TTFT ms", "raw TTFT ms", "ratio", "same text"):
-        table.add_column(col, justify="left" if col == "prompt" else "right")
-    per_prompt = {}
-    for label in labels:
-        t, r = pick("tether", label), pick("raw", label)
-        row = {
-            "prompt_tokens": len(prompt_ids[label]),
-            "completion_tokens": int(median([x.completion_tokens for x in t])),
-            "tether_decode_tps": median([x.decode_tps for x in t]),
-            "raw_decode_tps": median([x.decode_tps for x in r]),
-            "tether_ttft_ms": 1000 * median([x.ttft_s for x in t]),
-            "raw_ttft_ms": 1000 * median([x.ttft_s for x in r]),
-            "same_text": all(a.text == b.text for a, b in zip(t, r)),
-        }
-        per_prompt[label] = row
-        table.add_row(label, str(row["prompt_tokens"]), str(row["completion_tokens"]),
-                      f"{row['tether_decode_tps']:.1f}", f"{row['raw_decode_tps']:.1f}",
-                      f"{row['tether_decode_tps'] / row['raw_decode_tps']:.3f}",
-                      f"{row['tether_ttft_ms']:.0f}", f"{row['raw_ttft_ms']:.0f}",
-                      f"{row['tether_ttft_ms'] / row['raw_ttft_ms']:.3f}", "yes" if row["same_text"] else "NO")
-
-    t_all, r_all = pick("tether"), pick("raw")
-    overall = {
-        "tether_decode_tps": median([x.decode_tps for x in t_all]),
-        "raw_decode_tps": median([x.decode_tps for x in r_all]),
-        "tether_ttft_ms": 1000 * median([x.ttft_s for x in t_all]),
-        "raw_ttft_ms": 1000 * median([x.ttft_s for x in r_all]),
-    }
-    # Paired ratios: the same prompt in the same round, run back to back.
-    pairs = [(a, b) for a in t_all for b in r_all if a.prompt == b.prompt and a.round == b.round]
-    overall["decode_ratio"] = overall["tether_decode_tps"] / overall["raw_decode_tps"]
-    overall["ttft_ratio"] = overall["tether_ttft_ms"] / overall["raw_ttft_ms"]
-    overall["decode_ratio_paired_median"] = median([a.decode_tps / b.decode_tps for a, b in pairs])
-    overall["ttft_ratio_paired_median"] = median([a.ttft_s / b.ttft_s for a, b in pairs])
-    overall["finish_reasons"] = sorted({f"{x.side}:{x.finish}" for x in runs})
-    table.add_section()
-    table.add_row("[b]all", "", "", f"[b]{overall['tether_decode_tps']:.1f}", f"[b]{overall['raw_decode_tps']:.1f}",
-                  f"[b]{overall['decode_ratio']:.3f}", f"[b]{overall['tether_ttft_ms']:.0f}", f"[b]{overall['raw_ttft_ms']:.0f}",
-                  f"[b]{overall['ttft_ratio']:.3f}", "yes" if all(v["same_text"] for v in per_prompt.values()) else "NO")
-    console.print(table)
-
-    notif: dict[str, Any] = {}
-    if stack_runs:
-        lat = [s.latency_s for s in stack_runs]
-        ntable = Table(title=f"summarize_stack on {args.model}: {len(stacks) - 1} different 10-notification stacks x {args.rounds} rounds")
-        for col in ("stack", "prompt tok", "median s", "max s", "generations", "extractive"):
-            ntable.add_column(col, justify="left" if col == "stack" else "right")
-        for name, _ in stacks[1:]:
-            mine = [s for s in stack_runs if s.stack == name]
-            ntable.add_row(name, str(mine[0].prompt_tokens), f"{median([s.latency_s for s in mine]):.2f}",
-                           f"{max(s.latency_s for s in mine):.2f}", "/".join(str(s.generations) for s in mine),
-                           f"{sum(s.extractive for s in mine)}/{len(mine)}")
-        console.print(ntable)
-        for name, _ in stacks[1:]:
-            last = [s for s in stack_runs if s.stack == name][-1]
-            console.print(f"  [dim]{name}:[/] {last.summary}" + (" [dim](extractive)[/]" if last.extractive else ""), highlight=False)
-        notif = {
-            "stacks": len(stacks) - 1,
-            "n_runs": len(stack_runs),
-            "median_s": median(lat),
-            "p90_s": percentile(lat, 90),
-            "max_s": max(lat),
-            "extractive": sum(s.extractive for s in stack_runs),
-            "extractive_stacks": sorted({s.stack for s in stack_runs if s.extractive}),
-            "retried": sum(s.generations > 1 for s in stack_runs),
-        }
-
-    console.rule("summary")
-    ok = "[green]OK[/]" if overall["decode_ratio"] >= 0.97 else "[red]below target[/]"
-    console.print(f"decode tok/s  tether {overall['tether_decode_tps']:.1f}  raw {overall['raw_decode_tps']:.1f}  "
-                  f"ratio {overall['decode_ratio']:.3f} (paired median {overall['decode_ratio_paired_median']:.3f}; target >= 0.97) {ok}")
-    console.print(f"TTFT ms       tether {overall['tether_ttft_ms']:.0f}  raw {overall['raw_ttft_ms']:.0f}  "
-                  f"ratio {overall['ttft_ratio']:.3f} (paired median {overall['ttft_ratio_paired_median']:.3f})")
-    if notif:
-        ok = "[green]OK[/]" if notif["median_s"] <= 3.0 else "[red]above target[/]"
-        console.print(f"notification stack (10 items)  median {notif['median_s']:.2f} s  p90 {notif['p90_s']:.2f} s  "
-                      f"max {notif['max_s']:.2f} s  (target median <= 3 s) {ok}; extractive fallback {notif['extractive']}/{notif['n_runs']}, "
-                      f"retried {notif['retried']}/{notif['n_runs']}")
+    config = {"model": args.model, "path": str(path), "n_ctx": engine.context_window, "n_threads": threads,
+              "max_tokens": args.max_tokens, "rounds": args.rounds,
+              "prompt_tokens": {label: len(ids) for label, ids in prompt_ids.items()}}
+    result = summarize(runs, stack_runs, config["prompt_tokens"])
+    render(console, config, result)
 
     if args.json:
         payload = {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
             "elapsed_s": round(time.time() - started, 1),
-            "machine": {"cpu": cpu_model(), "arch": platform.machine(), "cpu_count": os.cpu_count()},
+            "machine": {"cpu": cpu_model(), "arch": platform.machine(), "cpu_count": os.cpu_count(),
+                        "loadavg_at_end": os.getloadavg() if hasattr(os, "getloadavg") else None},
             "versions": {"llama_cpp_python": llama_cpp.__version__, "python": platform.python_version()},
-            "config": {"model": args.model, "path": str(path), "n_ctx": engine.context_window, "n_threads": threads,
-                       "max_tokens": args.max_tokens, "rounds": args.rounds},
-            "engine": {"overall": overall, "per_prompt": per_prompt,
-                       "runs": [asdict(r) | {"decode_tps": r.decode_tps} for r in runs]},
-            "notifications": notif | {"runs": [asdict(s) for s in stack_runs]} if notif else {},
+            "config": config,
+            "engine": result["engine"] | {"runs": [asdict(r) | {"decode_tps": r.decode_tps} for r in runs]},
+            "notifications": result["notifications"] | {"runs": [asdict(s) for s in stack_runs]} if stack_runs else {},
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
