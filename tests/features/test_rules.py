@@ -124,3 +124,8 @@ def test_a_huge_stack_prompt_is_bounded():
     prompt = N.format_stack(items)
     assert prompt.count("\n") == N.MAX_PROMPT_NOTIFICATIONS
     assert "message number 499" in prompt and "message number 0 " not in prompt
+
+
+def test_a_summary_cut_by_the_cap_loses_its_broken_clause():
+    assert N._drop_cut_clause("Deploy rolled back, error rate back under 0.") == "Deploy rolled back."
+    assert N._drop_cut_clause("Marco fixed the pricing comments and shipping is on Fri") == "Marco fixed the pricing comments and shipping is on."

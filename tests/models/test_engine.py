@@ -135,3 +135,22 @@ def test_sampling_rejects_invalid_values():
         Sampling(temperature=-1)
     with pytest.raises(ValueError):
         Sampling(max_tokens=0)
+
+
+def test_stop_strings_end_generation_and_are_not_emitted(tiny):
+    prompt = [Message("user", "Count from 1 to 30, comma separated.")]
+    full = tiny.complete(prompt, Sampling.greedy(60)).text
+    assert "5," in full
+    result: list[Completion] = []
+    pieces = [d.text for d in tiny.stream(prompt, Sampling.greedy(60, stop=("5,",)), result=result)]
+    stopped = result[0]
+    assert stopped.finish_reason == "stop" and "".join(pieces) == stopped.text
+    assert stopped.text == full[: full.index("5,")]
+
+
+def test_partial_stop_suffix():
+    from tether.models.engine import _partial_stop_suffix
+
+    assert _partial_stop_suffix("end of it.", (". ",)) == 1
+    assert _partial_stop_suffix("abc", ("xyz",)) == 0
+    assert _partial_stop_suffix("ab", ("abc", "b!")) == 2

@@ -244,9 +244,14 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
     session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
     prompt = format_stack(items)
     for attempt in range(2):
-        sampling = Sampling.greedy(MAX_SUMMARY_TOKENS)
-        text = session.respond(prompt, sampling=sampling).text if attempt == 0 else session.respond(
-            prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)), sampling=sampling).text
+        if attempt == 0:
+            response = session.respond(prompt, sampling=Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
+        else:  # sampled: a greedy retry tends to repeat the same mistake
+            response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
+                                       sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
+        text = response.text
+        if response.completion.finish_reason == "length":
+            text = _drop_cut_clause(text)
         summary = _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
         problems = unsupported_facts(summary, items) + missing_key_facts(summary, items)
         if summary and not problems:
@@ -256,6 +261,17 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
     return extractive_summary(items), True
 
 
+SENTENCE_END = (". ", "! ", "? ", "\n")  # one sentence is all we keep, so stop generating there
+
+
+def _drop_cut_clause(text: str) -> str:
+    """A summary cut by the token cap ends mid-clause ("…under 0."): keep the complete part."""
+    head = re.split(r"[,;:]\s+(?=[^,;:]*$)", text.rstrip(), maxsplit=1)[0] if re.search(r"[,;:]\s", text) else ""
+    if not head:
+        head = text.rstrip().rsplit(" ", 1)[0]
+    return head.rstrip(" ,;:-") + "."
+
+
 def _strip_app_echo(text: str, app: str) -> str:
     """Small models sometimes open with the prompt's header ("News notifications: …")."""
     return re.sub(rf"^(?:app:\s*)?{re.escape(app)}(?:\s+notifications?)?\s*[-:–]\s*", "", text, flags=re.I)
@@ -263,8 +279,8 @@ def _strip_app_echo(text: str, app: str) -> str:
 
 def _one_sentence(text: str) -> str:
     text = " ".join(text.split())
-    first = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0]
-    return first
+    first = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0].strip()
+    return first + "." if first and first[-1] not in ".!?" else first
 
 
 def summarize_notifications(

@@ -52,6 +52,7 @@ class Sampling:
     top_k: int = 40
     seed: int | None = None
     max_tokens: int = 256
+    stop: tuple[str, ...] = ()  # generation ends before the first of these strings
 
     def __post_init__(self) -> None:
         if self.temperature < 0:
@@ -62,12 +63,13 @@ class Sampling:
             raise ValueError("max_tokens must be >= 1")
 
     @classmethod
-    def greedy(cls, max_tokens: int = 256) -> "Sampling":
-        return cls(temperature=0.0, max_tokens=max_tokens)
+    def greedy(cls, max_tokens: int = 256, stop: tuple[str, ...] = ()) -> "Sampling":
+        return cls(temperature=0.0, max_tokens=max_tokens, stop=stop)
 
     @classmethod
-    def random(cls, temperature: float = 0.7, top_p: float = 0.95, seed: int | None = None, max_tokens: int = 256) -> "Sampling":
-        return cls(temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens)
+    def random(cls, temperature: float = 0.7, top_p: float = 0.95, seed: int | None = None, max_tokens: int = 256,
+               stop: tuple[str, ...] = ()) -> "Sampling":
+        return cls(temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, stop=stop)
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ class LlamaEngine:
         llama_cpp = self._llama_cpp
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         pieces: list[str] = []
+        stop = sampling.stop
+        held = ""  # text withheld because it may begin a stop string
         lps: list[TokenLogprob] = []
         finish = "length"
         n = 0
@@ -252,6 +256,20 @@ class LlamaEngine:
                     lp = self._logprob(token, top_logprobs) if want_logprobs else None
                     if lp is not None:
                         lps.append(lp)
+                    if stop:
+                        held += text
+                        cut = min((i for i in (held.find(x) for x in stop) if i >= 0), default=-1)
+                        if cut >= 0:
+                            if held[:cut]:
+                                pieces.append(held[:cut])
+                                yield Delta(held[:cut], lp)
+                            held = ""
+                            finish = "stop"
+                            break
+                        keep = _partial_stop_suffix(held, stop)
+                        text, held = held[: len(held) - keep], held[len(held) - keep :]
+                        if not text:
+                            continue
                     pieces.append(text)
                     yield Delta(text, lp)
                     if cancel is not None and cancel.is_set():
@@ -266,7 +284,7 @@ class LlamaEngine:
                 raise GenerationError(f"llama.cpp failed during generation: {exc}") from exc
             finally:
                 gen.close()
-            tail = decoder.decode(b"", final=True)
+            tail = ("" if finish == "stop" else held) + decoder.decode(b"", final=True)
             if tail:
                 pieces.append(tail)
                 yield Delta(tail)
@@ -300,6 +318,17 @@ class LlamaEngine:
 
     def _piece(self, token: int) -> str:
         return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+
+
+def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:
+    """Length of the longest end of ``text`` that is a proper prefix of a stop string."""
+    best = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), best, -1):
+            if text.endswith(stop[:n]):
+                best = n
+                break
+    return best
 
 
 # ----------------------------------------------------------------- registry
