@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from rich.console import Console
 
 from tether.errors import InputError
+from tether.features._common import decode_utf8
 from tether.models import catalog
 from tether.models.engine import LlamaEngine, load
 
@@ -40,10 +41,7 @@ def read_bytes(source: str) -> tuple[bytes, str]:
 
 def read_text(source: str) -> str:
     raw, name = read_bytes(source)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+    text = decode_utf8(raw, name)
     if not text.strip():
         raise InputError(f"{name}: text is empty")
     return text

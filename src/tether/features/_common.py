@@ -20,6 +20,14 @@ def check_text(text: str, what: str = "text") -> str:
     return text
 
 
+def decode_utf8(raw: bytes, name: str) -> str:
+    """Strict UTF-8: guessing an encoding would silently corrupt the user's text."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+
+
 def answer_budget(engine: LlamaEngine, text: str, factor: float = 1.4, floor: int = 48) -> int:
     """Tokens to allow for an answer about as long as ``text``."""
     return max(floor, int(engine.count_tokens(text) * factor) + 16)

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError, field_validator, model_validato
 
 from tether.errors import InputError
 from tether.features import prompts
-from tether.features._common import clean_output, numbers_in
+from tether.features._common import clean_output, decode_utf8, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
@@ -104,10 +104,7 @@ def load_notifications(path: str | Path) -> list[Notification]:
 
 
 def decode_json(raw: bytes, name: str) -> Any:
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+    text = decode_utf8(raw, name)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
