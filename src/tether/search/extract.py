@@ -1,0 +1,211 @@
+"""File readers: each turns one file into items (an email, an event, a note, a record).
+
+Readers never raise on bad content they can work around: non-UTF-8 bytes are
+decoded with replacement and flagged. A file that cannot be parsed at all
+raises ``ExtractError`` and the indexer skips it and reports why.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import mailbox
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+from pathlib import Path
+
+SUFFIXES = {".eml": "mail", ".mbox": "mail", ".ics": "calendar", ".md": "note", ".markdown": "note",
+            ".txt": "note", ".json": "record", ".yaml": "record", ".yml": "record"}
+
+
+class ExtractError(Exception):
+    """The file cannot be read as its type; the message says why."""
+
+
+@dataclass
+class Item:
+    key: str  # stable within the file: message id, event uid, record index
+    title: str
+    text: str
+
+
+@dataclass
+class Extracted:
+    kind: str
+    items: list[Item]
+    flags: list[str] = field(default_factory=list)
+
+
+def kind_of(path: Path) -> str | None:
+    return SUFFIXES.get(path.suffix.lower())
+
+
+def decode(raw: bytes, flags: list[str]) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        flags.append("non-utf8")
+        return raw.decode("utf-8", errors="replace")
+
+
+def extract(path: Path, raw: bytes) -> Extracted:
+    kind = kind_of(path)
+    if kind is None:
+        raise ExtractError(f"unsupported file type {path.suffix!r}")
+    flags: list[str] = []
+    suffix = path.suffix.lower()
+    if suffix == ".eml":
+        items = [_mail_item(email.message_from_bytes(raw, policy=email.policy.default), path.name, flags)]
+    elif suffix == ".mbox":
+        items = _mbox(path, flags)
+    elif kind == "calendar":
+        items = _ics(decode(raw, flags), path.name)
+    elif kind == "record":
+        items = _records(decode(raw, flags), suffix, path.name)
+    else:
+        text = decode(raw, flags)
+        items = [Item(key=path.name, title=_note_title(text, path), text=text)]
+    items = [i for i in items if i.text.strip() or i.title.strip()]
+    return Extracted(kind=kind, items=items, flags=flags)
+
+
+# ---------------------------------------------------------------- mail
+
+def _mail_item(msg: Message, fallback_key: str, flags: list[str]) -> Item:
+    if not msg.keys():
+        raise ExtractError("no mail headers")
+    headers = []
+    for h in ("From", "To", "Cc", "Date"):
+        if msg.get(h):
+            headers.append(f"{h}: {msg.get(h)}")
+    body = _mail_body(msg, flags)
+    subject = str(msg.get("Subject", "") or "")
+    key = str(msg.get("Message-ID", "") or fallback_key).strip()
+    return Item(key=key, title=subject, text="\n".join(headers) + "\n\n" + body)
+
+
+def _mail_body(msg: Message, flags: list[str]) -> str:
+    parts = msg.walk() if msg.is_multipart() else [msg]
+    texts = []
+    for part in parts:
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        if part.get_content_disposition() == "attachment":
+            continue
+        payload = part.get_payload(decode=True) or b""
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            text = payload.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            flags.append("non-utf8")
+            text = payload.decode("utf-8", errors="replace")
+        if part.get_content_subtype() == "html":
+            text = re.sub(r"<[^>]+>", " ", text)
+        texts.append(text)
+    return "\n\n".join(texts)
+
+
+def _mbox(path: Path, flags: list[str]) -> list[Item]:
+    box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default),
+                       create=False)
+    items = []
+    try:
+        for n, msg in enumerate(box):
+            if msg is None:
+                continue
+            try:
+                items.append(_mail_item(msg, f"{path.name}#{n}", flags))
+            except ExtractError:
+                flags.append(f"message {n} skipped")
+    finally:
+        box.close()
+    if not items:
+        raise ExtractError("no messages in mbox")
+    return items
+
+
+# ---------------------------------------------------------------- calendar
+
+_ICS_FIELDS = {"SUMMARY": "title", "DESCRIPTION": "Description", "LOCATION": "Location",
+               "DTSTART": "Start", "DTEND": "End", "ATTENDEE": "Attendee", "ORGANIZER": "Organizer"}
+
+
+def _ics(text: str, name: str) -> list[Item]:
+    lines = re.sub(r"\r?\n[ \t]", "", text).splitlines()  # unfold continuation lines
+    if not any(line.strip().upper() == "BEGIN:VCALENDAR" for line in lines[:5]):
+        raise ExtractError("not an iCalendar file (no BEGIN:VCALENDAR)")
+    items: list[Item] = []
+    event: dict[str, list[str]] | None = None
+    for line in lines:
+        upper = line.upper()
+        if upper.startswith("BEGIN:VEVENT") or upper.startswith("BEGIN:VTODO"):
+            event = {}
+        elif (upper.startswith("END:VEVENT") or upper.startswith("END:VTODO")) and event is not None:
+            title = " ".join(event.get("title", []))
+            body = [f"{label}: {', '.join(event[label])}" for label in
+                    ("Start", "End", "Location", "Organizer", "Attendee", "Description") if label in event]
+            uid = (event.get("UID") or [f"{name}#{len(items)}"])[0]
+            items.append(Item(key=uid, title=title, text="\n".join(body)))
+            event = None
+        elif event is not None and ":" in line:
+            prop, value = line.split(":", 1)
+            name_ = prop.split(";", 1)[0].upper()
+            value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
+            if name_ in ("ATTENDEE", "ORGANIZER"):
+                value = re.sub(r"^mailto:", "", value, flags=re.I)
+            if name_ == "UID":
+                event.setdefault("UID", []).append(value)
+            elif name_ in _ICS_FIELDS:
+                event.setdefault(_ICS_FIELDS[name_], []).append(value)
+    return items
+
+
+# ---------------------------------------------------------------- records and notes
+
+def _records(text: str, suffix: str, name: str) -> list[Item]:
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise ExtractError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        records = lists[0] if len(lists) == 1 else [data]
+    elif isinstance(data, list):
+        records = data
+    else:
+        records = [data]
+    items = []
+    for n, rec in enumerate(records):
+        if isinstance(rec, dict):
+            key = str(rec.get("id", rec.get("id_", rec.get("uid", f"{name}#{n}"))))
+            title = str(next((rec[k] for k in ("title", "subject", "name", "filename") if rec.get(k)), ""))
+            body = _flatten(rec)
+        else:
+            key, title, body = f"{name}#{n}", "", str(rec)
+        items.append(Item(key=key, title=title, text=body))
+    return items
+
+
+def _flatten(value: object, prefix: str = "") -> str:
+    if isinstance(value, dict):
+        return "\n".join(_flatten(v, f"{prefix}{k}.") for k, v in value.items() if v not in (None, "", [], {}))
+    if isinstance(value, list):
+        if all(not isinstance(v, (dict, list)) for v in value):
+            return f"{prefix.rstrip('.')}: {', '.join(map(str, value))}"
+        return "\n".join(_flatten(v, prefix) for v in value)
+    return f"{prefix.rstrip('.')}: {value}"
+
+
+def _note_title(text: str, path: Path) -> str:
+    for line in text.splitlines()[:5]:
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line[:200]
+    return path.stem

@@ -1,0 +1,281 @@
+"""Incremental indexing and the ``Index`` facade.
+
+A file is re-read only when its mtime or size changed, and re-embedded only
+when its sha256 changed too. Files gone from a folder being indexed leave the
+index. Each document commits on its own, so an interrupted run resumes where it
+stopped on the next ``add``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from tether.search import embed, query as q, quant, store
+from tether.search.chunk import chunks
+from tether.search.extract import ExtractError, extract, kind_of
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+EMBED_BATCH = 32
+
+
+class Skipped(BaseModel):
+    path: str
+    reason: str
+
+
+class IndexReport(BaseModel):
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    skipped: list[Skipped] = Field(default_factory=list)
+    flagged: dict[str, list[str]] = Field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class IndexStatus(BaseModel):
+    path: str
+    documents: int
+    chunks: int
+    by_kind: dict[str, int]
+    skipped: list[Skipped]
+    flagged: dict[str, list[str]]
+    file_bytes: int
+    model: str
+
+
+class Index:
+    """One index file. Safe to search from one process while another indexes (WAL)."""
+
+    def __init__(self, con: sqlite3.Connection, path: Path):
+        self.con = con
+        self.path = path
+        self._vectors: q.Vectors | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None) -> Index:
+        p = Path(path).expanduser() if path else store.default_path()
+        return cls(store.connect(p), p)
+
+    def close(self) -> None:
+        self.con.close()
+
+    # ------------------------------------------------------------ indexing
+
+    def add(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False) -> IndexReport:
+        start = time.perf_counter()
+        report = IndexReport()
+        files: list[Path] = []
+        roots: list[Path] = []
+        for raw in paths:
+            p = Path(raw).expanduser().absolute()
+            if p.is_dir():
+                roots.append(p)
+                files.extend(_walk(p))
+            elif p.is_file():
+                if kind_of(p) is None:
+                    report.skipped.append(Skipped(path=str(p), reason=f"unsupported file type {p.suffix!r}"))
+                else:
+                    files.append(p)
+            elif self._doc_id(str(p)) is not None:
+                self._delete(str(p))
+                report.removed += 1
+            else:
+                report.skipped.append(Skipped(path=str(p), reason="no such file or directory"))
+        seen = {str(f) for f in files}
+        for root in roots:
+            prefix = str(root).rstrip(os.sep) + os.sep
+            for (path,) in self.con.execute("SELECT path FROM documents WHERE substr(path, 1, ?) = ?",
+                                             (len(prefix), prefix)).fetchall():
+                if path not in seen and not Path(path).exists():
+                    self._delete(path)
+                    report.removed += 1
+        with _progress(progress, len(files)) as advance:
+            for f in files:
+                self._add_file(f, report)
+                advance(f.name)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Drop files (or everything under folders) from the index; returns how many documents."""
+        n = 0
+        for raw in paths:
+            p = str(Path(raw).expanduser().absolute())
+            prefix = p.rstrip(os.sep) + os.sep
+            for (path,) in self.con.execute("SELECT path FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
+                                             (p, len(prefix), prefix)).fetchall():
+                self._delete(path)
+                n += 1
+        return n
+
+    def _doc_id(self, path: str) -> int | None:
+        row = self.con.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def _delete(self, path: str) -> None:
+        with self._tx():
+            self.con.execute("DELETE FROM documents WHERE path=?", (path,))
+            self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
+            self._bump()
+
+    def _skip(self, report: IndexReport, path: str, reason: str) -> None:
+        report.skipped.append(Skipped(path=path, reason=reason))
+        with self._tx():
+            self.con.execute("INSERT INTO skipped(path, reason, at) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE "
+                             "SET reason=excluded.reason, at=excluded.at", (path, reason, time.time()))
+
+    def _add_file(self, f: Path, report: IndexReport) -> None:
+        path = str(f)
+        try:
+            st = f.stat()
+        except OSError as exc:
+            return self._skip(report, path, f"cannot stat ({exc.strerror})")
+        row = self.con.execute("SELECT id, mtime_ns, size, sha256 FROM documents WHERE path=?", (path,)).fetchone()
+        if row and row[1] == st.st_mtime_ns and row[2] == st.st_size:
+            report.unchanged += 1
+            return None
+        if st.st_size > MAX_FILE_BYTES:
+            return self._skip(report, path, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
+        try:
+            raw = f.read_bytes()
+        except OSError as exc:
+            return self._skip(report, path, f"cannot read ({exc.strerror})")
+        sha = hashlib.sha256(raw).hexdigest()
+        if row and row[3] == sha:
+            with self._tx():
+                self.con.execute("UPDATE documents SET mtime_ns=?, size=? WHERE id=?", (st.st_mtime_ns, st.st_size, row[0]))
+            report.unchanged += 1
+            return None
+        try:
+            doc = extract(f, raw)
+        except ExtractError as exc:
+            return self._skip(report, path, str(exc))
+        except Exception as exc:  # a parser bug on hostile input must not stop the run
+            return self._skip(report, path, f"cannot parse ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
+        pieces = [(it.key, it.title, c) for it in doc.items for c in chunks(it.text or it.title)]
+        texts = [f"{title}\n{c}" if title and not c.startswith(title) else c for _, title, c in pieces]
+        vecs = [embed.passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+        q8 = [v for batch in vecs for v in quant.to_int8(batch)]
+        with self._tx():
+            self.con.execute("DELETE FROM documents WHERE path=?", (path,))
+            self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
+            cur = self.con.execute(
+                "INSERT INTO documents(path, kind, mtime_ns, size, sha256, flags, indexed_at) VALUES (?,?,?,?,?,?,?)",
+                (path, doc.kind, st.st_mtime_ns, st.st_size, sha, ",".join(dict.fromkeys(doc.flags)), time.time()))
+            doc_id = cur.lastrowid
+            self.con.executemany(
+                "INSERT INTO chunks(doc_id, ord, item, title, text, vec) VALUES (?,?,?,?,?,?)",
+                [(doc_id, n, key, title, text, v.tobytes()) for n, ((key, title, text), v) in enumerate(zip(pieces, q8))])
+            self._bump()
+        if row:
+            report.updated += 1
+        else:
+            report.added += 1
+        report.chunks += len(pieces)
+        if doc.flags:
+            report.flagged[path] = list(dict.fromkeys(doc.flags))
+        return None
+
+    def _bump(self) -> None:
+        store.set_meta(self.con, "generation", os.urandom(8))
+
+    def _tx(self) -> "_Tx":
+        return _Tx(self.con)
+
+    # ------------------------------------------------------------ status and search
+
+    def status(self) -> IndexStatus:
+        con = self.con
+        by_kind = dict(con.execute("SELECT kind, count(*) FROM documents GROUP BY kind ORDER BY kind").fetchall())
+        flagged = {p: f.split(",") for p, f in con.execute("SELECT path, flags FROM documents WHERE flags != ''")}
+        size = sum(Path(str(self.path) + s).stat().st_size for s in ("", "-wal") if Path(str(self.path) + s).exists())
+        return IndexStatus(
+            path=str(self.path), documents=sum(by_kind.values()),
+            chunks=con.execute("SELECT count(*) FROM chunks").fetchone()[0], by_kind=by_kind,
+            skipped=[Skipped(path=p, reason=r) for p, r in con.execute("SELECT path, reason FROM skipped ORDER BY path")],
+            flagged=flagged, file_bytes=size, model=embed.MODEL_NAME)
+
+    def vectors(self) -> q.Vectors:
+        """The in-memory binary codes, rebuilt when another writer changed the index."""
+        with self._lock:
+            gen = store.get_meta(self.con, "generation")
+            if self._vectors is None or self._vectors.generation != gen:
+                self._vectors = q.Vectors.load(self.con)
+            return self._vectors
+
+    def search(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[q.Hit]:
+        """Top ``k`` chunks for ``text``; ``mode`` picks BM25, dense, exact dense, or their fusion."""
+        return q.hits(self.con, self.ranked(text, k, mode))
+
+    def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
+        if mode == "bm25":
+            return q.bm25(self.con, text, k)
+        qvec = embed.query(text)
+        if mode == "exact":
+            return q.exact(self.con, qvec, k)
+        if mode == "dense":
+            return q.dense(self.con, self.vectors(), qvec, k)
+        depth = max(k, q.FUSE_DEPTH)
+        return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
+
+
+class _Tx:
+    def __init__(self, con: sqlite3.Connection):
+        self.con = con
+
+    def __enter__(self) -> None:
+        self.con.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if not name.startswith(".") and kind_of(p) is not None:
+                yield p
+
+
+class _progress:
+    """A rich progress bar on stderr when asked for and attached to a terminal."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.total = total
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            console = Console(stderr=True)
+            if console.is_terminal:
+                self.bar = Progress(TextColumn("indexing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                                    TextColumn("{task.description}"), console=console, transient=True)
+                self.bar.start()
+                self.task = self.bar.add_task("", total=self.total)
+
+        def advance(name: str) -> None:
+            if self.bar is not None:
+                self.bar.update(self.task, advance=1, description=name[:40])
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,122 @@
+"""The index file: one SQLite database in WAL mode, so searches run while indexing.
+
+Each document is written in a single transaction (its row, chunks, vectors and
+FTS rows together), so a killed indexer leaves whole documents or nothing, and
+a rerun resumes without duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from tether.errors import IndexStoreError
+
+SCHEMA_VERSION = 1
+
+_MIGRATIONS: dict[int, str] = {
+    1: """
+    CREATE TABLE documents (
+        id INTEGER PRIMARY KEY,
+        path TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        flags TEXT NOT NULL DEFAULT '',
+        indexed_at REAL NOT NULL
+    );
+    CREATE TABLE chunks (
+        id INTEGER PRIMARY KEY,
+        doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+        ord INTEGER NOT NULL,
+        item TEXT NOT NULL,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        vec BLOB NOT NULL,
+        UNIQUE (doc_id, ord)
+    );
+    CREATE INDEX chunks_doc ON chunks(doc_id);
+    CREATE VIRTUAL TABLE chunks_fts USING fts5(title, text, content='chunks', content_rowid='id',
+                                               tokenize='unicode61 remove_diacritics 2');
+    CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, title, text) VALUES (new.id, new.title, new.text);
+    END;
+    CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, title, text) VALUES ('delete', old.id, old.title, old.text);
+    END;
+    CREATE TABLE skipped (
+        path TEXT PRIMARY KEY,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+    """,
+}
+
+
+def default_path() -> Path:
+    """``$TETHER_INDEX``, else ``search.sqlite`` in the per-user data dir."""
+    override = os.environ.get("TETHER_INDEX")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tether")) / "search.sqlite"
+
+
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the index at ``path``."""
+    path = Path(path).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.execute("PRAGMA foreign_keys=ON")
+        con.execute("PRAGMA busy_timeout=30000")
+        _migrate(con)
+    except sqlite3.DatabaseError as exc:
+        raise IndexStoreError(f"{path}: not a usable search index ({exc})") from None
+    except OSError as exc:
+        raise IndexStoreError(f"{path}: cannot open ({exc.strerror})") from None
+    return con
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    version = con.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise IndexStoreError(f"index schema v{version} is newer than this Tether (v{SCHEMA_VERSION})")
+    for v in range(version + 1, SCHEMA_VERSION + 1):
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            if con.execute("PRAGMA user_version").fetchone()[0] < v:  # another process may have migrated
+
+                for stmt in _statements(_MIGRATIONS[v]):
+                    con.execute(stmt)
+                con.execute(f"PRAGMA user_version={v}")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def _statements(script: str) -> list[str]:
+    out, buf = [], ""
+    for line in script.strip().splitlines():
+        buf += line + "\n"
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
+def get_meta(con: sqlite3.Connection, key: str) -> bytes | None:
+    row = con.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return row[0] if row else None
+
+
+def set_meta(con: sqlite3.Connection, key: str, value: bytes | str) -> None:
+    con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value))

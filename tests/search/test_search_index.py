@@ -1,0 +1,144 @@
+"""Indexing behaviour on a real SQLite file with the real embedding model."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tether.search import Index
+
+
+def top_paths(idx: Index, query: str, k: int = 3, mode: str = "hybrid") -> list[str]:
+    return [Path(h.path).name for h in idx.search(query, k, mode)]  # type: ignore[arg-type]
+
+
+def test_index_and_search_each_kind(index: Index, corpus: dict[str, Path]) -> None:
+    report = index.add([corpus["mail"].parent])
+    assert report.added == 4 and not report.skipped
+    assert top_paths(index, "when is my teeth cleaning appointment")[0] == "dentist.ics"
+    assert top_paths(index, "birthday party for John")[0] == "party.eml"
+    assert top_paths(index, "how long to bake bread", mode="dense")[0] == "sourdough.md"
+    hits = index.search("Volvo insurance renewal", 1)
+    assert hits[0].item == "7" and "June 3" in hits[0].text  # one YAML record is one item
+    st = index.status()
+    assert st.by_kind == {"calendar": 1, "mail": 1, "note": 1, "record": 1}
+
+
+def test_incremental_update_and_delete(index: Index, corpus: dict[str, Path]) -> None:
+    root = corpus["mail"].parent
+    index.add([root])
+    again = index.add([root])
+    assert (again.added, again.updated, again.unchanged, again.chunks) == (0, 0, 4, 0)
+
+    # touched but identical: hash matches, nothing re-embedded
+    os.utime(corpus["note"], ns=(time.time_ns(), time.time_ns() + 10**9))
+    touched = index.add([root])
+    assert (touched.updated, touched.unchanged, touched.chunks) == (0, 4, 0)
+
+    corpus["note"].write_text("# Pancakes\n\nWhisk two eggs with milk and flour, fry in butter.\n")
+    changed = index.add([root])
+    assert (changed.added, changed.updated, changed.unchanged) == (0, 1, 3)
+    assert top_paths(index, "pancakes eggs milk", 1) == ["sourdough.md"]
+    assert not any("starter" in h.text for h in index.search("sourdough starter flour water", 10, "bm25"))
+
+    corpus["mail"].unlink()
+    gone = index.add([root])
+    assert gone.removed == 1
+    assert "party.eml" not in top_paths(index, "birthday party for John", 10)
+    assert index.status().documents == 3
+    con = index.con
+    # no orphans anywhere: chunks, FTS rows and the in-memory vectors agree
+    n_chunks = con.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    assert con.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n_chunks
+    assert len(index.vectors().ids) == n_chunks
+
+    assert index.remove([root]) == 3
+    assert index.status().documents == 0 and index.search("party") == []
+
+
+def test_corrupt_and_unreadable_files_are_skipped_and_reported(index: Index, corpus: dict[str, Path]) -> None:
+    root = corpus["mail"].parent
+    (root / "broken.json").write_text('{"title": "x", ')
+    (root / "garbage.eml").write_bytes(b"\x00\x01\x02 not a mail")
+    (root / "not-a-calendar.ics").write_text("hello")
+    locked = root / "locked.md"
+    locked.write_text("secret")
+    locked.chmod(0)
+    try:
+        report = index.add([root])
+    finally:
+        locked.chmod(0o644)
+    skipped = {Path(s.path).name: s.reason for s in report.skipped}
+    assert {"broken.json", "garbage.eml", "not-a-calendar.ics"} <= set(skipped)
+    assert "cannot parse" in skipped["broken.json"]
+    if os.geteuid() != 0:  # root can read a 000 file
+        assert "cannot read" in skipped["locked.md"]
+    assert report.added >= 4  # the good files are all there
+    assert top_paths(index, "birthday party for John")[0] == "party.eml"
+    assert {Path(s.path).name for s in index.status().skipped} >= {"broken.json", "garbage.eml"}
+
+    # fixing the file clears it from the skipped list
+    (root / "broken.json").write_text('{"title": "Passport renewal", "body": "Renew the passport before July."}')
+    index.add([root])
+    assert "broken.json" not in {Path(s.path).name for s in index.status().skipped}
+    assert top_paths(index, "passport renewal", 1) == ["broken.json"]
+
+
+def test_non_utf8_is_decoded_with_replacement_and_flagged(index: Index, tmp_path: Path) -> None:
+    f = tmp_path / "latin1.txt"
+    f.write_bytes("Réunion au café à Montréal jeudi".encode("latin-1"))
+    report = index.add([f])
+    assert report.flagged == {str(f.absolute()): ["non-utf8"]}
+    hit = index.search("Montr", 1, "bm25") or index.search("jeudi", 1, "bm25")
+    assert "\ufffd" in hit[0].text and "jeudi" in hit[0].text
+    assert index.status().flagged == {str(f.absolute()): ["non-utf8"]}
+
+
+def test_huge_file_is_chunked(index: Index, tmp_path: Path) -> None:
+    f = tmp_path / "big.txt"
+    paragraphs = [f"Paragraph {i} talks about topic number {i} in some detail." for i in range(600)]
+    paragraphs[417] = "The hidden treasure is buried under the old oak tree by the lighthouse."
+    f.write_text("\n\n".join(paragraphs) + "\n\n" + "x" * 5000)  # plus one run-on with no breaks
+    report = index.add([f])
+    assert report.chunks > 30
+    lengths = [len(t) for (t,) in index.con.execute("SELECT text FROM chunks")]
+    assert max(lengths) <= 1000
+    assert "lighthouse" in index.search("where is the treasure buried", 1)[0].text
+
+
+def test_mbox_gives_one_item_per_message(index: Index, tmp_path: Path) -> None:
+    box = tmp_path / "inbox.mbox"
+    box.write_text("From a@x Mon Jan  1 00:00:00 2024\nFrom: a@x.com\nSubject: Invoice 991\n\nPlease pay invoice 991.\n\n"
+                   "From b@x Mon Jan  1 00:00:00 2024\nFrom: b@x.com\nSubject: Ski trip\n\nSki trip to Zermatt in March.\n")
+    report = index.add([box])
+    assert report.chunks == 2
+    assert index.search("skiing holiday in the mountains", 1)[0].title == "Ski trip"
+
+
+def test_index_from_a_newer_tether_is_refused(tmp_path: Path) -> None:
+    from tether.errors import IndexStoreError
+
+    db = tmp_path / "future.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version=99")
+    con.close()
+    with pytest.raises(IndexStoreError, match="newer"):
+        Index.open(db)
+    (tmp_path / "junk.sqlite").write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(IndexStoreError, match="not a usable search index"):
+        Index.open(tmp_path / "junk.sqlite")
+
+
+def test_search_does_not_import_torch(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    import subprocess
+
+    code = ("import sys; from tether.search import Index; i = Index.open(sys.argv[1]); i.add([sys.argv[2]]); "
+            "i.search('party'); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "i.sqlite"), str(corpus["mail"].parent)],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
