@@ -148,3 +148,14 @@ def test_threads_option(files):
     assert tether("--threads", "0", "models", "list").returncode == 2
     proc = tether("--threads", "1", "proofread", str(files["ok"]), *TINY, "--json")
     assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_runs_every_feature():
+    proc = tether("demo", *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["model"] == "smollm2-135m"
+    assert set(out["results"]) == {"notifications", "proofread", "rewrite_friendly", "rewrite_professional",
+                                   "rewrite_concise", "summarize_summary", "summarize_key_points",
+                                   "summarize_table", "replies"}
+    assert len(out["results"]["replies"]["replies"]) == 3
