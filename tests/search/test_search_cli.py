@@ -1,0 +1,135 @@
+"""The CLI in real processes: kill-and-resume, concurrent search, errors, ``tether ask``."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from tether.cli import cli, search as _registers  # noqa: F401
+from tether.search import Index
+
+TOPICS = ["apples", "boats", "chess", "dancing", "engines", "falcons", "gardens", "harbours", "islands", "jazz"]
+
+
+def tether(*args: str) -> list[str]:
+    return [sys.executable, "-m", "tether", *args]
+
+
+def test_killed_indexer_resumes_without_duplicates_while_searching(tmp_path: Path) -> None:
+    data = tmp_path / "notes"
+    data.mkdir()
+    n_files = 160
+    for i in range(n_files):
+        (data / f"note-{i:03d}.md").write_text(
+            f"# Note {i}\n\nThis note number {i} is about {TOPICS[i % 10]} and item code Z{i:03d}Q.\n")
+    db = tmp_path / "index.sqlite"
+    proc = subprocess.Popen(tether("index", "add", str(data), "--db", str(db)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader = None
+    searched = 0
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if db.exists():
+                reader = reader or Index.open(db)
+                done = reader.con.execute("SELECT count(*) FROM documents").fetchone()[0]
+                if done:  # search while the other process writes (WAL): no lock errors
+                    assert reader.search("chess", 3)
+                    searched += 1
+                if done >= 20:
+                    break
+            time.sleep(0.05)
+        assert proc.poll() is None, "indexer finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL and searched > 0
+    before = reader.con.execute("SELECT count(*) FROM documents").fetchone()[0]  # type: ignore[union-attr]
+    assert 20 <= before < n_files
+
+    out = subprocess.run(tether("index", "add", str(data), "--db", str(db), "--json"),
+                         capture_output=True, text=True, check=True)
+    report = json.loads(out.stdout)
+    assert report["unchanged"] == before and report["added"] == n_files - before and report["updated"] == 0
+
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == n_files
+    assert con.execute("SELECT count(*) FROM chunks").fetchone()[0] == n_files  # one chunk per note, no duplicates
+    assert con.execute("SELECT count(DISTINCT text) FROM chunks").fetchone()[0] == n_files
+    assert con.execute("SELECT count(*) FROM chunks_fts").fetchone()[0] == n_files
+    con.execute("INSERT INTO chunks_fts(chunks_fts) VALUES('integrity-check')")  # raises if FTS disagrees
+    hits = reader.search("Z137Q", 1)  # type: ignore[union-attr]
+    assert Path(hits[0].path).name == "note-137.md"
+    reader.close()  # type: ignore[union-attr]
+
+
+def test_cli_index_status_search_json(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    db = str(tmp_path / "i.sqlite")
+    runner = CliRunner()
+    (corpus["mail"].parent / "bad.json").write_text("[1, 2")
+    r = runner.invoke(cli, ["index", "add", str(corpus["mail"].parent), "--db", db])
+    assert r.exit_code == 0, r.output
+    assert "4 added" in r.output and "skipped" in r.output and "bad.json" in r.output
+    r = runner.invoke(cli, ["search", "dentist appointment", "--db", db, "--json"])
+    assert r.exit_code == 0
+    hits = json.loads(r.output)
+    assert Path(hits[0]["path"]).name == "dentist.ics" and hits[0]["kind"] == "calendar"
+    r = runner.invoke(cli, ["index", "status", "--db", db, "--json"])
+    st = json.loads(r.output)
+    assert st["documents"] == 4 and st["chunks"] >= 4 and Path(st["skipped"][0]["path"]).name == "bad.json"
+    r = runner.invoke(cli, ["index", "remove", str(corpus["mail"]), "--db", db])
+    assert r.output.strip() == "1 removed"
+
+
+def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database" * 200)
+    for args in (["search", "   ", "--db", str(tmp_path / "i.sqlite")], ["search", "x", "--db", str(junk)]):
+        p = subprocess.run(tether(*args), capture_output=True, text=True, env={**os.environ, "TETHER_RAISE_ERRORS": ""})
+        assert p.returncode != 0
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+
+def test_ask_answers_from_retrieved_chunks(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    db = str(tmp_path / "i.sqlite")
+    Index.open(db).add([corpus["mail"].parent])
+    r = CliRunner().invoke(cli, ["ask", "When is the dentist check-up?", "--db", db, "--model", "smollm2-135m",
+                                 "--json", "-k", "2"])
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    assert answer["answer"].strip()
+    assert Path(answer["sources"][0]["path"]).name == "dentist.ics"
+    assert "Smile Dental Clinic" in answer["context"]  # the device tier sees the text as is
+
+
+def test_retrieved_text_passes_the_privacy_guard_before_leaving(tmp_path: Path) -> None:
+    from tether.search.ask import build_context, context_for
+
+    data = tmp_path / "mail"
+    data.mkdir()
+    (data / "bank.eml").write_text(
+        "From: grace.hopper@navy-mail.com\nTo: me@example.com\nSubject: Wire transfer details\n\n"
+        "Hi, please wire the deposit to IBAN DE89370400440532013000. Call me at 212-555-0199 if needed. Grace Hopper\n")
+    idx = Index.open(tmp_path / "i.sqlite")
+    idx.add([data])
+    hits = idx.search("wire transfer deposit", 3)
+    planted = ["grace.hopper@navy-mail.com", "DE89370400440532013000", "212-555-0199", "Grace Hopper"]
+    local = build_context(hits)
+    assert all(p in local for p in planted)
+    out = context_for(hits, "private_cloud")
+    assert out.tier == "private_cloud"
+    if out.payload is not None:
+        assert not any(p in out.payload for p in planted), out.payload
+        assert "wire the deposit" in out.payload  # the rest of the text still goes
+    else:
+        assert out.must_stay_on_device and out.stay_reasons
