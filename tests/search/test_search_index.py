@@ -142,3 +142,25 @@ def test_search_does_not_import_torch(tmp_path: Path, corpus: dict[str, Path]) -
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "i.sqlite"), str(corpus["mail"].parent)],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_compressed_dense_search_agrees_with_exact(index: Index, tmp_path: Path) -> None:
+    from tether.search import query as Q
+
+    data = tmp_path / "many"
+    data.mkdir()
+    topics = ["tax return", "flight to Lisbon", "piano lesson", "vet visit for the cat", "quarterly report",
+              "garden fence repair", "wedding gift list", "server outage postmortem"]
+    for i, t in enumerate(topics):
+        (data / f"{i}.md").write_text(f"# {t}\n\nNotes about the {t}, with details and dates.\n")
+    index.add([data])
+    vecs = index.vectors()
+    per_chunk = (vecs.ids.nbytes + vecs.codes.nbytes + vecs.nibbles.nbytes) / len(vecs.ids)
+    assert per_chunk == 248  # float32 would take 1,536
+    from tether.search import embed
+
+    for t in ["plane tickets to Portugal", "animal doctor appointment", "taxes"]:
+        qv = embed.query(t)
+        exact = [c for c, _ in Q.exact(index.con, qv, 3)]
+        dense = [c for c, _ in Q.dense(index.con, vecs, qv, 3, candidates=4, rescore=2)]
+        assert dense[0] == exact[0]  # with fewer candidates than chunks, all three stages run
