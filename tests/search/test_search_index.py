@@ -164,3 +164,30 @@ def test_compressed_dense_search_agrees_with_exact(index: Index, tmp_path: Path)
         exact = [c for c, _ in Q.exact(index.con, qv, 3)]
         dense = [c for c, _ in Q.dense(index.con, vecs, qv, 3, candidates=4, rescore=2)]
         assert dense[0] == exact[0]  # with fewer candidates than chunks, all three stages run
+
+
+def _pdf(lines: list[str]) -> bytes:
+    """A minimal one-page PDF with a text layer (no PDF writer is a dependency)."""
+    content = "BT /F1 12 Tf 72 720 Td " + " ".join(f"({line}) Tj 0 -16 Td" for line in lines) + " ET"
+    objs = ["<< /Type /Catalog /Pages 2 0 R >>", "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+            "/Resources << /Font << /F1 5 0 R >> >> >>",
+            f"<< /Length {len(content)} >>\nstream\n{content}\nendstream",
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out, offsets = b"%PDF-1.4\n", []
+    for i, o in enumerate(objs, 1):
+        offsets.append(len(out))
+        out += f"{i} 0 obj\n{o}\nendobj\n".encode()
+    xref = len(out)
+    out += f"xref\n0 {len(objs) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    return out + f"trailer\n<< /Size {len(objs) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+
+
+def test_pdf_text_is_indexed_and_a_broken_pdf_is_skipped(index: Index, tmp_path: Path) -> None:
+    (tmp_path / "lease.pdf").write_bytes(_pdf(["Lease agreement for the flat", "Monthly rent is 1450 euros"]))
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF-1.4\nthis is not really a pdf")
+    report = index.add([tmp_path])
+    assert report.added == 1 and [Path(s.path).name for s in report.skipped] == ["broken.pdf"]
+    hit = index.search("how much is the rent for my apartment", 1)[0]
+    assert Path(hit.path).name == "lease.pdf" and hit.kind == "document" and "1450" in hit.text

@@ -17,7 +17,7 @@ from email.message import EmailMessage, Message
 from pathlib import Path
 
 SUFFIXES = {".eml": "mail", ".mbox": "mail", ".ics": "calendar", ".md": "note", ".markdown": "note",
-            ".txt": "note", ".json": "record", ".yaml": "record", ".yml": "record"}
+            ".txt": "note", ".json": "record", ".yaml": "record", ".yml": "record", ".pdf": "document"}
 
 
 class ExtractError(Exception):
@@ -64,6 +64,8 @@ def extract(path: Path, raw: bytes) -> Extracted:
         items = _ics(decode(raw, flags), path.name)
     elif kind == "record":
         items = _records(decode(raw, flags), suffix, path.name)
+    elif kind == "document":
+        items = _pdf(raw, path, flags)
     else:
         text = decode(raw, flags)
         items = [Item(key=path.name, title=_note_title(text, path), text=text)]
@@ -160,6 +162,36 @@ def _ics(text: str, name: str) -> list[Item]:
             elif name_ in _ICS_FIELDS:
                 event.setdefault(_ICS_FIELDS[name_], []).append(value)
     return items
+
+
+# ---------------------------------------------------------------- pdf
+
+def _pdf(raw: bytes, path: Path, flags: list[str]) -> list[Item]:
+    """Text of every page (pypdf, pure Python); a scanned PDF without a text layer yields nothing."""
+    import io
+    import logging
+
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    try:
+        reader = PdfReader(io.BytesIO(raw))
+        if reader.is_encrypted:
+            raise ExtractError("encrypted PDF")
+        pages = []
+        for n, page in enumerate(reader.pages):
+            try:
+                pages.append(page.extract_text() or "")
+            except Exception:  # one bad page must not lose the others
+                flags.append(f"page {n + 1} unreadable")
+        title = str((reader.metadata or {}).get("/Title") or "") if reader.metadata else ""
+    except PyPdfError as exc:
+        raise ExtractError(f"not a readable PDF ({' '.join(str(exc).split())[:160]})") from None
+    text = "\n\n".join(p.strip() for p in pages if p.strip())
+    if not text:
+        raise ExtractError("PDF has no text layer")
+    return [Item(key=path.name, title=title or _note_title(text, path), text=text)]
 
 
 # ---------------------------------------------------------------- records and notes
