@@ -9,11 +9,19 @@ fixed seed, so every run sees the same data. Two sets:
 * ``pii-request``: the templates that carry contact, card, bank, IP, SSN or birth-date
   data, the kind of message a user sends to an assistant (seed + 1).
 
+Two detectors are measured: the precise one (``Detector.detect``: spaCy, name lists,
+patterns) and what the guard pseudonymizes for an off-device tier (the same plus the
+recall-first candidates of ``tether.privacy.recall``, ``PrivacyGuard.detect(text)``).
+
 Matching is by overlap: a labelled value counts as found when a detection of the same
 type overlaps it; "leaked" counts labelled values whose full text is still present in
 the third-party payload. Precision counts a detection as correct when it overlaps a
 labelled value of its type; the labels cover only what the generator inserted, so a
 correct hit on unlabelled text (a name inside a company name) counts against precision.
+
+The leak check repeats the test's setup (200 ``pii-request`` sentences, lower case off)
+on several seeds and counts labelled values of every type found in a private-cloud or
+third-party payload.
 """
 
 from __future__ import annotations
@@ -170,6 +178,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--no-baseline", action="store_true", help="skip stock presidio (slow)")
+    ap.add_argument("--leak-seeds", default="2026,7,99",
+                    help="seeds for the leak check (2026 is the test's; the others are held out)")
     args = ap.parse_args()
     if args.n < 1000:
         ap.error("--n must be at least 1000")
@@ -192,8 +202,26 @@ def main() -> int:
     results: dict = {"seed": args.seed, "n": {k: len(v) for k, v in sets.items()}, "lower_case_ratio": 0.05,
                      "machine": f"{os.cpu_count()} vCPU {platform.machine()}, python {platform.python_version()}",
                      "date": time.strftime("%Y-%m-%d", time.gmtime())}
+    def off_device(text: str):  # type: ignore[no-untyped-def]
+        return guard.detect(text, tier="third_party")
+
     for name, samples in sets.items():
-        results[f"quality/{name}"] = evaluate(samples, detector.detect, third_party)
+        results[f"quality/{name}"] = evaluate(samples, detector.detect)
+        results[f"offdevice/{name}"] = evaluate(samples, off_device, third_party)
+
+    # Leak check: the test's setup on its seed and on held-out seeds.
+    leaks: dict = {}
+    for seed in [int(x) for x in args.leak_seeds.split(",") if x.strip()]:
+        found, total = Counter(), Counter()
+        for sample in sentences(200, seed, pii_request=True, lower_case_ratio=0.0):
+            text = sample.full_text
+            payloads = [guard.prepare(text, tier, session=guard.session()).require_payload()
+                        for tier in ("private_cloud", "third_party")]
+            for gt, gs, ge in gold_spans(sample):
+                total[gt] += 1
+                found[gt] += any(text[gs:ge] in p for p in payloads)
+        leaks[str(seed)] = {"labelled": dict(total), "leaked": dict(found)}
+    results["leaks"] = leaks
 
     # False-positive filter: same pipeline with the filter off, and stock presidio.
     samples = sets["all"]
@@ -261,15 +289,25 @@ def main() -> int:
         t1 = time.perf_counter()
         guard.prepare(t, "third_party", session=guard.session())
         prep.append((time.perf_counter() - t1) * 1000)
+    scan = []
+    for t in texts:
+        t1 = time.perf_counter()
+        guard.detect(t, tier="third_party")
+        scan.append((time.perf_counter() - t1) * 1000)
     results["speed"] = {"texts": len(texts), "chars": 300, "detect_median_ms": statistics.median(timings),
                         "detect_p90_ms": statistics.quantiles(timings, n=10)[-1],
-                        "prepare_median_ms": statistics.median(prep), "first_load_s": load_s}
+                        "scan_median_ms": statistics.median(scan), "scan_p90_ms": statistics.quantiles(scan, n=10)[-1],
+                        "prepare_median_ms": statistics.median(prep),
+                        "prepare_p90_ms": statistics.quantiles(prep, n=10)[-1], "first_load_s": load_s}
 
     print(report(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
-    ok = all((results["quality/all"].get(t, {}).get("recall") or 0) >= v for t, v in TARGETS.items())
+    ok = all((results[f"{kind}/all"].get(t, {}).get("recall") or 0) >= v
+             for t, v in TARGETS.items() for kind in ("quality", "offdevice"))
     ok &= results["secrets"]["recall"] == 1.0 and results["secrets"]["requests_sent"] == 0
+    ok &= not any(sum(v["leaked"].values()) for v in results["leaks"].values())
+    ok &= results["speed"]["prepare_median_ms"] <= 15
     return 0 if ok else 1
 
 
@@ -278,23 +316,36 @@ def report(r: dict) -> str:
              f"seed {r['seed']}, sentences: all={r['n']['all']}, pii-request={r['n']['pii-request']}, "
              f"lower_case_ratio {r['lower_case_ratio']}", ""]
     for name in ("all", "pii-request"):
-        rows = r[f"quality/{name}"]
-        lines += [f"## {name}", "", "| entity | labelled | recall | target | protected | leaked | detections | precision |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
-        for t, row in rows.items():
+        rows, off = r[f"quality/{name}"], r[f"offdevice/{name}"]
+        lines += [f"## {name}", "", "precise = `Detector.detect`; off-device = what the guard pseudonymizes for "
+                  "private cloud and third party (precise + recall-first).", "",
+                  "| entity | labelled | recall precise | recall off-device | target | protected off-device | "
+                  "leaked | precision precise | precision off-device |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for t in sorted(set(rows) | set(off), key=lambda t: ORDER.index(t) if t in ORDER else 99):
+            row, o = rows.get(t, {}), off.get(t, {})
             target = f"≥ {TARGETS[t]}" if t in TARGETS else ""
-            lines.append(f"| {t} | {row['labelled']} | {fmt(row['recall'])} | {target} | {fmt(row['protected'])} | "
-                         f"{row['leaked'] if row['leaked'] is not None else '–'} | {row['detections']} | "
-                         f"{fmt(row['precision'])} |")
+            lines.append(f"| {t} | {o.get('labelled', row.get('labelled', 0))} | {fmt(row.get('recall'))} | "
+                         f"{fmt(o.get('recall'))} | {target} | {fmt(o.get('protected'))} | "
+                         f"{o['leaked'] if o.get('leaked') is not None else '–'} | {fmt(row.get('precision'))} | "
+                         f"{fmt(o.get('precision'))} |")
         lines.append("")
+    lines += ["## Leak check (200 pii-request sentences, lower case off, private cloud + third party)", "",
+              "| seed | labelled values | leaked | leaked by type |", "|---|---:|---:|---|"]
+    for seed, v in r["leaks"].items():
+        by_type = ", ".join(f"{k} {n}" for k, n in sorted(v["leaked"].items()) if n) or "none"
+        lines.append(f"| {seed} | {sum(v['labelled'].values())} | {sum(v['leaked'].values())} | {by_type} |")
+    lines.append("")
     on, off = r["quality/all"], r["fp/filter_off"]
     lines += ["## False positives on the 'all' set (detections overlapping no labelled value)", "",
-              "| entity | stock presidio | ours, filter off | ours, filter on |", "|---|---:|---:|---:|"]
-    stock = r.get("fp/stock_presidio", {})
+              "| entity | stock presidio | ours, filter off | ours, filter on | ours, off-device |",
+              "|---|---:|---:|---:|---:|"]
+    stock, rf = r.get("fp/stock_presidio", {}), r["offdevice/all"]
     for t in ORDER:
-        if t in on or t in off:
+        if t in on or t in off or t in rf:
             lines.append(f"| {t} | {stock.get(t, {}).get('on_unlabelled_text', '–')} | "
-                         f"{off.get(t, {}).get('on_unlabelled_text', 0)} | {on.get(t, {}).get('on_unlabelled_text', 0)} |")
+                         f"{off.get(t, {}).get('on_unlabelled_text', 0)} | {on.get(t, {}).get('on_unlabelled_text', 0)} | "
+                         f"{rf.get(t, {}).get('on_unlabelled_text', 0)} |")
     lines += ["", "Precision with the false-positive filter off → on:", "",
               "| entity | all | pii-request |", "|---|---|---|"]
     req_on, req_off = r["quality/pii-request"], r["fp/filter_off/pii-request"]
@@ -312,9 +363,11 @@ def report(r: dict) -> str:
         lines.append(f"missed: {s['missed']}")
     sp = r["speed"]
     lines += ["", "## Speed", "",
-              f"detect() on {sp['texts']} texts of {sp['chars']} characters: median {sp['detect_median_ms']:.1f} ms, "
-              f"p90 {sp['detect_p90_ms']:.1f} ms; prepare() for third_party: median {sp['prepare_median_ms']:.1f} ms; "
-              f"first load (import + spaCy + recognizers): {sp['first_load_s']:.1f} s"]
+              f"On {sp['texts']} texts of {sp['chars']} characters: precise detect() median "
+              f"{sp['detect_median_ms']:.1f} ms (p90 {sp['detect_p90_ms']:.1f}); off-device scan "
+              f"(guard.detect) median {sp['scan_median_ms']:.1f} ms (p90 {sp['scan_p90_ms']:.1f}); "
+              f"prepare() for third_party median {sp['prepare_median_ms']:.1f} ms (p90 {sp['prepare_p90_ms']:.1f}), "
+              f"target ≤ 15 ms; first load (import + spaCy + recognizers): {sp['first_load_s']:.1f} s"]
     return "\n".join(lines)
 
 

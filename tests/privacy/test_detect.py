@@ -90,6 +90,44 @@ def test_other_occurrences_of_a_detected_value_are_covered(guard):
     assert [s.text for s in guard.detect(text)].count("Maria Gonzalez") == 2
 
 
+def _precise(guard: PrivacyGuard, text: str) -> list[tuple[str, str]]:
+    return [(s.entity_type, s.text) for s in guard.detect(text, tier="device")]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # A possessive is not part of the name, and the name is found through it.
+    ("As promised, here's Marina's address:", ("PERSON", "Marina")),
+    # A known first name opening a sentence.
+    ("Samantha is from Visualdod LLC", ("PERSON", "Samantha")),
+    ("What's your last name? Smith", ("PERSON", "Smith")),
+    ("Her maiden name is van Bokhorst", ("PERSON", "van Bokhorst")),
+    # Listed with a detected person: a person too.
+    ("Is there a better pop song? Caird and Jones were precision engineers.", ("PERSON", "Caird")),
+    ("They had 3: Sulimat, Brian and Susan.", ("PERSON", "Sulimat")),
+    # The email spells the name in the other order, or without its accents.
+    ("Mozes Tury\nE-mail: TuryMozes@fleckens.hu", ("PERSON", "Mozes Tury")),
+    ("Vojtěch Přerost\nE-mail: VojtechPrerost@superrito.com", ("PERSON", "Vojtěch Přerost")),
+    # The small model runs a name into the flat number; the name stays a name.
+    ("Dr. Verena Schuur Apt. 961", ("PERSON", "Verena Schuur")),
+    ("Please use the corner of Escada Feijão 41 and Bermúdez Roads.",
+     ("STREET_ADDRESS", "Escada Feijão 41 and Bermúdez Roads")),
+    ("We'll meet at 893 Via Leopardi 83, Lirone", ("STREET_ADDRESS", "893 Via Leopardi 83")),
+    ("Call +1-378-995-8604x902 after six.", ("PHONE_NUMBER", "+1-378-995-8604x902")),
+    ("Margrethe Sørensen\n\nDot Lake\nUnited States", ("LOCATION", "United States")),  # short forms of countries
+])
+def test_precise_rules(guard, text, expected):
+    assert expected in _precise(guard, text), _precise(guard, text)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("Date: 2024-10-23 06:44:03.566113", []),  # seconds of a timestamp are no phone number
+    ("Translate this into French for our React app.", []),  # languages and software are no people
+    ("Hi Anna, I'm contacting you about a problem.", [("PERSON", "Anna")]),  # "I'm" is not listed with her
+])
+def test_precise_rules_do_not_overreach(guard, text, expected):
+    assert _precise(guard, text) == expected
+
+
 def test_user_recognizers_deny_lists_and_allow_list():
     cfg = parse_config({"detection": {
         "recognizers": [{"entity": "EMPLOYEE_ID", "patterns": [{"regex": r"\bEMP-\d{6}\b", "score": 0.9}]},

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections import Counter
+
 import pytest
 
 from tether.errors import InputError, MustStayOnDeviceError
 from tether.privacy import PrivacyGuard
 
-# Types whose every value must be gone from the payload (pattern-checked, targets ≥ 0.95).
-STRICT = {"EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"}
-# Found by the small NER model plus rules: a measured ceiling on what slips through.
-NER = {"PERSON": "PERSON", "STREET_ADDRESS": "STREET_ADDRESS", "GPE": "LOCATION"}
+# Every labelled type the generator writes that the default policy pseudonymizes off the
+# device (its label → Tether's type).
+LABELS = {"PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER",
+          "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN_CODE", "IP_ADDRESS": "IP_ADDRESS", "US_SSN": "US_SSN",
+          "STREET_ADDRESS": "STREET_ADDRESS", "GPE": "LOCATION", "DATE_OF_BIRTH": "DATE_OF_BIRTH"}
 
 
 def test_device_tier_sees_the_text_unchanged(guard):
@@ -58,26 +62,34 @@ def test_fake_style_payload_reads_naturally_and_restores():
 def test_200_generated_sentences_leave_no_plaintext(guard, make_sentences, tier):
     """200 labelled sentences (presidio-evaluator, seed 2026) from its templates that carry
     contact, card, bank, IP, SSN or birth-date data, the kind of message a user sends.
-    Every byte bound for the tier is captured and searched for each labelled value."""
+    Every byte bound for the tier (the payload and the report that goes with it) is captured
+    and searched for each labelled value: none may be there, of any type, and no word of a
+    person's name either. ``benchmarks/privacy_eval.py`` repeats this on held-out seeds."""
     samples = make_sentences(200, 2026, pii_request_templates=True)
     assert len(samples) == 200
     leaked: dict[str, list[str]] = {}
-    totals: dict[str, int] = {}
+    totals: Counter[str] = Counter()
     for sample in samples:
+        text = sample.full_text
         session = guard.session()
-        payload = guard.prepare(sample.full_text, tier, session=session).require_payload()
-        assert session.restore(payload) == sample.full_text
+        out = guard.prepare(text, tier, session=session)
+        payload = out.require_payload()
+        assert out.leaves_device
+        sent = payload.encode("utf-8") + out.model_dump_json(exclude={"payload"}).encode("utf-8")
+        assert session.restore(payload) == text
         for span in sample.spans:
-            etype = span.entity_type
-            if etype not in STRICT and etype not in NER:
+            etype = LABELS.get(span.entity_type)
+            if etype is None:
                 continue
-            value = sample.full_text[span.start_position:span.end_position]
-            totals[etype] = totals.get(etype, 0) + 1
-            if value in payload:
+            assert guard.config.action(etype, tier) == "pseudonymize"
+            value = text[span.start_position:span.end_position]
+            totals[etype] += 1
+            if value.encode("utf-8") in sent:
                 leaked.setdefault(etype, []).append(value)
-    assert sum(totals[t] for t in STRICT if t in totals) >= 200
-    assert not {t: v for t, v in leaked.items() if t in STRICT}, leaked
-    # Names and places: the small model plus name, country and postal-block rules.
-    for etype in NER:
-        rate = len(leaked.get(etype, [])) / totals[etype]
-        assert rate <= 0.05, (etype, leaked.get(etype))
+            if etype == "PERSON":  # "<PERSON_1> Přerost" would still name her
+                for word in re.findall(r"[^\W\d_]{3,}", value):
+                    if word[0].isupper() and re.search(rf"(?<!\w){re.escape(word)}(?!\w)", payload):
+                        leaked.setdefault("PERSON (a word of the name)", []).append(word)
+    assert set(totals) == set(LABELS.values()), totals  # every type is exercised
+    assert sum(totals.values()) >= 300
+    assert not leaked, leaked

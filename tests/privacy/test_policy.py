@@ -42,6 +42,7 @@ TOML = """
 version = 1
 [detection]
 min_score = 0.5
+recall_first = false
 [[detection.recognizers]]
 entity = "EMPLOYEE_ID"
 patterns = [{ regex = 'EMP-\\d{6}', score = 0.9 }]
@@ -65,6 +66,7 @@ def test_formats_load_the_same(tmp_path, fmt):
     path.write_text({"toml": TOML, "yaml": yaml.safe_dump(data), "json": json.dumps(data)}[fmt])
     cfg = load_config(path)
     assert cfg.detection.min_score == 0.5
+    assert cfg.detection.recall_first is False and PrivacyConfig().detection.recall_first is True
     assert cfg.pseudonymize.style == "fake"
     assert not cfg.requires_consent("third_party")
     assert cfg.action("EMPLOYEE_ID", "third_party") == "keep_on_device"
@@ -94,6 +96,7 @@ def test_env_var_and_missing_default(tmp_path, monkeypatch):
     ('[[detection.recognizers]]\nentity = "lower"\npatterns = [{ regex = "a" }]\n', "toml", "entity"),
     ('[[detection.deny_lists]]\nentity = "X"\nterms = [" "]\n', "toml", "must not be blank"),
     ('[detection]\nmin_score = 2\n', "toml", "detection.min_score"),
+    ('[detection]\nrecall_first = "maybe"\n', "toml", "detection.recall_first"),
     ('[tiers.moon]\nrequires_consent = true\n', "toml", "tiers.moon"),
     ("x = 1", "ini", "unknown format"),
 ])

@@ -10,6 +10,7 @@ package and email domains are checked against tldextract's bundled snapshot.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -24,6 +25,7 @@ from tether.privacy.recognizers import (
     RegexRecognizer,
     builtin_recognizers,
     is_false_positive,
+    listed_names,
     postal_block_lines,
     private_key_recognizer,
 )
@@ -128,8 +130,6 @@ def _config_recognizers(config: DetectionConfig):  # type: ignore[no-untyped-def
         out.append(RegexRecognizer(rc.entity, patterns, name=rc.name or f"user_{i}_{rc.entity.lower()}",
                                    context=rc.context))
     for i, dl in enumerate(config.deny_lists):
-        import re
-
         flags = re.DOTALL | re.MULTILINE | (0 if dl.case_sensitive else re.IGNORECASE)
         out.append(PatternRecognizer(supported_entity=dl.entity, name=f"deny_list_{i}_{dl.entity.lower()}",
                                      deny_list=dl.terms, global_regex_flags=flags))
@@ -160,8 +160,13 @@ class Detector:
         self._allow = set(self.config.allow_list)
         self._long_key = private_key_recognizer()
 
-    def detect(self, text: str, *, filter_false_positives: bool | None = None) -> list[Span]:
-        """Non-overlapping spans sorted by start. Raises ``InputError`` for text that is not valid Unicode."""
+    def detect(self, text: str, *, filter_false_positives: bool | None = None,
+               recall_first: bool = False) -> list[Span]:
+        """Non-overlapping spans sorted by start. Raises ``InputError`` for text that is not valid Unicode.
+
+        ``recall_first`` adds the candidates of ``tether.privacy.recall`` (uncommon capitalised
+        words, past dates, lower-case names): what the guard uses for text that leaves the device.
+        """
         check_text(text)
         if not text.strip():
             return []
@@ -177,14 +182,79 @@ class Detector:
             raw += [Span(entity_type="PRIVATE_KEY", start=r.start, end=r.end, score=r.score,
                          text=text[r.start:r.end], recognizer="private_key")
                     for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
-        spans = [s for s in raw if s.text.strip() and s.text not in self._allow
-                 and not (fp and is_false_positive(s.entity_type, s.text))]
-        spans = resolve_overlaps(spans, text)
+        spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
+                 and not (fp and (is_false_positive(s.entity_type, s.text) or _in_a_timestamp(s, text)))]
+        spans = with_house_numbers(resolve_overlaps(spans, text), text)
+        listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
+                  for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
         block = [Span(entity_type="LOCATION", start=a, end=b, score=0.6, text=text[a:b], recognizer="postal_block")
-                 for a, b in postal_block_lines(text, [(s.entity_type, s.start, s.end) for s in spans])]
-        if block:
-            spans = resolve_overlaps(spans + block, text)
-        return propagate(spans, text)
+                 for a, b in postal_block_lines(text, _triples(spans + listed))]
+        if listed or block:
+            spans = resolve_overlaps(spans + listed + block, text)
+        if recall_first:
+            from tether.privacy.recall import recall_first_spans
+
+            extra = [Span(entity_type=t, start=a, end=b, score=0.5, text=text[a:b], recognizer="recall_first")
+                     for t, a, b, _why in recall_first_spans(text, _triples(spans))
+                     if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))]
+            if extra:
+                spans = resolve_overlaps(spans + extra, text)
+        return propagate(spans, text, allow=self._allow)
+
+
+_TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
+
+
+def _in_a_timestamp(span: Span, text: str) -> bool:
+    """Seconds and fractions of a timestamp ("06:44:03.566113") are no phone number."""
+    return span.entity_type == "PHONE_NUMBER" and bool(_TIME_BEFORE.search(text, max(0, span.start - 9), span.start))
+
+
+def _triples(spans: Iterable[Span]) -> list[tuple[str, int, int]]:
+    return [(s.entity_type, s.start, s.end) for s in spans]
+
+
+def with_house_numbers(spans: list[Span], text: str) -> list[Span]:
+    """A street address takes in the number right before it ("893 Via Leopardi 83"): a building
+    number or postcode the street pattern did not start with."""
+    out: list[Span] = []
+    for s in spans:
+        if s.entity_type == "STREET_ADDRESS":
+            m = re.search(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$", text[max(0, s.start - 12):s.start])
+            if m:
+                start = s.start - len(m.group())
+                if not out or out[-1].end <= start:
+                    s = s.model_copy(update={"start": start, "text": text[start:s.end]})
+        out.append(s)
+    return out
+
+
+def tidy_ner(spans: list[Span], text: str) -> list[Span]:
+    """The small model's PERSON/LOCATION spans, cut where they run into a pattern match:
+    "Verena Schuur Apt" and "Apt. 961" give the name and the flat, not one street address.
+    Only characters the pattern match covers are cut, so nothing is left uncovered."""
+    patterns = [s for s in spans if _PRIORITY.get(s.entity_type, 0) > 0]
+    if not patterns:
+        return spans
+    out = []
+    for s in spans:
+        if s.recognizer == "SpacyRecognizer" and s.entity_type in ("PERSON", "LOCATION"):
+            a, b = s.start, s.end
+            for p in patterns:
+                if a < p.start < b <= p.end:
+                    b = p.start
+                elif p.start <= a < p.end < b:
+                    a = p.end
+            while a < b and text[a].isspace():
+                a += 1
+            while b > a and text[b - 1].isspace():
+                b -= 1
+            if not any(c.isalpha() for c in text[a:b]):
+                continue
+            if (a, b) != (s.start, s.end):
+                s = s.model_copy(update={"start": a, "end": b, "text": text[a:b]})
+        out.append(s)
+    return out
 
 
 def check_text(text: object) -> None:
@@ -247,39 +317,62 @@ def _merge(group: list[Span], text: str, rank) -> Span:  # type: ignore[no-untyp
     return best.model_copy(update={"start": start, "end": end, "text": text[start:end]})
 
 
+_FOLD_EXTRA = str.maketrans("ŁłØøĐđıÞþ", "LlOoDdiTt")
+
+
+def fold_accents(text: str) -> str:
+    """``text`` with accents removed letter by letter ("Přerost" → "Prerost"), same length."""
+    import unicodedata
+
+    if text.isascii():
+        return text
+    out = []
+    for c in text.translate(_FOLD_EXTRA):
+        if c.isascii():
+            out.append(c)
+            continue
+        base = "".join(x for x in unicodedata.normalize("NFKD", c) if not unicodedata.combining(x))
+        out.append(base if len(base) == 1 else c)
+    return "".join(out)
+
+
 def _names_from_emails(spans: list[Span], text: str) -> list[Span]:
-    """"KarinBeike@…" or "karin.beike@…" names its owner: mark "Karin Beike" where it appears."""
-    import re
+    """"KarinBeike@…" or "karin.beike@…" names its owner: mark "Karin Beike" (or "Beike Karin",
+    or "Kärin Beike": accents are ignored) where it appears."""
 
     out = []
+    folded = None
     for s in spans:
         if s.entity_type != "EMAIL_ADDRESS":
             continue
         local = s.text.split("@", 1)[0]
-        parts = [p for p in re.split(r"[._\-+\d]+|(?<=[a-z])(?=[A-Z])", local) if p]
+        parts = [p for p in re.split(r"[._\-+\d]+|(?<=[a-z])(?=[A-Z])", fold_accents(local)) if p]
         if len(parts) < 2 or any(len(p) < 2 for p in parts):
             continue
-        rx = r"(?<!\w)" + r"\s+(?:\w\.?\s+)?".join(re.escape(p) for p in parts) + r"(?!\w)"
-        for m in re.finditer(rx, text, flags=re.IGNORECASE):
-            out.append(Span(entity_type="PERSON", start=m.start(), end=m.end(), score=0.8, text=m.group(),
-                            recognizer="name_from_email"))
+        if folded is None:
+            folded = fold_accents(text)
+        orders = [parts, parts[::-1]] if len(parts) == 2 else [parts]
+        for order in orders:
+            rx = r"(?<!\w)" + r"\s+(?:\w\.?\s+)?".join(re.escape(p) for p in order) + r"(?!\w)"
+            for m in re.finditer(rx, folded, flags=re.IGNORECASE):
+                out.append(Span(entity_type="PERSON", start=m.start(), end=m.end(), score=0.8,
+                                text=text[m.start():m.end()], recognizer="name_from_email"))
     return out
 
 
-def propagate(spans: list[Span], text: str) -> list[Span]:
+def propagate(spans: list[Span], text: str, *, allow: set[str] | frozenset[str] = frozenset()) -> list[Span]:
     """Mark every other occurrence of a detected value too (the model may tag a name only once)."""
     if not spans:
         return spans
-    import re
 
-    named = _names_from_emails(spans, text)
+    named = [s for s in _names_from_emails(spans, text) if s.text not in allow]
     if named:
         spans = resolve_overlaps(spans + named, text)
     taken = [(s.start, s.end) for s in spans]
     extra: list[Span] = []
     # Parts of a full name stand for the person too: "Calan Stevenson … calls me Calan".
     parts = [s.model_copy(update={"text": w}) for s in spans if s.entity_type == "PERSON" and " " in s.text.strip()
-             for w in s.text.split() if len(w) >= 3 and w[0].isupper() and w[1:].islower()]
+             for w in s.text.split() if len(w) >= 3 and w[0].isupper() and w[1:].islower() and w not in allow]
     for s in {(s.entity_type, s.text): s for s in [*spans, *parts] if len(s.text.strip()) >= 3}.values():
         for m in re.finditer(rf"(?<!\w){re.escape(s.text)}(?!\w)", text):
             if not any(a < m.end() and m.start() < b for a, b in taken):

@@ -84,8 +84,13 @@ class PrivacyGuard:
         """A fresh mapping for one conversation; keep it to restore the responses."""
         return PseudonymSession(self.config.pseudonymize.style)
 
-    def detect(self, text: str | bytes) -> list[Span]:
-        return self.detector.detect(_as_text(text))
+    def detect(self, text: str | bytes, *, tier: Tier = "third_party") -> list[Span]:
+        """What the guard treats as personal in text bound for ``tier``: for an off-device tier
+        with ``detection.recall_first`` on, the recall-first candidates are included."""
+        return self._detect(_as_text(text), _check_tier(tier))
+
+    def _detect(self, text: str, tier: Tier) -> list[Span]:
+        return self.detector.detect(text, recall_first=self.config.detection.recall_first and tier != "device")
 
     def prepare(self, text: str | bytes, tier: Tier, *, session: PseudonymSession,
                 spans: list[Span] | None = None) -> Outbound:
@@ -93,7 +98,7 @@ class PrivacyGuard:
         tier = _check_tier(tier)
         text = _as_text(text)
         if spans is None:
-            spans = self.detector.detect(text)
+            spans = self._detect(text, tier)
         actions = {s.entity_type: self.config.action(s.entity_type, tier) for s in spans}
         counts = Counter(s.entity_type for s in spans)
         entities = [EntityCount(entity_type=e, count=n, action=actions[e]) for e, n in sorted(counts.items())]
@@ -111,7 +116,7 @@ class PrivacyGuard:
     def scan(self, text: str | bytes, *, session: PseudonymSession | None = None) -> ScanReport:
         """Detect once, then show what every tier would receive (a preview: nothing is sent)."""
         text = _as_text(text)
-        spans = self.detector.detect(text)
+        spans = self._detect(text, "third_party")  # the widest set; the device tier sends nothing
         session = session or self.session()
         return ScanReport(chars=len(text), entities=spans,
                           tiers=[self.prepare(text, t, session=session, spans=spans) for t in TIERS])

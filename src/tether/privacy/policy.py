@@ -88,6 +88,8 @@ class DetectionConfig(_Strict):
     deny_lists: list[DenyListConfig] = []
     allow_list: list[str] = Field([], description="values that are never personal data (exact match)")
     filter_false_positives: bool = True
+    recall_first: bool = Field(True, description="off-device tiers also pseudonymize likely names, places and "
+                                                 "dates that the precise rules are unsure of")
 
     def custom_entities(self) -> set[str]:
         return {r.entity for r in self.recognizers} | {d.entity for d in self.deny_lists}

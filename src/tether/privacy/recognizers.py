@@ -243,7 +243,8 @@ PHONE_CONTEXT = ["phone", "telephone", "tel", "call", "mobile", "cell", "fax", "
                  "text", "sms", "whatsapp", "contact", "answering", "messages", "registered", "dial", "ring", "mob"]
 _PHONE_PATTERNS = [
     # +41 53 147 37 99, +447700556093, +1 (415) 555-0134: a country code is enough evidence.
-    RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}(?!\w)", 0.6,
+    RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}"
+                 r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?!\w)", 0.6,
                  validate=_phone_digits_ok),
     # (1) 995-8140, 730 064 218, 650-752-7354x549: needs a context word to pass the threshold.
     RegexPattern("grouped", r"(?<![\w+\-./])\(?\d{1,5}\)?(?:[ .\-]\(?\d{1,8}\)?){1,4}"
@@ -271,12 +272,73 @@ _COMMON_WORDS = {
 }
 _STOP_WORDS = {"the", "a", "an", "and", "or", "but", "i", "you", "he", "she", "we", "they", "it", "is", "are",
                "was", "not", "no", "yes", "this", "that", "my", "your", "please", "thanks", "hi", "hello"}
+# Words that are never personal data by themselves, whatever their case: calendar words, form
+# labels, address words, languages, and names of everyday software a request may mention.
+_HARD_WORDS = set("""
+january february march april may june july august september october november december jan feb mar apr jun
+jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu
+thur thurs fri sat sun today tomorrow yesterday tonight morning afternoon evening night weekend christmas
+easter mr mrs ms miss mx dr prof sir madam dear hi hello hey thanks thank regards cheers sincerely best
+note notes subject re fw fwd cc bcc attn info information website web site url link e-mail email mail phone
+tel telephone mobile cell fax desk office home work address addresses billing shipping postcode zip zipcode
+apt apartment suite ste unit floor fl room rm box po street st road rd avenue ave lane ln drive dr court ct
+place pl boulevard blvd way highway square plaza city town state county country region province
+personal contact details name names first last full middle maiden surname username user account number no
+date birth birthday dob age ssn iban bic swift card credit debit visa mastercard amex cvv pin password
+english french german spanish italian portuguese dutch russian chinese japanese korean arabic hindi greek
+polish swedish norwegian danish finnish turkish hebrew latin european american british canadian australian
+asian african mexican indian irish scottish welsh
+python java javascript typescript linux windows macos ios android google microsoft apple amazon aws azure
+github gitlab docker kubernetes excel word powerpoint outlook gmail slack zoom teams chrome firefox safari
+sql postgres postgresql mysql sqlite json yaml toml html css http https api rust golang ruby php swift
+kotlin bash git npm pip pypi openai chatgpt gpt llama tether internet wifi bluetooth usb pdf csv markdown
+readme todo fixme fyi asap faq ok okay yes no react vue angular node nodejs django flask fastapi pandas numpy
+tensorflow pytorch jupyter vscode vim emacs nginx apache redis mongodb kafka spark terraform ansible jenkins
+jira confluence notion figma trello salesforce shopify wordpress stripe paypal netflix spotify youtube facebook
+instagram twitter whatsapp telegram tiktok linkedin reddit wikipedia iphone ipad macbook xbox playstation
+nintendo intel amd nvidia cuda unix ubuntu debian fedora
+select insert update delete from where join group order limit values into create table drop alter index
+null true false begin end commit rollback
+meanwhile however therefore moreover furthermore otherwise also anyway finally firstly secondly lastly
+regarding attached attachment attachments summary question answer example examples task instructions update
+reminder agenda minutes draft report invoice receipt order request reply response context input output
+background goal goals problem error errors steps status result results expected actual environment version
+description title author priority severity owner assignee reviewer deadline budget scope requirements
+constraints feedback comments prompt system assistant human bot pros cons tags keywords category topic
+action decision warning caution tip tips overview introduction conclusion references appendix abstract
+""".split())
+
+
+@functools.cache
+def common_words() -> frozenset[str]:
+    """Lower-case English words: Faker's en_US lorem list (about a thousand of the most common
+    words), the words of its job titles and company slogans, spaCy's stop words, and the lists here."""
+    from faker.providers.company.en_US import Provider as Company
+    from faker.providers.job.en_US import Provider as Job
+    from faker.providers.lorem.en_US import Provider as Lorem
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    words = {w.lower() for w in Lorem.word_list} | set(STOP_WORDS) | _COMMON_WORDS | _HARD_WORDS
+    for phrase in [*Job.jobs, *(w for group in Company.catch_phrase_words for w in group),
+                   *(w for group in Company.bsWords for w in group)]:
+        words.update(p for p in re.split(r"[\s,/()\-]+", phrase.lower()) if len(p) > 2 and p.isalpha())
+    return frozenset(words)
+
+
+def hard_words() -> frozenset[str]:
+    return frozenset(_HARD_WORDS | set(_STOP_WORDS) | _DATA_WORDS)
+
+
 _NAME_CUE = re.compile(
-    r"(?i)(?:\bname is|\bname\s*:|\bi am|\bi'm|\bhi|\bhello|\bhey|\bdear|\bthanks?,?|\bsincerely,?|"
-    r"\bregards,?|\bsaid|\basked|\btold|\bby(?=\s*:)|\bmr\.?|\bmrs\.?|"
+    r"(?i)(?:\bname is|\bname\s*:|\bname\?|\bi am|\bi'm|\bhi|\bhello|\bhey|\bdear|\bthanks?,?|\bsincerely,?|"
+    r"\bregards,?|\bsaid|\basked|\btold|\bby(?=\s*:)|\bmr\.?|\bmrs\.?|\bcall(?:s|ed)? me|\bnamed|"
     r"\bms\.?|\bmiss|\bdr\.?|\bprof\.?)[ \t]*:?[ \t]+$"
 )
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*\.?|[^\W\d_]\.")
+_POSSESSIVE = re.compile(r"['’]s?$")
+# Surname particles: "Isolda van Gameren", "Maria de la Cruz".
+_PARTICLES = {"van", "von", "de", "der", "den", "da", "di", "du", "del", "della", "la", "le", "dos", "das",
+              "ten", "ter", "bin", "ibn", "al", "el", "y"}
 
 
 @functools.cache
@@ -295,19 +357,55 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
                              ("first_names_nonbinary", first), ("last_names", last)):
             values = getattr(provider, attr, None)
             if isinstance(values, (list, tuple, set, frozenset, dict)):
-                bucket.update(v for v in values if isinstance(v, str) and v[:1].isupper() and v.isascii() is not None)
+                bucket.update(v for v in values if isinstance(v, str) and v[:1].isupper())
     return frozenset(first), frozenset(last)
+
+
+def particle_chain(text: str, words: Sequence[tuple[int, int, str]], j: int) -> bool:
+    """``words[j]`` starts "van Gameren" or "van der Voet": one or two particles, then a
+    capitalised word, separated by single spaces."""
+    for k in (j + 1, j + 2):
+        if words[j][2] not in _PARTICLES or k >= len(words) or text[words[k - 1][1]:words[k][0]] != " ":
+            return False
+        if words[k][2][:1].isupper():
+            return True
+        if words[k][2] not in _PARTICLES:
+            return False
+    return False
+
+
+def name_words(text: str) -> list[tuple[int, int, str]]:
+    """Word tokens as (start, end, word); a trailing full stop and a possessive "'s" are left out
+    of the word ("Marina's" is "Marina"), but a full stop stays in the span (an initial)."""
+    out = []
+    for m in _WORD.finditer(text):
+        start, end, w = m.start(), m.end(), m.group().rstrip(".")
+        if len(w) > 2 and w[-1] in "'’s" and _POSSESSIVE.search(w):
+            w = _POSSESSIVE.sub("", w)
+            end = start + len(w)
+        out.append((start, end, w))
+    return out
+
+
+def is_sentence_start(text: str, start: int) -> bool:
+    """The word at ``start`` opens the text, a line, or a sentence (quotes and bullets skipped)."""
+    i = start - 1
+    while i >= 0 and text[i] in " \t\"'“”‘’([{*•>#-":
+        i -= 1
+    return i < 0 or text[i] in ".!?\n:"
 
 
 class NameListRecognizer(EntityRecognizer):
     """Names the small spaCy model misses: a known first name in Title case, extended over
-    initials and surnames, or any Title-case word right after a cue such as "my name is"."""
+    initials, particles and further Title-case words that are not common English, or any
+    Title-case word right after a cue such as "my name is"."""
 
     def __init__(self) -> None:
         super().__init__(supported_entities=["PERSON"], name="name_list")
 
     def load(self) -> None:
         self._first, self._last = _name_lists()
+        self._common = common_words()
 
     @staticmethod
     def _is_name_word(word: str, strict: bool = True) -> bool:
@@ -315,44 +413,102 @@ class NameListRecognizer(EntityRecognizer):
             return False
         return word.lower() not in (_COMMON_WORDS if strict else _STOP_WORDS)
 
+    def _surname_like(self, word: str) -> bool:
+        return self._is_name_word(word) and (word in self._last or word in self._first
+                                             or word.lower() not in self._common)
+
     def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
         if entities and "PERSON" not in entities:
             return []
-        words = [(m.start(), m.end(), m.group().rstrip(".")) for m in _WORD.finditer(text)]
+        words = name_words(text)
         out, i = [], 0
         while i < len(words):
             start, end, w = words[i]
             cue = bool(_NAME_CUE.search(text, max(0, start - 20), start))
-            if not cue and i + 2 < len(words) and self._is_name_word(w, strict=False) and len(w) > 1:
+            if cue and particle_chain(text, words, i):
+                pass  # "her maiden name is van Bokhorst"
+            elif not cue and i + 2 < len(words) and self._is_name_word(w, strict=False) and len(w) > 1:
                 # "Pertti M Palander": Title-case word, initial, Title-case word.
                 w1, w2 = words[i + 1][2], words[i + 2][2]
                 cue = len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
-            known = w in self._first and self._is_name_word(w)
-            if not (known or (cue and self._is_name_word(w, strict=False) and len(w) > 1)):
+            known = w in self._first and self._is_name_word(w) and not (len(w) > 3 and w.lower() in _HARD_WORDS)
+            if not (known or (cue and (self._is_name_word(w, strict=False) or w in _PARTICLES) and len(w) > 1)):
                 i += 1
                 continue
             j, surname, initial_seen = i + 1, False, False
             while j < len(words) and j - i <= 3:
                 s2, e2, w2 = words[j]
                 if text[end:s2].strip(" \t") not in ("", ".") or "\n" in text[end:s2]:
-                    break
+                    break  # punctuation, a line break, or a possessive ("Maria's") ends the name
                 initial = len(w2) == 1 and w2.isupper()
-                # A surname is a known one, or any Title-case word after an initial ("Zeliha I Sultygov").
-                if not (initial or (self._is_name_word(w2) and (w2 in self._last or w2 in self._first
-                                                                 or initial_seen))):
+                particle = particle_chain(text, words, j) or (w2 in _PARTICLES and words[j - 1][2] in _PARTICLES)
+                # A surname is a known one, a Title-case word that is not common English, or
+                # any Title-case word after an initial ("Zeliha I Sultygov").
+                if not (initial or particle or (self._is_name_word(w2) and (self._surname_like(w2) or initial_seen))):
                     break
-                surname = surname or not initial
+                surname = surname or not (initial or particle)
                 initial_seen = initial_seen or initial
                 end = e2
                 j += 1
             if text[end - 1] == "." and len(text[start:end].split()[-1]) > 2:
                 end -= 1  # a sentence full stop, not an initial
-            sentence_start = start == 0 or text[:start].rstrip()[-1:] in (".", "!", "?", "\n", ":", '"')
+            sentence_start = is_sentence_start(text, start)
             # Above spaCy's 0.85 so a known first name beats the small model's LOCATION guess.
-            score = 0.9 if cue else 0.88 if surname else 0.86 if not sentence_start else 0.3
+            # A lone known first name opening a sentence ("Samantha is from…") counts unless it
+            # is also a common word.
+            score = (0.9 if cue else 0.88 if surname else 0.86 if not sentence_start
+                     else 0.6 if w.lower() not in self._common else 0.3)
             out.append(_result(self, "PERSON", start, end, score, "name list" + (" after a cue" if cue else "")))
             i = j
         return out
+
+
+_COMPANY_WORDS = {"inc", "ltd", "llc", "plc", "corp", "co", "gmbh", "ag", "sa", "spa", "bv", "nv", "oy", "ab", "as",
+                  "kg", "sarl", "pty", "limited", "company", "corporation", "group", "holdings", "partners", "bros"}
+
+# Names listed together: "Caird and Jones", "founders: Lapresse, Morris and Wright".
+_LIST_SEP = r"(?:[ \t]*,[ \t]*|[ \t]*,?[ \t]+(?:and|or|&)[ \t]+)"
+_CAP = r"[^\W\d_a-z][^\W\d_]*(?:['’\-][^\W\d_]+)*"
+_RIGHT_NEIGHBOUR = re.compile(rf"{_LIST_SEP}({_CAP})")
+_LEFT_NEIGHBOUR = re.compile(rf"({_CAP}){_LIST_SEP}$")
+
+
+def listed_names(text: str, spans: Sequence[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """Title-case words in a comma/"and" list with a detected person: they are people too.
+
+    ``spans`` are (entity_type, start, end); returns the (start, end) of each new name. A word
+    that is common English (unless it is also a known surname), already covered by another
+    type, or on another line is not taken.
+    """
+    first, last = _name_lists()
+    common = common_words()
+    taken = [(s, e) for _, s, e in spans]
+    persons = [(s, e) for t, s, e in spans if t == "PERSON"]
+    out: list[tuple[int, int]] = []
+
+    def ok(a: int, b: int) -> bool:
+        w = text[a:b]
+        if w.isupper() or len(w) < 2 or any(x < b and a < y for x, y in taken):
+            return False
+        if re.search(r"['’](?!(?<=^\w['’])[A-Z])", w) or w.lower() in _COMPANY_WORDS:
+            return False  # "I'm", "Corporation's", "Plc"; but "O'Brien", "L'Heureux" are names
+        low = w.lower()
+        return low not in hard_words() and low not in _COMMON_WORDS and (low not in common or w in last or w in first)
+
+    while persons:
+        s, e = persons.pop()
+        found = []
+        m = _RIGHT_NEIGHBOUR.match(text, e)
+        if m and ok(*m.span(1)):
+            found.append(m.span(1))
+        m = _LEFT_NEIGHBOUR.search(text, max(0, s - 40), s)
+        if m and ok(*m.span(1)):
+            found.append(m.span(1))
+        for span in found:
+            out.append(span)
+            taken.append(span)
+            persons.append(span)
+    return out
 
 
 # ---- street addresses and dates of birth ----------------------------------------------
@@ -369,11 +525,21 @@ _STREET_PATTERNS = [
     RegexPattern("number_first", rf"\b\d{{1,6}}[A-Za-z]?(?:-\d+)?,?\s+(?:{_CAP_WORD}\s+){{0,4}}{_STREET_SUFFIX}"
                  rf"(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b)?{_UNIT}", 0.7),
     # Via Roma 12, Rue de Rivoli 99, Calle Mayor 5
-    RegexPattern("prefix_street", r"\b(?:Via|Viale|Rue|Calle|Avenida|Av\.|Rua|Strada|Piazza|Corso|Plaza|Paseo|"
-                 r"Avenue|Boulevard|Chemin|Route|Ulica|ul\.)\s+(?:[\w'’.\-]+\s+){0,4}\d{1,5}[A-Za-z]?\b", 0.65),
+    RegexPattern("prefix_street", r"\b(?:Via|Viale|Rue|Calle|Avenida|Av\.|Rua|Rúa|Strada|Piazza|Corso|Plaza|Paseo|"
+                 r"Avenue|Boulevard|Chemin|Route|Ulica|ul\.|Ctra\.|Carretera|Camino|Ronda|Rambla|Travessa|Travesía|"
+                 r"Largo|Praça|Estrada|Escada|Alameda|Quai|Allée|Impasse)[ \t]+(?:[\w'’.\-]+[ \t]+){0,4}\d{1,5}[A-Za-z]?\b",
+                 0.65),
+    # 12 rue de Rivoli, 4698 rue des Églises Est, 7 Avenue des Champs-Élysées
+    RegexPattern("number_then_street_word",
+                 r"\b\d{1,5}[A-Za-z]?,?[ \t]+(?:(?i:rue|chemin|allée|impasse|quai|calle|avenida|rua|viale|piazza|corso)|"
+                 r"Via|Avenue|Boulevard)(?:[ \t]+(?:(?:des|de|du|la|le|les|della|del|di|da|dos|das|do)\b"
+                 r"|[dl]['’][A-ZÀ-Þ][\w\-]*|[A-ZÀ-Þ][\w'’\-]*)){1,5}", 0.7),
+    # "the corner of Escada Feijão 41 and Bermúdez Roads"
+    RegexPattern("corner", r"(?i:\bcorner) of\s+(?P<v>(?:[^\W_][\w'’.\-]*\s+){1,5}?(?:and|&)\s+[^\W\d_][\w'’\-]*"
+                 r"(?:[ \t]+(?:[A-ZÀ-Þ][\w'’\-]*|\d{1,5}))*)", 0.7, group="v"),
     # Hauptstraße 5, Strojírenská 1006, Kongensgade 12
     RegexPattern("suffix_street", r"\b[A-ZÀ-Ž][\w'’\-]*(?:straße|strasse|str\.|gasse|weg|allee|platz|vej|gade|"
-                 r"gatan|vägen|veien|laan|straat|plein|ská|ní|ova|ulica|utca|katu|tie)\s+\d{1,5}[A-Za-z]?\b",
+                 r"gatan|vägen|veien|laan|straat|plein|ská|ní|ova|ulica|utca|katu|tie)[ \t]+\d{1,5}[A-Za-z]?\b",
                  0.65),
     RegexPattern("po_box", r"(?i)\b(?:P\.?\s?O\.?\s+Box|Postbox|Box)\s+\d{1,6}\b", 0.7),
     RegexPattern("unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s*#?\d+[A-Za-z]?\b", 0.7),
@@ -417,11 +583,19 @@ class DateOfBirthRecognizer(EntityRecognizer):
         return out
 
 
+# Everyday short forms that Faker's list spells out ("United States of America").
+_COUNTRY_ALIASES = {"United States", "USA", "U.S.A.", "United Kingdom", "Great Britain", "Britain", "England",
+                    "Scotland", "Wales", "Northern Ireland", "Russia", "South Korea", "North Korea", "Syria",
+                    "Czechia", "Holland", "Ivory Coast", "Vatican", "Palestine", "Laos", "Bolivia", "Venezuela",
+                    "Tanzania", "Moldova", "Macedonia", "North Macedonia", "Brunei", "Micronesia"}
+
+
 def country_recognizer() -> RegexRecognizer:
     """Country names (Faker's list) in Title or upper case: the small model misses many."""
     from faker.providers.address.en_US import Provider
 
-    names = sorted({c.split(",")[0].split(" (")[0] for c in Provider.countries}, key=len, reverse=True)
+    names = sorted({c.split(",")[0].split(" (")[0] for c in Provider.countries} | _COUNTRY_ALIASES,
+                   key=len, reverse=True)
     alts = "|".join(re.escape(n) + "|" + re.escape(n.upper()) for n in names)
     return RegexRecognizer("LOCATION", [RegexPattern("country", rf"(?<!\w)(?:{alts})(?!\w)", 0.85)], name="country")
 
@@ -464,8 +638,8 @@ def is_false_positive(entity_type: str, value: str) -> bool:
     if entity_type not in _NER_TYPES:
         return False
     v = value.strip(" \t\n.,;:!?'\"()[]{}")
-    if len(v) < 2 or v.casefold() in _DATA_WORDS:
-        return True
+    if len(v) < 2 or v.casefold() in _DATA_WORDS or (len(v) > 3 and v.casefold() in _HARD_WORDS):
+        return True  # "SSN", "Email"; "French", "March", "React" alone are no person or place
     if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
         return True
     return not any(c.isalpha() for c in v)
@@ -501,9 +675,18 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
     for i in anchors:
         # Below the street line: town, region, postcode, country. A name-like word there is
         # usually a town ("<PERSON> 96281").
-        j = i + 1
-        while j < len(lines) and j - i <= 4 and addressy(*lines[j], _ADDRESS_TYPES | {"PERSON"}):
-            out.add(j)
+        j, blanks = i + 1, 0
+        while j < len(lines) and j - i <= 5:
+            a, b = lines[j]
+            if not text[a:b].strip():
+                blanks += 1
+                if blanks > 1:
+                    break
+            elif addressy(a, b, _ADDRESS_TYPES | {"PERSON"}) and (
+                    not blanks or "LOCATION" in kinds(a, b) or any(c.isdigit() for c in text[a:b])):
+                out.add(j)  # after a blank line only a country or postcode line ("Austria 73269")
+            else:
+                break
             j += 1
         # Above it: the addressee and company lines, across at most one blank line.
         j, blanks = i - 1, 0

@@ -1,0 +1,247 @@
+"""Recall-first candidates for text that leaves the device.
+
+The precise rules (spaCy NER, name lists, patterns) miss names they have never seen, places
+written in capitals, and birth dates the text does not call birth dates. For an off-device
+tier a missed name is a leak, while a pseudonymized ordinary word only costs the receiver
+some fluency (the reply is restored anyway), so the guard adds these candidates when
+``detection.recall_first`` is on (the default):
+
+* runs of capitalised words on one line that are not common English (``common_words``):
+  "Mimount Bijster", "Invesco BulletShares", "HIPPERHOLME". A run that opens a sentence needs
+  more evidence, since every sentence starts with a capital: two uncommon words, a letter
+  outside ASCII ("Csanád"), a word from the name lists, all capitals, or a comma or a verb
+  such as "is" / "said" right after it ("Motoko is from…").
+* full dates with a year that is not in the future ("since 7/8/1999"): any of them may be a
+  birth date.
+* lower-case names: a first name followed by a surname ("maria gonzalez"), or a listed
+  name right after a cue ("my name is jan").
+
+A word that is common English, a calendar word, a form label ("Phone", "Address") or
+everyday software ("Python", "GitHub") is never a candidate by itself; anything else can be
+exempted with ``detection.allow_list``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import re
+from collections.abc import Sequence
+
+from tether.privacy.recognizers import (
+    _COMMON_WORDS,
+    _DATE,
+    _NAME_CUE,
+    _PARTICLES,
+    _name_lists,
+    common_words,
+    hard_words,
+    is_sentence_start,
+    name_words,
+    particle_chain,
+)
+
+# After a run that opens a sentence, these make it a subject or an addressee, not a verb.
+_SUBJECT_NEXT = re.compile(r"(?:[ \t]*,|[ \t]+(?:is|was|has|had|said|says|asked|told|lives|lived|works|worked|"
+                           r"wrote|writes|called|shouted|began)\b)")
+# "Mineko: What a wife." A line that opens with a word and a colon is a speaker or a label;
+# labels ("Note:", "Summary:") are common words, so an uncommon one is taken for a speaker.
+_SPEAKER_NEXT = re.compile(r"[ \t]*:[ \t]*[^\s]")
+_CONTRACTION = re.compile(r"(?i)['’](?:m|d|ll|re|ve|s|t)$|n['’]t$")
+_URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\S+@\S+")
+_PLACE_BEFORE = re.compile(r"(?i)\b(?:in|at|near|from|visiting|visit|around|outside|inside|across)[ \t]+$")
+_STREET_NOUN = (r"(?:veg|vei|vej|vegen|veien|gate|gata|gatan|gade|vägen|väg|tee|kapu|utca|út|cesta|ulica|ul\.|"
+                r"straße|strasse|str\.|weg|gasse|allee|platz|plass|plads|laan|straat|kuja|tie|katu|sokak|caddesi)")
+_HOUSE_NUMBER_AFTER = re.compile(rf"(?:[ \t]+{_STREET_NOUN})?[ \t]+\d{{1,5}}[A-Za-z]?(?![\w:%]|[.,]\d)")
+_NUMBER_BEFORE = re.compile(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$")
+_ENGLISH_SUFFIX = re.compile(r"(?:ly|ing|ed|ion|ions|ness|ment|ments|ity|ous|ive|able|ful|less|ize|ise)$")
+# Three-letter codes that follow "in"/"at" without being places.
+_ACRONYMS = frozenset("""
+usd eur gbp jpy chf cny inr cad aud utc gmt cet cest est edt pst pdt bst ist cpu gpu ram ssd hdd pdf csv sql api
+xml rss ftp ssh dns vpn lan wan url faq eta etc diy hr pr qa ui ux seo crm erp aws gcp ibm sap ceo cfo cto coo
+""".split())
+_INTERJECTIONS = frozenset("""
+sorry great sure well oh ah wow alright indeed actually basically honestly congrats congratulations welcome
+absolutely perfect awesome nice cool excellent right correct agreed done noted understood unfortunately
+fortunately hopefully apparently obviously seriously quick urgent important c'mon
+""".split())
+
+
+@functools.cache
+def _lower_name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    """Lower-case first and last names that are not also common English words."""
+    first, last = _name_lists()
+    common = common_words() | _INTERJECTIONS
+    return (frozenset(n.lower() for n in first if n.lower() not in common and len(n) > 2),
+            frozenset(n.lower() for n in last if n.lower() not in common and len(n) > 2))
+
+
+def _morph_common(low: str, common: frozenset[str]) -> bool:
+    if low in common:
+        return True
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e"),
+                         ("ly", ""), ("er", ""), ("ers", "")):
+        if low.endswith(suffix) and len(low) - len(suffix) >= 3 and low[: len(low) - len(suffix)] + repl in common:
+            return True
+    return False
+
+
+class _Words:
+    """Word tests shared by the rules (the lists are built once)."""
+
+    def __init__(self) -> None:
+        self.first, self.last = _name_lists()
+        self.common = common_words() | _INTERJECTIONS
+        self.hard = hard_words() | _INTERJECTIONS
+
+    def title(self, w: str) -> str:
+        return w.capitalize() if w.isupper() else w
+
+    def listed(self, w: str) -> bool:
+        t = self.title(w)
+        return t in self.first or t in self.last
+
+    def safe(self, w: str, text: str = "", start: int = 0) -> bool:
+        """Not a candidate on its own: common English that is not also a listed name. Three
+        capitals are an acronym, unless they follow "in", "at", "from"… ("I am in SKI")."""
+        if _CONTRACTION.search(w):  # "I'm", "Don't", "We'll"
+            w = _CONTRACTION.sub("", w)
+        low = w.lower()
+        if len(w) <= 1 or low in self.hard or low in _ACRONYMS:
+            return True
+        if w.isupper() and len(w) <= 3:
+            return len(w) < 3 or not _PLACE_BEFORE.search(text, max(0, start - 12), start)
+        return _morph_common(low, self.common) and not self.listed(w)
+
+    def strong_opener(self, w: str, text: str, start: int, end: int) -> bool:
+        """Evidence that a capitalised word opening a sentence is a name, not just a first word."""
+        if w.isupper() and len(w) >= 4:
+            return True
+        if not w.isascii():
+            return True
+        low = w.lower()
+        if self.listed(w) and low not in self.common:
+            return True
+        if _morph_common(low, self.common) or _ENGLISH_SUFFIX.search(low):
+            return False
+        line_start = start == 0 or text[start - 1] == "\n"
+        return bool(_SUBJECT_NEXT.match(text, end) or (line_start and _SPEAKER_NEXT.match(text, end)))
+
+
+@functools.cache
+def _words() -> _Words:
+    return _Words()
+
+
+def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) -> list[tuple[str, int, int, str]]:
+    """Candidates as (entity_type, start, end, reason). ``spans`` (entity_type, start, end) are
+    what the precise rules found; a candidate may overlap them (the caller merges)."""
+    ww = _words()
+    out: list[tuple[str, int, int, str]] = []
+    urls = [m.span() for m in _URL.finditer(text)] if ("@" in text or "://" in text or "www." in text) else []
+    tokens = [t for t in name_words(text) if not any(a <= t[0] < b for a, b in urls)]
+    out += _capitalised_runs(text, tokens, ww)
+    out += _lower_case_names(text, tokens, ww)
+    out += _past_dates(text)
+    return out
+
+
+def _capitalised_runs(text: str, tokens: list[tuple[int, int, str]], ww: _Words) -> list[tuple[str, int, int, str]]:
+    out = []
+    i = 0
+    while i < len(tokens):
+        if not tokens[i][2][:1].isupper():
+            i += 1
+            continue
+        run = [i]
+        j = i + 1
+        while j < len(tokens):
+            prev_s, prev_e, prev_w = tokens[run[-1]]
+            s, e, w = tokens[j]
+            gap = text[prev_e:s]
+            initial = len(prev_w) == 1
+            if text[prev_e - 1] == "." and not initial:
+                break  # "…on Tuesday. Can you…": a full stop ends the run
+            if gap not in (" ", "\t") and not (initial and gap.strip(" \t") == "." and "\n" not in gap):
+                break
+            if w[:1].isupper():
+                run.append(j)
+            elif particle_chain(text, tokens, j) or (w in _PARTICLES and tokens[run[-1]][2] in _PARTICLES):
+                run.append(j)  # "Rue du Niger", "Isolda van Gameren", "Veronica van der Voet"
+            else:
+                break
+            j += 1
+        out += _run_candidates(text, [tokens[k] for k in run], ww)
+        i = j
+    return out
+
+
+def _run_candidates(text: str, run: list[tuple[int, int, str]], ww: _Words) -> list[tuple[str, int, int, str]]:
+    flags = [not (w in _PARTICLES or ww.safe(w, text, s)) for s, _, w in run]
+    if not any(flags):
+        return []
+    lo = flags.index(True)
+    if lo == 0 and is_sentence_start(text, run[0][0]):
+        hits = sum(flags)
+        if not (hits >= 2 or ww.strong_opener(run[0][2], text, run[0][0], run[0][1])):
+            flags[0] = False
+            if not any(flags):
+                return []
+            lo = flags.index(True)
+    hi = len(flags) - 1 - flags[::-1].index(True)
+    # A listed name next to the core belongs to it even when it is a common word ("April Ngata").
+    while lo > 0 and ww.listed(run[lo - 1][2]) and not run[lo - 1][2].isupper():
+        lo -= 1
+    while hi + 1 < len(run) and ww.listed(run[hi + 1][2]):
+        hi += 1
+    start, end = run[lo][0], run[hi][1]
+    if text[end - 1] == "." and len(run[hi][2]) > 1:
+        end -= 1  # a full stop, not an initial
+    core = [w for _, _, w in run[lo:hi + 1]]
+    if hi == len(run) - 1 and (m := _HOUSE_NUMBER_AFTER.match(text, end)):
+        # "Fitjabraut 87", "788 Martin Linges veg 149": a street name and house number.
+        end = m.end()
+        if (b := _NUMBER_BEFORE.search(text, max(0, run[0][0] - 10), run[0][0])) and lo == 0:
+            start = b.start()
+        return [("STREET_ADDRESS", start, end, "capitalised words and a house number")]
+    if any(ww.listed(w) for w in core) or _NAME_CUE.search(text, max(0, start - 20), start):
+        etype = "PERSON"
+    elif _PLACE_BEFORE.search(text, max(0, start - 12), start):
+        etype = "LOCATION"
+    else:
+        etype = "PERSON"
+    return [(etype, start, end, "capitalised words that are not common English")]
+
+
+def _lower_case_names(text: str, tokens: list[tuple[int, int, str]], ww: _Words) -> list[tuple[str, int, int, str]]:
+    first, last = _lower_name_lists()
+    out = []
+    for k, (s, e, w) in enumerate(tokens):
+        if not w.islower() or w in _COMMON_WORDS:
+            continue
+        nxt = tokens[k + 1] if k + 1 < len(tokens) and text[e:tokens[k + 1][0]] == " " else None
+        if w in first and nxt and nxt[2].islower() and nxt[2] in last:
+            out.append(("PERSON", s, nxt[1], "lower-case first name and surname"))
+        elif (w in first or w in last) and _NAME_CUE.search(text, max(0, s - 20), s):
+            end = nxt[1] if nxt and nxt[2].islower() and nxt[2] in last else e
+            out.append(("PERSON", s, end, "lower-case name after a cue"))
+    return out
+
+
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
+
+
+def _past_dates(text: str) -> list[tuple[str, int, int, str]]:
+    this_year = datetime.date.today().year
+    out = []
+    for m in _DATE.finditer(text):
+        years = [int(y) for y in _YEAR.findall(m.group())]
+        if not years or not all(1900 <= y <= this_year for y in years):
+            continue  # "3/5/69" needs a birth cue; a version number "3.11.12" is no date
+        parts = [int(p) for p in re.findall(r"\d+", m.group())]
+        if len(parts) == 3 and m.group()[:1].isdigit():  # numeric: a day and a month besides the year
+            rest = [p for p in parts if p < 100]
+            if len(rest) != 2 or not all(1 <= p <= 31 for p in rest) or min(rest) > 12:
+                continue
+        out.append(("DATE_OF_BIRTH", m.start(), m.end(), "a full date in the past"))
+    return out

@@ -1,0 +1,74 @@
+"""Recall-first detection for the off-device tiers, on the real analyzer (no mocks)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.privacy import PrivacyGuard, parse_config
+
+
+def _payload(guard: PrivacyGuard, text: str, tier: str = "third_party") -> str:
+    return guard.prepare(text, tier, session=guard.session()).require_payload()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("Follow up with Mimount Bijster in a couple of months.", "Mimount Bijster"),  # in no name list
+    ("Follow up with Đurđa Jovanović in a couple of months.", "Jovanović"),
+    ("card number 4111 1111 1111 1111 is lost. I am in HIPPERHOLME for a business trip", "HIPPERHOLME"),
+    ("Motoko is from Osaka.", "Motoko"),  # opens the sentence, then "is"
+    ("Csanád had given Csanád his address.", "Csanád"),  # a letter outside ASCII
+    ("Hilbrand, can I please speak to your boss?", "Hilbrand"),
+    ("Mineko: What a wife.\nSara: Remember me?", "Mineko"),
+    ("It's like that since 7/8/1999", "7/8/1999"),  # a birth date without a cue
+    ("The parcel went to Fitjabraut 87, Keflavík", "Fitjabraut 87"),
+    ("please ask anna nowak about it", "anna nowak"),  # lower case
+    ("my name is maria gonzalez", "gonzalez"),
+])
+def test_off_device_payload_drops_what_the_precise_rules_miss(guard, text, value):
+    for tier in ("private_cloud", "third_party"):
+        payload = _payload(guard, text, tier)
+        assert value not in payload, payload
+
+
+def test_the_precise_detector_alone_misses_them(guard):
+    # The same names and dates, without the recall-first candidates: the reason they exist.
+    for text, value in [("Follow up with Mimount Bijster in a couple of months.", "Mimount Bijster"),
+                        ("It's like that since 7/8/1999", "7/8/1999")]:
+        assert not [s for s in guard.detect(text, tier="device") if value in s.text]
+        assert any(value in s.text for s in guard.detect(text))
+
+
+@pytest.mark.parametrize("text", [
+    "Summary: Please review the attached report before Monday.\nNote: I'm using Python 3.12 and GitHub Actions.",
+    "Hi team, the Q3 budget review is on Tuesday. Can you send me the slides?",
+    "Write a short poem about autumn leaves falling in the park.",
+    "Can you summarize the attached meeting notes and list the action items for next week?",
+    "Translate this paragraph into French for our React app.",
+    "Personal Info:\nPhone:\nE-mail:\nWebsite:\nAddress:",
+    "The build for version 3.11.12 failed at 06:44:03.566113 on a date in 2999-01-01.",
+])
+def test_ordinary_text_goes_out_unchanged(guard, text):
+    assert _payload(guard, text) == text
+
+
+def test_recall_first_can_be_turned_off():
+    text = "It's like that since 7/8/1999. Follow up with Mimount Bijster in a couple of months."
+    strict = PrivacyGuard(parse_config({"detection": {"recall_first": False}}))
+    assert _payload(strict, text) == text
+    assert _payload(PrivacyGuard(), text) == ("It's like that since <DATE_OF_BIRTH_1>. "
+                                              "Follow up with <PERSON_1> in a couple of months.")
+
+
+def test_allow_list_exempts_a_candidate():
+    text = "Explain the Wireshark output."
+    assert _payload(PrivacyGuard(), text) != text
+    assert _payload(PrivacyGuard(parse_config({"detection": {"allow_list": ["Wireshark"]}})), text) == text
+
+
+def test_scan_reports_the_candidates_and_the_device_tier_keeps_the_text(guard):
+    text = "It's like that since 7/8/1999"
+    report = guard.scan(text)
+    assert [(s.entity_type, s.text, s.recognizer) for s in report.entities] == [
+        ("DATE_OF_BIRTH", "7/8/1999", "recall_first")]
+    assert report.tier("device").payload == text
+    assert report.tier("third_party").payload == "It's like that since <DATE_OF_BIRTH_1>"
