@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from tether.errors import InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
 from tether.search.extract import ExtractError, extract, kind_of
@@ -73,10 +74,13 @@ class Index:
     # ------------------------------------------------------------ indexing
 
     def add(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False) -> IndexReport:
+        """Index files and folders. A path that does not exist and is not indexed raises
+        ``InputError`` before anything is written; bad files inside are skipped and reported."""
         start = time.perf_counter()
         report = IndexReport()
         files: list[Path] = []
         roots: list[Path] = []
+        gone: list[str] = []
         for raw in paths:
             p = Path(raw).expanduser().absolute()
             if p.is_dir():
@@ -88,10 +92,12 @@ class Index:
                 else:
                     files.append(p)
             elif self._doc_id(str(p)) is not None:
-                self._delete(str(p))
-                report.removed += 1
+                gone.append(str(p))
             else:
-                report.skipped.append(Skipped(path=str(p), reason="no such file or directory"))
+                raise InputError(f"{raw}: no such file or directory")
+        for path in gone:  # named explicitly but deleted since: it leaves the index
+            self._delete(path)
+            report.removed += 1
         seen = {str(f) for f in files}
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
