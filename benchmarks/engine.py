@@ -32,7 +32,6 @@ whole stack). Latency includes the faithfulness retry when it happens.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -42,7 +41,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import llama_cpp
 from rich.console import Console
@@ -54,6 +53,7 @@ from tether.features import prompts as feature_prompts
 from tether.features.notifications import Notification, format_stack, summarize_stack
 from tether.models import catalog
 from tether.models import engine as tether_engine
+from tether.models.engine import quiet_stderr
 
 # Five prompts that each ask for a long answer (they all run to max_tokens).
 PROMPTS: list[tuple[str, str]] = [
@@ -67,25 +67,6 @@ WARMUP_PROMPT = "List ten facts about the planet Mars, one per line, each with a
 
 
 # ----------------------------------------------------------------- helpers
-
-
-@contextlib.contextmanager
-def quiet_stderr() -> Iterator[None]:
-    """llama.cpp prints load chatter to fd 2."""
-    try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, ValueError, OSError):
-        yield
-        return
-    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
-    try:
-        sys.stderr.flush()
-        os.dup2(devnull, fd)
-        yield
-    finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
 
 
 def median(xs: list[float]) -> float:

@@ -35,8 +35,10 @@ import statistics
 import string
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
+
+from tether.privacy.evaluation import labelled_sentences
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -54,24 +56,7 @@ TARGETS = {"EMAIL_ADDRESS": 0.95, "PHONE_NUMBER": 0.95, "CREDIT_CARD": 0.95, "IB
 
 
 def sentences(n: int, seed: int, *, pii_request: bool, lower_case_ratio: float = 0.05):
-    from presidio_evaluator.data_generator import PresidioSentenceFaker
-    from presidio_evaluator.data_generator.faker_extensions import HospitalProvider
-    from presidio_evaluator.data_generator.presidio_sentence_faker import (
-        presidio_additional_entity_providers,
-        presidio_templates_file_path,
-    )
-
-    # The templates spell line breaks as a literal backslash-n; make them real newlines.
-    templates = [t.strip().replace("\\n", "\n").replace("\\,", ",")
-                 for t in presidio_templates_file_path.read_text().splitlines() if t.strip()]
-    if pii_request:
-        keys = ("{{email", "{{iban", "{{ip_address", "{{ssn", "{{phone_number", "{{credit_card", "{{date_of_birth")
-        templates = [t for t in templates if any(k in t for k in keys)]
-    mapping = dict(PresidioSentenceFaker.ENTITY_TYPE_MAPPING, date_of_birth="DATE_OF_BIRTH", birthday="DATE_OF_BIRTH")
-    providers = [p for p in presidio_additional_entity_providers if p is not HospitalProvider]  # queries WikiData
-    faker = PresidioSentenceFaker("en_US", lower_case_ratio=lower_case_ratio, sentence_templates=templates,
-                                  entity_providers=providers, entity_type_mapping=mapping, random_seed=seed)
-    return faker.generate_new_fake_sentences(n)
+    return labelled_sentences(n, seed, pii_request=pii_request, lower_case_ratio=lower_case_ratio)
 
 
 def gold_spans(sample) -> list[tuple[str, int, int]]:  # type: ignore[no-untyped-def]

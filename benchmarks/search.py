@@ -43,7 +43,6 @@ from rich.progress import track
 
 from tether.search import Index, embed, quant
 from tether.search import query as Q
-from tether.search.chunk import chunks as split_chunks
 from tether.search.index import embed_text
 
 ROOT = Path(__file__).resolve().parent
@@ -245,7 +244,6 @@ def main() -> None:
         bcon.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         all_ids = np.array([r[0] for r in bcon.execute("SELECT id FROM chunks ORDER BY id")])
         n_all = len(all_ids)
-        syn_start = n_real
         big_float = np.concatenate([real_float, syn_float])  # same order as all_ids (real ids first, then synthetic)
         assert n_all == len(big_float)
         t0 = time.perf_counter()

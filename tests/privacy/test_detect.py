@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tether.errors import InputError
-from tether.privacy import PrivacyConfig, PrivacyGuard, parse_config
+from tether.privacy import PrivacyGuard, parse_config
 
 SAMPLES = {
     "PERSON": ("Please forward this to Maria Gonzalez before noon.", "Maria Gonzalez"),

@@ -240,6 +240,7 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
     """(summary, extractive). The model gets one retry when its summary is unfaithful."""
     session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
     prompt = format_stack(items)
+    problems: list[str] = []
     for attempt in range(2):
         if attempt == 0:
             response = session.respond(prompt, sampling=Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END))

@@ -133,7 +133,7 @@ class LlamaEngine:
         self.path = model_path
         self.n_threads = n_threads or default_threads()
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 self.llm = llama_cpp.Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
@@ -202,7 +202,7 @@ class LlamaEngine:
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         try:
-            with _quiet_stderr():
+            with quiet_stderr():
                 return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         except Exception as exc:
             raise GenerationError(f"cannot build a grammar from this JSON schema: {exc}") from exc
@@ -357,7 +357,7 @@ def loaded() -> list[LlamaEngine]:
 
 
 @contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
+def quiet_stderr() -> Iterator[None]:
     """llama.cpp prints load chatter straight to fd 2; hide it unless TETHER_DEBUG is set."""
     if os.environ.get("TETHER_DEBUG"):
         yield

@@ -13,7 +13,7 @@ import json
 import mailbox
 import re
 from dataclasses import dataclass, field
-from email.message import EmailMessage, Message
+from email.message import Message
 from pathlib import Path
 
 SUFFIXES = {".eml": "mail", ".mbox": "mail", ".ics": "calendar", ".md": "note", ".markdown": "note",
