@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import click
 from pydantic import BaseModel
 from rich.console import Console
 
 from tether.errors import InputError
-from tether.features._common import decode_utf8
+from tether.features._common import decode_utf8, read_file
 from tether.models import catalog
 from tether.models.engine import LlamaEngine, load
 
@@ -28,15 +27,7 @@ def read_bytes(source: str) -> tuple[bytes, str]:
         if sys.stdin.isatty():
             raise InputError("no input: pass a FILE or pipe text on stdin")
         return sys.stdin.buffer.read(), "stdin"
-    path = Path(source)
-    try:
-        return path.read_bytes(), str(path)
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
+    return read_file(source), source
 
 
 def read_text(source: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from tether.errors import InputError
 from tether.models.engine import LlamaEngine
@@ -18,6 +19,19 @@ def check_text(text: str, what: str = "text") -> str:
     if len(text) > MAX_INPUT_CHARS:
         raise InputError(f"{what} is {len(text):,} characters; the limit is {MAX_INPUT_CHARS:,}")
     return text
+
+
+def read_file(path: str | Path) -> bytes:
+    """File bytes, or an ``InputError`` that names the file and says what is wrong."""
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
 
 
 def decode_utf8(raw: bytes, name: str) -> str:

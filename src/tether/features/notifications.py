@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError, field_validator, model_validato
 
 from tether.errors import InputError
 from tether.features import prompts
-from tether.features._common import clean_output, decode_utf8, numbers_in
+from tether.features._common import clean_output, decode_utf8, numbers_in, read_file
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
@@ -93,14 +93,7 @@ def parse_notifications(data: Any) -> list[Notification]:
 
 
 def load_notifications(path: str | Path) -> list[Notification]:
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-    return parse_notifications(decode_json(raw, str(path)))
+    return parse_notifications(decode_json(read_file(path), str(path)))
 
 
 def decode_json(raw: bytes, name: str) -> Any:
