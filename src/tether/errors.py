@@ -13,7 +13,13 @@
     ├── PrivacyError
     │   ├── PolicyError                  the privacy config is invalid (file and field named)
     │   └── MustStayOnDeviceError        the policy keeps this request on the device
-    └── IndexStoreError                  the search index file cannot be opened or used
+    ├── IndexStoreError                  the search index file cannot be opened or used
+    └── CloudError
+        ├── AttestationError             a node failed verification; it is not used
+        ├── TransparencyLogError         the log's signature, proofs or history do not check out
+        ├── EnvelopeError                a sealed message failed to open (tampered, replayed, expired, truncated)
+        ├── NodeRejectedError            a node refused a request (the reason stays inside the envelope)
+        └── NoNodeAvailableError         no verified node answered; ``attempts`` says what was tried
 
 The CLI shows any of these as one line on stderr with a non-zero exit.
 """
@@ -112,3 +118,39 @@ class MustStayOnDeviceError(PrivacyError):
 
 class IndexStoreError(TetherError):
     """The search index file is not a usable index (corrupt, unreadable, or from a newer Tether)."""
+
+
+class CloudError(TetherError):
+    """The private cloud could not serve a request."""
+
+
+class AttestationError(CloudError):
+    """A node's attestation did not verify; ``reason`` says which check failed."""
+
+    def __init__(self, node_id: str, reason: str):
+        self.node_id = node_id
+        self.reason = reason
+        super().__init__(f"node {node_id} refused: {reason}")
+
+
+class TransparencyLogError(CloudError):
+    """The transparency log cannot be trusted: bad signature, failed proof, or a tree head that went backwards."""
+
+
+class EnvelopeError(CloudError):
+    """A sealed request or response did not open. Deliberately says nothing about why on the node side."""
+
+
+class NodeRejectedError(CloudError):
+    """The node answered with a rejection (bad envelope) or a sealed error."""
+
+    def __init__(self, message: str, status: int | None = None):
+        self.status = status
+        super().__init__(message)
+
+
+class NoNodeAvailableError(CloudError):
+    def __init__(self, attempts: list[str]):
+        self.attempts = attempts
+        detail = "; ".join(attempts) if attempts else "no verified nodes in the transparency log"
+        super().__init__(f"no private-cloud node could serve the request ({detail})")

@@ -1,0 +1,199 @@
+"""What a node is, and a signed statement of it.
+
+A node's *measurement* is a hash of three things a user can check against the
+transparency log: the code release (every ``.py`` file of the installed
+``tether`` package), the model file's sha256, and the node's config. Two nodes
+running the same release of the same model with the same config share one
+measurement, so one logged release covers a fleet.
+
+The node signs its request-encryption (HPKE) public key together with the
+measurement using an Ed25519 key it generates at start-up and never writes
+down. Without hardware attestation that signature proves consistency, not
+provenance: see docs/private-cloud.md for what AWS Nitro Enclaves would add.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tether.errors import AttestationError
+
+ATTESTATION_VERSION = 1
+SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20Poly1305"
+
+
+def canonical_json(value: Any) -> bytes:
+    """The one byte encoding that is hashed and signed everywhere (sorted keys, no spaces)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# ----------------------------------------------------------------- measurement
+
+def code_digest(root: Path | None = None) -> str:
+    """sha256 over every ``.py`` file of the package, by sorted relative path."""
+    root = root or Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        rel = path.relative_to(root).as_posix()
+        h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Measurement:
+    code: str
+    model_sha256: str
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        return sha256_hex(canonical_json(self.components()))
+
+    def components(self) -> dict[str, Any]:
+        return {"code": self.code, "model_sha256": self.model_sha256, "config": self.config}
+
+    @classmethod
+    def from_components(cls, components: dict[str, Any]) -> "Measurement":
+        try:
+            return cls(str(components["code"]), str(components["model_sha256"]), dict(components["config"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed measurement components: {exc}") from exc
+
+
+def node_config(model: str, *, n_ctx: int, max_tokens: int, upstream: str | None = None) -> dict[str, Any]:
+    """The parts of a node's configuration that change what it does with a request."""
+    return {"model": model, "n_ctx": n_ctx, "max_tokens": max_tokens, "upstream": upstream}
+
+
+# ----------------------------------------------------------------- hardware
+
+def describe_hardware() -> dict[str, Any]:
+    """What this machine offers, for the node's advertisement. Best effort, never fails."""
+    info: dict[str, Any] = {"arch": platform.machine(), "cpus": os.cpu_count() or 0, "cpu": _cpu_model()}
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                                 capture_output=True, text=True, timeout=5, check=True).stdout
+            info["gpus"] = [line.strip() for line in out.splitlines() if line.strip()]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    if shutil.which("neuron-ls"):
+        info["accelerator"] = "aws-neuron"
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# ----------------------------------------------------------------- signing
+
+class NodeIdentity:
+    """A node's Ed25519 signing key. Made fresh at start-up and held only in memory."""
+
+    def __init__(self, key: Ed25519PrivateKey | None = None):
+        self._key = key or Ed25519PrivateKey.generate()
+        self.public_bytes = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.node_id = node_id_for(self.public_bytes)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+
+def node_id_for(signing_public_key: bytes) -> str:
+    return sha256_hex(signing_public_key)[:16]
+
+
+def make_attestation(
+    identity: NodeIdentity,
+    hpke_public_key: bytes,
+    measurement: Measurement,
+    *,
+    url: str,
+    model: str,
+    hardware: dict[str, Any],
+    tokens_per_second: float,
+) -> dict[str, Any]:
+    body = {
+        "version": ATTESTATION_VERSION,
+        "node_id": identity.node_id,
+        "signing_key": b64(identity.public_bytes),
+        "hpke_key": b64(hpke_public_key),
+        "suite": SUITE_NAME,
+        "measurement": measurement.digest,
+        "components": measurement.components(),
+        "url": url,
+        "model": model,
+        "hardware": hardware,
+        "tokens_per_second": round(float(tokens_per_second), 2),
+        "issued_at": round(time.time(), 3),
+    }
+    return {**body, "signature": b64(identity.sign(canonical_json(body)))}
+
+
+def verify_attestation(attestation: dict[str, Any]) -> dict[str, Any]:
+    """Check an attestation's signature and internal consistency; return it unchanged.
+
+    Raises ``AttestationError`` naming the failed check. Whether the measurement
+    is a *released* one is the transparency log's question, not this one's.
+    """
+    node = str(attestation.get("node_id", "?")) if isinstance(attestation, dict) else "?"
+    if not isinstance(attestation, dict):
+        raise AttestationError(node, "attestation is not a JSON object")
+    if attestation.get("version") != ATTESTATION_VERSION:
+        raise AttestationError(node, f"unsupported attestation version {attestation.get('version')!r}")
+    if attestation.get("suite") != SUITE_NAME:
+        raise AttestationError(node, f"unsupported HPKE suite {attestation.get('suite')!r}")
+    body = {k: v for k, v in attestation.items() if k != "signature"}
+    try:
+        signing_key = unb64(attestation["signing_key"])
+        signature = unb64(attestation["signature"])
+        hpke_key = unb64(attestation["hpke_key"])
+        components = Measurement.from_components(attestation["components"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AttestationError(node, f"malformed attestation: {exc}") from exc
+    if len(signing_key) != 32 or len(hpke_key) != 32:
+        raise AttestationError(node, "key of the wrong length")
+    if node_id_for(signing_key) != node:
+        raise AttestationError(node, "node id does not match its signing key")
+    try:
+        Ed25519PublicKey.from_public_bytes(signing_key).verify(signature, canonical_json(body))
+    except InvalidSignature:
+        raise AttestationError(node, "signature is wrong") from None
+    if components.digest != attestation.get("measurement"):
+        raise AttestationError(node, "measurement does not match its components")
+    return attestation
