@@ -1,0 +1,305 @@
+"""A private-cloud node: opens sealed requests, runs them, seals the answers.
+
+The model runs in-process with llama.cpp, or the node fronts an existing
+OpenAI-compatible engine on loopback (``upstream``): vLLM on an NVIDIA GPU or
+on AWS Inferentia/Trainium, or the llama.cpp server on a Graviton CPU.
+
+Stateless by construction: request content exists only in local variables of
+one request; nothing is logged but counts and latencies, nothing is written to
+disk, and keys are made at start-up and held in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterator
+
+import anyio
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
+from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
+from tether.errors import EnvelopeError, InputError, TetherError
+
+SEALED_MEDIA_TYPE = "application/tether-sealed"
+MAX_BODY = 4 * 1024 * 1024
+_DONE = object()
+
+
+@dataclass
+class NodeSettings:
+    model: str = "qwen2.5-1.5b"
+    n_ctx: int = 4096
+    max_tokens: int = 1024
+    upstream: str | None = None
+    upstream_model: str | None = None
+    model_sha256: str | None = None  # upstream mode: the operator states the served weights' hash
+    threads: int | None = None
+    concurrency: int = 1  # generations at once (llama.cpp in-process serves one at a time)
+
+
+@dataclass
+class Metrics:
+    """Counts and latencies only. Never content."""
+
+    served: int = 0
+    rejected: int = 0
+    failed: int = 0
+    inflight: int = 0
+    completion_tokens: int = 0
+    latency_ms: list[float] = field(default_factory=list)
+
+    def record(self, latency: float, tokens: int) -> None:
+        self.served += 1
+        self.completion_tokens += tokens
+        self.latency_ms.append(latency * 1000)
+        del self.latency_ms[:-1000]
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latency_ms)
+        return {"served": self.served, "rejected": self.rejected, "failed": self.failed, "inflight": self.inflight,
+                "completion_tokens": self.completion_tokens,
+                "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None}
+
+
+class Backend:
+    """Runs an OpenAI chat request and yields OpenAI objects (one, or stream chunks)."""
+
+    name: str
+    model_sha256: str
+
+    def measure_tokens_per_second(self) -> float:
+        raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    def __init__(self, settings: NodeSettings):
+        from tether.models import catalog, engine
+
+        spec = catalog.resolve(settings.model)
+        self.engine = engine.load(settings.model, n_ctx=settings.n_ctx, n_threads=settings.threads)
+        self.name = self.engine.name
+        self.model_sha256 = spec.sha256 or catalog.sha256_file(self.engine.path)
+        self.max_tokens = settings.max_tokens
+
+    def run(self, body: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        from tether.models.openai_chat import ChatRequest, run_chat
+
+        return run_chat(self.engine, ChatRequest.parse(body), max_tokens_cap=self.max_tokens, cancel=cancel)
+
+    def measure_tokens_per_second(self) -> float:
+        from tether.models.engine import Message, Sampling
+
+        done = self.engine.complete([Message("user", "Count from one to forty in words.")], Sampling.greedy(48))
+        return done.tokens_per_second
+
+
+class UpstreamBackend(Backend):
+    """Fronts an OpenAI-compatible engine; the node adds the envelope, attestation and statelessness."""
+
+    def __init__(self, settings: NodeSettings):
+        self.url = settings.upstream.rstrip("/")
+        self.name = settings.upstream_model or settings.model
+        self.model_sha256 = settings.model_sha256 or "unstated"
+        self.max_tokens = settings.max_tokens
+        self.http = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+
+    def _body(self, body: dict[str, Any]) -> dict[str, Any]:
+        from tether.models.openai_chat import ChatRequest
+
+        ChatRequest.parse(body)  # same validation as the local engine
+        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or self.max_tokens
+        out = {**body, "model": self.name, "max_tokens": min(int(wanted), self.max_tokens)}
+        out.pop("max_completion_tokens", None)
+        return out
+
+    def run(self, body: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
+        payload = self._body(body)
+        try:
+            if not payload.get("stream"):
+                resp = self.http.post(f"{self.url}/v1/chat/completions", json=payload)
+                yield self._checked(resp)
+                return
+            with self.http.stream("POST", f"{self.url}/v1/chat/completions", json=payload) as resp:
+                if resp.status_code != 200:
+                    resp.read()
+                    self._checked(resp)
+                for line in resp.iter_lines():
+                    if cancel.is_set():
+                        return
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        return
+                    yield json.loads(data)
+        except httpx.HTTPError as exc:
+            raise TetherError(f"upstream engine failed: {type(exc).__name__}") from None
+
+    @staticmethod
+    def _checked(resp: httpx.Response) -> dict[str, Any]:
+        if resp.status_code != 200:
+            raise TetherError(f"upstream engine answered HTTP {resp.status_code}")
+        return resp.json()
+
+    def measure_tokens_per_second(self) -> float:
+        start = time.perf_counter()
+        out = next(self.run({"messages": [{"role": "user", "content": "Count from one to forty in words."}],
+                             "max_tokens": 48, "temperature": 0}, threading.Event()))
+        tokens = (out.get("usage") or {}).get("completion_tokens") or 0
+        return tokens / (time.perf_counter() - start)
+
+
+class Node:
+    """Everything one node process holds: backend, keys, attestation, metrics."""
+
+    def __init__(self, settings: NodeSettings, url: str):
+        self.settings = settings
+        self.backend: Backend = UpstreamBackend(settings) if settings.upstream else LocalBackend(settings)
+        self.keys = KeyPair()
+        self.identity = NodeIdentity()
+        self.measurement = Measurement(
+            code=code_digest(),
+            model_sha256=self.backend.model_sha256,
+            config=node_config(settings.model, n_ctx=settings.n_ctx, max_tokens=settings.max_tokens,
+                               upstream=settings.upstream),
+        )
+        self.tokens_per_second = self.backend.measure_tokens_per_second()
+        self.attestation = make_attestation(
+            self.identity, self.keys.public_bytes, self.measurement, url=url, model=self.backend.name,
+            hardware=describe_hardware(), tokens_per_second=self.tokens_per_second,
+        )
+        self.guard = ReplayGuard()
+        self.metrics = Metrics()
+        self._slots: anyio.Semaphore | None = None
+
+    @property
+    def node_id(self) -> str:
+        return self.identity.node_id
+
+    def announce(self, log_url: str) -> int:
+        """Put this node's attestation into the transparency log so devices can find and check it."""
+        try:
+            resp = httpx.post(f"{log_url.rstrip('/')}/v1/log/nodes", json=self.attestation, timeout=10)
+        except httpx.HTTPError as exc:
+            raise TetherError(f"cannot reach the transparency log at {log_url}: {type(exc).__name__}") from None
+        if resp.status_code != 200:
+            raise TetherError(f"the transparency log refused this node: HTTP {resp.status_code} {resp.text[:200]}")
+        return int(resp.json()["index"])
+
+    # ------------------------------------------------------------- HTTP
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/v1/attestation", self._attestation, methods=["GET"]),
+            Route("/v1/info", self._info, methods=["GET"]),
+            Route("/healthz", self._health, methods=["GET"]),
+            Route("/v1/envelope", self._envelope, methods=["POST"]),
+        ])
+
+    async def _attestation(self, request: Request) -> Response:
+        return JSONResponse(self.attestation)
+
+    async def _info(self, request: Request) -> Response:
+        return JSONResponse({"node_id": self.node_id, "model": self.backend.name, "measurement": self.measurement.digest,
+                             "hardware": self.attestation["hardware"], "tokens_per_second": self.tokens_per_second,
+                             "metrics": self.metrics.summary()})
+
+    async def _health(self, request: Request) -> Response:
+        return JSONResponse({"ok": True, "inflight": self.metrics.inflight})
+
+    async def _envelope(self, request: Request) -> Response:
+        body = await _read_limited(request, MAX_BODY)
+        try:
+            if body is None:
+                raise EnvelopeError("rejected")
+            message = json.loads(body)
+            if not isinstance(message, dict):
+                raise EnvelopeError("rejected")
+            chat, sealer = open_request(message, self.node_id, self.keys, self.guard)
+        except (EnvelopeError, ValueError):
+            self.metrics.rejected += 1
+            return _REJECTED()
+        return StreamingResponse(self._frames(chat, sealer), media_type=SEALED_MEDIA_TYPE)
+
+    async def _frames(self, chat: dict[str, Any], sealer: ResponseSealer) -> AsyncIterator[bytes]:
+        if self._slots is None:
+            self._slots = anyio.Semaphore(max(1, self.settings.concurrency))
+        cancel = threading.Event()
+        start = time.perf_counter()
+        tokens = 0
+        streaming = bool(chat.get("stream"))
+        self.metrics.inflight += 1
+        it: Iterator[dict[str, Any]] | None = None
+        try:
+            async with self._slots:
+                try:
+                    it = self.backend.run(chat, cancel)
+                    while True:
+                        item = await anyio.to_thread.run_sync(next, it, _DONE)
+                        if item is _DONE:
+                            break
+                        tokens = _completion_tokens(item, tokens)
+                        yield sealer.seal(item, final=not streaming)
+                    if streaming:
+                        yield sealer.seal({"done": True}, final=True)
+                    self.metrics.record(time.perf_counter() - start, tokens)
+                    _metric_line(streaming, tokens, time.perf_counter() - start)
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a sealed error, never a crash
+                    self.metrics.failed += 1
+                    message = str(exc) if isinstance(exc, TetherError) else "internal error"
+                    yield sealer.seal({"error": {"type": type(exc).__name__, "message": message}}, final=True)
+                finally:
+                    cancel.set()
+                    if it is not None:
+                        with anyio.CancelScope(shield=True):
+                            await anyio.to_thread.run_sync(_close, it)
+        finally:
+            self.metrics.inflight -= 1
+
+
+def _completion_tokens(item: dict[str, Any], so_far: int) -> int:
+    usage = item.get("usage")
+    if usage:
+        return int(usage.get("completion_tokens") or so_far)
+    if item.get("object") == "chat.completion.chunk" and any(c.get("delta", {}).get("content") for c in item.get("choices", [])):
+        return so_far + 1
+    return so_far
+
+
+def _close(it: Iterator[Any]) -> None:
+    close = getattr(it, "close", None)
+    if close:
+        try:
+            close()
+        except Exception:  # a generator that failed while closing has nothing left to free
+            pass
+
+
+def _metric_line(streaming: bool, tokens: int, seconds: float) -> None:
+    print(f"served stream={int(streaming)} completion_tokens={tokens} latency_ms={seconds * 1000:.0f}",
+          file=sys.stderr, flush=True)
+
+
+def _REJECTED() -> Response:
+    # One body for every reason: which check failed is nobody's business.
+    return JSONResponse({"error": "rejected"}, status_code=400)
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

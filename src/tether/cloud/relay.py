@@ -1,0 +1,130 @@
+"""An OHTTP-style relay (after RFC 9458): it knows who asks, never what.
+
+Devices send sealed requests here. The relay forwards the opaque bytes to the
+first reachable node among the request's targets and streams the sealed answer
+back. Nodes see the relay's address, never the device's; the relay sees only
+ciphertext and node ids. It forwards no client header and routes only to nodes
+listed in the transparency log, so it is not an open proxy.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE, _read_limited
+
+MAX_TARGETS = 8
+NODE_HEADER = "x-tether-node"
+
+
+class Relay:
+    def __init__(self, log_url: str | None, nodes: dict[str, str] | None = None, *, cooldown: float = 10.0,
+                 directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0):
+        self.log_url = log_url.rstrip("/") if log_url else None
+        self.static = dict(nodes or {})
+        self.directory: dict[str, str] = dict(self.static)
+        self.cooldown = cooldown
+        self.directory_ttl = directory_ttl
+        self._fetched = 0.0
+        self._down_until: dict[str, float] = {}
+        self.inflight: dict[str, int] = {}
+        self.forwarded = 0
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+                                      limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+
+    async def _refresh(self, force: bool = False) -> None:
+        if not self.log_url or (not force and time.monotonic() - self._fetched < self.directory_ttl):
+            return
+        self._fetched = time.monotonic()
+        try:
+            resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
+            nodes = resp.json()["nodes"]
+            self.directory = {**{n["attestation"]["node_id"]: n["attestation"]["url"] for n in nodes}, **self.static}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            pass  # keep the last directory; the log may be restarting
+
+    async def _url(self, node_id: str) -> str | None:
+        if node_id not in self.directory:
+            await self._refresh(force=True)
+        return self.directory.get(node_id)
+
+    def app(self) -> Starlette:
+        async def shutdown() -> None:
+            await self.http.aclose()
+
+        return Starlette(routes=[
+            Route("/v1/relay", self._relay, methods=["POST"]),
+            Route("/v1/relay/load", self._load, methods=["GET"]),
+            Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
+        ], on_shutdown=[shutdown])
+
+    async def _load(self, request: Request) -> Response:
+        await self._refresh()
+        now = time.monotonic()
+        return JSONResponse({"nodes": {nid: {"inflight": self.inflight.get(nid, 0),
+                                             "healthy": self._down_until.get(nid, 0) <= now}
+                                       for nid in self.directory}})
+
+    async def _relay(self, request: Request) -> Response:
+        raw = await _read_limited(request, MAX_BODY)
+        if raw is None:
+            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            message = json.loads(raw)
+            targets = message["targets"]
+            ciphertext = message["ct"]
+            if not (isinstance(targets, list) and 0 < len(targets) <= MAX_TARGETS and isinstance(ciphertext, str)):
+                raise ValueError
+            targets = [{"node": str(t["node"]), "enc": str(t["enc"]), "key": str(t["key"])} for t in targets]
+        except (ValueError, KeyError, TypeError):
+            return JSONResponse({"error": "malformed relay request"}, status_code=400)
+
+        tried = 0
+        now = time.monotonic()
+        # Healthy targets first, in the device's order; nodes in cooldown only as a last resort.
+        ordered = sorted(targets, key=lambda t: self._down_until.get(t["node"], 0) > now)
+        for target in ordered:
+            url = await self._url(target["node"])
+            if url is None:
+                continue
+            tried += 1
+            upstream_req = self.http.build_request("POST", f"{url}/v1/envelope",
+                                                   content=json.dumps({**target, "ct": ciphertext}).encode(),
+                                                   headers={"content-type": "application/json"})
+            try:
+                upstream = await self.http.send(upstream_req, stream=True)
+            except httpx.HTTPError:
+                self._down_until[target["node"]] = time.monotonic() + self.cooldown
+                continue
+            if upstream.status_code != 200:
+                body = await upstream.aread()
+                await upstream.aclose()
+                if upstream.status_code == 400:  # the node rejected the envelope; another would too
+                    return Response(body, status_code=400, media_type="application/json")
+                continue
+            node_id = target["node"]
+            self.forwarded += 1
+            return StreamingResponse(self._pipe(upstream, node_id), media_type=SEALED_MEDIA_TYPE,
+                                     headers={NODE_HEADER: node_id})
+        return JSONResponse({"error": "no target node reachable", "tried": tried}, status_code=503)
+
+    async def _pipe(self, upstream: httpx.Response, node_id: str) -> AsyncIterator[bytes]:
+        self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        except httpx.HTTPError:
+            # The node died mid-answer. End our answer abruptly too, so the device
+            # sees a truncated stream and fails over, rather than a clean end.
+            raise
+        finally:
+            self.inflight[node_id] -= 1
+            await upstream.aclose()
