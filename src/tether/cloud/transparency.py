@@ -1,0 +1,485 @@
+"""The private cloud's transparency log, and what a device checks against it.
+
+An append-only Merkle log (RFC 6962/9162 style, via pymerkle's SQLite tree)
+of two kinds of entry: *releases* (measurements a node may run) and *nodes*
+(signed attestations). The log signs its tree head with an Ed25519 key that
+survives restarts, so a device can pin the key, prove that an entry is in the
+tree it was shown, and prove that today's tree extends yesterday's. A log that
+rewrites or drops history fails those proofs; that is the whole point.
+
+The verification functions are pure: they need only the JSON the server sent
+and the pinned log key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat, load_pem_private_key
+from pymerkle import ConsistencyProof, InclusionProof, InvalidChallenge, InvalidProof, SqliteTree
+from pymerkle.hasher import MerkleHasher
+
+from tether.cloud.attestation import Measurement, b64, canonical_json, unb64, verify_attestation
+from tether.errors import AttestationError, InputError, TransparencyLogError
+
+HASH_ALGORITHM = "sha256"
+EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+_HASHER = MerkleHasher(HASH_ALGORITHM)
+
+
+def leaf_hash(entry: dict[str, Any]) -> bytes:
+    """RFC 6962 leaf hash: sha256(0x00 || canonical JSON of the entry)."""
+    return _HASHER.hash_buff(canonical_json(entry))
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_strict(data: bytes | str) -> Any:
+    """``json.loads`` without NaN/Infinity, which canonical JSON cannot carry round trip."""
+    return json.loads(data, parse_constant=_reject_constant)
+
+
+def encode_entry(entry: Any) -> bytes:
+    """Canonical bytes of an entry, checked to decode back to the same bytes.
+
+    A leaf is only verifiable if the client, given the decoded JSON, can
+    rebuild the exact bytes that were hashed.
+    """
+    if not isinstance(entry, dict):
+        raise InputError("a log entry must be a JSON object")
+    try:
+        data = canonical_json(entry)
+        decoded = loads_strict(data)
+        if decoded != entry or canonical_json(decoded) != data:
+            raise ValueError("entry does not survive a JSON round trip")
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError(f"entry cannot be logged: {exc}") from None
+    return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# ----------------------------------------------------------------- the log
+
+class TransparencyLog:
+    """Server side: the Merkle tree, its signing key, and directories of what it holds.
+
+    Thread-safe: one lock serializes appends with their idempotency checks, so
+    two concurrent releases of one measurement log it once.
+    """
+
+    def __init__(self, db_path: str | Path, key_path: str | Path):
+        self.db_path = Path(db_path)
+        self.key_path = Path(key_path)
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._key = _load_or_create_key(self.key_path)
+        self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self._lock = threading.RLock()
+        try:
+            self._tree = SqliteTree(str(self.db_path), algorithm=HASH_ALGORITHM)
+        except Exception as exc:  # sqlite3.DatabaseError, ValueError on a broken table
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
+        self._releases: dict[str, int] = {}
+        self._nodes: dict[str, int] = {}
+        self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
+        for index, entry in self.entries(1, self.size):
+            self._index(index, entry)
+
+    @property
+    def public_key_b64(self) -> str:
+        return b64(self.public_key)
+
+    @property
+    def size(self) -> int:
+        return self._tree.get_size()
+
+    def close(self) -> None:
+        self._tree.close()
+
+    # -- appending
+
+    def append(self, entry: dict[str, Any]) -> int:
+        data = encode_entry(entry)
+        with self._lock:
+            index = self._tree.append_entry(data)
+            self._index(index, loads_strict(data))
+            return index
+
+    def release(self, components: dict[str, Any]) -> int:
+        """Log a measurement as released; the same measurement again returns its first index."""
+        measurement = _measurement(components)
+        with self._lock:
+            if measurement.digest in self._releases:
+                return self._releases[measurement.digest]
+            return self.append({"type": "release", "measurement": measurement.digest,
+                                "components": measurement.components(), "released_at": round(time.time(), 3)})
+
+    def announce(self, attestation: dict[str, Any]) -> int:
+        """Log a node's attestation after checking its signature; an identical one returns its index."""
+        try:
+            canonical_json(attestation)
+        except (TypeError, ValueError, RecursionError) as exc:
+            node = attestation.get("node_id", "?") if isinstance(attestation, dict) else "?"
+            raise AttestationError(str(node), f"malformed attestation: {exc}") from None
+        verify_attestation(attestation)
+        with self._lock:
+            seen = self._seen.get(_digest(attestation))
+            if seen is not None:
+                return seen
+            return self.append({"type": "node", "attestation": attestation})
+
+    def _index(self, index: int, entry: dict[str, Any]) -> None:
+        kind = entry.get("type")
+        if kind == "release" and isinstance(entry.get("measurement"), str):
+            self._releases.setdefault(entry["measurement"], index)
+        elif kind == "node" and isinstance(entry.get("attestation"), dict):
+            att = entry["attestation"]
+            self._nodes[str(att.get("node_id"))] = index
+            self._seen.setdefault(_digest(att), index)
+
+    # -- reading
+
+    def entry(self, index: int) -> dict[str, Any]:
+        with self._lock:
+            if not (_is_int(index) and 1 <= index <= self.size):
+                raise InputError(f"no entry {index!r}: the log has {self.size} entries")
+            return loads_strict(self._tree.get_entry(index))
+
+    def entries(self, start: int, end: int) -> list[tuple[int, dict[str, Any]]]:
+        """Entries ``start..end`` inclusive, 1-based; ``end`` past the tail is clipped."""
+        if not (_is_int(start) and _is_int(end)) or start < 1 or end < 0:
+            raise InputError(f"bad entry range {start!r}..{end!r}")
+        with self._lock:
+            end = min(end, self.size)
+            return [(i, loads_strict(self._tree.get_entry(i))) for i in range(start, end + 1)]
+
+    def releases(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._releases)
+
+    def nodes(self) -> list[dict[str, Any]]:
+        """Latest attestation per node id, oldest first."""
+        with self._lock:
+            indices = sorted(self._nodes.values())
+        return [{"index": i, "attestation": self.entry(i)["attestation"]} for i in indices]
+
+    # -- tree heads and proofs
+
+    def root(self, size: int | None = None) -> str:
+        with self._lock:
+            size = self.size if size is None else size
+            if size == 0:
+                return EMPTY_ROOT
+            return self._tree.get_root(size).hex()
+
+    def tree_head(self) -> dict[str, Any]:
+        with self._lock:
+            size = self.size
+            body = {"size": size, "root": self.root(size), "timestamp": round(time.time(), 3)}
+        return {**body, "signature": b64(self._key.sign(canonical_json(body)))}
+
+    def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:
+        if not (_is_int(index) and _is_int(size)):
+            raise InputError("index and size must be integers")
+        try:
+            return self._tree.prove_inclusion(index, size).serialize()
+        except InvalidChallenge as exc:
+            raise InputError(f"no inclusion proof for index {index} in size {size}: {exc}") from None
+
+    def consistency_proof(self, prior: int, size: int) -> dict[str, Any]:
+        if not (_is_int(prior) and _is_int(size)):
+            raise InputError("prior and size must be integers")
+        try:
+            return self._tree.prove_consistency(prior, size).serialize()
+        except InvalidChallenge as exc:
+            raise InputError(f"no consistency proof from size {prior} to {size}: {exc}") from None
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def _measurement(components: Any) -> Measurement:
+    if not isinstance(components, dict):
+        raise InputError("measurement components must be a JSON object")
+    code, model, config = components.get("code"), components.get("model_sha256"), components.get("config")
+    if not (isinstance(code, str) and code and isinstance(model, str) and model and isinstance(config, dict)):
+        raise InputError('measurement components need "code" and "model_sha256" strings and a "config" object')
+    measurement = Measurement.from_components(components)
+    encode_entry(measurement.components())  # config must be loggable
+    return measurement
+
+
+def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
+    """Read the log key (raw 32 bytes or PEM), or make one readable only by its owner."""
+    if path.exists():
+        try:
+            data = path.read_bytes()
+            if data.lstrip().startswith(b"-----BEGIN"):
+                key = load_pem_private_key(data, password=None)
+                if not isinstance(key, Ed25519PrivateKey):
+                    raise ValueError("not an Ed25519 key")
+                return key
+            if len(data) == 32:
+                return Ed25519PrivateKey.from_private_bytes(data)
+            raise ValueError(f"{len(data)} bytes, expected a raw 32-byte key or PEM")
+        except (OSError, ValueError, TypeError) as exc:
+            raise TransparencyLogError(f"cannot read log key {path}: {exc}") from None
+    key = Ed25519PrivateKey.generate()
+    raw = key.private_bytes_raw()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race: use its key
+        return _load_or_create_key(path)
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    return key
+
+
+# ----------------------------------------------------------------- verification
+
+def _check_sth_shape(sth: Any) -> dict[str, Any]:
+    if not isinstance(sth, dict):
+        raise TransparencyLogError("malformed tree head: not a JSON object")
+    size, root, ts = sth.get("size"), sth.get("root"), sth.get("timestamp")
+    if not (_is_int(size) and size >= 0):
+        raise TransparencyLogError(f"malformed tree head: size {size!r}")
+    if not (isinstance(root, str) and len(root) == 64 and all(c in "0123456789abcdef" for c in root)):
+        raise TransparencyLogError(f"malformed tree head: root {root!r}")
+    if not (isinstance(ts, (int, float)) and not isinstance(ts, bool)):
+        raise TransparencyLogError(f"malformed tree head: timestamp {ts!r}")
+    if size == 0 and root != EMPTY_ROOT:
+        raise TransparencyLogError("malformed tree head: an empty tree with a non-empty root")
+    return sth
+
+
+def _public_key(log_public_key_b64: str) -> Ed25519PublicKey:
+    try:
+        raw = unb64(log_public_key_b64)
+        if len(raw) != 32:
+            raise ValueError("not 32 bytes")
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TransparencyLogError(f"malformed log public key: {exc}") from None
+
+
+def verify_tree_head(sth: dict[str, Any], log_public_key_b64: str) -> dict[str, Any]:
+    """Check a signed tree head's shape and signature; return it unchanged."""
+    _check_sth_shape(sth)
+    key = _public_key(log_public_key_b64)
+    try:
+        signature = unb64(sth.get("signature"))
+    except (TypeError, ValueError, AttributeError):
+        raise TransparencyLogError("malformed tree head: signature is not base64") from None
+    body = {"size": sth["size"], "root": sth["root"], "timestamp": sth["timestamp"]}
+    try:
+        key.verify(signature, canonical_json(body))
+    except InvalidSignature:
+        raise TransparencyLogError(f"tree head signature is wrong (size {sth['size']})") from None
+    return sth
+
+
+def verify_inclusion(entry: dict[str, Any], index: int, proof: dict[str, Any], sth: dict[str, Any]) -> None:
+    """Prove that ``entry`` is leaf ``index`` of the tree ``sth`` describes (signature not checked here)."""
+    _check_sth_shape(sth)
+    if not (_is_int(index) and 1 <= index <= sth["size"]):
+        raise TransparencyLogError(f"entry {index!r} is outside a tree of size {sth['size']}")
+    try:
+        leaf = leaf_hash(entry)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TransparencyLogError(f"malformed log entry {index}: {exc}") from None
+    try:
+        parsed = InclusionProof.deserialize(proof)
+        parsed.verify(leaf, bytes.fromhex(sth["root"]), index=index, size=sth["size"],
+                      algorithm=HASH_ALGORITHM, security=True)
+    except InvalidProof as exc:
+        raise TransparencyLogError(f"inclusion proof for entry {index} in tree size {sth['size']} fails: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise TransparencyLogError(f"malformed inclusion proof for entry {index}: {exc}") from None
+
+
+def verify_consistency(old_sth: dict[str, Any], new_sth: dict[str, Any], proof: dict[str, Any] | None) -> None:
+    """Prove that ``new_sth``'s tree extends ``old_sth``'s: history kept, only appended to."""
+    _check_sth_shape(old_sth)
+    _check_sth_shape(new_sth)
+    old, new = old_sth["size"], new_sth["size"]
+    if new < old:
+        raise TransparencyLogError(f"tree head went backwards: size {new} < {old}")
+    if new == old:
+        if not hmac.compare_digest(new_sth["root"], old_sth["root"]):
+            raise TransparencyLogError(f"tree head has the same size {new} but a different root: history was rewritten")
+        return
+    if old == 0:
+        return  # every tree extends the empty one
+    if proof is None:
+        raise TransparencyLogError(f"no consistency proof from size {old} to {new}")
+    try:
+        parsed = ConsistencyProof.deserialize(proof)
+        parsed.verify(bytes.fromhex(old_sth["root"]), bytes.fromhex(new_sth["root"]), prior_size=old,
+                      later_size=new, algorithm=HASH_ALGORITHM, security=True)
+    except InvalidProof as exc:
+        raise TransparencyLogError(f"consistency proof from size {old} to {new} fails: {exc}") from None
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise TransparencyLogError(f"malformed consistency proof from size {old} to {new}: {exc}") from None
+
+
+# ----------------------------------------------------------------- client
+
+class LogClient:
+    """A device's view of one log: pins its key and never accepts a tree head that rewinds it.
+
+    With ``state_path`` the pinned key and the last verified tree head outlive
+    the process; without it, the first key seen is trusted for this object only.
+    """
+
+    def __init__(self, url: str, public_key_b64: str | None = None, *, state_path: Path | None = None,
+                 http: httpx.Client | None = None, timeout: float = 5.0):
+        self.url = url.rstrip("/")
+        self.state_path = Path(state_path) if state_path else None
+        self._own_http = http is None
+        self._http = http or httpx.Client(timeout=timeout)
+        self._timeout = timeout
+        self._key: str | None = None
+        self.last_sth: dict[str, Any] | None = None
+        if public_key_b64 is not None:
+            _public_key(public_key_b64)
+            self._key = public_key_b64
+        state = self._load_state()
+        if state:
+            stored = state.get("public_key")
+            if self._key is not None and stored is not None and stored != self._key:
+                raise TransparencyLogError(f"log key for {self.url} differs from the one pinned in {self.state_path}")
+            self._key = self._key or stored
+            if state.get("sth") is not None:
+                self.last_sth = _check_sth_shape(state["sth"])
+
+    def __enter__(self) -> "LogClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._own_http:
+            self._http.close()
+
+    # -- state
+
+    def _load_state(self) -> dict[str, Any] | None:
+        if not self.state_path or not self.state_path.exists():
+            return None
+        try:
+            state = loads_strict(self.state_path.read_bytes())
+            if not isinstance(state, dict):
+                raise ValueError("not a JSON object")
+            return state
+        except (OSError, ValueError) as exc:
+            raise TransparencyLogError(f"cannot read log state {self.state_path}: {exc}") from None
+
+    def _save_state(self) -> None:
+        if not self.state_path:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
+        tmp.write_text(json.dumps({"url": self.url, "public_key": self._key, "sth": self.last_sth}, indent=2))
+        os.replace(tmp, self.state_path)
+
+    # -- transport
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        url = self.url + path
+        try:
+            response = self._http.request(method, url, timeout=self._timeout, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TransparencyLogError(f"transparency log {self.url} unreachable: {exc or type(exc).__name__}") from None
+        try:
+            body = loads_strict(response.content)
+        except (ValueError, RecursionError):
+            raise TransparencyLogError(f"transparency log {url} sent invalid JSON (HTTP {response.status_code})") from None
+        if response.status_code >= 400:
+            reason = body.get("error") if isinstance(body, dict) else None
+            raise TransparencyLogError(f"transparency log {url} answered HTTP {response.status_code}: {reason or 'no reason given'}")
+        if not isinstance(body, dict):
+            raise TransparencyLogError(f"transparency log {url} sent JSON that is not an object")
+        return body
+
+    def _field(self, body: dict[str, Any], name: str, kind: type, path: str) -> Any:
+        value = body.get(name)
+        if not isinstance(value, kind):
+            raise TransparencyLogError(f"transparency log {self.url}{path} sent no {name!r} {kind.__name__}")
+        return value
+
+    # -- API
+
+    @property
+    def public_key_b64(self) -> str:
+        """The pinned key, fetched from the log on first use if none was given (trust on first use)."""
+        if self._key is None:
+            key = self._field(self._request("GET", "/v1/log/key"), "public_key", str, "/v1/log/key")
+            _public_key(key)
+            self._key = key
+            self._save_state()
+        return self._key
+
+    def tree_head(self) -> dict[str, Any]:
+        """Fetch, verify and remember the latest tree head; raise if it does not extend the last one."""
+        key = self.public_key_b64
+        sth = verify_tree_head(self._request("GET", "/v1/log/sth"), key)
+        if self.last_sth is not None:
+            old = self.last_sth
+            proof = None
+            if sth["size"] > old["size"] > 0:
+                path = "/v1/log/proof/consistency"
+                proof = self._field(self._request("GET", path, params={"prior": old["size"], "size": sth["size"]}),
+                                    "proof", dict, path)
+            verify_consistency(old, sth, proof)
+        self.last_sth = sth
+        self._save_state()
+        return sth
+
+    def releases(self) -> dict[str, int]:
+        return self._field(self._request("GET", "/v1/log/releases"), "releases", dict, "/v1/log/releases")
+
+    def nodes(self) -> list[dict[str, Any]]:
+        return self._field(self._request("GET", "/v1/log/nodes"), "nodes", list, "/v1/log/nodes")
+
+    def verified_entry(self, index: int, sth: dict[str, Any]) -> dict[str, Any]:
+        """Entry ``index``, proven to be in the (signed) tree ``sth``."""
+        verify_tree_head(sth, self.public_key_b64)
+        if not (_is_int(index) and 1 <= index <= sth["size"]):
+            raise TransparencyLogError(f"entry {index!r} is outside a tree of size {sth['size']}")
+        listed = self._field(self._request("GET", "/v1/log/entries", params={"start": index, "end": index}),
+                             "entries", list, "/v1/log/entries")
+        if len(listed) != 1 or not isinstance(listed[0], dict) or listed[0].get("index") != index \
+                or not isinstance(listed[0].get("entry"), dict):
+            raise TransparencyLogError(f"transparency log {self.url} did not return entry {index}")
+        entry = listed[0]["entry"]
+        path = "/v1/log/proof/inclusion"
+        proof = self._field(self._request("GET", path, params={"index": index, "size": sth["size"]}),
+                            "proof", dict, path)
+        verify_inclusion(entry, index, proof, sth)
+        return entry
+
+    def submit_release(self, components: dict[str, Any], admin_token: str | None = None) -> dict[str, Any]:
+        """POST a measurement to be logged as released; returns {"index", "measurement"}."""
+        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        return self._request("POST", "/v1/log/releases", json=components, headers=headers)
+
+    def submit_attestation(self, attestation: dict[str, Any]) -> dict[str, Any]:
+        """POST a node attestation to be logged; returns {"index"}."""
+        return self._request("POST", "/v1/log/nodes", json=attestation)

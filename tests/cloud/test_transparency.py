@@ -1,0 +1,481 @@
+"""Transparency log: Merkle proofs, signed tree heads, the HTTP server and the CLI.
+
+Every test uses a real SQLite file; the HTTP tests run ``tether log serve`` as
+a subprocess and talk to it over the loopback.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tether.cloud.attestation import Measurement, NodeIdentity, b64, make_attestation, node_config, unb64
+from tether.cloud.transparency import (
+    EMPTY_ROOT,
+    LogClient,
+    TransparencyLog,
+    verify_consistency,
+    verify_inclusion,
+    verify_tree_head,
+)
+from tether.errors import AttestationError, InputError, TransparencyLogError
+
+TOKEN = "s3cret-admin"
+
+
+def components(tag: str = "a") -> dict:
+    return Measurement(code=tag * 64, model_sha256="b" * 64,
+                       config=node_config("qwen2.5-1.5b", n_ctx=4096, max_tokens=1024)).components()
+
+
+def attestation(identity: NodeIdentity | None = None, url: str = "http://node.example:8471") -> dict:
+    measurement = Measurement.from_components(components())
+    return make_attestation(identity or NodeIdentity(), os.urandom(32), measurement, url=url,
+                            model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+
+
+@pytest.fixture
+def log(tmp_path):
+    log = TransparencyLog(tmp_path / "log.sqlite", tmp_path / "log.key")
+    yield log
+    log.close()
+
+
+# ----------------------------------------------------------------- data structure
+
+def test_append_and_proofs_round_trip_for_sizes_1_to_20(log):
+    entries = {}
+    heads = {0: log.tree_head()}
+    assert heads[0]["size"] == 0 and heads[0]["root"] == EMPTY_ROOT
+    for n in range(1, 21):
+        entry = {"type": "test", "n": n, "text": f"entry {n} ✓", "nested": {"x": [n, n / 3]}}
+        assert log.append(entry) == n
+        entries[n] = entry
+        sth = verify_tree_head(log.tree_head(), log.public_key_b64)
+        assert sth["size"] == n == log.size
+        heads[n] = sth
+        for i in range(1, n + 1):
+            assert log.entry(i) == entries[i]
+            verify_inclusion(entries[i], i, log.inclusion_proof(i, n), sth)
+        for prior in range(1, n + 1):
+            verify_consistency(heads[prior], sth, log.consistency_proof(prior, n))
+        verify_consistency(heads[0], sth, None)
+    # Proofs against older sizes still work once the tree has grown.
+    for size in (1, 7, 13):
+        for i in range(1, size + 1):
+            verify_inclusion(entries[i], i, log.inclusion_proof(i, size), heads[size])
+    assert [i for i, _ in log.entries(5, 9)] == [5, 6, 7, 8, 9]
+    assert log.entries(19, 100) == [(19, entries[19]), (20, entries[20])]
+    assert log.entries(21, 30) == []
+
+
+def test_tree_head_signature_and_forgeries(log, tmp_path):
+    log.append({"type": "test", "n": 1})
+    log.append({"type": "test", "n": 2})
+    sth = log.tree_head()
+    key = log.public_key_b64
+    assert verify_tree_head(sth, key) == sth
+
+    for field, value in [("size", 3), ("root", "0" * 64), ("timestamp", sth["timestamp"] + 1)]:
+        with pytest.raises(TransparencyLogError, match="signature is wrong"):
+            verify_tree_head({**sth, field: value}, key)
+
+    other = TransparencyLog(tmp_path / "other.sqlite", tmp_path / "other.key")
+    other.append({"type": "test", "n": 1})
+    other.append({"type": "test", "n": 2})
+    assert other.public_key_b64 != key
+    with pytest.raises(TransparencyLogError, match="signature is wrong"):
+        verify_tree_head(other.tree_head(), key)  # a different log's key
+    forged = {**sth, "signature": other.tree_head()["signature"]}
+    with pytest.raises(TransparencyLogError, match="signature is wrong"):
+        verify_tree_head(forged, key)
+    other.close()
+
+    for bad in [None, [], {**sth, "size": -1}, {**sth, "size": "2"}, {**sth, "root": "zz"},
+                {k: v for k, v in sth.items() if k != "timestamp"}, {**sth, "signature": "!!"},
+                {**sth, "size": True}]:
+        with pytest.raises(TransparencyLogError, match="malformed|signature"):
+            verify_tree_head(bad, key)
+    with pytest.raises(TransparencyLogError, match="malformed log public key"):
+        verify_tree_head(sth, b64(b"short"))
+
+
+def test_tampered_inclusion_proof_is_rejected(log):
+    for n in range(1, 10):
+        log.append({"type": "test", "n": n})
+    sth = log.tree_head()
+    entry, proof = log.entry(5), log.inclusion_proof(5, 9)
+    verify_inclusion(entry, 5, proof, sth)
+
+    flipped = copy.deepcopy(proof)
+    digest = bytearray(bytes.fromhex(flipped["path"][1]))
+    digest[0] ^= 1
+    flipped["path"][1] = digest.hex()
+    cases = [
+        ("fails", entry, 5, flipped, sth),
+        ("fails", {"type": "test", "n": 6}, 5, proof, sth),  # a different entry
+        ("fails", entry, 6, proof, sth),  # the proof is for another index
+        ("fails", entry, 5, proof, {**sth, "root": "ab" * 32}),
+        ("fails", entry, 5, log.inclusion_proof(5, 8), sth),  # proof for another size
+        ("fails|malformed", entry, 5, {**proof, "path": proof["path"][:-1]}, sth),
+        ("fails|malformed", entry, 5, {"type": "inclusion"}, sth),
+        ("fails|malformed", entry, 5, log.consistency_proof(3, 9), sth),
+        ("fails|malformed", entry, 5, "not a proof", sth),
+        ("outside", entry, 10, proof, sth),
+    ]
+    for reason, e, i, p, s in cases:
+        with pytest.raises(TransparencyLogError, match=reason):
+            verify_inclusion(e, i, p, s)
+
+
+def test_consistency_rejects_backwards_rewritten_and_tampered(log, tmp_path):
+    for n in range(1, 6):
+        log.append({"type": "test", "n": n})
+    old = log.tree_head()
+    for n in range(6, 12):
+        log.append({"type": "test", "n": n})
+    new = log.tree_head()
+    proof = log.consistency_proof(5, 11)
+    verify_consistency(old, new, proof)
+    verify_consistency(new, new, None)
+
+    with pytest.raises(TransparencyLogError, match="went backwards: size 5 < 11"):
+        verify_consistency(new, old, proof)
+    with pytest.raises(TransparencyLogError, match="same size 11 but a different root"):
+        verify_consistency(new, {**new, "root": "cd" * 32}, None)
+    with pytest.raises(TransparencyLogError, match="no consistency proof"):
+        verify_consistency(old, new, None)
+    bad = copy.deepcopy(proof)
+    bad["path"][0] = "00" * 32
+    with pytest.raises(TransparencyLogError, match="fails"):
+        verify_consistency(old, new, bad)
+
+    # A second log with different history but the same first 5 sizes diverges.
+    fork = TransparencyLog(tmp_path / "fork.sqlite", log.key_path)
+    for n in range(1, 6):
+        fork.append({"type": "test", "n": n})
+    for n in range(6, 12):
+        fork.append({"type": "test", "n": -n})
+    forked = fork.tree_head()
+    verify_tree_head(forked, log.public_key_b64)  # same key: the signature alone cannot tell
+    verify_consistency(old, forked, fork.consistency_proof(5, 11))  # still extends size 5
+    with pytest.raises(TransparencyLogError, match="different root"):
+        verify_consistency(new, forked, None)
+    fork.close()
+
+
+def test_persistence_across_restart(tmp_path):
+    db, key = tmp_path / "d" / "log.sqlite", tmp_path / "d" / "log.key"
+    first = TransparencyLog(db, key)
+    index = first.release(components())
+    first.announce(attestation())
+    sth, public = first.tree_head(), first.public_key_b64
+    first.close()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(key.read_bytes()) == 32
+
+    again = TransparencyLog(db, key)
+    assert again.public_key_b64 == public
+    assert again.size == 2 and again.tree_head()["root"] == sth["root"]
+    assert again.release(components()) == index  # idempotency survives the restart
+    assert len(again.nodes()) == 1
+    again.close()
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    pem_key = Ed25519PrivateKey.generate()
+    pem_path = tmp_path / "pem.key"
+    pem_path.write_bytes(pem_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    pem_log = TransparencyLog(tmp_path / "pem.sqlite", pem_path)
+    assert unb64(pem_log.public_key_b64) == pem_key.public_key().public_bytes_raw()
+    pem_log.close()
+
+    (tmp_path / "bad.key").write_bytes(b"not a key")
+    with pytest.raises(TransparencyLogError, match="cannot read log key"):
+        TransparencyLog(tmp_path / "bad.sqlite", tmp_path / "bad.key")
+
+
+def test_release_and_announce_idempotent_and_directories(log):
+    first = log.release(components("a"))
+    assert log.release(components("a")) == first
+    second = log.release(components("c"))
+    assert second == first + 1 and log.size == 2
+    digest = Measurement.from_components(components("a")).digest
+    assert log.releases() == {digest: first, Measurement.from_components(components("c")).digest: second}
+    entry = log.entry(first)
+    assert entry["type"] == "release" and entry["measurement"] == digest and entry["components"] == components("a")
+
+    identity = NodeIdentity()
+    att = attestation(identity)
+    i = log.announce(att)
+    assert log.announce(copy.deepcopy(att)) == i
+    time.sleep(0.01)
+    newer = attestation(identity, url="http://node.example:9999")
+    j = log.announce(newer)
+    k = log.announce(attestation())
+    assert (i, j, k) == (3, 4, 5)
+    nodes = log.nodes()
+    assert [n["index"] for n in nodes] == [4, 5]
+    assert nodes[0]["attestation"] == newer
+
+    for bad in [{"code": "x"}, {"code": 1, "model_sha256": "b", "config": {}}, [], "x",
+                {"code": "a", "model_sha256": "b", "config": {"x": float("nan")}}]:
+        with pytest.raises(InputError):
+            log.release(bad)
+    with pytest.raises(InputError):
+        log.append({"x": float("inf")})
+    with pytest.raises(InputError):
+        log.append({1: "int key does not round trip"})
+    with pytest.raises(InputError):
+        log.entry(99)
+    with pytest.raises(InputError):
+        log.inclusion_proof(1, 99)
+    with pytest.raises(InputError):
+        log.consistency_proof(0, 1)
+
+
+def test_announce_rejects_tampered_attestation(log):
+    att = attestation()
+    for field, value in [("url", "http://evil.example"), ("tokens_per_second", 999.0),
+                         ("measurement", "0" * 64), ("node_id", "0" * 16)]:
+        with pytest.raises(AttestationError):
+            log.announce({**att, field: value})
+    with pytest.raises(AttestationError):
+        log.announce({**att, "hardware": {"bad": "\ud800"}})  # cannot be encoded
+    with pytest.raises(AttestationError):
+        log.announce("not an object")
+    assert log.size == 0
+
+
+# ----------------------------------------------------------------- server
+
+class Server:
+    def __init__(self, tmp: Path, name: str, *, db: Path | None = None, key: Path | None = None,
+                 token: str | None = TOKEN):
+        self.db = db or tmp / f"{name}.sqlite"
+        self.key = key or tmp / f"{name}.key"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop("TETHER_LOG_ADMIN_TOKEN", None)
+        args = [sys.executable, "-m", "tether", "log", "serve", "--port", "0", "--db", str(self.db),
+                "--key", str(self.key)]
+        if token:
+            args += ["--admin-token", token]
+        self.stderr = open(tmp / f"{name}.stderr", "w+")
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        self.lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                self.stderr.seek(0)
+                raise RuntimeError(f"log server exited: {self.stderr.read()}")
+            self.lines.append(line.strip())
+            if "listening on" in line:
+                self.url = line.split("listening on", 1)[1].strip()
+                break
+        else:
+            raise RuntimeError("log server did not start")
+        self.public_key = next(l.split(": ", 1)[1] for l in self.lines if l.startswith("log key: "))
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        self.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("log"), "main")
+    yield s
+    s.stop()
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "tether", *args], capture_output=True, text=True,
+                          env=full_env, timeout=60)
+
+
+def test_server_prints_key_and_listens(server):
+    assert server.url.startswith("http://127.0.0.1:")
+    assert httpx.get(server.url + "/v1/log/key").json() == {"public_key": server.public_key}
+    assert stat.S_IMODE(server.key.stat().st_mode) == 0o600
+
+
+def test_client_verifies_entries_over_http(server, tmp_path):
+    http = httpx.Client()
+    post = http.post(server.url + "/v1/log/releases", json=components("e"),
+                     headers={"Authorization": f"Bearer {TOKEN}"})
+    assert post.status_code == 200, post.text
+    index = post.json()["index"]
+    again = http.post(server.url + "/v1/log/releases", json=components("e"),
+                      headers={"Authorization": f"Bearer {TOKEN}"})
+    assert again.json() == post.json()
+    att = attestation()
+    node_index = http.post(server.url + "/v1/log/nodes", json=att).json()["index"]
+
+    state = tmp_path / "state.json"
+    client = LogClient(server.url, state_path=state, http=http)
+    sth = client.tree_head()
+    assert client.public_key_b64 == server.public_key
+    assert client.releases()[post.json()["measurement"]] == index
+    assert any(n["index"] == node_index and n["attestation"] == att for n in client.nodes())
+    release = client.verified_entry(index, sth)
+    assert release["measurement"] == post.json()["measurement"]
+    assert client.verified_entry(node_index, sth)["attestation"] == att
+
+    # The log grows; the next tree head must extend the remembered one.
+    http.post(server.url + "/v1/log/releases", json=components("f"), headers={"Authorization": f"Bearer {TOKEN}"})
+    later = LogClient(server.url, state_path=state).tree_head()
+    assert later["size"] == sth["size"] + 1
+    saved = json.loads(state.read_text())
+    assert saved["public_key"] == server.public_key and saved["sth"] == later
+
+    with pytest.raises(TransparencyLogError, match="differs from the one pinned"):
+        LogClient(server.url, b64(os.urandom(32)), state_path=state)
+    with pytest.raises(TransparencyLogError, match="signature is wrong"):
+        LogClient(server.url, b64(NodeIdentity().public_bytes)).tree_head()
+    with pytest.raises(TransparencyLogError, match="outside"):
+        client.verified_entry(sth["size"] + 1, sth)
+
+
+def test_log_that_went_backwards_is_refused(tmp_path):
+    main = Server(tmp_path, "big", token=None)
+    try:
+        for tag in "abcde":
+            assert httpx.post(main.url + "/v1/log/releases", json=components(tag)).status_code == 200
+        state = tmp_path / "device.json"
+        assert LogClient(main.url, state_path=state).tree_head()["size"] == 5
+    finally:
+        main.stop()
+
+    # Same key, fresh database with fewer entries: a rolled-back or split-view log.
+    small = Server(tmp_path, "small", key=main.key, token=None)
+    try:
+        assert small.public_key == main.public_key
+        httpx.post(small.url + "/v1/log/releases", json=components("a"))
+        client = LogClient(small.url, state_path=state)
+        with pytest.raises(TransparencyLogError, match="tree head went backwards: size 1 < 5"):
+            client.tree_head()
+        assert json.loads(state.read_text())["sth"]["size"] == 5  # the bad head was not remembered
+    finally:
+        small.stop()
+
+    # Restart on the original database: same key, same root, and the device accepts it.
+    restarted = Server(tmp_path, "big2", db=main.db, key=main.key, token=None)
+    try:
+        assert restarted.public_key == main.public_key
+        sth = LogClient(restarted.url, state_path=state).tree_head()
+        assert sth["size"] == 5
+        assert sth["root"] == json.loads(state.read_text())["sth"]["root"]
+    finally:
+        restarted.stop()
+
+
+def test_admin_token_and_attestation_checks(server):
+    url = server.url + "/v1/log/releases"
+    for headers in [{}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}, {"Authorization": "Basic x"}]:
+        r = httpx.post(url, json=components("g"), headers=headers)
+        assert r.status_code == 401 and "admin token" in r.json()["error"]
+    assert components("g") not in [e["entry"].get("components") for e in
+                                   httpx.get(server.url + "/v1/log/entries").json()["entries"]]
+
+    att = attestation()
+    tampered = {**att, "url": "http://evil.example"}
+    size = httpx.get(server.url + "/v1/log/sth").json()["size"]
+    r = httpx.post(server.url + "/v1/log/nodes", json=tampered)
+    assert r.status_code == 400 and "signature is wrong" in r.json()["error"]
+    assert httpx.get(server.url + "/v1/log/sth").json()["size"] == size
+
+
+def test_bad_input_gets_4xx_json_and_server_survives(server):
+    base = server.url
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    cases = [
+        ("POST", "/v1/log/releases", {"content": b"{not json"}, 400),
+        ("POST", "/v1/log/releases", {"content": b"[1, 2]"}, 400),
+        ("POST", "/v1/log/releases", {"content": b'{"code": 1, "model_sha256": [], "config": 3}'}, 400),
+        ("POST", "/v1/log/releases", {"content": b'{"code": "a", "model_sha256": "b", "config": {"x": NaN}}'}, 400),
+        ("POST", "/v1/log/releases", {"content": b"\xff\xfe"}, 400),
+        ("POST", "/v1/log/releases", {"content": b"[" * 100000 + b"]" * 100000}, 400),
+        ("POST", "/v1/log/releases", {"content": b" " * (300 * 1024)}, 413),
+        ("POST", "/v1/log/nodes", {"content": b'"just a string"'}, 400),
+        ("POST", "/v1/log/nodes", {"content": b'{"version": 1, "hardware": {"x": "\\ud800"}}'}, 400),
+        ("POST", "/v1/log/nodes", {"content": b""}, 400),
+        ("GET", "/v1/log/entries?start=0", {}, 400),
+        ("GET", "/v1/log/entries?start=abc", {}, 400),
+        ("GET", "/v1/log/entries?start=5&end=1", {}, 400),
+        ("GET", "/v1/log/entries?start=99999999999999999999999", {}, 400),
+        ("GET", "/v1/log/proof/inclusion?index=0&size=1", {}, 400),
+        ("GET", "/v1/log/proof/inclusion?index=1&size=100000", {}, 400),
+        ("GET", "/v1/log/proof/inclusion?size=1", {}, 400),
+        ("GET", "/v1/log/proof/inclusion?index=x&size=1", {}, 400),
+        ("GET", "/v1/log/proof/consistency?prior=0&size=1", {}, 400),
+        ("GET", "/v1/log/proof/consistency?prior=2&size=1", {}, 400),
+        ("GET", "/v1/log/proof/consistency?prior=-5&size=-1", {}, 400),
+        ("GET", "/v1/log/nowhere", {}, 404),
+        ("DELETE", "/v1/log/sth", {}, 405),
+    ]
+    for method, path, kwargs, status in cases:
+        r = httpx.request(method, base + path, headers=auth, timeout=10, **kwargs)
+        assert r.status_code == status, (path, kwargs.get("content", b"")[:40], r.status_code, r.text[:200])
+        assert isinstance(r.json().get("error"), str) and r.json()["error"], (path, r.text[:200])
+    sth = httpx.get(base + "/v1/log/sth").json()
+    verify_tree_head(sth, server.public_key)
+    many = httpx.get(base + "/v1/log/entries?start=1&end=5000").json()["entries"]
+    assert len(many) == sth["size"] and [e["index"] for e in many] == list(range(1, sth["size"] + 1))
+
+
+def test_unreachable_log_is_one_clear_error(tmp_path):
+    dead = "http://127.0.0.1:9"
+    with pytest.raises(TransparencyLogError, match=r"transparency log http://127\.0\.0\.1:9 unreachable"):
+        LogClient(dead, timeout=1).tree_head()
+    result = run_cli("log", "status", "--log", dead)
+    assert result.returncode == 1
+    assert "http://127.0.0.1:9" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_cli_release_and_status_against_live_server(server):
+    result = run_cli("log", "release", "--log", server.url, "--model", "qwen2.5-1.5b", "--n-ctx", "2048",
+                     env={"TETHER_LOG_ADMIN_TOKEN": TOKEN})
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.strip().splitlines())
+    index, measurement = int(lines["index"]), lines["measurement"]
+    releases = httpx.get(server.url + "/v1/log/releases").json()["releases"]
+    assert releases[measurement] == index
+    entry = httpx.get(server.url + f"/v1/log/entries?start={index}&end={index}").json()["entries"][0]["entry"]
+    from tether.cloud.attestation import code_digest
+    from tether.models.catalog import resolve
+
+    assert entry["components"] == {"code": code_digest(), "model_sha256": resolve("qwen2.5-1.5b").sha256,
+                                   "config": node_config("qwen2.5-1.5b", n_ctx=2048, max_tokens=1024)}
+
+    denied = run_cli("log", "release", "--log", server.url, "--model", "qwen2.5-1.5b",
+                     env={"TETHER_LOG_ADMIN_TOKEN": ""})
+    assert denied.returncode == 1 and "401" in denied.stderr
+
+    status = run_cli("log", "status", "--log", server.url)
+    assert status.returncode == 0, status.stderr
+    sth = httpx.get(server.url + "/v1/log/sth").json()
+    text = status.stdout
+    assert f"size: {sth['size']}" in text and f"root: {sth['root']}" in text
+    assert f"releases: {len(releases)}" in text and "nodes: " in text
+
+    as_json = json.loads(run_cli("log", "status", "--log", server.url, "--json").stdout)
+    assert as_json["size"] == sth["size"] and as_json["releases"] == len(releases)
+    assert as_json["public_key"] == server.public_key
