@@ -9,6 +9,7 @@ listed in the transparency log, so it is not an open proxy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any, AsyncIterator
@@ -57,14 +58,16 @@ class Relay:
         return self.directory.get(node_id)
 
     def app(self) -> Starlette:
-        async def shutdown() -> None:
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            yield
             await self.http.aclose()
 
         return Starlette(routes=[
             Route("/v1/relay", self._relay, methods=["POST"]),
             Route("/v1/relay/load", self._load, methods=["GET"]),
             Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
-        ], on_shutdown=[shutdown])
+        ], lifespan=lifespan)
 
     async def _load(self, request: Request) -> Response:
         await self._refresh()

@@ -1,0 +1,148 @@
+"""``tether node serve``, ``tether relay serve`` and ``tether cloud nodes|chat``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+import platformdirs
+
+from tether.cli import cli
+from tether.cli._io import json_option
+from tether.errors import InputError
+
+log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", required=True,
+                              help="Transparency log URL (env TETHER_LOG_URL).")
+relay_url_option = click.option("--relay", "relay_url", envvar="TETHER_RELAY_URL", required=True,
+                                help="Relay URL (env TETHER_RELAY_URL).")
+log_key_option = click.option("--log-key", envvar="TETHER_LOG_KEY", default=None,
+                              help="Pinned log public key (base64). Without it the first key seen is kept.")
+
+
+def _client(log_url: str, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None):
+    from tether.cloud.client import CloudClient
+
+    state = Path(os.environ.get("TETHER_CLOUD_STATE") or
+                 Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")
+    return CloudClient(log_url, relay_url, log_key=log_key, state_path=state, k=k, model=model)
+
+
+@cli.group("node")
+def node_group() -> None:
+    """Run a private-cloud node."""
+
+
+@node_group.command("serve")
+@click.option("--model", "-m", default="qwen2.5-1.5b", show_default=True, help="Catalog name or .gguf path.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8480, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
+              help="Announce this node's attestation to this transparency log.")
+@click.option("--upstream", default=None,
+              help="Front an OpenAI-compatible engine at this URL (vLLM, llama.cpp server) instead of "
+                   "running the model in-process.")
+@click.option("--upstream-model", default=None, help="Model name to ask the upstream engine for.")
+@click.option("--model-sha256", default=None, help="With --upstream: sha256 of the weights the engine serves.")
+@click.option("--n-ctx", default=4096, show_default=True, type=click.IntRange(256, 131072))
+@click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(1, 32768),
+              help="Cap on tokens per answer.")
+@click.option("--concurrency", default=None, type=click.IntRange(1, 256),
+              help="Requests generated at once (default 1 in-process, 16 upstream).")
+def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: str | None,
+               upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
+               concurrency: int | None) -> None:
+    """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
+    from tether.cloud.node import Node, NodeSettings
+    from tether.cloud.serving import bind, run
+
+    settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
+                            upstream_model=upstream_model, model_sha256=model_sha256,
+                            concurrency=concurrency or (16 if upstream else 1))
+    sock, url = bind(host, port)
+    node = Node(settings, url)
+    click.echo(f"node {node.node_id} model={node.backend.name} measurement={node.measurement.digest} "
+               f"tokens/s={node.tokens_per_second:.1f}")
+    if log_url:
+        index = node.announce(log_url)
+        click.echo(f"attestation logged at index {index}")
+    run(node.app(), host=host, port=port, name="tether node", sock=sock)
+
+
+@cli.group("relay")
+def relay_group() -> None:
+    """Run the OHTTP-style relay between devices and nodes."""
+
+
+@relay_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8490, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
+              help="Route to the nodes this transparency log lists.")
+@click.option("--node", "nodes", multiple=True, metavar="ID=URL", help="A node to route to (repeatable).")
+def relay_serve(host: str, port: int, log_url: str | None, nodes: tuple[str, ...]) -> None:
+    """Forward sealed requests to nodes without seeing content or passing on client addresses."""
+    from tether.cloud.relay import Relay
+    from tether.cloud.serving import run
+
+    static: dict[str, str] = {}
+    for item in nodes:
+        node_id, sep, url = item.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise InputError(f"--node expects ID=URL, got {item!r}")
+        static[node_id] = url.rstrip("/")
+    if not log_url and not static:
+        raise InputError("give --log or at least one --node")
+    run(Relay(log_url, static).app(), host=host, port=port, name="tether relay")
+
+
+@cli.group("cloud")
+def cloud_group() -> None:
+    """Use the private cloud from this device."""
+
+
+@cloud_group.command("nodes")
+@log_url_option
+@relay_url_option
+@log_key_option
+@json_option
+def cloud_nodes(log_url: str, relay_url: str, log_key: str | None, as_json: bool) -> None:
+    """List the nodes the log knows, and whether this device trusts each one."""
+    client = _client(log_url, relay_url, log_key)
+    verdicts = client.refresh()
+    if as_json:
+        click.echo(json.dumps([v.__dict__ for v in verdicts], indent=2))
+        return
+    if not verdicts:
+        click.echo("the transparency log lists no nodes")
+    for v in verdicts:
+        click.echo(f"{v.node_id}  {'trusted' if v.trusted else 'REFUSED'}  {v.model}  {v.reason}")
+
+
+@cloud_group.command("chat")
+@click.argument("prompt")
+@log_url_option
+@relay_url_option
+@log_key_option
+@click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1, 32768))
+@click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
+@click.option("--stream/--no-stream", default=True, show_default=True)
+@click.option("--model", default=None, help="Only use nodes serving this model.")
+def cloud_chat(prompt: str, log_url: str, relay_url: str, log_key: str | None, max_tokens: int,
+               temperature: float, stream: bool, model: str | None) -> None:
+    """Send PROMPT to a verified node through the relay and print the answer."""
+    if not prompt.strip():
+        raise InputError("the prompt is empty")
+    client = _client(log_url, relay_url, log_key, model=model)
+    body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": temperature}
+    if stream:
+        answer = client.stream(body)
+        for chunk in answer:
+            click.echo(chunk["choices"][0]["delta"].get("content", "") if chunk.get("choices") else "", nl=False)
+        click.echo()
+        click.echo(f"[node {', '.join(answer.nodes)}; failovers {answer.failovers}]", err=True)
+    else:
+        out = client.chat(body)
+        click.echo(out["choices"][0]["message"]["content"])
+        click.echo(f"[node {out['x_tether']['node']}]", err=True)

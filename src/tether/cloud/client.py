@@ -1,0 +1,344 @@
+"""The device side of the private cloud: verify nodes, seal, send through the relay.
+
+A node is used only when all of these hold: its attestation's signature and
+measurement check out, the measurement is a release in the transparency log,
+the attestation itself is in the log, both with inclusion proofs against a
+signed tree head that is consistent with every tree head seen before.
+
+Each request is sealed to a random subset of ``k`` verified nodes, weighted by
+advertised speed, current load and measured latency. The device never talks to
+a node directly: only through the relay, so no node learns its address.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from tether.cloud.attestation import unb64, verify_attestation
+from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
+from tether.cloud.relay import NODE_HEADER
+from tether.cloud.transparency import LogClient
+from tether.errors import (
+    AttestationError,
+    CloudError,
+    EnvelopeError,
+    NodeRejectedError,
+    NoNodeAvailableError,
+    TransparencyLogError,
+)
+
+
+@dataclass
+class VerifiedNode:
+    node_id: str
+    hpke_key: bytes
+    model: str
+    measurement: str
+    tokens_per_second: float
+    hardware: dict[str, Any]
+    latency_ewma: float | None = None  # seconds to first frame, as this device measured
+
+    def score(self, inflight: int) -> float:
+        speed = max(self.tokens_per_second, 1.0)
+        latency = self.latency_ewma if self.latency_ewma is not None else 0.5
+        return speed / (1 + inflight) / (0.05 + latency)
+
+
+@dataclass
+class Verdict:
+    node_id: str
+    trusted: bool
+    reason: str
+    model: str = ""
+
+
+@dataclass
+class _Attempt:
+    node_id: str
+    opener: ResponseOpener
+
+
+class CloudClient:
+    """Thread-safe. One per device; reuse it so tree heads and cooldowns carry over."""
+
+    def __init__(
+        self,
+        log_url: str,
+        relay_url: str,
+        *,
+        log_key: str | None = None,
+        state_path: Path | None = None,
+        k: int = 2,
+        attempts: int = 3,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 60.0,
+        cooldown: float = 30.0,
+        directory_ttl: float = 30.0,
+        model: str | None = None,
+    ):
+        self.relay_url = relay_url.rstrip("/")
+        self.k = max(1, k)
+        self.attempts = max(1, attempts)
+        self.cooldown = cooldown
+        self.directory_ttl = directory_ttl
+        self.model = model
+        self.http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+                                 limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+        self.log = LogClient(log_url, log_key, state_path=state_path, timeout=10.0)
+        self._lock = threading.RLock()
+        self._nodes: dict[str, VerifiedNode] = {}
+        self._verdicts: list[Verdict] = []
+        self._verified_entries: dict[int, bool] = {}
+        self._fetched = 0.0
+        self._cooling: dict[str, float] = {}
+        self._rng = random.SystemRandom()
+        self.last_node: str | None = None
+
+    # ------------------------------------------------------------- discovery
+
+    def refresh(self) -> list[Verdict]:
+        """Re-read the log and re-verify every node it lists."""
+        with self._lock:
+            sth = self.log.tree_head()
+            releases = self.log.releases()
+            verdicts: list[Verdict] = []
+            nodes: dict[str, VerifiedNode] = {}
+            for entry in self.log.nodes():
+                att = entry.get("attestation", {})
+                node_id = str(att.get("node_id", "?"))
+                try:
+                    verify_attestation(att)
+                    release_index = releases.get(att["measurement"])
+                    if release_index is None:
+                        raise AttestationError(node_id, "its measurement is not a release in the transparency log")
+                    self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
+                                      node_id, "release entry")
+                    self._check_entry(int(entry["index"]), sth, lambda e: e.get("attestation") == att,
+                                      node_id, "attestation entry")
+                    if self.model and att.get("model") != self.model:
+                        raise AttestationError(node_id, f"serves {att.get('model')}, not {self.model}")
+                except AttestationError as exc:
+                    verdicts.append(Verdict(node_id, False, exc.reason, str(att.get("model", ""))))
+                    continue
+                old = self._nodes.get(node_id)
+                nodes[node_id] = VerifiedNode(node_id, unb64(att["hpke_key"]), att["model"], att["measurement"],
+                                              float(att.get("tokens_per_second") or 0), att.get("hardware") or {},
+                                              old.latency_ewma if old else None)
+                verdicts.append(Verdict(node_id, True, "verified", att["model"]))
+            self._nodes = nodes
+            self._verdicts = verdicts
+            self._fetched = time.monotonic()
+            return verdicts
+
+    def _check_entry(self, index: int, sth: dict[str, Any], matches: Any, node_id: str, what: str) -> None:
+        if not self._verified_entries.get(index):
+            try:
+                entry = self.log.verified_entry(index, sth)
+            except TransparencyLogError as exc:
+                raise AttestationError(node_id, f"{what} failed its inclusion proof: {exc}") from None
+            if not matches(entry):
+                raise AttestationError(node_id, f"{what} in the log does not match what the node presents")
+            self._verified_entries[index] = True  # later tree heads are proven consistent with this one
+
+    def nodes(self, *, refresh: bool = False) -> list[VerifiedNode]:
+        with self._lock:
+            if refresh or not self._fetched or time.monotonic() - self._fetched > self.directory_ttl:
+                self.refresh()
+            return list(self._nodes.values())
+
+    def verdicts(self) -> list[Verdict]:
+        with self._lock:
+            if not self._fetched:
+                self.refresh()
+            return list(self._verdicts)
+
+    # ------------------------------------------------------------- selection
+
+    def _relay_load(self) -> dict[str, int]:
+        try:
+            data = self.http.get(f"{self.relay_url}/v1/relay/load", timeout=2.0).json()["nodes"]
+            return {nid: int(v.get("inflight", 0)) for nid, v in data.items()}
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+            return {}
+
+    def _choose(self, exclude: set[str]) -> list[VerifiedNode]:
+        now = time.monotonic()
+        nodes = [n for n in self.nodes() if n.node_id not in exclude and self._cooling.get(n.node_id, 0) <= now]
+        if not nodes:
+            return []
+        load = self._relay_load()
+        weights = {n.node_id: n.score(load.get(n.node_id, 0)) for n in nodes}
+        # Weighted sampling without replacement (Efraimidis–Spirakis), so every node can be picked.
+        keyed = sorted(nodes, key=lambda n: math.log(self._rng.random() or 1e-12) / weights[n.node_id], reverse=True)
+        chosen = keyed[: self.k]
+        return sorted(chosen, key=lambda n: weights[n.node_id], reverse=True)
+
+    def _cool(self, node_id: str) -> None:
+        with self._lock:
+            self._cooling[node_id] = time.monotonic() + self.cooldown
+
+    def _observe(self, node_id: str, seconds: float) -> None:
+        with self._lock:
+            node = self._nodes.get(node_id)
+            if node:
+                node.latency_ewma = seconds if node.latency_ewma is None else 0.7 * node.latency_ewma + 0.3 * seconds
+
+    # ------------------------------------------------------------- sending
+
+    def seal(self, body: dict[str, Any], nodes: list[VerifiedNode]) -> tuple[SealedRequest, dict[str, ResponseOpener]]:
+        return seal_request(body, [(n.node_id, n.hpke_key) for n in nodes])
+
+    def _frames(self, body: dict[str, Any], exclude: set[str], attempts_log: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One attempt: choose nodes, send, yield (node_id, opened frame). Raises on failure."""
+        nodes = self._choose(exclude)
+        if not nodes:
+            raise NoNodeAvailableError(attempts_log or ["no verified node outside cooldown"])
+        sealed, openers = self.seal(body, nodes)
+        start = time.perf_counter()
+        with self.http.stream("POST", f"{self.relay_url}/v1/relay", json=sealed.to_json()) as resp:
+            if resp.status_code == 400:
+                resp.read()
+                raise NodeRejectedError("the node rejected the sealed request", status=400)
+            if resp.status_code != 200:
+                resp.read()
+                for n in nodes:
+                    exclude.add(n.node_id)
+                raise _Retryable(f"relay answered HTTP {resp.status_code} for {', '.join(n.node_id for n in nodes)}")
+            node_id = resp.headers.get(NODE_HEADER, "")
+            opener = openers.get(node_id)
+            if opener is None:
+                raise EnvelopeError(f"relay named node {node_id!r}, which this request was not sealed to")
+            self.last_node = node_id
+            first = True
+            try:
+                for data in resp.iter_raw():
+                    for frame in opener.feed(data):
+                        if first:
+                            self._observe(node_id, time.perf_counter() - start)
+                            first = False
+                        yield node_id, frame
+                opener.close()
+            except (httpx.HTTPError, EnvelopeError) as exc:
+                exclude.add(node_id)
+                self._cool(node_id)
+                raise _Retryable(f"node {node_id} failed mid-answer: {exc}", node_id) from exc
+
+    def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Send one chat-completions request; return the completion object."""
+        body = {**body, "stream": False}
+        exclude: set[str] = set()
+        attempts_log: list[str] = []
+        for _ in range(self.attempts):
+            try:
+                for node_id, frame in self._frames(body, exclude, attempts_log):
+                    _raise_if_error(frame)
+                    frame.setdefault("x_tether", {})["node"] = node_id
+                    return frame
+            except _Retryable as exc:
+                attempts_log.append(str(exc))
+            except httpx.HTTPError as exc:
+                attempts_log.append(f"relay unreachable: {type(exc).__name__}")
+        raise NoNodeAvailableError(attempts_log)
+
+    def stream(self, body: dict[str, Any]) -> "CloudStream":
+        return CloudStream(self, {**body, "stream": True})
+
+    def close(self) -> None:
+        self.http.close()
+        self.log.close()
+
+
+class _Retryable(CloudError):
+    def __init__(self, message: str, node_id: str | None = None):
+        self.node_id = node_id
+        super().__init__(message)
+
+
+def _raise_if_error(frame: dict[str, Any]) -> None:
+    if "error" in frame:
+        err = frame["error"]
+        raise NodeRejectedError(f"the node could not run the request: {err.get('message', err)}")
+
+
+@dataclass
+class CloudStream:
+    """Chat-completion chunks as they arrive. Survives a node failing mid-answer.
+
+    When a node dies, the request is re-sent to another node with the same seed.
+    Text the caller already has is skipped; if the new node's text diverges, a
+    chunk with ``x_tether.restart = True`` says "discard what you have, the
+    answer starts again here".
+    """
+
+    client: CloudClient
+    body: dict[str, Any]
+    nodes: list[str] = field(default_factory=list)
+    failovers: int = 0
+    text: str = ""
+
+    def __post_init__(self) -> None:
+        if self.body.get("seed") is None:
+            # Same seed on every retry, so a replacement node can regenerate the same text.
+            self.body["seed"] = random.SystemRandom().randrange(2**31)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        client = self.client
+        exclude: set[str] = set()
+        attempts_log: list[str] = []
+        for _ in range(client.attempts):
+            delivered = self.text  # what the caller already holds
+            replayed = ""
+            diverged = False
+            try:
+                for node_id, frame in client._frames(self.body, exclude, attempts_log):
+                    if not self.nodes or self.nodes[-1] != node_id:
+                        self.nodes.append(node_id)
+                    _raise_if_error(frame)
+                    if frame.get("done"):
+                        return
+                    piece = _delta_text(frame)
+                    if len(replayed) < len(delivered) and not diverged:
+                        replayed += piece
+                        if delivered.startswith(replayed):
+                            continue
+                        if replayed.startswith(delivered):  # this chunk crosses the end of what we had
+                            rest = replayed[len(delivered):]
+                            _set_delta_text(frame, rest)
+                            self.text += rest
+                            yield frame
+                            continue
+                        diverged = True
+                        self.text = replayed
+                        frame.setdefault("x_tether", {})["restart"] = True
+                        _set_delta_text(frame, replayed)
+                        yield frame
+                        continue
+                    self.text += piece
+                    yield frame
+                return
+            except _Retryable as exc:
+                attempts_log.append(str(exc))
+                self.failovers += 1
+            except httpx.HTTPError as exc:
+                attempts_log.append(f"relay unreachable: {type(exc).__name__}")
+                self.failovers += 1
+        raise NoNodeAvailableError(attempts_log)
+
+
+def _delta_text(frame: dict[str, Any]) -> str:
+    choices = frame.get("choices") or []
+    return (choices[0].get("delta") or {}).get("content") or "" if choices else ""
+
+
+def _set_delta_text(frame: dict[str, Any], text: str) -> None:
+    choices = frame.get("choices") or []
+    if choices:
+        choices[0].setdefault("delta", {})["content"] = text

@@ -1,0 +1,75 @@
+"""Real processes on loopback: the log, the relay and nodes, each a ``tether`` subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen
+    url: str
+    out: Path
+    err: Path
+    home: Path
+    info: dict[str, str] = field(default_factory=dict)
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") + self.err.read_text(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def _start_service(name: str, args: list[str], root: Path, timeout: float = 180.0) -> Service:
+    """Start ``tether ARGS`` with its own cwd, HOME and TMPDIR under ``root``; wait until it listens."""
+    home = root / name
+    for sub in ("cwd", "home", "tmp"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    from tether.models import catalog
+
+    env = {**os.environ, "HOME": str(home / "home"), "TMPDIR": str(home / "tmp"),
+           "TETHER_CACHE_DIR": str(catalog.cache_dir()), "TETHER_THREADS": "1", "PYTHONUNBUFFERED": "1",
+           "PYTHONDONTWRITEBYTECODE": "1", "XDG_DATA_HOME": str(home / "home" / ".local/share"),
+           "XDG_STATE_HOME": str(home / "home" / ".local/state"), "XDG_CACHE_HOME": str(home / "home" / ".cache")}
+    out, err = home / "stdout.txt", home / "stderr.txt"
+    proc = subprocess.Popen([sys.executable, "-m", "tether", *args], cwd=home / "cwd", env=env,
+                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = out.read_text(errors="replace")
+        match = LISTENING.search(text)
+        if match:
+            return Service(name, proc, match.group(1), out, err, home)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{text}\n{err.read_text(errors='replace')}")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{name} did not start within {timeout:.0f} s")
+
+
+@pytest.fixture(scope="session")
+def start_service():
+    return _start_service

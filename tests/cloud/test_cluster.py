@@ -1,0 +1,294 @@
+"""The private cloud end to end: a log, a relay and two nodes, each a real process on loopback.
+
+Runs on smollm2-135m. Tests run in file order; the last one kills a node.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tether.cloud.client import CloudClient
+from tether.errors import NodeRejectedError
+
+MODEL = "smollm2-135m"
+TOKEN = "cluster-admin-token"
+
+
+class WriteWatcher:
+    """Samples /proc for files a process holds open for writing (the statelessness test reads them)."""
+
+    def __init__(self) -> None:
+        self.pids: set[int] = set()
+        self.paths: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for pid in list(self.pids):
+                self.paths.update(files_open_for_writing(pid))
+            time.sleep(0.02)
+
+
+def files_open_for_writing(pid: int) -> set[str]:
+    found: set[str] = set()
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        fds = os.listdir(fd_dir)
+    except OSError:
+        return found
+    for fd in fds:
+        try:
+            target = os.readlink(fd_dir / fd)
+            flags = int(re.search(r"flags:\s*(\d+)", Path(f"/proc/{pid}/fdinfo/{fd}").read_text()).group(1), 8)
+        except (OSError, AttributeError):
+            continue
+        if flags & 0o3 and target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+            found.add(target.removesuffix(" (deleted)"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory, start_service):
+    root = tmp_path_factory.mktemp("cloud")
+    watcher = WriteWatcher()
+    watcher.start()
+    services = []
+    try:
+        log = start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
+                                    "--key", str(root / "log.key"), "--admin-token", TOKEN], root)
+        services.append(log)
+        log_key = re.search(r"log key: (\S+)", log.output()).group(1)
+        from click.testing import CliRunner
+
+        released = CliRunner().invoke(_cli(), ["log", "release", "--log", log.url, "--model", MODEL,
+                                               "--n-ctx", "2048", "--max-tokens", "256", "--token", TOKEN])
+        assert released.exit_code == 0, released.output
+        nodes = []
+        for name in ("node-a", "node-b"):
+            node = start_service(name, ["node", "serve", "-m", MODEL, "--port", "0", "--n-ctx", "2048",
+                                        "--max-tokens", "256", "--log", log.url], root)
+            node.info["node_id"] = re.search(r"node (\w+) ", node.output()).group(1)
+            watcher.pids.add(node.proc.pid)
+            services.append(node)
+            nodes.append(node)
+        relay = start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
+        watcher.pids.add(relay.proc.pid)
+        services.append(relay)
+        client = CloudClient(log.url, relay.url, log_key=log_key, state_path=root / "device-state.json",
+                             k=2, read_timeout=30, cooldown=60)
+        yield {"log": log, "relay": relay, "nodes": nodes, "client": client, "root": root, "log_key": log_key,
+               "watcher": watcher, "services": services}
+        client.close()
+    finally:
+        watcher.stop()
+        for s in services:
+            s.stop()
+
+
+def _cli():
+    from tether.cli import cli
+    from tether.cli import cloud, log  # noqa: F401  (register the groups)
+
+    return cli
+
+
+def ask(prompt: str, **extra) -> dict:
+    return {"messages": [{"role": "user", "content": prompt}], "temperature": 0, **extra}
+
+
+def content(completion: dict) -> str:
+    return completion["choices"][0]["message"]["content"]
+
+
+def test_both_nodes_are_verified_through_the_log(cloud):
+    verdicts = cloud["client"].refresh()
+    ids = {n.info["node_id"] for n in cloud["nodes"]}
+    assert {v.node_id for v in verdicts if v.trusted} == ids
+    assert all(v.reason == "verified" for v in verdicts)
+
+
+def test_end_to_end_request(cloud):
+    out = cloud["client"].chat(ask("Name three colours.", max_tokens=24))
+    assert out["object"] == "chat.completion"
+    assert content(out).strip()
+    assert out["usage"]["completion_tokens"] > 0
+    assert out["x_tether"]["node"] in {n.info["node_id"] for n in cloud["nodes"]}
+
+
+def test_end_to_end_stream_matches_the_plain_answer(cloud):
+    body = ask("Write one sentence about the sea.", max_tokens=40)
+    plain = content(cloud["client"].chat(body))
+    stream = cloud["client"].stream(body)
+    chunks = list(stream)
+    assert len(chunks) > 3 and chunks[0]["object"] == "chat.completion.chunk"
+    assert stream.text == plain  # greedy: same text, streamed or not, on either node
+    assert chunks[-1]["choices"][0]["finish_reason"] in {"stop", "length"}
+    assert stream.failovers == 0
+
+
+def test_json_schema_and_logprobs_inside_the_envelope(cloud):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "rank": {"type": "integer"}},
+              "required": ["city", "rank"], "additionalProperties": False}
+    out = cloud["client"].chat(ask("Name a big city and its rank.", max_tokens=48, logprobs=True, top_logprobs=2,
+                                   response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": schema}}))
+    parsed = json.loads(content(out))
+    assert set(parsed) == {"city", "rank"} and isinstance(parsed["rank"], int)
+    lps = out["choices"][0]["logprobs"]["content"]
+    assert len(lps) == out["usage"]["completion_tokens"]
+    assert all(lp["logprob"] <= 0 and len(lp["top_logprobs"]) == 2 for lp in lps)
+
+
+def test_request_over_the_context_window_is_a_clear_sealed_error(cloud):
+    with pytest.raises(NodeRejectedError, match="context window"):
+        cloud["client"].chat(ask("word " * 3000, max_tokens=16))
+
+
+def _sealed(cloud, body: dict) -> dict:
+    client = cloud["client"]
+    sealed, openers = client.seal(body, client.nodes()[:1])
+    return sealed.to_json(), openers
+
+
+def test_tampered_ciphertext_is_rejected(cloud):
+    relay = cloud["relay"].url
+    message, _ = _sealed(cloud, ask("hello", max_tokens=4))
+    raw = bytearray(base64.b64decode(message["ct"]))
+    raw[len(raw) // 2] ^= 0x40
+    tampered = {**message, "ct": base64.b64encode(bytes(raw)).decode()}
+    r = httpx.post(f"{relay}/v1/relay", json=tampered, timeout=30)
+    assert r.status_code == 400 and r.json() == {"error": "rejected"}
+    wrapped = dict(message)
+    wrapped["targets"] = [{**message["targets"][0], "key": base64.b64encode(b"\0" * 48).decode()}]
+    r = httpx.post(f"{relay}/v1/relay", json=wrapped, timeout=30)
+    assert r.status_code == 400 and r.json() == {"error": "rejected"}  # same answer, whatever failed
+    # The untampered original still works: the rejections spent nothing.
+    r = httpx.post(f"{relay}/v1/relay", json=message, timeout=60)
+    assert r.status_code == 200
+
+
+def test_replayed_request_is_rejected(cloud):
+    relay = cloud["relay"].url
+    message, openers = _sealed(cloud, ask("hello again", max_tokens=4))
+    first = httpx.post(f"{relay}/v1/relay", json=message, timeout=60)
+    assert first.status_code == 200
+    node = first.headers["x-tether-node"]
+    frames = list(openers[node].feed(first.content))
+    assert frames and frames[-1]["object"] == "chat.completion"
+    again = httpx.post(f"{relay}/v1/relay", json=message, timeout=60)
+    assert again.status_code == 400 and again.json() == {"error": "rejected"}
+
+
+def test_relay_refuses_malformed_and_unknown_targets(cloud):
+    relay = cloud["relay"].url
+    assert httpx.post(f"{relay}/v1/relay", content=b"{not json", timeout=10).status_code == 400
+    assert httpx.post(f"{relay}/v1/relay", json={"targets": [], "ct": ""}, timeout=10).status_code == 400
+    unknown = {"targets": [{"node": "0" * 16, "enc": "", "key": ""}], "ct": ""}
+    r = httpx.post(f"{relay}/v1/relay", json=unknown, timeout=10)
+    assert r.status_code == 503  # not in the log: the relay is not an open proxy
+    assert httpx.get(f"{relay}/healthz", timeout=10).json() == {"ok": True}
+
+
+def test_unlogged_node_is_refused(cloud, start_service):
+    # Same code and model, different config: a measurement nobody released.
+    rogue = start_service("node-rogue", ["node", "serve", "-m", MODEL, "--port", "0", "--n-ctx", "2048",
+                                         "--max-tokens", "200", "--log", cloud["log"].url], cloud["root"])
+    cloud["services"].append(rogue)
+    try:
+        rogue_id = re.search(r"node (\w+) ", rogue.output()).group(1)
+        verdicts = {v.node_id: v for v in cloud["client"].refresh()}
+        assert not verdicts[rogue_id].trusted
+        assert "not a release" in verdicts[rogue_id].reason
+        assert rogue_id not in {n.node_id for n in cloud["client"].nodes()}
+        for _ in range(4):
+            out = cloud["client"].chat(ask("Say hi.", max_tokens=4))
+            assert out["x_tether"]["node"] != rogue_id
+    finally:
+        rogue.stop()
+
+
+def test_load_200_requests_at_concurrency_8(cloud):
+    client = cloud["client"]
+    topics = ["cats", "rivers", "bread", "trains", "winter", "music", "chess", "tea", "clouds", "bridges"]
+    prompts = [f"Give one word about {t}." for t in topics]
+    expected = {p: content(client.chat(ask(p, max_tokens=6))) for p in prompts}
+
+    def one(i: int) -> tuple[int, str, str]:
+        p = prompts[i % len(prompts)]
+        out = client.chat(ask(p, max_tokens=6))
+        return i, p, content(out)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(200)))
+    assert [i for i, _, _ in results] == list(range(200))  # none lost
+    mixed = [(i, p, got) for i, p, got in results if got != expected[p]]
+    assert not mixed, f"{len(mixed)} answers do not match their own request, e.g. {mixed[:3]}"
+
+
+def test_node_keeps_nothing_from_a_request(cloud):
+    """Canaries go through the nodes; afterwards no trace of them is in any output, dir, or file written."""
+    client = cloud["client"]
+    canaries = [f"CANARY-{uuid.uuid4().hex}" for _ in range(6)]
+    for i, canary in enumerate(canaries):
+        body = ask(f"Repeat this code exactly: {canary}", max_tokens=40)
+        if i % 2:
+            assert list(client.stream(body))
+        else:
+            client.chat(body)
+    time.sleep(0.5)
+    places: list[Path] = []
+    for s in cloud["services"]:
+        if s.name.startswith("node") or s.name == "relay":
+            places += [s.out, s.err]
+            places += [p for p in s.home.rglob("*") if p.is_file()]
+    places += [Path(p) for p in cloud["watcher"].paths]
+    assert any(p.name == "stderr.txt" for p in places)
+    assert "served stream=" in cloud["nodes"][0].output() + cloud["nodes"][1].output()  # metrics are logged
+    for path in places:
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        for canary in canaries:
+            assert canary.encode() not in data, f"{canary} found in {path}"
+    extra = {p for p in cloud["watcher"].paths
+             if not any(p.startswith(str(s.home)) for s in cloud["services"])}
+    assert not extra, f"nodes opened files for writing outside their sandbox: {extra}"
+
+
+def test_node_killed_mid_stream_completes_on_the_other(cloud):
+    client = cloud["client"]
+    body = ask("Tell a short story about a lighthouse keeper.", max_tokens=160)
+    expected = content(client.chat(body))
+    stream = client.stream(body)
+    it = iter(stream)
+    pieces = [next(it) for _ in range(6)]
+    victim_id = stream.nodes[-1]
+    victim = next(n for n in cloud["nodes"] if n.info["node_id"] == victim_id)
+    victim.kill()
+    pieces += list(it)
+    assert stream.failovers == 1
+    assert len(stream.nodes) == 2 and stream.nodes[-1] != victim_id
+    assert not any(p.get("x_tether", {}).get("restart") for p in pieces)
+    assert stream.text == expected
+    # The dead node is now skipped without delay.
+    out = client.chat(ask("Say hi.", max_tokens=4))
+    assert out["x_tether"]["node"] != victim_id
