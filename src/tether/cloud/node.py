@@ -108,7 +108,7 @@ class UpstreamBackend(Backend):
     def __init__(self, settings: NodeSettings):
         self.url = settings.upstream.rstrip("/")
         self.name = settings.upstream_model or settings.model
-        self.model_sha256 = settings.model_sha256 or "unstated"
+        self.model_sha256 = settings.model_sha256 or _catalog_sha256(settings.model) or "unstated"
         self.max_tokens = settings.max_tokens
         self.http = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
 
@@ -156,6 +156,16 @@ class UpstreamBackend(Backend):
                              "max_tokens": 48, "temperature": 0}, threading.Event()))
         tokens = (out.get("usage") or {}).get("completion_tokens") or 0
         return tokens / (time.perf_counter() - start)
+
+
+def _catalog_sha256(name: str) -> str | None:
+    from tether.errors import UnknownModelError
+    from tether.models import catalog
+
+    try:
+        return catalog.resolve(name).sha256
+    except (UnknownModelError, TetherError):
+        return None
 
 
 class Node:

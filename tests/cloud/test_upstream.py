@@ -1,0 +1,92 @@
+"""A node fronting an existing OpenAI-compatible engine: here the real llama.cpp server.
+
+This is how a node runs on a GPU (vLLM) or on Inferentia/Trainium (vLLM Neuron):
+Tether adds the envelope, attestation and statelessness; the engine stays proven.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from tether.cloud.client import CloudClient
+from tether.models import catalog
+
+MODEL = "smollm2-135m"
+TOKEN = "upstream-admin"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def upstream_cloud(tmp_path_factory, start_service):
+    pytest.importorskip("llama_cpp.server.app", reason="llama-cpp-python[server] extras are test dependencies")
+    root = tmp_path_factory.mktemp("upstream")
+    port = _free_port()
+    engine_url = f"http://127.0.0.1:{port}"
+    engine = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(catalog.pull(MODEL, progress=False)),
+                               "--port", str(port), "--n_threads", "1", "--n_ctx", "2048"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    services = []
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{engine_url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert engine.poll() is None and time.monotonic() < deadline, "llama.cpp server did not start"
+            time.sleep(0.3)
+        log = start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
+                                    "--key", str(root / "log.key"), "--admin-token", TOKEN], root)
+        services.append(log)
+        from tether.cli import cli
+        from tether.cli import cloud, log as log_cli  # noqa: F401
+
+        released = CliRunner().invoke(cli, ["log", "release", "--log", log.url, "--model", MODEL, "--upstream", engine_url,
+                                            "--max-tokens", "256", "--token", TOKEN])
+        assert released.exit_code == 0, released.output
+        node = start_service("node-upstream", ["node", "serve", "-m", MODEL, "--upstream", engine_url, "--port", "0",
+                                               "--max-tokens", "256", "--log", log.url], root)
+        services.append(node)
+        relay = start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
+        services.append(relay)
+        key = re.search(r"log key: (\S+)", log.output()).group(1)
+        client = CloudClient(log.url, relay.url, log_key=key, state_path=root / "state.json", k=1)
+        yield {"client": client, "engine": engine_url, "node": node}
+        client.close()
+    finally:
+        for s in services:
+            s.stop()
+        engine.terminate()
+        engine.wait(10)
+
+
+def test_upstream_node_is_attested_with_its_upstream_in_the_measurement(upstream_cloud):
+    verdicts = upstream_cloud["client"].refresh()
+    assert [v.trusted for v in verdicts] == [True]
+    info = httpx.get(f"{upstream_cloud['node'].url}/v1/info", timeout=5).json()
+    assert info["tokens_per_second"] > 0
+
+
+def test_upstream_answers_match_the_engine_called_directly(upstream_cloud):
+    body = {"messages": [{"role": "user", "content": "Name a fruit."}], "max_tokens": 16, "temperature": 0}
+    direct = httpx.post(f"{upstream_cloud['engine']}/v1/chat/completions", json=body, timeout=60).json()
+    expected = direct["choices"][0]["message"]["content"]
+    through = upstream_cloud["client"].chat(body)
+    assert through["choices"][0]["message"]["content"] == expected
+    stream = upstream_cloud["client"].stream(body)
+    chunks = list(stream)
+    assert len(chunks) > 2 and stream.text == expected
