@@ -48,7 +48,7 @@ PROMPTS = [
     "Describe, step by step, how to bake a loaf of sourdough bread from scratch.",
     "Write a long story about a lighthouse keeper who finds a message in a bottle.",
     "Explain how a modern CPU executes instructions, from fetch to retirement.",
-    "Give a detailed travel guide for three days in Lisbon.",
+    "Write a detailed essay about the history of the bicycle.",
 ]
 TOKEN = "bench-admin"
 console = Console(stderr=True)

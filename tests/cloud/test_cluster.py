@@ -292,3 +292,16 @@ def test_node_killed_mid_stream_completes_on_the_other(cloud):
     # The dead node is now skipped without delay.
     out = client.chat(ask("Say hi.", max_tokens=4))
     assert out["x_tether"]["node"] != victim_id
+    # The relay's health checks find it too, so a device that never met the dead node avoids it.
+    relay = cloud["relay"].url
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{relay}/v1/relay/load", timeout=5).json()["nodes"][victim_id]["healthy"]:
+        assert time.monotonic() < deadline, "the relay never noticed the dead node"
+        time.sleep(0.2)
+    fresh = CloudClient(cloud["log"].url, relay, log_key=cloud["log_key"], k=1, attempts=1,
+                        state_path=cloud["root"] / "fresh-device.json")
+    try:
+        for _ in range(4):
+            assert fresh.chat(ask("Say hi.", max_tokens=4))["x_tether"]["node"] != victim_id
+    finally:
+        fresh.close()

@@ -162,10 +162,12 @@ class CloudClient:
 
     # ------------------------------------------------------------- selection
 
-    def _relay_load(self) -> dict[str, int]:
+    def _relay_load(self) -> dict[str, dict[str, Any]]:
+        """The relay's view of each node: in-flight requests and whether it answers health checks."""
         try:
             data = self.http.get(f"{self.relay_url}/v1/relay/load", timeout=2.0).json()["nodes"]
-            return {nid: int(v.get("inflight", 0)) for nid, v in data.items()}
+            return {nid: {"inflight": int(v.get("inflight", 0)), "healthy": bool(v.get("healthy", True))}
+                    for nid, v in data.items()}
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
             return {}
 
@@ -174,7 +176,10 @@ class CloudClient:
         nodes = [n for n in self.nodes() if n.node_id not in exclude and self._cooling.get(n.node_id, 0) <= now]
         if not nodes:
             return []
-        load = self._relay_load()
+        status = self._relay_load()
+        healthy = [n for n in nodes if status.get(n.node_id, {}).get("healthy", True)]
+        nodes = healthy or nodes  # if the relay thinks all are down, still try
+        load = {nid: v["inflight"] for nid, v in status.items()}
         weights = {n.node_id: n.score(load.get(n.node_id, 0)) for n in nodes}
         # Weighted sampling without replacement (Efraimidis–Spirakis), so every node can be picked.
         keyed = sorted(nodes, key=lambda n: math.log(self._rng.random() or 1e-12) / weights[n.node_id], reverse=True)

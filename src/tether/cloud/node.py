@@ -110,7 +110,7 @@ class UpstreamBackend(Backend):
     def __init__(self, settings: NodeSettings):
         self.url = settings.upstream.rstrip("/")
         self.name = settings.upstream_model or settings.model
-        self.model_sha256 = settings.model_sha256 or _catalog_sha256(settings.model) or "unstated"
+        self.model_sha256 = (settings.model_sha256 or "").lower() or _catalog_sha256(settings.model) or "unstated"
         self.max_tokens = settings.max_tokens
         self.http = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
 

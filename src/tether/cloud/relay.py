@@ -9,6 +9,7 @@ listed in the transparency log, so it is not an open proxy.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -28,7 +29,9 @@ NODE_HEADER = "x-tether-node"
 
 class Relay:
     def __init__(self, log_url: str | None, nodes: dict[str, str] | None = None, *, cooldown: float = 10.0,
-                 directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0):
+                 directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0,
+                 probe_interval: float = 2.0):
+        self.probe_interval = probe_interval
         self.log_url = log_url.rstrip("/") if log_url else None
         self.static = dict(nodes or {})
         self.directory: dict[str, str] = dict(self.static)
@@ -52,6 +55,23 @@ class Relay:
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             pass  # keep the last directory; the log may be restarting
 
+    async def _probe_forever(self, interval: float) -> None:
+        """Health-check every listed node, so dead ones (say, a restarted node's old entry) are known early."""
+        while True:
+            await self._refresh()
+            await asyncio.gather(*(self._probe(nid, url) for nid, url in list(self.directory.items())))
+            await asyncio.sleep(interval)
+
+    async def _probe(self, node_id: str, url: str) -> None:
+        try:
+            ok = (await self.http.get(f"{url}/healthz", timeout=1.0)).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        if ok:
+            self._down_until.pop(node_id, None)
+        else:
+            self._down_until[node_id] = time.monotonic() + self.cooldown
+
     async def _url(self, node_id: str) -> str | None:
         if node_id not in self.directory:
             await self._refresh(force=True)
@@ -60,7 +80,9 @@ class Relay:
     def app(self) -> Starlette:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            prober = asyncio.create_task(self._probe_forever(self.probe_interval))
             yield
+            prober.cancel()
             await self.http.aclose()
 
         return Starlette(routes=[

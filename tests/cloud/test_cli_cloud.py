@@ -1,0 +1,49 @@
+"""The cloud commands fail with one clear line and a non-zero exit."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from tether.cli import cli
+from tether.cli import cloud, log  # noqa: F401  (register the groups)
+
+DEAD = "http://127.0.0.1:9"  # discard port: nothing listens
+
+
+def run(*args: str, **env: str):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, result.output
+    return errors[0]
+
+
+def test_chat_with_unreachable_log_is_one_line(tmp_path):
+    result = run("cloud", "chat", "hello", "--log", DEAD, "--relay", DEAD,
+                 TETHER_CLOUD_STATE=str(tmp_path / "state.json"))
+    line = _one_error_line(result)
+    assert "127.0.0.1:9" in line
+
+
+def test_nodes_with_unreachable_log_is_one_line(tmp_path):
+    result = run("cloud", "nodes", "--log", DEAD, "--relay", DEAD, TETHER_CLOUD_STATE=str(tmp_path / "s.json"))
+    _one_error_line(result)
+
+
+def test_empty_prompt_is_refused(tmp_path):
+    line = _one_error_line(run("cloud", "chat", "   ", "--log", DEAD, "--relay", DEAD))
+    assert "empty" in line
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["relay", "serve", "--port", "0"], "--log"),
+    (["relay", "serve", "--port", "0", "--node", "abc"], "ID=URL"),
+    (["node", "serve", "--model", "no-such-model", "--port", "0"], "unknown model"),
+])
+def test_serve_commands_refuse_bad_arguments(args, needle):
+    assert needle in _one_error_line(run(*args))
