@@ -12,7 +12,11 @@
     │   └── GenerationCancelledError     the caller cancelled a running generation
     ├── PrivacyError
     │   ├── PolicyError                  the privacy config is invalid (file and field named)
-    │   └── MustStayOnDeviceError        the policy keeps this request on the device
+    │   ├── MustStayOnDeviceError        the policy keeps this request on the device
+    │   └── ConsentRequiredError         a third party would see the text and the user has not agreed
+    ├── RoutingError
+    │   ├── RouterConfigError            the router config is invalid (file and field named)
+    │   └── TierUnavailableError         a tier could not serve (unreachable, refused, rate-limited)
     ├── IndexStoreError                  the search index file cannot be opened or used
     └── CloudError
         ├── AttestationError             a node failed verification; it is not used
@@ -154,3 +158,30 @@ class NoNodeAvailableError(CloudError):
         self.attempts = attempts
         detail = "; ".join(attempts) if attempts else "no verified nodes in the transparency log"
         super().__init__(f"no private-cloud node could serve the request ({detail})")
+
+
+class ConsentRequiredError(PrivacyError):
+    """The request would go to a third party and consent was not given (or was refused)."""
+
+    def __init__(self, tier: str = "third_party", reason: str = "no consent given"):
+        self.tier = tier
+        self.reason = reason
+        super().__init__(f"sending this request to the {tier} tier needs the user's consent: {reason}")
+
+
+class RoutingError(TetherError):
+    """The router could not place or serve a request."""
+
+
+class RouterConfigError(RoutingError, ValueError):
+    """The router config file is missing, unparsable or fails the schema; raised at start-up."""
+
+
+class TierUnavailableError(RoutingError):
+    """A tier could not serve the request; ``reason`` says why (and ``status`` the HTTP status, if any)."""
+
+    def __init__(self, tier: str, reason: str, status: int | None = None):
+        self.tier = tier
+        self.reason = reason
+        self.status = status
+        super().__init__(f"the {tier} tier is unavailable: {reason}")
