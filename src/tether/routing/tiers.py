@@ -1,0 +1,137 @@
+"""The three places a request can run, behind one small interface.
+
+Each tier takes chat messages that already passed the privacy guard and returns
+a ``TierResult``. Tiers never see the router's reasons or the user's consent:
+deciding is the router's job, running is the tier's.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol, Sequence
+
+from tether.errors import CloudError, TierUnavailableError
+from tether.models.engine import Message, Sampling
+
+DEVICE, PRIVATE_CLOUD, THIRD_PARTY = "device", "private_cloud", "third_party"
+
+
+@dataclass
+class TierResult:
+    text: str
+    tier: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency: float
+    finish_reason: str = "stop"
+    mean_logprob: float | None = None
+
+
+class Tier(Protocol):
+    name: str
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+                 logprobs: bool = False) -> TierResult: ...
+
+    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]: ...
+
+
+def openai_body(messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+                logprobs: bool = False, model: str | None = None) -> dict[str, Any]:
+    """The chat-completions request for these messages, as the private cloud and third parties take it."""
+    body: dict[str, Any] = {"messages": [m.as_dict() for m in messages], "max_tokens": sampling.max_tokens,
+                            "temperature": sampling.temperature, "top_p": sampling.top_p}
+    if model:
+        body["model"] = model
+    if sampling.seed is not None:
+        body["seed"] = sampling.seed
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if json_schema is not None:
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}
+    if logprobs:
+        body["logprobs"] = True
+    return body
+
+
+def mean_logprob(choice: dict[str, Any]) -> float | None:
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    values = [c["logprob"] for c in content if isinstance(c, dict) and "logprob" in c]
+    return sum(values) / len(values) if values else None
+
+
+class DeviceTier:
+    """The local llama.cpp engine."""
+
+    name = DEVICE
+
+    def __init__(self, model: str = "qwen2.5-0.5b"):
+        self.model = model
+        self._engine = None
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            from tether.models.engine import load
+
+            self._engine = load(self.model)
+        return self._engine
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return len(self.engine.tokenize_chat(messages))
+
+    @property
+    def context_window(self) -> int:
+        return self.engine.context_window
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+                 logprobs: bool = False) -> TierResult:
+        start = time.perf_counter()
+        done = self.engine.complete(messages, sampling, json_schema=json_schema, logprobs=logprobs)
+        return TierResult(done.text, DEVICE, self.engine.name, done.prompt_tokens, done.completion_tokens,
+                          time.perf_counter() - start, done.finish_reason, done.mean_logprob)
+
+    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
+        for delta in self.engine.stream(messages, sampling):
+            if delta.text:
+                yield delta.text
+
+
+class PrivateCloudTier:
+    """Attested nodes through the relay (``tether.cloud.CloudClient``)."""
+
+    name = PRIVATE_CLOUD
+
+    def __init__(self, client: Any):
+        self.client = client
+
+    def available(self) -> bool:
+        try:
+            return bool(self.client.nodes())
+        except CloudError:
+            return False
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+                 logprobs: bool = False) -> TierResult:
+        start = time.perf_counter()
+        try:
+            out = self.client.chat(openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs))
+        except CloudError as exc:
+            raise TierUnavailableError(PRIVATE_CLOUD, str(exc)) from exc
+        choice = out["choices"][0]
+        usage = out.get("usage") or {}
+        return TierResult(choice["message"]["content"] or "", PRIVATE_CLOUD, out.get("model", ""),
+                          int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
+                          time.perf_counter() - start, choice.get("finish_reason") or "stop", mean_logprob(choice))
+
+    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
+        try:
+            for chunk in self.client.stream(openai_body(messages, sampling)):
+                choices = chunk.get("choices") or []
+                text = (choices[0].get("delta") or {}).get("content") if choices else None
+                if text:
+                    yield text
+        except CloudError as exc:
+            raise TierUnavailableError(PRIVATE_CLOUD, str(exc)) from exc
