@@ -1,0 +1,59 @@
+"""``tether stats``: what the routing ledger says about where requests ran."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from tether.cli import cli
+from tether.cli._io import json_option
+
+_LABELS = {"device": "device", "private_cloud": "private cloud", "third_party": "third party"}
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.4f}" if abs(usd) < 1 else f"${usd:,.2f}"
+
+
+def _energy(joules: float) -> str:
+    if abs(joules) >= 1e6:
+        return f"{joules / 3.6e6:.2f} kWh"
+    return f"{joules / 1e3:.2f} kJ" if abs(joules) >= 1e3 else f"{joules:.1f} J"
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}"
+
+
+@cli.command("stats")
+@click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
+              help="Ledger file (default: $TETHER_LEDGER, else ledger.sqlite in the user data dir).")
+@click.option("--since-hours", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Only count requests from the last H hours.")
+@json_option
+def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool) -> None:
+    """Show where requests ran, what they cost and the energy used, against sending everything to the cloud."""
+    from tether.routing.ledger import Ledger
+
+    since = time.time() - since_hours * 3600 if since_hours is not None else None
+    with Ledger(ledger_path) as ledger:
+        st = ledger.stats(since=since)
+    if as_json:
+        click.echo(st.model_dump_json(indent=2))
+        return
+    window = f" in the last {since_hours:g} h" if since_hours is not None else ""
+    if not st.requests:
+        click.echo(f"no requests{window}" if window else "no requests yet")
+        return
+    shares = ", ".join(f"{_LABELS.get(t, t)} {s.share:.1%} ({s.requests})" for t, s in st.by_tier.items())
+    saved = "n/a" if st.saved_share is None else f"{st.saved_share:.1%}"
+    click.echo(f"{st.requests} requests{window}, {st.device_share:.1%} on the device\n"
+               f"  by tier: {shares}\n"
+               f"  cost:    {_money(st.cost_usd)} vs {_money(st.all_cloud_cost_usd)} all-cloud "
+               f"(saved {_money(st.saved_usd)}, {saved}) over {st.tokens} tokens\n"
+               f"  energy:  {_energy(st.energy_j)} vs {_energy(st.all_cloud_energy_j)} all-cloud\n"
+               f"  degraded {st.degraded}, escalated {st.escalated}\n"
+               "  latency p50/p95 ms: "
+               + ", ".join(f"{_LABELS.get(t, t)} {_ms(s.p50_latency_ms)}/{_ms(s.p95_latency_ms)}"
+                           for t, s in st.by_tier.items() if s.requests))

@@ -1,0 +1,324 @@
+"""The routing ledger: one metadata row per routed request, in a local SQLite file.
+
+It exists so a user can check the on-device-first promise with numbers: how
+much ran on the device, what it cost against sending everything to the private
+cloud, and how much energy that took. It deliberately holds no content: the
+entry model has no field that could carry a prompt, an answer or an entity
+value, refuses unknown fields, and restricts its free strings (``feature``,
+``reason``) to short identifiers, so text cannot be smuggled in by mistake.
+
+The file is opened like the search index: WAL mode (``tether stats`` can read
+while the router writes), a schema version in a ``meta`` table, and a typed
+error naming the path when the file is not a usable ledger.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tether.errors import InputError, RoutingError
+from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
+
+TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+SCHEMA_VERSION = 1
+
+# A short identifier: room for "summarize" or "privacy.ssn", not for a sentence.
+_IDENT = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
+
+
+class TierPrice(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    usd_per_mtok: float = Field(ge=0, allow_inf_nan=False)
+    joules_per_token: float = Field(ge=0, allow_inf_nan=False)
+
+
+class Prices(BaseModel):
+    """What a token costs per tier, in dollars (input and output blended) and joules.
+
+    The defaults are rough estimates, good for comparing tiers, not for billing:
+    the device is free in dollars and ~0.3 J/token is a phone-NPU-class figure
+    for a sub-1B model; the private cloud is priced like a small self-hosted GPU
+    model; the third party like a hosted frontier-lab mid-size model.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device: TierPrice = TierPrice(usd_per_mtok=0.0, joules_per_token=0.3)
+    private_cloud: TierPrice = TierPrice(usd_per_mtok=0.20, joules_per_token=2.0)
+    third_party: TierPrice = TierPrice(usd_per_mtok=2.50, joules_per_token=4.0)
+
+    def for_tier(self, tier: str) -> TierPrice:
+        if tier not in TIERS:
+            raise InputError(f"unknown tier {tier!r}; expected one of {', '.join(TIERS)}")
+        return getattr(self, tier)
+
+    def cost(self, tier: str, tokens: int) -> float:
+        """Dollars for ``tokens`` (prompt + completion) on ``tier``."""
+        return _check_tokens(tokens) * self.for_tier(tier).usd_per_mtok / 1e6
+
+    def energy(self, tier: str, tokens: int) -> float:
+        """Joules for ``tokens`` (prompt + completion) on ``tier``."""
+        return _check_tokens(tokens) * self.for_tier(tier).joules_per_token
+
+
+def _check_tokens(tokens: int) -> int:
+    if tokens < 0:
+        raise InputError(f"token count must be >= 0, got {tokens}")
+    return tokens
+
+
+class LedgerEntry(BaseModel):
+    """One routed request, as metadata only. There is no field for content, on purpose."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    ts: float = Field(default_factory=time.time)
+    feature: str
+    tier: Literal["device", "private_cloud", "third_party"]
+    reason: str
+    score: float | None = None
+    latency_ms: float = Field(ge=0)
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    cost_usd: float = Field(default=0.0, ge=0)
+    energy_j: float = Field(default=0.0, ge=0)
+    degraded: bool = False
+    escalated: bool = False
+    consent: Literal["given", "refused"] | None = None
+
+    @field_validator("feature", "reason")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not _IDENT.fullmatch(v):
+            raise ValueError("must be a short lowercase identifier (a-z, 0-9, _ . -; at most 48 chars), "
+                             "never request text")
+        return v
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def priced(cls, prices: Prices | None = None, **fields: Any) -> LedgerEntry:
+        """An entry whose ``cost_usd`` and ``energy_j`` come from ``prices`` (default ``Prices()``)."""
+        prices = prices or Prices()
+        tokens = int(fields.get("prompt_tokens", 0)) + int(fields.get("completion_tokens", 0))
+        tier = str(fields.get("tier"))
+        return cls(**fields, cost_usd=prices.cost(tier, tokens), energy_j=prices.energy(tier, tokens))
+
+
+class TierStats(BaseModel):
+    requests: int = 0
+    share: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    energy_j: float = 0.0
+    p50_latency_ms: float | None = None
+    p95_latency_ms: float | None = None
+
+
+class LedgerStats(BaseModel):
+    """Totals over the ledger (or the part after ``since``).
+
+    ``cost_usd`` and ``energy_j`` sum what each entry recorded. The all-cloud
+    baseline prices every recorded token at the private-cloud rate of the
+    ``Prices`` given, i.e. what the same traffic would have cost had nothing
+    run on the device. ``saved_usd`` can be negative when third-party traffic
+    costs more than the baseline; ``saved_share`` is None when the baseline is 0.
+    """
+
+    since: float | None = None
+    requests: int = 0
+    by_tier: dict[str, TierStats] = Field(default_factory=lambda: {t: TierStats() for t in TIERS})
+    device_share: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    all_cloud_cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    saved_share: float | None = None
+    energy_j: float = 0.0
+    all_cloud_energy_j: float = 0.0
+    degraded: int = 0
+    escalated: int = 0
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (numpy's default), ``q`` in [0, 100]."""
+    if not sorted_values:
+        return None
+    pos = (len(sorted_values) - 1) * q / 100
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def default_path() -> Path:
+    """``$TETHER_LEDGER``, else ``ledger.sqlite`` in the per-user data dir."""
+    override = os.environ.get("TETHER_LEDGER")
+    if override:
+        return Path(override).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("tether")) / "ledger.sqlite"
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    ts REAL NOT NULL,
+    feature TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    score REAL,
+    latency_ms REAL NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    cost_usd REAL NOT NULL,
+    energy_j REAL NOT NULL,
+    degraded INTEGER NOT NULL,
+    escalated INTEGER NOT NULL,
+    consent TEXT
+);
+CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
+"""
+
+_COLUMNS = ("ts", "feature", "tier", "reason", "score", "latency_ms", "prompt_tokens", "completion_tokens",
+            "cost_usd", "energy_j", "degraded", "escalated", "consent")
+
+
+class Ledger:
+    """The ledger file. One connection behind a lock, so the router can record from any thread.
+
+    Nothing touches the disk until first use; reading a ledger that does not
+    exist yet gives empty results without creating the file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        self._lock = threading.Lock()
+        self._con: sqlite3.Connection | None = None
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._con is not None:
+            return self._con
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=NORMAL")
+                con.execute("PRAGMA busy_timeout=30000")
+                self._migrate(con)
+            except BaseException:
+                con.close()
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise RoutingError(f"{self.path}: not a usable routing ledger ({exc})") from None
+        except OSError as exc:
+            raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
+        self._con = con
+        return con
+
+    def _migrate(self, con: sqlite3.Connection) -> None:
+        con.execute("BEGIN IMMEDIATE")
+        try:  # statement by statement: executescript would commit mid-transaction
+            for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
+                con.execute(stmt)
+            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise RoutingError(f"{self.path}: ledger schema v{row[0]} is newer than this Tether "
+                                   f"(v{SCHEMA_VERSION})")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def _run(self, fn, *, create: bool):  # type: ignore[no-untyped-def]
+        """Run ``fn(con)`` under the lock; None when the file is absent and ``create`` is false."""
+        with self._lock:
+            if self._con is None and not create and not self.path.exists():
+                return None
+            con = self._connect()
+            try:
+                return fn(con)
+            except sqlite3.Error as exc:
+                raise RoutingError(f"{self.path}: routing ledger error ({exc})") from None
+
+    def record(self, entry: LedgerEntry) -> int:
+        """Append ``entry``; returns its row id."""
+        if not isinstance(entry, LedgerEntry):
+            raise InputError(f"expected a LedgerEntry, got {type(entry).__name__}")
+        values = tuple(getattr(entry, c) for c in _COLUMNS)
+        sql = f"INSERT INTO entries({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        return self._run(lambda con: con.execute(sql, values).lastrowid, create=True)
+
+    def entries(self, limit: int = 100) -> list[LedgerEntry]:
+        """The ``limit`` newest entries, newest first."""
+        if limit < 1:
+            raise InputError(f"limit must be >= 1, got {limit}")
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM entries ORDER BY ts DESC, id DESC LIMIT ?"
+        rows = self._run(lambda con: con.execute(sql, (limit,)).fetchall(), create=False) or []
+        return [LedgerEntry(**dict(zip(_COLUMNS, r))) for r in rows]
+
+    def stats(self, prices: Prices | None = None, since: float | None = None) -> LedgerStats:
+        """Totals, shares, savings against all-cloud and latency percentiles per tier."""
+        prices = prices or Prices()
+        where, args = ("WHERE ts >= ?", (since,)) if since is not None else ("", ())
+
+        def query(con: sqlite3.Connection):  # type: ignore[no-untyped-def]
+            totals = con.execute(
+                "SELECT tier, COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
+                f"COALESCE(SUM(cost_usd), 0), COALESCE(SUM(energy_j), 0), SUM(degraded), SUM(escalated) "
+                f"FROM entries {where} GROUP BY tier", args).fetchall()
+            latencies = con.execute(f"SELECT tier, latency_ms FROM entries {where} ORDER BY tier, latency_ms",
+                                    args).fetchall()
+            return totals, latencies
+
+        totals, latencies = self._run(query, create=False) or ([], [])
+        out = LedgerStats(since=since)
+        for tier, n, tokens, cost, energy, degraded, escalated in totals:
+            ts = out.by_tier.setdefault(tier, TierStats())  # a tier this version does not know still counts
+            ts.requests, ts.tokens, ts.cost_usd, ts.energy_j = n, tokens, cost, energy
+            out.requests += n
+            out.tokens += tokens
+            out.cost_usd += cost
+            out.energy_j += energy
+            out.degraded += degraded or 0
+            out.escalated += escalated or 0
+        by_tier_lat: dict[str, list[float]] = {}
+        for tier, ms in latencies:
+            by_tier_lat.setdefault(tier, []).append(ms)
+        for tier, ts in out.by_tier.items():
+            ts.share = ts.requests / out.requests if out.requests else 0.0
+            ts.p50_latency_ms = percentile(by_tier_lat.get(tier, []), 50)
+            ts.p95_latency_ms = percentile(by_tier_lat.get(tier, []), 95)
+        out.device_share = out.by_tier[DEVICE].share
+        out.all_cloud_cost_usd = prices.cost(PRIVATE_CLOUD, out.tokens)
+        out.all_cloud_energy_j = prices.energy(PRIVATE_CLOUD, out.tokens)
+        out.saved_usd = out.all_cloud_cost_usd - out.cost_usd
+        out.saved_share = out.saved_usd / out.all_cloud_cost_usd if out.all_cloud_cost_usd else None
+        return out

@@ -1,0 +1,263 @@
+"""The routing ledger on a real SQLite file: round trip, stats math, threads, no content, bad files, CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+from pydantic import ValidationError
+
+import tether.cli.stats  # noqa: F401  (registers `tether stats`)
+from tether.cli import cli
+from tether.errors import InputError, RoutingError
+from tether.routing.ledger import Ledger, LedgerEntry, Prices
+
+CANARY = "CANARY-7f3e9b21-Jane-Roe-078-05-1120"
+
+
+def entry(**kw) -> LedgerEntry:
+    base = dict(feature="summarize", tier="device", reason="difficulty", score=0.2, latency_ms=120.0,
+                prompt_tokens=100, completion_tokens=50)
+    return LedgerEntry.priced(**{**base, **kw})
+
+
+# Hand-made traffic: 3 device, 1 private cloud (escalated), 1 third party (consented).
+HAND = [
+    dict(tier="device", prompt_tokens=6000, completion_tokens=4000, latency_ms=100.0),
+    dict(tier="device", prompt_tokens=15000, completion_tokens=5000, latency_ms=200.0, degraded=True),
+    dict(tier="device", prompt_tokens=8000, completion_tokens=2000, latency_ms=300.0),
+    dict(tier="private_cloud", reason="difficulty", prompt_tokens=3000, completion_tokens=1000, latency_ms=500.0,
+         escalated=True),
+    dict(tier="third_party", reason="capability", prompt_tokens=300, completion_tokens=100, latency_ms=1000.0,
+         consent="given"),
+]
+
+
+@pytest.fixture
+def populated(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as led:
+        for i, kw in enumerate(HAND):
+            led.record(entry(ts=1000.0 + i, **kw))
+    return path
+
+
+def test_prices_defaults_and_math():
+    p = Prices()
+    assert p.cost("device", 1_000_000) == 0.0
+    assert p.cost("private_cloud", 1_000_000) == pytest.approx(0.20)
+    assert p.cost("third_party", 2_000) == pytest.approx(0.005)
+    assert p.energy("device", 10) == pytest.approx(3.0)
+    assert p.energy("private_cloud", 10) == pytest.approx(20.0)
+    assert p.energy("third_party", 10) == pytest.approx(40.0)
+    with pytest.raises(InputError):
+        p.cost("moon", 1)
+    with pytest.raises(InputError):
+        p.energy("device", -1)
+
+
+def test_record_and_entries_round_trip(tmp_path):
+    path = tmp_path / "sub" / "ledger.sqlite"
+    with Ledger(path) as led:
+        assert led.entries() == []
+        assert not path.exists()  # reading does not create the file
+        e1 = entry(ts=10.0, consent="refused", score=None)
+        e2 = entry(ts=20.0, tier="private_cloud", reason="privacy", degraded=True, escalated=True, consent="given")
+        id1, id2 = led.record(e1), led.record(e2)
+        assert id2 > id1
+        assert led.entries() == [e2, e1]  # newest first, every field intact
+        assert led.entries(limit=1) == [e2]
+        with pytest.raises(InputError):
+            led.entries(limit=0)
+    with Ledger(path) as again:  # survives a reopen
+        assert again.entries() == [e2, e1]
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "1"
+    con.close()
+
+
+def test_default_path_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("TETHER_LEDGER", str(tmp_path / "env.sqlite"))
+    assert Ledger().path == tmp_path / "env.sqlite"
+    monkeypatch.delenv("TETHER_LEDGER")
+    assert Ledger().path.name == "ledger.sqlite"
+
+
+def test_stats_math_exact(populated):
+    with Ledger(populated) as led:
+        st = led.stats()
+    assert st.requests == 5
+    assert st.tokens == 44_400
+    assert {t: s.requests for t, s in st.by_tier.items()} == {"device": 3, "private_cloud": 1, "third_party": 1}
+    assert st.device_share == pytest.approx(0.6)
+    assert st.by_tier["private_cloud"].share == pytest.approx(0.2)
+    assert st.by_tier["third_party"].share == pytest.approx(0.2)
+    # actual: 4000 tok * $0.20/M + 400 tok * $2.50/M = 0.0008 + 0.001
+    assert st.cost_usd == pytest.approx(0.0018)
+    # all-cloud: 44 400 tok * $0.20/M
+    assert st.all_cloud_cost_usd == pytest.approx(0.00888)
+    assert st.saved_usd == pytest.approx(0.00708)
+    assert st.saved_share == pytest.approx(0.00708 / 0.00888)
+    # energy: 40 000 * 0.3 + 4000 * 2.0 + 400 * 4.0 vs 44 400 * 2.0
+    assert st.energy_j == pytest.approx(21_600)
+    assert st.all_cloud_energy_j == pytest.approx(88_800)
+    assert (st.degraded, st.escalated) == (1, 1)
+    dev = st.by_tier["device"]
+    assert (dev.p50_latency_ms, dev.p95_latency_ms) == (pytest.approx(200.0), pytest.approx(290.0))
+    assert st.by_tier["third_party"].p95_latency_ms == pytest.approx(1000.0)
+
+
+def test_stats_since_and_custom_prices(populated):
+    with Ledger(populated) as led:
+        st = led.stats(since=1003.0)  # only the last two entries
+        assert st.requests == 2 and st.device_share == 0.0
+        assert st.by_tier["device"].p50_latency_ms is None
+        cheap = Prices(private_cloud={"usd_per_mtok": 1.0, "joules_per_token": 1.0})
+        assert led.stats(prices=cheap).all_cloud_cost_usd == pytest.approx(0.0444)
+
+
+def test_stats_empty(tmp_path):
+    st = Ledger(tmp_path / "none.sqlite").stats()
+    assert st.requests == 0 and st.saved_share is None and st.device_share == 0.0
+    assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_concurrent_records_lose_nothing(tmp_path):
+    led = Ledger(tmp_path / "ledger.sqlite")
+    ids: list[int] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker(n: int) -> None:
+        try:
+            start.wait()
+            for i in range(50):
+                ids.append(led.record(entry(feature=f"worker{n}", latency_ms=float(i))))
+        except BaseException as exc:  # pragma: no cover
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(ids) == len(set(ids)) == 400
+    assert led.stats().requests == 400
+    assert len(led.entries(limit=1000)) == 400
+    led.close()
+
+
+@pytest.mark.parametrize("field", ["prompt", "text", "answer", "messages", "entities", "output"])
+def test_entry_refuses_content_fields(field):
+    with pytest.raises(ValidationError):
+        entry(**{field: CANARY})
+
+
+@pytest.mark.parametrize("field", ["feature", "reason"])
+@pytest.mark.parametrize("value", [CANARY, "summarize this: my SSN is 078-05-1120", "", "x" * 49, "Summarize"])
+def test_free_strings_must_be_short_identifiers(field, value):
+    with pytest.raises(ValidationError):
+        entry(**{field: value})
+
+
+def test_entry_refuses_bad_values():
+    for bad in (dict(tier="moon"), dict(consent="maybe"), dict(prompt_tokens=-1), dict(latency_ms=float("nan"))):
+        with pytest.raises((ValidationError, InputError)):
+            entry(**bad)
+
+
+def test_raw_file_never_holds_content(tmp_path):
+    # The request as the router sees it; only its metadata goes to the ledger.
+    request = {"feature": "rewrite", "messages": [{"role": "user", "content": f"Rewrite this for {CANARY}"}]}
+    path = tmp_path / "ledger.sqlite"
+    led = Ledger(path)
+    for i in range(20):
+        led.record(entry(feature=request["feature"], reason="privacy", tier="device", ts=float(i),
+                         prompt_tokens=len(request["messages"][0]["content"]) // 4))
+    # Read while open, so the rows are still in the -wal file.
+    wal = path.with_name(path.name + "-wal")
+    assert wal.exists()
+    raw = path.read_bytes() + wal.read_bytes()
+    assert b"rewrite" in raw  # the scan does see stored strings...
+    assert CANARY.encode() not in raw  # ...and the request text is not among them
+    assert b"Jane" not in raw
+    led.close()
+    assert CANARY.encode() not in path.read_bytes()
+
+
+def test_corrupt_file_is_a_routing_error(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    path.write_bytes(b"this is not a database\n" * 200)
+    led = Ledger(path)
+    with pytest.raises(RoutingError, match=str(path)):
+        led.record(entry())
+    with pytest.raises(RoutingError, match="not a usable routing ledger"):
+        led.stats()
+    assert path.read_bytes() == b"this is not a database\n" * 200  # left as it was
+
+
+def test_newer_schema_is_a_routing_error(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    Ledger(path).record(entry())
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(RoutingError, match="newer"):
+        Ledger(path).entries()
+
+
+def test_cli_stats_json(populated):
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    assert data["requests"] == 5
+    assert data["device_share"] == pytest.approx(0.6)
+    assert data["all_cloud_cost_usd"] == pytest.approx(0.00888)
+    assert data["by_tier"]["device"]["p95_latency_ms"] == pytest.approx(290.0)
+
+
+def test_cli_stats_human(populated):
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated)])
+    assert res.exit_code == 0, res.output
+    out = res.output
+    assert "5 requests, 60.0% on the device" in out
+    assert "$0.0018 vs $0.0089 all-cloud" in out
+    assert "79.7%" in out
+    assert "21.60 kJ vs 88.80 kJ all-cloud" in out
+    assert "degraded 1, escalated 1" in out
+    assert "device 200/290" in out and "third party 1000/1000" in out
+
+
+def test_cli_stats_since_hours(populated, tmp_path):
+    # The hand-made entries are from 1970, so a recent window is empty; a fresh one shows up.
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--since-hours", "24"])
+    assert res.exit_code == 0 and "no requests in the last 24 h" in res.output
+    Ledger(populated).record(entry(ts=time.time()))
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--since-hours", "24", "--json"])
+    assert json.loads(res.output)["requests"] == 1
+
+
+def test_cli_stats_empty(tmp_path):
+    missing = tmp_path / "missing.sqlite"
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(missing)])
+    assert res.exit_code == 0 and res.output.strip() == "no requests yet"
+    assert not missing.exists()
+    created = tmp_path / "created.sqlite"
+    Ledger(created)._run(lambda con: None, create=True)  # an existing but empty ledger
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(created)])
+    assert res.exit_code == 0 and res.output.strip() == "no requests yet"
+
+
+def test_cli_stats_corrupt_is_one_line(tmp_path):
+    path = tmp_path / "bad.sqlite"
+    path.write_bytes(b"garbage" * 100)
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
+    assert res.exit_code == 1
+    assert str(path) in res.output and "Traceback" not in res.output
