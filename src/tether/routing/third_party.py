@@ -1,0 +1,262 @@
+"""Any OpenAI-compatible chat-completions API, as the third-party tier.
+
+Only the router decides whether a request may leave the device (consent, the
+privacy guard); this tier just sends what it is given, retries what is worth
+retrying and turns every failure into ``TierUnavailableError`` so the router
+can fall back. The API key is sent as a bearer token and never appears in an
+error message.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from typing import Any, Iterator, Sequence
+
+import httpx
+
+from tether.errors import RouterConfigError, TierUnavailableError
+from tether.models.engine import Message, Sampling
+from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, openai_body
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_ERROR_CHARS = 200
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth trying again."""
+
+    def __init__(self, reason: str, status: int | None = None, retry_after: float | None = None):
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(reason)
+
+
+class ThirdPartyTier:
+    """``POST {base_url}/chat/completions`` on a provider such as ``https://api.openai.com/v1``.
+
+    ``retries`` is the number of extra attempts after the first one, so at most
+    ``retries + 1`` requests go out. ``last_attempts`` is how many went out for
+    the latest call and ``last_waits`` the pauses between them (seconds).
+    """
+
+    name = THIRD_PARTY
+
+    def __init__(self, base_url: str, model: str, api_key: str | None = None, *, retries: int = 3,
+                 backoff: float = 0.5, max_backoff: float = 8.0, timeout: float = 60.0,
+                 http: httpx.Client | None = None):
+        if retries < 0:
+            raise ValueError("retries must be >= 0")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.api_key = api_key or None
+        self.retries = retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self._own_http = http is None
+        self.http = http if http is not None else httpx.Client(timeout=httpx.Timeout(timeout))
+        self.last_attempts = 0
+        self.last_waits: list[float] = []
+
+    @classmethod
+    def from_env(cls, prefix: str = "TETHER_THIRD_PARTY", **kwargs: Any) -> "ThirdPartyTier":
+        """Configure from ``{prefix}_BASE_URL``, ``{prefix}_MODEL`` and optional ``{prefix}_API_KEY``."""
+        values = {k: (os.environ.get(f"{prefix}_{k}") or "").strip() for k in ("BASE_URL", "MODEL", "API_KEY")}
+        missing = [f"{prefix}_{k}" for k in ("BASE_URL", "MODEL") if not values[k]]
+        if missing:
+            raise RouterConfigError(f"the third_party tier needs {' and '.join(missing)} set "
+                                    f"(e.g. {prefix}_BASE_URL=https://api.openai.com/v1)")
+        return cls(values["BASE_URL"], values["MODEL"], values["API_KEY"] or None, **kwargs)
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def close(self) -> None:
+        if self._own_http:
+            self.http.close()
+
+    def __enter__(self) -> "ThirdPartyTier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _headers(self, stream: bool) -> dict[str, str]:
+        headers = {"Content-Type": "application/json",
+                   "Accept": "text/event-stream" if stream else "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
+
+    def _redact(self, text: str) -> str:
+        if self.api_key:
+            text = text.replace(self.api_key, "***")
+        return text
+
+    def _fail(self, reason: str, status: int | None = None) -> TierUnavailableError:
+        return TierUnavailableError(THIRD_PARTY, self._redact(reason), status=status)
+
+    def _error_detail(self, status: int, body: bytes) -> str:
+        """``HTTP 401: <provider message>``; the message only when the body is OpenAI-style error JSON."""
+        message = None
+        try:
+            data = json.loads(body)
+            err = data.get("error") if isinstance(data, dict) else None
+            if isinstance(err, dict) and err.get("message"):
+                message = str(err["message"])
+        except ValueError:
+            pass
+        if message is None:
+            return f"HTTP {status}"
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + "…"
+        return f"HTTP {status}: {message}"
+
+    @staticmethod
+    def _retry_after(response: httpx.Response) -> float | None:
+        value = response.headers.get("retry-after")
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except ValueError:
+            return None  # HTTP-date form: fall back to our own backoff
+        return max(0.0, seconds)
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        if retry_after is not None:
+            delay = min(retry_after, self.max_backoff)
+        else:
+            base = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
+            delay = base * (0.5 + random.random() / 2)  # jitter so clients don't retry in lockstep
+        self.last_waits.append(delay)
+        if delay > 0:
+            time.sleep(delay)
+
+    def _check_status(self, response: httpx.Response, body: bytes) -> None:
+        """Return if the response is usable, raise ``_Retry`` if worth retrying, otherwise fail."""
+        status = response.status_code
+        if status == 200:
+            return
+        detail = self._error_detail(status, body)
+        if status in RETRY_STATUSES:
+            raise _Retry(detail, status, self._retry_after(response))
+        raise self._fail(detail, status)
+
+    def _attempts(self):
+        """Yield attempt numbers (1-based), sleeping between them; the caller breaks out on success."""
+        self.last_attempts = 0
+        self.last_waits = []
+        for attempt in range(1, self.retries + 2):
+            self.last_attempts = attempt
+            yield attempt
+
+    def _transport_reason(self, exc: httpx.TransportError) -> str:
+        return f"{type(exc).__name__} talking to {self.url}: {exc or 'no detail'}"
+
+    def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+                 logprobs: bool = False) -> TierResult:
+        body = openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs, model=self.model)
+        start = time.perf_counter()
+        last: _Retry | None = None
+        for attempt in self._attempts():
+            if last is not None:
+                self._wait(attempt - 1, last.retry_after)
+            try:
+                response = self.http.post(self.url, json=body, headers=self._headers(stream=False))
+                self._check_status(response, response.content)
+            except httpx.UnsupportedProtocol as exc:
+                raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
+            except httpx.TransportError as exc:
+                last = _Retry(self._transport_reason(exc))
+                continue
+            except _Retry as exc:
+                last = exc
+                continue
+            return self._result(response, time.perf_counter() - start)
+        assert last is not None
+        raise self._fail(f"gave up after {self.last_attempts} attempts: {last.reason}", last.status)
+
+    def _result(self, response: httpx.Response, latency: float) -> TierResult:
+        try:
+            out = response.json()
+            choice = out["choices"][0]
+            text = (choice.get("message") or {}).get("content") or ""
+            usage = out.get("usage") or {}
+            return TierResult(text, THIRD_PARTY, out.get("model") or self.model,
+                              int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
+                              latency, choice.get("finish_reason") or "stop", mean_logprob(choice))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise self._fail(f"the provider's response is not a chat completion ({type(exc).__name__}: "
+                             f"{str(exc)[:MAX_ERROR_CHARS]})", response.status_code) from exc
+
+    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
+        """Yield content deltas. Failures before the first delta are retried; after it they end the stream
+        with ``TierUnavailableError``, since the caller already showed part of an answer."""
+        body = {**openai_body(messages, sampling, model=self.model), "stream": True}
+        last: _Retry | None = None
+        yielded = False
+        for attempt in self._attempts():
+            if last is not None:
+                self._wait(attempt - 1, last.retry_after)
+            try:
+                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=True)) as response:
+                    if response.status_code != 200:
+                        self._check_status(response, response.read())
+                    for text in self._deltas(response):
+                        yielded = True
+                        yield text
+                    return
+            except httpx.UnsupportedProtocol as exc:
+                raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
+            except httpx.TransportError as exc:
+                if yielded:
+                    raise self._fail(f"stream broke off: {self._transport_reason(exc)}") from exc
+                last = _Retry(self._transport_reason(exc))
+            except _Retry as exc:
+                if yielded:
+                    raise self._fail(f"stream broke off: {exc.reason}", exc.status) from None
+                last = exc
+        assert last is not None
+        raise self._fail(f"gave up after {self.last_attempts} attempts: {last.reason}", last.status)
+
+    def _deltas(self, response: httpx.Response) -> Iterator[str]:
+        ctype = response.headers.get("content-type", "")
+        if ctype.startswith("application/json"):
+            # the provider ignored "stream": the whole answer came at once
+            response.read()
+            text = self._result(response, 0.0).text
+            if text:
+                yield text
+            return
+        finished = False
+        for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue  # blank separators, comments (": ping"), event:/id: fields
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise self._fail(f"the provider sent a stream event that is not JSON: {data[:80]!r}", 200) from exc
+            if not isinstance(chunk, dict):
+                raise self._fail("the provider sent a stream event that is not a JSON object", 200)
+            if chunk.get("error"):
+                err = chunk["error"]
+                message = err.get("message") if isinstance(err, dict) else err
+                raise self._fail(f"the provider reported an error mid-stream: {str(message)[:MAX_ERROR_CHARS]}",
+                                 200)
+            for choice in chunk.get("choices") or []:
+                if choice.get("finish_reason"):
+                    finished = True
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield text
+        if not finished:
+            raise httpx.RemoteProtocolError("stream ended without [DONE]")

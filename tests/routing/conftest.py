@@ -1,0 +1,81 @@
+"""A fake OpenAI-compatible provider, run as a real HTTP server in a subprocess."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+SERVER = Path(__file__).with_name("provider_server.py")
+LISTENING = re.compile(r"listening on (http://\S+)")
+
+
+@dataclass
+class Provider:
+    root: str  # http://127.0.0.1:PORT
+    proc: subprocess.Popen
+    log: Path
+
+    @property
+    def url(self) -> str:
+        """The base URL a client is configured with (OpenAI style, ending in /v1)."""
+        return f"{self.root}/v1"
+
+    def captured(self) -> list[dict[str, Any]]:
+        """Every chat request received since the last reset: path, headers (no Authorization), auth, body."""
+        return httpx.get(f"{self.root}/_captured", timeout=10).json()
+
+    def reset(self) -> None:
+        httpx.post(f"{self.root}/_reset", timeout=10).raise_for_status()
+
+    def faults(self, sequence: list[Any], retry_after: float | None = None, delay: float = 0.0,
+               fail_mode: str | None = None) -> None:
+        spec = {"sequence": list(sequence), "retry_after": retry_after, "delay": delay, "fail_mode": fail_mode}
+        httpx.post(f"{self.root}/_faults", json=spec, timeout=10).raise_for_status()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_provider(tmp: Path, *args: str, timeout: float = 60.0) -> Provider:
+    log = tmp / "provider.log"
+    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", *args], stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log.read_text(errors="replace"))
+        if match:
+            return Provider(match.group(1), proc, log)
+        if proc.poll() is not None:
+            raise RuntimeError(f"provider exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait(10)
+    raise RuntimeError(f"provider did not start within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
+
+
+def stop_provider(provider: Provider) -> None:
+    if provider.proc.poll() is None:
+        provider.proc.send_signal(signal.SIGTERM)
+        try:
+            provider.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            provider.proc.kill()
+            provider.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    server = start_provider(tmp_path_factory.mktemp("provider"))
+    try:
+        yield server
+    finally:
+        stop_provider(server)

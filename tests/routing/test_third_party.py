@@ -1,0 +1,233 @@
+"""The third-party tier against a real HTTP server that speaks the OpenAI chat-completions API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tether.errors import RouterConfigError, TierUnavailableError
+from tether.models.engine import Message, Sampling
+from tether.routing.third_party import ThirdPartyTier
+
+KEY = "sk-test-secret-0123456789"
+MESSAGES = [Message("system", "be brief"), Message("user", "hello there world")]
+SAMPLING = Sampling.greedy(max_tokens=64)
+
+
+@pytest.fixture(autouse=True)
+def clean(provider):
+    provider.reset()
+    yield
+
+
+def tier(provider, **kwargs) -> ThirdPartyTier:
+    kwargs.setdefault("backoff", 0.01)
+    kwargs.setdefault("max_backoff", 0.05)
+    kwargs.setdefault("timeout", 10.0)
+    return ThirdPartyTier(provider.url, "fake-gpt", KEY, **kwargs)
+
+
+def test_complete_returns_text_usage_model_and_logprobs(provider):
+    with tier(provider) as t:
+        out = t.complete(MESSAGES, SAMPLING, logprobs=True)
+    assert out.text == "echo: hello there world"
+    assert out.tier == "third_party" and out.model == "fake-gpt"
+    assert (out.prompt_tokens, out.completion_tokens) == (5, 4)  # words in all messages / in the answer
+    assert out.finish_reason == "stop"
+    assert out.mean_logprob == pytest.approx(sum(-(i + 1) / 10 for i in range(4)) / 4)
+    assert out.latency > 0
+    assert t.last_attempts == 1
+    [request] = provider.captured()
+    assert request["body"]["logprobs"] is True
+    assert request["body"]["model"] == "fake-gpt"
+    assert request["body"]["messages"] == [m.as_dict() for m in MESSAGES]
+
+
+def test_no_logprobs_unless_asked(provider):
+    out = tier(provider).complete(MESSAGES, SAMPLING)
+    assert out.mean_logprob is None
+    assert "logprobs" not in provider.captured()[0]["body"]
+
+
+def test_finish_reason_length_passes_through(provider):
+    out = tier(provider).complete(MESSAGES, Sampling.greedy(max_tokens=2))
+    assert (out.text, out.finish_reason, out.completion_tokens) == ("echo: hello", "length", 2)
+
+
+def test_stream_joins_to_the_same_text(provider):
+    t = tier(provider)
+    whole = t.complete(MESSAGES, SAMPLING).text
+    parts = list(t.stream(MESSAGES, SAMPLING))
+    assert len(parts) > 1
+    assert "".join(parts) == whole
+    assert t.last_attempts == 1
+    body = provider.captured()[-1]["body"]
+    assert body["stream"] is True and body["model"] == "fake-gpt"
+
+
+def test_bearer_key_is_sent_and_never_recorded(provider):
+    tier(provider).complete(MESSAGES, SAMPLING)
+    ThirdPartyTier(provider.url, "fake-gpt").complete(MESSAGES, SAMPLING)
+    with_key, without_key = provider.captured()
+    assert with_key["auth"] == {"present": True, "scheme": "Bearer"}
+    assert without_key["auth"] == {"present": False, "scheme": None}
+    assert KEY not in json.dumps(provider.captured())
+
+
+def test_429s_are_retried_and_retry_after_is_honoured(provider):
+    provider.faults([429, 429, 200], retry_after=0.2)
+    t = tier(provider, backoff=0.001, max_backoff=5.0)
+    start = time.perf_counter()
+    out = t.complete(MESSAGES, SAMPLING)
+    elapsed = time.perf_counter() - start
+    assert out.text == "echo: hello there world"
+    assert t.last_attempts == 3 and len(provider.captured()) == 3
+    assert t.last_waits == [0.2, 0.2]
+    assert elapsed >= 0.4
+
+
+def test_retry_after_is_capped_by_max_backoff(provider):
+    provider.faults([503], retry_after=30)
+    t = tier(provider, max_backoff=0.05)
+    start = time.perf_counter()
+    t.complete(MESSAGES, SAMPLING)
+    assert t.last_waits == [0.05]
+    assert time.perf_counter() - start < 5
+
+
+def test_backoff_grows_exponentially_with_jitter(provider):
+    provider.faults([502, 502, 502])
+    t = tier(provider, backoff=0.01, max_backoff=0.025)
+    t.complete(MESSAGES, SAMPLING)
+    first, second, third = t.last_waits
+    assert 0.005 <= first <= 0.01
+    assert 0.01 <= second <= 0.02
+    assert 0.0125 <= third <= 0.025  # 0.04 capped at max_backoff, then jittered
+
+
+def test_persistent_500_gives_up_after_retries_plus_one(provider):
+    retries = 2
+    provider.faults([500] * (retries + 1))
+    t = tier(provider, retries=retries)
+    with pytest.raises(TierUnavailableError) as err:
+        t.complete(MESSAGES, SAMPLING)
+    assert err.value.tier == "third_party" and err.value.status == 500
+    assert "500" in err.value.reason and "injected failure 500" in err.value.reason
+    assert t.last_attempts == retries + 1 and len(provider.captured()) == retries + 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 404])
+def test_client_errors_fail_at_once(provider, status):
+    provider.faults([status, status, status])
+    t = tier(provider)
+    with pytest.raises(TierUnavailableError) as err:
+        t.complete(MESSAGES, SAMPLING)
+    assert err.value.status == status
+    assert f"HTTP {status}: injected failure {status}" in err.value.reason
+    assert t.last_attempts == 1 and len(provider.captured()) == 1
+
+
+def test_plain_text_error_body_gives_the_status_only(provider):
+    provider.faults([401], fail_mode="text")
+    with pytest.raises(TierUnavailableError) as err:
+        tier(provider).complete(MESSAGES, SAMPLING)
+    assert err.value.reason == "HTTP 401"
+
+
+def test_unreachable_provider(provider):
+    t = ThirdPartyTier("http://127.0.0.1:9/v1", "fake-gpt", KEY, retries=1, backoff=0.01, timeout=5)
+    with pytest.raises(TierUnavailableError) as err:
+        t.complete(MESSAGES, SAMPLING)
+    assert err.value.status is None
+    assert "ConnectError" in err.value.reason
+    assert KEY not in str(err.value)
+    assert t.last_attempts == 2
+
+
+def test_unreachable_provider_while_streaming():
+    t = ThirdPartyTier("http://127.0.0.1:9/v1", "fake-gpt", retries=1, backoff=0.01, timeout=5)
+    with pytest.raises(TierUnavailableError):
+        list(t.stream(MESSAGES, SAMPLING))
+    assert t.last_attempts == 2
+
+
+def test_read_timeout_is_retried_then_reported(provider):
+    provider.faults([], delay=1.0)
+    t = tier(provider, retries=1, timeout=0.2)
+    with pytest.raises(TierUnavailableError) as err:
+        t.complete(MESSAGES, SAMPLING)
+    assert "ReadTimeout" in err.value.reason
+    assert t.last_attempts == 2
+
+
+def test_invalid_json_in_a_200_response(provider):
+    provider.faults(["invalid_json"])
+    t = tier(provider)
+    with pytest.raises(TierUnavailableError) as err:
+        t.complete(MESSAGES, SAMPLING)
+    assert err.value.status == 200
+    assert "not a chat completion" in err.value.reason
+    assert t.last_attempts == 1
+
+
+def test_json_schema_goes_out_as_response_format(provider):
+    schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    tier(provider).complete(MESSAGES, SAMPLING, json_schema=schema)
+    body = provider.captured()[0]["body"]
+    assert body["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": schema}}
+
+
+def test_stream_retries_before_any_content(provider):
+    provider.faults([503, "cut_early"], retry_after=0)
+    t = tier(provider)
+    assert "".join(t.stream(MESSAGES, SAMPLING)) == "echo: hello there world"
+    assert t.last_attempts == 3
+
+
+def test_stream_does_not_retry_after_content(provider):
+    provider.faults(["cut"])
+    t = tier(provider)
+    got: list[str] = []
+    with pytest.raises(TierUnavailableError) as err:
+        for part in t.stream(MESSAGES, SAMPLING):
+            got.append(part)
+    assert got == ["echo:"]
+    assert "broke off" in err.value.reason
+    assert t.last_attempts == 1 and len(provider.captured()) == 1
+
+
+def test_stream_client_error_fails_at_once(provider):
+    provider.faults([401])
+    t = tier(provider)
+    with pytest.raises(TierUnavailableError) as err:
+        list(t.stream(MESSAGES, SAMPLING))
+    assert err.value.status == 401 and "injected failure 401" in err.value.reason
+    assert t.last_attempts == 1
+
+
+def test_from_env(monkeypatch, provider):
+    monkeypatch.setenv("TETHER_THIRD_PARTY_BASE_URL", provider.url)
+    monkeypatch.setenv("TETHER_THIRD_PARTY_MODEL", "env-model")
+    monkeypatch.setenv("TETHER_THIRD_PARTY_API_KEY", KEY)
+    t = ThirdPartyTier.from_env(backoff=0.01)
+    assert (t.base_url, t.model, t.api_key, t.backoff) == (provider.url, "env-model", KEY, 0.01)
+    assert t.complete(MESSAGES, SAMPLING).model == "env-model"
+    assert provider.captured()[0]["auth"]["present"] is True
+
+
+def test_from_env_without_key(monkeypatch):
+    monkeypatch.setenv("ACME_BASE_URL", "https://example.invalid/v1")
+    monkeypatch.setenv("ACME_MODEL", "m")
+    monkeypatch.delenv("ACME_API_KEY", raising=False)
+    assert ThirdPartyTier.from_env("ACME").api_key is None
+
+
+@pytest.mark.parametrize("missing", ["BASE_URL", "MODEL"])
+def test_from_env_missing_vars(monkeypatch, missing):
+    monkeypatch.setenv("TETHER_THIRD_PARTY_BASE_URL", "https://example.invalid/v1")
+    monkeypatch.setenv("TETHER_THIRD_PARTY_MODEL", "m")
+    monkeypatch.delenv(f"TETHER_THIRD_PARTY_{missing}")
+    with pytest.raises(RouterConfigError, match=f"TETHER_THIRD_PARTY_{missing}"):
+        ThirdPartyTier.from_env()
