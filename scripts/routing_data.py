@@ -1,0 +1,44 @@
+"""Join the labelling cache into examples: one row per task with both models' scores.
+
+Shared by ``scripts/train_router.py`` and ``benchmarks/routing.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, final_number, read_jsonl
+
+
+def load_examples(margin: float = 0.1) -> list[dict[str, Any]]:
+    """Every task labelled so far. ``label`` is 1 when the device answer is as good as the cloud's."""
+    outputs = {(o["task"], o["model"]): o for o in read_jsonl(OUTPUTS)}
+    judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS)}
+    examples = []
+    for task in read_jsonl(TASKS):
+        dev, cld = outputs.get((task["id"], DEVICE)), outputs.get((task["id"], CLOUD))
+        if dev is None or cld is None:
+            continue
+        if task["kind"] == "gsm8k":
+            dev_score = float(final_number(dev["text"]) == task["reference"])
+            cld_score = float(final_number(cld["text"]) == task["reference"])
+            p = None
+        else:
+            if task["id"] not in judged:
+                continue
+            p = judged[task["id"]]["p_device_better"]
+            dev_score = float(p >= 0.5 - margin)  # the judge does not clearly prefer the cloud answer
+            cld_score = float(p <= 0.5 + margin)
+        examples.append({
+            "id": task["id"], "kind": task["kind"], "source": task["source"], "split": task["split"],
+            "feature": task.get("feature"),
+            "prompt": "\n\n".join(m["content"] for m in task["messages"] if m["role"] == "user"),
+            "device_score": dev_score, "cloud_score": cld_score, "label": int(dev_score >= cld_score),
+            "p_device_better": p, "device_tokens": dev["prompt_tokens"] + dev["completion_tokens"],
+            "cloud_tokens": cld["prompt_tokens"] + cld["completion_tokens"],
+            "device_completion_tokens": dev["completion_tokens"], "cloud_completion_tokens": cld["completion_tokens"],
+            "device_seconds": dev["seconds"], "cloud_seconds": cld["seconds"],
+            "device_mean_logprob": dev.get("mean_logprob"), "device_min_logprob": dev.get("min_logprob"),
+            "device_finish": dev["finish"],
+        })
+    return examples

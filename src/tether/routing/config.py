@@ -1,0 +1,106 @@
+"""Router settings, from a TOML, YAML or JSON file (or defaults).
+
+```toml
+preference = "prefer-device"        # device-only | prefer-device | prefer-quality
+target_cloud_fraction = 0.3         # the difficulty threshold sends about this share to the cloud
+allow_degraded = true               # cloud unreachable → answer on the device, marked degraded
+consent = "ask"                     # third party: ask (per request) | always | never
+device_model = "qwen2.5-0.5b"
+cascade = ["notifications"]         # features answered on the device first, escalated when unsure
+cascade_min_logprob = -1.0          # mean token logprob below this escalates
+
+[private_cloud]
+log_url = "http://127.0.0.1:8470"
+relay_url = "http://127.0.0.1:8490"
+log_key = "…"                       # optional: pin the transparency log's key
+
+[third_party]
+base_url = "https://api.openai.com/v1"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"      # the key itself never goes in the file
+use_for_cloud = false               # may "auto" requests go there (still only with consent)?
+
+[prices.third_party]
+usd_per_mtok = 2.5
+joules_per_token = 4.0
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from tether.errors import RouterConfigError
+from tether.routing.ledger import Prices
+
+Preference = Literal["device-only", "prefer-device", "prefer-quality"]
+CONFIG_ENV = "TETHER_ROUTER_CONFIG"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PrivateCloudConfig(_Strict):
+    log_url: str
+    relay_url: str
+    log_key: str | None = None
+    k: int = Field(default=2, ge=1, le=8)
+
+
+class ThirdPartyConfig(_Strict):
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    use_for_cloud: bool = False
+    retries: int = Field(default=3, ge=0, le=10)
+
+
+class RouterConfig(_Strict):
+    preference: Preference = "prefer-device"
+    target_cloud_fraction: float = Field(default=0.3, ge=0, le=1)
+    difficulty_threshold: float | None = Field(default=None, ge=0, le=1)
+    allow_degraded: bool = True
+    consent: Literal["ask", "always", "never"] = "ask"
+    device_model: str = "qwen2.5-0.5b"
+    cascade: list[str] = []
+    cascade_min_logprob: float = -1.0
+    private_cloud: PrivateCloudConfig | None = None
+    third_party: ThirdPartyConfig | None = None
+    prices: Prices = Field(default_factory=Prices)
+    ledger: str | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None) -> "RouterConfig":
+        """Read ``path`` (or ``$TETHER_ROUTER_CONFIG``); no file means the defaults."""
+        path = path or os.environ.get(CONFIG_ENV)
+        if not path:
+            return cls()
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise RouterConfigError(f"cannot read router config {p}: {exc.strerror or exc}") from None
+        try:
+            if p.suffix == ".toml":
+                data = tomllib.loads(raw.decode("utf-8"))
+            elif p.suffix in (".yaml", ".yml"):
+                data = yaml.safe_load(raw) or {}
+            else:
+                data = json.loads(raw)
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+            raise RouterConfigError(f"router config {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: "
+                                    f"{str(exc).splitlines()[0]}") from None
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+            raise RouterConfigError(f"router config {p}: {where}: {first['msg']}") from None

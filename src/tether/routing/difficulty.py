@@ -1,0 +1,115 @@
+"""Learned difficulty: will the device model answer as well as the cloud model?
+
+A logistic regression over cheap text features and a static ``wordllama``
+embedding of the prompt (256 dims, ~0.05 ms, packaged weights, no remote API).
+It is trained by ``scripts/train_router.py`` on labels that
+``scripts/label_routing.py`` made by running ``qwen2.5-0.5b`` and
+``qwen2.5-1.5b`` on real tasks; the weights ship in ``routing/data/difficulty.json``.
+
+``p_device_ok`` is the predicted probability that the device answer is as good.
+A request goes to the cloud when it falls below a threshold; thresholds are
+calibrated on the training prompts so that a chosen fraction goes to the cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tether.errors import RouterConfigError
+
+KINDS = ("gsm8k", "chat", "writing", "feature", "other")
+_DIGITS = re.compile(r"\d")
+_MATH = re.compile(r"[=+\-*/×÷%$]|\b(how many|how much|total|percent|average|each|per)\b", re.I)
+_QUESTION = re.compile(r"\?")
+_LIST = re.compile(r"\b(list|steps?|outline|table|bullet|points)\b", re.I)
+_LONGFORM = re.compile(r"\b(write|essay|article|report|story|review|plan|proposal|detailed|explain)\b", re.I)
+
+_embedder = None
+_embedder_lock = threading.Lock()
+
+
+def _embed(text: str) -> np.ndarray:
+    global _embedder
+    with _embedder_lock:
+        if _embedder is None:
+            import wordllama
+            from wordllama import WordLlama
+
+            _embedder = WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
+    return np.asarray(_embedder.embed([text[:4000]]), dtype=np.float32)[0]
+
+
+def cheap_features(text: str, kind: str) -> np.ndarray:
+    words = text.split()
+    n = max(len(text), 1)
+    return np.array([
+        math.log1p(len(text)) / 8,
+        math.log1p(len(words)) / 7,
+        len(_DIGITS.findall(text)) / n * 10,
+        min(len(_MATH.findall(text)), 20) / 20,
+        min(len(_QUESTION.findall(text)), 5) / 5,
+        min(len(_LIST.findall(text)), 5) / 5,
+        min(len(_LONGFORM.findall(text)), 5) / 5,
+        text.count("\n") / max(len(words), 1),
+        *[1.0 if kind == k else 0.0 for k in KINDS],
+    ], dtype=np.float32)
+
+
+def featurize(text: str, kind: str = "other") -> np.ndarray:
+    kind = kind if kind in KINDS else "other"
+    return np.concatenate([cheap_features(text, kind), _embed(text)])
+
+
+@dataclass
+class DifficultyModel:
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray
+    scale: np.ndarray
+    calibration: dict[str, float]  # cloud fraction (as a string, e.g. "0.30") → threshold on p_device_ok
+    meta: dict[str, Any]
+
+    def p_device_ok(self, text: str, kind: str = "other") -> float:
+        x = (featurize(text, kind) - self.mean) / self.scale
+        z = float(x @ self.coef + self.intercept)
+        return 1 / (1 + math.exp(-max(min(z, 40), -40)))
+
+    def threshold_for(self, cloud_fraction: float) -> float:
+        """Threshold that sent ``cloud_fraction`` of the training prompts to the cloud (interpolated)."""
+        points = sorted((float(f), t) for f, t in self.calibration.items())
+        if cloud_fraction <= points[0][0]:
+            return points[0][1]
+        for (f0, t0), (f1, t1) in zip(points, points[1:]):
+            if cloud_fraction <= f1:
+                return t0 + (t1 - t0) * (cloud_fraction - f0) / (f1 - f0)
+        return points[-1][1]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"coef": self.coef.tolist(), "intercept": self.intercept, "mean": self.mean.tolist(),
+                "scale": self.scale.tolist(), "calibration": self.calibration, "meta": self.meta}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "DifficultyModel":
+        try:
+            return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]),
+                       np.asarray(data["mean"], dtype=np.float32), np.asarray(data["scale"], dtype=np.float32),
+                       {str(k): float(v) for k, v in data["calibration"].items()}, dict(data.get("meta", {})))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RouterConfigError(f"difficulty model is malformed: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "DifficultyModel":
+        try:
+            text = Path(path).read_text() if path else (resources.files("tether.routing") / "data/difficulty.json").read_text()
+            return cls.from_json(json.loads(text))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise RouterConfigError(f"cannot read the difficulty model {path or '(packaged)'}: {exc}") from exc

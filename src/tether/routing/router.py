@@ -1,0 +1,330 @@
+"""Decide per request where it runs, run it there, restore it, and log the decision.
+
+Rules, in order; the first that applies decides, and the decision says which
+rule and what values it saw:
+
+1. ``requested``   the caller named a tier (a third party still needs consent)
+2. ``preference``  the user chose device-only
+3. ``privacy``     the policy keeps this text on the device (overrides everything after)
+4. ``no_cloud``    no off-device tier is configured
+5. ``offline``     the device has no network
+6. ``context``     the prompt does not fit the device model's context window
+7. ``busy`` / ``low_power``  the device should not run it now
+8. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
+9. ``consent``     the only cloud is a third party and the user has not agreed
+
+Off the device, text is pseudonymized by the privacy guard first and restored
+after; a failing tier falls back (third party → private cloud → device), and an
+answer the device gives instead of the cloud is marked ``degraded``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, TierUnavailableError
+from tether.models.engine import Message, Sampling
+from tether.routing.config import RouterConfig
+from tether.routing.state import DeviceState
+from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
+
+TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+_CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
+
+
+@dataclass
+class RouteRequest:
+    prompt: str
+    instructions: str | None = None
+    kind: str = "other"  # task type for the scorer: chat, gsm8k (math), writing, feature, other
+    feature: str = "chat"  # for the ledger and the cascade config
+    max_tokens: int = 256
+    tier: str = "auto"
+    consent: bool | None = None  # per-request consent for a third party
+    json_schema: dict[str, Any] | None = None
+    check: Callable[[str], bool] | None = None  # e.g. a faithfulness check; failing it escalates a cascade
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InputError("the prompt is empty")
+        if self.tier != "auto" and self.tier not in TIERS:
+            raise InputError(f"unknown tier {self.tier!r}; use auto, {', '.join(TIERS)}")
+
+
+@dataclass
+class Decision:
+    tier: str
+    rule: str
+    reason: str
+    values: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # time the decision itself took (privacy scan and scorer included)
+
+    def explain(self) -> str:
+        seen = ", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items())
+        return f"{self.tier} ({self.rule}): {self.reason}" + (f" [{seen}]" if seen else "")
+
+
+@dataclass
+class RoutedResponse:
+    text: str
+    decision: Decision
+    tier: str  # where it was finally served
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency: float
+    degraded: bool = False
+    escalated: bool = False
+    notes: list[str] = field(default_factory=list)
+    mean_logprob: float | None = None
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+class Router:
+    def __init__(self, config: RouterConfig | None = None, *, device: Any = None, private_cloud: Any = None,
+                 third_party: Any = None, guard: Any = None, state: DeviceState | None = None, scorer: Any = None,
+                 ledger: Any = None):
+        self.config = config or RouterConfig()
+        self.device = device or DeviceTier(self.config.device_model)
+        self.private_cloud = private_cloud
+        self.third_party = third_party
+        self.state = state or DeviceState()
+        self._guard = guard
+        self._scorer = scorer
+        self.ledger = ledger
+
+    @classmethod
+    def from_config(cls, config: RouterConfig | None = None, **kwargs: Any) -> "Router":
+        """Build the tiers a config names (private cloud client, third-party provider, ledger)."""
+        import os
+
+        config = config or RouterConfig.load()
+        if "private_cloud" not in kwargs and config.private_cloud:
+            from tether.cloud.client import CloudClient
+            from tether.routing.tiers import PrivateCloudTier
+
+            pc = config.private_cloud
+            kwargs["private_cloud"] = PrivateCloudTier(CloudClient(pc.log_url, pc.relay_url, log_key=pc.log_key, k=pc.k))
+        if "third_party" not in kwargs and config.third_party:
+            from tether.routing.third_party import ThirdPartyTier
+
+            tp = config.third_party
+            key = os.environ.get(tp.api_key_env) if tp.api_key_env else None
+            kwargs["third_party"] = ThirdPartyTier(tp.base_url, tp.model, key, retries=tp.retries)
+        if "ledger" not in kwargs:
+            from tether.routing.ledger import Ledger
+
+            kwargs["ledger"] = Ledger(config.ledger)
+        return cls(config, **kwargs)
+
+    # ------------------------------------------------------------- parts
+
+    @property
+    def guard(self):
+        if self._guard is None:
+            from tether.privacy.guard import PrivacyGuard
+
+            self._guard = PrivacyGuard.from_file()
+        return self._guard
+
+    @property
+    def scorer(self):
+        if self._scorer is None:
+            from tether.routing.difficulty import DifficultyModel
+
+            self._scorer = DifficultyModel.load()
+        return self._scorer
+
+    def _consent(self, req: RouteRequest) -> bool | None:
+        if req.consent is not None:
+            return req.consent
+        return {"always": True, "never": False, "ask": None}[self.config.consent]
+
+    def _cloud_tier(self, req: RouteRequest) -> tuple[str | None, str]:
+        """Which off-device tier an "auto" request may use, or why none."""
+        if self.private_cloud is not None:
+            return PRIVATE_CLOUD, ""
+        tp = self.config.third_party
+        if self.third_party is not None and (tp is None or tp.use_for_cloud):
+            if self._consent(req):
+                return THIRD_PARTY, ""
+            return None, "the only cloud is a third party and consent was " + (
+                "refused" if self._consent(req) is False else "not given")
+        return None, "no private cloud or third party is configured"
+
+    def threshold(self) -> tuple[float, float]:
+        """(threshold on p_device_ok, cloud fraction it was calibrated for)."""
+        if self.config.difficulty_threshold is not None:
+            return self.config.difficulty_threshold, float("nan")
+        fraction = self.config.target_cloud_fraction
+        if self.config.preference == "prefer-quality":
+            fraction = min(1.0, fraction * 2)
+        return self.scorer.threshold_for(fraction), fraction
+
+    # ------------------------------------------------------------- deciding
+
+    def decide(self, req: RouteRequest) -> Decision:
+        start = time.perf_counter()
+        decision = self._decide(req)
+        decision.seconds = time.perf_counter() - start
+        return decision
+
+    def _decide(self, req: RouteRequest) -> Decision:
+        state = self.state.snapshot()
+        consent = self._consent(req)
+        if req.tier == DEVICE:
+            return Decision(DEVICE, "requested", "the caller asked for the device")
+        if req.tier == THIRD_PARTY:
+            if self.third_party is None:
+                raise TierUnavailableError(THIRD_PARTY, "no third-party provider is configured")
+            if consent is not True:
+                raise ConsentRequiredError(THIRD_PARTY, "consent was refused" if consent is False else "no consent given")
+        if self.config.preference == "device-only":
+            return Decision(DEVICE, "preference", "the user chose device-only")
+
+        verdict = self.guard.prepare(req.prompt, req.tier if req.tier != "auto" else PRIVATE_CLOUD,
+                                     session=self.guard.session())
+        if verdict.payload is None:
+            return Decision(DEVICE, "privacy", "the privacy policy keeps this text on the device",
+                            {"entities": ",".join(verdict.stay_reasons)})
+        if req.tier == PRIVATE_CLOUD:
+            if self.private_cloud is None:
+                raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured")
+            return Decision(PRIVATE_CLOUD, "requested", "the caller asked for the private cloud")
+        if req.tier == THIRD_PARTY:
+            return Decision(THIRD_PARTY, "requested", "the caller asked for the third party, with consent")
+
+        cloud, why_not = self._cloud_tier(req)
+        if cloud is None and "consent" not in why_not:
+            return Decision(DEVICE, "no_cloud", why_not)
+        if state.offline:
+            return Decision(DEVICE, "offline", "the device is offline", state.as_dict())
+
+        room = self.device.context_window - req.max_tokens if hasattr(self.device, "context_window") else None
+        text = (req.instructions or "") + req.prompt
+        if room is not None and len(text) > room * _CHARS_PER_TOKEN_MIN:
+            tokens = self.device.count_tokens(self._messages(req, req.prompt))
+            if tokens > room:
+                return self._to_cloud(cloud, why_not, "context", "the prompt does not fit the device model's context",
+                                      {"prompt_tokens": tokens, "room": room})
+        if state.busy:
+            return self._to_cloud(cloud, why_not, "busy", "the device reported it is busy", state.as_dict())
+        if state.low_power:
+            return self._to_cloud(cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
+
+        p = self.scorer.p_device_ok(req.prompt, req.kind)
+        tau, fraction = self.threshold()
+        values = {"p_device_ok": p, "threshold": tau, "kind": req.kind}
+        if fraction == fraction:  # not NaN
+            values["target_cloud_fraction"] = fraction
+        if p >= tau:
+            return Decision(DEVICE, "difficulty", "the device model is predicted to do as well", values)
+        return self._to_cloud(cloud, why_not, "difficulty", "the cloud model is predicted to do clearly better", values)
+
+    @staticmethod
+    def _to_cloud(cloud: str | None, why_not: str, rule: str, reason: str, values: dict[str, Any]) -> Decision:
+        if cloud is None:
+            return Decision(DEVICE, "consent", f"{reason}, but {why_not}", {**values, "wanted": rule})
+        return Decision(cloud, rule, reason, values)
+
+    # ------------------------------------------------------------- running
+
+    @staticmethod
+    def _messages(req: RouteRequest, prompt: str) -> list[Message]:
+        msgs = [Message("system", req.instructions)] if req.instructions else []
+        return msgs + [Message("user", prompt)]
+
+    def respond(self, req: RouteRequest) -> RoutedResponse:
+        start = time.perf_counter()
+        decision = self.decide(req)
+        sampling = Sampling.greedy(req.max_tokens)
+        notes: list[str] = []
+        degraded = escalated = False
+        tier = decision.tier
+
+        if tier == DEVICE and req.feature in self.config.cascade and decision.rule == "difficulty":
+            result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
+                                          logprobs=True)
+            why = self._unsure(req, result)
+            cloud, _ = self._cloud_tier(req)
+            if why and cloud is not None:
+                notes.append(f"cascade: device answer escalated ({why})")
+                escalated = True
+                first = result
+                result, tier, degraded, more = self._run_off_device(req, cloud, sampling)
+                notes += more
+                result.prompt_tokens += first.prompt_tokens
+                result.completion_tokens += first.completion_tokens
+        elif tier == DEVICE:
+            result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
+        else:
+            result, tier, degraded, notes = self._run_off_device(req, tier, sampling)
+
+        response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
+                                  result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
+                                  result.mean_logprob)
+        self._record(req, response)
+        return response
+
+    def _unsure(self, req: RouteRequest, result: TierResult) -> str | None:
+        if result.mean_logprob is not None and result.mean_logprob < self.config.cascade_min_logprob:
+            return f"mean logprob {result.mean_logprob:.2f} < {self.config.cascade_min_logprob}"
+        if req.json_schema is not None:
+            import json
+
+            try:
+                json.loads(result.text)
+            except json.JSONDecodeError:
+                return "output is not valid JSON"
+        if req.check is not None and not req.check(result.text):
+            return "the feature's check failed"
+        return None
+
+    def _run_off_device(self, req: RouteRequest, tier: str, sampling: Sampling) -> tuple[TierResult, str, bool, list[str]]:
+        """Pseudonymize, run on ``tier``, restore; fall back down the tiers if one fails."""
+        notes: list[str] = []
+        order = [tier] + ([PRIVATE_CLOUD] if tier == THIRD_PARTY and self.private_cloud is not None else [])
+        for name in order:
+            backend = self.private_cloud if name == PRIVATE_CLOUD else self.third_party
+            session = self.guard.session()
+            outbound = self.guard.prepare(req.prompt, name, session=session)
+            try:
+                payload = outbound.require_payload()
+            except MustStayOnDeviceError as exc:
+                notes.append(f"{name}: {exc}")
+                continue
+            try:
+                result = backend.complete(self._messages(req, payload), sampling, json_schema=req.json_schema)
+            except TierUnavailableError as exc:
+                notes.append(f"{name} failed: {exc.reason}")
+                continue
+            result.text = session.restore(result.text)
+            return result, name, False, notes
+        if not self.config.allow_degraded:
+            raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
+        notes.append("answered on the device instead (degraded)")
+        result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
+        return result, DEVICE, True, notes
+
+    def _record(self, req: RouteRequest, r: RoutedResponse) -> None:
+        if self.ledger is None:
+            return
+        from tether.routing.ledger import LedgerEntry
+
+        tokens = r.prompt_tokens + r.completion_tokens
+        prices = self.config.prices
+        consent = None
+        if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
+            c = self._consent(req)
+            consent = "given" if c else ("refused" if c is False else None)
+        self.ledger.record(LedgerEntry(
+            ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
+            score=r.decision.values.get("p_device_ok"), latency_ms=r.latency * 1000,
+            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+            cost_usd=prices.cost(r.tier, tokens), energy_j=prices.energy(r.tier, tokens),
+            degraded=r.degraded, escalated=r.escalated, consent=consent))
