@@ -13,6 +13,9 @@ import pytest
 
 if "TETHER_CACHE_DIR" not in os.environ:
     os.environ["TETHER_CACHE_DIR"] = tempfile.mkdtemp(prefix="tether-test-cache-")
+# Never write to the user's own ledger or read their router config from the tests.
+os.environ["TETHER_LEDGER"] = os.path.join(tempfile.mkdtemp(prefix="tether-test-ledger-"), "ledger.sqlite")
+os.environ.pop("TETHER_ROUTER_CONFIG", None)
 
 TINY = "smollm2-135m"  # fast: engine, session and CLI plumbing
 SMALL = "qwen2.5-0.5b"  # feature behaviour (marked `quality`)

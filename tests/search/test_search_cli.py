@@ -111,6 +111,10 @@ def test_ask_answers_from_retrieved_chunks(tmp_path: Path, corpus: dict[str, Pat
     assert answer["answer"].strip()
     assert Path(answer["sources"][0]["path"]).name == "dentist.ics"
     assert "Smile Dental Clinic" in answer["context"]  # the device tier sees the text as is
+    assert answer["tier"] == "device" and answer["rule"] == "no_cloud"  # no cloud configured: says so
+    assert answer["route"].startswith("device (no_cloud)")
+    human = CliRunner().invoke(cli, ["ask", "When is the dentist check-up?", "--db", db, "--model", "smollm2-135m"])
+    assert "── ran on device: device (no_cloud)" in human.output
 
 
 def test_retrieved_text_passes_the_privacy_guard_before_leaving(tmp_path: Path) -> None:

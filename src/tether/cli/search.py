@@ -7,7 +7,7 @@ import json
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option, model_option
+from tether.cli._io import json_option
 from tether.errors import InputError
 
 db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
@@ -98,23 +98,29 @@ def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> 
 @cli.command("ask")
 @click.argument("question")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 20), default=4, show_default=True)
-@click.option("--tier", type=click.Choice(["device", "private_cloud", "third_party"]), default="device",
-              show_default=True, help="Where the context would be sent; off-device tiers get the privacy-guarded text.")
+@click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
+              show_default=True, help="Where to run it; auto lets the router decide ($TETHER_ROUTER_CONFIG).")
+@click.option("--consent/--no-consent", default=None,
+              help="Allow (or refuse) a third party for this request; default: the saved policy.")
 @click.option("--show-context", is_flag=True, help="Print the context the tier receives, then the answer.")
-@model_option
+@click.option("--model", "-m", default=None, help="Device model (default: the router config's).")
 @db_option
 @json_option
-def ask_cmd(question: str, k: int, tier: str, show_context: bool, model: str, db: str | None, as_json: bool) -> None:
-    """Answer a question from your indexed files, retrieved on the device."""
+def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context: bool, model: str | None,
+            db: str | None, as_json: bool) -> None:
+    """Answer a question from your indexed files; says where it ran and why."""
     from tether.search.ask import ask
 
     hits = _open(db).search(_check_query(question), k)
-    answer = ask(question, hits, model=model, tier=tier)  # type: ignore[arg-type]
+    answer = ask(question, hits, model=model, tier=tier, consent=consent)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return
     if show_context:
-        click.echo(f"── context for {answer.tier}{' (kept on device by policy)' if answer.stayed_on_device and tier != 'device' else ''}\n{answer.context}\n──")
+        click.echo(f"── context for {answer.tier}\n{answer.context}\n──")
     click.echo(answer.answer)
     for n, h in enumerate(hits, 1):
         click.echo(f"  [{n}] {h.title or '(untitled)'} — {h.path}")
+    click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {answer.route}")
+    for note in answer.notes:
+        click.echo(f"   {note}")

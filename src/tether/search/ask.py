@@ -1,12 +1,14 @@
 """``tether ask``: answer from the top chunks retrieved on the device.
 
-Retrieved text is personal. Before any tier off the device could see it, it
-goes through ``PrivacyGuard.prepare``; ``context_for`` returns exactly that
-payload. Off-device tiers do not exist yet, so the answer is always generated
-locally, but from the payload the chosen tier would receive.
+Retrieved text is personal. The router decides where the question runs; before
+any tier off the device sees the excerpts they go through ``PrivacyGuard.prepare``
+(``context_for`` returns exactly that payload), and the answer is restored on the
+device. The answer carries the router's decision, so the user sees where and why.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -24,10 +26,14 @@ INSTRUCTIONS = ("You answer questions about the user's own mail, calendar and fi
 class Answer(BaseModel):
     question: str
     answer: str
-    tier: Tier
+    tier: Tier  # where it ran
     stayed_on_device: bool
     sources: list[Hit]
-    context: str
+    context: str  # what that tier saw of the excerpts
+    route: str = ""  # the router's decision: tier, rule, reason and the values it saw
+    rule: str = ""
+    degraded: bool = False
+    notes: list[str] = []
 
 
 def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS) -> str:
@@ -52,19 +58,22 @@ def context_for(hits: list[Hit], tier: Tier, *, guard: PrivacyGuard | None = Non
     return guard.prepare(build_context(hits), tier, session=session)
 
 
-def ask(question: str, hits: list[Hit], *, model: str = catalog.DEFAULT_MODEL, tier: Tier = "device",
-        guard: PrivacyGuard | None = None, max_tokens: int = 200) -> Answer:
-    from tether.models.engine import Sampling
-    from tether.session import Session
+def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,
+        router: Any = None, max_tokens: int = 200) -> Answer:
+    """Answer from the retrieved excerpts; the router decides where, and the answer says why."""
+    from tether.routing.config import RouterConfig
+    from tether.routing.router import RouteRequest, Router
 
-    if tier == "device":
-        context, stayed = build_context(hits), True
-    else:
-        outbound = context_for(hits, tier, guard=guard)
-        stayed = outbound.payload is None
-        context = build_context(hits) if stayed else outbound.payload  # type: ignore[assignment]
-        tier = "device" if stayed else tier
-    session = Session(instructions=INSTRUCTIONS, model=model)
+    if router is None:
+        config = RouterConfig.load()
+        if model:
+            config = config.model_copy(update={"device_model": model})
+        router = Router.from_config(config)
+    context = build_context(hits)
     prompt = f"Excerpts:\n{context}\n\nQuestion: {question}" if context else f"(no excerpts found)\n\nQuestion: {question}"
-    text = session.respond(prompt, sampling=Sampling.greedy(max_tokens=max_tokens)).text.strip()
-    return Answer(question=question, answer=text, tier=tier, stayed_on_device=stayed, sources=hits, context=context)
+    out = router.respond(RouteRequest(prompt, instructions=INSTRUCTIONS, kind="chat", feature="ask",
+                                      max_tokens=max_tokens, tier=tier, consent=consent))
+    seen = context if out.tier == "device" else (context_for(hits, out.tier, guard=router.guard).payload or "")
+    return Answer(question=question, answer=out.text.strip(), tier=out.tier, stayed_on_device=out.tier == "device",
+                  sources=hits, context=seen, route=out.decision.explain(), rule=out.decision.rule,
+                  degraded=out.degraded, notes=out.notes)

@@ -1,0 +1,216 @@
+"""Each routing rule, consent, and each fault, with real tiers.
+
+The device tier is the real engine on smollm2-135m; the third party is a real
+OpenAI-compatible server on loopback (``provider``), which also records every
+byte that left the device; the private cloud is a real ``CloudClient``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tether.errors import ConsentRequiredError, InputError, TierUnavailableError
+from tether.routing.config import RouterConfig, ThirdPartyConfig
+from tether.routing.difficulty import KINDS, DifficultyModel, featurize
+from tether.routing.ledger import Ledger
+from tether.routing.router import RouteRequest, Router
+from tether.routing.state import DeviceState
+from tether.routing.third_party import ThirdPartyTier
+from tether.routing.tiers import DeviceTier, PrivateCloudTier
+
+TINY = "smollm2-135m"
+PII = "Please write a short note to Maria Gonzalez at maria.gonzalez@example.com about lunch."
+
+
+def math_is_hard() -> DifficultyModel:
+    """A real model object with known weights: math prompts are predicted hard for the device."""
+    dims = featurize("x").shape[0]
+    coef = np.zeros(dims, dtype=np.float32)
+    coef[8 + KINDS.index("gsm8k")] = -6.0
+    return DifficultyModel(coef, 3.0, np.zeros(dims, np.float32), np.ones(dims, np.float32),
+                           {"0.00": 0.0, "0.50": 0.5, "1.00": 1.0}, {})
+
+
+@pytest.fixture(scope="module")
+def device():
+    return DeviceTier(TINY)
+
+
+@pytest.fixture()
+def third(provider):
+    provider.reset()
+    tier = ThirdPartyTier(provider.url, "gpt-test", "sk-test-key-not-real", backoff=0.01, max_backoff=0.05)
+    yield tier
+    tier.close()
+
+
+def make_router(device, *, third=None, cloud=None, ledger=None, **config) -> Router:
+    cfg = RouterConfig(**{"difficulty_threshold": 0.5, **config})
+    return Router(cfg, device=device, third_party=third, private_cloud=cloud, scorer=math_is_hard(),
+                  state=DeviceState(), ledger=ledger)
+
+
+def dead_cloud() -> PrivateCloudTier:
+    from tether.cloud.client import CloudClient
+
+    return PrivateCloudTier(CloudClient("http://127.0.0.1:9", "http://127.0.0.1:9", log_key=None, connect_timeout=0.5))
+
+
+# ----------------------------------------------------------------- rules
+
+def test_requested_device(device, third):
+    d = make_router(device, third=third).decide(RouteRequest("What is 2+2?", kind="gsm8k", tier="device"))
+    assert (d.tier, d.rule) == ("device", "requested")
+
+
+def test_device_only_preference_wins_over_difficulty(device, third):
+    r = make_router(device, third=third, preference="device-only", consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    d = r.decide(RouteRequest("How many eggs are left?", kind="gsm8k"))
+    assert (d.tier, d.rule) == ("device", "preference")
+
+
+def test_privacy_overrides_everything(device, third, provider):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r.state.report(busy=True)  # would otherwise send it away
+    secret = "Deploy with api key sk-proj-AbCdEf1234567890AbCdEf1234567890 please, how many servers?"
+    d = r.decide(RouteRequest(secret, kind="gsm8k"))
+    assert (d.tier, d.rule) == ("device", "privacy")
+    assert "API_KEY" in d.values["entities"] or "SECRET" in d.values["entities"].upper()
+    out = r.respond(RouteRequest(secret, kind="gsm8k", max_tokens=8))
+    assert out.tier == "device"
+    assert provider.captured() == []  # nothing left the device
+
+
+def test_no_cloud_configured(device):
+    d = make_router(device).decide(RouteRequest("Solve 17*23.", kind="gsm8k"))
+    assert (d.tier, d.rule) == ("device", "no_cloud")
+
+
+def test_offline_keeps_it_on_the_device(device, third):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r.state.report(offline=True)
+    d = r.decide(RouteRequest("Solve 17*23.", kind="gsm8k"))
+    assert (d.tier, d.rule) == ("device", "offline")
+    assert d.values["offline"] is True
+
+
+def test_prompt_over_the_device_context_goes_to_the_cloud(device, third):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    d = r.decide(RouteRequest("word " * (device.context_window + 10), kind="chat"))
+    assert (d.tier, d.rule) == ("third_party", "context")
+    assert d.values["prompt_tokens"] > d.values["room"]
+
+
+@pytest.mark.parametrize("flag", ["busy", "low_power"])
+def test_busy_or_low_power_device_sends_it_away(device, third, flag):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r.state.report(**{flag: True})
+    d = r.decide(RouteRequest("Say hello.", kind="chat"))
+    assert (d.tier, d.rule) == ("third_party", flag)
+
+
+def test_difficulty_decides_and_explains(device, third):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    hard = r.decide(RouteRequest("A shop sells 3 apples for $2. How much do 12 cost?", kind="gsm8k"))
+    easy = r.decide(RouteRequest("Hi there, how are you?", kind="chat"))
+    assert (hard.tier, hard.rule) == ("third_party", "difficulty")
+    assert (easy.tier, easy.rule) == ("device", "difficulty")
+    assert hard.values["p_device_ok"] < 0.5 <= easy.values["p_device_ok"]
+    assert "p_device_ok=" in hard.explain() and "threshold=0.500" in hard.explain()
+    assert easy.seconds < 1.0
+
+
+def test_empty_prompt_and_unknown_tier_are_input_errors():
+    with pytest.raises(InputError):
+        RouteRequest("   ")
+    with pytest.raises(InputError):
+        RouteRequest("hi", tier="moon")
+
+
+# ----------------------------------------------------------------- consent
+
+def test_no_consent_means_no_third_party_call(device, third, provider):
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", max_tokens=8))
+    assert (out.tier, out.decision.rule) == ("device", "consent")
+    assert "consent was not given" in out.decision.reason
+    refused = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", max_tokens=8, consent=False))
+    assert refused.tier == "device" and "refused" in refused.decision.reason
+    with pytest.raises(ConsentRequiredError):
+        r.respond(RouteRequest("hello", tier="third_party", consent=False))
+    assert provider.captured() == []  # the capture shows no request ever reached the provider
+
+
+def test_consented_third_party_sees_only_pseudonymized_text(device, third, provider):
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest(PII, tier="third_party", consent=True, max_tokens=64))
+    sent = str(provider.captured())
+    assert "Maria" not in sent and "Gonzalez" not in sent and "maria.gonzalez@example.com" not in sent
+    assert "<PERSON_1>" in sent and "<EMAIL_ADDRESS_1>" in sent
+    assert out.tier == "third_party"
+    assert "Maria Gonzalez" in out.text and "maria.gonzalez@example.com" in out.text  # restored on the device
+
+
+# ----------------------------------------------------------------- faults
+
+def test_provider_429_then_success_retries_with_backoff(device, third, provider):
+    provider.faults([429, 429], retry_after=0.01)
+    r = make_router(device, third=third)
+    out = r.respond(RouteRequest("hello there", tier="third_party", consent=True, max_tokens=8))
+    assert out.tier == "third_party" and not out.degraded
+    assert third.last_attempts == 3
+
+
+def test_provider_500_falls_back_to_the_device_and_says_so(device, third, provider):
+    provider.faults([500] * 10)
+    r = make_router(device, third=third)
+    out = r.respond(RouteRequest("hello there", tier="third_party", consent=True, max_tokens=8))
+    assert out.tier == "device" and out.degraded
+    assert any("third_party failed" in n and "500" in n for n in out.notes)
+    assert out.text.strip()
+
+
+def test_unreachable_private_cloud_degrades_to_the_device(device):
+    r = make_router(device, cloud=dead_cloud())
+    r.state.report(busy=True)
+    out = r.respond(RouteRequest("Say hello.", kind="chat", max_tokens=8))
+    assert out.decision.tier == "private_cloud" and out.tier == "device" and out.degraded
+    assert any("private_cloud failed" in n for n in out.notes)
+
+
+def test_policy_can_forbid_the_degraded_answer(device):
+    r = make_router(device, cloud=dead_cloud(), allow_degraded=False)
+    r.state.report(busy=True)
+    with pytest.raises(TierUnavailableError, match="forbids"):
+        r.respond(RouteRequest("Say hello.", kind="chat", max_tokens=8))
+
+
+# ----------------------------------------------------------------- cascade and ledger
+
+def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(device, third, provider, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    r = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"], cascade_min_logprob=0.0,
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
+    assert out.escalated and out.tier == "third_party"
+    assert out.notes and out.notes[0].startswith("cascade: device answer escalated (mean logprob")
+    calm = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"], cascade_min_logprob=-99,
+                       third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    kept = calm.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
+    assert not kept.escalated and kept.tier == "device"
+    rows = ledger.entries()
+    assert [(e.tier, e.escalated) for e in rows] == [("device", False), ("third_party", True)]
+    assert rows[1].cost_usd > 0 and rows[0].cost_usd == 0
+    stats = ledger.stats()
+    assert stats.requests == 2 and stats.device_share == 0.5 and stats.escalated == 1
+    raw = (tmp_path / "ledger.sqlite").read_bytes()
+    wal = tmp_path / "ledger.sqlite-wal"
+    raw += wal.read_bytes() if wal.exists() else b""
+    assert b"how are you" not in raw and b"echo" not in raw  # never content
