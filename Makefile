@@ -12,7 +12,7 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 endif
 
-.PHONY: install demo test test-fast bench bench-privacy bench-search bench-cloud clean
+.PHONY: install install-bench demo test test-fast bench bench-privacy bench-search bench-cloud bench-routing label-routing train-router clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,19 @@ bench-search: install
 
 bench-cloud: install
 	$(BIN)/python benchmarks/cloud.py
+
+# The router's data pipeline: label (hours, resumable) → train → benchmark on the held-out split.
+install-bench: install
+	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test,bench]'
+
+label-routing: install-bench
+	$(BIN)/python scripts/label_routing.py
+
+train-router: install-bench
+	$(BIN)/python scripts/train_router.py
+
+bench-routing: install-bench
+	$(BIN)/python benchmarks/routing.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
