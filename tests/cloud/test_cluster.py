@@ -274,6 +274,22 @@ def test_node_keeps_nothing_from_a_request(cloud):
     assert not extra, f"nodes opened files for writing outside their sandbox: {extra}"
 
 
+def test_router_sends_work_to_the_private_cloud_through_the_client(cloud, tmp_path):
+    from tether.routing.config import RouterConfig
+    from tether.routing.ledger import Ledger
+    from tether.routing.router import RouteRequest, Router
+    from tether.routing.tiers import DeviceTier, PrivateCloudTier
+
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    router = Router(RouterConfig(difficulty_threshold=0.5), device=DeviceTier(MODEL),
+                    private_cloud=PrivateCloudTier(cloud["client"]), ledger=ledger)
+    router.state.report(low_power=True)
+    out = router.respond(RouteRequest("Write one sentence about Lisbon.", kind="chat", max_tokens=16))
+    assert (out.decision.rule, out.tier, out.degraded) == ("low_power", "private_cloud", False)
+    assert out.text.strip() and out.model == MODEL
+    assert ledger.entries()[0].tier == "private_cloud" and ledger.entries()[0].cost_usd > 0
+
+
 def test_node_killed_mid_stream_completes_on_the_other(cloud):
     client = cloud["client"]
     body = ask("Tell a short story about a lighthouse keeper.", max_tokens=160)
