@@ -12,9 +12,10 @@ Tasks (fixed seed, written once to ``data/routing/tasks.jsonl``):
 
 Each task is answered greedily by ``qwen2.5-0.5b`` (device) and ``qwen2.5-1.5b``
 (cloud) with capped answer lengths. Checkable tasks are graded by their reference;
-the others by a pairwise judgement of the 1.5B model (the probability it gives to
-each answer, asked in both orders and averaged to cancel position bias; identical
-answers are a tie without asking). Every model output and judgement is appended to a JSONL cache as soon as it
+the others by the 1.5B model as a judge, G-Eval style: each answer is rated 1-9 on
+its own and the rating is the expectation over the judge's digit probabilities
+(a pairwise judge was tried first: it was nearly indifferent, p ≈ 0.5, with a strong
+position bias). Every model output and judgement is appended to a JSONL cache as soon as it
 exists, so an interrupted run resumes where it stopped and re-labelling costs nothing.
 
     .venv/bin/python scripts/label_routing.py            # resume; Ctrl-C is safe
@@ -44,12 +45,12 @@ JUDGEMENTS = DATA / "judgements.jsonl"
 DEVICE, CLOUD = "qwen2.5-0.5b", "qwen2.5-1.5b"
 SEED = 20261126
 COUNTS = {"gsm8k": 300, "chat": 300, "writing": 100, "feature": 60}
-MAX_TOKENS = {"gsm8k": 256, "chat": 80, "writing": 200, "feature": 120}
+MAX_TOKENS = {"gsm8k": 320, "chat": 80, "writing": 200, "feature": 120}
 JUDGE_SYSTEM = "You are a strict, fair judge of answers. You reply with a single digit."
 JUDGE_PROMPT = (
-    "Task given to an assistant:\n<<<\n{task}\n>>>\n\nAnswer 1:\n<<<\n{a}\n>>>\n\nAnswer 2:\n<<<\n{b}\n>>>\n\n"
-    "Which answer does the task better: correct, helpful, complete, and following the instructions? "
-    "Reply 1 or 2."
+    "Task given to an assistant:\n<<<\n{task}\n>>>\n\nThe assistant's answer:\n<<<\n{answer}\n>>>\n\n"
+    "Rate how well the answer does the task (correct, helpful, complete, follows the instructions) "
+    "on a scale from 1 (useless) to 9 (excellent). Reply with one digit."
 )
 
 
@@ -61,7 +62,8 @@ def _gsm8k(rng: random.Random, n: int) -> list[dict[str, Any]]:
     picked = sorted(rng.sample(range(len(rows)), n))
     return [{"id": f"gsm8k-{i}", "source": "gsm8k", "kind": "gsm8k",
              "messages": [{"role": "user", "content": rows[i]["question"] +
-                           "\n\nSolve it step by step, then give the final number on the last line as 'Answer: N'."}],
+                           "\n\nSolve it in a few short steps, then give the final number on the last line as "
+                           "'Answer: N'."}],
              "reference": rows[i]["answer"].split("####")[-1].strip().replace(",", "")} for i in picked]
 
 
@@ -185,30 +187,25 @@ def final_number(text: str) -> str | None:
     return str(int(number)) if number == int(number) else str(number)
 
 
-def _p_first(engine: Any, task_text: str, a: str, b: str) -> float:
-    """P(the judge prefers the first answer), from its logprobs for "1" and "2"."""
+def _score(engine: Any, task_text: str, answer: str) -> float:
+    """G-Eval style: the judge's expected 1-9 rating, from its logprobs over the digits."""
     from tether.models.engine import Message, Sampling
 
-    prompt = JUDGE_PROMPT.format(task=task_text, a=a[:2000], b=b[:2000])
+    prompt = JUDGE_PROMPT.format(task=task_text, answer=answer[:2000])
     done = engine.complete([Message("system", JUDGE_SYSTEM), Message("user", prompt)], Sampling.greedy(1),
                            top_logprobs=20)
-    top = dict(done.logprobs[0].top) if done.logprobs else {}
-    lp1, lp2 = top.get("1", -math.inf), top.get("2", -math.inf)
-    if lp1 == lp2 == -math.inf:
-        return 0.5
-    m = max(lp1, lp2)
-    return math.exp(lp1 - m) / (math.exp(lp1 - m) + math.exp(lp2 - m))
+    top = {t.strip(): v for t, v in (done.logprobs[0].top if done.logprobs else ())}
+    weights = {d: math.exp(top[str(d)]) for d in range(1, 10) if str(d) in top}
+    total = sum(weights.values())
+    return sum(d * w for d, w in weights.items()) / total if total else 5.0
 
 
 def judge(engine: Any, task: dict[str, Any], device: str, cloud: str) -> dict[str, Any]:
-    """Pairwise judgement in both orders; their mean cancels the judge's position bias."""
+    """Rate each answer on its own (no position bias to cancel); identical answers share one rating."""
     task_text = "\n\n".join(m["content"] for m in task["messages"] if m["role"] == "user")[:3000]
-    if device.strip() == cloud.strip():
-        return {"p_device_better": 0.5, "p_device_first": 0.5, "p_device_second": 0.5, "identical": True}
-    first = _p_first(engine, task_text, device, cloud)
-    second = 1 - _p_first(engine, task_text, cloud, device)
-    return {"p_device_better": round((first + second) / 2, 4), "p_device_first": round(first, 4),
-            "p_device_second": round(second, 4), "identical": False}
+    device_score = _score(engine, task_text, device)
+    cloud_score = device_score if device.strip() == cloud.strip() else _score(engine, task_text, cloud)
+    return {"method": "geval", "device_score": round(device_score, 4), "cloud_score": round(cloud_score, 4)}
 
 
 # ----------------------------------------------------------------- main
@@ -230,7 +227,7 @@ def main() -> None:
         TASKS.write_text("".join(json.dumps(t, ensure_ascii=False) + "\n" for t in tasks), encoding="utf-8")
     tasks = read_jsonl(TASKS)
     outputs = {(o["task"], o["model"]): o for o in read_jsonl(OUTPUTS)}
-    judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS)}
+    judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS) if j.get("method") == "geval"}
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
@@ -239,6 +236,7 @@ def main() -> None:
     def done(task: dict[str, Any]) -> bool:
         both = (task["id"], DEVICE) in outputs and (task["id"], CLOUD) in outputs
         return both and (task["kind"] == "gsm8k" or task["id"] in judged)
+
 
     todo = [t for t in tasks if not done(t)]
     finished = 0

@@ -10,10 +10,14 @@ from typing import Any
 from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, final_number, read_jsonl
 
 
-def load_examples(margin: float = 0.1) -> list[dict[str, Any]]:
-    """Every task labelled so far. ``label`` is 1 when the device answer is as good as the cloud's."""
+def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
+    """Every task labelled so far. ``label`` is 1 when the device answer is as good as the cloud's.
+
+    Scores are in [0, 1]: GSM8K 1 or 0 by the final number; judged tasks the judge's
+    1-9 rating rescaled. "As good" on judged tasks allows ``margin`` rating points.
+    """
     outputs = {(o["task"], o["model"]): o for o in read_jsonl(OUTPUTS)}
-    judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS)}
+    judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS) if j.get("method") == "geval"}
     examples = []
     for task in read_jsonl(TASKS):
         dev, cld = outputs.get((task["id"], DEVICE)), outputs.get((task["id"], CLOUD))
@@ -26,15 +30,16 @@ def load_examples(margin: float = 0.1) -> list[dict[str, Any]]:
         else:
             if task["id"] not in judged:
                 continue
-            p = judged[task["id"]]["p_device_better"]
-            dev_score = float(p >= 0.5 - margin)  # the judge does not clearly prefer the cloud answer
-            cld_score = float(p <= 0.5 + margin)
+            j = judged[task["id"]]
+            p = j["device_score"] - j["cloud_score"]  # rating points in the device's favour
+            dev_score, cld_score = (j["device_score"] - 1) / 8, (j["cloud_score"] - 1) / 8
         examples.append({
             "id": task["id"], "kind": task["kind"], "source": task["source"], "split": task["split"],
             "feature": task.get("feature"),
             "prompt": "\n\n".join(m["content"] for m in task["messages"] if m["role"] == "user"),
-            "device_score": dev_score, "cloud_score": cld_score, "label": int(dev_score >= cld_score),
-            "p_device_better": p, "device_tokens": dev["prompt_tokens"] + dev["completion_tokens"],
+            "device_score": dev_score, "cloud_score": cld_score,
+            "label": int(dev_score >= cld_score if p is None else p >= -margin),
+            "rating_gap": p, "device_tokens": dev["prompt_tokens"] + dev["completion_tokens"],
             "cloud_tokens": cld["prompt_tokens"] + cld["completion_tokens"],
             "device_completion_tokens": dev["completion_tokens"], "cloud_completion_tokens": cld["completion_tokens"],
             "device_seconds": dev["seconds"], "cloud_seconds": cld["seconds"],

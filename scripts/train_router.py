@@ -2,8 +2,8 @@
 """Train the difficulty classifier from the labelled cache in ``data/routing``.
 
 Label: 1 when the device answer is as good as the cloud answer (GSM8K: the device
-is right or both are wrong; judged tasks: the judge does not prefer the cloud answer
-by more than ``--margin``). Only the ``train`` split is used; ``test`` is held out
+is right or both are wrong; judged tasks: the device's 1-9 rating is at most
+``--margin`` below the cloud's). Only the ``train`` split is used; ``test`` is held out
 for ``benchmarks/routing.py``. Writes ``src/tether/routing/data/difficulty.json``.
 
     .venv/bin/python scripts/train_router.py
@@ -35,7 +35,7 @@ FRACTIONS = [round(f, 2) for f in np.arange(0.0, 1.01, 0.05)]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--margin", type=float, default=0.1)
+    ap.add_argument("--margin", type=float, default=0.25, help="rating points (1-9 scale)")
     ap.add_argument("--C", type=float, default=0.5, help="inverse regularisation strength")
     args = ap.parse_args()
 
