@@ -1,0 +1,56 @@
+"""``tether route`` and ``tether stats`` from the command line, against a real provider on loopback."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from tether.cli import cli
+from tether.cli import route, stats  # noqa: F401  (register the commands)
+
+
+def run(*args: str, **env: str):
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def config(tmp_path, provider, **extra) -> str:
+    path = tmp_path / "router.toml"
+    lines = [f'{k} = {json.dumps(v)}' for k, v in extra.items()]
+    lines += ["", "[third_party]", f'base_url = "{provider.url}"', 'model = "gpt-test"', "use_for_cloud = true"]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_no_config_keeps_everything_on_the_device(tmp_path):
+    r = run("route", "What is the capital of France?", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("device (no_cloud)")
+
+
+def test_consent_decides_whether_a_busy_device_may_use_the_third_party(tmp_path, provider):
+    provider.reset()
+    env = {"TETHER_ROUTER_CONFIG": config(tmp_path, provider), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    no = run("route", "Say hello to the team.", "--busy", "--json", **env)
+    assert json.loads(no.output)["rule"] == "consent"
+    yes = run("route", "Say hello to the team.", "--busy", "--consent", "--json", **env)
+    assert (json.loads(yes.output)["tier"], json.loads(yes.output)["rule"]) == ("third_party", "busy")
+    assert provider.captured() == []  # deciding sends nothing
+
+    ran = run("route", "Please greet Maria Gonzalez for me.", "--busy", "--consent", "--run", "--max-tokens", "32", **env)
+    assert ran.exit_code == 0, ran.output
+    assert "── ran on third_party: third_party (busy)" in ran.output
+    assert "Maria Gonzalez" in ran.output  # restored on the device
+    assert "Maria" not in str(provider.captured())  # the provider saw a placeholder
+
+    s = run("stats", "--ledger", str(tmp_path / "l.db"), "--json")
+    data = json.loads(s.output)
+    assert data["requests"] == 1 and data["by_tier"]["third_party"]["requests"] == 1
+
+
+def test_bad_router_config_is_one_line(tmp_path):
+    bad = tmp_path / "router.toml"
+    bad.write_text('preference = "sometimes"\n')
+    r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
+    assert r.exit_code == 1
+    assert r.output.count("Error:") == 1 and "preference" in r.output and str(bad) in r.output
