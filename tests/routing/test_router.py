@@ -132,6 +132,8 @@ def test_empty_prompt_and_unknown_tier_are_input_errors():
         RouteRequest("   ")
     with pytest.raises(InputError):
         RouteRequest("hi", tier="moon")
+    with pytest.raises(InputError, match="feature"):
+        RouteRequest("hi", feature="Summarize this: my secret plans")
 
 
 # ----------------------------------------------------------------- consent

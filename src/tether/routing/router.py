@@ -20,6 +20,7 @@ answer the device gives instead of the cloud is marked ``degraded``.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -31,6 +32,7 @@ from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+_FEATURE = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
 _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 
 
@@ -51,6 +53,10 @@ class RouteRequest:
             raise InputError("the prompt is empty")
         if self.tier != "auto" and self.tier not in TIERS:
             raise InputError(f"unknown tier {self.tier!r}; use auto, {', '.join(TIERS)}")
+        if not _FEATURE.fullmatch(self.feature):
+            raise InputError(f"feature must be a short lowercase name (it goes into the ledger), not {self.feature[:60]!r}")
+        if self.max_tokens < 1:
+            raise InputError("max_tokens must be at least 1")
 
 
 @dataclass
