@@ -153,6 +153,14 @@ def main() -> None:
                          "cloud": quality(sub, np.ones(len(idx), bool)),
                          "router_at_target": quality(sub, routed[idx]), "cloud_share_at_target": float(routed[idx].mean())}
 
+    summaries = [i for i, e in enumerate(test) if "device_faithful" in e]
+    faithfulness = None
+    if summaries:
+        rate = lambda to_cloud: float(np.mean([test[i]["cloud_faithful"] if to_cloud[i] else test[i]["device_faithful"]  # noqa: E731
+                                               for i in summaries]))
+        faithfulness = {"n": len(summaries), "all_device": rate(np.zeros(len(test), bool)),
+                        "all_cloud": rate(np.ones(len(test), bool)), "router_at_target": rate(routed)}
+
     summary = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
@@ -168,7 +176,7 @@ def main() -> None:
             e["device_tokens"] / max(e["device_tokens"] + e["cloud_tokens"], 1)
             for e in test if (e["device_mean_logprob"] if e["device_mean_logprob"] is not None else -9) < lp_threshold]
             or [0.0])),
-        "decision_latency": latency, "by_kind": by_kind,
+        "decision_latency": latency, "by_kind": by_kind, "summary_faithfulness": faithfulness,
     }
 
     table = Table(title=f"routing on {len(test)} held-out tasks (train {len(train)})")

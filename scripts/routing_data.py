@@ -5,9 +5,18 @@ Shared by ``scripts/train_router.py`` and ``benchmarks/routing.py``.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, final_number, read_jsonl
+
+
+def faithful(summary: str, source: str) -> bool:
+    """The notification feature's own check: no name, number, date or time the source lacks."""
+    from tether.features.notifications import Notification, unsupported_facts
+
+    item = Notification(app="mail", title="email", body=source, timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    return not unsupported_facts(summary, [item])
 
 
 def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
@@ -46,4 +55,8 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
             "device_mean_logprob": dev.get("mean_logprob"), "device_min_logprob": dev.get("min_logprob"),
             "device_finish": dev["finish"],
         })
+        if task.get("feature") == "summarize":
+            source = task["messages"][-1]["content"].split(":\n\n", 1)[-1]
+            examples[-1]["device_faithful"] = faithful(dev["text"], source)
+            examples[-1]["cloud_faithful"] = faithful(cld["text"], source)
     return examples
