@@ -1,0 +1,455 @@
+// Tether playground: plain JS, no dependencies, talks only to the gateway that served it.
+"use strict";
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const el = {
+    feature: $("feature"), target: $("target"), tone: $("tone"), form: $("form"),
+    toneField: $("tone-field"), formField: $("form-field"), input: $("input"), inputLabel: $("input-label"),
+    run: $("run"), stop: $("stop"), status: $("status"), spinner: $("spinner"), result: $("result"),
+    preview: $("preview"), previewState: $("preview-state"), recent: $("recent"),
+    modal: $("consent-modal"), consentPreview: $("consent-preview"), consentEntities: $("consent-entities"),
+    allow: $("consent-allow"), refuse: $("consent-refuse"),
+    route: {
+      tier: $("route-tier"), rule: $("route-rule"), reason: $("route-reason"),
+      degraded: $("route-degraded"), values: $("route-values"), notes: $("route-notes"),
+    },
+  };
+
+  const FEATURE_PATHS = {
+    notifications: "/v1/notifications/summarize",
+    proofread: "/v1/writing/proofread",
+    rewrite: "/v1/writing/rewrite",
+    summarize: "/v1/writing/summarize",
+    replies: "/v1/replies",
+  };
+  const TIER_LABEL = { device: "device", private_cloud: "private cloud", third_party: "third party" };
+  const SCAN_DEBOUNCE_MS = 350;
+  const RECENT_EVERY_MS = 3000;
+
+  let controller = null; // AbortController of the running request
+  let lastScan = null; // {text, report}
+
+  // ------------------------------------------------------------------ helpers
+
+  function setStatus(text, isError) {
+    el.status.textContent = text || "";
+    el.status.classList.toggle("error", !!isError);
+  }
+
+  function busy(on) {
+    el.spinner.hidden = !on;
+    el.run.disabled = on;
+    el.stop.hidden = !on;
+  }
+
+  function tierKey(t) { return String(t || "").replace("-", "_"); }
+
+  function pill(tier) {
+    const s = document.createElement("span");
+    const key = tierKey(tier) || "none";
+    s.className = "pill " + key;
+    s.textContent = TIER_LABEL[key] || tier || "?";
+    s.dataset.tier = key;
+    return s;
+  }
+
+  // Show a redacted text with its placeholders (<PERSON_1>, [EMAIL_1], …) highlighted; text only, never HTML.
+  function renderPayload(node, text) {
+    node.textContent = "";
+    const re = /(<[A-Z][A-Z0-9_]*>|\[[A-Z][A-Z0-9_]*\])/g;
+    let last = 0, m;
+    while ((m = re.exec(text)) !== null) {
+      if (m.index > last) node.appendChild(document.createTextNode(text.slice(last, m.index)));
+      const ph = document.createElement("span");
+      ph.className = "ph";
+      ph.textContent = m[0];
+      node.appendChild(ph);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  async function errorMessage(resp) {
+    let msg = resp.status + " " + resp.statusText, code = "";
+    try {
+      const body = await resp.json();
+      const e = body && (body.error || body.detail || body);
+      if (e && typeof e === "object") { msg = e.message || JSON.stringify(e); code = e.code || e.type || ""; }
+      else if (e) { msg = String(e); }
+    } catch (_) { /* not JSON */ }
+    return { msg, code: String(code) };
+  }
+
+  // ------------------------------------------------------------------ routing info
+
+  function clearRoute() {
+    for (const k in el.route) el.route[k].textContent = "–";
+  }
+
+  function showRoute(info) {
+    if (!info) return;
+    const r = el.route;
+    if (info.tier) { r.tier.textContent = ""; r.tier.appendChild(pill(info.tier)); }
+    if (info.rule) r.rule.textContent = info.rule;
+    if (info.reason) r.reason.textContent = info.reason;
+    if (info.degraded !== undefined && info.degraded !== null) {
+      r.degraded.textContent = (info.degraded === true || info.degraded === "true") ? "yes (fell back to the device)" : "no";
+    }
+    if (info.values && typeof info.values === "object" && Object.keys(info.values).length) {
+      r.values.textContent = Object.entries(info.values)
+        .map(([k, v]) => k + "=" + (typeof v === "number" && !Number.isInteger(v) ? v.toFixed(3) : v)).join(", ");
+    }
+    if (Array.isArray(info.notes) && info.notes.length) r.notes.textContent = info.notes.join("; ");
+  }
+
+  function routeFromHeaders(resp) {
+    const h = (n) => resp.headers.get(n);
+    const info = {};
+    if (h("X-Tether-Tier")) info.tier = h("X-Tether-Tier");
+    if (h("X-Tether-Rule")) info.rule = h("X-Tether-Rule");
+    if (h("X-Tether-Reason")) info.reason = h("X-Tether-Reason");
+    if (h("X-Tether-Degraded")) info.degraded = h("X-Tether-Degraded");
+    return info;
+  }
+
+  // ------------------------------------------------------------------ results
+
+  function resultText(feature, body) {
+    if (body == null) return "";
+    if (typeof body === "string") return body;
+    const r = body.result && typeof body.result === "object" ? body.result : body;
+    switch (feature) {
+      case "notifications":
+        if (Array.isArray(r.stacks)) {
+          return r.stacks.map((s) => (s.time_sensitive ? "⚑ " : "") + s.app + (s.thread && s.thread !== s.app ? " · " + s.thread : "")
+            + ": " + s.summary).join("\n") || "(no notifications)";
+        }
+        break;
+      case "proofread":
+        if (typeof r.corrected === "string") {
+          const n = Array.isArray(r.edits) ? r.edits.length : 0;
+          return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s");
+        }
+        break;
+      case "replies":
+        if (Array.isArray(r.replies)) return r.replies.map((x) => "• " + (typeof x === "string" ? x : x.text)).join("\n");
+        break;
+      default:
+        if (typeof r.text === "string") return r.text;
+    }
+    for (const k of ["text", "summary", "content", "corrected"]) if (typeof r[k] === "string") return r[k];
+    if (r.choices && r.choices[0] && r.choices[0].message) return r.choices[0].message.content;
+    return JSON.stringify(r, null, 2);
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  function parseNotifications(text) {
+    const t = text.trim();
+    if (t.startsWith("[") || t.startsWith("{")) {
+      const data = JSON.parse(t);
+      return Array.isArray(data) ? data : (data.notifications || []);
+    }
+    const now = Date.now();
+    const lines = t.split("\n").map((l) => l.trim()).filter(Boolean);
+    return lines.map((line, i) => {
+      const parts = line.split(/:\s+/);
+      const ts = new Date(now - (lines.length - i) * 60000).toISOString();
+      if (parts.length >= 3) return { app: parts[0], sender: parts[1], body: parts.slice(2).join(": "), timestamp: ts };
+      if (parts.length === 2) return { app: parts[0], body: parts[1], timestamp: ts };
+      return { app: "Messages", body: line, timestamp: ts };
+    });
+  }
+
+  function featureBody(feature, text, target) {
+    const body = {};
+    if (target !== "auto") body.model = target;
+    switch (feature) {
+      case "notifications": body.notifications = parseNotifications(text); break;
+      case "rewrite": body.text = text; body.tone = el.tone.value; break;
+      case "summarize": body.text = text; body.form = el.form.value; break;
+      case "replies": body.message = text; break;
+      default: body.text = text;
+    }
+    return body;
+  }
+
+  function headersFor(consent) {
+    const h = { "Content-Type": "application/json" };
+    if (consent) h["X-Tether-Consent"] = "yes";
+    return h;
+  }
+
+  async function runChat(text, target, consent) {
+    const resp = await fetch("/v1/chat/completions", {
+      method: "POST", headers: headersFor(consent), signal: controller.signal,
+      body: JSON.stringify({ model: target, stream: true, messages: [{ role: "user", content: text }] }),
+    });
+    if (!resp.ok) return { error: await errorMessage(resp) };
+    showRoute(routeFromHeaders(resp));
+    const ctype = resp.headers.get("Content-Type") || "";
+    if (!ctype.includes("text/event-stream")) { // a server that answered without streaming
+      const body = await resp.json();
+      showRoute(body.tether);
+      el.result.textContent = resultText("chat", body);
+      return {};
+    }
+    const reader = resp.body.getReader();
+    const decoder = new TextDecoder();
+    let buf = "";
+    el.result.textContent = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      let nl;
+      while ((nl = buf.indexOf("\n")) >= 0) {
+        const line = buf.slice(0, nl).replace(/\r$/, "");
+        buf = buf.slice(nl + 1);
+        if (!line.startsWith("data:")) continue;
+        const data = line.slice(5).trim();
+        if (data === "[DONE]") return {};
+        let chunk;
+        try { chunk = JSON.parse(data); } catch (_) { continue; }
+        if (chunk.error) return { error: { msg: chunk.error.message || String(chunk.error), code: chunk.error.code || "" } };
+        if (chunk.tether) showRoute(chunk.tether);
+        const delta = chunk.choices && chunk.choices[0] && (chunk.choices[0].delta || {}).content;
+        if (delta) el.result.textContent += delta;
+      }
+    }
+    return {};
+  }
+
+  async function runFeature(feature, text, target, consent) {
+    const resp = await fetch(FEATURE_PATHS[feature], {
+      method: "POST", headers: headersFor(consent), signal: controller.signal,
+      body: JSON.stringify(featureBody(feature, text, target)),
+    });
+    if (!resp.ok) return { error: await errorMessage(resp) };
+    showRoute(routeFromHeaders(resp));
+    const body = await resp.json();
+    if (body && body.tether) showRoute(body.tether);
+    el.result.textContent = resultText(feature, body);
+    return {};
+  }
+
+  async function scan(text) {
+    if (lastScan && lastScan.text === text) return lastScan.report;
+    const resp = await fetch("/v1/privacy/scan", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text }),
+    });
+    if (!resp.ok) throw new Error((await errorMessage(resp)).msg);
+    const report = await resp.json();
+    lastScan = { text, report };
+    return report;
+  }
+
+  // ------------------------------------------------------------------ consent
+
+  let consentResolve = null;
+
+  function askConsent(outbound) {
+    el.consentEntities.textContent = "";
+    if (!outbound) {
+      el.consentPreview.textContent = "(the redaction preview is unavailable)";
+    } else if (outbound.payload == null) {
+      el.consentPreview.textContent = "Nothing: the privacy policy keeps this text on the device ("
+        + (outbound.stay_reasons || []).join(", ") + ").";
+    } else {
+      renderPayload(el.consentPreview, outbound.payload);
+      const ents = (outbound.entities || []).map((e) => e.entity_type + " ×" + e.count + " → " + e.action);
+      if (ents.length) el.consentEntities.textContent = "Found: " + ents.join(", ");
+    }
+    el.modal.hidden = false;
+    el.allow.focus();
+    return new Promise((resolve) => { consentResolve = resolve; });
+  }
+
+  function answerConsent(yes) {
+    el.modal.hidden = true;
+    const r = consentResolve;
+    consentResolve = null;
+    if (r) r(yes);
+  }
+
+  el.allow.addEventListener("click", () => answerConsent(true));
+  el.refuse.addEventListener("click", () => answerConsent(false));
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !el.modal.hidden) answerConsent(false); });
+
+  async function thirdPartyOutbound(text) {
+    try {
+      const report = await scan(text);
+      return (report.tiers || []).find((t) => t.tier === "third_party") || null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  // ------------------------------------------------------------------ run
+
+  async function run() {
+    const feature = el.feature.value;
+    const target = el.target.value;
+    const text = el.input.value;
+    if (!text.trim()) { setStatus("Type or paste something first.", true); return; }
+    el.result.textContent = "";
+    clearRoute();
+    let consent = false;
+    if (target === "third-party") {
+      setStatus("Asking before anything leaves the device…");
+      const outbound = await thirdPartyOutbound(text);
+      if (!(await askConsent(outbound))) {
+        setStatus("Refused: nothing was sent.");
+        el.result.textContent = "Nothing was sent to the third party.";
+        return;
+      }
+      consent = true;
+    }
+    controller = new AbortController();
+    busy(true);
+    setStatus(feature === "chat" ? "Streaming…" : "Working…");
+    const started = performance.now();
+    try {
+      let out = feature === "chat" ? await runChat(text, target, consent) : await runFeature(feature, text, target, consent);
+      if (out.error && !consent && /consent/i.test(out.error.code + " " + out.error.msg)) {
+        // The router wanted a third party for an "auto" request: ask, then retry with consent.
+        busy(false);
+        const outbound = await thirdPartyOutbound(text);
+        if (!(await askConsent(outbound))) {
+          setStatus("Refused: nothing was sent.");
+          el.result.textContent = "Nothing was sent to the third party.";
+          return;
+        }
+        busy(true);
+        out = feature === "chat" ? await runChat(text, target, true) : await runFeature(feature, text, target, true);
+      }
+      if (out.error) {
+        setStatus("Error" + (out.error.code ? " (" + out.error.code + ")" : "") + ": " + out.error.msg, true);
+      } else {
+        setStatus("Done in " + ((performance.now() - started) / 1000).toFixed(1) + " s.");
+      }
+    } catch (e) {
+      setStatus(e.name === "AbortError" ? "Stopped." : "Error: " + e.message, true);
+    } finally {
+      busy(false);
+      controller = null;
+      refreshRecent();
+    }
+  }
+
+  el.run.addEventListener("click", run);
+  el.stop.addEventListener("click", () => { if (controller) controller.abort(); });
+  el.input.addEventListener("keydown", (e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) run(); });
+
+  // ------------------------------------------------------------------ feature options
+
+  function syncOptions() {
+    const f = el.feature.value;
+    el.toneField.hidden = f !== "rewrite";
+    el.formField.hidden = f !== "summarize";
+    el.inputLabel.textContent = f === "notifications" ? "Notifications (one per line: App: Sender: message, or JSON)"
+      : f === "replies" ? "Message to reply to" : f === "chat" ? "Message" : "Text";
+  }
+  el.feature.addEventListener("change", syncOptions);
+  syncOptions();
+
+  // ------------------------------------------------------------------ redaction preview
+
+  function renderPreview(report) {
+    el.preview.textContent = "";
+    for (const t of report.tiers || []) {
+      const card = document.createElement("div");
+      card.className = "tier-card";
+      card.dataset.tier = t.tier;
+      const head = document.createElement("header");
+      head.appendChild(pill(t.tier));
+      const verdict = document.createElement("span");
+      verdict.className = "verdict" + (t.must_stay_on_device ? " stay" : "");
+      verdict.textContent = t.tier === "device" ? "stays on the device"
+        : t.must_stay_on_device ? "must stay on device (" + (t.stay_reasons || []).join(", ") + ")"
+        : "may leave, redacted" + (t.consent_required ? " · needs consent" : "");
+      head.appendChild(verdict);
+      card.appendChild(head);
+      const pre = document.createElement("pre");
+      pre.className = "payload";
+      if (t.payload == null) pre.textContent = "(nothing leaves)";
+      else renderPayload(pre, t.payload);
+      card.appendChild(pre);
+      if ((t.entities || []).length) {
+        const ents = document.createElement("div");
+        ents.className = "muted small";
+        ents.textContent = t.entities.map((e) => e.entity_type + " ×" + e.count + " → " + e.action).join(", ");
+        card.appendChild(ents);
+      }
+      el.preview.appendChild(card);
+    }
+  }
+
+  let scanTimer = null, scanSeq = 0;
+  function schedulePreview() {
+    clearTimeout(scanTimer);
+    scanTimer = setTimeout(async () => {
+      const text = el.input.value;
+      const seq = ++scanSeq;
+      if (!text.trim()) { el.preview.textContent = ""; el.previewState.textContent = ""; return; }
+      el.previewState.textContent = "scanning…";
+      try {
+        const report = await scan(text);
+        if (seq !== scanSeq) return; // a newer scan is on its way
+        renderPreview(report);
+        el.previewState.textContent = "";
+      } catch (e) {
+        if (seq === scanSeq) el.previewState.textContent = "(preview unavailable: " + e.message + ")";
+      }
+    }, SCAN_DEBOUNCE_MS);
+  }
+  el.input.addEventListener("input", schedulePreview);
+
+  // ------------------------------------------------------------------ recent decisions
+
+  function entriesOf(body) {
+    if (Array.isArray(body)) return body;
+    for (const k of ["decisions", "recent", "entries", "data", "items"]) if (body && Array.isArray(body[k])) return body[k];
+    return [];
+  }
+
+  async function refreshRecent() {
+    let body;
+    try {
+      const resp = await fetch("/v1/route/recent", { cache: "no-store" });
+      if (!resp.ok) return;
+      body = await resp.json();
+    } catch (_) { return; }
+    const entries = entriesOf(body).slice();
+    entries.sort((a, b) => (b.ts || 0) - (a.ts || 0));
+    el.recent.textContent = "";
+    for (const e of entries.slice(0, 25)) {
+      const li = document.createElement("li");
+      li.className = "decision";
+      const when = document.createElement("span");
+      when.className = "when";
+      const ts = typeof e.ts === "number" ? new Date(e.ts * 1000) : (e.ts ? new Date(e.ts) : null);
+      when.textContent = ts && !isNaN(ts) ? ts.toLocaleTimeString() + " " : "";
+      li.appendChild(when);
+      li.appendChild(pill(e.tier));
+      const rest = [e.feature, e.rule || e.reason].filter(Boolean).join(" · ");
+      const extra = [];
+      if (typeof e.latency_ms === "number") extra.push(Math.round(e.latency_ms) + " ms");
+      if (e.degraded) extra.push("degraded");
+      if (e.escalated) extra.push("escalated");
+      if (e.consent) extra.push("consent " + e.consent);
+      li.appendChild(document.createTextNode(" " + rest + (extra.length ? " (" + extra.join(", ") + ")" : "")));
+      el.recent.appendChild(li);
+    }
+    if (!entries.length) {
+      const li = document.createElement("li");
+      li.className = "muted";
+      li.textContent = "No decisions yet.";
+      el.recent.appendChild(li);
+    }
+  }
+  refreshRecent();
+  setInterval(refreshRecent, RECENT_EVERY_MS);
+  if (el.input.value.trim()) schedulePreview();
+})();
