@@ -334,3 +334,81 @@ class Router:
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             cost_usd=prices.cost(r.tier, tokens), energy_j=prices.energy(r.tier, tokens),
             degraded=r.degraded, escalated=r.escalated, consent=consent))
+
+    # ------------------------------------------------------------- streaming
+
+    def stream(self, req: RouteRequest) -> "RoutedStream":
+        """Decide now, then stream text deltas from the chosen tier (see ``RoutedStream``)."""
+        return RoutedStream(self, req, self.decide(req))
+
+
+class RoutedStream:
+    """Text deltas from the tier a decision chose; ``decision`` is known before the first delta.
+
+    Off the device the prompt is pseudonymized and the deltas restored as they
+    arrive (a placeholder split across chunks is held back until complete). A
+    tier that fails before its first delta falls back like ``Router.respond``;
+    after that the error reaches the caller, since text was already shown.
+    Streams do not cascade. ``response`` is set, and the ledger written, once
+    the last delta has been read; token counts off the device are estimates
+    (one token per delta, four characters per prompt token).
+    """
+
+    def __init__(self, router: Router, req: RouteRequest, decision: Decision):
+        self.router = router
+        self.request = req
+        self.decision = decision
+        self.response: RoutedResponse | None = None
+
+    def __iter__(self):
+        r, req = self.router, self.request
+        start = time.perf_counter()
+        sampling = Sampling.greedy(req.max_tokens)
+        notes: list[str] = []
+        pieces: list[str] = []
+        served, degraded, model = DEVICE, False, ""
+        if self.decision.tier != DEVICE:
+            tier = self.decision.tier
+            order = [tier] + ([PRIVATE_CLOUD] if tier == THIRD_PARTY and r.private_cloud is not None else [])
+            for name in order:
+                backend = r.private_cloud if name == PRIVATE_CLOUD else r.third_party
+                session = r.guard.session()
+                try:
+                    payload = r.guard.prepare(req.prompt, name, session=session).require_payload()
+                except MustStayOnDeviceError as exc:
+                    notes.append(f"{name}: {exc}")
+                    continue
+                restorer = session.restorer()
+                try:
+                    for delta in backend.stream(r._messages(req, payload), sampling):
+                        text = restorer.feed(delta)
+                        if text:
+                            pieces.append(text)
+                            yield text
+                except TierUnavailableError as exc:
+                    if pieces:
+                        raise
+                    notes.append(f"{name} failed: {exc.reason}")
+                    continue
+                tail = restorer.flush()
+                if tail:
+                    pieces.append(tail)
+                    yield tail
+                served, model = name, getattr(backend, "model", "") or name
+                break
+            else:
+                if not r.config.allow_degraded:
+                    raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
+                notes.append("answered on the device instead (degraded)")
+                degraded = True
+        prompt_tokens = max(1, len((req.instructions or "") + req.prompt) // 4)
+        if served == DEVICE:
+            messages = r._messages(req, req.prompt)
+            prompt_tokens = r.device.count_tokens(messages)
+            model = getattr(r.device, "model", DEVICE)
+            for text in r.device.stream(messages, sampling):
+                pieces.append(text)
+                yield text
+        self.response = RoutedResponse("".join(pieces), self.decision, served, model, prompt_tokens, len(pieces),
+                                       time.perf_counter() - start, degraded, False, notes)
+        r._record(req, self.response)

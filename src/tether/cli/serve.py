@@ -1,0 +1,33 @@
+"""``tether serve``: the local OpenAI-compatible gateway (point an app's base URL at it)."""
+
+from __future__ import annotations
+
+import click
+
+from tether.cli import cli
+
+
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. The default keeps the gateway on this machine.")
+@click.option("--port", default=8400, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option("--model", default=None, help="Device model (a catalog name); default: the router config's.")
+@click.option("--max-body", default=1_000_000, show_default=True, type=click.IntRange(1024, 1 << 30),
+              help="Largest request body in bytes (413 above it).")
+@click.option("--max-streams", default=4, show_default=True, type=click.IntRange(1, 1024),
+              help="Concurrent streamed completions (429 above it).")
+def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int) -> None:
+    """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT."""
+    from tether.cloud.serving import bind, run
+    from tether.gateway import create_app
+    from tether.models import catalog
+    from tether.routing import Router
+    from tether.routing.config import RouterConfig
+
+    config = RouterConfig.load()
+    if model:
+        catalog.resolve(model)  # unknown names fail here, before binding
+        config = config.model_copy(update={"device_model": model})
+    app = create_app(Router.from_config(config), max_body=max_body, max_streams=max_streams)
+    sock, _ = bind(host, port)
+    run(app, host=host, port=port, name="tether gateway", sock=sock)

@@ -1,0 +1,123 @@
+"""The Starlette app behind ``tether serve``.
+
+Existing OpenAI clients point their base URL here and get on-device-first
+routing; every answer says where it ran and why (headers and a ``tether``
+field). The route table below also builds ``/openapi.json``, so the document
+cannot drift from the routes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from tether.errors import TetherError
+from tether.gateway import features
+from tether.gateway.chat import chat_completions, model_ids
+from tether.gateway.core import Gateway, gateway, in_thread
+from tether.gateway.errors import handle
+from tether.models.openai_chat import ChatRequest
+from tether.routing.router import Router
+
+
+async def list_models(request: Request) -> JSONResponse:
+    """The catalog models, the tier names and "auto", in OpenAI's list format."""
+    return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "tether"}
+                                                   for m in model_ids()]})
+
+
+async def recent_routes(request: Request) -> JSONResponse:
+    """The last 50 routing decisions from the ledger: metadata only, never content."""
+    ledger = gateway(request).router.ledger
+    entries = await in_thread(ledger.entries, 50) if ledger is not None else []
+    return JSONResponse({"object": "list", "data": [e.model_dump(mode="json") for e in entries]})
+
+
+async def healthz(request: Request) -> JSONResponse:
+    gw = gateway(request)
+    return JSONResponse({"status": "ok", "device_model": gw.device_model, **vars(gw.metrics)})
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(request.app.state.openapi)
+
+
+# (path, method, endpoint, summary, request body model or None, tags)
+ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
+    ("/v1/chat/completions", "POST", chat_completions, "Create a chat completion (OpenAI-compatible, routed)",
+     ChatRequest, "chat"),
+    ("/v1/models", "GET", list_models, "List models: catalog models, tier names and auto", None, "chat"),
+    ("/v1/notifications/summarize", "POST", features.notifications, "Summarize notifications into stacks",
+     features.NotificationsBody, "features"),
+    ("/v1/writing/proofread", "POST", features.proofread, "Proofread a text", features.TextBody, "features"),
+    ("/v1/writing/rewrite", "POST", features.rewrite, "Rewrite a text in a tone", features.RewriteBody, "features"),
+    ("/v1/writing/summarize", "POST", features.summarize, "Summarize a text", features.SummarizeBody, "features"),
+    ("/v1/replies", "POST", features.replies, "Suggest three short replies to a message", features.RepliesBody,
+     "features"),
+    ("/v1/privacy/scan", "POST", features.privacy_scan, "Show what the privacy guard finds and each tier would see",
+     features.ScanBody, "privacy"),
+    ("/v1/route/recent", "GET", recent_routes, "The last 50 routing decisions (no content)", None, "routing"),
+    ("/healthz", "GET", healthz, "Liveness and gateway counters", None, "meta"),
+    ("/openapi.json", "GET", openapi, "This OpenAPI document", None, "meta"),
+]
+
+_ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["message", "type", "code"],
+    "properties": {"message": {"type": "string"}, "type": {"type": "string"}, "code": {"type": "string"},
+                   "param": {"type": ["string", "null"]}}}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """OpenAPI 3.1 for ``ROUTES``; request schemas come from the pydantic models that validate them."""
+    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    paths: dict[str, Any] = {}
+    for path, method, endpoint, summary, body, tag in ROUTES:
+        op: dict[str, Any] = {"operationId": endpoint.__name__, "summary": summary, "tags": [tag],
+                              "responses": {"200": {"description": "OK",
+                                                    "content": {"application/json": {"schema": {"type": "object"}}}},
+                                            "4XX": {"description": "Client error",
+                                                    "content": {"application/json": {
+                                                        "schema": {"$ref": "#/components/schemas/Error"}}}}}}
+        if path == "/v1/chat/completions":
+            op["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+        if body is not None:
+            schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(schema.pop("$defs", {}))
+            schemas[body.__name__] = schema
+            op["requestBody"] = {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
+        paths.setdefault(path, {})[method.lower()] = op
+    return {"openapi": "3.1.0",
+            "info": {"title": "Tether gateway", "version": "0.1.0",
+                     "description": "On-device-first routing behind an OpenAI-compatible API."},
+            "paths": paths, "components": {"schemas": schemas}}
+
+
+def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
+               max_tokens_cap: int = 1024, prewarm: bool = True) -> Starlette:
+    """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving."""
+    router = router or Router.from_config()
+    gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        if prewarm:
+            await gw.engine(gw.device_model)
+            await in_thread(lambda: router.guard)
+        try:
+            yield
+        finally:
+            gw.close()
+
+    app = Starlette(routes=[Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES],
+                    exception_handlers={TetherError: handle, Exception: handle}, lifespan=lifespan)
+    app.state.gateway = gw
+    app.state.router = router
+    app.state.metrics = gw.metrics
+    app.state.openapi = openapi_document()
+    return app

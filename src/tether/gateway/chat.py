@@ -1,0 +1,257 @@
+"""``POST /v1/chat/completions``: OpenAI semantics, with Tether's router choosing where it runs.
+
+On the device the request goes to ``run_chat`` (grammar-constrained JSON,
+logprobs, usage); off the device it goes through the router, which
+pseudonymizes and restores. Streams are generated on the engine's own thread
+and cancelled (the engine's cancel Event) when the client goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from typing import Any, AsyncIterator, Iterator
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from tether.errors import InputError, TetherError
+from tether.gateway.core import Gateway, gateway, in_thread, read_json, route_block, route_headers
+from tether.gateway.errors import GatewayError, error_body
+from tether.models import catalog
+from tether.models.openai_chat import ChatRequest, run_chat
+from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest
+from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
+
+TIER_NAMES = {"device": DEVICE, "private-cloud": PRIVATE_CLOUD, "third-party": THIRD_PARTY,
+              "private_cloud": PRIVATE_CLOUD, "third_party": THIRD_PARTY}
+_DONE = object()
+
+
+def model_ids() -> list[str]:
+    return ["auto", "device", "private-cloud", "third-party", *catalog.CATALOG]
+
+
+def target(model: str | None) -> tuple[str, str | None]:
+    """(tier for the router, catalog model or None) for the request's ``model``."""
+    if model in (None, "", "auto"):
+        return "auto", None
+    if model in TIER_NAMES:
+        return TIER_NAMES[model], None
+    if model in catalog.CATALOG:
+        return DEVICE, model
+    raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(model_ids())}", 404,
+                       "model_not_found", param="model")
+
+
+def parse_chat(body: Any) -> ChatRequest:
+    try:
+        return ChatRequest.parse(body)
+    except InputError as exc:  # "invalid chat request: <field>: <why>": name the field for OpenAI clients
+        parts = str(exc).split(": ")
+        param = parts[1] if len(parts) > 2 else None
+        raise GatewayError(str(exc), 400, "invalid_request", param=param) from None
+
+
+def consent_header(request: Request) -> bool | None:
+    raw = request.headers.get("x-tether-consent")
+    if raw is None:
+        return None
+    value = raw.strip().lower()
+    if value in ("yes", "true", "1"):
+        return True
+    if value in ("no", "false", "0"):
+        return False
+    raise GatewayError("X-Tether-Consent must be yes or no", 400, "invalid_header", param="X-Tether-Consent")
+
+
+def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens: int) -> RouteRequest:
+    """System messages → instructions; the last user message → prompt, earlier turns as a transcript."""
+    system = [m.text() for m in chat.messages if m.role in ("system", "developer") and m.text().strip()]
+    turns = [m for m in chat.messages if m.role in ("user", "assistant")]
+    last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
+    if last is None:
+        raise GatewayError("messages: at least one user message is needed", 400, "invalid_request", param="messages")
+    prompt = turns[last].text()
+    if not prompt.strip():
+        raise GatewayError("messages: the last user message is empty", 400, "invalid_request", param="messages")
+    if last:
+        history = "\n".join(f"{m.role}: {m.text()}" for m in turns[:last])
+        prompt = f"Conversation so far:\n{history}\n\nuser: {prompt}"
+    return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="chat", feature="chat",
+                        max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema())
+
+
+def sse(item: Any) -> bytes:
+    return b"data: " + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n\n"
+
+
+class _ClosingStream(StreamingResponse):
+    """Always closes the body iterator, so its ``finally`` (cancel + shielded close) runs at once."""
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.body_iterator.aclose()  # type: ignore[attr-defined]
+
+
+def _close(it: Iterator[Any]) -> None:
+    try:
+        it.close()  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a generator that failed while closing has nothing left to free
+        pass
+
+
+async def chat_completions(request: Request) -> JSONResponse | StreamingResponse:
+    """Create a chat completion (OpenAI-compatible; `model` may be auto, a tier, or a catalog model)."""
+    gw = gateway(request)
+    gw.metrics.requests += 1
+    body = await read_json(request, gw.max_body)
+    chat = parse_chat(body)
+    tier, model = target(chat.model)
+    consent = consent_header(request)
+    max_tokens = chat.sampling(gw.max_tokens_cap).max_tokens
+    rreq = route_request(chat, tier, consent, max_tokens)
+    user = body.get("user") if isinstance(body.get("user"), str) else None
+    user = user[:64] if user else None
+    if chat.stream:
+        if gw.metrics.streams_open >= gw.max_streams:
+            gw.metrics.streams_rejected += 1
+            raise GatewayError(f"too many open streams (the limit is {gw.max_streams}); retry shortly", 429,
+                               "rate_limit_exceeded", type_="rate_limit_error")
+        gw.metrics.streams_open += 1
+    try:
+        if model is not None:
+            decision = Decision(DEVICE, "requested", f"the caller asked for {model} on the device", {"model": model})
+        else:
+            decision = await in_thread(gw.router.decide, rreq)
+        if decision.tier == DEVICE:
+            return await _device(gw, chat, rreq, decision, model or gw.device_model, user)
+        return await _off_device(gw, chat, rreq, decision, user)
+    except BaseException:
+        if chat.stream:
+            gw.metrics.streams_open -= 1
+        raise
+
+
+async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
+                  user: str | None) -> JSONResponse | StreamingResponse:
+    engine = await gw.engine(model)
+    block = route_block(decision, tier=DEVICE, user=user)
+    headers = route_headers(block)
+    cancel = threading.Event()
+    start = time.perf_counter()
+    if not chat.stream:
+        out = await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
+                                                             cancel=cancel)))
+        out["tether"] = block
+        u = out["usage"]
+        await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)
+        return JSONResponse(out, headers=headers)
+
+    # Ask the engine for usage always (the ledger needs it); show it only when the client asked.
+    inner = chat.model_copy(update={"stream_options": {**(chat.stream_options or {}), "include_usage": True}})
+    it = run_chat(engine, inner, max_tokens_cap=gw.max_tokens_cap, cancel=cancel)
+    try:
+        first = await gw.on(engine.name, next, it)  # context-window errors surface here, as a 4xx
+    except BaseException:
+        await gw.on(engine.name, _close, it)
+        raise
+    first["tether"] = block
+
+    async def finish(last: dict[str, Any]) -> None:
+        u = last.get("usage") or {}
+        if not chat.include_usage:
+            last.pop("usage", None)
+        await _record(gw, rreq, decision, engine.name, u.get("prompt_tokens", 0), u.get("completion_tokens", 0), start)
+
+    return _ClosingStream(_frames(gw, engine.name, it, first, cancel, finish), media_type="text/event-stream",
+                          headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+async def _frames(gw: Gateway, thread: str | None, it: Iterator[dict[str, Any]], first: dict[str, Any],
+                  cancel: threading.Event, finish) -> AsyncIterator[bytes]:  # type: ignore[no-untyped-def]
+    """SSE frames from ``it`` (read on ``thread``'s executor); the last item goes through ``finish`` first."""
+    loop = asyncio.get_running_loop()
+    executor = gw.executor(thread) if thread else gw.cloud
+    done = False
+    try:
+        yield sse(first)
+        pending = await loop.run_in_executor(executor, next, it, _DONE)
+        while pending is not _DONE:
+            item = await loop.run_in_executor(executor, next, it, _DONE)
+            if item is _DONE:
+                await finish(pending)
+            yield sse(pending)
+            pending = item
+        done = True
+        yield b"data: [DONE]\n\n"
+    except TetherError as exc:  # mid-stream failure: tell the client in-band, headers are gone
+        done = True
+        gw.metrics.errors += 1
+        yield sse(error_body(exc)[1])
+    finally:
+        cancel.set()
+        if not done:
+            gw.metrics.cancelled += 1
+        with anyio.CancelScope(shield=True):
+            await loop.run_in_executor(executor, _close, it)
+        gw.metrics.streams_open -= 1
+
+
+async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: str, prompt_tokens: int,
+                  completion_tokens: int, start: float) -> None:
+    resp = RoutedResponse("", decision, DEVICE, model, prompt_tokens, completion_tokens, time.perf_counter() - start)
+    await in_thread(gw.router._record, rreq, resp)
+
+
+async def _off_device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
+                      user: str | None) -> JSONResponse | StreamingResponse:
+    rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if not chat.stream:
+        out: RoutedResponse = await in_thread(gw.router.respond, rreq)
+        block = route_block(out.decision, tier=out.tier, degraded=out.degraded, notes=out.notes, user=user)
+        body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
+                             "finish_reason": "stop", "logprobs": None}],
+                "usage": {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
+                          "total_tokens": out.prompt_tokens + out.completion_tokens},
+                "tether": block}
+        return JSONResponse(body, headers=route_headers(block))
+
+    stream = RoutedStream(gw.router, rreq, decision)
+    block = route_block(decision, user=user)
+
+    def chunks() -> Iterator[dict[str, Any]]:
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": decision.tier,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+        for text in stream:
+            yield chunk({"content": text})
+        last = chunk({}, "stop")
+        r = stream.response
+        if r is not None:
+            last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=r.notes, user=user)
+            if chat.include_usage:
+                last["usage"] = {"prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
+                                 "total_tokens": r.prompt_tokens + r.completion_tokens}
+        yield last
+
+    first = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": decision.tier,
+             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
+                          "logprobs": None}], "tether": block}
+
+    async def finish(last: dict[str, Any]) -> None:
+        return None
+
+    return _ClosingStream(_frames(gw, None, chunks(), first, threading.Event(), finish),
+                          media_type="text/event-stream",
+                          headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+

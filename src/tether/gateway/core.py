@@ -1,0 +1,156 @@
+"""Gateway state and the helpers every endpoint shares: body reading, route blocks, engine threads."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import anyio
+from starlette.requests import Request
+
+from tether.gateway.errors import GatewayError
+from tether.routing.router import Decision, Router
+
+
+@dataclass
+class Metrics:
+    requests: int = 0
+    streams_open: int = 0
+    streams_rejected: int = 0
+    cancelled: int = 0  # generations stopped because the client went away
+    errors: int = 0
+
+
+@dataclass
+class Gateway:
+    """What the app keeps on ``app.state.gateway``."""
+
+    router: Router
+    max_body: int = 1_000_000
+    max_streams: int = 4
+    max_tokens_cap: int = 1024
+    metrics: Metrics = field(default_factory=Metrics)
+    _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def device_model(self) -> str:
+        return self.router.config.device_model
+
+    def executor(self, engine: str) -> ThreadPoolExecutor:
+        """One thread per engine: llama.cpp's OpenMP team belongs to the thread that generates,
+        so moving generation between threads makes it several times slower."""
+        with self._lock:
+            ex = self._executors.get(engine)
+            if ex is None:
+                ex = self._executors[engine] = ThreadPoolExecutor(1, thread_name_prefix=f"gen-{engine}")
+            return ex
+
+    async def on(self, engine: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on ``engine``'s generation thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor(engine), fn, *args)
+
+    async def engine(self, name: str):
+        from tether.models.engine import load
+
+        return await self.on(name, load, name)
+
+    @property
+    def cloud(self) -> ThreadPoolExecutor:
+        """Threads for off-device streams (network waits, no OpenMP team to keep)."""
+        return self._cloud_pool()
+
+    def _cloud_pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            ex = self._executors.get("_cloud_")
+            if ex is None:
+                ex = self._executors["_cloud_"] = ThreadPoolExecutor(8, thread_name_prefix="cloud")
+            return ex
+
+    def close(self) -> None:
+        for ex in self._executors.values():
+            ex.shutdown(wait=False, cancel_futures=True)
+
+
+def gateway(request: Request) -> Gateway:
+    return request.app.state.gateway
+
+
+async def read_json(request: Request, max_body: int) -> Any:
+    """The JSON body, enforcing the content type and the size limit while reading."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise GatewayError(f"expected Content-Type application/json, got {ctype or 'none'}", 415,
+                           "unsupported_media_type")
+    declared = request.headers.get("content-length", "")
+    too_big = GatewayError(f"the request body is over the {max_body:,}-byte limit", 413, "request_too_large")
+    if declared.isdigit() and int(declared) > max_body:
+        raise too_big
+    buf = bytearray()
+    seen = 0
+    async for chunk in request.stream():
+        seen += len(chunk)
+        if seen <= max_body:
+            buf += chunk
+        elif seen > 8 * max_body:  # stop draining: a client this far over is not worth a clean answer
+            break
+    if seen > max_body:
+        raise too_big
+    try:
+        return json.loads(buf)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise GatewayError(f"the request body is not valid JSON: {exc}", 400, "invalid_json") from None
+
+
+def _ascii(text: str, limit: int = 300) -> str:
+    """Header-safe: printable ASCII only, no line breaks."""
+    clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in text)
+    return clean[:limit]
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def route_block(decision: Decision, *, tier: str | None = None, degraded: bool = False,
+                notes: list[str] | None = None, user: str | None = None) -> dict[str, Any]:
+    block = {"tier": tier or decision.tier, "rule": decision.rule, "reason": decision.reason,
+             "values": _jsonable(decision.values), "degraded": degraded, "notes": list(notes or [])}
+    if user is not None:
+        block["user"] = user
+    return block
+
+
+def route_headers(block: Mapping[str, Any]) -> dict[str, str]:
+    return {"X-Tether-Tier": _ascii(block["tier"]), "X-Tether-Rule": _ascii(block["rule"]),
+            "X-Tether-Reason": _ascii(block["reason"])}
+
+
+FEATURE_DECISION = Decision("device", "feature", "features run on the device")
+
+
+def record_feature(router: Router, feature: str, seconds: float) -> None:
+    """A ledger row for a feature call (metadata only, like every row)."""
+    if router.ledger is None:
+        return
+    from tether.routing.ledger import LedgerEntry
+
+    router.ledger.record(LedgerEntry.priced(router.config.prices, ts=time.time(), feature=feature, tier="device",
+                                            reason="feature", latency_ms=seconds * 1000, prompt_tokens=0,
+                                            completion_tokens=0))
+
+
+async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Blocking work that is not generation (privacy scan, routing, the ledger)."""
+    return await anyio.to_thread.run_sync(fn, *args)

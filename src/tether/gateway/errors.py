@@ -1,0 +1,71 @@
+"""Tether errors as OpenAI-style JSON: ``{"error": {"message", "type", "code", "param"}}``.
+
+The status comes from the nearest class in the error's MRO that has an entry,
+so one entry per base class covers every subclass, and a new subclass gets a
+sensible status without touching this table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tether import errors as e
+
+# class → (HTTP status, OpenAI error type, code)
+STATUS: dict[type[BaseException], tuple[int, str, str]] = {
+    e.TetherError: (500, "server_error", "internal_error"),
+    e.InputError: (400, "invalid_request_error", "invalid_request"),
+    e.ModelError: (503, "server_error", "model_unavailable"),
+    e.UnknownModelError: (404, "invalid_request_error", "model_not_found"),
+    e.GenerationError: (500, "server_error", "generation_failed"),
+    e.ContextWindowExceededError: (400, "invalid_request_error", "context_length_exceeded"),
+    e.InvalidOutputError: (502, "server_error", "invalid_output"),
+    e.GenerationCancelledError: (499, "server_error", "cancelled"),
+    e.PrivacyError: (403, "permission_error", "privacy"),
+    e.PolicyError: (500, "server_error", "privacy_config_invalid"),
+    e.MustStayOnDeviceError: (403, "permission_error", "must_stay_on_device"),
+    e.ConsentRequiredError: (403, "permission_error", "consent_required"),
+    e.RoutingError: (503, "server_error", "routing_failed"),
+    e.RouterConfigError: (500, "server_error", "router_config_invalid"),
+    e.TierUnavailableError: (503, "server_error", "tier_unavailable"),
+    e.IndexStoreError: (500, "server_error", "index_unavailable"),
+    e.CloudError: (502, "server_error", "cloud_error"),
+}
+
+
+class GatewayError(e.InputError):
+    """A request the gateway refuses at the HTTP level (size, content type, load)."""
+
+    def __init__(self, message: str, status: int, code: str, *, param: str | None = None,
+                 type_: str = "invalid_request_error"):
+        self.status, self.code, self.param, self.type = status, code, param, type_
+        super().__init__(message)
+
+
+def classify(exc: BaseException) -> tuple[int, str, str]:
+    if isinstance(exc, GatewayError):
+        return exc.status, exc.type, exc.code
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500, "server_error", "internal_error"
+
+
+def error_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    status, type_, code = classify(exc)
+    message = str(exc) if isinstance(exc, e.TetherError) else "internal error"
+    return status, {"error": {"message": message, "type": type_, "code": code,
+                              "param": getattr(exc, "param", None)}}
+
+
+def error_response(exc: BaseException, headers: dict[str, str] | None = None) -> JSONResponse:
+    status, body = error_body(exc)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def handle(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette exception handler: registered once for ``TetherError`` (and ``Exception`` as a last resort)."""
+    return error_response(exc)

@@ -1,0 +1,126 @@
+"""Feature endpoints: JSON in, the feature's pydantic result plus the ``tether`` route block out.
+
+Features run on the device (their functions use a Session on the device
+model), on that engine's generation thread.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from tether.gateway.core import FEATURE_DECISION, gateway, in_thread, read_json, record_feature, route_block, route_headers
+from tether.gateway.errors import GatewayError
+from tether.models import catalog
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str | None = None  # a catalog model; default: the gateway's device model
+
+
+class TextBody(_Body):
+    text: str = Field(min_length=1)
+
+
+class RewriteBody(TextBody):
+    tone: Literal["friendly", "professional", "concise"] = "professional"
+
+
+class SummarizeBody(TextBody):
+    form: Literal["summary", "key_points", "list", "table"] = "summary"
+
+
+class RepliesBody(_Body):
+    message: str = Field(min_length=1)
+
+
+class NotificationsBody(_Body):
+    notifications: list[dict[str, Any]] = Field(min_length=1)
+
+
+class ScanBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+
+
+def parse(model: type[BaseModel], body: Any) -> Any:
+    if not isinstance(body, dict):
+        raise GatewayError("the request body must be a JSON object", 400, "invalid_request")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise GatewayError(f"invalid request: {where}: {first['msg']}", 400, "invalid_request", param=where) from None
+
+
+def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseModel]):
+    async def endpoint(request: Request) -> JSONResponse:
+        gw = gateway(request)
+        gw.metrics.requests += 1
+        body = parse(body_model, await read_json(request, gw.max_body))
+        model = body.model or gw.device_model
+        if model not in catalog.CATALOG:
+            raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(catalog.CATALOG)}", 404,
+                               "model_not_found", param="model")
+        await gw.engine(model)
+        start = time.perf_counter()
+        result = await gw.on(model, call, body, model)
+        await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
+        block = route_block(FEATURE_DECISION)
+        return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
+
+    endpoint.__name__ = name.replace(".", "_")
+    return endpoint
+
+
+def _proofread(b: TextBody, model: str) -> BaseModel:
+    from tether.features.writing import proofread
+
+    return proofread(b.text, model=model)
+
+
+def _rewrite(b: RewriteBody, model: str) -> BaseModel:
+    from tether.features.writing import rewrite
+
+    return rewrite(b.text, b.tone, model=model)
+
+
+def _summarize(b: SummarizeBody, model: str) -> BaseModel:
+    from tether.features.writing import summarize
+
+    return summarize(b.text, b.form, model=model)
+
+
+def _replies(b: RepliesBody, model: str) -> BaseModel:
+    from tether.features.replies import smart_replies
+
+    return smart_replies(b.message, model=model)
+
+
+def _notifications(b: NotificationsBody, model: str) -> BaseModel:
+    from tether.features.notifications import parse_notifications, summarize_notifications
+
+    return summarize_notifications(parse_notifications(b.notifications), model=model)
+
+
+proofread = _run("writing.proofread", TextBody, _proofread)
+rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
+summarize = _run("writing.summarize", SummarizeBody, _summarize)
+replies = _run("replies", RepliesBody, _replies)
+notifications = _run("notifications", NotificationsBody, _notifications)
+
+
+async def privacy_scan(request: Request) -> JSONResponse:
+    """What the privacy guard finds in a text and what each tier would receive (nothing is sent)."""
+    gw = gateway(request)
+    gw.metrics.requests += 1
+    body = parse(ScanBody, await read_json(request, gw.max_body))
+    report = await in_thread(gw.router.guard.scan, body.text)
+    block = {**route_block(FEATURE_DECISION), "reason": "the privacy scan runs on the device"}
+    return JSONResponse({**report.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
