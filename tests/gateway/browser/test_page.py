@@ -1,0 +1,196 @@
+"""The playground in a real browser (Debian's Chromium, driven by Playwright).
+
+Two servers: ``fake_gateway`` (a model-free stand-in for the API, with the real
+privacy guard) checks the page's own logic quickly; ``gateway`` is the real
+``tether serve`` on the tiny model with no cloud configured, and turns on by
+itself once ``tether.gateway.app.create_app`` lands. Screenshots go to
+tests/gateway/artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+
+NAMED = "Please email Alice Johnson at alice.johnson@example.com about the Berlin contract."
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # the page fixture screenshots every test there too
+
+
+def capture_posts(page, path: str) -> list:
+    hits: list = []
+    page.on("request", lambda req: hits.append(req) if req.method == "POST" and req.url.endswith(path) else None)
+    return hits
+
+
+def fill(page, feature: str, target: str, text: str) -> None:
+    page.select_option("#feature", feature)
+    page.select_option("#target", target)
+    page.fill("#input", text)
+
+
+def wait_done(page, timeout: float = 30_000) -> None:
+    page.wait_for_function("() => document.getElementById('spinner').hidden && "
+                           "!document.getElementById('run').disabled", timeout=timeout)
+
+
+def expect_text(locator, timeout: float = 30_000) -> str:
+    locator.page.wait_for_function("(el) => el.textContent.trim().length > 0", arg=locator.element_handle(),
+                                   timeout=timeout)
+    return locator.text_content().strip()
+
+
+# ------------------------------------------------------------------ the page's logic (fast, no model)
+
+
+def test_refused_consent_sends_nothing(page, fake_gateway):
+    chat_posts = capture_posts(page, "/v1/chat/completions")
+    page.goto(fake_gateway.url + "/")
+    fill(page, "chat", "third-party", NAMED)
+    page.click("#run")
+    modal = page.locator("#consent-modal")
+    modal.wait_for(state="visible")
+    preview = page.locator("#consent-preview")
+    shown = expect_text(preview)
+    assert re.search(r"<PERSON_\d+>", shown), shown
+    assert "Alice Johnson" not in shown and "alice.johnson@example.com" not in shown
+    page.screenshot(path=str(ARTIFACTS / "consent-dialog.png"))
+    page.click("#consent-refuse")
+    modal.wait_for(state="hidden")
+    assert "nothing was sent" in page.locator("#status").text_content().lower()
+    page.wait_for_timeout(500)
+    assert chat_posts == []
+    assert not [s for s in fake_gateway.app.state.seen if s["path"] == "/v1/chat/completions"]
+    assert page.js_errors == []
+
+
+def test_allowed_consent_sends_with_the_header(page, fake_gateway):
+    chat_posts = capture_posts(page, "/v1/chat/completions")
+    page.goto(fake_gateway.url + "/")
+    fill(page, "chat", "third-party", NAMED)
+    page.click("#run")
+    page.locator("#consent-modal").wait_for(state="visible")
+    page.click("#consent-allow")
+    wait_done(page)
+    assert len(chat_posts) == 1
+    assert chat_posts[0].headers.get("x-tether-consent") == "yes"
+    assert page.locator("#route-tier").text_content() == "third party"
+    assert "Streamed answer" in page.locator("#result").text_content()
+
+
+def test_chat_streams_and_explains_the_route(page, fake_gateway):
+    page.goto(fake_gateway.url + "/")
+    fill(page, "chat", "auto", "Hello there")
+    page.click("#run")
+    wait_done(page)
+    assert page.locator("#result").text_content() == "Streamed answer from the fake gateway."
+    assert page.locator("#route-tier").text_content() == "device"
+    assert page.locator("#route-rule").text_content() == "difficulty"
+    assert page.locator("#route-degraded").text_content() == "no"
+    assert "p_device_ok=0.813" in page.locator("#route-values").text_content()
+    # an auto request on the device: no consent asked, no header sent
+    chat = [s for s in fake_gateway.app.state.seen if s["path"] == "/v1/chat/completions"][-1]
+    assert "x-tether-consent" not in chat["headers"]
+    assert chat["body"]["stream"] is True and chat["body"]["model"] == "auto"
+
+
+def test_rewrite_sends_the_tone(page, fake_gateway):
+    page.goto(fake_gateway.url + "/")
+    fill(page, "rewrite", "device", "hey, can u send the report by friday")
+    assert page.locator("#tone-field").is_visible() and not page.locator("#form-field").is_visible()
+    page.select_option("#tone", "friendly")
+    page.click("#run")
+    wait_done(page)
+    assert page.locator("#result").text_content() == "A friendly rewrite."
+    body = [s for s in fake_gateway.app.state.seen if s["path"] == "/v1/writing/rewrite"][-1]["body"]
+    assert body["tone"] == "friendly" and body["text"].startswith("hey")
+
+
+def test_preview_updates_while_typing_and_recent_lists_runs(page, fake_gateway):
+    page.goto(fake_gateway.url + "/")
+    page.select_option("#feature", "summarize")
+    page.locator("#input").press_sequentially("Call Alice Johnson ", delay=20)
+    third = page.locator('.tier-card[data-tier="third_party"] .payload')
+    page.wait_for_function("() => /<PERSON_\\d+>/.test(document.querySelector("
+                           "'.tier-card[data-tier=\"third_party\"] .payload')?.textContent || '')")
+    assert "Alice" not in third.text_content()
+    page.locator("#input").press_sequentially("at alice.johnson@example.com", delay=10)
+    page.wait_for_function("() => /<EMAIL_ADDRESS_\\d+>/.test(document.querySelector("
+                           "'.tier-card[data-tier=\"third_party\"] .payload')?.textContent || '')")
+    assert page.locator(".tier-card").count() == 3
+    page.click("#run")
+    wait_done(page)
+    page.wait_for_function("() => document.querySelectorAll('#recent li.decision').length > 0")
+    assert "summarize" in page.locator("#recent").text_content()
+
+
+# ------------------------------------------------------------------ against the real gateway (tiny model)
+
+
+@pytest.fixture
+def real(page, gateway):
+    chat_posts = capture_posts(page, "/v1/chat/completions")
+    page.goto(gateway.url + "/")
+    page.wait_for_selector("#run")
+    return page, chat_posts
+
+
+def test_gateway_summary_runs_on_the_device(real):
+    page, _ = real
+    fill(page, "summarize", "auto",
+         "The quarterly review moved to Thursday at 10am. Bring the revised budget, which now includes the new "
+         "hires in support and the delayed laptop order. Marketing will present the launch plan afterwards.")
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    assert page.locator("#route-tier").text_content() == "device"
+    page.screenshot(path=str(ARTIFACTS / "gateway-summary.png"), full_page=True)
+
+
+def test_gateway_rewrite_with_tone(real):
+    page, _ = real
+    fill(page, "rewrite", "auto", "hey can u send me the report by friday thx")
+    page.select_option("#tone", "professional")
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    assert page.locator("#route-tier").text_content() == "device"
+
+
+def test_gateway_chat_streams(real):
+    page, _ = real
+    fill(page, "chat", "auto", "Say hello in five words.")
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    assert page.locator("#route-tier").text_content() == "device"
+
+
+def test_gateway_refused_consent_sends_nothing(real):
+    page, chat_posts = real
+    fill(page, "chat", "third-party", NAMED)
+    page.wait_for_function("() => /<PERSON_\\d+>/.test(document.querySelector("
+                           "'.tier-card[data-tier=\"third_party\"] .payload')?.textContent || '')", timeout=60_000)
+    page.click("#run")
+    page.locator("#consent-modal").wait_for(state="visible")
+    shown = expect_text(page.locator("#consent-preview"), timeout=60_000)
+    assert re.search(r"<PERSON_\d+>", shown) and "Alice Johnson" not in shown, shown
+    page.screenshot(path=str(ARTIFACTS / "gateway-consent.png"))
+    page.click("#consent-refuse")
+    page.locator("#consent-modal").wait_for(state="hidden")
+    assert "nothing was sent" in page.locator("#status").text_content().lower()
+    page.wait_for_timeout(500)
+    assert chat_posts == []
+
+
+def test_gateway_recent_decisions_after_runs(real):
+    page, _ = real
+    page.wait_for_function("() => document.querySelectorAll('#recent li.decision').length > 0", timeout=20_000)
+    text = page.locator("#recent").text_content()
+    assert "device" in text
+    assert "Alice" not in text and "report" not in text  # metadata only
+    fill(page, "summarize", "auto", "Lunch with Sam moved to 1pm at the usual place; bring the slides.")
+    page.wait_for_function("() => document.querySelectorAll('.tier-card').length === 3", timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "gateway-playground.png"), full_page=True)
