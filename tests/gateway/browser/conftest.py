@@ -9,6 +9,7 @@ has not landed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import queue
 import re
@@ -136,10 +137,13 @@ def gateway(tmp_path_factory):
     config.write_text(f'device_model = "{TINY}"\n')
     env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
            "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
-    serve = _serve_command()
+    import tether.gateway.app as gateway_app
+
+    serves_page = "playground_routes" in inspect.getsource(gateway_app)
+    serve = _serve_command() if serves_page else None
     if serve is not None:
         yield from _subprocess_gateway(serve, env)
-    else:
+    else:  # create_app() in this process; the playground appended until create_app includes it
         yield from _inprocess_gateway(env)
 
 
@@ -191,7 +195,12 @@ def _inprocess_gateway(env: dict[str, str]):
     saved = {k: os.environ.get(k) for k in ("TETHER_LEDGER", "TETHER_ROUTER_CONFIG", "TETHER_THREADS")}
     os.environ.update({k: env[k] for k in saved})
     try:
-        with _ThreadServer(create_app()) as srv:
+        app = create_app()
+        if not any(getattr(r, "path", None) == "/" for r in app.routes):
+            from tether.gateway.playground import playground_routes
+
+            app.router.routes.extend(playground_routes())
+        with _ThreadServer(app) as srv:
             _check_serves_playground(srv.url)
             yield srv
     finally:

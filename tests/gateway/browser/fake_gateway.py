@@ -71,9 +71,8 @@ def build() -> Starlette:
     def feature(name: str, result):
         async def endpoint(request: Request):
             body = await record(request)
-            info, refusal = decide(request, body.get("model"), name)
-            if refusal:
-                return refusal
+            info, _ = decide(request, "device", name)  # features run on the device
+            info["rule"], info["reason"] = "feature", "features run on the device"
             return JSONResponse({**result(body), "tether": info}, headers=headers(info))
         return endpoint
 

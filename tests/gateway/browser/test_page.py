@@ -27,7 +27,8 @@ def capture_posts(page, path: str) -> list:
 
 def fill(page, feature: str, target: str, text: str) -> None:
     page.select_option("#feature", feature)
-    page.select_option("#target", target)
+    if feature == "chat":  # the features always run on the device (the select is disabled)
+        page.select_option("#target", target)
     page.fill("#input", text)
 
 
@@ -105,7 +106,18 @@ def test_rewrite_sends_the_tone(page, fake_gateway):
     wait_done(page)
     assert page.locator("#result").text_content() == "A friendly rewrite."
     body = [s for s in fake_gateway.app.state.seen if s["path"] == "/v1/writing/rewrite"][-1]["body"]
-    assert body["tone"] == "friendly" and body["text"].startswith("hey")
+    assert body == {"text": "hey, can u send the report by friday", "tone": "friendly"}
+    assert page.locator("#route-tier").text_content() == "device"
+    assert page.locator("#route-rule").text_content() == "feature"
+
+
+def test_features_run_on_the_device_and_chat_keeps_its_target(page, fake_gateway):
+    page.goto(fake_gateway.url + "/")
+    page.select_option("#target", "third-party")
+    page.select_option("#feature", "proofread")
+    assert page.locator("#target").is_disabled() and page.locator("#target").input_value() == "device"
+    page.select_option("#feature", "chat")
+    assert not page.locator("#target").is_disabled() and page.locator("#target").input_value() == "third-party"
 
 
 def test_preview_updates_while_typing_and_recent_lists_runs(page, fake_gateway):

@@ -162,9 +162,9 @@
     });
   }
 
-  function featureBody(feature, text, target) {
+  // Features run on the device model (the gateway's "model" field there names a catalog model, not a tier).
+  function featureBody(feature, text) {
     const body = {};
-    if (target !== "auto") body.model = target;
     switch (feature) {
       case "notifications": body.notifications = parseNotifications(text); break;
       case "rewrite": body.text = text; body.tone = el.tone.value; break;
@@ -224,7 +224,7 @@
   async function runFeature(feature, text, target, consent) {
     const resp = await fetch(FEATURE_PATHS[feature], {
       method: "POST", headers: headersFor(consent), signal: controller.signal,
-      body: JSON.stringify(featureBody(feature, text, target)),
+      body: JSON.stringify(featureBody(feature, text)),
     });
     if (!resp.ok) return { error: await errorMessage(resp) };
     showRoute(routeFromHeaders(resp));
@@ -290,7 +290,7 @@
 
   async function run() {
     const feature = el.feature.value;
-    const target = el.target.value;
+    const target = feature === "chat" ? el.target.value : "device";
     const text = el.input.value;
     if (!text.trim()) { setStatus("Type or paste something first.", true); return; }
     el.result.textContent = "";
@@ -344,8 +344,18 @@
 
   // ------------------------------------------------------------------ feature options
 
+  let chatTarget = el.target.value;
   function syncOptions() {
     const f = el.feature.value;
+    // Only chat is routed; the features always run on the device.
+    if (f === "chat") {
+      if (el.target.disabled) { el.target.disabled = false; el.target.value = chatTarget; }
+    } else if (!el.target.disabled) {
+      chatTarget = el.target.value;
+      el.target.value = "device";
+      el.target.disabled = true;
+    }
+    el.target.title = f === "chat" ? "" : "Features always run on the device";
     el.toneField.hidden = f !== "rewrite";
     el.formField.hidden = f !== "summarize";
     el.inputLabel.textContent = f === "notifications" ? "Notifications (one per line: App: Sender: message, or JSON)"
