@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 from starlette.requests import Request
@@ -91,7 +91,12 @@ def sse(item: Any) -> bytes:
 
 
 class _ClosingStream(StreamingResponse):
-    """Always closes the body iterator, so its ``finally`` (cancel + shielded close) runs at once."""
+    """Runs ``on_close`` however the response ends (even if the body never started), so the
+    generation is cancelled and its slot freed at once when the client goes away."""
+
+    def __init__(self, content: Any, *, on_close: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         try:
@@ -99,6 +104,7 @@ class _ClosingStream(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self.body_iterator.aclose()  # type: ignore[attr-defined]
+                await self.on_close()
 
 
 def _close(it: Iterator[Any]) -> None:
@@ -148,8 +154,9 @@ async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: 
     cancel = threading.Event()
     start = time.perf_counter()
     if not chat.stream:
-        out = await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
-                                                             cancel=cancel)))
+        async with gw.gen_lock(engine.name):
+            out = await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
+                                                                 cancel=cancel)))
         out["tether"] = block
         u = out["usage"]
         await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)
@@ -158,10 +165,14 @@ async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: 
     # Ask the engine for usage always (the ledger needs it); show it only when the client asked.
     inner = chat.model_copy(update={"stream_options": {**(chat.stream_options or {}), "include_usage": True}})
     it = run_chat(engine, inner, max_tokens_cap=gw.max_tokens_cap, cancel=cancel)
+    lock = gw.gen_lock(engine.name)
+    await lock.acquire()
     try:
         first = await gw.on(engine.name, next, it)  # context-window errors surface here, as a 4xx
     except BaseException:
-        await gw.on(engine.name, _close, it)
+        with anyio.CancelScope(shield=True):
+            await gw.on(engine.name, _close, it)
+        lock.release()
         raise
     first["tether"] = block
 
@@ -171,38 +182,52 @@ async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: 
             last.pop("usage", None)
         await _record(gw, rreq, decision, engine.name, u.get("prompt_tokens", 0), u.get("completion_tokens", 0), start)
 
-    return _ClosingStream(_frames(gw, engine.name, it, first, cancel, finish), media_type="text/event-stream",
+    stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release)
+    return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-async def _frames(gw: Gateway, thread: str | None, it: Iterator[dict[str, Any]], first: dict[str, Any],
-                  cancel: threading.Event, finish) -> AsyncIterator[bytes]:  # type: ignore[no-untyped-def]
-    """SSE frames from ``it`` (read on ``thread``'s executor); the last item goes through ``finish`` first."""
-    loop = asyncio.get_running_loop()
-    executor = gw.executor(thread) if thread else gw.cloud
-    done = False
-    try:
-        yield sse(first)
-        pending = await loop.run_in_executor(executor, next, it, _DONE)
-        while pending is not _DONE:
-            item = await loop.run_in_executor(executor, next, it, _DONE)
-            if item is _DONE:
-                await finish(pending)
-            yield sse(pending)
-            pending = item
-        done = True
-        yield b"data: [DONE]\n\n"
-    except TetherError as exc:  # mid-stream failure: tell the client in-band, headers are gone
-        done = True
-        gw.metrics.errors += 1
-        yield sse(error_body(exc)[1])
-    finally:
-        cancel.set()
-        if not done:
-            gw.metrics.cancelled += 1
-        with anyio.CancelScope(shield=True):
-            await loop.run_in_executor(executor, _close, it)
-        gw.metrics.streams_open -= 1
+class _Stream:
+    """SSE frames from ``it`` (read on ``executor``); the last item goes through ``finish`` first."""
+
+    def __init__(self, gw: Gateway, executor: Any, it: Iterator[dict[str, Any]], first: dict[str, Any],
+                 cancel: threading.Event, finish: Callable[[dict[str, Any]], Awaitable[None]],
+                 release: Callable[[], None] | None = None):
+        self.gw, self.executor, self.it, self.first = gw, executor, it, first
+        self.cancel, self.finish, self.release = cancel, finish, release
+        self.done = self.closed = False
+
+    async def frames(self) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        try:
+            yield sse(self.first)
+            pending = await loop.run_in_executor(self.executor, next, self.it, _DONE)
+            while pending is not _DONE:
+                item = await loop.run_in_executor(self.executor, next, self.it, _DONE)
+                if item is _DONE:
+                    await self.finish(pending)
+                yield sse(pending)
+                pending = item
+            self.done = True
+            yield b"data: [DONE]\n\n"
+        except TetherError as exc:  # mid-stream failure: tell the client in-band, the headers are gone
+            self.done = True
+            self.gw.metrics.errors += 1
+            yield sse(error_body(exc)[1])
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.cancel.set()
+        if not self.done:
+            self.gw.metrics.cancelled += 1
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, _close, self.it)
+        finally:
+            if self.release is not None:
+                self.release()
+            self.gw.metrics.streams_open -= 1
 
 
 async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: str, prompt_tokens: int,
@@ -251,7 +276,7 @@ async def _off_device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decisi
     async def finish(last: dict[str, Any]) -> None:
         return None
 
-    return _ClosingStream(_frames(gw, None, chunks(), first, threading.Event(), finish),
-                          media_type="text/event-stream",
+    stream = _Stream(gw, gw.cloud, chunks(), first, threading.Event(), finish)
+    return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -37,6 +37,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _gen_locks: dict[str, anyio.Lock] = field(default_factory=dict)
 
     @property
     def device_model(self) -> str:
@@ -59,6 +60,14 @@ class Gateway:
         from tether.models.engine import load
 
         return await self.on(name, load, name)
+
+    def gen_lock(self, engine: str) -> anyio.Lock:
+        """Held for a whole generation: the engine keeps its own lock across a stream's tokens, so a
+        second generation queued on the same single thread would wait on it forever."""
+        lock = self._gen_locks.get(engine)
+        if lock is None:
+            lock = self._gen_locks[engine] = anyio.Lock()
+        return lock
 
     @property
     def cloud(self) -> ThreadPoolExecutor:

@@ -70,7 +70,8 @@ def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseMode
                                "model_not_found", param="model")
         await gw.engine(model)
         start = time.perf_counter()
-        result = await gw.on(model, call, body, model)
+        async with gw.gen_lock(model):
+            result = await gw.on(model, call, body, model)
         await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
         block = route_block(FEATURE_DECISION)
         return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))

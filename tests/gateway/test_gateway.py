@@ -1,0 +1,267 @@
+"""``tether serve`` end to end: a real server process, the official ``openai`` client, raw httpx for the edges."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.gateway.conftest import MAX_STREAMS
+
+TINY = "smollm2-135m"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=120)
+
+
+def chat(server, body, *, headers=None, **kwargs) -> httpx.Response:
+    return httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers, timeout=120, **kwargs)
+
+
+def health(server) -> dict:
+    return httpx.get(server.url + "/healthz", timeout=30).json()
+
+
+def still_serves(server) -> None:
+    r = chat(server, {"model": "device", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2})
+    assert r.status_code == 200, r.text
+    assert health(server)["status"] == "ok"
+
+
+def error(r: httpx.Response, status: int) -> dict:
+    assert r.status_code == status, r.text
+    return r.json()["error"]
+
+
+# ------------------------------------------------------------- OpenAI client
+
+
+def test_plain_call(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", max_tokens=8, user="plain-1",
+        messages=[{"role": "system", "content": "Answer briefly."}, {"role": "user", "content": "Name a color."}])
+    assert raw.headers["x-tether-tier"] == "device"
+    assert raw.headers["x-tether-rule"] == "no_cloud"
+    resp = raw.parse()
+    assert resp.choices[0].message.content.strip()
+    assert resp.usage.completion_tokens >= 1 and resp.usage.prompt_tokens > 0
+    route = resp.model_extra["tether"]
+    assert route["tier"] == "device" and route["rule"] == "no_cloud" and route["user"] == "plain-1"
+    assert set(route) >= {"tier", "rule", "reason", "values", "degraded", "notes"}
+
+
+def test_streamed_call(client):
+    chunks = list(client.chat.completions.create(model=TINY, max_tokens=12, stream=True,
+                                                 stream_options={"include_usage": True},
+                                                 messages=[{"role": "user", "content": "Count to five."}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert chunks[0].model_extra["tether"]["tier"] == "device"
+    assert chunks[0].model_extra["tether"]["rule"] == "requested"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+
+
+def test_json_schema_call(client):
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+              "required": ["name", "age"], "additionalProperties": False}
+    resp = client.chat.completions.create(
+        model="device", max_tokens=60,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        messages=[{"role": "user", "content": "Invent a person: name and age, as JSON."}])
+    out = json.loads(resp.choices[0].message.content)
+    assert set(out) == {"name", "age"} and isinstance(out["name"], str) and isinstance(out["age"], int)
+
+
+def test_logprobs(client):
+    resp = client.chat.completions.create(model="device", max_tokens=3, logprobs=True, top_logprobs=2,
+                                          messages=[{"role": "user", "content": "Hi"}])
+    content = resp.choices[0].logprobs.content
+    assert content and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_models(client):
+    ids = {m.id for m in client.models.list()}
+    assert {"auto", "device", "private-cloud", "third-party", TINY, "qwen2.5-0.5b", "qwen2.5-1.5b"} <= ids
+
+
+# ------------------------------------------------------------- other endpoints
+
+
+def test_feature_proofread(server):
+    r = httpx.post(server.url + "/v1/writing/proofread", json={"text": "I has a apple."}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["original"] == "I has a apple." and body["corrected"].strip() and body["model"] == TINY
+    assert body["tether"]["tier"] == "device" and body["tether"]["rule"] == "feature"
+    assert r.headers["x-tether-rule"] == "feature"
+
+
+def test_feature_bad_field_is_named(server):
+    r = httpx.post(server.url + "/v1/writing/rewrite", json={"text": "hello", "tone": "angry"}, timeout=30)
+    assert error(r, 400)["param"] == "tone"
+
+
+def test_privacy_scan(server):
+    r = httpx.post(server.url + "/v1/privacy/scan", json={"text": "Mail jane.doe@example.com today."}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert any(e["entity_type"] == "EMAIL_ADDRESS" for e in body["entities"])
+    assert {t["tier"] for t in body["tiers"]} == {"device", "private_cloud", "third_party"}
+    assert "jane.doe@example.com" not in next(t for t in body["tiers"] if t["tier"] == "third_party")["payload"]
+
+
+def test_openapi_covers_every_route(server):
+    from tether.gateway.app import create_app
+
+    doc = httpx.get(server.url + "/openapi.json", timeout=30).json()
+    assert doc["openapi"].startswith("3.1")
+    app = create_app(prewarm=False)
+    for route in app.routes:
+        for method in route.methods - {"HEAD"}:
+            assert method.lower() in doc["paths"][route.path], (route.path, method)
+    refs = json.dumps(doc).count("#/components/schemas/")
+    assert refs and all(k in doc["components"]["schemas"] for k in ("ChatRequest", "TextBody", "Error"))
+
+
+def test_route_recent_has_no_content(server):
+    secret = "zebra-quasar-7731"
+    assert chat(server, {"model": "auto", "max_tokens": 2,
+                         "messages": [{"role": "user", "content": f"Repeat {secret}"}]}).status_code == 200
+    r = httpx.get(server.url + "/v1/route/recent", timeout=30)
+    entries = r.json()["data"]
+    assert entries and entries[0]["feature"] == "chat" and entries[0]["tier"] == "device"
+    assert len(entries) <= 50
+    assert secret not in r.text and "Repeat" not in r.text
+
+
+def test_health(server):
+    h = health(server)
+    assert h["status"] == "ok" and h["device_model"] == TINY
+
+
+# ------------------------------------------------------------- robustness
+
+
+def test_malformed_json(server):
+    r = httpx.post(server.url + "/v1/chat/completions", content=b'{"model": "auto", "messages": [',
+                   headers={"content-type": "application/json"}, timeout=30)
+    assert error(r, 400)["code"] == "invalid_json"
+    still_serves(server)
+
+
+def test_unknown_model(server):
+    r = chat(server, {"model": "gpt-17", "messages": [{"role": "user", "content": "Hi"}]})
+    err = error(r, 404)
+    assert err["code"] == "model_not_found" and err["param"] == "model"
+    still_serves(server)
+
+
+def test_body_over_limit_declared(server):
+    big = {"model": "auto", "messages": [{"role": "user", "content": "x" * 1_100_000}]}
+    assert error(chat(server, big), 413)["code"] == "request_too_large"
+    still_serves(server)
+
+
+def test_body_over_limit_streamed_without_length(server):
+    def body():  # chunked: no Content-Length to trust
+        yield b'{"model": "auto", "messages": [{"role": "user", "content": "'
+        for _ in range(24):
+            yield b"y" * 50_000
+        yield b'"}]}'
+
+    r = httpx.post(server.url + "/v1/chat/completions", content=body(),
+                   headers={"content-type": "application/json"}, timeout=60)
+    assert "content-length" not in r.request.headers
+    assert error(r, 413)["code"] == "request_too_large"
+    still_serves(server)
+
+
+def test_wrong_content_type(server):
+    r = httpx.post(server.url + "/v1/chat/completions", content=b"model=auto",
+                   headers={"content-type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert error(r, 415)["code"] == "unsupported_media_type"
+    still_serves(server)
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"model": "auto", "messages": []}, "messages"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "temperature": 7}, "temperature"),
+    ({"model": "auto", "messages": [{"role": "wizard", "content": "Hi"}]}, "messages"),
+    ({"model": "auto", "messages": [{"role": "system", "content": "Be nice."}]}, "messages"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}, "max_tokens"),
+])
+def test_bad_fields_are_named(server, body, field):
+    err = error(chat(server, body), 400)
+    assert field in err["message"] and err["param"] and err["param"].startswith(field)
+    still_serves(server)
+
+
+def test_context_length_exceeded(server):
+    r = chat(server, {"model": "device", "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "word " * 6000}]})
+    assert error(r, 400)["code"] == "context_length_exceeded"
+    r = chat(server, {"model": "device", "max_tokens": 16, "stream": True,
+                      "messages": [{"role": "user", "content": "word " * 6000}]})
+    assert error(r, 400)["code"] == "context_length_exceeded"
+    assert health(server)["streams_open"] == 0
+    still_serves(server)
+
+
+def test_consent_header(server):
+    body = {"model": "third-party", "messages": [{"role": "user", "content": "Hi"}]}
+    assert error(chat(server, body, headers={"X-Tether-Consent": "maybe"}), 400)["param"] == "X-Tether-Consent"
+    assert error(chat(server, body, headers={"X-Tether-Consent": "yes"}), 503)["code"] == "tier_unavailable"
+    still_serves(server)
+
+
+def _long_stream(server) -> dict:
+    return {"model": "device", "stream": True, "max_tokens": 1000, "temperature": 0,
+            "messages": [{"role": "user", "content": "Write a very long story about a lighthouse keeper."}]}
+
+
+def _wait(pred, timeout=20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_too_many_streams(server):
+    assert MAX_STREAMS == 2
+    with httpx.Client(timeout=60) as c, c.stream("POST", server.url + "/v1/chat/completions",
+                                                  json=_long_stream(server)) as first:
+        assert first.status_code == 200
+        next(first.iter_lines())
+        waiting = threading.Thread(target=lambda: chat(server, _long_stream(server) | {"max_tokens": 4}))
+        waiting.start()
+        assert _wait(lambda: health(server)["streams_open"] == 2)
+        r = chat(server, _long_stream(server))
+        err = error(r, 429)
+        assert err["code"] == "rate_limit_exceeded"
+    waiting.join(60)
+    assert _wait(lambda: health(server)["streams_open"] == 0)
+    still_serves(server)
+
+
+def test_disconnect_cancels_generation(server):
+    before = health(server)["cancelled"]
+    with httpx.Client(timeout=60) as c:
+        with c.stream("POST", server.url + "/v1/chat/completions", json=_long_stream(server)) as r:
+            assert r.status_code == 200
+            lines = r.iter_lines()
+            got = [line for line in (next(lines) for _ in range(6)) if line.startswith("data:")]
+            assert len(got) >= 2
+        # leaving the block closes the connection mid-stream
+    assert _wait(lambda: health(server)["cancelled"] == before + 1, timeout=10)
+    assert _wait(lambda: health(server)["streams_open"] == 0, timeout=10)
+    start = time.monotonic()
+    still_serves(server)
+    assert time.monotonic() - start < 10  # the 1000-token generation did not keep running
