@@ -94,7 +94,7 @@ def test_chat_streams_and_explains_the_route(page, fake_gateway):
     # an auto request on the device: no consent asked, no header sent
     chat = [s for s in fake_gateway.app.state.seen if s["path"] == "/v1/chat/completions"][-1]
     assert "x-tether-consent" not in chat["headers"]
-    assert chat["body"]["stream"] is True and chat["body"]["model"] == "auto"
+    assert chat["body"]["stream"] is True and chat["body"]["model"] == "auto" and chat["body"]["max_tokens"] == 256
 
 
 def test_rewrite_sends_the_tone(page, fake_gateway):
@@ -173,11 +173,15 @@ def test_gateway_rewrite_with_tone(real):
 
 def test_gateway_chat_streams(real):
     page, _ = real
-    fill(page, "chat", "auto", "Say hello in five words.")
+    fill(page, "chat", "auto", "In one sentence, thank Alice Johnson for hosting us in Lisbon.")
     page.click("#run")
     wait_done(page, timeout=240_000)
     assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
     assert page.locator("#route-tier").text_content() == "device"
+    assert page.locator("#route-rule").text_content() not in ("", "–")  # no cloud configured: the router says why
+    assert page.locator("#route-reason").text_content() not in ("", "–")
+    page.wait_for_function("() => document.querySelectorAll('.tier-card').length === 3")
+    page.screenshot(path=str(ARTIFACTS / "gateway-chat.png"), full_page=True)  # docs/playground.png comes from here
 
 
 def test_gateway_refused_consent_sends_nothing(real):

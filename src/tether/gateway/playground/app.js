@@ -26,6 +26,7 @@
   const TIER_LABEL = { device: "device", private_cloud: "private cloud", third_party: "third party" };
   const SCAN_DEBOUNCE_MS = 350;
   const RECENT_EVERY_MS = 3000;
+  const CHAT_MAX_TOKENS = 256; // a playground answer; small device models otherwise run to the gateway's cap
 
   let controller = null; // AbortController of the running request
   let lastScan = null; // {text, report}
@@ -184,7 +185,8 @@
   async function runChat(text, target, consent) {
     const resp = await fetch("/v1/chat/completions", {
       method: "POST", headers: headersFor(consent), signal: controller.signal,
-      body: JSON.stringify({ model: target, stream: true, messages: [{ role: "user", content: text }] }),
+      body: JSON.stringify({ model: target, stream: true, max_tokens: CHAT_MAX_TOKENS,
+        messages: [{ role: "user", content: text }] }),
     });
     if (!resp.ok) return { error: await errorMessage(resp) };
     showRoute(routeFromHeaders(resp));
