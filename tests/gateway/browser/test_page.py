@@ -210,3 +210,24 @@ def test_gateway_recent_decisions_after_runs(real):
     fill(page, "summarize", "auto", "Lunch with Sam moved to 1pm at the usual place; bring the slides.")
     page.wait_for_function("() => document.querySelectorAll('.tier-card').length === 3", timeout=60_000)
     page.screenshot(path=str(ARTIFACTS / "gateway-playground.png"), full_page=True)
+
+
+@pytest.mark.parametrize("feature, text", [
+    ("notifications", "Messages: Sam: running 10 min late, start without me\n"
+                      "Messages: Sam: actually 20, sorry\nCalendar: Dentist tomorrow at 9:30"),
+    ("replies", "Are you still up for dinner on Friday at 7?"),
+    ("proofread", "Their going to the libary tomorow."),
+])
+def test_gateway_other_features(real, feature, text):
+    page, _ = real
+    fill(page, feature, "auto", text)
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    result = page.locator("#result").text_content().strip()
+    assert result and not result.startswith("{"), page.locator("#status").text_content()
+    assert "error" not in page.locator("#status").text_content().lower()
+    assert page.locator("#route-tier").text_content() == "device"
+    if feature == "notifications":
+        assert "Messages" in result and "Calendar" in result
+    if feature == "replies":
+        assert result.count("•") == 3

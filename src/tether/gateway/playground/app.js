@@ -158,8 +158,9 @@
       const parts = line.split(/:\s+/);
       const ts = new Date(now - (lines.length - i) * 60000).toISOString();
       if (parts.length >= 3) return { app: parts[0], sender: parts[1], body: parts.slice(2).join(": "), timestamp: ts };
-      if (parts.length === 2) return { app: parts[0], body: parts[1], timestamp: ts };
-      return { app: "Messages", body: line, timestamp: ts };
+      // a notification needs a title or a sender: without one, the app's name is the title
+      if (parts.length === 2) return { app: parts[0], title: parts[0], body: parts[1], timestamp: ts };
+      return { app: "Note", title: "Note", body: line, timestamp: ts };
     });
   }
 
