@@ -22,10 +22,21 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 
 install: $(STAMP)
 
+# The playground's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+BROWSER_STAMP := $(VENV)/.browser
+$(BROWSER_STAMP): $(STAMP) requirements/browser.txt
+	$(BIN)/pip install -q -r requirements/browser.txt
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "note: install Debian's chromium and chromium-driver to run the browser tests (they skip without it)"; fi; \
+	fi
+	touch $(BROWSER_STAMP)
+
 demo: install
 	$(BIN)/tether demo
 
-test: install
+test: install $(BROWSER_STAMP)
 	$(BIN)/pytest
 
 test-fast: install
