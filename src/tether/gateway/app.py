@@ -21,6 +21,7 @@ from tether.gateway import features
 from tether.gateway.chat import chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
 from tether.gateway.errors import handle
+from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
 
@@ -92,6 +93,9 @@ def openapi_document() -> dict[str, Any]:
             op["requestBody"] = {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{body.__name__}"}}}}
         paths.setdefault(path, {})[method.lower()] = op
+    paths["/"] = {"get": {"operationId": "playground", "summary": "The web playground (assets under /playground/)",
+                          "tags": ["playground"],
+                          "responses": {"200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}}}}
     return {"openapi": "3.1.0",
             "info": {"title": "Tether gateway", "version": "0.1.0",
                      "description": "On-device-first routing behind an OpenAI-compatible API."},
@@ -114,7 +118,7 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
         finally:
             gw.close()
 
-    app = Starlette(routes=[Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES],
+    app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
                     exception_handlers={TetherError: handle, Exception: handle}, lifespan=lifespan)
     app.state.gateway = gw
     app.state.router = router
