@@ -35,6 +35,7 @@ $(BROWSER_STAMP): $(STAMP) requirements/browser.txt
 
 demo: install
 	$(BIN)/tether demo
+	@echo "next: 'make serve' starts the gateway and the web playground on http://127.0.0.1:8400/"
 
 serve: install
 	$(BIN)/tether serve
