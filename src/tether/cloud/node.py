@@ -203,13 +203,10 @@ class Node:
 
     def announce(self, log_url: str) -> int:
         """Put this node's attestation into the transparency log so devices can find and check it."""
-        try:
-            resp = httpx.post(f"{log_url.rstrip('/')}/v1/log/nodes", json=self.attestation, timeout=10)
-        except httpx.HTTPError as exc:
-            raise TetherError(f"cannot reach the transparency log at {log_url}: {type(exc).__name__}") from None
-        if resp.status_code != 200:
-            raise TetherError(f"the transparency log refused this node: HTTP {resp.status_code} {resp.text[:200]}")
-        return int(resp.json()["index"])
+        from tether.cloud.transparency import LogClient
+
+        with LogClient(log_url, timeout=10) as log:
+            return int(log.submit_attestation(self.attestation)["index"])
 
     # ------------------------------------------------------------- HTTP
 

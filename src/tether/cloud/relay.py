@@ -144,12 +144,10 @@ class Relay:
     async def _pipe(self, upstream: httpx.Response, node_id: str) -> AsyncIterator[bytes]:
         self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
         try:
+            # If the node dies mid-answer the error propagates and our answer ends abruptly
+            # too, so the device sees a truncated stream and fails over.
             async for chunk in upstream.aiter_raw():
                 yield chunk
-        except httpx.HTTPError:
-            # The node died mid-answer. End our answer abruptly too, so the device
-            # sees a truncated stream and fails over, rather than a clean end.
-            raise
         finally:
             self.inflight[node_id] -= 1
             await upstream.aclose()
