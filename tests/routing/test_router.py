@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tether.errors import ConsentRequiredError, InputError, TierUnavailableError
+from tether.privacy.guard import PrivacyGuard
 from tether.routing.config import RouterConfig, ThirdPartyConfig
 from tether.routing.difficulty import KINDS, DifficultyModel, featurize
 from tether.routing.ledger import Ledger
@@ -45,10 +46,25 @@ def third(provider):
     tier.close()
 
 
-def make_router(device, *, third=None, cloud=None, ledger=None, **config) -> Router:
+def make_router(device, *, third=None, cloud=None, ledger=None, guard=None, **config) -> Router:
     cfg = RouterConfig(**{"difficulty_threshold": 0.5, **config})
     return Router(cfg, device=device, third_party=third, private_cloud=cloud, scorer=math_is_hard(),
-                  state=DeviceState(), ledger=ledger)
+                  state=DeviceState(), ledger=ledger, guard=guard)
+
+
+class CountingGuard(PrivacyGuard):
+    """The real guard, counting how often it scans text for personal data."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+
+    def _detect(self, text, tier):
+        self.scans += 1
+        return super()._detect(text, tier)
+
+
+SECRET = "Deploy with api key sk-proj-AbCdEf1234567890AbCdEf1234567890 please, how many servers?"
 
 
 def dead_cloud() -> PrivateCloudTier:
@@ -75,13 +91,45 @@ def test_privacy_overrides_everything(device, third, provider):
     r = make_router(device, third=third, consent="always",
                     third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
     r.state.report(busy=True)  # would otherwise send it away
-    secret = "Deploy with api key sk-proj-AbCdEf1234567890AbCdEf1234567890 please, how many servers?"
-    d = r.decide(RouteRequest(secret, kind="gsm8k"))
-    assert (d.tier, d.rule) == ("device", "privacy")
+    d = r.decide(RouteRequest(SECRET, kind="gsm8k"))
+    assert (d.tier, d.rule, d.values["wanted"]) == ("device", "privacy", "busy")
     assert "API_KEY" in d.values["entities"] or "SECRET" in d.values["entities"].upper()
-    out = r.respond(RouteRequest(secret, kind="gsm8k", max_tokens=8))
+    out = r.respond(RouteRequest(SECRET, kind="gsm8k", max_tokens=8))
     assert out.tier == "device"
     assert provider.captured() == []  # nothing left the device
+
+
+def test_privacy_scans_only_what_would_leave_and_only_once(device, third, provider):
+    guard = CountingGuard()
+    r = make_router(device, third=third, guard=guard, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    easy = r.respond(RouteRequest("Hi there, how are you?", kind="chat", max_tokens=4))
+    assert (easy.tier, guard.scans) == ("device", 0)  # staying on the device costs no scan
+    hard = r.respond(RouteRequest(PII, kind="gsm8k", max_tokens=16))
+    assert (hard.tier, guard.scans) == ("third_party", 1)  # the decision's scan is the one sent
+    stream = r.stream(RouteRequest(PII, kind="gsm8k", max_tokens=16))
+    assert "".join(stream) and (stream.response.tier, guard.scans) == ("third_party", 2)
+    sent = str(provider.captured())
+    assert sent.count("<PERSON_1>") >= 2 and "Maria" not in sent and "maria.gonzalez" not in sent
+
+
+def test_fallback_to_the_private_cloud_reuses_the_scan(device, third, provider):
+    provider.faults([500] * 10)
+    guard = CountingGuard()
+    r = make_router(device, third=third, cloud=dead_cloud(), guard=guard)
+    out = r.respond(RouteRequest(PII, tier="third_party", consent=True, max_tokens=8))
+    assert out.tier == "device" and out.degraded
+    assert [n.split(" failed")[0] for n in out.notes[:2]] == ["third_party", "private_cloud"]
+    assert guard.scans == 1
+
+
+def test_cascade_never_escalates_text_the_policy_keeps_on_the_device(device, third, provider):
+    r = make_router(device, third=third, consent="always", cascade=["chat"], cascade_min_logprob=0.0,
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest(SECRET, kind="chat", feature="chat", max_tokens=8))
+    assert out.tier == "device" and not out.escalated and not out.degraded
+    assert out.notes and "privacy policy keeps this text here" in out.notes[0]
+    assert provider.captured() == []
 
 
 def test_no_cloud_configured(device):

@@ -240,7 +240,7 @@ async def _off_device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decisi
                       user: str | None) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
-        out: RoutedResponse = await in_thread(gw.router.respond, rreq)
+        out: RoutedResponse = await in_thread(gw.router.respond, rreq, decision)
         block = route_block(out.decision, tier=out.tier, degraded=out.degraded, notes=out.notes, user=user)
         body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},

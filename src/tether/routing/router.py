@@ -5,16 +5,21 @@ rule and what values it saw:
 
 1. ``requested``   the caller named a tier (a third party still needs consent)
 2. ``preference``  the user chose device-only
-3. ``privacy``     the policy keeps this text on the device (overrides everything after)
-4. ``no_cloud``    no off-device tier is configured
-5. ``offline``     the device has no network
-6. ``context``     the prompt does not fit the device model's context window
-7. ``busy`` / ``low_power``  the device should not run it now
-8. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
-9. ``consent``     the only cloud is a third party and the user has not agreed
+3. ``no_cloud``    no off-device tier is configured
+4. ``offline``     the device has no network
+5. ``context``     the prompt does not fit the device model's context window
+6. ``busy`` / ``low_power``  the device should not run it now
+7. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
+8. ``consent``     the only cloud is a third party and the user has not agreed
+
+``privacy`` overrides every rule that would send the text away: the privacy
+guard scans a prompt only once some rule wants it off the device (a request
+that stays never pays for the scan), and if the policy keeps it local the
+decision is ``privacy``, with the rule that wanted it away in its values.
 
 Off the device, text is pseudonymized by the privacy guard first and restored
-after; a failing tier falls back (third party → private cloud → device), and an
+after; the decision carries that scan, so the text is scanned once per request.
+A failing tier falls back (third party → private cloud → device), and an
 answer the device gives instead of the cloud is marked ``degraded``.
 """
 
@@ -23,7 +28,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, TierUnavailableError
 from tether.models.engine import Message, Sampling
@@ -60,12 +65,24 @@ class RouteRequest:
 
 
 @dataclass
+class Prepared:
+    """What the privacy guard made of a prompt for one off-device tier. It holds the
+    pseudonym mapping, so it lives in device memory only and is never logged."""
+
+    tier: str
+    spans: list[Any]
+    session: Any
+    outbound: Any
+
+
+@dataclass
 class Decision:
     tier: str
     rule: str
     reason: str
     values: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # time the decision itself took (privacy scan and scorer included)
+    prepared: Prepared | None = field(default=None, repr=False, compare=False)  # the off-device payload
 
     def explain(self) -> str:
         seen = ", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items())
@@ -192,18 +209,13 @@ class Router:
                 raise ConsentRequiredError(THIRD_PARTY, "consent was refused" if consent is False else "no consent given")
         if self.config.preference == "device-only":
             return Decision(DEVICE, "preference", "the user chose device-only")
-
-        verdict = self.guard.prepare(req.prompt, req.tier if req.tier != "auto" else PRIVATE_CLOUD,
-                                     session=self.guard.session())
-        if verdict.payload is None:
-            return Decision(DEVICE, "privacy", "the privacy policy keeps this text on the device",
-                            {"entities": ",".join(verdict.stay_reasons)})
         if req.tier == PRIVATE_CLOUD:
             if self.private_cloud is None:
                 raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured")
-            return Decision(PRIVATE_CLOUD, "requested", "the caller asked for the private cloud")
+            return self._send(req, Decision(PRIVATE_CLOUD, "requested", "the caller asked for the private cloud"))
         if req.tier == THIRD_PARTY:
-            return Decision(THIRD_PARTY, "requested", "the caller asked for the third party, with consent")
+            return self._send(req, Decision(THIRD_PARTY, "requested",
+                                            "the caller asked for the third party, with consent"))
 
         cloud, why_not = self._cloud_tier(req)
         if cloud is None and "consent" not in why_not:
@@ -216,12 +228,13 @@ class Router:
         if room is not None and len(text) > room * _CHARS_PER_TOKEN_MIN:
             tokens = self.device.count_tokens(self._messages(req, req.prompt))
             if tokens > room:
-                return self._to_cloud(cloud, why_not, "context", "the prompt does not fit the device model's context",
+                return self._to_cloud(req, cloud, why_not, "context",
+                                      "the prompt does not fit the device model's context",
                                       {"prompt_tokens": tokens, "room": room})
         if state.busy:
-            return self._to_cloud(cloud, why_not, "busy", "the device reported it is busy", state.as_dict())
+            return self._to_cloud(req, cloud, why_not, "busy", "the device reported it is busy", state.as_dict())
         if state.low_power:
-            return self._to_cloud(cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
+            return self._to_cloud(req, cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
 
         p = self.scorer.p_device_ok(req.prompt, req.kind)
         tau, fraction = self.threshold()
@@ -230,13 +243,31 @@ class Router:
             values["target_cloud_fraction"] = fraction
         if p >= tau:
             return Decision(DEVICE, "difficulty", "the device model is predicted to do as well", values)
-        return self._to_cloud(cloud, why_not, "difficulty", "the cloud model is predicted to do clearly better", values)
+        return self._to_cloud(req, cloud, why_not, "difficulty", "the cloud model is predicted to do clearly better",
+                              values)
 
-    @staticmethod
-    def _to_cloud(cloud: str | None, why_not: str, rule: str, reason: str, values: dict[str, Any]) -> Decision:
+    def _to_cloud(self, req: RouteRequest, cloud: str | None, why_not: str, rule: str, reason: str,
+                  values: dict[str, Any]) -> Decision:
         if cloud is None:
             return Decision(DEVICE, "consent", f"{reason}, but {why_not}", {**values, "wanted": rule})
-        return Decision(cloud, rule, reason, values)
+        return self._send(req, Decision(cloud, rule, reason, values))
+
+    def _send(self, req: RouteRequest, wanted: Decision) -> Decision:
+        """``wanted`` if the privacy policy lets the prompt go to its tier (with the scan attached,
+        so sending does not scan again), else a ``privacy`` decision to stay on the device."""
+        prepared = self._prepare(req, wanted.tier)
+        if prepared.outbound.payload is None:
+            return Decision(DEVICE, "privacy", "the privacy policy keeps this text on the device",
+                            {"entities": ",".join(prepared.outbound.stay_reasons), "wanted": wanted.rule,
+                             **wanted.values})
+        wanted.prepared = prepared
+        return wanted
+
+    def _prepare(self, req: RouteRequest, tier: str, spans: list[Any] | None = None) -> Prepared:
+        if spans is None:
+            spans = self.guard.detect(req.prompt, tier=tier)
+        session = self.guard.session()
+        return Prepared(tier, spans, session, self.guard.prepare(req.prompt, tier, session=session, spans=spans))
 
     # ------------------------------------------------------------- running
 
@@ -245,9 +276,10 @@ class Router:
         msgs = [Message("system", req.instructions)] if req.instructions else []
         return msgs + [Message("user", prompt)]
 
-    def respond(self, req: RouteRequest) -> RoutedResponse:
+    def respond(self, req: RouteRequest, decision: Decision | None = None) -> RoutedResponse:
+        """Run ``req`` where ``decision`` (made now if not given) says, and record it in the ledger."""
         start = time.perf_counter()
-        decision = self.decide(req)
+        decision = decision or self.decide(req)
         sampling = Sampling.greedy(req.max_tokens)
         notes: list[str] = []
         degraded = escalated = False
@@ -259,17 +291,21 @@ class Router:
             why = self._unsure(req, result)
             cloud, _ = self._cloud_tier(req)
             if why and cloud is not None:
-                notes.append(f"cascade: device answer escalated ({why})")
-                escalated = True
-                first = result
-                result, tier, degraded, more = self._run_off_device(req, cloud, sampling)
-                notes += more
-                result.prompt_tokens += first.prompt_tokens
-                result.completion_tokens += first.completion_tokens
+                escalation = self._send(req, Decision(cloud, "cascade", why))
+                if escalation.tier == DEVICE:
+                    notes.append(f"cascade: device answer kept ({why}), the privacy policy keeps this text here")
+                else:
+                    notes.append(f"cascade: device answer escalated ({why})")
+                    escalated = True
+                    first = result
+                    result, tier, degraded, more = self._run_off_device(req, escalation, sampling)
+                    notes += more
+                    result.prompt_tokens += first.prompt_tokens
+                    result.completion_tokens += first.completion_tokens
         elif tier == DEVICE:
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
         else:
-            result, tier, degraded, notes = self._run_off_device(req, tier, sampling)
+            result, tier, degraded, notes = self._run_off_device(req, decision, sampling)
 
         response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
                                   result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
@@ -291,29 +327,42 @@ class Router:
             return "the feature's check failed"
         return None
 
-    def _run_off_device(self, req: RouteRequest, tier: str, sampling: Sampling) -> tuple[TierResult, str, bool, list[str]]:
-        """Pseudonymize, run on ``tier``, restore; fall back down the tiers if one fails."""
-        notes: list[str] = []
-        order = [tier] + ([PRIVATE_CLOUD] if tier == THIRD_PARTY and self.private_cloud is not None else [])
+    def _attempts(self, req: RouteRequest, decision: Decision, notes: list[str]) -> Iterator[tuple[str, Any, Prepared]]:
+        """The off-device tiers to try in order (the chosen one; after a third party, the private
+        cloud), each with its privacy-checked payload. The decision's scan is reused."""
+        first = decision.prepared or self._prepare(req, decision.tier)
+        order = [decision.tier]
+        if decision.tier == THIRD_PARTY and self.private_cloud is not None:
+            order.append(PRIVATE_CLOUD)
         for name in order:
-            backend = self.private_cloud if name == PRIVATE_CLOUD else self.third_party
-            session = self.guard.session()
-            outbound = self.guard.prepare(req.prompt, name, session=session)
+            prepared = first if name == first.tier else self._prepare(req, name, spans=first.spans)
             try:
-                payload = outbound.require_payload()
+                prepared.outbound.require_payload()
             except MustStayOnDeviceError as exc:
                 notes.append(f"{name}: {exc}")
                 continue
-            try:
-                result = backend.complete(self._messages(req, payload), sampling, json_schema=req.json_schema)
-            except TierUnavailableError as exc:
-                notes.append(f"{name} failed: {exc.reason}")
-                continue
-            result.text = session.restore(result.text)
-            return result, name, False, notes
+            yield name, (self.private_cloud if name == PRIVATE_CLOUD else self.third_party), prepared
+
+    def _give_up(self, tier: str, notes: list[str]) -> None:
+        """Every off-device tier failed: answer on the device (marked degraded) if the policy allows."""
         if not self.config.allow_degraded:
             raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
         notes.append("answered on the device instead (degraded)")
+
+    def _run_off_device(self, req: RouteRequest, decision: Decision,
+                        sampling: Sampling) -> tuple[TierResult, str, bool, list[str]]:
+        """Pseudonymize, run on the decision's tier, restore; fall back down the tiers if one fails."""
+        notes: list[str] = []
+        for name, backend, prepared in self._attempts(req, decision, notes):
+            try:
+                result = backend.complete(self._messages(req, prepared.outbound.payload), sampling,
+                                          json_schema=req.json_schema)
+            except TierUnavailableError as exc:
+                notes.append(f"{name} failed: {exc.reason}")
+                continue
+            result.text = prepared.session.restore(result.text)
+            return result, name, False, notes
+        self._give_up(decision.tier, notes)
         result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
         return result, DEVICE, True, notes
 
@@ -368,19 +417,10 @@ class RoutedStream:
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
         if self.decision.tier != DEVICE:
-            tier = self.decision.tier
-            order = [tier] + ([PRIVATE_CLOUD] if tier == THIRD_PARTY and r.private_cloud is not None else [])
-            for name in order:
-                backend = r.private_cloud if name == PRIVATE_CLOUD else r.third_party
-                session = r.guard.session()
+            for name, backend, prepared in r._attempts(req, self.decision, notes):
+                restorer = prepared.session.restorer()
                 try:
-                    payload = r.guard.prepare(req.prompt, name, session=session).require_payload()
-                except MustStayOnDeviceError as exc:
-                    notes.append(f"{name}: {exc}")
-                    continue
-                restorer = session.restorer()
-                try:
-                    for delta in backend.stream(r._messages(req, payload), sampling):
+                    for delta in backend.stream(r._messages(req, prepared.outbound.payload), sampling):
                         text = restorer.feed(delta)
                         if text:
                             pieces.append(text)
@@ -397,9 +437,7 @@ class RoutedStream:
                 served, model = name, getattr(backend, "model", "") or name
                 break
             else:
-                if not r.config.allow_degraded:
-                    raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
-                notes.append("answered on the device instead (degraded)")
+                r._give_up(self.decision.tier, notes)
                 degraded = True
         prompt_tokens = max(1, len((req.instructions or "") + req.prompt) // 4)
         if served == DEVICE:
