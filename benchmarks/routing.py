@@ -125,7 +125,8 @@ def main() -> None:
     if len(test) < 10:
         sys.exit(f"only {len(test)} held-out examples are labelled; run scripts/label_routing.py longer")
     model = DifficultyModel.load()
-    p = np.array([model.p_device_ok(e["prompt"], e["kind"]) for e in track(test, description="scoring")])
+    gain = np.array([model.cloud_gain(e["prompt"], e["kind"]) for e in track(test, description="scoring")])
+    p = -gain  # the sweeps send the lowest p (the highest predicted cloud gain) to the cloud first
 
     all_device = quality(test, np.zeros(len(test), bool))
     all_cloud = quality(test, np.ones(len(test), bool))
@@ -133,7 +134,7 @@ def main() -> None:
     lp_threshold = tune_cascade(train)
     cascade = cascade_points(test, p, lp_threshold)
     tau = model.threshold_for(args.target)
-    routed = p < tau
+    routed = gain > tau
     point = {"threshold": tau, "cloud_fraction": float(routed.mean()), "quality": quality(test, routed)}
     random_at = lambda f: (1 - f) * all_device + f * all_cloud  # noqa: E731  (exact expectation)
 

@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Train the difficulty classifier from the labelled cache in ``data/routing``.
+"""Train the difficulty model from the labelled cache in ``data/routing``.
 
-Label: 1 when the device answer is as good as the cloud answer (GSM8K: the device
-is right or both are wrong; judged tasks: the device's 1-9 rating is at most
-``--margin`` below the cloud's). Only the ``train`` split is used; ``test`` is held out
-for ``benchmarks/routing.py``. Writes ``src/tether/routing/data/difficulty.json``.
+Target: the quality gap, cloud score minus device score on a 0-1 scale (GSM8K: 1 or 0 by the
+final number; judged tasks: the 1-9 ratings rescaled). A ridge regression on it ranks prompts
+by what the cloud adds; its strength is chosen by 5-fold cross-validation on the area between
+the routing curve and random routing, and thresholds are calibrated on the out-of-fold
+predictions (in-sample ones would be overconfident). Only the ``train`` split is used;
+``test`` is held out for ``benchmarks/routing.py``. Writes ``src/tether/routing/data/difficulty.json``.
 
     .venv/bin/python scripts/train_router.py
 """
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 from rich.progress import track
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
+from sklearn.linear_model import Ridge
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import KFold
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -31,42 +34,74 @@ from tether.routing.difficulty import DifficultyModel, featurize  # noqa: E402
 
 OUT = ROOT / "src" / "tether" / "routing" / "data" / "difficulty.json"
 FRACTIONS = [round(f, 2) for f in np.arange(0.0, 1.01, 0.05)]
+ALPHAS = [1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0]
+
+
+def gain_over_random(pred: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> float:
+    """Mean, over cloud fractions 0..1, of routing-by-``pred`` quality minus random routing's."""
+    order = np.argsort(-pred, kind="stable")
+    n, gaps = len(pred), []
+    for k in range(n + 1):
+        to_cloud = np.zeros(n, dtype=bool)
+        to_cloud[order[:k]] = True
+        f = k / n
+        gaps.append(np.where(to_cloud, cloud, device).mean() - ((1 - f) * device.mean() + f * cloud.mean()))
+    return float(np.mean(gaps))
+
+
+def out_of_fold(X: np.ndarray, y: np.ndarray, alpha: float, seed: int) -> np.ndarray:
+    pred = np.zeros(len(y))
+    for a, b in KFold(5, shuffle=True, random_state=seed).split(X):
+        mean, scale = X[a].mean(axis=0), X[a].std(axis=0) + 1e-6
+        pred[b] = Ridge(alpha=alpha).fit((X[a] - mean) / scale, y[a]).predict((X[b] - mean) / scale)
+    return pred
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--margin", type=float, default=0.25, help="rating points (1-9 scale)")
-    ap.add_argument("--C", type=float, default=0.5, help="inverse regularisation strength")
+    ap.add_argument("--margin", type=float, default=0.25, help="rating points (1-9 scale) for the as-good label")
+    ap.add_argument("--seeds", type=int, default=5, help="cross-validation repeats")
     args = ap.parse_args()
 
     examples = [e for e in load_examples(margin=args.margin) if e["split"] == "train"]
     if len(examples) < 20:
         sys.exit(f"only {len(examples)} labelled training examples; run scripts/label_routing.py longer")
     X = np.stack([featurize(e["prompt"], e["kind"]) for e in track(examples, description="features")])
-    y = np.array([e["label"] for e in examples])
+    device = np.array([e["device_score"] for e in examples])
+    cloud = np.array([e["cloud_score"] for e in examples])
+    y = cloud - device
+    labels = np.array([e["label"] for e in examples])
+
+    scores = {}
+    for alpha in track(ALPHAS, description="cross-validating"):
+        scores[alpha] = float(np.mean([gain_over_random(out_of_fold(X, y, alpha, s), device, cloud)
+                                       for s in range(args.seeds)]))
+    alpha = max(scores, key=scores.get)
+    oof = np.mean([out_of_fold(X, y, alpha, s) for s in range(args.seeds)], axis=0)
+    auc = float(roc_auc_score(labels, -oof)) if 0 < labels.sum() < len(labels) else float("nan")
+
     mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
-    Xs = (X - mean) / scale
-    clf = LogisticRegression(C=args.C, max_iter=2000, class_weight="balanced")
-    folds = min(5, int(min(y.sum(), len(y) - y.sum())))
-    cv = cross_val_score(clf, Xs, y, cv=folds, scoring="roc_auc") if folds >= 2 else np.array([float("nan")])
-    clf.fit(Xs, y)
-    p = clf.predict_proba(Xs)[:, 1]
-    # Route to the cloud when p_device_ok < threshold: the f-quantile sends a fraction f there.
-    calibration = {f"{f:.2f}": float(np.quantile(p, f)) if 0 < f < 1 else (0.0 if f == 0 else 1.0 + 1e-9)
+    reg = Ridge(alpha=alpha).fit((X - mean) / scale, y)
+    # Cloud when gain > threshold: the (1 - f) quantile of the out-of-fold gains sends a fraction f there.
+    lo, hi = float(oof.min()) - 1e-6, float(oof.max()) + 1e-6
+    calibration = {f"{f:.2f}": (hi if f == 0 else lo if f == 1 else float(np.quantile(oof, 1 - f)))
                    for f in FRACTIONS}
-    model = DifficultyModel(clf.coef_[0].astype(np.float32), float(clf.intercept_[0]), mean.astype(np.float32),
+    model = DifficultyModel(reg.coef_.astype(np.float32), float(reg.intercept_), mean.astype(np.float32),
                             scale.astype(np.float32), calibration, {
                                 "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-                                "examples": len(examples), "positives": int(y.sum()), "margin": args.margin,
-                                "C": args.C, "cv_roc_auc": float(np.nanmean(cv)),
+                                "target": "cloud_score - device_score (0-1)", "estimator": "ridge",
+                                "alpha": alpha, "cv_gain_over_random": scores[alpha],
+                                "cv_by_alpha": {str(a): round(v, 5) for a, v in scores.items()},
+                                "cv_roc_auc_device_ok": auc, "margin": args.margin,
+                                "examples": len(examples), "device_ok": int(labels.sum()),
                                 "by_kind": {k: int(sum(e["kind"] == k for e in examples))
                                             for k in sorted({e["kind"] for e in examples})},
                                 "features": "cheap text features + wordllama 256-d", "device": "qwen2.5-0.5b",
                                 "cloud": "qwen2.5-1.5b"})
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(model.to_json()) + "\n")
-    print(f"{len(examples)} examples ({int(y.sum())} device-ok), cross-validated ROC AUC {np.nanmean(cv):.3f}; "
-          f"wrote {OUT.relative_to(ROOT)}")
+    print(f"{len(examples)} examples; ridge alpha {alpha:g} (cross-validated quality over random routing "
+          f"{scores[alpha]:+.4f}; ROC AUC for 'device as good' {auc:.3f}); wrote {OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -25,12 +25,12 @@ PII = "Please write a short note to Maria Gonzalez at maria.gonzalez@example.com
 
 
 def math_is_hard() -> DifficultyModel:
-    """A real model object with known weights: math prompts are predicted hard for the device."""
+    """A real model object with known weights: the cloud gains 0.3 on math prompts, -0.3 elsewhere."""
     dims = featurize("x").shape[0]
     coef = np.zeros(dims, dtype=np.float32)
-    coef[8 + KINDS.index("gsm8k")] = -6.0
-    return DifficultyModel(coef, 3.0, np.zeros(dims, np.float32), np.ones(dims, np.float32),
-                           {"0.00": 0.0, "0.50": 0.5, "1.00": 1.0}, {})
+    coef[8 + KINDS.index("gsm8k")] = 0.6
+    return DifficultyModel(coef, -0.3, np.zeros(dims, np.float32), np.ones(dims, np.float32),
+                           {"0.00": 1.0, "0.50": 0.0, "1.00": -1.0}, {})
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def third(provider):
 
 
 def make_router(device, *, third=None, cloud=None, ledger=None, guard=None, **config) -> Router:
-    cfg = RouterConfig(**{"difficulty_threshold": 0.5, **config})
+    cfg = RouterConfig(**{"difficulty_threshold": 0.0, **config})
     return Router(cfg, device=device, third_party=third, private_cloud=cloud, scorer=math_is_hard(),
                   state=DeviceState(), ledger=ledger, guard=guard)
 
@@ -170,8 +170,8 @@ def test_difficulty_decides_and_explains(device, third):
     easy = r.decide(RouteRequest("Hi there, how are you?", kind="chat"))
     assert (hard.tier, hard.rule) == ("third_party", "difficulty")
     assert (easy.tier, easy.rule) == ("device", "difficulty")
-    assert hard.values["p_device_ok"] < 0.5 <= easy.values["p_device_ok"]
-    assert "p_device_ok=" in hard.explain() and "threshold=0.500" in hard.explain()
+    assert hard.values["cloud_gain"] == pytest.approx(0.3) and easy.values["cloud_gain"] == pytest.approx(-0.3)
+    assert "cloud_gain=0.300" in hard.explain() and "threshold=0.000" in hard.explain()
     assert easy.seconds < 1.0
 
 

@@ -66,7 +66,7 @@ class ThirdPartyConfig(_Strict):
 class RouterConfig(_Strict):
     preference: Preference = "prefer-device"
     target_cloud_fraction: float = Field(default=0.3, ge=0, le=1)
-    difficulty_threshold: float | None = Field(default=None, ge=0, le=1)
+    difficulty_threshold: float | None = Field(default=None, ge=-1, le=1)  # on cloud_gain; overrides the fraction
     allow_degraded: bool = True
     consent: Literal["ask", "always", "never"] = "ask"
     device_model: str = "qwen2.5-0.5b"

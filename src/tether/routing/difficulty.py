@@ -1,14 +1,20 @@
-"""Learned difficulty: will the device model answer as well as the cloud model?
+"""Learned difficulty: how much better would the cloud model answer this than the device?
 
-A logistic regression over cheap text features and a static ``wordllama``
-embedding of the prompt (256 dims, ~0.05 ms, packaged weights, no remote API).
-It is trained by ``scripts/train_router.py`` on labels that
-``scripts/label_routing.py`` made by running ``qwen2.5-0.5b`` and
-``qwen2.5-1.5b`` on real tasks; the weights ship in ``routing/data/difficulty.json``.
+A ridge regression over cheap text features and a static ``wordllama`` embedding
+of the prompt (256 dims, ~0.05 ms, packaged weights, no remote API). It is
+trained by ``scripts/train_router.py`` on labels that ``scripts/label_routing.py``
+made by running ``qwen2.5-0.5b`` and ``qwen2.5-1.5b`` on real tasks; the weights
+ship in ``routing/data/difficulty.json``.
 
-``p_device_ok`` is the predicted probability that the device answer is as good.
-A request goes to the cloud when it falls below a threshold; thresholds are
-calibrated on the training prompts so that a chosen fraction goes to the cloud.
+``cloud_gain`` is the predicted quality the cloud adds (cloud score minus device
+score, on a 0-1 scale; at or below 0 the device is predicted to do as well).
+It is a regression on the gap, not a classifier of "device as good", because
+routing pays for the size of the gap: a classifier trained on that label ranked
+prompts below random on our data (small chat gaps looked as "hard" as math
+problems the device gets wrong), see ``docs/routing.md``. A request goes to the
+cloud when its gain is above a threshold; thresholds are calibrated on
+out-of-fold predictions for the training prompts so that a chosen fraction goes
+to the cloud.
 """
 
 from __future__ import annotations
@@ -75,16 +81,17 @@ class DifficultyModel:
     intercept: float
     mean: np.ndarray
     scale: np.ndarray
-    calibration: dict[str, float]  # cloud fraction (as a string, e.g. "0.30") → threshold on p_device_ok
+    calibration: dict[str, float]  # cloud fraction (as a string, e.g. "0.30") → threshold on cloud_gain
     meta: dict[str, Any]
 
-    def p_device_ok(self, text: str, kind: str = "other") -> float:
+    def cloud_gain(self, text: str, kind: str = "other") -> float:
+        """Predicted cloud score minus device score (0-1 scale): route to the cloud when it is high."""
         x = (featurize(text, kind) - self.mean) / self.scale
-        z = float(x @ self.coef + self.intercept)
-        return 1 / (1 + math.exp(-max(min(z, 40), -40)))
+        return float(x @ self.coef + self.intercept)
 
     def threshold_for(self, cloud_fraction: float) -> float:
-        """Threshold that sent ``cloud_fraction`` of the training prompts to the cloud (interpolated)."""
+        """The gain above which ``cloud_fraction`` of the training prompts went to the cloud
+        (interpolated; it falls as the fraction grows)."""
         points = sorted((float(f), t) for f, t in self.calibration.items())
         if cloud_fraction <= points[0][0]:
             return points[0][1]

@@ -181,7 +181,7 @@ class Router:
         return None, "no private cloud or third party is configured"
 
     def threshold(self) -> tuple[float, float]:
-        """(threshold on p_device_ok, cloud fraction it was calibrated for)."""
+        """(threshold on cloud_gain, cloud fraction it was calibrated for)."""
         if self.config.difficulty_threshold is not None:
             return self.config.difficulty_threshold, float("nan")
         fraction = self.config.target_cloud_fraction
@@ -236,13 +236,13 @@ class Router:
         if state.low_power:
             return self._to_cloud(req, cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
 
-        p = self.scorer.p_device_ok(req.prompt, req.kind)
+        gain = self.scorer.cloud_gain(req.prompt, req.kind)
         tau, fraction = self.threshold()
-        values = {"p_device_ok": p, "threshold": tau, "kind": req.kind}
+        values = {"cloud_gain": gain, "threshold": tau, "kind": req.kind}
         if fraction == fraction:  # not NaN
             values["target_cloud_fraction"] = fraction
-        if p >= tau:
-            return Decision(DEVICE, "difficulty", "the device model is predicted to do as well", values)
+        if gain <= tau:
+            return Decision(DEVICE, "difficulty", "the cloud model is not predicted to do clearly better", values)
         return self._to_cloud(req, cloud, why_not, "difficulty", "the cloud model is predicted to do clearly better",
                               values)
 
@@ -379,7 +379,7 @@ class Router:
             consent = "given" if c else ("refused" if c is False else None)
         self.ledger.record(LedgerEntry(
             ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
-            score=r.decision.values.get("p_device_ok"), latency_ms=r.latency * 1000,
+            score=r.decision.values.get("cloud_gain"), latency_ms=r.latency * 1000,
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             cost_usd=prices.cost(r.tier, tokens), energy_j=prices.energy(r.tier, tokens),
             degraded=r.degraded, escalated=r.escalated, consent=consent))
