@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from tether.cloud.client import CloudClient
+from tether.cloud.serving import spawn, stop
 from tether.cloud.envelope import KeyPair, ReplayGuard, open_request, seal_request
 from tether.models import catalog
 from tether.models import engine as tether_engine
@@ -55,19 +56,12 @@ console = Console(stderr=True)
 
 
 def start(args: list[str], root: Path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
-    out = root / f"{name}.out"
-    proc = subprocess.Popen([sys.executable, "-m", "tether", *args], stdout=out.open("wb"), stderr=subprocess.STDOUT,
-                            env=env, cwd=root)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        text = out.read_text(errors="replace")
-        match = re.search(r"listening on (http://\S+)", text)
-        if match:
-            return proc, match.group(1), text
-        if proc.poll() is not None:
-            sys.exit(f"{name} failed to start:\n{text}")
-        time.sleep(0.2)
-    sys.exit(f"{name} did not start")
+    log = root / f"{name}.out"
+    try:
+        proc, url = spawn([sys.executable, "-m", "tether", *args], log, env=env, cwd=root, timeout=600)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
+    return proc, url, log.read_text(errors="replace")
 
 
 def envelope_cost(frames: int, repeats: int = 200) -> dict[str, float]:
@@ -169,9 +163,7 @@ def main() -> None:
         crypto = envelope_cost(args.tokens)
     finally:
         for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+            stop(p)
 
     ratios = [row["cloud_s"] / row["direct_s"] for row in rows]
     summary = {

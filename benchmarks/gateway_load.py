@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -24,24 +22,15 @@ from pathlib import Path
 
 import httpx
 
-LISTENING = re.compile(r"listening on (http://\S+)")
-
+from tether.cloud.serving import spawn, stop
 
 def start(tmp: Path, model: str) -> tuple[subprocess.Popen, str]:
-    log = tmp / "serve.log"
     env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", model],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        m = LISTENING.search(log.read_text(errors="replace"))
-        if m:
-            return proc, m.group(1)
-        if proc.poll() is not None:
-            sys.exit(f"tether serve exited:\n{log.read_text(errors='replace')}")
-        time.sleep(0.1)
-    proc.kill()
-    sys.exit("tether serve did not start")
+    try:
+        return spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", model], tmp / "serve.log",
+                     env=env, timeout=300)
+    except RuntimeError as exc:
+        sys.exit(str(exc))
 
 
 async def run(url: str, n: int, concurrency: int, max_tokens: int) -> tuple[list[float], list[str], float]:
@@ -106,11 +95,7 @@ def main() -> None:
         try:
             lat, failures, elapsed = asyncio.run(run(url, args.requests, args.concurrency, args.max_tokens))
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=15)
     ok = len(lat)
     print(f"requests={args.requests} concurrency={args.concurrency} max_tokens={args.max_tokens} model={args.model} "
           f"threads={os.environ.get('TETHER_THREADS', 'default')}")

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-LISTENING = re.compile(r"listening on (http://\S+)")
-
+from tether.cloud.serving import spawn, stop
 
 @dataclass
 class Service:
@@ -35,12 +32,7 @@ class Service:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop(self.proc)
 
 
 def _start_service(name: str, args: list[str], root: Path, timeout: float = 180.0) -> Service:
@@ -55,19 +47,9 @@ def _start_service(name: str, args: list[str], root: Path, timeout: float = 180.
            "PYTHONDONTWRITEBYTECODE": "1", "XDG_DATA_HOME": str(home / "home" / ".local/share"),
            "XDG_STATE_HOME": str(home / "home" / ".local/state"), "XDG_CACHE_HOME": str(home / "home" / ".cache")}
     out, err = home / "stdout.txt", home / "stderr.txt"
-    proc = subprocess.Popen([sys.executable, "-m", "tether", *args], cwd=home / "cwd", env=env,
-                            stdout=out.open("wb"), stderr=err.open("wb"), stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = out.read_text(errors="replace")
-        match = LISTENING.search(text)
-        if match:
-            return Service(name, proc, match.group(1), out, err, home)
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{text}\n{err.read_text(errors='replace')}")
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"{name} did not start within {timeout:.0f} s")
+    proc, url = spawn([sys.executable, "-m", "tether", *args], out, stderr=err, env=env, cwd=home / "cwd",
+                      timeout=timeout)
+    return Service(name, proc, url, out, err, home)
 
 
 @pytest.fixture(scope="session")

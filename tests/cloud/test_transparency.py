@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tether.cloud.serving import spawn, stop
 from tether.cloud.attestation import Measurement, NodeIdentity, b64, make_attestation, node_config, unb64
 from tether.cloud.transparency import (
     EMPTY_ROOT,
@@ -270,32 +271,13 @@ class Server:
                 "--key", str(self.key)]
         if token:
             args += ["--admin-token", token]
-        self.stderr = open(tmp / f"{name}.stderr", "w+")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
-        self.lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                self.stderr.seek(0)
-                raise RuntimeError(f"log server exited: {self.stderr.read()}")
-            self.lines.append(line.strip())
-            if "listening on" in line:
-                self.url = line.split("listening on", 1)[1].strip()
-                break
-        else:
-            raise RuntimeError("log server did not start")
+        self.log = tmp / f"{name}.log"
+        self.proc, self.url = spawn(args, self.log, env=env, timeout=60)
+        self.lines = self.log.read_text().splitlines()
         self.public_key = next(l.split(": ", 1)[1] for l in self.lines if l.startswith("log key: "))
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        self.stderr.close()
+        stop(self.proc)
 
 
 @pytest.fixture(scope="module")

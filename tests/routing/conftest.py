@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tether.cloud.serving import spawn, stop
+
 SERVER = Path(__file__).with_name("provider_server.py")
-LISTENING = re.compile(r"listening on (http://\S+)")
 
 
 @dataclass
@@ -47,29 +45,12 @@ class Provider:
 
 def start_provider(tmp: Path, *args: str, timeout: float = 60.0) -> Provider:
     log = tmp / "provider.log"
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--port", "0", *args], stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = LISTENING.search(log.read_text(errors="replace"))
-        if match:
-            return Provider(match.group(1), proc, log)
-        if proc.poll() is not None:
-            raise RuntimeError(f"provider exited with {proc.returncode}:\n{log.read_text(errors='replace')}")
-        time.sleep(0.05)
-    proc.kill()
-    proc.wait(10)
-    raise RuntimeError(f"provider did not start within {timeout:.0f} s:\n{log.read_text(errors='replace')}")
+    proc, url = spawn([sys.executable, str(SERVER), "--port", "0", *args], log, timeout=timeout)
+    return Provider(url, proc, log)
 
 
 def stop_provider(provider: Provider) -> None:
-    if provider.proc.poll() is None:
-        provider.proc.send_signal(signal.SIGTERM)
-        try:
-            provider.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            provider.proc.kill()
-            provider.proc.wait(10)
+    stop(provider.proc)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,17 @@ paths, and the node promises to log metrics only.
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import click
+
+LISTENING = re.compile(r"listening on (https?://\S+)")
 
 
 def bind(host: str, port: int) -> tuple[socket.socket, str]:
@@ -48,3 +55,36 @@ def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = No
 
     server.startup = startup
     server.run(sockets=[sock])
+
+
+def spawn(cmd: list[str], log: Path, *, stderr: Path | None = None, env: dict[str, str] | None = None,
+          cwd: Path | None = None, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """Start a service that announces itself like ``run`` does; return it and its URL once it listens.
+
+    Output goes to ``log`` (stderr too, unless ``stderr`` names its own file). If the
+    process exits or stays silent past ``timeout``, ``RuntimeError`` carries its output.
+    """
+    err = stderr.open("wb") if stderr else subprocess.STDOUT
+    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = LISTENING.search(log.read_text(errors="replace"))
+        if match:
+            return proc, match.group(1)
+        if proc.poll() is not None:
+            break
+        time.sleep(0.1)
+    stop(proc)
+    output = log.read_text(errors="replace") + (stderr.read_text(errors="replace") if stderr else "")
+    raise RuntimeError(f"{' '.join(cmd[:4])} did not start (exit {proc.returncode}):\n{output[-4000:]}")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)

@@ -8,16 +8,13 @@ skip, saying why, when Chromium or Playwright is missing.
 from __future__ import annotations
 
 import os
-import queue
-import re
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tether.cloud.serving import spawn, stop
 
 CHROMIUM = os.environ.get("TETHER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -70,35 +67,10 @@ def gateway(tmp_path_factory):
     config.write_text(f'device_model = "{TINY}"\n')
     env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
            "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
-    proc = subprocess.Popen([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-
-    def pump():
-        for line in proc.stdout:  # type: ignore[union-attr]
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    url = None
-    deadline = time.monotonic() + 180
+    log = tmp / "serve.log"
+    proc, url = spawn([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"], log, env=env)
     try:
-        while url is None:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("tether serve did not report 'listening on URL':\n" + "".join(log[-40:]))
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            m = re.search(r"listening on (https?://\S+)", line)
-            if m:
-                url = m.group(1).rstrip("/.")
         assert 'id="consent-modal"' in httpx.get(url + "/", timeout=30).text
         yield type("Server", (), {"url": url, "log": log, "proc": proc})()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=15)
