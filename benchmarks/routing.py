@@ -30,7 +30,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,7 +41,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from routing_data import load_examples  # noqa: E402
+from routing_data import load_examples, routing_curve  # noqa: E402
 
 from tether.routing.difficulty import DifficultyModel  # noqa: E402
 
@@ -54,20 +53,9 @@ def quality(examples: list[dict], to_cloud: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def sweep(examples: list[dict], p: np.ndarray) -> list[tuple[float, float]]:
-    """(cloud fraction, quality) sending the k lowest-p tasks to the cloud, k = 0..n."""
-    order = np.argsort(p, kind="stable")
-    points = []
-    for k in range(len(examples) + 1):
-        to_cloud = np.zeros(len(examples), dtype=bool)
-        to_cloud[order[:k]] = True
-        points.append((k / len(examples), quality(examples, to_cloud)))
-    return points
-
-
-def cascade_points(examples: list[dict], p: np.ndarray, lp_threshold: float) -> list[tuple[float, float, float]]:
+def cascade_points(examples: list[dict], gain: np.ndarray, lp_threshold: float) -> list[tuple[float, float, float]]:
     """(cloud fraction incl. escalations, quality, escalated share) for the router swept, plus the cascade."""
-    order = np.argsort(p, kind="stable")
+    order = np.argsort(-gain, kind="stable")
     lps = np.array([e["device_mean_logprob"] if e["device_mean_logprob"] is not None else -9.0 for e in examples])
     out = []
     for k in range(len(examples) + 1):
@@ -133,13 +121,13 @@ def main() -> None:
         sys.exit(f"only {len(test)} held-out examples are labelled; run scripts/label_routing.py longer")
     model = DifficultyModel.load()
     gain = np.array([model.cloud_gain(e["prompt"], e["kind"]) for e in track(test, description="scoring")])
-    p = -gain  # the sweeps send the lowest p (the highest predicted cloud gain) to the cloud first
 
     all_device = quality(test, np.zeros(len(test), bool))
     all_cloud = quality(test, np.ones(len(test), bool))
-    curve = sweep(test, p)
+    curve = routing_curve(gain, np.array([e["device_score"] for e in test]),
+                          np.array([e["cloud_score"] for e in test]))
     lp_threshold = tune_cascade(train)
-    cascade = cascade_points(test, p, lp_threshold)
+    cascade = cascade_points(test, gain, lp_threshold)
     tau = model.threshold_for(args.target)
     routed = gain > tau
     point = {"threshold": tau, "cloud_fraction": float(routed.mean()), "quality": quality(test, routed)}

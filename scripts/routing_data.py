@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+
 from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, final_number, read_jsonl
 
 
@@ -60,3 +62,11 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
             examples[-1]["device_faithful"] = faithful(dev["text"], source)
             examples[-1]["cloud_faithful"] = faithful(cld["text"], source)
     return examples
+
+
+def routing_curve(gain: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> list[tuple[float, float]]:
+    """(cloud fraction, mean quality) when the k tasks with the highest ``gain`` go to the cloud, k = 0..n."""
+    order = np.argsort(-np.asarray(gain), kind="stable")
+    lift = np.concatenate([[0.0], np.cumsum((cloud - device)[order])])
+    n = len(device)
+    return [(k / n, float((device.sum() + lift[k]) / n)) for k in range(n + 1)]

@@ -28,7 +28,7 @@ from sklearn.model_selection import KFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from routing_data import load_examples  # noqa: E402
+from routing_data import load_examples, routing_curve  # noqa: E402
 
 from tether.routing.difficulty import DifficultyModel, featurize  # noqa: E402
 
@@ -39,14 +39,8 @@ ALPHAS = [1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0]
 
 def gain_over_random(pred: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> float:
     """Mean, over cloud fractions 0..1, of routing-by-``pred`` quality minus random routing's."""
-    order = np.argsort(-pred, kind="stable")
-    n, gaps = len(pred), []
-    for k in range(n + 1):
-        to_cloud = np.zeros(n, dtype=bool)
-        to_cloud[order[:k]] = True
-        f = k / n
-        gaps.append(np.where(to_cloud, cloud, device).mean() - ((1 - f) * device.mean() + f * cloud.mean()))
-    return float(np.mean(gaps))
+    return float(np.mean([q - ((1 - f) * device.mean() + f * cloud.mean())
+                          for f, q in routing_curve(pred, device, cloud)]))
 
 
 def out_of_fold(X: np.ndarray, y: np.ndarray, alpha: float, seed: int) -> np.ndarray:

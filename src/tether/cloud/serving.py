@@ -6,6 +6,7 @@ paths, and the node promises to log metrics only.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -64,8 +65,8 @@ def spawn(cmd: list[str], log: Path, *, stderr: Path | None = None, env: dict[st
     Output goes to ``log`` (stderr too, unless ``stderr`` names its own file). If the
     process exits or stays silent past ``timeout``, ``RuntimeError`` carries its output.
     """
-    err = stderr.open("wb") if stderr else subprocess.STDOUT
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
+    with log.open("wb") as out, (stderr.open("wb") if stderr else contextlib.nullcontext(subprocess.STDOUT)) as err:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         match = LISTENING.search(log.read_text(errors="replace"))
