@@ -154,3 +154,20 @@ def test_partial_stop_suffix():
     assert _partial_stop_suffix("end of it.", (". ",)) == 1
     assert _partial_stop_suffix("abc", ("xyz",)) == 0
     assert _partial_stop_suffix("ab", ("abc", "b!")) == 2
+
+
+def test_isolated_engine_keeps_no_request_state(tiny):
+    """A cloud node's engine: each request sees a fresh KV cache and leaves nothing behind."""
+    from tether.models.engine import LlamaEngine
+
+    iso = LlamaEngine(tiny.path, name="iso", n_ctx=1024, n_threads=tiny.n_threads)
+    iso.isolate_requests = True
+    other = [Message("user", "Say hello to Ada and then name three rivers.")]  # shares a prefix with HELLO
+    fresh = iso.complete(HELLO, Sampling.greedy(16)).text
+    assert iso.llm.n_tokens == 0 and not iso.llm.input_ids.any()
+    iso.complete(other, Sampling.greedy(16))
+    assert iso.complete(HELLO, Sampling.greedy(16)).text == fresh
+    assert iso.llm.n_tokens == 0 and not iso.llm.input_ids.any()
+
+    tiny.complete(HELLO, Sampling.greedy(4))
+    assert tiny.llm.n_tokens > 0  # a device engine keeps its prefix cache for the next turn

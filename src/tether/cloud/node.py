@@ -88,6 +88,7 @@ class LocalBackend(Backend):
 
         spec = catalog.resolve(settings.model)
         self.engine = engine.load(settings.model, n_ctx=settings.n_ctx, n_threads=settings.threads)
+        self.engine.isolate_requests = True  # stateless: no request's tokens outlive it or shape the next
         self.name = self.engine.name
         self.model_sha256 = spec.sha256 or catalog.sha256_file(self.engine.path)
         self.max_tokens = settings.max_tokens

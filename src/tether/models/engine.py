@@ -146,6 +146,9 @@ class LlamaEngine:
             raise ModelUnavailableError(self.name, f"llama.cpp could not load {model_path}: {exc}") from exc
         self.context_window = self.llm.n_ctx()
         self._lock = threading.Lock()
+        # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
+        # or change the greedy output of another's; a device keeps its cache for the next turn.
+        self.isolate_requests = False
         self._vocab = self.llm._model.vocab
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -231,6 +234,8 @@ class LlamaEngine:
             start = time.perf_counter()
             if sampling.seed is not None:
                 self.llm.set_seed(sampling.seed)
+            if self.isolate_requests:
+                self.llm.reset()  # evaluate the whole prompt: no prefix reuse from an earlier request
             gen = self.llm.generate(
                 prompt,
                 temp=sampling.temperature,
@@ -284,6 +289,8 @@ class LlamaEngine:
                 raise GenerationError(f"llama.cpp failed during generation: {exc}") from exc
             finally:
                 gen.close()
+                if self.isolate_requests:
+                    self._forget()
             tail = ("" if finish == "stop" else held) + decoder.decode(b"", final=True)
             if tail:
                 pieces.append(tail)
@@ -303,6 +310,12 @@ class LlamaEngine:
         )
         if result is not None:
             result.append(completion)
+
+    def _forget(self) -> None:
+        """Drop this request's tokens from the KV cache and the token history."""
+        self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self.llm.input_ids.fill(0)
+        self.llm.n_tokens = 0
 
     def _logprob(self, token: int, top: int) -> TokenLogprob:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
