@@ -105,6 +105,7 @@ def main() -> None:
         client = CloudClient(log_url, relay_url, log_key=log_key, state_path=root / "state.json", k=1,
                              read_timeout=300)
         direct = tether_engine.load(args.model, n_threads=args.threads)
+        direct.isolate_requests = True  # as on the node: every prompt evaluated in full, no prefix reuse
         sampling = Sampling.greedy(args.tokens)
 
         def run_direct(prompt: str) -> tuple[float, int]:
