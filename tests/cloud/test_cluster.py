@@ -321,3 +321,39 @@ def test_node_killed_mid_stream_completes_on_the_other(cloud):
             assert fresh.chat(ask("Say hi.", max_tokens=4))["x_tether"]["node"] != victim_id
     finally:
         fresh.close()
+
+
+def test_nodes_re_attest_and_devices_refuse_stale_attestations(cloud, start_service):
+    """A node re-signs its attestation while it runs; one that stops doing so ages out of trust."""
+    log_url = cloud["log"].url
+    node = start_service("node-c", ["node", "serve", "-m", MODEL, "--port", "0", "--n-ctx", "2048",
+                                    "--max-tokens", "256", "--log", log_url, "--reattest-every", "1"], cloud["root"])
+    try:
+        node_id = re.search(r"node (\w+) ", node.output()).group(1)
+        first = re.search(r"attestation logged at index (\d+)", node.output()).group(1)
+
+        def listed() -> dict:
+            return next(n for n in httpx.get(f"{log_url}/v1/log/nodes", timeout=5).json()["nodes"]
+                        if n["attestation"]["node_id"] == node_id)
+
+        start = listed()
+        deadline = time.monotonic() + 20
+        while listed()["attestation"]["issued_at"] < start["attestation"]["issued_at"] + 2:
+            assert node.proc.poll() is None and time.monotonic() < deadline, node.output()
+            time.sleep(0.3)
+        assert listed()["index"] > int(first) and "re-attested" in node.output()
+
+        strict = CloudClient(log_url, cloud["relay"].url, log_key=cloud["log_key"], max_attestation_age=2.5,
+                             state_path=cloud["root"] / "strict-device.json")
+        try:
+            verdicts = {v.node_id: v for v in strict.refresh()}
+            assert verdicts[node_id].trusted
+            for old in cloud["nodes"]:  # announced once at start-up, minutes ago
+                if old.proc.poll() is None:
+                    assert not verdicts[old.info["node_id"]].trusted
+                    assert "stale" in verdicts[old.info["node_id"]].reason
+            assert [n.node_id for n in strict.nodes()] == [node_id]
+        finally:
+            strict.close()
+    finally:
+        node.stop()

@@ -19,10 +19,20 @@ import httpx
 import pytest
 
 from tether.cloud.serving import spawn, stop
-from tether.cloud.attestation import Measurement, NodeIdentity, b64, make_attestation, node_config, unb64
+from tether.cloud.attestation import (
+    Measurement,
+    NodeIdentity,
+    b64,
+    canonical_json,
+    make_attestation,
+    node_config,
+    unb64,
+)
+from tether.cloud.client import CloudClient
 from tether.cloud.transparency import (
     EMPTY_ROOT,
     LogClient,
+    check_freshness,
     TransparencyLog,
     verify_consistency,
     verify_inclusion,
@@ -38,10 +48,18 @@ def components(tag: str = "a") -> dict:
                        config=node_config("qwen2.5-1.5b", n_ctx=4096, max_tokens=1024)).components()
 
 
-def attestation(identity: NodeIdentity | None = None, url: str = "http://node.example:8471") -> dict:
+def attestation(identity: NodeIdentity | None = None, url: str = "http://node.example:8471",
+                age: float = 0.0) -> dict:
+    """A genuinely signed attestation, issued ``age`` seconds ago."""
+    identity = identity or NodeIdentity()
     measurement = Measurement.from_components(components())
-    return make_attestation(identity or NodeIdentity(), os.urandom(32), measurement, url=url,
-                            model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+    att = make_attestation(identity, os.urandom(32), measurement, url=url,
+                           model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+    if age:
+        body = {k: v for k, v in att.items() if k != "signature"}
+        body["issued_at"] = round(body["issued_at"] - age, 3)
+        att = {**body, "signature": b64(identity.sign(canonical_json(body)))}
+    return att
 
 
 @pytest.fixture
@@ -258,6 +276,46 @@ def test_announce_rejects_tampered_attestation(log):
     assert log.size == 0
 
 
+def test_announce_refuses_stale_and_replayed_older_attestations(log, tmp_path):
+    identity = NodeIdentity()
+    with pytest.raises(AttestationError, match="stale"):
+        log.announce(attestation(identity, age=3 * 3600))
+    with pytest.raises(AttestationError, match="future"):
+        log.announce(attestation(identity, age=-3600))
+    older, newer = attestation(identity, age=60), attestation(identity, age=30)
+    log.announce(newer)
+    with pytest.raises(AttestationError, match="older than this node's latest"):
+        log.announce(older)  # a replay must not displace the current attestation
+    assert [n["attestation"] for n in log.nodes()] == [newer]
+    assert log.size == 1
+
+    # Reloading the database keeps the newest attestation per node, whatever the order in the log.
+    db, key = tmp_path / "order.sqlite", tmp_path / "order.key"
+    first = TransparencyLog(db, key)
+    first.append({"type": "node", "attestation": newer})
+    first.append({"type": "node", "attestation": older})  # written directly: announce would refuse it
+    first.close()
+    reopened = TransparencyLog(db, key)
+    try:
+        assert [n["attestation"] for n in reopened.nodes()] == [newer]
+    finally:
+        reopened.close()
+
+
+def test_tree_head_freshness(log):
+    sth = log.tree_head()
+    ts = sth["timestamp"]
+    check_freshness(sth, None, now=ts + 599, max_age=600)
+    check_freshness(sth, None, now=ts - 299, max_age=600)  # small clock skew is tolerated
+    with pytest.raises(TransparencyLogError, match="frozen view"):
+        check_freshness(sth, None, now=ts + 601, max_age=600)
+    with pytest.raises(TransparencyLogError, match="in the future"):
+        check_freshness(sth, None, now=ts - 301, max_age=600)
+    later = {**sth, "timestamp": ts + 10}
+    with pytest.raises(TransparencyLogError, match="went backwards"):
+        check_freshness(sth, later, now=ts, max_age=600)
+
+
 # ----------------------------------------------------------------- server
 
 class Server:
@@ -421,6 +479,39 @@ def test_bad_input_gets_4xx_json_and_server_survives(server):
     verify_tree_head(sth, server.public_key)
     many = httpx.get(base + "/v1/log/entries?start=1&end=5000").json()["entries"]
     assert len(many) == sth["size"] and [e["index"] for e in many] == list(range(1, sth["size"] + 1))
+
+
+def test_device_refuses_a_stale_tree_head_over_http(server, tmp_path):
+    """The device's clock an hour ahead of the log: to it, every head the log signs is an hour old."""
+    state = tmp_path / "state.json"
+    LogClient(server.url, state_path=state).tree_head()
+    remembered = json.loads(state.read_text())["sth"]
+    ahead = LogClient(server.url, state_path=state, clock=lambda: time.time() + 3600)
+    with pytest.raises(TransparencyLogError, match=r"tree head is 3\d\d\d s old"):
+        ahead.tree_head()
+    assert json.loads(state.read_text())["sth"] == remembered  # the stale head was not remembered
+    behind = LogClient(server.url, state_path=state, clock=lambda: time.time() - 3600)
+    with pytest.raises(TransparencyLogError, match="in the future"):
+        behind.tree_head()
+
+
+def test_device_refuses_nodes_whose_attestation_is_stale(server, tmp_path):
+    released = httpx.post(server.url + "/v1/log/releases", json=components(),
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert released.status_code == 200, released.text
+    fresh, old = NodeIdentity(), NodeIdentity()
+    for identity, age in [(fresh, 0), (old, 600)]:
+        r = httpx.post(server.url + "/v1/log/nodes", json=attestation(identity, age=age))
+        assert r.status_code == 200, r.text
+    client = CloudClient(server.url, "http://127.0.0.1:9", log_key=server.public_key, max_attestation_age=300,
+                         state_path=tmp_path / "device.json")
+    try:
+        verdicts = {v.node_id: v for v in client.refresh()}
+    finally:
+        client.close()
+    assert verdicts[fresh.node_id].trusted
+    assert not verdicts[old.node_id].trusted
+    assert "stale: issued 6" in verdicts[old.node_id].reason and "re-attested" in verdicts[old.node_id].reason
 
 
 def test_unreachable_log_is_one_clear_error(tmp_path):

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tether.errors import AttestationError
 
 ATTESTATION_VERSION = 1
+MAX_ATTESTATION_AGE = 7200.0  # seconds; nodes re-attest every 30 minutes by default
+REATTEST_EVERY = 1800.0
 SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20Poly1305"
 
 
@@ -197,3 +199,21 @@ def verify_attestation(attestation: dict[str, Any]) -> dict[str, Any]:
     if components.digest != attestation.get("measurement"):
         raise AttestationError(node, "measurement does not match its components")
     return attestation
+
+
+def check_attestation_age(attestation: dict[str, Any], *, now: float, max_age: float, skew: float = 300.0) -> None:
+    """Refuse an attestation that is too old or dated in the future.
+
+    A node re-signs its attestation periodically while it runs, so an old one
+    belongs to a node that stopped (or to someone replaying it with a key that
+    may since have leaked).
+    """
+    node = str(attestation.get("node_id", "?"))
+    issued = attestation.get("issued_at")
+    if not isinstance(issued, (int, float)) or isinstance(issued, bool):
+        raise AttestationError(node, f"malformed attestation: issued_at {issued!r}")
+    if issued > now + skew:
+        raise AttestationError(node, f"attestation is dated {issued - now:.0f} s in the future")
+    if now - issued > max_age:
+        raise AttestationError(node, f"attestation is stale: issued {now - issued:.0f} s ago (limit {max_age:.0f} s); "
+                                     "the node has not re-attested")

@@ -1,9 +1,10 @@
 """The device side of the private cloud: verify nodes, seal, send through the relay.
 
 A node is used only when all of these hold: its attestation's signature and
-measurement check out, the measurement is a release in the transparency log,
-the attestation itself is in the log, both with inclusion proofs against a
-signed tree head that is consistent with every tree head seen before.
+measurement check out and it was issued recently (nodes re-attest while they
+run), the measurement is a release in the transparency log, the attestation
+itself is in the log, both with inclusion proofs against a fresh signed tree
+head that is consistent with every tree head seen before.
 
 Each request is sealed to a random subset of ``k`` verified nodes, weighted by
 advertised speed, current load and measured latency. The device never talks to
@@ -18,14 +19,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import httpx
 
-from tether.cloud.attestation import unb64, verify_attestation
+from tether.cloud.attestation import MAX_ATTESTATION_AGE, check_attestation_age, unb64, verify_attestation
 from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
 from tether.cloud.relay import NODE_HEADER
-from tether.cloud.transparency import LogClient
+from tether.cloud.transparency import MAX_STH_AGE, LogClient
 from tether.errors import (
     AttestationError,
     CloudError,
@@ -83,6 +84,9 @@ class CloudClient:
         cooldown: float = 30.0,
         directory_ttl: float = 30.0,
         model: str | None = None,
+        max_attestation_age: float = MAX_ATTESTATION_AGE,
+        max_sth_age: float = MAX_STH_AGE,
+        clock: Callable[[], float] = time.time,
     ):
         self.relay_url = relay_url.rstrip("/")
         self.k = max(1, k)
@@ -90,9 +94,11 @@ class CloudClient:
         self.cooldown = cooldown
         self.directory_ttl = directory_ttl
         self.model = model
+        self.max_attestation_age = max_attestation_age
+        self.clock = clock
         self.http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-        self.log = LogClient(log_url, log_key, state_path=state_path, timeout=10.0)
+        self.log = LogClient(log_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age, clock=clock)
         self._lock = threading.RLock()
         self._nodes: dict[str, VerifiedNode] = {}
         self._verdicts: list[Verdict] = []
@@ -116,6 +122,7 @@ class CloudClient:
                 node_id = str(att.get("node_id", "?"))
                 try:
                     verify_attestation(att)
+                    check_attestation_age(att, now=self.clock(), max_age=self.max_attestation_age)
                     release_index = releases.get(att["measurement"])
                     if release_index is None:
                         raise AttestationError(node_id, "its measurement is not a release in the transparency log")

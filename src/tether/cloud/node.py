@@ -190,10 +190,9 @@ class Node:
         # compete for the cores (measured: 2.8x slower). One dedicated thread per slot.
         self._executor = ThreadPoolExecutor(max_workers=max(1, settings.concurrency), thread_name_prefix="generate")
         self.tokens_per_second = self._executor.submit(self.backend.measure_tokens_per_second).result()
-        self.attestation = make_attestation(
-            self.identity, self.keys.public_bytes, self.measurement, url=url, model=self.backend.name,
-            hardware=describe_hardware(), tokens_per_second=self.tokens_per_second,
-        )
+        self.url = url
+        self.hardware = describe_hardware()
+        self.attestation = self.reattest()
         self.guard = ReplayGuard()
         self.metrics = Metrics()
         self._slots: anyio.Semaphore | None = None
@@ -202,12 +201,40 @@ class Node:
     def node_id(self) -> str:
         return self.identity.node_id
 
+    def reattest(self) -> dict[str, Any]:
+        """Sign the attestation afresh (same keys, new ``issued_at``); devices refuse old ones."""
+        self.attestation = make_attestation(
+            self.identity, self.keys.public_bytes, self.measurement, url=self.url, model=self.backend.name,
+            hardware=self.hardware, tokens_per_second=self.tokens_per_second,
+        )
+        return self.attestation
+
     def announce(self, log_url: str) -> int:
         """Put this node's attestation into the transparency log so devices can find and check it."""
         from tether.cloud.transparency import LogClient
 
         with LogClient(log_url, timeout=10) as log:
             return int(log.submit_attestation(self.attestation)["index"])
+
+    def keep_attested(self, log_url: str, every: float, stop: threading.Event) -> threading.Thread:
+        """Re-sign and re-announce every ``every`` seconds until ``stop`` is set.
+
+        A failure (log down) is one line on stderr and is retried next period: the
+        node keeps serving, and devices stop trusting it only once its last
+        attestation ages out.
+        """
+        def loop() -> None:
+            while not stop.wait(every):
+                try:
+                    self.reattest()
+                    index = self.announce(log_url)
+                    print(f"re-attested: log index {index}", file=sys.stderr, flush=True)
+                except TetherError as exc:
+                    print(f"re-attestation failed: {exc}", file=sys.stderr, flush=True)
+
+        thread = threading.Thread(target=loop, name="reattest", daemon=True)
+        thread.start()
+        return thread
 
     # ------------------------------------------------------------- HTTP
 

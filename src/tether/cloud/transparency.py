@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import httpx
 from cryptography.exceptions import InvalidSignature
@@ -29,11 +29,21 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat,
 from pymerkle import ConsistencyProof, InclusionProof, InvalidChallenge, InvalidProof, SqliteTree
 from pymerkle.hasher import MerkleHasher
 
-from tether.cloud.attestation import Measurement, b64, canonical_json, unb64, verify_attestation
+from tether.cloud.attestation import (
+    MAX_ATTESTATION_AGE,
+    Measurement,
+    b64,
+    canonical_json,
+    check_attestation_age,
+    unb64,
+    verify_attestation,
+)
 from tether.errors import AttestationError, InputError, TransparencyLogError
 
 HASH_ALGORITHM = "sha256"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+MAX_STH_AGE = 600.0  # seconds; the log signs a fresh head per request
+CLOCK_SKEW = 300.0  # seconds of clock difference tolerated between device, log and nodes
 _HASHER = MerkleHasher(HASH_ALGORITHM)
 
 
@@ -95,6 +105,7 @@ class TransparencyLog:
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         self._releases: dict[str, int] = {}
         self._nodes: dict[str, int] = {}
+        self._issued: dict[str, float] = {}
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
         for index, entry in self.entries(1, self.size):
             self._index(index, entry)
@@ -136,10 +147,15 @@ class TransparencyLog:
             node = attestation.get("node_id", "?") if isinstance(attestation, dict) else "?"
             raise AttestationError(str(node), f"malformed attestation: {exc}") from None
         verify_attestation(attestation)
+        check_attestation_age(attestation, now=time.time(), max_age=MAX_ATTESTATION_AGE, skew=CLOCK_SKEW)
         with self._lock:
             seen = self._seen.get(_digest(attestation))
             if seen is not None:
                 return seen
+            node = str(attestation["node_id"])
+            if attestation["issued_at"] <= self._issued.get(node, float("-inf")):
+                # A replayed older attestation must not displace the node's current one.
+                raise AttestationError(node, "older than this node's latest attestation in the log")
             return self.append({"type": "node", "attestation": attestation})
 
     def _index(self, index: int, entry: dict[str, Any]) -> None:
@@ -148,7 +164,10 @@ class TransparencyLog:
             self._releases.setdefault(entry["measurement"], index)
         elif kind == "node" and isinstance(entry.get("attestation"), dict):
             att = entry["attestation"]
-            self._nodes[str(att.get("node_id"))] = index
+            node, issued = str(att.get("node_id")), att.get("issued_at")
+            issued = float(issued) if isinstance(issued, (int, float)) else float("-inf")
+            if issued >= self._issued.get(node, float("-inf")):
+                self._nodes[node], self._issued[node] = index, issued
             self._seen.setdefault(_digest(att), index)
 
     # -- reading
@@ -338,6 +357,23 @@ def verify_consistency(old_sth: dict[str, Any], new_sth: dict[str, Any], proof: 
         raise TransparencyLogError(f"malformed consistency proof from size {old} to {new}: {exc}") from None
 
 
+def check_freshness(sth: dict[str, Any], previous: dict[str, Any] | None, *, now: float, max_age: float,
+                    skew: float = CLOCK_SKEW) -> None:
+    """Refuse a tree head that is too old, from the future, or older than one already seen.
+
+    The log signs a fresh head on every request, so an old one means a frozen or
+    replayed view: a log hiding entries (a new release, a revoked node) from this device.
+    """
+    ts = float(sth["timestamp"])
+    if ts > now + skew:
+        raise TransparencyLogError(f"tree head is dated {ts - now:.0f} s in the future: check the log's or this device's clock")
+    if now - ts > max_age:
+        raise TransparencyLogError(f"tree head is {now - ts:.0f} s old (limit {max_age:.0f} s): "
+                                   "the log may be showing a frozen view")
+    if previous is not None and ts < float(previous["timestamp"]):
+        raise TransparencyLogError(f"tree head timestamp went backwards by {float(previous['timestamp']) - ts:.0f} s")
+
+
 # ----------------------------------------------------------------- client
 
 class LogClient:
@@ -348,8 +384,11 @@ class LogClient:
     """
 
     def __init__(self, url: str, public_key_b64: str | None = None, *, state_path: Path | None = None,
-                 http: httpx.Client | None = None, timeout: float = 5.0):
+                 http: httpx.Client | None = None, timeout: float = 5.0, max_sth_age: float = MAX_STH_AGE,
+                 clock: Callable[[], float] = time.time):
         self.url = url.rstrip("/")
+        self.max_sth_age = max_sth_age
+        self.clock = clock
         self.state_path = Path(state_path) if state_path else None
         self._own_http = http is None
         self._http = http or httpx.Client(timeout=timeout)
@@ -440,6 +479,7 @@ class LogClient:
         """Fetch, verify and remember the latest tree head; raise if it does not extend the last one."""
         key = self.public_key_b64
         sth = verify_tree_head(self._request("GET", "/v1/log/sth"), key)
+        check_freshness(sth, self.last_sth, now=self.clock(), max_age=self.max_sth_age)
         if self.last_sth is not None:
             old = self.last_sth
             proof = None
