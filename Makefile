@@ -22,14 +22,15 @@ $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 
 install: $(STAMP)
 
-# The playground's browser tests drive Debian's Chromium with Playwright (never `playwright install`).
+# Debian packages the tests use: Chromium for the playground's browser tests (driven by Playwright,
+# never `playwright install`) and Noto Color Emoji for drawing emoji.
 BROWSER_STAMP := $(VENV)/.browser
 $(BROWSER_STAMP): $(STAMP) requirements/browser.txt
 	$(BIN)/pip install -q -r requirements/browser.txt
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "note: install Debian's chromium and chromium-driver to run the browser tests (they skip without it)"; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji >/dev/null; \
+	  else echo "note: install Debian's chromium, chromium-driver and fonts-noto-color-emoji to run the browser and emoji-drawing tests (they skip without them)"; fi; \
 	fi
 	touch $(BROWSER_STAMP)
 

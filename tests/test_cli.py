@@ -157,5 +157,6 @@ def test_demo_runs_every_feature():
     assert out["model"] == "smollm2-135m"
     assert set(out["results"]) == {"notifications", "proofread", "rewrite_friendly", "rewrite_professional",
                                    "rewrite_concise", "summarize_summary", "summarize_key_points",
-                                   "summarize_table", "replies"}
+                                   "summarize_table", "replies", "emoji"}
     assert len(out["results"]["replies"]["replies"]) == 3
+    assert out["results"]["emoji"]["glyphs"][0]["place"] == "base"

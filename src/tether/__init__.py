@@ -6,6 +6,7 @@ The public API lives here; everything else is an implementation module.
 from tether.errors import (
     ChecksumMismatchError,
     ContextWindowExceededError,
+    EmojiFontUnavailableError,
     GenerationCancelledError,
     GenerationError,
     InputError,
@@ -29,6 +30,7 @@ __all__ = [
     "ChecksumMismatchError",
     "Completion",
     "ContextWindowExceededError",
+    "EmojiFontUnavailableError",
     "GenerationCancelledError",
     "GenerationError",
     "InputError",

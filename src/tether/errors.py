@@ -102,6 +102,10 @@ class GenerationCancelledError(GenerationError):
         super().__init__("generation was cancelled")
 
 
+class EmojiFontUnavailableError(TetherError):
+    """No colour emoji font to draw an emoji's PNG with (its SVG needs none)."""
+
+
 class PrivacyError(TetherError):
     """The privacy guard refused a request or could not run."""
 

@@ -107,6 +107,16 @@ def test_feature_bad_field_is_named(server):
     assert error(r, 400)["param"] == "tone"
 
 
+def test_feature_emoji(server):
+    r = httpx.post(server.url + "/v1/emoji", json={"description": "a cat with a crown", "png": False}, timeout=120)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["glyphs"][0]["place"] == "base" and body["svg"].startswith("<svg") and body["png_base64"] is None
+    assert body["tether"]["tier"] == "device"
+    assert error(httpx.post(server.url + "/v1/emoji", json={"description": "x" * 301}, timeout=30), 400)["param"] \
+        == "description"
+
+
 def test_privacy_scan(server):
     r = httpx.post(server.url + "/v1/privacy/scan", json={"text": "Mail jane.doe@example.com today."}, timeout=60)
     assert r.status_code == 200, r.text

@@ -47,7 +47,7 @@ def test_page_references_only_its_own_assets():
 def test_page_calls_the_gateway_api():
     js = (ASSETS / "app.js").read_text()
     for path in ("/v1/chat/completions", "/v1/notifications/summarize", "/v1/writing/proofread",
-                 "/v1/writing/rewrite", "/v1/writing/summarize", "/v1/replies", "/v1/privacy/scan",
+                 "/v1/writing/rewrite", "/v1/writing/summarize", "/v1/replies", "/v1/emoji", "/v1/privacy/scan",
                  "/v1/route/recent"):
         assert f'"{path}"' in js, path
     assert '"X-Tether-Consent"' in js

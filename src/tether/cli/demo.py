@@ -12,7 +12,7 @@ from tether.cli import cli
 from tether.cli._io import load_model, model_option
 from tether.cli.features import render_digest
 from tether.errors import InvalidOutputError
-from tether.features import notifications, replies, writing
+from tether.features import genmoji, notifications, replies, writing
 
 
 def sample(name: str) -> str:
@@ -70,6 +70,10 @@ def demo_cmd(model: str, as_json: bool) -> None:
     results["replies"] = rp.model_dump(mode="json")
     section("Smart replies" + (" (with fallback)" if rp.fallback else ""), rp.duration_s,
             "\n".join(f"{i}. {r}" for i, r in enumerate(rp.replies, 1)))
+
+    em = genmoji.create_emoji("a cat wearing sunglasses", model=model, png=False)
+    results["emoji"] = em.model_dump(mode="json")
+    section("Emoji", em.duration_s, f"a cat wearing sunglasses → {em.text}  ({em.name})")
 
     total = time.perf_counter() - t0
     if as_json:

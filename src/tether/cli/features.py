@@ -1,4 +1,4 @@
-"""Feature commands: summarize, summarize-text, proofread, rewrite, reply."""
+"""Feature commands: summarize, summarize-text, proofread, rewrite, reply, emoji."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 
 from tether.cli import cli
 from tether.cli._io import emit, json_option, load_model, model_option, read_bytes, read_text
-from tether.features import notifications, replies, writing
+from tether.features import genmoji, notifications, replies, writing
 from tether.features.prompts import SUMMARY_FORMS, TONES
 
 
@@ -85,3 +85,36 @@ def reply_cmd(file: str, model: str, as_json: bool) -> None:
     load_model(model)
     result = replies.smart_replies(text, model=model)
     emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)))
+
+
+@cli.command("emoji")
+@click.argument("description")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Write the emoji here: .png (needs a colour emoji font) or .svg.")
+@click.option("--size", default=256, show_default=True, type=click.IntRange(32, 1024), help="Pixels per side.")
+@model_option
+@json_option
+def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json: bool) -> None:
+    """Make a new emoji from DESCRIPTION, e.g. "a cat wearing sunglasses"."""
+    from pathlib import Path
+
+    from tether.errors import InputError
+
+    if out and Path(out).suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"{out}: --out must end in .png or .svg")
+    if out and not Path(out).resolve().parent.is_dir():
+        raise InputError(f"{out}: cannot write (no such directory)")  # before the model runs
+    want_png = bool(out) and out.lower().endswith(".png")
+    if want_png:
+        genmoji.font_path()  # fail before the model runs
+    load_model(model)
+    result = genmoji.create_emoji(description, model=model, size=size, png=want_png)
+    if out:
+        try:
+            Path(out).write_bytes(result.png if want_png else result.svg.encode())  # type: ignore[arg-type]
+        except OSError as exc:
+            raise InputError(f"{out}: cannot write ({exc.strerror})") from None
+    parts = " + ".join(f"{g.char} {g.phrase} ({g.place})" for g in result.glyphs)
+    note = "  (from the description's words)" if result.fallback else ""
+    saved = f"\nsaved {out}" if out else ""
+    emit(result, as_json, f"{result.text}  {result.name}: {parts}{note}{saved}")

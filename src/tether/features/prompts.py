@@ -42,3 +42,15 @@ SMART_REPLIES = (
     "Suggest three short, different replies I could send back: one accepting or agreeing, "
     "one declining, one asking a question. Each reply is under 15 words."
 )
+
+EMOJI_DESIGNER = "You design new emoji by combining existing ones. You answer in JSON."
+
+EMOJI = (
+    "Design an emoji for: {description}\n\n"
+    "Give it a short name. Pick the base: the one main thing, in one or two plain words (an animal, "
+    "a face, an object). Pick up to two extras from the description, each one plain word, and where each goes: "
+    "eyes (glasses), head (hats, crowns), hand (things held) or beside (anything else). "
+    "Pick a background colour.\n"
+    'Example: "a frog reading a newspaper" -> name "news frog", base "frog", extras [{{"thing": "newspaper", '
+    '"place": "hand"}}], background "green". Use only things the description names.'
+)

@@ -60,6 +60,8 @@ ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
     ("/v1/writing/summarize", "POST", features.summarize, "Summarize a text", features.SummarizeBody, "features"),
     ("/v1/replies", "POST", features.replies, "Suggest three short replies to a message", features.RepliesBody,
      "features"),
+    ("/v1/emoji", "POST", features.emoji, "Make a new emoji from a description (PNG as base64, and SVG)",
+     features.EmojiBody, "features"),
     ("/v1/privacy/scan", "POST", features.privacy_scan, "Show what the privacy guard finds and each tier would see",
      features.ScanBody, "privacy"),
     ("/v1/route/recent", "GET", recent_routes, "The last 50 routing decisions (no content)", None, "routing"),

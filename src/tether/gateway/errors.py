@@ -32,6 +32,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     e.RouterConfigError: (500, "server_error", "router_config_invalid"),
     e.TierUnavailableError: (503, "server_error", "tier_unavailable"),
     e.IndexStoreError: (500, "server_error", "index_unavailable"),
+    e.EmojiFontUnavailableError: (503, "server_error", "emoji_font_unavailable"),
     e.CloudError: (502, "server_error", "cloud_error"),
 }
 

@@ -39,6 +39,12 @@ class RepliesBody(_Body):
     message: str = Field(min_length=1)
 
 
+class EmojiBody(_Body):
+    description: str = Field(min_length=1, max_length=300)
+    size: int = Field(default=256, ge=32, le=1024)
+    png: bool = True  # false: the SVG only (no colour emoji font needed)
+
+
 class NotificationsBody(_Body):
     notifications: list[dict[str, Any]] = Field(min_length=1)
 
@@ -104,6 +110,12 @@ def _replies(b: RepliesBody, model: str) -> BaseModel:
     return smart_replies(b.message, model=model)
 
 
+def _emoji(b: EmojiBody, model: str) -> BaseModel:
+    from tether.features.genmoji import create_emoji
+
+    return create_emoji(b.description, model=model, size=b.size, png=b.png)
+
+
 def _notifications(b: NotificationsBody, model: str) -> BaseModel:
     from tether.features.notifications import parse_notifications, summarize_notifications
 
@@ -115,6 +127,7 @@ rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
 summarize = _run("writing.summarize", SummarizeBody, _summarize)
 replies = _run("replies", RepliesBody, _replies)
 notifications = _run("notifications", NotificationsBody, _notifications)
+emoji = _run("emoji", EmojiBody, _emoji)
 
 
 async def privacy_scan(request: Request) -> JSONResponse:

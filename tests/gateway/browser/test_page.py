@@ -6,6 +6,7 @@ configured. Screenshots go to tests/gateway/artifacts/.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -184,3 +185,19 @@ def test_gateway_other_features(real, feature, text):
         assert "Messages" in result and "Calendar" in result
     if feature == "replies":
         assert result.count("•") == 3
+
+
+@pytest.mark.skipif(not os.path.isfile("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),
+                    reason="install Debian's fonts-noto-color-emoji (make test does)")
+def test_gateway_emoji_shows_the_image(real):
+    page, _ = real
+    fill(page, "emoji", "auto", "a dog wearing a crown")
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    image = page.locator("#emoji-image")
+    image.wait_for(state="visible")
+    # the PNG decoded in the page: the data URL is a real image, not just an attribute
+    assert page.evaluate("() => document.getElementById('emoji-image').naturalWidth") == 256
+    assert page.locator("#route-tier").text_content() == "device"
+    page.screenshot(path=str(ARTIFACTS / "gateway-emoji.png"), full_page=True)

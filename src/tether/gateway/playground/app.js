@@ -7,7 +7,7 @@
     feature: $("feature"), target: $("target"), tone: $("tone"), form: $("form"),
     toneField: $("tone-field"), formField: $("form-field"), input: $("input"), inputLabel: $("input-label"),
     run: $("run"), stop: $("stop"), status: $("status"), spinner: $("spinner"), result: $("result"),
-    preview: $("preview"), previewState: $("preview-state"), recent: $("recent"),
+    emojiImage: $("emoji-image"), preview: $("preview"), previewState: $("preview-state"), recent: $("recent"),
     modal: $("consent-modal"), consentPreview: $("consent-preview"), consentEntities: $("consent-entities"),
     allow: $("consent-allow"), refuse: $("consent-refuse"),
     route: {
@@ -22,6 +22,7 @@
     rewrite: "/v1/writing/rewrite",
     summarize: "/v1/writing/summarize",
     replies: "/v1/replies",
+    emoji: "/v1/emoji",
   };
   const TIER_LABEL = { device: "device", private_cloud: "private cloud", third_party: "third party" };
   const SCAN_DEBOUNCE_MS = 350;
@@ -133,6 +134,13 @@
           return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s");
         }
         break;
+      case "emoji":
+        if (Array.isArray(r.glyphs)) {
+          return r.glyphs.map((g) => g.char).join("") + "  " + r.name + "\n"
+            + r.glyphs.map((g) => g.char + " " + g.phrase + " (" + g.place + ")").join("\n")
+            + (r.fallback ? "\n— made from the description's words" : "");
+        }
+        break;
       case "replies":
         if (Array.isArray(r.replies)) return r.replies.map((x) => "• " + (typeof x === "string" ? x : x.text)).join("\n");
         break;
@@ -172,6 +180,7 @@
       case "rewrite": body.text = text; body.tone = el.tone.value; break;
       case "summarize": body.text = text; body.form = el.form.value; break;
       case "replies": body.message = text; break;
+      case "emoji": body.description = text.slice(0, 300); break;
       default: body.text = text;
     }
     return body;
@@ -234,6 +243,11 @@
     const body = await resp.json();
     if (body && body.tether) showRoute(body.tether);
     el.result.textContent = resultText(feature, body);
+    if (feature === "emoji" && body && typeof body.png_base64 === "string") {
+      el.emojiImage.src = "data:image/png;base64," + body.png_base64;
+      el.emojiImage.alt = body.name || "emoji";
+      el.emojiImage.hidden = false;
+    }
     return {};
   }
 
@@ -297,6 +311,8 @@
     const text = el.input.value;
     if (!text.trim()) { setStatus("Type or paste something first.", true); return; }
     el.result.textContent = "";
+    el.emojiImage.hidden = true;
+    el.emojiImage.removeAttribute("src");
     clearRoute();
     let consent = false;
     if (target === "third-party") {
@@ -362,7 +378,8 @@
     el.toneField.hidden = f !== "rewrite";
     el.formField.hidden = f !== "summarize";
     el.inputLabel.textContent = f === "notifications" ? "Notifications (one per line: App: Sender: message, or JSON)"
-      : f === "replies" ? "Message to reply to" : f === "chat" ? "Message" : "Text";
+      : f === "replies" ? "Message to reply to" : f === "emoji" ? "Describe the emoji (e.g. a cat wearing sunglasses)"
+      : f === "chat" ? "Message" : "Text";
   }
   el.feature.addEventListener("change", syncOptions);
   syncOptions();

@@ -1,0 +1,290 @@
+"""Emoji creation: a new emoji from a description, composed from Unicode emoji on the device.
+
+A small language model can't draw, but it can plan: it turns "a cat wearing
+sunglasses" into a base thing ("cat"), up to two extras placed on it
+("sunglasses" on the eyes) and a background colour, by guided generation, so
+the plan always parses. Each phrase is then looked up among the Unicode emoji
+by BM25 over their CLDR names and aliases (SQLite FTS5 with the Porter
+stemmer, in memory), and the glyphs are layered into a PNG with Pillow and the
+Noto Color Emoji font, plus an SVG that needs no font on this side.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import os
+import re
+import sqlite3
+import time
+from pathlib import Path
+from typing import Annotated, Literal
+from xml.sax.saxutils import escape
+
+from pydantic import BaseModel, Field, StringConstraints
+
+from tether.errors import EmojiFontUnavailableError, InputError, InvalidOutputError
+from tether.features import prompts
+from tether.features._common import check_text
+from tether.models.catalog import DEFAULT_MODEL
+from tether.models.engine import Sampling
+from tether.session import Session
+
+MAX_DESCRIPTION_CHARS = 300
+Place = Literal["eyes", "head", "hand", "beside"]
+BACKGROUNDS: dict[str, tuple[int, int, int]] = {
+    "yellow": (255, 221, 120), "orange": (255, 183, 110), "red": (255, 140, 140), "pink": (255, 182, 213),
+    "purple": (205, 170, 255), "blue": (150, 200, 255), "green": (160, 225, 160), "gray": (215, 215, 220),
+    "none": (0, 0, 0),
+}
+FONT_PATHS = ("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf", "/usr/share/fonts/noto/NotoColorEmoji.ttf",
+              "/System/Library/Fonts/Apple Color Emoji.ttc")
+_FONT_SIZE = 109  # the one bitmap size Noto Color Emoji carries
+
+Phrase = Annotated[str, StringConstraints(min_length=1, max_length=30)]
+
+
+class _Extra(BaseModel):
+    thing: Phrase
+    place: Place
+
+
+class _Plan(BaseModel):
+    name: Annotated[str, StringConstraints(min_length=2, max_length=40)]
+    base: Phrase
+    extras: list[_Extra] = Field(max_length=2)
+    background: Literal["yellow", "orange", "red", "pink", "purple", "blue", "green", "gray", "none"]
+
+
+class Glyph(BaseModel):
+    char: str
+    name: str  # CLDR name of the emoji used
+    phrase: str  # what the plan asked for
+    place: Literal["base", "eyes", "head", "hand", "beside"]
+
+
+class EmojiResult(BaseModel):
+    description: str
+    name: str
+    glyphs: list[Glyph]
+    background: str
+    svg: str
+    png_base64: str | None = None  # None when no colour emoji font is installed
+    fallback: bool = False  # True: the plan came from the description's words, not the model
+    unmatched: list[str] = Field(default_factory=list)  # phrases no emoji matched
+    model: str
+    duration_s: float
+
+    @property
+    def png(self) -> bytes | None:
+        return base64.b64decode(self.png_base64) if self.png_base64 else None
+
+    @property
+    def text(self) -> str:
+        """The glyphs in a row, for places that can only show text."""
+        return "".join(g.char for g in self.glyphs)
+
+
+# ----------------------------------------------------------------- lookup
+
+@functools.lru_cache(maxsize=1)
+def _index() -> sqlite3.Connection:
+    import emoji
+
+    db = sqlite3.connect(":memory:", check_same_thread=False)
+    db.execute("CREATE VIRTUAL TABLE e USING fts5(char UNINDEXED, name, aliases, tokenize='porter unicode61')")
+    rows = []
+    for char, data in emoji.EMOJI_DATA.items():
+        name = data["en"].strip(":").replace("_", " ")
+        if data.get("status") != emoji.STATUS["fully_qualified"] or "skin tone" in name:
+            continue
+        aliases = "; ".join(a.strip(":").replace("_", " ") for a in data.get("alias", []))
+        rows.append((char, name, aliases))
+    db.executemany("INSERT INTO e VALUES (?, ?, ?)", rows)
+    return db
+
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOP = frozenset("a an the of with and in on to for wearing holding having its his her their is are".split())
+
+
+def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | None:
+    """The emoji whose name best matches ``phrase`` (BM25), as ``(char, name)``; None if no word matches.
+
+    Names carry most of the meaning, aliases some. For the base of a composition a
+    "… face" emoji is preferred when one exists: faces take accessories best.
+    """
+    words = [w for w in _WORD.findall(phrase.lower()) if w not in _STOP]
+    if not words:
+        return None
+    query = " OR ".join(f'"{w}"' for w in words)
+    rows = _index().execute(
+        "SELECT char, name, aliases, bm25(e, 0.0, 4.0, 1.0) AS rank FROM e WHERE e MATCH ? ORDER BY rank LIMIT 25",
+        (query,),
+    ).fetchall()
+    if not rows:
+        return None
+    target = " ".join(words)
+    targets = {target, re.sub(r"s\b", "", target)}  # "cats" names "cat"
+
+    def score(row: tuple[str, str, str, float]) -> float:
+        char, name, aliases, rank = row
+        name = name.lower()
+        s = -rank
+        if name in targets or any(a.strip() in targets for a in aliases.lower().split(";")):
+            s += 5.0
+        if prefer_face and any(name in (f"{t} face", f"{t}face") for t in targets):
+            s += 6.0
+        if not prefer_face and "face" in name and "face" not in target:
+            s -= 4.0  # an extra worn or held should be a thing, not another face
+        return s
+
+    char, name, _, _ = max(rows, key=score)
+    return char, name
+
+
+# ----------------------------------------------------------------- drawing
+
+# Centre (as a fraction of the canvas) and size (fraction of the base glyph) per place.
+_LAYOUT: dict[str, tuple[float, float, float]] = {
+    "base": (0.5, 0.52, 1.0), "eyes": (0.5, 0.47, 0.62), "head": (0.5, 0.2, 0.5),
+    "hand": (0.78, 0.78, 0.42), "beside": (0.8, 0.2, 0.38),
+}
+
+
+def font_path() -> Path:
+    """``TETHER_EMOJI_FONT``, else the platform's colour emoji font."""
+    configured = os.environ.get("TETHER_EMOJI_FONT")
+    candidates = [configured] if configured else list(FONT_PATHS)
+    for c in candidates:
+        if c and Path(c).is_file():
+            return Path(c)
+    where = configured or ", ".join(FONT_PATHS)
+    raise EmojiFontUnavailableError(f"no colour emoji font at {where}; install Debian's fonts-noto-color-emoji "
+                                    "or set TETHER_EMOJI_FONT (the SVG works without it)")
+
+
+def render_png(glyphs: list[Glyph], background: str, size: int = 256) -> bytes:
+    from PIL import Image, ImageDraw, ImageFont
+
+    if not 32 <= size <= 1024:
+        raise InputError(f"size must be 32..1024 pixels, got {size}")
+    path = font_path()
+    try:
+        font = ImageFont.truetype(str(path), _FONT_SIZE)
+    except OSError as exc:
+        raise EmojiFontUnavailableError(f"cannot load the emoji font {path}: {exc}") from None
+    canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    if background != "none":
+        margin = size // 32
+        ImageDraw.Draw(canvas).ellipse((margin, margin, size - margin, size - margin), fill=(*BACKGROUNDS[background], 255))
+    base_px = int(size * 0.6)
+    for g in glyphs:
+        cx, cy, scale = _LAYOUT[g.place]
+        tile = Image.new("RGBA", (_FONT_SIZE * 2, _FONT_SIZE * 2), (0, 0, 0, 0))
+        ImageDraw.Draw(tile).text((_FONT_SIZE, _FONT_SIZE), g.char, font=font, embedded_color=True, anchor="mm")
+        box = tile.getbbox()
+        if box is None:
+            continue  # the font lacks this glyph
+        tile = tile.crop(box)
+        side = max(1, int(base_px * scale))
+        ratio = side / max(tile.size)
+        tile = tile.resize((max(1, int(tile.width * ratio)), max(1, int(tile.height * ratio))), Image.LANCZOS)
+        canvas.alpha_composite(tile, (int(cx * size - tile.width / 2), int(cy * size - tile.height / 2)))
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()
+
+
+def render_svg(glyphs: list[Glyph], background: str, size: int = 256) -> str:
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" viewBox="0 0 {size} {size}">']
+    if background != "none":
+        r, g, b = BACKGROUNDS[background]
+        parts.append(f'<circle cx="{size / 2}" cy="{size / 2}" r="{size * 15 / 32}" fill="rgb({r},{g},{b})"/>')
+    for glyph in glyphs:
+        cx, cy, scale = _LAYOUT[glyph.place]
+        parts.append(f'<text x="{cx * size:.1f}" y="{cy * size:.1f}" font-size="{size * 0.6 * scale * 0.85:.1f}" '
+                     f'text-anchor="middle" dominant-baseline="central">{escape(glyph.char)}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------- the feature
+
+def _stems(text: str) -> set[str]:
+    return {re.sub(r"(?<=[a-z]{3})s$", "", w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+_EYES = _stems("glasses sunglasses goggles monocle eyeglasses spectacles")
+_HEAD = _stems("hat cap crown helmet halo bow tiara beret bonnet headphones")
+
+
+def _grounded(phrase: str, description: str) -> bool:
+    """Does ``phrase`` name something the description mentions? Small models copy their examples."""
+    return bool(_stems(phrase) & _stems(description))
+
+
+def _place(thing: str, suggested: str) -> str:
+    """Wearables go where they are worn, whatever the model said; other things are held or beside."""
+    stems = _stems(thing)
+    if stems & _EYES:
+        return "eyes"
+    if stems & _HEAD:
+        return "head"
+    return suggested if suggested in ("hand", "beside") else "hand"
+
+
+def _plan(description: str, model: str) -> tuple[_Plan | None, bool]:
+    for attempt in range(2):
+        session = Session(instructions=prompts.EMOJI_DESIGNER, model=model)
+        sampling = Sampling.greedy(120) if attempt == 0 else Sampling.random(0.7, seed=5, max_tokens=120)
+        try:
+            plan = session.respond(prompts.EMOJI.format(description=description), _Plan, sampling=sampling).content
+        except InvalidOutputError:
+            continue
+        if _grounded(plan.base, description) and find_emoji(plan.base, prefer_face=True) is not None:
+            extras = [_Extra(thing=e.thing, place=_place(e.thing, e.place))  # type: ignore[arg-type]
+                      for e in plan.extras if _grounded(e.thing, description)]
+            return plan.model_copy(update={"extras": extras}), False
+    return None, True
+
+
+def _words_plan(description: str) -> _Plan:
+    """Fallback: the description's own words, the first that names an emoji as the base."""
+    words = [w for w in _WORD.findall(description.lower()) if w not in _STOP]
+    hits = [w for w in words if find_emoji(w) is not None]
+    base = hits[0] if hits else description[:30]
+    extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]
+    return _Plan(name=" ".join(words[:4])[:40] or "emoji", base=base[:30], extras=extras, background="yellow")
+
+
+def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 256, png: bool = True) -> EmojiResult:
+    """Make a new emoji from ``description``. With ``png``, also draw it (needs a colour emoji font)."""
+    check_text(description, "description")
+    if len(description) > MAX_DESCRIPTION_CHARS:
+        raise InputError(f"description is {len(description)} characters; an emoji takes at most {MAX_DESCRIPTION_CHARS}")
+    start = time.perf_counter()
+    description = " ".join(description.split())
+    plan, fallback = _plan(description, model)
+    if plan is None:
+        plan = _words_plan(description)
+    glyphs: list[Glyph] = []
+    unmatched: list[str] = []
+    base = find_emoji(plan.base, prefer_face=True)
+    if base is None:
+        unmatched.append(plan.base)
+        base = ("🙂", "slightly smiling face")
+    glyphs.append(Glyph(char=base[0], name=base[1], phrase=plan.base, place="base"))
+    used = {base[0]}
+    for extra in plan.extras:
+        hit = find_emoji(extra.thing)
+        if hit is None:
+            unmatched.append(extra.thing)
+        elif hit[0] not in used and extra.place not in {g.place for g in glyphs}:
+            used.add(hit[0])
+            glyphs.append(Glyph(char=hit[0], name=hit[1], phrase=extra.thing, place=extra.place))
+    drawn = base64.b64encode(render_png(glyphs, plan.background, size)).decode() if png else None
+    return EmojiResult(description=description, name=plan.name.strip(), glyphs=glyphs, background=plan.background,
+                       svg=render_svg(glyphs, plan.background, size), png_base64=drawn, fallback=fallback,
+                       unmatched=unmatched, model=model, duration_s=time.perf_counter() - start)

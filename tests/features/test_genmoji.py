@@ -1,0 +1,151 @@
+"""Emoji creation: the lookup, the drawing, the feature on real models, and the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tether.errors import EmojiFontUnavailableError, InputError
+from tether.features import genmoji
+from tether.features.genmoji import Glyph, create_emoji, find_emoji
+
+TINY, SMALL = "smollm2-135m", "qwen2.5-0.5b"
+HAS_FONT = any(os.path.isfile(p) for p in genmoji.FONT_PATHS)
+needs_font = pytest.mark.skipif(not HAS_FONT, reason="install Debian's fonts-noto-color-emoji (make test does)")
+
+
+@pytest.mark.parametrize("phrase, face, char", [
+    ("cat", True, "🐱"),  # a base prefers the face
+    ("cats", True, "🐱"),
+    ("cat", False, "🐈"),
+    ("sunglasses", False, "🕶️"),
+    ("hat", False, "🎩"),  # an extra is a thing, not a "cowboy hat face"
+    ("pizza", False, "🍕"),
+    ("heart", False, "❤️"),  # exact alias beats "anatomical heart"
+    ("crown", False, "👑"),
+])
+def test_find_emoji(phrase, face, char):
+    assert find_emoji(phrase, prefer_face=face)[0] == char
+
+
+def test_find_emoji_without_a_match():
+    assert find_emoji("qwxyzzy") is None
+    assert find_emoji("the of a") is None  # only stop words
+    assert find_emoji('" OR name:*') == find_emoji("name")  # FTS syntax is read as plain words, never a query
+
+
+def test_grounding_and_placement():
+    assert genmoji._grounded("cats", "a cat in a box")
+    assert not genmoji._grounded("dog", "a sloth holding coffee")  # copied from an example, say
+    assert genmoji._place("sunglasses", "head") == "eyes"
+    assert genmoji._place("party hat", "hand") == "head"
+    assert genmoji._place("coffee", "head") == "hand"  # only headwear goes on the head
+    assert genmoji._place("balloon", "beside") == "beside"
+
+
+GLYPHS = [Glyph(char="🐱", name="cat face", phrase="cat", place="base"),
+          Glyph(char="🕶️", name="sunglasses", phrase="sunglasses", place="eyes")]
+
+
+@needs_font
+def test_png_layers_the_glyphs_on_the_background():
+    from PIL import Image, ImageStat
+
+    img = Image.open(io.BytesIO(genmoji.render_png(GLYPHS, "blue", 200)))
+    assert img.size == (200, 200) and img.mode == "RGBA"
+    assert img.getpixel((0, 0))[3] == 0  # outside the disc: transparent
+    assert img.getpixel((100, 8))[:3] == genmoji.BACKGROUNDS["blue"]  # the disc, above the cat's ears
+    def eye_band(image) -> float:  # mean brightness where the cat's eyes are
+        return ImageStat.Stat(image.convert("L").crop((66, 86, 134, 102))).mean[0]
+
+    bare = Image.open(io.BytesIO(genmoji.render_png(GLYPHS[:1], "blue", 200)))
+    assert eye_band(img) < 100 < eye_band(bare) - 60  # the sunglasses darken the eyes
+    clear = Image.open(io.BytesIO(genmoji.render_png(GLYPHS, "none", 200)))
+    assert clear.getpixel((100, 8))[3] == 0
+
+
+def test_svg_is_well_formed_and_carries_the_glyphs():
+    root = ET.fromstring(genmoji.render_svg(GLYPHS + [Glyph(char="<&>", name="x", phrase="x", place="hand")], "pink"))
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    assert texts == ["🐱", "🕶️", "<&>"]
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}circle"))) == 1
+
+
+def test_missing_font_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("TETHER_EMOJI_FONT", str(tmp_path / "nope.ttf"))
+    with pytest.raises(EmojiFontUnavailableError, match="nope.ttf"):
+        genmoji.render_png(GLYPHS, "blue")
+    bad = tmp_path / "bad.ttf"
+    bad.write_bytes(b"not a font")
+    monkeypatch.setenv("TETHER_EMOJI_FONT", str(bad))
+    with pytest.raises(EmojiFontUnavailableError, match="cannot load"):
+        genmoji.render_png(GLYPHS, "blue")
+
+
+@pytest.mark.parametrize("text", ["", "   ", "x" * 301])
+def test_bad_descriptions(text):
+    with pytest.raises(InputError):
+        create_emoji(text, model=TINY)
+
+
+def test_any_model_output_gives_a_drawable_emoji(tiny):
+    """Even the 135M model's plan parses; whatever it names, every glyph comes from the description."""
+    r = create_emoji("a frog playing a trumpet", model=TINY, png=False)
+    assert r.glyphs and r.glyphs[0].place == "base"
+    assert r.text == "".join(g.char for g in r.glyphs)
+    for g in r.glyphs:
+        assert genmoji._grounded(g.phrase, r.description) or g.char == "🙂"
+    assert r.png_base64 is None and r.svg.startswith("<svg")
+
+
+@pytest.mark.quality
+@needs_font
+def test_cat_wearing_sunglasses(small):
+    r = create_emoji("a cat wearing sunglasses", model=SMALL)
+    places = {g.place: g.char for g in r.glyphs}
+    assert places["base"] in {"🐱", "🐈"} and places.get("eyes") == "🕶️", r.glyphs
+    assert not r.fallback and r.png.startswith(b"\x89PNG")
+
+
+@pytest.mark.quality
+def test_held_things_and_headwear(small):
+    sloth = create_emoji("a sleepy sloth holding coffee", model=SMALL, png=False)
+    assert {g.place: g.char for g in sloth.glyphs} == {"base": "🦥", "hand": "☕"}, sloth.glyphs
+    pizza = create_emoji("a happy pizza with a crown", model=SMALL, png=False)
+    assert {g.place: g.char for g in pizza.glyphs} == {"base": "🍕", "head": "👑"}, pizza.glyphs
+
+
+def _tether(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tether", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+@needs_font
+def test_cli_writes_png_and_json(tmp_path):
+    out = tmp_path / "e.png"
+    proc = _tether("emoji", "a dog with a crown", "--model", TINY, "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert out.read_bytes().startswith(b"\x89PNG") and result["glyphs"]
+    svg = tmp_path / "e.svg"
+    proc = _tether("emoji", "a dog with a crown", "--model", TINY, "-o", str(svg))
+    assert proc.returncode == 0 and "saved" in proc.stdout
+    ET.fromstring(svg.read_text())
+
+
+@pytest.mark.parametrize("args, env, needle", [
+    (["   "], {}, "description is empty"),
+    (["a cat", "-o", "cat.gif"], {}, "must end in .png or .svg"),
+    (["a cat", "-o", "/nonexistent-dir/cat.svg"], {}, "cannot write"),
+    (["a cat", "-o", "cat.png"], {"TETHER_EMOJI_FONT": "/nope.ttf"}, "no colour emoji font"),
+])
+def test_cli_bad_input_is_one_line(args, env, needle, tmp_path):
+    proc = _tether("emoji", *args, "--model", TINY, env=env)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 1 and len(lines) == 1 and needle in lines[0], proc.stderr
