@@ -51,13 +51,14 @@ def node_group() -> None:
               help="Cap on tokens per answer.")
 @click.option("--concurrency", default=None, type=click.IntRange(1, 256),
               help="Requests generated at once (default 1 in-process, 16 upstream).")
-@click.option("--reattest-every", default=1800.0, show_default=True, type=click.FloatRange(1, 86400),
+@click.option("--reattest-every", default=None, type=click.FloatRange(1, 86400),
               help="With --log: re-sign and re-announce the attestation every this many seconds "
-                   "(devices refuse attestations older than two hours).")
+                   "[default: 1800; devices refuse attestations older than two hours].")
 def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: str | None,
                upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
-               concurrency: int | None, reattest_every: float) -> None:
+               concurrency: int | None, reattest_every: float | None) -> None:
     """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
+    from tether.cloud.attestation import REATTEST_EVERY
     from tether.cloud.node import Node, NodeSettings
     from tether.cloud.serving import bind, run
 
@@ -71,7 +72,7 @@ def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: 
     if log_url:
         index = node.announce(log_url)
         click.echo(f"attestation logged at index {index}")
-        node.keep_attested(log_url, reattest_every, threading.Event())
+        node.keep_attested(log_url, reattest_every or REATTEST_EVERY, threading.Event())
     run(node.app(), host=host, port=port, name="tether node", sock=sock)
 
 

@@ -33,8 +33,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from tether.errors import AttestationError
 
 ATTESTATION_VERSION = 1
-MAX_ATTESTATION_AGE = 7200.0  # seconds; nodes re-attest every 30 minutes by default
-REATTEST_EVERY = 1800.0
+REATTEST_EVERY = 1800.0  # seconds between a running node's re-signed attestations
+MAX_ATTESTATION_AGE = 4 * REATTEST_EVERY  # devices and the log refuse older ones
+CLOCK_SKEW = 300.0  # seconds of clock difference tolerated between device, log and nodes
 SUITE_NAME = "DHKEM(X25519,HKDF-SHA256)/HKDF-SHA256/ChaCha20Poly1305"
 
 
@@ -201,7 +202,7 @@ def verify_attestation(attestation: dict[str, Any]) -> dict[str, Any]:
     return attestation
 
 
-def check_attestation_age(attestation: dict[str, Any], *, now: float, max_age: float, skew: float = 300.0) -> None:
+def check_attestation_age(attestation: dict[str, Any], *, now: float, max_age: float, skew: float = CLOCK_SKEW) -> None:
     """Refuse an attestation that is too old or dated in the future.
 
     A node re-signs its attestation periodically while it runs, so an old one

@@ -192,7 +192,7 @@ class Node:
         self.tokens_per_second = self._executor.submit(self.backend.measure_tokens_per_second).result()
         self.url = url
         self.hardware = describe_hardware()
-        self.attestation = self.reattest()
+        self.reattest()
         self.guard = ReplayGuard()
         self.metrics = Metrics()
         self._slots: anyio.Semaphore | None = None
@@ -201,13 +201,12 @@ class Node:
     def node_id(self) -> str:
         return self.identity.node_id
 
-    def reattest(self) -> dict[str, Any]:
+    def reattest(self) -> None:
         """Sign the attestation afresh (same keys, new ``issued_at``); devices refuse old ones."""
         self.attestation = make_attestation(
             self.identity, self.keys.public_bytes, self.measurement, url=self.url, model=self.backend.name,
             hardware=self.hardware, tokens_per_second=self.tokens_per_second,
         )
-        return self.attestation
 
     def announce(self, log_url: str) -> int:
         """Put this node's attestation into the transparency log so devices can find and check it."""

@@ -30,6 +30,7 @@ from pymerkle import ConsistencyProof, InclusionProof, InvalidChallenge, Invalid
 from pymerkle.hasher import MerkleHasher
 
 from tether.cloud.attestation import (
+    CLOCK_SKEW,
     MAX_ATTESTATION_AGE,
     Measurement,
     b64,
@@ -43,7 +44,6 @@ from tether.errors import AttestationError, InputError, TransparencyLogError
 HASH_ALGORITHM = "sha256"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 MAX_STH_AGE = 600.0  # seconds; the log signs a fresh head per request
-CLOCK_SKEW = 300.0  # seconds of clock difference tolerated between device, log and nodes
 _HASHER = MerkleHasher(HASH_ALGORITHM)
 
 
@@ -104,8 +104,7 @@ class TransparencyLog:
         except Exception as exc:  # sqlite3.DatabaseError, ValueError on a broken table
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         self._releases: dict[str, int] = {}
-        self._nodes: dict[str, int] = {}
-        self._issued: dict[str, float] = {}
+        self._nodes: dict[str, tuple[float, int]] = {}  # node id -> (issued_at, index) of its latest attestation
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
         for index, entry in self.entries(1, self.size):
             self._index(index, entry)
@@ -147,13 +146,13 @@ class TransparencyLog:
             node = attestation.get("node_id", "?") if isinstance(attestation, dict) else "?"
             raise AttestationError(str(node), f"malformed attestation: {exc}") from None
         verify_attestation(attestation)
-        check_attestation_age(attestation, now=time.time(), max_age=MAX_ATTESTATION_AGE, skew=CLOCK_SKEW)
+        check_attestation_age(attestation, now=time.time(), max_age=MAX_ATTESTATION_AGE)
         with self._lock:
             seen = self._seen.get(_digest(attestation))
             if seen is not None:
                 return seen
             node = str(attestation["node_id"])
-            if attestation["issued_at"] <= self._issued.get(node, float("-inf")):
+            if node in self._nodes and attestation["issued_at"] <= self._nodes[node][0]:
                 # A replayed older attestation must not displace the node's current one.
                 raise AttestationError(node, "older than this node's latest attestation in the log")
             return self.append({"type": "node", "attestation": attestation})
@@ -166,8 +165,8 @@ class TransparencyLog:
             att = entry["attestation"]
             node, issued = str(att.get("node_id")), att.get("issued_at")
             issued = float(issued) if isinstance(issued, (int, float)) else float("-inf")
-            if issued >= self._issued.get(node, float("-inf")):
-                self._nodes[node], self._issued[node] = index, issued
+            if node not in self._nodes or issued >= self._nodes[node][0]:
+                self._nodes[node] = (issued, index)
             self._seen.setdefault(_digest(att), index)
 
     # -- reading
@@ -193,7 +192,7 @@ class TransparencyLog:
     def nodes(self) -> list[dict[str, Any]]:
         """Latest attestation per node id, oldest first."""
         with self._lock:
-            indices = sorted(self._nodes.values())
+            indices = sorted(index for _, index in self._nodes.values())
         return [{"index": i, "attestation": self.entry(i)["attestation"]} for i in indices]
 
     # -- tree heads and proofs

@@ -109,13 +109,18 @@ _WORD = re.compile(r"[a-z0-9]+")
 _STOP = frozenset("a an the of with and in on to for wearing holding having its his her their is are".split())
 
 
+def _words(text: str) -> list[str]:
+    """Lower-case words of ``text`` that can name something (no stop words)."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+
+
 def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | None:
     """The emoji whose name best matches ``phrase`` (BM25), as ``(char, name)``; None if no word matches.
 
     Names carry most of the meaning, aliases some. For the base of a composition a
     "… face" emoji is preferred when one exists: faces take accessories best.
     """
-    words = [w for w in _WORD.findall(phrase.lower()) if w not in _STOP]
+    words = _words(phrase)
     if not words:
         return None
     query = " OR ".join(f'"{w}"' for w in words)
@@ -213,7 +218,7 @@ def render_svg(glyphs: list[Glyph], background: str, size: int = 256) -> str:
 # ----------------------------------------------------------------- the feature
 
 def _stems(text: str) -> set[str]:
-    return {re.sub(r"(?<=[a-z]{3})s$", "", w) for w in _WORD.findall(text.lower()) if w not in _STOP}
+    return {re.sub(r"(?<=[a-z]{3})s$", "", w) for w in _words(text)}
 
 
 _EYES = _stems("glasses sunglasses goggles monocle eyeglasses spectacles")
@@ -252,7 +257,7 @@ def _plan(description: str, model: str) -> tuple[_Plan | None, bool]:
 
 def _words_plan(description: str) -> _Plan:
     """Fallback: the description's own words, the first that names an emoji as the base."""
-    words = [w for w in _WORD.findall(description.lower()) if w not in _STOP]
+    words = _words(description)
     hits = [w for w in words if find_emoji(w) is not None]
     base = hits[0] if hits else description[:30]
     extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]

@@ -35,6 +35,17 @@ def wait_done(page, timeout: float = 30_000) -> None:
                            "!document.getElementById('run').disabled", timeout=timeout)
 
 
+def run_on_device(page, feature: str, text: str) -> str:
+    """Run ``feature`` on ``text`` against the real gateway; it must answer, on the device. Returns the result."""
+    fill(page, feature, "auto", text)
+    page.click("#run")
+    wait_done(page, timeout=240_000)
+    result = page.locator("#result").text_content().strip()
+    assert result, page.locator("#status").text_content()
+    assert page.locator("#route-tier").text_content() == "device"
+    return result
+
+
 def expect_text(locator, timeout: float = 30_000) -> str:
     locator.page.wait_for_function("(el) => el.textContent.trim().length > 0", arg=locator.element_handle(),
                                    timeout=timeout)
@@ -105,13 +116,9 @@ def test_preview_updates_while_typing(real):
 
 def test_gateway_summary_runs_on_the_device(real):
     page, _ = real
-    fill(page, "summarize", "auto",
-         "The quarterly review moved to Thursday at 10am. Bring the revised budget, which now includes the new "
-         "hires in support and the delayed laptop order. Marketing will present the launch plan afterwards.")
-    page.click("#run")
-    wait_done(page, timeout=240_000)
-    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
-    assert page.locator("#route-tier").text_content() == "device"
+    run_on_device(page, "summarize",
+                  "The quarterly review moved to Thursday at 10am. Bring the revised budget, which now includes the "
+                  "new hires in support and the delayed laptop order. Marketing will present the launch plan afterwards.")
     page.screenshot(path=str(ARTIFACTS / "gateway-summary.png"), full_page=True)
 
 
@@ -127,11 +134,7 @@ def test_gateway_rewrite_with_tone(real):
 
 def test_gateway_chat_streams(real):
     page, _ = real
-    fill(page, "chat", "auto", "In one sentence, thank Alice Johnson for hosting us in Lisbon.")
-    page.click("#run")
-    wait_done(page, timeout=240_000)
-    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
-    assert page.locator("#route-tier").text_content() == "device"
+    run_on_device(page, "chat", "In one sentence, thank Alice Johnson for hosting us in Lisbon.")
     assert page.locator("#route-rule").text_content() not in ("", "–")  # no cloud configured: the router says why
     assert page.locator("#route-reason").text_content() not in ("", "–")
     page.wait_for_function("() => document.querySelectorAll('.tier-card').length === 3")
@@ -174,13 +177,9 @@ def test_gateway_recent_decisions_after_runs(real):
 ])
 def test_gateway_other_features(real, feature, text):
     page, _ = real
-    fill(page, feature, "auto", text)
-    page.click("#run")
-    wait_done(page, timeout=240_000)
-    result = page.locator("#result").text_content().strip()
-    assert result and not result.startswith("{"), page.locator("#status").text_content()
+    result = run_on_device(page, feature, text)
+    assert not result.startswith("{"), page.locator("#status").text_content()
     assert "error" not in page.locator("#status").text_content().lower()
-    assert page.locator("#route-tier").text_content() == "device"
     if feature == "notifications":
         assert "Messages" in result and "Calendar" in result
     if feature == "replies":
@@ -191,13 +190,9 @@ def test_gateway_other_features(real, feature, text):
                     reason="install Debian's fonts-noto-color-emoji (make test does)")
 def test_gateway_emoji_shows_the_image(real):
     page, _ = real
-    fill(page, "emoji", "auto", "a dog wearing a crown")
-    page.click("#run")
-    wait_done(page, timeout=240_000)
-    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    run_on_device(page, "emoji", "a dog wearing a crown")
     image = page.locator("#emoji-image")
     image.wait_for(state="visible")
     # the PNG decoded in the page: the data URL is a real image, not just an attribute
     assert page.evaluate("() => document.getElementById('emoji-image').naturalWidth") == 256
-    assert page.locator("#route-tier").text_content() == "device"
     page.screenshot(path=str(ARTIFACTS / "gateway-emoji.png"), full_page=True)
