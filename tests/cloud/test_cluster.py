@@ -6,6 +6,7 @@ Runs on smollm2-135m. Tests run in file order; the last one kills a node.
 from __future__ import annotations
 
 import base64
+import http.server
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from tether.cloud.client import CloudClient
-from tether.errors import NodeRejectedError
+from tether.errors import NodeRejectedError, TransparencyLogError
 
 MODEL = "smollm2-135m"
 TOKEN = "cluster-admin-token"
@@ -93,7 +94,8 @@ def cloud(tmp_path_factory, start_service):
         relay = start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
         watcher.pids.add(relay.proc.pid)
         services.append(relay)
-        client = CloudClient(log.url, relay.url, log_key=log_key, state_path=root / "device-state.json",
+        # No log URL: the device reads the log through the relay's mirror, as by default.
+        client = CloudClient(None, relay.url, log_key=log_key, state_path=root / "device-state.json",
                              k=2, read_timeout=30, cooldown=60)
         yield {"log": log, "relay": relay, "nodes": nodes, "client": client, "root": root, "log_key": log_key,
                "watcher": watcher, "services": services}
@@ -124,6 +126,64 @@ def test_both_nodes_are_verified_through_the_log(cloud):
     ids = {n.info["node_id"] for n in cloud["nodes"]}
     assert {v.node_id for v in verdicts if v.trusted} == ids
     assert all(v.reason == "verified" for v in verdicts)
+
+
+def test_device_audits_the_log_through_the_relay_only(cloud):
+    client = cloud["client"]
+    assert client.log.url == cloud["relay"].url  # it was never given the log's address
+    assert client.log.last_sth["size"] == httpx.get(f"{cloud['log'].url}/v1/log/sth", timeout=5).json()["size"]
+    # The mirror is read-only: nothing can be released or announced through it.
+    for path in ("releases", "nodes"):
+        assert httpx.post(f"{cloud['relay'].url}/v1/log/{path}", json={}, timeout=5).status_code == 405
+
+
+class _Capture(http.server.BaseHTTPRequestHandler):
+    seen: list[dict] = []
+
+    def do_GET(self) -> None:
+        _Capture.seen.append({"path": self.path, "headers": dict(self.headers), "peer": self.client_address[0]})
+        body = json.dumps({"public_key": "captured"}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_relay_log_mirror_forwards_no_device_header_and_reports_a_dead_log(cloud, start_service):
+    """What the log operator receives, captured: the path and query, none of the device's headers."""
+    capture = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Capture)
+    threading.Thread(target=capture.serve_forever, daemon=True).start()
+    log_url = f"http://127.0.0.1:{capture.server_address[1]}"
+    relay = start_service("relay-capture", ["relay", "serve", "--port", "0", "--log", log_url], cloud["root"])
+    try:
+        marks = {"user-agent": "device-ua-7f3a", "cookie": "session=device-cookie-7f3a",
+                 "x-forwarded-for": "203.0.113.77", "authorization": "Bearer device-token-7f3a",
+                 "x-device-id": "device-id-7f3a"}
+        r = httpx.get(f"{relay.url}/v1/log/entries", params={"start": 3, "end": 4}, headers=marks, timeout=5)
+        assert r.status_code == 200 and r.json() == {"public_key": "captured"}
+        forwarded = [s for s in _Capture.seen if s["path"].startswith("/v1/log/entries")]
+        assert [s["path"] for s in forwarded] == ["/v1/log/entries?start=3&end=4"]
+        sent = json.dumps(forwarded[0]["headers"]).lower()
+        assert not any(v.lower() in sent for v in marks.values())
+        assert not {"forwarded", "x-forwarded-for", "x-real-ip", "cookie"} & {h.lower() for h in forwarded[0]["headers"]}
+
+        capture.shutdown()
+        capture.server_close()
+        dead = httpx.get(f"{relay.url}/v1/log/sth", timeout=15)
+        assert dead.status_code == 502 and "transparency log unreachable" in dead.json()["error"]
+        device = CloudClient(None, relay.url, log_key=cloud["log_key"], state_path=cloud["root"] / "dead-log.json")
+        try:
+            with pytest.raises(TransparencyLogError, match="HTTP 502: transparency log unreachable"):
+                device.refresh()
+        finally:
+            device.close()
+        assert relay.proc.poll() is None
+    finally:
+        relay.stop()
 
 
 def test_end_to_end_request(cloud):

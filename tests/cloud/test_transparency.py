@@ -263,6 +263,29 @@ def test_release_and_announce_idempotent_and_directories(log):
         log.consistency_proof(0, 1)
 
 
+def test_directory_lists_only_live_nodes(tmp_path):
+    """A node that stops re-attesting leaves the directory (not the tree) once devices would refuse it."""
+    now = [time.time()]
+    log = TransparencyLog(tmp_path / "l.sqlite", tmp_path / "l.key", max_node_age=100, clock=lambda: now[0])
+    try:
+        a, b = NodeIdentity(), NodeIdentity()
+        att_a, att_b = attestation(a, age=10), attestation(b, age=50)
+        log.announce(att_a)
+        log.announce(att_b)
+        assert [n["attestation"] for n in log.nodes()] == [att_a, att_b]
+        now[0] += 60  # b is now 110 s old, a 70 s
+        assert [n["attestation"] for n in log.nodes()] == [att_a]
+        with pytest.raises(AttestationError, match="stale"):
+            log.announce(attestation(NodeIdentity(), age=170))  # 230 s old by the log's clock
+        renewed = attestation(b)
+        log.announce(renewed)
+        assert [n["attestation"] for n in log.nodes()] == [att_a, renewed]
+        assert log.size == 3 and log.entry(2)["attestation"] == att_b  # history stays auditable
+        assert log.tree_head()["timestamp"] == round(now[0], 3)
+    finally:
+        log.close()
+
+
 def test_announce_rejects_tampered_attestation(log):
     att = attestation()
     for field, value in [("url", "http://evil.example"), ("tokens_per_second", 999.0),

@@ -14,15 +14,16 @@ from tether.cli import cli
 from tether.cli._io import json_option
 from tether.errors import InputError
 
-log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", required=True,
-                              help="Transparency log URL (env TETHER_LOG_URL).")
+log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
+                              help="Read the transparency log here (env TETHER_LOG_URL). Default: through the "
+                                   "relay, so the log never sees this device's address.")
 relay_url_option = click.option("--relay", "relay_url", envvar="TETHER_RELAY_URL", required=True,
                                 help="Relay URL (env TETHER_RELAY_URL).")
 log_key_option = click.option("--log-key", envvar="TETHER_LOG_KEY", default=None,
                               help="Pinned log public key (base64). Without it the first key seen is kept.")
 
 
-def _client(log_url: str, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None):
+def _client(log_url: str | None, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None):
     from tether.cloud.client import CloudClient
 
     state = Path(os.environ.get("TETHER_CLOUD_STATE") or
@@ -113,7 +114,7 @@ def cloud_group() -> None:
 @relay_url_option
 @log_key_option
 @json_option
-def cloud_nodes(log_url: str, relay_url: str, log_key: str | None, as_json: bool) -> None:
+def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_json: bool) -> None:
     """List the nodes the log knows, and whether this device trusts each one."""
     client = _client(log_url, relay_url, log_key)
     verdicts = client.refresh()
@@ -135,7 +136,7 @@ def cloud_nodes(log_url: str, relay_url: str, log_key: str | None, as_json: bool
 @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
 @click.option("--stream/--no-stream", default=True, show_default=True)
 @click.option("--model", default=None, help="Only use nodes serving this model.")
-def cloud_chat(prompt: str, log_url: str, relay_url: str, log_key: str | None, max_tokens: int,
+def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | None, max_tokens: int,
                temperature: float, stream: bool, model: str | None) -> None:
     """Send PROMPT to a verified node through the relay and print the answer."""
     if not prompt.strip():

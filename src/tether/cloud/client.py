@@ -8,7 +8,10 @@ head that is consistent with every tree head seen before.
 
 Each request is sealed to a random subset of ``k`` verified nodes, weighted by
 advertised speed, current load and measured latency. The device never talks to
-a node directly: only through the relay, so no node learns its address.
+a node directly: only through the relay, so no node learns its address. By
+default it reads the transparency log through the relay too (``log_url=None``),
+so the log operator does not learn it either; signatures and proofs make the
+relay's mirror as trustworthy as the log itself.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ class CloudClient:
 
     def __init__(
         self,
-        log_url: str,
+        log_url: str | None,
         relay_url: str,
         *,
         log_key: str | None = None,
@@ -98,7 +101,7 @@ class CloudClient:
         self.clock = clock
         self.http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-        self.log = LogClient(log_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age, clock=clock)
+        self.log = LogClient(log_url or self.relay_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age, clock=clock)
         self._lock = threading.RLock()
         self._nodes: dict[str, VerifiedNode] = {}
         self._verdicts: list[Verdict] = []

@@ -5,6 +5,11 @@ first reachable node among the request's targets and streams the sealed answer
 back. Nodes see the relay's address, never the device's; the relay sees only
 ciphertext and node ids. It forwards no client header and routes only to nodes
 listed in the transparency log, so it is not an open proxy.
+
+It also mirrors the log's read-only endpoints, so a device can audit the log
+without the log operator learning its address either. The relay cannot forge
+what it mirrors: tree heads are signed with the device's pinned log key, and
+entries come with Merkle proofs against them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE, _read_limited
 
 MAX_TARGETS = 8
 NODE_HEADER = "x-tether-node"
+LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
+MAX_LOG_RESPONSE = 8 * 1024 * 1024
 
 
 class Relay:
@@ -88,6 +95,7 @@ class Relay:
         return Starlette(routes=[
             Route("/v1/relay", self._relay, methods=["POST"]),
             Route("/v1/relay/load", self._load, methods=["GET"]),
+            *[Route(f"/v1/log/{path}", self._mirror_log, methods=["GET"]) for path in LOG_READS],
             Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
         ], lifespan=lifespan)
 
@@ -97,6 +105,22 @@ class Relay:
         return JSONResponse({"nodes": {nid: {"inflight": self.inflight.get(nid, 0),
                                              "healthy": self._down_until.get(nid, 0) <= now}
                                        for nid in self.directory}})
+
+    async def _mirror_log(self, request: Request) -> Response:
+        """GET the same path from the log, with the query string only: no device header goes on."""
+        if not self.log_url:
+            return JSONResponse({"error": "this relay mirrors no transparency log"}, status_code=404)
+        url = f"{self.log_url}{request.url.path}"
+        try:
+            async with self.http.stream("GET", url, params=request.query_params, timeout=10.0) as upstream:
+                body = b""
+                async for chunk in upstream.aiter_bytes():
+                    body += chunk
+                    if len(body) > MAX_LOG_RESPONSE:
+                        return JSONResponse({"error": "transparency log answer too large"}, status_code=502)
+        except httpx.HTTPError as exc:
+            return JSONResponse({"error": f"transparency log unreachable: {type(exc).__name__}"}, status_code=502)
+        return Response(body, status_code=upstream.status_code, media_type="application/json")
 
     async def _relay(self, request: Request) -> Response:
         raw = await _read_limited(request, MAX_BODY)

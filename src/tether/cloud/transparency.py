@@ -92,7 +92,10 @@ class TransparencyLog:
     two concurrent releases of one measurement log it once.
     """
 
-    def __init__(self, db_path: str | Path, key_path: str | Path):
+    def __init__(self, db_path: str | Path, key_path: str | Path, *, max_node_age: float = MAX_ATTESTATION_AGE,
+                 clock: Callable[[], float] = time.time):
+        self.max_node_age = max_node_age
+        self.clock = clock
         self.db_path = Path(db_path)
         self.key_path = Path(key_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +139,7 @@ class TransparencyLog:
             if measurement.digest in self._releases:
                 return self._releases[measurement.digest]
             return self.append({"type": "release", "measurement": measurement.digest,
-                                "components": measurement.components(), "released_at": round(time.time(), 3)})
+                                "components": measurement.components(), "released_at": round(self.clock(), 3)})
 
     def announce(self, attestation: dict[str, Any]) -> int:
         """Log a node's attestation after checking its signature; an identical one returns its index."""
@@ -146,7 +149,7 @@ class TransparencyLog:
             node = attestation.get("node_id", "?") if isinstance(attestation, dict) else "?"
             raise AttestationError(str(node), f"malformed attestation: {exc}") from None
         verify_attestation(attestation)
-        check_attestation_age(attestation, now=time.time(), max_age=MAX_ATTESTATION_AGE)
+        check_attestation_age(attestation, now=self.clock(), max_age=self.max_node_age)
         with self._lock:
             seen = self._seen.get(_digest(attestation))
             if seen is not None:
@@ -190,9 +193,15 @@ class TransparencyLog:
             return dict(self._releases)
 
     def nodes(self) -> list[dict[str, Any]]:
-        """Latest attestation per node id, oldest first."""
+        """Latest attestation per live node, oldest first.
+
+        A node that stopped re-attesting drops out of this directory once devices
+        would refuse it anyway, so the directory holds live nodes, not every key
+        ever announced. Its entries stay in the Merkle tree for audit.
+        """
+        cutoff = self.clock() - self.max_node_age
         with self._lock:
-            indices = sorted(index for _, index in self._nodes.values())
+            indices = sorted(index for issued, index in self._nodes.values() if issued >= cutoff)
         return [{"index": i, "attestation": self.entry(i)["attestation"]} for i in indices]
 
     # -- tree heads and proofs
@@ -207,7 +216,7 @@ class TransparencyLog:
     def tree_head(self) -> dict[str, Any]:
         with self._lock:
             size = self.size
-            body = {"size": size, "root": self.root(size), "timestamp": round(time.time(), 3)}
+            body = {"size": size, "root": self.root(size), "timestamp": round(self.clock(), 3)}
         return {**body, "signature": b64(self._key.sign(canonical_json(body)))}
 
     def inclusion_proof(self, index: int, size: int) -> dict[str, Any]:

@@ -10,8 +10,8 @@ cascade = ["notifications"]         # features answered on the device first, esc
 cascade_min_logprob = -1.0          # mean token logprob below this escalates
 
 [private_cloud]
-log_url = "http://127.0.0.1:8470"
 relay_url = "http://127.0.0.1:8490"
+log_url = "http://127.0.0.1:8470"   # optional: read the log directly (default: through the relay)
 log_key = "…"                       # optional: pin the transparency log's key
 
 [third_party]
@@ -49,8 +49,8 @@ class _Strict(BaseModel):
 
 
 class PrivateCloudConfig(_Strict):
-    log_url: str
     relay_url: str
+    log_url: str | None = None  # None: read the transparency log through the relay
     log_key: str | None = None
     k: int = Field(default=2, ge=1, le=8)
 
