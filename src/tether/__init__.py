@@ -17,11 +17,13 @@ from tether.errors import (
     PolicyError,
     PrivacyError,
     TetherError,
+    ToolCallError,
     UnknownModelError,
 )
 from tether.models.catalog import Availability, availability
 from tether.models.engine import Completion, Message, Sampling, TokenLogprob
 from tether.session import Response, ResponseStream, Session, TranscriptEntry
+from tether.tools import Tool, ToolCall, tool
 
 __version__ = "0.1.0"
 
@@ -47,7 +49,11 @@ __all__ = [
     "Session",
     "TetherError",
     "TokenLogprob",
+    "Tool",
+    "ToolCall",
+    "ToolCallError",
     "TranscriptEntry",
     "UnknownModelError",
     "availability",
+    "tool",
 ]

@@ -9,7 +9,8 @@
     ├── GenerationError
     │   ├── ContextWindowExceededError   prompt does not fit; raised before generating
     │   ├── InvalidOutputError           output failed the schema or a feature's check
-    │   └── GenerationCancelledError     the caller cancelled a running generation
+    │   ├── GenerationCancelledError     the caller cancelled a running generation
+    │   └── ToolCallError                a tool the model called raised; ``tool`` names it, the cause is chained
     ├── PrivacyError
     │   ├── PolicyError                  the privacy config is invalid (file and field named)
     │   ├── MustStayOnDeviceError        the policy keeps this request on the device
@@ -100,6 +101,14 @@ class InvalidOutputError(GenerationError):
 class GenerationCancelledError(GenerationError):
     def __init__(self) -> None:
         super().__init__("generation was cancelled")
+
+
+class ToolCallError(GenerationError):
+    """A tool raised while the model was using it; the original exception is ``__cause__``."""
+
+    def __init__(self, tool: str, cause: BaseException):
+        self.tool = tool
+        super().__init__(f"tool {tool!r} failed: {type(cause).__name__}: {cause}")
 
 
 class EmojiFontUnavailableError(TetherError):

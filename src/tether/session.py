@@ -10,7 +10,8 @@
     cat = session.respond("Invent a cat.", schema=Cat).content   # a Cat, always
 
 A session keeps a transcript, so each call sees the earlier turns. The model
-loads on first use (or ``prewarm()``), once per process.
+loads on first use (or ``prewarm()``), once per process. With ``tools=``, the
+model may call Python functions before it answers (see ``tether.tools``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from dataclasses import dataclass
-from typing import Any, Generic, Iterator, TypeVar, overload
+from dataclasses import dataclass, field
+from typing import Any, Generic, Iterator, Sequence, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from tether.errors import GenerationCancelledError, InputError, InvalidOutputError
+from tether import tools as _tools
+from tether.errors import GenerationCancelledError, InputError, InvalidOutputError, ToolCallError
 from tether.models import catalog
 from tether.models.catalog import Availability
 from tether.models.engine import Completion, LlamaEngine, Message, Sampling, load
+from tether.tools import Tool, ToolCall
 
 T = TypeVar("T", bound=BaseModel)
 C = TypeVar("C")
@@ -34,8 +37,9 @@ C = TypeVar("C")
 
 @dataclass(frozen=True)
 class TranscriptEntry:
-    role: str  # "instructions" | "prompt" | "response"
+    role: str  # "instructions" | "prompt" | "tool" | "response"
     content: str
+    tool_call: ToolCall | None = None  # set on "tool" entries; content is the tool's output
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Response(Generic[C]):
     content: C
     text: str
     completion: Completion
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
     @property
     def usage(self) -> dict[str, int]:
@@ -62,9 +67,11 @@ class ResponseStream:
     After the loop, ``response`` holds the full ``Response`` (None if cancelled).
     """
 
-    def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool):
+    def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool,
+                 tool_calls: list[ToolCall] | None = None):
         self._session = session
         self._prompt = prompt
+        self.tool_calls = tool_calls or []
         self._cancel = threading.Event()
         self._result: list[Completion] = []
         # Building the iterator checks the context window, so errors surface here.
@@ -90,8 +97,8 @@ class ResponseStream:
             self._release()
         if self._result:
             completion = self._result[0]
-            self.response = Response(completion.text, completion.text, completion)
-            self._session._record(self._prompt, completion.text)
+            self.response = Response(completion.text, completion.text, completion, self.tool_calls)
+            self._session._record(self._prompt, completion.text, self.tool_calls)
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -124,7 +131,13 @@ class Session:
         n_ctx: int | None = None,
         n_threads: int | None = None,
         engine: LlamaEngine | None = None,
+        tools: Sequence[Tool] = (),
+        max_tool_calls: int = 4,
     ):
+        if max_tool_calls < 1:
+            raise InputError("max_tool_calls must be at least 1")
+        self.tools = _tools.check_tools(tools)
+        self.max_tool_calls = max_tool_calls
         self.instructions = instructions
         self.model = engine.name if engine is not None else model
         self.sampling = sampling or Sampling()
@@ -163,22 +176,31 @@ class Session:
     # ------------------------------------------------------------- requests
 
     @overload
-    def respond(self, prompt: str, schema: None = None, *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[str]: ...
+    def respond(self, prompt: str, schema: None = None, *, sampling: Sampling | None = None, logprobs: bool = False,
+                tool_choice: str = "auto") -> Response[str]: ...
     @overload
-    def respond(self, prompt: str, schema: type[T], *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[T]: ...
+    def respond(self, prompt: str, schema: type[T], *, sampling: Sampling | None = None, logprobs: bool = False,
+                tool_choice: str = "auto") -> Response[T]: ...
 
-    def respond(self, prompt: str, schema: type[T] | None = None, *, sampling: Sampling | None = None, logprobs: bool = False) -> Response[Any]:
+    def respond(self, prompt: str, schema: type[T] | None = None, *, sampling: Sampling | None = None,
+                logprobs: bool = False, tool_choice: str = "auto") -> Response[Any]:
         """Answer ``prompt``. With ``schema``, the output is constrained to its JSON
         schema and parsed into it; a result that still fails validation is
-        retried once with sampling, then raises ``InvalidOutputError``."""
+        retried once with sampling, then raises ``InvalidOutputError``.
+
+        With tools, the model first calls as many as it needs (at most
+        ``max_tool_calls``); ``tool_choice`` is "auto", "required" (call at
+        least one), "none", or a tool's name (call that one first).
+        """
         _check_prompt(prompt)
         sampling = sampling or self.sampling
-        messages = self._messages(prompt, schema)
         with self._acquire():
+            calls = self._call_tools(prompt, tool_choice)
+            messages = self._messages(_tools.with_results(prompt, calls), schema)
             if schema is None:
                 completion = self.engine.complete(messages, sampling, logprobs=logprobs)
-                self._record(prompt, completion.text)
-                return Response(completion.text, completion.text, completion)
+                self._record(prompt, completion.text, calls)
+                return Response(completion.text, completion.text, completion, calls)
             json_schema = schema.model_json_schema()
             last_error = ""
             for attempt in range(2):
@@ -191,17 +213,21 @@ class Session:
                     if completion.finish_reason == "length":
                         last_error += f" (output cut at {sampling.max_tokens} tokens)"
                     continue
-                self._record(prompt, completion.text)
-                return Response(value, completion.text, completion)
+                self._record(prompt, completion.text, calls)
+                return Response(value, completion.text, completion, calls)
             raise InvalidOutputError(f"model output did not match {schema.__name__} after a retry: {last_error}", completion.text)
 
-    def stream(self, prompt: str, *, sampling: Sampling | None = None, logprobs: bool = False) -> ResponseStream:
-        """Stream the answer as text deltas. The context window is checked before it starts."""
+    def stream(self, prompt: str, *, sampling: Sampling | None = None, logprobs: bool = False,
+               tool_choice: str = "auto") -> ResponseStream:
+        """Stream the answer as text deltas. The context window is checked before it starts;
+        tool calls, if any, run before it returns."""
         _check_prompt(prompt)
         if not self._busy.acquire(blocking=False):
             raise InputError("this session is already responding; wait for it or use another session")
         try:
-            return ResponseStream(self, prompt, self._messages(prompt, None), sampling or self.sampling, logprobs)
+            calls = self._call_tools(prompt, tool_choice)
+            return ResponseStream(self, prompt, self._messages(_tools.with_results(prompt, calls), None),
+                                  sampling or self.sampling, logprobs, calls)
         except BaseException:
             self._busy.release()
             raise
@@ -217,22 +243,70 @@ class Session:
         finally:
             self._busy.release()
 
-    def _messages(self, prompt: str, schema: type[BaseModel] | None) -> list[Message]:
+    def _call_tools(self, prompt: str, tool_choice: str) -> list[ToolCall]:
+        """Let the model call tools until it chooses to answer; each step is guided JSON."""
+        if tool_choice not in ("auto", "required", "none") and tool_choice not in self.tools:
+            raise InputError(f"tool_choice must be auto, required, none or one of {sorted(self.tools)}; got {tool_choice!r}")
+        if not self.tools or tool_choice == "none":
+            return []
+        specs = [_tools.spec_of(t) for t in self.tools.values()]
+        calls: list[ToolCall] = []
+        for step in range(self.max_tool_calls):
+            forced = step == 0 and tool_choice != "auto"
+            allowed = [s for s in specs if not forced or tool_choice == "required" or s.name == tool_choice]
+            guide = _tools.tools_prompt(allowed, allow_answer=not forced)
+            messages = self._messages(prompt, None, system=f"{self.instructions}\n\n{guide}" if self.instructions else guide)
+            for call in calls:
+                messages += [Message("assistant", call.as_json()), Message("user", _tools.result_message(call))]
+            name, arguments = self._decide(messages, allowed, allow_answer=not forced)
+            if name == _tools.ANSWER:
+                break
+            dumped = arguments.model_dump(mode="json")
+            if any(c.name == name and c.arguments == dumped for c in calls):
+                break  # the same call again would return the same result
+            try:
+                output = _tools.render_output(self.tools[name].call(arguments))
+            except Exception as exc:
+                raise ToolCallError(name, exc) from exc
+            calls.append(ToolCall(name, dumped, output))
+        return calls
+
+    def _decide(self, messages: list[Message], allowed: list[_tools.ToolSpec], *, allow_answer: bool) -> tuple[str, Any]:
+        schema = _tools.decision_schema(allowed, allow_answer=allow_answer)
+        problem = ""
+        for attempt in range(2):
+            sampling = Sampling.greedy(512) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=512)
+            completion = self.engine.complete(messages, sampling, json_schema=schema)
+            try:
+                name, raw = _tools.parse_decision(completion.text, allowed)
+                return name, (self.tools[name].arguments.model_validate(raw) if name != _tools.ANSWER else None)
+            except (ValueError, ValidationError) as exc:
+                problem = str(exc).splitlines()[0]
+        raise InvalidOutputError(f"the model's tool call was invalid after a retry: {problem}", completion.text)
+
+    def _messages(self, prompt: str, schema: type[BaseModel] | None, *, system: str | None = None) -> list[Message]:
         messages: list[Message] = []
-        if self.instructions:
-            messages.append(Message("system", self.instructions))
+        system = system if system is not None else self.instructions
+        if system:
+            messages.append(Message("system", system))
+        asked, calls = "", []
         for entry in self.transcript:
             if entry.role == "prompt":
-                messages.append(Message("user", entry.content))
+                asked, calls = entry.content, []
+            elif entry.role == "tool" and entry.tool_call is not None:
+                calls.append(entry.tool_call)
             elif entry.role == "response":
+                messages.append(Message("user", _tools.with_results(asked, calls)))
                 messages.append(Message("assistant", entry.content))
         if schema is not None:
             prompt = f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(schema))}"
         messages.append(Message("user", prompt))
         return messages
 
-    def _record(self, prompt: str, text: str) -> None:
+    def _record(self, prompt: str, text: str, calls: Sequence[ToolCall] = ()) -> None:
         self.transcript.append(TranscriptEntry("prompt", prompt))
+        for call in calls:
+            self.transcript.append(TranscriptEntry("tool", call.output, call))
         self.transcript.append(TranscriptEntry("response", text))
 
 

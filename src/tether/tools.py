@@ -1,0 +1,226 @@
+"""Tool calling, after Apple's ``Tool`` protocol: the model asks, Python answers.
+
+    @tool
+    def weather(city: str) -> str:
+        \"\"\"Current weather for a city.\"\"\"
+        return lookup(city)
+
+    session = Session(tools=[weather])
+    session.respond("Do I need an umbrella in Paris?")
+
+Small models are unreliable at free-form tool-call syntax, so Tether never
+parses one: each step is guided generation over a JSON schema that admits
+exactly ``{"tool": <name>, "arguments": <that tool's schema>}`` for each tool,
+or ``{"tool": "answer"}``. A call therefore always names a real tool with
+arguments that validate. The same schema serves the gateway's OpenAI
+``tools`` parameter, where the client runs the function instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+from tether.errors import InputError
+
+ANSWER = "none"
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+
+
+class Tool:
+    """A function the model may call. Subclass it, or use ``@tool`` on a plain function.
+
+    ``arguments`` is a pydantic model: its JSON schema constrains what the model
+    writes, and the validated instance is what ``call`` receives.
+    """
+
+    name: str = ""
+    description: str = ""
+    arguments: type[BaseModel]
+
+    def call(self, arguments: BaseModel) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<Tool {self.name}>"
+
+
+class FunctionTool(Tool):
+    """A tool made from a typed Python function by ``@tool``."""
+
+    def __init__(self, func: Callable[..., Any], name: str | None = None, description: str | None = None):
+        self.func = func
+        self.name = name or func.__name__
+        self.description = description or _first_paragraph(inspect.getdoc(func) or "")
+        fields: dict[str, Any] = {}
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                raise InputError(f"tool {self.name}: *args and **kwargs cannot be described to a model")
+            annotation = param.annotation if param.annotation is not inspect.Parameter.empty else str
+            default = param.default if param.default is not inspect.Parameter.empty else ...
+            fields[param.name] = (annotation, default)
+        self.arguments = create_model(f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+
+    def call(self, arguments: BaseModel) -> Any:
+        return self.func(**{name: getattr(arguments, name) for name in type(arguments).model_fields})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.func(*args, **kwargs)
+
+
+def tool(func: Callable[..., Any] | None = None, *, name: str | None = None, description: str | None = None) -> Any:
+    """Make a ``Tool`` from a function; its type hints become the argument schema,
+    its docstring's first paragraph the description the model reads."""
+    if func is None:
+        return lambda f: FunctionTool(f, name, description)
+    return FunctionTool(func, name, description)
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call the model made, with what the tool returned."""
+
+    name: str
+    arguments: dict[str, Any]
+    output: str
+
+    def as_json(self) -> str:
+        return json.dumps({"tool": self.name, "arguments": self.arguments}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """What the model needs to know about a tool: name, description, argument schema."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+def spec_of(t: Tool) -> ToolSpec:
+    return ToolSpec(t.name, t.description, t.arguments.model_json_schema())
+
+
+def check_tools(tools: Sequence[Tool]) -> dict[str, Tool]:
+    """Validate tool definitions once, up front; returns them by name."""
+    by_name: dict[str, Tool] = {}
+    for t in tools:
+        if not isinstance(t, Tool):
+            raise InputError(f"{t!r} is not a Tool: decorate the function with @tether.tool or subclass Tool")
+        arguments = getattr(t, "arguments", None)
+        if not (isinstance(arguments, type) and issubclass(arguments, BaseModel)):
+            raise InputError(f"tool {t.name or t!r}: `arguments` must be a pydantic model class")
+        check_spec(spec_of(t))
+        if t.name in by_name:
+            raise InputError(f"two tools are named {t.name!r}")
+        by_name[t.name] = t
+    return by_name
+
+
+def check_spec(spec: ToolSpec) -> None:
+    if not isinstance(spec.name, str) or not _NAME.match(spec.name) or spec.name == ANSWER:
+        raise InputError(f"tool name {spec.name!r} must match {_NAME.pattern} and not be {ANSWER!r}")
+    if not isinstance(spec.parameters, dict) or spec.parameters.get("type", "object") != "object":
+        raise InputError(f"tool {spec.name}: parameters must be a JSON schema of an object")
+
+
+# ----------------------------------------------------------------- what the model sees
+
+def decision_schema(specs: Sequence[ToolSpec], *, allow_answer: bool = True) -> dict[str, Any]:
+    """One JSON schema for the next step: call one of ``specs`` or (if allowed) answer."""
+    defs: dict[str, Any] = {}
+    options: list[dict[str, Any]] = []
+    for spec in specs:
+        params = dict(spec.parameters)
+        for name, definition in params.pop("$defs", {}).items():
+            if defs.setdefault(name, definition) != definition:
+                raise InputError(f"tools define two different {name!r} types; rename one")
+        options.append({"type": "object", "properties": {"tool": {"const": spec.name}, "arguments": params},
+                        "required": ["tool", "arguments"], "additionalProperties": False})
+    if allow_answer:
+        options.insert(0, {"type": "object", "properties": {"tool": {"const": ANSWER}}, "required": ["tool"],
+                           "additionalProperties": False})
+    if not options:
+        raise InputError("no tool to call and answering is not allowed")
+    schema: dict[str, Any] = {"anyOf": options}
+    if defs:
+        schema["$defs"] = defs
+    return schema
+
+
+def tools_prompt(specs: Sequence[ToolSpec], *, allow_answer: bool = True) -> str:
+    lines = ["You can call these tools:"]
+    for spec in specs:
+        args = {k: _describe(v) for k, v in spec.parameters.get("properties", {}).items()}
+        lines.append(f"- {spec.name}: {spec.description or 'no description'} Arguments: {json.dumps(args)}")
+    if allow_answer:
+        lines.append('If the request does not need a tool, or the results you have already cover it, reply {"tool": "none"}.')
+    lines.append('Otherwise call one tool: reply {"tool": "<name>", "arguments": {...}}. You will see its result '
+                 "and may then call another.")
+    return "\n".join(lines)
+
+
+def with_results(prompt: str, calls: Sequence[ToolCall]) -> str:
+    """The user's request with the tool results folded in: how the final answer sees them.
+
+    Small models answer the request better this way than after a chain of
+    tool turns, where they tend to answer the last tool result instead.
+    """
+    if not calls:
+        return prompt
+    results = "\n".join(f"- {c.name}({json.dumps(c.arguments, ensure_ascii=False)}) returned: {c.output}" for c in calls)
+    return f"Done for this request already:\n{results}\n\n{prompt}"
+
+
+def result_message(call: ToolCall) -> str:
+    return f"Result of {call.name}: {call.output}"
+
+
+def parse_decision(text: str, specs: Sequence[ToolSpec]) -> tuple[str, dict[str, Any]]:
+    """``(tool name or "answer", arguments)`` from guided output; ``ValueError`` if it is not one."""
+    value = json.loads(text)
+    if not isinstance(value, dict) or not isinstance(value.get("tool"), str):
+        raise ValueError("not a tool decision")
+    name = value["tool"]
+    if name == ANSWER:
+        return ANSWER, {}
+    if name not in {s.name for s in specs} or not isinstance(value.get("arguments"), dict):
+        raise ValueError(f"unknown tool {name!r} or arguments missing")
+    return name, value["arguments"]
+
+
+def validate_arguments(t: Tool, arguments: dict[str, Any]) -> BaseModel:
+    return t.arguments.model_validate(arguments)
+
+
+def render_output(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _describe(schema: dict[str, Any]) -> Any:
+    """A short type hint for a property: "string", ["a", "b"], or its description."""
+    if "enum" in schema:
+        return schema["enum"]
+    kind = schema.get("type") or ("object" if "$ref" in schema else "any")
+    if "description" in schema:
+        return f"{kind}: {schema['description']}"
+    return kind
+
+
+def _first_paragraph(doc: str) -> str:
+    return doc.strip().split("\n\n")[0].replace("\n", " ").strip()
+
+
+__all__ = ["Tool", "FunctionTool", "ToolCall", "ToolSpec", "tool"]

@@ -1,0 +1,191 @@
+"""Tool calling in tether.Session: definitions, the decision grammar, and real models calling real functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, Field
+
+from tether import InputError, Sampling, Session, Tool, ToolCallError, tool
+from tether.tools import ANSWER, ToolSpec, check_tools, decision_schema, parse_decision, spec_of
+
+TINY, SMALL = "smollm2-135m", "qwen2.5-0.5b"
+WEATHER = {"paris": "14°C, light rain", "oslo": "-3°C, snow"}
+
+
+def make_weather(log: list):
+    @tool
+    def weather(city: str) -> str:
+        """Current weather for a city.
+
+        Not part of the description."""
+        log.append(city)
+        return WEATHER.get(city.strip().lower(), "unknown city")
+
+    return weather
+
+
+class Attendee(BaseModel):
+    name: str
+    email: str | None = None
+
+
+class EventArgs(BaseModel):
+    title: str = Field(description="short title")
+    day: str = Field(description="YYYY-MM-DD")
+    attendees: list[Attendee] = []
+    kind: Literal["meeting", "lunch", "call"] = "meeting"
+
+
+class AddEvent(Tool):
+    name = "add_event"
+    description = "Add an event to the user's calendar."
+    arguments = EventArgs
+
+    def __init__(self) -> None:
+        self.added: list[EventArgs] = []
+
+    def call(self, arguments: EventArgs) -> dict:
+        self.added.append(arguments)
+        return {"added": arguments.title, "on": arguments.day}
+
+
+# ----------------------------------------------------------------- definitions (no model)
+
+def test_tool_decorator_reads_the_signature_and_docstring():
+    log: list = []
+    weather = make_weather(log)
+    assert weather.name == "weather" and weather.description == "Current weather for a city."
+    schema = weather.arguments.model_json_schema()
+    assert schema["properties"] == {"city": {"title": "City", "type": "string"}} and schema["required"] == ["city"]
+    assert weather("Oslo") == "-3°C, snow" and log == ["Oslo"]  # still a plain function
+
+    @tool(name="convert", description="Convert an amount.")
+    def _convert(amount: float, currency: str = "EUR") -> float:
+        return amount
+
+    assert (_convert.name, _convert.description) == ("convert", "Convert an amount.")
+    assert _convert.arguments.model_json_schema()["required"] == ["amount"]
+    assert _convert.call(_convert.arguments(amount=2)) == 2
+
+
+@pytest.mark.parametrize("tools, message", [
+    (["not a tool"], "is not a Tool"),
+    ([tool(lambda city: city, name="none")], "must match"),
+    ([tool(lambda city: city, name="two words")], "must match"),
+    ([tool(lambda a: a, name="dup"), tool(lambda b: b, name="dup")], "two tools are named"),
+])
+def test_bad_tool_definitions_are_refused_up_front(tools, message):
+    with pytest.raises(InputError, match=message):
+        Session(model=TINY, tools=tools)
+
+
+def test_variadic_functions_and_bad_argument_types_are_refused():
+    with pytest.raises(InputError, match=r"\*args"):
+        tool(lambda *args: None, name="v")
+
+    class NoModel(Tool):
+        name = "x"
+        arguments = dict  # type: ignore[assignment]
+
+    with pytest.raises(InputError, match="pydantic model class"):
+        check_tools([NoModel()])
+    with pytest.raises(InputError, match="max_tool_calls"):
+        Session(model=TINY, max_tool_calls=0)
+
+
+def test_decision_schema_admits_each_tool_or_answering():
+    specs = [spec_of(make_weather([])), spec_of(AddEvent())]
+    schema = decision_schema(specs)
+    assert [o["properties"]["tool"]["const"] for o in schema["anyOf"]] == [ANSWER, "weather", "add_event"]
+    assert "Attendee" in schema["$defs"]  # nested models' definitions are hoisted to the root
+    forced = decision_schema(specs[:1], allow_answer=False)
+    assert [o["properties"]["tool"]["const"] for o in forced["anyOf"]] == ["weather"]
+    clash = ToolSpec("other", "", {"type": "object", "properties": {}, "$defs": {"Attendee": {"type": "string"}}})
+    with pytest.raises(InputError, match="two different 'Attendee'"):
+        decision_schema([specs[1], clash])
+    assert parse_decision('{"tool": "none"}', specs) == (ANSWER, {})
+    assert parse_decision('{"tool": "weather", "arguments": {"city": "Oslo"}}', specs) == ("weather", {"city": "Oslo"})
+    for bad in ('{"tool": "rm_rf", "arguments": {}}', '{"tool": "weather"}', "[]"):
+        with pytest.raises(ValueError):
+            parse_decision(bad, specs)
+
+
+# ----------------------------------------------------------------- on the real 135M model
+
+def test_forced_tool_call_runs_the_function_and_feeds_the_answer(tiny):
+    log: list = []
+    s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(30))
+    r = s.respond("What's the weather in Paris?", tool_choice="weather")
+    assert 1 <= len(r.tool_calls) <= s.max_tool_calls
+    assert [c.arguments["city"] for c in r.tool_calls] == log  # every call the model made really ran
+    first = r.tool_calls[0]
+    assert first.name == "weather" and first.output == WEATHER.get(log[0].strip().lower(), "unknown city")
+    assert r.text.strip()
+    roles = [e.role for e in s.transcript]
+    assert roles == ["prompt", *["tool"] * len(r.tool_calls), "response"]
+    assert s.transcript[1].tool_call == first and s.transcript[1].content == first.output
+    # The next turn sees the earlier results folded into the earlier prompt.
+    history = s._messages("And tomorrow?", None)
+    assert first.output in history[0].content and history[1].content == r.text
+
+
+def test_structured_arguments_arrive_as_the_validated_model(tiny):
+    add = AddEvent()
+    s = Session(model=TINY, tools=[add], sampling=Sampling.greedy(20), max_tool_calls=1)
+    r = s.respond("Add lunch with Sam on 2026-12-03.", tool_choice="required")
+    assert len(add.added) == len(r.tool_calls) == 1
+    assert isinstance(add.added[0], EventArgs) and add.added[0].kind in {"meeting", "lunch", "call"}
+    assert json.loads(r.tool_calls[0].output) == {"added": add.added[0].title, "on": add.added[0].day}
+
+
+def test_tool_choice_none_never_calls_and_unknown_choice_is_an_error(tiny):
+    log: list = []
+    s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(10))
+    r = s.respond("What's the weather in Paris?", tool_choice="none")
+    assert r.tool_calls == [] and log == []
+    with pytest.raises(InputError, match="tool_choice"):
+        s.respond("Hi", tool_choice="search")
+
+
+def test_a_failing_tool_is_a_typed_error_and_the_session_stays_usable(tiny):
+    @tool
+    def explode(reason: str) -> str:
+        """Always fails."""
+        raise RuntimeError("disk on fire")
+
+    s = Session(model=TINY, tools=[explode], sampling=Sampling.greedy(10))
+    with pytest.raises(ToolCallError, match="tool 'explode' failed: RuntimeError: disk on fire") as err:
+        s.respond("Do it.", tool_choice="explode")
+    assert err.value.tool == "explode" and isinstance(err.value.__cause__, RuntimeError)
+    assert s.transcript == [] and not s.is_responding
+    assert s.respond("Say hi.", tool_choice="none").text.strip()
+
+
+def test_stream_runs_tools_first_then_streams_the_answer(tiny):
+    log: list = []
+    s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(20), max_tool_calls=2)
+    stream = s.stream("Weather in Oslo?", tool_choice="weather")
+    assert log and len(stream.tool_calls) == len(log) <= 2  # tools ran before the first delta
+    text = stream.text()
+    assert stream.response is not None and stream.response.text == text
+    assert stream.response.tool_calls == stream.tool_calls
+    assert s.transcript[-1].content == text
+
+
+# ----------------------------------------------------------------- behaviour on qwen2.5-0.5b
+
+@pytest.mark.quality
+def test_device_model_fills_arguments_from_the_request(small):
+    """Which tool to call is measured in benchmarks/tools.py; here, that the arguments are right."""
+    log: list = []
+    r = Session(model=SMALL, tools=[make_weather(log)], sampling=Sampling.greedy(40)).respond(
+        "Do I need an umbrella in Paris today?", tool_choice="required")
+    assert (r.tool_calls[0].name, r.tool_calls[0].arguments["city"]) == ("weather", "Paris")
+    assert "rain" in r.tool_calls[0].output
+    add = AddEvent()
+    Session(model=SMALL, tools=[add], sampling=Sampling.greedy(40), max_tool_calls=1).respond(
+        "Put lunch with Sam on 2026-12-03 in my calendar.", tool_choice="add_event")
+    assert add.added[0].day == "2026-12-03" and "Sam" in add.added[0].title
