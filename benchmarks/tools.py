@@ -1,8 +1,10 @@
 #!/usr/bin/env python
 """Tool-calling benchmark: does the model call the right tool, and only when needed?
 
-A fixed probe set of 24 requests against three tools (weather, add_event,
-convert_currency): 12 need exactly one named tool, 12 need none. For each model,
+Two fixed probe sets against three tools (weather, add_event, convert_currency):
+PROBES (24: 12 need exactly one named tool, 12 need none), on which the wording
+of the tools prompt was chosen, and HELD_OUT (20: 10 and 10), written afterwards
+and never used to tune anything. Quote the held-out figures. For each model,
 the first step of ``Session.respond(..., tool_choice="auto")`` is scored:
 
 * selection accuracy: the first call names the expected tool, or no call when none is needed;
@@ -57,6 +59,30 @@ PROBES: list[tuple[str, str | None, str | None]] = [  # request, expected tool, 
     ("What does HTTP stand for?", None, None),
 ]
 
+# Written after the prompt wording was chosen on PROBES, and never used to tune it.
+HELD_OUT: list[tuple[str, str | None, str | None]] = [
+    ("Should I wear a coat in Berlin this evening?", "weather", "Berlin"),
+    ("Any chance of sunshine in Madrid today?", "weather", "Madrid"),
+    ("How windy is it in Chicago at the moment?", "weather", "Chicago"),
+    ("Remind me: put 'pay rent' on my calendar for 2026-12-01.", "add_event", "2026-12-01"),
+    ("Create a calendar entry 'flight to Rome' on 2027-02-08.", "add_event", "2027-02-08"),
+    ("Block 2026-12-24 in my calendar for Christmas Eve dinner.", "add_event", "2026-12-24"),
+    ("What's 99 euros in US dollars?", "convert_currency", "99"),
+    ("How many Canadian dollars do I get for 500 USD?", "convert_currency", "500"),
+    ("Convert 15 Swiss francs to British pounds.", "convert_currency", "15"),
+    ("Change 3000 Indian rupees into euros.", "convert_currency", "3000"),
+    ("Write a Python function that reverses a string.", None, None),
+    ("What is the square root of 144?", None, None),
+    ("Give me a simple recipe for pancakes.", None, None),
+    ("Define the word 'ephemeral'.", None, None),
+    ("Which is bigger, the Pacific or the Atlantic Ocean?", None, None),
+    ("Draft a two-line thank-you note to my neighbour.", None, None),
+    ("List three famous paintings by Monet.", None, None),
+    ("What year did the Berlin Wall fall?", None, None),
+    ("Proofread: their going too the park tomorow.", None, None),
+    ("Why is the sky blue? One sentence.", None, None),
+]
+
 
 @tool
 def weather(city: str) -> str:
@@ -88,10 +114,10 @@ def first_decision(model: str, prompt: str, choice: str) -> tuple[str | None, di
     return (calls[0].name, calls[0].arguments, seconds) if calls else (None, {}, seconds)
 
 
-def score(model: str, choice: str, progress: Progress) -> dict:
-    task = progress.add_task(f"{model} tool_choice={choice}", total=len(PROBES))
+def score(model: str, choice: str, probes: list, label: str, progress: Progress) -> dict:
+    task = progress.add_task(f"{model} {label} tool_choice={choice}", total=len(probes))
     rows = []
-    for prompt, expected, value in PROBES:
+    for prompt, expected, value in probes:
         name, arguments, seconds = first_decision(model, prompt, choice)
         args_ok = name == expected and value is not None and value.lower() in json.dumps(arguments).lower()
         rows.append({"prompt": prompt, "expected": expected, "called": name, "arguments": arguments,
@@ -101,7 +127,7 @@ def score(model: str, choice: str, progress: Progress) -> dict:
     none = [r for r in rows if not r["expected"]]
     right_tool = [r for r in need if r["correct"]]
     return {
-        "model": model, "tool_choice": choice,
+        "model": model, "tool_choice": choice, "set": label,
         "accuracy": sum(r["correct"] for r in rows) / len(rows),
         "false_calls": sum(r["called"] is not None for r in none) / len(none),
         "misses": sum(not r["correct"] for r in need) / len(need),
@@ -114,21 +140,28 @@ def score(model: str, choice: str, progress: Progress) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     ap.add_argument("--models", nargs="+", default=["qwen2.5-0.5b", "qwen2.5-1.5b"])
+    ap.add_argument("--choices", nargs="+", default=["auto", "required"], choices=["auto", "required"])
+    ap.add_argument("--sets", nargs="+", default=["held-out", "tuning"], choices=["held-out", "tuning"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     results = []
     with Progress() as progress:
         for model in args.models:
-            for choice in ("auto", "required"):
-                results.append(score(model, choice, progress))
-    print(f"\n{platform.machine()} · {date.today()} · {len(PROBES)} probes (12 need a tool, 12 need none)")
-    print(f"{'model':14} {'tool_choice':11} {'accuracy':>8} {'false calls':>11} {'misses':>7} {'args ok':>8} {'decision p50':>13}")
+            for label in args.sets:
+                for choice in args.choices:
+                    results.append(score(model, choice, HELD_OUT if label == "held-out" else PROBES, label, progress))
+    print(f"\n{platform.machine()} · {date.today()} · held-out: {len(HELD_OUT)} probes, tuning: {len(PROBES)}")
+    print(f"{'model':14} {'set':9} {'tool_choice':11} {'accuracy':>8} {'false calls':>11} {'misses':>7} {'args ok':>8} "
+          f"{'decision p50':>13}")
     for r in results:
-        print(f"{r['model']:14} {r['tool_choice']:11} {r['accuracy']:8.2f} {r['false_calls']:11.2f} {r['misses']:7.2f} "
-              f"{r['argument_accuracy']:8.2f} {r['decision_p50_s']:12.2f}s")
+        print(f"{r['model']:14} {r['set']:9} {r['tool_choice']:11} {r['accuracy']:8.2f} {r['false_calls']:11.2f} "
+              f"{r['misses']:7.2f} {r['argument_accuracy']:8.2f} {r['decision_p50_s']:12.2f}s")
     for model in args.models:
-        auto, req = (next(r for r in results if r["model"] == model and r["tool_choice"] == c) for c in ("auto", "required"))
-        print(f"{model}: accuracy auto / always-call baseline = {auto['accuracy'] / req['accuracy']:.2f}")
+        for label in args.sets:
+            pair = {r["tool_choice"]: r for r in results if r["model"] == model and r["set"] == label}
+            if {"auto", "required"} <= set(pair):
+                print(f"{model} {label}: accuracy auto / always-call baseline = "
+                      f"{pair['auto']['accuracy'] / pair['required']['accuracy']:.2f}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)

@@ -189,3 +189,24 @@ def test_device_model_fills_arguments_from_the_request(small):
     Session(model=SMALL, tools=[add], sampling=Sampling.greedy(40), max_tool_calls=1).respond(
         "Put lunch with Sam on 2026-12-03 in my calendar.", tool_choice="add_event")
     assert add.added[0].day == "2026-12-03" and "Sam" in add.added[0].title
+
+
+def test_openai_tool_turns_render_for_the_decision_and_fold_for_the_answer():
+    from tether.models.openai_chat import ChatRequest
+
+    req = ChatRequest.parse({"messages": [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny, 31 degrees."},
+    ], "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]})
+    folded = req.engine_messages()
+    assert [m.role for m in folded] == ["system", "user"]
+    assert folded[1].content.endswith("Weather in Paris?") and 'get_weather({"city": "Paris"}) returned: Sunny' in folded[1].content
+    turns = req.decision_messages("GUIDE")
+    assert [m.role for m in turns] == ["system", "user", "assistant", "user"]
+    assert turns[0].content == "Be brief.\n\nGUIDE"
+    assert json.loads(turns[2].content) == {"tool": "get_weather", "arguments": {"city": "Paris"}}
+    assert turns[3].content == "Result of get_weather: Sunny, 31 degrees."
+    assert req.tool_mode(req.tool_specs()) == "auto"

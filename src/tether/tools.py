@@ -159,7 +159,9 @@ def tools_prompt(specs: Sequence[ToolSpec], *, allow_answer: bool = True) -> str
         args = {k: _describe(v) for k, v in spec.parameters.get("properties", {}).items()}
         lines.append(f"- {spec.name}: {spec.description or 'no description'} Arguments: {json.dumps(args)}")
     if allow_answer:
-        lines.append('If the request does not need a tool, or the results you have already cover it, reply {"tool": "none"}.')
+        lines.append("Use a tool only when the request needs exactly what the tool's description offers. For "
+                     "anything else (writing, general knowledge, advice, translation), or when the results you "
+                     'have already cover the request, reply {"tool": "none"}.')
     lines.append('Otherwise call one tool: reply {"tool": "<name>", "arguments": {...}}. You will see its result '
                  "and may then call another.")
     return "\n".join(lines)

@@ -85,6 +85,66 @@ def test_logprobs(client):
     assert content and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
 
 
+WEATHER_TOOL = {"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+                   "additionalProperties": False}}}
+
+
+def test_tool_call_round_trip_with_the_openai_client(client):
+    """The device model picks the call; the client runs it and sends the result back; the answer uses it."""
+    messages = [{"role": "user", "content": "What's the weather in Paris?"}]
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", max_tokens=30, messages=messages, tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    assert (raw.headers["x-tether-tier"], raw.headers["x-tether-rule"]) == ("device", "tools")
+    resp = raw.parse()
+    choice = resp.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls
+    assert call.type == "function" and call.function.name == "get_weather" and call.id.startswith("call_")
+    args = json.loads(call.function.arguments)
+    assert set(args) == {"city"} and isinstance(args["city"], str)  # the client's schema held
+    assert resp.usage.completion_tokens >= 1
+
+    messages += [choice.message.model_dump(exclude_none=True),
+                 {"role": "tool", "tool_call_id": call.id, "content": "Sunny, 31 degrees."}]
+    final = client.chat.completions.create(model="auto", max_tokens=30, messages=messages, tools=[WEATHER_TOOL],
+                                           tool_choice="none")
+    assert final.choices[0].finish_reason in {"stop", "length"} and final.choices[0].message.content.strip()
+    assert final.model_extra["tether"]["rule"] == "tools"  # tool results are personal context: kept local
+
+
+def test_streamed_tool_call(client):
+    chunks = list(client.chat.completions.create(
+        model="device", max_tokens=30, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Weather in Oslo?"}], tools=[WEATHER_TOOL], tool_choice="required"))
+    deltas = [tc for c in chunks if c.choices for tc in (c.choices[0].delta.tool_calls or [])]
+    assert deltas[0].id.startswith("call_") and deltas[0].function.name == "get_weather"
+    arguments = "".join(d.function.arguments or "" for d in deltas)
+    assert set(json.loads(arguments)) == {"city"}
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "tool_calls"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+
+
+def test_bad_tool_requests_are_400s_naming_tools(server):
+    base = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
+    cases = [
+        ({**base, "tools": [WEATHER_TOOL], "model": "private-cloud"}, "device tier only"),
+        ({**base, "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+         "not among the tools"),
+        ({**base, "tools": [{"type": "function", "function": {"name": "bad name"}}]}, "must match"),
+        ({**base, "tools": [WEATHER_TOOL, WEATHER_TOOL]}, "share a name"),
+        ({"messages": [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "call_x", "content": "1"}]},
+         "no assistant message asked for"),
+        ({**base, "tool_choice": "required"}, "tool_choice needs tools"),
+    ]
+    for body, message in cases:
+        e = error(chat(server, body), 400)
+        assert message in e["message"] and e["param"] == "tools", (body, e)
+    still_serves(server)
+
+
 def test_models(client):
     ids = {m.id for m in client.models.list()}
     assert {"auto", "device", "private-cloud", "third-party", TINY, "qwen2.5-0.5b", "qwen2.5-1.5b"} <= ids

@@ -3,7 +3,9 @@
 On the device the request goes to ``run_chat`` (grammar-constrained JSON,
 logprobs, usage); off the device it goes through the router, which
 pseudonymizes and restores. Streams are generated on the engine's own thread
-and cancelled (the engine's cancel Event) when the client goes away.
+and cancelled (the engine's cancel Event) when the client goes away. Requests
+with ``tools`` (or tool results) stay on the device: the device model picks
+the call, the client runs it, and its results never leave the device.
 """
 
 from __future__ import annotations
@@ -86,6 +88,18 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
                         max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema())
 
 
+def _tool_count(chat: ChatRequest) -> int | None:
+    """How many tools the request offers, or None when it involves none (no tools, no tool turns)."""
+    try:
+        specs = chat.tool_specs()
+        mode = chat.tool_mode(specs)
+        chat.engine_messages()  # tool turns must answer calls that were made
+    except InputError as exc:
+        raise GatewayError(str(exc), 400, "invalid_request", param="tools") from None
+    involved = mode != "none" or any(m.role == "tool" or m.tool_calls for m in chat.messages)
+    return len(specs) if involved else None
+
+
 def sse(item: Any) -> bytes:
     return b"data: " + json.dumps(item, ensure_ascii=False).encode("utf-8") + b"\n\n"
 
@@ -123,6 +137,10 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     tier, model = target(chat.model)
     consent = consent_header(request)
     max_tokens = chat.sampling(gw.max_tokens_cap).max_tokens
+    tools = _tool_count(chat)
+    if tools is not None and tier not in ("auto", DEVICE):
+        raise GatewayError("tools and tool results are handled on the device tier only; use model auto or device",
+                           400, "invalid_request", param="tools")
     rreq = route_request(chat, tier, consent, max_tokens)
     user = body.get("user") if isinstance(body.get("user"), str) else None
     user = user[:64] if user else None
@@ -135,6 +153,9 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     try:
         if model is not None:
             decision = Decision(DEVICE, "requested", f"the caller asked for {model} on the device", {"model": model})
+        elif tools is not None:
+            decision = Decision(DEVICE, "tools", "function calling runs on the device model; the client runs the "
+                                "functions, so their results stay on the device", {"tools": tools})
         else:
             decision = await in_thread(gw.router.decide, rreq)
         if decision.tier == DEVICE:

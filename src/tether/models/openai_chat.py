@@ -2,11 +2,14 @@
 
 Nodes speak this inside the envelope, and the local gateway speaks it over
 HTTP, so both accept what an ``openai`` client sends: streaming, JSON-schema
-``response_format``, logprobs and a ``usage`` block.
+``response_format``, logprobs, a ``usage`` block, and ``tools``: the model's
+choice of a function (or of none) is guided JSON (``tether.tools``), returned as
+``tool_calls`` for the client to run, as the OpenAI API does.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -14,8 +17,10 @@ from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from tether.errors import InputError
+from tether import tools as _tools
+from tether.errors import InputError, InvalidOutputError
 from tether.models.engine import Completion, LlamaEngine, Message, Sampling, TokenLogprob
+from tether.tools import ToolCall, ToolSpec
 
 
 class _Part(BaseModel):
@@ -24,10 +29,38 @@ class _Part(BaseModel):
     text: str = ""
 
 
+class _FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    arguments: str = "{}"
+
+
+class _ToolCallIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    id: str
+    type: Literal["function"] = "function"
+    function: _FunctionCall
+
+
+class _FunctionDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+
+class _ToolDef(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: _FunctionDef
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    role: Literal["system", "developer", "user", "assistant"]
+    role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[_Part] | None = ""
+    tool_calls: list[_ToolCallIn] | None = None
+    tool_call_id: str | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -53,6 +86,8 @@ class ChatRequest(BaseModel):
     logprobs: bool = False
     top_logprobs: int = Field(default=0, ge=0, le=20)
     n: int = Field(default=1, ge=1, le=1)
+    tools: list[_ToolDef] | None = Field(default=None, max_length=128)
+    tool_choice: str | dict[str, Any] | None = None
 
     @field_validator("stop")
     @classmethod
@@ -87,7 +122,78 @@ class ChatRequest(BaseModel):
         raise InputError(f"unsupported response_format type {fmt.get('type')!r}")
 
     def engine_messages(self) -> list[Message]:
-        return [Message("system" if m.role == "developer" else m.role, m.text()) for m in self.messages]
+        """The conversation for the answer: tool results folded into the user turn they serve."""
+        return self._render(fold=True)
+
+    # -- tools
+
+    def tool_specs(self) -> list[ToolSpec]:
+        specs = [ToolSpec(t.function.name, t.function.description, t.function.parameters) for t in self.tools or []]
+        for spec in specs:
+            _tools.check_spec(spec)
+        if len({s.name for s in specs}) != len(specs):
+            raise InputError("tools: two functions share a name")
+        return specs
+
+    def tool_mode(self, specs: list[ToolSpec]) -> str:
+        """``none``, ``auto``, ``required``, or the name of the function the client forces."""
+        choice = self.tool_choice
+        if not specs:
+            if choice not in (None, "none", "auto"):
+                raise InputError("tool_choice needs tools")
+            return "none"
+        if choice is None or choice in ("auto", "none", "required"):
+            return choice or "auto"
+        if isinstance(choice, dict) and choice.get("type") == "function":
+            name = (choice.get("function") or {}).get("name")
+            if name in {s.name for s in specs}:
+                return str(name)
+            raise InputError(f"tool_choice names {name!r}, which is not among the tools")
+        raise InputError("tool_choice must be auto, none, required or {\"type\": \"function\", ...}")
+
+    def decision_messages(self, guide: str) -> list[Message]:
+        """The conversation for the next tool decision: each call and result as a turn of its own."""
+        messages = self._render(fold=False)
+        if messages and messages[0].role == "system":
+            return [Message("system", f"{messages[0].content}\n\n{guide}"), *messages[1:]]
+        return [Message("system", guide), *messages]
+
+    def _render(self, *, fold: bool) -> list[Message]:
+        out: list[Message] = []
+        asked: dict[str, tuple[str, dict[str, Any]]] = {}
+        results: list[ToolCall] = []
+        user_at: int | None = None
+
+        def flush() -> None:
+            if results and user_at is not None:
+                out[user_at] = Message("user", _tools.with_results(out[user_at].content, results))
+            results.clear()
+
+        for m in self.messages:
+            if m.role == "tool":
+                if m.tool_call_id not in asked:
+                    raise InputError(f"a tool message answers tool_call_id {m.tool_call_id!r}, which no assistant "
+                                     "message asked for")
+                name, arguments = asked[m.tool_call_id]
+                call = ToolCall(name, arguments, m.text())
+                if fold:
+                    results.append(call)
+                else:
+                    out += [Message("assistant", call.as_json()), Message("user", _tools.result_message(call))]
+                continue
+            if m.role == "assistant" and m.tool_calls:
+                for c in m.tool_calls:
+                    asked[c.id] = (c.function.name, _arguments(c.function.arguments))
+                if not m.text().strip():
+                    continue
+            if fold and m.role in ("user", "assistant"):
+                flush()
+            out.append(Message("system" if m.role == "developer" else m.role, m.text()))
+            if m.role == "user":
+                user_at = len(out) - 1
+        if fold:
+            flush()
+        return out
 
     def sampling(self, max_tokens_cap: int) -> Sampling:
         wanted = self.max_completion_tokens or self.max_tokens or max_tokens_cap
@@ -100,6 +206,16 @@ class ChatRequest(BaseModel):
         return bool((self.stream_options or {}).get("include_usage"))
 
 
+def _arguments(raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        raise InputError("tool_calls: function.arguments must be a JSON object string") from None
+    if not isinstance(value, dict):
+        raise InputError("tool_calls: function.arguments must be a JSON object string")
+    return value
+
+
 def _logprob_entry(lp: TokenLogprob) -> dict[str, Any]:
     return {
         "token": lp.token,
@@ -109,9 +225,34 @@ def _logprob_entry(lp: TokenLogprob) -> dict[str, Any]:
     }
 
 
-def usage(completion: Completion) -> dict[str, int]:
-    return {"prompt_tokens": completion.prompt_tokens, "completion_tokens": completion.completion_tokens,
-            "total_tokens": completion.prompt_tokens + completion.completion_tokens}
+def usage(completion: Completion, extra: Completion | None = None) -> dict[str, int]:
+    """Tokens of the answer, plus those of the tool decision that preceded it, if any."""
+    prompt = completion.prompt_tokens + (extra.prompt_tokens if extra else 0)
+    generated = completion.completion_tokens + (extra.completion_tokens if extra else 0)
+    return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
+
+
+def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Event | None = None
+                ) -> tuple[dict[str, Any] | None, Completion | None]:
+    """Run the guided tool decision, if the request has tools: ``(tool call or None, its completion)``."""
+    specs = request.tool_specs()
+    mode = request.tool_mode(specs)
+    if mode == "none":
+        return None, None
+    allowed = [s for s in specs if mode in ("auto", "required") or s.name == mode]
+    allow_answer = mode == "auto"
+    completion = engine.complete(request.decision_messages(_tools.tools_prompt(allowed, allow_answer=allow_answer)),
+                                 Sampling.greedy(512), json_schema=_tools.decision_schema(allowed, allow_answer=allow_answer),
+                                 cancel=cancel)
+    try:
+        name, arguments = _tools.parse_decision(completion.text, allowed)
+    except ValueError as exc:
+        raise InvalidOutputError(f"the model's tool call was invalid: {exc}", completion.text) from None
+    if name == _tools.ANSWER:
+        return None, completion
+    call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
+            "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}
+    return call, completion
 
 
 def completion_body(completion: Completion, *, model: str, request_id: str, created: int,
@@ -136,6 +277,11 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     with_logprobs = request.logprobs or request.top_logprobs > 0
+    call, decision = decide_tool(engine, request, cancel)
+    if call is not None:
+        assert decision is not None
+        yield from _tool_call_reply(call, decision, request, model=engine.name, request_id=request_id, created=created)
+        return
     result: list[Completion] = []
     deltas = engine.stream(request.engine_messages(), request.sampling(max_tokens_cap),
                            json_schema=request.json_schema(), logprobs=with_logprobs,
@@ -143,8 +289,10 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     if not request.stream:
         for _ in deltas:
             pass
-        yield completion_body(result[0], model=engine.name, request_id=request_id, created=created,
-                              with_logprobs=with_logprobs)
+        body = completion_body(result[0], model=engine.name, request_id=request_id, created=created,
+                               with_logprobs=with_logprobs)
+        body["usage"] = usage(result[0], decision)
+        yield body
         return
 
     def chunk(delta: dict[str, Any], finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict[str, Any]:
@@ -160,5 +308,27 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     done = result[0]
     last = chunk({}, done.finish_reason)
     if request.include_usage:
-        last["usage"] = usage(done)
+        last["usage"] = usage(done, decision)
+    yield last
+
+
+def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRequest, *, model: str,
+                     request_id: str, created: int) -> Iterator[dict[str, Any]]:
+    if not request.stream:
+        yield {"id": request_id, "object": "chat.completion", "created": created, "model": model,
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                            "finish_reason": "tool_calls", "logprobs": None}],
+               "usage": usage(decision)}
+        return
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+
+    head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
+    yield chunk({"role": "assistant", "content": None, "tool_calls": [head]})
+    yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]})
+    last = chunk({}, "tool_calls")
+    if request.include_usage:
+        last["usage"] = usage(decision)
     yield last
