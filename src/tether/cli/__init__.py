@@ -42,7 +42,7 @@ def cli(threads: int | None) -> None:
 
 
 def main() -> None:
-    from tether.cli import cloud, demo, features, log, models, privacy, route, search, serve, stats  # noqa: F401  (registers commands)
+    from tether.cli import chat, cloud, demo, features, log, models, privacy, route, search, serve, stats  # noqa: F401  (registers commands)
 
     cli.main(prog_name="tether")
 

@@ -26,6 +26,7 @@ from tether.gateway.core import Gateway, gateway, in_thread, read_json, route_bl
 from tether.gateway.errors import GatewayError, error_body
 from tether.models import catalog
 from tether.models.openai_chat import ChatRequest, run_chat
+from tether.routing.conversation import conversation_prompt
 from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
 
@@ -81,9 +82,7 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
     prompt = turns[last].text()
     if not prompt.strip():
         raise GatewayError("messages: the last user message is empty", 400, "invalid_request", param="messages")
-    if last:
-        history = "\n".join(f"{m.role}: {m.text()}" for m in turns[:last])
-        prompt = f"Conversation so far:\n{history}\n\nuser: {prompt}"
+    prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
     return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="chat", feature="chat",
                         max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema())
 

@@ -1,0 +1,96 @@
+"""``tether chat``: one-shot and line-by-line conversations through the real router.
+
+The device tier runs smollm2-135m; the third party is the fake provider on loopback,
+which captures every byte it is sent.
+"""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from tether.cli import cli
+from tether.cli import chat, stats  # noqa: F401  (register the commands)
+from tether.routing.conversation import Conversation, conversation_prompt
+
+TINY = "smollm2-135m"
+
+
+def run(*args: str, input: bytes | str | None = None, **env: str):
+    return CliRunner().invoke(cli, list(args), input=input, env=env)
+
+
+def third_party_config(tmp_path, provider) -> str:
+    path = tmp_path / "router.toml"
+    path.write_text(f'[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n')
+    return str(path)
+
+
+def test_one_shot_answers_on_the_device_and_says_why(tmp_path):
+    r = run("chat", "Name a colour.", "-m", TINY, "--max-tokens", "8",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.strip()
+    assert "── ran on device: device (no_cloud)" in r.stderr
+    j = run("chat", "Name a colour.", "-m", TINY, "--max-tokens", "8", "--json",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    data = json.loads(j.stdout)
+    assert data["tier"] == "device" and data["rule"] == "no_cloud" and data["answer"]
+
+
+def test_a_conversation_from_stdin_with_reset_and_exit(tmp_path):
+    ledger = str(tmp_path / "l.db")
+    r = run("chat", "-m", TINY, "--max-tokens", "8", input="Hello there.\n\n/reset\nSay hi.\n/exit\nNever read.\n",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count("── ran on device") == 2 and r.stderr.count("conversation cleared") == 1
+    s = json.loads(run("stats", "--ledger", ledger, "--json").stdout)
+    assert s["requests"] == 2 and s["by_tier"]["device"]["requests"] == 2  # /exit stopped before the last line
+
+
+def test_later_turns_carry_the_history_pseudonymized(tmp_path, provider):
+    """The second turn sends the first one along; the third party sees placeholders, never the name."""
+    provider.reset()
+    r = run("chat", "--tier", "third_party", "--consent", "--max-tokens", "32",
+            input="My colleague is Maria Gonzalez.\nWhat is my colleague called?\n",
+            TETHER_ROUTER_CONFIG=third_party_config(tmp_path, provider), TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("Maria Gonzalez") >= 2  # echoed back and restored on the device, twice
+    sent = provider.captured()
+    assert len(sent) == 2
+    second = json.dumps(sent[1]["body"])
+    assert "Conversation so far" in second and "What is my colleague called?" in second
+    assert "Maria" not in json.dumps(sent) and "Gonzalez" not in json.dumps(sent)
+    assert "<PERSON_" in second
+
+
+def test_failed_turns_are_one_line_and_the_conversation_goes_on(tmp_path, provider):
+    provider.reset()
+    r = run("chat", "--tier", "third_party", "--no-consent", input=b"First.\n\xff\xfe bad bytes\nSecond.\n",
+            TETHER_ROUTER_CONFIG=third_party_config(tmp_path, provider), TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 1  # piped input with a failed turn: scripts can tell
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and "not valid UTF-8" in errors[1]
+    assert all("consent" in e for e in (errors[0], errors[2]))
+    assert provider.captured() == []  # refused consent: nothing was sent
+    assert "Traceback" not in r.output
+
+
+def test_bad_input_is_one_line(tmp_path):
+    r = run("chat", "   ", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 1 and r.stderr.count("Error:") == 1 and "empty" in r.stderr
+    r = run("chat", "hi", "--tier", "moon")
+    assert r.exit_code == 2 and "moon" in r.stderr
+
+
+def test_old_turns_give_way_to_new_ones():
+    assert conversation_prompt([], "Hi") == "Hi"
+    c = Conversation(max_chars=30)
+    c.add("a" * 20, "b" * 20)
+    c.add("short", "reply")
+    prompt = c.prompt("next")
+    assert c.dropped == 2 and "a" * 20 not in prompt
+    assert prompt == "Conversation so far:\nuser: short\nassistant: reply\n\nuser: next"
+    c.reset()
+    assert c.prompt("x") == "x" and c.dropped == 0
