@@ -157,6 +157,8 @@ def test_demo_runs_every_feature():
     assert out["model"] == "smollm2-135m"
     assert set(out["results"]) == {"notifications", "proofread", "rewrite_friendly", "rewrite_professional",
                                    "rewrite_concise", "summarize_summary", "summarize_key_points",
-                                   "summarize_table", "replies", "emoji"}
+                                   "summarize_table", "replies", "emoji", "assistant"}
     assert len(out["results"]["replies"]["replies"]) == 3
     assert out["results"]["emoji"]["glyphs"][0]["place"] == "base"
+    for call in out["results"]["assistant"]["tool_calls"]:  # whatever the tiny model chose, it ran for real
+        assert call["name"] == "notifications_from" and isinstance(call["output"], str)

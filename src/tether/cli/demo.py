@@ -13,6 +13,19 @@ from tether.cli._io import load_model, model_option
 from tether.cli.features import render_digest
 from tether.errors import InvalidOutputError
 from tether.features import genmoji, notifications, replies, writing
+from tether.models.engine import Sampling
+from tether.session import Session
+from tether.tools import Tool, tool
+
+
+def _notifications_from(items: list[notifications.Notification]) -> Tool:
+    @tool
+    def notifications_from(person: str) -> str:
+        """The user's recent notifications from one person, newest last."""
+        hits = [n.body for n in items if person.strip() and person.lower() in (n.sender or "").lower()]
+        return " | ".join(hits) or "no notifications from them"
+
+    return notifications_from
 
 
 def sample(name: str) -> str:
@@ -74,6 +87,16 @@ def demo_cmd(model: str, as_json: bool) -> None:
     em = genmoji.create_emoji("a cat wearing sunglasses", model=model, png=False)
     results["emoji"] = em.model_dump(mode="json")
     section("Emoji", em.duration_s, f"a cat wearing sunglasses → {em.text}  ({em.name})")
+
+    question = "What time is dinner with Alice tonight?"
+    t = time.perf_counter()
+    answer = Session(model=model, tools=[_notifications_from(items)], sampling=Sampling.greedy(60),
+                     instructions="You are the user's assistant on their phone. Be brief.").respond(question)
+    calls = [{"name": c.name, "arguments": c.arguments, "output": c.output} for c in answer.tool_calls]
+    results["assistant"] = {"question": question, "answer": answer.text, "tool_calls": calls}
+    section("Assistant with a tool", time.perf_counter() - t,
+            "\n".join([f"{question}", *(f"  → {c['name']}({json.dumps(c['arguments'])})" for c in calls),
+                       answer.text.strip()]))
 
     total = time.perf_counter() - t0
     if as_json:
