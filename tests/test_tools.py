@@ -164,6 +164,18 @@ def test_a_failing_tool_is_a_typed_error_and_the_session_stays_usable(tiny):
     assert s.respond("Say hi.", tool_choice="none").text.strip()
 
 
+def test_a_huge_tool_output_is_cut_to_fit(tiny):
+    @tool
+    def dump(topic: str) -> str:
+        """Everything about a topic."""
+        return "lorem ipsum " * 20_000
+
+    r = Session(model=TINY, tools=[dump], sampling=Sampling.greedy(8), max_tool_calls=1).respond(
+        "Tell me everything.", tool_choice="dump")
+    out = r.tool_calls[0].output
+    assert len(out) < 4100 and out.endswith("more characters]") and r.text.strip()
+
+
 def test_stream_runs_tools_first_then_streams_the_answer(tiny):
     log: list = []
     s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(20), max_tool_calls=2)

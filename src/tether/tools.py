@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from tether.errors import InputError
 
 ANSWER = "none"
+MAX_OUTPUT_CHARS = 4000  # a tool's output beyond this is cut, so one chatty tool cannot fill the context
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 
 
@@ -200,15 +201,19 @@ def validate_arguments(t: Tool, arguments: dict[str, Any]) -> BaseModel:
     return t.arguments.model_validate(arguments)
 
 
-def render_output(value: Any) -> str:
+def render_output(value: Any, max_chars: int = MAX_OUTPUT_CHARS) -> str:
     if isinstance(value, str):
-        return value
-    if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
+        text = value
+    elif isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    else:
+        try:
+            text = json.dumps(value, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = str(value)
+    if len(text) > max_chars:
+        text = text[:max_chars] + f" …[cut: {len(text) - max_chars} more characters]"
+    return text
 
 
 def _describe(schema: dict[str, Any]) -> Any:
