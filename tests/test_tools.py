@@ -176,6 +176,27 @@ def test_a_huge_tool_output_is_cut_to_fit(tiny):
     assert len(out) < 4100 and out.endswith("more characters]") and r.text.strip()
 
 
+def test_async_tools_are_awaited(tiny):
+    import asyncio
+
+    @tool
+    async def lookup(key: str) -> str:
+        """Look a key up."""
+        await asyncio.sleep(0)
+        return "value-7f3a"
+
+    r = Session(model=TINY, tools=[lookup], sampling=Sampling.greedy(8), max_tool_calls=1).respond(
+        "Look up the key.", tool_choice="lookup")
+    assert r.tool_calls[0].output == "value-7f3a"
+
+    async def inside_a_loop():
+        return Session(model=TINY, tools=[lookup], sampling=Sampling.greedy(8), max_tool_calls=1).respond(
+            "Look up the key.", tool_choice="lookup")
+
+    with pytest.raises(ToolCallError, match="running event loop"):
+        asyncio.run(inside_a_loop())
+
+
 def test_stream_runs_tools_first_then_streams_the_answer(tiny):
     log: list = []
     s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(20), max_tool_calls=2)

@@ -265,7 +265,7 @@ class Session:
             if any(c.name == name and c.arguments == dumped for c in calls):
                 break  # the same call again would return the same result
             try:
-                output = _tools.render_output(self.tools[name].call(arguments))
+                output = _tools.render_output(_tools.run_call(self.tools[name], arguments))
             except Exception as exc:
                 raise ToolCallError(name, exc) from exc
             calls.append(ToolCall(name, dumped, output))

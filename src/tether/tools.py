@@ -18,6 +18,7 @@ arguments that validate. The same schema serves the gateway's OpenAI
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -199,6 +200,25 @@ def parse_decision(text: str, specs: Sequence[ToolSpec]) -> tuple[str, dict[str,
 
 def validate_arguments(t: Tool, arguments: dict[str, Any]) -> BaseModel:
     return t.arguments.model_validate(arguments)
+
+
+def run_call(t: Tool, arguments: BaseModel) -> Any:
+    """Call the tool; an ``async def`` tool is awaited on a fresh event loop (Session calls are blocking)."""
+    result = t.call(arguments)
+    if inspect.isawaitable(result):
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_awaited(result))
+        if inspect.iscoroutine(result):
+            result.close()
+        raise RuntimeError("an async tool was called from inside a running event loop; call "
+                           "Session.respond in a worker thread (asyncio.to_thread)")
+    return result
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 def render_output(value: Any, max_chars: int = MAX_OUTPUT_CHARS) -> str:
