@@ -11,7 +11,7 @@
 Small models are unreliable at free-form tool-call syntax, so Tether never
 parses one: each step is guided generation over a JSON schema that admits
 exactly ``{"tool": <name>, "arguments": <that tool's schema>}`` for each tool,
-or ``{"tool": "answer"}``. A call therefore always names a real tool with
+or ``{"tool": "none"}``. A call therefore always names a real tool with
 arguments that validate. The same schema serves the gateway's OpenAI
 ``tools`` parameter, where the client runs the function instead.
 """

@@ -142,6 +142,11 @@ def test_bad_tool_requests_are_400s_naming_tools(server):
     for body, message in cases:
         e = error(chat(server, body), 400)
         assert message in e["message"] and e["param"] == "tools", (body, e)
+    # A schema llama.cpp cannot turn into a grammar is the caller's mistake, and nothing is fetched.
+    remote = {"type": "function", "function": {"name": "f", "parameters": {
+        "type": "object", "properties": {"x": {"$ref": "https://example.com/schema.json"}}}}}
+    e = error(chat(server, {**base, "tools": [remote], "tool_choice": "required"}), 400)
+    assert "cannot build a grammar" in e["message"] and "remote" in e["message"]
     still_serves(server)
 
 

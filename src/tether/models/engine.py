@@ -21,7 +21,13 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from tether.errors import ContextWindowExceededError, GenerationCancelledError, GenerationError, ModelUnavailableError
+from tether.errors import (
+    ContextWindowExceededError,
+    GenerationCancelledError,
+    GenerationError,
+    InputError,
+    ModelUnavailableError,
+)
 from tether.models import catalog
 
 DEFAULT_CONTEXT = 4096
@@ -208,7 +214,7 @@ class LlamaEngine:
             with quiet_stderr():
                 return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
         except Exception as exc:
-            raise GenerationError(f"cannot build a grammar from this JSON schema: {exc}") from exc
+            raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None  # the caller's schema
 
     def _generate(
         self,
