@@ -137,6 +137,17 @@ def test_device_audits_the_log_through_the_relay_only(cloud):
         assert httpx.post(f"{cloud['relay'].url}/v1/log/{path}", json={}, timeout=5).status_code == 405
 
 
+def test_cli_lists_trusted_nodes_knowing_only_the_relay(cloud):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(_cli(), ["cloud", "nodes", "--relay", cloud["relay"].url, "--log-key", cloud["log_key"],
+                                         "--json"], env={"TETHER_CLOUD_STATE": str(cloud["root"] / "cli-state.json"),
+                                                         "TETHER_LOG_URL": None})
+    assert result.exit_code == 0, result.output
+    trusted = {v["node_id"] for v in json.loads(result.stdout) if v["trusted"]}
+    assert trusted == {n.info["node_id"] for n in cloud["nodes"]}
+
+
 class _Capture(http.server.BaseHTTPRequestHandler):
     seen: list[dict] = []
 
