@@ -141,6 +141,16 @@ def test_structured_arguments_arrive_as_the_validated_model(tiny):
     assert json.loads(r.tool_calls[0].output) == {"added": add.added[0].title, "on": add.added[0].day}
 
 
+def test_tools_then_a_guided_answer(tiny):
+    class Forecast(BaseModel):
+        city: str
+        rain: bool
+
+    r = Session(model=TINY, tools=[make_weather([])], sampling=Sampling.greedy(40), max_tool_calls=1).respond(
+        "Will it rain in Paris?", schema=Forecast, tool_choice="weather")
+    assert isinstance(r.content, Forecast) and len(r.tool_calls) == 1
+
+
 def test_tool_choice_none_never_calls_and_unknown_choice_is_an_error(tiny):
     log: list = []
     s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(10))
