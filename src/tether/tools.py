@@ -19,6 +19,7 @@ arguments that validate. The same schema serves the gateway's OpenAI
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import json
 import re
@@ -203,18 +204,17 @@ def validate_arguments(t: Tool, arguments: dict[str, Any]) -> BaseModel:
 
 
 def run_call(t: Tool, arguments: BaseModel) -> Any:
-    """Call the tool; an ``async def`` tool is awaited on a fresh event loop (Session calls are blocking)."""
+    """Call the tool. An ``async def`` tool is awaited on a fresh event loop: in this thread,
+    or, when this thread already runs a loop (Session calls block), in a helper thread."""
     result = t.call(arguments)
-    if inspect.isawaitable(result):
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(_awaited(result))
-        if inspect.iscoroutine(result):
-            result.close()
-        raise RuntimeError("an async tool was called from inside a running event loop; call "
-                           "Session.respond in a worker thread (asyncio.to_thread)")
-    return result
+    if not inspect.isawaitable(result):
+        return result
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(result))
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="tether-tool") as pool:
+        return pool.submit(asyncio.run, _awaited(result)).result()
 
 
 async def _awaited(awaitable: Any) -> Any:
