@@ -252,13 +252,13 @@ class Session:
         specs = [_tools.spec_of(t) for t in self.tools.values()]
         calls: list[ToolCall] = []
         for step in range(self.max_tool_calls):
-            forced = step == 0 and tool_choice != "auto"
-            allowed = [s for s in specs if not forced or tool_choice == "required" or s.name == tool_choice]
-            guide = _tools.tools_prompt(allowed, allow_answer=not forced)
+            allowed, allow_answer = _tools.choose(specs, tool_choice if step == 0 else "auto")
+            guide = _tools.tools_prompt(allowed, allow_answer=allow_answer)
             messages = self._messages(prompt, None, system=f"{self.instructions}\n\n{guide}" if self.instructions else guide)
             for call in calls:
                 messages += [Message("assistant", call.as_json()), Message("user", _tools.result_message(call))]
-            name, arguments = self._decide(messages, allowed, allow_answer=not forced)
+            name, arguments, _ = _tools.decide(self.engine, messages, allowed, allow_answer=allow_answer, attempts=2,
+                                               validate=lambda n, raw: self.tools[n].arguments.model_validate(raw))
             if name == _tools.ANSWER:
                 break
             dumped = arguments.model_dump(mode="json")
@@ -270,19 +270,6 @@ class Session:
                 raise ToolCallError(name, exc) from exc
             calls.append(ToolCall(name, dumped, output))
         return calls
-
-    def _decide(self, messages: list[Message], allowed: list[_tools.ToolSpec], *, allow_answer: bool) -> tuple[str, Any]:
-        schema = _tools.decision_schema(allowed, allow_answer=allow_answer)
-        problem = ""
-        for attempt in range(2):
-            sampling = Sampling.greedy(512) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=512)
-            completion = self.engine.complete(messages, sampling, json_schema=schema)
-            try:
-                name, raw = _tools.parse_decision(completion.text, allowed)
-                return name, (self.tools[name].arguments.model_validate(raw) if name != _tools.ANSWER else None)
-            except (ValueError, ValidationError) as exc:
-                problem = str(exc).splitlines()[0]
-        raise InvalidOutputError(f"the model's tool call was invalid after a retry: {problem}", completion.text)
 
     def _messages(self, prompt: str, schema: type[BaseModel] | None, *, system: str | None = None) -> list[Message]:
         messages: list[Message] = []

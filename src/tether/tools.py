@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 
 from pydantic import BaseModel, ConfigDict, create_model
 
-from tether.errors import InputError
+from tether.errors import InputError, InvalidOutputError
 
 ANSWER = "none"
 MAX_OUTPUT_CHARS = 4000  # a tool's output beyond this is cut, so one chatty tool cannot fill the context
@@ -186,8 +186,43 @@ def result_message(call: ToolCall) -> str:
     return f"Result of {call.name}: {call.output}"
 
 
+def choose(specs: Sequence[ToolSpec], mode: str) -> tuple[list[ToolSpec], bool]:
+    """The tools one step may call under ``mode`` (auto, required or a tool's name),
+    and whether it may answer instead."""
+    if mode in ("auto", "required"):
+        return list(specs), mode == "auto"
+    return [s for s in specs if s.name == mode], False
+
+
+def decide(engine: Any, messages: list[Any], specs: Sequence[ToolSpec], *, allow_answer: bool, attempts: int = 1,
+           validate: Callable[[str, dict[str, Any]], Any] | None = None,
+           cancel: Any = None) -> tuple[str, Any, Any]:
+    """One guided step: ``(tool name or ANSWER, arguments, completion)``.
+
+    ``validate(name, arguments)`` may turn the arguments into something else (a
+    pydantic instance) or raise ``ValueError``; a failed attempt is retried with
+    sampling up to ``attempts`` in all, then ``InvalidOutputError``.
+    """
+    from tether.models.engine import Sampling
+
+    schema = decision_schema(specs, allow_answer=allow_answer)
+    problem = ""
+    for attempt in range(attempts):
+        sampling = Sampling.greedy(512) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=512)
+        completion = engine.complete(messages, sampling, json_schema=schema, cancel=cancel)
+        try:
+            name, arguments = parse_decision(completion.text, specs)
+            if validate is not None and name != ANSWER:
+                arguments = validate(name, arguments)
+            return name, arguments, completion
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            problem = str(exc).splitlines()[0]
+    raise InvalidOutputError(f"the model's tool call was invalid{' after a retry' if attempts > 1 else ''}: {problem}",
+                             completion.text)
+
+
 def parse_decision(text: str, specs: Sequence[ToolSpec]) -> tuple[str, dict[str, Any]]:
-    """``(tool name or "answer", arguments)`` from guided output; ``ValueError`` if it is not one."""
+    """``(tool name or ANSWER, arguments)`` from guided output; ``ValueError`` if it is not one."""
     value = json.loads(text)
     if not isinstance(value, dict) or not isinstance(value.get("tool"), str):
         raise ValueError("not a tool decision")
@@ -197,10 +232,6 @@ def parse_decision(text: str, specs: Sequence[ToolSpec]) -> tuple[str, dict[str,
     if name not in {s.name for s in specs} or not isinstance(value.get("arguments"), dict):
         raise ValueError(f"unknown tool {name!r} or arguments missing")
     return name, value["arguments"]
-
-
-def validate_arguments(t: Tool, arguments: dict[str, Any]) -> BaseModel:
-    return t.arguments.model_validate(arguments)
 
 
 def run_call(t: Tool, arguments: BaseModel) -> Any:

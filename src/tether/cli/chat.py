@@ -18,10 +18,7 @@ def _router(model: str | None):
     from tether.routing.config import RouterConfig
     from tether.routing.router import Router
 
-    config = RouterConfig.load()
-    if model:
-        config = config.model_copy(update={"device_model": model})
-    return Router.from_config(config)
+    return Router.from_config(RouterConfig.load(device_model=model))
 
 
 def _turn(router, conversation, text: str, *, system: str | None, tier: str, consent: bool | None,

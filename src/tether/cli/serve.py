@@ -24,10 +24,8 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     from tether.routing import Router
     from tether.routing.config import RouterConfig
 
-    config = RouterConfig.load()
     if model:
         catalog.resolve(model)  # unknown names fail here, before binding
-        config = config.model_copy(update={"device_model": model})
-    app = create_app(Router.from_config(config), max_body=max_body, max_streams=max_streams)
+    app = create_app(Router.from_config(RouterConfig.load(device_model=model)), max_body=max_body, max_streams=max_streams)
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

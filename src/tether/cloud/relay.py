@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import time
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 import httpx
 from starlette.applications import Starlette

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tether import tools as _tools
-from tether.errors import InputError, InvalidOutputError
+from tether.errors import InputError
 from tether.models.engine import Completion, LlamaEngine, Message, Sampling, TokenLogprob
 from tether.tools import ToolCall, ToolSpec
 
@@ -239,15 +239,10 @@ def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Eve
     mode = request.tool_mode(specs)
     if mode == "none":
         return None, None
-    allowed = [s for s in specs if mode in ("auto", "required") or s.name == mode]
-    allow_answer = mode == "auto"
-    completion = engine.complete(request.decision_messages(_tools.tools_prompt(allowed, allow_answer=allow_answer)),
-                                 Sampling.greedy(512), json_schema=_tools.decision_schema(allowed, allow_answer=allow_answer),
-                                 cancel=cancel)
-    try:
-        name, arguments = _tools.parse_decision(completion.text, allowed)
-    except ValueError as exc:
-        raise InvalidOutputError(f"the model's tool call was invalid: {exc}", completion.text) from None
+    allowed, allow_answer = _tools.choose(specs, mode)
+    name, arguments, completion = _tools.decide(
+        engine, request.decision_messages(_tools.tools_prompt(allowed, allow_answer=allow_answer)), allowed,
+        allow_answer=allow_answer, cancel=cancel)
     if name == _tools.ANSWER:
         return None, completion
     call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
@@ -256,7 +251,7 @@ def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Eve
 
 
 def completion_body(completion: Completion, *, model: str, request_id: str, created: int,
-                    with_logprobs: bool) -> dict[str, Any]:
+                    with_logprobs: bool, decision: Completion | None = None) -> dict[str, Any]:
     choice: dict[str, Any] = {
         "index": 0,
         "message": {"role": "assistant", "content": completion.text},
@@ -264,7 +259,7 @@ def completion_body(completion: Completion, *, model: str, request_id: str, crea
         "logprobs": {"content": [_logprob_entry(lp) for lp in completion.logprobs or []]} if with_logprobs else None,
     }
     return {"id": request_id, "object": "chat.completion", "created": created, "model": model,
-            "choices": [choice], "usage": usage(completion)}
+            "choices": [choice], "usage": usage(completion, decision)}
 
 
 def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int = 1024,
@@ -289,17 +284,12 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     if not request.stream:
         for _ in deltas:
             pass
-        body = completion_body(result[0], model=engine.name, request_id=request_id, created=created,
-                               with_logprobs=with_logprobs)
-        body["usage"] = usage(result[0], decision)
-        yield body
+        yield completion_body(result[0], model=engine.name, request_id=request_id, created=created,
+                              with_logprobs=with_logprobs, decision=decision)
         return
 
     def chunk(delta: dict[str, Any], finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish,
-                  "logprobs": {"content": [_logprob_entry(lp) for lp in lps]} if lps else None}
-        return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": engine.name,
-                "choices": [choice]}
+        return _chunk(request_id, created, engine.name, delta, finish, lps)
 
     yield chunk({"role": "assistant", "content": ""})
     for delta in deltas:
@@ -312,6 +302,13 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     yield last
 
 
+def _chunk(request_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
+           lps: list[TokenLogprob] | None = None) -> dict[str, Any]:
+    choice = {"index": 0, "delta": delta, "finish_reason": finish,
+              "logprobs": {"content": [_logprob_entry(lp) for lp in lps]} if lps else None}
+    return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+
+
 def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRequest, *, model: str,
                      request_id: str, created: int) -> Iterator[dict[str, Any]]:
     if not request.stream:
@@ -322,8 +319,7 @@ def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRe
         return
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        return _chunk(request_id, created, model, delta, finish)
 
     head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
     yield chunk({"role": "assistant", "content": None, "tool_calls": [head]})

@@ -78,8 +78,14 @@ class RouterConfig(_Strict):
     ledger: str | None = None
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> "RouterConfig":
-        """Read ``path`` (or ``$TETHER_ROUTER_CONFIG``); no file means the defaults."""
+    def load(cls, path: str | os.PathLike[str] | None = None, *, device_model: str | None = None) -> "RouterConfig":
+        """Read ``path`` (or ``$TETHER_ROUTER_CONFIG``); no file means the defaults.
+        ``device_model`` overrides the file's (a CLI ``--model``)."""
+        config = cls._read(path)
+        return config.model_copy(update={"device_model": device_model}) if device_model else config
+
+    @classmethod
+    def _read(cls, path: str | os.PathLike[str] | None) -> "RouterConfig":
         path = path or os.environ.get(CONFIG_ENV)
         if not path:
             return cls()

@@ -12,7 +12,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tether.models import catalog
 from tether.privacy.guard import Outbound, PrivacyGuard
 from tether.privacy.policy import Tier
 from tether.privacy.pseudonymize import PseudonymSession
@@ -65,10 +64,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
     from tether.routing.router import RouteRequest, Router
 
     if router is None:
-        config = RouterConfig.load()
-        if model:
-            config = config.model_copy(update={"device_model": model})
-        router = Router.from_config(config)
+        router = Router.from_config(RouterConfig.load(device_model=model))
     context = build_context(hits)
     prompt = f"Excerpts:\n{context}\n\nQuestion: {question}" if context else f"(no excerpts found)\n\nQuestion: {question}"
     out = router.respond(RouteRequest(prompt, instructions=INSTRUCTIONS, kind="chat", feature="ask",
