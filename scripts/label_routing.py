@@ -29,10 +29,8 @@ import hashlib
 import json
 import math
 import random
-import re
 import signal
 import sys
-import time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -170,22 +168,6 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------- grading
-
-_NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
-
-
-def final_number(text: str) -> str | None:
-    match = re.search(r"Answer:\s*\$?\s*(-?[\d,]*\.?\d+)", text)
-    candidates = [match.group(1)] if match else _NUMBER.findall(text)
-    if not candidates:
-        return None
-    value = candidates[-1].replace(",", "").rstrip(".")
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return str(int(number)) if number == int(number) else str(number)
-
 
 def _score(engine: Any, task_text: str, answer: str) -> float:
     """G-Eval style: the judge's expected 1-9 rating, from its logprobs over the digits."""

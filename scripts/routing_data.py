@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, final_number, read_jsonl
+from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, read_jsonl
+
+from tether.routing.escalation import DeviceAnswer, final_number
 
 
 def faithful(summary: str, source: str) -> bool:
@@ -55,13 +57,19 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
             "device_completion_tokens": dev["completion_tokens"], "cloud_completion_tokens": cld["completion_tokens"],
             "device_seconds": dev["seconds"], "cloud_seconds": cld["seconds"],
             "device_mean_logprob": dev.get("mean_logprob"), "device_min_logprob": dev.get("min_logprob"),
-            "device_finish": dev["finish"],
+            "device_finish": dev["finish"], "device_text": dev["text"], "max_tokens": task["max_tokens"],
         })
         if task.get("feature") == "summarize":
             source = task["messages"][-1]["content"].split(":\n\n", 1)[-1]
             examples[-1]["device_faithful"] = faithful(dev["text"], source)
             examples[-1]["cloud_faithful"] = faithful(cld["text"], source)
     return examples
+
+
+def device_answer(example: dict[str, Any]) -> DeviceAnswer:
+    """The device's cached answer as the cascade sees it at run time."""
+    return DeviceAnswer(example["device_text"], example["device_mean_logprob"], example["device_min_logprob"],
+                        example["device_finish"], example["device_completion_tokens"], example["max_tokens"])
 
 
 def routing_curve(gain: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> list[tuple[float, float]]:

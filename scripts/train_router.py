@@ -8,6 +8,9 @@ the routing curve and random routing, and thresholds are calibrated on the out-o
 predictions (in-sample ones would be overconfident). Only the ``train`` split is used;
 ``test`` is held out for ``benchmarks/routing.py``. Writes ``src/tether/routing/data/difficulty.json``.
 
+The same recipe trains the cascade's escalation model on features of the device's cached
+answer (``tether.routing.escalation``) and writes ``escalation.json`` beside it.
+
     .venv/bin/python scripts/train_router.py
 """
 
@@ -28,11 +31,14 @@ from sklearn.model_selection import KFold
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from routing_data import load_examples, routing_curve  # noqa: E402
+from routing_data import device_answer, load_examples, routing_curve  # noqa: E402
 
 from tether.routing.difficulty import DifficultyModel, featurize  # noqa: E402
+from tether.routing.escalation import EscalationModel, answer_features  # noqa: E402
+from tether.routing.scorer import LinearScorer  # noqa: E402
 
 OUT = ROOT / "src" / "tether" / "routing" / "data" / "difficulty.json"
+ESCALATION_OUT = OUT.with_name("escalation.json")
 FRACTIONS = [round(f, 2) for f in np.arange(0.0, 1.01, 0.05)]
 ALPHAS = [1.0, 10.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0]
 
@@ -51,6 +57,31 @@ def out_of_fold(X: np.ndarray, y: np.ndarray, alpha: float, seed: int) -> np.nda
     return pred
 
 
+def fit(X: np.ndarray, y: np.ndarray, device: np.ndarray, cloud: np.ndarray, seeds: int,
+        cls: type[LinearScorer], meta: dict) -> tuple[LinearScorer, np.ndarray]:
+    """Ridge on the cloud's gain, alpha by cross-validated quality over random routing, thresholds
+    from the out-of-fold predictions. Returns the model and those predictions."""
+    scores = {}
+    for alpha in track(ALPHAS, description=f"cross-validating the {cls.what}"):
+        scores[alpha] = float(np.mean([gain_over_random(out_of_fold(X, y, alpha, s), device, cloud)
+                                       for s in range(seeds)]))
+    alpha = max(scores, key=scores.get)
+    oof = np.mean([out_of_fold(X, y, alpha, s) for s in range(seeds)], axis=0)
+    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
+    reg = Ridge(alpha=alpha).fit((X - mean) / scale, y)
+    # Cloud when score > threshold: the (1 - f) quantile of the out-of-fold scores sends a fraction f there.
+    lo, hi = float(oof.min()) - 1e-6, float(oof.max()) + 1e-6
+    calibration = {f"{f:.2f}": (hi if f == 0 else lo if f == 1 else float(np.quantile(oof, 1 - f)))
+                   for f in FRACTIONS}
+    meta = {"trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+            "target": "cloud_score - device_score (0-1)", "estimator": "ridge", "alpha": alpha,
+            "cv_gain_over_random": scores[alpha], "cv_by_alpha": {str(a): round(v, 5) for a, v in scores.items()},
+            "device": "qwen2.5-0.5b", "cloud": "qwen2.5-1.5b", **meta}
+    model = cls(reg.coef_.astype(np.float32), float(reg.intercept_), mean.astype(np.float32),
+                scale.astype(np.float32), calibration, meta)
+    return model, oof
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--margin", type=float, default=0.25, help="rating points (1-9 scale) for the as-good label")
@@ -60,42 +91,30 @@ def main() -> None:
     examples = [e for e in load_examples(margin=args.margin) if e["split"] == "train"]
     if len(examples) < 20:
         sys.exit(f"only {len(examples)} labelled training examples; run scripts/label_routing.py longer")
-    X = np.stack([featurize(e["prompt"], e["kind"]) for e in track(examples, description="features")])
     device = np.array([e["device_score"] for e in examples])
     cloud = np.array([e["cloud_score"] for e in examples])
     y = cloud - device
     labels = np.array([e["label"] for e in examples])
+    common = {"margin": args.margin, "examples": len(examples), "device_ok": int(labels.sum()),
+              "by_kind": {k: int(sum(e["kind"] == k for e in examples)) for k in sorted({e["kind"] for e in examples})}}
 
-    scores = {}
-    for alpha in track(ALPHAS, description="cross-validating"):
-        scores[alpha] = float(np.mean([gain_over_random(out_of_fold(X, y, alpha, s), device, cloud)
-                                       for s in range(args.seeds)]))
-    alpha = max(scores, key=scores.get)
-    oof = np.mean([out_of_fold(X, y, alpha, s) for s in range(args.seeds)], axis=0)
+    X = np.stack([featurize(e["prompt"], e["kind"]) for e in track(examples, description="prompt features")])
+    difficulty, oof = fit(X, y, device, cloud, args.seeds, DifficultyModel,
+                          {**common, "features": "cheap text features + wordllama 256-d"})
     auc = float(roc_auc_score(labels, -oof)) if 0 < labels.sum() < len(labels) else float("nan")
-
-    mean, scale = X.mean(axis=0), X.std(axis=0) + 1e-6
-    reg = Ridge(alpha=alpha).fit((X - mean) / scale, y)
-    # Cloud when gain > threshold: the (1 - f) quantile of the out-of-fold gains sends a fraction f there.
-    lo, hi = float(oof.min()) - 1e-6, float(oof.max()) + 1e-6
-    calibration = {f"{f:.2f}": (hi if f == 0 else lo if f == 1 else float(np.quantile(oof, 1 - f)))
-                   for f in FRACTIONS}
-    model = DifficultyModel(reg.coef_.astype(np.float32), float(reg.intercept_), mean.astype(np.float32),
-                            scale.astype(np.float32), calibration, {
-                                "trained": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-                                "target": "cloud_score - device_score (0-1)", "estimator": "ridge",
-                                "alpha": alpha, "cv_gain_over_random": scores[alpha],
-                                "cv_by_alpha": {str(a): round(v, 5) for a, v in scores.items()},
-                                "cv_roc_auc_device_ok": auc, "margin": args.margin,
-                                "examples": len(examples), "device_ok": int(labels.sum()),
-                                "by_kind": {k: int(sum(e["kind"] == k for e in examples))
-                                            for k in sorted({e["kind"] for e in examples})},
-                                "features": "cheap text features + wordllama 256-d", "device": "qwen2.5-0.5b",
-                                "cloud": "qwen2.5-1.5b"})
+    difficulty.meta["cv_roc_auc_device_ok"] = auc
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(model.to_json()) + "\n")
-    print(f"{len(examples)} examples; ridge alpha {alpha:g} (cross-validated quality over random routing "
-          f"{scores[alpha]:+.4f}; ROC AUC for 'device as good' {auc:.3f}); wrote {OUT.relative_to(ROOT)}")
+    OUT.write_text(json.dumps(difficulty.to_json()) + "\n")
+    print(f"difficulty: {len(examples)} examples; ridge alpha {difficulty.meta['alpha']:g} (cross-validated quality "
+          f"over random routing {difficulty.meta['cv_gain_over_random']:+.4f}; ROC AUC for 'device as good' "
+          f"{auc:.3f}); wrote {OUT.relative_to(ROOT)}")
+
+    A = np.stack([answer_features(e["prompt"], e["kind"], device_answer(e)) for e in examples])
+    escalation, _ = fit(A, y, device, cloud, args.seeds, EscalationModel,
+                        {**common, "features": "device answer: logprobs, finish, length, math checks, refusal"})
+    ESCALATION_OUT.write_text(json.dumps(escalation.to_json()) + "\n")
+    print(f"escalation: ridge alpha {escalation.meta['alpha']:g} (cross-validated quality over random routing "
+          f"{escalation.meta['cv_gain_over_random']:+.4f}); wrote {ESCALATION_OUT.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

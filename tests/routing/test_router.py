@@ -14,6 +14,7 @@ from tether.errors import ConsentRequiredError, InputError, TierUnavailableError
 from tether.privacy.guard import PrivacyGuard
 from tether.routing.config import RouterConfig, ThirdPartyConfig
 from tether.routing.difficulty import KINDS, DifficultyModel, featurize
+from tether.routing.escalation import ANSWER_KINDS, DeviceAnswer, EscalationModel, answer_features
 from tether.routing.ledger import Ledger
 from tether.routing.router import RouteRequest, Router
 from tether.routing.state import DeviceState
@@ -46,10 +47,20 @@ def third(provider):
     tier.close()
 
 
+def escalate_math() -> EscalationModel:
+    """A real escalation model with known weights: every math answer escalates, nothing else does."""
+    answer = DeviceAnswer("x", -0.5, -2.0, "stop", 4, 8)
+    dims = answer_features("x", "chat", answer).shape[0]
+    coef = np.zeros(dims, dtype=np.float32)
+    coef[ANSWER_KINDS.index("gsm8k")] = 0.6
+    return EscalationModel(coef, -0.3, np.zeros(dims, np.float32), np.ones(dims, np.float32),
+                           {"0.00": 1.0, "0.50": 0.0, "1.00": -1.0}, {})
+
+
 def make_router(device, *, third=None, cloud=None, ledger=None, guard=None, **config) -> Router:
     cfg = RouterConfig(**{"difficulty_threshold": 0.0, **config})
     return Router(cfg, device=device, third_party=third, private_cloud=cloud, scorer=math_is_hard(),
-                  state=DeviceState(), ledger=ledger, guard=guard)
+                  escalation=escalate_math(), state=DeviceState(), ledger=ledger, guard=guard)
 
 
 class CountingGuard(PrivacyGuard):
@@ -251,7 +262,8 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
     out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert out.escalated and out.tier == "third_party"
     assert out.notes and out.notes[0].startswith("cascade: device answer escalated (mean logprob")
-    calm = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"], cascade_min_logprob=-99,
+    calm = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"],
+                       cascade_escalate_fraction=0,
                        third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
     kept = calm.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert not kept.escalated and kept.tier == "device"
@@ -264,3 +276,19 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
     wal = tmp_path / "ledger.sqlite-wal"
     raw += wal.read_bytes() if wal.exists() else b""
     assert b"how are you" not in raw and b"echo" not in raw  # never content
+
+
+def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, provider):
+    r = make_router(device, third=third, consent="always", cascade=["route"], difficulty_threshold=0.5,
+                    cascade_escalate_fraction=0.5,
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    math = r.respond(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="route",
+                                  max_tokens=8))
+    assert math.decision.rule == "difficulty" and math.escalated and math.tier == "third_party"
+    assert "escalation score 0.300 > 0.000, calibrated to escalate 50%" in math.notes[0]
+    assert math.prompt_tokens > 0 and len(provider.captured()) == 1  # the device's tokens are counted too
+    chat = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="route", max_tokens=8))
+    assert chat.tier == "device" and not chat.escalated and len(provider.captured()) == 1
+    other = r.respond(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="chat",
+                                   max_tokens=8))
+    assert other.tier == "device" and not other.escalated  # "chat" is not a cascade feature here

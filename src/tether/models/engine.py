@@ -105,6 +105,10 @@ class Completion:
         return float(np.mean([lp.logprob for lp in self.logprobs]))
 
     @property
+    def min_logprob(self) -> float | None:
+        return min(lp.logprob for lp in self.logprobs) if self.logprobs else None
+
+    @property
     def tokens_per_second(self) -> float:
         decode = self.duration - self.time_to_first_token
         return (self.completion_tokens - 1) / decode if self.completion_tokens > 1 and decode > 0 else 0.0

@@ -7,7 +7,8 @@ allow_degraded = true               # cloud unreachable → answer on the device
 consent = "ask"                     # third party: ask (per request) | always | never
 device_model = "qwen2.5-0.5b"
 cascade = ["notifications"]         # features answered on the device first, escalated when unsure
-cascade_min_logprob = -1.0          # mean token logprob below this escalates
+cascade_escalate_fraction = 0.3     # the learned escalation model escalates about this share (0: off)
+cascade_min_logprob = -1.0          # optional: also escalate when the mean token logprob is below this
 
 [private_cloud]
 relay_url = "http://127.0.0.1:8490"
@@ -71,7 +72,8 @@ class RouterConfig(_Strict):
     consent: Literal["ask", "always", "never"] = "ask"
     device_model: str = "qwen2.5-0.5b"
     cascade: list[str] = []
-    cascade_min_logprob: float = -1.0
+    cascade_escalate_fraction: float = Field(default=0.3, ge=0, le=1)
+    cascade_min_logprob: float | None = None
     private_cloud: PrivateCloudConfig | None = None
     third_party: ThirdPartyConfig | None = None
     prices: Prices = Field(default_factory=Prices)

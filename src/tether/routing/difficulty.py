@@ -19,18 +19,15 @@ to the cloud.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 
-from tether.errors import RouterConfigError
+from tether.routing.scorer import LinearScorer
 
 KINDS = ("gsm8k", "chat", "writing", "feature", "other")
 _DIGITS = re.compile(r"\d")
@@ -75,48 +72,10 @@ def featurize(text: str, kind: str = "other") -> np.ndarray:
     return np.concatenate([cheap_features(text, kind), _embed(text)])
 
 
-@dataclass
-class DifficultyModel:
-    coef: np.ndarray
-    intercept: float
-    mean: np.ndarray
-    scale: np.ndarray
-    calibration: dict[str, float]  # cloud fraction (as a string, e.g. "0.30") → threshold on cloud_gain
-    meta: dict[str, Any]
+class DifficultyModel(LinearScorer):
+    packaged: ClassVar[str] = "difficulty.json"
+    what: ClassVar[str] = "difficulty model"
 
     def cloud_gain(self, text: str, kind: str = "other") -> float:
         """Predicted cloud score minus device score (0-1 scale): route to the cloud when it is high."""
-        x = (featurize(text, kind) - self.mean) / self.scale
-        return float(x @ self.coef + self.intercept)
-
-    def threshold_for(self, cloud_fraction: float) -> float:
-        """The gain above which ``cloud_fraction`` of the training prompts went to the cloud
-        (interpolated; it falls as the fraction grows)."""
-        points = sorted((float(f), t) for f, t in self.calibration.items())
-        if cloud_fraction <= points[0][0]:
-            return points[0][1]
-        for (f0, t0), (f1, t1) in zip(points, points[1:]):
-            if cloud_fraction <= f1:
-                return t0 + (t1 - t0) * (cloud_fraction - f0) / (f1 - f0)
-        return points[-1][1]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"coef": self.coef.tolist(), "intercept": self.intercept, "mean": self.mean.tolist(),
-                "scale": self.scale.tolist(), "calibration": self.calibration, "meta": self.meta}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "DifficultyModel":
-        try:
-            return cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]),
-                       np.asarray(data["mean"], dtype=np.float32), np.asarray(data["scale"], dtype=np.float32),
-                       {str(k): float(v) for k, v in data["calibration"].items()}, dict(data.get("meta", {})))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RouterConfigError(f"difficulty model is malformed: {exc}") from exc
-
-    @classmethod
-    def load(cls, path: str | Path | None = None) -> "DifficultyModel":
-        try:
-            text = Path(path).read_text() if path else (resources.files("tether.routing") / "data/difficulty.json").read_text()
-            return cls.from_json(json.loads(text))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RouterConfigError(f"cannot read the difficulty model {path or '(packaged)'}: {exc}") from exc
+        return self.score(featurize(text, kind))

@@ -111,7 +111,7 @@ def _fmt(v: Any) -> str:
 class Router:
     def __init__(self, config: RouterConfig | None = None, *, device: Any = None, private_cloud: Any = None,
                  third_party: Any = None, guard: Any = None, state: DeviceState | None = None, scorer: Any = None,
-                 ledger: Any = None):
+                 escalation: Any = None, ledger: Any = None):
         self.config = config or RouterConfig()
         self.device = device or DeviceTier(self.config.device_model)
         self.private_cloud = private_cloud
@@ -119,6 +119,7 @@ class Router:
         self.state = state or DeviceState()
         self._guard = guard
         self._scorer = scorer
+        self._escalation = escalation
         self.ledger = ledger
 
     @classmethod
@@ -162,6 +163,14 @@ class Router:
 
             self._scorer = DifficultyModel.load()
         return self._scorer
+
+    @property
+    def escalation(self):
+        if self._escalation is None:
+            from tether.routing.escalation import EscalationModel
+
+            self._escalation = EscalationModel.load()
+        return self._escalation
 
     def _consent(self, req: RouteRequest) -> bool | None:
         if req.consent is not None:
@@ -314,8 +323,7 @@ class Router:
         return response
 
     def _unsure(self, req: RouteRequest, result: TierResult) -> str | None:
-        if result.mean_logprob is not None and result.mean_logprob < self.config.cascade_min_logprob:
-            return f"mean logprob {result.mean_logprob:.2f} < {self.config.cascade_min_logprob}"
+        """Why the device's answer should go to the cloud instead, or None to keep it."""
         if req.json_schema is not None:
             import json
 
@@ -325,6 +333,18 @@ class Router:
                 return "output is not valid JSON"
         if req.check is not None and not req.check(result.text):
             return "the feature's check failed"
+        floor = self.config.cascade_min_logprob
+        if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
+            return f"mean logprob {result.mean_logprob:.2f} < {floor}"
+        fraction = self.config.cascade_escalate_fraction
+        if fraction > 0:
+            from tether.routing.escalation import DeviceAnswer
+
+            answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
+                                  result.completion_tokens, req.max_tokens)
+            gain, tau = self.escalation.cloud_gain(req.prompt, req.kind, answer), self.escalation.threshold_for(fraction)
+            if gain > tau:
+                return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}"
         return None
 
     def _attempts(self, req: RouteRequest, decision: Decision, notes: list[str]) -> Iterator[tuple[str, Any, Prepared]]:

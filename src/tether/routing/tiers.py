@@ -27,6 +27,7 @@ class TierResult:
     latency: float
     finish_reason: str = "stop"
     mean_logprob: float | None = None
+    min_logprob: float | None = None
 
 
 class Tier(Protocol):
@@ -91,7 +92,7 @@ class DeviceTier:
         start = time.perf_counter()
         done = self.engine.complete(messages, sampling, json_schema=json_schema, logprobs=logprobs)
         return TierResult(done.text, DEVICE, self.engine.name, done.prompt_tokens, done.completion_tokens,
-                          time.perf_counter() - start, done.finish_reason, done.mean_logprob)
+                          time.perf_counter() - start, done.finish_reason, done.mean_logprob, done.min_logprob)
 
     def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
         for delta in self.engine.stream(messages, sampling):
