@@ -11,8 +11,11 @@ Policies:
 * random: the cloud for a random fraction f of tasks (its expectation, exact);
 * router: the learned difficulty score, thresholds swept to trace the curve, and the
   operating point the packaged calibration gives for ``--target`` (default 0.3);
-* router + cascade: the router's device tasks are answered on the device first and
-  escalated when the mean token logprob is below a threshold tuned on the train split.
+* cascade: every task is answered on the device first and the learned escalation model
+  (``tether.routing.escalation``, trained on the train split) reads that answer and sends
+  the task on to the cloud when it scores high; swept, and at ``--escalate`` (default 0.3).
+  Its cloud fraction counts escalations; its cost (device work on answers that were then
+  escalated) is reported.
 
 Quality per task: GSM8K 1 if the final number is right, else 0; judged tasks the
 judge's 1-9 rating of the chosen answer, rescaled to [0, 1]. Also reports the router's decision latency
@@ -41,9 +44,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from routing_data import load_examples, routing_curve  # noqa: E402
+from routing_data import device_answer, load_examples, routing_curve  # noqa: E402
 
 from tether.routing.difficulty import DifficultyModel  # noqa: E402
+from tether.routing.escalation import EscalationModel  # noqa: E402
 
 PLOT = ROOT / "docs" / "routing-curve.png"
 
@@ -53,33 +57,38 @@ def quality(examples: list[dict], to_cloud: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def cascade_points(examples: list[dict], gain: np.ndarray, lp_threshold: float) -> list[tuple[float, float, float]]:
-    """(cloud fraction incl. escalations, quality, escalated share) for the router swept, plus the cascade."""
-    order = np.argsort(-gain, kind="stable")
-    lps = np.array([e["device_mean_logprob"] if e["device_mean_logprob"] is not None else -9.0 for e in examples])
-    out = []
-    for k in range(len(examples) + 1):
-        routed = np.zeros(len(examples), dtype=bool)
-        routed[order[:k]] = True
-        escalate = ~routed & (lps < lp_threshold)
-        to_cloud = routed | escalate
-        out.append((to_cloud.mean(), quality(examples, to_cloud), escalate.mean()))
-    return out
+def escalation_cost(test: list[dict], escalated: np.ndarray) -> dict[str, float]:
+    """What answering on the device first costs the requests that were escalated anyway."""
+    idx = np.flatnonzero(escalated)
+    if not len(idx):
+        return {"escalated": 0}
+    dev_tok = np.array([test[i]["device_tokens"] for i in idx], float)
+    cld_tok = np.array([test[i]["cloud_tokens"] for i in idx], float)
+    dev_s = np.array([test[i]["device_seconds"] for i in idx])
+    cld_s = np.array([test[i]["cloud_seconds"] for i in idx])
+    all_dev = sum(e["device_tokens"] for e in test)
+    cascade_tokens = all_dev + cld_tok.sum()
+    return {"escalated": int(len(idx)), "device_token_share_of_escalated": float(np.median(dev_tok / (dev_tok + cld_tok))),
+            "latency_ratio_escalated_vs_cloud_only_median": float(np.median((dev_s + cld_s) / cld_s)),
+            "total_tokens_vs_all_cloud": float(cascade_tokens / sum(e["cloud_tokens"] for e in test)),
+            "cloud_tokens_vs_all_cloud": float(cld_tok.sum() / sum(e["cloud_tokens"] for e in test))}
 
 
-def tune_cascade(train: list[dict]) -> float:
-    """The logprob threshold that best separates 'device answer worse' on the train split (Youden's J)."""
-    lps = np.array([e["device_mean_logprob"] if e["device_mean_logprob"] is not None else -9.0 for e in train])
-    bad = np.array([e["device_score"] < e["cloud_score"] for e in train])
-    if bad.all() or not bad.any():
-        return float(np.median(lps))
-    best, best_j = float(np.median(lps)), -1.0
-    for t in np.unique(lps):
-        tpr = (lps[bad] < t).mean()
-        fpr = (lps[~bad] < t).mean()
-        if tpr - fpr > best_j:
-            best, best_j = float(t), tpr - fpr
-    return best
+def margin_interval(score: np.ndarray, device: np.ndarray, cloud: np.ndarray, fractions: list[float],
+                    rounds: int = 2000, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """95% bootstrap interval (tasks resampled) of quality minus random routing's, per cloud fraction."""
+    rng = np.random.default_rng(seed)
+    n = len(score)
+    diffs = np.zeros((rounds, len(fractions)))
+    for r in range(rounds):
+        i = rng.integers(0, n, n)
+        s, d, c = score[i], device[i], cloud[i]
+        lift = np.concatenate([[0.0], np.cumsum((c - d)[np.argsort(-s, kind="stable")])])
+        for j, f in enumerate(fractions):
+            k = int(round(f * n))
+            diffs[r, j] = lift[k] / n - f * (c.mean() - d.mean())
+    lo, hi = np.percentile(diffs, [2.5, 97.5], axis=0)
+    return {f"{f:.2f}": (float(a), float(b)) for f, a, b in zip(fractions, lo, hi)}
 
 
 def decision_latency(prompts: list[str], kinds: list[str]) -> dict[str, float]:
@@ -108,7 +117,8 @@ def decision_latency(prompts: list[str], kinds: list[str]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--target", type=float, default=0.3)
+    ap.add_argument("--target", type=float, default=0.3, help="the router's target cloud fraction")
+    ap.add_argument("--escalate", type=float, default=0.3, help="the cascade's target escalation fraction")
     ap.add_argument("--margin", type=float, default=0.25)
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--no-plot", action="store_true")
@@ -119,26 +129,29 @@ def main() -> None:
     test = [e for e in examples if e["split"] == "test"]
     if len(test) < 10:
         sys.exit(f"only {len(test)} held-out examples are labelled; run scripts/label_routing.py longer")
-    model = DifficultyModel.load()
-    gain = np.array([model.cloud_gain(e["prompt"], e["kind"]) for e in track(test, description="scoring")])
+    model, escalation = DifficultyModel.load(), EscalationModel.load()
+    gain = np.array([model.cloud_gain(e["prompt"], e["kind"]) for e in track(test, description="scoring prompts")])
+    esc = np.array([escalation.cloud_gain(e["prompt"], e["kind"], device_answer(e)) for e in test])
+    device = np.array([e["device_score"] for e in test])
+    cloud = np.array([e["cloud_score"] for e in test])
 
     all_device = quality(test, np.zeros(len(test), bool))
     all_cloud = quality(test, np.ones(len(test), bool))
-    curve = routing_curve(gain, np.array([e["device_score"] for e in test]),
-                          np.array([e["cloud_score"] for e in test]))
-    lp_threshold = tune_cascade(train)
-    cascade = cascade_points(test, gain, lp_threshold)
-    tau = model.threshold_for(args.target)
-    routed = gain > tau
-    point = {"threshold": tau, "cloud_fraction": float(routed.mean()), "quality": quality(test, routed)}
+    curve = routing_curve(gain, device, cloud)
+    cascade = routing_curve(esc, device, cloud)
+    routed = gain > model.threshold_for(args.target)
+    escalated = esc > escalation.threshold_for(args.escalate)
+    point = {"threshold": model.threshold_for(args.target), "cloud_fraction": float(routed.mean()),
+             "quality": quality(test, routed)}
+    cascade_point = {"threshold": escalation.threshold_for(args.escalate), "cloud_fraction": float(escalated.mean()),
+                     "quality": quality(test, escalated)}
     random_at = lambda f: (1 - f) * all_device + f * all_cloud  # noqa: E731  (exact expectation)
 
     # The smallest cloud fraction at which each policy reaches 95% of all-cloud quality.
     goal = 0.95 * all_cloud
-    first = lambda pts: next((f for f, q, *_ in pts if q >= goal), None)  # noqa: E731
+    first = lambda pts: next((f for f, q in pts if q >= goal), None)  # noqa: E731
     grid = [i / 20 for i in range(21)]
-    router_at = {f: max(q for g, q in curve if g <= f + 1e-9) for f in grid}
-    cascade_at = {f: max((q for g, q, _ in cascade if g <= f + 1e-9), default=all_device) for f in grid}
+    best_at = lambda pts, f: max(q for g, q in pts if g <= f + 1e-9)  # noqa: E731
     latency = decision_latency([e["prompt"] for e in test], [e["kind"] for e in test])
 
     by_kind = {}
@@ -147,7 +160,9 @@ def main() -> None:
         sub = [test[i] for i in idx]
         by_kind[kind] = {"n": len(idx), "device": quality(sub, np.zeros(len(idx), bool)),
                          "cloud": quality(sub, np.ones(len(idx), bool)),
-                         "router_at_target": quality(sub, routed[idx]), "cloud_share_at_target": float(routed[idx].mean())}
+                         "router_at_target": quality(sub, routed[idx]), "cloud_share_at_target": float(routed[idx].mean()),
+                         "cascade_at_target": quality(sub, escalated[idx]),
+                         "escalated_share_at_target": float(escalated[idx].mean())}
 
     summaries = [i for i, e in enumerate(test) if "device_faithful" in e]
     faithfulness = None
@@ -155,23 +170,23 @@ def main() -> None:
         rate = lambda to_cloud: float(np.mean([test[i]["cloud_faithful"] if to_cloud[i] else test[i]["device_faithful"]  # noqa: E731
                                                for i in summaries]))
         faithfulness = {"n": len(summaries), "all_device": rate(np.zeros(len(test), bool)),
-                        "all_cloud": rate(np.ones(len(test), bool)), "router_at_target": rate(routed)}
+                        "all_cloud": rate(np.ones(len(test), bool)), "router_at_target": rate(routed),
+                        "cascade_at_target": rate(escalated)}
 
     summary = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "held_out": len(test), "train": len(train), "model_meta": model.meta,
+        "held_out": len(test), "train": len(train), "model_meta": model.meta, "escalation_meta": escalation.meta,
         "all_device": all_device, "all_cloud": all_cloud, "goal_95pct": goal,
-        "router_at_target": point, "random_at_target_fraction": random_at(point["cloud_fraction"]),
+        "router_at_target": point, "random_at_router_fraction": random_at(point["cloud_fraction"]),
+        "cascade_at_target": cascade_point, "random_at_cascade_fraction": random_at(cascade_point["cloud_fraction"]),
         "router_fraction_for_95pct": first(curve), "cascade_fraction_for_95pct": first(cascade),
         "random_fraction_for_95pct": (goal - all_device) / (all_cloud - all_device) if all_cloud > all_device else 0.0,
-        "cascade_logprob_threshold": lp_threshold,
-        "router_minus_random_by_fraction": {f"{f:.2f}": router_at[f] - random_at(f) for f in grid},
-        "cascade_by_fraction": {f"{f:.2f}": cascade_at[f] for f in grid},
-        "escalation_device_tokens_wasted_share": float(np.mean([
-            e["device_tokens"] / max(e["device_tokens"] + e["cloud_tokens"], 1)
-            for e in test if (e["device_mean_logprob"] if e["device_mean_logprob"] is not None else -9) < lp_threshold]
-            or [0.0])),
+        "router_minus_random_by_fraction": {f"{f:.2f}": best_at(curve, f) - random_at(f) for f in grid},
+        "cascade_minus_random_by_fraction": {f"{f:.2f}": best_at(cascade, f) - random_at(f) for f in grid},
+        "router_margin_95ci": margin_interval(gain, device, cloud, grid[1:-1]),
+        "cascade_margin_95ci": margin_interval(esc, device, cloud, grid[1:-1]),
+        "escalation_cost_at_target": escalation_cost(test, escalated),
         "decision_latency": latency, "by_kind": by_kind, "summary_faithfulness": faithfulness,
     }
 
@@ -180,14 +195,25 @@ def main() -> None:
     table.add_column("cloud calls", justify="right")
     table.add_column("quality", justify="right")
     table.add_column("vs all-cloud", justify="right")
+    table.add_column("random at that fraction", justify="right")
     for name, frac, q in [("all-device", 0.0, all_device), ("all-cloud", 1.0, all_cloud),
-                          (f"router @ target {args.target:.2f}", point["cloud_fraction"], point["quality"]),
-                          ("random, same fraction", point["cloud_fraction"], random_at(point["cloud_fraction"]))]:
-        table.add_row(name, f"{frac:.0%}", f"{q:.3f}", f"{q / all_cloud:.1%}" if all_cloud else "-")
-    Console().print(table)
+                          (f"router (prompt) @ target {args.target:.2f}", point["cloud_fraction"], point["quality"]),
+                          (f"cascade (answer) @ target {args.escalate:.2f}", cascade_point["cloud_fraction"],
+                           cascade_point["quality"])]:
+        table.add_row(name, f"{frac:.0%}", f"{q:.3f}", f"{q / all_cloud:.1%}" if all_cloud else "-",
+                      f"{random_at(frac) / all_cloud:.1%}")
+    Console(width=120).print(table)
     print(f"95% of all-cloud quality needs: router {summary['router_fraction_for_95pct']}, "
-          f"router+cascade {summary['cascade_fraction_for_95pct']}, random {summary['random_fraction_for_95pct']:.2f} "
+          f"cascade {summary['cascade_fraction_for_95pct']}, random {summary['random_fraction_for_95pct']:.2f} "
           f"of calls in the cloud")
+    lows = {name: min(summary[f"{name}_minus_random_by_fraction"][f"{f:.2f}"] for f in grid[1:-1])
+            for name in ("router", "cascade")}
+    print(f"worst margin over random between 5% and 95%: router {lows['router']:+.4f}, cascade {lows['cascade']:+.4f}")
+    for name in ("router", "cascade"):
+        above = [f for f, (lo, _) in summary[f"{name}_margin_95ci"].items() if lo > 0]
+        print(f"{name}: above random with 95% confidence (bootstrap) at {len(above)} of {len(grid) - 2} fractions: "
+              f"{', '.join(above)}")
+    print(f"escalation cost at target: {json.dumps(summary['escalation_cost_at_target'])}")
     print(f"decision latency p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms; decisions that send "
           f"the text away (privacy scan included, n={latency['scanned_n']}): p50 {latency['scanned_p50_ms']:.1f} ms, "
           f"p95 {latency['scanned_p95_ms']:.1f} ms")
@@ -199,14 +225,16 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
-        ax.plot([f for f, _ in curve], [q for _, q in curve], label="router (difficulty)", color="#1f77b4")
-        ax.plot([f for f, _, _ in cascade], [q for _, q, _ in cascade], label="router + cascade", color="#2ca02c",
-                linestyle="--")
+        ax.plot([f for f, _ in curve], [q for _, q in curve], label="router (prompt difficulty)", color="#1f77b4")
+        ax.plot([f for f, _ in cascade], [q for _, q in cascade], label="cascade (device answer, escalation model)",
+                color="#2ca02c", linestyle="--")
         ax.plot([0, 1], [all_device, all_cloud], label="random", color="#7f7f7f", linestyle=":")
         ax.axhline(goal, color="#d62728", linewidth=0.8, label="95% of all-cloud")
         ax.axvline(0.4, color="#d62728", linewidth=0.8, linestyle=":")
         ax.scatter([point["cloud_fraction"]], [point["quality"]], color="#1f77b4", zorder=3,
-                   label=f"calibrated point (target {args.target:.0%})")
+                   label=f"router calibrated for {args.target:.0%}")
+        ax.scatter([cascade_point["cloud_fraction"]], [cascade_point["quality"]], color="#2ca02c", zorder=3,
+                   marker="s", label=f"cascade calibrated for {args.escalate:.0%}")
         ax.set_xlabel("fraction of requests sent to the cloud model")
         ax.set_ylabel("quality (held-out tasks)")
         ax.set_title(f"qwen2.5-0.5b device vs qwen2.5-1.5b cloud, {len(test)} held-out tasks")

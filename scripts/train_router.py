@@ -86,7 +86,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--margin", type=float, default=0.25, help="rating points (1-9 scale) for the as-good label")
     ap.add_argument("--seeds", type=int, default=5, help="cross-validation repeats")
+    ap.add_argument("--out", type=Path, default=OUT.parent, help="folder for difficulty.json and escalation.json")
     args = ap.parse_args()
+    out, escalation_out = args.out / OUT.name, args.out / ESCALATION_OUT.name
 
     examples = [e for e in load_examples(margin=args.margin) if e["split"] == "train"]
     if len(examples) < 20:
@@ -103,18 +105,18 @@ def main() -> None:
                           {**common, "features": "cheap text features + wordllama 256-d"})
     auc = float(roc_auc_score(labels, -oof)) if 0 < labels.sum() < len(labels) else float("nan")
     difficulty.meta["cv_roc_auc_device_ok"] = auc
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(difficulty.to_json()) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(difficulty.to_json()) + "\n")
     print(f"difficulty: {len(examples)} examples; ridge alpha {difficulty.meta['alpha']:g} (cross-validated quality "
           f"over random routing {difficulty.meta['cv_gain_over_random']:+.4f}; ROC AUC for 'device as good' "
-          f"{auc:.3f}); wrote {OUT.relative_to(ROOT)}")
+          f"{auc:.3f}); wrote {out}")
 
     A = np.stack([answer_features(e["prompt"], e["kind"], device_answer(e)) for e in examples])
     escalation, _ = fit(A, y, device, cloud, args.seeds, EscalationModel,
                         {**common, "features": "device answer: logprobs, finish, length, math checks, refusal"})
-    ESCALATION_OUT.write_text(json.dumps(escalation.to_json()) + "\n")
+    escalation_out.write_text(json.dumps(escalation.to_json()) + "\n")
     print(f"escalation: ridge alpha {escalation.meta['alpha']:g} (cross-validated quality over random routing "
-          f"{escalation.meta['cv_gain_over_random']:+.4f}); wrote {ESCALATION_OUT.relative_to(ROOT)}")
+          f"{escalation.meta['cv_gain_over_random']:+.4f}); wrote {escalation_out}")
 
 
 if __name__ == "__main__":

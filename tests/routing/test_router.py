@@ -279,16 +279,16 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
 
 
 def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, provider):
-    r = make_router(device, third=third, consent="always", cascade=["route"], difficulty_threshold=0.5,
-                    cascade_escalate_fraction=0.5,
+    r = make_router(device, third=third, consent="always", cascade=["route"], cascade_escalate_fraction=0.5,
                     third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
     math = r.respond(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="route",
                                   max_tokens=8))
-    assert math.decision.rule == "difficulty" and math.escalated and math.tier == "third_party"
+    assert math.decision.rule == "cascade" and math.decision.values["escalate_fraction"] == 0.5
+    assert math.escalated and math.tier == "third_party"
     assert "escalation score 0.300 > 0.000, calibrated to escalate 50%" in math.notes[0]
+    assert math.decision.values["escalation_score"] == pytest.approx(0.3)
     assert math.prompt_tokens > 0 and len(provider.captured()) == 1  # the device's tokens are counted too
     chat = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="route", max_tokens=8))
     assert chat.tier == "device" and not chat.escalated and len(provider.captured()) == 1
-    other = r.respond(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="chat",
-                                   max_tokens=8))
-    assert other.tier == "device" and not other.escalated  # "chat" is not a cascade feature here
+    other = r.decide(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="chat"))
+    assert (other.tier, other.rule) == ("third_party", "difficulty")  # not a cascade feature: the prompt scorer decides

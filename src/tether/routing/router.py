@@ -9,8 +9,10 @@ rule and what values it saw:
 4. ``offline``     the device has no network
 5. ``context``     the prompt does not fit the device model's context window
 6. ``busy`` / ``low_power``  the device should not run it now
-7. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
-8. ``consent``     the only cloud is a third party and the user has not agreed
+7. ``cascade``     the feature is answered on the device first; the learned escalation model
+                   then reads the answer and sends it on if the cloud would do clearly better
+8. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
+9. ``consent``     the only cloud is a third party and the user has not agreed
 
 ``privacy`` overrides every rule that would send the text away: the privacy
 guard scans a prompt only once some rule wants it off the device (a request
@@ -198,6 +200,11 @@ class Router:
             fraction = min(1.0, fraction * 2)
         return self.scorer.threshold_for(fraction), fraction
 
+    def escalate_fraction(self) -> float:
+        """The share of cascade answers the escalation model is calibrated to send on (0: never)."""
+        fraction = self.config.cascade_escalate_fraction
+        return min(1.0, fraction * 2) if self.config.preference == "prefer-quality" else fraction
+
     # ------------------------------------------------------------- deciding
 
     def decide(self, req: RouteRequest) -> Decision:
@@ -244,6 +251,11 @@ class Router:
             return self._to_cloud(req, cloud, why_not, "busy", "the device reported it is busy", state.as_dict())
         if state.low_power:
             return self._to_cloud(req, cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
+
+        if req.feature in self.config.cascade:
+            return Decision(DEVICE, "cascade", "answered on the device first, escalated if the answer looks unsure",
+                            {"feature": req.feature, "kind": req.kind,
+                             "escalate_fraction": self.escalate_fraction()})
 
         gain = self.scorer.cloud_gain(req.prompt, req.kind)
         tau, fraction = self.threshold()
@@ -294,10 +306,10 @@ class Router:
         degraded = escalated = False
         tier = decision.tier
 
-        if tier == DEVICE and req.feature in self.config.cascade and decision.rule == "difficulty":
+        if tier == DEVICE and decision.rule == "cascade":
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
                                           logprobs=True)
-            why = self._unsure(req, result)
+            why = self._unsure(req, result, decision)
             cloud, _ = self._cloud_tier(req)
             if why and cloud is not None:
                 escalation = self._send(req, Decision(cloud, "cascade", why))
@@ -322,7 +334,7 @@ class Router:
         self._record(req, response)
         return response
 
-    def _unsure(self, req: RouteRequest, result: TierResult) -> str | None:
+    def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision) -> str | None:
         """Why the device's answer should go to the cloud instead, or None to keep it."""
         if req.json_schema is not None:
             import json
@@ -336,13 +348,14 @@ class Router:
         floor = self.config.cascade_min_logprob
         if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
             return f"mean logprob {result.mean_logprob:.2f} < {floor}"
-        fraction = self.config.cascade_escalate_fraction
+        fraction = self.escalate_fraction()
         if fraction > 0:
             from tether.routing.escalation import DeviceAnswer
 
             answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
                                   result.completion_tokens, req.max_tokens)
             gain, tau = self.escalation.cloud_gain(req.prompt, req.kind, answer), self.escalation.threshold_for(fraction)
+            decision.values.update(escalation_score=gain, escalation_threshold=tau)
             if gain > tau:
                 return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}"
         return None
@@ -399,7 +412,7 @@ class Router:
             consent = "given" if c else ("refused" if c is False else None)
         self.ledger.record(LedgerEntry(
             ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
-            score=r.decision.values.get("cloud_gain"), latency_ms=r.latency * 1000,
+            score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")), latency_ms=r.latency * 1000,
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
             cost_usd=prices.cost(r.tier, tokens), energy_j=prices.energy(r.tier, tokens),
             degraded=r.degraded, escalated=r.escalated, consent=consent))

@@ -1,0 +1,52 @@
+"""The packaged router weights come from the committed labels, and the documented figures hold.
+
+Both scripts run for real on the committed cache in ``data/routing`` (no model is loaded:
+the answers and judgements are cached), the way ``make train-router bench-routing`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGED = ROOT / "src" / "tether" / "routing" / "data"
+
+
+def run(*args: str) -> str:
+    done = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("weights")
+    run("scripts/train_router.py", "--out", str(out))
+    return out
+
+
+@pytest.mark.parametrize("name", ["difficulty.json", "escalation.json"])
+def test_training_reproduces_the_packaged_weights(trained, name):
+    fresh, packaged = json.loads((trained / name).read_text()), json.loads((PACKAGED / name).read_text())
+    assert fresh["meta"]["alpha"] == packaged["meta"]["alpha"]
+    assert fresh["meta"]["examples"] == packaged["meta"]["examples"] == 510
+    np.testing.assert_allclose(fresh["coef"], packaged["coef"], rtol=1e-4, atol=1e-6)
+    assert fresh["calibration"] == pytest.approx(packaged["calibration"], rel=1e-4, abs=1e-6)
+
+
+def test_benchmark_figures_match_the_docs(tmp_path):
+    out = tmp_path / "routing.json"
+    run("benchmarks/routing.py", "--no-plot", "--json", str(out))
+    s = json.loads(out.read_text())
+    assert s["held_out"] == 238 and s["train"] == 510
+    assert s["cascade_fraction_for_95pct"] <= 0.40  # the issue's target, met by the cascade
+    assert s["cascade_at_target"]["quality"] >= 0.95 * s["all_cloud"]
+    assert s["cascade_at_target"]["cloud_fraction"] <= 0.40
+    assert s["router_fraction_for_95pct"] > 0.40  # the prompt-only router misses it, as docs/routing.md says
+    assert all(v > 0 for f, v in s["cascade_minus_random_by_fraction"].items() if 0.10 <= float(f) <= 0.95)
