@@ -292,3 +292,5 @@ def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, 
     assert chat.tier == "device" and not chat.escalated and len(provider.captured()) == 1
     other = r.decide(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="chat"))
     assert (other.tier, other.rule) == ("third_party", "difficulty")  # not a cascade feature: the prompt scorer decides
+    streamed = r.stream(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="route"))
+    assert streamed.decision.rule == "difficulty"  # a stream cannot take back what it showed, so no cascade

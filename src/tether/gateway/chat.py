@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
@@ -156,10 +157,10 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
             decision = Decision(DEVICE, "tools", "function calling runs on the device model; the client runs the "
                                 "functions, so their results stay on the device", {"tools": tools})
         else:
-            decision = await in_thread(gw.router.decide, rreq)
-        if decision.tier == DEVICE:
+            decision = await in_thread(partial(gw.router.decide, streaming=chat.stream), rreq)
+        if decision.tier == DEVICE and decision.rule != "cascade":
             return await _device(gw, chat, rreq, decision, model or gw.device_model, user)
-        return await _off_device(gw, chat, rreq, decision, user)
+        return await _via_router(gw, chat, rreq, decision, user)
     except BaseException:
         if chat.stream:
             gw.metrics.streams_open -= 1
@@ -256,12 +257,13 @@ async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: st
     await in_thread(gw.router._record, rreq, resp)
 
 
-async def _off_device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
+async def _via_router(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
                       user: str | None) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
         out: RoutedResponse = await in_thread(gw.router.respond, rreq, decision)
-        block = route_block(out.decision, tier=out.tier, degraded=out.degraded, notes=out.notes, user=user)
+        block = route_block(out.decision, tier=out.tier, degraded=out.degraded, escalated=out.escalated,
+                            notes=out.notes, user=user)
         body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
                              "finish_reason": "stop", "logprobs": None}],

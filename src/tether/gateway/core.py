@@ -132,10 +132,11 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def route_block(decision: Decision, *, tier: str | None = None, degraded: bool = False,
+def route_block(decision: Decision, *, tier: str | None = None, degraded: bool = False, escalated: bool = False,
                 notes: list[str] | None = None, user: str | None = None) -> dict[str, Any]:
     block = {"tier": tier or decision.tier, "rule": decision.rule, "reason": decision.reason,
-             "values": _jsonable(decision.values), "degraded": degraded, "notes": list(notes or [])}
+             "values": _jsonable(decision.values), "degraded": degraded, "escalated": escalated,
+             "notes": list(notes or [])}
     if user is not None:
         block["user"] = user
     return block

@@ -207,13 +207,15 @@ class Router:
 
     # ------------------------------------------------------------- deciding
 
-    def decide(self, req: RouteRequest) -> Decision:
+    def decide(self, req: RouteRequest, *, streaming: bool = False) -> Decision:
+        """Where ``req`` runs and why. A stream cannot take back text it has shown, so for
+        ``streaming`` requests a cascade feature is decided by the prompt scorer instead."""
         start = time.perf_counter()
-        decision = self._decide(req)
+        decision = self._decide(req, streaming)
         decision.seconds = time.perf_counter() - start
         return decision
 
-    def _decide(self, req: RouteRequest) -> Decision:
+    def _decide(self, req: RouteRequest, streaming: bool = False) -> Decision:
         state = self.state.snapshot()
         consent = self._consent(req)
         if req.tier == DEVICE:
@@ -252,7 +254,7 @@ class Router:
         if state.low_power:
             return self._to_cloud(req, cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
 
-        if req.feature in self.config.cascade:
+        if req.feature in self.config.cascade and not streaming:
             return Decision(DEVICE, "cascade", "answered on the device first, escalated if the answer looks unsure",
                             {"feature": req.feature, "kind": req.kind,
                              "escalate_fraction": self.escalate_fraction()})
@@ -421,7 +423,7 @@ class Router:
 
     def stream(self, req: RouteRequest) -> "RoutedStream":
         """Decide now, then stream text deltas from the chosen tier (see ``RoutedStream``)."""
-        return RoutedStream(self, req, self.decide(req))
+        return RoutedStream(self, req, self.decide(req, streaming=True))
 
 
 class RoutedStream:

@@ -1,0 +1,55 @@
+"""A cascade behind the gateway: a real ``tether serve`` with a router config, and a real
+OpenAI-compatible provider on loopback that records what reached it."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from tests.gateway.conftest import start_server, stop_server
+from tests.routing.conftest import start_provider, stop_provider
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cascade")
+    provider = start_provider(tmp)
+    config = tmp / "router.json"
+    # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
+    config.write_text(json.dumps({
+        "consent": "always", "cascade": ["chat"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+        "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
+    server = start_server(tmp, "--max-streams", "2", router_config=config)
+    try:
+        yield server, provider
+    finally:
+        stop_server(server)
+        stop_provider(provider)
+
+
+def test_a_plain_call_is_answered_on_the_device_then_escalated(setup):
+    server, provider = setup
+    provider.reset()
+    client = OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=120)
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", max_tokens=8, messages=[{"role": "user", "content": "Say hello to Maria Gonzalez."}])
+    assert raw.headers["x-tether-rule"] == "cascade" and raw.headers["x-tether-tier"] == "third_party"
+    route = raw.parse().model_extra["tether"]
+    assert route["escalated"] is True and route["notes"][0].startswith("cascade: device answer escalated")
+    sent = provider.captured()
+    assert len(sent) == 1
+    assert "Maria Gonzalez" not in json.dumps(sent[0]["body"])  # escalation goes through the privacy guard too
+
+
+def test_a_stream_is_not_cascaded(setup):
+    server, provider = setup
+    provider.reset()
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120, json={
+            "model": "auto", "stream": True, "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]}) as r:
+        assert r.status_code == 200
+        assert r.headers["x-tether-rule"] == "difficulty"  # text once shown cannot be taken back
+        body = "".join(r.iter_text())
+    assert "data: [DONE]" in body
