@@ -54,3 +54,11 @@ def test_bad_router_config_is_one_line(tmp_path):
     r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
     assert r.exit_code == 1
     assert r.output.count("Error:") == 1 and "preference" in r.output and str(bad) in r.output
+
+
+def test_escalate_fraction_out_of_range_is_one_line(tmp_path):
+    bad = tmp_path / "router.toml"
+    bad.write_text('cascade = ["route"]\ncascade_escalate_fraction = 1.5\n')
+    r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
+    assert r.exit_code == 1
+    assert r.output.count("Error:") == 1 and "cascade_escalate_fraction" in r.output
