@@ -270,6 +270,12 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
     rows = ledger.entries()
     assert [(e.tier, e.escalated) for e in rows] == [("device", False), ("third_party", True)]
     assert rows[1].cost_usd > 0 and rows[0].cost_usd == 0
+    # the escalated entry prices the device's discarded answer as device work, the rest as third party
+    spent, prices = out.device_tokens, r.config.prices
+    assert 0 < spent < rows[1].prompt_tokens + rows[1].completion_tokens
+    answered = rows[1].prompt_tokens + rows[1].completion_tokens - spent
+    assert rows[1].cost_usd == pytest.approx(prices.cost("third_party", answered))
+    assert rows[1].energy_j == pytest.approx(prices.energy("third_party", answered) + prices.energy("device", spent))
     stats = ledger.stats()
     assert stats.requests == 2 and stats.device_share == 0.5 and stats.escalated == 1
     raw = (tmp_path / "ledger.sqlite").read_bytes()

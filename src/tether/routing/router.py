@@ -104,6 +104,7 @@ class RoutedResponse:
     escalated: bool = False
     notes: list[str] = field(default_factory=list)
     mean_logprob: float | None = None
+    device_tokens: int = 0  # of the token counts, those a cascade spent on the device before escalating
 
 
 def _fmt(v: Any) -> str:
@@ -306,6 +307,7 @@ class Router:
         sampling = Sampling.greedy(req.max_tokens)
         notes: list[str] = []
         degraded = escalated = False
+        device_tokens = 0
         tier = decision.tier
 
         if tier == DEVICE and decision.rule == "cascade":
@@ -323,6 +325,7 @@ class Router:
                     first = result
                     result, tier, degraded, more = self._run_off_device(req, escalation, sampling)
                     notes += more
+                    device_tokens = first.prompt_tokens + first.completion_tokens
                     result.prompt_tokens += first.prompt_tokens
                     result.completion_tokens += first.completion_tokens
         elif tier == DEVICE:
@@ -332,7 +335,7 @@ class Router:
 
         response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
                                   result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
-                                  result.mean_logprob)
+                                  result.mean_logprob, device_tokens)
         self._record(req, response)
         return response
 
@@ -406,7 +409,7 @@ class Router:
             return
         from tether.routing.ledger import LedgerEntry
 
-        tokens = r.prompt_tokens + r.completion_tokens
+        tokens = r.prompt_tokens + r.completion_tokens - r.device_tokens  # on the tier that answered
         prices = self.config.prices
         consent = None
         if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
@@ -416,7 +419,8 @@ class Router:
             ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
             score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")), latency_ms=r.latency * 1000,
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-            cost_usd=prices.cost(r.tier, tokens), energy_j=prices.energy(r.tier, tokens),
+            cost_usd=prices.cost(r.tier, tokens) + prices.cost(DEVICE, r.device_tokens),
+            energy_j=prices.energy(r.tier, tokens) + prices.energy(DEVICE, r.device_tokens),
             degraded=r.degraded, escalated=r.escalated, consent=consent))
 
     # ------------------------------------------------------------- streaming
