@@ -33,6 +33,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -131,7 +132,13 @@ def main() -> None:
         sys.exit(f"only {len(test)} held-out examples are labelled; run scripts/label_routing.py longer")
     model, escalation = DifficultyModel.load(), EscalationModel.load()
     gain = np.array([model.cloud_gain(e["prompt"], e["kind"]) for e in track(test, description="scoring prompts")])
-    esc = np.array([escalation.cloud_gain(e["prompt"], e["kind"], device_answer(e)) for e in test])
+    esc, esc_ms = [], []
+    for e in test:
+        answer = device_answer(e)
+        t0 = time.perf_counter()
+        esc.append(escalation.cloud_gain(e["prompt"], e["kind"], answer))
+        esc_ms.append((time.perf_counter() - t0) * 1000)
+    esc = np.array(esc)
     device = np.array([e["device_score"] for e in test])
     cloud = np.array([e["cloud_score"] for e in test])
 
@@ -187,6 +194,7 @@ def main() -> None:
         "router_margin_95ci": margin_interval(gain, device, cloud, grid[1:-1]),
         "cascade_margin_95ci": margin_interval(esc, device, cloud, grid[1:-1]),
         "escalation_cost_at_target": escalation_cost(test, escalated),
+        "escalation_scoring_ms": {"p50": statistics.median(esc_ms), "max": max(esc_ms)},
         "decision_latency": latency, "by_kind": by_kind, "summary_faithfulness": faithfulness,
     }
 
@@ -214,6 +222,7 @@ def main() -> None:
         print(f"{name}: above random with 95% confidence (bootstrap) at {len(above)} of {len(grid) - 2} fractions: "
               f"{', '.join(above)}")
     print(f"escalation cost at target: {json.dumps(summary['escalation_cost_at_target'])}")
+    print(f"scoring a device answer for escalation: p50 {statistics.median(esc_ms):.3f} ms, max {max(esc_ms):.3f} ms")
     print(f"decision latency p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms; decisions that send "
           f"the text away (privacy scan included, n={latency['scanned_n']}): p50 {latency['scanned_p50_ms']:.1f} ms, "
           f"p95 {latency['scanned_p95_ms']:.1f} ms")
