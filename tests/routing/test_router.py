@@ -300,3 +300,12 @@ def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, 
     assert (other.tier, other.rule) == ("third_party", "difficulty")  # not a cascade feature: the prompt scorer decides
     streamed = r.stream(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="route"))
     assert streamed.decision.rule == "difficulty"  # a stream cannot take back what it showed, so no cascade
+
+
+def test_cascade_without_consent_keeps_the_unsure_answer_and_says_why(device, third, provider):
+    r = make_router(device, third=third, consent="never", cascade=["chat"], cascade_min_logprob=0.0,
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
+    assert (out.tier, out.decision.rule, out.escalated) == ("device", "cascade", False)
+    assert "but the only cloud is a third party and consent was refused" in out.notes[0]
+    assert provider.captured() == []

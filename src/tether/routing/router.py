@@ -314,8 +314,10 @@ class Router:
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
                                           logprobs=True)
             why = self._unsure(req, result, decision)
-            cloud, _ = self._cloud_tier(req)
-            if why and cloud is not None:
+            cloud, why_not = self._cloud_tier(req)
+            if why and cloud is None:
+                notes.append(f"cascade: device answer kept ({why}), but {why_not}")
+            elif why:
                 escalation = self._send(req, Decision(cloud, "cascade", why))
                 if escalation.tier == DEVICE:
                     notes.append(f"cascade: device answer kept ({why}), the privacy policy keeps this text here")
