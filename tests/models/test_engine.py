@@ -171,3 +171,21 @@ def test_isolated_engine_keeps_no_request_state(tiny):
 
     tiny.complete(HELLO, Sampling.greedy(4))
     assert tiny.llm.n_tokens > 0  # a device engine keeps its prefix cache for the next turn
+
+
+def test_memory_estimate_matches_llama_cpp_accounting_without_loading():
+    from tether.errors import ModelUnavailableError
+    from tether.models import catalog
+    from tether.models.engine import MemoryEstimate, memory_estimate
+
+    TINY = "smollm2-135m"
+    est = memory_estimate(TINY, n_ctx=4096)
+    assert isinstance(est, MemoryEstimate)
+    # llama.cpp's own log for smollm2-135m at n_ctx 4096: KV 90.00 MiB (30 layers, 3 KV heads, f16),
+    # compute buffer 99.4 MiB (of which the batch's logits, 49,152 × 512 floats, are 96 MiB)
+    assert est.kv_cache == 90 * 2**20
+    assert est.compute == 96 * 2**20
+    assert est.weights >= catalog.availability(TINY).path.stat().st_size
+    assert memory_estimate(TINY, n_ctx=2048).kv_cache == 45 * 2**20
+    with pytest.raises(ModelUnavailableError):
+        memory_estimate("/nonexistent/model.gguf")

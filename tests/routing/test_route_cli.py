@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from click.testing import CliRunner
 
@@ -62,3 +63,27 @@ def test_escalate_fraction_out_of_range_is_one_line(tmp_path):
     r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
     assert r.exit_code == 1
     assert r.output.count("Error:") == 1 and "cascade_escalate_fraction" in r.output
+
+
+def test_a_device_model_that_would_not_fit_in_free_memory_sends_the_request_away(tmp_path, provider):
+    """A fresh process, so the device model is not loaded yet: deciding must not load it."""
+    import subprocess
+    import sys
+
+    provider.reset()
+    env = {**os.environ, "TETHER_ROUTER_CONFIG": config(tmp_path, provider, device_model="smollm2-135m"),
+           "TETHER_LEDGER": str(tmp_path / "l.db")}
+
+    def route(*args: str) -> dict:
+        done = subprocess.run([sys.executable, "-m", "tether", "route", "Say hello to the team.", "--consent", "--json",
+                               *args], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    tight = route("--memory-mb", "64")
+    assert (tight["tier"], tight["rule"]) == ("third_party", "memory")
+    assert tight["values"]["needed_mb"] > 64 and tight["values"]["available_mb"] == 64 and tight["values"]["reported"]
+    roomy = route("--memory-mb", "100000")
+    assert roomy["rule"] == "difficulty"
+    assert route()["rule"] == "difficulty"  # the OS's figure: this machine has room for a 135M model
+    assert provider.captured() == []

@@ -309,3 +309,25 @@ def test_cascade_without_consent_keeps_the_unsure_answer_and_says_why(device, th
     assert (out.tier, out.decision.rule, out.escalated) == ("device", "cascade", False)
     assert "but the only cloud is a third party and consent was refused" in out.notes[0]
     assert provider.captured() == []
+
+
+def test_device_state_memory_is_reported_kept_and_reset():
+    s = DeviceState()
+    assert s.snapshot().memory_available_mb is None and s.snapshot().available_memory_mb() > 0  # the OS's figure
+    s.report(memory_available_mb=512)
+    s.report(busy=True)
+    assert s.snapshot().available_memory_mb() == 512 and s.snapshot().as_dict()["memory_available_mb"] == 512
+    s.report(memory_available_mb=-1)
+    assert s.snapshot().memory_available_mb is None and "memory_available_mb" not in s.snapshot().as_dict()
+    for bad in (-5, float("nan"), "lots"):
+        with pytest.raises(InputError, match="memory_available_mb"):
+            s.report(memory_available_mb=bad)
+    assert s.snapshot().busy  # a bad report changed nothing
+
+
+def test_a_loaded_device_model_needs_no_more_memory(device, third):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    assert device.engine and device.memory_needed_mb() == 0  # KV cache and buffers were allocated at load
+    r.state.report(memory_available_mb=1)
+    assert r.decide(RouteRequest("Hi there", kind="chat")).rule == "difficulty"

@@ -20,16 +20,18 @@ from tether.cli._io import json_option
 @click.option("--offline", is_flag=True, help="Decide as if the device were offline.")
 @click.option("--low-power", is_flag=True, help="Decide as if the device were in low-power mode.")
 @click.option("--busy", is_flag=True, help="Decide as if the device were busy.")
+@click.option("--memory-mb", type=click.FloatRange(min=0), default=None,
+              help="Decide as if this much memory (MiB) were free [default: what the OS reports].")
 @click.option("--run", "run_it", is_flag=True, help="Also run it there and print the answer.")
 @click.option("--max-tokens", default=256, show_default=True, type=click.IntRange(1, 8192))
 @json_option
 def route_cmd(prompt: str, kind: str, tier: str, consent: bool | None, offline: bool, low_power: bool, busy: bool,
-              run_it: bool, max_tokens: int, as_json: bool) -> None:
+              memory_mb: float | None, run_it: bool, max_tokens: int, as_json: bool) -> None:
     """Show the router's decision for PROMPT: the tier, the rule, and the values it saw."""
     from tether.routing import RouteRequest, Router
 
     router = Router.from_config()
-    router.state.report(offline=offline, low_power=low_power, busy=busy)
+    router.state.report(offline=offline, low_power=low_power, busy=busy, memory_available_mb=memory_mb)
     request = RouteRequest(prompt, kind=kind, feature="route", tier=tier, consent=consent, max_tokens=max_tokens)
     if not run_it:
         d = router.decide(request)

@@ -7,12 +7,13 @@ rule and what values it saw:
 2. ``preference``  the user chose device-only
 3. ``no_cloud``    no off-device tier is configured
 4. ``offline``     the device has no network
-5. ``context``     the prompt does not fit the device model's context window
-6. ``busy`` / ``low_power``  the device should not run it now
-7. ``cascade``     the feature is answered on the device first; the learned escalation model
+5. ``memory``      the device model is not loaded and would not fit in the memory free now
+6. ``context``     the prompt does not fit the device model's context window
+7. ``busy`` / ``low_power``  the device should not run it now
+8. ``cascade``     the feature is answered on the device first; the learned escalation model
                    then reads the answer and sends it on if the cloud would do clearly better
-8. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
-9. ``consent``     the only cloud is a third party and the user has not agreed
+9. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
+10. ``consent``    the only cloud is a third party and the user has not agreed
 
 ``privacy`` overrides every rule that would send the text away: the privacy
 guard scans a prompt only once some rule wants it off the device (a request
@@ -242,6 +243,15 @@ class Router:
         if state.offline:
             return Decision(DEVICE, "offline", "the device is offline", state.as_dict())
 
+        # Before the context rule: counting tokens loads the model, which is what may not fit.
+        need = self.device.memory_needed_mb() if hasattr(self.device, "memory_needed_mb") else None
+        if need:
+            free = state.available_memory_mb()
+            if need > free:
+                return self._to_cloud(req, cloud, why_not, "memory",
+                                      "the device model does not fit in the memory free now",
+                                      {"needed_mb": round(need), "available_mb": round(free),
+                                       "reported": state.memory_available_mb is not None})
         room = self.device.context_window - req.max_tokens if hasattr(self.device, "context_window") else None
         text = (req.instructions or "") + req.prompt
         if room is not None and len(text) > room * _CHARS_PER_TOKEN_MIN:

@@ -1,7 +1,9 @@
 """What the app tells the router about the device right now.
 
 An app reports state changes as they happen (``report(offline=True)``); the
-router reads a consistent snapshot per decision.
+router reads a consistent snapshot per decision. Free memory is the one value
+the router can also read itself (from the OS, through psutil) when the app does
+not report it: a phone app knows better what the system will let it keep.
 """
 
 from __future__ import annotations
@@ -15,26 +17,52 @@ class Snapshot:
     offline: bool = False
     low_power: bool = False
     busy: bool = False
+    memory_available_mb: float | None = None  # None: ask the OS (``available_memory_mb``)
 
-    def as_dict(self) -> dict[str, bool]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, bool | float]:
+        d = asdict(self)
+        if d["memory_available_mb"] is None:
+            del d["memory_available_mb"]
+        return d
+
+    def available_memory_mb(self) -> float:
+        if self.memory_available_mb is not None:
+            return self.memory_available_mb
+        import psutil
+
+        return psutil.virtual_memory().available / 2**20
 
 
 class DeviceState:
     """Thread-safe; one per app, shared by its routers."""
 
-    def __init__(self, *, offline: bool = False, low_power: bool = False, busy: bool = False):
+    def __init__(self, *, offline: bool = False, low_power: bool = False, busy: bool = False,
+                 memory_available_mb: float | None = None):
         self._lock = threading.Lock()
-        self._snapshot = Snapshot(offline, low_power, busy)
+        self._snapshot = Snapshot(offline, low_power, busy, _memory(memory_available_mb))
 
-    def report(self, *, offline: bool | None = None, low_power: bool | None = None, busy: bool | None = None) -> Snapshot:
+    def report(self, *, offline: bool | None = None, low_power: bool | None = None, busy: bool | None = None,
+               memory_available_mb: float | None = None) -> Snapshot:
+        """Change what was reported; an argument left out keeps its value. Free memory, once
+        reported, stays until reported again (``memory_available_mb=-1`` goes back to asking the OS)."""
         with self._lock:
             s = self._snapshot
+            memory = s.memory_available_mb if memory_available_mb is None else _memory(memory_available_mb)
             self._snapshot = Snapshot(s.offline if offline is None else offline,
                                       s.low_power if low_power is None else low_power,
-                                      s.busy if busy is None else busy)
+                                      s.busy if busy is None else busy, memory)
             return self._snapshot
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             return self._snapshot
+
+
+def _memory(mb: float | None) -> float | None:
+    if mb is None or mb == -1:
+        return None
+    if not isinstance(mb, (int, float)) or mb != mb or mb < 0:
+        from tether.errors import InputError
+
+        raise InputError(f"memory_available_mb must be a number of MiB ≥ 0 (or -1 for the OS's figure), got {mb!r}")
+    return float(mb)

@@ -87,6 +87,19 @@ class DeviceTier:
     def context_window(self) -> int:
         return self.engine.context_window
 
+    def memory_needed_mb(self) -> float | None:
+        """MiB the device model still needs before it can answer: 0 once it is loaded in this
+        process, else llama.cpp's own accounting estimated from the file; None if unknown."""
+        from tether.errors import ModelUnavailableError
+        from tether.models import engine
+
+        if self._engine is not None or engine.is_loaded(self.model):
+            return 0.0
+        try:
+            return engine.memory_estimate(self.model).total / 2**20
+        except ModelUnavailableError:
+            return None
+
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:
         start = time.perf_counter()
