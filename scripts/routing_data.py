@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, TASKS, read_jsonl
+from label_routing import CLOUD, DEVICE, JUDGEMENTS, OUTPUTS, SAMPLES, TASKS, read_jsonl
 
 from tether.routing.escalation import DeviceAnswer, final_number
 
@@ -31,6 +31,9 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
     """
     outputs = {(o["task"], o["model"]): o for o in read_jsonl(OUTPUTS)}
     judged = {j["task"]: j for j in read_jsonl(JUDGEMENTS) if j.get("method") == "geval"}
+    samples: dict[str, dict[int, dict[str, Any]]] = {}
+    for row in read_jsonl(SAMPLES):
+        samples.setdefault(row["task"], {})[row["sample"]] = row
     examples = []
     for task in read_jsonl(TASKS):
         dev, cld = outputs.get((task["id"], DEVICE)), outputs.get((task["id"], CLOUD))
@@ -58,6 +61,9 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
             "device_seconds": dev["seconds"], "cloud_seconds": cld["seconds"],
             "device_mean_logprob": dev.get("mean_logprob"), "device_min_logprob": dev.get("min_logprob"),
             "device_finish": dev["finish"], "device_text": dev["text"], "max_tokens": task["max_tokens"],
+            "device_samples": [r["text"] for _, r in sorted(samples.get(task["id"], {}).items())],
+            "device_sample_tokens": sum(r["completion_tokens"] for r in samples.get(task["id"], {}).values()),
+            "device_sample_seconds": sum(r["seconds"] for r in samples.get(task["id"], {}).values()),
         })
         if task.get("feature") == "summarize":
             source = task["messages"][-1]["content"].split(":\n\n", 1)[-1]
@@ -66,10 +72,13 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
     return examples
 
 
-def device_answer(example: dict[str, Any]) -> DeviceAnswer:
-    """The device's cached answer as the cascade sees it at run time."""
+def device_answer(example: dict[str, Any], samples: int | None = None) -> DeviceAnswer:
+    """The device's cached answer as the cascade sees it at run time, with at most ``samples``
+    (default: all cached) sampled answers beside it for self-consistency."""
+    extra = example["device_samples"][:samples]
     return DeviceAnswer(example["device_text"], example["device_mean_logprob"], example["device_min_logprob"],
-                        example["device_finish"], example["device_completion_tokens"], example["max_tokens"])
+                        example["device_finish"], example["device_completion_tokens"], example["max_tokens"],
+                        tuple(extra))
 
 
 def routing_curve(gain: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> list[tuple[float, float]]:

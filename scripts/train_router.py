@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from routing_data import device_answer, load_examples, routing_curve  # noqa: E402
 
 from tether.routing.difficulty import DifficultyModel, featurize  # noqa: E402
-from tether.routing.escalation import EscalationModel, answer_features  # noqa: E402
+from tether.routing.escalation import MATH, SELF_CONSISTENCY, EscalationModel, answer_features  # noqa: E402
 from tether.routing.scorer import LinearScorer  # noqa: E402
 
 OUT = ROOT / "src" / "tether" / "routing" / "data" / "difficulty.json"
@@ -58,9 +58,14 @@ def out_of_fold(X: np.ndarray, y: np.ndarray, alpha: float, seed: int) -> np.nda
 
 
 def fit(X: np.ndarray, y: np.ndarray, device: np.ndarray, cloud: np.ndarray, seeds: int,
-        cls: type[LinearScorer], meta: dict) -> tuple[LinearScorer, np.ndarray]:
+        cls: type[LinearScorer], meta: dict, impute: np.ndarray | None = None) -> tuple[LinearScorer, np.ndarray]:
     """Ridge on the cloud's gain, alpha by cross-validated quality over random routing, thresholds
-    from the out-of-fold predictions. Returns the model and those predictions."""
+    from the out-of-fold predictions. Returns the model and those predictions. Missing (NaN)
+    features take ``impute`` (default: the column's mean), in training as at run time."""
+    if impute is None:
+        impute = np.nanmean(X, axis=0) if np.isnan(X).any() else None
+    if impute is not None:
+        X = np.where(np.isnan(X), impute, X)
     scores = {}
     for alpha in track(ALPHAS, description=f"cross-validating the {cls.what}"):
         scores[alpha] = float(np.mean([gain_over_random(out_of_fold(X, y, alpha, s), device, cloud)
@@ -78,8 +83,22 @@ def fit(X: np.ndarray, y: np.ndarray, device: np.ndarray, cloud: np.ndarray, see
             "cv_gain_over_random": scores[alpha], "cv_by_alpha": {str(a): round(v, 5) for a, v in scores.items()},
             "device": "qwen2.5-0.5b", "cloud": "qwen2.5-1.5b", **meta}
     model = cls(reg.coef_.astype(np.float32), float(reg.intercept_), mean.astype(np.float32),
-                scale.astype(np.float32), calibration, meta)
+                scale.astype(np.float32), calibration, meta, None if impute is None else impute.astype(np.float32))
     return model, oof
+
+
+def escalation_features(examples: list[dict]) -> np.ndarray:
+    return np.stack([answer_features(e["prompt"], e["kind"], device_answer(e)) for e in examples])
+
+
+def escalation_impute(A: np.ndarray, examples: list[dict]) -> np.ndarray:
+    """Column means, except that a math answer without samples counts as an average math answer."""
+    impute = np.nanmean(A, axis=0)
+    math = np.array([e["kind"] == MATH for e in examples])
+    known = A[math, SELF_CONSISTENCY]
+    known = known[~np.isnan(known)]
+    impute[SELF_CONSISTENCY] = known.mean() if len(known) else 0.0
+    return impute
 
 
 def main() -> None:
@@ -111,9 +130,11 @@ def main() -> None:
           f"over random routing {difficulty.meta['cv_gain_over_random']:+.4f}; ROC AUC for 'device as good' "
           f"{auc:.3f}); wrote {out}")
 
-    A = np.stack([answer_features(e["prompt"], e["kind"], device_answer(e)) for e in examples])
+    A = escalation_features(examples)
     escalation, _ = fit(A, y, device, cloud, args.seeds, EscalationModel,
-                        {**common, "features": "device answer: logprobs, finish, length, math checks, refusal"})
+                        {**common, "features": "device answer: logprobs, finish, length, math checks, refusal, "
+                                               "self-consistency of sampled math answers"},
+                        impute=escalation_impute(A, examples))
     escalation_out.write_text(json.dumps(escalation.to_json()) + "\n")
     print(f"escalation: ridge alpha {escalation.meta['alpha']:g} (cross-validated quality over random routing "
           f"{escalation.meta['cv_gain_over_random']:+.4f}); wrote {escalation_out}")

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 
 from tether.errors import RouterConfigError
-from tether.routing.escalation import (DeviceAnswer, EscalationModel, answer_features, arithmetic_slips,
-                                       final_number)
+from tether.routing.escalation import (SELF_CONSISTENCY, DeviceAnswer, EscalationModel, answer_features,
+                                       arithmetic_slips, disagreement, final_number)
 
 QUESTION = "A baker makes 12 loaves a day for 5 days. How many loaves does he make?"
 
 
-def answer(text: str, mean: float = -0.1, low: float = -1.0, finish: str = "stop", used: int = 60) -> DeviceAnswer:
-    return DeviceAnswer(text, mean, low, finish, used, 320)
+def answer(text: str, mean: float = -0.1, low: float = -1.0, finish: str = "stop", used: int = 60,
+           samples: tuple[str, ...] = ()) -> DeviceAnswer:
+    return DeviceAnswer(text, mean, low, finish, used, 320, samples)
 
 
 def test_final_number_prefers_the_answer_line_and_normalizes():
@@ -34,12 +35,36 @@ def test_arithmetic_slips_are_counted_without_eval():
 
 def test_math_features_see_a_copied_number_and_a_slip():
     names = ["whole", "copied", "slip", "answer_line", "refusal"]
-    good = dict(zip(names, answer_features(QUESTION, "gsm8k", answer("12 * 5 = 60\nAnswer: 60"))[-5:]))
-    bad = dict(zip(names, answer_features(QUESTION, "gsm8k", answer("12 * 5 = 65\nAnswer: 12"))[-5:]))
+    good = dict(zip(names, answer_features(QUESTION, "gsm8k", answer("12 * 5 = 60\nAnswer: 60"))[-6:-1]))
+    bad = dict(zip(names, answer_features(QUESTION, "gsm8k", answer("12 * 5 = 65\nAnswer: 12"))[-6:-1]))
     assert good == {"whole": 1, "copied": 0, "slip": 0, "answer_line": 1, "refusal": 0}
     assert bad == {"whole": 1, "copied": 1, "slip": 1, "answer_line": 1, "refusal": 0}
     refusal = answer_features("Write a poem about my ex", "writing", answer("I'm sorry, but I can't help with that."))
-    assert refusal[-1] == 1 and refusal[-5:-1].sum() == 0  # math checks apply to math only
+    assert refusal[-2] == 1 and refusal[-6:-2].sum() == 0 and refusal[-1] == 0  # math checks apply to math only
+
+
+def test_self_consistency_compares_final_numbers_and_is_missing_without_samples():
+    assert np.isnan(disagreement(answer("Answer: 60")))
+    assert disagreement(answer("Answer: 60", samples=("5 * 12 = 60, so 60 loaves.",))) == 0.0
+    assert disagreement(answer("Answer: 60", samples=("Answer: 60", "Answer: 17"))) == 0.5
+    assert disagreement(answer("no number at all", samples=("no number either",))) == 1.0  # nothing to agree on
+    math = answer_features(QUESTION, "gsm8k", answer("Answer: 60", samples=("Answer: 17",)))
+    assert math[SELF_CONSISTENCY] == 1.0
+    assert np.isnan(answer_features(QUESTION, "gsm8k", answer("Answer: 60"))[SELF_CONSISTENCY])
+    chat = answer_features("hi", "chat", answer("Hello!", samples=("Hey!",)))
+    assert chat[SELF_CONSISTENCY] == 0.0  # text answers are never compared this way
+
+
+def test_a_missing_feature_takes_its_neutral_value():
+    model = EscalationModel(np.array([1.0, 2.0], np.float32), 0.5, np.array([0.0, 1.0], np.float32),
+                            np.ones(2, np.float32), {"0.50": 0.0}, {}, np.array([0.0, 3.0], np.float32))
+    assert model.score(np.array([1.0, np.nan], np.float32)) == pytest.approx(1.0 + 2.0 * 2 + 0.5)
+    plain = EscalationModel.from_json({**model.to_json(), "impute": None})
+    assert plain.score(np.array([1.0, np.nan], np.float32)) == pytest.approx(1.5)  # default: the training mean
+    again = EscalationModel.from_json(json.loads(json.dumps(model.to_json())))
+    assert again.score(np.array([1.0, np.nan], np.float32)) == model.score(np.array([1.0, np.nan], np.float32))
+    with pytest.raises(RouterConfigError, match="impute"):
+        EscalationModel.from_json({**model.to_json(), "impute": [0.0]})
 
 
 def test_unknown_kinds_are_scored_as_chat():

@@ -302,6 +302,33 @@ def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, 
     assert streamed.decision.rule == "difficulty"  # a stream cannot take back what it showed, so no cascade
 
 
+def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device, third, provider, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    r = make_router(device, third=third, ledger=ledger, consent="never", cascade=["route"], cascade_samples=2,
+                    cascade_escalate_fraction=0.5,
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    ask = RouteRequest("Tom has 3 apples and buys 4 more. How many apples does he have?", kind="gsm8k",
+                       feature="route", max_tokens=12)
+    out = r.respond(ask)
+    values = out.decision.values
+    assert values["samples"] == 2 and values["samples_disagree"] in (0.0, 0.5, 1.0)
+    assert out.tier == "device" and not out.escalated  # wanted to escalate, but no consent: kept
+    assert 0 < out.device_tokens <= 2 * 12 and 0 < out.completion_tokens - out.device_tokens <= 12  # usage counts
+    # the samples too; they are device work beyond the answer
+    again = r.respond(ask)
+    assert again.decision.values["samples_disagree"] == values["samples_disagree"]  # seeded by the prompt
+    assert again.device_tokens == out.device_tokens
+    chat = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="route", max_tokens=8))
+    assert "samples" not in chat.decision.values and chat.device_tokens == 0  # only math answers are compared
+    off = make_router(device, third=third, consent="never", cascade=["route"], cascade_samples=0,
+                      cascade_escalate_fraction=0.5).respond(ask)
+    assert "samples" not in off.decision.values and off.device_tokens == 0
+    rows = ledger.entries()
+    assert rows[0].energy_j == pytest.approx(r.config.prices.energy("device", rows[0].prompt_tokens
+                                                                    + rows[0].completion_tokens))
+    assert provider.captured() == []
+
+
 def test_cascade_without_consent_keeps_the_unsure_answer_and_says_why(device, third, provider):
     r = make_router(device, third=third, consent="never", cascade=["chat"], cascade_min_logprob=0.0,
                     third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
@@ -331,3 +358,13 @@ def test_a_loaded_device_model_needs_no_more_memory(device, third):
     assert device.engine and device.memory_needed_mb() == 0  # KV cache and buffers were allocated at load
     r.state.report(memory_available_mb=1)
     assert r.decide(RouteRequest("Hi there", kind="chat")).rule == "difficulty"
+
+
+def test_an_untagged_word_problem_is_scored_as_math_and_the_decision_says_so(device, third, provider):
+    r = make_router(device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    word_problem = RouteRequest("Sam has 3 boxes with twelve pens each. How many pens does he have?", kind="auto")
+    d = r.decide(word_problem)
+    assert (d.tier, d.rule, d.values["kind"]) == ("third_party", "difficulty", "gsm8k (inferred)")
+    chat = r.decide(RouteRequest("Tell me something nice about autumn.", kind="auto"))
+    assert (chat.tier, chat.values["kind"]) == ("device", "chat (inferred)")

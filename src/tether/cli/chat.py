@@ -25,7 +25,7 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
           max_tokens: int, as_json: bool) -> None:
     from tether.routing.router import RouteRequest
 
-    request = RouteRequest(conversation.prompt(text), instructions=system, kind="chat", feature="chat",
+    request = RouteRequest(conversation.prompt(text), instructions=system, kind="auto", kind_text=text, feature="chat",
                            max_tokens=max_tokens, tier=tier, consent=consent)
     stream = router.stream(request)
     pieces = []

@@ -12,8 +12,9 @@ from tether.cli._io import json_option
 
 @cli.command("route")
 @click.argument("prompt")
-@click.option("--kind", type=click.Choice(["chat", "gsm8k", "writing", "feature", "other"]), default="other",
-              show_default=True, help="Task type the difficulty scorer sees (gsm8k = arithmetic word problems).")
+@click.option("--kind", type=click.Choice(["auto", "chat", "gsm8k", "math", "writing", "feature", "other"]),
+              default="auto", show_default=True,
+              help="Task type the scorers see (gsm8k or math: word problems; auto: tell math from chat by the text).")
 @click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
               show_default=True)
 @click.option("--consent/--no-consent", default=None, help="Allow (or refuse) a third party for this request.")

@@ -83,8 +83,9 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
     prompt = turns[last].text()
     if not prompt.strip():
         raise GatewayError("messages: the last user message is empty", 400, "invalid_request", param="messages")
+    question = prompt
     prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
-    return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="chat", feature="chat",
+    return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="auto", kind_text=question, feature="chat",
                         max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema())
 
 

@@ -9,6 +9,7 @@ device_model = "qwen2.5-0.5b"
 cascade = ["notifications"]         # features answered on the device first, escalated when unsure
 cascade_escalate_fraction = 0.3     # the learned escalation model escalates about this share (0: off)
 cascade_min_logprob = -1.0          # optional: also escalate when the mean token logprob is below this
+cascade_samples = 1                 # math: sampled device answers whose final numbers must agree (0: off)
 
 [private_cloud]
 relay_url = "http://127.0.0.1:8490"
@@ -74,6 +75,7 @@ class RouterConfig(_Strict):
     cascade: list[str] = []
     cascade_escalate_fraction: float = Field(default=0.3, ge=0, le=1)
     cascade_min_logprob: float | None = None
+    cascade_samples: int = Field(default=1, ge=0, le=8)
     private_cloud: PrivateCloudConfig | None = None
     third_party: ThirdPartyConfig | None = None
     prices: Prices = Field(default_factory=Prices)

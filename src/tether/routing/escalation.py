@@ -43,6 +43,19 @@ class DeviceAnswer:
     finish_reason: str  # "stop" | "length"
     completion_tokens: int
     max_tokens: int
+    samples: tuple[str, ...] = ()  # more answers the device sampled (temperature > 0) for self-consistency
+
+
+def disagreement(answer: DeviceAnswer) -> float:
+    """The share of sampled answers whose final number differs from the answer's (NaN: no samples).
+
+    Self-consistency (Wang et al., 2022): a model that reaches the same number by different
+    paths is more often right. NaN makes the scorer use the feature's neutral value.
+    """
+    if not answer.samples:
+        return float("nan")
+    number = final_number(answer.text)
+    return sum(number is None or final_number(s) != number for s in answer.samples) / len(answer.samples)
 
 
 def final_number(text: str) -> str | None:
@@ -106,7 +119,11 @@ def answer_features(prompt: str, kind: str, answer: DeviceAnswer) -> np.ndarray:
         math * (arithmetic_slips(answer.text) > 0),
         math * bool(_ANSWER_LINE.search(answer.text)),
         (1 - math) * bool(_REFUSAL.search(answer.text)),
+        disagreement(answer) if math else 0.0,
     ], dtype=np.float32)
+
+
+SELF_CONSISTENCY = -1  # the disagreement feature is last; the only one that can be missing (NaN)
 
 
 class EscalationModel(LinearScorer):

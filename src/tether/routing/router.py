@@ -48,17 +48,25 @@ _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of
 class RouteRequest:
     prompt: str
     instructions: str | None = None
-    kind: str = "other"  # task type for the scorer: chat, gsm8k (math), writing, feature, other
+    kind: str = "other"  # task type for the scorers: chat, gsm8k (math), writing, feature, other; or auto
     feature: str = "chat"  # for the ledger and the cascade config
     max_tokens: int = 256
     tier: str = "auto"
     consent: bool | None = None  # per-request consent for a third party
     json_schema: dict[str, Any] | None = None
     check: Callable[[str], bool] | None = None  # e.g. a faithfulness check; failing it escalates a cascade
+    kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
+    kind_inferred: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InputError("the prompt is empty")
+        if self.kind == "math":
+            self.kind = "gsm8k"
+        elif self.kind == "auto":
+            from tether.routing.kinds import infer_kind
+
+            self.kind, self.kind_inferred = infer_kind(self.kind_text or self.prompt), True
         if self.tier != "auto" and self.tier not in TIERS:
             raise InputError(f"unknown tier {self.tier!r}; use auto, {', '.join(TIERS)}")
         if not _FEATURE.fullmatch(self.feature):
@@ -105,7 +113,8 @@ class RoutedResponse:
     escalated: bool = False
     notes: list[str] = field(default_factory=list)
     mean_logprob: float | None = None
-    device_tokens: int = 0  # of the token counts, those a cascade spent on the device before escalating
+    device_tokens: int = 0  # of the token counts, those a cascade spent on the device beyond the answer
+    # (a discarded device answer, self-consistency samples)
 
 
 def _fmt(v: Any) -> str:
@@ -267,18 +276,22 @@ class Router:
 
         if req.feature in self.config.cascade and not streaming:
             return Decision(DEVICE, "cascade", "answered on the device first, escalated if the answer looks unsure",
-                            {"feature": req.feature, "kind": req.kind,
+                            {"feature": req.feature, "kind": self._kind(req),
                              "escalate_fraction": self.escalate_fraction()})
 
         gain = self.scorer.cloud_gain(req.prompt, req.kind)
         tau, fraction = self.threshold()
-        values = {"cloud_gain": gain, "threshold": tau, "kind": req.kind}
+        values = {"cloud_gain": gain, "threshold": tau, "kind": self._kind(req)}
         if fraction == fraction:  # not NaN
             values["target_cloud_fraction"] = fraction
         if gain <= tau:
             return Decision(DEVICE, "difficulty", "the cloud model is not predicted to do clearly better", values)
         return self._to_cloud(req, cloud, why_not, "difficulty", "the cloud model is predicted to do clearly better",
                               values)
+
+    @staticmethod
+    def _kind(req: RouteRequest) -> str:
+        return f"{req.kind} (inferred)" if req.kind_inferred else req.kind
 
     def _to_cloud(self, req: RouteRequest, cloud: str | None, why_not: str, rule: str, reason: str,
                   values: dict[str, Any]) -> Decision:
@@ -323,7 +336,9 @@ class Router:
         if tier == DEVICE and decision.rule == "cascade":
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
                                           logprobs=True)
-            why = self._unsure(req, result, decision)
+            why, sampled = self._unsure(req, result, decision)
+            result.completion_tokens += sampled  # usage counts the samples, like reasoning tokens
+            device_tokens = sampled
             cloud, why_not = self._cloud_tier(req)
             if why and cloud is None:
                 notes.append(f"cascade: device answer kept ({why}), but {why_not}")
@@ -351,31 +366,55 @@ class Router:
         self._record(req, response)
         return response
 
-    def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision) -> str | None:
-        """Why the device's answer should go to the cloud instead, or None to keep it."""
+    def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision) -> tuple[str | None, int]:
+        """Why the device's answer should go to the cloud instead (None: keep it), and how many
+        tokens the device spent on self-consistency samples to tell. Cheap checks come first."""
         if req.json_schema is not None:
             import json
 
             try:
                 json.loads(result.text)
             except json.JSONDecodeError:
-                return "output is not valid JSON"
+                return "output is not valid JSON", 0
         if req.check is not None and not req.check(result.text):
-            return "the feature's check failed"
+            return "the feature's check failed", 0
         floor = self.config.cascade_min_logprob
         if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
-            return f"mean logprob {result.mean_logprob:.2f} < {floor}"
+            return f"mean logprob {result.mean_logprob:.2f} < {floor}", 0
         fraction = self.escalate_fraction()
-        if fraction > 0:
-            from tether.routing.escalation import DeviceAnswer
+        if fraction <= 0:
+            return None, 0
+        from tether.routing.escalation import DeviceAnswer, disagreement
 
-            answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
-                                  result.completion_tokens, req.max_tokens)
-            gain, tau = self.escalation.cloud_gain(req.prompt, req.kind, answer), self.escalation.threshold_for(fraction)
-            decision.values.update(escalation_score=gain, escalation_threshold=tau)
-            if gain > tau:
-                return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}"
-        return None
+        samples, sampled = self._samples(req)
+        answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
+                              result.completion_tokens, req.max_tokens, samples)
+        gain, tau = self.escalation.cloud_gain(req.prompt, req.kind, answer), self.escalation.threshold_for(fraction)
+        decision.values.update(escalation_score=gain, escalation_threshold=tau)
+        if samples:
+            decision.values.update(samples=len(samples), samples_disagree=disagreement(answer))
+        if gain > tau:
+            return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}", sampled
+        return None, sampled
+
+    def _samples(self, req: RouteRequest) -> tuple[tuple[str, ...], int]:
+        """For a math request, ``cascade_samples`` more device answers at temperature 0.7 (seeded
+        by the prompt, so a request is scored the same way twice) and their token count."""
+        from tether.routing.escalation import MATH
+
+        n = self.config.cascade_samples
+        if req.kind != MATH or n <= 0:
+            return (), 0
+        import hashlib
+
+        base = int(hashlib.sha256(req.prompt.encode("utf-8", "replace")).hexdigest(), 16) % 2**31
+        texts, tokens = [], 0
+        for i in range(n):
+            out = self.device.complete(self._messages(req, req.prompt),
+                                       Sampling.random(0.7, 0.95, (base + i) % 2**31, req.max_tokens))
+            texts.append(out.text)
+            tokens += out.completion_tokens
+        return tuple(texts), tokens
 
     def _attempts(self, req: RouteRequest, decision: Decision, notes: list[str]) -> Iterator[tuple[str, Any, Prepared]]:
         """The off-device tiers to try in order (the chosen one; after a third party, the private

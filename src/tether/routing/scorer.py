@@ -30,6 +30,7 @@ class LinearScorer:
     scale: np.ndarray
     calibration: dict[str, float]  # fraction sent to the cloud (as a string, e.g. "0.30") → threshold on the score
     meta: dict[str, Any]
+    impute: np.ndarray | None = None  # the value a missing (NaN) feature takes; default: its training mean
 
     packaged: ClassVar[str] = ""  # file name under tether/routing/data
     what: ClassVar[str] = "scorer"
@@ -37,6 +38,9 @@ class LinearScorer:
     def score(self, x: np.ndarray) -> float:
         if x.shape != self.coef.shape:
             raise RouterConfigError(f"{self.what} expects {self.coef.shape[0]} features, got {x.shape[0]}")
+        missing = np.isnan(x)
+        if missing.any():
+            x = np.where(missing, self.mean if self.impute is None else self.impute, x)
         return float(((x - self.mean) / self.scale) @ self.coef + self.intercept)
 
     def threshold_for(self, cloud_fraction: float) -> float:
@@ -51,19 +55,24 @@ class LinearScorer:
         return points[-1][1]
 
     def to_json(self) -> dict[str, Any]:
-        return {"coef": self.coef.tolist(), "intercept": self.intercept, "mean": self.mean.tolist(),
+        data = {"coef": self.coef.tolist(), "intercept": self.intercept, "mean": self.mean.tolist(),
                 "scale": self.scale.tolist(), "calibration": self.calibration, "meta": self.meta}
+        if self.impute is not None:
+            data["impute"] = self.impute.tolist()
+        return data
 
     @classmethod
     def from_json(cls: type[S], data: dict[str, Any]) -> S:
         try:
             model = cls(np.asarray(data["coef"], dtype=np.float32), float(data["intercept"]),
                         np.asarray(data["mean"], dtype=np.float32), np.asarray(data["scale"], dtype=np.float32),
-                        {str(k): float(v) for k, v in data["calibration"].items()}, dict(data.get("meta", {})))
+                        {str(k): float(v) for k, v in data["calibration"].items()}, dict(data.get("meta", {})),
+                        None if data.get("impute") is None else np.asarray(data["impute"], dtype=np.float32))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RouterConfigError(f"{cls.what} is malformed: {exc}") from exc
-        if not (model.coef.shape == model.mean.shape == model.scale.shape) or not model.calibration:
-            raise RouterConfigError(f"{cls.what} is malformed: coef, mean and scale differ in length "
+        impute_ok = model.impute is None or model.impute.shape == model.coef.shape
+        if not (model.coef.shape == model.mean.shape == model.scale.shape) or not impute_ok or not model.calibration:
+            raise RouterConfigError(f"{cls.what} is malformed: coef, mean, scale and impute differ in length "
                                     "or there is no calibration")
         return model
 

@@ -67,7 +67,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
         router = Router.from_config(RouterConfig.load(device_model=model))
     context = build_context(hits)
     prompt = f"Excerpts:\n{context}\n\nQuestion: {question}" if context else f"(no excerpts found)\n\nQuestion: {question}"
-    out = router.respond(RouteRequest(prompt, instructions=INSTRUCTIONS, kind="chat", feature="ask",
+    out = router.respond(RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
                                       max_tokens=max_tokens, tier=tier, consent=consent))
     seen = context if out.tier == "device" else (context_for(hits, out.tier, guard=router.guard).payload or "")
     return Answer(question=question, answer=out.text.strip(), tier=out.tier, stayed_on_device=out.tier == "device",
