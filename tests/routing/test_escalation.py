@@ -98,3 +98,16 @@ def test_malformed_or_missing_model_is_a_config_error(tmp_path):
                                        "calibration": {"0.5": 0}})
     with pytest.raises(RouterConfigError, match="expects 1 features"):
         short.cloud_gain(QUESTION, "gsm8k", answer("Answer: 60"))
+
+
+def test_gain_range_brackets_what_a_sample_can_do():
+    model = EscalationModel.load()
+    bare = answer("12 * 5 = 60\nAnswer: 60")
+    low, high = model.gain_range(QUESTION, "gsm8k", bare)
+    agree = model.cloud_gain(QUESTION, "gsm8k", answer("12 * 5 = 60\nAnswer: 60", samples=("Answer: 60",)))
+    disagree = model.cloud_gain(QUESTION, "gsm8k", answer("12 * 5 = 60\nAnswer: 60", samples=("Answer: 61",)))
+    assert (low, high) == pytest.approx((min(agree, disagree), max(agree, disagree)), abs=1e-5)
+    assert high - low > 0.01  # the packaged model does listen to the sample
+    assert low <= model.cloud_gain(QUESTION, "gsm8k", bare) <= high  # no sample: the neutral value, in between
+    text = answer("Sure!")
+    assert model.gain_range("hi", "chat", text)[0] == model.gain_range("hi", "chat", text)[1]

@@ -14,7 +14,8 @@ from tether.errors import ConsentRequiredError, InputError, TierUnavailableError
 from tether.privacy.guard import PrivacyGuard
 from tether.routing.config import RouterConfig, ThirdPartyConfig
 from tether.routing.difficulty import KINDS, DifficultyModel, featurize
-from tether.routing.escalation import ANSWER_KINDS, DeviceAnswer, EscalationModel, answer_features
+from tether.routing.escalation import (ANSWER_KINDS, SELF_CONSISTENCY, DeviceAnswer, EscalationModel,
+                                       answer_features)
 from tether.routing.ledger import Ledger
 from tether.routing.router import RouteRequest, Router
 from tether.routing.state import DeviceState
@@ -302,17 +303,29 @@ def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, 
     assert streamed.decision.rule == "difficulty"  # a stream cannot take back what it showed, so no cascade
 
 
+def self_consistent_math_is_fine() -> EscalationModel:
+    """Known weights: a math answer scores 0.6 × the share of samples that disagree with it
+    (0 to 0.6, so a sample can decide at thresholds in that range); text answers -0.3."""
+    model = escalate_math()
+    model.coef[ANSWER_KINDS.index("gsm8k")] = 0.3
+    model.coef[SELF_CONSISTENCY] = 0.6
+    return model
+
+
 def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device, third, provider, tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    r = make_router(device, third=third, ledger=ledger, consent="never", cascade=["route"], cascade_samples=2,
-                    cascade_escalate_fraction=0.5,
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    cfg = RouterConfig(difficulty_threshold=0.0, consent="never", cascade=["route"], cascade_samples=2,
+                       cascade_escalate_fraction=0.5,
+                       third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = Router(cfg, device=device, third_party=third, scorer=math_is_hard(), escalation=self_consistent_math_is_fine(),
+               state=DeviceState(), ledger=ledger)
     ask = RouteRequest("Tom has 3 apples and buys 4 more. How many apples does he have?", kind="gsm8k",
                        feature="route", max_tokens=12)
     out = r.respond(ask)
     values = out.decision.values
     assert values["samples"] == 2 and values["samples_disagree"] in (0.0, 0.5, 1.0)
-    assert out.tier == "device" and not out.escalated  # wanted to escalate, but no consent: kept
+    assert values["escalation_score"] == pytest.approx(0.6 * values["samples_disagree"], abs=1e-6)
+    assert out.tier == "device" and not out.escalated  # even if it wanted to escalate: no consent, kept
     assert 0 < out.device_tokens <= 2 * 12 and 0 < out.completion_tokens - out.device_tokens <= 12  # usage counts
     # the samples too; they are device work beyond the answer
     again = r.respond(ask)
@@ -320,12 +333,17 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
     assert again.device_tokens == out.device_tokens
     chat = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="route", max_tokens=8))
     assert "samples" not in chat.decision.values and chat.device_tokens == 0  # only math answers are compared
-    off = make_router(device, third=third, consent="never", cascade=["route"], cascade_samples=0,
-                      cascade_escalate_fraction=0.5).respond(ask)
-    assert "samples" not in off.decision.values and off.device_tokens == 0
     rows = ledger.entries()
-    assert rows[0].energy_j == pytest.approx(r.config.prices.energy("device", rows[0].prompt_tokens
-                                                                    + rows[0].completion_tokens))
+    assert rows[0].energy_j == pytest.approx(cfg.prices.energy("device", rows[0].prompt_tokens
+                                                               + rows[0].completion_tokens))
+    # At a 5% escalation threshold (0.9) no sample can lift a math answer (at most 0.6) over it: none is drawn.
+    r.config = cfg.model_copy(update={"cascade_escalate_fraction": 0.05})
+    sure = r.respond(ask)
+    assert sure.decision.values["samples"] == 0 and "could change" in sure.decision.values["samples_skipped"]
+    assert sure.device_tokens == 0 and not sure.escalated
+    r.config = cfg.model_copy(update={"cascade_samples": 0})
+    off = r.respond(ask)
+    assert "samples" not in off.decision.values and off.device_tokens == 0
     assert provider.captured() == []
 
 

@@ -133,3 +133,19 @@ class EscalationModel(LinearScorer):
     def cloud_gain(self, prompt: str, kind: str, answer: DeviceAnswer) -> float:
         """Predicted cloud score minus device score (0-1 scale) given the device's answer."""
         return self.score(answer_features(prompt, kind, answer))
+
+    def gain_range(self, prompt: str, kind: str, answer: DeviceAnswer) -> tuple[float, float]:
+        """The lowest and highest ``cloud_gain`` this answer can have once samples are drawn.
+
+        Self-consistency costs a second device answer. When the whole range lies on one side
+        of the threshold, no sample can change the decision and none need be drawn. The range
+        is a single point for answers that are never compared (text) or already have samples.
+        """
+        x = answer_features(prompt, kind, answer)
+        if not np.isnan(x[SELF_CONSISTENCY]):
+            score = self.score(x)
+            return score, score
+        agree, disagree = x.copy(), x.copy()
+        agree[SELF_CONSISTENCY], disagree[SELF_CONSISTENCY] = 0.0, 1.0
+        a, b = self.score(agree), self.score(disagree)
+        return min(a, b), max(a, b)

@@ -384,28 +384,33 @@ class Router:
         fraction = self.escalate_fraction()
         if fraction <= 0:
             return None, 0
-        from tether.routing.escalation import DeviceAnswer, disagreement
+        from dataclasses import replace
 
-        samples, sampled = self._samples(req)
+        from tether.routing.escalation import MATH, DeviceAnswer, disagreement
+
         answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
-                              result.completion_tokens, req.max_tokens, samples)
-        gain, tau = self.escalation.cloud_gain(req.prompt, req.kind, answer), self.escalation.threshold_for(fraction)
+                              result.completion_tokens, req.max_tokens)
+        tau, sampled = self.escalation.threshold_for(fraction), 0
+        if req.kind == MATH and self.config.cascade_samples > 0:
+            low, high = self.escalation.gain_range(req.prompt, req.kind, answer)
+            if low <= tau < high:  # only then can a sample change the decision
+                samples, sampled = self._samples(req)
+                answer = replace(answer, samples=samples)
+                decision.values.update(samples=len(samples), samples_disagree=disagreement(answer))
+            else:
+                decision.values.update(samples=0, samples_skipped="no sample could change the decision")
+        gain = self.escalation.cloud_gain(req.prompt, req.kind, answer)
         decision.values.update(escalation_score=gain, escalation_threshold=tau)
-        if samples:
-            decision.values.update(samples=len(samples), samples_disagree=disagreement(answer))
         if gain > tau:
             return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}", sampled
         return None, sampled
 
     def _samples(self, req: RouteRequest) -> tuple[tuple[str, ...], int]:
-        """For a math request, ``cascade_samples`` more device answers at temperature 0.7 (seeded
-        by the prompt, so a request is scored the same way twice) and their token count."""
-        from tether.routing.escalation import MATH
+        """``cascade_samples`` more device answers at temperature 0.7 (seeded by the prompt, so a
+        request is scored the same way twice) and their token count."""
+        import hashlib
 
         n = self.config.cascade_samples
-        if req.kind != MATH or n <= 0:
-            return (), 0
-        import hashlib
 
         base = int(hashlib.sha256(req.prompt.encode("utf-8", "replace")).hexdigest(), 16) % 2**31
         texts, tokens = [], 0
