@@ -13,7 +13,8 @@ Policies:
   operating point the packaged calibration gives for ``--target`` (default 0.3);
 * cascade: every task is answered on the device first and the learned escalation model
   (``tether.routing.escalation``, trained on the train split) reads that answer and sends
-  the task on to the cloud when it scores high; swept, and at ``--escalate`` (default 0.3).
+  the task on to the cloud when it scores high; swept, and at ``--escalate`` (default 0.35, the
+  router's default).
   Math answers come with one more device answer sampled at temperature 0.7, whose final
   number must agree (self-consistency); the same model without that sample (its feature
   neutral) is reported beside it. Its cloud fraction counts escalations; its cost (device
@@ -66,13 +67,13 @@ def quality(examples: list[dict], to_cloud: np.ndarray) -> float:
     return float(np.mean(scores))
 
 
-def escalation_cost(test: list[dict], escalated: np.ndarray, samples: bool = True) -> dict[str, float]:
-    """What answering on the device first (and, for math, sampling it once more) costs: the
-    requests that were escalated anyway, the kept ones, and the whole set against all-cloud."""
-    extra_tok = lambda e: e["device_sample_tokens"] if samples else 0  # noqa: E731
-    extra_s = lambda e: e["device_sample_seconds"] if samples else 0.0  # noqa: E731
-    dev_tok = np.array([e["device_tokens"] + extra_tok(e) for e in test], float)
-    dev_s = np.array([e["device_seconds"] + extra_s(e) for e in test])
+def escalation_cost(test: list[dict], escalated: np.ndarray, sampled: np.ndarray) -> dict[str, float]:
+    """What answering on the device first (and sampling it once more where ``sampled``) costs: the
+    requests that were escalated anyway, and the whole set against all-cloud."""
+    extra_tok = np.array([e["device_sample_tokens"] for e in test], float) * sampled
+    extra_s = np.array([e["device_sample_seconds"] for e in test]) * sampled
+    dev_tok = np.array([e["device_tokens"] for e in test], float) + extra_tok
+    dev_s = np.array([e["device_seconds"] for e in test]) + extra_s
     cld_tok = np.array([e["cloud_tokens"] for e in test], float)
     cld_s = np.array([e["cloud_seconds"] for e in test])
     idx = np.flatnonzero(escalated)
@@ -86,12 +87,14 @@ def escalation_cost(test: list[dict], escalated: np.ndarray, samples: bool = Tru
         "total_tokens_vs_all_cloud": float((dev_tok.sum() + cld_tok[idx].sum()) / cld_tok.sum()),
         "cloud_tokens_vs_all_cloud": float(cld_tok[idx].sum() / cld_tok.sum()),
     })
-    math = [i for i, e in enumerate(test) if e["kind"] == "gsm8k" and e["device_sample_tokens"]]
-    if samples and math:
-        out["math_sample_latency_ratio_median"] = float(np.median(
-            [(test[i]["device_seconds"] + test[i]["device_sample_seconds"]) / test[i]["device_seconds"] for i in math]))
-        out["sample_tokens_share_of_device_tokens"] = float(
-            sum(test[i]["device_sample_tokens"] for i in math) / dev_tok.sum())
+    math = np.array([e["kind"] == "gsm8k" for e in test])
+    if sampled.any():
+        base = np.array([e["device_seconds"] for e in test])
+        out.update({
+            "math_sampled": int(sampled.sum()), "math": int(math.sum()),
+            "sampled_latency_ratio_median": float(np.median((base[sampled] + extra_s[sampled]) / base[sampled])),
+            "sample_tokens_share_of_device_tokens": float(extra_tok.sum() / dev_tok.sum()),
+        })
     return out
 
 
@@ -198,7 +201,7 @@ def decision_latency(prompts: list[str], kinds: list[str]) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", type=float, default=0.3, help="the router's target cloud fraction")
-    ap.add_argument("--escalate", type=float, default=0.3, help="the cascade's target escalation fraction")
+    ap.add_argument("--escalate", type=float, default=0.35, help="the cascade's target escalation fraction")
     ap.add_argument("--margin", type=float, default=0.25)
     ap.add_argument("--json", dest="json_out", default=None)
     ap.add_argument("--no-plot", action="store_true")
@@ -219,6 +222,7 @@ def main() -> None:
         esc_ms.append((time.perf_counter() - t0) * 1000)
     esc = np.array(esc)
     esc_plain = np.array([escalation.cloud_gain(e["prompt"], e["kind"], device_answer(e, 0)) for e in test])
+    ranges = np.array([escalation.gain_range(e["prompt"], e["kind"], device_answer(e, 0)) for e in test])
     device = np.array([e["device_score"] for e in test])
     cloud = np.array([e["cloud_score"] for e in test])
 
@@ -235,6 +239,10 @@ def main() -> None:
     cascade_point = {"threshold": escalation.threshold_for(args.escalate), "cloud_fraction": float(escalated.mean()),
                      "quality": quality(test, escalated)}
     plain_point = {"cloud_fraction": float(escalated_plain.mean()), "quality": quality(test, escalated_plain)}
+    tau = escalation.threshold_for(args.escalate)
+    has_sample = np.array([bool(e["device_samples"]) for e in test])
+    # The router draws a sample only when it could change the decision (EscalationModel.gain_range).
+    sampled = has_sample & (ranges[:, 0] <= tau) & (tau < ranges[:, 1])
     random_at = lambda f: (1 - f) * all_device + f * all_cloud  # noqa: E731  (exact expectation)
 
     # The smallest cloud fraction at which each policy reaches 95% of all-cloud quality.
@@ -279,8 +287,9 @@ def main() -> None:
         "cascade_no_samples_minus_random_by_fraction": {f"{f:.2f}": best_at(plain, f) - random_at(f) for f in grid},
         "router_margin_95ci": margin_interval(gain, device, cloud, grid[1:-1]),
         "cascade_margin_95ci": margin_interval(esc, device, cloud, grid[1:-1]),
-        "escalation_cost_at_target": escalation_cost(test, escalated),
-        "escalation_cost_no_samples_at_target": escalation_cost(test, escalated_plain, samples=False),
+        "escalation_cost_at_target": escalation_cost(test, escalated, sampled),
+        "escalation_cost_always_sampling_at_target": escalation_cost(test, escalated, has_sample),
+        "escalation_cost_no_samples_at_target": escalation_cost(test, escalated_plain, np.zeros(len(test), bool)),
         "kind_inference": kind_inference(),
         "cross_validated_all_tasks": cross_validated(examples, model, escalation),
         "escalation_scoring_ms": {"p50": statistics.median(esc_ms), "max": max(esc_ms)},
@@ -323,6 +332,7 @@ def main() -> None:
               f"{cv[name]['fraction_for_95pct']:.3f} cloud calls; margin over random from "
               f"{min(margins.values()):+.4f} (worst) to {max(margins.values()):+.4f}; at 5% {margins['0.05']:+.4f}")
     print(f"escalation cost at target: {json.dumps(summary['escalation_cost_at_target'])}")
+    print(f"sampling every math answer: {json.dumps(summary['escalation_cost_always_sampling_at_target'])}")
     print(f"without samples: {json.dumps(summary['escalation_cost_no_samples_at_target'])}")
     if summary["kind_inference"]:
         print("kind=auto calls these math: " + "; ".join(f"{k} {v['called_math']:.1%} of {v['n']}"
