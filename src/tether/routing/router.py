@@ -411,7 +411,6 @@ class Router:
         import hashlib
 
         n = self.config.cascade_samples
-
         base = int(hashlib.sha256(req.prompt.encode("utf-8", "replace")).hexdigest(), 16) % 2**31
         texts, tokens = [], 0
         for i in range(n):
