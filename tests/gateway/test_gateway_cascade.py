@@ -53,3 +53,34 @@ def test_a_stream_is_not_cascaded(setup):
         assert r.headers["x-tether-rule"] == "difficulty"  # text once shown cannot be taken back
         body = "".join(r.iter_text())
     assert "data: [DONE]" in body
+
+
+def test_an_untagged_word_problem_is_cascaded_as_math(tmp_path):
+    """The gateway's requests carry no kind: the router tells the word problem from chat and, for
+    math, weighs a second sampled device answer whenever it could change the decision."""
+    provider = start_provider(tmp_path)
+    config = tmp_path / "router.json"
+    config.write_text(json.dumps({
+        "consent": "always", "cascade": ["chat"], "cascade_escalate_fraction": 0.35, "cascade_samples": 1,
+        "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
+    server = start_server(tmp_path, router_config=config)
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=120)
+        out = client.chat.completions.create(model="auto", max_tokens=16, messages=[
+            {"role": "user", "content": "Sam has 3 boxes with 12 pens in each. How many pens does he have?"}])
+        route = out.model_extra["tether"]
+        values = route["values"]
+        assert route["rule"] == "cascade" and values["kind"] == "gsm8k (inferred)"
+        assert "escalation_score" in values and values["samples"] in (0, 1)
+        if values["samples"] == 1:
+            assert values["samples_disagree"] in (0.0, 1.0)
+        else:
+            assert values["samples_skipped"] == "no sample could change the decision"
+        assert route["escalated"] == (route["tier"] == "third_party") and len(provider.captured()) == route["escalated"]
+        chat = client.chat.completions.create(model="auto", max_tokens=8,
+                                              messages=[{"role": "user", "content": "Hi, how are you?"}])
+        values = chat.model_extra["tether"]["values"]
+        assert values["kind"] == "chat (inferred)" and "samples" not in values
+    finally:
+        stop_server(server)
+        stop_provider(provider)
