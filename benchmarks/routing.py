@@ -73,7 +73,8 @@ def escalation_cost(test: list[dict], escalated: np.ndarray, sampled: np.ndarray
     extra_tok = np.array([e["device_sample_tokens"] for e in test], float) * sampled
     extra_s = np.array([e["device_sample_seconds"] for e in test]) * sampled
     dev_tok = np.array([e["device_tokens"] for e in test], float) + extra_tok
-    dev_s = np.array([e["device_seconds"] for e in test]) + extra_s
+    answer_s = np.array([e["device_seconds"] for e in test])
+    dev_s = answer_s + extra_s
     cld_tok = np.array([e["cloud_tokens"] for e in test], float)
     cld_s = np.array([e["cloud_seconds"] for e in test])
     idx = np.flatnonzero(escalated)
@@ -87,12 +88,10 @@ def escalation_cost(test: list[dict], escalated: np.ndarray, sampled: np.ndarray
         "total_tokens_vs_all_cloud": float((dev_tok.sum() + cld_tok[idx].sum()) / cld_tok.sum()),
         "cloud_tokens_vs_all_cloud": float(cld_tok[idx].sum() / cld_tok.sum()),
     })
-    math = np.array([e["kind"] == "gsm8k" for e in test])
     if sampled.any():
-        base = np.array([e["device_seconds"] for e in test])
         out.update({
-            "math_sampled": int(sampled.sum()), "math": int(math.sum()),
-            "sampled_latency_ratio_median": float(np.median((base[sampled] + extra_s[sampled]) / base[sampled])),
+            "math_sampled": int(sampled.sum()), "math": sum(e["kind"] == "gsm8k" for e in test),
+            "sampled_latency_ratio_median": float(np.median(dev_s[sampled] / answer_s[sampled])),
             "sample_tokens_share_of_device_tokens": float(extra_tok.sum() / dev_tok.sum()),
         })
     return out
@@ -232,14 +231,12 @@ def main() -> None:
     cascade = routing_curve(esc, device, cloud)
     plain = routing_curve(esc_plain, device, cloud)
     routed = gain > model.threshold_for(args.target)
-    escalated = esc > escalation.threshold_for(args.escalate)
-    escalated_plain = esc_plain > escalation.threshold_for(args.escalate)
+    tau = escalation.threshold_for(args.escalate)
+    escalated, escalated_plain = esc > tau, esc_plain > tau
     point = {"threshold": model.threshold_for(args.target), "cloud_fraction": float(routed.mean()),
              "quality": quality(test, routed)}
-    cascade_point = {"threshold": escalation.threshold_for(args.escalate), "cloud_fraction": float(escalated.mean()),
-                     "quality": quality(test, escalated)}
+    cascade_point = {"threshold": tau, "cloud_fraction": float(escalated.mean()), "quality": quality(test, escalated)}
     plain_point = {"cloud_fraction": float(escalated_plain.mean()), "quality": quality(test, escalated_plain)}
-    tau = escalation.threshold_for(args.escalate)
     has_sample = np.array([bool(e["device_samples"]) for e in test])
     # The router draws a sample only when it could change the decision (EscalationModel.gain_range).
     sampled = has_sample & (ranges[:, 0] <= tau) & (tau < ranges[:, 1])

@@ -255,8 +255,8 @@ def main() -> None:
         return both and (task["kind"] == "gsm8k" or task["id"] in judged)
 
     todo = [t for t in tasks if not done(t)]
-    engines = {name: tether_engine.load(name, n_threads=args.threads)
-               for name in ((DEVICE, CLOUD) if todo else (DEVICE,) if args.samples else ())}
+    needed = (DEVICE, CLOUD) if todo else (DEVICE,) if args.samples else ()  # load only what will run
+    engines = {name: tether_engine.load(name, n_threads=args.threads) for name in needed}
     finished = 0
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn()) as bar:

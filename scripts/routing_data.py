@@ -37,6 +37,7 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
     examples = []
     for task in read_jsonl(TASKS):
         dev, cld = outputs.get((task["id"], DEVICE)), outputs.get((task["id"], CLOUD))
+        drawn = [r for _, r in sorted(samples.get(task["id"], {}).items())]
         if dev is None or cld is None:
             continue
         if task["kind"] == "gsm8k":
@@ -61,9 +62,9 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
             "device_seconds": dev["seconds"], "cloud_seconds": cld["seconds"],
             "device_mean_logprob": dev.get("mean_logprob"), "device_min_logprob": dev.get("min_logprob"),
             "device_finish": dev["finish"], "device_text": dev["text"], "max_tokens": task["max_tokens"],
-            "device_samples": [r["text"] for _, r in sorted(samples.get(task["id"], {}).items())],
-            "device_sample_tokens": sum(r["completion_tokens"] for r in samples.get(task["id"], {}).values()),
-            "device_sample_seconds": sum(r["seconds"] for r in samples.get(task["id"], {}).values()),
+            "device_samples": [r["text"] for r in drawn],
+            "device_sample_tokens": sum(r["completion_tokens"] for r in drawn),
+            "device_sample_seconds": sum(r["seconds"] for r in drawn),
         })
         if task.get("feature") == "summarize":
             source = task["messages"][-1]["content"].split(":\n\n", 1)[-1]
@@ -75,10 +76,9 @@ def load_examples(margin: float = 0.25) -> list[dict[str, Any]]:
 def device_answer(example: dict[str, Any], samples: int | None = None) -> DeviceAnswer:
     """The device's cached answer as the cascade sees it at run time, with at most ``samples``
     (default: all cached) sampled answers beside it for self-consistency."""
-    extra = example["device_samples"][:samples]
     return DeviceAnswer(example["device_text"], example["device_mean_logprob"], example["device_min_logprob"],
                         example["device_finish"], example["device_completion_tokens"], example["max_tokens"],
-                        tuple(extra))
+                        tuple(example["device_samples"][:samples]))
 
 
 def routing_curve(gain: np.ndarray, device: np.ndarray, cloud: np.ndarray) -> list[tuple[float, float]]:

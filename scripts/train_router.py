@@ -61,9 +61,7 @@ def fit(X: np.ndarray, y: np.ndarray, device: np.ndarray, cloud: np.ndarray, see
         cls: type[LinearScorer], meta: dict, impute: np.ndarray | None = None) -> tuple[LinearScorer, np.ndarray]:
     """Ridge on the cloud's gain, alpha by cross-validated quality over random routing, thresholds
     from the out-of-fold predictions. Returns the model and those predictions. Missing (NaN)
-    features take ``impute`` (default: the column's mean), in training as at run time."""
-    if impute is None:
-        impute = np.nanmean(X, axis=0) if np.isnan(X).any() else None
+    features take ``impute``, in training as at run time."""
     if impute is not None:
         X = np.where(np.isnan(X), impute, X)
     scores = {}

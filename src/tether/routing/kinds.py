@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 
-AUTO, MATH, CHAT = "auto", "gsm8k", "chat"
+from tether.routing.escalation import MATH
+
+CHAT = "chat"
 
 _NUMBER = re.compile(
     r"(?<![\w.])\$?\d*\.?\d+(?:[.,/]\d+)*%?"
