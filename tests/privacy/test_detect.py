@@ -212,3 +212,21 @@ def test_no_network_at_runtime(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['EMAIL_ADDRESS', 'PHONE_NUMBER']"
     assert "network used" not in proc.stderr
+
+
+@pytest.mark.parametrize("needle, text", [
+    ("Ann", "Ann, Anna and ann met Ann_x and Ann."),
+    ("Ann", "AnnAnn Ann"),
+    ("aa", "aaa aa aa"),
+    ("José", "José's friend Josélito and José"),
+    ("+1 555", "call +1 555-0100 or +1 555"),
+    ("Ann", ""),
+    ("Zoë", "Zoë9 Zoë-Zoë ZoëZoë Zoë"),
+])
+def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
+    import re
+
+    from tether.privacy.detect import whole_word_occurrences
+
+    expected = [m.span() for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", text)]
+    assert list(whole_word_occurrences(needle, text)) == expected

@@ -6,6 +6,7 @@ itself never depends on it.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 # Templates that carry contact, card, bank, IP, SSN or birth-date data: the kind of
@@ -19,7 +20,10 @@ def labelled_sentences(n: int, seed: int, *, pii_request: bool = False, lower_ca
     The library's templates write line breaks as a literal backslash-n; they
     become real newlines. The hospital provider is left out because it queries
     WikiData. Birth dates get their own label (the library files them under
-    DATE_TIME).
+    DATE_TIME). The library draws its people's middle initials from the global ``random``
+    before it applies ``random_seed``, so that is seeded here too; without it the names
+    differed from run to run. (Timestamps the library draws up to "now" still
+    differ in their last seconds.)
     """
     from presidio_evaluator.data_generator import PresidioSentenceFaker
     from presidio_evaluator.data_generator.faker_extensions import HospitalProvider
@@ -34,6 +38,11 @@ def labelled_sentences(n: int, seed: int, *, pii_request: bool = False, lower_ca
         templates = [t for t in templates if any(k in t for k in PII_REQUEST_KEYS)]
     providers = [p for p in presidio_additional_entity_providers if p is not HospitalProvider]
     mapping = dict(PresidioSentenceFaker.ENTITY_TYPE_MAPPING, date_of_birth="DATE_OF_BIRTH", birthday="DATE_OF_BIRTH")
-    faker = PresidioSentenceFaker("en_US", lower_case_ratio=lower_case_ratio, sentence_templates=templates,
-                                  entity_providers=providers, entity_type_mapping=mapping, random_seed=seed)
-    return faker.generate_new_fake_sentences(n)
+    state = random.getstate()
+    try:
+        random.seed(seed)
+        faker = PresidioSentenceFaker("en_US", lower_case_ratio=lower_case_ratio, sentence_templates=templates,
+                                      entity_providers=providers, entity_type_mapping=mapping, random_seed=seed)
+        return faker.generate_new_fake_sentences(n)
+    finally:
+        random.setstate(state)
