@@ -74,6 +74,7 @@ train-router: install-bench
 
 bench-routing: install-bench
 	$(BIN)/python benchmarks/routing.py
+	$(BIN)/python benchmarks/routing_shift.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -49,7 +49,7 @@ SAMPLES = DATA / "samples.jsonl"
 DEVICE, CLOUD = "qwen2.5-0.5b", "qwen2.5-1.5b"
 SEED = 20261126
 COUNTS = {"gsm8k": 300, "chat": 300, "writing": 100, "feature": 60}
-MAX_TOKENS = {"gsm8k": 320, "chat": 80, "writing": 200, "feature": 120}
+from tether.routing.escalation import TRAINED_BUDGET as MAX_TOKENS  # noqa: E402 - the cascade reads them too
 SAMPLE_TEMPERATURE, SAMPLE_TOP_P = 0.7, 0.95  # extra device answers for the self-consistency signal
 JUDGE_SYSTEM = "You are a strict, fair judge of answers. You reply with a single digit."
 JUDGE_PROMPT = (

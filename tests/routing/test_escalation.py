@@ -111,3 +111,4 @@ def test_gain_range_brackets_what_a_sample_can_do():
     assert low <= model.cloud_gain(QUESTION, "gsm8k", bare) <= high  # no sample: the neutral value, in between
     text = answer("Sure!")
     assert model.gain_range("hi", "chat", text)[0] == model.gain_range("hi", "chat", text)[1]
+

@@ -57,3 +57,19 @@ def test_benchmark_figures_match_the_docs(tmp_path):
     assert cv["cascade"]["fraction_for_95pct"] <= 0.40  # the target holds cross-validated too
     assert cv["cascade"]["fraction_for_95pct"] < cv["cascade_no_samples"]["fraction_for_95pct"]
     assert all(v > 0 for v in cv["cascade"]["margin_by_fraction"].values())
+
+
+def test_escalation_holds_on_math_asked_as_a_bare_question(tmp_path):
+    """The committed bare-question answers (``scripts/label_chat_math.py``) are of GSM8K rows the
+    labelling never used, and the escalation model ranks their wrong answers as docs/routing.md says."""
+    tasks = {json.loads(line)["id"] for line in (ROOT / "data/routing/tasks.jsonl").read_text().splitlines() if line}
+    bare = [json.loads(line) for line in (ROOT / "data/routing/chat_math.jsonl").read_text().splitlines() if line]
+    assert len({r["task"] for r in bare}) == 60 and not {r["task"] for r in bare} & tasks
+    assert all(int(r["task"].split("-")[1]) < 1000 for r in bare)  # GSM8K rows 0-999 only
+    out = tmp_path / "shift.json"
+    run("benchmarks/routing_shift.py", "--json", str(out))
+    s = json.loads(out.read_text())
+    trained, chat = s["held-out, training format"], s["bare questions"]
+    assert chat["auc_wrong"] >= 0.7 and chat["auc_wrong"] >= trained["auc_wrong"] - 0.05  # no loss off the format
+    assert chat["wrong_escalated"] >= 0.85  # most wrong answers still go to the cloud
+    assert chat["kept_accuracy"] > chat["device_accuracy"]  # what stays on the device is better than average

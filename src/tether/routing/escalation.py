@@ -25,6 +25,8 @@ from tether.routing.scorer import LinearScorer
 
 ANSWER_KINDS = ("gsm8k", "chat", "writing", "feature")  # any other kind is scored as chat
 MATH = "gsm8k"
+# The answer-length caps the training data was labelled with (``scripts/label_routing.py``).
+TRAINED_BUDGET = {"gsm8k": 320, "chat": 80, "writing": 200, "feature": 120}
 _NUMBER = re.compile(r"-?\d[\d,]*\.?\d*")
 _PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ANSWER_LINE = re.compile(r"Answer:\s*\$?\s*(-?[\d,]*\.?\d+)")
