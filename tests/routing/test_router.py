@@ -314,7 +314,7 @@ def self_consistent_math_is_fine() -> EscalationModel:
 
 def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device, third, provider, tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    cfg = RouterConfig(difficulty_threshold=0.0, consent="never", cascade=["route"], cascade_samples=2,
+    cfg = RouterConfig(difficulty_threshold=0.0, consent="always", cascade=["route"], cascade_samples=2,
                        cascade_escalate_fraction=0.5,
                        third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
     r = Router(cfg, device=device, third_party=third, scorer=math_is_hard(), escalation=self_consistent_math_is_fine(),
@@ -325,17 +325,26 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
     values = out.decision.values
     assert values["samples"] == 2 and values["samples_disagree"] in (0.0, 0.5, 1.0)
     assert values["escalation_score"] == pytest.approx(0.6 * values["samples_disagree"], abs=1e-6)
-    assert out.tier == "device" and not out.escalated  # even if it wanted to escalate: no consent, kept
-    assert 0 < out.device_tokens <= 2 * 12 and 0 < out.completion_tokens - out.device_tokens <= 12  # usage counts
-    # the samples too; they are device work beyond the answer
+    assert out.escalated == (values["escalation_score"] > values["escalation_threshold"])
+    assert len(provider.captured()) == int(out.escalated) and out.tier == ("third_party" if out.escalated else "device")
+    if out.escalated:  # the device's prompt, answer and samples: device work the cloud's answer replaced
+        from tether.models.engine import Message
+
+        generated = out.device_tokens - device.count_tokens([Message("user", ask.prompt)])
+        assert 12 < generated <= 3 * 12  # more than one answer: the samples count
+    else:  # usage counts the samples too, beyond the answer
+        assert 0 < out.device_tokens <= 2 * 12 and 0 < out.completion_tokens - out.device_tokens <= 12
     again = r.respond(ask)
     assert again.decision.values["samples_disagree"] == values["samples_disagree"]  # seeded by the prompt
     assert again.device_tokens == out.device_tokens
+    provider.reset()
     chat = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="route", max_tokens=8))
     assert "samples" not in chat.decision.values and chat.device_tokens == 0  # only math answers are compared
     rows = ledger.entries()
-    assert rows[0].energy_j == pytest.approx(cfg.prices.energy("device", rows[0].prompt_tokens
-                                                               + rows[0].completion_tokens))
+    device_rows = [row for row in rows if row.tier == "device"]
+    assert device_rows and all(row.energy_j == pytest.approx(cfg.prices.energy("device", row.prompt_tokens
+                                                                               + row.completion_tokens))
+                               for row in device_rows)
     # At a 5% escalation threshold (0.9) no sample can lift a math answer (at most 0.6) over it: none is drawn.
     r.config = cfg.model_copy(update={"cascade_escalate_fraction": 0.05})
     sure = r.respond(ask)
@@ -343,7 +352,13 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
     assert sure.device_tokens == 0 and not sure.escalated
     r.config = cfg.model_copy(update={"cascade_samples": 0})
     off = r.respond(ask)
-    assert "samples" not in off.decision.values and off.device_tokens == 0
+    assert "samples" not in off.decision.values
+    # No cloud can take the answer (consent refused): a sample could change nothing, so none is drawn.
+    r.config = cfg.model_copy(update={"consent": "never"})
+    provider.reset()
+    refused = r.respond(ask)
+    assert refused.decision.values["samples"] == 0 and refused.device_tokens == 0 and not refused.escalated
+    assert "consent was refused" in refused.decision.values["samples_skipped"]
     assert provider.captured() == []
 
 

@@ -370,7 +370,7 @@ def _is_word_char(c: str) -> bool:
 
 
 def whole_word_occurrences(needle: str, text: str) -> Iterable[tuple[int, int]]:
-    """Non-overlapping ``(start, end)`` of ``needle`` not inside a longer word: the matches of
+    r"""Non-overlapping ``(start, end)`` of ``needle`` not inside a longer word: the matches of
     ``(?<!\w)needle(?!\w)``, without compiling a pattern per value (that cost ~2 ms a scan)."""
     i = text.find(needle) if needle else -1
     while i != -1:

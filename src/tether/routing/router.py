@@ -336,10 +336,10 @@ class Router:
         if tier == DEVICE and decision.rule == "cascade":
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
                                           logprobs=True)
-            why, sampled = self._unsure(req, result, decision)
+            cloud, why_not = self._cloud_tier(req)
+            why, sampled = self._unsure(req, result, decision, cloud_missing=why_not if cloud is None else None)
             result.completion_tokens += sampled  # usage counts the samples, like reasoning tokens
             device_tokens = sampled
-            cloud, why_not = self._cloud_tier(req)
             if why and cloud is None:
                 notes.append(f"cascade: device answer kept ({why}), but {why_not}")
             elif why:
@@ -366,9 +366,11 @@ class Router:
         self._record(req, response)
         return response
 
-    def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision) -> tuple[str | None, int]:
+    def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision,
+                cloud_missing: str | None = None) -> tuple[str | None, int]:
         """Why the device's answer should go to the cloud instead (None: keep it), and how many
-        tokens the device spent on self-consistency samples to tell. Cheap checks come first."""
+        tokens the device spent on self-consistency samples to tell. Cheap checks come first.
+        ``cloud_missing`` says why no cloud can take the answer now: then no sample is worth drawing."""
         if req.json_schema is not None:
             import json
 
@@ -393,7 +395,9 @@ class Router:
         tau, sampled = self.escalation.threshold_for(fraction), 0
         if req.kind == MATH and self.config.cascade_samples > 0:
             low, high = self.escalation.gain_range(req.prompt, req.kind, answer)
-            if low <= tau < high:  # only then can a sample change the decision
+            if cloud_missing is not None:
+                decision.values.update(samples=0, samples_skipped=f"no cloud could take the answer: {cloud_missing}")
+            elif low <= tau < high:  # only then can a sample change the decision
                 samples, sampled = self._samples(req)
                 answer = replace(answer, samples=samples)
                 decision.values.update(samples=len(samples), samples_disagree=disagreement(answer))
