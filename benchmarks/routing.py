@@ -184,7 +184,9 @@ def decision_latency(prompts: list[str], kinds: list[str], rounds: int = 3) -> d
     class _Cloud:  # decide() never calls a tier; this only marks the private cloud as configured
         name = "private_cloud"
 
-    router = Router(RouterConfig(third_party=None), device=DeviceTier("qwen2.5-0.5b"), private_cloud=_Cloud())
+    # The prompt scorer's decision (a cascade decides "device first" without scanning or scoring).
+    router = Router(RouterConfig(third_party=None, cascade=[]), device=DeviceTier("qwen2.5-0.5b"),
+                    private_cloud=_Cloud())
     router.decide(RouteRequest("warm up the privacy analyzer and the scorer", tier="private_cloud"))
     times, scanned = [], []
     for _ in range(rounds):

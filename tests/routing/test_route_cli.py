@@ -71,7 +71,7 @@ def test_a_device_model_that_would_not_fit_in_free_memory_sends_the_request_away
     import sys
 
     provider.reset()
-    env = {**os.environ, "TETHER_ROUTER_CONFIG": config(tmp_path, provider, device_model="smollm2-135m"),
+    env = {**os.environ, "TETHER_ROUTER_CONFIG": config(tmp_path, provider, device_model="smollm2-135m", cascade=[]),
            "TETHER_LEDGER": str(tmp_path / "l.db")}
 
     def route(*args: str) -> dict:

@@ -59,7 +59,8 @@ def escalate_math() -> EscalationModel:
 
 
 def make_router(device, *, third=None, cloud=None, ledger=None, guard=None, **config) -> Router:
-    cfg = RouterConfig(**{"difficulty_threshold": 0.0, **config})
+    """A router whose prompt scorer decides (no cascade) unless ``cascade`` is passed."""
+    cfg = RouterConfig(**{"difficulty_threshold": 0.0, "cascade": [], **config})
     return Router(cfg, device=device, third_party=third, private_cloud=cloud, scorer=math_is_hard(),
                   escalation=escalate_math(), state=DeviceState(), ledger=ledger, guard=guard)
 
@@ -401,3 +402,17 @@ def test_an_untagged_word_problem_is_scored_as_math_and_the_decision_says_so(dev
     assert (d.tier, d.rule, d.values["kind"]) == ("third_party", "difficulty", "gsm8k (inferred)")
     chat = r.decide(RouteRequest("Tell me something nice about autumn.", kind="auto"))
     assert (chat.tier, chat.values["kind"]) == ("device", "chat (inferred)")
+
+
+def test_by_default_chat_route_and_ask_are_cascaded(device, third, provider):
+    """The cascade keeps more quality per cloud call than the prompt scorer (docs/benchmarks.md),
+    so the requests people type are answered on the device first; streams cannot be."""
+    assert RouterConfig().cascade == ["chat", "route", "ask"]
+    r = Router(RouterConfig(consent="always", third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True)),
+               device=device, third_party=third, state=DeviceState())
+    for feature in ("chat", "route", "ask"):
+        d = r.decide(RouteRequest("Sam has 3 boxes with twelve pens each. How many pens?", kind="auto", feature=feature))
+        assert (d.tier, d.rule, d.values["kind"]) == ("device", "cascade", "gsm8k (inferred)")
+    assert r.decide(RouteRequest("Tom has 3 apples.", feature="chat"), streaming=True).rule == "difficulty"
+    assert r.decide(RouteRequest("Shorten this note.", feature="writing")).rule == "difficulty"  # not listed
+    assert provider.captured() == []
