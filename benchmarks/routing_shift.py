@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -46,12 +47,8 @@ CHAT_MATH = DATA / "chat_math.jsonl"
 
 
 def auc(score: np.ndarray, positive: np.ndarray) -> float:
-    """ROC AUC by ranks (ties count half): the chance a positive outscores a negative."""
-    pos, neg = score[positive], score[~positive]
-    if not len(pos) or not len(neg):
-        return float("nan")
-    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
-                 / (len(pos) * len(neg)))
+    """ROC AUC, NaN when one class is absent (a bootstrap resample may lack one)."""
+    return float(roc_auc_score(positive, score)) if 0 < positive.sum() < len(positive) else float("nan")
 
 
 def as_trained(answer: DeviceAnswer, kind: str) -> DeviceAnswer:

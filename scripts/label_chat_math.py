@@ -16,7 +16,6 @@ sample), with ``max_tokens`` 512, and caches every answer in ``data/routing/chat
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import signal
@@ -53,6 +52,7 @@ def main() -> None:
 
     from tether.models import engine as tether_engine
     from tether.models.engine import Message, Sampling
+    from tether.routing.router import sample_seed
 
     have = {(r["task"], r["sample"]) for r in read_jsonl(OUT)}
     todo = [(q, s) for q in questions(args.n) for s in (0, 1) if (q["id"], s) not in have]
@@ -66,8 +66,8 @@ def main() -> None:
             for q, s in todo:
                 if stop["now"]:
                     break
-                seed = int(hashlib.sha256(q["question"].encode()).hexdigest(), 16) % 2**31
-                sampling = Sampling.greedy(MAX_TOKENS) if s == 0 else Sampling.random(0.7, 0.95, seed, MAX_TOKENS)
+                sampling = (Sampling.greedy(MAX_TOKENS) if s == 0  # the sample the router would draw
+                            else Sampling.random(0.7, 0.95, sample_seed(q["question"], 0), MAX_TOKENS))
                 r = engine.complete([Message("user", q["question"])], sampling, logprobs=True)  # type: ignore[union-attr]
                 append_jsonl(OUT, {
                     "task": q["id"], "sample": s, "question": q["question"], "reference": q["reference"],

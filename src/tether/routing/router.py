@@ -28,6 +28,7 @@ answer the device gives instead of the cloud is marked ``degraded``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -115,6 +116,11 @@ class RoutedResponse:
     mean_logprob: float | None = None
     device_tokens: int = 0  # of the token counts, those a cascade spent on the device beyond the answer
     # (a discarded device answer, self-consistency samples)
+
+
+def sample_seed(prompt: str, i: int) -> int:
+    """The seed of a prompt's ``i``-th self-consistency sample."""
+    return (int(hashlib.sha256(prompt.encode("utf-8", "replace")).hexdigest(), 16) + i) % 2**31
 
 
 def _fmt(v: Any) -> str:
@@ -394,15 +400,17 @@ class Router:
                               result.completion_tokens, req.max_tokens)
         tau, sampled = self.escalation.threshold_for(fraction), 0
         if req.kind == MATH and self.config.cascade_samples > 0:
-            low, high = self.escalation.gain_range(req.prompt, req.kind, answer)
-            if cloud_missing is not None:
-                decision.values.update(samples=0, samples_skipped=f"no cloud could take the answer: {cloud_missing}")
-            elif low <= tau < high:  # only then can a sample change the decision
+            skipped = f"no cloud could take the answer: {cloud_missing}" if cloud_missing else None
+            if skipped is None:
+                low, high = self.escalation.gain_range(req.prompt, req.kind, answer)
+                if not low <= tau < high:  # only then can a sample change the decision
+                    skipped = "no sample could change the decision"
+            if skipped:
+                decision.values.update(samples=0, samples_skipped=skipped)
+            else:
                 samples, sampled = self._samples(req)
                 answer = replace(answer, samples=samples)
                 decision.values.update(samples=len(samples), samples_disagree=disagreement(answer))
-            else:
-                decision.values.update(samples=0, samples_skipped="no sample could change the decision")
         gain = self.escalation.cloud_gain(req.prompt, req.kind, answer)
         decision.values.update(escalation_score=gain, escalation_threshold=tau)
         if gain > tau:
@@ -412,14 +420,10 @@ class Router:
     def _samples(self, req: RouteRequest) -> tuple[tuple[str, ...], int]:
         """``cascade_samples`` more device answers at temperature 0.7 (seeded by the prompt, so a
         request is scored the same way twice) and their token count."""
-        import hashlib
-
-        n = self.config.cascade_samples
-        base = int(hashlib.sha256(req.prompt.encode("utf-8", "replace")).hexdigest(), 16) % 2**31
         texts, tokens = [], 0
-        for i in range(n):
+        for i in range(self.config.cascade_samples):
             out = self.device.complete(self._messages(req, req.prompt),
-                                       Sampling.random(0.7, 0.95, (base + i) % 2**31, req.max_tokens))
+                                       Sampling.random(0.7, 0.95, sample_seed(req.prompt, i), req.max_tokens))
             texts.append(out.text)
             tokens += out.completion_tokens
         return tuple(texts), tokens
