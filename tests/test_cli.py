@@ -162,3 +162,26 @@ def test_demo_runs_every_feature():
     assert out["results"]["emoji"]["glyphs"][0]["place"] == "base"
     for call in out["results"]["assistant"]["tool_calls"]:  # whatever the tiny model chose, it ran for real
         assert call["name"] == "notifications_from" and isinstance(call["output"], str)
+
+
+@pytest.mark.parametrize("name, value, needle", [
+    ("TETHER_N_CTX", "4k", "$TETHER_N_CTX is '4k'; it must be a whole number ≥ 256"),
+    ("TETHER_N_CTX", "16", "$TETHER_N_CTX is '16'"),
+    ("TETHER_THREADS", "0", "$TETHER_THREADS is '0'; it must be a whole number from 1 to 256"),
+    ("TETHER_THREADS", "two", "$TETHER_THREADS is 'two'"),
+])
+def test_a_bad_environment_setting_is_one_line(files, monkeypatch, name, value, needle):
+    monkeypatch.setenv(name, value)
+    assert_one_line_error(tether("proofread", str(files["ok"]), *TINY), needle)
+
+
+def test_an_unwritable_model_cache_is_one_line_and_verified_models_still_list(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("TETHER_CACHE_DIR", str(blocker))
+    listed = tether("models", "list", "--json")  # the single-file model is verified in place; its stamp cannot be saved
+    assert listed.returncode == 0, listed.stderr
+    assert {m["name"]: m["available"] for m in json.loads(listed.stdout)}["smollm2-135m"] is True
+    # qwen2.5-0.5b ships in parts that must be joined in the cache, which cannot be written
+    assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), "cannot assemble it in", "TETHER_CACHE_DIR")
+    assert blocker.read_text() == "a file where the cache folder should be"

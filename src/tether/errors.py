@@ -2,6 +2,7 @@
 
     TetherError
     ├── InputError                       bad input from a caller or a file
+    ├── SettingError                     an environment setting has a value Tether cannot use
     ├── ModelError
     │   ├── UnknownModelError            no catalog entry for that name
     │   └── ModelUnavailableError        known, but cannot be used here (reason says why)
@@ -38,6 +39,15 @@ class TetherError(Exception):
 
 class InputError(TetherError, ValueError):
     """The input cannot be used: empty, malformed, not UTF-8, missing fields."""
+
+
+class SettingError(TetherError, ValueError):
+    """An environment setting (``TETHER_*``) holds a value Tether cannot use."""
+
+    def __init__(self, name: str, value: str, accepts: str):
+        self.name = name
+        self.value = value
+        super().__init__(f"${name} is {value!r}; it must be {accepts}")
 
 
 class ModelError(TetherError):

@@ -86,7 +86,7 @@ def test_failure_mid_assembly_leaves_no_file(own_cache, tmp_path):
     unreadable = tmp_path / "a-directory"
     unreadable.mkdir()
     spec = ModelSpec(name="fake", source=PackagedSource((("x", "y"),)), sha256=None)
-    with pytest.raises(IsADirectoryError):
+    with pytest.raises(ModelUnavailableError, match=f"cannot read its weight file {unreadable}: Is a directory"):
         catalog._assemble(spec, [good, unreadable], own_cache / "fake.gguf", progress=False)
     assert list(own_cache.iterdir()) == []
 

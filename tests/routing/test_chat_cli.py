@@ -94,3 +94,8 @@ def test_old_turns_give_way_to_new_ones():
     assert prompt == "Conversation so far:\nuser: short\nassistant: reply\n\nuser: next"
     c.reset()
     assert c.prompt("x") == "x" and c.dropped == 0
+
+
+def test_an_unknown_model_fails_before_the_first_turn(tmp_path):
+    r = run("chat", "--model", "no-such-model", input="", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 1 and "unknown model 'no-such-model'" in r.stderr

@@ -87,3 +87,14 @@ def test_a_device_model_that_would_not_fit_in_free_memory_sends_the_request_away
     assert roomy["rule"] == "difficulty"
     assert route()["rule"] == "difficulty"  # the OS's figure: this machine has room for a 135M model
     assert provider.captured() == []
+
+
+def test_an_unquoted_prompt_is_read_as_one(tmp_path):
+    env = {"TETHER_ROUTER_CONFIG": "", "TETHER_LEDGER": str(tmp_path / "l.db")}
+    quoted = run("route", "What is the capital of France?", "--json", **env)
+    bare = run("route", "What", "is", "the", "capital", "of", "France?", "--json", **env)
+    assert bare.exit_code == 0, bare.output
+    timing = {"decision_ms": json.loads(bare.output)["decision_ms"]}
+    assert json.loads(bare.output) == json.loads(quoted.output) | timing
+    missing = run("route", **env)
+    assert missing.exit_code == 2 and "Missing argument 'PROMPT...'" in missing.output

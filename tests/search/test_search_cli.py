@@ -95,7 +95,8 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database" * 200)
     for args in (["search", "   ", "--db", str(tmp_path / "i.sqlite")], ["search", "x", "--db", str(junk)],
-                 ["index", "add", str(tmp_path / "no-such-folder"), "--db", str(tmp_path / "i.sqlite")]):
+                 ["index", "add", str(tmp_path / "no-such-folder"), "--db", str(tmp_path / "i.sqlite")],
+                 ["index", "add", "/dev/null", "--db", str(tmp_path / "i.sqlite")]):
         p = subprocess.run(tether(*args), capture_output=True, text=True, env={**os.environ, "TETHER_RAISE_ERRORS": ""})
         assert p.returncode != 0
         assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr

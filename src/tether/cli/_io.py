@@ -22,6 +22,13 @@ model_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
+def words_argument(name: str, *, required: bool = True):
+    """An argument that takes the rest of the line, so `tether ask when is dinner` needs no quotes.
+    The words are joined by single spaces; quote the text to keep its own spacing."""
+    return click.argument(name, nargs=-1, required=required,
+                          callback=lambda _ctx, _param, words: " ".join(words) if words else None)
+
+
 def read_bytes(source: str) -> tuple[bytes, str]:
     if source == "-":
         if sys.stdin.isatty():

@@ -8,16 +8,19 @@ import sys
 import click
 
 from tether.cli import cli
-from tether.cli._io import err_console, json_option
+from tether.cli._io import err_console, json_option, words_argument
 from tether.errors import InputError, TetherError
 
 HELP_LINE = "/reset starts over, /exit (or Ctrl-D) quits"
 
 
 def _router(model: str | None):
+    from tether.models import catalog
     from tether.routing.config import RouterConfig
     from tether.routing.router import Router
 
+    if model is not None:
+        catalog.resolve(model)  # an unknown model fails now, not at the first turn
     return Router.from_config(RouterConfig.load(device_model=model))
 
 
@@ -58,7 +61,7 @@ def _lines():
 
 
 @cli.command("chat")
-@click.argument("prompt", required=False)
+@words_argument("prompt", required=False)
 @click.option("--system", "-s", default=None, help="Instructions for the assistant.")
 @click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
               show_default=True, help="Where to run each turn; auto lets the router decide ($TETHER_ROUTER_CONFIG).")

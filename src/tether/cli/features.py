@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tether.cli import cli
-from tether.cli._io import emit, json_option, load_model, model_option, read_bytes, read_text
+from tether.cli._io import emit, json_option, load_model, model_option, read_bytes, read_text, words_argument
 from tether.features import genmoji, notifications, replies, writing
 from tether.features.prompts import SUMMARY_FORMS, TONES
 
@@ -88,7 +88,7 @@ def reply_cmd(file: str, model: str, as_json: bool) -> None:
 
 
 @cli.command("emoji")
-@click.argument("description")
+@words_argument("description")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the emoji here: .png (needs a colour emoji font) or .svg.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(32, 1024), help="Pixels per side.")

@@ -7,11 +7,11 @@ import json
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option
+from tether.cli._io import json_option, words_argument
 
 
 @cli.command("route")
-@click.argument("prompt")
+@words_argument("prompt")
 @click.option("--kind", type=click.Choice(["auto", "chat", "gsm8k", "math", "writing", "feature", "other"]),
               default="auto", show_default=True,
               help="Task type the scorers see (gsm8k or math: word problems; auto: tell math from chat by the text).")

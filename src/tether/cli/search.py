@@ -7,7 +7,7 @@ import json
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option
+from tether.cli._io import json_option, words_argument
 from tether.errors import InputError
 
 db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
@@ -77,7 +77,7 @@ def _check_query(text: str) -> str:
 
 
 @cli.command("search")
-@click.argument("query")
+@words_argument("query")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 100), default=10, show_default=True)
 @click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "exact"]), default="hybrid", show_default=True)
 @db_option
@@ -96,7 +96,7 @@ def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> 
 
 
 @cli.command("ask")
-@click.argument("question")
+@words_argument("question")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 20), default=4, show_default=True)
 @click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
               show_default=True, help="Where to run it; auto lets the router decide ($TETHER_ROUTER_CONFIG).")

@@ -16,6 +16,7 @@ always re-hashes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata as md
 import json
@@ -164,12 +165,17 @@ def _stamp_ok(path: Path, sha256: str) -> bool:
 
 
 def _write_stamp(path: Path, sha256: str) -> None:
+    """Remember a verified hash. Only a shortcut: when the cache is read-only, the next use re-hashes."""
     st = path.stat()
     stamp = _stamp_path(path)
-    stamp.parent.mkdir(parents=True, exist_ok=True)
     tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
-    os.replace(tmp, stamp)
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"sha256": sha256, "size": st.st_size, "mtime_ns": st.st_mtime_ns}))
+        os.replace(tmp, stamp)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def _check(spec: ModelSpec, path: Path, *, full: bool, progress: bool) -> Path:
@@ -213,11 +219,11 @@ def _assembled_path(spec: ModelSpec) -> Path:
 
 def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) -> Path:
     """Join parts into ``target`` atomically: hash while writing, rename only on a match."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
     total = sum(p.stat().st_size for p in parts)
     digest = hashlib.sha256()
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as out, _Progress(f"assembling {spec.name}", total, enabled=progress) as bar:
             for part in parts:
                 with open(part, "rb") as fh:
@@ -231,8 +237,16 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) 
         if spec.sha256 and actual != spec.sha256:
             raise ChecksumMismatchError(spec.name, spec.sha256, actual, str(tmp))
         os.replace(tmp, target)
+    except OSError as exc:  # nothing half-built stays either way
+        why = exc.strerror or str(exc)
+        if exc.filename in {str(p) for p in parts}:
+            raise ModelUnavailableError(spec.name, f"cannot read its weight file {exc.filename}: {why}") from exc
+        raise ModelUnavailableError(  # unwritable cache dir, disk full
+            spec.name, f"cannot assemble it in {target.parent}: {why}; "
+                       f"free some space or point ${CACHE_ENV} at a writable directory") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
     _write_stamp(target, actual)
     return target
 

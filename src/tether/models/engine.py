@@ -29,6 +29,7 @@ from tether.errors import (
     ModelUnavailableError,
 )
 from tether.models import catalog
+from tether.settings import env_int
 
 DEFAULT_CONTEXT = 4096
 N_BATCH = 512
@@ -38,10 +39,11 @@ REPACK_MARGIN = 0.6
 
 
 def default_threads() -> int:
-    env = os.environ.get("TETHER_THREADS")
-    if env:
-        return max(1, int(env))
-    return max(1, min(os.cpu_count() or 1, 8))
+    return env_int("TETHER_THREADS", max(1, min(os.cpu_count() or 1, 8)), maximum=256)
+
+
+def default_context() -> int:
+    return env_int("TETHER_N_CTX", DEFAULT_CONTEXT, minimum=256)
 
 
 @dataclass(frozen=True)
@@ -367,7 +369,7 @@ _engines_lock = threading.Lock()
 def load(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None, n_threads: int | None = None, progress: bool = False) -> LlamaEngine:
     """Load ``model`` once per process and return the shared engine."""
     spec = catalog.resolve(model)
-    n_ctx = n_ctx or int(os.environ.get("TETHER_N_CTX", DEFAULT_CONTEXT))
+    n_ctx = n_ctx or default_context()
     n_threads = n_threads or default_threads()
     key = (spec.name, n_ctx, n_threads)
     with _engines_lock:
@@ -410,7 +412,7 @@ def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = N
     """What ``load(model)`` would take, from the GGUF header alone (read vocab-only, ~0.25 s once).
     An upper estimate: the weights count the repack margin whether or not this CPU repacks."""
     spec = catalog.resolve(model)
-    n_ctx = n_ctx or int(os.environ.get("TETHER_N_CTX", DEFAULT_CONTEXT))
+    n_ctx = n_ctx or default_context()
     available = catalog.availability(spec.name)
     if not available or available.path is None:
         raise ModelUnavailableError(spec.name, available.reason or "the model file is not available")

@@ -93,6 +93,8 @@ class Index:
                     files.append(p)
             elif self._doc_id(str(p)) is not None:
                 gone.append(str(p))
+            elif p.exists():
+                raise InputError(f"{raw}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
             else:
                 raise InputError(f"{raw}: no such file or directory")
         for path in gone:  # named explicitly but deleted since: it leaves the index
