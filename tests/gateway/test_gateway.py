@@ -230,6 +230,15 @@ def test_malformed_json(server):
     still_serves(server)
 
 
+def test_unknown_paths_and_methods_are_json_errors(server):
+    err = error(httpx.post(server.url + "/v1/completions", json={"prompt": "Hi"}, timeout=30), 404)
+    assert err == {"message": "POST /v1/completions: Not Found", "type": "invalid_request_error",
+                   "code": "not_found", "param": None}
+    r = httpx.get(server.url + "/v1/chat/completions", timeout=30)
+    assert error(r, 405)["code"] == "method_not_allowed" and r.headers["allow"] == "POST"
+    still_serves(server)
+
+
 def test_unknown_model(server):
     r = chat(server, {"model": "gpt-17", "messages": [{"role": "user", "content": "Hi"}]})
     err = error(r, 404)

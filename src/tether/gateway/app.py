@@ -12,6 +12,7 @@ import contextlib
 from typing import Any, Callable
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,7 +21,7 @@ from tether.errors import TetherError
 from tether.gateway import features
 from tether.gateway.chat import chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
-from tether.gateway.errors import handle
+from tether.gateway.errors import handle, handle_http
 from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
@@ -121,7 +122,7 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
             gw.close()
 
     app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
-                    exception_handlers={TetherError: handle, Exception: handle}, lifespan=lifespan)
+                    exception_handlers={TetherError: handle, HTTPException: handle_http, Exception: handle}, lifespan=lifespan)
     app.state.gateway = gw
     app.state.router = router
     app.state.metrics = gw.metrics

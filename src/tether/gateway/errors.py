@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -70,3 +71,11 @@ def error_response(exc: BaseException, headers: dict[str, str] | None = None) ->
 async def handle(request: Request, exc: Exception) -> JSONResponse:
     """Starlette exception handler: registered once for ``TetherError`` (and ``Exception`` as a last resort)."""
     return error_response(exc)
+
+
+async def handle_http(request: Request, exc: HTTPException) -> JSONResponse:
+    """Starlette's own 404/405 in the same JSON shape, so an OpenAI client sees a readable error."""
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    body = {"error": {"message": f"{request.method} {request.url.path}: {exc.detail}",
+                      "type": "invalid_request_error", "code": code, "param": None}}
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
