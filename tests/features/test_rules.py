@@ -129,3 +129,21 @@ def test_a_huge_stack_prompt_is_bounded():
 def test_a_summary_cut_by_the_cap_loses_its_broken_clause():
     assert N._drop_cut_clause("Deploy rolled back, error rate back under 0.") == "Deploy rolled back."
     assert N._drop_cut_clause("Marco fixed the pricing comments and shipping is on Fri") == "Marco fixed the pricing comments and shipping is on."
+
+
+def test_a_long_reply_is_cut_at_a_sentence_end_never_mid_word():
+    from tether.features.replies import MAX_REPLY_CHARS, distinct, usable
+
+    long = "I'd love to join you for lunch on Wednesday. Let's discuss why the team lunch will be a great time to celebrate."
+    assert usable(long) == "I'd love to join you for lunch on Wednesday."
+    assert usable("Let's discuss why the team lunch will be a great time for us to celebrate the launch together") is None
+    assert usable("1.  Sounds   good!") == "Sounds good!"
+    assert all(len(r) <= MAX_REPLY_CHARS for r in distinct([long, long + " Again.", "Sure!"]))
+
+
+def test_a_reply_that_repeats_the_message_back_is_dropped():
+    from tether.features.replies import distinct
+
+    message = "I'm so sorry, I can't make it tonight, my kid is sick."
+    assert distinct(["I'm sorry, I can't make it tonight, my kid is sick.", "Oh no, get well soon!",
+                     "No worries, get well soon!"], message) == ["Oh no, get well soon!", "No worries, get well soon!"]

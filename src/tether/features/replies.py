@@ -1,8 +1,10 @@
 """Smart replies: three short, distinct replies to a message or an email.
 
-Generation is guided by a JSON schema (exactly three strings of bounded
-length), so the output always parses. Duplicates or blanks get one retry;
-after that the gaps are filled from a fixed set and ``fallback`` is True.
+Generation is guided by a JSON schema (exactly three strings), so the output
+always parses. A reply is cut to whole sentences within MAX_REPLY_CHARS, and one
+that is cut off, blank, a duplicate or the message said back is dropped. Missing
+replies get one sampled retry that keeps the good ones; after that the gaps are
+filled from a fixed set and ``fallback`` is True.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
 
-Reply = Annotated[str, StringConstraints(min_length=2, max_length=80)]
+MAX_REPLY_CHARS = 80
+# The grammar allows more than a reply may have, so a long reply is cut at a sentence end below
+# MAX_REPLY_CHARS instead of being stopped mid-word by the grammar ("…to celebrate the!").
+Reply = Annotated[str, StringConstraints(min_length=2, max_length=160)]
 
 
 class _ReplySchema(BaseModel):
@@ -47,10 +52,30 @@ def _key(reply: str) -> str:
     return re.sub(r"[^\w ]", "", reply.lower()).strip()
 
 
-def distinct(replies: list[str]) -> list[str]:
+def _trigrams(text: str) -> set[tuple[str, ...]]:
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
+def usable(reply: str, message: str = "") -> str | None:
+    """``reply`` tidied and cut to whole sentences within MAX_REPLY_CHARS, or None when no
+    complete sentence fits or it mostly repeats the message back (a small model's habit)."""
+    r = _ENUMERATION.sub("", " ".join(reply.split()))
+    if len(r) > MAX_REPLY_CHARS:
+        end = max(r.rfind(mark, 0, MAX_REPLY_CHARS) for mark in ".!?")
+        if end < 1:
+            return None
+        r = r[:end + 1]
+    grams = _trigrams(r)
+    if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
+        return None
+    return r or None
+
+
+def distinct(replies: list[str], message: str = "") -> list[str]:
     seen, out = set(), []
-    for r in replies:
-        r = _ENUMERATION.sub("", " ".join(r.split()))
+    for raw in replies:
+        r = usable(raw, message)
         if r and _key(r) and _key(r) not in seen:
             seen.add(_key(r))
             out.append(r)
@@ -64,13 +89,13 @@ def smart_replies(message: str, *, model: str = DEFAULT_MODEL) -> SmartReplies:
     best: list[str] = []
     for attempt in range(2):
         session = Session(instructions=prompts.REPLIER, model=model)
-        sampling = Sampling.greedy(120) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=120)
+        sampling = Sampling.greedy(160) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=160)
         try:
-            replies = distinct(session.respond(prompts.SMART_REPLIES.format(message=prompt), _ReplySchema, sampling=sampling).content.replies)
+            answer = session.respond(prompts.SMART_REPLIES.format(message=prompt), _ReplySchema, sampling=sampling)
+            replies = distinct(best + answer.content.replies, message)[:3]
         except InvalidOutputError:
             replies = []
-        if len(replies) > len(best):
-            best = replies
+        best = replies or best  # a retry keeps the good replies of the first try and adds to them
         if len(best) == 3:
             break
     fallback = len(best) < 3
