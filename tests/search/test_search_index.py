@@ -191,3 +191,124 @@ def test_pdf_text_is_indexed_and_a_broken_pdf_is_skipped(index: Index, tmp_path:
     assert report.added == 1 and [Path(s.path).name for s in report.skipped] == ["broken.pdf"]
     hit = index.search("how much is the rent for my apartment", 1)[0]
     assert Path(hit.path).name == "lease.pdf" and hit.kind == "document" and "1450" in hit.text
+
+
+def test_pipes_and_undecodable_file_names_in_a_folder_are_skipped_not_fatal(index: Index, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.md").write_text("apricot jam recipe")
+    os.mkfifo(d / "pipe.txt")  # reading it would block forever
+    (Path(os.fsdecode(bytes(d))) / os.fsdecode(b"caf\xe9.md")).write_text("latin-1 name")
+    (d / "z.md").write_text("zebra crossing")
+    report = index.add([d])
+    assert report.added == 2
+    assert {(Path(s.path).name, s.reason) for s in report.skipped} == {
+        ("pipe.txt", "not a regular file"), ("caf\ufffd.md", "the file name is not valid UTF-8")}
+    assert top_paths(index, "zebra", 1, "bm25") == ["z.md"]
+    assert index.add([d]).unchanged == 2  # and again, without hanging or failing
+
+
+def test_one_malformed_message_does_not_lose_the_mailbox(index: Index, tmp_path: Path) -> None:
+    box = tmp_path / "inbox.mbox"
+    box.write_text("From a@x Mon Jan  1 00:00:00 2024\nFrom: a@x.com\nSubject: Dentist appointment\n"
+                   "Message-ID: <good@x>\n\nThe dentist moved you to Monday.\n\n"
+                   "From b@x Mon Jan  1 00:00:00 2024\nFrom: b@x.com\nSubject: Broken id\nMessage-ID: <\n\n"
+                   "Gallery opening on Friday.\n")
+    report = index.add([box])
+    assert report.added == 1 and report.skipped == []
+    assert index.search("dentist", 1, "bm25")[0].title == "Dentist appointment"
+    assert index.search("gallery", 1, "bm25")[0].title == "Broken id"
+
+
+def test_a_file_that_stops_parsing_leaves_the_index_and_its_skip_goes_with_the_file(index: Index, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    record = d / "r.json"
+    record.write_text('{"booking": "XK12345"}')
+    index.add([d])
+    assert top_paths(index, "XK12345", 1, "bm25") == ["r.json"]
+    record.write_text('{"booking": ')
+    report = index.add([d])
+    assert [Path(s.path).name for s in report.skipped] == ["r.json"]
+    assert index.search("XK12345", 3, "bm25") == []  # the old content is not served any more
+    assert index.status().documents == 0
+    record.unlink()
+    index.add([d])
+    assert index.status().skipped == []  # a skipped file deleted since leaves the report
+
+
+def test_paths_are_normalised_and_a_deleted_folder_leaves_the_index(index: Index, tmp_path: Path) -> None:
+    sub = tmp_path / "d" / "sub"
+    sub.mkdir(parents=True)
+    (sub / "tax.md").write_text("tax return due in April")
+    report = index.add([sub / "..", tmp_path / "d", sub / "tax.md"])
+    assert (report.added, report.unchanged) == (1, 0)  # one file, named three ways, read once
+    assert [h.path for h in index.search("tax", 5, "bm25")] == [str(sub / "tax.md")]
+    (sub / "tax.md").unlink()
+    sub.rmdir()
+    assert index.add([sub]).removed == 1
+    assert index.status().documents == 0
+
+
+def test_calendar_alarms_and_quoted_colons_stay_in_their_place(index: Index, tmp_path: Path) -> None:
+    ics = tmp_path / "cal.ics"
+    ics.write_text("BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:e1\nSUMMARY:Physio\nDESCRIPTION:Bring insurance card\n"
+                   'ATTENDEE;CN="Smith: Dr. Jane";RSVP=TRUE:mailto:jane@clinic.example\n'
+                   "BEGIN:VALARM\nACTION:DISPLAY\nDESCRIPTION:This is an event reminder\nEND:VALARM\n"
+                   "LOCATION:Clinic on Elm Street\nEND:VEVENT\nEND:VCALENDAR\n")
+    index.add([ics])
+    text = index.search("physio", 1, "bm25")[0].text
+    assert "Description: Bring insurance card\n" in text + "\n" and "reminder" not in text
+    assert "Attendee: jane@clinic.example" in text and "Location: Clinic on Elm Street" in text
+
+
+def test_records_keep_their_top_level_fields_and_alias_bombs_are_refused(index: Index, tmp_path: Path) -> None:
+    trip = tmp_path / "trip.json"
+    trip.write_text('{"trip": "Lisbon conference", "hotel_confirmation": "HX-99812", '
+                    '"flights": [{"no": "TP123"}, {"no": "TP456"}]}')
+    bomb = tmp_path / "bomb.yaml"
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefg", "bcdefgh")]
+    bomb.write_text("\n".join(levels) + "\n")  # 300 bytes that expand to 10^8 values
+    report = index.add([trip, bomb])
+    assert report.added == 1 and [Path(s.path).name for s in report.skipped] == ["bomb.yaml"]
+    assert "expand past" in report.skipped[0].reason
+    assert top_paths(index, "HX-99812", 1, "bm25") == ["trip.json"]
+    assert top_paths(index, "TP456", 1, "bm25") == ["trip.json"]
+
+
+def test_html_mail_is_read_once_without_markup(index: Index, tmp_path: Path) -> None:
+    mail = tmp_path / "invoice.eml"
+    mail.write_text('From: billing@example.com\nSubject: Invoice 4471\nMIME-Version: 1.0\n'
+                    'Content-Type: multipart/alternative; boundary="b"\n\n--b\nContent-Type: text/plain\n\n'
+                    "Your invoice 4471 is ready.\n--b\nContent-Type: text/html\n\n"
+                    "<html><head><style>p{color:red}</style></head><body><p>Your invoice 4471 is ready. AT&amp;T</p>"
+                    "</body></html>\n--b--\n")
+    html_only = tmp_path / "news.eml"
+    html_only.write_text("From: news@example.com\nSubject: News\nContent-Type: text/html\n\n"
+                         "<style>.x{}</style><p>Caf&eacute; opens&nbsp;Monday</p>\n")
+    index.add([mail, html_only])
+    text = index.search("invoice", 1, "bm25")[0].text
+    assert text.count("invoice 4471") == 1 and "color" not in text and "AT&T" not in text
+    assert "Café opens Monday" in index.search("opens", 1, "bm25")[0].text
+
+
+def test_a_pdf_with_only_an_owner_password_is_read(index: Index, tmp_path: Path) -> None:
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(["Statement for account ending 4417"]))))
+    writer.encrypt(user_password="", owner_password="bank-only")  # printing restricted, reading open
+    out = io.BytesIO()
+    writer.write(out)
+    (tmp_path / "statement.pdf").write_bytes(out.getvalue())
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(["Private"]))))
+    writer.encrypt(user_password="secret", owner_password="secret")
+    out = io.BytesIO()
+    writer.write(out)
+    (tmp_path / "locked.pdf").write_bytes(out.getvalue())
+    report = index.add([tmp_path])
+    assert report.added == 1 and [(Path(s.path).name, s.reason) for s in report.skipped] == [
+        ("locked.pdf", "encrypted PDF (needs a password)")]
+    assert "4417" in index.search("bank statement", 1)[0].text

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import json
 import mailbox
 import re
@@ -78,21 +79,32 @@ def extract(path: Path, raw: bytes) -> Extracted:
 def _mail_item(msg: Message, fallback_key: str, flags: list[str]) -> Item:
     if not msg.keys():
         raise ExtractError("no mail headers")
-    headers = []
-    for h in ("From", "To", "Cc", "Date"):
-        if msg.get(h):
-            headers.append(f"{h}: {msg.get(h)}")
+    headers = [f"{h}: {value}" for h in ("From", "To", "Cc", "Date") if (value := _header(msg, h))]
     body = _mail_body(msg, flags)
-    subject = str(msg.get("Subject", "") or "")
-    key = str(msg.get("Message-ID", "") or fallback_key).strip()
+    subject = _header(msg, "Subject")
+    key = _header(msg, "Message-ID").strip() or fallback_key
     return Item(key=key, title=subject, text="\n".join(headers) + "\n\n" + body)
 
 
+def _header(msg: Message, name: str) -> str:
+    """A header as text; a malformed one (``Message-ID: <``) is read raw instead of failing the message."""
+    try:
+        return str(msg.get(name, "") or "")
+    except Exception:
+        raw = dict(msg.raw_items()).get(name, "") if hasattr(msg, "raw_items") else ""
+        return " ".join(str(raw).split())
+
+
 def _mail_body(msg: Message, flags: list[str]) -> str:
-    parts = msg.walk() if msg.is_multipart() else [msg]
+    parts = list(msg.walk()) if msg.is_multipart() else [msg]
+    # In multipart/alternative the HTML repeats the plain text: index one of them, not both.
+    html_twins = {id(sub) for part in parts if part.get_content_type() == "multipart/alternative"
+                  for subs in [[p for p in part.iter_parts()]]
+                  if any(p.get_content_type() == "text/plain" for p in subs)
+                  for sub in subs if sub.get_content_type() == "text/html"}
     texts = []
     for part in parts:
-        if part.is_multipart() or part.get_content_maintype() != "text":
+        if part.is_multipart() or part.get_content_maintype() != "text" or id(part) in html_twins:
             continue
         if part.get_content_disposition() == "attachment":
             continue
@@ -104,9 +116,15 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
             flags.append("non-utf8")
             text = payload.decode("utf-8", errors="replace")
         if part.get_content_subtype() == "html":
-            text = re.sub(r"<[^>]+>", " ", text)
+            text = _html_text(text)
         texts.append(text)
     return "\n\n".join(texts)
+
+
+def _html_text(html_source: str) -> str:
+    text = re.sub(r"(?is)<(style|script|head)\b.*?</\1\s*>", " ", html_source)
+    text = re.sub(r"(?s)<!--.*?-->|<[^>]+>", " ", text)
+    return " ".join(html.unescape(text).split())
 
 
 def _mbox(path: Path, flags: list[str]) -> list[Item]:
@@ -119,7 +137,7 @@ def _mbox(path: Path, flags: list[str]) -> list[Item]:
                 continue
             try:
                 items.append(_mail_item(msg, f"{path.name}#{n}", flags))
-            except ExtractError:
+            except Exception:  # one malformed message must not lose the rest of the mailbox
                 flags.append(f"message {n} skipped")
     finally:
         box.close()
@@ -134,15 +152,26 @@ _ICS_FIELDS = {"SUMMARY": "title", "DESCRIPTION": "Description", "LOCATION": "Lo
                "DTSTART": "Start", "DTEND": "End", "ATTENDEE": "Attendee", "ORGANIZER": "Organizer"}
 
 
+# NAME;PARAM="quoted: may hold colons":value — the value starts at the first colon outside quotes
+_ICS_LINE = re.compile(r'^((?:[^:"]|"[^"]*")*):(.*)$', re.S)
+
+
 def _ics(text: str, name: str) -> list[Item]:
     lines = re.sub(r"\r?\n[ \t]", "", text).splitlines()  # unfold continuation lines
     if not any(line.strip().upper() == "BEGIN:VCALENDAR" for line in lines[:5]):
         raise ExtractError("not an iCalendar file (no BEGIN:VCALENDAR)")
     items: list[Item] = []
     event: dict[str, list[str]] | None = None
+    nested = 0  # depth inside a component of the event (VALARM): its lines are not the event's
     for line in lines:
         upper = line.upper()
-        if upper.startswith("BEGIN:VEVENT") or upper.startswith("BEGIN:VTODO"):
+        if event is not None and upper.startswith("BEGIN:") and not upper.startswith("BEGIN:VEVENT"):
+            nested += 1
+        elif nested and upper.startswith("END:"):
+            nested -= 1
+        elif nested:
+            continue
+        elif upper.startswith("BEGIN:VEVENT") or upper.startswith("BEGIN:VTODO"):
             event = {}
         elif (upper.startswith("END:VEVENT") or upper.startswith("END:VTODO")) and event is not None:
             title = " ".join(event.get("title", []))
@@ -151,8 +180,8 @@ def _ics(text: str, name: str) -> list[Item]:
             uid = (event.get("UID") or [f"{name}#{len(items)}"])[0]
             items.append(Item(key=uid, title=title, text="\n".join(body)))
             event = None
-        elif event is not None and ":" in line:
-            prop, value = line.split(":", 1)
+        elif event is not None and (split := _ICS_LINE.match(line)):
+            prop, value = split.group(1), split.group(2)
             name_ = prop.split(";", 1)[0].upper()
             value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
             if name_ in ("ATTENDEE", "ORGANIZER"):
@@ -171,14 +200,14 @@ def _pdf(raw: bytes, path: Path, flags: list[str]) -> list[Item]:
     import io
     import logging
 
-    from pypdf import PdfReader
+    from pypdf import PasswordType, PdfReader
     from pypdf.errors import PyPdfError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         reader = PdfReader(io.BytesIO(raw))
-        if reader.is_encrypted:
-            raise ExtractError("encrypted PDF")
+        if reader.is_encrypted and reader.decrypt("") == PasswordType.NOT_DECRYPTED:
+            raise ExtractError("encrypted PDF (needs a password)")
         pages = []
         for n, page in enumerate(reader.pages):
             try:
@@ -207,32 +236,50 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
     except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
         raise ExtractError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
     if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
-        records = lists[0] if len(lists) == 1 else [data]
+        lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+        if len(lists) == 1:  # {"trip": …, "flights": [{…}, …]}: one item per flight, one for the rest
+            rest = {k: v for k, v in data.items() if k != lists[0]}
+            records = ([rest] if rest else []) + data[lists[0]]
+        else:
+            records = [data]
     elif isinstance(data, list):
         records = data
     else:
         records = [data]
+    budget = [MAX_RECORD_CHARS]
     items = []
     for n, rec in enumerate(records):
         if isinstance(rec, dict):
             key = str(rec.get("id", rec.get("id_", rec.get("uid", f"{name}#{n}"))))
             title = str(next((rec[k] for k in ("title", "subject", "name", "filename") if rec.get(k)), ""))
-            body = _flatten(rec)
+            body = _flatten(rec, budget=budget)
+        elif isinstance(rec, list):
+            key, title, body = f"{name}#{n}", "", _flatten(rec, budget=budget)
         else:
-            key, title, body = f"{name}#{n}", "", str(rec)
+            key, title, body = f"{name}#{n}", "", _spend(str(rec), budget)
         items.append(Item(key=key, title=title, text=body))
     return items
 
 
-def _flatten(value: object, prefix: str = "") -> str:
+MAX_RECORD_CHARS = 1_000_000  # per file: YAML aliases can make a few hundred bytes expand to gigabytes
+
+
+def _flatten(value: object, prefix: str = "", *, budget: list[int]) -> str:
+    if budget[0] <= 0:
+        raise ExtractError(f"its records expand past {MAX_RECORD_CHARS:,} characters (YAML aliases?)")
     if isinstance(value, dict):
-        return "\n".join(_flatten(v, f"{prefix}{k}.") for k, v in value.items() if v not in (None, "", [], {}))
+        return "\n".join(_flatten(v, f"{prefix}{k}.", budget=budget) for k, v in value.items()
+                         if v not in (None, "", [], {}))
     if isinstance(value, list):
         if all(not isinstance(v, (dict, list)) for v in value):
-            return f"{prefix.rstrip('.')}: {', '.join(map(str, value))}"
-        return "\n".join(_flatten(v, prefix) for v in value)
-    return f"{prefix.rstrip('.')}: {value}"
+            return _spend(f"{prefix.rstrip('.')}: {', '.join(map(str, value))}", budget)
+        return "\n".join(_flatten(v, prefix, budget=budget) for v in value)
+    return _spend(f"{prefix.rstrip('.')}: {value}", budget)
+
+
+def _spend(text: str, budget: list[int]) -> str:
+    budget[0] -= len(text)
+    return text
 
 
 def _note_title(text: str, path: Path) -> str:

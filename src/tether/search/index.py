@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -82,15 +83,17 @@ class Index:
         roots: list[Path] = []
         gone: list[str] = []
         for raw in paths:
-            p = Path(raw).expanduser().absolute()
+            p = _absolute(raw)
             if p.is_dir():
                 roots.append(p)
                 files.extend(_walk(p))
             elif p.is_file():
                 if kind_of(p) is None:
-                    report.skipped.append(Skipped(path=str(p), reason=f"unsupported file type {p.suffix!r}"))
+                    report.skipped.append(Skipped(path=_shown(p), reason=f"unsupported file type {p.suffix!r}"))
                 else:
                     files.append(p)
+            elif not p.exists() and self._indexed_under(p):
+                roots.append(p)  # a deleted folder: what was indexed under it leaves the index below
             elif self._doc_id(str(p)) is not None:
                 gone.append(str(p))
             elif p.exists():
@@ -100,6 +103,7 @@ class Index:
         for path in gone:  # named explicitly but deleted since: it leaves the index
             self._delete(path)
             report.removed += 1
+        files = list(dict.fromkeys(files))  # `add d d/sub d/a.md` reads each file once
         seen = {str(f) for f in files}
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
@@ -108,6 +112,11 @@ class Index:
                 if path not in seen and not Path(path).exists():
                     self._delete(path)
                     report.removed += 1
+            for (path,) in self.con.execute("SELECT path FROM skipped WHERE substr(path, 1, ?) = ?",
+                                             (len(prefix), prefix)).fetchall():
+                if path not in seen and not Path(path).exists():  # a skipped file deleted since
+                    with self._tx():
+                        self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
         with _progress(progress, len(files)) as advance:
             for f in files:
                 self._add_file(f, report)
@@ -119,13 +128,20 @@ class Index:
         """Drop files (or everything under folders) from the index; returns how many documents."""
         n = 0
         for raw in paths:
-            p = str(Path(raw).expanduser().absolute())
+            p = str(_absolute(raw))
             prefix = p.rstrip(os.sep) + os.sep
             for (path,) in self.con.execute("SELECT path FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
                                              (p, len(prefix), prefix)).fetchall():
                 self._delete(path)
                 n += 1
+            with self._tx():  # skipped files are not documents, but they leave the report too
+                self.con.execute("DELETE FROM skipped WHERE path = ? OR substr(path, 1, ?) = ?", (p, len(prefix), prefix))
         return n
+
+    def _indexed_under(self, folder: Path) -> bool:
+        prefix = str(folder).rstrip(os.sep) + os.sep
+        return self.con.execute("SELECT 1 FROM documents WHERE substr(path, 1, ?) = ? LIMIT 1",
+                                (len(prefix), prefix)).fetchone() is not None
 
     def _doc_id(self, path: str) -> int | None:
         row = self.con.execute("SELECT id FROM documents WHERE path=?", (path,)).fetchone()
@@ -138,17 +154,25 @@ class Index:
             self._bump()
 
     def _skip(self, report: IndexReport, path: str, reason: str) -> None:
+        """Report ``path`` as skipped. What was indexed from it before goes: the index never
+        answers with content the file no longer has."""
         report.skipped.append(Skipped(path=path, reason=reason))
         with self._tx():
+            if self.con.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount:
+                self._bump()
             self.con.execute("INSERT INTO skipped(path, reason, at) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE "
                              "SET reason=excluded.reason, at=excluded.at", (path, reason, time.time()))
 
     def _add_file(self, f: Path, report: IndexReport) -> None:
         path = str(f)
+        if _shown(f) != path:  # SQLite stores UTF-8 text; such a name cannot be stored or shown as it is
+            return self._skip(report, _shown(f), "the file name is not valid UTF-8")
         try:
             st = f.stat()
         except OSError as exc:
             return self._skip(report, path, f"cannot stat ({exc.strerror})")
+        if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
+            return self._skip(report, path, "not a regular file")
         row = self.con.execute("SELECT id, mtime_ns, size, sha256 FROM documents WHERE path=?", (path,)).fetchone()
         if row and row[1] == st.st_mtime_ns and row[2] == st.st_size:
             report.unchanged += 1
@@ -252,6 +276,17 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _absolute(raw: str | os.PathLike[str]) -> Path:
+    """Absolute and normalised (``d/sub/..`` is ``d``), so one file is never indexed under two names.
+    Symlinks are kept as named."""
+    return Path(os.path.abspath(Path(raw).expanduser()))
+
+
+def _shown(path: Path) -> str:
+    """``path`` as valid UTF-8 text: undecodable bytes in a file name become U+FFFD."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
 
 
 def _walk(root: Path) -> Iterator[Path]:
