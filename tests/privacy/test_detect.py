@@ -36,6 +36,15 @@ SECRETS = [
     ("PASSWORD", "password: hunter2!", "hunter2!"),
     ("PASSWORD", 'db_password="correct horse battery"', "correct horse battery"),
     ("PASSWORD", "Login with pwd=S3cr3t#2024 tomorrow", "S3cr3t#2024"),
+    # in connection strings, in longer key names, with quotes or commas in the value
+    ("PASSWORD", "DATABASE_URL=postgres://admin:S3cretPw@10.0.0.5:5432/app", "S3cretPw"),
+    ("PASSWORD", "redis://:p4ssw0rdXyz@localhost:6379/0", "p4ssw0rdXyz"),
+    ("PASSWORD", '{"userPassword": "hunter2", "id": 4}', "hunter2"),
+    ("PASSWORD", "ROOTPASSWORD=Tr0ub4dor&3", "Tr0ub4dor&3"),
+    ("PASSWORD", "password: my'dog99, ok?", "my'dog99"),
+    ("PASSWORD", "pw: a,b,c,d,e9, then log in", "a,b,c,d,e9"),
+    ("API_KEY", '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}', "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    ("API_KEY", 'refreshToken: "abcDEF123456ghi"', "abcDEF123456ghi"),
     ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----",
      "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
     ("PRIVATE_KEY", "here: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (truncated",
@@ -88,6 +97,33 @@ def test_filter_can_be_turned_off_to_measure_it(guard):
 def test_other_occurrences_of_a_detected_value_are_covered(guard):
     text = "Maria Gonzalez called. Later, Maria Gonzalez wrote again."
     assert [s.text for s in guard.detect(text)].count("Maria Gonzalez") == 2
+
+
+@pytest.mark.parametrize(("text", "values"), [
+    ("Patient: Okonkwo Adebayo. Notes: okonkwo adebayo reports pain.", ["Okonkwo Adebayo", "okonkwo adebayo"]),
+    ("IBAN DE89370400440532013000; confirm de89370400440532013000",
+     ["DE89370400440532013000", "de89370400440532013000"]),
+    ("Reach jane.doe@gmail.com. Backup: _jane.doe@gmail.com_", ["jane.doe@gmail.com", "jane.doe@gmail.com"]),
+])
+def test_other_occurrences_in_another_case_or_in_markdown_are_covered(guard, text, values):
+    spans = guard.detect(text)
+    assert [s.text for s in spans if s.text.lower() == values[0].lower()] == values
+    assert all(text[s.start:s.end] == s.text for s in spans)
+
+
+def test_a_one_word_name_is_not_matched_in_lower_case(guard):
+    text = "Will Smith said he will come. Will is late."
+    assert [s.text for s in guard.detect(text)] == ["Will Smith", "Will"]
+
+
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("CREDIT_CARD", "card: 4111\u00a01111\u00a01111\u00a01111", "4111\u00a01111\u00a01111\u00a01111"),
+    ("IBAN_CODE", "IBAN DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000", "DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000"),
+    ("PHONE_NUMBER", "phone: +33\u202f6\u202f12\u202f34\u202f56\u202f78", "+33\u202f6\u202f12\u202f34\u202f56\u202f78"),
+    ("US_SSN", "SSN 536\u201122\u20111847", "536\u201122\u20111847"),
+])
+def test_numbers_written_with_unicode_spaces_or_dashes(guard, entity, text, value):
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
 def _precise(guard: PrivacyGuard, text: str) -> list[tuple[str, str]]:
@@ -222,11 +258,12 @@ def test_no_network_at_runtime(tmp_path):
     ("+1 555", "call +1 555-0100 or +1 555"),
     ("Ann", ""),
     ("Zoë", "Zoë9 Zoë-Zoë ZoëZoë Zoë"),
+    ("jane@x.org", "mail _jane@x.org_ or jane@x.org_2"),
 ])
 def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
     import re
 
     from tether.privacy.detect import whole_word_occurrences
 
-    expected = [m.span() for m in re.finditer(rf"(?<!\w){re.escape(needle)}(?!\w)", text)]
+    expected = [m.span() for m in re.finditer(rf"(?<![^\W_]){re.escape(needle)}(?![^\W_])", text)]
     assert list(whole_word_occurrences(needle, text)) == expected

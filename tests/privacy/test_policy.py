@@ -95,6 +95,7 @@ def test_env_var_and_missing_default(tmp_path, monkeypatch):
     ('[[detection.recognizers]]\nentity = "X"\npatterns = [{ regex = "(" }]\n', "toml", "invalid regex"),
     ('[[detection.recognizers]]\nentity = "lower"\npatterns = [{ regex = "a" }]\n', "toml", "entity"),
     ('[[detection.deny_lists]]\nentity = "X"\nterms = [" "]\n', "toml", "must not be blank"),
+    ('[[detection.recognizers]]\nentity = "EMP"\npatterns = [{ regex = "EMP-(\\\\d+)", group = -1 }]\n', "toml", "has no group -1"),
     ('[detection]\nmin_score = 2\n', "toml", "detection.min_score"),
     ('[detection]\nrecall_first = "maybe"\n', "toml", "detection.recall_first"),
     ('[tiers.moon]\nrequires_consent = true\n', "toml", "tiers.moon"),

@@ -118,9 +118,27 @@ def test_mapping_stays_in_memory():
 def test_clear_forgets_everything(guard):
     session = PseudonymSession()
     payload = session.pseudonymize("Maria Gonzalez", guard.detect("Maria Gonzalez"))
+    assert session.restore(payload) == "Maria Gonzalez"
     session.clear()
     assert len(session) == 0
     assert session.restore(payload) == payload
+    # a new mapping of the same size as the old one is restored (no stale lookup from before)
+    again = session.pseudonymize("mail bob@example.org", guard.detect("mail bob@example.org"))
+    assert again == "mail <EMAIL_ADDRESS_1>" and session.restore(again) == "mail bob@example.org"
+    assert _stream(session, again, [9, 14]) == "mail bob@example.org"
+    assert session.restore("<PERSON_1>") == "<PERSON_1>"
+
+
+def test_a_look_alike_inside_text_the_policy_lets_through_is_still_escaped(guard):
+    from tether.privacy.detect import Span
+
+    session = PseudonymSession()
+    session.pseudonymize("I am John Smith", guard.detect("I am John Smith"))
+    text = "Status of TICKET-<PERSON_1>"
+    ticket = Span(entity_type="TICKET", start=10, end=len(text), score=1.0, text=text[10:], recognizer="custom")
+    payload = session.pseudonymize(text, [ticket], entity_types={"PERSON"})  # TICKET is allowed out as it is
+    assert "<PERSON_1>" not in payload
+    assert session.restore(payload.replace("Status of", "Closed:")) == "Closed: TICKET-<PERSON_1>"
 
 
 def test_only_the_requested_types_are_replaced(guard):

@@ -175,6 +175,13 @@ class Detector:
         check_text(text)
         if not text.strip():
             return []
+        original, text = text, text.translate(_SEPARATORS)
+        spans = self._detect(text, filter_false_positives, recall_first)
+        if text != original:  # same offsets; the values are what the user wrote
+            spans = [s.model_copy(update={"text": original[s.start:s.end]}) for s in spans]
+        return spans
+
+    def _detect(self, text: str, filter_false_positives: bool | None, recall_first: bool) -> list[Span]:
         fp = self.config.filter_false_positives if filter_false_positives is None else filter_false_positives
         raw: list[Span] = []
         for offset, chunk in _chunks(text):
@@ -206,6 +213,11 @@ class Detector:
                 spans = resolve_overlaps(spans + extra, text)
         return propagate(spans, text, allow=self._allow)
 
+
+# Unicode spaces and dashes inside numbers ("4111\u00a01111…", "536\u201122\u20111847"): detection
+# reads them as ASCII, one character for one, so every span still points into the original text.
+_SEPARATORS = str.maketrans({**{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000"},
+                             **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"}})
 
 _TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
 
@@ -366,12 +378,12 @@ def _names_from_emails(spans: list[Span], text: str) -> list[Span]:
 
 
 def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c == "_"  # what re's \w matches in a str pattern
+    return c.isalnum()  # "_" is not: "_jane@x.org_" (markdown italics) holds the address
 
 
 def whole_word_occurrences(needle: str, text: str) -> Iterable[tuple[int, int]]:
-    r"""Non-overlapping ``(start, end)`` of ``needle`` not inside a longer word: the matches of
-    ``(?<!\w)needle(?!\w)``, without compiling a pattern per value (that cost ~2 ms a scan)."""
+    r"""Non-overlapping ``(start, end)`` of ``needle`` not between letters or digits: the matches of
+    ``(?<![^\W_])needle(?![^\W_])``, without compiling a pattern per value (that cost ~2 ms a scan)."""
     i = text.find(needle) if needle else -1
     while i != -1:
         j = i + len(needle)
@@ -395,10 +407,20 @@ def propagate(spans: list[Span], text: str, *, allow: set[str] | frozenset[str] 
     # Parts of a full name stand for the person too: "Calan Stevenson … calls me Calan".
     parts = [s.model_copy(update={"text": w}) for s in spans if s.entity_type == "PERSON" and " " in s.text.strip()
              for w in s.text.split() if len(w) >= 3 and w[0].isupper() and w[1:].islower() and w not in allow]
+    # Values that cannot be a common word are found in any case ("Okonkwo Adebayo … okonkwo adebayo",
+    # an IBAN in lower case); a one-word name stays case-sensitive, or "Will" would take every "will".
+    lowered = text.lower()
+    any_case = len(lowered) == len(text)
     for s in {(s.entity_type, s.text): s for s in [*spans, *parts] if len(s.text.strip()) >= 3}.values():
-        for start, end in whole_word_occurrences(s.text, text):
+        value = s.text
+        if any_case and not value.isalpha() and len(value.lower()) == len(value):
+            found = whole_word_occurrences(value.lower(), lowered)
+        else:
+            found = whole_word_occurrences(value, text)
+        for start, end in found:
             if not any(a < end and start < b for a, b in taken):
-                extra.append(s.model_copy(update={"start": start, "end": end, "recognizer": "propagated"}))
+                extra.append(s.model_copy(update={"start": start, "end": end, "text": text[start:end],
+                                                  "recognizer": "propagated"}))
                 taken.append((start, end))
     return sorted(spans + extra, key=lambda s: s.start) if extra else spans
 

@@ -51,7 +51,7 @@ class PatternConfig(_Strict):
             rx = re.compile(self.regex)
         except re.error as exc:
             raise ValueError(f"invalid regex {self.regex!r}: {exc}") from None
-        if isinstance(self.group, int) and self.group > rx.groups:
+        if isinstance(self.group, int) and not 0 <= self.group <= rx.groups:
             raise ValueError(f"regex {self.regex!r} has no group {self.group}")
         if isinstance(self.group, str) and self.group not in rx.groupindex:
             raise ValueError(f"regex {self.regex!r} has no group named {self.group!r}")

@@ -71,6 +71,8 @@ class PseudonymSession:
         self._forward.clear()
         self._reverse.clear()
         self._counters.clear()
+        self._compiled = (-1, None)  # keyed by mapping size, which a cleared session reaches again
+        self._prefixes = (-1, frozenset(), 0)
 
     # ---- forward ------------------------------------------------------------------------
 
@@ -120,8 +122,8 @@ class PseudonymSession:
         """
         wanted = None if entity_types is None else set(entity_types)
         cuts = [(s.start, s.end, s.entity_type) for s in spans if wanted is None or s.entity_type in wanted]
-        cuts += [(a, b, LITERAL) for a, b in self._lookalikes(text)
-                 if not any(a < s.end and s.start < b for s in spans)]
+        # Only a span being replaced hides a look-alike; one the policy lets through does not.
+        cuts += [(a, b, LITERAL) for a, b in self._lookalikes(text) if not any(a < e and s < b for s, e, _ in cuts)]
         cuts.sort()
         out, pos = [], 0
         for start, end, etype in cuts:

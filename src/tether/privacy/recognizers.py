@@ -137,11 +137,12 @@ _API_KEY_PATTERNS = [
     RegexPattern("huggingface", r"\bhf_[A-Za-z0-9]{30,}", 1.0),
     RegexPattern("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 1.0),
     RegexPattern("bearer", r"\bBearer\s+(?P<v>[A-Za-z0-9_\-.=+/]{16,})", 0.95, group="v", validate=_is_token),
-    # key = value with a key name that says "secret"; the value must look like a token.
+    # key = value with a key name that says "secret"; the value must look like a token. The name may
+    # be part of a longer one (SecretAccessKey, refreshToken, webhookSecret, AWS_SESSION_TOKEN).
     RegexPattern(
         "assignment",
-        r"(?i)(?<![a-z])(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|secret[_\- ]?key|"
-        r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|secret|token)"
+        r"(?i)(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|secret[_\- ]?key|"
+        r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|secret|token)[a-z_]*"
         r"[\"']?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,})",
         0.9,
         group="v",
@@ -150,13 +151,18 @@ _API_KEY_PATTERNS = [
 ]
 
 _PASSWORD_PATTERNS = [
+    # The long key names may end a longer one (userPassword, ROOTPASSWORD); the short ones stand
+    # alone, or "bypass: yes" would be a password. An unquoted value runs to the next space or
+    # ";" (my'dog99, a,b,c9), less a trailing comma or quote; "hunter2!" keeps its "!".
     RegexPattern(
         "password_assignment",
-        r"(?i)(?<![a-z])(?:password|passwd|passphrase|pass|pwd|pin|passcode)[\"']?\s*(?:[:=]|=>|\bis\b)[ \t]*"
-        r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\"',;]+))",
+        r"(?i)(?:password|passwd|passphrase|passcode|(?<![a-z])(?:pass|pwd|pw|pin))[\"']?\s*(?:[:=]|=>|\bis\b)[ \t]*"
+        r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\";]*[^\s\"';,]))",
         0.95,
         group="v",
     ),
+    # scheme://user:PASSWORD@host — database URLs, redis://:pw@host, git remotes
+    RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
 ]
 
 
