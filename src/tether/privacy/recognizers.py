@@ -137,6 +137,8 @@ _API_KEY_PATTERNS = [
     RegexPattern("huggingface", r"\bhf_[A-Za-z0-9]{30,}", 1.0),
     RegexPattern("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 1.0),
     RegexPattern("bearer", r"\bBearer\s+(?P<v>[A-Za-z0-9_\-.=+/]{16,})", 0.95, group="v", validate=_is_token),
+    RegexPattern("basic_auth", r"(?i:authorization|auth)[\"']?\s*[:=]\s*[\"']?Basic\s+"
+                               r"(?P<v>[A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])", 0.9, group="v"),
     # key = value with a key name that says "secret"; the value must look like a token. The name may
     # be part of a longer one (SecretAccessKey, refreshToken, webhookSecret, AWS_SESSION_TOKEN).
     RegexPattern(
@@ -181,6 +183,8 @@ _PRIVATE_KEY_PATTERNS = [
         1.0,
     ),
     RegexPattern("putty", r"PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)", 1.0),
+    RegexPattern("ssh2", r"---- BEGIN SSH2 (?:ENCRYPTED )?PRIVATE KEY ----[\s\S]*?"
+                         r"(?:---- END SSH2 (?:ENCRYPTED )?PRIVATE KEY ----|\Z)", 1.0),
 ]
 
 _NOT_A_PASSWORD = {"required", "incorrect", "invalid", "reset", "changed", "expired", "forgotten", "wrong",
