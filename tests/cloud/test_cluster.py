@@ -271,6 +271,12 @@ def test_replayed_request_is_rejected(cloud):
 def test_relay_refuses_malformed_and_unknown_targets(cloud):
     relay = cloud["relay"].url
     assert httpx.post(f"{relay}/v1/relay", content=b"{not json", timeout=10).status_code == 400
+    deep = b"[" * 50_000 + b"]" * 50_000  # deeper than the JSON parser's recursion limit
+    assert httpx.post(f"{relay}/v1/relay", content=deep, timeout=10).json() == {"error": "malformed relay request"}
+    node = cloud["nodes"][0].url
+    r = httpx.post(f"{node}/v1/envelope", content=deep, timeout=10)
+    assert r.status_code == 400 and r.json() == {"error": "rejected"}  # the same bare answer as any bad envelope
+    assert "RecursionError" not in cloud["nodes"][0].output()
     assert httpx.post(f"{relay}/v1/relay", json={"targets": [], "ct": ""}, timeout=10).status_code == 400
     unknown = {"targets": [{"node": "0" * 16, "enc": "", "key": ""}], "ct": ""}
     r = httpx.post(f"{relay}/v1/relay", json=unknown, timeout=10)

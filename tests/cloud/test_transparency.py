@@ -9,10 +9,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -299,6 +301,28 @@ def test_announce_rejects_tampered_attestation(log):
     assert log.size == 0
 
 
+def _signed_without(field: str, identity: NodeIdentity, **changes) -> dict:
+    """A correctly signed attestation that lacks ``field`` (or has ``changes``): incomplete, not forged."""
+    body = {k: v for k, v in attestation(identity).items() if k not in ("signature", field)} | changes
+    return {**body, "signature": b64(identity.sign(canonical_json(body)))}
+
+
+@pytest.mark.parametrize(("field", "changes", "needle"), [
+    ("url", {}, "url is NoneType"),
+    ("model", {}, "model is NoneType"),
+    ("", {"tokens_per_second": "fast"}, "tokens_per_second is str"),
+    ("", {"url": "ftp://node.example"}, "url is not http(s)"),
+    ("", {"signature_extra": 1, "hpke_key": None}, "hpke_key is NoneType"),
+])
+def test_announce_refuses_a_signed_but_incomplete_attestation(log, field, changes, needle):
+    """Devices and the relay read these fields; one missing must not break them for everyone."""
+    with pytest.raises(AttestationError, match=re.escape(needle)):
+        log.announce(_signed_without(field, NodeIdentity(), **changes))
+    with pytest.raises(AttestationError, match="malformed"):
+        log.announce({**attestation(), "signature": 1})
+    assert log.size == 0
+
+
 def test_announce_refuses_stale_and_replayed_older_attestations(log, tmp_path):
     identity = NodeIdentity()
     with pytest.raises(AttestationError, match="stale"):
@@ -535,6 +559,72 @@ def test_device_refuses_nodes_whose_attestation_is_stale(server, tmp_path):
     assert verdicts[fresh.node_id].trusted
     assert not verdicts[old.node_id].trusted
     assert "stale: issued 6" in verdicts[old.node_id].reason and "re-attested" in verdicts[old.node_id].reason
+
+
+def test_a_mirror_cannot_pass_off_a_forged_node_at_a_proven_index(server, tmp_path):
+    """The device reads the log through an untrusted mirror (the relay). This one repeats the real
+    log's answers and adds a validly self-signed node that was never logged, pointing it at the index
+    of an entry the device has already proven (and, in the second round, an unreleased measurement at
+    the index of a real release)."""
+    released = httpx.post(server.url + "/v1/log/releases", json=components(),
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert released.status_code == 200, released.text
+    honest = attestation()
+    assert httpx.post(server.url + "/v1/log/nodes", json=honest).status_code == 200
+    forged = attestation(url="http://evil.example")
+    unreleased = make_attestation(NodeIdentity(), os.urandom(32), Measurement.from_components(components("z")),
+                                  url="http://evil.example", model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+    real = httpx.Client()
+    injected: list[dict] = []
+
+    def mirror(request: httpx.Request) -> httpx.Response:
+        r = real.request(request.method, server.url + request.url.path, params=request.url.params)
+        body = r.json()
+        if request.url.path == "/v1/log/nodes":
+            proven = next(n["index"] for n in body["nodes"] if n["attestation"]["node_id"] == honest["node_id"])
+            body["nodes"] += [{"index": proven, "attestation": att} for att in injected]
+        if request.url.path == "/v1/log/releases" and injected:
+            body["releases"][unreleased["measurement"]] = released.json()["index"]
+        return httpx.Response(r.status_code, json=body)
+
+    client = CloudClient(None, "http://relay.invalid", log_key=server.public_key, state_path=tmp_path / "d.json")
+    client.log._http = httpx.Client(transport=httpx.MockTransport(mirror))
+    try:
+        assert {v.node_id: v.trusted for v in client.refresh()}[honest["node_id"]]  # the index is now proven
+        injected += [forged, unreleased]
+        verdicts = {v.node_id: v for v in client.refresh()}
+    finally:
+        client.close()
+    assert verdicts[honest["node_id"]].trusted
+    assert not verdicts[forged["node_id"]].trusted and "does not match" in verdicts[forged["node_id"]].reason
+    assert not verdicts[unreleased["node_id"]].trusted
+    assert "release entry in the log does not match" in verdicts[unreleased["node_id"]].reason
+
+
+def test_a_relay_cannot_narrow_a_request_to_one_node_of_its_choice(server, tmp_path):
+    """The relay reports every node but one as down and busy: requests are still sealed to k nodes."""
+    released = httpx.post(server.url + "/v1/log/releases", json=components(),
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert released.status_code == 200, released.text
+    ids = []
+    for _ in range(4):
+        att = attestation()
+        assert httpx.post(server.url + "/v1/log/nodes", json=att).status_code == 200
+        ids.append(att["node_id"])
+    favourite = ids[0]
+    listed = [n["attestation"]["node_id"] for n in httpx.get(server.url + "/v1/log/nodes").json()["nodes"]]
+    status = {nid: {"inflight": 0 if nid == favourite else 10**9, "healthy": nid == favourite} for nid in listed}
+    relay = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json={"nodes": status})))
+    client = CloudClient(server.url, "http://relay.invalid", log_key=server.public_key, k=2,
+                         state_path=tmp_path / "d.json")
+    client.http = relay
+    try:
+        picks = [client._choose(set()) for _ in range(200)]
+    finally:
+        client.close()
+    assert all(len(p) == 2 for p in picks)
+    others = Counter(n.node_id for p in picks for n in p if n.node_id != favourite)
+    assert set(others) >= set(ids[1:])  # the second node is drawn from all the others
 
 
 def test_unreachable_log_is_one_clear_error(tmp_path):

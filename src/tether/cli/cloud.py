@@ -11,7 +11,7 @@ import click
 import platformdirs
 
 from tether.cli import cli
-from tether.cli._io import json_option
+from tether.cli._io import json_option, words_argument
 from tether.errors import InputError
 
 log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
@@ -128,7 +128,7 @@ def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_jso
 
 
 @cloud_group.command("chat")
-@click.argument("prompt")
+@words_argument("prompt")
 @log_url_option
 @relay_url_option
 @log_key_option
@@ -146,6 +146,9 @@ def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | 
     if stream:
         answer = client.stream(body)
         for chunk in answer:
+            if chunk.get("x_tether", {}).get("restart"):  # a failover node answers from the start
+                click.echo()
+                click.echo("[node failed mid-answer; the answer starts over on another node]", err=True)
             click.echo(chunk["choices"][0]["delta"].get("content", "") if chunk.get("choices") else "", nl=False)
         click.echo()
         click.echo(f"[node {', '.join(answer.nodes)}; failovers {answer.failovers}]", err=True)

@@ -182,12 +182,13 @@ def verify_attestation(attestation: dict[str, Any]) -> dict[str, Any]:
     if attestation.get("suite") != SUITE_NAME:
         raise AttestationError(node, f"unsupported HPKE suite {attestation.get('suite')!r}")
     body = {k: v for k, v in attestation.items() if k != "signature"}
+    _check_fields(attestation, node)
     try:
         signing_key = unb64(attestation["signing_key"])
         signature = unb64(attestation["signature"])
         hpke_key = unb64(attestation["hpke_key"])
         components = Measurement.from_components(attestation["components"])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise AttestationError(node, f"malformed attestation: {exc}") from exc
     if len(signing_key) != 32 or len(hpke_key) != 32:
         raise AttestationError(node, "key of the wrong length")
@@ -200,6 +201,29 @@ def verify_attestation(attestation: dict[str, Any]) -> dict[str, Any]:
     if components.digest != attestation.get("measurement"):
         raise AttestationError(node, "measurement does not match its components")
     return attestation
+
+
+# What every reader of an attestation (log, relay, device) relies on, so a signed but
+# incomplete one is refused at the log instead of breaking whoever reads it later.
+_FIELDS: dict[str, tuple[type, ...]] = {
+    "node_id": (str,), "signing_key": (str,), "signature": (str,), "hpke_key": (str,), "measurement": (str,),
+    "components": (dict,), "url": (str,), "model": (str,), "hardware": (dict,), "tokens_per_second": (int, float),
+    "issued_at": (int, float),
+}
+
+
+def _check_fields(attestation: dict[str, Any], node: str) -> None:
+    for name, types in _FIELDS.items():
+        value = attestation.get(name)
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise AttestationError(node, f"malformed attestation: {name} is {type(value).__name__}, "
+                                         f"not {' or '.join(t.__name__ for t in types)}")
+    if not attestation["url"].startswith(("http://", "https://")):
+        raise AttestationError(node, "malformed attestation: url is not http(s)")
+    if not attestation["model"].strip():
+        raise AttestationError(node, "malformed attestation: model is empty")
+    if not 0 <= attestation["tokens_per_second"] < 1e7:
+        raise AttestationError(node, "malformed attestation: tokens_per_second out of range")
 
 
 def check_attestation_age(attestation: dict[str, Any], *, now: float, max_age: float, skew: float = CLOCK_SKEW) -> None:

@@ -56,6 +56,9 @@ class VerifiedNode:
         return speed / (1 + inflight) / (0.05 + latency)
 
 
+MAX_RELAY_LOAD = 8  # in-flight requests the relay may report for a node, as far as choosing goes
+
+
 @dataclass
 class Verdict:
     node_id: str
@@ -105,7 +108,7 @@ class CloudClient:
         self._lock = threading.RLock()
         self._nodes: dict[str, VerifiedNode] = {}
         self._verdicts: list[Verdict] = []
-        self._verified_entries: dict[int, bool] = {}
+        self._verified_entries: dict[int, dict[str, Any]] = {}  # index → the entry its inclusion proof proved
         self._fetched = 0.0
         self._cooling: dict[str, float] = {}
         self._rng = random.SystemRandom()
@@ -121,7 +124,9 @@ class CloudClient:
             verdicts: list[Verdict] = []
             nodes: dict[str, VerifiedNode] = {}
             for entry in self.log.nodes():
-                att = entry.get("attestation", {})
+                entry = entry if isinstance(entry, dict) else {}
+                att = entry.get("attestation")
+                att = att if isinstance(att, dict) else {}
                 node_id = str(att.get("node_id", "?"))
                 try:
                     verify_attestation(att)
@@ -131,8 +136,10 @@ class CloudClient:
                         raise AttestationError(node_id, "its measurement is not a release in the transparency log")
                     self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
                                       node_id, "release entry")
-                    self._check_entry(int(entry["index"]), sth, lambda e: e.get("attestation") == att,
-                                      node_id, "attestation entry")
+                    index = entry.get("index")
+                    if not isinstance(index, int) or isinstance(index, bool):
+                        raise AttestationError(node_id, f"log entry index {index!r} is not a number")
+                    self._check_entry(index, sth, lambda e: e.get("attestation") == att, node_id, "attestation entry")
                     if self.model and att.get("model") != self.model:
                         raise AttestationError(node_id, f"serves {att.get('model')}, not {self.model}")
                 except AttestationError as exc:
@@ -149,14 +156,17 @@ class CloudClient:
             return verdicts
 
     def _check_entry(self, index: int, sth: dict[str, Any], matches: Any, node_id: str, what: str) -> None:
-        if not self._verified_entries.get(index):
+        """``matches`` always runs against the entry the log proved at ``index``: a mirror that
+        points a forged attestation at an index proven before gets the proven entry compared."""
+        entry = self._verified_entries.get(index)
+        if entry is None:
             try:
                 entry = self.log.verified_entry(index, sth)
             except TransparencyLogError as exc:
                 raise AttestationError(node_id, f"{what} failed its inclusion proof: {exc}") from None
-            if not matches(entry):
-                raise AttestationError(node_id, f"{what} in the log does not match what the node presents")
-            self._verified_entries[index] = True  # later tree heads are proven consistent with this one
+            self._verified_entries[index] = entry  # later tree heads are proven consistent with this one
+        if not matches(entry):
+            raise AttestationError(node_id, f"{what} in the log does not match what the node presents")
 
     def nodes(self, *, refresh: bool = False) -> list[VerifiedNode]:
         with self._lock:
@@ -186,14 +196,19 @@ class CloudClient:
         nodes = [n for n in self.nodes() if n.node_id not in exclude and self._cooling.get(n.node_id, 0) <= now]
         if not nodes:
             return []
+        # The relay's view is advisory: nodes it calls down are drawn only to fill the k a request is
+        # sealed to, never left out below k, and the load it reports is capped. So calling every other
+        # node down or busy cannot make a relay's favourite the only one that can open a request.
         status = self._relay_load()
-        healthy = [n for n in nodes if status.get(n.node_id, {}).get("healthy", True)]
-        nodes = healthy or nodes  # if the relay thinks all are down, still try
-        load = {nid: v["inflight"] for nid, v in status.items()}
+        load = {nid: min(max(v["inflight"], 0), MAX_RELAY_LOAD) for nid, v in status.items()}
         weights = {n.node_id: n.score(load.get(n.node_id, 0)) for n in nodes}
-        # Weighted sampling without replacement (Efraimidis–Spirakis), so every node can be picked.
-        keyed = sorted(nodes, key=lambda n: math.log(self._rng.random() or 1e-12) / weights[n.node_id], reverse=True)
-        chosen = keyed[: self.k]
+
+        def sample(group: list[VerifiedNode]) -> list[VerifiedNode]:
+            # Weighted sampling without replacement (Efraimidis–Spirakis), so every node can be picked.
+            return sorted(group, key=lambda n: math.log(self._rng.random() or 1e-12) / weights[n.node_id], reverse=True)
+
+        healthy = [n for n in nodes if status.get(n.node_id, {}).get("healthy", True)]
+        chosen = (sample(healthy) + sample([n for n in nodes if n not in healthy]))[: self.k]
         return sorted(chosen, key=lambda n: weights[n.node_id], reverse=True)
 
     def _cool(self, node_id: str) -> None:

@@ -265,7 +265,7 @@ class Node:
             if not isinstance(message, dict):
                 raise EnvelopeError("rejected")
             chat, sealer = open_request(message, self.node_id, self.keys, self.guard)
-        except (EnvelopeError, ValueError):
+        except (EnvelopeError, ValueError, RecursionError):  # deep JSON nesting too: the same bare "rejected"
             self.metrics.rejected += 1
             return _REJECTED()
         return StreamingResponse(self._frames(chat, sealer), media_type=SEALED_MEDIA_TYPE)

@@ -58,9 +58,17 @@ class Relay:
         try:
             resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
             nodes = resp.json()["nodes"]
-            self.directory = {**{n["attestation"]["node_id"]: n["attestation"]["url"] for n in nodes}, **self.static}
-        except (httpx.HTTPError, ValueError, KeyError, TypeError):
-            pass  # keep the last directory; the log may be restarting
+            if not isinstance(nodes, list):
+                raise ValueError("nodes is not a list")
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, RecursionError):
+            return  # keep the last directory; the log may be restarting
+        found: dict[str, str] = {}
+        for n in nodes:  # one malformed entry costs only itself
+            att = n.get("attestation") if isinstance(n, dict) else None
+            if isinstance(att, dict) and isinstance(att.get("node_id"), str) and isinstance(att.get("url"), str) \
+                    and att["url"].startswith(("http://", "https://")):
+                found[att["node_id"]] = att["url"]
+        self.directory = {**found, **self.static}
 
     async def _probe_forever(self, interval: float) -> None:
         """Health-check every listed node, so dead ones (say, a restarted node's old entry) are known early."""
@@ -133,7 +141,7 @@ class Relay:
             if not (isinstance(targets, list) and 0 < len(targets) <= MAX_TARGETS and isinstance(ciphertext, str)):
                 raise ValueError
             targets = [{"node": str(t["node"]), "enc": str(t["enc"]), "key": str(t["key"])} for t in targets]
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             return JSONResponse({"error": "malformed relay request"}, status_code=400)
 
         tried = 0
