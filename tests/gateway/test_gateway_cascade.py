@@ -84,3 +84,20 @@ def test_an_untagged_word_problem_is_cascaded_as_math(tmp_path):
     finally:
         stop_server(server)
         stop_provider(provider)
+
+
+def test_a_third_party_stream_arrives_whole_and_its_system_message_is_guarded(setup):
+    server, provider = setup
+    provider.reset()
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120, headers={"X-Tether-Consent": "yes"},
+                      json={"model": "third-party", "stream": True, "max_tokens": 16, "messages": [
+                          {"role": "system", "content": "The user is Maria Gonzalez, SSN 536-22-8741."},
+                          {"role": "user", "content": "Say hello to me."}]}) as r:
+        assert r.status_code == 200 and r.headers["x-tether-tier"] == "third_party"
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks).strip()
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["tether"]["tier"] == "third_party"
+    sent = json.dumps(provider.captured())
+    assert "Maria" not in sent and "536-22-8741" not in sent and "<PERSON_1>" in sent

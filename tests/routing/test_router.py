@@ -7,6 +7,8 @@ byte that left the device; the private cloud is a real ``CloudClient``.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -219,6 +221,37 @@ def test_consented_third_party_sees_only_pseudonymized_text(device, third, provi
     assert "<PERSON_1>" in sent and "<EMAIL_ADDRESS_1>" in sent
     assert out.tier == "third_party"
     assert "Maria Gonzalez" in out.text and "maria.gonzalez@example.com" in out.text  # restored on the device
+
+
+def test_a_saved_never_cannot_be_overridden_per_request(device, third, provider):
+    r = make_router(device, third=third, consent="never",
+                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    with pytest.raises(ConsentRequiredError):
+        r.respond(RouteRequest("Say hi.", tier="third_party", consent=True, max_tokens=4))
+    out = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", max_tokens=8, consent=True))
+    assert (out.tier, out.decision.rule) == ("device", "consent")
+    assert provider.captured() == []
+
+
+def test_instructions_pass_the_privacy_guard_too(device, third, provider):
+    """A system message is text that leaves the device like the prompt: pseudonymized with the same
+    session, and a secret in it keeps the whole request here."""
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    out = r.respond(RouteRequest("Write a short hello to Maria Gonzalez.", tier="third_party", consent=True,
+                                 max_tokens=16, instructions="The user is Maria Gonzalez, SSN 536-22-8741."))
+    sent = json.dumps(provider.captured())
+    assert out.tier == "third_party"
+    assert "Maria" not in sent and "536-22-8741" not in sent
+    system = provider.captured()[0]["body"]["messages"][0]
+    assert system["role"] == "system" and "<PERSON_1>" in system["content"]  # one session: the same placeholder
+    provider.reset()
+    asked = r.respond(RouteRequest("Write a hello.", tier="third_party", consent=True, max_tokens=4,
+                                   instructions="The user's password: hunter2"))
+    assert (asked.tier, asked.decision.rule) == ("device", "privacy") and "PASSWORD" in asked.decision.values["entities"]
+    kept = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", consent=True, max_tokens=8,
+                                  instructions="The user's password: hunter2"))
+    assert (kept.tier, kept.decision.rule) == ("device", "privacy")
+    assert provider.captured() == []
 
 
 # ----------------------------------------------------------------- faults

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 import uuid
@@ -232,9 +233,11 @@ class _Stream:
                 pending = item
             self.done = True
             yield b"data: [DONE]\n\n"
-        except TetherError as exc:  # mid-stream failure: tell the client in-band, the headers are gone
+        except Exception as exc:  # mid-stream failure: tell the client in-band, the headers are gone
             self.done = True
             self.gw.metrics.errors += 1
+            if not isinstance(exc, TetherError):  # a bug: name it in the server log, never with content
+                logging.getLogger("tether.gateway").error("stream failed: %s", type(exc).__name__)
             yield sse(error_body(exc)[1])
 
     async def close(self) -> None:
@@ -273,7 +276,7 @@ async def _via_router(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decisi
                 "tether": block}
         return JSONResponse(body, headers=route_headers(block))
 
-    stream = RoutedStream(gw.router, rreq, decision)
+    routed = RoutedStream(gw.router, rreq, decision)
     block = route_block(decision, user=user)
 
     def chunks() -> Iterator[dict[str, Any]]:
@@ -281,10 +284,10 @@ async def _via_router(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decisi
             return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": decision.tier,
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
-        for text in stream:
+        for text in routed:
             yield chunk({"content": text})
         last = chunk({}, "stop")
-        r = stream.response
+        r = routed.response
         if r is not None:
             last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=r.notes, user=user)
             if chat.include_usage:

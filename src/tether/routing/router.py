@@ -85,6 +85,7 @@ class Prepared:
     spans: list[Any]
     session: Any
     outbound: Any
+    instructions: str | None = None  # the system text as it may leave (pseudonymized with the same session)
 
 
 @dataclass
@@ -140,6 +141,7 @@ class Router:
         self._scorer = scorer
         self._escalation = escalation
         self.ledger = ledger
+        self._instruction_scans: dict[tuple[str, str], list[Any]] = {}
 
     @classmethod
     def from_config(cls, config: RouterConfig | None = None, **kwargs: Any) -> "Router":
@@ -192,9 +194,12 @@ class Router:
         return self._escalation
 
     def _consent(self, req: RouteRequest) -> bool | None:
+        """The request's own answer, except that a saved ``never`` cannot be overridden per request."""
+        if self.config.consent == "never":
+            return False
         if req.consent is not None:
             return req.consent
-        return {"always": True, "never": False, "ask": None}[self.config.consent]
+        return {"always": True, "ask": None}[self.config.consent]
 
     def _cloud_tier(self, req: RouteRequest) -> tuple[str | None, str]:
         """Which off-device tier an "auto" request may use, or why none."""
@@ -317,16 +322,40 @@ class Router:
         return wanted
 
     def _prepare(self, req: RouteRequest, tier: str, spans: list[Any] | None = None) -> Prepared:
+        """The prompt and the instructions (a system message can hold personal data too) as ``tier``
+        may see them, pseudonymized with one session; if either must stay, the request stays."""
         if spans is None:
             spans = self.guard.detect(req.prompt, tier=tier)
         session = self.guard.session()
-        return Prepared(tier, spans, session, self.guard.prepare(req.prompt, tier, session=session, spans=spans))
+        outbound = self.guard.prepare(req.prompt, tier, session=session, spans=spans)
+        instructions = None
+        if req.instructions and outbound.payload is not None:
+            system = self.guard.prepare(req.instructions, tier, session=session,
+                                        spans=self._instruction_spans(req.instructions, tier))
+            if system.payload is None:
+                outbound = system  # its stay_reasons say which data in the instructions decided it
+            else:
+                instructions = system.payload
+        return Prepared(tier, spans, session, outbound, instructions)
+
+    def _instruction_spans(self, text: str, tier: str) -> list[Any]:
+        """A feature's instructions repeat from request to request: scan each text once per tier."""
+        key = (text, tier)
+        spans = self._instruction_scans.get(key)
+        if spans is None:
+            spans = self.guard.detect(text, tier=tier)
+            if len(self._instruction_scans) >= 64:
+                self._instruction_scans.pop(next(iter(self._instruction_scans)))
+            self._instruction_scans[key] = spans
+        return spans
 
     # ------------------------------------------------------------- running
 
     @staticmethod
-    def _messages(req: RouteRequest, prompt: str) -> list[Message]:
-        msgs = [Message("system", req.instructions)] if req.instructions else []
+    def _messages(req: RouteRequest, prompt: str, prepared: Prepared | None = None) -> list[Message]:
+        """The device sees ``req.instructions``; an off-device tier the ``prepared`` (guarded) ones."""
+        instructions = prepared.instructions if prepared is not None else req.instructions
+        msgs = [Message("system", instructions)] if instructions else []
         return msgs + [Message("user", prompt)]
 
     def respond(self, req: RouteRequest, decision: Decision | None = None) -> RoutedResponse:
@@ -456,7 +485,7 @@ class Router:
         notes: list[str] = []
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
-                result = backend.complete(self._messages(req, prepared.outbound.payload), sampling,
+                result = backend.complete(self._messages(req, prepared.outbound.payload, prepared), sampling,
                                           json_schema=req.json_schema)
             except TierUnavailableError as exc:
                 notes.append(f"{name} failed: {exc.reason}")
@@ -522,7 +551,7 @@ class RoutedStream:
             for name, backend, prepared in r._attempts(req, self.decision, notes):
                 restorer = prepared.session.restorer()
                 try:
-                    for delta in backend.stream(r._messages(req, prepared.outbound.payload), sampling):
+                    for delta in backend.stream(r._messages(req, prepared.outbound.payload, prepared), sampling):
                         text = restorer.feed(delta)
                         if text:
                             pieces.append(text)
