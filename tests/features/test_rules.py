@@ -147,3 +147,12 @@ def test_a_reply_that_repeats_the_message_back_is_dropped():
     message = "I'm so sorry, I can't make it tonight, my kid is sick."
     assert distinct(["I'm sorry, I can't make it tonight, my kid is sick.", "Oh no, get well soon!",
                      "No worries, get well soon!"], message) == ["Oh no, get well soon!", "No worries, get well soon!"]
+
+
+def test_timestamps_with_and_without_a_zone_group_together():
+    items = [N.Notification(app="Mail", sender="Bo", body="first", timestamp="2026-01-01T10:00:00"),
+             N.Notification(app="Mail", sender="Bo", body="second", timestamp="2026-01-01T10:05:00Z")]
+    stacks = N.group(items)  # sorting a stack by time compared naive with aware datetimes and raised
+    assert [[n.body for n in s] for s in stacks.values()] == [["first", "second"]] or \
+        [[n.body for n in s] for s in stacks.values()] == [["second", "first"]]
+    assert all(n.timestamp.tzinfo is None for n in items)

@@ -239,6 +239,19 @@ def test_unknown_paths_and_methods_are_json_errors(server):
     still_serves(server)
 
 
+def test_unpaired_surrogates_and_deep_nesting_are_400s(server):
+    body = b'{"model": "device", "messages": [{"role": "user", "content": "hi \\ud800 there"}]}'
+    r = httpx.post(server.url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"},
+                   timeout=30)
+    err = error(r, 400)
+    assert err["code"] == "invalid_json" and "unpaired surrogate" in err["message"]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    r = httpx.post(server.url + "/v1/privacy/scan", content=deep, headers={"content-type": "application/json"},
+                   timeout=30)
+    assert error(r, 400)["code"] == "invalid_json"
+    still_serves(server)
+
+
 def test_unknown_model(server):
     r = chat(server, {"model": "gpt-17", "messages": [{"role": "user", "content": "Hi"}]})
     err = error(r, 404)

@@ -211,6 +211,12 @@ def test_newer_schema_is_a_routing_error(tmp_path):
     con.close()
     with pytest.raises(RoutingError, match="newer"):
         Ledger(path).entries()
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value='v2-beta' WHERE key='schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(RoutingError, match="not a Tether ledger"):
+        Ledger(path).entries()
 
 
 def test_cli_stats_json(populated):

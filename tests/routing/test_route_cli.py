@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from tether.cli import cli
@@ -55,6 +56,19 @@ def test_bad_router_config_is_one_line(tmp_path):
     r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
     assert r.exit_code == 1
     assert r.output.count("Error:") == 1 and "preference" in r.output and str(bad) in r.output
+
+
+@pytest.mark.parametrize(("name", "content", "needle"), [
+    ("router.toml", 'device_model = "nope"\n', "device_model: Value error, unknown model 'nope'"),
+    ("router.toml", "[prices.device]\njoules_per_token = 1e308\nusd_per_mtok = 0\n", "prices.device.joules_per_token"),
+    ("router.json", '{"target_cloud_fraction": ' + "1" * 5000 + "}", "Exceeds the limit"),
+    ("router.json", "[" * 100_000, "maximum recursion depth"),
+])
+def test_config_values_that_would_break_later_are_one_line_now(tmp_path, name, content, needle):
+    bad = tmp_path / name
+    bad.write_text(content)
+    r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
+    assert r.exit_code == 1 and r.output.count("Error:") == 1 and needle in r.output, r.output
 
 
 def test_escalate_fraction_out_of_range_is_one_line(tmp_path):

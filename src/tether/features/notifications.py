@@ -42,6 +42,12 @@ class Notification(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("timestamp")
+    @classmethod
+    def _local_time(cls, v: datetime) -> datetime:
+        """Device-local and naive, so "…10:00" and "…10:05Z" in one list compare (and print) alike."""
+        return v.astimezone().replace(tzinfo=None) if v.tzinfo is not None else v
+
     @model_validator(mode="after")
     def _has_origin(self) -> "Notification":
         if not (self.title or self.sender):

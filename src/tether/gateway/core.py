@@ -111,9 +111,15 @@ async def read_json(request: Request, max_body: int) -> Any:
     if seen > max_body:
         raise too_big
     try:
-        return json.loads(buf)
-    except (UnicodeDecodeError, ValueError) as exc:
+        body = json.loads(buf)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise GatewayError(f"the request body is not valid JSON: {exc}", 400, "invalid_json") from None
+    try:  # JSON may escape a lone surrogate ("\ud800"): no text that reaches a model may hold one
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise GatewayError(f"the request body holds text that is not valid Unicode (an unpaired surrogate, "
+                           f"{exc.object[exc.start:exc.end]!a})", 400, "invalid_json") from None
+    return body
 
 
 def _ascii(text: str, limit: int = 300) -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tether.errors import RouterConfigError
 from tether.routing.ledger import Prices
@@ -82,6 +82,18 @@ class RouterConfig(_Strict):
     prices: Prices = Field(default_factory=Prices)
     ledger: str | None = None
 
+    @field_validator("device_model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from tether.errors import UnknownModelError
+        from tether.models import catalog
+
+        try:
+            catalog.resolve(v)
+        except UnknownModelError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device_model: str | None = None) -> "RouterConfig":
         """Read ``path`` (or ``$TETHER_ROUTER_CONFIG``); no file means the defaults.
@@ -106,7 +118,8 @@ class RouterConfig(_Strict):
                 data = yaml.safe_load(raw) or {}
             else:
                 data = json.loads(raw)
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError,
+                ValueError, RecursionError) as exc:  # also: a 5,000-digit integer, nesting past the limit
             raise RouterConfigError(f"router config {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: "
                                     f"{str(exc).splitlines()[0]}") from None
         try:

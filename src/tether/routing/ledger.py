@@ -38,8 +38,9 @@ _IDENT = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
 class TierPrice(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    usd_per_mtok: float = Field(ge=0, allow_inf_nan=False)
-    joules_per_token: float = Field(ge=0, allow_inf_nan=False)
+    # Bounded so that cost and energy stay finite for any request a ledger can hold.
+    usd_per_mtok: float = Field(ge=0, le=1e6, allow_inf_nan=False)
+    joules_per_token: float = Field(ge=0, le=1e6, allow_inf_nan=False)
 
 
 class Prices(BaseModel):
@@ -249,6 +250,8 @@ class Ledger:
             row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif not str(row[0]).isdigit():
+                raise RoutingError(f"{self.path}: not a Tether ledger (schema version {row[0]!r})")
             elif int(row[0]) > SCHEMA_VERSION:
                 raise RoutingError(f"{self.path}: ledger schema v{row[0]} is newer than this Tether "
                                    f"(v{SCHEMA_VERSION})")
