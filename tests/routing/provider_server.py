@@ -83,6 +83,16 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
             return error(fault)
         if fault == "invalid_json":
             return Response(b'{"choices": [ not json', media_type="application/json")
+        if fault in ("content_list", "huge_usage", "negative_usage"):  # valid JSON, wrong shapes or values
+            content: Any = [{"type": "text", "text": "hi"}] if fault == "content_list" else "hi"
+            usage = {"huge_usage": 1e30, "negative_usage": -5}.get(fault, 1)
+            return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                              "finish_reason": "stop"}],
+                                 "usage": {"prompt_tokens": usage, "completion_tokens": usage}})
+        if fault in ("stream_choices_str", "stream_content_number") and body.get("stream"):
+            bad = ["x"] if fault == "stream_choices_str" else [{"index": 0, "delta": {"content": 7}}]
+            return StreamingResponse(iter([f"data: {json.dumps({'choices': bad})}\n\n", "data: [DONE]\n\n"]),
+                                     media_type="text/event-stream")
         tokens, finish, prompt_tokens = answer(body)
         model = body.get("model") or "fake-model"
         if body.get("stream"):

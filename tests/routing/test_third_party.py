@@ -172,6 +172,27 @@ def test_invalid_json_in_a_200_response(provider):
     assert t.last_attempts == 1
 
 
+def test_a_completion_of_the_wrong_shape_is_the_tier_failing(provider):
+    provider.faults(["content_list"])
+    with pytest.raises(TierUnavailableError, match="message content is list, not text"):
+        tier(provider).complete(MESSAGES, SAMPLING)
+
+
+@pytest.mark.parametrize(("fault", "tokens"), [("huge_usage", 2**31 - 1), ("negative_usage", 0)])
+def test_usage_counts_are_clamped_to_what_a_ledger_can_hold(provider, fault, tokens):
+    provider.faults([fault])
+    out = tier(provider).complete(MESSAGES, SAMPLING)
+    assert out.text == "hi" and (out.prompt_tokens, out.completion_tokens) == (tokens, tokens)
+
+
+@pytest.mark.parametrize(("fault", "needle"), [("stream_choices_str", "choices are not objects"),
+                                                ("stream_content_number", "int content")])
+def test_a_stream_event_of_the_wrong_shape_is_the_tier_failing(provider, fault, needle):
+    provider.faults([fault])
+    with pytest.raises(TierUnavailableError, match=needle):
+        list(tier(provider).stream(MESSAGES, SAMPLING))
+
+
 def test_json_schema_goes_out_as_response_format(provider):
     schema = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
     tier(provider).complete(MESSAGES, SAMPLING, json_schema=schema)

@@ -35,6 +35,13 @@ class _Retry(Exception):
         super().__init__(reason)
 
 
+def _tokens(value: Any) -> int:
+    """A usage count from the provider, as a ledger can store it: unusable values count as 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return 0
+    return int(min(max(value, 0), 2**31 - 1))
+
+
 class ThirdPartyTier:
     """``POST {base_url}/chat/completions`` on a provider such as ``https://api.openai.com/v1``.
 
@@ -187,11 +194,13 @@ class ThirdPartyTier:
             out = response.json()
             choice = out["choices"][0]
             text = (choice.get("message") or {}).get("content") or ""
+            if not isinstance(text, str):
+                raise TypeError(f"message content is {type(text).__name__}, not text")
             usage = out.get("usage") or {}
-            return TierResult(text, THIRD_PARTY, out.get("model") or self.model,
-                              int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0),
-                              latency, choice.get("finish_reason") or "stop", mean_logprob(choice))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            return TierResult(text, THIRD_PARTY, str(out.get("model") or self.model),
+                              _tokens(usage.get("prompt_tokens")), _tokens(usage.get("completion_tokens")),
+                              latency, str(choice.get("finish_reason") or "stop"), mean_logprob(choice))
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
             raise self._fail(f"the provider's response is not a chat completion ({type(exc).__name__}: "
                              f"{str(exc)[:MAX_ERROR_CHARS]})", response.status_code) from exc
 
@@ -252,10 +261,16 @@ class ThirdPartyTier:
                 message = err.get("message") if isinstance(err, dict) else err
                 raise self._fail(f"the provider reported an error mid-stream: {str(message)[:MAX_ERROR_CHARS]}",
                                  200)
-            for choice in chunk.get("choices") or []:
+            choices = chunk.get("choices") or []
+            if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+                raise self._fail("the provider sent a stream event whose choices are not objects", 200)
+            for choice in choices:
                 if choice.get("finish_reason"):
                     finished = True
-                text = (choice.get("delta") or {}).get("content")
+                delta = choice.get("delta") or {}
+                text = delta.get("content") if isinstance(delta, dict) else None
+                if text is not None and not isinstance(text, str):
+                    raise self._fail(f"the provider sent {type(text).__name__} content in a stream event", 200)
                 if text:
                     yield text
         if not finished:
