@@ -101,3 +101,15 @@ def test_a_third_party_stream_arrives_whole_and_its_system_message_is_guarded(se
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["tether"]["tier"] == "third_party"
     sent = json.dumps(provider.captured())
     assert "Maria" not in sent and "536-22-8741" not in sent and "<PERSON_1>" in sent
+
+
+def test_a_routed_call_keeps_the_callers_sampling_and_reports_a_cut_answer(setup):
+    server, provider = setup
+    provider.reset()
+    r = httpx.post(server.url + "/v1/chat/completions", timeout=120, headers={"X-Tether-Consent": "yes"}, json={
+        "model": "third-party", "max_tokens": 3, "temperature": 0.5, "seed": 7, "stop": "END",
+        "messages": [{"role": "user", "content": "Please repeat these seven words back to me."}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["finish_reason"] == "length"  # the provider cut it at max_tokens
+    sent = provider.captured()[0]["body"]
+    assert (sent["max_tokens"], sent["temperature"], sent["seed"], sent["stop"]) == (3, 0.5, 7, ["END"])

@@ -87,7 +87,8 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
     question = prompt
     prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
     return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="auto", kind_text=question, feature="chat",
-                        max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema())
+                        max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema(),
+                        sampling=chat.sampling(max_tokens))
 
 
 def _tool_count(chat: ChatRequest) -> int | None:
@@ -270,7 +271,7 @@ async def _via_router(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decisi
                             notes=out.notes, user=user)
         body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
-                             "finish_reason": "stop", "logprobs": None}],
+                             "finish_reason": out.finish_reason, "logprobs": None}],
                 "usage": {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
                           "total_tokens": out.prompt_tokens + out.completion_tokens},
                 "tether": block}

@@ -57,6 +57,7 @@ class RouteRequest:
     json_schema: dict[str, Any] | None = None
     check: Callable[[str], bool] | None = None  # e.g. a faithfulness check; failing it escalates a cascade
     kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
+    sampling: Sampling | None = None  # the caller's (temperature, top_p, seed, stop); None: greedy, max_tokens
     kind_inferred: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -72,8 +73,13 @@ class RouteRequest:
             raise InputError(f"unknown tier {self.tier!r}; use auto, {', '.join(TIERS)}")
         if not _FEATURE.fullmatch(self.feature):
             raise InputError(f"feature must be a short lowercase name (it goes into the ledger), not {self.feature[:60]!r}")
+        if self.sampling is not None:
+            self.max_tokens = self.sampling.max_tokens
         if self.max_tokens < 1:
             raise InputError("max_tokens must be at least 1")
+
+    def generation(self) -> Sampling:
+        return self.sampling or Sampling.greedy(self.max_tokens)
 
 
 @dataclass
@@ -117,6 +123,7 @@ class RoutedResponse:
     mean_logprob: float | None = None
     device_tokens: int = 0  # of the token counts, those a cascade spent on the device beyond the answer
     # (a discarded device answer, self-consistency samples)
+    finish_reason: str = "stop"  # "length" when the answer hit max_tokens
 
 
 def sample_seed(prompt: str, i: int) -> int:
@@ -362,7 +369,7 @@ class Router:
         """Run ``req`` where ``decision`` (made now if not given) says, and record it in the ledger."""
         start = time.perf_counter()
         decision = decision or self.decide(req)
-        sampling = Sampling.greedy(req.max_tokens)
+        sampling = req.generation()
         notes: list[str] = []
         degraded = escalated = False
         device_tokens = 0
@@ -397,7 +404,7 @@ class Router:
 
         response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
                                   result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
-                                  result.mean_logprob, device_tokens)
+                                  result.mean_logprob, device_tokens, result.finish_reason or "stop")
         self._record(req, response)
         return response
 
@@ -543,7 +550,7 @@ class RoutedStream:
     def __iter__(self):
         r, req = self.router, self.request
         start = time.perf_counter()
-        sampling = Sampling.greedy(req.max_tokens)
+        sampling = req.generation()
         notes: list[str] = []
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
