@@ -267,3 +267,15 @@ def test_cli_stats_corrupt_is_one_line(tmp_path):
     res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
     assert res.exit_code == 1
     assert str(path) in res.output and "Traceback" not in res.output
+
+
+def test_a_row_that_breaks_the_rules_is_skipped_when_listing(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.record(entry(feature="good"))
+    con = sqlite3.connect(path)
+    con.execute("UPDATE entries SET latency_ms = -5")  # written by another tool
+    con.commit()
+    con.close()
+    ledger.record(entry(feature="later"))
+    assert [e.feature for e in ledger.entries()] == ["later"]

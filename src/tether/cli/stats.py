@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import click
 
 from tether.cli import cli
 from tether.cli._io import json_option
+from tether.errors import InputError
 
 _LABELS = {"device": "device", "private_cloud": "private cloud", "third_party": "third party"}
 
@@ -36,6 +38,8 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
     """Show where requests ran, what they cost and the energy used, against sending everything to the cloud."""
     from tether.routing.ledger import Ledger
 
+    if since_hours is not None and not math.isfinite(since_hours):
+        raise InputError(f"--since-hours must be a finite number of hours, not {since_hours}")
     since = time.time() - since_hours * 3600 if since_hours is not None else None
     with Ledger(ledger_path) as ledger:
         st = ledger.stats(since=since)

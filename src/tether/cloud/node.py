@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
 from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
-from tether.errors import EnvelopeError, InputError, TetherError
+from tether.errors import EnvelopeError, TetherError
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
 MAX_BODY = 4 * 1024 * 1024

@@ -285,7 +285,13 @@ class Ledger:
             raise InputError(f"limit must be >= 1, got {limit}")
         sql = f"SELECT {', '.join(_COLUMNS)} FROM entries ORDER BY ts DESC, id DESC LIMIT ?"
         rows = self._run(lambda con: con.execute(sql, (limit,)).fetchall(), create=False) or []
-        return [LedgerEntry(**dict(zip(_COLUMNS, r))) for r in rows]
+        entries = []
+        for r in rows:  # a row written by hand or by another tool may break the rules: skip it, show the rest
+            try:
+                entries.append(LedgerEntry(**dict(zip(_COLUMNS, r))))
+            except ValueError:
+                continue
+        return entries
 
     def stats(self, prices: Prices | None = None, since: float | None = None) -> LedgerStats:
         """Totals, shares, savings against all-cloud and latency percentiles per tier."""
