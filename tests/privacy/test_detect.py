@@ -46,6 +46,10 @@ SECRETS = [
     ("API_KEY", '{"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}', "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
     ("API_KEY", 'refreshToken: "abcDEF123456ghi"', "abcDEF123456ghi"),
     ("API_KEY", "Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+    ("PASSWORD", "router login: admin, password Tr0ub4dor&3horse. thanks", "Tr0ub4dor&3horse"),
+    ("PASSWORD", "my gmail password hunter2", "hunter2"),
+    ("PASSWORD", "Password - x9!abc", "x9!abc"),
+    ("PASSWORD", "the door PIN 4921", "4921"),
     ("PRIVATE_KEY", "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nP2/56wAAAi4AAAA3\n---- END SSH2 ENCRYPTED PRIVATE KEY ----",
      "---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nP2/56wAAAi4AAAA3\n---- END SSH2 ENCRYPTED PRIVATE KEY ----"),
     ("PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----",
@@ -124,6 +128,7 @@ def test_a_one_word_name_is_not_matched_in_lower_case(guard):
     ("IBAN_CODE", "IBAN DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000", "DE89\u00a03704\u00a00044\u00a00532\u00a00130\u00a000"),
     ("PHONE_NUMBER", "phone: +33\u202f6\u202f12\u202f34\u202f56\u202f78", "+33\u202f6\u202f12\u202f34\u202f56\u202f78"),
     ("US_SSN", "SSN 536\u201122\u20111847", "536\u201122\u20111847"),
+    ("CREDIT_CARD", "pay with 4012.8888.8888.1881 today", "4012.8888.8888.1881"),
 ])
 def test_numbers_written_with_unicode_spaces_or_dashes(guard, entity, text, value):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
@@ -270,3 +275,10 @@ def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
 
     expected = [m.span() for m in re.finditer(rf"(?<![^\W_]){re.escape(needle)}(?![^\W_])", text)]
     assert list(whole_word_occurrences(needle, text)) == expected
+
+
+@pytest.mark.parametrize("text", ["Click the password reset link", "Your password must contain 8+ characters",
+                                  "Use a password manager.", "pin it to the board", "Password (optional)",
+                                  "a password-protected file"])
+def test_password_words_in_prose_are_no_secret(guard, text):
+    assert not [s for s in guard.detect(text) if s.entity_type in ("PASSWORD", "API_KEY")]

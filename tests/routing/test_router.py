@@ -254,6 +254,43 @@ def test_instructions_pass_the_privacy_guard_too(device, third, provider):
     assert provider.captured() == []
 
 
+def test_schema_stops_and_instructions_leave_only_as_the_guard_allows(device, third, provider):
+    """Everything of a request that reaches a tier passes the guard: a JSON schema's values, stop
+    sequences; and a name found in one text is hidden in the others ("Chise" after "Chise Tanaka")."""
+    from tether.models.engine import Sampling
+
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    schema = {"type": "object", "properties": {"who": {"type": "string", "examples": ["Maria Gonzalez"],
+                                                       "description": "e.g. maria.gonzalez@example.com"}}}
+    out = r.respond(RouteRequest("Chise is very reliable, right?", tier="third_party", consent=True,
+                                 instructions="You are helping Chise Tanaka.", json_schema=schema,
+                                 sampling=Sampling.greedy(16, stop=("Maria Gonzalez",))))
+    assert out.tier == "third_party"
+    body = provider.captured()[0]["body"]
+    sent = json.dumps(body)
+    for value in ("Chise", "Tanaka", "Maria", "Gonzalez", "maria.gonzalez@example.com"):
+        assert value not in sent, value
+    assert len(body["stop"]) == 1 and body["stop"][0].startswith("<PERSON_")
+    props = body["response_format"]["json_schema"]["schema"]["properties"]["who"]
+    assert props["examples"][0].startswith("<PERSON_") and "<EMAIL_ADDRESS_" in props["description"]
+    provider.reset()
+    secret = {"type": "object", "properties": {"key": {"type": "string", "const": "sk-proj-abcdefghijklmnopqrstuvwxyz123456"}}}
+    kept = r.respond(RouteRequest("make a config", tier="third_party", consent=True, json_schema=secret, max_tokens=8))
+    assert (kept.tier, kept.decision.rule) == ("device", "privacy") and provider.captured() == []
+
+
+def test_a_json_answer_is_restored_value_by_value():
+    from tether.privacy.pseudonymize import PseudonymSession
+    from tether.routing.router import Prepared
+
+    session = PseudonymSession()
+    session.surface("PERSON", 'Priya\nRaman "PR"')
+    prepared = Prepared("third_party", [], session, None)
+    restored = prepared.restore('{"who": "<PERSON_1>", "all": ["<PERSON_1>", 2]}', {"type": "object"})
+    assert json.loads(restored) == {"who": 'Priya\nRaman "PR"', "all": ['Priya\nRaman "PR"', 2]}
+    assert prepared.restore("hi <PERSON_1>", None) == 'hi Priya\nRaman "PR"'
+
+
 # ----------------------------------------------------------------- faults
 
 def test_provider_429_then_success_retries_with_backoff(device, third, provider):

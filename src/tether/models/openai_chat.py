@@ -67,7 +67,9 @@ class ChatMessage(BaseModel):
             return ""
         if isinstance(self.content, str):
             return self.content
-        return "".join(p.text for p in self.content if p.type == "text")
+        # One part per line: run together ("…4111111111111111Phone 4155550134SSN…") the parts'
+        # values lose the word boundaries that detecting personal data relies on.
+        return "\n".join(p.text for p in self.content if p.type == "text")
 
 
 class ChatRequest(BaseModel):

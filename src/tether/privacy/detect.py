@@ -394,9 +394,14 @@ def whole_word_occurrences(needle: str, text: str) -> Iterable[tuple[int, int]]:
             i = text.find(needle, i + 1)
 
 
-def propagate(spans: list[Span], text: str, *, allow: set[str] | frozenset[str] = frozenset()) -> list[Span]:
-    """Mark every other occurrence of a detected value too (the model may tag a name only once)."""
-    if not spans:
+def propagate(spans: list[Span], text: str, *, allow: set[str] | frozenset[str] = frozenset(),
+              known: Sequence[Span] = ()) -> list[Span]:
+    """Mark every other occurrence of a detected value too (the model may tag a name only once).
+
+    ``known`` adds values detected in other texts of the same request (a system message, the
+    prompt): "You are helping Chise Tanaka" makes "Chise" in the prompt a name as well.
+    """
+    if not spans and not known:
         return spans
 
     named = [s for s in _names_from_emails(spans, text) if s.text not in allow]
@@ -404,14 +409,15 @@ def propagate(spans: list[Span], text: str, *, allow: set[str] | frozenset[str] 
         spans = resolve_overlaps(spans + named, text)
     taken = [(s.start, s.end) for s in spans]
     extra: list[Span] = []
+    values = [*spans, *known]
     # Parts of a full name stand for the person too: "Calan Stevenson … calls me Calan".
-    parts = [s.model_copy(update={"text": w}) for s in spans if s.entity_type == "PERSON" and " " in s.text.strip()
+    parts = [s.model_copy(update={"text": w}) for s in values if s.entity_type == "PERSON" and " " in s.text.strip()
              for w in s.text.split() if len(w) >= 3 and w[0].isupper() and w[1:].islower() and w not in allow]
     # Values that cannot be a common word are found in any case ("Okonkwo Adebayo … okonkwo adebayo",
     # an IBAN in lower case); a one-word name stays case-sensitive, or "Will" would take every "will".
     lowered = text.lower()
     any_case = len(lowered) == len(text)
-    for s in {(s.entity_type, s.text): s for s in [*spans, *parts] if len(s.text.strip()) >= 3}.values():
+    for s in {(s.entity_type, s.text): s for s in [*values, *parts] if len(s.text.strip()) >= 3}.values():
         value = s.text
         if any_case and not value.isalpha() and len(value.lower()) == len(value):
             found = whole_word_occurrences(value.lower(), lowered)

@@ -163,6 +163,12 @@ _PASSWORD_PATTERNS = [
         0.95,
         group="v",
     ),
+    # "password Tr0ub4dor&3", "my gmail password hunter2", "Password - x9!": no ":" or "is", so the
+    # value must look like one (a digit, or a symbol) or "password reset link" would be a secret.
+    RegexPattern("password_spaced", r"(?i)\b(?:password|passwd|passcode|passphrase)(?:[ \t]*[-–][ \t]*|[ \t]+)(?![-–])"
+                                     r"(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.9, group="v",
+                 validate=lambda v: len(v) >= 6 and bool(re.search(r"\d|[!@#$%^&*_+=~<>\[\]{}|\\]", v))),
+    RegexPattern("pin_digits", r"(?i)\bpin(?:[ \t]+code)?[ \t]*#?[ \t]*(?P<v>\d{4,8})\b", 0.9, group="v"),
     # scheme://user:PASSWORD@host — database URLs, redis://:pw@host, git remotes
     RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
 ]
@@ -224,21 +230,23 @@ _IIN = [
 
 
 def is_card_number(value: str) -> bool:
-    digits = re.sub(r"[ \-]", "", value)
+    digits = re.sub(r"[ \-.]", "", value)
     if not digits.isdigit() or not luhn_ok(digits) or len(set(digits)) < 3:
         return False
     return any(rx.match(digits) and len(digits) in lengths for rx, lengths in _IIN)
 
 
 def _luhn_digits(value: str) -> bool:
-    digits = re.sub(r"[ \-]", "", value)
+    digits = re.sub(r"[ \-.]", "", value)
     return digits.isdigit() and luhn_ok(digits) and len(set(digits)) >= 3
 
 
 _CARD_RX = r"(?<![\d\-])\d(?:[ \-]?\d){11,18}(?![\d\-])"
 CARD_CONTEXT = ["card", "cc", "credit", "debit", "visa", "mastercard", "amex", "maestro", "discover", "jcb"]
+_CARD_DOTTED_RX = r"(?<![\d.])\d{4}(?:\.\d{4}){2}\.\d{1,7}(?![\d.])"  # 4111.1111.1111.1111
 _CARD_PATTERNS = [
     RegexPattern("card", _CARD_RX, 0.9, validate=is_card_number),
+    RegexPattern("card_dotted", _CARD_DOTTED_RX, 0.9, validate=is_card_number),
     # Luhn-valid but an unlisted issuer: a card only when the text says so.
     RegexPattern("card_luhn_context", _CARD_RX, 0.3, validate=_luhn_digits),
 ]

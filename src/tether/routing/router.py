@@ -29,6 +29,7 @@ answer the device gives instead of the cloud is marked ``degraded``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -92,6 +93,25 @@ class Prepared:
     session: Any
     outbound: Any
     instructions: str | None = None  # the system text as it may leave (pseudonymized with the same session)
+    json_schema: dict[str, Any] | None = None  # the schema as it may leave
+    stop: tuple[str, ...] = ()  # the stop sequences as they may leave
+
+    def sampling(self, sampling: Sampling) -> Sampling:
+        from dataclasses import replace
+
+        return replace(sampling, stop=self.stop)
+
+    def restore(self, text: str, json_schema: dict[str, Any] | None) -> str:
+        """Placeholders back in ``text``; a JSON answer is restored value by value, so an original
+        with a line break or a quote still gives valid JSON."""
+        if json_schema is not None:
+            try:
+                data = json.loads(text)
+            except ValueError:
+                pass
+            else:
+                return json.dumps(_restore_strings(data, self.session.restore), ensure_ascii=False)
+        return self.session.restore(text)
 
 
 @dataclass
@@ -106,6 +126,16 @@ class Decision:
     def explain(self) -> str:
         seen = ", ".join(f"{k}={_fmt(v)}" for k, v in self.values.items())
         return f"{self.tier} ({self.rule}): {self.reason}" + (f" [{seen}]" if seen else "")
+
+
+def _restore_strings(value: Any, restore: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return restore(value)
+    if isinstance(value, list):
+        return [_restore_strings(v, restore) for v in value]
+    if isinstance(value, dict):
+        return {restore(k): _restore_strings(v, restore) for k, v in value.items()}
+    return value
 
 
 @dataclass
@@ -148,7 +178,7 @@ class Router:
         self._scorer = scorer
         self._escalation = escalation
         self.ledger = ledger
-        self._instruction_scans: dict[tuple[str, str], list[Any]] = {}
+        self._extra_scans: dict[tuple[str, str], list[Any]] = {}
 
     @classmethod
     def from_config(cls, config: RouterConfig | None = None, **kwargs: Any) -> "Router":
@@ -329,31 +359,56 @@ class Router:
         return wanted
 
     def _prepare(self, req: RouteRequest, tier: str, spans: list[Any] | None = None) -> Prepared:
-        """The prompt and the instructions (a system message can hold personal data too) as ``tier``
-        may see them, pseudonymized with one session; if either must stay, the request stays."""
+        """Everything of the request that ``tier`` would receive, as it may receive it: the prompt,
+        the instructions (a system message), the JSON schema's text and the stop sequences, all
+        pseudonymized with one session. A value found in one of them is marked in the others too,
+        and if any must stay on the device, the request stays."""
+        from tether.privacy.detect import propagate
+
         if spans is None:
             spans = self.guard.detect(req.prompt, tier=tier)
+        extras: dict[str, str] = {}
+        if req.instructions:
+            extras["instructions"] = req.instructions
+        if req.json_schema is not None:
+            extras["json_schema"] = json.dumps(req.json_schema, ensure_ascii=False)
+        for i, stop in enumerate(req.generation().stop):
+            extras[f"stop{i}"] = stop
+        extra_spans = {name: self._cached_spans(text, tier) for name, text in extras.items()}
+        known = [s for found in extra_spans.values() for s in found]
+        if known:
+            spans = propagate(list(spans), req.prompt, known=known)
         session = self.guard.session()
         outbound = self.guard.prepare(req.prompt, tier, session=session, spans=spans)
-        instructions = None
-        if req.instructions and outbound.payload is not None:
-            system = self.guard.prepare(req.instructions, tier, session=session,
-                                        spans=self._instruction_spans(req.instructions, tier))
-            if system.payload is None:
-                outbound = system  # its stay_reasons say which data in the instructions decided it
+        sent: dict[str, str] = {}
+        for name, text in extras.items():
+            if outbound.payload is None:
+                break
+            own = propagate(list(extra_spans[name]), text, known=[*spans, *known])
+            out = self.guard.prepare(text, tier, session=session, spans=own)
+            if out.payload is None:
+                outbound = out  # its stay_reasons say which data decided it
             else:
-                instructions = system.payload
-        return Prepared(tier, spans, session, outbound, instructions)
+                sent[name] = out.payload
+        schema = None
+        if outbound.payload is not None and "json_schema" in sent:
+            try:
+                schema = json.loads(sent["json_schema"])
+            except ValueError:  # a placeholder cannot break JSON; if it ever did, nothing leaves
+                outbound = outbound.model_copy(update={"payload": None, "leaves_device": False,
+                                                       "must_stay_on_device": True, "stay_reasons": ["JSON_SCHEMA"]})
+        stops = tuple(sent[k] for k in extras if k.startswith("stop") and k in sent)
+        return Prepared(tier, spans, session, outbound, sent.get("instructions"), schema, stops)
 
-    def _instruction_spans(self, text: str, tier: str) -> list[Any]:
-        """A feature's instructions repeat from request to request: scan each text once per tier."""
+    def _cached_spans(self, text: str, tier: str) -> list[Any]:
+        """Instructions, schemas and stops repeat from request to request: scan each text once per tier."""
         key = (text, tier)
-        spans = self._instruction_scans.get(key)
+        spans = self._extra_scans.get(key)
         if spans is None:
             spans = self.guard.detect(text, tier=tier)
-            if len(self._instruction_scans) >= 64:
-                self._instruction_scans.pop(next(iter(self._instruction_scans)))
-            self._instruction_scans[key] = spans
+            if len(self._extra_scans) >= 64:
+                self._extra_scans.pop(next(iter(self._extra_scans)))
+            self._extra_scans[key] = spans
         return spans
 
     # ------------------------------------------------------------- running
@@ -492,12 +547,12 @@ class Router:
         notes: list[str] = []
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
-                result = backend.complete(self._messages(req, prepared.outbound.payload, prepared), sampling,
-                                          json_schema=req.json_schema)
+                result = backend.complete(self._messages(req, prepared.outbound.payload, prepared),
+                                          prepared.sampling(sampling), json_schema=prepared.json_schema)
             except TierUnavailableError as exc:
                 notes.append(f"{name} failed: {exc.reason}")
                 continue
-            result.text = prepared.session.restore(result.text)
+            result.text = prepared.restore(result.text, req.json_schema)
             return result, name, False, notes
         self._give_up(decision.tier, notes)
         result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
@@ -558,7 +613,8 @@ class RoutedStream:
             for name, backend, prepared in r._attempts(req, self.decision, notes):
                 restorer = prepared.session.restorer()
                 try:
-                    for delta in backend.stream(r._messages(req, prepared.outbound.payload, prepared), sampling):
+                    for delta in backend.stream(r._messages(req, prepared.outbound.payload, prepared),
+                                                prepared.sampling(sampling)):
                         text = restorer.feed(delta)
                         if text:
                             pieces.append(text)
