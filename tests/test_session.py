@@ -103,6 +103,38 @@ def test_stream_context_manager_releases_session(tiny):
     assert not s.is_responding
 
 
+def test_breaking_out_of_a_stream_frees_the_model_for_everyone(tiny):
+    """The engine's generation lock goes with the stream: neither this session nor another waits."""
+    import threading
+
+    s = Session(model=TINY, sampling=Sampling.greedy(200))
+    stream = s.stream("Tell me a long story.")
+    for i, _ in enumerate(stream):
+        if i == 2:
+            break
+    answers: dict[str, str] = {}
+
+    def later() -> None:
+        answers["other"] = Session(model=TINY, sampling=Sampling.greedy(4)).respond("Hi").content
+        answers["same"] = s.respond("Hi", sampling=Sampling.greedy(4)).content
+
+    worker = threading.Thread(target=later, daemon=True)
+    worker.start()
+    worker.join(120)
+    assert set(answers) == {"other", "same"} and stream.cancelled
+    assert len(s.transcript) == 2  # the broken-off turn is not recorded; the next one is
+
+
+def test_a_stream_dropped_unread_does_not_keep_the_session_busy(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(4))
+    s.stream("Hi")  # never read
+    assert s.respond("Hi").content
+    with s.stream("Say ok.") as stream:
+        stream.text()
+    assert not stream.cancelled and list(stream) == []  # finished, and read only once
+    assert len(s.transcript) == 4
+
+
 def test_busy_session_refuses_a_second_request(tiny):
     s = Session(model=TINY, sampling=Sampling.greedy(50))
     with s.stream("Tell a story."):

@@ -79,6 +79,7 @@ class ResponseStream:
         self.response: Response[str] | None = None
         self.cancelled = False
         self._released = False
+        self._finished = False
 
     def _release(self) -> None:
         if not self._released:
@@ -86,6 +87,8 @@ class ResponseStream:
             self._session._busy.release()
 
     def __iter__(self) -> Iterator[str]:
+        if self._finished or self._released:
+            return  # read once: a second loop yields nothing and records nothing
         try:
             for delta in self._deltas:
                 if delta.text:
@@ -94,7 +97,11 @@ class ResponseStream:
             self.cancelled = True
             return
         finally:
+            if not self._result and not self.cancelled:  # left early (break, an exception in the loop)
+                self.cancel()
+            self._deltas.close()  # type: ignore[attr-defined]  # the engine's lock goes with it
             self._release()
+        self._finished = True
         if self._result:
             completion = self._result[0]
             self.response = Response(completion.text, completion.text, completion, self.tool_calls)
@@ -106,9 +113,16 @@ class ResponseStream:
 
     def close(self) -> None:
         """Stop generating and release the model (same as breaking out of the loop)."""
-        self.cancel()
+        if not self._finished:
+            self.cancel()
         self._deltas.close()  # type: ignore[attr-defined]
         self._release()
+
+    def __del__(self) -> None:  # a stream dropped unread must not keep the session busy
+        try:
+            self.close()
+        except Exception:
+            pass
 
     def text(self) -> str:
         """Consume the stream and return the whole text."""
