@@ -45,6 +45,23 @@ def test_max_tokens_stops_with_length(tiny):
     assert c.completion_tokens == 5 and c.finish_reason == "length"
 
 
+def test_max_tokens_holds_while_text_waits_on_a_possible_stop(tiny):
+    count = [Message("user", "Count from 1 to 100, comma separated.")]
+    ahead = tiny.complete(count, Sampling.greedy(40)).text
+    stop = (ahead * 3 + "\x00",)  # every generated piece is the start of this stop string
+    c = tiny.complete(count, Sampling.greedy(10, stop=stop))
+    assert c.completion_tokens <= 10 and c.finish_reason == "length" and c.text == ahead[:len(c.text)]
+
+
+def test_a_context_that_is_no_multiple_of_256_is_counted_as_asked(tmp_path):
+    from tether.models.engine import LlamaEngine
+
+    engine = LlamaEngine(load("smollm2-135m").path, name="smollm2-135m", n_ctx=300, n_threads=1)
+    assert engine.context_window == 300  # llama.cpp reports 512 but sizes buffers by 300
+    with pytest.raises(ContextWindowExceededError, match="300-token context window"):
+        engine.complete([Message("user", "word " * 320)], Sampling.greedy(8))
+
+
 def test_logprobs_per_token(tiny):
     c = tiny.complete(HELLO, Sampling.greedy(16), logprobs=True, top_logprobs=3)
     assert c.logprobs is not None and len(c.logprobs) == c.completion_tokens

@@ -160,7 +160,9 @@ class LlamaEngine:
                 )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailableError(self.name, f"llama.cpp could not load {model_path}: {exc}") from exc
-        self.context_window = self.llm.n_ctx()
+        # llama.cpp pads n_ctx up to a multiple of 256 and reports that, but sizes some buffers by
+        # the n_ctx asked for: count against the smaller, or a prompt "fits" and then fails.
+        self.context_window = min(self.llm.n_ctx(), n_ctx)
         self._lock = threading.Lock()
         # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
         # or change the greedy output of another's; a device keeps its cache for the next turn.
@@ -290,6 +292,8 @@ class LlamaEngine:
                         keep = _partial_stop_suffix(held, stop)
                         text, held = held[: len(held) - keep], held[len(held) - keep :]
                         if not text:
+                            if n >= max_tokens:  # the limit holds while text waits on a possible stop
+                                break
                             continue
                     pieces.append(text)
                     yield Delta(text, lp)
