@@ -156,3 +156,16 @@ def test_timestamps_with_and_without_a_zone_group_together():
     assert [[n.body for n in s] for s in stacks.values()] == [["first", "second"]] or \
         [[n.body for n in s] for s in stacks.values()] == [["second", "first"]]
     assert all(n.timestamp.tzinfo is None for n in items)
+
+
+@pytest.mark.parametrize(("summary", "problem"), [
+    ("Tom asks about dinner tomorrow.", "name 'Tom'"),  # not a name because "tomorrow" holds "tom"
+    ("Ann is planning dinner.", "name 'Ann'"),
+    ("Émilie asks about dinner.", "name 'Émilie'"),
+    ("Bo owes you fifty dollars.", "number 50"),
+    ("Bo asks about dinner next week.", "date word 'week'"),
+])
+def test_invented_facts_are_caught_as_whole_words_in_any_script(summary, problem):
+    items = [note("Are we still on for dinner tomorrow? I'm planning to book the table.", sender="Bo")]
+    assert problem in N.unsupported_facts(summary, items)
+    assert N.unsupported_facts("One of Bo's messages asks if dinner tomorrow is still on.", items) == []

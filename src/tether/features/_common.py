@@ -67,11 +67,14 @@ NUMBER = re.compile(r"\d+(?:[.,:]\d+)*")
 
 
 _WORDS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen twenty".split()
-_NUMBER_WORD = re.compile(r"\b(" + "|".join(_WORDS) + r")\b", re.IGNORECASE)
+NUMBER_WORDS = {w: str(i) for i, w in enumerate(_WORDS)} | {
+    w: str(v) for w, v in zip("thirty forty fifty sixty seventy eighty ninety hundred thousand million".split(),
+                              (30, 40, 50, 60, 70, 80, 90, 100, 1000, 1_000_000))}
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
 def numbers_in(text: str) -> set[str]:
-    """Digit runs in ``text``, plus spelled-out numbers up to twenty as digits."""
+    """Digit runs in ``text``, plus spelled-out numbers (one to twenty, the tens, hundred…) as digits."""
     found = {n.rstrip(".,:") for n in NUMBER.findall(text)}
-    found |= {str(_WORDS.index(w.lower())) for w in _NUMBER_WORD.findall(text)}
+    found |= {NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
     return found

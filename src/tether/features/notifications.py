@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError, field_validator, model_validato
 
 from tether.errors import InputError
 from tether.features import prompts
-from tether.features._common import clean_output, decode_utf8, numbers_in, read_file
+from tether.features._common import NUMBER_WORDS, clean_output, decode_utf8, numbers_in, read_file
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
@@ -151,10 +151,16 @@ def time_sensitivity(items: list[Notification]) -> list[str]:
 
 _DATE_WORDS = re.compile(
     r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?|"
-    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|noon|midnight|morning|afternoon|evening)\b",
+    r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|today|tonight|tomorrow|yesterday|noon|midnight|morning|afternoon|evening|"
+    r"weekend|week|month|year)\b",
     re.I,
 )
-_CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*\b")
+_WORD = re.compile(r"\b\w[\w'’-]*\b")
+
+
+def _capitalised(text: str) -> list[str]:
+    """Words that start with a capital, in any script ("Émilie", "Øyvind")."""
+    return [w for w in _WORD.findall(text) if w[0].isupper()]
 # Capitalised words a summary may use that are not names.
 _COMMON = set(
     """a an the and or but so if then this that these those there here it its they their them he she his her him
@@ -167,7 +173,7 @@ _COMMON = set(
     document documents link links video videos news weather flight flights ride driver store shop sale discount
     also both each either neither after before while when where who what why how about from with for to of in on at
     by via re fwd ok okay hi hello hey thanks thank sorry good great""".split()
-)
+) | set(NUMBER_WORDS)  # "Three messages…": a number, checked as one, not a name
 
 
 def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
@@ -183,10 +189,12 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     for word in {w.lower() for w in _DATE_WORDS.findall(summary)}:
         if word not in source_words and not any(s.startswith(word) for s in source_words if len(word) >= 3 and _DATE_WORDS.fullmatch(s)):
             problems.append(f"date word {word!r}")
-    for word in dict.fromkeys(_CAPITALISED.findall(summary)):
+    for word in dict.fromkeys(_capitalised(summary)):
         low = word.lower().strip("'’-")
         low_stem = re.sub(r"(?:'s|’s)$", "", low)
-        if low_stem in _COMMON or low_stem in source_words or low_stem in source_lower:
+        # Whole words only: "Tom" is not in "tomorrow", nor "Ann" in "planning".
+        if low_stem in _COMMON or low_stem in source_words or \
+                re.search(rf"(?<!\w){re.escape(low_stem)}(?!\w)", source_lower):
             continue
         if _DATE_WORDS.fullmatch(low_stem):
             continue  # already judged above
