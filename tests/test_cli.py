@@ -49,6 +49,8 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "bad_time": json.dumps([{"app": "Mail", "sender": "Bo", "body": "hi", "timestamp": "yesterday-ish"}]).encode(),
         "empty_list": b"[]",
         "latin1_json": '[{"app": "Mail", "sender": "Jos\u00e9", "body": "hi", "timestamp": "2026-11-26T10:00:00"}]'.encode("latin-1"),
+        "far_future": json.dumps([{"app": "Mail", "sender": "Bo", "body": "hi", "timestamp": "9999-12-31T23:59:59-05:00"}]).encode(),
+        "year_one": json.dumps([{"app": "Mail", "sender": "Bo", "body": "hi", "timestamp": "0001-01-01T00:00:00"}]).encode(),
     }
     for name, data in paths.items():
         (d / name).write_bytes(data)
@@ -98,6 +100,8 @@ def test_text_over_the_context_window(cmd, files):
         ("bad_time", "notification 0: timestamp"),
         ("empty_list", "empty"),
         ("latin1_json", "not valid UTF-8"),
+        ("far_future", "year 9999 is out of range"),
+        ("year_one", "year 1 is out of range"),
     ],
 )
 def test_summarize_bad_input(files, name, needle):

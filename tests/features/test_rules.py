@@ -169,3 +169,17 @@ def test_invented_facts_are_caught_as_whole_words_in_any_script(summary, problem
     items = [note("Are we still on for dinner tomorrow? I'm planning to book the table.", sender="Bo")]
     assert problem in N.unsupported_facts(summary, items)
     assert N.unsupported_facts("One of Bo's messages asks if dinner tomorrow is still on.", items) == []
+
+
+def test_dicts_are_checked_like_a_json_file_and_long_names_are_cut_in_the_prompt():
+    with pytest.raises(InputError, match="notification 0"):
+        N.summarize_notifications([{"app": "Mail", "body": "hi", "timestamp": "2026-01-01T10:00:00"}], model="smollm2-135m")
+    long = note("hi", sender="S" * 20_000, title="T" * 20_000)
+    prompt = N.format_stack([long])
+    assert len(prompt) < 400 and "S" * N.MAX_NAME_CHARS in prompt
+
+
+def test_a_one_letter_description_still_makes_an_emoji_plan():
+    from tether.features.genmoji import _words_plan
+
+    assert _words_plan("a b").name == "emoji" and _words_plan("7").name == "emoji"

@@ -261,7 +261,9 @@ def _words_plan(description: str) -> _Plan:
     hits = [w for w in words if find_emoji(w) is not None]
     base = hits[0] if hits else description[:30]
     extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]
-    return _Plan(name=" ".join(words[:4])[:40] or "emoji", base=base[:30], extras=extras, background="yellow")
+    name = " ".join(words[:4])[:40]
+    return _Plan(name=name if len(name) >= 2 else "emoji", base=base[:30],
+                 extras=extras, background="yellow")
 
 
 def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 256, png: bool = True) -> EmojiResult:

@@ -46,6 +46,8 @@ class Notification(BaseModel):
     @classmethod
     def _local_time(cls, v: datetime) -> datetime:
         """Device-local and naive, so "…10:00" and "…10:05Z" in one list compare (and print) alike."""
+        if not 1900 <= v.year <= 9998:  # outside what the platform's clock converts (and what a phone sends)
+            raise ValueError(f"year {v.year} is out of range")
         return v.astimezone().replace(tzinfo=None) if v.tzinfo is not None else v
 
     @model_validator(mode="after")
@@ -229,6 +231,7 @@ def extractive_summary(items: list[Notification]) -> str:
 
 MAX_SUMMARY_TOKENS = 48
 MAX_BODY_CHARS = 300
+MAX_NAME_CHARS = 80  # a sender, title or app name past this is cut in the prompt
 MAX_PROMPT_NOTIFICATIONS = 20  # a huge stack is summarized from its latest messages; it must fit the window
 
 
@@ -236,11 +239,11 @@ def format_stack(items: list[Notification]) -> str:
     """Compact prompt text: one line per notification (prefill is the expensive part)."""
     lines = []
     for n in items[-MAX_PROMPT_NOTIFICATIONS:]:
-        who = n.sender or n.title
-        title = f" [{n.title}]" if n.sender and n.title else ""
+        who = (n.sender or n.title or "")[:MAX_NAME_CHARS]
+        title = f" [{n.title[:MAX_NAME_CHARS]}]" if n.sender and n.title else ""
         body = " ".join(n.body.split())[:MAX_BODY_CHARS]
         lines.append(f"{n.timestamp:%a %H:%M} {who}{title}: {body}")
-    return f"{items[0].app} notifications:\n" + "\n".join(lines)
+    return f"{items[0].app[:MAX_NAME_CHARS]} notifications:\n" + "\n".join(lines)
 
 
 def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) -> tuple[str, bool]:
@@ -293,7 +296,10 @@ def summarize_notifications(
 ) -> NotificationDigest:
     """Stacks, time-sensitive first, then most recent first."""
     start = time.perf_counter()
-    items = [n if isinstance(n, Notification) else Notification.model_validate(n) for n in notifications]
+    raw = list(notifications)
+    items = [n for n in raw if isinstance(n, Notification)]
+    if len(items) < len(raw):  # dicts are checked like a JSON file: errors name the item and the field
+        items = parse_notifications([n.model_dump() if isinstance(n, Notification) else n for n in raw])
     if not items:
         raise InputError("the notification list is empty")
     stacks = []
@@ -302,5 +308,6 @@ def summarize_notifications(
         summary, extractive = summarize_stack(members, model=model)
         stacks.append(Stack(app=app, thread=thread, notifications=members, summary=summary, extractive=extractive,
                             time_sensitive=bool(reasons), reasons=reasons, latest=members[-1].timestamp))
-    stacks.sort(key=lambda s: (not s.time_sensitive, -s.latest.timestamp()))
+    stacks.sort(key=lambda s: s.latest, reverse=True)
+    stacks.sort(key=lambda s: not s.time_sensitive)  # stable: time-sensitive first, each part newest first
     return NotificationDigest(stacks=stacks, model=model, duration_s=time.perf_counter() - start)
