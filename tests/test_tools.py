@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Literal
+from enum import Enum
+from typing import Literal, Optional
 
 import pytest
 from pydantic import BaseModel, Field
@@ -80,6 +81,43 @@ def test_tool_decorator_reads_the_signature_and_docstring():
 def test_bad_tool_definitions_are_refused_up_front(tools, message):
     with pytest.raises(InputError, match=message):
         Session(model=TINY, tools=tools)
+
+
+class Unit(str, Enum):
+    celsius = "celsius"
+    fahrenheit = "fahrenheit"
+
+
+def test_string_annotations_resolve_in_the_tools_own_module():
+    """This module has ``from __future__ import annotations``: every hint is a string."""
+
+    @tool
+    def forecast(city: Optional[str], unit: Unit = Unit.celsius, days: Literal[1, 3] = 1) -> str:
+        """The forecast."""
+        return f"{city} {unit.value} {days}"
+
+    props = forecast.arguments.model_json_schema()["properties"]
+    assert set(props) == {"city", "unit", "days"}
+    assert forecast.call(forecast.arguments(city="Oslo", unit="fahrenheit", days=3)) == "Oslo fahrenheit 3"
+
+
+def test_schemas_that_cannot_guide_generation_are_input_errors(tiny):
+    from dataclasses import dataclass
+
+    @dataclass
+    class Plain:
+        x: int
+
+    class Odd(BaseModel):
+        when: object = Field(default_factory=lambda: {1, 2})  # fine in Python, no JSON schema for a callable field
+        call: type = int
+
+    session = Session(model=TINY)
+    for schema, needle in [(Plain, "pydantic model class"), (dict, "pydantic model class"), ("x", "pydantic model class"),
+                           (Odd, "cannot be described as JSON")]:
+        with pytest.raises(InputError, match=needle):
+            session.respond("Hi", schema)  # type: ignore[arg-type]
+    assert not session.is_responding  # refused before the model was taken
 
 
 def test_variadic_functions_and_bad_argument_types_are_refused():

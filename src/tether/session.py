@@ -61,6 +61,16 @@ class Response(Generic[C]):
         return self.text
 
 
+def _json_schema_of(schema: Any) -> dict[str, Any]:
+    """The JSON schema guided generation follows, or ``InputError`` saying why there is none."""
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise InputError(f"schema must be a pydantic model class, not {type(schema).__name__} {schema!r:.60}")
+    try:
+        return schema.model_json_schema()
+    except Exception as exc:  # pydantic's errors for field types it cannot describe
+        raise InputError(f"schema {schema.__name__} cannot be described as JSON: {' '.join(str(exc).split())[:200]}") from None
+
+
 class ResponseStream:
     """Iterate for text deltas; ``cancel()`` from any thread stops generation.
 
@@ -207,15 +217,15 @@ class Session:
         least one), "none", or a tool's name (call that one first).
         """
         _check_prompt(prompt)
+        json_schema = _json_schema_of(schema) if schema is not None else None
         sampling = sampling or self.sampling
         with self._acquire():
             calls = self._call_tools(prompt, tool_choice)
             messages = self._messages(_tools.with_results(prompt, calls), schema)
-            if schema is None:
+            if schema is None or json_schema is None:
                 completion = self.engine.complete(messages, sampling, logprobs=logprobs)
                 self._record(prompt, completion.text, calls)
                 return Response(completion.text, completion.text, completion, calls)
-            json_schema = schema.model_json_schema()
             last_error = ""
             for attempt in range(2):
                 attempt_sampling = sampling if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=sampling.max_tokens)

@@ -23,6 +23,7 @@ import concurrent.futures
 import inspect
 import json
 import re
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -61,13 +62,21 @@ class FunctionTool(Tool):
         self.name = name or func.__name__
         self.description = description or _first_paragraph(inspect.getdoc(func) or "")
         fields: dict[str, Any] = {}
+        try:  # resolves string annotations (``from __future__ import annotations``) to the real types
+            hints = typing.get_type_hints(func, include_extras=True)
+        except Exception as exc:
+            raise InputError(f"tool {self.name}: its type hints cannot be resolved ({exc})") from None
         for param in inspect.signature(func).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise InputError(f"tool {self.name}: *args and **kwargs cannot be described to a model")
-            annotation = param.annotation if param.annotation is not inspect.Parameter.empty else str
+            annotation = hints.get(param.name, str)
             default = param.default if param.default is not inspect.Parameter.empty else ...
             fields[param.name] = (annotation, default)
-        self.arguments = create_model(f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+        try:
+            self.arguments = create_model(f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+            self.arguments.model_json_schema()
+        except Exception as exc:  # pydantic's errors for types it cannot describe
+            raise InputError(f"tool {self.name}: its arguments cannot be described as JSON ({exc})") from None
 
     def call(self, arguments: BaseModel) -> Any:
         return self.func(**{name: getattr(arguments, name) for name in type(arguments).model_fields})
