@@ -61,7 +61,8 @@ class UnknownModelError(ModelError, KeyError):
         super().__init__(name)
 
     def __str__(self) -> str:
-        return f"unknown model {self.name!r}; known models: {', '.join(self.known)}, or a path to a .gguf file"
+        shown = self.name if len(self.name) <= 80 else self.name[:80] + "…"
+        return f"unknown model {shown!r}; known models: {', '.join(self.known)}, or a path to a .gguf file"
 
 
 class ModelUnavailableError(ModelError):

@@ -168,3 +168,17 @@ def test_cli_models_list_verify_path(tmp_path):
     assert out.returncode == 1 and out.stderr.startswith("Error: unknown model 'nope'")
     assert Path(subprocess.run([sys.executable, "-m", "tether", "models", "path", "smollm2-135m"],
                                capture_output=True, text=True, env=env).stdout.strip()).is_file()
+
+
+@pytest.mark.parametrize(("name", "reason"), [
+    (None, "unknown model 'None'"),
+    ("", "unknown model ''"),
+    ("a" * 5000, "unknown model 'aaaa"),
+    ("/etc/hostname", "is not a GGUF model file"),
+])
+def test_availability_never_raises_and_says_why(name, reason):
+    available = catalog.availability(name)  # type: ignore[arg-type]
+    assert not available and reason in available.reason and len(available.reason) < 300
+    if name == "/etc/hostname":
+        with pytest.raises(ModelUnavailableError, match="not a GGUF model file"):
+            catalog.pull(name)

@@ -121,6 +121,8 @@ def cache_dir() -> Path:
 
 def resolve(name: str) -> ModelSpec:
     """Turn a catalog name, ``hf:owner/repo/file.gguf`` or a ``.gguf`` path into a spec."""
+    if not isinstance(name, str) or not name.strip():
+        raise UnknownModelError(str(name), list(CATALOG))
     if name in CATALOG:
         return CATALOG[name]
     if name.startswith("hf:"):
@@ -132,7 +134,11 @@ def resolve(name: str) -> ModelSpec:
         if len(pieces) != 3 or not pieces[2]:
             raise UnknownModelError(name, list(CATALOG))
         return ModelSpec(name=name, source=HubSource(f"{pieces[0]}/{pieces[1]}", pieces[2], revision))
-    if name.endswith(".gguf") or os.sep in name or Path(name).exists():
+    try:
+        exists = Path(name).exists()
+    except (OSError, ValueError):  # a name too long for a path, or with a NUL
+        exists = False
+    if name.endswith(".gguf") or os.sep in name or exists:
         path = Path(name).expanduser()
         return ModelSpec(name=str(path), source=LocalSource(path.resolve()))
     raise UnknownModelError(name, list(CATALOG))
@@ -276,6 +282,17 @@ def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
 # ----------------------------------------------------------------- public API
 
 
+def _check_gguf(spec: ModelSpec, path: Path) -> None:
+    """A local file must at least be a GGUF file; llama.cpp's own error for one that is not is a crash log."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+    except OSError as exc:
+        raise ModelUnavailableError(spec.name, f"cannot read {path}: {exc.strerror or exc}") from None
+    if magic != b"GGUF":
+        raise ModelUnavailableError(spec.name, f"{path} is not a GGUF model file")
+
+
 def locate(spec: ModelSpec) -> Path | None:
     """The ready file for ``spec`` if it exists without pulling, else None."""
     src = spec.source
@@ -299,6 +316,7 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
     if isinstance(src, LocalSource):
         if not src.path.is_file():
             raise ModelUnavailableError(spec.name, f"file not found: {src.path}")
+        _check_gguf(spec, src.path)
         return _check(spec, src.path, full=False, progress=progress)
     if isinstance(src, HubSource):
         return _check(spec, _hub_download(spec, src), full=False, progress=progress)
@@ -345,6 +363,8 @@ def availability(name: str) -> Availability:
         return Availability(False, str(exc))
     try:
         path = locate(spec)
+        if path is not None and isinstance(spec.source, LocalSource):
+            _check_gguf(spec, path)
         if path is not None:
             return Availability(True, "ready", _check(spec, path, full=False, progress=False))
         if isinstance(spec.source, PackagedSource):
@@ -355,6 +375,8 @@ def availability(name: str) -> Availability:
         return Availability(False, "not downloaded yet; needs a network to fetch from the Hugging Face Hub")
     except ModelUnavailableError as exc:
         return Availability(False, exc.reason)
+    except Exception as exc:  # "never raises": an odd file system answer is a reason too
+        return Availability(False, f"cannot check it: {type(exc).__name__}: {exc}")
 
 
 class _Progress:
