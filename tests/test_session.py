@@ -173,5 +173,5 @@ def test_availability_says_why():
 def test_non_gguf_file_is_unavailable_not_a_crash(tmp_path):
     bad = tmp_path / "broken.gguf"
     bad.write_bytes(b"not a gguf file at all" * 100)
-    with pytest.raises(ModelUnavailableError, match="could not load"):
+    with pytest.raises(ModelUnavailableError, match="is not a GGUF model file"):
         Session(model=str(bad)).respond("hi")
