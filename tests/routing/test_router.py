@@ -285,10 +285,10 @@ def test_a_json_answer_is_restored_value_by_value():
 
     session = PseudonymSession()
     session.surface("PERSON", 'Priya\nRaman "PR"')
-    prepared = Prepared("third_party", [], session, None)
-    restored = prepared.restore('{"who": "<PERSON_1>", "all": ["<PERSON_1>", 2]}', {"type": "object"})
+    as_json = Prepared("third_party", [], session, None, json_schema={"type": "object"})
+    restored = as_json.restore('{"who": "<PERSON_1>", "all": ["<PERSON_1>", 2]}')
     assert json.loads(restored) == {"who": 'Priya\nRaman "PR"', "all": ['Priya\nRaman "PR"', 2]}
-    assert prepared.restore("hi <PERSON_1>", None) == 'hi Priya\nRaman "PR"'
+    assert Prepared("third_party", [], session, None).restore("hi <PERSON_1>") == 'hi Priya\nRaman "PR"'
 
 
 # ----------------------------------------------------------------- faults

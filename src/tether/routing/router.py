@@ -28,11 +28,12 @@ answer the device gives instead of the cloud is marked ``degraded``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, TierUnavailableError
@@ -96,15 +97,18 @@ class Prepared:
     json_schema: dict[str, Any] | None = None  # the schema as it may leave
     stop: tuple[str, ...] = ()  # the stop sequences as they may leave
 
-    def sampling(self, sampling: Sampling) -> Sampling:
-        from dataclasses import replace
+    def messages(self) -> list[Message]:
+        """What the tier receives: the guarded instructions and prompt."""
+        msgs = [Message("system", self.instructions)] if self.instructions else []
+        return msgs + [Message("user", self.outbound.payload)]
 
+    def sampling(self, sampling: Sampling) -> Sampling:
         return replace(sampling, stop=self.stop)
 
-    def restore(self, text: str, json_schema: dict[str, Any] | None) -> str:
+    def restore(self, text: str) -> str:
         """Placeholders back in ``text``; a JSON answer is restored value by value, so an original
         with a line break or a quote still gives valid JSON."""
-        if json_schema is not None:
+        if self.json_schema is not None:
             try:
                 data = json.loads(text)
             except ValueError:
@@ -178,7 +182,8 @@ class Router:
         self._scorer = scorer
         self._escalation = escalation
         self.ledger = ledger
-        self._extra_scans: dict[tuple[str, str], list[Any]] = {}
+        # Instructions, schemas and stops repeat from request to request: scan each text once per tier.
+        self._cached_spans = functools.lru_cache(maxsize=64)(lambda text, tier: self.guard.detect(text, tier=tier))
 
     @classmethod
     def from_config(cls, config: RouterConfig | None = None, **kwargs: Any) -> "Router":
@@ -400,24 +405,12 @@ class Router:
         stops = tuple(sent[k] for k in extras if k.startswith("stop") and k in sent)
         return Prepared(tier, spans, session, outbound, sent.get("instructions"), schema, stops)
 
-    def _cached_spans(self, text: str, tier: str) -> list[Any]:
-        """Instructions, schemas and stops repeat from request to request: scan each text once per tier."""
-        key = (text, tier)
-        spans = self._extra_scans.get(key)
-        if spans is None:
-            spans = self.guard.detect(text, tier=tier)
-            if len(self._extra_scans) >= 64:
-                self._extra_scans.pop(next(iter(self._extra_scans)))
-            self._extra_scans[key] = spans
-        return spans
-
     # ------------------------------------------------------------- running
 
     @staticmethod
-    def _messages(req: RouteRequest, prompt: str, prepared: Prepared | None = None) -> list[Message]:
-        """The device sees ``req.instructions``; an off-device tier the ``prepared`` (guarded) ones."""
-        instructions = prepared.instructions if prepared is not None else req.instructions
-        msgs = [Message("system", instructions)] if instructions else []
+    def _messages(req: RouteRequest, prompt: str) -> list[Message]:
+        """What the device sees; an off-device tier gets ``Prepared.messages()``."""
+        msgs = [Message("system", req.instructions)] if req.instructions else []
         return msgs + [Message("user", prompt)]
 
     def respond(self, req: RouteRequest, decision: Decision | None = None) -> RoutedResponse:
@@ -469,8 +462,6 @@ class Router:
         tokens the device spent on self-consistency samples to tell. Cheap checks come first.
         ``cloud_missing`` says why no cloud can take the answer now: then no sample is worth drawing."""
         if req.json_schema is not None:
-            import json
-
             try:
                 json.loads(result.text)
             except json.JSONDecodeError:
@@ -483,8 +474,6 @@ class Router:
         fraction = self.escalate_fraction()
         if fraction <= 0:
             return None, 0
-        from dataclasses import replace
-
         from tether.routing.escalation import MATH, DeviceAnswer, disagreement
 
         answer = DeviceAnswer(result.text, result.mean_logprob, result.min_logprob, result.finish_reason,
@@ -547,12 +536,12 @@ class Router:
         notes: list[str] = []
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
-                result = backend.complete(self._messages(req, prepared.outbound.payload, prepared),
-                                          prepared.sampling(sampling), json_schema=prepared.json_schema)
+                result = backend.complete(prepared.messages(), prepared.sampling(sampling),
+                                          json_schema=prepared.json_schema)
             except TierUnavailableError as exc:
                 notes.append(f"{name} failed: {exc.reason}")
                 continue
-            result.text = prepared.restore(result.text, req.json_schema)
+            result.text = prepared.restore(result.text)
             return result, name, False, notes
         self._give_up(decision.tier, notes)
         result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
@@ -613,8 +602,7 @@ class RoutedStream:
             for name, backend, prepared in r._attempts(req, self.decision, notes):
                 restorer = prepared.session.restorer()
                 try:
-                    for delta in backend.stream(r._messages(req, prepared.outbound.payload, prepared),
-                                                prepared.sampling(sampling)):
+                    for delta in backend.stream(prepared.messages(), prepared.sampling(sampling)):
                         text = restorer.feed(delta)
                         if text:
                             pieces.append(text)
