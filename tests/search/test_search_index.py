@@ -198,7 +198,7 @@ def test_pipes_and_undecodable_file_names_in_a_folder_are_skipped_not_fatal(inde
     d.mkdir()
     (d / "a.md").write_text("apricot jam recipe")
     os.mkfifo(d / "pipe.txt")  # reading it would block forever
-    (Path(os.fsdecode(bytes(d))) / os.fsdecode(b"caf\xe9.md")).write_text("latin-1 name")
+    (d / os.fsdecode(b"caf\xe9.md")).write_text("latin-1 name")
     (d / "z.md").write_text("zebra crossing")
     report = index.add([d])
     assert report.added == 2
@@ -298,16 +298,16 @@ def test_a_pdf_with_only_an_owner_password_is_read(index: Index, tmp_path: Path)
 
     from pypdf import PdfReader, PdfWriter
 
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(["Statement for account ending 4417"]))))
-    writer.encrypt(user_password="", owner_password="bank-only")  # printing restricted, reading open
-    out = io.BytesIO()
-    writer.write(out)
-    (tmp_path / "statement.pdf").write_bytes(out.getvalue())
-    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(["Private"]))))
-    writer.encrypt(user_password="secret", owner_password="secret")
-    out = io.BytesIO()
-    writer.write(out)
-    (tmp_path / "locked.pdf").write_bytes(out.getvalue())
+    def encrypted(path: Path, lines: list[str], user: str, owner: str) -> None:
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(_pdf(lines))))
+        writer.encrypt(user_password=user, owner_password=owner)
+        out = io.BytesIO()
+        writer.write(out)
+        path.write_bytes(out.getvalue())
+
+    # printing restricted, reading open
+    encrypted(tmp_path / "statement.pdf", ["Statement for account ending 4417"], user="", owner="bank-only")
+    encrypted(tmp_path / "locked.pdf", ["Private"], user="secret", owner="secret")
     report = index.add([tmp_path])
     assert report.added == 1 and [(Path(s.path).name, s.reason) for s in report.skipped] == [
         ("locked.pdf", "encrypted PDF (needs a password)")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -114,12 +115,18 @@ async def read_json(request: Request, max_body: int) -> Any:
         body = json.loads(buf)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise GatewayError(f"the request body is not valid JSON: {exc}", 400, "invalid_json") from None
-    try:  # JSON may escape a lone surrogate ("\ud800"): no text that reaches a model may hold one
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise GatewayError(f"the request body holds text that is not valid Unicode (an unpaired surrogate, "
-                           f"{exc.object[exc.start:exc.end]!a})", 400, "invalid_json") from None
+    # JSON may escape a lone surrogate ("\ud800"): no text that reaches a model may hold one. Only a
+    # body that escapes a surrogate at all is checked, so ordinary requests are not serialized again.
+    if _SURROGATE_ESCAPE.search(buf):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise GatewayError(f"the request body holds text that is not valid Unicode (an unpaired surrogate, "
+                               f"{exc.object[exc.start:exc.end]!a})", 400, "invalid_json") from None
     return body
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _ascii(text: str, limit: int = 300) -> str:

@@ -98,10 +98,12 @@ def _header(msg: Message, name: str) -> str:
 def _mail_body(msg: Message, flags: list[str]) -> str:
     parts = list(msg.walk()) if msg.is_multipart() else [msg]
     # In multipart/alternative the HTML repeats the plain text: index one of them, not both.
-    html_twins = {id(sub) for part in parts if part.get_content_type() == "multipart/alternative"
-                  for subs in [[p for p in part.iter_parts()]]
-                  if any(p.get_content_type() == "text/plain" for p in subs)
-                  for sub in subs if sub.get_content_type() == "text/html"}
+    html_twins: set[int] = set()
+    for part in parts:
+        if part.get_content_type() == "multipart/alternative":
+            subs = list(part.iter_parts())
+            if any(p.get_content_type() == "text/plain" for p in subs):
+                html_twins |= {id(p) for p in subs if p.get_content_type() == "text/html"}
     texts = []
     for part in parts:
         if part.is_multipart() or part.get_content_maintype() != "text" or id(part) in html_twins:
