@@ -15,12 +15,9 @@ HELP_LINE = "/reset starts over, /exit (or Ctrl-D) quits"
 
 
 def _router(model: str | None):
-    from tether.models import catalog
     from tether.routing.config import RouterConfig
     from tether.routing.router import Router
 
-    if model is not None:
-        catalog.resolve(model)  # an unknown model fails now, not at the first turn
     return Router.from_config(RouterConfig.load(device_model=model))
 
 

@@ -20,12 +20,9 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT."""
     from tether.cloud.serving import bind, run
     from tether.gateway import create_app
-    from tether.models import catalog
     from tether.routing import Router
     from tether.routing.config import RouterConfig
 
-    if model:
-        catalog.resolve(model)  # unknown names fail here, before binding
     app = create_app(Router.from_config(RouterConfig.load(device_model=model)), max_body=max_body, max_streams=max_streams)
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tether.cloud.attestation import verify_attestation
 from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE, _read_limited
+from tether.errors import AttestationError
 
 MAX_TARGETS = 8
 NODE_HEADER = "x-tether-node"
@@ -64,10 +66,11 @@ class Relay:
             return  # keep the last directory; the log may be restarting
         found: dict[str, str] = {}
         for n in nodes:  # one malformed entry costs only itself
-            att = n.get("attestation") if isinstance(n, dict) else None
-            if isinstance(att, dict) and isinstance(att.get("node_id"), str) and isinstance(att.get("url"), str) \
-                    and att["url"].startswith(("http://", "https://")):
-                found[att["node_id"]] = att["url"]
+            try:
+                att = verify_attestation(n.get("attestation") if isinstance(n, dict) else None)
+            except AttestationError:
+                continue
+            found[att["node_id"]] = att["url"]
         self.directory = {**found, **self.static}
 
     async def _probe_forever(self, interval: float) -> None:

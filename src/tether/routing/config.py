@@ -84,22 +84,30 @@ class RouterConfig(_Strict):
 
     @field_validator("device_model")
     @classmethod
-    def _known_model(cls, v: str) -> str:
+    def _known_model_in_file(cls, v: str) -> str:
         from tether.errors import UnknownModelError
-        from tether.models import catalog
 
         try:
-            catalog.resolve(v)
+            return cls._known_model(v)
         except UnknownModelError as exc:
             raise ValueError(str(exc)) from None
-        return v
+
+    @staticmethod
+    def _known_model(name: str) -> str:
+        from tether.models import catalog
+
+        catalog.resolve(name)  # UnknownModelError for a name that is neither in the catalog nor a path
+        return name
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, *, device_model: str | None = None) -> "RouterConfig":
         """Read ``path`` (or ``$TETHER_ROUTER_CONFIG``); no file means the defaults.
         ``device_model`` overrides the file's (a CLI ``--model``)."""
         config = cls._read(path)
-        return config.model_copy(update={"device_model": device_model}) if device_model else config
+        if device_model is None:
+            return config
+        cls._known_model(device_model)  # the same check as the file's value, before anything loads
+        return config.model_copy(update={"device_model": device_model})
 
     @classmethod
     def _read(cls, path: str | os.PathLike[str] | None) -> "RouterConfig":
