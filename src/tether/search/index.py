@@ -107,16 +107,14 @@ class Index:
         seen = {str(f) for f in files}
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
-            for (path,) in self.con.execute("SELECT path FROM documents WHERE substr(path, 1, ?) = ?",
-                                             (len(prefix), prefix)).fetchall():
+            # documents, and skipped files (their report entry goes with them)
+            for path, indexed in self.con.execute(
+                    "SELECT path, 1 FROM documents WHERE substr(path, 1, ?) = ? "
+                    "UNION ALL SELECT path, 0 FROM skipped WHERE substr(path, 1, ?) = ?",
+                    (len(prefix), prefix, len(prefix), prefix)).fetchall():
                 if path not in seen and not Path(path).exists():
                     self._delete(path)
-                    report.removed += 1
-            for (path,) in self.con.execute("SELECT path FROM skipped WHERE substr(path, 1, ?) = ?",
-                                             (len(prefix), prefix)).fetchall():
-                if path not in seen and not Path(path).exists():  # a skipped file deleted since
-                    with self._tx():
-                        self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
+                    report.removed += indexed
         with _progress(progress, len(files)) as advance:
             for f in files:
                 self._add_file(f, report)
