@@ -34,9 +34,10 @@ $(BROWSER_STAMP): $(STAMP) requirements/browser.txt
 	fi
 	touch $(BROWSER_STAMP)
 
+# `make demo SERVE=1` keeps going: the gateway and web playground on http://127.0.0.1:8400/.
 demo: install
-	$(BIN)/tether demo
-	@echo "next: 'make serve' starts the gateway and the web playground on http://127.0.0.1:8400/"
+	$(BIN)/tether demo $(if $(SERVE),--serve)
+	@echo "next: 'make serve' (or 'make demo SERVE=1') starts the gateway and the web playground on http://127.0.0.1:8400/"
 
 serve: install
 	$(BIN)/tether serve

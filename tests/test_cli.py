@@ -154,18 +154,54 @@ def test_threads_option(files):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_demo_runs_every_feature():
-    proc = tether("demo", *TINY, "--json")
-    assert proc.returncode == 0, proc.stderr
-    out = json.loads(proc.stdout)
+def test_demo_runs_every_feature_then_serves_the_playground(tmp_path):
+    """`tether demo --serve`: the README's main command ends with the gateway and playground up."""
+    import httpx
+
+    from tether.cloud.serving import spawn, stop
+
+    log, err = tmp_path / "demo.out", tmp_path / "demo.err"
+    proc, url = spawn([sys.executable, "-m", "tether", "demo", *TINY, "--json", "--serve", "--port", "0"], log,
+                      stderr=err, env={**os.environ, "TETHER_LEDGER": str(tmp_path / "ledger.sqlite")}, timeout=300)
+    try:
+        page = httpx.get(url + "/", timeout=30)
+        assert page.status_code == 200 and "<title>Tether playground</title>" in page.text
+        models = httpx.get(url + "/v1/models", timeout=30).json()
+        assert "smollm2-135m" in {m["id"] for m in models["data"]}
+        reply = httpx.post(url + "/v1/chat/completions", timeout=120, json={
+            "model": "auto", "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi."}]})
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+    finally:
+        stop(proc)
+    out = json.loads(log.read_text().split("tether gateway listening on")[0])
     assert out["model"] == "smollm2-135m"
     assert set(out["results"]) == {"notifications", "proofread", "rewrite_friendly", "rewrite_professional",
                                    "rewrite_concise", "summarize_summary", "summarize_key_points",
-                                   "summarize_table", "replies", "emoji", "assistant"}
+                                   "summarize_table", "replies", "emoji", "assistant", "privacy", "search"}
     assert len(out["results"]["replies"]["replies"]) == 3
     assert out["results"]["emoji"]["glyphs"][0]["place"] == "base"
     for call in out["results"]["assistant"]["tool_calls"]:  # whatever the tiny model chose, it ran for real
         assert call["name"] == "notifications_from" and isinstance(call["output"], str)
+    privacy = out["results"]["privacy"]
+    cloud = next(t for t in privacy["scan"]["tiers"] if t["tier"] == "private_cloud")
+    for value in ("Jordan", "Ruth", "DE89 3704 0044 0532 0130 00"):  # found, and absent from what would leave
+        assert value in privacy["text"] and value not in cloud["payload"]
+    assert privacy["secret_must_stay_on_device"] and privacy["secret_reasons"] == ["API_KEY"]
+    search = out["results"]["search"]
+    assert search["indexed"] == 4 and search["hits"][0]["file"] == "dentist.eml"
+    assert search["tier"] == "device" and search["rule"] == "no_cloud"
+    assert "Traceback" not in err.read_text()
+
+
+def test_demo_serve_on_a_taken_port_fails_before_the_demo(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        proc = tether("demo", *TINY, "--serve", "--port", str(taken.getsockname()[1]))
+    assert_one_line_error(proc, "cannot listen on 127.0.0.1")
+    assert "model" not in proc.stdout  # it never loaded a model
 
 
 @pytest.mark.parametrize("name, value, needle", [

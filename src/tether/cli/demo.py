@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import tempfile
 import time
 from importlib import resources
+from pathlib import Path
 
 import click
 
@@ -35,8 +38,12 @@ def sample(name: str) -> str:
 @cli.command("demo")
 @model_option
 @click.option("--json", "as_json", is_flag=True, help="Print all results as one JSON object.")
-def demo_cmd(model: str, as_json: bool) -> None:
+@click.option("--serve", is_flag=True, help="Then start the gateway and web playground (as `tether serve`).")
+@click.option("--port", default=8400, show_default=True, type=click.IntRange(0, 65535),
+              help="With --serve: the gateway's port on 127.0.0.1 (0 picks a free one).")
+def demo_cmd(model: str, as_json: bool, serve: bool, port: int) -> None:
     """Run every feature on bundled sample data and print results with timings."""
+    sock = _bind(port) if serve else None  # a taken port fails now, not after the demo
     t0 = time.perf_counter()
     engine = load_model(model)
     load_s = time.perf_counter() - t0
@@ -98,8 +105,87 @@ def demo_cmd(model: str, as_json: bool) -> None:
             "\n".join([f"{question}", *(f"  → {c['name']}({json.dumps(c['arguments'])})" for c in calls),
                        answer.text.strip()]))
 
+    t = time.perf_counter()
+    results["privacy"], body = _privacy_preview()
+    section("Privacy preview: what would leave the device", time.perf_counter() - t, body)
+
+    t = time.perf_counter()
+    results["search"], body = _search_and_ask(model)
+    section("On-device search over personal files, then ask", time.perf_counter() - t, body)
+
     total = time.perf_counter() - t0
+    where = "on the device" if results["search"]["tier"] == "device" else "on the device, the question on " + \
+        results["search"]["tier"]
     if as_json:
         click.echo(json.dumps({"model": engine.name, "total_s": total, "results": results}, indent=2))
     else:
-        click.secho(f"\nall features ran on the device in {total:.1f} s", bold=True)
+        click.secho(f"\nall features ran {where} in {total:.1f} s", bold=True)
+    if sock is not None:
+        _serve(model, sock, quiet=as_json)
+
+
+def _privacy_preview() -> tuple[dict[str, object], str]:
+    """The landlord's mail as the private cloud and a third party would get it, and a secret that never leaves."""
+    from tether.privacy.guard import PrivacyGuard
+
+    guard = PrivacyGuard.from_file()
+    mail = sample("personal/landlord.eml").split("\n\n", 1)[1].strip()
+    report = guard.scan(mail)
+    secret = guard.scan("Deploy with AWS key AKIAIOSFODNN7EXAMPLE before Friday.")
+    cloud = secret.tier("private_cloud")
+    result = {"text": mail, "scan": report.model_dump(mode="json"),
+              "secret_must_stay_on_device": cloud.must_stay_on_device, "secret_reasons": cloud.stay_reasons}
+    found = ", ".join(f"{s.entity_type} {s.text!r}" for s in report.entities)
+    third = report.tier("third_party")
+    body = "\n".join([
+        f"found: {found}", "the private cloud would get:", report.tier("private_cloud").payload or "(nothing)",
+        "a third party would get the same text, and only after consent" if third.payload else "a third party: nothing",
+        f"a note with an AWS key: {'must stay on the device' if cloud.must_stay_on_device else 'may leave'} "
+        f"({', '.join(cloud.stay_reasons)})"])
+    return result, body
+
+
+def _search_and_ask(model: str) -> tuple[dict[str, object], str]:
+    """Index the bundled mail, calendar and notes into a throw-away index, search it, answer from it."""
+    from tether.search import Index
+    from tether.search.ask import ask
+
+    question = "When is my dentist appointment?"
+    with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp, \
+            resources.as_file(resources.files("tether.data").joinpath("personal")) as folder:
+        index = Index.open(Path(tmp) / "index.sqlite")
+        try:
+            report = index.add([folder])
+            hits = index.search(question, k=3)
+        finally:
+            index.close()
+    answer = ask(question, hits, model=model, max_tokens=60)
+    lines = [f"indexed {report.added} files ({report.chunks} chunks) in {report.seconds:.1f} s",
+             f"search {question!r}:"]
+    lines += [f"  {i}. [{h.kind}] {h.title}  ({Path(h.path).name})" for i, h in enumerate(hits, 1)]
+    lines += [answer.answer, f"  ── ran on {answer.tier}: {answer.route}"]
+    result = {"indexed": report.added, "chunks": report.chunks, "question": question,
+              "hits": [{"kind": h.kind, "title": h.title, "file": Path(h.path).name} for h in hits],
+              "answer": answer.answer, "tier": answer.tier, "rule": answer.rule, "route": answer.route}
+    return result, "\n".join(lines)
+
+
+def _bind(port: int) -> socket.socket:
+    from tether.cloud.serving import bind
+
+    return bind("127.0.0.1", port)[0]
+
+
+def _serve(model: str, sock: socket.socket, *, quiet: bool) -> None:
+    """``tether serve`` on the socket bound at start, with the model the demo already loaded."""
+    from tether.cloud.serving import run
+    from tether.gateway import create_app
+    from tether.routing import Router
+    from tether.routing.config import RouterConfig
+
+    host, port = sock.getsockname()[:2]
+    if not quiet:
+        click.secho(f"\nthe web playground is at http://{host}:{port}/ and the OpenAI-compatible API at "
+                    f"http://{host}:{port}/v1 (Ctrl-C stops)", bold=True)
+    run(create_app(Router.from_config(RouterConfig.load(device_model=model))), host=host, port=port,
+        name="tether gateway", sock=sock)
