@@ -215,7 +215,7 @@ def decide(engine: Any, messages: list[Any], specs: Sequence[ToolSpec], *, allow
     from tether.models.engine import Sampling
 
     schema = decision_schema(specs, allow_answer=allow_answer)
-    problem = ""
+    problem, attempts = "", max(1, attempts)
     for attempt in range(attempts):
         sampling = Sampling.greedy(512) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=512)
         completion = engine.complete(messages, sampling, json_schema=schema, cancel=cancel)

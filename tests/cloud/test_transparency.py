@@ -367,12 +367,12 @@ def test_tree_head_freshness(log):
 
 class Server:
     def __init__(self, tmp: Path, name: str, *, db: Path | None = None, key: Path | None = None,
-                 token: str | None = TOKEN):
+                 token: str | None = TOKEN, host: str = "127.0.0.1"):
         self.db = db or tmp / f"{name}.sqlite"
         self.key = key or tmp / f"{name}.key"
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("TETHER_LOG_ADMIN_TOKEN", None)
-        args = [sys.executable, "-m", "tether", "log", "serve", "--port", "0", "--db", str(self.db),
+        args = [sys.executable, "-m", "tether", "log", "serve", "--host", host, "--port", "0", "--db", str(self.db),
                 "--key", str(self.key)]
         if token:
             args += ["--admin-token", token]
@@ -402,6 +402,15 @@ def test_server_prints_key_and_listens(server):
     assert server.url.startswith("http://127.0.0.1:")
     assert httpx.get(server.url + "/v1/log/key").json() == {"public_key": server.public_key}
     assert stat.S_IMODE(server.key.stat().st_mode) == 0o600
+
+
+def test_an_ipv6_service_announces_a_url_clients_can_use(tmp_path):
+    ipv6 = Server(tmp_path, "ipv6", host="::1")
+    try:
+        assert re.fullmatch(r"http://\[::1\]:\d+", ipv6.url)
+        assert httpx.get(ipv6.url + "/v1/log/key").json() == {"public_key": ipv6.public_key}
+    finally:
+        ipv6.stop()
 
 
 def test_client_verifies_entries_over_http(server, tmp_path):

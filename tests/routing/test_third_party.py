@@ -252,3 +252,11 @@ def test_from_env_missing_vars(monkeypatch, missing):
     monkeypatch.delenv(f"TETHER_THIRD_PARTY_{missing}")
     with pytest.raises(RouterConfigError, match=f"TETHER_THIRD_PARTY_{missing}"):
         ThirdPartyTier.from_env()
+
+
+def test_a_transport_error_without_a_message_still_says_what_failed():
+    import httpx
+
+    tier = ThirdPartyTier("http://127.0.0.1:9/v1", "m", None)
+    assert tier._transport_reason(httpx.ReadTimeout("")).endswith(": no detail")
+    assert tier._transport_reason(httpx.ConnectError("refused")).endswith(": refused")

@@ -178,14 +178,15 @@ def _bind(port: int) -> socket.socket:
 
 def _serve(model: str, sock: socket.socket, *, quiet: bool) -> None:
     """``tether serve`` on the socket bound at start, with the model the demo already loaded."""
-    from tether.cloud.serving import run
+    from tether.cloud.serving import run, url_of
     from tether.gateway import create_app
     from tether.routing import Router
     from tether.routing.config import RouterConfig
 
-    host, port = sock.getsockname()[:2]
+    url = url_of(sock)
     if not quiet:
-        click.secho(f"\nthe web playground is at http://{host}:{port}/ and the OpenAI-compatible API at "
-                    f"http://{host}:{port}/v1 (Ctrl-C stops)", bold=True)
+        click.secho(f"\nthe web playground is at {url}/ and the OpenAI-compatible API at {url}/v1 (Ctrl-C stops)",
+                    bold=True)
+    host, port = sock.getsockname()[:2]
     run(create_app(Router.from_config(RouterConfig.load(device_model=model))), host=host, port=port,
         name="tether gateway", sock=sock)

@@ -31,9 +31,14 @@ def bind(host: str, port: int) -> tuple[socket.socket, str]:
         sock.close()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     sock.listen(2048)
+    return sock, url_of(sock)
+
+
+def url_of(sock: socket.socket) -> str:
+    """``http://host:port`` of a bound socket, with an IPv6 host in brackets."""
     bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
-    return sock, f"http://{shown}:{bound_port}"
+    shown = f"[{bound_host}]" if sock.family == socket.AF_INET6 else bound_host
+    return f"http://{shown}:{bound_port}"
 
 
 def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = None) -> None:
@@ -42,7 +47,7 @@ def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = No
 
     if sock is None:
         sock, _ = bind(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
+    url = url_of(sock)
     config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on",
                             timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
@@ -51,7 +56,7 @@ def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = No
     async def startup(sockets=None):
         await original_startup(sockets=sockets)
         if server.started:
-            click.echo(f"{name} listening on http://{bound_host}:{bound_port}")
+            click.echo(f"{name} listening on {url}")
             sys.stdout.flush()
 
     server.startup = startup

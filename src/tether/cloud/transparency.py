@@ -453,7 +453,7 @@ class LogClient:
         try:
             response = self._http.request(method, url, timeout=self._timeout, **kwargs)
         except httpx.HTTPError as exc:
-            raise TransparencyLogError(f"transparency log {self.url} unreachable: {exc or type(exc).__name__}") from None
+            raise TransparencyLogError(f"transparency log {self.url} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
             body = loads_strict(response.content)
         except (ValueError, RecursionError):

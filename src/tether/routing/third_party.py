@@ -164,7 +164,7 @@ class ThirdPartyTier:
             yield attempt
 
     def _transport_reason(self, exc: httpx.TransportError) -> str:
-        return f"{type(exc).__name__} talking to {self.url}: {exc or 'no detail'}"
+        return f"{type(exc).__name__} talking to {self.url}: {str(exc) or 'no detail'}"
 
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:

@@ -96,7 +96,7 @@ def _matrix(blobs: list[bytes]) -> np.ndarray:
     return quant.from_stored(np.frombuffer(b"".join(blobs), dtype=quant.STORED_DTYPE).reshape(len(blobs), -1))
 
 
-def stored_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, np.ndarray]:
+def stored_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, bytes]:
     out: dict[int, bytes] = {}
     for start in range(0, len(ids), 900):  # SQLite variable limit
         part = ids[start:start + 900]
