@@ -310,6 +310,31 @@ def test_context_length_exceeded(server):
     still_serves(server)
 
 
+def test_a_rebound_host_name_is_refused_before_anything_runs(server):
+    """DNS rebinding: a page on evil.example re-pointed at 127.0.0.1 sends Host: evil.example."""
+    port = server.url.rsplit(":", 1)[1]
+    body = {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}
+    for host in (f"rebind.attacker.example:{port}", "evil.example", "127.0.0.1.evil.example", ""):
+        r = chat(server, body, headers={"Host": host, "X-Tether-Consent": "yes"})
+        assert error(r, 403)["code"] == "host_not_allowed", host
+        assert httpx.get(server.url + "/v1/route/recent", headers={"Host": host}, timeout=30).status_code == 403
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "app.localhost", "[::1]"):
+        assert httpx.get(server.url + "/healthz", headers={"Host": host}, timeout=30).status_code == 200, host
+    still_serves(server)
+
+
+def test_browser_requests_from_another_origin_are_refused(server):
+    port = server.url.rsplit(":", 1)[1]
+    body = {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}]}
+    for origin in ("http://evil.example", f"http://localhost:{port}", f"https://127.0.0.1:{port}",
+                   "http://127.0.0.1:1", "null"):
+        assert error(chat(server, body, headers={"Origin": origin}), 403)["code"] == "origin_not_allowed", origin
+    preflight = httpx.options(server.url + "/v1/chat/completions", timeout=30, headers={
+        "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 403 and "access-control-allow-origin" not in preflight.headers
+    assert chat(server, body, headers={"Origin": server.url}).status_code == 200  # the playground's own calls
+
+
 def test_consent_header(server):
     body = {"model": "third-party", "messages": [{"role": "user", "content": "Hi"}]}
     assert error(chat(server, body, headers={"X-Tether-Consent": "maybe"}), 400)["param"] == "X-Tether-Consent"

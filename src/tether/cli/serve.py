@@ -16,13 +16,18 @@ from tether.cli import cli
               help="Largest request body in bytes (413 above it).")
 @click.option("--max-streams", default=4, show_default=True, type=click.IntRange(1, 1024),
               help="Concurrent streamed completions (429 above it).")
-def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int) -> None:
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also serve requests addressed to this host name (IP addresses and localhost always are; "
+                   "other names are refused against DNS rebinding). Repeatable.")
+def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int,
+              allow_hosts: tuple[str, ...]) -> None:
     """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT."""
     from tether.cloud.serving import bind, run
     from tether.gateway import create_app
     from tether.routing import Router
     from tether.routing.config import RouterConfig
 
-    app = create_app(Router.from_config(RouterConfig.load(device_model=model)), max_body=max_body, max_streams=max_streams)
+    app = create_app(Router.from_config(RouterConfig.load(device_model=model)), max_body=max_body,
+                     max_streams=max_streams, allowed_hosts=(host, *allow_hosts))
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from tether.gateway import features
 from tether.gateway.chat import chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
 from tether.gateway.errors import handle, handle_http
+from tether.gateway.local_only import LocalOnly
 from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
@@ -106,8 +108,11 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
-               max_tokens_cap: int = 1024, prewarm: bool = True) -> Starlette:
-    """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving."""
+               max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = ()) -> Starlette:
+    """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving.
+
+    It answers requests whose Host is an IP address, ``localhost`` or one of ``allowed_hosts``,
+    and no browser request from another origin (see ``local_only``)."""
     router = router or Router.from_config()
     gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap)
 
@@ -122,6 +127,7 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
             gw.close()
 
     app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
+                    middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts)],
                     exception_handlers={TetherError: handle, HTTPException: handle_http, Exception: handle}, lifespan=lifespan)
     app.state.gateway = gw
     app.state.router = router

@@ -196,3 +196,27 @@ def test_gateway_emoji_shows_the_image(real):
     # the PNG decoded in the page: the data URL is a real image, not just an attribute
     assert page.evaluate("() => document.getElementById('emoji-image').naturalWidth") == 256
     page.screenshot(path=str(ARTIFACTS / "gateway-emoji.png"), full_page=True)
+
+
+def test_a_page_rebound_to_the_gateway_gets_nothing(browser, gateway):
+    """DNS rebinding in a real browser: evil.example resolves to 127.0.0.1, so its scripts are same-origin
+    with the gateway's port. The gateway refuses the foreign Host: no playground, no answers, no decisions."""
+    from tests.gateway.browser.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    port = gateway.url.rsplit(":", 1)[1]
+    rebinding = browser.browser_type.launch(executable_path=CHROMIUM, headless=True,
+                                            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP evil.example 127.0.0.1"])
+    try:
+        page = rebinding.new_page()
+        response = page.goto(f"http://evil.example:{port}/")
+        assert response.status == 403 and "host_not_allowed" in page.content()
+        result = page.evaluate("""async () => {
+            const chat = await fetch('/v1/chat/completions', {method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-Tether-Consent': 'yes'},
+                body: JSON.stringify({model: 'device', max_tokens: 2, messages: [{role: 'user', content: 'Hi'}]})});
+            const recent = await fetch('/v1/route/recent');
+            return [chat.status, recent.status, await recent.text()];
+        }""")
+        assert result[:2] == [403, 403] and "host_not_allowed" in result[2]
+    finally:
+        rebinding.close()

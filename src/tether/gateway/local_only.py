@@ -1,0 +1,97 @@
+"""Keep web pages from other sites out of the local gateway.
+
+A gateway on 127.0.0.1 is reachable from any page the user opens. Two checks
+close that door:
+
+- **Host** (against DNS rebinding): a page on ``evil.example`` whose name is
+  re-pointed at 127.0.0.1 becomes same-origin with the gateway, and could then
+  read answers, the routing list, or send text to a third party with forged
+  consent. Its requests carry ``Host: evil.example``, so only IP literals,
+  ``localhost`` and names given with ``--allow-host`` are served.
+- **Origin**: a browser names the page that sent a request. One from another
+  origin (or from an opaque ``null`` origin) is refused, so no form or script
+  on another site can drive the gateway, whatever the body's content type.
+
+Clients that are not browsers (the ``openai`` package, curl) send no Origin and
+a literal or ``localhost`` Host, and pass.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+
+def host_name(host: str) -> str:
+    """``[::1]:8400`` → ``::1``, ``Example.org:80`` → ``example.org``; ``""`` if malformed."""
+    try:
+        parts = urlsplit("//" + host)
+        return (parts.hostname or "").rstrip(".")
+    except ValueError:
+        return ""
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+class LocalOnly:
+    """ASGI middleware: refuse (403, OpenAI-style JSON) a foreign Host or Origin before the app sees it."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()):
+        self.app = app
+        self.allowed = {"localhost", *(h.lower().rstrip(".") for h in allowed_hosts)}
+
+    def host_allowed(self, name: str) -> bool:
+        return bool(name) and (_is_ip(name) or name in self.allowed or name.endswith(".localhost"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if not self.host_allowed(host_name(host)):
+            await _refuse(send, "host_not_allowed",
+                          f"Host {host!r} is not served; start the gateway with --allow-host NAME to allow it")
+            return
+        origin = headers.get("origin")
+        if origin is not None and not _same_origin(origin, host, scope.get("scheme", "http")):
+            await _refuse(send, "origin_not_allowed",
+                          f"requests from the web page at {origin!r} are refused; only the gateway's own "
+                          "playground may call it from a browser")
+            return
+        await self.app(scope, receive, send)
+
+
+def _same_origin(origin: str, host: str, scheme: str) -> bool:
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return False
+    if parts.scheme != scheme or not parts.hostname:
+        return False  # includes the opaque "null" origin of sandboxed frames and files
+    default = {"http": 80, "https": 443}[scheme] if scheme in ("http", "https") else None
+    try:
+        host_parts = urlsplit("//" + host)
+        host_port = host_parts.port
+    except ValueError:
+        return False
+    return (parts.hostname == host_parts.hostname and (port or default) == (host_port or default))
+
+
+async def _refuse(send: Send, code: str, message: str) -> None:
+    body = json.dumps({"error": {"message": message, "type": "permission_error", "code": code,
+                                 "param": None}}).encode()
+    await send({"type": "http.response.start", "status": 403,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
