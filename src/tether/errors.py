@@ -185,7 +185,8 @@ class NoNodeAvailableError(CloudError):
 
 
 class ConsentRequiredError(PrivacyError):
-    """The request would go to a third party and consent was not given (or was refused)."""
+    """The request would go to a tier that needs consent (a third party; the private cloud if the
+    privacy config says so) and consent was not given (or was refused)."""
 
     def __init__(self, tier: str = "third_party", reason: str = "no consent given"):
         self.tier = tier

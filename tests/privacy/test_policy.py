@@ -48,8 +48,8 @@ entity = "EMPLOYEE_ID"
 patterns = [{ regex = 'EMP-\\d{6}', score = 0.9 }]
 [pseudonymize]
 style = "fake"
-[tiers.third_party]
-requires_consent = false
+[tiers.private_cloud]
+requires_consent = true
 [policy.EMPLOYEE_ID]
 third_party = "keep_on_device"
 """
@@ -68,7 +68,8 @@ def test_formats_load_the_same(tmp_path, fmt):
     assert cfg.detection.min_score == 0.5
     assert cfg.detection.recall_first is False and PrivacyConfig().detection.recall_first is True
     assert cfg.pseudonymize.style == "fake"
-    assert not cfg.requires_consent("third_party")
+    assert cfg.requires_consent("private_cloud") and cfg.requires_consent("third_party")
+    assert not PrivacyConfig().requires_consent("private_cloud")
     assert cfg.action("EMPLOYEE_ID", "third_party") == "keep_on_device"
     assert cfg.action("EMPLOYEE_ID", "private_cloud") == "pseudonymize"
 
@@ -99,6 +100,8 @@ def test_env_var_and_missing_default(tmp_path, monkeypatch):
     ('[detection]\nmin_score = 2\n', "toml", "detection.min_score"),
     ('[detection]\nrecall_first = "maybe"\n', "toml", "detection.recall_first"),
     ('[tiers.moon]\nrequires_consent = true\n', "toml", "tiers.moon"),
+    ('[tiers.third_party]\nrequires_consent = false\n', "toml", "third_party.requires_consent cannot be false"),
+    ('[tiers.device]\nrequires_consent = true\n', "toml", "device.requires_consent cannot be true"),
     ("x = 1", "ini", "unknown format"),
 ])
 def test_invalid_config_is_a_clear_error(tmp_path, content, suffix, needle):

@@ -223,6 +223,45 @@ def test_consented_third_party_sees_only_pseudonymized_text(device, third, provi
     assert "Maria Gonzalez" in out.text and "maria.gonzalez@example.com" in out.text  # restored on the device
 
 
+def test_a_private_cloud_that_needs_consent_is_used_only_with_it(device):
+    """``tiers.private_cloud.requires_consent`` in the privacy config binds the router, not just the preview."""
+    from tether.privacy.policy import PrivacyConfig, TierConfig
+
+    guard = PrivacyGuard(PrivacyConfig(tiers={"private_cloud": TierConfig(requires_consent=True)}))
+    r = make_router(device, cloud=dead_cloud(), guard=guard)
+    r.state.report(busy=True)
+    d = r.decide(RouteRequest("Say hello to the team."))
+    assert (d.tier, d.rule, d.values["wanted"]) == ("device", "consent", "busy")
+    assert "the private cloud needs consent and consent was not given" in d.reason
+    assert r.decide(RouteRequest("Say hello to the team.", consent=True)).tier == "private_cloud"
+    with pytest.raises(ConsentRequiredError, match="private_cloud"):
+        r.decide(RouteRequest("Say hello.", tier="private_cloud"))
+    assert r.decide(RouteRequest("Say hello.", tier="private_cloud", consent=True)).tier == "private_cloud"
+    plain = make_router(device, cloud=dead_cloud())  # the default policy: no consent for the private cloud
+    plain.state.report(busy=True)
+    assert plain.decide(RouteRequest("Say hello to the team.")).tier == "private_cloud"
+
+
+def test_a_prompt_only_a_consented_cloud_could_take_asks_for_consent(device, third, provider):
+    """The device cannot answer it at all, so the router asks rather than fail there."""
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    huge = "Summarize: " + "the quarterly numbers went up again " * 1500
+    with pytest.raises(ConsentRequiredError, match="does not fit the device model's context"):
+        r.decide(RouteRequest(huge, max_tokens=16))
+    refused = r.decide(RouteRequest(huge, max_tokens=16, consent=False))  # asked and refused: the device tries
+    assert (refused.tier, refused.rule, refused.values["wanted"]) == ("device", "consent", "context")
+    assert r.decide(RouteRequest(huge, max_tokens=16, consent=True)).tier == "third_party"
+    assert provider.captured() == []
+
+
+def test_device_only_wins_over_a_requested_cloud_tier(device, third, provider):
+    r = make_router(device, third=third, cloud=dead_cloud(), preference="device-only")
+    for tier in ("private_cloud", "third_party"):
+        d = r.decide(RouteRequest("Say hello.", tier=tier, consent=True))
+        assert (d.tier, d.rule, d.values) == ("device", "preference", {"requested": tier})
+    assert provider.captured() == []
+
+
 def test_a_saved_never_cannot_be_overridden_per_request(device, third, provider):
     r = make_router(device, third=third, consent="never",
                     third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))

@@ -125,7 +125,13 @@ class PrivacyConfig(_Strict):
     @field_validator("tiers")
     @classmethod
     def _fill_tiers(cls, tiers: dict[Tier, TierConfig]) -> dict[Tier, TierConfig]:
-        return {**_default_tiers(), **tiers}
+        tiers = {**_default_tiers(), **tiers}
+        if not tiers["third_party"].requires_consent:
+            raise ValueError("third_party.requires_consent cannot be false: a third party is only used with "
+                             "consent (give it once with the router config's consent = \"always\")")
+        if tiers["device"].requires_consent:
+            raise ValueError("device.requires_consent cannot be true: nothing leaves the device there")
+        return tiers
 
     @model_validator(mode="after")
     def _known_entities(self) -> PrivacyConfig:

@@ -3,8 +3,8 @@
 Rules, in order; the first that applies decides, and the decision says which
 rule and what values it saw:
 
-1. ``requested``   the caller named a tier (a third party still needs consent)
-2. ``preference``  the user chose device-only
+1. ``preference``  the user chose device-only (this wins over a tier the caller names)
+2. ``requested``   the caller named a tier (one that needs consent still needs it)
 3. ``no_cloud``    no off-device tier is configured
 4. ``offline``     the device has no network
 5. ``memory``      the device model is not loaded and would not fit in the memory free now
@@ -13,7 +13,11 @@ rule and what values it saw:
 8. ``cascade``     the feature is answered on the device first; the learned escalation model
                    then reads the answer and sends it on if the cloud would do clearly better
 9. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
-10. ``consent``    the only cloud is a third party and the user has not agreed
+10. ``consent``    the only cloud needs consent and the user has not agreed. A third party
+                   always needs it, the private cloud when the privacy config's
+                   ``tiers.private_cloud.requires_consent`` says so. When the device cannot
+                   answer at all (rules 5 and 6) and consent was not asked for,
+                   ``ConsentRequiredError`` asks instead.
 
 ``privacy`` overrides every rule that would send the text away: the privacy
 guard scans a prompt only once some rule wants it off the device (a request
@@ -182,6 +186,7 @@ class Router:
         self._scorer = scorer
         self._escalation = escalation
         self.ledger = ledger
+        self._privacy_config: Any = None
         # Instructions, schemas and stops repeat from request to request: scan each text once per tier.
         self._cached_spans = functools.lru_cache(maxsize=64)(lambda text, tier: self.guard.detect(text, tier=tier))
 
@@ -235,6 +240,24 @@ class Router:
             self._escalation = EscalationModel.load()
         return self._escalation
 
+    @property
+    def privacy_config(self):
+        """The privacy policy (which tiers need consent), without building the detector."""
+        if self._guard is not None:
+            return self._guard.config
+        if self._privacy_config is None:
+            from tether.privacy.policy import load_config
+
+            self._privacy_config = load_config()
+        return self._privacy_config
+
+    def needs_consent(self, tier: str) -> bool:
+        return tier == THIRD_PARTY or (tier == PRIVATE_CLOUD and self.privacy_config.requires_consent(PRIVATE_CLOUD))
+
+    @staticmethod
+    def _no_consent(consent: bool | None) -> str:
+        return "consent was refused" if consent is False else "consent was not given"
+
     def _consent(self, req: RouteRequest) -> bool | None:
         """The request's own answer, except that a saved ``never`` cannot be overridden per request."""
         if self.config.consent == "never":
@@ -245,14 +268,16 @@ class Router:
 
     def _cloud_tier(self, req: RouteRequest) -> tuple[str | None, str]:
         """Which off-device tier an "auto" request may use, or why none."""
+        consent = self._consent(req)
         if self.private_cloud is not None:
-            return PRIVATE_CLOUD, ""
+            if consent or not self.needs_consent(PRIVATE_CLOUD):
+                return PRIVATE_CLOUD, ""
+            return None, f"the private cloud needs consent and {self._no_consent(consent)}"
         tp = self.config.third_party
         if self.third_party is not None and (tp is None or tp.use_for_cloud):
-            if self._consent(req):
+            if consent:
                 return THIRD_PARTY, ""
-            return None, "the only cloud is a third party and consent was " + (
-                "refused" if self._consent(req) is False else "not given")
+            return None, f"the only cloud is a third party and {self._no_consent(consent)}"
         return None, "no private cloud or third party is configured"
 
     def threshold(self) -> tuple[float, float]:
@@ -284,16 +309,16 @@ class Router:
         consent = self._consent(req)
         if req.tier == DEVICE:
             return Decision(DEVICE, "requested", "the caller asked for the device")
-        if req.tier == THIRD_PARTY:
-            if self.third_party is None:
-                raise TierUnavailableError(THIRD_PARTY, "no third-party provider is configured")
-            if consent is not True:
-                raise ConsentRequiredError(THIRD_PARTY, "consent was refused" if consent is False else "no consent given")
         if self.config.preference == "device-only":
-            return Decision(DEVICE, "preference", "the user chose device-only")
+            return Decision(DEVICE, "preference", "the user chose device-only",
+                            {"requested": req.tier} if req.tier != "auto" else {})
+        if req.tier == THIRD_PARTY and self.third_party is None:
+            raise TierUnavailableError(THIRD_PARTY, "no third-party provider is configured")
+        if req.tier == PRIVATE_CLOUD and self.private_cloud is None:
+            raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured")
+        if req.tier in (PRIVATE_CLOUD, THIRD_PARTY) and consent is not True and self.needs_consent(req.tier):
+            raise ConsentRequiredError(req.tier, self._no_consent(consent))
         if req.tier == PRIVATE_CLOUD:
-            if self.private_cloud is None:
-                raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured")
             return self._send(req, Decision(PRIVATE_CLOUD, "requested", "the caller asked for the private cloud"))
         if req.tier == THIRD_PARTY:
             return self._send(req, Decision(THIRD_PARTY, "requested",
@@ -349,6 +374,10 @@ class Router:
     def _to_cloud(self, req: RouteRequest, cloud: str | None, why_not: str, rule: str, reason: str,
                   values: dict[str, Any]) -> Decision:
         if cloud is None:
+            if rule in ("memory", "context") and self._consent(req) is None:
+                # The device cannot answer this at all: ask, rather than fail on the device.
+                tier = PRIVATE_CLOUD if self.private_cloud is not None else THIRD_PARTY
+                raise ConsentRequiredError(tier, f"{reason}, and {why_not}")
             return Decision(DEVICE, "consent", f"{reason}, but {why_not}", {**values, "wanted": rule})
         return self._send(req, Decision(cloud, rule, reason, values))
 
