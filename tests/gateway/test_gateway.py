@@ -395,3 +395,19 @@ def test_disconnect_cancels_generation(server):
     start = time.monotonic()
     still_serves(server)
     assert time.monotonic() - start < 10  # the 1000-token generation did not keep running
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/v1/chat/completions", {**_long_stream(None), "stream": False}),
+    ("/v1/writing/rewrite", {"tone": "friendly", "text": "Write this as a very long, detailed story: " + "the lighthouse "
+                             "keeper climbed the stairs and watched the sea. " * 40}),
+])
+def test_a_client_that_gives_up_on_a_plain_request_cancels_it(server, path, body):
+    """Not streamed: nobody reads the answer once the client has gone, so the model must not keep generating."""
+    before = health(server)["cancelled"]
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + path, json=body, timeout=httpx.Timeout(60, read=1.5))
+    assert _wait(lambda: health(server)["cancelled"] == before + 1, timeout=10)
+    start = time.monotonic()
+    still_serves(server)
+    assert time.monotonic() - start < 10  # the long generation did not keep running

@@ -123,6 +123,23 @@ def test_cancel_event_stops_a_running_stream(tiny):
     assert tiny.complete(HELLO, Sampling.greedy(4)).completion_tokens >= 1  # lock released
 
 
+def test_an_ambient_cancellation_stops_every_generation_in_its_block(tiny):
+    from tether.models.engine import cancellation
+
+    outer, ambient = threading.Event(), threading.Event()
+    seen = []
+    with cancellation(ambient):
+        with pytest.raises(GenerationCancelledError):  # either event stops a stream
+            for delta in tiny.stream([Message("user", "Count from 1 to 200.")], Sampling.greedy(300), cancel=outer):
+                seen.append(delta.text)
+                if len(seen) == 2:
+                    ambient.set()
+        assert len(seen) == 2
+        with pytest.raises(GenerationCancelledError):  # and a later one never starts
+            tiny.complete(HELLO, Sampling.greedy(4))
+    assert tiny.complete(HELLO, Sampling.greedy(4)).completion_tokens >= 1  # outside the block: not cancelled
+
+
 def test_closing_the_iterator_stops_generation_and_frees_the_engine(tiny):
     it = tiny.stream([Message("user", "Count from 1 to 200.")], Sampling.greedy(300))
     next(it)

@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tether.errors import InputError, TetherError
-from tether.gateway.core import Gateway, gateway, in_thread, read_json, route_block, route_headers
+from tether.gateway.core import (Gateway, cancellable, gateway, in_thread, read_json, route_block, route_headers,
+                                 unless_disconnected)
 from tether.gateway.errors import GatewayError, error_body
 from tether.models import catalog
 from tether.models.openai_chat import ChatRequest, run_chat
@@ -162,15 +163,15 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         else:
             decision = await in_thread(partial(gw.router.decide, streaming=chat.stream), rreq)
         if decision.tier == DEVICE and decision.rule != "cascade":
-            return await _device(gw, chat, rreq, decision, model or gw.device_model, user)
-        return await _via_router(gw, chat, rreq, decision, user)
+            return await _device(request, gw, chat, rreq, decision, model or gw.device_model, user)
+        return await _via_router(request, gw, chat, rreq, decision, user)
     except BaseException:
         if chat.stream:
             gw.metrics.streams_open -= 1
         raise
 
 
-async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
+async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
                   user: str | None) -> JSONResponse | StreamingResponse:
     engine = await gw.engine(model)
     block = route_block(decision, tier=DEVICE, user=user)
@@ -178,9 +179,12 @@ async def _device(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: 
     cancel = threading.Event()
     start = time.perf_counter()
     if not chat.stream:
-        async with gw.gen_lock(engine.name):
-            out = await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
-                                                                 cancel=cancel)))
+        async def run() -> dict[str, Any]:
+            async with gw.gen_lock(engine.name):
+                return await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
+                                                                      cancel=cancel)))
+
+        out = await unless_disconnected(request, gw, cancel, run())
         out["tether"] = block
         u = out["usage"]
         await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)
@@ -262,11 +266,13 @@ async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: st
     await in_thread(gw.router._record, rreq, resp)
 
 
-async def _via_router(gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
+async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
                       user: str | None) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
-        out: RoutedResponse = await in_thread(gw.router.respond, rreq, decision)
+        cancel = threading.Event()  # stops the device's part (a cascade's first answer); a cloud call runs out
+        out: RoutedResponse = await unless_disconnected(
+            request, gw, cancel, in_thread(cancellable(cancel, gw.router.respond, rreq, decision)))
         block = route_block(out.decision, tier=out.tier, degraded=out.degraded, escalated=out.escalated,
                             notes=out.notes, user=user)
         body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,

@@ -9,7 +9,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import anyio
 from starlette.requests import Request
@@ -172,6 +172,37 @@ def record_feature(router: Router, feature: str, seconds: float) -> None:
     router.ledger.record(LedgerEntry.priced(router.config.prices, ts=time.time(), feature=feature, tier="device",
                                             reason="feature", latency_ms=seconds * 1000, prompt_tokens=0,
                                             completion_tokens=0))
+
+
+T = TypeVar("T")
+
+
+async def unless_disconnected(request: Request, gw: Gateway, cancel: threading.Event, work: Awaitable[T]) -> T:
+    """Await ``work``; if the client goes away first, set ``cancel`` so its generation stops now
+    instead of holding the model for an answer nobody will read."""
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        cancel.set()
+        gw.metrics.cancelled += 1
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await work
+    finally:
+        watcher.cancel()
+
+
+def cancellable(cancel: threading.Event, fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+    """``fn(*args)`` with every generation it starts stopped by ``cancel`` (on whatever thread runs it)."""
+    from tether.models.engine import cancellation
+
+    def run() -> T:
+        with cancellation(cancel):
+            return fn(*args)
+
+    return run
 
 
 async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:

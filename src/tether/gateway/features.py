@@ -6,6 +6,7 @@ model), on that engine's generation thread.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Callable, Literal
 
@@ -13,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from tether.gateway.core import FEATURE_DECISION, gateway, in_thread, read_json, record_feature, route_block, route_headers
+from tether.gateway.core import (FEATURE_DECISION, cancellable, gateway, in_thread, read_json, record_feature, route_block,
+                                 route_headers, unless_disconnected)
 from tether.gateway.errors import GatewayError
 from tether.models import catalog
 
@@ -76,8 +78,13 @@ def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseMode
                                "model_not_found", param="model")
         await gw.engine(model)
         start = time.perf_counter()
-        async with gw.gen_lock(model):
-            result = await gw.on(model, call, body, model)
+        cancel = threading.Event()
+
+        async def run() -> BaseModel:
+            async with gw.gen_lock(model):
+                return await gw.on(model, cancellable(cancel, call, body, model))
+
+        result = await unless_disconnected(request, gw, cancel, run())
         await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
         block = route_block(FEATURE_DECISION)
         return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))

@@ -134,6 +134,32 @@ class _Run:
     logprobs: list[TokenLogprob] = field(default_factory=list)
 
 
+_ambient = threading.local()
+
+
+@contextlib.contextmanager
+def cancellation(event: threading.Event) -> Iterator[None]:
+    """Every generation on this thread inside the block stops once ``event`` is set, and one
+    that would start after it raises at once. The gateway uses it to stop a feature (several
+    generations deep) when its client goes away, without passing ``cancel`` down every call."""
+    previous = getattr(_ambient, "cancel", None)
+    _ambient.cancel = event
+    try:
+        yield
+    finally:
+        _ambient.cancel = previous
+
+
+class _AnyOf:
+    """Set when any of the events is."""
+
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
+
+
 class LlamaEngine:
     """One GGUF model loaded in this process. Thread-safe: generations are serialized."""
 
@@ -209,6 +235,11 @@ class LlamaEngine:
         Raises ``ContextWindowExceededError`` before any token is generated.
         Closing the iterator (or setting ``cancel``) stops generation at once.
         """
+        ambient = getattr(_ambient, "cancel", None)
+        if ambient is not None:
+            if ambient.is_set():
+                raise GenerationCancelledError()
+            cancel = ambient if cancel is None else _AnyOf(cancel, ambient)  # type: ignore[assignment]
         prompt = self.tokenize_chat(messages)
         max_tokens = min(sampling.max_tokens, self.context_window)
         self.check_fits(len(prompt), max_tokens)
