@@ -65,6 +65,16 @@ def test_streamed_call(client):
     assert chunks[0].model_extra["tether"]["tier"] == "device"
     assert chunks[0].model_extra["tether"]["rule"] == "requested"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+    assert chunks[-1].choices == [] and all(c.usage is None for c in chunks[:-1])  # OpenAI's usage chunk
+    plain = list(client.chat.completions.create(model=TINY, max_tokens=4, stream=True,
+                                                messages=[{"role": "user", "content": "Count to five."}]))
+    assert all(c.choices and "usage" not in c.model_fields_set for c in plain)  # not asked for: no usage at all
+
+
+def test_stream_options_need_a_stream(server):
+    r = chat(server, {"model": "device", "stream_options": {"include_usage": True},
+                      "messages": [{"role": "user", "content": "Hi"}]})
+    assert error(r, 400)["param"] == "stream_options"
 
 
 def test_json_schema_call(client):
@@ -411,3 +421,29 @@ def test_a_client_that_gives_up_on_a_plain_request_cancels_it(server, path, body
     start = time.monotonic()
     still_serves(server)
     assert time.monotonic() - start < 10  # the long generation did not keep running
+
+
+def test_a_stream_that_fails_still_sends_what_came_before():
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tether.errors import GenerationError
+    from tether.gateway.chat import _Stream
+    from tether.gateway.core import Gateway
+    from tether.routing.router import Router
+
+    def items():
+        yield {"n": 1}
+        yield {"n": 2}
+        raise GenerationError("the engine broke")
+
+    async def finish(last):
+        return None
+
+    async def frames():
+        stream = _Stream(Gateway(Router()), ThreadPoolExecutor(1), items(), {"n": 0}, threading.Event(), finish)
+        return [f async for f in stream.frames()]
+
+    sent = [json.loads(f[len(b"data: "):]) for f in asyncio.run(frames())]
+    assert sent[:3] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert sent[3]["error"]["message"] == "the engine broke" and len(sent) == 4

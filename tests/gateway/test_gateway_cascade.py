@@ -55,6 +55,24 @@ def test_a_stream_is_not_cascaded(setup):
     assert "data: [DONE]" in body
 
 
+def test_a_stream_off_the_device_keeps_the_schema_the_finish_reason_and_the_model(setup):
+    server, provider = setup
+    provider.reset()
+    client = OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=120)
+    chunks = list(client.chat.completions.create(
+        model="third-party", stream=True, max_tokens=3, stream_options={"include_usage": True},
+        response_format={"type": "json_object"},
+        messages=[{"role": "user", "content": "Please repeat the words one two three four five."}]))
+    sent = provider.captured()[0]["body"]
+    assert sent["stream"] is True and sent["response_format"]["type"] == "json_schema"  # not dropped
+    ends = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert [c.choices[0].finish_reason for c in ends] == ["length"]  # as the provider said, not "stop"
+    assert ends[0].model == "gpt-test" and ends[0].model_extra["tether"]["tier"] == "third_party"
+    # OpenAI's shape: usage null on every chunk, then one chunk with no choices and the usage
+    assert all(c.usage is None for c in chunks[:-1])
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+
+
 def test_an_untagged_word_problem_is_cascaded_as_math(tmp_path):
     """The gateway's requests carry no kind: the router tells the word problem from chat and, for
     math, weighs a second sampled device answer whenever it could change the decision."""

@@ -190,9 +190,8 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
         await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)
         return JSONResponse(out, headers=headers)
 
-    # Ask the engine for usage always (the ledger needs it); show it only when the client asked.
-    inner = chat.model_copy(update={"stream_options": {**(chat.stream_options or {}), "include_usage": True}})
-    it = run_chat(engine, inner, max_tokens_cap=gw.max_tokens_cap, cancel=cancel)
+    used: dict[str, int] = {}  # the ledger needs usage whether or not the client asked for it
+    it = run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel, usage_out=used)
     lock = gw.gen_lock(engine.name)
     await lock.acquire()
     try:
@@ -205,10 +204,8 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
     first["tether"] = block
 
     async def finish(last: dict[str, Any]) -> None:
-        u = last.get("usage") or {}
-        if not chat.include_usage:
-            last.pop("usage", None)
-        await _record(gw, rreq, decision, engine.name, u.get("prompt_tokens", 0), u.get("completion_tokens", 0), start)
+        await _record(gw, rreq, decision, engine.name, used.get("prompt_tokens", 0), used.get("completion_tokens", 0),
+                      start)
 
     stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release)
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
@@ -231,7 +228,11 @@ class _Stream:
             yield sse(self.first)
             pending = await loop.run_in_executor(self.executor, next, self.it, _DONE)
             while pending is not _DONE:
-                item = await loop.run_in_executor(self.executor, next, self.it, _DONE)
+                try:
+                    item = await loop.run_in_executor(self.executor, next, self.it, _DONE)
+                except Exception:
+                    yield sse(pending)  # what came before the failure still reaches the client
+                    raise
                 if item is _DONE:
                     await self.finish(pending)
                 yield sse(pending)
@@ -286,25 +287,28 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
     routed = RoutedStream(gw.router, rreq, decision)
     block = route_block(decision, user=user)
 
-    def chunks() -> Iterator[dict[str, Any]]:
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return {"id": rid, "object": "chat.completion.chunk", "created": created, "model": decision.tier,
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+    def chunk(delta: dict[str, Any], finish: str | None = None, model: str = decision.tier) -> dict[str, Any]:
+        out = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if chat.include_usage:
+            out["usage"] = None
+        return out
 
+    def chunks() -> Iterator[dict[str, Any]]:
+        """Until the answer ends, ``model`` names the tier; the last chunks name the model that answered."""
         for text in routed:
             yield chunk({"content": text})
-        last = chunk({}, "stop")
         r = routed.response
-        if r is not None:
-            last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=r.notes, user=user)
-            if chat.include_usage:
-                last["usage"] = {"prompt_tokens": r.prompt_tokens, "completion_tokens": r.completion_tokens,
-                                 "total_tokens": r.prompt_tokens + r.completion_tokens}
+        assert r is not None  # set once the last delta was read
+        last = chunk({}, r.finish_reason, r.model or r.tier)
+        last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=r.notes, user=user)
         yield last
+        if chat.include_usage:
+            yield {**last, "choices": [], "usage": {"prompt_tokens": r.prompt_tokens,
+                                                    "completion_tokens": r.completion_tokens,
+                                                    "total_tokens": r.prompt_tokens + r.completion_tokens}}
 
-    first = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": decision.tier,
-             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None,
-                          "logprobs": None}], "tether": block}
+    first = {**chunk({"role": "assistant", "content": ""}), "tether": block}
 
     async def finish(last: dict[str, Any]) -> None:
         return None

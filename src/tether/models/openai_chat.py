@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tether import tools as _tools
 from tether.errors import InputError
@@ -96,6 +96,13 @@ class ChatRequest(BaseModel):
     def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
+        return value
+
+    @field_validator("stream_options")
+    @classmethod
+    def _stream_options_need_a_stream(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("only allowed when stream is true")
         return value
 
     @classmethod
@@ -265,9 +272,12 @@ def completion_body(completion: Completion, *, model: str, request_id: str, crea
 
 
 def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int = 1024,
-             cancel: threading.Event | None = None) -> Iterator[dict[str, Any]]:
+             cancel: threading.Event | None = None, usage_out: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     """Yield one ``chat.completion`` or, when streaming, ``chat.completion.chunk`` objects.
 
+    As in OpenAI's API, a stream with ``stream_options.include_usage`` gives every chunk
+    ``"usage": null`` and ends with one more chunk whose ``choices`` are empty and whose
+    ``usage`` is filled. ``usage_out`` receives the usage before the last chunk either way.
     Raises ``ContextWindowExceededError`` / ``GenerationError`` before the first yield
     when the request cannot run.
     """
@@ -277,7 +287,8 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     call, decision = decide_tool(engine, request, cancel)
     if call is not None:
         assert decision is not None
-        yield from _tool_call_reply(call, decision, request, model=engine.name, request_id=request_id, created=created)
+        yield from _tool_call_reply(call, decision, request, model=engine.name, request_id=request_id, created=created,
+                                    usage_out=usage_out)
         return
     result: list[Completion] = []
     deltas = engine.stream(request.engine_messages(), request.sampling(max_tokens_cap),
@@ -286,34 +297,49 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     if not request.stream:
         for _ in deltas:
             pass
-        yield completion_body(result[0], model=engine.name, request_id=request_id, created=created,
-                              with_logprobs=with_logprobs, decision=decision)
+        body = completion_body(result[0], model=engine.name, request_id=request_id, created=created,
+                               with_logprobs=with_logprobs, decision=decision)
+        if usage_out is not None:
+            usage_out.update(body["usage"])
+        yield body
         return
 
     def chunk(delta: dict[str, Any], finish: str | None = None, lps: list[TokenLogprob] | None = None) -> dict[str, Any]:
-        return _chunk(request_id, created, engine.name, delta, finish, lps)
+        return _chunk(request_id, created, engine.name, delta, finish, lps, request.include_usage)
 
     yield chunk({"role": "assistant", "content": ""})
     for delta in deltas:
         if delta.text or delta.logprob:
             yield chunk({"content": delta.text}, lps=[delta.logprob] if (with_logprobs and delta.logprob) else None)
     done = result[0]
-    last = chunk({}, done.finish_reason)
-    if request.include_usage:
-        last["usage"] = usage(done, decision)
-    yield last
+    yield from _stream_end(chunk({}, done.finish_reason), usage(done, decision), request, usage_out)
 
 
 def _chunk(request_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
-           lps: list[TokenLogprob] | None = None) -> dict[str, Any]:
+           lps: list[TokenLogprob] | None = None, with_usage: bool = False) -> dict[str, Any]:
     choice = {"index": 0, "delta": delta, "finish_reason": finish,
               "logprobs": {"content": [_logprob_entry(lp) for lp in lps]} if lps else None}
-    return {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+    out = {"id": request_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+    if with_usage:
+        out["usage"] = None
+    return out
+
+
+def _stream_end(last: dict[str, Any], used: dict[str, int], request: ChatRequest,
+                usage_out: dict[str, int] | None) -> Iterator[dict[str, Any]]:
+    """The chunk with the finish reason, then (if asked for) OpenAI's usage chunk with no choices."""
+    if usage_out is not None:
+        usage_out.update(used)
+    yield last
+    if request.include_usage:
+        yield {**last, "choices": [], "usage": used}
 
 
 def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRequest, *, model: str,
-                     request_id: str, created: int) -> Iterator[dict[str, Any]]:
+                     request_id: str, created: int, usage_out: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
     if not request.stream:
+        if usage_out is not None:
+            usage_out.update(usage(decision))
         yield {"id": request_id, "object": "chat.completion", "created": created, "model": model,
                "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
                             "finish_reason": "tool_calls", "logprobs": None}],
@@ -321,12 +347,9 @@ def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRe
         return
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return _chunk(request_id, created, model, delta, finish)
+        return _chunk(request_id, created, model, delta, finish, with_usage=request.include_usage)
 
     head = {**call, "index": 0, "function": {"name": call["function"]["name"], "arguments": ""}}
     yield chunk({"role": "assistant", "content": None, "tool_calls": [head]})
     yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": call["function"]["arguments"]}}]})
-    last = chunk({}, "tool_calls")
-    if request.include_usage:
-        last["usage"] = usage(decision)
-    yield last
+    yield from _stream_end(chunk({}, "tool_calls"), usage(decision), request, usage_out)

@@ -13,10 +13,11 @@ never be "restored" into someone's real data.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 from tether.privacy.detect import Span
@@ -167,8 +168,10 @@ class PseudonymSession:
         rx = self._pattern()
         return rx.sub(lambda m: self._reverse[m.group()], text) if rx is not None else text
 
-    def restorer(self) -> StreamRestorer:
-        return StreamRestorer(self)
+    def restorer(self, escape: Callable[[str], str] | None = None) -> StreamRestorer:
+        """A stream restorer; ``escape`` rewrites each original as it goes back in (for JSON text:
+        ``json_string_escape``, so a value with a quote or a line break keeps the JSON valid)."""
+        return StreamRestorer(self, escape)
 
     def _holdback(self, buf: str) -> int:
         """Length of the longest tail of ``buf`` that could still grow into a surface form."""
@@ -186,6 +189,11 @@ class PseudonymSession:
         return 0
 
 
+def json_string_escape(value: str) -> str:
+    """``value`` as it must appear inside a JSON string (quotes, backslashes, line breaks escaped)."""
+    return json.dumps(value, ensure_ascii=False)[1:-1]
+
+
 class StreamRestorer:
     """Restore a streamed response chunk by chunk, even when a placeholder is split across chunks.
 
@@ -194,8 +202,9 @@ class StreamRestorer:
     Joining every output equals ``session.restore(full_text)``.
     """
 
-    def __init__(self, session: PseudonymSession):
+    def __init__(self, session: PseudonymSession, escape: Callable[[str], str] | None = None):
         self._session = session
+        self._escape = escape or (lambda value: value)
         self._pending = ""
         self._before = ""  # last emitted character, for the word-boundary check on fakes
 
@@ -219,7 +228,7 @@ class StreamRestorer:
                     cut = min(cut, start) if start < cut else cut
                     break
                 out.append(buf[pos:start])
-                out.append(self._session._reverse[m.group()])
+                out.append(self._escape(self._session._reverse[m.group()]))
                 pos = end
         out.append(buf[pos:cut])
         self._pending = buf[cut:]

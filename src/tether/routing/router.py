@@ -627,11 +627,16 @@ class RoutedStream:
         notes: list[str] = []
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
+        info: dict[str, str] = {}
         if self.decision.tier != DEVICE:
+            from tether.privacy.pseudonymize import json_string_escape
+
             for name, backend, prepared in r._attempts(req, self.decision, notes):
-                restorer = prepared.session.restorer()
+                restorer = prepared.session.restorer(json_string_escape if prepared.json_schema is not None else None)
+                info = {}
                 try:
-                    for delta in backend.stream(prepared.messages(), prepared.sampling(sampling)):
+                    for delta in backend.stream(prepared.messages(), prepared.sampling(sampling),
+                                                json_schema=prepared.json_schema, info=info):
                         text = restorer.feed(delta)
                         if text:
                             pieces.append(text)
@@ -645,7 +650,7 @@ class RoutedStream:
                 if tail:
                     pieces.append(tail)
                     yield tail
-                served, model = name, getattr(backend, "model", "") or name
+                served, model = name, info.get("model") or getattr(backend, "model", "") or name
                 break
             else:
                 r._give_up(self.decision.tier, notes)
@@ -655,9 +660,11 @@ class RoutedStream:
             messages = r._messages(req, req.prompt)
             prompt_tokens = r.device.count_tokens(messages)
             model = getattr(r.device, "model", DEVICE)
-            for text in r.device.stream(messages, sampling):
+            info = {}
+            for text in r.device.stream(messages, sampling, json_schema=req.json_schema, info=info):
                 pieces.append(text)
                 yield text
         self.response = RoutedResponse("".join(pieces), self.decision, served, model, prompt_tokens, len(pieces),
-                                       time.perf_counter() - start, degraded, False, notes)
+                                       time.perf_counter() - start, degraded, False, notes,
+                                       finish_reason=info.get("finish_reason", "stop"))
         r._record(req, self.response)

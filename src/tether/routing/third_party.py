@@ -19,7 +19,7 @@ import httpx
 
 from tether.errors import RouterConfigError, TierUnavailableError
 from tether.models.engine import Message, Sampling
-from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, openai_body
+from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_CHARS = 200
@@ -204,10 +204,11 @@ class ThirdPartyTier:
             raise self._fail(f"the provider's response is not a chat completion ({type(exc).__name__}: "
                              f"{str(exc)[:MAX_ERROR_CHARS]})", response.status_code) from exc
 
-    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+               info: dict[str, str] | None = None) -> Iterator[str]:
         """Yield content deltas. Failures before the first delta are retried; after it they end the stream
         with ``TierUnavailableError``, since the caller already showed part of an answer."""
-        body = {**openai_body(messages, sampling, model=self.model), "stream": True}
+        body = {**openai_body(messages, sampling, model=self.model, json_schema=json_schema), "stream": True}
         last: _Retry | None = None
         yielded = False
         for attempt in self._attempts():
@@ -217,7 +218,7 @@ class ThirdPartyTier:
                 with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=True)) as response:
                     if response.status_code != 200:
                         self._check_status(response, response.read())
-                    for text in self._deltas(response):
+                    for text in self._deltas(response, info):
                         yielded = True
                         yield text
                     return
@@ -234,14 +235,16 @@ class ThirdPartyTier:
         assert last is not None
         raise self._fail(f"gave up after {self.last_attempts} attempts: {last.reason}", last.status)
 
-    def _deltas(self, response: httpx.Response) -> Iterator[str]:
+    def _deltas(self, response: httpx.Response, info: dict[str, str] | None = None) -> Iterator[str]:
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             # the provider ignored "stream": the whole answer came at once
             response.read()
-            text = self._result(response, 0.0).text
-            if text:
-                yield text
+            result = self._result(response, 0.0)
+            if info is not None:
+                info.update(model=result.model, finish_reason=result.finish_reason)
+            if result.text:
+                yield result.text
             return
         finished = False
         for line in response.iter_lines():
@@ -264,6 +267,7 @@ class ThirdPartyTier:
             choices = chunk.get("choices") or []
             if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
                 raise self._fail("the provider sent a stream event whose choices are not objects", 200)
+            note_chunk(chunk, info)
             for choice in choices:
                 if choice.get("finish_reason"):
                     finished = True

@@ -36,7 +36,21 @@ class Tier(Protocol):
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult: ...
 
-    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]: ...
+    def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+               info: dict[str, str] | None = None) -> Iterator[str]:
+        """Text deltas; ``info`` gets the ``model`` and ``finish_reason`` the tier reported."""
+        ...
+
+
+def note_chunk(chunk: dict[str, Any], info: dict[str, str] | None) -> None:
+    """Keep a streamed chat-completions chunk's model and finish reason in ``info``."""
+    if info is None:
+        return
+    if isinstance(chunk.get("model"), str) and chunk["model"]:
+        info["model"] = chunk["model"]
+    for choice in chunk.get("choices") or []:
+        if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
+            info["finish_reason"] = choice["finish_reason"]
 
 
 def openai_body(messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
@@ -107,10 +121,14 @@ class DeviceTier:
         return TierResult(done.text, DEVICE, self.engine.name, done.prompt_tokens, done.completion_tokens,
                           time.perf_counter() - start, done.finish_reason, done.mean_logprob, done.min_logprob)
 
-    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
-        for delta in self.engine.stream(messages, sampling):
+    def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+               info: dict[str, str] | None = None) -> Iterator[str]:
+        result: list[Any] = []
+        for delta in self.engine.stream(messages, sampling, json_schema=json_schema, result=result):
             if delta.text:
                 yield delta.text
+        if info is not None and result:
+            info.update(model=self.engine.name, finish_reason=result[0].finish_reason)
 
 
 class PrivateCloudTier:
@@ -140,9 +158,11 @@ class PrivateCloudTier:
                           int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)),
                           time.perf_counter() - start, choice.get("finish_reason") or "stop", mean_logprob(choice))
 
-    def stream(self, messages: Sequence[Message], sampling: Sampling) -> Iterator[str]:
+    def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
+               info: dict[str, str] | None = None) -> Iterator[str]:
         try:
-            for chunk in self.client.stream(openai_body(messages, sampling)):
+            for chunk in self.client.stream(openai_body(messages, sampling, json_schema=json_schema)):
+                note_chunk(chunk, info)
                 choices = chunk.get("choices") or []
                 text = (choices[0].get("delta") or {}).get("content") if choices else None
                 if text:
