@@ -220,3 +220,34 @@ def test_a_page_rebound_to_the_gateway_gets_nothing(browser, gateway):
         assert result[:2] == [403, 403] and "host_not_allowed" in result[2]
     finally:
         rebinding.close()
+
+
+def test_a_second_run_while_one_is_under_way_is_ignored(real):
+    page, chat_posts = real
+    fill(page, "chat", "device", "Write two sentences about the sea.")
+    page.focus("#input")
+    page.keyboard.press("Control+Enter")
+    page.keyboard.press("Control+Enter")
+    page.click("#run", force=True)  # disabled while running: nothing happens
+    wait_done(page, timeout=120_000)
+    page.wait_for_timeout(500)
+    assert len(chat_posts) == 1
+    assert page.locator("#stop").is_hidden() and "Done" in page.locator("#status").text_content()
+
+
+def test_the_consent_dialog_keeps_focus_and_names_the_tier(real):
+    page, chat_posts = real
+    fill(page, "chat", "third-party", NAMED)
+    page.click("#run")
+    page.locator("#consent-modal").wait_for(state="visible")
+    assert page.locator("#consent-title").text_content() == "Send to a third party?"
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        assert page.evaluate("() => document.getElementById('consent-modal').contains(document.activeElement)")
+    page.keyboard.press("Control+Enter")  # cannot start a run behind the dialog
+    page.click("#consent-refuse")
+    page.locator("#consent-modal").wait_for(state="hidden")
+    assert page.evaluate("() => document.querySelector('main').inert") is False
+    page.wait_for_timeout(500)
+    assert chat_posts == []
+    assert page.locator("#route-escalated").count() == 1

@@ -8,11 +8,13 @@
     toneField: $("tone-field"), formField: $("form-field"), input: $("input"), inputLabel: $("input-label"),
     run: $("run"), stop: $("stop"), status: $("status"), spinner: $("spinner"), result: $("result"),
     emojiImage: $("emoji-image"), preview: $("preview"), previewState: $("preview-state"), recent: $("recent"),
-    modal: $("consent-modal"), consentPreview: $("consent-preview"), consentEntities: $("consent-entities"),
+    modal: $("consent-modal"), consentTitle: $("consent-title"), consentWhere: $("consent-where"),
+    consentPreview: $("consent-preview"), consentEntities: $("consent-entities"),
     allow: $("consent-allow"), refuse: $("consent-refuse"),
     route: {
       tier: $("route-tier"), rule: $("route-rule"), reason: $("route-reason"),
-      degraded: $("route-degraded"), values: $("route-values"), notes: $("route-notes"),
+      degraded: $("route-degraded"), escalated: $("route-escalated"), values: $("route-values"),
+      notes: $("route-notes"),
     },
   };
 
@@ -30,6 +32,7 @@
   const CHAT_MAX_TOKENS = 256; // a playground answer; small device models otherwise run to the gateway's cap
 
   let controller = null; // AbortController of the running request
+  let running = false; // one request at a time: Run, Ctrl+Enter and the consent dialog all check it
   let lastScan = null; // {text, report}
 
   // ------------------------------------------------------------------ helpers
@@ -96,7 +99,10 @@
     if (info.rule) r.rule.textContent = info.rule;
     if (info.reason) r.reason.textContent = info.reason;
     if (info.degraded !== undefined && info.degraded !== null) {
-      r.degraded.textContent = (info.degraded === true || info.degraded === "true") ? "yes (fell back to the device)" : "no";
+      r.degraded.textContent = info.degraded === true ? "yes (fell back to the device)" : "no";
+    }
+    if (info.escalated !== undefined && info.escalated !== null) {
+      r.escalated.textContent = info.escalated === true ? "yes (the device answered first, then the cloud)" : "no";
     }
     if (info.values && typeof info.values === "object" && Object.keys(info.values).length) {
       r.values.textContent = Object.entries(info.values)
@@ -111,7 +117,6 @@
     if (h("X-Tether-Tier")) info.tier = h("X-Tether-Tier");
     if (h("X-Tether-Rule")) info.rule = h("X-Tether-Rule");
     if (h("X-Tether-Reason")) info.reason = h("X-Tether-Reason");
-    if (h("X-Tether-Degraded")) info.degraded = h("X-Tether-Degraded");
     return info;
   }
 
@@ -266,7 +271,20 @@
 
   let consentResolve = null;
 
-  function askConsent(outbound) {
+  const CONSENT_WHERE = {
+    third_party: ["Send to a third party?", "a third party, outside your device and your private cloud"],
+    private_cloud: ["Send to your private cloud?", "your private cloud (your policy asks before using it)"],
+  };
+
+  // The rest of the page is inert while the dialog is open: focus and keys stay in the dialog.
+  function setPageInert(on) {
+    for (const node of document.body.children) if (node !== el.modal) node.inert = on;
+  }
+
+  function askConsent(outbound, tier) {
+    const [title, where] = CONSENT_WHERE[tier] || CONSENT_WHERE.third_party;
+    el.consentTitle.textContent = title;
+    el.consentWhere.textContent = where;
     el.consentEntities.textContent = "";
     if (!outbound) {
       el.consentPreview.textContent = "(the redaction preview is unavailable)";
@@ -279,12 +297,14 @@
       if (ents.length) el.consentEntities.textContent = "Found: " + ents.join(", ");
     }
     el.modal.hidden = false;
+    setPageInert(true);
     el.allow.focus();
     return new Promise((resolve) => { consentResolve = resolve; });
   }
 
   function answerConsent(yes) {
     el.modal.hidden = true;
+    setPageInert(false);
     const r = consentResolve;
     consentResolve = null;
     if (r) r(yes);
@@ -292,12 +312,19 @@
 
   el.allow.addEventListener("click", () => answerConsent(true));
   el.refuse.addEventListener("click", () => answerConsent(false));
-  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !el.modal.hidden) answerConsent(false); });
+  document.addEventListener("keydown", (e) => {
+    if (el.modal.hidden) return;
+    if (e.key === "Escape") answerConsent(false);
+    if (e.key === "Tab") { // Tab and Shift+Tab cycle between Allow and Refuse
+      e.preventDefault();
+      (document.activeElement === el.allow ? el.refuse : el.allow).focus();
+    }
+  });
 
-  async function thirdPartyOutbound(text) {
+  async function outboundFor(text, tier) {
     try {
       const report = await scan(text);
-      return (report.tiers || []).find((t) => t.tier === "third_party") || null;
+      return (report.tiers || []).find((t) => t.tier === tier) || null;
     } catch (_) {
       return null;
     }
@@ -306,6 +333,16 @@
   // ------------------------------------------------------------------ run
 
   async function run() {
+    if (running || !el.modal.hidden) return; // a second Run (or Ctrl+Enter) while one is under way
+    running = true;
+    try {
+      await runOnce();
+    } finally {
+      running = false;
+    }
+  }
+
+  async function runOnce() {
     const feature = el.feature.value;
     const target = feature === "chat" ? el.target.value : "device";
     const text = el.input.value;
@@ -317,8 +354,8 @@
     let consent = false;
     if (target === "third-party") {
       setStatus("Asking before anything leaves the device…");
-      const outbound = await thirdPartyOutbound(text);
-      if (!(await askConsent(outbound))) {
+      const outbound = await outboundFor(text, "third_party");
+      if (!(await askConsent(outbound, "third_party"))) {
         setStatus("Refused: nothing was sent.");
         el.result.textContent = "Nothing was sent to the third party.";
         return;
@@ -332,12 +369,13 @@
     try {
       let out = feature === "chat" ? await runChat(text, target, consent) : await runFeature(feature, text, target, consent);
       if (out.error && !consent && /consent/i.test(out.error.code + " " + out.error.msg)) {
-        // The router wanted a third party for an "auto" request: ask, then retry with consent.
+        // The router wanted a tier that needs consent for an "auto" request: ask, then retry with it.
         busy(false);
-        const outbound = await thirdPartyOutbound(text);
-        if (!(await askConsent(outbound))) {
+        const tier = /private_cloud/.test(out.error.msg) ? "private_cloud" : "third_party";
+        const outbound = await outboundFor(text, tier);
+        if (!(await askConsent(outbound, tier))) {
           setStatus("Refused: nothing was sent.");
-          el.result.textContent = "Nothing was sent to the third party.";
+          el.result.textContent = "Nothing was sent to the " + TIER_LABEL[tier] + ".";
           return;
         }
         busy(true);
