@@ -201,6 +201,15 @@ def test_privacy_scan(server):
     assert "jane.doe@example.com" not in next(t for t in body["tiers"] if t["tier"] == "third_party")["payload"]
 
 
+def test_retrieve_one_model(client):
+    assert client.models.retrieve("auto").id == "auto"
+    assert client.models.retrieve(TINY).id == TINY
+    from openai import NotFoundError
+
+    with pytest.raises(NotFoundError):
+        client.models.retrieve("gpt-9")
+
+
 def test_openapi_covers_every_route(server):
     from tether.gateway.app import create_app
 
@@ -210,6 +219,8 @@ def test_openapi_covers_every_route(server):
     for route in app.routes:
         for method in (getattr(route, "methods", None) or set()) - {"HEAD"}:  # a Mount (static assets) has none
             assert method.lower() in doc["paths"][route.path], (route.path, method)
+    chat_op = doc["paths"]["/v1/chat/completions"]["post"]
+    assert "5XX" in chat_op["responses"] and chat_op["parameters"][0]["name"] == "X-Tether-Consent"
     refs = json.dumps(doc).count("#/components/schemas/")
     assert refs and all(k in doc["components"]["schemas"] for k in ("ChatRequest", "TextBody", "Error"))
 

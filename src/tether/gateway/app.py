@@ -22,7 +22,7 @@ from tether.errors import TetherError
 from tether.gateway import features
 from tether.gateway.chat import chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
-from tether.gateway.errors import handle, handle_http
+from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly
 from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
@@ -33,6 +33,15 @@ async def list_models(request: Request) -> JSONResponse:
     """The catalog models, the tier names and "auto", in OpenAI's list format."""
     return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "tether"}
                                                    for m in model_ids()]})
+
+
+async def get_model(request: Request) -> JSONResponse:
+    """One model by id, as ``client.models.retrieve(id)`` asks for it."""
+    model_id = request.path_params["model_id"]
+    if model_id not in model_ids():
+        raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(model_ids())}", 404,
+                           "model_not_found", param="model")
+    return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "tether"})
 
 
 async def recent_routes(request: Request) -> JSONResponse:
@@ -56,6 +65,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
     ("/v1/chat/completions", "POST", chat_completions, "Create a chat completion (OpenAI-compatible, routed)",
      ChatRequest, "chat"),
     ("/v1/models", "GET", list_models, "List models: catalog models, tier names and auto", None, "chat"),
+    ("/v1/models/{model_id}", "GET", get_model, "One model by id", None, "chat"),
     ("/v1/notifications/summarize", "POST", features.notifications, "Summarize notifications into stacks",
      features.NotificationsBody, "features"),
     ("/v1/writing/proofread", "POST", features.proofread, "Proofread a text", features.TextBody, "features"),
@@ -88,9 +98,17 @@ def openapi_document() -> dict[str, Any]:
                                                     "content": {"application/json": {"schema": {"type": "object"}}}},
                                             "4XX": {"description": "Client error",
                                                     "content": {"application/json": {
+                                                        "schema": {"$ref": "#/components/schemas/Error"}}}},
+                                            "5XX": {"description": "Server or tier error (model, cloud, third party)",
+                                                    "content": {"application/json": {
                                                         "schema": {"$ref": "#/components/schemas/Error"}}}}}}
+        if "{model_id}" in path:
+            op["parameters"] = [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}]
         if path == "/v1/chat/completions":
             op["responses"]["200"]["content"]["text/event-stream"] = {"schema": {"type": "string"}}
+            op["parameters"] = [{"name": "X-Tether-Consent", "in": "header", "required": False,
+                                 "description": "yes or no: consent for a tier that needs it (a third party)",
+                                 "schema": {"type": "string", "enum": ["yes", "no", "true", "false", "1", "0"]}}]
         if body is not None:
             schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
