@@ -68,7 +68,7 @@ install-bench: install
 	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[test,bench]'
 
 label-routing: install-bench
-	$(BIN)/python scripts/label_routing.py
+	$(BIN)/python scripts/label_routing.py --samples 1
 
 train-router: install-bench
 	$(BIN)/python scripts/train_router.py

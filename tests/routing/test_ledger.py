@@ -279,3 +279,14 @@ def test_a_row_that_breaks_the_rules_is_skipped_when_listing(tmp_path):
     con.close()
     ledger.record(entry(feature="later"))
     assert [e.feature for e in ledger.entries()] == ["later"]
+
+
+def test_cli_stats_reads_the_ledger_the_router_config_names(populated, tmp_path, monkeypatch):
+    config = tmp_path / "router.toml"
+    config.write_text(f'ledger = "{populated}"\n')
+    monkeypatch.setenv("TETHER_ROUTER_CONFIG", str(config))
+    monkeypatch.setenv("TETHER_LEDGER", str(tmp_path / "other.sqlite"))  # the config's key wins, as in the router
+    res = CliRunner().invoke(cli, ["stats", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["requests"] == json.loads(
+        CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"]).output)["requests"] > 0

@@ -30,7 +30,7 @@ def index_group() -> None:
 @db_option
 @json_option
 def add_cmd(paths: tuple[str, ...], db: str | None, as_json: bool) -> None:
-    """Index files and folders (.eml .mbox .ics .md .txt .json .yaml); only changed files are re-read."""
+    """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml); only changed files are re-read."""
     idx = _open(db)
     report = idx.add(paths, progress=not as_json)
     if as_json:

@@ -30,7 +30,8 @@ def _ms(v: float | None) -> str:
 
 @cli.command("stats")
 @click.option("--ledger", "ledger_path", type=click.Path(dir_okay=False), default=None,
-              help="Ledger file (default: $TETHER_LEDGER, else ledger.sqlite in the user data dir).")
+              help="Ledger file (default: the router config's `ledger`, else $TETHER_LEDGER, else ledger.sqlite "
+                   "in the user data dir: the file the router writes).")
 @click.option("--since-hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Only count requests from the last H hours.")
 @json_option
@@ -41,6 +42,10 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
     if since_hours is not None and not math.isfinite(since_hours):
         raise InputError(f"--since-hours must be a finite number of hours, not {since_hours}")
     since = time.time() - since_hours * 3600 if since_hours is not None else None
+    if ledger_path is None:
+        from tether.routing.config import RouterConfig
+
+        ledger_path = RouterConfig.load().ledger  # read what the router writes
     with Ledger(ledger_path) as ledger:
         st = ledger.stats(since=since)
     if as_json:

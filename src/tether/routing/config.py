@@ -3,26 +3,30 @@
 ```toml
 preference = "prefer-device"        # device-only | prefer-device | prefer-quality
 target_cloud_fraction = 0.3         # the difficulty threshold sends about this share to the cloud
+# difficulty_threshold = 0.05       # optional: a fixed threshold on cloud_gain instead of the fraction
 allow_degraded = true               # cloud unreachable → answer on the device, marked degraded
-consent = "ask"                     # third party: ask (per request) | always | never
+consent = "ask"                     # tiers that need consent: ask (per request) | always | never
 device_model = "qwen2.5-0.5b"
 cascade = ["chat", "route", "ask"]  # features answered on the device first, escalated when unsure (the default)
 cascade_escalate_fraction = 0.35    # the learned escalation model escalates about this share (0: off)
 cascade_min_logprob = -1.0          # optional: also escalate when the mean token logprob is below this
 cascade_samples = 1                 # math: sampled device answers whose final numbers must agree (0: off)
+ledger = "~/tether-ledger.sqlite"   # optional: default $TETHER_LEDGER, else ledger.sqlite in the user data dir
 
 [private_cloud]
 relay_url = "http://127.0.0.1:8490"
 log_url = "http://127.0.0.1:8470"   # optional: read the log directly (default: through the relay)
 log_key = "…"                       # optional: pin the transparency log's key
+k = 2                               # nodes each request is sealed to (1-8)
 
 [third_party]
 base_url = "https://api.openai.com/v1"
 model = "gpt-4o-mini"
 api_key_env = "OPENAI_API_KEY"      # the key itself never goes in the file
 use_for_cloud = false               # may "auto" requests go there (still only with consent)?
+retries = 3                         # on 429/5xx/network errors, with backoff (0-10)
 
-[prices.third_party]
+[prices.third_party]                # also [prices.device], [prices.private_cloud]; both keys required
 usd_per_mtok = 2.5
 joules_per_token = 4.0
 ```
