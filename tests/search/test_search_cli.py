@@ -139,3 +139,27 @@ def test_retrieved_text_passes_the_privacy_guard_before_leaving(tmp_path: Path) 
         assert "wire the deposit" in out.payload  # the rest of the text still goes
     else:
         assert out.must_stay_on_device and out.stay_reasons
+
+
+def test_an_empty_path_or_a_missing_index_is_an_error_that_changes_nothing(tmp_path: Path,
+                                                                          corpus: dict[str, Path]) -> None:
+    """`tether index remove "$UNSET"` must not empty the index, and a mistyped --db must not make a new one."""
+    db = tmp_path / "i.sqlite"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["index", "add", str(corpus["mail"].parent), "--db", str(db)]).exit_code == 0
+    for args in (["index", "remove", ""], ["index", "remove", "  "], ["index", "add", ""]):
+        r = runner.invoke(cli, [*args, "--db", str(db)])
+        assert r.exit_code == 1 and "empty path" in r.output, (args, r.output)
+    assert Index.open(db).status().documents == 4  # nothing was removed
+
+    typo = tmp_path / "no-such-dir" / "typo.sqlite"
+    for args in (["search", "dentist"], ["ask", "when is the dentist"], ["index", "status"], ["index", "remove", "x"]):
+        r = runner.invoke(cli, [*args, "--db", str(typo)])
+        assert r.exit_code == 1 and "no search index at" in r.output, (args, r.output)
+    assert not typo.exists() and not typo.parent.exists()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert runner.invoke(cli, ["index", "add", str(empty), "--db", str(tmp_path / "e.sqlite")]).exit_code == 0
+    r = runner.invoke(cli, ["ask", "when is dinner", "--db", str(tmp_path / "e.sqlite"), "--model", "smollm2-135m"])
+    assert r.exit_code == 1 and "nothing in the index" in r.output  # no model answer from no sources

@@ -14,10 +14,11 @@ db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=
                          help="Index file (default: $TETHER_INDEX, else search.sqlite in the user data dir).")
 
 
-def _open(db: str | None):
+def _open(db: str | None, *, create: bool = False):
+    """The index; only ``index add`` creates one (a mistyped --db is an error elsewhere)."""
     from tether.search import Index
 
-    return Index.open(db)
+    return Index.open(db, create=create)
 
 
 @cli.group("index")
@@ -31,7 +32,7 @@ def index_group() -> None:
 @json_option
 def add_cmd(paths: tuple[str, ...], db: str | None, as_json: bool) -> None:
     """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml); only changed files are re-read."""
-    idx = _open(db)
+    idx = _open(db, create=True)
     report = idx.add(paths, progress=not as_json)
     if as_json:
         click.echo(report.model_dump_json(indent=2))
@@ -79,7 +80,9 @@ def _check_query(text: str) -> str:
 @cli.command("search")
 @words_argument("query")
 @click.option("-k", "--top", "k", type=click.IntRange(1, 100), default=10, show_default=True)
-@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "exact"]), default="hybrid", show_default=True)
+@click.option("--mode", type=click.Choice(["hybrid", "bm25", "dense", "exact"]), default="hybrid", show_default=True,
+              help="hybrid: keywords (BM25) and meaning (vectors) fused; bm25: keywords only; dense: vectors only; "
+                   "exact: vectors by brute-force float search (a baseline, not phrase matching).")
 @db_option
 @json_option
 def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> None:
@@ -111,7 +114,10 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
     """Answer a question from your indexed files; says where it ran and why."""
     from tether.search.ask import ask
 
-    hits = _open(db).search(_check_query(question), k)
+    idx = _open(db)
+    hits = idx.search(_check_query(question), k)
+    if not hits:
+        raise InputError(f"nothing in the index at {idx.path} matches; add your files with: tether index add FOLDER")
     answer = ask(question, hits, model=model, tier=tier, consent=consent)
     if as_json:
         click.echo(answer.model_dump_json(indent=2))

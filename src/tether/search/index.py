@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tether.errors import InputError
+from tether.errors import IndexStoreError, InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
 from tether.search.extract import ExtractError, extract, kind_of
@@ -65,8 +65,13 @@ class Index:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] | None = None) -> Index:
+    def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Index:
+        """The index at ``path`` (default: ``$TETHER_INDEX``, else the user data dir). With
+        ``create=False`` a missing file is an ``IndexStoreError``, so a mistyped path for a
+        search is an error rather than a new, empty index."""
         p = Path(path).expanduser() if path else store.default_path()
+        if not create and not p.exists():
+            raise IndexStoreError(f"no search index at {p}; build one with: tether index add FOLDER")
         return cls(store.connect(p), p)
 
     def close(self) -> None:
@@ -278,7 +283,10 @@ class _Tx:
 
 def _absolute(raw: str | os.PathLike[str]) -> Path:
     """Absolute and normalised (``d/sub/..`` is ``d``), so one file is never indexed under two names.
-    Symlinks are kept as named."""
+    Symlinks are kept as named. An empty path is refused: ``Path("")`` is the current folder, and
+    ``tether index remove "$UNSET"`` must not empty the index (nor ``add`` index a whole home)."""
+    if not os.fspath(raw).strip():
+        raise InputError("an empty path was given; name a file or folder (use . for the current folder)")
     return Path(os.path.abspath(Path(raw).expanduser()))
 
 
