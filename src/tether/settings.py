@@ -27,3 +27,20 @@ def env_int(name: str, default: int, *, minimum: int = 1, maximum: int | None = 
 
 def _accepts(minimum: int, maximum: int | None) -> str:
     return f"a whole number from {minimum} to {maximum}" if maximum is not None else f"a whole number ≥ {minimum}"
+
+
+def http_url(value: str, what: str) -> str:
+    """``value`` without a trailing slash if it is a usable http(s) URL, else ``InputError``
+    naming ``what``: a malformed URL is a one-line mistake at start-up, not a traceback later."""
+    import httpx
+
+    from tether.errors import InputError
+
+    text = (value or "").strip()
+    try:
+        url = httpx.URL(text)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise InputError(f"{what} {value!r} is not a valid URL: {exc}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InputError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+    return text.rstrip("/")

@@ -47,3 +47,17 @@ def test_empty_prompt_is_refused(tmp_path):
 ])
 def test_serve_commands_refuse_bad_arguments(args, needle):
     assert needle in _one_error_line(run(*args))
+
+
+@pytest.mark.parametrize("args", [
+    ("log", "status", "--log", "http://[::1"),
+    ("log", "release", "--log", "http://[::1", "--model", "smollm2-135m"),
+    ("cloud", "nodes", "--relay", "http://[::1"),
+    ("cloud", "nodes", "--relay", DEAD, "--log", "ftp://log.example"),
+    ("cloud", "chat", "hi", "--relay", "127.0.0.1:8490"),
+    ("relay", "serve", "--port", "0", "--log", "http://[::1"),
+    ("node", "serve", "--port", "0", "--upstream", "http://[::1", "--model-sha256", "0" * 64),
+])
+def test_a_malformed_url_is_one_line_before_anything_starts(tmp_path, args):
+    line = _one_error_line(run(*args, TETHER_CLOUD_STATE=str(tmp_path / "s.json"), TETHER_RAISE_ERRORS=""))
+    assert "URL" in line and ("not a valid URL" in line or "http:// or https://" in line), line

@@ -97,14 +97,14 @@ def test_requested_device(device, third):
 
 def test_device_only_preference_wins_over_difficulty(device, third):
     r = make_router(device, third=third, preference="device-only", consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     d = r.decide(RouteRequest("How many eggs are left?", kind="gsm8k"))
     assert (d.tier, d.rule) == ("device", "preference")
 
 
 def test_privacy_overrides_everything(device, third, provider):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     r.state.report(busy=True)  # would otherwise send it away
     d = r.decide(RouteRequest(SECRET, kind="gsm8k"))
     assert (d.tier, d.rule, d.values["wanted"]) == ("device", "privacy", "busy")
@@ -117,7 +117,7 @@ def test_privacy_overrides_everything(device, third, provider):
 def test_privacy_scans_only_what_would_leave_and_only_once(device, third, provider):
     guard = CountingGuard()
     r = make_router(device, third=third, guard=guard, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     easy = r.respond(RouteRequest("Hi there, how are you?", kind="chat", max_tokens=4))
     assert (easy.tier, guard.scans) == ("device", 0)  # staying on the device costs no scan
     hard = r.respond(RouteRequest(PII, kind="gsm8k", max_tokens=16))
@@ -140,7 +140,7 @@ def test_fallback_to_the_private_cloud_reuses_the_scan(device, third, provider):
 
 def test_cascade_never_escalates_text_the_policy_keeps_on_the_device(device, third, provider):
     r = make_router(device, third=third, consent="always", cascade=["chat"], cascade_min_logprob=0.0,
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest(SECRET, kind="chat", feature="chat", max_tokens=8))
     assert out.tier == "device" and not out.escalated and not out.degraded
     assert out.notes and "privacy policy keeps this text here" in out.notes[0]
@@ -154,7 +154,7 @@ def test_no_cloud_configured(device):
 
 def test_offline_keeps_it_on_the_device(device, third):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     r.state.report(offline=True)
     d = r.decide(RouteRequest("Solve 17*23.", kind="gsm8k"))
     assert (d.tier, d.rule) == ("device", "offline")
@@ -163,7 +163,7 @@ def test_offline_keeps_it_on_the_device(device, third):
 
 def test_prompt_over_the_device_context_goes_to_the_cloud(device, third):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     d = r.decide(RouteRequest("word " * (device.context_window + 10), kind="chat"))
     assert (d.tier, d.rule) == ("third_party", "context")
     assert d.values["prompt_tokens"] > d.values["room"]
@@ -172,7 +172,7 @@ def test_prompt_over_the_device_context_goes_to_the_cloud(device, third):
 @pytest.mark.parametrize("flag", ["busy", "low_power"])
 def test_busy_or_low_power_device_sends_it_away(device, third, flag):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     r.state.report(**{flag: True})
     d = r.decide(RouteRequest("Say hello.", kind="chat"))
     assert (d.tier, d.rule) == ("third_party", flag)
@@ -180,7 +180,7 @@ def test_busy_or_low_power_device_sends_it_away(device, third, flag):
 
 def test_difficulty_decides_and_explains(device, third):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     hard = r.decide(RouteRequest("A shop sells 3 apples for $2. How much do 12 cost?", kind="gsm8k"))
     easy = r.decide(RouteRequest("Hi there, how are you?", kind="chat"))
     assert (hard.tier, hard.rule) == ("third_party", "difficulty")
@@ -202,7 +202,7 @@ def test_empty_prompt_and_unknown_tier_are_input_errors():
 # ----------------------------------------------------------------- consent
 
 def test_no_consent_means_no_third_party_call(device, third, provider):
-    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", max_tokens=8))
     assert (out.tier, out.decision.rule) == ("device", "consent")
     assert "consent was not given" in out.decision.reason
@@ -214,7 +214,7 @@ def test_no_consent_means_no_third_party_call(device, third, provider):
 
 
 def test_consented_third_party_sees_only_pseudonymized_text(device, third, provider):
-    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest(PII, tier="third_party", consent=True, max_tokens=64))
     sent = str(provider.captured())
     assert "Maria" not in sent and "Gonzalez" not in sent and "maria.gonzalez@example.com" not in sent
@@ -244,7 +244,7 @@ def test_a_private_cloud_that_needs_consent_is_used_only_with_it(device):
 
 def test_a_prompt_only_a_consented_cloud_could_take_asks_for_consent(device, third, provider):
     """The device cannot answer it at all, so the router asks rather than fail there."""
-    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     huge = "Summarize: " + "the quarterly numbers went up again " * 1500
     with pytest.raises(ConsentRequiredError, match="does not fit the device model's context"):
         r.decide(RouteRequest(huge, max_tokens=16))
@@ -264,7 +264,7 @@ def test_device_only_wins_over_a_requested_cloud_tier(device, third, provider):
 
 def test_a_saved_never_cannot_be_overridden_per_request(device, third, provider):
     r = make_router(device, third=third, consent="never",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     with pytest.raises(ConsentRequiredError):
         r.respond(RouteRequest("Say hi.", tier="third_party", consent=True, max_tokens=4))
     out = r.respond(RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", max_tokens=8, consent=True))
@@ -275,7 +275,7 @@ def test_a_saved_never_cannot_be_overridden_per_request(device, third, provider)
 def test_instructions_pass_the_privacy_guard_too(device, third, provider):
     """A system message is text that leaves the device like the prompt: pseudonymized with the same
     session, and a secret in it keeps the whole request here."""
-    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest("Write a short hello to Maria Gonzalez.", tier="third_party", consent=True,
                                  max_tokens=16, instructions="The user is Maria Gonzalez, SSN 536-22-8741."))
     sent = json.dumps(provider.captured())
@@ -298,7 +298,7 @@ def test_schema_stops_and_instructions_leave_only_as_the_guard_allows(device, th
     sequences; and a name found in one text is hidden in the others ("Chise" after "Chise Tanaka")."""
     from tether.models.engine import Sampling
 
-    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     schema = {"type": "object", "properties": {"who": {"type": "string", "examples": ["Maria Gonzalez"],
                                                        "description": "e.g. maria.gonzalez@example.com"}}}
     out = r.respond(RouteRequest("Chise is very reliable, right?", tier="third_party", consent=True,
@@ -369,13 +369,13 @@ def test_policy_can_forbid_the_degraded_answer(device):
 def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(device, third, provider, tmp_path):
     ledger = Ledger(tmp_path / "ledger.sqlite")
     r = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"], cascade_min_logprob=0.0,
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert out.escalated and out.tier == "third_party"
     assert out.notes and out.notes[0].startswith("cascade: device answer escalated (mean logprob")
     calm = make_router(device, third=third, ledger=ledger, consent="always", cascade=["chat"],
                        cascade_escalate_fraction=0,
-                       third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                       third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     kept = calm.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert not kept.escalated and kept.tier == "device"
     rows = ledger.entries()
@@ -397,7 +397,7 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
 
 def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, provider):
     r = make_router(device, third=third, consent="always", cascade=["route"], cascade_escalate_fraction=0.5,
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     math = r.respond(RouteRequest("Tom has 3 apples and buys 4 more. How many?", kind="gsm8k", feature="route",
                                   max_tokens=8))
     assert math.decision.rule == "cascade" and math.decision.values["escalate_fraction"] == 0.5
@@ -426,7 +426,7 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
     ledger = Ledger(tmp_path / "ledger.sqlite")
     cfg = RouterConfig(difficulty_threshold=0.0, consent="always", cascade=["route"], cascade_samples=2,
                        cascade_escalate_fraction=0.5,
-                       third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                       third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     r = Router(cfg, device=device, third_party=third, scorer=math_is_hard(), escalation=self_consistent_math_is_fine(),
                state=DeviceState(), ledger=ledger)
     ask = RouteRequest("Tom has 3 apples and buys 4 more. How many apples does he have?", kind="gsm8k",
@@ -474,7 +474,7 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
 
 def test_cascade_without_consent_keeps_the_unsure_answer_and_says_why(device, third, provider):
     r = make_router(device, third=third, consent="never", cascade=["chat"], cascade_min_logprob=0.0,
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert (out.tier, out.decision.rule, out.escalated) == ("device", "cascade", False)
     assert "but the only cloud is a third party and consent was refused" in out.notes[0]
@@ -497,7 +497,7 @@ def test_device_state_memory_is_reported_kept_and_reset():
 
 def test_a_loaded_device_model_needs_no_more_memory(device, third):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     assert device.engine and device.memory_needed_mb() == 0  # KV cache and buffers were allocated at load
     r.state.report(memory_available_mb=1)
     assert r.decide(RouteRequest("Hi there", kind="chat")).rule == "difficulty"
@@ -505,7 +505,7 @@ def test_a_loaded_device_model_needs_no_more_memory(device, third):
 
 def test_an_untagged_word_problem_is_scored_as_math_and_the_decision_says_so(device, third, provider):
     r = make_router(device, third=third, consent="always",
-                    third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True))
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     word_problem = RouteRequest("Sam has 3 boxes with twelve pens each. How many pens does he have?", kind="auto")
     d = r.decide(word_problem)
     assert (d.tier, d.rule, d.values["kind"]) == ("third_party", "difficulty", "gsm8k (inferred)")
@@ -517,7 +517,7 @@ def test_by_default_chat_route_and_ask_are_cascaded(device, third, provider):
     """The cascade keeps more quality per cloud call than the prompt scorer (docs/benchmarks.md),
     so the requests people type are answered on the device first; streams cannot be."""
     assert RouterConfig().cascade == ["chat", "route", "ask"]
-    r = Router(RouterConfig(consent="always", third_party=ThirdPartyConfig(base_url="x", model="m", use_for_cloud=True)),
+    r = Router(RouterConfig(consent="always", third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True)),
                device=device, third_party=third, state=DeviceState())
     for feature in ("chat", "route", "ask"):
         d = r.decide(RouteRequest("Sam has 3 boxes with twelve pens each. How many pens?", kind="auto", feature=feature))

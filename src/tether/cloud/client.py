@@ -38,6 +38,7 @@ from tether.errors import (
     NoNodeAvailableError,
     TransparencyLogError,
 )
+from tether.settings import http_url
 
 
 @dataclass
@@ -94,7 +95,7 @@ class CloudClient:
         max_sth_age: float = MAX_STH_AGE,
         clock: Callable[[], float] = time.time,
     ):
-        self.relay_url = relay_url.rstrip("/")
+        self.relay_url = http_url(relay_url, "relay URL")
         self.k = max(1, k)
         self.attempts = max(1, attempts)
         self.cooldown = cooldown

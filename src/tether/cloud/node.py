@@ -30,6 +30,7 @@ from starlette.routing import Route
 from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
 from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
 from tether.errors import EnvelopeError, TetherError
+from tether.settings import http_url
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
 MAX_BODY = 4 * 1024 * 1024
@@ -109,7 +110,7 @@ class UpstreamBackend(Backend):
     """Fronts an OpenAI-compatible engine; the node adds the envelope, attestation and statelessness."""
 
     def __init__(self, settings: NodeSettings):
-        self.url = settings.upstream.rstrip("/")
+        self.url = http_url(settings.upstream, "--upstream")
         self.name = settings.upstream_model or settings.model
         self.model_sha256 = (settings.model_sha256 or "").lower() or _catalog_sha256(settings.model) or "unstated"
         self.max_tokens = settings.max_tokens

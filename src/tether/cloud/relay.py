@@ -29,6 +29,7 @@ from starlette.routing import Route
 from tether.cloud.attestation import verify_attestation
 from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE, _read_limited
 from tether.errors import AttestationError
+from tether.settings import http_url
 
 MAX_TARGETS = 8
 NODE_HEADER = "x-tether-node"
@@ -41,7 +42,7 @@ class Relay:
                  directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0,
                  probe_interval: float = 2.0):
         self.probe_interval = probe_interval
-        self.log_url = log_url.rstrip("/") if log_url else None
+        self.log_url = http_url(log_url, "--log") if log_url else None
         self.static = dict(nodes or {})
         self.directory: dict[str, str] = dict(self.static)
         self.cooldown = cooldown

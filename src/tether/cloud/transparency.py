@@ -40,6 +40,7 @@ from tether.cloud.attestation import (
     verify_attestation,
 )
 from tether.errors import AttestationError, InputError, TransparencyLogError
+from tether.settings import http_url
 
 HASH_ALGORITHM = "sha256"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
@@ -394,7 +395,7 @@ class LogClient:
     def __init__(self, url: str, public_key_b64: str | None = None, *, state_path: Path | None = None,
                  http: httpx.Client | None = None, timeout: float = 5.0, max_sth_age: float = MAX_STH_AGE,
                  clock: Callable[[], float] = time.time):
-        self.url = url.rstrip("/")
+        self.url = http_url(url, "transparency log URL")
         self.max_sth_age = max_sth_age
         self.clock = clock
         self.state_path = Path(state_path) if state_path else None
@@ -452,7 +453,7 @@ class LogClient:
         url = self.url + path
         try:
             response = self._http.request(method, url, timeout=self._timeout, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise TransparencyLogError(f"transparency log {self.url} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
             body = loads_strict(response.content)

@@ -54,11 +54,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _url(value: str | None) -> str | None:
+    from tether.errors import InputError
+    from tether.settings import http_url
+
+    if value is None:
+        return None
+    try:
+        return http_url(value, "URL")
+    except InputError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class PrivateCloudConfig(_Strict):
     relay_url: str
     log_url: str | None = None  # None: read the transparency log through the relay
     log_key: str | None = None
     k: int = Field(default=2, ge=1, le=8)
+
+    _urls = field_validator("relay_url", "log_url")(_url)
 
 
 class ThirdPartyConfig(_Strict):
@@ -67,6 +81,8 @@ class ThirdPartyConfig(_Strict):
     api_key_env: str | None = None
     use_for_cloud: bool = False
     retries: int = Field(default=3, ge=0, le=10)
+
+    _urls = field_validator("base_url")(_url)
 
 
 class RouterConfig(_Strict):

@@ -20,6 +20,7 @@ import httpx
 from tether.errors import RouterConfigError, TierUnavailableError
 from tether.models.engine import Message, Sampling
 from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
+from tether.settings import http_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_CHARS = 200
@@ -57,7 +58,7 @@ class ThirdPartyTier:
                  http: httpx.Client | None = None):
         if retries < 0:
             raise ValueError("retries must be >= 0")
-        self.base_url = base_url.rstrip("/")
+        self.base_url = http_url(base_url, "third-party base URL")
         self.model = model
         self.api_key = api_key or None
         self.retries = retries
