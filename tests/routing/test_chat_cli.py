@@ -99,3 +99,21 @@ def test_old_turns_give_way_to_new_ones():
 def test_an_unknown_model_fails_before_the_first_turn(tmp_path):
     r = run("chat", "--model", "no-such-model", input="", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
     assert r.exit_code == 1 and "unknown model 'no-such-model'" in r.stderr
+
+
+def test_an_unusable_ledger_fails_before_any_answer(tmp_path):
+    bad = tmp_path / "not-a-ledger.sqlite"
+    bad.write_bytes(b"this is not a database" * 100)
+    before = bad.read_bytes()
+    r = run("chat", "Name a colour.", "-m", TINY, "--max-tokens", "8", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(bad))
+    assert r.exit_code == 1 and r.stdout == ""  # no answer was generated, then thrown away
+    assert "not a usable routing ledger" in r.stderr
+    assert bad.read_bytes() == before  # and the file is left as it was
+
+
+def test_a_json_conversation_is_one_object_per_line(tmp_path):
+    r = run("chat", "-m", TINY, "--max-tokens", "6", "--json", input="Hi\nBye\n",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 0, r.output
+    turns = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert len(turns) == 2 and all(t["tier"] == "device" for t in turns)

@@ -18,7 +18,9 @@ def _router(model: str | None):
     from tether.routing.config import RouterConfig
     from tether.routing.router import Router
 
-    return Router.from_config(RouterConfig.load(device_model=model))
+    router = Router.from_config(RouterConfig.load(device_model=model))
+    router.ledger.open()  # an unusable ledger fails now, not after the answer
+    return router
 
 
 def _turn(router, conversation, text: str, *, system: str | None, tier: str, consent: bool | None,
@@ -39,7 +41,8 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     if as_json:
         click.echo(json.dumps({"answer": answer, "tier": out.tier if out else stream.decision.tier,
                                "rule": stream.decision.rule, "route": stream.decision.explain(),
-                               "degraded": bool(out and out.degraded), "notes": out.notes if out else []}, indent=2))
+                               "degraded": bool(out and out.degraded), "notes": out.notes if out else []},
+                              ensure_ascii=False))  # one object per line (JSON Lines) for a conversation
         return
     click.echo()
     where = f"{out.tier}{' (degraded)' if out.degraded else ''}" if out else stream.decision.tier
@@ -71,7 +74,8 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
              max_tokens: int, as_json: bool) -> None:
     """Chat with the assistant. With PROMPT, answer it and exit; without, hold a conversation
     read line by line from the terminal (or stdin). Each turn says where it ran and why
-    (on stderr); the conversation stays in this process only."""
+    (on stderr); the conversation stays in this process only. With --json, one JSON object
+    per turn, one per line."""
     from tether.routing.conversation import Conversation
 
     if prompt is not None and not prompt.strip():

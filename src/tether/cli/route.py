@@ -42,6 +42,7 @@ def route_cmd(prompt: str, kind: str, tier: str, consent: bool | None, offline: 
         else:
             click.echo(f"{d.explain()}  ({d.seconds * 1000:.1f} ms)")
         return
+    router.ledger.open()  # an unusable ledger fails now, not after the answer
     out = router.respond(request)
     if as_json:
         click.echo(json.dumps({"answer": out.text, "tier": out.tier, "rule": out.decision.rule,

@@ -137,6 +137,8 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
         if prewarm:
+            if router.ledger is not None:
+                await in_thread(router.ledger.open)  # an unusable ledger stops start-up with its reason
             await gw.engine(gw.device_model)
             await in_thread(lambda: router.guard)
         try:

@@ -221,6 +221,13 @@ class Ledger:
                 self._con.close()
                 self._con = None
 
+    def open(self) -> Ledger:
+        """Open (creating if needed) now: ``RoutingError`` if the file is unusable, so a caller can
+        fail before it spends a generation whose ledger row could not be written."""
+        with self._lock:
+            self._connect()
+        return self
+
     def _connect(self) -> sqlite3.Connection:
         if self._con is not None:
             return self._con
