@@ -150,7 +150,44 @@ def test_hub_model_without_network_fails_with_a_clear_message(own_cache, monkeyp
     monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "5")
     with pytest.raises(ModelUnavailableError) as info:
         catalog.pull("hf:Qwen/Qwen2.5-0.5B-Instruct-GGUF/qwen2.5-0.5b-instruct-q4_k_m.gguf", progress=False)
-    assert "could not be reached" in str(info.value)
+    assert "could not be reached" in str(info.value) or "looks offline" in str(info.value)
+
+
+def _fill_hub_cache(own_cache, repo: str, filename: str, content_from: Path | bytes) -> Path:
+    """Lay a file out the way huggingface_hub caches a download (refs/main → snapshots/<commit>/)."""
+    root = own_cache / "hub" / ("models--" + repo.replace("/", "--"))
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "main").write_text(commit)
+    target = root / "snapshots" / commit / filename
+    target.parent.mkdir(parents=True)
+    if isinstance(content_from, Path):
+        target.symlink_to(content_from)
+    else:
+        target.write_bytes(content_from)
+    return target
+
+
+def test_a_hub_model_already_downloaded_is_found_and_verified_offline(own_cache, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    real = catalog.pull("smollm2-135m", progress=False)
+    cached = _fill_hub_cache(own_cache, "owner/repo", "model.gguf", real)
+    assert catalog.pull("hf:owner/repo/model.gguf", progress=False) == cached
+    assert catalog.verify("hf:owner/repo/model.gguf", progress=False) == cached
+    _fill_hub_cache(own_cache, "owner/junk", "model.gguf", b"<html>not a model</html>")
+    with pytest.raises(ModelUnavailableError, match="is not a GGUF model file"):
+        catalog.pull("hf:owner/junk/model.gguf", progress=False)
+    with pytest.raises(UnknownModelError):
+        catalog.resolve("hf:owner/repo/model.gguf@")
+
+
+def test_verify_a_local_file_checks_that_it_is_a_model(tmp_path):
+    junk = tmp_path / "notes.gguf"
+    junk.write_text("not a model")
+    with pytest.raises(ModelUnavailableError, match="is not a GGUF model file"):
+        catalog.verify(str(junk), progress=False)
+    with pytest.raises(ModelUnavailableError, match="file not found"):
+        catalog.verify(str(tmp_path / "missing.gguf"), progress=False)
 
 
 def test_cli_models_list_verify_path(tmp_path):

@@ -130,6 +130,8 @@ def resolve(name: str) -> ModelSpec:
         revision = None
         if "@" in ref:
             ref, revision = ref.rsplit("@", 1)
+            if not revision.strip():
+                raise UnknownModelError(name, list(CATALOG))  # "hf:o/r/f.gguf@" names no revision
         pieces = ref.split("/", 2)
         if len(pieces) != 3 or not pieces[2]:
             raise UnknownModelError(name, list(CATALOG))
@@ -257,11 +259,43 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) 
     return target
 
 
+def _hub_cached(source: HubSource) -> Path | None:
+    """The Hub file if an earlier download left it in Tether's cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(source.repo_id, source.filename, cache_dir=str(cache_dir() / "hub"),
+                                   revision=source.revision)
+    return Path(found) if isinstance(found, str) and Path(found).is_file() else None
+
+
+def _hub_reachable() -> str | None:
+    """Why the Hub's host cannot be reached, or None. Without this an offline machine waits
+    through huggingface_hub's retries (about 25 s of "Retrying in 8s") before the same answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    host = urlsplit(constants.ENDPOINT).hostname or ""
+    try:
+        socket.getaddrinfo(host, 443)
+    except (OSError, UnicodeError) as exc:
+        return f"cannot resolve {host} ({exc.__class__.__name__}): this machine looks offline"
+    return None
+
+
 def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - it is a pinned dependency
         raise ModelUnavailableError(spec.name, "huggingface_hub is not installed") from exc
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+    why_not = None if offline else _hub_reachable()
+    if why_not is not None:
+        cached = _hub_cached(source)
+        if cached is not None:
+            return cached
+        raise ModelUnavailableError(spec.name, f"could not fetch {source.filename} from {source.repo_id}: {why_not}")
     try:
         return Path(
             hf_hub_download(
@@ -306,7 +340,7 @@ def locate(spec: ModelSpec) -> Path | None:
                 return None
         path = _assembled_path(spec)
         return path if path.is_file() else None
-    return None
+    return _hub_cached(src)
 
 
 def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -> Path:
@@ -319,7 +353,9 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
         _check_gguf(spec, src.path)
         return _check(spec, src.path, full=False, progress=progress)
     if isinstance(src, HubSource):
-        return _check(spec, _hub_download(spec, src), full=False, progress=progress)
+        path = _hub_download(spec, src)
+        _check_gguf(spec, path)
+        return _check(spec, path, full=False, progress=progress)
     parts = _part_files(spec, src)
     if len(parts) == 1:  # a single shipped file is used in place
         return _check(spec, parts[0], full=force, progress=progress)
@@ -337,7 +373,11 @@ def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
     spec = name if isinstance(name, ModelSpec) else resolve(name)
     path = locate(spec)
     if path is None:
+        if isinstance(spec.source, LocalSource):
+            raise ModelUnavailableError(spec.name, f"file not found: {spec.source.path}")
         raise ModelUnavailableError(spec.name, "not pulled yet; run `tether models pull " + spec.name + "`")
+    if not isinstance(spec.source, PackagedSource):
+        _check_gguf(spec, path)  # no pinned hash to check: at least the file must be a model
     return _check(spec, path, full=True, progress=progress)
 
 
