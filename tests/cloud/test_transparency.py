@@ -211,6 +211,14 @@ def test_persistence_across_restart(tmp_path):
     assert len(again.nodes()) == 1
     again.close()
 
+    other_key = tmp_path / "typo.key"  # a typo in --key must not give the log a new identity
+    with pytest.raises(TransparencyLogError, match="is signed by key .* Use the log's own key file"):
+        TransparencyLog(db, other_key)
+    assert not other_key.exists()
+    reopened = TransparencyLog(db, key)  # and the log is untouched
+    assert reopened.size == 2 and reopened.tree_head()["root"] == sth["root"]
+    reopened.close()
+
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 

@@ -13,6 +13,7 @@ and the pinned log key.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -100,6 +101,7 @@ class TransparencyLog:
         self.db_path = Path(db_path)
         self.key_path = Path(key_path)
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self._new_key = not self.key_path.exists()
         self._key = _load_or_create_key(self.key_path)
         self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self._lock = threading.RLock()
@@ -107,11 +109,34 @@ class TransparencyLog:
             self._tree = SqliteTree(str(self.db_path), algorithm=HASH_ALGORITHM)
         except Exception as exc:  # sqlite3.DatabaseError, ValueError on a broken table
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
+        self._check_key()
         self._releases: dict[str, int] = {}
         self._nodes: dict[str, tuple[float, int]] = {}  # node id -> (issued_at, index) of its latest attestation
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
         for index, entry in self.entries(1, self.size):
             self._index(index, entry)
+
+    def _check_key(self) -> None:
+        """The log's key is part of its identity: devices pin it. The database records the key
+        that signs it, and a different key file (a typo in ``--key``) is refused, not adopted."""
+        import sqlite3
+
+        try:
+            with contextlib.closing(sqlite3.connect(self.db_path)) as con, con:
+                con.execute("CREATE TABLE IF NOT EXISTS tether_log_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                row = con.execute("SELECT value FROM tether_log_meta WHERE key = 'public_key'").fetchone()
+                if row is None:
+                    con.execute("INSERT INTO tether_log_meta VALUES ('public_key', ?)", (self.public_key_b64,))
+        except sqlite3.DatabaseError as exc:
+            self._tree.close()
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
+        if row is not None and row[0] != self.public_key_b64:
+            self._tree.close()
+            if self._new_key:
+                self.key_path.unlink(missing_ok=True)  # made just now for a log it does not sign
+            raise TransparencyLogError(
+                f"transparency log {self.db_path} is signed by key {row[0][:16]}…, but {self.key_path} holds key "
+                f"{self.public_key_b64[:16]}…; devices that pinned the log would refuse it. Use the log's own key file")
 
     @property
     def public_key_b64(self) -> str:
