@@ -61,3 +61,8 @@ def test_serve_commands_refuse_bad_arguments(args, needle):
 def test_a_malformed_url_is_one_line_before_anything_starts(tmp_path, args):
     line = _one_error_line(run(*args, TETHER_CLOUD_STATE=str(tmp_path / "s.json"), TETHER_RAISE_ERRORS=""))
     assert "URL" in line and ("not a valid URL" in line or "http:// or https://" in line), line
+
+
+def test_a_dead_relay_is_named_when_the_log_is_read_through_it(tmp_path):
+    line = _one_error_line(run("cloud", "nodes", "--relay", DEAD, TETHER_CLOUD_STATE=str(tmp_path / "s.json")))
+    assert line.startswith(f"Error: relay {DEAD} (the log is read through it) unreachable")

@@ -105,7 +105,8 @@ class CloudClient:
         self.clock = clock
         self.http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
-        self.log = LogClient(log_url or self.relay_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age, clock=clock)
+        self.log = LogClient(log_url or self.relay_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age,
+                             clock=clock, via=None if log_url else "relay")
         self._lock = threading.RLock()
         self._nodes: dict[str, VerifiedNode] = {}
         self._verdicts: list[Verdict] = []
@@ -231,6 +232,8 @@ class CloudClient:
         """One attempt: choose nodes, send, yield (node_id, opened frame). Raises on failure."""
         nodes = self._choose(exclude)
         if not nodes:
+            if not attempts_log and self.model is not None and not self.nodes():
+                attempts_log = [f"no verified node serves {self.model}"]
             raise NoNodeAvailableError(attempts_log or ["no verified node outside cooldown"])
         sealed, openers = self.seal(body, nodes)
         start = time.perf_counter()

@@ -419,8 +419,9 @@ class LogClient:
 
     def __init__(self, url: str, public_key_b64: str | None = None, *, state_path: Path | None = None,
                  http: httpx.Client | None = None, timeout: float = 5.0, max_sth_age: float = MAX_STH_AGE,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time, via: str | None = None):
         self.url = http_url(url, "transparency log URL")
+        self.via = via  # "the relay": the log is read through it, so name it in errors
         self.max_sth_age = max_sth_age
         self.clock = clock
         self.state_path = Path(state_path) if state_path else None
@@ -479,7 +480,8 @@ class LogClient:
         try:
             response = self._http.request(method, url, timeout=self._timeout, **kwargs)
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise TransparencyLogError(f"transparency log {self.url} unreachable: {str(exc) or type(exc).__name__}") from None
+            where = f"{self.via} {self.url} (the log is read through it)" if self.via else f"transparency log {self.url}"
+            raise TransparencyLogError(f"{where} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
             body = loads_strict(response.content)
         except (ValueError, RecursionError):
