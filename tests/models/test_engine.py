@@ -223,3 +223,13 @@ def test_memory_estimate_matches_llama_cpp_accounting_without_loading():
     assert memory_estimate(TINY, n_ctx=2048).kv_cache == 45 * 2**20
     with pytest.raises(ModelUnavailableError):
         memory_estimate("/nonexistent/model.gguf")
+
+
+def test_a_character_cut_by_the_token_limit_is_dropped_not_replaced(tiny):
+    """An emoji is several tokens: a limit inside one must not end the answer in U+FFFD."""
+    prompt = [Message("user", "Reply with only these emoji: 🐱🕶️🎉🎉")]
+    texts = [tiny.complete(prompt, Sampling.greedy(n)).text for n in range(1, 7)]
+    assert all("\ufffd" not in t for t in texts), texts
+    assert texts[-1].startswith("🐱")  # the whole characters are kept
+    streamed = "".join(d.text for d in tiny.stream(prompt, Sampling.greedy(2)))
+    assert "\ufffd" not in streamed

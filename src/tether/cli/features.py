@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from tether.cli import cli
@@ -100,10 +102,15 @@ def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json:
 
     from tether.errors import InputError
 
+    if out is not None and not out.strip():
+        raise InputError("--out is empty; name a .png or .svg file")
     if out and Path(out).suffix.lower() not in (".png", ".svg"):
         raise InputError(f"{out}: --out must end in .png or .svg")
-    if out and not Path(out).resolve().parent.is_dir():
+    folder = Path(out).resolve().parent if out else None
+    if folder is not None and not folder.is_dir():
         raise InputError(f"{out}: cannot write (no such directory)")  # before the model runs
+    if folder is not None and not os.access(folder, os.W_OK):
+        raise InputError(f"{out}: cannot write (permission denied)")
     want_png = bool(out) and out.lower().endswith(".png")
     if want_png:
         genmoji.font_path()  # fail before the model runs

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
 from tether.cli import cli
 from tether.cli._io import json_option, words_argument
+from tether.errors import InputError
 
 
 @cli.command("route")
@@ -31,6 +33,8 @@ def route_cmd(prompt: str, kind: str, tier: str, consent: bool | None, offline: 
     """Show the router's decision for PROMPT: the tier, the rule, and the values it saw."""
     from tether.routing import RouteRequest, Router
 
+    if memory_mb is not None and not math.isfinite(memory_mb):
+        raise InputError(f"--memory-mb must be a finite number of MiB, not {memory_mb}")
     router = Router.from_config()
     router.state.report(offline=offline, low_power=low_power, busy=busy, memory_available_mb=memory_mb)
     request = RouteRequest(prompt, kind=kind, feature="route", tier=tier, consent=consent, max_tokens=max_tokens)

@@ -342,7 +342,8 @@ class LlamaEngine:
                 gen.close()
                 if self.isolate_requests:
                     self._forget()
-            tail = ("" if finish == "stop" else held) + decoder.decode(b"", final=True)
+            # Bytes still pending are a character the token limit cut in half: drop them, not "\ufffd".
+            tail = ("" if finish == "stop" else held)
             if tail:
                 pieces.append(tail)
                 yield Delta(tail)

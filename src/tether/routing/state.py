@@ -8,6 +8,7 @@ not report it: a phone app knows better what the system will let it keep.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import asdict, dataclass
 
@@ -61,7 +62,7 @@ class DeviceState:
 def _memory(mb: float | None) -> float | None:
     if mb is None or mb == -1:
         return None
-    if not isinstance(mb, (int, float)) or mb != mb or mb < 0:
+    if not isinstance(mb, (int, float)) or isinstance(mb, bool) or not math.isfinite(mb) or mb < 0:
         from tether.errors import InputError
 
         raise InputError(f"memory_available_mb must be a number of MiB ≥ 0 (or -1 for the OS's figure), got {mb!r}")
