@@ -23,6 +23,8 @@ def _payload(guard: PrivacyGuard, text: str, tier: str = "third_party") -> str:
     ("The parcel went to Fitjabraut 87, Keflavík", "Fitjabraut 87"),
     ("please ask anna nowak about it", "anna nowak"),  # lower case
     ("my name is maria gonzalez", "gonzalez"),
+    ("My SSN is 123-45-6789.", "123-45-6789"),  # Presidio rejects it as never issued
+    ("ssn 987-65-4320 on the form", "987-65-4320"),
 ])
 def test_off_device_payload_drops_what_the_precise_rules_miss(guard, text, value):
     for tier in ("private_cloud", "third_party"):

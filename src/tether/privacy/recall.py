@@ -15,6 +15,8 @@ some fluency (the reply is restored anyway), so the guard adds these candidates 
   birth date.
 * lower-case names: a first name followed by a surname ("maria gonzalez"), or a listed
   name right after a cue ("my name is jan").
+* numbers shaped like a US SSN (``123-45-6789``), including the ones Presidio rejects as
+  never issued.
 
 A word that is common English, a calendar word, a form label ("Phone", "Address") or
 everyday software ("Python", "GitHub") is never a candidate by itself; anything else can be
@@ -143,7 +145,18 @@ def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) ->
     out += _capitalised_runs(text, tokens, ww)
     out += _lower_case_names(text, tokens, ww)
     out += _past_dates(text)
+    out += _ssn_shaped(text)
     return out
+
+
+_SSN_SHAPE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+
+
+def _ssn_shaped(text: str) -> list[tuple[str, int, int, str]]:
+    """Presidio rejects SSNs that cannot be issued (123-45-6789, 987-65-4320, area 000/666/9xx),
+    but a user who writes one next to "SSN" means it as theirs, and a real one mistyped is still
+    personal: off the device, every number of that shape goes."""
+    return [("US_SSN", m.start(), m.end(), "a number shaped like a US SSN") for m in _SSN_SHAPE.finditer(text)]
 
 
 def _capitalised_runs(text: str, tokens: list[tuple[int, int, str]], ww: _Words) -> list[tuple[str, int, int, str]]:
