@@ -458,3 +458,34 @@ def test_a_stream_that_fails_still_sends_what_came_before():
     sent = [json.loads(f[len(b"data: "):]) for f in asyncio.run(frames())]
     assert sent[:3] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert sent[3]["error"]["message"] == "the engine broke" and len(sent) == 4
+
+
+def test_a_model_that_does_not_fit_in_free_memory_is_a_503_not_a_crash(tmp_path):
+    """A client may name any catalog model; one that would not fit is refused before loading (fresh process,
+    so nothing is loaded yet; the app reports 1 MiB free through the router's device state)."""
+    import subprocess
+    import sys
+
+    script = f"""
+import json
+from starlette.testclient import TestClient
+from tether.gateway import create_app
+from tether.routing import Router
+from tether.routing.config import RouterConfig
+from tether.routing.ledger import Ledger
+from tether.routing.state import DeviceState
+
+router = Router(RouterConfig(device_model="{TINY}"), state=DeviceState(memory_available_mb=1),
+                ledger=Ledger({str(tmp_path / "l.sqlite")!r}))
+with TestClient(create_app(router, prewarm=False), base_url="http://127.0.0.1") as client:
+    r = client.post("/v1/writing/proofread", json={{"text": "Their here.", "model": "{TINY}"}})
+    print(json.dumps([r.status_code, r.json()]))
+    r = client.post("/v1/chat/completions", json={{"model": "{TINY}", "messages": [{{"role": "user", "content": "Hi"}}]}})
+    print(json.dumps([r.status_code, r.json()]))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for line in out.stdout.splitlines():
+        status, body = json.loads(line)
+        assert status == 503 and body["error"]["code"] == "insufficient_memory", body
+        assert "MiB to load" in body["error"]["message"]

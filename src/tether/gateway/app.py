@@ -139,7 +139,7 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
         if prewarm:
             if router.ledger is not None:
                 await in_thread(router.ledger.open)  # an unusable ledger stops start-up with its reason
-            await gw.engine(gw.device_model)
+            await gw.engine(gw.device_model, check_memory=False)  # the gateway's own model: load it or fail
             await in_thread(lambda: router.guard)
         try:
             yield

@@ -57,10 +57,28 @@ class Gateway:
         """Run ``fn(*args)`` on ``engine``'s generation thread."""
         return await asyncio.get_running_loop().run_in_executor(self.executor(engine), fn, *args)
 
-    async def engine(self, name: str):
-        from tether.models.engine import load
+    async def engine(self, name: str, *, check_memory: bool = True):
+        """The loaded engine for a catalog model. A model not loaded yet must fit in the memory
+        free now (the router's memory rule, for a model the client names): 503, not an OOM kill."""
+        from tether.models import engine
 
-        return await self.on(name, load, name)
+        if check_memory and not engine.is_loaded(name):
+            need, free = await in_thread(self._memory, name)
+            if need is not None and need > free:
+                raise GatewayError(f"the model {name!r} needs about {need:,.0f} MiB to load and {free:,.0f} MiB are "
+                                   "free; use a smaller model or free memory", 503, "insufficient_memory",
+                                   param="model", type_="server_error")
+        return await self.on(name, engine.load, name)
+
+    def _memory(self, name: str) -> tuple[float | None, float]:
+        from tether.errors import ModelUnavailableError
+        from tether.models import engine
+
+        try:
+            need: float | None = engine.memory_estimate(name).total / 2**20
+        except ModelUnavailableError:
+            need = None  # loading will say why
+        return need, self.router.state.snapshot().available_memory_mb()
 
     def gen_lock(self, engine: str) -> anyio.Lock:
         """Held for a whole generation: the engine keeps its own lock across a stream's tokens, so a
