@@ -10,8 +10,10 @@ from pydantic import BaseModel, field_validator
 import tether
 from tether import (
     ContextWindowExceededError,
+    GenerationCancelledError,
     InputError,
     InvalidOutputError,
+    Message,
     ModelUnavailableError,
     Sampling,
     Session,
@@ -175,3 +177,89 @@ def test_non_gguf_file_is_unavailable_not_a_crash(tmp_path):
     bad.write_bytes(b"not a gguf file at all" * 100)
     with pytest.raises(ModelUnavailableError, match="is not a GGUF model file"):
         Session(model=str(bad)).respond("hi")
+
+
+def test_a_second_generation_on_the_same_thread_while_a_stream_is_open_is_an_error_not_a_hang(tiny):
+    """Sessions on one model share its engine: a stream holds it. Starting another generation on it
+    inside the loop that reads the stream could only wait for itself."""
+    reader, other = Session(engine=tiny), Session(engine=tiny)
+    stream = reader.stream("Count from 1 to 50.", sampling=Sampling.greedy(60))
+    it = iter(stream)
+    next(it)
+    with pytest.raises(tether.ConcurrentRequestsError, match="still open on this thread"):
+        other.respond("Hi", sampling=Sampling.greedy(2))
+    stream.close()
+    assert other.respond("Hi", sampling=Sampling.greedy(2)).text is not None  # free again once closed
+    with pytest.raises(tether.InputError):  # the same session twice: busy, and still an InputError
+        with reader.stream("Count.", sampling=Sampling.greedy(30)):
+            reader.respond("Hi")
+
+
+def test_respond_can_be_cancelled_and_the_transcript_stays_clean(tiny):
+    session = Session(engine=tiny)
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    with pytest.raises(GenerationCancelledError):
+        session.respond("Write a very long story about a lighthouse.", sampling=Sampling.greedy(2000), cancel=cancel)
+    assert session.transcript == [] and not session.is_responding
+
+
+def test_respond_async_runs_off_the_event_loop_and_stops_when_cancelled(tiny):
+    import asyncio
+
+    session = Session(engine=tiny)
+
+    async def main():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.05)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        answer = await session.respond_async("Say hi.", sampling=Sampling.greedy(8))
+        task = asyncio.create_task(session.respond_async("Write a very long story.", sampling=Sampling.greedy(2000)))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        for _ in range(100):  # the generation stops at its next token and frees the session
+            if not session.is_responding:
+                break
+            await asyncio.sleep(0.05)
+        ticker.cancel()
+        return answer, ticks
+
+    answer, ticks = asyncio.run(main())
+    assert answer.text and ticks > 3  # the loop kept running while the model answered
+    assert not session.is_responding and len(session.transcript) == 2  # only the finished turn
+
+
+def test_context_size_and_token_count_match_what_is_sent(tiny):
+    session = Session("Be brief.", engine=tiny)
+    assert session.context_size == tiny.context_window
+    before = session.token_count("What is the capital of France?")
+    assert before == len(tiny.tokenize_chat([Message("system", "Be brief."),
+                                             Message("user", "What is the capital of France?")]))
+    session.respond("Hi", sampling=Sampling.greedy(4))
+    assert session.token_count("What is the capital of France?") > before  # the transcript counts
+
+
+def test_an_unanchored_pattern_in_a_schema_is_enforced_not_refused(tiny):
+    from pydantic import Field
+
+    class Code(BaseModel):
+        code: str = Field(pattern=r"[A-Z]{3}")
+
+    value = Session(engine=tiny).respond("Give a three-letter airport code for Oslo.", Code,
+                                         sampling=Sampling.greedy(20)).content
+    assert len(value.code) == 3 and value.code.isupper()
+
+
+def test_availability_unpacks_like_apples_is_available():
+    ok, reason = tether.availability(TINY)
+    assert ok is True and reason
+    ok, reason = tether.availability("no-such-model")
+    assert ok is False and "no-such-model" in reason

@@ -11,6 +11,8 @@
     │   ├── ContextWindowExceededError   prompt does not fit; raised before generating
     │   ├── InvalidOutputError           output failed the schema or a feature's check
     │   ├── GenerationCancelledError     the caller cancelled a running generation
+    │   ├── ConcurrentRequestsError      the session (or, on this thread, the model) is already busy;
+    │   │                                also an InputError, so older handlers still catch it
     │   └── ToolCallError                a tool the model called raised; ``tool`` names it, the cause is chained
     ├── PrivacyError
     │   ├── PolicyError                  the privacy config is invalid (file and field named)
@@ -114,12 +116,30 @@ class GenerationCancelledError(GenerationError):
         super().__init__("generation was cancelled")
 
 
+class ConcurrentRequestsError(GenerationError, InputError):
+    """A session answers one request at a time; on one thread, a model cannot start a second
+    generation while a stream from it is still open (that would wait for itself forever)."""
+
+
+# Apple's Foundation Models name for the same error, for code ported from it.
+ExceededContextWindowSizeError = ContextWindowExceededError
+
+
 class ToolCallError(GenerationError):
-    """A tool raised while the model was using it; the original exception is ``__cause__``."""
+    """A tool raised while the model was using it; the original exception is ``__cause__``
+    (also ``underlying_error``, as in Apple's SDK, with ``tool_name``)."""
 
     def __init__(self, tool: str, cause: BaseException):
         self.tool = tool
         super().__init__(f"tool {tool!r} failed: {type(cause).__name__}: {cause}")
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool
+
+    @property
+    def underlying_error(self) -> BaseException | None:
+        return self.__cause__
 
 
 class EmojiFontUnavailableError(TetherError):

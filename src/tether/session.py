@@ -16,7 +16,9 @@ model may call Python functions before it answers (see ``tether.tools``).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import json
 import threading
 from dataclasses import dataclass, field
@@ -25,10 +27,10 @@ from typing import Any, Generic, Iterator, Sequence, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from tether import tools as _tools
-from tether.errors import GenerationCancelledError, InputError, InvalidOutputError, ToolCallError
+from tether.errors import ConcurrentRequestsError, GenerationCancelledError, InputError, InvalidOutputError, ToolCallError
 from tether.models import catalog
 from tether.models.catalog import Availability
-from tether.models.engine import Completion, LlamaEngine, Message, Sampling, load
+from tether.models.engine import Completion, LlamaEngine, Message, Sampling, cancellation, load
 from tether.tools import Tool, ToolCall
 
 T = TypeVar("T", bound=BaseModel)
@@ -197,6 +199,16 @@ class Session:
     def is_responding(self) -> bool:
         return self._busy.locked()
 
+    @property
+    def context_size(self) -> int:
+        """Tokens the model can hold: the transcript, the prompt and the answer together."""
+        return self.engine.context_window
+
+    def token_count(self, prompt: str = "") -> int:
+        """Tokens the next request with ``prompt`` would send: instructions, transcript and prompt,
+        as the chat template renders them. Plus the answer budget, it must fit ``context_size``."""
+        return len(self.engine.tokenize_chat(self._messages(prompt, None)))
+
     # ------------------------------------------------------------- requests
 
     @overload
@@ -207,7 +219,8 @@ class Session:
                 tool_choice: str = "auto") -> Response[T]: ...
 
     def respond(self, prompt: str, schema: type[T] | None = None, *, sampling: Sampling | None = None,
-                logprobs: bool = False, tool_choice: str = "auto") -> Response[Any]:
+                logprobs: bool = False, tool_choice: str = "auto",
+                cancel: threading.Event | None = None) -> Response[Any]:
         """Answer ``prompt``. With ``schema``, the output is constrained to its JSON
         schema and parsed into it; a result that still fails validation is
         retried once with sampling, then raises ``InvalidOutputError``.
@@ -215,7 +228,14 @@ class Session:
         With tools, the model first calls as many as it needs (at most
         ``max_tool_calls``); ``tool_choice`` is "auto", "required" (call at
         least one), "none", or a tool's name (call that one first).
+
+        Setting ``cancel`` (from another thread) stops the generation, tool steps
+        included, with ``GenerationCancelledError``; nothing enters the transcript.
+        This call blocks; in asyncio code use ``respond_async``.
         """
+        if cancel is not None:
+            with cancellation(cancel):
+                return self.respond(prompt, schema, sampling=sampling, logprobs=logprobs, tool_choice=tool_choice)
         _check_prompt(prompt)
         json_schema = _json_schema_of(schema) if schema is not None else None
         sampling = sampling or self.sampling
@@ -241,13 +261,26 @@ class Session:
                 return Response(value, completion.text, completion, calls)
             raise InvalidOutputError(f"model output did not match {schema.__name__} after a retry: {last_error}", completion.text)
 
+    async def respond_async(self, prompt: str, schema: type[T] | None = None, **options: Any) -> Response[Any]:
+        """``respond`` on a worker thread, so the event loop keeps running. Cancelling the
+        awaiting task stops the generation (the session is free again once it has stopped)."""
+        cancel = threading.Event()
+        future = asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(self.respond, prompt, schema, cancel=cancel, **options))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved" noise
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+
     def stream(self, prompt: str, *, sampling: Sampling | None = None, logprobs: bool = False,
                tool_choice: str = "auto") -> ResponseStream:
         """Stream the answer as text deltas. The context window is checked before it starts;
         tool calls, if any, run before it returns."""
         _check_prompt(prompt)
         if not self._busy.acquire(blocking=False):
-            raise InputError("this session is already responding; wait for it or use another session")
+            raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
         try:
             calls = self._call_tools(prompt, tool_choice)
             return ResponseStream(self, prompt, self._messages(_tools.with_results(prompt, calls), None),
@@ -261,7 +294,7 @@ class Session:
     @contextlib.contextmanager
     def _acquire(self) -> Iterator[None]:
         if not self._busy.acquire(blocking=False):
-            raise InputError("this session is already responding; wait for it or use another session")
+            raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
         try:
             yield
         finally:

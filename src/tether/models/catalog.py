@@ -390,6 +390,9 @@ class Availability:
     def __bool__(self) -> bool:
         return self.available
 
+    def __iter__(self):  # ``ok, reason = tether.availability(name)``, as in Apple's is_available()
+        return iter((self.available, self.reason))
+
 
 def availability(name: str) -> Availability:
     """Whether ``name`` can run here without a network, and if not, why.

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from tether.errors import (
+    ConcurrentRequestsError,
     ContextWindowExceededError,
     GenerationCancelledError,
     GenerationError,
@@ -67,12 +68,14 @@ class Sampling:
     stop: tuple[str, ...] = ()  # generation ends before the first of these strings
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError("temperature must be >= 0")
+        if not self.temperature >= 0:  # also NaN
+            raise InputError(f"temperature must be >= 0, not {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError("top_p must be in (0, 1]")
+            raise InputError(f"top_p must be in (0, 1], not {self.top_p}")
+        if self.top_k < 0:
+            raise InputError(f"top_k must be >= 0 (0: no limit), not {self.top_k}")
         if self.max_tokens < 1:
-            raise ValueError("max_tokens must be >= 1")
+            raise InputError(f"max_tokens must be >= 1, not {self.max_tokens}")
 
     @classmethod
     def greedy(cls, max_tokens: int = 256, stop: tuple[str, ...] = ()) -> "Sampling":
@@ -160,8 +163,32 @@ class _AnyOf:
         return any(e.is_set() for e in self.events)
 
 
+class _GenerationLock:
+    """The engine's lock, held while a stream is open. A second generation from another thread
+    waits its turn; one from the thread that holds it (a second session used inside the loop
+    that reads a stream) could only wait for itself, so it is an error instead."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def __enter__(self) -> None:
+        if self._owner == threading.get_ident():
+            raise ConcurrentRequestsError(
+                f"a stream from {self.name} is still open on this thread; read it to the end or close it "
+                "before starting another generation on the same model")
+        self._lock.acquire()
+        self._owner = threading.get_ident()
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner = None
+        self._lock.release()
+
+
 class LlamaEngine:
-    """One GGUF model loaded in this process. Thread-safe: generations are serialized."""
+    """One GGUF model loaded in this process, shared by every session on it. Thread-safe:
+    generations are serialized (a stream holds the model until it is read or closed)."""
 
     def __init__(self, model_path: Path, *, name: str = "", n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None):
         try:
@@ -189,7 +216,7 @@ class LlamaEngine:
         # llama.cpp pads n_ctx up to a multiple of 256 and reports that, but sizes some buffers by
         # the n_ctx asked for: count against the smaller, or a prompt "fits" and then fails.
         self.context_window = min(self.llm.n_ctx(), n_ctx)
-        self._lock = threading.Lock()
+        self._lock = _GenerationLock(self.name)
         # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
         # or change the greedy output of another's; a device keeps its cache for the next turn.
         self.isolate_requests = False
@@ -255,7 +282,7 @@ class LlamaEngine:
     def _grammar(self, schema: dict[str, Any]) -> Any:
         try:
             with quiet_stderr():
-                return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+                return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(anchored(schema)), verbose=False)
         except Exception as exc:
             raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None  # the caller's schema
 
@@ -383,6 +410,24 @@ class LlamaEngine:
 
     def _piece(self, token: int) -> str:
         return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+
+
+def anchored(schema: Any) -> Any:
+    """``schema`` with every string ``pattern`` anchored (``^…$``). JSON Schema (and pydantic)
+    patterns match anywhere, but llama.cpp's grammar converter accepts only anchored ones; a
+    whole-string match also satisfies the unanchored check that validates the output."""
+    if isinstance(schema, dict):
+        out = {k: anchored(v) for k, v in schema.items()}
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str) and schema.get("type") in (None, "string"):
+            body = pattern[1:] if pattern.startswith("^") else pattern
+            if body.endswith("$") and not body.endswith("\\$"):
+                body = body[:-1]
+            out["pattern"] = "^(" + body + ")$"  # the converter knows no (?:…); a group is the same here
+        return out
+    if isinstance(schema, list):
+        return [anchored(v) for v in schema]
+    return schema
 
 
 def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:
