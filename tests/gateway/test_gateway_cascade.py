@@ -131,3 +131,34 @@ def test_a_routed_call_keeps_the_callers_sampling_and_reports_a_cut_answer(setup
     assert r.json()["choices"][0]["finish_reason"] == "length"  # the provider cut it at max_tokens
     sent = provider.captured()[0]["body"]
     assert (sent["max_tokens"], sent["temperature"], sent["seed"], sent["stop"]) == (3, 0.5, 7, ["END"])
+
+
+def test_concurrent_streams_that_fall_back_to_the_device_all_finish(setup):
+    """Each routed stream has its own thread: device fallbacks (which hold the model while suspended)
+    must neither trip over one another nor be left holding it when the client leaves."""
+    import threading
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([500] * 8)  # the provider fails every attempt (retries 0): each stream falls back
+    results: list[str] = []
+
+    def one(i: int) -> None:
+        with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120, headers={"X-Tether-Consent": "yes"},
+                          json={"model": "third-party", "stream": True, "max_tokens": 6,
+                                "messages": [{"role": "user", "content": f"Say hello number {i}."}]}) as r:
+            results.append("".join(r.iter_text()))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 2
+    for body in results:
+        assert '"error"' not in body and "data: [DONE]" in body, body[-400:]
+        assert '"degraded": true' in body
+    provider.faults([])
+    with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120, json={  # the model was released
+            "model": "device", "stream": True, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}) as r:
+        assert r.status_code == 200 and "data: [DONE]" in "".join(r.iter_text())

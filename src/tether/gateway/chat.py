@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
@@ -28,6 +29,7 @@ from tether.gateway.core import (Gateway, cancellable, gateway, in_thread, read_
                                  unless_disconnected)
 from tether.gateway.errors import GatewayError, error_body
 from tether.models import catalog
+from tether.models.engine import cancel_this_thread
 from tether.models.openai_chat import ChatRequest, run_chat
 from tether.routing.conversation import conversation_prompt
 from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest
@@ -313,7 +315,13 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
     async def finish(last: dict[str, Any]) -> None:
         return None
 
-    stream = _Stream(gw, gw.cloud, chunks(), first, threading.Event(), finish)
+    # One thread per routed stream: a generator must be advanced and closed on one thread in turn
+    # (a close queued on another pool thread fails while a `next` runs), and a device fallback
+    # inside it holds the engine while suspended. The thread's ambient cancel stops that fallback.
+    cancel = threading.Event()
+    executor = ThreadPoolExecutor(1, thread_name_prefix="routed-stream", initializer=cancel_this_thread,
+                                  initargs=(cancel,))
+    stream = _Stream(gw, executor, chunks(), first, cancel, finish, lambda: executor.shutdown(wait=False))
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

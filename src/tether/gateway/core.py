@@ -39,6 +39,7 @@ class Gateway:
     _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gen_locks: dict[str, anyio.Lock] = field(default_factory=dict)
+    _load_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def device_model(self) -> str:
@@ -62,23 +63,28 @@ class Gateway:
         free now (the router's memory rule, for a model the client names): 503, not an OOM kill."""
         from tether.models import engine
 
-        if check_memory and not engine.is_loaded(name):
-            need, free = await in_thread(self._memory, name)
-            if need is not None and need > free:
-                raise GatewayError(f"the model {name!r} needs about {need:,.0f} MiB to load and {free:,.0f} MiB are "
-                                   "free; use a smaller model or free memory", 503, "insufficient_memory",
-                                   param="model", type_="server_error")
-        return await self.on(name, engine.load, name)
+        if engine.is_loaded(name):
+            return await self.on(name, engine.load, name)  # at once: no check, no wait
+        return await self.on(name, self._load_checked if check_memory else engine.load, name)
 
-    def _memory(self, name: str) -> tuple[float | None, float]:
+    def _load_checked(self, name: str):
+        """Check and load as one step, one model at a time: two models that each fit alone must
+        not both pass the check against the same free memory."""
         from tether.errors import ModelUnavailableError
         from tether.models import engine
 
-        try:
-            need: float | None = engine.memory_estimate(name).total / 2**20
-        except ModelUnavailableError:
-            need = None  # loading will say why
-        return need, self.router.state.snapshot().available_memory_mb()
+        with self._load_lock:
+            if not engine.is_loaded(name):
+                try:
+                    need: float | None = engine.memory_estimate(name).total / 2**20
+                except ModelUnavailableError:
+                    need = None  # loading will say why
+                free = self.router.state.snapshot().available_memory_mb()
+                if need is not None and need > free:
+                    raise GatewayError(f"the model {name!r} needs about {need:,.0f} MiB to load and {free:,.0f} MiB "
+                                       "are free; use a smaller model or free memory", 503, "insufficient_memory",
+                                       param="model", type_="server_error")
+            return engine.load(name)
 
     def gen_lock(self, engine: str) -> anyio.Lock:
         """Held for a whole generation: the engine keeps its own lock across a stream's tokens, so a
@@ -87,18 +93,6 @@ class Gateway:
         if lock is None:
             lock = self._gen_locks[engine] = anyio.Lock()
         return lock
-
-    @property
-    def cloud(self) -> ThreadPoolExecutor:
-        """Threads for off-device streams (network waits, no OpenMP team to keep)."""
-        return self._cloud_pool()
-
-    def _cloud_pool(self) -> ThreadPoolExecutor:
-        with self._lock:
-            ex = self._executors.get("_cloud_")
-            if ex is None:
-                ex = self._executors["_cloud_"] = ThreadPoolExecutor(8, thread_name_prefix="cloud")
-            return ex
 
     def close(self) -> None:
         for ex in self._executors.values():

@@ -153,6 +153,11 @@ def cancellation(event: threading.Event) -> Iterator[None]:
         _ambient.cancel = previous
 
 
+def cancel_this_thread(event: threading.Event) -> None:
+    """``cancellation(event)`` for the rest of this thread's life (a thread made for one stream)."""
+    _ambient.cancel = event
+
+
 class _AnyOf:
     """Set when any of the events is."""
 
@@ -444,7 +449,8 @@ def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:
 # ----------------------------------------------------------------- registry
 
 _engines: dict[tuple[str, int, int], LlamaEngine] = {}
-_engines_lock = threading.Lock()
+_engines_lock = threading.Lock()  # guards the two dicts; never held while a model loads
+_loading: dict[tuple[str, int, int], threading.Lock] = {}
 
 
 def load(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None, n_threads: int | None = None, progress: bool = False) -> LlamaEngine:
@@ -453,12 +459,18 @@ def load(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None, n_thre
     n_ctx = n_ctx or default_context()
     n_threads = n_threads or default_threads()
     key = (spec.name, n_ctx, n_threads)
+    engine = _engines.get(key)
+    if engine is not None:
+        return engine
     with _engines_lock:
+        gate = _loading.setdefault(key, threading.Lock())
+    with gate:  # one load per model at a time; other models' requests go on meanwhile
         engine = _engines.get(key)
         if engine is None:
             path = catalog.pull(spec, progress=progress)
             engine = LlamaEngine(path, name=spec.name, n_ctx=n_ctx, n_threads=n_threads)
-            _engines[key] = engine
+            with _engines_lock:
+                _engines[key] = engine
         return engine
 
 
@@ -519,6 +531,11 @@ def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = N
     return _estimates[key]
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: int | None = None
+
+
 @contextlib.contextmanager
 def quiet_stderr() -> Iterator[None]:
     """llama.cpp prints load chatter straight to fd 2; hide it unless TETHER_DEBUG is set."""
@@ -530,13 +547,21 @@ def quiet_stderr() -> Iterator[None]:
     except (AttributeError, ValueError, OSError):
         yield
         return
-    saved = os.dup(fd)
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:  # fd 2 is process-wide: the first thread in hides it, the last one out restores it
+        if _quiet_depth == 0:
+            sys.stderr.flush()
+            _quiet_saved = os.dup(fd)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        _quiet_depth += 1
     try:
-        sys.stderr.flush()
-        os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, fd)
-        os.close(saved)
-        os.close(devnull)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                os.dup2(_quiet_saved, fd)
+                os.close(_quiet_saved)
+                _quiet_saved = None
