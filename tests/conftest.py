@@ -17,6 +17,28 @@ if "TETHER_CACHE_DIR" not in os.environ:
 os.environ["TETHER_LEDGER"] = os.path.join(tempfile.mkdtemp(prefix="tether-test-ledger-"), "ledger.sqlite")
 os.environ.pop("TETHER_ROUTER_CONFIG", None)
 
+def run_async(coro):
+    """``asyncio.run`` on a thread of its own: Playwright's sync API (the browser tests' session
+    fixture) keeps an event loop running on the main thread, where asyncio.run refuses to start."""
+    import asyncio
+    import threading
+
+    out: dict = {}
+
+    def main() -> None:
+        try:
+            out["value"] = asyncio.run(coro)
+        except BaseException as exc:  # noqa: BLE001  (re-raised on the caller's thread)
+            out["error"] = exc
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 TINY = "smollm2-135m"  # fast: engine, session and CLI plumbing
 SMALL = "qwen2.5-0.5b"  # feature behaviour (marked `quality`)
 

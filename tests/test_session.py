@@ -232,7 +232,9 @@ def test_respond_async_runs_off_the_event_loop_and_stops_when_cancelled(tiny):
         ticker.cancel()
         return answer, ticks
 
-    answer, ticks = asyncio.run(main())
+    from tests.conftest import run_async
+
+    answer, ticks = run_async(main())
     assert answer.text and ticks > 3  # the loop kept running while the model answered
     assert not session.is_responding and len(session.transcript) == 2  # only the finished turn
 

@@ -435,7 +435,6 @@ def test_a_client_that_gives_up_on_a_plain_request_cancels_it(server, path, body
 
 
 def test_a_stream_that_fails_still_sends_what_came_before():
-    import asyncio
     from concurrent.futures import ThreadPoolExecutor
 
     from tether.errors import GenerationError
@@ -455,7 +454,9 @@ def test_a_stream_that_fails_still_sends_what_came_before():
         stream = _Stream(Gateway(Router()), ThreadPoolExecutor(1), items(), {"n": 0}, threading.Event(), finish)
         return [f async for f in stream.frames()]
 
-    sent = [json.loads(f[len(b"data: "):]) for f in asyncio.run(frames())]
+    from tests.conftest import run_async
+
+    sent = [json.loads(f[len(b"data: "):]) for f in run_async(frames())]
     assert sent[:3] == [{"n": 0}, {"n": 1}, {"n": 2}]
     assert sent[3]["error"]["message"] == "the engine broke" and len(sent) == 4
 
