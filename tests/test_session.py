@@ -265,3 +265,19 @@ def test_availability_unpacks_like_apples_is_available():
     assert ok is True and reason
     ok, reason = tether.availability("no-such-model")
     assert ok is False and "no-such-model" in reason
+
+
+def test_a_saved_transcript_resumes_with_its_instructions_and_turns(tiny):
+    import json
+
+    first = Session("Answer in one word.", engine=tiny)
+    first.respond("What colour is the sky?", sampling=Sampling.greedy(4))
+    saved = json.loads(json.dumps(first.transcript_dict()))  # through JSON, as a file would
+    resumed = Session.from_transcript(saved, engine=tiny)
+    assert resumed.instructions == "Answer in one word."
+    assert resumed.transcript == first.transcript
+    assert resumed.token_count("And grass?") == first.token_count("And grass?")  # the same request
+    with pytest.raises(InputError, match="role"):
+        Session.from_transcript({"entries": [{"role": "wizard", "content": "x"}]}, engine=tiny)
+    with pytest.raises(InputError, match="tool_call"):
+        Session.from_transcript([{"role": "tool", "content": "14°C"}], engine=tiny)

@@ -37,11 +37,33 @@ T = TypeVar("T", bound=BaseModel)
 C = TypeVar("C")
 
 
+_ROLES = ("instructions", "prompt", "tool", "response")
+
+
 @dataclass(frozen=True)
 class TranscriptEntry:
     role: str  # "instructions" | "prompt" | "tool" | "response"
     content: str
     tool_call: ToolCall | None = None  # set on "tool" entries; content is the tool's output
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_call is not None:
+            out["tool_call"] = {"name": self.tool_call.name, "arguments": self.tool_call.arguments}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TranscriptEntry":
+        """The inverse of ``to_dict``; ``InputError`` names what is wrong with a saved entry."""
+        if not isinstance(data, dict) or data.get("role") not in _ROLES or not isinstance(data.get("content"), str):
+            raise InputError(f"a transcript entry needs a role ({', '.join(_ROLES)}) and text content, got {data!r:.120}")
+        call = data.get("tool_call")
+        if data["role"] == "tool":
+            if not (isinstance(call, dict) and isinstance(call.get("name"), str)
+                    and isinstance(call.get("arguments"), dict)):
+                raise InputError(f"a tool entry needs tool_call.name and tool_call.arguments, got {call!r:.120}")
+            return cls("tool", data["content"], ToolCall(call["name"], call["arguments"], data["content"]))
+        return cls(data["role"], data["content"])
 
 
 @dataclass
@@ -173,6 +195,27 @@ class Session:
         self.transcript: list[TranscriptEntry] = []
         if instructions:
             self.transcript.append(TranscriptEntry("instructions", instructions))
+
+    # ------------------------------------------------------------- transcript
+
+    def transcript_dict(self) -> dict[str, Any]:
+        """The conversation as JSON-ready data, to save and later resume with ``from_transcript``."""
+        return {"type": "tether.Transcript", "version": 1, "entries": [e.to_dict() for e in self.transcript]}
+
+    @classmethod
+    def from_transcript(cls, transcript: Any, model: str = catalog.DEFAULT_MODEL, **options: Any) -> "Session":
+        """A session that goes on from a saved conversation (``transcript_dict()``, or a list of
+        entries); its instructions come from the transcript's ``instructions`` entry."""
+        entries = transcript.get("entries") if isinstance(transcript, dict) else transcript
+        if not isinstance(entries, (list, tuple)):
+            raise InputError("a transcript is a transcript_dict() or a list of entries")
+        parsed = [e if isinstance(e, TranscriptEntry) else TranscriptEntry.from_dict(e) for e in entries]
+        instructions = next((e.content for e in parsed if e.role == "instructions"), None)
+        session = cls(instructions, model, **options)
+        session.transcript = [e for e in parsed if e.role != "instructions"]
+        if instructions:
+            session.transcript.insert(0, TranscriptEntry("instructions", instructions))
+        return session
 
     # ------------------------------------------------------------- model
 
