@@ -48,7 +48,8 @@ class ThirdPartyTier:
 
     ``retries`` is the number of extra attempts after the first one, so at most
     ``retries + 1`` requests go out. ``last_attempts`` is how many went out for
-    the latest call and ``last_waits`` the pauses between them (seconds).
+    the latest call and ``last_waits`` the pauses between them (seconds): diagnostics,
+    which concurrent calls overwrite; errors never read them.
     """
 
     name = THIRD_PARTY
@@ -188,7 +189,7 @@ class ThirdPartyTier:
                 continue
             return self._result(response, time.perf_counter() - start)
         assert last is not None
-        raise self._fail(f"gave up after {self.last_attempts} attempts: {last.reason}", last.status)
+        raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
     def _result(self, response: httpx.Response, latency: float) -> TierResult:
         try:
@@ -234,7 +235,7 @@ class ThirdPartyTier:
                     raise self._fail(f"stream broke off: {exc.reason}", exc.status) from None
                 last = exc
         assert last is not None
-        raise self._fail(f"gave up after {self.last_attempts} attempts: {last.reason}", last.status)
+        raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
     def _deltas(self, response: httpx.Response, info: dict[str, str] | None = None) -> Iterator[str]:
         ctype = response.headers.get("content-type", "")
