@@ -72,6 +72,30 @@ def test_each_personal_entity_type(guard, entity):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
+SECRETS += [  # in code, configs and command lines
+    ("PASSWORD", "config['password'] = 'Winter2024!'", "Winter2024!"),
+    ("API_KEY", 'os.environ["OPENAI_API_KEY"] = "abc123DEF456ghi789JKL"', "abc123DEF456ghi789JKL"),
+    ("API_KEY", 'app.config["SECRET_KEY"] = "a8f5f167f44f4964e6c998dee827110c"', "a8f5f167f44f4964e6c998dee827110c"),
+    ("PASSWORD", "<password>Winter2024!</password>", "Winter2024!"),
+    ("API_KEY", "AccountName=acme;AccountKey=Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg==;EndpointSuffix=core.windows.net",
+     "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZg=="),
+    ("API_KEY", '{"authorization": "bearer abc123DEF456ghi789JKL"}', "abc123DEF456ghi789JKL"),
+    ("API_KEY", "Authorization: Token 9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b", "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"),
+    ("PASSWORD", "curl -u admin:S3cretPa55 https://api.example.com", "S3cretPa55"),
+    ("PASSWORD", "mysql -u root -pS3cretPass mydb", "S3cretPass"),
+    ("API_KEY", "NPM_TOKEN npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("API_KEY", "SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg",
+     "SG.abcdefghijklmnopqrstuv.ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefg"),
+    ("API_KEY", "post to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+     "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX"),
+    ("API_KEY", "https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getMe",
+     "bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
+    # hidden by zero-width or full-width characters
+    ("API_KEY", "key sk-\u200bproj-abcdefghijklmnopqrstuvwx1234", "sk-\u200bproj-abcdefghijklmnopqrstuvwx1234"),
+    ("PASSWORD", "password\uff1a Winter2024!", "Winter2024!"),
+]
+
+
 @pytest.mark.parametrize(("entity", "text", "value"), SECRETS, ids=[f"{e}-{i}" for i, (e, *_x) in enumerate(SECRETS)])
 def test_planted_secrets_are_found(guard, entity, text, value):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
@@ -129,6 +153,9 @@ def test_a_one_word_name_is_not_matched_in_lower_case(guard):
     ("PHONE_NUMBER", "phone: +33\u202f6\u202f12\u202f34\u202f56\u202f78", "+33\u202f6\u202f12\u202f34\u202f56\u202f78"),
     ("US_SSN", "SSN 536\u201122\u20111847", "536\u201122\u20111847"),
     ("CREDIT_CARD", "pay with 4012.8888.8888.1881 today", "4012.8888.8888.1881"),
+    ("CREDIT_CARD", "card 4111\u200b1111\u200b1111\u200b1111", "4111\u200b1111\u200b1111\u200b1111"),
+    ("CREDIT_CARD", "card \uff14\uff11\uff11\uff11 1111 1111 1111", "\uff14\uff11\uff11\uff11 1111 1111 1111"),
+    ("EMAIL_ADDRESS", "mail jane.doe\u200b@gmail.com today", "jane.doe\u200b@gmail.com"),
 ])
 def test_numbers_written_with_unicode_spaces_or_dashes(guard, entity, text, value):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
@@ -279,6 +306,7 @@ def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
 
 @pytest.mark.parametrize("text", ["Click the password reset link", "Your password must contain 8+ characters",
                                   "Use a password manager.", "pin it to the board", "Password (optional)",
-                                  "a password-protected file"])
+                                  "a password-protected file", "The token is in the vault.",
+                                  "A bearer of bad news arrived.", "Please pass the salt."])
 def test_password_words_in_prose_are_no_secret(guard, text):
     assert not [s for s in guard.detect(text) if s.entity_type in ("PASSWORD", "API_KEY")]

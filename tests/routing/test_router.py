@@ -525,3 +525,15 @@ def test_by_default_chat_route_and_ask_are_cascaded(device, third, provider):
     assert r.decide(RouteRequest("Tom has 3 apples.", feature="chat"), streaming=True).rule == "difficulty"
     assert r.decide(RouteRequest("Shorten this note.", feature="writing")).rule == "difficulty"  # not listed
     assert provider.captured() == []
+
+
+def test_names_after_escapes_in_a_schema_do_not_leave(device, third, provider):
+    """The schema is sent as JSON text; "\\nZbigniew" there must read as a line break and a name."""
+    schema = {"type": "object", "description": "Customer:\nZbigniew Wojcik\nnotes:\tKarolina\tNowak-Brzezinska",
+              "properties": {"who": {"enum": ["Siobhan\nMurphy"]}}}
+    r = make_router(device, third=third,
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
+    r.respond(RouteRequest("Fill in the form.", tier="third_party", consent=True, json_schema=schema, max_tokens=8))
+    sent = json.dumps(provider.captured())
+    for value in ("Zbigniew", "Wojcik", "Karolina", "Nowak", "Siobhan", "Murphy"):
+        assert value not in sent, value

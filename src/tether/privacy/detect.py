@@ -176,6 +176,13 @@ class Detector:
         if not text.strip():
             return []
         original, text = text, text.translate(_SEPARATORS)
+        if _INVISIBLE.search(text):
+            # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches:
+            # detect without them, then map each span back over the original characters.
+            keep = [i for i, c in enumerate(text) if c not in _INVISIBLE_CHARS]
+            spans = self._detect("".join(text[i] for i in keep), filter_false_positives, recall_first)
+            return [s.model_copy(update={"start": keep[s.start], "end": keep[s.end - 1] + 1,
+                                         "text": original[keep[s.start]:keep[s.end - 1] + 1]}) for s in spans]
         spans = self._detect(text, filter_false_positives, recall_first)
         if text != original:  # same offsets; the values are what the user wrote
             spans = [s.model_copy(update={"text": original[s.start:s.end]}) for s in spans]
@@ -216,8 +223,12 @@ class Detector:
 
 # Unicode spaces and dashes inside numbers ("4111\u00a01111…", "536\u201122\u20111847"): detection
 # reads them as ASCII, one character for one, so every span still points into the original text.
+# Full-width ASCII ("ｓｋ-…", "４１１１", the "：" a CJK keyboard types) is read as ASCII the same way.
 _SEPARATORS = str.maketrans({**{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000"},
-                             **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"}})
+                             **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"},
+                             **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}})
+_INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+_INVISIBLE = re.compile("[" + "".join(_INVISIBLE_CHARS) + "]")
 
 _TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
 

@@ -136,16 +136,24 @@ _API_KEY_PATTERNS = [
     RegexPattern("google", r"\bAIza[0-9A-Za-z_\-]{35}", 1.0),
     RegexPattern("huggingface", r"\bhf_[A-Za-z0-9]{30,}", 1.0),
     RegexPattern("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 1.0),
-    RegexPattern("bearer", r"\bBearer\s+(?P<v>[A-Za-z0-9_\-.=+/]{16,})", 0.95, group="v", validate=_is_token),
-    RegexPattern("basic_auth", r"(?i:authorization|auth)[\"']?\s*[:=]\s*[\"']?Basic\s+"
+    RegexPattern("npm", r"\bnpm_[A-Za-z0-9]{36}\b", 1.0),
+    RegexPattern("pypi", r"\bpypi-[A-Za-z0-9_\-]{50,}", 1.0),
+    RegexPattern("sendgrid", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}", 1.0),
+    RegexPattern("slack_webhook", r"hooks\.slack\.com/(?:services|workflows)/(?P<v>[A-Za-z0-9/_\-]{20,})", 1.0, group="v"),
+    RegexPattern("telegram_bot", r"\b(?:bot)?\d{6,12}:AA[A-Za-z0-9_\-]{30,}", 1.0),
+    # HTTP auth schemes are case-insensitive; "Token" is Django REST framework's and GitHub's
+    RegexPattern("bearer", r"(?i:\b(?:bearer|token)\s+)(?P<v>[A-Za-z0-9_\-.=+/]{16,})", 0.95, group="v",
+                 validate=_is_token),
+    RegexPattern("basic_auth", r"(?i:authorization|auth)[\"']?\s*[:=]\s*[\"']?(?i:basic)\s+"
                                r"(?P<v>[A-Za-z0-9+/]{8,}={0,2})(?![A-Za-z0-9+/=])", 0.9, group="v"),
     # key = value with a key name that says "secret"; the value must look like a token. The name may
     # be part of a longer one (SecretAccessKey, refreshToken, webhookSecret, AWS_SESSION_TOKEN).
     RegexPattern(
         "assignment",
         r"(?i)(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|secret[_\- ]?key|"
-        r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|secret|token)[a-z_]*"
-        r"[\"']?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,})",
+        r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|account[_\- ]?key|shared[_\- ]?access[_\- ]?key|"
+        r"secret|token)[a-z_]*"
+        r"[\"']?\]?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,})",
         0.9,
         group="v",
         validate=_is_token,
@@ -158,7 +166,7 @@ _PASSWORD_PATTERNS = [
     # ";" (my'dog99, a,b,c9), less a trailing comma or quote; "hunter2!" keeps its "!".
     RegexPattern(
         "password_assignment",
-        r"(?i)(?:password|passwd|passphrase|passcode|(?<![a-z])(?:pass|pwd|pw|pin))[\"']?\s*(?:[:=]|=>|\bis\b)[ \t]*"
+        r"(?i)(?:password|passwd|passphrase|passcode|(?<![a-z])(?:pass|pwd|pw|pin))[\"']?\]?\s*(?:[:=]|=>|\bis\b)[ \t]*"
         r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\";]*[^\s\"';,]))",
         0.95,
         group="v",
@@ -171,6 +179,13 @@ _PASSWORD_PATTERNS = [
     RegexPattern("pin_digits", r"(?i)\bpin(?:[ \t]+code)?[ \t]*#?[ \t]*(?P<v>\d{4,8})\b", 0.9, group="v"),
     # scheme://user:PASSWORD@host — database URLs, redis://:pw@host, git remotes
     RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
+    # <password>x</password>, <Secret>…</Secret> in XML configs
+    RegexPattern("xml_element", r"(?i)<(?P<tag>password|passwd|passphrase|secret|client_?secret|api_?key|token)>"
+                                r"(?P<v>[^<\n]{4,})</(?P=tag)>", 0.95, group="v"),
+    # curl -u user:PASSWORD, mysql -pPASSWORD (the value is glued to -p there)
+    RegexPattern("cli_user_password", r"(?<!\S)(?:-u|--user)[ \t]+[^\s:]+:(?P<v>[^\s\"']{4,})", 0.9, group="v"),
+    RegexPattern("mysql_password", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]*?(?<!\S)-p(?P<v>[^\s\"']{4,})", 0.9,
+                 group="v"),
 ]
 
 

@@ -47,6 +47,12 @@ from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+_JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
+
+
+def _blank_escapes(text: str) -> str:
+    """JSON text with each escape (\\n, \\", \\u00e9…) as spaces of the same length, so offsets hold."""
+    return _JSON_ESCAPE.sub(lambda m: " " * len(m.group()), text)
 _FEATURE = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
 _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 
@@ -408,7 +414,11 @@ class Router:
             extras["json_schema"] = json.dumps(req.json_schema, ensure_ascii=False)
         for i, stop in enumerate(req.generation().stop):
             extras[f"stop{i}"] = stop
-        extra_spans = {name: self._cached_spans(text, tier) for name, text in extras.items()}
+        extra_spans = {name: self._cached_spans(text, tier) for name, text in extras.items() if name != "json_schema"}
+        if "json_schema" in extras:  # read the JSON text as its strings read: "\nZbigniew" is no word "nZbigniew"
+            text = extras["json_schema"]
+            extra_spans["json_schema"] = [s.model_copy(update={"text": text[s.start:s.end]})
+                                          for s in self._cached_spans(_blank_escapes(text), tier)]
         known = [s for found in extra_spans.values() for s in found]
         if known:
             spans = propagate(list(spans), req.prompt, known=known)
