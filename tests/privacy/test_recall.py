@@ -25,6 +25,8 @@ def _payload(guard: PrivacyGuard, text: str, tier: str = "third_party") -> str:
     ("my name is maria gonzalez", "gonzalez"),
     ("My SSN is 123-45-6789.", "123-45-6789"),  # Presidio rejects it as never issued
     ("ssn 987-65-4320 on the form", "987-65-4320"),
+    ('{"ssn":"219099999"}', "219099999"),  # glued to its cue
+    ("iban: gb82 west 1234 5698 7654 32", "gb82 west 1234 5698 7654 32"),  # lower case, mod-97 valid
 ])
 def test_off_device_payload_drops_what_the_precise_rules_miss(guard, text, value):
     for tier in ("private_cloud", "third_party"):

@@ -146,17 +146,43 @@ def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) ->
     out += _lower_case_names(text, tokens, ww)
     out += _past_dates(text)
     out += _ssn_shaped(text)
+    out += _lower_case_ibans(text)
     return out
 
 
 _SSN_SHAPE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 
 
+_SSN_CUE = re.compile(r"(?i)(?:\bssn|social[ _-]?security(?:[ _-]?(?:number|no))?)[\"' ]*[:=#]?[\"' ]*(?P<v>\d{9})(?!\d)")
+_IBAN_ANY_CASE = re.compile(r"(?i)(?<![\w])[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?(?![\w])")
+
+
 def _ssn_shaped(text: str) -> list[tuple[str, int, int, str]]:
     """Presidio rejects SSNs that cannot be issued (123-45-6789, 987-65-4320, area 000/666/9xx),
     but a user who writes one next to "SSN" means it as theirs, and a real one mistyped is still
-    personal: off the device, every number of that shape goes."""
-    return [("US_SSN", m.start(), m.end(), "a number shaped like a US SSN") for m in _SSN_SHAPE.finditer(text)]
+    personal: off the device, every number of that shape goes, and nine digits glued to "ssn"
+    (``{"ssn":"219099999"}``), where presidio's context word is not a word of its own."""
+    out = [("US_SSN", m.start(), m.end(), "a number shaped like a US SSN") for m in _SSN_SHAPE.finditer(text)]
+    out += [("US_SSN", m.start("v"), m.end("v"), "nine digits after SSN") for m in _SSN_CUE.finditer(text)]
+    return out
+
+
+def _lower_case_ibans(text: str) -> list[tuple[str, int, int, str]]:
+    """An IBAN in lower case (``iban: gb82 west 1234 5698 7654 32``), checked by its mod-97 digits;
+    presidio reads only capitals."""
+    out = []
+    for m in _IBAN_ANY_CASE.finditer(text):
+        if m.group() != m.group().upper() and _iban_ok(m.group()):
+            out.append(("IBAN_CODE", m.start(), m.end(), "an IBAN in lower case (mod-97 checked)"))
+    return out
+
+
+def _iban_ok(value: str) -> bool:
+    code = value.replace(" ", "").upper()
+    if not 15 <= len(code) <= 34:
+        return False
+    digits = "".join(str(int(c, 36)) for c in code[4:] + code[:4])
+    return int(digits) % 97 == 1
 
 
 def _capitalised_runs(text: str, tokens: list[tuple[int, int, str]], ww: _Words) -> list[tuple[str, int, int, str]]:
