@@ -233,3 +233,21 @@ def test_a_character_cut_by_the_token_limit_is_dropped_not_replaced(tiny):
     assert texts[-1].startswith("🐱")  # the whole characters are kept
     streamed = "".join(d.text for d in tiny.stream(prompt, Sampling.greedy(2)))
     assert "\ufffd" not in streamed
+
+
+def test_a_cancel_during_a_long_prompt_stops_it_between_batches(tiny):
+    """llama.cpp reads a whole prompt in one call; with a cancel event the engine reads it in batches
+    and stops between them. The answer is the same when nobody cancels."""
+    words = " ".join(f"w{i}" for i in range(700))  # about 2,700 tokens: several batches
+    prompt = [Message("user", "Summarize: " + words)]
+    plain = tiny.complete(prompt, Sampling.greedy(6)).text
+    tiny.llm.reset()
+    assert tiny.complete(prompt, Sampling.greedy(6), cancel=threading.Event()).text == plain
+    tiny.llm.reset()
+    cancel = threading.Event()
+    threading.Timer(0.2, cancel.set).start()
+    longer = [Message("user", "Summarize: " + words + " again")]
+    with pytest.raises(GenerationCancelledError):
+        tiny.complete(longer, Sampling.greedy(6), cancel=cancel)
+    assert tiny.llm.n_tokens < len(tiny.tokenize_chat(longer))  # stopped before the prompt was all read
+    assert tiny.complete(prompt, Sampling.greedy(6)).text == plain  # the engine is fine afterwards

@@ -146,3 +146,13 @@ def test_only_the_requested_types_are_replaced(guard):
     text = "Maria Gonzalez, maria.gonzalez@example.org"
     payload = session.pseudonymize(text, guard.detect(text), entity_types={"EMAIL_ADDRESS"})
     assert payload == "Maria Gonzalez, <EMAIL_ADDRESS_1>"
+
+
+def test_a_quoted_name_restores_without_a_stray_quote():
+    from tether.privacy import PrivacyGuard
+
+    guard = PrivacyGuard()
+    session = guard.session()
+    out = guard.prepare("names = ['Leilani Kahananui', 'Thandiwe Nkosi']", "third_party", session=session)
+    assert out.payload == "names = ['<PERSON_1>', '<PERSON_2>']"
+    assert session.restore("'<PERSON_1>'") == "'Leilani Kahananui'"

@@ -260,3 +260,24 @@ def test_a_transport_error_without_a_message_still_says_what_failed():
     tier = ThirdPartyTier("http://127.0.0.1:9/v1", "m", None)
     assert tier._transport_reason(httpx.ReadTimeout("")).endswith(": no detail")
     assert tier._transport_reason(httpx.ConnectError("refused")).endswith(": refused")
+
+
+def test_a_cancelled_request_sends_nothing_more(provider):
+    """A client that went away (the gateway sets the thread's cancel) stops the retries and backoff."""
+    import threading
+
+    from tether.errors import GenerationCancelledError
+    from tether.models.engine import cancellation
+
+    provider.reset()
+    provider.faults([500, 500, 500, 500])
+    tier = ThirdPartyTier(provider.url, "gpt-test", None, retries=3, backoff=30.0, max_backoff=30.0)
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    start = time.monotonic()
+    with cancellation(cancel), pytest.raises(GenerationCancelledError):
+        tier.complete([Message("user", "Hi")], Sampling.greedy(4))
+    assert time.monotonic() - start < 10  # not 30 s of backoff
+    assert len(provider.captured()) == 1  # the first attempt only
+    provider.faults([])
+    tier.close()

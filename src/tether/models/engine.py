@@ -153,6 +153,11 @@ def cancellation(event: threading.Event) -> Iterator[None]:
         _ambient.cancel = previous
 
 
+def current_cancel() -> threading.Event | None:
+    """The ambient cancel event of this thread, if any (for waits that are not generation)."""
+    return getattr(_ambient, "cancel", None)
+
+
 def cancel_this_thread(event: threading.Event) -> None:
     """``cancellation(event)`` for the rest of this thread's life (a thread made for one stream)."""
     _ambient.cancel = event
@@ -291,6 +296,24 @@ class LlamaEngine:
         except Exception as exc:
             raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None  # the caller's schema
 
+    def _prefill(self, prompt: list[int], cancel: Any) -> None:
+        """Read a long prompt in batches, checking ``cancel`` between them: llama.cpp reads the
+        whole prompt in one call, so a cancel during a 2,000-token prompt would wait it out.
+        ``generate`` then finds the prompt cached and samples at once."""
+        llm = self.llm
+        done = 0
+        for a, b in zip(llm._input_ids, prompt):
+            if a != b:
+                break
+            done += 1
+        if len(prompt) - done <= N_BATCH:
+            return  # one batch: nothing to interrupt; generate() reads it as before
+        llm.n_tokens = done  # eval() drops the cache past this point
+        for i in range(done, len(prompt), N_BATCH):
+            if cancel.is_set():
+                raise GenerationCancelledError()
+            llm.eval(prompt[i:i + N_BATCH])
+
     def _generate(
         self,
         prompt: list[int],
@@ -317,6 +340,8 @@ class LlamaEngine:
                 self.llm.set_seed(sampling.seed)
             if self.isolate_requests:
                 self.llm.reset()  # evaluate the whole prompt: no prefix reuse from an earlier request
+            if cancel is not None:
+                self._prefill(prompt, cancel)
             gen = self.llm.generate(
                 prompt,
                 temp=sampling.temperature,

@@ -257,13 +257,16 @@ def with_house_numbers(spans: list[Span], text: str) -> list[Span]:
     return out
 
 
+_EDGE_MARKS = frozenset("\"'‘’“”«»()[]{}<>`")
+
+
 def tidy_ner(spans: list[Span], text: str) -> list[Span]:
     """The small model's PERSON/LOCATION spans, cut where they run into a pattern match:
     "Verena Schuur Apt" and "Apt. 961" give the name and the flat, not one street address.
-    Only characters the pattern match covers are cut, so nothing is left uncovered."""
+    Only characters the pattern match covers are cut, so nothing is left uncovered; quotes and
+    brackets at the edges are cut too (``['Leilani Kahananui',`` gives the name, not ``Kahananui'``,
+    which would come back with a stray quote)."""
     patterns = [s for s in spans if _PRIORITY.get(s.entity_type, 0) > 0]
-    if not patterns:
-        return spans
     out = []
     for s in spans:
         if s.recognizer == "SpacyRecognizer" and s.entity_type in ("PERSON", "LOCATION"):
@@ -273,9 +276,9 @@ def tidy_ner(spans: list[Span], text: str) -> list[Span]:
                     b = p.start
                 elif p.start <= a < p.end < b:
                     a = p.end
-            while a < b and text[a].isspace():
+            while a < b and (text[a].isspace() or text[a] in _EDGE_MARKS):
                 a += 1
-            while b > a and text[b - 1].isspace():
+            while b > a and (text[b - 1].isspace() or text[b - 1] in _EDGE_MARKS):
                 b -= 1
             if not any(c.isalpha() for c in text[a:b]):
                 continue

@@ -17,8 +17,8 @@ from typing import Any, Iterator, Sequence
 
 import httpx
 
-from tether.errors import RouterConfigError, TierUnavailableError
-from tether.models.engine import Message, Sampling
+from tether.errors import GenerationCancelledError, RouterConfigError, TierUnavailableError
+from tether.models.engine import Message, Sampling, current_cancel
 from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
 from tether.settings import http_url
 
@@ -144,8 +144,13 @@ class ThirdPartyTier:
             base = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
             delay = base * (0.5 + random.random() / 2)  # jitter so clients don't retry in lockstep
         self.last_waits.append(delay)
+        cancel = current_cancel()
         if delay > 0:
-            time.sleep(delay)
+            if cancel is not None:
+                if cancel.wait(delay):  # a client that left stops the backoff at once, and the retry
+                    raise GenerationCancelledError()
+            else:
+                time.sleep(delay)
 
     def _check_status(self, response: httpx.Response, body: bytes) -> None:
         """Return if the response is usable, raise ``_Retry`` if worth retrying, otherwise fail."""
@@ -161,7 +166,10 @@ class ThirdPartyTier:
         """Yield attempt numbers (1-based), sleeping between them; the caller breaks out on success."""
         self.last_attempts = 0
         self.last_waits = []
+        cancel = current_cancel()
         for attempt in range(1, self.retries + 2):
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelledError()  # nobody is waiting: send the text away no more
             self.last_attempts = attempt
             yield attempt
 
