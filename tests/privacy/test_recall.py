@@ -76,3 +76,15 @@ def test_scan_reports_the_candidates_and_the_device_tier_keeps_the_text(guard):
         ("DATE_OF_BIRTH", "7/8/1999", "recall_first")]
     assert report.tier("device").payload == text
     assert report.tier("third_party").payload == "It's like that since <DATE_OF_BIRTH_1>"
+
+
+def test_a_name_in_decomposed_unicode_goes_whole(guard):
+    """macOS copies "Jürgen" as J, u, U+0308, r…: the name must not break at its accents."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFD", "Jürgen Müller or François Lefèvre will call.")
+    payload = _payload(guard, text)
+    assert payload == "<PERSON_1> or <PERSON_2> will call.", payload
+    session = guard.session()
+    out = guard.prepare(text, "third_party", session=session)
+    assert session.restore(out.payload) == text  # the original characters come back as written

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -176,13 +177,14 @@ class Detector:
         if not text.strip():
             return []
         original, text = text, text.translate(_SEPARATORS)
-        if _INVISIBLE.search(text):
-            # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches:
-            # detect without them, then map each span back over the original characters.
-            keep = [i for i, c in enumerate(text) if c not in _INVISIBLE_CHARS]
-            spans = self._detect("".join(text[i] for i in keep), filter_false_positives, recall_first)
-            return [s.model_copy(update={"start": keep[s.start], "end": keep[s.end - 1] + 1,
-                                         "text": original[keep[s.start]:keep[s.end - 1] + 1]}) for s in spans]
+        if _INVISIBLE.search(text) or (_COMBINING.search(text) and unicodedata.normalize("NFC", text) != text):
+            # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, and
+            # a name typed in decomposed form ("Ju\u0308rgen", as macOS copies it) breaks at its accents:
+            # detect on the text as it reads, then map each span back over the original characters.
+            clean, starts, ends = _as_read(text)
+            spans = self._detect(clean, filter_false_positives, recall_first)
+            return [s.model_copy(update={"start": starts[s.start], "end": ends[s.end - 1],
+                                         "text": original[starts[s.start]:ends[s.end - 1]]}) for s in spans]
         spans = self._detect(text, filter_false_positives, recall_first)
         if text != original:  # same offsets; the values are what the user wrote
             spans = [s.model_copy(update={"text": original[s.start:s.end]}) for s in spans]
@@ -229,6 +231,30 @@ _SEPARATORS = str.maketrans({**{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\
                              **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}})
 _INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
 _INVISIBLE = re.compile("[" + "".join(_INVISIBLE_CHARS) + "]")
+_COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+
+
+def _as_read(text: str) -> tuple[str, list[int], list[int]]:
+    """``text`` without invisible characters and with each letter composed with its accents (NFC),
+    and for each character of that, where it starts and ends in ``text``."""
+    out: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] in _INVISIBLE_CHARS:
+            i += 1
+            continue
+        j = i + 1
+        while j < n and (unicodedata.combining(text[j]) or text[j] in _INVISIBLE_CHARS):
+            j += 1
+        cluster = "".join(c for c in text[i:j] if c not in _INVISIBLE_CHARS)
+        for ch in unicodedata.normalize("NFC", cluster):
+            out.append(ch)
+            starts.append(i)
+            ends.append(j)
+        i = j
+    return "".join(out), starts, ends
 
 _TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
 
