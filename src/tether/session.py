@@ -211,10 +211,8 @@ class Session:
             raise InputError("a transcript is a transcript_dict() or a list of entries")
         parsed = [e if isinstance(e, TranscriptEntry) else TranscriptEntry.from_dict(e) for e in entries]
         instructions = next((e.content for e in parsed if e.role == "instructions"), None)
-        session = cls(instructions, model, **options)
-        session.transcript = [e for e in parsed if e.role != "instructions"]
-        if instructions:
-            session.transcript.insert(0, TranscriptEntry("instructions", instructions))
+        session = cls(instructions, model, **options)  # its transcript opens with the instructions entry
+        session.transcript += [e for e in parsed if e.role != "instructions"]
         return session
 
     # ------------------------------------------------------------- model
@@ -285,7 +283,7 @@ class Session:
         with self._acquire():
             calls = self._call_tools(prompt, tool_choice)
             messages = self._messages(_tools.with_results(prompt, calls), schema)
-            if schema is None or json_schema is None:
+            if json_schema is None:
                 completion = self.engine.complete(messages, sampling, logprobs=logprobs)
                 self._record(prompt, completion.text, calls)
                 return Response(completion.text, completion.text, completion, calls)
@@ -322,8 +320,7 @@ class Session:
         """Stream the answer as text deltas. The context window is checked before it starts;
         tool calls, if any, run before it returns."""
         _check_prompt(prompt)
-        if not self._busy.acquire(blocking=False):
-            raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
+        self._claim()
         try:
             calls = self._call_tools(prompt, tool_choice)
             return ResponseStream(self, prompt, self._messages(_tools.with_results(prompt, calls), None),
@@ -334,10 +331,13 @@ class Session:
 
     # ------------------------------------------------------------- internals
 
-    @contextlib.contextmanager
-    def _acquire(self) -> Iterator[None]:
+    def _claim(self) -> None:
         if not self._busy.acquire(blocking=False):
             raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
+
+    @contextlib.contextmanager
+    def _acquire(self) -> Iterator[None]:
+        self._claim()
         try:
             yield
         finally:

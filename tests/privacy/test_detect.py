@@ -56,23 +56,7 @@ SECRETS = [
      "-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc\n-----END RSA PRIVATE KEY-----"),
     ("PRIVATE_KEY", "here: -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (truncated",
      "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA (truncated"),
-]
-
-
-def _found(guard: PrivacyGuard, text: str) -> dict[str, list[str]]:
-    out: dict[str, list[str]] = {}
-    for s in guard.detect(text):
-        out.setdefault(s.entity_type, []).append(s.text)
-    return out
-
-
-@pytest.mark.parametrize("entity", list(SAMPLES))
-def test_each_personal_entity_type(guard, entity):
-    text, value = SAMPLES[entity]
-    assert value in _found(guard, text).get(entity, []), _found(guard, text)
-
-
-SECRETS += [  # in code, configs and command lines
+    # in code, configs and command lines
     ("PASSWORD", "config['password'] = 'Winter2024!'", "Winter2024!"),
     ("API_KEY", 'os.environ["OPENAI_API_KEY"] = "abc123DEF456ghi789JKL"', "abc123DEF456ghi789JKL"),
     ("API_KEY", 'app.config["SECRET_KEY"] = "a8f5f167f44f4964e6c998dee827110c"', "a8f5f167f44f4964e6c998dee827110c"),
@@ -94,6 +78,21 @@ SECRETS += [  # in code, configs and command lines
     ("API_KEY", "key sk-\u200bproj-abcdefghijklmnopqrstuvwx1234", "sk-\u200bproj-abcdefghijklmnopqrstuvwx1234"),
     ("PASSWORD", "password\uff1a Winter2024!", "Winter2024!"),
 ]
+
+
+def _found(guard: PrivacyGuard, text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for s in guard.detect(text):
+        out.setdefault(s.entity_type, []).append(s.text)
+    return out
+
+
+@pytest.mark.parametrize("entity", list(SAMPLES))
+def test_each_personal_entity_type(guard, entity):
+    text, value = SAMPLES[entity]
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
 
 
 @pytest.mark.parametrize(("entity", "text", "value"), SECRETS, ids=[f"{e}-{i}" for i, (e, *_x) in enumerate(SECRETS)])

@@ -54,5 +54,17 @@ def load_model(model: str) -> LlamaEngine:
         return load(model)
 
 
+def load_router(model: str | None = None, *, open_ledger: bool = True):
+    """The router the config describes, with ``model`` as its device model (checked like the
+    file's). ``open_ledger``: an unusable ledger fails now, not after a generation is spent."""
+    from tether.routing.config import RouterConfig
+    from tether.routing.router import Router
+
+    router = Router.from_config(RouterConfig.load(device_model=model))
+    if open_ledger:
+        router.ledger.open()
+    return router
+
+
 def emit(result: BaseModel, as_json: bool, human: str) -> None:
     click.echo(result.model_dump_json(indent=2) if as_json else human)

@@ -8,19 +8,10 @@ import sys
 import click
 
 from tether.cli import cli
-from tether.cli._io import err_console, json_option, words_argument
+from tether.cli._io import err_console, json_option, load_router, words_argument
 from tether.errors import InputError, TetherError
 
 HELP_LINE = "/reset starts over, /exit (or Ctrl-D) quits"
-
-
-def _router(model: str | None):
-    from tether.routing.config import RouterConfig
-    from tether.routing.router import Router
-
-    router = Router.from_config(RouterConfig.load(device_model=model))
-    router.ledger.open()  # an unusable ledger fails now, not after the answer
-    return router
 
 
 def _turn(router, conversation, text: str, *, system: str | None, tier: str, consent: bool | None,
@@ -80,7 +71,7 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
 
     if prompt is not None and not prompt.strip():
         raise InputError("the prompt is empty")
-    router = _router(model)
+    router = load_router(model)
     conversation = Conversation()
     options = dict(system=system, tier=tier, consent=consent, max_tokens=max_tokens, as_json=as_json)
     if prompt is not None:

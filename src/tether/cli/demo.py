@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from tether.cli import cli
-from tether.cli._io import load_model, model_option
+from tether.cli._io import load_model, load_router, model_option
 from tether.cli.features import render_digest
 from tether.errors import InvalidOutputError
 from tether.features import genmoji, notifications, replies, writing
@@ -180,13 +180,11 @@ def _serve(model: str, sock: socket.socket, *, quiet: bool) -> None:
     """``tether serve`` on the socket bound at start, with the model the demo already loaded."""
     from tether.cloud.serving import run, url_of
     from tether.gateway import create_app
-    from tether.routing import Router
-    from tether.routing.config import RouterConfig
 
     url = url_of(sock)
     if not quiet:
         click.secho(f"\nthe web playground is at {url}/ and the OpenAI-compatible API at {url}/v1 (Ctrl-C stops)",
                     bold=True)
     host, port = sock.getsockname()[:2]
-    run(create_app(Router.from_config(RouterConfig.load(device_model=model))), host=host, port=port,
+    run(create_app(load_router(model, open_ledger=False)), host=host, port=port,
         name="tether gateway", sock=sock)

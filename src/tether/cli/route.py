@@ -8,7 +8,7 @@ import math
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option, words_argument
+from tether.cli._io import json_option, load_router, words_argument
 from tether.errors import InputError
 
 
@@ -31,11 +31,11 @@ from tether.errors import InputError
 def route_cmd(prompt: str, kind: str, tier: str, consent: bool | None, offline: bool, low_power: bool, busy: bool,
               memory_mb: float | None, run_it: bool, max_tokens: int, as_json: bool) -> None:
     """Show the router's decision for PROMPT: the tier, the rule, and the values it saw."""
-    from tether.routing import RouteRequest, Router
+    from tether.routing import RouteRequest
 
     if memory_mb is not None and not math.isfinite(memory_mb):
         raise InputError(f"--memory-mb must be a finite number of MiB, not {memory_mb}")
-    router = Router.from_config()
+    router = load_router(open_ledger=run_it)  # deciding alone writes no ledger row
     router.state.report(offline=offline, low_power=low_power, busy=busy, memory_available_mb=memory_mb)
     request = RouteRequest(prompt, kind=kind, feature="route", tier=tier, consent=consent, max_tokens=max_tokens)
     if not run_it:
@@ -46,7 +46,6 @@ def route_cmd(prompt: str, kind: str, tier: str, consent: bool | None, offline: 
         else:
             click.echo(f"{d.explain()}  ({d.seconds * 1000:.1f} ms)")
         return
-    router.ledger.open()  # an unusable ledger fails now, not after the answer
     out = router.respond(request)
     if as_json:
         click.echo(json.dumps({"answer": out.text, "tier": out.tier, "rule": out.decision.rule,

@@ -7,7 +7,7 @@ import json
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option, words_argument
+from tether.cli._io import json_option, load_router, words_argument
 from tether.errors import InputError
 
 db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
@@ -118,12 +118,7 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
     hits = idx.search(_check_query(question), k)
     if not hits:
         raise InputError(f"nothing in the index at {idx.path} matches; add your files with: tether index add FOLDER")
-    from tether.routing.config import RouterConfig
-    from tether.routing.router import Router
-
-    router = Router.from_config(RouterConfig.load(device_model=model))
-    router.ledger.open()  # an unusable ledger fails now, not after the answer
-    answer = ask(question, hits, model=model, tier=tier, consent=consent, router=router)
+    answer = ask(question, hits, model=model, tier=tier, consent=consent, router=load_router(model))
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
         return

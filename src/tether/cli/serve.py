@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from tether.cli import cli
+from tether.cli._io import load_router
 
 
 @cli.command("serve")
@@ -24,10 +25,8 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT."""
     from tether.cloud.serving import bind, run
     from tether.gateway import create_app
-    from tether.routing import Router
-    from tether.routing.config import RouterConfig
 
-    app = create_app(Router.from_config(RouterConfig.load(device_model=model)), max_body=max_body,
+    app = create_app(load_router(model, open_ledger=False), max_body=max_body,  # the app opens it as it starts
                      max_streams=max_streams, allowed_hosts=(host, *allow_hosts))
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

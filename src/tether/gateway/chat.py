@@ -181,12 +181,8 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
     cancel = threading.Event()
     start = time.perf_counter()
     if not chat.stream:
-        async def run() -> dict[str, Any]:
-            async with gw.gen_lock(engine.name):
-                return await gw.on(engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap,
-                                                                      cancel=cancel)))
-
-        out = await unless_disconnected(request, gw, cancel, run())
+        out = await unless_disconnected(request, gw, cancel, gw.generate(
+            engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel))))
         out["tether"] = block
         u = out["usage"]
         await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)

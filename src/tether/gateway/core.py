@@ -86,6 +86,11 @@ class Gateway:
                                        param="model", type_="server_error")
             return engine.load(name)
 
+    async def generate(self, engine: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` on ``engine``'s generation thread, holding its generation lock throughout."""
+        async with self.gen_lock(engine):
+            return await self.on(engine, fn, *args)
+
     def gen_lock(self, engine: str) -> anyio.Lock:
         """Held for a whole generation: the engine keeps its own lock across a stream's tokens, so a
         second generation queued on the same single thread would wait on it forever."""

@@ -79,12 +79,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseMode
         await gw.engine(model)
         start = time.perf_counter()
         cancel = threading.Event()
-
-        async def run() -> BaseModel:
-            async with gw.gen_lock(model):
-                return await gw.on(model, cancellable(cancel, call, body, model))
-
-        result = await unless_disconnected(request, gw, cancel, run())
+        result = await unless_disconnected(request, gw, cancel, gw.generate(model, cancellable(cancel, call, body, model)))
         await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
         block = route_block(FEATURE_DECISION)
         return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))

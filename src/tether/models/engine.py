@@ -272,7 +272,7 @@ class LlamaEngine:
         Raises ``ContextWindowExceededError`` before any token is generated.
         Closing the iterator (or setting ``cancel``) stops generation at once.
         """
-        ambient = getattr(_ambient, "cancel", None)
+        ambient = current_cancel()
         if ambient is not None:
             if ambient.is_set():
                 raise GenerationCancelledError()

@@ -47,14 +47,14 @@ from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+_FEATURE = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
+_CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 _JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
 
 
 def _blank_escapes(text: str) -> str:
     """JSON text with each escape (\\n, \\", \\u00e9…) as spaces of the same length, so offsets hold."""
     return _JSON_ESCAPE.sub(lambda m: " " * len(m.group()), text)
-_FEATURE = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
-_CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 
 
 @dataclass
@@ -398,6 +398,13 @@ class Router:
         wanted.prepared = prepared
         return wanted
 
+    def _scan_extra(self, name: str, text: str, tier: str) -> list[Any]:
+        """Spans in one extra text; the schema's JSON is read as its strings read ("\\nZbigniew" is
+        a line break and a name, not the word "nZbigniew"), with each span's text as sent."""
+        if name != "json_schema":
+            return self._cached_spans(text, tier)
+        return [s.model_copy(update={"text": text[s.start:s.end]}) for s in self._cached_spans(_blank_escapes(text), tier)]
+
     def _prepare(self, req: RouteRequest, tier: str, spans: list[Any] | None = None) -> Prepared:
         """Everything of the request that ``tier`` would receive, as it may receive it: the prompt,
         the instructions (a system message), the JSON schema's text and the stop sequences, all
@@ -414,11 +421,7 @@ class Router:
             extras["json_schema"] = json.dumps(req.json_schema, ensure_ascii=False)
         for i, stop in enumerate(req.generation().stop):
             extras[f"stop{i}"] = stop
-        extra_spans = {name: self._cached_spans(text, tier) for name, text in extras.items() if name != "json_schema"}
-        if "json_schema" in extras:  # read the JSON text as its strings read: "\nZbigniew" is no word "nZbigniew"
-            text = extras["json_schema"]
-            extra_spans["json_schema"] = [s.model_copy(update={"text": text[s.start:s.end]})
-                                          for s in self._cached_spans(_blank_escapes(text), tier)]
+        extra_spans = {name: self._scan_extra(name, text, tier) for name, text in extras.items()}
         known = [s for found in extra_spans.values() for s in found]
         if known:
             spans = propagate(list(spans), req.prompt, known=known)
