@@ -93,6 +93,8 @@ class GenerationError(TetherError):
 
 
 class ContextWindowExceededError(GenerationError):
+    param = "messages"  # the request field to shorten, as OpenAI's API names it
+
     def __init__(self, prompt_tokens: int, max_new_tokens: int, context_window: int):
         self.prompt_tokens = prompt_tokens
         self.max_new_tokens = max_new_tokens

@@ -11,6 +11,7 @@ import pytest
 from openai import OpenAI
 
 from tests.gateway.conftest import MAX_STREAMS
+from tether.models.engine import DEFAULT_CONTEXT
 
 TINY = "smollm2-135m"
 
@@ -93,6 +94,52 @@ def test_logprobs(client):
                                           messages=[{"role": "user", "content": "Hi"}])
     content = resp.choices[0].logprobs.content
     assert content and all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_logprob_bytes_join_characters_split_across_tokens(client):
+    """The grammar forces three cats; each emoji is several byte-level tokens, so a token's own
+    text is U+FFFD, and only its bytes rebuild the answer."""
+    schema = {"enum": ["🐱🐱🐱"]}
+    resp = client.chat.completions.create(
+        model="device", max_tokens=24, logprobs=True, messages=[{"role": "user", "content": "Cats?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "cats", "schema": schema}})
+    text = resp.choices[0].message.content
+    entries = resp.choices[0].logprobs.content
+    assert json.loads(text) == "🐱🐱🐱"
+    assert any("\ufffd" in t.token for t in entries)  # the split is real
+    assert bytes(b for t in entries for b in t.bytes).decode("utf-8") == text
+
+
+@pytest.mark.parametrize("schema", [{"enum": []}, {"anyOf": []},
+                                    {"type": "object", "properties": {"x": {"enum": []}}, "required": ["x"]}])
+def test_a_schema_that_allows_nothing_is_a_400_not_a_crash(server, schema):
+    """llama.cpp cannot parse the grammar of such a schema; sampling with it used to kill the process."""
+    r = chat(server, {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}],
+                      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
+    assert "allows no value" in error(r, 400)["message"]
+    tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
+    r = chat(server, {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}],
+                      "tools": [tool], "tool_choice": "required"})
+    assert r.status_code == 400, r.text
+    still_serves(server)
+
+
+def test_null_means_the_default_as_in_openais_api(client):
+    resp = client.chat.completions.create(
+        model="device", max_tokens=2, temperature=None, top_p=None, n=None, stream=None, logprobs=None,
+        top_logprobs=None, seed=None, stop=None, messages=[{"role": "user", "content": "Hi"}])
+    assert resp.choices[0].finish_reason in ("stop", "length") and resp.choices[0].logprobs is None
+
+
+def test_without_max_tokens_a_long_prompt_may_use_the_rest_of_the_window(server):
+    """No budget asked: the prompt is not refused for the default cap it leaves too little room for."""
+    window = DEFAULT_CONTEXT
+    words = "word " * int(window * 0.85)
+    r = chat(server, {"model": "device", "messages": [{"role": "user", "content": words}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["usage"]["total_tokens"] <= window
+    r = chat(server, {"model": "device", "max_tokens": 1024, "messages": [{"role": "user", "content": words}]})
+    assert error(r, 400)["param"] == "messages"  # a budget that was asked for still counts
 
 
 WEATHER_TOOL = {"type": "function", "function": {
@@ -313,6 +360,21 @@ def test_wrong_content_type(server):
     ({"model": "auto", "messages": [{"role": "wizard", "content": "Hi"}]}, "messages"),
     ({"model": "auto", "messages": [{"role": "system", "content": "Be nice."}]}, "messages"),
     ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}, "max_tokens"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": "4"}, "max_tokens"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": True}, "max_tokens"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "stream": "yes"}, "stream"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "presence_penalty": 9}, "presence_penalty"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "logit_bias": "x"}, "logit_bias"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}, "top_logprobs"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "stream": True,
+      "stream_options": {"include_usage": "no"}}, "stream_options.include_usage"),
+    ({"model": "auto", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": "data:,"}}]}]},
+     "messages.0.content.1.type"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "tools": [WEATHER_TOOL],
+      "tool_choice": {"type": "function", "function": "get_weather"}}, "tool_choice.function"),
+    ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "tools": [WEATHER_TOOL],
+      "tool_choice": {"type": "function", "function": {"name": ["get_weather"]}}}, "tool_choice.function.name"),
 ])
 def test_bad_fields_are_named(server, body, field):
     err = error(chat(server, body), 400)

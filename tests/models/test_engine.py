@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints
 
-from tether.errors import ContextWindowExceededError, GenerationCancelledError
+from tether.errors import ContextWindowExceededError, GenerationCancelledError, InputError
 from tether.models.engine import Completion, Message, Sampling, load
 
 HELLO = [Message("user", "Say hello to Ada in one short sentence.")]
@@ -251,3 +251,19 @@ def test_a_cancel_during_a_long_prompt_stops_it_between_batches(tiny):
         tiny.complete(longer, Sampling.greedy(6), cancel=cancel)
     assert tiny.llm.n_tokens < len(tiny.tokenize_chat(longer))  # stopped before the prompt was all read
     assert tiny.complete(prompt, Sampling.greedy(6)).text == plain  # the engine is fine afterwards
+
+
+def test_a_character_beyond_the_bmp_in_a_schema_comes_out_whole(tiny):
+    """The schema converter writes 🐱 as a surrogate pair; unfixed, the forced answer is U+FFFD soup."""
+    done = tiny.complete([Message("user", "Cats?")], Sampling(max_tokens=24), json_schema={"enum": ["🐱🐱", "ça"]},
+                         logprobs=True)
+    assert json.loads(done.text) in ("🐱🐱", "ça")
+    assert b"".join(lp.raw for lp in done.logprobs).decode("utf-8") == done.text
+
+
+@pytest.mark.parametrize("schema", [{"enum": []}, {"anyOf": []}, {"type": []},
+                                    {"type": "object", "properties": {"x": {"anyOf": []}}, "required": ["x"]}])
+def test_a_schema_that_allows_no_value_is_an_input_error_not_a_segfault(tiny, schema):
+    with pytest.raises(InputError, match="allows no value"):
+        tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2), json_schema=schema)
+    assert tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2)).completion_tokens >= 1

@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -89,9 +90,15 @@ class Sampling:
 
 @dataclass(frozen=True)
 class TokenLogprob:
+    """One sampled token. ``token`` is its text (U+FFFD where it holds part of a character);
+    ``raw`` is its bytes, so a client can join a character split across tokens (OpenAI's
+    ``bytes``); ``top_raw`` gives the bytes of each ``top`` alternative in the same order."""
+
     token: str
     logprob: float
     top: tuple[tuple[str, float], ...] = ()
+    raw: bytes = b""
+    top_raw: tuple[bytes, ...] = ()
 
 
 @dataclass
@@ -292,9 +299,25 @@ class LlamaEngine:
     def _grammar(self, schema: dict[str, Any]) -> Any:
         try:
             with quiet_stderr():
-                return self._llama_cpp.LlamaGrammar.from_json_schema(json.dumps(anchored(schema)), verbose=False)
+                gbnf = self._llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(anchored(schema)))
+                grammar = self._llama_cpp.LlamaGrammar.from_string(astral_escapes(gbnf), verbose=False)
         except Exception as exc:
             raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None  # the caller's schema
+        self._check_grammar(grammar)
+        return grammar
+
+    def _check_grammar(self, grammar: Any) -> None:
+        """Parse the grammar with llama.cpp before sampling with it: llama-cpp-python adds a
+        grammar it failed to parse (``{"enum": []}`` gives ``root ::=``) as a NULL sampler, and
+        the process dies of a segfault."""
+        llama_cpp = self._llama_cpp
+        with quiet_stderr():
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                self.llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
+        if not sampler:
+            raise InputError("this JSON schema allows no value (an empty enum, anyOf or type list?): "
+                             "llama.cpp cannot build a grammar from it")
+        llama_cpp.llama_sampler_free(sampler)
 
     def _prefill(self, prompt: list[int], cancel: Any) -> None:
         """Read a long prompt in batches, checking ``cancel`` between them: llama.cpp reads the
@@ -432,14 +455,32 @@ class LlamaEngine:
         peak = float(logits.max())
         lse = peak + float(np.log(np.exp(logits - peak).sum()))
         top_items: tuple[tuple[str, float], ...] = ()
+        top_raw: tuple[bytes, ...] = ()
         if top > 0:
             idx = np.argpartition(logits, -top)[-top:]
             idx = idx[np.argsort(-logits[idx])]
-            top_items = tuple((self._piece(int(i)), float(logits[i]) - lse) for i in idx)
-        return TokenLogprob(self._piece(token), float(logits[token]) - lse, top_items)
+            top_raw = tuple(self.llm.detokenize([int(i)]) for i in idx)
+            top_items = tuple((raw.decode("utf-8", errors="replace"), float(logits[i]) - lse)
+                              for raw, i in zip(top_raw, idx))
+        raw = self.llm.detokenize([token])
+        return TokenLogprob(raw.decode("utf-8", errors="replace"), float(logits[token]) - lse, top_items, raw, top_raw)
 
-    def _piece(self, token: int) -> str:
-        return self.llm.detokenize([token]).decode("utf-8", errors="replace")
+
+_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+
+
+def astral_escapes(gbnf: str) -> str:
+    """GBNF with each ``\\uD83D\\uDC31`` surrogate pair written as one ``\\U0001F431``.
+
+    llama-cpp-python's schema converter escapes literals with ``json.dumps``, which writes a
+    character beyond U+FFFF (an emoji in an ``enum``) as a surrogate pair; GBNF reads each half
+    as a code point of its own, and the forced output becomes invalid UTF-8.
+    """
+    def one(m: re.Match[str]) -> str:
+        point = 0x10000 + ((int(m.group(2), 16) - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
+        return f"{m.group(1)}\\U{point:08x}"
+
+    return _SURROGATE_PAIR.sub(one, gbnf)
 
 
 def anchored(schema: Any) -> Any:

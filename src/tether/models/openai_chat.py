@@ -9,7 +9,9 @@ choice of a function (or of none) is guided JSON (``tether.tools``), returned as
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import threading
 import time
 import uuid
@@ -27,6 +29,15 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str = ""
+    refusal: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _text_only(cls, value: str) -> str:
+        # Dropping an image and answering anyway would invite a made-up answer.
+        if value not in ("text", "refusal"):
+            raise ValueError(f"{value!r} parts are not supported: the models here read text only")
+        return value
 
 
 class _FunctionCall(BaseModel):
@@ -69,27 +80,55 @@ class ChatMessage(BaseModel):
             return self.content
         # One part per line: run together ("…4111111111111111Phone 4155550134SSN…") the parts'
         # values lose the word boundaries that detecting personal data relies on.
-        return "\n".join(p.text for p in self.content if p.type == "text")
+        return "\n".join(p.text or p.refusal for p in self.content)
+
+
+class _StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    include_usage: bool | None = Field(default=None, strict=True)
+
+
+class _FunctionName(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str = Field(strict=True)
+
+
+class _ToolChoice(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["function"]
+    function: _FunctionName
+
+
+# OpenAI marks these nullable: an explicit null means "the default" (SDKs and frameworks send it).
+_NULL_MEANS_DEFAULT = ("temperature", "top_p", "n", "stream", "logprobs", "top_logprobs", "presence_penalty",
+                       "frequency_penalty", "logit_bias", "max_tokens", "max_completion_tokens", "seed", "stop",
+                       "stream_options", "response_format", "tools", "tool_choice", "model", "user")
 
 
 class ChatRequest(BaseModel):
+    """A chat-completions request, typed as strictly as OpenAI's API types it ("4" is no integer)."""
+
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=1.0, ge=0, le=2)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1, strict=True)
+    max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
+    temperature: float = Field(default=1.0, ge=0, le=2, strict=True)
+    top_p: float = Field(default=1.0, gt=0, le=1, strict=True)
+    seed: int | None = Field(default=None, strict=True)
     stop: str | list[str] | None = None
-    stream: bool = False
-    stream_options: dict[str, Any] | None = None
+    stream: bool = Field(default=False, strict=True)
+    stream_options: _StreamOptions | None = None
     response_format: dict[str, Any] | None = None
-    logprobs: bool = False
-    top_logprobs: int = Field(default=0, ge=0, le=20)
-    n: int = Field(default=1, ge=1, le=1)
+    logprobs: bool = Field(default=False, strict=True)
+    top_logprobs: int = Field(default=0, ge=0, le=20, strict=True)
+    n: int = Field(default=1, ge=1, le=1, strict=True)
+    # Accepted and checked as OpenAI checks them; llama.cpp's sampling here does not use them.
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
+    logit_bias: dict[str, float] | None = None
     tools: list[_ToolDef] | None = Field(default=None, max_length=128)
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
 
     @field_validator("stop")
     @classmethod
@@ -100,21 +139,32 @@ class ChatRequest(BaseModel):
 
     @field_validator("stream_options")
     @classmethod
-    def _stream_options_need_a_stream(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+    def _stream_options_need_a_stream(cls, value: _StreamOptions | None, info: ValidationInfo) -> _StreamOptions | None:
         if value is not None and not info.data.get("stream"):
             raise ValueError("only allowed when stream is true")
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs_need_logprobs(cls, value: int, info: ValidationInfo) -> int:
+        if value and not info.data.get("logprobs"):
+            raise ValueError("needs logprobs: true")
         return value
 
     @classmethod
     def parse(cls, body: Any) -> "ChatRequest":
         if not isinstance(body, dict):
             raise InputError("the request body must be a JSON object")
+        body = {k: v for k, v in body.items() if not (v is None and k in _NULL_MEANS_DEFAULT)}
         try:
             return cls.model_validate(body)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise InputError(f"invalid chat request: {where}: {first['msg']}") from None
+            errors = exc.errors()
+            first = max(errors, key=lambda e: len(e["loc"]))  # the deepest: the union branch that got furthest
+            # pydantic's loc names union branches ("content.str", "tool_choice.literal[...]"): drop them
+            where = ".".join(str(p) for p in first["loc"] if not _is_branch(p)) or "body"
+            why = re.sub(r"a valid dictionary or instance of \w+", "a JSON object", first["msg"])
+            raise InputError(f"invalid chat request: {where}: {why}") from None
 
     def json_schema(self) -> dict[str, Any] | None:
         fmt = self.response_format
@@ -151,14 +201,12 @@ class ChatRequest(BaseModel):
             if choice not in (None, "none", "auto"):
                 raise InputError("tool_choice needs tools")
             return "none"
-        if choice is None or choice in ("auto", "none", "required"):
+        if choice is None or isinstance(choice, str):
             return choice or "auto"
-        if isinstance(choice, dict) and choice.get("type") == "function":
-            name = (choice.get("function") or {}).get("name")
-            if name in {s.name for s in specs}:
-                return str(name)
-            raise InputError(f"tool_choice names {name!r}, which is not among the tools")
-        raise InputError("tool_choice must be auto, none, required or {\"type\": \"function\", ...}")
+        name = choice.function.name
+        if name in {s.name for s in specs}:
+            return name
+        raise InputError(f"tool_choice names {name!r}, which is not among the tools")
 
     def decision_messages(self, guide: str) -> list[Message]:
         """The conversation for the next tool decision: each call and result as a turn of its own."""
@@ -212,7 +260,13 @@ class ChatRequest(BaseModel):
 
     @property
     def include_usage(self) -> bool:
-        return bool((self.stream_options or {}).get("include_usage"))
+        return bool(self.stream_options and self.stream_options.include_usage)
+
+
+def _is_branch(loc: Any) -> bool:
+    """A pydantic location part that names a union member, not a field."""
+    return isinstance(loc, str) and (loc in ("str", "int", "float", "bool", "list", "dict")
+                                     or loc.startswith(("literal[", "list[", "dict[", "function-", "_")) or loc[:1].isupper())
 
 
 def _arguments(raw: str) -> dict[str, Any]:
@@ -229,8 +283,9 @@ def _logprob_entry(lp: TokenLogprob) -> dict[str, Any]:
     return {
         "token": lp.token,
         "logprob": lp.logprob,
-        "bytes": list(lp.token.encode("utf-8")),
-        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(t.encode("utf-8"))} for t, v in lp.top],
+        "bytes": list(lp.raw or lp.token.encode("utf-8")),
+        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(lp.top_raw[i] if i < len(lp.top_raw) else t.encode())}
+                         for i, (t, v) in enumerate(lp.top)],
     }
 
 
@@ -291,7 +346,15 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
                                     usage_out=usage_out)
         return
     result: list[Completion] = []
-    deltas = engine.stream(request.engine_messages(), request.sampling(max_tokens_cap),
+    messages = request.engine_messages()
+    sampling = request.sampling(max_tokens_cap)
+    if request.max_tokens is None and request.max_completion_tokens is None:
+        # Unasked, the answer may use what the prompt leaves of the window (as OpenAI's API does),
+        # so a long prompt that fits is not refused for a budget nobody asked for.
+        room = engine.context_window - len(engine.tokenize_chat(messages))
+        if room >= 1:
+            sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, room))
+    deltas = engine.stream(messages, sampling,
                            json_schema=request.json_schema(), logprobs=with_logprobs,
                            top_logprobs=request.top_logprobs, cancel=cancel, result=result)
     if not request.stream:
