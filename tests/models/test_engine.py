@@ -267,3 +267,20 @@ def test_a_schema_that_allows_no_value_is_an_input_error_not_a_segfault(tiny, sc
     with pytest.raises(InputError, match="allows no value"):
         tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2), json_schema=schema)
     assert tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2)).completion_tokens >= 1
+
+
+def test_bounded_integers_are_forced_by_the_grammar(tiny):
+    """llama.cpp's converter ignores minimum/maximum; a small range becomes an enum it can force."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 5, "exclusiveMaximum": 10}},
+              "required": ["n"]}
+    for seed in range(4):
+        done = tiny.complete([Message("user", "Pick any number, like -12 or 100.")],
+                             Sampling(temperature=1.5, seed=seed, max_tokens=16), json_schema=schema)
+        assert 5 <= json.loads(done.text)["n"] <= 9
+
+
+@pytest.mark.parametrize("schema, why", [({"type": "integer", "minimum": 5, "maximum": 1}, "allows no value"),
+                                         ({"type": "string", "pattern": "(("}, "not a valid regular expression")])
+def test_an_unsatisfiable_or_broken_schema_is_named(tiny, schema, why):
+    with pytest.raises(InputError, match=why):
+        tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2), json_schema=schema)

@@ -466,6 +466,26 @@ class LlamaEngine:
         return TokenLogprob(raw.decode("utf-8", errors="replace"), float(logits[token]) - lse, top_items, raw, top_raw)
 
 
+_INTEGER_BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+
+def _integer_bounds(schema: dict[str, Any]) -> tuple[int, int] | None:
+    """The smallest and largest integer ``schema`` allows, when both are bounded."""
+    import math
+
+    def num(key: str) -> float | None:
+        v = schema.get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    lows = [v for v in (num("minimum"),) if v is not None] + [
+        v + 1 if v == int(v) else v for v in (num("exclusiveMinimum"),) if v is not None]
+    highs = [v for v in (num("maximum"),) if v is not None] + [
+        v - 1 if v == int(v) else v for v in (num("exclusiveMaximum"),) if v is not None]
+    if not lows or not highs:
+        return None
+    return math.ceil(max(lows)), math.floor(min(highs))
+
+
 _SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
 
 
@@ -483,18 +503,41 @@ def astral_escapes(gbnf: str) -> str:
     return _SURROGATE_PAIR.sub(one, gbnf)
 
 
+ENUM_RANGE_MAX = 1024  # an integer range up to this size becomes an enum the grammar can force
+
+
 def anchored(schema: Any) -> Any:
-    """``schema`` with every string ``pattern`` anchored (``^…$``). JSON Schema (and pydantic)
-    patterns match anywhere, but llama.cpp's grammar converter accepts only anchored ones; a
-    whole-string match also satisfies the unanchored check that validates the output."""
+    """``schema`` as llama.cpp's grammar converter can enforce it.
+
+    Every string ``pattern`` is anchored (``^…$``): JSON Schema (and pydantic) patterns match
+    anywhere, but the converter accepts only anchored ones, and a whole-string match also
+    satisfies the unanchored check that validates the output. A bounded integer (a rating
+    from 1 to 5) becomes an ``enum``: the converter ignores ``minimum`` and ``maximum``.
+    """
     if isinstance(schema, dict):
         out = {k: anchored(v) for k, v in schema.items()}
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and schema.get("type") in (None, "string"):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise InputError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
             body = pattern[1:] if pattern.startswith("^") else pattern
             if body.endswith("$") and not body.endswith("\\$"):
                 body = body[:-1]
             out["pattern"] = "^(" + body + ")$"  # the converter knows no (?:…); a group is the same here
+        if schema.get("type") == "integer" and "enum" not in schema and "const" not in schema:
+            bounds = _integer_bounds(schema)
+            if bounds is not None:
+                low, high = bounds
+                if low > high:
+                    raise InputError(f"this JSON schema allows no value: no integer lies from {low} to {high}")
+                if high - low < ENUM_RANGE_MAX:
+                    step = schema.get("multipleOf")
+                    values = [v for v in range(low, high + 1)
+                              if not (isinstance(step, int) and step > 0 and v % step)]
+                    out = {k: v for k, v in out.items() if k not in _INTEGER_BOUND_KEYS + ("type", "multipleOf")}
+                    out["enum"] = values
         return out
     if isinstance(schema, list):
         return [anchored(v) for v in schema]
