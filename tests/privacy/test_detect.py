@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tether.errors import InputError
-from tether.privacy import PrivacyGuard, parse_config
+from tether.privacy import SECRETS as SECRET_TYPES, PrivacyGuard, parse_config
 
 SAMPLES = {
     "PERSON": ("Please forward this to Maria Gonzalez before noon.", "Maria Gonzalez"),
@@ -309,3 +309,77 @@ def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
                                   "A bearer of bad news arrived.", "Please pass the salt."])
 def test_password_words_in_prose_are_no_secret(guard, text):
     assert not [s for s in guard.detect(text) if s.entity_type in ("PASSWORD", "API_KEY")]
+
+
+# Found by red-teaming the default policy (2026-11-30): everyday ways of writing personal data
+# and secrets that used to reach the private cloud in plaintext.
+@pytest.mark.parametrize(("text", "value"), [
+    ("the password for the router is zebra!Falls", "zebra!Falls"),
+    ("Password for the wifi: Falcon#2291", "Falcon#2291"),
+    ("fyi my password's Tr0ub4dor&3", "Tr0ub4dor&3"),
+    ("Password — Tr0ub4dor&3", "Tr0ub4dor&3"),
+    ("ssh in as admin pw hunter2 then sudo", "hunter2"),
+    ("creds are admin / Summer2024! for the staging box", "Summer2024!"),
+    ("login: admin:Qwerty!234", "Qwerty!234"),
+    ("docker login -u myuser -p MyP@ss123 registry.example.com", "MyP@ss123"),
+    ("sshpass -p 'P@ss1234' ssh deploy@10.1.2.3", "P@ss1234"),
+    ('r = requests.get(url, auth=("admin", "S3cret!99"))', "S3cret!99"),
+    ("auth = HTTPBasicAuth('svc_user', 'pa55Word!x')", "pa55Word!x"),
+    ('password = """Tr0ub4dor&3"""', "Tr0ub4dor&3"),
+    ("username,password,email\njdoe,Summer2024!,jdoe@gmail.com", "Summer2024!"),
+    ("| user | password |\n|---|---|\n| admin | Pa$$w0rd!7 |", "Pa$$w0rd!7"),
+    ("db.internal:5432:prod:admin:Sup3rS3cret", "Sup3rS3cret"),
+    ("Passwort: Geheim!123", "Geheim!123"),
+    ("MINIO_ACCESS_KEY=AKfj39Dkq02LzPq", "AKfj39Dkq02LzPq"),
+    ("https://api.openweathermap.org/data/2.5/weather?q=London&appid=3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c",
+     "3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c"),
+    ("fetch('https://example.com/api?key=9Xk2LmQ8pR4tV7wZ1aB3')", "9Xk2LmQ8pR4tV7wZ1aB3"),
+    ('client.run("MTE2NTk4NjY2NjQ5MjQ1NzAyNA.GxYz12.abcdefghijklmnopqrstuvwxyz0123456789")',
+     "MTE2NTk4NjY2NjQ5MjQ1NzAyNA.GxYz12.abcdefghijklmnopqrstuvwxyz0123456789"),
+    ("MAILGUN_KEY=key-3ax6xnjp29jd6fds4gc373sgvjxteol0", "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"),
+    ("wallet private key: 4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318",
+     "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"),
+    ('{"id":7,"first":"Olga","last":"Ivanova","city":"Kazan"}', "Ivanova"),
+    ('{"id":7,"first":"Olga","last":"Ivanova","city":"Kazan"}', "Kazan"),
+    ('{"lastName":"Kowalczyk"}', "Kowalczyk"),
+    ("owner: Szczepanski", "Szczepanski"),
+    ("b-day: march 3rd, 1990", "march 3rd, 1990"),
+    ("dob=19900303", "19900303"),
+    ('{"name":"A. Petrova","dateOfBirth":"03/03/90"}', "03/03/90"),
+    ("Please call Wei at 138 0013 8000 tomorrow.", "138 0013 8000"),
+    ("her extension is 555-1234", "555-1234"),
+    ("deliver to 55 maple avenue please", "55 maple avenue"),
+    ("Flat 3, 27 Wellington Road, Leeds LS1 4AB", "LS1 4AB"),
+    ("Ship to 742 Evergreen Terrace, Springfield, IL 62704", "62704"),
+])
+def test_everyday_forms_are_covered(guard, text, value):
+    covered = [s for s in guard.detect(text) if s.start <= text.index(value) and text.index(value) + len(value) <= s.end]
+    assert covered, (text, [(s.entity_type, s.text) for s in guard.detect(text)])
+
+
+@pytest.mark.parametrize("text", [
+    "class LoginIn(BaseModel):\n    username: str\n    password: str",
+    "def login(username: str, password: str) -> bool:",
+    "interface User { email: string; password: string; }",
+    "if password == confirm_password:\n    save()",
+    "password = input('Password: ')",
+    "password = getpass.getpass()",
+    "password = os.environ['DB_PASSWORD']",
+    "const db = new Client({ user: 'app', password: process.env.DB_PASSWORD })",
+    "const config = { apiKey: process.env.REACT_APP_FIREBASE_API_KEY };",
+    "app.secret_key = settings.SECRET_KEY",
+    "token = AuthToken.objects.create(user=user)",
+    "pwd = os.getcwd()\nprint(pwd)",
+    "import RPi.GPIO as GPIO\nLED_PIN = 18\nGPIO.setup(LED_PIN, GPIO.OUT)",
+    "pin = 13  # onboard LED",
+    "user.password = make_password(raw_password)",
+    "password: ${DB_PASSWORD}\nuser: ${DB_USER}",
+    "tokenizer = AutoTokenizer.from_pretrained('bert-base-uncased')",
+    "curl -u $USER:$TOKEN https://api.example.com",
+    "Can you pin 2024 as the year in the chart title?",
+    "First: preheat the oven. Last: let it cool.",
+])
+def test_code_that_handles_secrets_is_not_a_secret(guard, text):
+    """A question about code that names a password must not be held on the device as if it held one."""
+    assert [s.text for s in guard.detect(text) if s.entity_type in SECRET_TYPES] == []
+    assert not [s.text for s in guard.detect(text) if s.entity_type == "PERSON" and "oven" in s.text]

@@ -156,3 +156,17 @@ def test_a_quoted_name_restores_without_a_stray_quote():
     out = guard.prepare("names = ['Leilani Kahananui', 'Thandiwe Nkosi']", "third_party", session=session)
     assert out.payload == "names = ['<PERSON_1>', '<PERSON_2>']"
     assert session.restore("'<PERSON_1>'") == "'Leilani Kahananui'"
+
+
+def test_a_placeholder_never_takes_a_name_the_text_already_uses(guard):
+    """A transcript that already says PERSON_1 (in any case or brackets): if our Jane Doe became
+    <PERSON_1>, a reply about the transcript's PERSON_1 would come back as Jane Doe."""
+    text = "Transcript: PERSON_1: I want a refund. [person_2] is angry. <PERSON\u200b_3> too. Agent: Jane Doe"
+    session = guard.session()
+    out = guard.prepare(text, "private_cloud", session=session).payload
+    assert "Jane Doe" not in out
+    jane = out.rsplit("Agent: ", 1)[1]
+    assert jane.startswith("<PERSON_") and jane not in ("<PERSON_1>", "<PERSON_2>", "<PERSON_3>")
+    assert not any(f"<PERSON_{n}>" in out for n in (1, 2, 3))
+    assert session.restore("<PERSON_1> asked for a refund") == "<PERSON_1> asked for a refund"
+    assert session.restore(f"{jane} answered") == "Jane Doe answered"

@@ -23,6 +23,7 @@ from typing import Literal
 from tether.privacy.detect import Span
 
 PLACEHOLDER_SHAPE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 LITERAL = "LITERAL"
 Style = Literal["placeholder", "fake"]
 _MAX_TRIES = 25
@@ -93,11 +94,18 @@ class PseudonymSession:
         return out
 
     def _new_placeholder(self, entity_type: str, avoid: str) -> str:
+        # "PERSON_1" in any case or brackets ("[person_1]", "PERSON_1:") in the text means the
+        # text already has its own PERSON_1; a reply about it must not come back as our value.
+        taken = _ZERO_WIDTH.sub("", avoid).casefold() if avoid else ""
         while True:
             self._counters[entity_type] += 1
-            candidate = f"<{entity_type}_{self._counters[entity_type]}>"
-            if candidate not in self._reverse and candidate not in avoid:
-                return candidate
+            core = f"{entity_type}_{self._counters[entity_type]}"
+            candidate = f"<{core}>"
+            if candidate in self._reverse or candidate in avoid:
+                continue
+            if taken and re.search(rf"(?<![a-z0-9_]){re.escape(core.casefold())}(?!\d)", taken):
+                continue
+            return candidate
 
     def _new_fake(self, entity_type: str, value: str, avoid: str) -> str | None:
         if self._faker is None:

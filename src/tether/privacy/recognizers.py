@@ -126,6 +126,55 @@ def _is_token(value: str) -> bool:
     return has_digit or mixed
 
 
+_TYPE_NAMES = {"str", "string", "int", "integer", "bool", "boolean", "number", "bytes", "any", "none", "null",
+               "undefined", "optional", "secretstr", "char", "varchar", "text", "object", "unknown", "nil", "void",
+               "float", "double", "password", "passwd", "secret", "token", "hidden", "required"}
+# The first name of a dotted path that is code, not a secret: os.environ[…], process.env.X, settings.X.
+_CODE_ROOTS = {"os", "sys", "process", "settings", "config", "conf", "cfg", "env", "environ", "self", "this", "request",
+               "req", "args", "kwargs", "opts", "options", "params", "data", "form", "body", "props", "state", "ctx",
+               "context", "app", "secrets", "vault", "credentials", "creds", "user", "users", "auth", "db", "window",
+               "document", "localstorage", "sessionstorage", "module", "exports", "st", "getpass", "hashlib", "bcrypt",
+               "keyring", "boto3", "import", "environment", "values", "vars", "inputs", "secret", "client", "res", "resp",
+               "response", "cls", "obj", "model", "record", "row", "payload", "json"}
+_CODE_CALL = re.compile(r"[A-Za-z_][A-Za-z_.]*\((?:\)|.*(?:['\"=_.]|[a-z]{3}))")
+_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+(?:\[.*)?[)}\];,]*")
+_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]*[A-Z][A-Z0-9]*)+")
+
+
+def is_code_reference(value: str) -> bool:
+    """``value`` (what follows ``password =`` or ``token:``) is code that names a secret rather
+    than the secret: a type (``str``), a call (``getpass.getpass()``), a variable, an env var
+    (``$DB_PASSWORD``, ``process.env.API_KEY``, ``DB_PASSWORD``), a template (``{{ pw }}``) or
+    an operator (``==``). Asking about code that handles passwords is not sending one."""
+    v = value.strip()
+    bare = v.strip("'\"`").rstrip(")]};,")
+    if not any(c.isalnum() for c in v):
+        return True
+    if bare.lower() in _TYPE_NAMES or re.fullmatch(r"(?:Optional|SecretStr|str|string)\b[\w\[\]| ]*", bare):
+        return True
+    if v[:1] in "$%" or v.startswith(("{{", "{%", "<%", "<?")) or re.fullmatch(r"<[^<>]+>", bare):
+        return True
+    if _CODE_CALL.match(v) or _ENV_NAME.fullmatch(bare):
+        return True
+    m = _DOTTED.fullmatch(v)
+    if m:
+        parts = re.split(r"[.\[]", bare)
+        return (parts[0].lower() in _CODE_ROOTS or "[" in v or any(_ENV_NAME.fullmatch(p) for p in parts)
+                or any(re.fullmatch(r"[a-z]+(?:_[a-z]+)+", p) for p in parts))
+    return False
+
+
+def _is_token_value(value: str) -> bool:
+    return _is_token(value) and not is_code_reference(value)
+
+
+def _looks_like_a_password(value: str) -> bool:
+    """A value with no "password:" before it must look like one: six or more characters with a
+    digit or a symbol, and not code."""
+    return (len(value) >= 6 and bool(re.search(r"\d|[!@#$%^&*_+=~<>\[\]{}|\\]", value))
+            and bool(re.search(r"[^\W\d_]", value)) and not is_code_reference(value))
+
+
 _API_KEY_PATTERNS = [
     RegexPattern("openai", r"\bsk-(?:proj-|svcacct-|admin-|ant-[a-z0-9]+-)?[A-Za-z0-9_\-]{20,}", 1.0),
     RegexPattern("stripe", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}", 1.0),
@@ -153,11 +202,21 @@ _API_KEY_PATTERNS = [
         r"(?i)(?:api[_\- ]?key|api[_\- ]?token|access[_\- ]?token|auth[_\- ]?token|secret[_\- ]?key|"
         r"client[_\- ]?secret|aws_secret_access_key|private[_\- ]?token|account[_\- ]?key|shared[_\- ]?access[_\- ]?key|"
         r"secret|token)[a-z_]*"
-        r"[\"']?\]?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,})",
+        r"[\"']?\]?\s*(?:[:=]|=>|\bis\b)\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{12,}+)(?![(\[])",
         0.9,
         group="v",
-        validate=_is_token,
+        validate=_is_token_value,
     ),
+    # MINIO_ACCESS_KEY=…, MAILGUN_KEY=…, STRIPE_SECRET=…: an env-style name that ends in KEY/SECRET/TOKEN
+    RegexPattern("env_key", r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_?(?:KEY|SECRET|TOKEN|CREDENTIALS?)(?![A-Za-z0-9_])"
+                            r"[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{8,}+)(?![(\[])", 0.9, group="v",
+                 validate=_is_token_value),
+    # ?appid=…&key=…&sig=…: secrets in URL query strings (percent-encoded ones too)
+    RegexPattern("url_query", r"(?i)[?&;](?:api[_\-]?key|key|appid|app_id|access_token|auth_token|token|sig|signature|"
+                              r"secret|client_secret|apikey|auth|password|pwd|code)=(?P<v>[A-Za-z0-9_\-.%+/=~]{16,}+)",
+                 0.9, group="v", validate=lambda v: bool(re.search(r"\d", v) and re.search(r"[A-Za-z]", v))),
+    RegexPattern("discord_bot", r"\b[MNO][A-Za-z\d_\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b", 0.95),
+    RegexPattern("mailgun", r"\bkey-[0-9a-z]{32}\b", 0.95),
 ]
 
 _PASSWORD_PATTERNS = [
@@ -166,24 +225,54 @@ _PASSWORD_PATTERNS = [
     # ";" (my'dog99, a,b,c9), less a trailing comma or quote; "hunter2!" keeps its "!".
     RegexPattern(
         "password_assignment",
-        r"(?i)(?:password|passwd|passphrase|passcode|(?<![a-z])(?:pass|pwd|pw|pin))[\"']?\]?\s*(?:[:=]|=>|\bis\b)[ \t]*"
-        r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\";]*[^\s\"';,]))",
+        r"(?i)(?:password|passwd|passphrase|passcode|passwort|kennwort|contraseña|mot[ \-]de[ \-]passe|senha|"
+        r"wachtwoord|hasło|lösenord|salasana|(?<![a-z])(?:pass|pwd|pw|clave|parola))[\"']?\]?\s*(?:[:=]|=>|\bis\b|['’]s\b)"
+        r"[ \t]*(?:\"\"\"(?P<tq>[^\"\n]+)\"\"\"|\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\";]*[^\s\"';,]))",
         0.95,
         group="v",
     ),
+    # "the password for the router is zebra!Falls", "Password for the wifi: Falcon#2291"
+    RegexPattern("password_for", r"(?i)\b(?:password|passcode|passphrase|pin|pass|pw|pwd)[ \t]+(?:for|to|of|on|at)[ \t]+"
+                                 r"[^\n:=]{1,30}?[ \t]*(?::|\bis\b)[ \t]*[\"']?(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.9,
+                 group="v", validate=_looks_like_a_password),
+    # a PIN: "pin = 4821", "PIN: 4821", "pin code 4821"; LED_PIN = 18 and "pin 2024 as the year" are not
+    RegexPattern("pin_assignment", r"(?i)(?<![\w])pin(?:[ _\-]?(?:code|number|no\.?))?[\"']?\s*(?:[:=#]|\bis\b)[ \t]*"
+                                   r"[\"']?(?P<v>\d{4,8})\b", 0.9, group="v"),
     # "password Tr0ub4dor&3", "my gmail password hunter2", "Password - x9!": no ":" or "is", so the
     # value must look like one (a digit, or a symbol) or "password reset link" would be a secret.
-    RegexPattern("password_spaced", r"(?i)\b(?:password|passwd|passcode|passphrase)(?:[ \t]*[-–][ \t]*|[ \t]+)(?![-–])"
+    RegexPattern("password_spaced", r"(?i)\b(?:password|passwd|passcode|passphrase)(?:[ \t]*[-–—][ \t]*|[ \t]+)(?![-–—])"
                                      r"(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.9, group="v",
-                 validate=lambda v: len(v) >= 6 and bool(re.search(r"\d|[!@#$%^&*_+=~<>\[\]{}|\\]", v))),
-    RegexPattern("pin_digits", r"(?i)\bpin(?:[ \t]+code)?[ \t]*#?[ \t]*(?P<v>\d{4,8})\b", 0.9, group="v"),
+                 validate=lambda v: len(v) >= 6 and bool(re.search(r"\d|[!@#$%^&*_+=~<>\[\]{}|\\]", v))
+                 and not is_code_reference(v)),
+    # "pw hunter2", "pass Xyz!2024": the short words need a value with a letter and a digit or symbol
+    RegexPattern("short_spaced", r"(?i)(?<![\w\-])(?:pw|pwd|pass)[ \t]+(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.85,
+                 group="v", validate=_looks_like_a_password),
+    RegexPattern("pin_digits", r"(?:\bPIN|(?i:\bpin[ \t]+(?:code|number|no\.?)))[ \t]*#?[ \t]*(?P<v>\d{4,8})\b", 0.9,
+                 group="v"),
+    # "creds are admin / Summer2024!", "login: admin:Qwerty!234"
+    RegexPattern("credentials_pair", r"(?i)\b(?:creds|credentials|login|logins|log-in|user/pass)\b[^\n:=]{0,12}?"
+                                     r"(?:[:=]|\bare\b|\bis\b)[ \t]*[\"']?[^\s/:'\"]+[\"']?[ \t]*[/:][ \t]*[\"']?"
+                                     r"(?P<v>[^\s'\"/][^\s'\"]*[^\s'\".,;)])", 0.9, group="v",
+                 validate=lambda v: len(v) >= 4 and not is_code_reference(v)),
+    # docker login -p X, sshpass -p X, redis-cli -a X, --password X / --password=X
+    RegexPattern("cli_password_flag", r"(?:\b(?:docker|podman|nerdctl|buildah|skopeo|helm)\b[^\n]*?\blogin\b[^\n]*?(?<!\S)-p"
+                                      r"|\bsshpass\b[^\n]*?(?<!\S)-p|\bredis-cli\b[^\n]*?(?<!\S)-a"
+                                      r"|(?<!\S)--(?:password|passwd|pass))(?:[ \t]+|=)[\"']?(?P<v>[^\s'\"]+)", 0.9,
+                 group="v", validate=lambda v: not is_code_reference(v) and not v.startswith("-")),
+    # requests' auth=("admin", "S3cret!99"), HTTPBasicAuth('user', 'pw')
+    RegexPattern("auth_pair", r"(?:\bauth\s*=\s*\(|\b(?:HTTPBasicAuth|HTTPDigestAuth|BasicAuth|DigestAuth|basic_auth)"
+                              r"\s*\(\s*\(?)\s*(?P<q1>['\"])[^'\"\n]*(?P=q1)\s*,\s*(?P<q2>['\"])(?P<v>[^'\"\n]+)(?P=q2)",
+                 0.95, group="v"),
+    # a .pgpass line: host:port:database:user:password
+    RegexPattern("pgpass", r"(?m)^[\w.\-*]+:(?:\d{2,5}|\*):[\w\-*]+:[\w\-*.@]+:(?P<v>\S+)$", 0.9, group="v"),
     # scheme://user:PASSWORD@host — database URLs, redis://:pw@host, git remotes
     RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
     # <password>x</password>, <Secret>…</Secret> in XML configs
     RegexPattern("xml_element", r"(?i)<(?P<tag>password|passwd|passphrase|secret|client_?secret|api_?key|token)>"
                                 r"(?P<v>[^<\n]{4,})</(?P=tag)>", 0.95, group="v"),
     # curl -u user:PASSWORD, mysql -pPASSWORD (the value is glued to -p there)
-    RegexPattern("cli_user_password", r"(?<!\S)(?:-u|--user)[ \t]+[^\s:]+:(?P<v>[^\s\"']{4,})", 0.9, group="v"),
+    RegexPattern("cli_user_password", r"(?<!\S)(?:-u|--user)[ \t]+[^\s:]+:(?P<v>[^\s\"']{4,})", 0.9, group="v",
+                 validate=lambda v: not is_code_reference(v)),
     RegexPattern("mysql_password", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]*?(?<!\S)-p(?P<v>[^\s\"']{4,})", 0.9,
                  group="v"),
 ]
@@ -193,7 +282,7 @@ def _quoted(pattern: RegexPattern, group: str) -> RegexPattern:
     return RegexPattern(f"{pattern.name}_{group}", pattern.regex, pattern.score, group=group)
 
 
-_PASSWORD_PATTERNS += [_quoted(_PASSWORD_PATTERNS[0], "dq"), _quoted(_PASSWORD_PATTERNS[0], "sq")]
+_PASSWORD_PATTERNS += [_quoted(_PASSWORD_PATTERNS[0], g) for g in ("tq", "dq", "sq")]
 
 # A BEGIN line without its END (a truncated paste) still runs to the end of the text.
 _PRIVATE_KEY_PATTERNS = [
@@ -204,6 +293,12 @@ _PRIVATE_KEY_PATTERNS = [
         1.0,
     ),
     RegexPattern("putty", r"PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)", 1.0),
+    # a raw 32-byte key in hex after a cue: "wallet private key: 4c0883…"
+    RegexPattern("hex_key", r"(?i)\b(?:private|priv|secret|signing|wallet|seed)[ _\-]?key\b[^\n]{0,20}?[:=]?[ \t]*[\"']?"
+                            r"(?P<v>(?:0x)?[0-9a-fA-F]{64})\b", 0.95, group="v"),
+    # a wallet's recovery words: "seed phrase: abandon ability able …" (12 to 24 words)
+    RegexPattern("seed_phrase", r"(?i)\b(?:seed|recovery|mnemonic|backup)[ \t]+(?:phrase|words)\b[^\n:=]{0,12}[:=]?[ \t]*"
+                                r"(?P<v>(?:[a-z]{3,8}[ \t]+){11,23}[a-z]{3,8})\b", 0.95, group="v"),
     RegexPattern("ssh2", r"---- BEGIN SSH2 (?:ENCRYPTED )?PRIVATE KEY ----[\s\S]*?"
                          r"(?:---- END SSH2 (?:ENCRYPTED )?PRIVATE KEY ----|\Z)", 1.0),
 ]
@@ -213,7 +308,7 @@ _NOT_A_PASSWORD = {"required", "incorrect", "invalid", "reset", "changed", "expi
 
 
 def _is_password_value(value: str) -> bool:
-    return value.strip().lower() not in _NOT_A_PASSWORD
+    return value.strip().lower() not in _NOT_A_PASSWORD and not is_code_reference(value)
 
 
 # ---- cards and phones: wider than presidio's patterns -------------------------------------
@@ -273,7 +368,8 @@ def _phone_digits_ok(value: str) -> bool:
 
 
 PHONE_CONTEXT = ["phone", "telephone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "number", "reach",
-                 "text", "sms", "whatsapp", "contact", "answering", "messages", "registered", "dial", "ring", "mob"]
+                 "text", "sms", "whatsapp", "contact", "answering", "messages", "registered", "dial", "ring", "mob",
+                 "extension", "ext", "ping", "landline", "hotline", "电话", "手机", "联系", "telefon", "teléfono", "téléphone"]
 _PHONE_PATTERNS = [
     # +41 53 147 37 99, +447700556093, +1 (415) 555-0134: a country code is enough evidence.
     RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}"
@@ -283,6 +379,8 @@ _PHONE_PATTERNS = [
     RegexPattern("grouped", r"(?<![\w+\-./])\(?\d{1,5}\)?(?:[ .\-]\(?\d{1,8}\)?){1,4}"
                  r"(?:\s?(?:x|ext\.?)\s?\d{1,5})?(?![\w/]|-\d|\.\d)", 0.3, validate=_phone_digits_ok),
     RegexPattern("digits", r"(?<![\w+\-./])\d{7,13}(?![\w/]|-\d|\.\d)", 0.2),
+    # a Chinese mobile number without +86: "138 0013 8000", "13800138000"
+    RegexPattern("cn_mobile", r"(?<![\w+\-./])1[3-9]\d[ \-]?\d{4}[ \-]?\d{4}(?![\w/]|-\d|\.\d)", 0.55),
 ]
 
 
@@ -580,13 +678,32 @@ _STREET_PATTERNS = [
     RegexPattern("military", r"\b(?:(?:PSC|CMR|Unit)\s+\d{3,5}(?:,?\s+Box\s+\d{3,5})?|(?:USNS|USNV|USS|USCGC)\s+[\w'’\-]+)"
                  r"\s*\n?\s*[AFD]PO\s+A[AEP]\s+\d{5}\b", 0.9),
     RegexPattern("apo_line", r"\b[AFD]PO\s+A[AEP]\s+\d{5}\b", 0.8),
+    # "deliver to 55 maple avenue": all lower case; the words between may not be "miles down the"
+    RegexPattern("number_first_lower", r"\b\d{1,5}[a-z]?[ \t]+(?:(?!(?:the|a|an|of|to|down|up|on|in|from|along|across|"
+                 r"by|and|or|at|off|miles?|km|kilometers?|minutes?|mins?|blocks?|houses?|doors?|steps?|yards?|feet|"
+                 r"metres?|meters?)\b)[a-z][a-z'\-]*[ \t]+){1,3}(?:street|avenue|road|lane|drive|boulevard|court|"
+                 r"terrace|crescent|close|place|parkway|st|ave|rd|blvd|ln|dr)\b", 0.6),
 ]
 
-_DOB_CUE = re.compile(r"(?i)\b(?:born|birth|birthday|b\.|dob|d\.o\.b\.?)\b[^\n]{0,30}$")
+_US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
+              "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR")
+_POSTCODE_PATTERNS = [
+    # UK: "LS1 4AB", "SW1A 1AA", "M1 1AE"
+    RegexPattern("uk_postcode", r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?|GIR)[ \t]?\d[ABD-HJLNP-UW-Z]{2}\b", 0.7),
+    # US: a ZIP after a state's code, "Springfield, IL 62704-1234"
+    RegexPattern("us_zip", rf"\b(?:{_US_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b", 0.7),
+]
+
+# "born", "DOB", "b-day", and the cue inside a field name: dateOfBirth, date_of_birth, birthDate, userDob
+_DOB_CUE = re.compile(r"(?:(?<![A-Za-z0-9])(?i:born|birth(?:day|date)?|b-?day|dob|d\.o\.b\.?|b\.)(?![a-z])"
+                      r"|(?<=[a-z])(?:Birth|Dob|DOB|Bday))[^\n]{0,30}$")
+_MONTH = (r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 _DATE = re.compile(
     r"\b(?:\d{1,2}[/.\-]\d{1,2}[/.\-](?:19|20)?\d{2}|(?:19|20)\d{2}[/.\-]\d{1,2}[/.\-]\d{1,2}|"
-    r"\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?[A-Z][a-z]{2,8}\.?,?\s+(?:19|20)\d{2}|"
-    r"[A-Z][a-z]{2,8}\.?\s+\d{1,2}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{2})\b"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+(?:19|20)\d{{2}}|"
+    rf"{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}|"
+    r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))\b"
 )
 
 
@@ -633,6 +750,161 @@ def country_recognizer() -> RegexRecognizer:
     return RegexRecognizer("LOCATION", [RegexPattern("country", rf"(?<!\w)(?:{alts})(?!\w)", 0.85)], name="country")
 
 
+# ---- structured records: the field name says what the value is ----------------------------
+
+_FIELDS = {
+    "PERSON": "firstname first givenname forename lastname last surname familyname fullname middlename maidenname "
+              "contactname customername patientname employeename clientname holdername cardholder accountholder "
+              "cardholdername accountname recipientname sendername owner assignee reviewer reporter requester "
+              "requestedby assignedto manager attendee attendees organizer organiser contact",
+    "LOCATION": "city town hometown birthplace placeofbirth village municipality postcode postalcode zip zipcode",
+    "STREET_ADDRESS": "street streetaddress address address1 addressline1 addressline homeaddress mailingaddress "
+                      "billingaddress shippingaddress",
+    "DATE_OF_BIRTH": "dob dateofbirth birthdate birthday bday",
+    "PHONE_NUMBER": "phone phonenumber mobile mobilenumber mobilephone cell cellphone telephone tel homephone workphone",
+    "US_SSN": "ssn socialsecuritynumber",
+    "PASSWORD": "password passwd pwd pass passphrase passcode userpassword",
+    "API_KEY": "apikey secretkey accesskey accesskeyid clientsecret token accesstoken authtoken refreshtoken secret",
+}
+FIELD_TYPES = {name: entity for entity, names in _FIELDS.items() for name in names.split()}
+_JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
+_LINE_FIELD = re.compile(r"(?m)^[ \t]*(?:-[ \t]+)?(?P<k>[A-Za-z][\w\-]{0,40})[ \t]*[:=][ \t]*[\"']?"
+                         r"(?P<v>[^\s\"'#][^\n\"'#]{0,100}?)[\"']?[ \t]*(?:[ \t]#.*)?$")
+_PROSE_LABELS = {"first", "last", "pass", "secret", "token", "address", "street", "cell"}
+_EMPTY_VALUES = {"", "-", "--", "n/a", "na", "none", "null", "nil", "unknown", "tbd", "todo", "***", "redacted", "true",
+                 "false", "yes", "no"}
+
+
+def field_type(name: str) -> str | None:
+    """The entity a record field holds, by its name: ``lastName``, ``last_name`` and "Last name" alike."""
+    return FIELD_TYPES.get(re.sub(r"[\s_\-]", "", name).lower())
+
+
+def _field_value_ok(entity: str, value: str) -> bool:
+    v = value.strip()
+    if v.lower() in _EMPTY_VALUES or len(v) > 120 or PLACEHOLDER_LIKE.fullmatch(v):
+        return False
+    if entity == "PASSWORD":
+        return len(v) >= 4 and not is_code_reference(v)
+    if entity == "API_KEY":
+        return len(v) >= 8 and _is_token_value(v)
+    if entity in ("PERSON", "LOCATION") and field_type_is_postcode(v):
+        return True
+    if entity in ("PERSON", "LOCATION", "STREET_ADDRESS"):
+        return (any(c.isalpha() for c in v) and "@" not in v and "://" not in v and not is_code_reference(v)
+                and not re.fullmatch(r"[\d.:a-fA-F]+", v))
+    if entity in ("DATE_OF_BIRTH", "PHONE_NUMBER", "US_SSN"):
+        return sum(c.isdigit() for c in v) >= (6 if entity != "DATE_OF_BIRTH" else 2)
+    return True
+
+
+def field_type_is_postcode(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Z0-9][A-Z0-9 \-]{2,9}", value)) and any(c.isdigit() for c in value)
+
+
+PLACEHOLDER_LIKE = re.compile(r"<[^<>]{1,40}>|\$\{?\w+\}?|\{\{.*\}\}|%\w+%|x{3,}|\*{3,}", re.IGNORECASE)
+
+
+class FieldRecognizer(EntityRecognizer):
+    """Values of records whose field names say what they hold: JSON (``"lastName": "Kowalczyk"``),
+    YAML, INI and .env lines (``city: Kazan``), and the columns of CSV, TSV and markdown tables
+    (a ``password`` column). The small spaCy model reads such values without the sentence it
+    needs, and an uncommon surname or a password in a table cell otherwise goes out as is."""
+
+    def __init__(self) -> None:
+        super().__init__(supported_entities=sorted(set(FIELD_TYPES.values())), name="record_field")
+
+    def load(self) -> None:
+        pass
+
+    def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
+        wanted = set(entities or self.supported_entities)
+        out: list[RecognizerResult] = []
+
+        def add(entity: str | None, start: int, end: int, how: str) -> None:
+            if entity is None or entity not in wanted:
+                return
+            value = text[start:end]
+            lead = len(value) - len(value.lstrip())
+            start, end = start + lead, start + len(value.rstrip())
+            if end > start and _field_value_ok(entity, text[start:end]):
+                score = 0.9 if entity in SECRETS else 0.85
+                out.append(_result(self, entity, start, end, score, f"value of a {how} field"))
+
+        for m in _JSON_FIELD.finditer(text):
+            add(field_type(m.group("k")), *m.span("v"), "JSON")
+        for m in _LINE_FIELD.finditer(text):
+            # "First: preheat the oven", "Pass: the ball": in prose these words open instructions
+            if m.group("k").lower() not in _PROSE_LABELS and len(m.group("v").split()) <= 6:
+                add(field_type(m.group("k")), *m.span("v"), "key: value")
+        for entity, start, end in table_cells(text):
+            add(entity, start, end, "table column")
+        return out
+
+
+_TABLE_SEPARATORS = ("|", "\t", ",", ";")
+
+
+def table_cells(text: str) -> list[tuple[str, int, int]]:
+    """(entity, start, end) of each cell under a header that names a kind of personal data, in a
+    CSV, TSV or markdown table: rows below the header with the same number of cells."""
+    if not any(sep in text for sep in _TABLE_SEPARATORS):
+        return []
+    lines, pos = [], 0
+    for raw in text.split("\n"):
+        lines.append((pos, raw))
+        pos += len(raw) + 1
+    out: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(lines):
+        start, line = lines[i]
+        found = None
+        for sep in _TABLE_SEPARATORS:
+            cells = _cells(line, sep)
+            if len(cells) >= 2:
+                kinds = {j: field_type(line[a:b]) for j, (a, b) in enumerate(cells)}
+                kinds = {j: k for j, k in kinds.items() if k}
+                if kinds:
+                    found = (sep, len(cells), kinds)
+                    break
+        if found is None:
+            i += 1
+            continue
+        sep, width, kinds = found
+        i += 1
+        while i < len(lines):
+            start, line = lines[i]
+            cells = _cells(line, sep)
+            if len(cells) != width:
+                break
+            if sep == "|" and all(re.fullmatch(r"\s*:?-{2,}:?\s*", line[a:b]) for a, b in cells):
+                i += 1  # the markdown rule under the header
+                continue
+            for j, entity in kinds.items():
+                a, b = cells[j]
+                out.append((entity, start + a, start + b))
+            i += 1
+    return out
+
+
+def _cells(line: str, sep: str) -> list[tuple[int, int]]:
+    """(start, end) of each cell of ``line`` split on ``sep``; a markdown row's outer pipes are dropped."""
+    if sep not in line:
+        return []
+    bounds, a = [], 0
+    for i, ch in enumerate(line):
+        if ch == sep:
+            bounds.append((a, i))
+            a = i + 1
+    bounds.append((a, len(line)))
+    if sep == "|":
+        if bounds and not line[bounds[0][0]:bounds[0][1]].strip():
+            bounds = bounds[1:]
+        if bounds and not line[bounds[-1][0]:bounds[-1][1]].strip():
+            bounds = bounds[:-1]
+    return bounds
+
+
 def private_key_recognizer() -> RegexRecognizer:
     return RegexRecognizer("PRIVATE_KEY", _PRIVATE_KEY_PATTERNS, name="private_key")
 
@@ -646,6 +918,8 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("CREDIT_CARD", _CARD_PATTERNS, name="card_luhn", context=CARD_CONTEXT),
         RegexRecognizer("PHONE_NUMBER", _PHONE_PATTERNS, name="phone_pattern", context=PHONE_CONTEXT),
         RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
+        RegexRecognizer("LOCATION", _POSTCODE_PATTERNS, name="postcode"),
+        FieldRecognizer(),
         DateOfBirthRecognizer(),
         NameListRecognizer(),
         country_recognizer(),
