@@ -65,6 +65,7 @@ def test_streamed_call(client):
     assert text.strip()
     assert chunks[0].model_extra["tether"]["tier"] == "device"
     assert chunks[0].model_extra["tether"]["rule"] == "requested"
+    assert chunks[-1].model_extra["tether"]["tier"] == "device"  # the last chunk says where it ran too
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
     assert chunks[-1].choices == [] and all(c.usage is None for c in chunks[:-1])  # OpenAI's usage chunk
     plain = list(client.chat.completions.create(model=TINY, max_tokens=4, stream=True,
@@ -251,6 +252,7 @@ def test_privacy_scan(server):
 def test_retrieve_one_model(client):
     assert client.models.retrieve("auto").id == "auto"
     assert client.models.retrieve(TINY).id == TINY
+    assert client.models.retrieve("private_cloud").id == "private_cloud"  # chat accepts both spellings
     from openai import NotFoundError
 
     with pytest.raises(NotFoundError):

@@ -71,6 +71,9 @@ def test_a_stream_off_the_device_keeps_the_schema_the_finish_reason_and_the_mode
     # OpenAI's shape: usage null on every chunk, then one chunk with no choices and the usage
     assert all(c.usage is None for c in chunks[:-1])
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    # the provider's own count (it counts words of every message it got), not a length estimate
+    words = sum(len(str(m["content"]).split()) for m in sent["messages"])
+    assert chunks[-1].usage.prompt_tokens == words
 
 
 def test_an_untagged_word_problem_is_cascaded_as_math(tmp_path):

@@ -96,7 +96,11 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
         tokens, finish, prompt_tokens = answer(body)
         model = body.get("model") or "fake-model"
         if body.get("stream"):
-            return StreamingResponse(sse(tokens, finish, model, fault), media_type="text/event-stream")
+            usage = None
+            if (body.get("stream_options") or {}).get("include_usage"):  # OpenAI's last chunk, choices empty
+                usage = {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
+                         "total_tokens": prompt_tokens + len(tokens)}
+            return StreamingResponse(sse(tokens, finish, model, fault, usage), media_type="text/event-stream")
         choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": "".join(tokens)},
                                   "finish_reason": finish}
         if body.get("logprobs"):
@@ -107,7 +111,7 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
                              "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(tokens),
                                        "total_tokens": prompt_tokens + len(tokens)}})
 
-    async def sse(tokens: list[str], finish: str, model: str, fault: Any):
+    async def sse(tokens: list[str], finish: str, model: str, fault: Any, usage: dict[str, int] | None = None):
         def event(delta: dict[str, Any], finish_reason: str | None = None) -> str:
             chunk = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
@@ -123,6 +127,8 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
                 await asyncio.sleep(0.05)
                 raise ConnectionAbortedError("injected: stream cut after first delta")
         yield event({}, finish)
+        if usage is not None:
+            yield f"data: {json.dumps({'id': 'chatcmpl-fake', 'object': 'chat.completion.chunk', 'model': model, 'choices': [], 'usage': usage})}\n\n"
         yield "data: [DONE]\n\n"
 
     async def captured(request: Request) -> Response:

@@ -67,6 +67,16 @@ def test_stream_joins_to_the_same_text(provider):
     assert body["stream"] is True and body["model"] == "fake-gpt"
 
 
+def test_a_stream_reports_the_providers_own_token_counts(provider):
+    """Streams ask for OpenAI's usage chunk, so the ledger gets real counts, not an estimate."""
+    t = tier(provider)
+    whole = t.complete(MESSAGES, SAMPLING)
+    info: dict = {}
+    list(t.stream(MESSAGES, SAMPLING, info=info))
+    assert provider.captured()[-1]["body"]["stream_options"] == {"include_usage": True}
+    assert (info["prompt_tokens"], info["completion_tokens"]) == (whole.prompt_tokens, whole.completion_tokens)
+
+
 def test_bearer_key_is_sent_and_never_recorded(provider):
     tier(provider).complete(MESSAGES, SAMPLING)
     ThirdPartyTier(provider.url, "fake-gpt").complete(MESSAGES, SAMPLING)

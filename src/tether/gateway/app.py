@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from tether.errors import TetherError
 from tether.gateway import features
-from tether.gateway.chat import chat_completions, model_ids
+from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
 from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly
@@ -38,7 +38,7 @@ async def list_models(request: Request) -> JSONResponse:
 async def get_model(request: Request) -> JSONResponse:
     """One model by id, as ``client.models.retrieve(id)`` asks for it."""
     model_id = request.path_params["model_id"]
-    if model_id not in model_ids():
+    if model_id not in model_ids() and model_id not in TIER_NAMES:  # private_cloud: the ledger's spelling
         raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(model_ids())}", 404,
                            "model_not_found", param="model")
     return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "tether"})

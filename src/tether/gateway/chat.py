@@ -202,6 +202,7 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
     first["tether"] = block
 
     async def finish(last: dict[str, Any]) -> None:
+        last["tether"] = block  # first and last chunk carry the route, as on routed streams
         await _record(gw, rreq, decision, engine.name, used.get("prompt_tokens", 0), used.get("completion_tokens", 0),
                       start)
 

@@ -623,8 +623,9 @@ class RoutedStream:
     tier that fails before its first delta falls back like ``Router.respond``;
     after that the error reaches the caller, since text was already shown.
     Streams do not cascade. ``response`` is set, and the ledger written, once
-    the last delta has been read; token counts off the device are estimates
-    (one token per delta, four characters per prompt token).
+    the last delta has been read; its token counts are the tier's own (streams ask
+    for ``include_usage``), or estimates where a provider reports none (one token
+    per delta, four characters per prompt token).
     """
 
     def __init__(self, router: Router, req: RouteRequest, decision: Decision):
@@ -640,7 +641,7 @@ class RoutedStream:
         notes: list[str] = []
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
-        info: dict[str, str] = {}
+        info: dict[str, Any] = {}
         if self.decision.tier != DEVICE:
             from tether.privacy.pseudonymize import json_string_escape
 
@@ -677,7 +678,9 @@ class RoutedStream:
             for text in r.device.stream(messages, sampling, json_schema=req.json_schema, info=info):
                 pieces.append(text)
                 yield text
-        self.response = RoutedResponse("".join(pieces), self.decision, served, model, prompt_tokens, len(pieces),
+        prompt_tokens = int(info.get("prompt_tokens", prompt_tokens))
+        completion_tokens = int(info.get("completion_tokens", len(pieces)))
+        self.response = RoutedResponse("".join(pieces), self.decision, served, model, prompt_tokens, completion_tokens,
                                        time.perf_counter() - start, degraded, False, notes,
                                        finish_reason=info.get("finish_reason", "stop"))
         r._record(req, self.response)

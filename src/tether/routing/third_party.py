@@ -19,7 +19,7 @@ import httpx
 
 from tether.errors import GenerationCancelledError, RouterConfigError, TierUnavailableError
 from tether.models.engine import Message, Sampling, current_cancel
-from tether.routing.tiers import THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
+from tether.routing.tiers import STREAM_USAGE, THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
 from tether.settings import http_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -215,10 +215,10 @@ class ThirdPartyTier:
                              f"{str(exc)[:MAX_ERROR_CHARS]})", response.status_code) from exc
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
-               info: dict[str, str] | None = None) -> Iterator[str]:
+               info: dict[str, Any] | None = None) -> Iterator[str]:
         """Yield content deltas. Failures before the first delta are retried; after it they end the stream
         with ``TierUnavailableError``, since the caller already showed part of an answer."""
-        body = {**openai_body(messages, sampling, model=self.model, json_schema=json_schema), "stream": True}
+        body = {**openai_body(messages, sampling, model=self.model, json_schema=json_schema), **STREAM_USAGE}
         last: _Retry | None = None
         yielded = False
         for attempt in self._attempts():
@@ -245,14 +245,15 @@ class ThirdPartyTier:
         assert last is not None
         raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
-    def _deltas(self, response: httpx.Response, info: dict[str, str] | None = None) -> Iterator[str]:
+    def _deltas(self, response: httpx.Response, info: dict[str, Any] | None = None) -> Iterator[str]:
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             # the provider ignored "stream": the whole answer came at once
             response.read()
             result = self._result(response, 0.0)
             if info is not None:
-                info.update(model=result.model, finish_reason=result.finish_reason)
+                info.update(model=result.model, finish_reason=result.finish_reason,
+                            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
             if result.text:
                 yield result.text
             return

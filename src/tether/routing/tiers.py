@@ -37,13 +37,15 @@ class Tier(Protocol):
                  logprobs: bool = False) -> TierResult: ...
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
-               info: dict[str, str] | None = None) -> Iterator[str]:
-        """Text deltas; ``info`` gets the ``model`` and ``finish_reason`` the tier reported."""
+               info: dict[str, Any] | None = None) -> Iterator[str]:
+        """Text deltas; ``info`` gets the ``model``, ``finish_reason`` and, where the tier reports
+        them, ``prompt_tokens`` and ``completion_tokens``."""
         ...
 
 
-def note_chunk(chunk: dict[str, Any], info: dict[str, str] | None) -> None:
-    """Keep a streamed chat-completions chunk's model and finish reason in ``info``."""
+def note_chunk(chunk: dict[str, Any], info: dict[str, Any] | None) -> None:
+    """Keep a streamed chat-completions chunk's model, finish reason and usage (the last chunk's,
+    when the stream asked for ``include_usage``) in ``info``."""
     if info is None:
         return
     if isinstance(chunk.get("model"), str) and chunk["model"]:
@@ -51,6 +53,15 @@ def note_chunk(chunk: dict[str, Any], info: dict[str, str] | None) -> None:
     for choice in chunk.get("choices") or []:
         if isinstance(choice, dict) and isinstance(choice.get("finish_reason"), str):
             info["finish_reason"] = choice["finish_reason"]
+    usage = chunk.get("usage")
+    if isinstance(usage, dict):
+        for key in ("prompt_tokens", "completion_tokens"):
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**9:  # a provider's word
+                info[key] = value
+
+
+STREAM_USAGE = {"stream": True, "stream_options": {"include_usage": True}}  # real token counts for the ledger
 
 
 def openai_body(messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
@@ -122,13 +133,14 @@ class DeviceTier:
                           time.perf_counter() - start, done.finish_reason, done.mean_logprob, done.min_logprob)
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
-               info: dict[str, str] | None = None) -> Iterator[str]:
+               info: dict[str, Any] | None = None) -> Iterator[str]:
         result: list[Any] = []
         for delta in self.engine.stream(messages, sampling, json_schema=json_schema, result=result):
             if delta.text:
                 yield delta.text
         if info is not None and result:
-            info.update(model=self.engine.name, finish_reason=result[0].finish_reason)
+            info.update(model=self.engine.name, finish_reason=result[0].finish_reason,
+                        prompt_tokens=result[0].prompt_tokens, completion_tokens=result[0].completion_tokens)
 
 
 class PrivateCloudTier:
@@ -159,9 +171,9 @@ class PrivateCloudTier:
                           time.perf_counter() - start, choice.get("finish_reason") or "stop", mean_logprob(choice))
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
-               info: dict[str, str] | None = None) -> Iterator[str]:
+               info: dict[str, Any] | None = None) -> Iterator[str]:
         try:
-            for chunk in self.client.stream(openai_body(messages, sampling, json_schema=json_schema)):
+            for chunk in self.client.stream({**openai_body(messages, sampling, json_schema=json_schema), **STREAM_USAGE}):
                 note_chunk(chunk, info)
                 choices = chunk.get("choices") or []
                 text = (choices[0].get("delta") or {}).get("content") if choices else None
