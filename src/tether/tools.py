@@ -203,22 +203,31 @@ def choose(specs: Sequence[ToolSpec], mode: str) -> tuple[list[ToolSpec], bool]:
     return [s for s in specs if s.name == mode], False
 
 
+DECISION_BUDGET = 512
+CUT = "<cut>"  # decide()'s name for a decision that ran out of the caller's token budget
+
+
 def decide(engine: Any, messages: list[Any], specs: Sequence[ToolSpec], *, allow_answer: bool, attempts: int = 1,
            validate: Callable[[str, dict[str, Any]], Any] | None = None,
-           cancel: Any = None) -> tuple[str, Any, Any]:
+           cancel: Any = None, max_tokens: int | None = None) -> tuple[str, Any, Any]:
     """One guided step: ``(tool name or ANSWER, arguments, completion)``.
 
     ``validate(name, arguments)`` may turn the arguments into something else (a
     pydantic instance) or raise ``ValueError``; a failed attempt is retried with
-    sampling up to ``attempts`` in all, then ``InvalidOutputError``.
+    sampling up to ``attempts`` in all, then ``InvalidOutputError``. With a caller's
+    ``max_tokens`` below the step's own budget, a decision it cuts short is ``(CUT, {},
+    completion)``, as an OpenAI tool call cut by ``max_tokens`` ends with "length".
     """
     from tether.models.engine import Sampling
 
     schema = decision_schema(specs, allow_answer=allow_answer)
     problem, attempts = "", max(1, attempts)
+    budget = min(DECISION_BUDGET, max_tokens) if max_tokens else DECISION_BUDGET
     for attempt in range(attempts):
-        sampling = Sampling.greedy(512) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=512)
+        sampling = Sampling.greedy(budget) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=budget)
         completion = engine.complete(messages, sampling, json_schema=schema, cancel=cancel)
+        if completion.finish_reason == "length" and budget < DECISION_BUDGET:
+            return CUT, {}, completion
         try:
             name, arguments = parse_decision(completion.text, specs)
             if validate is not None and name != ANSWER:

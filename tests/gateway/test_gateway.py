@@ -173,6 +173,23 @@ def test_tool_call_round_trip_with_the_openai_client(client):
     assert final.model_extra["tether"]["rule"] == "tools"  # tool results are personal context: kept local
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_bounds_the_tool_decision_too(client, stream):
+    """A decision cut by max_tokens is no call: the answer ends with "length", as OpenAI's does."""
+    for choice, budget in (("required", 1), ("auto", 2)):
+        kwargs = dict(model="device", max_tokens=budget, tools=[WEATHER_TOOL], tool_choice=choice,
+                      messages=[{"role": "user", "content": "What's the weather in Paris?"}])
+        if stream:
+            chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kwargs))
+            finish = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+            assert finish == ["length"] and not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+            assert chunks[-1].usage.completion_tokens <= budget
+        else:
+            resp = client.chat.completions.create(**kwargs)
+            assert resp.choices[0].finish_reason == "length" and not resp.choices[0].message.tool_calls
+            assert resp.usage.completion_tokens <= budget
+
+
 def test_streamed_tool_call(client):
     chunks = list(client.chat.completions.create(
         model="device", max_tokens=30, stream=True, stream_options={"include_usage": True},

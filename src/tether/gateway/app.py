@@ -110,7 +110,9 @@ def openapi_document() -> dict[str, Any]:
                                  "description": "yes or no: consent for a tier that needs it (a third party)",
                                  "schema": {"type": "string", "enum": ["yes", "no", "true", "false", "1", "0"]}}]
         if body is not None:
-            schema = body.model_json_schema(ref_template="#/components/schemas/{model}")
+            template = "#/components/schemas/{model}"
+            schema = (body.openapi_schema(template) if hasattr(body, "openapi_schema")
+                      else body.model_json_schema(ref_template=template))
             schemas.update(schema.pop("$defs", {}))
             schemas[body.__name__] = schema
             op["requestBody"] = {"required": True, "content": {"application/json": {

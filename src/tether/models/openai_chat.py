@@ -129,6 +129,7 @@ class ChatRequest(BaseModel):
     logit_bias: dict[str, float] | None = None
     tools: list[_ToolDef] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
+    user: str | None = Field(default=None, strict=True, description="your id for the caller; echoed in the route block")
 
     @field_validator("stop")
     @classmethod
@@ -150,6 +151,18 @@ class ChatRequest(BaseModel):
         if value and not info.data.get("logprobs"):
             raise ValueError("needs logprobs: true")
         return value
+
+    @classmethod
+    def openapi_schema(cls, ref_template: str) -> dict[str, Any]:
+        """The JSON schema for ``/openapi.json``: the fields OpenAI marks nullable take ``null``."""
+        schema = cls.model_json_schema(ref_template=ref_template)
+        for name in _NULL_MEANS_DEFAULT:
+            prop = schema["properties"].get(name)
+            if prop is None or any(alt.get("type") == "null" for alt in prop.get("anyOf", [])):
+                continue
+            keep = {k: prop.pop(k) for k in ("title", "description", "default") if k in prop}
+            schema["properties"][name] = {"anyOf": [prop, {"type": "null"}], **keep}
+        return schema
 
     @classmethod
     def parse(cls, body: Any) -> "ChatRequest":
@@ -259,6 +272,11 @@ class ChatRequest(BaseModel):
                         max_tokens=min(wanted, max_tokens_cap), stop=tuple(s for s in stops if s))
 
     @property
+    def asked_max_tokens(self) -> int | None:
+        """The caller's own limit on generated tokens, if it set one."""
+        return self.max_completion_tokens or self.max_tokens
+
+    @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
@@ -298,7 +316,9 @@ def usage(completion: Completion, extra: Completion | None = None) -> dict[str, 
 
 def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Event | None = None
                 ) -> tuple[dict[str, Any] | None, Completion | None]:
-    """Run the guided tool decision, if the request has tools: ``(tool call or None, its completion)``."""
+    """Run the guided tool decision, if the request has tools: ``(tool call or None, its completion)``.
+    The decision counts against the caller's ``max_tokens``: one it cuts short has no call and
+    a completion whose ``finish_reason`` is "length"."""
     specs = request.tool_specs()
     mode = request.tool_mode(specs)
     if mode == "none":
@@ -306,8 +326,8 @@ def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Eve
     allowed, allow_answer = _tools.choose(specs, mode)
     name, arguments, completion = _tools.decide(
         engine, request.decision_messages(_tools.tools_prompt(allowed, allow_answer=allow_answer)), allowed,
-        allow_answer=allow_answer, cancel=cancel)
-    if name == _tools.ANSWER:
+        allow_answer=allow_answer, cancel=cancel, max_tokens=request.asked_max_tokens)
+    if name in (_tools.ANSWER, _tools.CUT):
         return None, completion
     call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
             "function": {"name": name, "arguments": json.dumps(arguments, ensure_ascii=False)}}
@@ -345,10 +365,17 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         yield from _tool_call_reply(call, decision, request, model=engine.name, request_id=request_id, created=created,
                                     usage_out=usage_out)
         return
+    sampling = request.sampling(max_tokens_cap)
+    if decision is not None and request.asked_max_tokens:
+        left = request.asked_max_tokens - decision.completion_tokens  # the decision spent part of the budget
+        if decision.finish_reason == "length" or left < 1:
+            yield from _cut_reply(decision, request, model=engine.name, request_id=request_id, created=created,
+                                  usage_out=usage_out)
+            return
+        sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, left))
     result: list[Completion] = []
     messages = request.engine_messages()
-    sampling = request.sampling(max_tokens_cap)
-    if request.max_tokens is None and request.max_completion_tokens is None:
+    if not request.asked_max_tokens:
         # Unasked, the answer may use what the prompt leaves of the window (as OpenAI's API does),
         # so a long prompt that fits is not refused for a budget nobody asked for.
         room = engine.context_window - len(engine.tokenize_chat(messages))
@@ -396,6 +423,25 @@ def _stream_end(last: dict[str, Any], used: dict[str, int], request: ChatRequest
     yield last
     if request.include_usage:
         yield {**last, "choices": [], "usage": used}
+
+
+def _cut_reply(decision: Completion, request: ChatRequest, *, model: str, request_id: str, created: int,
+               usage_out: dict[str, int] | None = None) -> Iterator[dict[str, Any]]:
+    """The budget ran out during the tool decision: no call, no text, ``finish_reason`` "length"."""
+    used = usage(decision)
+    if not request.stream:
+        if usage_out is not None:
+            usage_out.update(used)
+        yield {"id": request_id, "object": "chat.completion", "created": created, "model": model,
+               "choices": [{"index": 0, "message": {"role": "assistant", "content": ""},
+                            "finish_reason": "length", "logprobs": None}], "usage": used}
+        return
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        return _chunk(request_id, created, model, delta, finish, with_usage=request.include_usage)
+
+    yield chunk({"role": "assistant", "content": ""})
+    yield from _stream_end(chunk({}, "length"), used, request, usage_out)
 
 
 def _tool_call_reply(call: dict[str, Any], decision: Completion, request: ChatRequest, *, model: str,
