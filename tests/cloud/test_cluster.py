@@ -434,3 +434,54 @@ def test_nodes_re_attest_and_devices_refuse_stale_attestations(cloud, start_serv
             strict.close()
     finally:
         node.stop()
+
+
+def test_a_cancelled_plain_request_stops_the_node(cloud):
+    """The gateway cancels a plain request whose client went away; the node must stop generating
+    then, not finish an answer nobody reads (the client streams under the hood to allow it)."""
+    import threading
+    import time
+
+    import httpx
+
+    from tether.errors import GenerationCancelledError
+    from tether.models.engine import cancellation
+
+    def alive(node):
+        try:
+            return httpx.get(node.url + "/healthz", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False  # an earlier test killed it
+
+    def info(node):
+        return httpx.get(node.url + "/v1/info", timeout=10).json()["metrics"]
+
+    nodes = [n for n in cloud["nodes"] if alive(n)]
+    assert nodes
+    served = sum(info(n)["served"] for n in nodes)
+    event, outcome = threading.Event(), {}
+
+    def run():
+        with cancellation(event):
+            try:
+                outcome["value"] = cloud["client"].chat(ask("Count from 1 to 400, one number per line.", max_tokens=256))
+            except GenerationCancelledError as exc:
+                outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not any(info(n)["inflight"] for n in nodes):
+        time.sleep(0.05)
+    event.set()
+    worker.join(30)
+    assert isinstance(outcome.get("error"), GenerationCancelledError), outcome
+    while time.monotonic() < deadline and any(info(n)["inflight"] for n in nodes):
+        time.sleep(0.05)
+    assert not any(info(n)["inflight"] for n in nodes)
+    assert sum(info(n)["served"] for n in nodes) == served  # no answer was finished
+    # and a plain request under an ambient cancel that is never set still gets its whole answer
+    with cancellation(threading.Event()):
+        out = cloud["client"].chat(ask("Name three colours.", max_tokens=24, logprobs=True))
+    assert content(out).strip() and out["usage"]["completion_tokens"] == len(out["choices"][0]["logprobs"]["content"])
+    assert out["x_tether"]["node"] in {n.info["node_id"] for n in cloud["nodes"]}

@@ -34,10 +34,12 @@ from tether.errors import (
     AttestationError,
     CloudError,
     EnvelopeError,
+    GenerationCancelledError,
     NodeRejectedError,
     NoNodeAvailableError,
     TransparencyLogError,
 )
+from tether.models.engine import current_cancel
 from tether.settings import http_url
 
 
@@ -266,7 +268,14 @@ class CloudClient:
                 raise _Retryable(f"node {node_id} failed mid-answer: {exc}", node_id) from exc
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        """Send one chat-completions request; return the completion object."""
+        """Send one chat-completions request; return the completion object.
+
+        Under an ambient cancel (``tether.models.engine.cancellation``: the gateway sets one for
+        a client that may go away) the answer is streamed and assembled here, so a cancel closes
+        the connection and the node stops generating; a plain request would run to its end."""
+        cancel = current_cancel()
+        if cancel is not None:
+            return self._chat_streamed(body, cancel)
         body = {**body, "stream": False}
         exclude: set[str] = set()
         attempts_log: list[str] = []
@@ -281,6 +290,41 @@ class CloudClient:
             except httpx.HTTPError as exc:
                 attempts_log.append(f"relay unreachable: {type(exc).__name__}")
         raise NoNodeAvailableError(attempts_log)
+
+    def _chat_streamed(self, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
+        if cancel.is_set():
+            raise GenerationCancelledError()
+        stream = CloudStream(self, {**body, "stream": True, "stream_options": {"include_usage": True}})
+        text: list[str] = []
+        logprobs: list[Any] = []
+        out: dict[str, Any] = {"finish_reason": "stop", "usage": None, "model": "", "id": ""}
+        frames = iter(stream)
+        try:
+            for frame in frames:
+                if cancel.is_set():
+                    raise GenerationCancelledError()
+                _raise_if_error(frame)
+                if (frame.get("x_tether") or {}).get("restart"):  # a failover re-sent it: start over
+                    text.clear()
+                    logprobs.clear()
+                out["model"] = frame.get("model") or out["model"]
+                out["id"] = frame.get("id") or out["id"]
+                if isinstance(frame.get("usage"), dict):
+                    out["usage"] = frame["usage"]
+                for choice in frame.get("choices") or []:
+                    text.append((choice.get("delta") or {}).get("content") or "")
+                    logprobs += ((choice.get("logprobs") or {}).get("content")) or []
+                    out["finish_reason"] = choice.get("finish_reason") or out["finish_reason"]
+        finally:
+            frames.close()  # closes the connection: a node still generating stops
+        if cancel.is_set():
+            raise GenerationCancelledError()
+        choice = {"index": 0, "message": {"role": "assistant", "content": "".join(text)},
+                  "finish_reason": out["finish_reason"],
+                  "logprobs": {"content": logprobs} if body.get("logprobs") or body.get("top_logprobs") else None}
+        return {"id": out["id"], "object": "chat.completion", "created": int(time.time()), "model": out["model"],
+                "choices": [choice], "usage": out["usage"] or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "x_tether": {"node": stream.nodes[-1] if stream.nodes else None, "failovers": stream.failovers}}
 
     def stream(self, body: dict[str, Any]) -> "CloudStream":
         return CloudStream(self, {**body, "stream": True})
@@ -327,7 +371,10 @@ class CloudStream:
         client = self.client
         exclude: set[str] = set()
         attempts_log: list[str] = []
+        cancel = current_cancel()
         for _ in range(client.attempts):
+            if cancel is not None and cancel.is_set():
+                raise GenerationCancelledError()  # a client that left gets no failover
             delivered = self.text  # what the caller already holds
             replayed = ""
             diverged = False

@@ -270,7 +270,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
                       user: str | None) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
-        cancel = threading.Event()  # stops the device's part (a cascade's first answer); a cloud call runs out
+        cancel = threading.Event()  # stops the device's part and a private-cloud call (a third party's ends its retries)
         out: RoutedResponse = await unless_disconnected(
             request, gw, cancel, in_thread(cancellable(cancel, gw.router.respond, rreq, decision)))
         block = route_block(out.decision, tier=out.tier, degraded=out.degraded, escalated=out.escalated,
