@@ -225,3 +225,40 @@ def test_an_unwritable_model_cache_is_one_line_and_verified_models_still_list(tm
     # qwen2.5-0.5b ships in parts that must be joined in the cache, which cannot be written
     assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), "cannot assemble it in", "TETHER_CACHE_DIR")
     assert blocker.read_text() == "a file where the cache folder should be"
+
+
+# Found by an audit of every subcommand's bad input (2026-11-30): each was a traceback.
+def test_invalid_utf8_arguments_are_one_line_errors():
+    bad = os.fsdecode(b"hi \xff")  # what the shell hands over for invalid UTF-8: a lone surrogate
+    assert_one_line_error(tether("chat", *TINY, "--max-tokens", "4", bad), "not valid Unicode")
+    assert_one_line_error(tether("emoji", os.fsdecode(b"cat \xff"), "-o", os.devnull + ".svg"), "not valid Unicode")
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("[" * 100_000, "nested too deeply"),
+    ('[{"app": "x", "title": "t", "body": ' + "9" * 5000 + ', "timestamp": "2026-01-01T00:00:00"}]', "digits"),
+    ('[{"app": "x", "title": "t", "body": "hi \\ud800", "timestamp": "2026-01-01T00:00:00"}]', "not valid Unicode"),
+])
+def test_hostile_json_is_one_line(tmp_path, content, needle):
+    path = tmp_path / "n.json"
+    path.write_text(content)
+    assert_one_line_error(tether("summarize", *TINY, str(path)), needle)
+
+
+@pytest.mark.parametrize("spec", ["hf:../../etc/passwd.gguf", "hf:-a/b/x.gguf", "hf:a/b/../x.gguf", "hf:a b/c/x.gguf"])
+def test_an_invalid_hub_spec_is_one_line(spec):
+    assert_one_line_error(tether("models", "path", spec), "invalid model spec")
+
+
+def test_serve_with_a_file_that_is_no_model_is_one_line(tmp_path):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"GGUF" + b"\0" * 64)
+    assert_one_line_error(tether("serve", "--port", "0", "--model", str(fake)), "unavailable")
+
+
+def test_urls_with_a_port_out_of_range_and_bad_releases_are_refused():
+    assert_one_line_error(tether("log", "status", "--log", "http://127.0.0.1:70000"), "outside 1-65535")
+    assert_one_line_error(tether("relay", "serve", "--node", "a=http://127.0.0.1:9", "--node", "a=http://127.0.0.1:10"),
+                          "given twice")
+    assert_one_line_error(tether("log", "release", "--log", "http://127.0.0.1:9", "--model", "smollm2-135m",
+                                 "--token", "t", "--upstream", "notaurl"), "--upstream")

@@ -43,4 +43,6 @@ def http_url(value: str, what: str) -> str:
         raise InputError(f"{what} {value!r} is not a valid URL: {exc}") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise InputError(f"{what} {value!r} is not an http:// or https:// URL with a host")
+    if url.port is not None and not 1 <= url.port <= 65535:  # the socket layer would wrap 70000 to 4464
+        raise InputError(f"{what} {value!r} has port {url.port}, outside 1-65535")
     return text.rstrip("/")

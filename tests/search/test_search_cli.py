@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tether.cli import cli, search as _registers  # noqa: F401
@@ -163,3 +165,61 @@ def test_an_empty_path_or_a_missing_index_is_an_error_that_changes_nothing(tmp_p
     assert runner.invoke(cli, ["index", "add", str(empty), "--db", str(tmp_path / "e.sqlite")]).exit_code == 0
     r = runner.invoke(cli, ["ask", "when is dinner", "--db", str(tmp_path / "e.sqlite"), "--model", "smollm2-135m"])
     assert r.exit_code == 1 and "nothing in the index" in r.output  # no model answer from no sources
+
+
+def test_another_programs_database_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    """A --db or --ledger typo naming some other SQLite file must not get Tether's tables."""
+    other = tmp_path / "other.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE foo (x)")
+    for args in (["index", "status", "--db", str(other)], ["search", "x", "--db", str(other)],
+                 ["index", "add", str(tmp_path), "--db", str(other)], ["stats", "--ledger", str(other)]):
+        p = subprocess.run(tether(*args), capture_output=True, text=True)
+        assert p.returncode != 0 and "another program's SQLite database" in p.stderr, p.stderr
+        assert len(p.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(other) as con:
+        assert [r[0] for r in con.execute("SELECT name FROM sqlite_master")] == ["foo"]
+
+
+def test_damaged_pages_and_surrogates_are_one_line_and_a_json_escape_does_not_stop_the_batch(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("apples grow on trees")
+    (docs / "m.json").write_text('{"note": "half a character: \\ud800 here"}')
+    (docs / "z.txt").write_text("zebras live in herds")
+    db = tmp_path / "i.sqlite"
+    out = subprocess.run(tether("index", "add", str(docs), "--db", str(db), "--json"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["added"] == 3 and "invalid-unicode" in json.dumps(report["flagged"])
+    p = subprocess.run(tether("search", os.fsdecode(b"zebra \xff"), "--db", str(db)), capture_output=True, text=True)
+    assert p.returncode != 0 and "not valid Unicode" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    with sqlite3.connect(db) as con:  # wreck the full-text index's pages, keep the header
+        con.execute("UPDATE chunks_fts_config SET v = 0 WHERE k = 'version'")
+    p = subprocess.run(tether("search", "zebra", "--db", str(db), "--mode", "bm25"), capture_output=True, text=True)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_an_unreadable_folder_is_reported_and_its_documents_kept(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "a.txt").write_text("apples grow on trees")
+    (docs / "sub" / "c.txt").write_text("cherries are red")
+    db = tmp_path / "i.sqlite"
+    assert subprocess.run(tether("index", "add", str(docs), "--db", str(db)), capture_output=True).returncode == 0
+    # root reads any folder; setpriv drops that power for the indexer (util-linux, in Debian's base)
+    prefix = (["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+              if os.geteuid() == 0 and shutil.which("setpriv") else [])
+    if os.geteuid() == 0 and not prefix:
+        pytest.skip("running as root without setpriv: every folder is readable")
+    (docs / "sub").chmod(0)
+    try:
+        out = subprocess.run(prefix + tether("index", "add", str(docs), "--db", str(db), "--json"),
+                             capture_output=True, text=True)
+    finally:
+        (docs / "sub").chmod(0o755)
+    report = json.loads(out.stdout)
+    assert any(s["path"].endswith("sub") and "cannot read folder" in s["reason"] for s in report["skipped"])
+    assert report["removed"] == 0
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == 2

@@ -7,6 +7,7 @@ set ``TETHER_RAISE_ERRORS=1`` to see the traceback instead.
 from __future__ import annotations
 
 import os
+import sqlite3
 import sys
 
 import click
@@ -22,6 +23,10 @@ class _Group(click.Group):
             if os.environ.get("TETHER_RAISE_ERRORS"):
                 raise
             raise click.ClickException(_one_line(str(exc))) from None
+        except sqlite3.DatabaseError as exc:  # damaged pages, a read-only file, a lock held too long
+            if os.environ.get("TETHER_RAISE_ERRORS"):
+                raise
+            raise click.ClickException(_one_line(f"database error: {exc}")) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

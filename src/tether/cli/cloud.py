@@ -13,6 +13,7 @@ import platformdirs
 from tether.cli import cli
 from tether.cli._io import json_option, words_argument
 from tether.errors import InputError
+from tether.settings import http_url
 
 log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
                               help="Read the transparency log here (env TETHER_LOG_URL). Default: through the "
@@ -96,9 +97,11 @@ def relay_serve(host: str, port: int, log_url: str | None, nodes: tuple[str, ...
     static: dict[str, str] = {}
     for item in nodes:
         node_id, sep, url = item.partition("=")
-        if not sep or not url.startswith(("http://", "https://")):
+        if not sep or not node_id.strip() or not url.startswith(("http://", "https://")):
             raise InputError(f"--node expects ID=URL, got {item!r}")
-        static[node_id] = url.rstrip("/")
+        if node_id in static:
+            raise InputError(f"--node {node_id} is given twice")
+        static[node_id] = http_url(url, f"--node {node_id}")
     if not log_url and not static:
         raise InputError("give --log or at least one --node")
     run(Relay(log_url, static).app(), host=host, port=port, name="tether relay")

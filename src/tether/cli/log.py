@@ -9,6 +9,7 @@ import click
 
 from tether.cli import cli
 from tether.errors import InputError
+from tether.settings import http_url
 
 log_url_option = click.option("--log", "log_url", required=True, metavar="URL",
                               help="Transparency log base URL, e.g. http://127.0.0.1:8470.")
@@ -54,8 +55,9 @@ def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token
 @log_group.command("release")
 @log_url_option
 @click.option("--model", "model", required=True, help="Catalog name of the model the nodes run.")
-@click.option("--n-ctx", type=click.IntRange(1), default=4096, show_default=True)
-@click.option("--max-tokens", type=click.IntRange(1), default=1024, show_default=True)
+@click.option("--n-ctx", type=click.IntRange(256, 131072), default=4096, show_default=True,
+              help="As the nodes will run it (the same range as node serve's).")
+@click.option("--max-tokens", type=click.IntRange(1, 32768), default=1024, show_default=True)
 @click.option("--upstream", default=None, metavar="URL", help="Upstream the node forwards to, if any.")
 @click.option("--model-sha256", default=None, metavar="HEX", help="Model file sha256 (default: the catalog's).")
 @click.option("--token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None,
@@ -72,6 +74,8 @@ def release_cmd(log_url: str, model: str, n_ctx: int, max_tokens: int, upstream:
         model_sha256 = resolve(model).sha256
         if not model_sha256:
             raise InputError(f"the catalog pins no sha256 for {model!r}; pass --model-sha256")
+    if upstream is not None:  # the log is append-only: a release no node can match stays forever
+        http_url(upstream, "--upstream")  # checked only: the node measures the value as written
     model_sha256 = model_sha256.lower()
     if len(model_sha256) != 64 or any(c not in "0123456789abcdef" for c in model_sha256):
         raise InputError(f"--model-sha256 must be 64 hex digits, not {model_sha256!r}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from tether.cli import cli
-from tether.cli._io import load_router
+from tether.cli._io import load_model, load_router
 
 
 @cli.command("serve")
@@ -26,7 +26,8 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     from tether.cloud.serving import bind, run
     from tether.gateway import create_app
 
-    app = create_app(load_router(model, open_ledger=False), max_body=max_body,  # the app opens it as it starts
-                     max_streams=max_streams, allowed_hosts=(host, *allow_hosts))
+    router = load_router(model, open_ledger=False)  # the app opens the ledger as it starts
+    load_model(router.device.model)  # a bad model file is one line here, not a failed start inside uvicorn
+    app = create_app(router, max_body=max_body, max_streams=max_streams, allowed_hosts=(host, *allow_hosts))
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

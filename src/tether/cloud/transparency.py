@@ -41,6 +41,7 @@ from tether.cloud.attestation import (
     verify_attestation,
 )
 from tether.errors import AttestationError, InputError, TransparencyLogError
+from tether.sqlite_files import describe, foreign_tables
 from tether.settings import http_url
 
 HASH_ALGORITHM = "sha256"
@@ -105,6 +106,9 @@ class TransparencyLog:
         self._key = _load_or_create_key(self.key_path)
         self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self._lock = threading.RLock()
+        foreign = foreign_tables(self.db_path, {"leaf", "tether_log_meta"})
+        if foreign:
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {describe(foreign)}")
         try:
             self._tree = SqliteTree(str(self.db_path), algorithm=HASH_ALGORITHM)
         except Exception as exc:  # sqlite3.DatabaseError, ValueError on a broken table

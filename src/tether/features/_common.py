@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tether.errors import InputError
 from tether.models.engine import LlamaEngine
+from tether.text import require_unicode
 
 MAX_INPUT_CHARS = 200_000  # far beyond any context window; stops pathological input early
 
@@ -18,7 +19,7 @@ def check_text(text: str, what: str = "text") -> str:
         raise InputError(f"{what} is empty")
     if len(text) > MAX_INPUT_CHARS:
         raise InputError(f"{what} is {len(text):,} characters; the limit is {MAX_INPUT_CHARS:,}")
-    return text
+    return require_unicode(text, what)
 
 
 def read_file(path: str | Path) -> bytes:

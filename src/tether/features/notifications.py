@@ -107,9 +107,19 @@ def load_notifications(path: str | Path) -> list[Notification]:
 def decode_json(raw: bytes, name: str) -> Any:
     text = decode_utf8(raw, name)
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{name}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    except RecursionError:
+        raise InputError(f"{name}: JSON nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise InputError(f"{name}: {exc}") from None
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{name}: holds text that is not valid Unicode (a \\ud800-style escape of half a "
+                         "character)") from None
+    return value
 
 
 # ----------------------------------------------------------------- grouping and priority

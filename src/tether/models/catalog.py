@@ -21,13 +21,14 @@ import hashlib
 import importlib.metadata as md
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
 import platformdirs
 
-from tether.errors import ChecksumMismatchError, ModelUnavailableError, UnknownModelError
+from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
 
 CACHE_ENV = "TETHER_CACHE_DIR"
 _CHUNK = 4 * 1024 * 1024
@@ -135,6 +136,9 @@ def resolve(name: str) -> ModelSpec:
         pieces = ref.split("/", 2)
         if len(pieces) != 3 or not pieces[2]:
             raise UnknownModelError(name, list(CATALOG))
+        problem = _hub_spec_problem(f"{pieces[0]}/{pieces[1]}", pieces[2])
+        if problem:
+            raise InputError(f"invalid model spec {name!r}: {problem}; use hf:owner/repo/file.gguf")
         return ModelSpec(name=name, source=HubSource(f"{pieces[0]}/{pieces[1]}", pieces[2], revision))
     try:
         exists = Path(name).exists()
@@ -144,6 +148,20 @@ def resolve(name: str) -> ModelSpec:
         path = Path(name).expanduser()
         return ModelSpec(name=str(path), source=LocalSource(path.resolve()))
     raise UnknownModelError(name, list(CATALOG))
+
+
+_REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}")
+
+
+def _hub_spec_problem(repo_id: str, filename: str) -> str | None:
+    """What is wrong with a Hub repo id and file name, checked here rather than by
+    huggingface_hub (whose validation error would surface as a traceback)."""
+    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id or repo_id.endswith((".", "-")):
+        return f"{repo_id!r} is no repo id (letters, digits, '-', '_' and '.', as owner/repo)"
+    parts = filename.split("/")
+    if any(p in ("", ".", "..") for p in parts) or "\\" in filename or any(c.isspace() for c in filename):
+        return f"{filename!r} is no file name inside a repo"
+    return None
 
 
 def sha256_file(path: Path, progress: "_Progress | None" = None) -> str:

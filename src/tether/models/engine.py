@@ -32,6 +32,7 @@ from tether.errors import (
 )
 from tether.models import catalog
 from tether.settings import env_int
+from tether.text import require_unicode
 
 DEFAULT_CONTEXT = 4096
 N_BATCH = 512
@@ -251,11 +252,14 @@ class LlamaEngine:
     # ------------------------------------------------------------- tokens
 
     def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        for m in messages:
+            require_unicode(m.content, f"the {m.role} message")
         rendered = self._formatter(messages=[m.as_dict() for m in messages])
-        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        prompt = require_unicode(rendered.prompt, "the prompt")
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
     def count_tokens(self, text: str) -> int:
-        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        return len(self.llm.tokenize(require_unicode(text).encode("utf-8"), add_bos=False, special=False))
 
     def check_fits(self, prompt_tokens: int, max_tokens: int) -> None:
         if prompt_tokens + max_tokens > self.context_window:

@@ -221,4 +221,11 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PrivacyConfig:
             raise PolicyError(f"privacy config {p}: unknown format {suffix or '(none)'}; use .toml, .yaml or .json")
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
         raise PolicyError(f"privacy config {p}: cannot parse ({' '.join(str(exc).split())})") from None
-    return parse_config(data, f"privacy config {p}")
+    except RecursionError:
+        raise PolicyError(f"privacy config {p}: nested too deeply") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise PolicyError(f"privacy config {p}: cannot parse ({exc})") from None
+    try:
+        return parse_config(data, f"privacy config {p}")
+    except RecursionError:
+        raise PolicyError(f"privacy config {p}: nested too deeply") from None

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether.errors import InputError, RoutingError
+from tether.sqlite_files import describe, foreign_tables
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
@@ -231,6 +232,9 @@ class Ledger:
     def _connect(self) -> sqlite3.Connection:
         if self._con is not None:
             return self._con
+        foreign = foreign_tables(self.path, {"entries"})
+        if foreign:
+            raise RoutingError(f"{self.path}: not a routing ledger: {describe(foreign)}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)

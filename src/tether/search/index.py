@@ -14,7 +14,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field
@@ -23,6 +23,7 @@ from tether.errors import IndexStoreError, InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
 from tether.search.extract import ExtractError, extract, kind_of
+from tether.text import replace_surrogates, require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EMBED_BATCH = 32
@@ -87,11 +88,12 @@ class Index:
         files: list[Path] = []
         roots: list[Path] = []
         gone: list[str] = []
+        unreadable: list[OSError] = []
         for raw in paths:
             p = _absolute(raw)
             if p.is_dir():
                 roots.append(p)
-                files.extend(_walk(p))
+                files.extend(_walk(p, unreadable.append))
             elif p.is_file():
                 if kind_of(p) is None:
                     report.skipped.append(Skipped(path=_shown(p), reason=f"unsupported file type {p.suffix!r}"))
@@ -110,6 +112,10 @@ class Index:
             report.removed += 1
         files = list(dict.fromkeys(files))  # `add d d/sub d/a.md` reads each file once
         seen = {str(f) for f in files}
+        hidden = [str(e.filename).rstrip(os.sep) + os.sep for e in unreadable]
+        for exc in unreadable:  # reported, and what was indexed inside stays: it may be back next time
+            report.skipped.append(Skipped(path=_shown(Path(str(exc.filename))),
+                                          reason=f"cannot read folder ({exc.strerror or type(exc).__name__})"))
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
             # documents, and skipped files (their report entry goes with them)
@@ -117,7 +123,7 @@ class Index:
                     "SELECT path, 1 FROM documents WHERE substr(path, 1, ?) = ? "
                     "UNION ALL SELECT path, 0 FROM skipped WHERE substr(path, 1, ?) = ?",
                     (len(prefix), prefix, len(prefix), prefix)).fetchall():
-                if path not in seen and not Path(path).exists():
+                if path not in seen and not path.startswith(tuple(hidden)) and not _exists(path):
                     self._delete(path)
                     report.removed += indexed
         with _progress(progress, len(files)) as advance:
@@ -199,6 +205,11 @@ class Index:
         except Exception as exc:  # a parser bug on hostile input must not stop the run
             return self._skip(report, path, f"cannot parse ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
         pieces = [(it.key, it.title, c) for it in doc.items for c in chunks(it.text or it.title)]
+        # A JSON or YAML "\ud800" escape decodes to a lone surrogate: no model or column takes it.
+        cleaned = [(key, *(replace_surrogates(x) for x in (title, text))) for key, title, text in pieces]
+        if any(t[1] or c[1] for _, t, c in cleaned):
+            doc.flags.append("invalid-unicode")
+        pieces = [(key, t[0], c[0]) for key, t, c in cleaned]
         texts = [embed_text(title, c) for _, title, c in pieces]
         vecs = [embed.passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
         stored = [v for batch in vecs for v in quant.to_stored(batch)]
@@ -254,6 +265,7 @@ class Index:
         return q.hits(self.con, self.ranked(text, k, mode))
 
     def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
+        require_unicode(text, "the query")
         if mode == "bm25":
             return q.bm25(self.con, text, k)
         qvec = embed.query(text)
@@ -295,8 +307,19 @@ def _shown(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", errors="replace")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(root):
+def _exists(path: str) -> bool:
+    """False only when the file is really gone; a file we may not stat is not."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _walk(root: Path, on_error: Callable[[OSError], None] | None = None) -> Iterator[Path]:
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             p = Path(dirpath) / name

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from tether.errors import IndexStoreError
+from tether.sqlite_files import describe, foreign_tables
 
 SCHEMA_VERSION = 1
 
@@ -69,6 +70,9 @@ def default_path() -> Path:
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the index at ``path``."""
     path = Path(path).expanduser()
+    foreign = foreign_tables(path, {"documents", "chunks"})
+    if foreign:
+        raise IndexStoreError(f"{path}: not a search index: {describe(foreign)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
