@@ -262,3 +262,9 @@ def test_urls_with_a_port_out_of_range_and_bad_releases_are_refused():
                           "given twice")
     assert_one_line_error(tether("log", "release", "--log", "http://127.0.0.1:9", "--model", "smollm2-135m",
                                  "--token", "t", "--upstream", "notaurl"), "--upstream")
+
+
+def test_a_folder_where_a_file_belongs_is_one_line_in_every_command(tmp_path):
+    for args in (["summarize", str(tmp_path)], ["stats", "--ledger", str(tmp_path)],
+                 ["privacy", "scan", "--config", str(tmp_path), "-"], ["emoji", "-o", str(tmp_path), "cat"]):
+        assert_one_line_error(tether(*args, stdin=b"hi"), "is a directory")

@@ -23,6 +23,11 @@ class _Group(click.Group):
             if os.environ.get("TETHER_RAISE_ERRORS"):
                 raise
             raise click.ClickException(_one_line(str(exc))) from None
+        except click.BadParameter as exc:
+            # A file argument that is a folder or unreadable: one line, like every other file error
+            if isinstance(getattr(exc.param, "type", None), click.Path):
+                raise click.ClickException(_one_line(exc.format_message())) from None
+            raise
         except sqlite3.DatabaseError as exc:  # damaged pages, a read-only file, a lock held too long
             if os.environ.get("TETHER_RAISE_ERRORS"):
                 raise

@@ -204,13 +204,35 @@ class _GenerationLock:
         self._lock.release()
 
 
+_log_callback: Any = None
+
+
+def _llama_cpp_module() -> Any:
+    """``llama_cpp``, with its log routed through Tether: llama-cpp-python prints some of
+    llama.cpp's log lines to ``sys.stderr`` whatever ``verbose`` says (a vocab-only load's
+    "n_ctx_seq > n_ctx_train" warning), and a CLI's ``--json`` output must stay JSON. The
+    lines are dropped unless ``TETHER_DEBUG`` is set."""
+    global _log_callback
+    import llama_cpp
+
+    if _log_callback is None:
+        @llama_cpp.llama_log_callback
+        def forward(level: int, text: bytes, user_data: Any) -> None:
+            if os.environ.get("TETHER_DEBUG"):
+                sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+        _log_callback = forward  # a reference, or ctypes frees the callback llama.cpp calls
+        llama_cpp.llama_log_set(forward, None)
+    return llama_cpp
+
+
 class LlamaEngine:
     """One GGUF model loaded in this process, shared by every session on it. Thread-safe:
     generations are serialized (a stream holds the model until it is read or closed)."""
 
     def __init__(self, model_path: Path, *, name: str = "", n_ctx: int = DEFAULT_CONTEXT, n_threads: int | None = None):
         try:
-            import llama_cpp
+            llama_cpp = _llama_cpp_module()
         except ImportError as exc:  # pragma: no cover - pinned dependency
             raise ModelUnavailableError(name or str(model_path), "llama-cpp-python is not installed") from exc
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -624,7 +646,7 @@ def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = N
         raise ModelUnavailableError(spec.name, available.reason or "the model file is not available")
     key = (str(available.path), n_ctx)
     if key not in _estimates:
-        import llama_cpp
+        llama_cpp = _llama_cpp_module()
 
         try:
             with quiet_stderr():
