@@ -117,11 +117,26 @@ def test_a_schema_that_allows_nothing_is_a_400_not_a_crash(server, schema):
     """llama.cpp cannot parse the grammar of such a schema; sampling with it used to kill the process."""
     r = chat(server, {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}],
                       "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}})
-    assert "allows no value" in error(r, 400)["message"]
+    message = error(r, 400)["message"]
+    assert "allows no value" in message or "invalid JSON schema" in message  # {"anyOf": []} fails the meta-schema
     tool = {"type": "function", "function": {"name": "f", "parameters": schema}}
     r = chat(server, {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "Hi"}],
                       "tools": [tool], "tool_choice": "required"})
     assert r.status_code == 400, r.text
+    still_serves(server)
+
+
+def test_what_the_grammar_cannot_force_is_checked_after_and_an_invalid_schema_is_a_400(server):
+    """Two distinct items of the only allowed value cannot exist: the grammar writes ["a", "a"],
+    the check after catches it, a retry cannot do better, and the caller gets an error, not it."""
+    impossible = {"type": "array", "items": {"enum": ["a"]}, "minItems": 2, "maxItems": 2, "uniqueItems": True}
+    r = chat(server, {"model": "device", "max_tokens": 16, "messages": [{"role": "user", "content": "Two letters."}],
+                      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": impossible}}})
+    err = error(r, 502)
+    assert err["code"] == "invalid_output" and "non-unique" in err["message"]
+    r = chat(server, {"model": "device", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}],
+                      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}})
+    assert "invalid JSON schema" in error(r, 400)["message"]
     still_serves(server)
 
 

@@ -284,3 +284,14 @@ def test_bounded_integers_are_forced_by_the_grammar(tiny):
 def test_an_unsatisfiable_or_broken_schema_is_named(tiny, schema, why):
     with pytest.raises(InputError, match=why):
         tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2), json_schema=schema)
+
+
+def test_an_answer_is_checked_against_the_keywords_the_grammar_cannot_force():
+    from tether.models.json_schema import check_schema, violation
+
+    schema = {"type": "object", "properties": {"p": {"type": "number", "minimum": 0, "maximum": 1}}, "required": ["p"]}
+    assert violation(schema, '{"p": 0.25}') is None
+    assert "p: 7.5 is greater than the maximum of 1" == violation(schema, '{"p": 7.5}')
+    assert violation(schema, '{"p": ').startswith("not JSON")
+    with pytest.raises(InputError, match="invalid JSON schema"):
+        check_schema({"type": "strnig"})

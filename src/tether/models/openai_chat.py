@@ -20,8 +20,9 @@ from typing import Any, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from tether import tools as _tools
-from tether.errors import InputError
+from tether.errors import InputError, InvalidOutputError
 from tether.models.engine import Completion, LlamaEngine, Message, Sampling, TokenLogprob
+from tether.models.json_schema import check_schema, violation
 from tether.tools import ToolCall, ToolSpec
 
 
@@ -190,6 +191,7 @@ class ChatRequest(BaseModel):
             schema = spec.get("schema") if isinstance(spec, dict) else None
             if not isinstance(schema, dict):
                 raise InputError("response_format.json_schema.schema must be a JSON schema object")
+            check_schema(schema)
             return schema
         raise InputError(f"unsupported response_format type {fmt.get('type')!r}")
 
@@ -381,13 +383,29 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         room = engine.context_window - len(engine.tokenize_chat(messages))
         if room >= 1:
             sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, room))
+    schema = request.json_schema()
     deltas = engine.stream(messages, sampling,
-                           json_schema=request.json_schema(), logprobs=with_logprobs,
+                           json_schema=schema, logprobs=with_logprobs,
                            top_logprobs=request.top_logprobs, cancel=cancel, result=result)
     if not request.stream:
         for _ in deltas:
             pass
-        body = completion_body(result[0], model=engine.name, request_id=request_id, created=created,
+        done = result[0]
+        if schema is not None and done.finish_reason == "stop" and violation(schema, done.text):
+            # What the grammar cannot force (number bounds, multipleOf…): one sampled retry, then an error.
+            retry = dataclasses.replace(sampling, temperature=max(0.7, sampling.temperature),
+                                        seed=(sampling.seed or 0) + 1)
+            again: list[Completion] = []
+            for _ in engine.stream(messages, retry, json_schema=schema, logprobs=with_logprobs,
+                                   top_logprobs=request.top_logprobs, cancel=cancel, result=again):
+                pass
+            problem = violation(schema, again[0].text) if again[0].finish_reason == "stop" else None
+            if problem:
+                raise InvalidOutputError(f"the model's answer broke the JSON schema, also on a retry: {problem}",
+                                         again[0].text)
+            again[0].completion_tokens += done.completion_tokens  # both were generated
+            done = again[0]
+        body = completion_body(done, model=engine.name, request_id=request_id, created=created,
                                with_logprobs=with_logprobs, decision=decision)
         if usage_out is not None:
             usage_out.update(body["usage"])

@@ -1,0 +1,47 @@
+"""Checking JSON schemas and the answers generated for them.
+
+llama.cpp's grammar forces an answer's shape (types, keys, enums, string lengths,
+small integer ranges; see ``engine.anchored``), but not every keyword: number
+bounds, wide integer ranges, ``multipleOf``, ``uniqueItems``, ``format``. An
+answer is therefore validated against the full schema afterwards, with the
+``jsonschema`` library, so a broken one is caught rather than returned.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tether.errors import InputError
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.validator_for(schema, default=Draft202012Validator)
+
+
+def check_schema(schema: dict[str, Any]) -> None:
+    """``InputError`` if ``schema`` is not a valid JSON schema (``"type": "strnig"``)."""
+    from jsonschema.exceptions import SchemaError
+
+    try:
+        _validator(schema).check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the schema"
+        raise InputError(f"invalid JSON schema at {where}: {exc.message}") from None
+
+
+def violation(schema: dict[str, Any], text: str) -> str | None:
+    """Why ``text`` is not a JSON value ``schema`` accepts, or None if it is."""
+    from jsonschema.exceptions import best_match
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        return f"not JSON ({exc})"
+    error = best_match(_validator(schema)(schema).iter_errors(value))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "the answer"
+    return f"{where}: {error.message}"
