@@ -383,3 +383,8 @@ def test_code_that_handles_secrets_is_not_a_secret(guard, text):
     """A question about code that names a password must not be held on the device as if it held one."""
     assert [s.text for s in guard.detect(text) if s.entity_type in SECRET_TYPES] == []
     assert not [s.text for s in guard.detect(text) if s.entity_type == "PERSON" and "oven" in s.text]
+
+
+@pytest.mark.parametrize("text", ["Manager: approve the request", "Contact: support team", "Owner: the platform team"])
+def test_a_sentence_after_a_person_label_is_no_name(guard, text):
+    assert [s.text for s in guard.detect(text) if s.entity_type == "PERSON"] == []

@@ -835,8 +835,13 @@ class FieldRecognizer(EntityRecognizer):
             add(field_type(m.group("k")), *m.span("v"), "JSON")
         for m in _LINE_FIELD.finditer(text):
             # "First: preheat the oven", "Pass: the ball": in prose these words open instructions
-            if m.group("k").lower() not in _PROSE_LABELS and len(m.group("v").split()) <= 6:
-                add(field_type(m.group("k")), *m.span("v"), "key: value")
+            if m.group("k").lower() in _PROSE_LABELS or len(m.group("v").split()) > 6:
+                continue
+            entity = field_type(m.group("k"))
+            words = m.group("v").split()
+            if entity == "PERSON" and len(words) > 1 and not any(c.isupper() for c in m.group("v")):
+                continue  # "Manager: approve the request" is a sentence, "owner: ivanova" a name
+            add(entity, *m.span("v"), "key: value")
         for entity, start, end in table_cells(text):
             add(entity, start, end, "table column")
         return out
