@@ -16,7 +16,6 @@ relay's mirror as trustworthy as the log itself.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import threading
@@ -42,7 +41,6 @@ from tether.errors import (
 )
 from tether.models.engine import current_cancel
 from tether.settings import http_url
-from tether.text import require_unicode
 
 
 @dataclass
@@ -230,7 +228,6 @@ class CloudClient:
     # ------------------------------------------------------------- sending
 
     def seal(self, body: dict[str, Any], nodes: list[VerifiedNode]) -> tuple[SealedRequest, dict[str, ResponseOpener]]:
-        require_unicode(json.dumps(body, ensure_ascii=False), "the request")  # the node could not run it
         return seal_request(body, [(n.node_id, n.hpke_key) for n in nodes])
 
     def _frames(self, body: dict[str, Any], exclude: set[str], attempts_log: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:

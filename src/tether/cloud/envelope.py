@@ -31,7 +31,7 @@ from pyhpke import AEADId, CipherSuite, KDFId, KEMId
 from pyhpke.exceptions import PyHPKEError
 
 from tether.cloud.attestation import b64, unb64
-from tether.errors import EnvelopeError
+from tether.errors import EnvelopeError, InputError
 
 SUITE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.CHACHA20_POLY1305)
 REQUEST_INFO = b"tether/request/v1"
@@ -85,8 +85,13 @@ def seal_request(body: dict[str, Any], recipients: list[tuple[str, bytes]]) -> t
     if not recipients:
         raise ValueError("at least one recipient is needed")
     payload = {"v": 1, "id": os.urandom(16).hex(), "ts": time.time(), "body": body}
+    try:  # written as UTF-8, so half a character (a lone surrogate) fails here, not at the node
+        plaintext = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError(f"the request is not valid Unicode (an unpaired surrogate at character {exc.start} "
+                         "of its JSON)") from None
     key = ChaCha20Poly1305.generate_key()
-    ciphertext = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, json.dumps(payload).encode("utf-8"), REQUEST_INFO)
+    ciphertext = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, plaintext, REQUEST_INFO)
     binding = hashlib.sha256(ciphertext).digest()
     wraps: list[Wrap] = []
     openers: dict[str, ResponseOpener] = {}

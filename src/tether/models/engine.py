@@ -277,8 +277,7 @@ class LlamaEngine:
         for m in messages:
             require_unicode(m.content, f"the {m.role} message")
         rendered = self._formatter(messages=[m.as_dict() for m in messages])
-        prompt = require_unicode(rendered.prompt, "the prompt")
-        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(require_unicode(text).encode("utf-8"), add_bos=False, special=False))
@@ -299,10 +298,13 @@ class LlamaEngine:
         top_logprobs: int = 0,
         cancel: threading.Event | None = None,
         result: list[Completion] | None = None,
+        fit_window: bool = False,
     ) -> Iterator[Delta]:
         """Yield text deltas; append the final ``Completion`` to ``result`` if given.
 
-        Raises ``ContextWindowExceededError`` before any token is generated.
+        Raises ``ContextWindowExceededError`` before any token is generated; with
+        ``fit_window`` the answer budget first shrinks to what the prompt leaves of the window
+        (a budget nobody asked for must not refuse a prompt that fits).
         Closing the iterator (or setting ``cancel``) stops generation at once.
         """
         ambient = current_cancel()
@@ -312,6 +314,8 @@ class LlamaEngine:
             cancel = ambient if cancel is None else _AnyOf(cancel, ambient)  # type: ignore[assignment]
         prompt = self.tokenize_chat(messages)
         max_tokens = min(sampling.max_tokens, self.context_window)
+        if fit_window:
+            max_tokens = min(max_tokens, max(1, self.context_window - len(prompt)))
         self.check_fits(len(prompt), max_tokens)
         grammar = self._grammar(json_schema) if json_schema is not None else None
         return self._generate(prompt, sampling, max_tokens, grammar, logprobs or top_logprobs > 0, top_logprobs, cancel, result)
@@ -503,13 +507,15 @@ def _integer_bounds(schema: dict[str, Any]) -> tuple[int, int] | None:
         v = schema.get(key)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    lows = [v for v in (num("minimum"),) if v is not None] + [
-        v + 1 if v == int(v) else v for v in (num("exclusiveMinimum"),) if v is not None]
-    highs = [v for v in (num("maximum"),) if v is not None] + [
-        v - 1 if v == int(v) else v for v in (num("exclusiveMaximum"),) if v is not None]
-    if not lows or not highs:
+    low, high = num("minimum"), num("maximum")
+    above, below = num("exclusiveMinimum"), num("exclusiveMaximum")
+    if above is not None:  # the first integer past an exclusive bound
+        low = max(low if low is not None else above, math.floor(above) + 1)
+    if below is not None:
+        high = min(high if high is not None else below, math.ceil(below) - 1)
+    if low is None or high is None:
         return None
-    return math.ceil(max(lows)), math.floor(min(highs))
+    return math.ceil(low), math.floor(high)
 
 
 _SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)

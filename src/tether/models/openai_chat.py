@@ -17,7 +17,7 @@ import time
 import uuid
 from typing import Any, Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, ValidationInfo, field_validator
 
 from tether import tools as _tools
 from tether.errors import InputError, InvalidOutputError
@@ -131,6 +131,7 @@ class ChatRequest(BaseModel):
     tools: list[_ToolDef] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
     user: str | None = Field(default=None, strict=True, description="your id for the caller; echoed in the route block")
+    _schema_checked: bool = PrivateAttr(default=False)
 
     @field_validator("stop")
     @classmethod
@@ -191,7 +192,9 @@ class ChatRequest(BaseModel):
             schema = spec.get("schema") if isinstance(spec, dict) else None
             if not isinstance(schema, dict):
                 raise InputError("response_format.json_schema.schema must be a JSON schema object")
-            check_schema(schema)
+            if not self._schema_checked:  # the gateway and run_chat both ask; check the schema once
+                check_schema(schema)
+                self._schema_checked = True
             return schema
         raise InputError(f"unsupported response_format type {fmt.get('type')!r}")
 
@@ -304,8 +307,8 @@ def _logprob_entry(lp: TokenLogprob) -> dict[str, Any]:
         "token": lp.token,
         "logprob": lp.logprob,
         "bytes": list(lp.raw or lp.token.encode("utf-8")),
-        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(lp.top_raw[i] if i < len(lp.top_raw) else t.encode())}
-                         for i, (t, v) in enumerate(lp.top)],
+        "top_logprobs": [{"token": t, "logprob": v, "bytes": list(raw)}
+                         for (t, v), raw in zip(lp.top, lp.top_raw or [t.encode("utf-8") for t, _ in lp.top])],
     }
 
 
@@ -377,16 +380,11 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, left))
     result: list[Completion] = []
     messages = request.engine_messages()
-    if not request.asked_max_tokens:
-        # Unasked, the answer may use what the prompt leaves of the window (as OpenAI's API does),
-        # so a long prompt that fits is not refused for a budget nobody asked for.
-        room = engine.context_window - len(engine.tokenize_chat(messages))
-        if room >= 1:
-            sampling = dataclasses.replace(sampling, max_tokens=min(sampling.max_tokens, room))
     schema = request.json_schema()
-    deltas = engine.stream(messages, sampling,
-                           json_schema=schema, logprobs=with_logprobs,
-                           top_logprobs=request.top_logprobs, cancel=cancel, result=result)
+    # Unasked, the answer may use what the prompt leaves of the window, as in OpenAI's API.
+    options = dict(json_schema=schema, logprobs=with_logprobs, top_logprobs=request.top_logprobs, cancel=cancel,
+                   fit_window=not request.asked_max_tokens)
+    deltas = engine.stream(messages, sampling, result=result, **options)
     if not request.stream:
         for _ in deltas:
             pass
@@ -395,16 +393,13 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
             # What the grammar cannot force (number bounds, multipleOf…): one sampled retry, then an error.
             retry = dataclasses.replace(sampling, temperature=max(0.7, sampling.temperature),
                                         seed=(sampling.seed or 0) + 1)
-            again: list[Completion] = []
-            for _ in engine.stream(messages, retry, json_schema=schema, logprobs=with_logprobs,
-                                   top_logprobs=request.top_logprobs, cancel=cancel, result=again):
-                pass
-            problem = violation(schema, again[0].text) if again[0].finish_reason == "stop" else None
+            again = engine.complete(messages, retry, **options)
+            problem = violation(schema, again.text) if again.finish_reason == "stop" else None
             if problem:
                 raise InvalidOutputError(f"the model's answer broke the JSON schema, also on a retry: {problem}",
-                                         again[0].text)
-            again[0].completion_tokens += done.completion_tokens  # both were generated
-            done = again[0]
+                                         again.text)
+            again.completion_tokens += done.completion_tokens  # both were generated
+            done = again
         body = completion_body(done, model=engine.name, request_id=request_id, created=created,
                                with_logprobs=with_logprobs, decision=decision)
         if usage_out is not None:

@@ -788,18 +788,12 @@ def _field_value_ok(entity: str, value: str) -> bool:
         return len(v) >= 4 and not is_code_reference(v)
     if entity == "API_KEY":
         return len(v) >= 8 and _is_token_value(v)
-    if entity in ("PERSON", "LOCATION") and field_type_is_postcode(v):
-        return True
     if entity in ("PERSON", "LOCATION", "STREET_ADDRESS"):
         return (any(c.isalpha() for c in v) and "@" not in v and "://" not in v and not is_code_reference(v)
                 and not re.fullmatch(r"[\d.:a-fA-F]+", v))
     if entity in ("DATE_OF_BIRTH", "PHONE_NUMBER", "US_SSN"):
         return sum(c.isdigit() for c in v) >= (6 if entity != "DATE_OF_BIRTH" else 2)
     return True
-
-
-def field_type_is_postcode(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Z0-9][A-Z0-9 \-]{2,9}", value)) and any(c.isdigit() for c in value)
 
 
 PLACEHOLDER_LIKE = re.compile(r"<[^<>]{1,40}>|\$\{?\w+\}?|\{\{.*\}\}|%\w+%|x{3,}|\*{3,}", re.IGNORECASE)
@@ -835,10 +829,10 @@ class FieldRecognizer(EntityRecognizer):
             add(field_type(m.group("k")), *m.span("v"), "JSON")
         for m in _LINE_FIELD.finditer(text):
             # "First: preheat the oven", "Pass: the ball": in prose these words open instructions
-            if m.group("k").lower() in _PROSE_LABELS or len(m.group("v").split()) > 6:
+            words = m.group("v").split()
+            if m.group("k").lower() in _PROSE_LABELS or len(words) > 6:
                 continue
             entity = field_type(m.group("k"))
-            words = m.group("v").split()
             if entity == "PERSON" and len(words) > 1 and not any(c.isupper() for c in m.group("v")):
                 continue  # "Manager: approve the request" is a sentence, "owner: ivanova" a name
             add(entity, *m.span("v"), "key: value")
