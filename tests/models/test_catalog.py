@@ -130,6 +130,10 @@ def test_missing_weight_packages_say_how_to_install():
 def test_local_path_missing_and_present(tmp_path):
     missing = catalog.availability(str(tmp_path / "nope.gguf"))
     assert not missing.available and "file not found" in missing.reason
+    folder = catalog.availability(str(tmp_path))
+    assert not folder.available and "is a folder" in folder.reason
+    with pytest.raises(ModelUnavailableError, match="is a folder; give the path of a .gguf file"):
+        catalog.pull(str(tmp_path), progress=False)
     real = catalog.pull("smollm2-135m", progress=False)
     assert catalog.availability(str(real)).available
 

@@ -290,3 +290,36 @@ def test_cli_stats_reads_the_ledger_the_router_config_names(populated, tmp_path,
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["requests"] == json.loads(
         CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"]).output)["requests"] > 0
+
+
+def _immutable(path, on: bool) -> bool:
+    """``chattr +i``: read-only even for root (CI runs as root, so file modes prove nothing)."""
+    import subprocess
+
+    return subprocess.run(["chattr", "+i" if on else "-i", str(path)], capture_output=True).returncode == 0
+
+
+def test_stats_reads_a_ledger_in_a_folder_it_cannot_write(populated):
+    folder = populated.parent
+    before = populated.read_bytes()
+    if not _immutable(folder, True):
+        pytest.skip("chattr +i is not permitted here")
+    try:
+        res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"])
+    finally:
+        _immutable(folder, False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["requests"] == 5
+    assert populated.read_bytes() == before
+
+
+def test_readonly_ledger_never_writes(tmp_path, populated):
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()
+    assert Ledger(empty, readonly=True).stats().requests == 0
+    assert empty.read_bytes() == b""  # no tables were created in it
+    led = Ledger(populated, readonly=True)
+    assert len(led.entries()) == 5
+    with pytest.raises(RoutingError, match="read-only"):
+        led.record(entry())
+    assert len(Ledger(populated).entries()) == 5

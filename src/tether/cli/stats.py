@@ -46,7 +46,7 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
         from tether.routing.config import RouterConfig
 
         ledger_path = RouterConfig.load().ledger  # read what the router writes
-    with Ledger(ledger_path) as ledger:
+    with Ledger(ledger_path, readonly=True) as ledger:
         st = ledger.stats(since=since)
     if as_json:
         click.echo(st.model_dump_json(indent=2))

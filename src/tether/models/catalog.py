@@ -361,13 +361,19 @@ def locate(spec: ModelSpec) -> Path | None:
     return _hub_cached(src)
 
 
+def _missing_file(path: Path) -> str:
+    if path.is_dir():
+        return f"{path} is a folder; give the path of a .gguf file"
+    return f"file not found: {path}"
+
+
 def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -> Path:
     """Make the model's file ready and verified; assemble or download it if needed."""
     spec = name if isinstance(name, ModelSpec) else resolve(name)
     src = spec.source
     if isinstance(src, LocalSource):
         if not src.path.is_file():
-            raise ModelUnavailableError(spec.name, f"file not found: {src.path}")
+            raise ModelUnavailableError(spec.name, _missing_file(src.path))
         _check_gguf(spec, src.path)
         return _check(spec, src.path, full=False, progress=progress)
     if isinstance(src, HubSource):
@@ -392,7 +398,7 @@ def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
     path = locate(spec)
     if path is None:
         if isinstance(spec.source, LocalSource):
-            raise ModelUnavailableError(spec.name, f"file not found: {spec.source.path}")
+            raise ModelUnavailableError(spec.name, _missing_file(spec.source.path))
         raise ModelUnavailableError(spec.name, "not pulled yet; run `tether models pull " + spec.name + "`")
     if not isinstance(spec.source, PackagedSource):
         _check_gguf(spec, path)  # no pinned hash to check: at least the file must be a model
@@ -432,7 +438,7 @@ def availability(name: str) -> Availability:
             _part_files(spec, spec.source)
             return Availability(True, "weight packages installed; will be assembled on first use")
         if isinstance(spec.source, LocalSource):
-            return Availability(False, f"file not found: {spec.source.path}")
+            return Availability(False, _missing_file(spec.source.path))
         return Availability(False, "not downloaded yet; needs a network to fetch from the Hugging Face Hub")
     except ModelUnavailableError as exc:
         return Availability(False, exc.reason)

@@ -205,8 +205,9 @@ class Ledger:
     exist yet gives empty results without creating the file.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None):
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, readonly: bool = False):
         self.path = Path(path).expanduser() if path is not None else default_path()
+        self.readonly = readonly  # for readers such as ``tether stats``: works on a file they cannot write
         self._lock = threading.Lock()
         self._con: sqlite3.Connection | None = None
 
@@ -236,13 +237,20 @@ class Ledger:
         if foreign:
             raise RoutingError(f"{self.path}: not a routing ledger: {describe(foreign)}")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            if self.readonly:
+                con = self._open_readonly()
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             try:
-                con.execute("PRAGMA journal_mode=WAL")
-                con.execute("PRAGMA synchronous=NORMAL")
                 con.execute("PRAGMA busy_timeout=30000")
-                self._migrate(con)
+                if self.readonly:
+                    if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+                        self._check_version(con)
+                else:
+                    con.execute("PRAGMA journal_mode=WAL")
+                    con.execute("PRAGMA synchronous=NORMAL")
+                    self._migrate(con)
             except BaseException:
                 con.close()
                 raise
@@ -253,23 +261,48 @@ class Ledger:
         self._con = con
         return con
 
+    def _open_readonly(self) -> sqlite3.Connection:
+        """Read without writing; in a folder we cannot write (no room for WAL's shared-memory file),
+        read the file as an immutable snapshot instead."""
+        uri = self.path.absolute().as_uri()
+
+        def open_(query: str) -> sqlite3.Connection:
+            con = sqlite3.connect(f"{uri}?{query}", uri=True, timeout=30.0, isolation_level=None,
+                                  check_same_thread=False)
+            try:
+                con.execute("SELECT 1 FROM sqlite_master").fetchone()
+            except BaseException:
+                con.close()
+                raise
+            return con
+
+        try:
+            return open_("mode=ro")
+        except sqlite3.OperationalError:
+            return open_("immutable=1")
+
     def _migrate(self, con: sqlite3.Connection) -> None:
         con.execute("BEGIN IMMEDIATE")
         try:  # statement by statement: executescript would commit mid-transaction
             for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
                 con.execute(stmt)
-            row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-            if row is None:
+            if not self._check_version(con):
                 con.execute("INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif not str(row[0]).isdigit():
-                raise RoutingError(f"{self.path}: not a Tether ledger (schema version {row[0]!r})")
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise RoutingError(f"{self.path}: ledger schema v{row[0]} is newer than this Tether "
-                                   f"(v{SCHEMA_VERSION})")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+    def _check_version(self, con: sqlite3.Connection) -> bool:
+        """False for a file with no version yet; ``RoutingError`` for one this Tether cannot read."""
+        row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            return False
+        if not str(row[0]).isdigit():
+            raise RoutingError(f"{self.path}: not a Tether ledger (schema version {row[0]!r})")
+        if int(row[0]) > SCHEMA_VERSION:
+            raise RoutingError(f"{self.path}: ledger schema v{row[0]} is newer than this Tether (v{SCHEMA_VERSION})")
+        return True
 
     def _run(self, fn, *, create: bool):  # type: ignore[no-untyped-def]
         """Run ``fn(con)`` under the lock; None when the file is absent and ``create`` is false."""
@@ -279,11 +312,17 @@ class Ledger:
             con = self._connect()
             try:
                 return fn(con)
+            except sqlite3.OperationalError as exc:
+                if self.readonly and str(exc).startswith("no such table"):
+                    return None  # an empty file nobody has written to yet
+                raise RoutingError(f"{self.path}: routing ledger error ({exc})") from None
             except sqlite3.Error as exc:
                 raise RoutingError(f"{self.path}: routing ledger error ({exc})") from None
 
     def record(self, entry: LedgerEntry) -> int:
         """Append ``entry``; returns its row id."""
+        if self.readonly:
+            raise RoutingError(f"{self.path}: this ledger was opened read-only")
         if not isinstance(entry, LedgerEntry):
             raise InputError(f"expected a LedgerEntry, got {type(entry).__name__}")
         values = tuple(getattr(entry, c) for c in _COLUMNS)
