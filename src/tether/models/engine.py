@@ -31,6 +31,7 @@ from tether.errors import (
     ModelUnavailableError,
 )
 from tether.models import catalog
+from tether.models.grammar import schema_to_gbnf
 from tether.settings import env_int
 from tether.text import require_unicode
 
@@ -328,9 +329,11 @@ class LlamaEngine:
 
     def _grammar(self, schema: dict[str, Any]) -> Any:
         try:
+            gbnf = schema_to_gbnf(schema)
             with quiet_stderr():
-                gbnf = self._llama_cpp.llama_grammar.json_schema_to_gbnf(json.dumps(anchored(schema)))
-                grammar = self._llama_cpp.LlamaGrammar.from_string(astral_escapes(gbnf), verbose=False)
+                grammar = self._llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+        except InputError:
+            raise
         except Exception as exc:
             raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None  # the caller's schema
         self._check_grammar(grammar)
@@ -345,8 +348,8 @@ class LlamaEngine:
             sampler = llama_cpp.llama_sampler_init_grammar(
                 self.llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
         if not sampler:
-            raise InputError("this JSON schema allows no value (an empty enum, anyOf or type list?): "
-                             "llama.cpp cannot build a grammar from it")
+            raise InputError("llama.cpp cannot build a grammar from this JSON schema: either it allows no value "
+                             "(an empty enum, anyOf or type list?) or it uses a construct llama.cpp cannot parse")
         llama_cpp.llama_sampler_free(sampler)
 
     def _prefill(self, prompt: list[int], cancel: Any) -> None:
@@ -494,86 +497,6 @@ class LlamaEngine:
                               for raw, i in zip(top_raw, idx))
         raw = self.llm.detokenize([token])
         return TokenLogprob(raw.decode("utf-8", errors="replace"), float(logits[token]) - lse, top_items, raw, top_raw)
-
-
-_INTEGER_BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
-
-
-def _integer_bounds(schema: dict[str, Any]) -> tuple[int, int] | None:
-    """The smallest and largest integer ``schema`` allows, when both are bounded."""
-    import math
-
-    def num(key: str) -> float | None:
-        v = schema.get(key)
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-    low, high = num("minimum"), num("maximum")
-    above, below = num("exclusiveMinimum"), num("exclusiveMaximum")
-    if above is not None:  # the first integer past an exclusive bound
-        low = max(low if low is not None else above, math.floor(above) + 1)
-    if below is not None:
-        high = min(high if high is not None else below, math.ceil(below) - 1)
-    if low is None or high is None:
-        return None
-    return math.ceil(low), math.floor(high)
-
-
-_SURROGATE_PAIR = re.compile(r"(?<!\\)((?:\\\\)*)\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
-
-
-def astral_escapes(gbnf: str) -> str:
-    """GBNF with each ``\\uD83D\\uDC31`` surrogate pair written as one ``\\U0001F431``.
-
-    llama-cpp-python's schema converter escapes literals with ``json.dumps``, which writes a
-    character beyond U+FFFF (an emoji in an ``enum``) as a surrogate pair; GBNF reads each half
-    as a code point of its own, and the forced output becomes invalid UTF-8.
-    """
-    def one(m: re.Match[str]) -> str:
-        point = 0x10000 + ((int(m.group(2), 16) - 0xD800) << 10) + (int(m.group(3), 16) - 0xDC00)
-        return f"{m.group(1)}\\U{point:08x}"
-
-    return _SURROGATE_PAIR.sub(one, gbnf)
-
-
-ENUM_RANGE_MAX = 1024  # an integer range up to this size becomes an enum the grammar can force
-
-
-def anchored(schema: Any) -> Any:
-    """``schema`` as llama.cpp's grammar converter can enforce it.
-
-    Every string ``pattern`` is anchored (``^…$``): JSON Schema (and pydantic) patterns match
-    anywhere, but the converter accepts only anchored ones, and a whole-string match also
-    satisfies the unanchored check that validates the output. A bounded integer (a rating
-    from 1 to 5) becomes an ``enum``: the converter ignores ``minimum`` and ``maximum``.
-    """
-    if isinstance(schema, dict):
-        out = {k: anchored(v) for k, v in schema.items()}
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str) and schema.get("type") in (None, "string"):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise InputError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from None
-            body = pattern[1:] if pattern.startswith("^") else pattern
-            if body.endswith("$") and not body.endswith("\\$"):
-                body = body[:-1]
-            out["pattern"] = "^(" + body + ")$"  # the converter knows no (?:…); a group is the same here
-        if schema.get("type") == "integer" and "enum" not in schema and "const" not in schema:
-            bounds = _integer_bounds(schema)
-            if bounds is not None:
-                low, high = bounds
-                if low > high:
-                    raise InputError(f"this JSON schema allows no value: no integer lies from {low} to {high}")
-                if high - low < ENUM_RANGE_MAX:
-                    step = schema.get("multipleOf")
-                    values = [v for v in range(low, high + 1)
-                              if not (isinstance(step, int) and step > 0 and v % step)]
-                    out = {k: v for k, v in out.items() if k not in _INTEGER_BOUND_KEYS + ("type", "multipleOf")}
-                    out["enum"] = values
-        return out
-    if isinstance(schema, list):
-        return [anchored(v) for v in schema]
-    return schema
 
 
 def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:

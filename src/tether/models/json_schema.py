@@ -1,7 +1,7 @@
 """Checking JSON schemas and the answers generated for them.
 
 llama.cpp's grammar forces an answer's shape (types, keys, enums, string lengths,
-small integer ranges; see ``engine.anchored``), but not every keyword: number
+small integer ranges; see ``grammar.enforceable``), but not every keyword: number
 bounds, wide integer ranges, ``multipleOf``, ``uniqueItems``, ``format``. An
 answer is therefore validated against the full schema afterwards, with the
 ``jsonschema`` library, so a broken one is caught rather than returned.

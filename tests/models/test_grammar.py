@@ -1,0 +1,87 @@
+"""Guided generation on the real engine: the schemas pydantic writes for ordinary models
+must give a grammar llama.cpp parses, and what it forces must validate."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from tether.errors import InputError
+from tether.models.engine import Message, Sampling
+from tether.models.grammar import grammar_regex
+
+PATTERNS = [
+    r"^[A-Z]{3}-\d{2}$",
+    r"\d{6}",
+    r"^\w{1,8}@\w{1,8}\.com$",
+    r"^[\w.]{1,12}$",
+    r"^\S{1,8}\s\S{1,8}$",
+    r"^\D{2}\d$",
+    r"^v\d{1,2}\.\d{1,2}\.\d{1,2}$",
+    r"^(?:yes|no)$",
+    r"^(?P<year>\d{4})-(?P<month>\d{2})$",
+    r"^[\-+]?\d{1,4}$",
+    r"^\$\d{1,3}(\.\d\d)?$",
+    r"^a\\b$",
+    r'^say "\w{1,6}"$',
+    r"^[^\s,]{1,8}$",
+    r"^.{3}$",
+    r"^[ -~]{2,6}$",
+    r"^[\t\n\"a]{2,4}$",
+    r"^\x41\u00e9{1,3}$",
+    r"^[]a]{1,5}$",
+    r"^\(\d{3}\) \d{3}-\d{4}$",
+]
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_a_pattern_with_escapes_is_forced_and_validates(tiny, pattern):
+    schema = {"type": "object", "properties": {"v": {"type": "string", "pattern": pattern}}, "required": ["v"]}
+    for seed in range(2):
+        done = tiny.complete([Message("user", "Give a value.")], Sampling(temperature=1.2, seed=seed, max_tokens=40),
+                             json_schema=schema)
+        value = json.loads(done.text)["v"]
+        assert re.search(pattern, value), (pattern, value)
+
+
+@pytest.mark.parametrize("values", [['say "hi"', "plain"], ["back\\slash", "C:\\temp\\"], ["two\nlines", "tab\there"],
+                                    ["café", "🐱🐱", 'both " and \\']])
+def test_enum_strings_with_quotes_backslashes_and_controls_come_back_exactly(tiny, values):
+    for seed in range(3):
+        done = tiny.complete([Message("user", "Pick one.")], Sampling(temperature=1.5, seed=seed, max_tokens=24),
+                             json_schema={"enum": values})
+        assert json.loads(done.text) in values
+
+
+def test_property_names_with_quotes_and_backslashes(tiny):
+    schema = {"type": "object", "properties": {'a "quoted" key': {"const": 'x"y'}, "back\\slash": {"type": "boolean"}},
+              "required": ['a "quoted" key', "back\\slash"]}
+    done = tiny.complete([Message("user", "Fill it in.")], Sampling.greedy(40), json_schema=schema)
+    data = json.loads(done.text)
+    assert data['a "quoted" key'] == 'x"y' and isinstance(data["back\\slash"], bool)
+
+
+@pytest.mark.parametrize("pattern, why", [(r"^\bword\b$", r"\\b cannot be enforced"),
+                                          (r"^(a)\1$", r"\\1 cannot be enforced"),
+                                          (r"^[\D]+$", r"inside \[...\]"),
+                                          (r"^(?=a)a$", "lookarounds"),
+                                          (r"(?i)^abc$", "inline flags")])
+def test_a_pattern_the_grammar_cannot_force_is_named(tiny, pattern, why):
+    with pytest.raises(InputError, match=why):
+        tiny.complete([Message("user", "Hi")], Sampling(max_tokens=2),
+                      json_schema={"type": "string", "pattern": pattern})
+
+
+def test_rewritten_regexes_accept_only_the_json_text_of_what_the_original_accepts():
+    samples = ["AB-12", "ab_9", "x y", "v1.2.3", "$5.00", "a\\b", "é", "]", "(555) 123-4567", "-7", "١٢", "a.b",
+               'say "hi"', "\t\"a", '"', "\\", "a\nb"]
+    for pattern in PATTERNS:
+        body = pattern.removeprefix("^").removesuffix("$")
+        rewritten = re.compile("^(" + grammar_regex(body) + ")$")
+        for s in samples:
+            if rewritten.search(json.dumps(s, ensure_ascii=False)[1:-1]):
+                assert re.search(pattern, s), (pattern, s)
+    assert re.fullmatch(grammar_regex(r'say "\w+"'), r'say \"hi\"')
+    assert re.fullmatch(grammar_regex(r"[\t\n]"), r"\n")
