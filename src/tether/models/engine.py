@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import json
 import os
-import re
 import sys
 import threading
 import time
