@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import numbers
 import os
 import sys
 import threading
@@ -69,14 +70,28 @@ class Sampling:
     stop: tuple[str, ...] = ()  # generation ends before the first of these strings
 
     def __post_init__(self) -> None:
-        if not self.temperature >= 0:  # also NaN
-            raise InputError(f"temperature must be >= 0, not {self.temperature}")
+        for name, kind, what in (("temperature", numbers.Real, "a number"), ("top_p", numbers.Real, "a number"),
+                                 ("top_k", numbers.Integral, "a whole number"),
+                                 ("max_tokens", numbers.Integral, "a whole number"),
+                                 ("seed", numbers.Integral, "a whole number or None")):
+            value = getattr(self, name)
+            if value is None and name == "seed":
+                continue
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise InputError(f"{name} must be {what}, not {value!r}")
+            object.__setattr__(self, name, float(value) if kind is numbers.Real else int(value))
+        if not 0 <= self.temperature < float("inf"):  # also NaN
+            raise InputError(f"temperature must be a finite number >= 0, not {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise InputError(f"top_p must be in (0, 1], not {self.top_p}")
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0 (0: no limit), not {self.top_k}")
         if self.max_tokens < 1:
             raise InputError(f"max_tokens must be >= 1, not {self.max_tokens}")
+        stop = (self.stop,) if isinstance(self.stop, str) else self.stop  # OpenAI's stop: a string or a list
+        if not isinstance(stop, (tuple, list)) or not all(isinstance(x, str) and x for x in stop):
+            raise InputError(f"stop must be a string or a list of non-empty strings, not {self.stop!r}")
+        object.__setattr__(self, "stop", tuple(stop))
 
     @classmethod
     def greedy(cls, max_tokens: int = 256, stop: tuple[str, ...] = ()) -> "Sampling":
