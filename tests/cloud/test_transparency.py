@@ -258,7 +258,9 @@ def test_release_and_announce_idempotent_and_directories(log):
     assert nodes[0]["attestation"] == newer
 
     for bad in [{"code": "x"}, {"code": 1, "model_sha256": "b", "config": {}}, [], "x",
-                {"code": "a", "model_sha256": "b", "config": {"x": float("nan")}}]:
+                {"code": "a" * 64, "model_sha256": "b" * 64, "config": {"x": float("nan")}},
+                {"code": "not-a-digest", "model_sha256": "b" * 64, "config": {}},
+                {"code": "a" * 64, "model_sha256": "B" * 64, "config": {}}]:
         with pytest.raises(InputError):
             log.release(bad)
     with pytest.raises(InputError):
@@ -315,11 +317,51 @@ def _signed_without(field: str, identity: NodeIdentity, **changes) -> dict:
     return {**body, "signature": b64(identity.sign(canonical_json(body)))}
 
 
+def test_a_second_writer_a_rolled_back_log_and_an_unreadable_entry_are_refused(tmp_path):
+    import sqlite3
+
+    db, key = tmp_path / "log.sqlite", tmp_path / "log.key"
+    first = TransparencyLog(db, key)
+    for tag in "abc":
+        first.release(components(tag))
+    with pytest.raises(TransparencyLogError, match="already open in another process"):
+        TransparencyLog(db, key)  # two writers would index the same tree apart
+    first.close()
+
+    con = sqlite3.connect(db)  # an operator quietly drops the newest entry
+    con.execute("DROP TRIGGER IF EXISTS leaf_no_delete")
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    con.execute("DELETE FROM leaf WHERE id = 3")
+    con.commit()
+    con.close()
+    with pytest.raises(TransparencyLogError, match="rolled back: it once held 3 entries and now holds 2"):
+        TransparencyLog(db, key)
+
+    db2 = tmp_path / "two.sqlite"
+    second = TransparencyLog(db2, key)
+    second.release(components())
+    second.close()
+    con = sqlite3.connect(db2)
+    for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'").fetchall():
+        con.execute(f"DROP TRIGGER {name}")
+    con.execute("UPDATE leaf SET entry = ? WHERE id = 1", (b"{not json",))
+    con.commit()
+    con.close()
+    with pytest.raises(TransparencyLogError, match="an entry is unreadable"):
+        TransparencyLog(db2, key)
+    TransparencyLog(tmp_path / "three.sqlite", key).close()  # the failed opens released their locks
+
+
 @pytest.mark.parametrize(("field", "changes", "needle"), [
     ("url", {}, "url is NoneType"),
     ("model", {}, "model is NoneType"),
     ("", {"tokens_per_second": "fast"}, "tokens_per_second is str"),
     ("", {"url": "ftp://node.example"}, "url is not http(s)"),
+    # A path, query or user info would aim a relay's POST {url}/v1/envelope at another service.
+    ("", {"url": "http://127.0.0.1:18999/internal/admin?q="}, "no path, query, fragment or user info"),
+    ("", {"url": "http://user:pw@node.example:8471"}, "no path, query, fragment or user info"),
+    ("", {"url": "http://[::1"}, "url is not a valid URL"),
     ("", {"signature_extra": 1, "hpke_key": None}, "hpke_key is NoneType"),
 ])
 def test_announce_refuses_a_signed_but_incomplete_attestation(log, field, changes, needle):

@@ -64,6 +64,8 @@ def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: 
     from tether.cloud.node import Node, NodeSettings
     from tether.cloud.serving import bind, run
 
+    if log_url:
+        log_url = http_url(log_url, "--log")  # before the model loads and is measured
     settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
                             upstream_model=upstream_model, model_sha256=model_sha256,
                             concurrency=concurrency or (16 if upstream else 1))

@@ -37,9 +37,10 @@ def log_group() -> None:
 def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token: str | None) -> None:
     """Serve the log over HTTP until interrupted."""
     from tether.cloud.log import create_log_app
-    from tether.cloud.serving import run
+    from tether.cloud.serving import bind, run
     from tether.cloud.transparency import TransparencyLog
 
+    sock, _ = bind(host, port)  # a busy port fails before a key or database is made
     log = TransparencyLog(Path(db) if db else _default_dir() / "log.sqlite",
                           Path(key) if key else _default_dir() / "log.key")
     if not admin_token:
@@ -47,7 +48,7 @@ def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token
     click.echo(f"log key: {log.public_key_b64}")
     click.echo(f"log size: {log.size}")
     try:
-        run(create_log_app(log, admin_token), host=host, port=port, name="tether log")
+        run(create_log_app(log, admin_token), host=host, port=port, name="tether log", sock=sock)
     finally:
         log.close()
 

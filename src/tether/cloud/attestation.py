@@ -218,12 +218,34 @@ def _check_fields(attestation: dict[str, Any], node: str) -> None:
         if not isinstance(value, types) or isinstance(value, bool):
             raise AttestationError(node, f"malformed attestation: {name} is {type(value).__name__}, "
                                          f"not {' or '.join(t.__name__ for t in types)}")
-    if not attestation["url"].startswith(("http://", "https://")):
-        raise AttestationError(node, "malformed attestation: url is not http(s)")
+    problem = node_url_problem(attestation["url"])
+    if problem:
+        raise AttestationError(node, f"malformed attestation: url {problem}")
     if not attestation["model"].strip():
         raise AttestationError(node, "malformed attestation: model is empty")
     if not 0 <= attestation["tokens_per_second"] < 1e7:
         raise AttestationError(node, "malformed attestation: tokens_per_second out of range")
+
+
+def node_url_problem(url: str) -> str | None:
+    """Why ``url`` is not a node's base address (``http(s)://host[:port]``), or None.
+
+    Relays and devices append their own paths to it; a path, query, fragment or
+    user info would let an announcement aim a relay at some other service's endpoint.
+    """
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
+        return "is not a valid URL"
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        return "is not http(s)://host[:port]"
+    if parsed.userinfo or parsed.query or parsed.fragment or parsed.path not in ("", "/"):
+        return "must be http(s)://host[:port] with no path, query, fragment or user info"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"has port {parsed.port}, outside 1-65535"
+    return None
 
 
 def check_attestation_age(attestation: dict[str, Any], *, now: float, max_age: float, skew: float = CLOCK_SKEW) -> None:

@@ -145,7 +145,8 @@ def open_request(
         body = payload["body"]
         if not isinstance(body, dict):
             raise ValueError
-    except (KeyError, TypeError, ValueError, InvalidTag, PyHPKEError, UnicodeDecodeError, AttributeError):
+    except (KeyError, TypeError, ValueError, OverflowError, InvalidTag, PyHPKEError, UnicodeDecodeError,
+            AttributeError):
         raise EnvelopeError("rejected") from None
     if not guard.check_and_remember(enc, now):
         raise EnvelopeError("rejected")

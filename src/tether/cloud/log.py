@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tether.cloud.serving import BodyError, read_body
 from tether.cloud.transparency import TransparencyLog, loads_strict
 from tether.errors import AttestationError, InputError, TransparencyLogError
 
@@ -51,17 +52,12 @@ def _int_param(request: Request, name: str, default: int | None = None) -> int:
 
 
 async def _json_body(request: Request) -> Any:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-        raise _ClientError(413, f"body larger than {MAX_BODY} bytes")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > MAX_BODY:
-            raise _ClientError(413, f"body larger than {MAX_BODY} bytes")
-        chunks.append(chunk)
     try:
-        return loads_strict(b"".join(chunks))
+        raw = await read_body(request, MAX_BODY)
+    except BodyError as exc:
+        raise _ClientError(exc.status, exc.message) from None
+    try:
+        return loads_strict(raw)
     except (ValueError, RecursionError) as exc:
         raise _ClientError(400, f"body is not valid JSON: {exc}") from None
 

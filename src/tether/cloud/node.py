@@ -29,7 +29,8 @@ from starlette.routing import Route
 
 from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
 from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
-from tether.errors import EnvelopeError, TetherError
+from tether.cloud.serving import BodyError, json_http_errors, read_body
+from tether.errors import EnvelopeError, TetherError, TransparencyLogError
 from tether.settings import http_url
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
@@ -144,7 +145,7 @@ class UpstreamBackend(Backend):
                     data = line[5:].strip()
                     if data == "[DONE]":
                         return
-                    yield json.loads(data)
+                    yield _json_object(data)
         except httpx.HTTPError as exc:
             raise TetherError(f"upstream engine failed: {type(exc).__name__}") from None
 
@@ -152,7 +153,7 @@ class UpstreamBackend(Backend):
     def _checked(resp: httpx.Response) -> dict[str, Any]:
         if resp.status_code != 200:
             raise TetherError(f"upstream engine answered HTTP {resp.status_code}")
-        return resp.json()
+        return _json_object(resp.content)
 
     def measure_tokens_per_second(self) -> float:
         start = time.perf_counter()
@@ -160,6 +161,16 @@ class UpstreamBackend(Backend):
                              "max_tokens": 48, "temperature": 0}, threading.Event()))
         tokens = (out.get("usage") or {}).get("completion_tokens") or 0
         return tokens / (time.perf_counter() - start)
+
+
+def _json_object(data: str | bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise TetherError("upstream engine sent something that is not JSON") from None
+    if not isinstance(value, dict):
+        raise TetherError("upstream engine sent JSON that is not an object")
+    return value
 
 
 def _catalog_sha256(name: str) -> str | None:
@@ -214,7 +225,11 @@ class Node:
         from tether.cloud.transparency import LogClient
 
         with LogClient(log_url, timeout=10) as log:
-            return int(log.submit_attestation(self.attestation)["index"])
+            reply = log.submit_attestation(self.attestation)
+        index = reply.get("index") if isinstance(reply, dict) else None
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise TransparencyLogError(f"{log_url} answered the announcement without a log index: {reply!r:.200}")
+        return index
 
     def keep_attested(self, log_url: str, every: float, stop: threading.Event) -> threading.Thread:
         """Re-sign and re-announce every ``every`` seconds until ``stop`` is set.
@@ -231,6 +246,8 @@ class Node:
                     print(f"re-attested: log index {index}", file=sys.stderr, flush=True)
                 except TetherError as exc:
                     print(f"re-attestation failed: {exc}", file=sys.stderr, flush=True)
+                except Exception as exc:  # noqa: BLE001 - the thread must outlive any one odd answer
+                    print(f"re-attestation failed: {type(exc).__name__}", file=sys.stderr, flush=True)
 
         thread = threading.Thread(target=loop, name="reattest", daemon=True)
         thread.start()
@@ -244,7 +261,7 @@ class Node:
             Route("/v1/info", self._info, methods=["GET"]),
             Route("/healthz", self._health, methods=["GET"]),
             Route("/v1/envelope", self._envelope, methods=["POST"]),
-        ])
+        ], exception_handlers=json_http_errors())
 
     async def _attestation(self, request: Request) -> Response:
         return JSONResponse(self.attestation)
@@ -258,15 +275,13 @@ class Node:
         return JSONResponse({"ok": True, "inflight": self.metrics.inflight})
 
     async def _envelope(self, request: Request) -> Response:
-        body = await _read_limited(request, MAX_BODY)
         try:
-            if body is None:
-                raise EnvelopeError("rejected")
+            body = await read_body(request, MAX_BODY)
             message = json.loads(body)
             if not isinstance(message, dict):
                 raise EnvelopeError("rejected")
             chat, sealer = open_request(message, self.node_id, self.keys, self.guard)
-        except (EnvelopeError, ValueError, RecursionError):  # deep JSON nesting too: the same bare "rejected"
+        except (BodyError, EnvelopeError, ValueError, RecursionError):  # deep JSON nesting too: the same bare "rejected"
             self.metrics.rejected += 1
             return _REJECTED()
         return StreamingResponse(self._frames(chat, sealer), media_type=SEALED_MEDIA_TYPE)
@@ -334,14 +349,3 @@ def _metric_line(streaming: bool, tokens: int, seconds: float) -> None:
 def _REJECTED() -> Response:
     # One body for every reason: which check failed is nobody's business.
     return JSONResponse({"error": "rejected"}, status_code=400)
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -27,7 +27,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tether.cloud.attestation import verify_attestation
-from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE, _read_limited
+from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE
+from tether.cloud.serving import BodyError, json_http_errors, read_body
 from tether.errors import AttestationError
 from tether.settings import http_url
 
@@ -35,19 +36,22 @@ MAX_TARGETS = 8
 NODE_HEADER = "x-tether-node"
 LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
 MAX_LOG_RESPONSE = 8 * 1024 * 1024
+_FORCED_GAP = 0.25  # seconds between directory refreshes forced by unknown node ids
 
 
 class Relay:
     def __init__(self, log_url: str | None, nodes: dict[str, str] | None = None, *, cooldown: float = 10.0,
                  directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0,
-                 probe_interval: float = 2.0):
+                 header_timeout: float = 10.0, probe_interval: float = 2.0):
         self.probe_interval = probe_interval
         self.log_url = http_url(log_url, "--log") if log_url else None
         self.static = dict(nodes or {})
         self.directory: dict[str, str] = dict(self.static)
         self.cooldown = cooldown
         self.directory_ttl = directory_ttl
+        self.header_timeout = header_timeout  # a node answers with headers at once, even while it queues
         self._fetched = 0.0
+        self._refreshing = asyncio.Lock()
         self._down_until: dict[str, float] = {}
         self.inflight: dict[str, int] = {}
         self.forwarded = 0
@@ -55,36 +59,53 @@ class Relay:
                                       limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
 
     async def _refresh(self, force: bool = False) -> None:
-        if not self.log_url or (not force and time.monotonic() - self._fetched < self.directory_ttl):
+        """Re-read the log's directory: nodes with a valid attestation for a **released** measurement.
+
+        Anyone may announce a self-signed attestation; routing only to released measurements
+        (and only to bare ``http(s)://host:port`` addresses, checked with the attestation)
+        keeps an announcement from turning the relay into a proxy to other services.
+        A forced refresh (an unknown node id) runs at most every ``_FORCED_GAP`` seconds.
+        """
+        if not self.log_url:
             return
-        self._fetched = time.monotonic()
-        try:
-            resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
-            nodes = resp.json()["nodes"]
-            if not isinstance(nodes, list):
-                raise ValueError("nodes is not a list")
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, RecursionError):
-            return  # keep the last directory; the log may be restarting
-        found: dict[str, str] = {}
-        for n in nodes:  # one malformed entry costs only itself
+        gap = _FORCED_GAP if force else self.directory_ttl
+        async with self._refreshing:  # a refresh in flight is waited for, not skipped
+            if time.monotonic() - self._fetched < gap:
+                return
+            self._fetched = time.monotonic()
             try:
-                att = verify_attestation(n.get("attestation") if isinstance(n, dict) else None)
-            except AttestationError:
-                continue
-            found[att["node_id"]] = att["url"]
-        self.directory = {**found, **self.static}
+                resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
+                nodes = resp.json()["nodes"]
+                resp = await self.http.get(f"{self.log_url}/v1/log/releases", timeout=5.0)
+                released = resp.json()["releases"]
+                if not isinstance(nodes, list) or not isinstance(released, dict):
+                    raise ValueError("malformed directory")
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, RecursionError):
+                return  # keep the last directory; the log may be restarting
+            found: dict[str, str] = {}
+            for n in nodes:  # one malformed entry costs only itself
+                try:
+                    att = verify_attestation(n.get("attestation") if isinstance(n, dict) else None)
+                except AttestationError:
+                    continue
+                if att["measurement"] in released:
+                    found[att["node_id"]] = att["url"].rstrip("/")
+            self.directory = {**found, **self.static}
 
     async def _probe_forever(self, interval: float) -> None:
         """Health-check every listed node, so dead ones (say, a restarted node's old entry) are known early."""
         while True:
-            await self._refresh()
-            await asyncio.gather(*(self._probe(nid, url) for nid, url in list(self.directory.items())))
+            try:
+                await self._refresh()
+                await asyncio.gather(*(self._probe(nid, url) for nid, url in list(self.directory.items())))
+            except Exception:  # noqa: BLE001 - the prober must outlive any one bad round
+                pass
             await asyncio.sleep(interval)
 
     async def _probe(self, node_id: str, url: str) -> None:
         try:
             ok = (await self.http.get(f"{url}/healthz", timeout=1.0)).status_code == 200
-        except httpx.HTTPError:
+        except (httpx.HTTPError, httpx.InvalidURL):
             ok = False
         if ok:
             self._down_until.pop(node_id, None)
@@ -93,7 +114,7 @@ class Relay:
 
     async def _url(self, node_id: str) -> str | None:
         if node_id not in self.directory:
-            await self._refresh(force=True)
+            await self._refresh(force=True)  # a node announced since the last refresh
         return self.directory.get(node_id)
 
     def app(self) -> Starlette:
@@ -109,7 +130,7 @@ class Relay:
             Route("/v1/relay/load", self._load, methods=["GET"]),
             *[Route(f"/v1/log/{path}", self._mirror_log, methods=["GET"]) for path in LOG_READS],
             Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
-        ], lifespan=lifespan)
+        ], lifespan=lifespan, exception_handlers=json_http_errors())
 
     async def _load(self, request: Request) -> Response:
         await self._refresh()
@@ -135,9 +156,10 @@ class Relay:
         return Response(body, status_code=upstream.status_code, media_type="application/json")
 
     async def _relay(self, request: Request) -> Response:
-        raw = await _read_limited(request, MAX_BODY)
-        if raw is None:
-            return JSONResponse({"error": "request too large"}, status_code=413)
+        try:
+            raw = await read_body(request, MAX_BODY)
+        except BodyError as exc:
+            return JSONResponse({"error": exc.message}, status_code=exc.status)
         try:
             message = json.loads(raw)
             targets = message["targets"]
@@ -161,15 +183,14 @@ class Relay:
                                                    content=json.dumps({**target, "ct": ciphertext}).encode(),
                                                    headers={"content-type": "application/json"})
             try:
-                upstream = await self.http.send(upstream_req, stream=True)
-            except httpx.HTTPError:
+                upstream = await asyncio.wait_for(self.http.send(upstream_req, stream=True), self.header_timeout)
+            except (httpx.HTTPError, httpx.InvalidURL, asyncio.TimeoutError):
                 self._down_until[target["node"]] = time.monotonic() + self.cooldown
                 continue
             if upstream.status_code != 200:
-                body = await upstream.aread()
-                await upstream.aclose()
+                await upstream.aclose()  # its body is not read: a node's rejection says nothing more
                 if upstream.status_code == 400:  # the node rejected the envelope; another would too
-                    return Response(body, status_code=400, media_type="application/json")
+                    return JSONResponse({"error": "rejected"}, status_code=400)
                 continue
             node_id = target["node"]
             self.forwarded += 1

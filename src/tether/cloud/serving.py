@@ -1,7 +1,10 @@
 """Run a Starlette app under uvicorn the way every Tether service should run.
 
 Access logs are off: a line per request would record client addresses and
-paths, and the node promises to log metrics only.
+paths, and the node promises to log metrics only. Clients that hold a
+connection without finishing a request (slowloris) are cut off: headers must
+arrive within ``HEADER_TIMEOUT``, a body within ``BODY_TIMEOUT``, and open
+connections are capped, so idle sockets cannot use up the file descriptors.
 """
 
 from __future__ import annotations
@@ -18,6 +21,79 @@ from pathlib import Path
 import click
 
 LISTENING = re.compile(r"listening on (https?://\S+)")
+HEADER_TIMEOUT = 10.0  # seconds a connection may take to send a request's headers
+BODY_TIMEOUT = 30.0  # seconds a request may take to send its body
+MAX_CONNECTIONS = 1000  # past this uvicorn answers 503 at once
+
+
+class BodyError(Exception):
+    """A request body the service will not read: too large, too slow, or abandoned."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def read_body(request, limit: int, *, timeout: float = BODY_TIMEOUT) -> bytes:  # type: ignore[no-untyped-def]
+    """The whole body, at most ``limit`` bytes, within ``timeout`` seconds; ``BodyError`` otherwise."""
+    import anyio
+    from starlette.requests import ClientDisconnect
+
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise BodyError(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyError(413, f"body larger than {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError(408, f"request body not received within {timeout:g} s") from None
+    except ClientDisconnect:
+        raise BodyError(400, "client disconnected before sending its body") from None
+    return b"".join(chunks)
+
+
+def json_http_errors() -> dict:
+    """Starlette exception handlers that answer an unknown path or method with ``{"error": ...}``."""
+    from starlette.exceptions import HTTPException
+    from starlette.responses import JSONResponse
+
+    async def handle(request, exc: Exception) -> JSONResponse:  # type: ignore[no-untyped-def]
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    return {HTTPException: handle}
+
+
+def _protocol() -> type:
+    """uvicorn's h11 protocol with a deadline for each request's headers (uvicorn has none)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderDeadline(H11Protocol):  # type: ignore[misc]
+        def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+            super().connection_made(transport)
+            self._arm_header_deadline()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm_header_deadline()
+
+        def _arm_header_deadline(self) -> None:
+            waiting = self.cycle  # a new request replaces it
+
+            def expire() -> None:
+                if self.cycle is waiting and not self.transport.is_closing():
+                    self.transport.close()
+
+            self.loop.call_later(HEADER_TIMEOUT, expire)
+
+    return HeaderDeadline
 
 
 def bind(host: str, port: int) -> tuple[socket.socket, str]:
@@ -48,8 +124,8 @@ def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = No
     if sock is None:
         sock, _ = bind(host, port)
     url = url_of(sock)
-    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on",
-                            timeout_graceful_shutdown=2)
+    config = uvicorn.Config(app, access_log=False, log_level="warning", lifespan="on", http=_protocol(),
+                            limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     original_startup = server.startup
 

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -109,16 +110,39 @@ class TransparencyLog:
         foreign = foreign_tables(self.db_path, {"leaf", "tether_log_meta"})
         if foreign:
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {describe(foreign)}")
+        self._writer = _exclusive(self.db_path)
         try:
             self._tree = SqliteTree(str(self.db_path), algorithm=HASH_ALGORITHM)
         except Exception as exc:  # sqlite3.DatabaseError, ValueError on a broken table
+            self._writer.close()
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         self._check_key()
         self._releases: dict[str, int] = {}
         self._nodes: dict[str, tuple[float, int]] = {}  # node id -> (issued_at, index) of its latest attestation
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
-        for index, entry in self.entries(1, self.size):
-            self._index(index, entry)
+        try:
+            self._check_not_rolled_back()
+            for index, entry in self.entries(1, self.size):
+                self._index(index, entry)
+        except Exception as exc:
+            self.close()
+            if isinstance(exc, TransparencyLogError):
+                raise
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: an entry is unreadable "
+                                       f"({type(exc).__name__}: {exc})") from None
+
+    def _check_not_rolled_back(self) -> None:
+        """SQLite remembers the highest leaf id ever given: a log whose newest rows were deleted
+        (a rollback devices that saw them would catch) is refused rather than extended."""
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(self.db_path)) as con:
+            row = con.execute("SELECT seq FROM sqlite_sequence WHERE name = 'leaf'").fetchone()
+        highest = int(row[0]) if row else 0
+        if highest > self.size:
+            raise TransparencyLogError(
+                f"transparency log {self.db_path} was rolled back: it once held {highest} entries and now holds "
+                f"{self.size}; devices that saw the removed entries would refuse it")
 
     def _check_key(self) -> None:
         """The log's key is part of its identity: devices pin it. The database records the key
@@ -132,10 +156,10 @@ class TransparencyLog:
                 if row is None:
                     con.execute("INSERT INTO tether_log_meta VALUES ('public_key', ?)", (self.public_key_b64,))
         except sqlite3.DatabaseError as exc:
-            self._tree.close()
+            self.close()
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         if row is not None and row[0] != self.public_key_b64:
-            self._tree.close()
+            self.close()
             if self._new_key:
                 self.key_path.unlink(missing_ok=True)  # made just now for a log it does not sign
             raise TransparencyLogError(
@@ -152,13 +176,18 @@ class TransparencyLog:
 
     def close(self) -> None:
         self._tree.close()
+        self._writer.close()
 
     # -- appending
 
     def append(self, entry: dict[str, Any]) -> int:
         data = encode_entry(entry)
         with self._lock:
+            expected = self.size + 1
             index = self._tree.append_entry(data)
+            if index != expected:  # the database changed under us; never serve a tree with a gap
+                raise TransparencyLogError(f"transparency log {self.db_path}: entry went to index {index}, "
+                                           f"expected {expected}")
             self._index(index, loads_strict(data))
             return index
 
@@ -276,9 +305,35 @@ def _measurement(components: Any) -> Measurement:
     code, model, config = components.get("code"), components.get("model_sha256"), components.get("config")
     if not (isinstance(code, str) and code and isinstance(model, str) and model and isinstance(config, dict)):
         raise InputError('measurement components need "code" and "model_sha256" strings and a "config" object')
+    for name, value in (("code", code), ("model_sha256", model)):
+        if not _HEX64.fullmatch(value):
+            raise InputError(f'measurement component "{name}" must be a sha256: 64 lower-case hex digits')
     measurement = Measurement.from_components(components)
     encode_entry(measurement.components())  # config must be loggable
     return measurement
+
+
+def _exclusive(db_path: Path):  # type: ignore[no-untyped-def]
+    """Hold ``<db>.lock`` for as long as the log is open: two writers would each keep their own
+    index of the same tree, and their directories would drift apart."""
+    import fcntl
+
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    try:
+        handle = lock_path.open("a")
+    except OSError as exc:
+        raise TransparencyLogError(f"cannot open transparency log {db_path}: cannot create {lock_path} "
+                                   f"({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise TransparencyLogError(f"transparency log {db_path} is already open in another process "
+                                   "(another `tether log serve`?)") from None
+    return handle
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _load_or_create_key(path: Path) -> Ed25519PrivateKey:

@@ -1,0 +1,170 @@
+"""The relay against hostile or broken peers, in process: real loopback servers stand in for
+nodes and the log, so each fault is exact and fast."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from tether.cloud import serving
+from tether.cloud.attestation import Measurement, NodeIdentity, canonical_json, b64, make_attestation, node_config
+from tether.cloud.node import SEALED_MEDIA_TYPE
+from tether.cloud.relay import Relay
+
+
+def serve(routes: list[Route]):
+    """A real uvicorn on loopback in a thread; returns (url, stop)."""
+    import uvicorn
+
+    sock, url = serving.bind("127.0.0.1", 0)
+    srv = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.02)
+
+    def stop():
+        srv.should_exit = True
+        thread.join(10)
+
+    return url, stop
+
+
+@pytest.fixture
+def hanging():
+    """Accepts connections and never answers (a node wedged before its headers)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held = []
+    stop = threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    for c in held:
+        c.close()
+    sock.close()
+
+
+@pytest.fixture
+def nodes():
+    served = []
+
+    async def good(request):
+        return Response(b"sealed-answer", media_type=SEALED_MEDIA_TYPE)
+
+    async def huge_400(request):
+        return Response(b"x" * (20 * 1024 * 1024), status_code=400, media_type="application/json")
+
+    async def health(request):
+        return JSONResponse({"ok": True})
+
+    good_url, stop_good = serve([Route("/v1/envelope", good, methods=["POST"]), Route("/healthz", health)])
+    bad_url, stop_bad = serve([Route("/v1/envelope", huge_400, methods=["POST"]), Route("/healthz", health)])
+    served += [stop_good, stop_bad]
+    yield {"good": good_url, "huge400": bad_url}
+    for stop in served:
+        stop()
+
+
+def relay_request(*node_ids: str) -> dict:
+    return {"targets": [{"node": n, "enc": "e", "key": "k"} for n in node_ids], "ct": "c"}
+
+
+def test_a_hung_node_costs_only_the_header_timeout_then_the_next_answers(hanging, nodes):
+    relay = Relay(None, {"hang": hanging, "good": nodes["good"]}, header_timeout=0.5, probe_interval=3600)
+    with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+        start = time.monotonic()
+        r = client.post("/v1/relay", json=relay_request("hang", "good"))
+        assert r.status_code == 200 and r.content == b"sealed-answer"
+        assert r.headers["x-tether-node"] == "good"
+        assert time.monotonic() - start < 5
+        assert relay._down_until.get("hang", 0) > time.monotonic()  # cooled down for the next request
+
+
+def test_a_node_rejection_is_the_bare_answer_whatever_the_node_sent(nodes):
+    relay = Relay(None, {"big": nodes["huge400"]}, probe_interval=3600)
+    with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+        r = client.post("/v1/relay", json=relay_request("big"))
+    assert r.status_code == 400 and r.json() == {"error": "rejected"}  # 20 MB never read or passed on
+
+
+def _attestation(url: str, tag: str) -> dict:
+    measurement = Measurement(code=tag * 64, model_sha256="b" * 64, config=node_config("m", n_ctx=2048, max_tokens=64))
+    return make_attestation(NodeIdentity(), os.urandom(32), measurement, url=url, model="m", hardware={},
+                            tokens_per_second=1.0)
+
+
+def test_the_relay_routes_only_to_released_nodes_at_plain_addresses(nodes):
+    """Anyone may announce a self-signed attestation; the relay must not become a proxy to it."""
+    released = _attestation(nodes["good"], "a")
+    unreleased = _attestation(nodes["good"], "c")
+    identity = NodeIdentity()
+    sneaky = _attestation(nodes["good"], "a")
+    body = {k: v for k, v in sneaky.items() if k not in ("signature", "node_id", "signing_key")}
+    body.update(node_id=identity.node_id, signing_key=b64(identity.public_bytes),
+                url="http://127.0.0.1:9/internal/admin?q=")
+    sneaky = {**body, "signature": b64(identity.sign(canonical_json(body)))}  # released measurement, odd URL
+    directory = {"nodes": [{"attestation": a} for a in (released, unreleased, sneaky)] + [{"attestation": "junk"}, 5]}
+
+    async def nodes_(request):
+        return JSONResponse(directory)
+
+    async def releases(request):
+        return JSONResponse({"releases": {released["measurement"]: 1}})
+
+    log_url, stop_log = serve([Route("/v1/log/nodes", nodes_), Route("/v1/log/releases", releases)])
+    try:
+        relay = Relay(log_url, probe_interval=0.05)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            r = client.post("/v1/relay", json=relay_request(released["node_id"]))
+            assert r.status_code == 200, (r.json(), relay.directory)
+            for att in (unreleased, sneaky):
+                r = client.post("/v1/relay", json=relay_request(att["node_id"]))
+                assert r.status_code == 503 and r.json()["tried"] == 0
+            assert set(client.get("/v1/relay/load").json()["nodes"]) == {released["node_id"]}
+    finally:
+        stop_log()
+
+
+def test_the_prober_survives_a_malformed_address_and_unknown_ids_do_not_storm_the_log(nodes):
+    fetches = []
+
+    async def nodes_(request):
+        fetches.append(time.monotonic())
+        return JSONResponse({"nodes": []})
+
+    async def releases(request):
+        return JSONResponse({"releases": {}})
+
+    log_url, stop_log = serve([Route("/v1/log/nodes", nodes_), Route("/v1/log/releases", releases)])
+    try:
+        relay = Relay(log_url, {"odd": "http://[::1", "good": nodes["good"]}, probe_interval=0.05, cooldown=60)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            time.sleep(0.3)  # several probe rounds, each meeting the malformed address
+            r = client.post("/v1/relay", json=relay_request("odd", "good"))
+            assert r.status_code == 200 and r.headers["x-tether-node"] == "good"
+            assert client.get("/v1/relay/load").json()["nodes"]["odd"]["healthy"] is False
+            fetches.clear()
+            for _ in range(20):
+                client.post("/v1/relay", json=relay_request(*[f"{i:016x}" for i in range(8)]))
+            assert len(fetches) <= 4  # 160 unknown ids in well under a second: a handful of refreshes
+    finally:
+        stop_log()
