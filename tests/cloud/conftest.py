@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -55,3 +56,27 @@ def _start_service(name: str, args: list[str], root: Path, timeout: float = 180.
 @pytest.fixture(scope="session")
 def start_service():
     return _start_service
+
+
+def serve_in_thread(routes: list) -> tuple[str, Callable[[], None]]:
+    """A real uvicorn on loopback in a thread; returns (url, stop)."""
+    import threading
+    import time
+
+    import uvicorn
+    from starlette.applications import Starlette
+
+    from tether.cloud import serving
+
+    sock, url = serving.bind("127.0.0.1", 0)
+    srv = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not srv.started:
+        time.sleep(0.02)
+
+    def stop():
+        srv.should_exit = True
+        thread.join(10)
+
+    return url, stop

@@ -57,10 +57,26 @@ def test_serve_commands_refuse_bad_arguments(args, needle):
     ("cloud", "chat", "hi", "--relay", "127.0.0.1:8490"),
     ("relay", "serve", "--port", "0", "--log", "http://[::1"),
     ("node", "serve", "--port", "0", "--upstream", "http://[::1", "--model-sha256", "0" * 64),
+    ("node", "serve", "--port", "0", "-m", "smollm2-135m", "--log", "notaurl"),
 ])
 def test_a_malformed_url_is_one_line_before_anything_starts(tmp_path, args):
-    line = _one_error_line(run(*args, TETHER_CLOUD_STATE=str(tmp_path / "s.json"), TETHER_RAISE_ERRORS=""))
+    result = run(*args, TETHER_CLOUD_STATE=str(tmp_path / "s.json"), TETHER_RAISE_ERRORS="")
+    line = _one_error_line(result)
     assert "URL" in line and ("not a valid URL" in line or "http:// or https://" in line), line
+    assert "tokens/s" not in result.output  # refused before a model was loaded and measured
+
+
+def test_log_serve_on_a_busy_port_makes_no_key_or_database(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        line = _one_error_line(run("log", "serve", "--port", str(port), "--db", str(tmp_path / "new.sqlite"),
+                                   "--key", str(tmp_path / "new.key")))
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_dead_relay_is_named_when_the_log_is_read_through_it(tmp_path):

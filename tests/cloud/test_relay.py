@@ -9,33 +9,15 @@ import threading
 import time
 
 import pytest
-from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from tether.cloud import serving
 from tether.cloud.attestation import Measurement, NodeIdentity, canonical_json, b64, make_attestation, node_config
 from tether.cloud.node import SEALED_MEDIA_TYPE
 from tether.cloud.relay import Relay
 
-
-def serve(routes: list[Route]):
-    """A real uvicorn on loopback in a thread; returns (url, stop)."""
-    import uvicorn
-
-    sock, url = serving.bind("127.0.0.1", 0)
-    srv = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not srv.started:
-        time.sleep(0.02)
-
-    def stop():
-        srv.should_exit = True
-        thread.join(10)
-
-    return url, stop
+from tests.cloud.conftest import serve_in_thread as serve
 
 
 @pytest.fixture

@@ -90,3 +90,32 @@ def test_upstream_answers_match_the_engine_called_directly(upstream_cloud):
     stream = upstream_cloud["client"].stream(body)
     chunks = list(stream)
     assert len(chunks) > 2 and stream.text == expected
+
+
+def test_an_upstream_that_answers_non_json_is_a_typed_error():
+    """A misconfigured --upstream (a web page, a proxy's error) must not crash the node with a traceback."""
+    import threading
+
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from tether.cloud.node import NodeSettings, UpstreamBackend
+    from tether.errors import TetherError
+    from tests.cloud.conftest import serve_in_thread
+
+    async def html(request):
+        if (await request.json()).get("stream"):
+            return Response(b"data: <html>\n\ndata: [DONE]\n\n", media_type="text/event-stream")
+        return Response(b"<html>It works!</html>", media_type="text/html")
+
+    url, stop = serve_in_thread([Route("/v1/chat/completions", html, methods=["POST"])])
+    try:
+        backend = UpstreamBackend(NodeSettings(model="smollm2-135m", upstream=url, model_sha256="0" * 64))
+        for stream in (False, True):
+            body = {"messages": [{"role": "user", "content": "hi"}], "stream": stream}
+            with pytest.raises(TetherError, match="not JSON"):
+                list(backend.run(body, threading.Event()))
+        with pytest.raises(TetherError, match="not JSON"):
+            backend.measure_tokens_per_second()
+    finally:
+        stop()
