@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tether.errors import ChecksumMismatchError, ModelUnavailableError, UnknownModelError
+from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
 from tether.models import catalog
 from tether.models.catalog import ModelSpec, PackagedSource
 
@@ -223,3 +223,11 @@ def test_availability_never_raises_and_says_why(name, reason):
     if name == "/etc/hostname":
         with pytest.raises(ModelUnavailableError, match="not a GGUF model file"):
             catalog.pull(name)
+
+
+@pytest.mark.parametrize("name", ["hf:bad repo/x/y.gguf", "a\x00b.gguf", "\ud800.gguf", "x" * 5000 + ".gguf"])
+def test_availability_never_raises_and_resolve_is_typed(name):
+    ok, reason = catalog.availability(name)
+    assert ok is False and reason
+    with pytest.raises((InputError, UnknownModelError, ModelUnavailableError)):
+        catalog.pull(name, progress=False)

@@ -124,6 +124,8 @@ def resolve(name: str) -> ModelSpec:
     """Turn a catalog name, ``hf:owner/repo/file.gguf`` or a ``.gguf`` path into a spec."""
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(str(name), list(CATALOG))
+    if "\x00" in name or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise InputError(f"invalid model name {name!r}: it holds a NUL or a lone surrogate")
     if name in CATALOG:
         return CATALOG[name]
     if name.startswith("hf:"):
@@ -349,7 +351,7 @@ def locate(spec: ModelSpec) -> Path | None:
     """The ready file for ``spec`` if it exists without pulling, else None."""
     src = spec.source
     if isinstance(src, LocalSource):
-        return src.path if src.path.is_file() else None
+        return src.path if _is_file(src.path) else None
     if isinstance(src, PackagedSource):
         if len(src.parts) == 1:
             try:
@@ -361,9 +363,19 @@ def locate(spec: ModelSpec) -> Path | None:
     return _hub_cached(src)
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a name too long for the file system, say
+        return False
+
+
 def _missing_file(path: Path) -> str:
-    if path.is_dir():
-        return f"{path} is a folder; give the path of a .gguf file"
+    try:
+        if path.is_dir():
+            return f"{path} is a folder; give the path of a .gguf file"
+    except OSError as exc:
+        return f"cannot use {str(path)[:200]}: {exc.strerror or exc}"
     return f"file not found: {path}"
 
 
@@ -372,7 +384,7 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
     spec = name if isinstance(name, ModelSpec) else resolve(name)
     src = spec.source
     if isinstance(src, LocalSource):
-        if not src.path.is_file():
+        if not _is_file(src.path):
             raise ModelUnavailableError(spec.name, _missing_file(src.path))
         _check_gguf(spec, src.path)
         return _check(spec, src.path, full=False, progress=progress)
@@ -426,7 +438,7 @@ def availability(name: str) -> Availability:
     """
     try:
         spec = resolve(name)
-    except UnknownModelError as exc:
+    except (UnknownModelError, InputError) as exc:
         return Availability(False, str(exc))
     try:
         path = locate(spec)
