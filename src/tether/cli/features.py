@@ -46,7 +46,8 @@ def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
     text = read_text(file)
     load_model(model)
     result = writing.summarize(text, form, model=model)  # type: ignore[arg-type]
-    emit(result, as_json, result.text)
+    note = "\n(the model's output was unusable; these are the text's opening sentences)" if result.fallback else ""
+    emit(result, as_json, result.text + note)
 
 
 @cli.command("proofread")

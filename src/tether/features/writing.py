@@ -56,15 +56,22 @@ class SummaryResult(BaseModel):
     table: list[list[str]] = []  # for table: header row first
     model: str
     duration_s: float
+    fallback: bool = False  # the items are the text's own first sentences: the model's answers were unusable
 
 
-def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False) -> str:
-    """One model call; ``max_tokens=None`` allows an answer about as long as the input."""
+def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False,
+         fit: bool = False) -> str:
+    """One model call; ``max_tokens=None`` allows an answer about as long as the input, or with
+    ``fit`` (a list or table that condenses the text) as much of that as the window leaves room for."""
     session = Session(instructions=prompts.WRITER, model=model)
+    prompt = f"{task}:\n\n{text}"
     if max_tokens is None:
         max_tokens = answer_budget(session.engine, text)
+        if fit:
+            room = session.engine.context_window - session.token_count(prompt)
+            max_tokens = max(min(max_tokens, room), MIN_CONDENSED_BUDGET)  # too little room: the window error
     sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
-    return clean_output(session.respond(f"{task}:\n\n{text}", sampling=sampling).text)
+    return clean_output(session.respond(prompt, sampling=sampling).text)
 
 
 # ----------------------------------------------------------------- proofread
@@ -169,7 +176,9 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
 
-MAX_SUMMARY_SENTENCES = 3  # small models ignore "two sentences"; longer output is cut, never padded
+MIN_CONDENSED_BUDGET = 128  # tokens a list or table of a long text needs at least
+MAX_SUMMARY_SENTENCES = 3
+MAX_FALLBACK_ITEMS = 5  # small models ignore "two sentences"; longer output is cut, never padded
 
 
 def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:
@@ -182,7 +191,7 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     out = ""
     for attempt in range(2):
-        out = _ask(model, task, text, budget, retry=attempt > 0)
+        out = _ask(model, task, text, budget, retry=attempt > 0, fit=budget is None)
         invented = numbers_in(out) - source_numbers
         if invented:  # a summary must not introduce numbers; retry, and refuse to show them
             out = ""
@@ -204,5 +213,9 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
         if not rows:
             raise InvalidOutputError("the model did not produce a markdown table after a retry", out)
         return SummaryResult(form=form, text=out, table=rows, model=model, duration_s=took)
-    items = parse_items(out) or _sentences(out) or _sentences(text)  # deterministic fallback: one item per sentence
-    return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model, duration_s=took)
+    items = parse_items(out) or _sentences(out)
+    fallback = not items
+    if fallback:  # deterministic and extractive: the text's opening sentences, never an invented fact
+        items = _sentences(text)[:MAX_FALLBACK_ITEMS]
+    return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
+                         duration_s=took, fallback=fallback)

@@ -1,0 +1,29 @@
+"""Writing tools at their limits, on the real 135M model: long inputs and unusable answers."""
+
+from __future__ import annotations
+
+import re
+
+from tether.features import writing
+from tether.models.engine import load
+
+TINY = "smollm2-135m"
+ARTICLE = " ".join(f"On day {i} the team reviewed report {i} and agreed to ship version {i} next week."
+                   for i in range(1, 100))
+
+
+def test_a_list_or_table_of_a_long_text_fits_the_window_instead_of_failing():
+    """A list condenses its text: it must not reserve 1.4x a 2,250-token input and overflow 4,096."""
+    assert load(TINY).count_tokens(ARTICLE) > 2000
+    result = writing.summarize(ARTICLE, "list", model=TINY)
+    assert result.items and result.form == "list"
+
+
+def test_key_points_say_when_they_fall_back_to_the_texts_own_sentences():
+    result = writing.summarize(ARTICLE, "key_points", model=TINY)
+    sentences = re.split(r"(?<=[.!?])\s+", ARTICLE)
+    if result.fallback:
+        assert result.items == sentences[:writing.MAX_FALLBACK_ITEMS]
+    else:  # the model's own items: no number the text lacks
+        assert all(set(re.findall(r"\d+", item)) <= set(re.findall(r"\d+", ARTICLE)) for item in result.items)
+    assert len(result.items) < len(sentences)
