@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import numbers
 import os
+import re
 import sys
 import threading
 import time
@@ -288,10 +289,32 @@ class LlamaEngine:
     # ------------------------------------------------------------- tokens
 
     def tokenize_chat(self, messages: Sequence[Message]) -> list[int]:
+        """The prompt's tokens. Control tokens come from the chat template only: a message that
+        spells one out (``<|im_end|>`` in an email) is read as text, so it cannot forge a turn."""
         for m in messages:
             require_unicode(m.content, f"the {m.role} message")
         rendered = self._formatter(messages=[m.as_dict() for m in messages])
-        return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True)
+        add_bos = not rendered.added_special
+        if not any(self._spells_control_tokens(m.content) for m in messages):
+            return self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+        marks = [f"\ue000{i}\ue001" for i in range(len(messages))]
+        template = self._formatter(messages=[{"role": m.role, "content": mark} for m, mark in zip(messages, marks)])
+        pieces = re.split("(\ue000\\d+\ue001)", template.prompt)
+        if sorted(p for p in pieces if p in marks) != sorted(marks):
+            raise InputError("a message spells out the chat template's control tokens (such as <|im_end|>), "
+                             "and this model's template cannot keep them apart from its own")
+        tokens: list[int] = []
+        for i, piece in enumerate(pieces):
+            content = piece in marks
+            text = messages[marks.index(piece)].content if content else piece
+            tokens += self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos and i == 0, special=not content)
+        return tokens
+
+    def _spells_control_tokens(self, text: str) -> bool:
+        if "<" not in text and "[" not in text:  # every template's control tokens start with one of these
+            return False
+        raw = text.encode("utf-8")
+        return self.llm.tokenize(raw, add_bos=False, special=True) != self.llm.tokenize(raw, add_bos=False, special=False)
 
     def count_tokens(self, text: str) -> int:
         return len(self.llm.tokenize(require_unicode(text).encode("utf-8"), add_bos=False, special=False))
