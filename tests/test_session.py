@@ -281,3 +281,14 @@ def test_a_saved_transcript_resumes_with_its_instructions_and_turns(tiny):
         Session.from_transcript({"entries": [{"role": "wizard", "content": "x"}]}, engine=tiny)
     with pytest.raises(InputError, match="tool_call"):
         Session.from_transcript([{"role": "tool", "content": "14°C"}], engine=tiny)
+
+
+def test_the_schema_in_the_prompt_keeps_a_field_named_title():
+    from tether.session import _compact_schema
+
+    class Book(BaseModel):
+        title: str
+        author: str
+
+    schema = _compact_schema(Book)
+    assert set(schema["properties"]) == {"title", "author"} and "title" not in schema

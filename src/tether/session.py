@@ -409,9 +409,16 @@ def _compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
 
     def strip(node: Any) -> Any:
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k != "title"}
+            return {k: names(v) if k in _NAME_MAPS else strip(v) for k, v in node.items()
+                    if not (k == "title" and isinstance(v, str))}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
 
+    def names(node: Any) -> Any:  # keys here are field or definition names ("title" too), not keywords
+        return {k: strip(v) for k, v in node.items()} if isinstance(node, dict) else strip(node)
+
     return strip(schema.model_json_schema())
+
+
+_NAME_MAPS = ("properties", "$defs", "definitions", "patternProperties")
