@@ -17,6 +17,7 @@ from tether import (
     ModelUnavailableError,
     Sampling,
     Session,
+    TranscriptEntry,
     UnknownModelError,
 )
 
@@ -292,3 +293,67 @@ def test_the_schema_in_the_prompt_keeps_a_field_named_title():
 
     schema = _compact_schema(Book)
     assert set(schema["properties"]) == {"title", "author"} and "title" not in schema
+
+
+def _bad_calls(tiny):
+    from tether.features import create_emoji, load_notifications, rewrite, summarize, summarize_notifications
+
+    s = Session(engine=tiny)
+    return {
+        "instructions=5": lambda: Session(5, engine=tiny),
+        "max_tool_calls='3'": lambda: Session(engine=tiny, max_tool_calls="3"),
+        "tools=5": lambda: Session(engine=tiny, tools=5),
+        "n_ctx='512'": lambda: Session(TINY, n_ctx="512"),
+        "sampling as a dict": lambda: Session(engine=tiny, sampling={"max_tokens": 5}),
+        "respond(sampling=dict)": lambda: s.respond("hi", sampling={"max_tokens": 5}),
+        "stream(sampling=5)": lambda: s.stream("hi", sampling=5),
+        "respond(cancel=True)": lambda: s.respond("hi", cancel=True),
+        "token_count(None)": lambda: s.token_count(None),
+        "entry with int content": lambda: TranscriptEntry("response", 5),
+        "entry with a bogus role": lambda: TranscriptEntry("bogus", "x"),
+        "transcript of another format": lambda: Session.from_transcript({"type": "x", "version": 99, "entries": []}),
+        "two instructions": lambda: Session.from_transcript([TranscriptEntry("instructions", "a"),
+                                                             TranscriptEntry("instructions", "b")]),
+        "tool(5)": lambda: tether.tool(5),
+        "tool(dict)": lambda: tether.tool(dict),
+        "rewrite tone as a list": lambda: rewrite("hi there", ["x"], model=TINY),
+        "summarize form as a dict": lambda: summarize("hi there", {}, model=TINY),
+        "summarize_notifications(None)": lambda: summarize_notifications(None, model=TINY),
+        "load_notifications(None)": lambda: load_notifications(None),
+        "emoji size 'big'": lambda: create_emoji("a cat", model=TINY, size="big", png=False),
+        "emoji size 5": lambda: create_emoji("a cat", model=TINY, size=5, png=False),
+    }
+
+
+def test_wrong_types_are_input_errors_and_the_session_stays_usable(tiny):
+    leaked = {}
+    for label, call in _bad_calls(tiny).items():
+        try:
+            call()
+            leaked[label] = "no error"
+        except InputError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - what the test is looking for
+            leaked[label] = f"{type(exc).__name__}: {exc}"
+    assert leaked == {}
+    session = Session(engine=tiny)
+    assert session.respond("Say hi.", sampling=Sampling.greedy(4)).text
+
+
+def test_changed_instructions_are_what_a_resumed_session_gets(tiny):
+    session = Session("Answer in French.", engine=tiny)
+    session.instructions = "Answer in one word."
+    resumed = Session.from_transcript(session.transcript_dict(), engine=tiny)
+    assert resumed.instructions == "Answer in one word."
+    assert [e.role for e in session.transcript] == ["instructions"]
+    session.instructions = None
+    assert session.transcript == []
+
+
+def test_respond_async_takes_the_callers_cancel_event(tiny):
+    import asyncio
+
+    session = Session(engine=tiny)
+    event = threading.Event()
+    answer = asyncio.run(session.respond_async("Say hi.", sampling=Sampling.greedy(4), cancel=event))
+    assert answer.text and not event.is_set()

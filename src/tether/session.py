@@ -46,6 +46,14 @@ class TranscriptEntry:
     content: str
     tool_call: ToolCall | None = None  # set on "tool" entries; content is the tool's output
 
+    def __post_init__(self) -> None:
+        if self.role not in _ROLES:
+            raise InputError(f"a transcript entry's role is one of {', '.join(_ROLES)}, not {self.role!r:.40}")
+        if not isinstance(self.content, str):
+            raise InputError(f"a transcript entry's content is text, not {type(self.content).__name__}")
+        if self.tool_call is not None and not isinstance(self.tool_call, ToolCall):
+            raise InputError(f"tool_call must be a ToolCall, not {type(self.tool_call).__name__}")
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"role": self.role, "content": self.content}
         if self.tool_call is not None:
@@ -182,19 +190,35 @@ class Session:
         tools: Sequence[Tool] = (),
         max_tool_calls: int = 4,
     ):
-        if max_tool_calls < 1:
-            raise InputError("max_tool_calls must be at least 1")
+        if instructions is not None and not isinstance(instructions, str):
+            raise InputError(f"instructions must be text, not {type(instructions).__name__}")
+        for name, value, low in (("max_tool_calls", max_tool_calls, 1), ("n_ctx", n_ctx, 1), ("n_threads", n_threads, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+                raise InputError(f"{name} must be a whole number >= {low}, not {value!r}")
         self.tools = _tools.check_tools(tools)
         self.max_tool_calls = max_tool_calls
-        self.instructions = instructions
         self.model = engine.name if engine is not None else model
-        self.sampling = sampling or Sampling()
+        self.sampling = _check_sampling(sampling) or Sampling()
         self._n_ctx, self._n_threads = n_ctx, n_threads
         self._engine = engine
         self._busy = threading.Lock()
         self.transcript: list[TranscriptEntry] = []
-        if instructions:
-            self.transcript.append(TranscriptEntry("instructions", instructions))
+        self.instructions = instructions
+
+    @property
+    def instructions(self) -> str | None:
+        return self._instructions
+
+    @instructions.setter
+    def instructions(self, value: str | None) -> None:
+        """Changing the instructions changes the transcript's first entry too, so a saved and
+        resumed session gets what this one sends."""
+        if value is not None and not isinstance(value, str):
+            raise InputError(f"instructions must be text, not {type(value).__name__}")
+        self._instructions = value
+        self.transcript = [e for e in self.transcript if e.role != "instructions"]
+        if value:
+            self.transcript.insert(0, TranscriptEntry("instructions", value))
 
     # ------------------------------------------------------------- transcript
 
@@ -206,11 +230,20 @@ class Session:
     def from_transcript(cls, transcript: Any, model: str = catalog.DEFAULT_MODEL, **options: Any) -> "Session":
         """A session that goes on from a saved conversation (``transcript_dict()``, or a list of
         entries); its instructions come from the transcript's ``instructions`` entry."""
-        entries = transcript.get("entries") if isinstance(transcript, dict) else transcript
+        if isinstance(transcript, dict):
+            if transcript.get("type", "tether.Transcript") != "tether.Transcript" or transcript.get("version", 1) != 1:
+                raise InputError(f"not a version 1 tether.Transcript (type {transcript.get('type')!r}, "
+                                 f"version {transcript.get('version')!r})")
+            entries = transcript.get("entries")
+        else:
+            entries = transcript
         if not isinstance(entries, (list, tuple)):
             raise InputError("a transcript is a transcript_dict() or a list of entries")
         parsed = [e if isinstance(e, TranscriptEntry) else TranscriptEntry.from_dict(e) for e in entries]
-        instructions = next((e.content for e in parsed if e.role == "instructions"), None)
+        given = [e.content for e in parsed if e.role == "instructions"]
+        if len(given) > 1:
+            raise InputError(f"a transcript holds one instructions entry, not {len(given)}")
+        instructions = given[0] if given else None
         session = cls(instructions, model, **options)  # its transcript opens with the instructions entry
         session.transcript += [e for e in parsed if e.role != "instructions"]
         return session
@@ -248,6 +281,8 @@ class Session:
     def token_count(self, prompt: str = "") -> int:
         """Tokens the next request with ``prompt`` would send: instructions, transcript and prompt,
         as the chat template renders them. Plus the answer budget, it must fit ``context_size``."""
+        if not isinstance(prompt, str):
+            raise InputError(f"prompt must be text, not {type(prompt).__name__}")
         return len(self.engine.tokenize_chat(self._messages(prompt, None)))
 
     # ------------------------------------------------------------- requests
@@ -275,9 +310,12 @@ class Session:
         This call blocks; in asyncio code use ``respond_async``.
         """
         if cancel is not None:
+            if not callable(getattr(cancel, "is_set", None)):
+                raise InputError(f"cancel must be a threading.Event, not {type(cancel).__name__}")
             with cancellation(cancel):
                 return self.respond(prompt, schema, sampling=sampling, logprobs=logprobs, tool_choice=tool_choice)
         _check_prompt(prompt)
+        _check_sampling(sampling)
         json_schema = _json_schema_of(schema) if schema is not None else None
         sampling = sampling or self.sampling
         with self._acquire():
@@ -305,7 +343,7 @@ class Session:
     async def respond_async(self, prompt: str, schema: type[T] | None = None, **options: Any) -> Response[Any]:
         """``respond`` on a worker thread, so the event loop keeps running. Cancelling the
         awaiting task stops the generation (the session is free again once it has stopped)."""
-        cancel = threading.Event()
+        cancel = options.pop("cancel", None) or threading.Event()  # the caller's own event works too
         future = asyncio.get_running_loop().run_in_executor(
             None, functools.partial(self.respond, prompt, schema, cancel=cancel, **options))
         future.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved: no "never retrieved" noise
@@ -320,6 +358,7 @@ class Session:
         """Stream the answer as text deltas. The context window is checked before it starts;
         tool calls, if any, run before it returns."""
         _check_prompt(prompt)
+        _check_sampling(sampling)
         self._claim()
         try:
             calls = self._call_tools(prompt, tool_choice)
@@ -395,6 +434,13 @@ class Session:
         for call in calls:
             self.transcript.append(TranscriptEntry("tool", call.output, call))
         self.transcript.append(TranscriptEntry("response", text))
+
+
+def _check_sampling(sampling: Any) -> Any:
+    if sampling is not None and not isinstance(sampling, Sampling):
+        raise InputError(f"sampling must be a tether.Sampling, not {type(sampling).__name__} "
+                         "(e.g. Sampling.greedy(max_tokens=64))")
+    return sampling
 
 
 def _check_prompt(prompt: str) -> None:

@@ -58,6 +58,8 @@ class FunctionTool(Tool):
     """A tool made from a typed Python function by ``@tool``."""
 
     def __init__(self, func: Callable[..., Any], name: str | None = None, description: str | None = None):
+        if not (inspect.isfunction(func) or inspect.ismethod(func)):
+            raise InputError(f"@tool takes a Python function, not {func!r:.80}")
         self.func = func
         self.name = name or func.__name__
         self.description = description or _first_paragraph(inspect.getdoc(func) or "")
@@ -120,6 +122,8 @@ def spec_of(t: Tool) -> ToolSpec:
 
 def check_tools(tools: Sequence[Tool]) -> dict[str, Tool]:
     """Validate tool definitions once, up front; returns them by name."""
+    if isinstance(tools, (str, bytes, Tool)) or not isinstance(tools, (list, tuple, set, frozenset)):
+        raise InputError(f"tools must be a list of tools, not {type(tools).__name__}")
     by_name: dict[str, Tool] = {}
     for t in tools:
         if not isinstance(t, Tool):

@@ -269,6 +269,8 @@ def _words_plan(description: str) -> _Plan:
 def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 256, png: bool = True) -> EmojiResult:
     """Make a new emoji from ``description``. With ``png``, also draw it (needs a colour emoji font)."""
     check_text(description, "description")
+    if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 1024:
+        raise InputError(f"size must be a whole number of pixels from 32 to 1024, not {size!r}")  # before the model runs
     if len(description) > MAX_DESCRIPTION_CHARS:
         raise InputError(f"description is {len(description)} characters; an emoji takes at most {MAX_DESCRIPTION_CHARS}")
     start = time.perf_counter()

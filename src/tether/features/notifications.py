@@ -42,6 +42,11 @@ class Notification(BaseModel):
             raise ValueError("must not be empty")
         return v
 
+    @field_validator("title", "sender")
+    @classmethod
+    def _blank_is_none(cls, v: str | None) -> str | None:
+        return v if v is None or v.strip() else None  # "   " names no one: not an origin
+
     @field_validator("timestamp")
     @classmethod
     def _local_time(cls, v: datetime) -> datetime:
@@ -101,6 +106,8 @@ def parse_notifications(data: Any) -> list[Notification]:
 
 
 def load_notifications(path: str | Path) -> list[Notification]:
+    if not isinstance(path, (str, Path)):
+        raise InputError(f"expected the path of a JSON file, not {type(path).__name__}")
     return parse_notifications(decode_json(read_file(path), str(path)))
 
 
@@ -306,6 +313,11 @@ def summarize_notifications(
 ) -> NotificationDigest:
     """Stacks, time-sensitive first, then most recent first."""
     start = time.perf_counter()
+    if isinstance(notifications, dict) and "notifications" in notifications:
+        notifications = notifications["notifications"]  # the file's wrapper form, as parse_notifications takes
+    if isinstance(notifications, (dict, str, bytes, Notification)) or not isinstance(notifications, Iterable):
+        raise InputError("notifications must be a list of notifications (dicts or Notification objects), "
+                         f"not {type(notifications).__name__}")
     raw = list(notifications)
     items = [n for n in raw if isinstance(n, Notification)]
     if len(items) < len(raw):  # dicts are checked like a JSON file: errors name the item and the field

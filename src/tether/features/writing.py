@@ -135,7 +135,7 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
 
 def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL) -> RewriteResult:
     check_text(text)
-    if tone not in prompts.TONES:
+    if not isinstance(tone, str) or tone not in prompts.TONES:
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
     start = time.perf_counter()
     task = prompts.REWRITE.format(tone=prompts.TONES[tone])
@@ -183,7 +183,7 @@ MAX_FALLBACK_ITEMS = 5  # small models ignore "two sentences"; longer output is 
 
 def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:
     check_text(text)
-    if form not in prompts.SUMMARY_FORMS:
+    if not isinstance(form, str) or form not in prompts.SUMMARY_FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(prompts.SUMMARY_FORMS)}")
     start = time.perf_counter()
     task = prompts.SUMMARY_FORMS[form]
