@@ -357,3 +357,16 @@ def test_respond_async_takes_the_callers_cancel_event(tiny):
     event = threading.Event()
     answer = asyncio.run(session.respond_async("Say hi.", sampling=Sampling.greedy(4), cancel=event))
     assert answer.text and not event.is_set()
+
+
+def test_every_error_class_is_part_of_the_public_api():
+    import inspect
+
+    import tether.errors
+    import tether.features
+
+    errors = {n for n, o in vars(tether.errors).items()
+              if inspect.isclass(o) and issubclass(o, Exception) and o.__module__ == "tether.errors"}
+    assert errors <= set(tether.__all__)
+    assert all(getattr(tether, n) is getattr(tether.errors, n) for n in errors)
+    assert "Notification" in tether.features.__all__  # summarize_notifications takes it
