@@ -83,6 +83,19 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
             return error(fault)
         if fault == "invalid_json":
             return Response(b'{"choices": [ not json', media_type="application/json")
+        if fault == "bad_gzip":  # says gzip, is not: the client cannot decode the body
+            return Response(b"this is not gzip at all", media_type="application/json",
+                            headers={"content-encoding": "gzip"})
+        if fault == "oversized":  # 20 MiB of padding around a valid answer
+            return Response(b'{"pad": "' + b"x" * (20 * 2**20) + b'"}', media_type="application/json")
+        if fault == "drip":  # one byte a tenth of a second: never a read timeout, never a whole answer
+
+            async def drip():
+                for b in b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "slow"}}]}':
+                    await asyncio.sleep(0.1)
+                    yield bytes([b])
+
+            return StreamingResponse(drip(), media_type="application/json")
         if fault in ("content_list", "huge_usage", "negative_usage"):  # valid JSON, wrong shapes or values
             content: Any = [{"type": "text", "text": "hi"}] if fault == "content_list" else "hi"
             usage = {"huge_usage": 1e30, "negative_usage": -5}.get(fault, 1)

@@ -63,12 +63,31 @@ def test_bad_router_config_is_one_line(tmp_path):
     ("router.toml", "[prices.device]\njoules_per_token = 1e308\nusd_per_mtok = 0\n", "prices.device.joules_per_token"),
     ("router.json", '{"target_cloud_fraction": ' + "1" * 5000 + "}", "Exceeds the limit"),
     ("router.json", "[" * 100_000, "maximum recursion depth"),
+    ("router.toml", '[third_party]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = " "\n', "third_party.model"),
+    ("router.toml", '[third_party]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+                    'api_key_env = "sk-proj-AbCdEf1234567890"\n', "not the key itself"),
+    ("router.toml", '[third_party]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n'
+                    'api_key_env = "TETHER_TEST_KEY_NOBODY_SET"\n', "which is not set"),
+    ("router.toml", '[third_party]\nbase_url = "https://user:s3cret@api.example/v1"\nmodel = "m"\n',
+     "user name or password"),
+    ("router.toml", 'cascade = ["Chat"]\n', "lower-case names"),
+    ("router.toml", "cascade_min_logprob = nan\n", "finite number <= 0"),
+    ("router.TOML", 'preference = "sometimes"\n', "preference"),  # read as TOML whatever the case
 ])
 def test_config_values_that_would_break_later_are_one_line_now(tmp_path, name, content, needle):
     bad = tmp_path / name
     bad.write_text(content)
     r = run("route", "hi", TETHER_ROUTER_CONFIG=str(bad))
     assert r.exit_code == 1 and r.output.count("Error:") == 1 and needle in r.output, r.output
+
+
+def test_a_broken_privacy_config_fails_at_start_not_on_the_first_cloud_request(tmp_path):
+    cfg = tmp_path / "router.toml"
+    cfg.write_text('[third_party]\nbase_url = "http://127.0.0.1:9/v1"\nmodel = "m"\n')
+    privacy = tmp_path / "privacy.toml"
+    privacy.write_text("this is = not [valid\n")
+    r = run("route", "What colour is the sky?", TETHER_ROUTER_CONFIG=str(cfg), TETHER_PRIVACY_CONFIG=str(privacy))
+    assert r.exit_code == 1 and r.output.count("Error:") == 1 and str(privacy) in r.output, r.output
 
 
 def test_escalate_fraction_out_of_range_is_one_line(tmp_path):

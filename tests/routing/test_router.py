@@ -197,6 +197,18 @@ def test_empty_prompt_and_unknown_tier_are_input_errors():
         RouteRequest("hi", tier="moon")
     with pytest.raises(InputError, match="feature"):
         RouteRequest("hi", feature="Summarize this: my secret plans")
+    for bad in (dict(max_tokens="5"), dict(json_schema={"x": object()}), dict(sampling={"max_tokens": 4})):
+        with pytest.raises(InputError):
+            RouteRequest("hi", **bad)
+    with pytest.raises(InputError, match="must be text"):
+        RouteRequest(b"hi")
+
+
+@pytest.mark.parametrize("consent", ["no", "false", "0", "yes", 1])
+def test_consent_is_a_boolean_never_a_truthy_string(consent, device, third, provider):
+    with pytest.raises(InputError, match="consent is True, False or None"):
+        RouteRequest("If 4 pens cost $6, what do 10 cost?", kind="gsm8k", consent=consent)
+    assert provider.captured() == []
 
 
 # ----------------------------------------------------------------- consent
@@ -393,6 +405,26 @@ def test_cascade_escalates_an_unsure_device_answer_and_the_ledger_records_it(dev
     wal = tmp_path / "ledger.sqlite-wal"
     raw += wal.read_bytes() if wal.exists() else b""
     assert b"how are you" not in raw and b"echo" not in raw  # never content
+
+
+def test_a_failed_escalation_keeps_the_device_answer_without_generating_it_again(device, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    calls = []
+
+    class CountingDevice(DeviceTier):
+        def complete(self, *args, **kwargs):
+            calls.append(1)
+            return super().complete(*args, **kwargs)
+
+    counting = CountingDevice(TINY)
+    r = make_router(counting, cloud=dead_cloud(), ledger=ledger, cascade=["chat"], cascade_min_logprob=0.0)
+    out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
+    assert out.tier == "device" and out.degraded and not out.escalated
+    assert len(calls) == 1  # answered once; the failed escalation did not run the device again
+    assert any("escalation failed" in n for n in out.notes)
+    row = ledger.entries()[0]
+    assert (row.tier, row.escalated, row.degraded) == ("device", False, True)
+    assert row.completion_tokens == out.completion_tokens <= 8
 
 
 def test_learned_escalation_scores_the_device_answer_by_its_kind(device, third, provider):

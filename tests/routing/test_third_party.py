@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
 import time
 
@@ -98,13 +99,21 @@ def test_429s_are_retried_and_retry_after_is_honoured(provider):
     assert elapsed >= 0.4
 
 
-def test_retry_after_is_capped_by_max_backoff(provider):
-    provider.faults([503], retry_after=30)
-    t = tier(provider, max_backoff=0.05)
-    start = time.perf_counter()
+def test_retry_after_is_honoured_and_a_wait_past_max_backoff_falls_back_at_once(provider):
+    provider.faults([503], retry_after=0.05)
+    t = tier(provider, max_backoff=1.0)
     t.complete(MESSAGES, SAMPLING)
-    assert t.last_waits == [0.05]
-    assert time.perf_counter() - start < 5
+    assert t.last_waits == [0.05]  # as asked, not our own backoff
+    for asked in (30, email.utils.formatdate(time.time() + 3600, usegmt=True)):  # seconds, or an HTTP date
+        provider.faults([503], retry_after=asked)
+        start = time.perf_counter()
+        with pytest.raises(TierUnavailableError, match=r"asked to retry after \d+ s"):
+            t.complete(MESSAGES, SAMPLING)
+        assert t.last_attempts == 1 and t.last_waits == []  # no hammering: the router falls back now
+        assert time.perf_counter() - start < 5
+    provider.faults([503], retry_after=email.utils.formatdate(time.time() - 60, usegmt=True))  # a date past
+    t.complete(MESSAGES, SAMPLING)
+    assert t.last_waits == [0.0]
 
 
 def test_backoff_grows_exponentially_with_jitter(provider):
@@ -188,11 +197,14 @@ def test_a_completion_of_the_wrong_shape_is_the_tier_failing(provider):
         tier(provider).complete(MESSAGES, SAMPLING)
 
 
-@pytest.mark.parametrize(("fault", "tokens"), [("huge_usage", 2**31 - 1), ("negative_usage", 0)])
-def test_usage_counts_are_clamped_to_what_a_ledger_can_hold(provider, fault, tokens):
-    provider.faults([fault])
+def test_usage_counts_are_clamped_to_what_a_ledger_can_hold_and_estimated_when_unusable(provider):
+    provider.faults(["huge_usage"])
     out = tier(provider).complete(MESSAGES, SAMPLING)
-    assert out.text == "hi" and (out.prompt_tokens, out.completion_tokens) == (tokens, tokens)
+    assert out.text == "hi" and (out.prompt_tokens, out.completion_tokens) == (2**31 - 1, 2**31 - 1)
+    provider.faults(["negative_usage"])  # no usable count: four characters a token, never a free answer
+    out = tier(provider).complete(MESSAGES, SAMPLING)
+    prompt_chars = sum(len(m.content) for m in MESSAGES)
+    assert (out.prompt_tokens, out.completion_tokens) == (max(1, prompt_chars // 4), 1)
 
 
 @pytest.mark.parametrize(("fault", "needle"), [("stream_choices_str", "choices are not objects"),
@@ -291,3 +303,20 @@ def test_a_cancelled_request_sends_nothing_more(provider):
     assert len(provider.captured()) == 1  # the first attempt only
     provider.faults([])
     tier.close()
+
+
+@pytest.mark.parametrize(("fault", "needle"), [("bad_gzip", "DecodingError"), ("oversized", "over 16 MiB"),
+                                               ("drip", "no complete answer")])
+def test_a_broken_slow_or_huge_answer_is_the_tier_failing_within_bounds(provider, fault, needle):
+    """Each must end as TierUnavailableError (so the router falls back), never hang or swamp the device."""
+    provider.faults([fault] * 4)
+    t = tier(provider, deadline=1.0, retries=1)
+    start = time.perf_counter()
+    with pytest.raises(TierUnavailableError, match=needle):
+        t.complete(MESSAGES, SAMPLING)
+    assert time.perf_counter() - start < 10
+
+
+def test_a_base_url_with_credentials_is_refused():
+    with pytest.raises(RouterConfigError, match="user name or password"):
+        ThirdPartyTier("https://apiuser:s3cr3t@api.example/v1", "m")

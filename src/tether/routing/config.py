@@ -35,7 +35,9 @@ joules_per_token = 4.0
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
@@ -48,6 +50,8 @@ from tether.routing.ledger import Prices
 
 Preference = Literal["device-only", "prefer-device", "prefer-quality"]
 CONFIG_ENV = "TETHER_ROUTER_CONFIG"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+_FEATURE_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")  # as the router and the ledger take them
 
 
 class _Strict(BaseModel):
@@ -77,12 +81,27 @@ class PrivateCloudConfig(_Strict):
 
 class ThirdPartyConfig(_Strict):
     base_url: str
-    model: str
+    model: str = Field(min_length=1)
     api_key_env: str | None = None
     use_for_cloud: bool = False
     retries: int = Field(default=3, ge=0, le=10)
 
     _urls = field_validator("base_url")(_url)
+
+    @field_validator("model")
+    @classmethod
+    def _model_named(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("name the provider's model, e.g. gpt-4o-mini")
+        return v.strip()
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.fullmatch(v):
+            raise ValueError("api_key_env names an environment variable that holds the key (e.g. OPENAI_API_KEY), "
+                             "not the key itself; keep the key out of this file")
+        return v
 
 
 class RouterConfig(_Strict):
@@ -101,6 +120,21 @@ class RouterConfig(_Strict):
     third_party: ThirdPartyConfig | None = None
     prices: Prices = Field(default_factory=Prices)
     ledger: str | None = None
+
+    @field_validator("cascade")
+    @classmethod
+    def _feature_names(cls, v: list[str]) -> list[str]:
+        bad = [f for f in v if not _FEATURE_NAME.fullmatch(f)]
+        if bad:
+            raise ValueError(f"features are lower-case names such as chat or summarize, not {bad[0]!r}")
+        return v
+
+    @field_validator("cascade_min_logprob")
+    @classmethod
+    def _a_logprob(cls, v: float | None) -> float | None:
+        if v is not None and not (v <= 0 and math.isfinite(v)):
+            raise ValueError(f"a mean token logprob is a finite number <= 0, not {v}")
+        return v
 
     @field_validator("device_model")
     @classmethod
@@ -140,9 +174,10 @@ class RouterConfig(_Strict):
         except OSError as exc:
             raise RouterConfigError(f"cannot read router config {p}: {exc.strerror or exc}") from None
         try:
-            if p.suffix == ".toml":
+            suffix = p.suffix.lower()
+            if suffix == ".toml":
                 data = tomllib.loads(raw.decode("utf-8"))
-            elif p.suffix in (".yaml", ".yml"):
+            elif suffix in (".yaml", ".yml"):
                 data = yaml.safe_load(raw) or {}
             else:
                 data = json.loads(raw)

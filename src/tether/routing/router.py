@@ -40,7 +40,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, TierUnavailableError
+from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, RouterConfigError, TierUnavailableError
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
 from tether.routing.state import DeviceState
@@ -73,8 +73,23 @@ class RouteRequest:
     kind_inferred: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        if not isinstance(self.prompt, str) or not self.prompt.strip():
+        if not isinstance(self.prompt, str):
+            raise InputError(f"the prompt must be text, not {type(self.prompt).__name__}")
+        if not self.prompt.strip():
             raise InputError("the prompt is empty")
+        if self.consent is not None and not isinstance(self.consent, bool):  # "no" must never read as yes
+            raise InputError(f"consent is True, False or None, not {self.consent!r:.40}")
+        if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
+            raise InputError(f"max_tokens must be a whole number, not {self.max_tokens!r:.40}")
+        if self.sampling is not None and not isinstance(self.sampling, Sampling):
+            raise InputError(f"sampling must be a tether.Sampling, not {type(self.sampling).__name__}")
+        if self.json_schema is not None:
+            if not isinstance(self.json_schema, dict):
+                raise InputError(f"json_schema must be a JSON object, not {type(self.json_schema).__name__}")
+            try:
+                json.dumps(self.json_schema)
+            except (TypeError, ValueError) as exc:
+                raise InputError(f"json_schema cannot be written as JSON: {exc}") from None
         if self.kind == "math":
             self.kind = "gsm8k"
         elif self.kind == "auto":
@@ -212,13 +227,19 @@ class Router:
             from tether.routing.third_party import ThirdPartyTier
 
             tp = config.third_party
-            key = os.environ.get(tp.api_key_env) if tp.api_key_env else None
+            key = os.environ.get(tp.api_key_env, "").strip() if tp.api_key_env else None
+            if tp.api_key_env and not key:
+                raise RouterConfigError(f"third_party.api_key_env names ${tp.api_key_env}, which is not set; "
+                                        "set it, or drop api_key_env for a provider that needs no key")
             kwargs["third_party"] = ThirdPartyTier(tp.base_url, tp.model, key, retries=tp.retries)
         if "ledger" not in kwargs:
             from tether.routing.ledger import Ledger
 
             kwargs["ledger"] = Ledger(config.ledger)
-        return cls(config, **kwargs)
+        router = cls(config, **kwargs)
+        if router.private_cloud is not None or router.third_party is not None:
+            _ = router.privacy_config  # a broken privacy config fails now, not on the first cloud request
+        return router
 
     # ------------------------------------------------------------- parts
 
@@ -276,12 +297,12 @@ class Router:
         """Which off-device tier an "auto" request may use, or why none."""
         consent = self._consent(req)
         if self.private_cloud is not None:
-            if consent or not self.needs_consent(PRIVATE_CLOUD):
+            if consent is True or not self.needs_consent(PRIVATE_CLOUD):
                 return PRIVATE_CLOUD, ""
             return None, f"the private cloud needs consent and {self._no_consent(consent)}"
         tp = self.config.third_party
         if self.third_party is not None and (tp is None or tp.use_for_cloud):
-            if consent:
+            if consent is True:
                 return THIRD_PARTY, ""
             return None, f"the only cloud is a third party and {self._no_consent(consent)}"
         return None, "no private cloud or third party is configured"
@@ -479,14 +500,18 @@ class Router:
                 if escalation.tier == DEVICE:
                     notes.append(f"cascade: device answer kept ({why}), the privacy policy keeps this text here")
                 else:
-                    notes.append(f"cascade: device answer escalated ({why})")
-                    escalated = True
                     first = result
-                    result, tier, degraded, more = self._run_off_device(req, escalation, sampling)
-                    notes += more
-                    device_tokens = first.prompt_tokens + first.completion_tokens
-                    result.prompt_tokens += first.prompt_tokens
-                    result.completion_tokens += first.completion_tokens
+                    result, tier, degraded, more = self._run_off_device(req, escalation, sampling, device_answer=first)
+                    if tier == DEVICE:  # every cloud failed: the answer in hand stands, and nothing ran twice
+                        notes.append(f"cascade: escalation failed ({why}); device answer kept")
+                        notes += more
+                    else:
+                        notes.append(f"cascade: device answer escalated ({why})")
+                        notes += more
+                        escalated = True
+                        device_tokens = first.prompt_tokens + first.completion_tokens
+                        result.prompt_tokens += first.prompt_tokens
+                        result.completion_tokens += first.completion_tokens
         elif tier == DEVICE:
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
         else:
@@ -572,9 +597,11 @@ class Router:
             raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
         notes.append("answered on the device instead (degraded)")
 
-    def _run_off_device(self, req: RouteRequest, decision: Decision,
-                        sampling: Sampling) -> tuple[TierResult, str, bool, list[str]]:
-        """Pseudonymize, run on the decision's tier, restore; fall back down the tiers if one fails."""
+    def _run_off_device(self, req: RouteRequest, decision: Decision, sampling: Sampling,
+                        device_answer: TierResult | None = None) -> tuple[TierResult, str, bool, list[str]]:
+        """Pseudonymize, run on the decision's tier, restore; fall back down the tiers if one fails.
+        A cascade passes the ``device_answer`` it already has: the fallback then keeps it rather
+        than generating the same answer again."""
         notes: list[str] = []
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
@@ -586,6 +613,8 @@ class Router:
             result.text = prepared.restore(result.text)
             return result, name, False, notes
         self._give_up(decision.tier, notes)
+        if device_answer is not None:
+            return device_answer, DEVICE, True, notes
         result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
         return result, DEVICE, True, notes
 
@@ -599,7 +628,7 @@ class Router:
         consent = None
         if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
             c = self._consent(req)
-            consent = "given" if c else ("refused" if c is False else None)
+            consent = "given" if c is True else ("refused" if c is False else None)
         self.ledger.record(LedgerEntry(
             ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
             score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")), latency_ms=r.latency * 1000,

@@ -24,6 +24,7 @@ from tether.settings import http_url
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_CHARS = 200
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024  # a chat completion is far smaller; past this the provider is broken
 
 
 class _Retry(Exception):
@@ -55,17 +56,21 @@ class ThirdPartyTier:
     name = THIRD_PARTY
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, retries: int = 3,
-                 backoff: float = 0.5, max_backoff: float = 8.0, timeout: float = 60.0,
+                 backoff: float = 0.5, max_backoff: float = 8.0, timeout: float = 60.0, deadline: float = 180.0,
                  http: httpx.Client | None = None):
         if retries < 0:
             raise ValueError("retries must be >= 0")
         self.base_url = http_url(base_url, "third-party base URL")
+        if httpx.URL(self.base_url).userinfo:
+            raise RouterConfigError("the third-party base URL holds a user name or password; put the key in "
+                                    "api_key_env instead, so it never shows in a message")
         self.model = model
         self.api_key = api_key or None
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
-        self.timeout = timeout
+        self.timeout = timeout  # per read
+        self.deadline = deadline  # per attempt: a whole answer, or (streaming) the gap between two deltas
         self._own_http = http is None
         self.http = http if http is not None else httpx.Client(timeout=httpx.Timeout(timeout))
         self.last_attempts = 0
@@ -128,14 +133,23 @@ class ThirdPartyTier:
 
     @staticmethod
     def _retry_after(response: httpx.Response) -> float | None:
+        """Seconds the provider asks us to wait: ``Retry-After`` as seconds or as an HTTP date."""
         value = response.headers.get("retry-after")
         if value is None:
             return None
         try:
             seconds = float(value)
         except ValueError:
-            return None  # HTTP-date form: fall back to our own backoff
-        return max(0.0, seconds)
+            from email.utils import parsedate_to_datetime
+
+            try:
+                when = parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None  # unreadable: our own backoff
+            if when.tzinfo is None:
+                return None
+            seconds = when.timestamp() - time.time()
+        return max(0.0, seconds) if seconds == seconds else 0.0
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         if retry_after is not None:
@@ -159,7 +173,11 @@ class ThirdPartyTier:
             return
         detail = self._error_detail(status, body)
         if status in RETRY_STATUSES:
-            raise _Retry(detail, status, self._retry_after(response))
+            retry_after = self._retry_after(response)
+            if retry_after is not None and retry_after > self.max_backoff:
+                # Longer than we would ever wait: fall back now instead of hammering it
+                raise self._fail(f"{detail} (asked to retry after {retry_after:.0f} s)", status)
+            raise _Retry(detail, status, retry_after)
         raise self._fail(detail, status)
 
     def _attempts(self):
@@ -179,40 +197,61 @@ class ThirdPartyTier:
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:
         body = openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs, model=self.model)
+        prompt_chars = sum(len(m.content) for m in messages)
         start = time.perf_counter()
         last: _Retry | None = None
         for attempt in self._attempts():
             if last is not None:
                 self._wait(attempt - 1, last.retry_after)
             try:
-                response = self.http.post(self.url, json=body, headers=self._headers(stream=False))
-                self._check_status(response, response.content)
+                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=False)) as response:
+                    raw = self._read_capped(response)
+                self._check_status(response, raw)
             except httpx.UnsupportedProtocol as exc:
                 raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
             except httpx.TransportError as exc:
                 last = _Retry(self._transport_reason(exc))
                 continue
+            except httpx.HTTPError as exc:  # an undecodable body, a redirect loop: not worth a retry
+                raise self._fail(f"{type(exc).__name__} talking to {self.url}: {str(exc)[:MAX_ERROR_CHARS]}") from exc
             except _Retry as exc:
                 last = exc
                 continue
-            return self._result(response, time.perf_counter() - start)
+            return self._result(raw, response.status_code, time.perf_counter() - start, prompt_chars)
         assert last is not None
         raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
-    def _result(self, response: httpx.Response, latency: float) -> TierResult:
+    def _read_capped(self, response: httpx.Response) -> bytes:
+        """The body, within ``deadline`` seconds and ``MAX_RESPONSE_BYTES``: a provider that drips
+        bytes or sends hundreds of megabytes must not hold or swamp the device."""
+        end = time.monotonic() + self.deadline
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise self._fail(f"the provider's answer is over {MAX_RESPONSE_BYTES // 2**20} MiB", response.status_code)
+            chunks.append(chunk)
+            if time.monotonic() > end:
+                raise _Retry(f"no complete answer from {self.url} within {self.deadline:g} s")
+        return b"".join(chunks)
+
+    def _result(self, raw: bytes, status: int, latency: float, prompt_chars: int = 0) -> TierResult:
         try:
-            out = response.json()
+            out = json.loads(raw)
             choice = out["choices"][0]
             text = (choice.get("message") or {}).get("content") or ""
             if not isinstance(text, str):
                 raise TypeError(f"message content is {type(text).__name__}, not text")
             usage = out.get("usage") or {}
-            return TierResult(text, THIRD_PARTY, str(out.get("model") or self.model),
-                              _tokens(usage.get("prompt_tokens")), _tokens(usage.get("completion_tokens")),
+            # No usage block: estimate (four characters a token) rather than record a free answer
+            prompt_tokens = _tokens(usage.get("prompt_tokens")) or (max(1, prompt_chars // 4) if prompt_chars else 0)
+            completion_tokens = _tokens(usage.get("completion_tokens")) or (max(1, len(text) // 4) if text else 0)
+            return TierResult(text, THIRD_PARTY, str(out.get("model") or self.model), prompt_tokens, completion_tokens,
                               latency, str(choice.get("finish_reason") or "stop"), mean_logprob(choice))
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
             raise self._fail(f"the provider's response is not a chat completion ({type(exc).__name__}: "
-                             f"{str(exc)[:MAX_ERROR_CHARS]})", response.status_code) from exc
+                             f"{str(exc)[:MAX_ERROR_CHARS]})", status) from exc
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                info: dict[str, Any] | None = None) -> Iterator[str]:
@@ -238,6 +277,8 @@ class ThirdPartyTier:
                 if yielded:
                     raise self._fail(f"stream broke off: {self._transport_reason(exc)}") from exc
                 last = _Retry(self._transport_reason(exc))
+            except httpx.HTTPError as exc:  # an undecodable body, a redirect loop: not worth a retry
+                raise self._fail(f"{type(exc).__name__} talking to {self.url}: {str(exc)[:MAX_ERROR_CHARS]}") from exc
             except _Retry as exc:
                 if yielded:
                     raise self._fail(f"stream broke off: {exc.reason}", exc.status) from None
@@ -249,8 +290,7 @@ class ThirdPartyTier:
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             # the provider ignored "stream": the whole answer came at once
-            response.read()
-            result = self._result(response, 0.0)
+            result = self._result(self._read_capped(response), response.status_code, 0.0)
             if info is not None:
                 info.update(model=result.model, finish_reason=result.finish_reason,
                             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
@@ -258,7 +298,10 @@ class ThirdPartyTier:
                 yield result.text
             return
         finished = False
+        quiet_until = time.monotonic() + self.deadline
         for line in response.iter_lines():
+            if time.monotonic() > quiet_until:
+                raise _Retry(f"no text from {self.url} for {self.deadline:g} s")
             if not line.startswith("data:"):
                 continue  # blank separators, comments (": ping"), event:/id: fields
             data = line[5:].strip()
@@ -287,6 +330,7 @@ class ThirdPartyTier:
                 if text is not None and not isinstance(text, str):
                     raise self._fail(f"the provider sent {type(text).__name__} content in a stream event", 200)
                 if text:
+                    quiet_until = time.monotonic() + self.deadline
                     yield text
         if not finished:
             raise httpx.RemoteProtocolError("stream ended without [DONE]")
