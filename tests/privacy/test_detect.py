@@ -100,6 +100,30 @@ def test_planted_secrets_are_found(guard, entity, text, value):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("EMAIL_ADDRESS", "Unsubscribe: https://news.example.com/u?email=maria.gonzalez%40example.org&id=7",
+     "maria.gonzalez%40example.org"),
+    ("EMAIL_ADDRESS", "Write to maria.gonzalez(at)example.org", "maria.gonzalez(at)example.org"),
+    ("EMAIL_ADDRESS", "Write to maria.gonzalez [at] example [dot] org", "maria.gonzalez [at] example [dot] org"),
+    ("EMAIL_ADDRESS", "Write to maria.gonzalez @ example.org", "maria.gonzalez @ example.org"),
+    ("EMAIL_ADDRESS", "Write to maria.gonzalez@\nexample.org", "maria.gonzalez@\nexample.org"),
+    ("PERSON", "Book a call at https://calendly.com/maria-gonzalez/30min", "maria-gonzalez"),
+    ("PERSON", "My profile: https://www.linkedin.com/in/maria-gonzalez-12345", "maria-gonzalez"),
+    ("API_KEY", "Use my key sk-proj-abcdefghij\nklmnopqrstuvwxyz0123456789ABCD",
+     "sk-proj-abcdefghij\nklmnopqrstuvwxyz0123456789ABCD"),
+])
+def test_addresses_and_keys_written_to_dodge_a_filter(guard, entity, text, value):
+    """Percent-encoded, bracketed, spaced or line-wrapped emails, profile handles, wrapped keys."""
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+@pytest.mark.parametrize("text", ["We use sk-learn\nmodels and meet at 5 @ the office. Thanks @ team!",
+                                  "pip install scikit-learn; see github.com/scikit-learn/scikit-learn",
+                                  "Open https://x.com/home and https://www.facebook.com/groups/"])
+def test_look_alikes_of_those_are_left_alone(guard, text):
+    assert _found(guard, text) == {}
+
+
 def test_spans_are_sorted_non_overlapping_and_exact(guard):
     text = " ".join(t for t, _ in SAMPLES.values())
     spans = guard.detect(text)

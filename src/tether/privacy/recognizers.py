@@ -217,6 +217,10 @@ _API_KEY_PATTERNS = [
                  0.9, group="v", validate=lambda v: bool(re.search(r"\d", v) and re.search(r"[A-Za-z]", v))),
     RegexPattern("discord_bot", r"\b[MNO][A-Za-z\d_\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b", 0.95),
     RegexPattern("mailgun", r"\bkey-[0-9a-z]{32}\b", 0.95),
+    # A key a mail client or terminal wrapped over lines is still the key.
+    RegexPattern("wrapped", r"\b(?:sk-|gh[pousr]_|github_pat_|hf_|glpat-|xox[abposr]-|AIza|pypi-|npm_)"
+                 r"[A-Za-z0-9_\-]{4,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_\-]{4,})+", 1.0,
+                 validate=lambda v: len(re.sub(r"\s", "", v)) >= 24),
 ]
 
 _PASSWORD_PATTERNS = [
@@ -908,9 +912,40 @@ def private_key_recognizer() -> RegexRecognizer:
     return RegexRecognizer("PRIVATE_KEY", _PRIVATE_KEY_PATTERNS, name="private_key")
 
 
+# ---- addresses written to dodge a filter --------------------------------------------------
+
+_DOMAIN = r"[a-z0-9](?:[a-z0-9\-]{0,62})(?:\s*(?:\.|[(\[{]\s*dot\s*[)\]}]|\s+dot\s+)\s*[a-z0-9\-]{1,63})+"
+
+
+def _email_domain_ok(value: str) -> bool:
+    domain = re.split(r"%40|[(\[{]\s*at\s*[)\]}]|@", value, flags=re.I)[-1]
+    domain = re.sub(r"(?i)\s*(?:[(\[{]\s*dot\s*[)\]}]|\s+dot\s+)\s*", ".", domain)
+    return _TLD(re.sub(r"\s", "", domain)).suffix != ""
+
+
+_OBFUSCATED_EMAIL_PATTERNS = [
+    RegexPattern("percent_encoded", r"(?i)\b[\w.+\-]+%40[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.9,
+                 validate=_email_domain_ok),
+    RegexPattern("bracketed_at", rf"(?i)\b[\w.+\-]+\s*[(\[{{]\s*at\s*[)\]}}]\s*{_DOMAIN}", 0.85,
+                 validate=_email_domain_ok),
+    RegexPattern("spaced_or_wrapped_at", r"(?i)\b[\w.+\-]+(?:[ \t]*@\s*\n\s*|[ \t]+@[ \t]*|[ \t]*@[ \t]+)"
+                 r"[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.8, validate=_email_domain_ok),
+]
+
+# A profile address names its person: linkedin.com/in/<who>, calendly.com/<who>.
+_PROFILE_HANDLE = RegexPattern(
+    "profile_url", r"(?i)\b(?:(?:linkedin\.com/in|calendly\.com|cal\.com|twitter\.com|x\.com|facebook\.com|"
+    r"instagram\.com|t\.me|keybase\.io)/@?|(?:tiktok\.com|medium\.com|youtube\.com|threads\.net)/@)"
+    r"(?!(?:home|search|explore|groups|pages|events|login|signup|share|intent|hashtag|settings|help|about|watch|"
+    r"marketplace|messages|notifications|i|p|reel|stories)\b)"
+    r"(?P<v>[A-Za-z]{2,}(?:[._\-][A-Za-z]{2,}){0,3})", 0.6, group="v")  # the name part; a -12345 suffix says little
+
+
 def builtin_recognizers() -> list[EntityRecognizer]:
     """Tether's own recognizers: secrets, street addresses, dates of birth."""
     return [
+        RegexRecognizer("EMAIL_ADDRESS", _OBFUSCATED_EMAIL_PATTERNS, name="email_obfuscated"),
+        RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
         RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
         RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
         private_key_recognizer(),
