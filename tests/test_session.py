@@ -351,11 +351,11 @@ def test_changed_instructions_are_what_a_resumed_session_gets(tiny):
 
 
 def test_respond_async_takes_the_callers_cancel_event(tiny):
-    import asyncio
+    from tests.conftest import run_async  # a suite-wide loop may already run on this thread
 
     session = Session(engine=tiny)
     event = threading.Event()
-    answer = asyncio.run(session.respond_async("Say hi.", sampling=Sampling.greedy(4), cancel=event))
+    answer = run_async(session.respond_async("Say hi.", sampling=Sampling.greedy(4), cancel=event))
     assert answer.text and not event.is_set()
 
 

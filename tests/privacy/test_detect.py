@@ -117,6 +117,14 @@ def test_addresses_and_keys_written_to_dodge_a_filter(guard, entity, text, value
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
+def test_a_private_key_without_its_begin_line_is_still_a_key(guard):
+    """A search chunk can start mid-key: its body lines and END line must keep it on the device."""
+    body = "\n".join(("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + "x" * 12)[:64] for _ in range(5))
+    tail = f"{body}\n-----END PRIVATE KEY-----\nthanks"
+    assert "PRIVATE_KEY" in _found(guard, tail)
+    assert "PRIVATE_KEY" in _found(guard, f"notes\n{body}\nmore notes")
+
+
 @pytest.mark.parametrize("text", ["We use sk-learn\nmodels and meet at 5 @ the office. Thanks @ team!",
                                   "pip install scikit-learn; see github.com/scikit-learn/scikit-learn",
                                   "Open https://x.com/home and https://www.facebook.com/groups/"])

@@ -270,11 +270,27 @@ def test_records_keep_their_top_level_fields_and_alias_bombs_are_refused(index: 
     levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
     levels += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefg", "bcdefgh")]
     bomb.write_text("\n".join(levels) + "\n")  # 300 bytes that expand to 10^8 values
+    named = tmp_path / "named.yaml"  # the bomb as a record's id and title, which name it before its fields count
+    named.write_text("\n".join(levels) + "\nrecords:\n  - id: *h\n    title: *h\n    note: kept by its note\n")
     report = index.add([trip, bomb])
     assert report.added == 1 and [Path(s.path).name for s in report.skipped] == ["bomb.yaml"]
     assert "expand past" in report.skipped[0].reason
+    started = time.perf_counter()
+    index.add([named])
+    assert time.perf_counter() - started < 30
     assert top_paths(index, "HX-99812", 1, "bm25") == ["trip.json"]
     assert top_paths(index, "TP456", 1, "bm25") == ["trip.json"]
+
+
+def test_hostile_html_is_read_in_linear_time() -> None:
+    from tether.search.extract import _html_text
+
+    for hostile in ("<style>x" * 40_000, "<!--" * 40_000, '<a href="' * 40_000, "<head>" * 40_000):
+        started = time.perf_counter()
+        _html_text(hostile)
+        assert time.perf_counter() - started < 2, hostile[:10]  # quadratic took minutes at this size
+    assert _html_text("<p>Hi <!-- x --><b>Bob</b></p><script>var a;</script><STYLE>p{}</style> &amp; 3 < 4") \
+        == "Hi Bob & 3 < 4"
 
 
 def test_html_mail_is_read_once_without_markup(index: Index, tmp_path: Path) -> None:

@@ -297,6 +297,11 @@ _PRIVATE_KEY_PATTERNS = [
         1.0,
     ),
     RegexPattern("putty", r"PuTTY-User-Key-File-\d+:[\s\S]*?(?:Private-MAC: [0-9a-f]+|\Z)", 1.0),
+    # The tail of a PEM key without its BEGIN line (a search chunk cut it off, a partial paste),
+    # and a body of full-width base64 lines alone: key material even without its armour.
+    RegexPattern("pem_tail", r"(?m)(?:^[A-Za-z0-9+/=]{16,}\r?\n)*^-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----",
+                 1.0),
+    RegexPattern("key_body", r"(?m)(?:^[A-Za-z0-9+/]{60,76}\r?\n){2,}(?:^[A-Za-z0-9+/=]{1,76}$)?", 0.9),
     # a raw 32-byte key in hex after a cue: "wallet private key: 4c0883…"
     RegexPattern("hex_key", r"(?i)\b(?:private|priv|secret|signing|wallet|seed)[ _\-]?key\b[^\n]{0,20}?[:=]?[ \t]*[\"']?"
                             r"(?P<v>(?:0x)?[0-9a-fA-F]{64})\b", 0.95, group="v"),

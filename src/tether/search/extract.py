@@ -123,10 +123,47 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
     return "\n\n".join(texts)
 
 
+_HIDDEN_OPEN = re.compile(r"<(style|script|head|title|template|noscript)\b")
+
+
 def _html_text(html_source: str) -> str:
-    text = re.sub(r"(?is)<(style|script|head)\b.*?</\1\s*>", " ", html_source)
-    text = re.sub(r"(?s)<!--.*?-->|<[^>]+>", " ", text)
-    return " ".join(html.unescape(text).split())
+    """Visible text of an HTML mail, in one forward pass with str.find.
+
+    Every search starts where the last ended, so hostile mail (thousands of unclosed
+    ``<style>``, ``<!--`` or ``<a href="``) costs linear time; both backtracking regexes and
+    html.parser go quadratic on it. Like a browser, an unclosed comment, script or style
+    hides the rest; a ``<`` with no ``>`` after it is text.
+    """
+    src, low = html_source, html_source.lower()
+    out: list[str] = []
+    i, n = 0, len(src)
+    while i < n:
+        lt = src.find("<", i)
+        if lt < 0:
+            out.append(src[i:])
+            break
+        out.append(src[i:lt])
+        if src.startswith("<!--", lt):
+            end = src.find("-->", lt + 4)
+            if end < 0:
+                break
+            i = end + 3
+            continue
+        gt = src.find(">", lt + 1)
+        if gt < 0:
+            out.append(src[lt:])
+            break
+        hidden = _HIDDEN_OPEN.match(low, lt)
+        if hidden:
+            close = low.find("</" + hidden.group(1), gt + 1)
+            if close < 0:
+                break
+            gt = low.find(">", close)
+            if gt < 0:
+                break
+        out.append(" ")
+        i = gt + 1
+    return " ".join(html.unescape("".join(out)).split())
 
 
 def _mbox(path: Path, flags: list[str]) -> list[Item]:
@@ -227,6 +264,10 @@ def _pdf(raw: bytes, path: Path, flags: list[str]) -> list[Item]:
 
 # ---------------------------------------------------------------- records and notes
 
+def _scalar(value: object) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
 def _records(text: str, suffix: str, name: str) -> list[Item]:
     try:
         if suffix == ".json":
@@ -252,8 +293,10 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
     items = []
     for n, rec in enumerate(records):
         if isinstance(rec, dict):
-            key = str(rec.get("id", rec.get("id_", rec.get("uid", f"{name}#{n}"))))
-            title = str(next((rec[k] for k in ("title", "subject", "name", "filename") if rec.get(k)), ""))
+            # Only scalars name a record: a YAML alias bomb in "id" must not be expanded by str()
+            key = next((str(rec[k]) for k in ("id", "id_", "uid") if _scalar(rec.get(k))), f"{name}#{n}")
+            title = next((str(rec[k]) for k in ("title", "subject", "name", "filename")
+                          if _scalar(rec.get(k)) and rec.get(k)), "")
             body = _flatten(rec, budget=budget)
         elif isinstance(rec, list):
             key, title, body = f"{name}#{n}", "", _flatten(rec, budget=budget)
