@@ -328,3 +328,37 @@ def test_a_pdf_with_only_an_owner_password_is_read(index: Index, tmp_path: Path)
     assert report.added == 1 and [(Path(s.path).name, s.reason) for s in report.skipped] == [
         ("locked.pdf", "encrypted PDF (needs a password)")]
     assert "4417" in index.search("bank statement", 1)[0].text
+
+
+def test_library_arguments_are_checked(index: Index, tmp_path: Path) -> None:
+    from tether.errors import InputError
+
+    note = tmp_path / "n.md"
+    note.write_text("apples and pears")
+    index.add([note])
+    for bad in (dict(k=-1), dict(k=0), dict(k=2**63), dict(k=True), dict(mode="nonsense")):
+        with pytest.raises(InputError):
+            index.search("apples", **bad)
+    with pytest.raises(InputError, match="empty"):
+        index.search("   ")
+    with pytest.raises(InputError, match="list of paths"):
+        index.add(str(tmp_path))  # a string is not a list of one-character paths
+    assert top_paths(index, "apples " * 5000, 1, "hybrid") == ["n.md"]  # a pasted page is cut, not refused
+
+
+def test_a_non_utf8_folder_name_is_one_clear_error(index: Index, tmp_path: Path) -> None:
+    from tether.errors import InputError
+
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
+    odd.mkdir()
+    with pytest.raises(InputError, match="not valid UTF-8"):
+        index.add([odd])
+
+
+def test_chunking_a_huge_single_line_is_linear() -> None:
+    from tether.search.chunk import _pieces
+
+    line = "wordwordword " * 1_300_000  # 16 MiB, no sentence end: took 16 s when each cut copied the rest
+    started = time.perf_counter()
+    pieces = list(_pieces(line, 1000))
+    assert time.perf_counter() - started < 5 and max(map(len, pieces)) <= 1000

@@ -35,14 +35,18 @@ def _pieces(text: str, max_chars: int) -> Iterator[str]:
             continue
         sent_buf = ""
         for sent in _SENT.split(para):
-            while len(sent) > max_chars:  # no sentence end: hard cut, preferably at a space
-                cut = sent.rfind(" ", max_chars // 2, max_chars)
-                cut = cut if cut > 0 else max_chars
+            at = 0  # walk an offset: slicing off the rest at each cut copied it, quadratic on a long line
+            while len(sent) - at > max_chars:  # no sentence end: hard cut, preferably at a space
+                cut = sent.rfind(" ", at + max_chars // 2, at + max_chars)
+                cut = cut if cut > at else at + max_chars
                 if sent_buf:
                     yield sent_buf
                     sent_buf = ""
-                yield sent[:cut]
-                sent = sent[cut:].lstrip()
+                yield sent[at:cut]
+                at = cut
+                while at < len(sent) and sent[at].isspace():
+                    at += 1
+            sent = sent[at:]
             if sent_buf and len(sent_buf) + len(sent) + 1 > max_chars:
                 yield sent_buf
                 sent_buf = ""

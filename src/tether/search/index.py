@@ -83,6 +83,8 @@ class Index:
     def add(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False) -> IndexReport:
         """Index files and folders. A path that does not exist and is not indexed raises
         ``InputError`` before anything is written; bad files inside are skipped and reported."""
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            raise InputError("add() takes a list of paths, e.g. index.add([folder])")
         start = time.perf_counter()
         report = IndexReport()
         files: list[Path] = []
@@ -91,6 +93,8 @@ class Index:
         unreadable: list[OSError] = []
         for raw in paths:
             p = _absolute(raw)
+            if _shown(p) != str(p):  # SQLite holds UTF-8 text: such a name can be neither stored nor matched
+                raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
             if p.is_dir():
                 roots.append(p)
                 files.extend(_walk(p, unreadable.append))
@@ -104,9 +108,9 @@ class Index:
             elif self._doc_id(str(p)) is not None:
                 gone.append(str(p))
             elif p.exists():
-                raise InputError(f"{raw}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
+                raise InputError(f"{_shown(p)}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
             else:
-                raise InputError(f"{raw}: no such file or directory")
+                raise InputError(f"{_shown(p)}: no such file or directory")
         for path in gone:  # named explicitly but deleted since: it leaves the index
             self._delete(path)
             report.removed += 1
@@ -135,9 +139,11 @@ class Index:
 
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop files (or everything under folders) from the index; returns how many documents."""
+        if isinstance(paths, (str, bytes, os.PathLike)):
+            raise InputError("remove() takes a list of paths, e.g. index.remove([folder])")
         n = 0
         for raw in paths:
-            p = str(_absolute(raw))
+            p = _shown(_absolute(raw))  # a name with undecodable bytes was stored this way, if at all
             prefix = p.rstrip(os.sep) + os.sep
             for (path,) in self.con.execute("SELECT path FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
                                              (p, len(prefix), prefix)).fetchall():
@@ -247,7 +253,7 @@ class Index:
         flagged = {p: f.split(",") for p, f in con.execute("SELECT path, flags FROM documents WHERE flags != ''")}
         size = sum(Path(str(self.path) + s).stat().st_size for s in ("", "-wal") if Path(str(self.path) + s).exists())
         return IndexStatus(
-            path=str(self.path), documents=sum(by_kind.values()),
+            path=_shown(self.path), documents=sum(by_kind.values()),
             chunks=con.execute("SELECT count(*) FROM chunks").fetchone()[0], by_kind=by_kind,
             skipped=[Skipped(path=p, reason=r) for p, r in con.execute("SELECT path, reason FROM skipped ORDER BY path")],
             flagged=flagged, file_bytes=size, model=embed.MODEL_NAME)
@@ -266,6 +272,13 @@ class Index:
 
     def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
         require_unicode(text, "the query")
+        if not text.strip():
+            raise InputError("the query is empty")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InputError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
+        if mode not in ("hybrid", "bm25", "dense", "exact"):
+            raise InputError(f"unknown search mode {mode!r}; use hybrid, bm25, dense or exact")
+        text = text[:MAX_QUERY_CHARS]  # the embedder reads 512 tokens at most; a pasted book would take minutes
         if mode == "bm25":
             return q.bm25(self.con, text, k)
         qvec = embed.query(text)
@@ -275,6 +288,10 @@ class Index:
             return q.dense(self.con, self.vectors(), qvec, k)
         depth = max(k, q.FUSE_DEPTH)
         return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
+
+
+MAX_K = 1000
+MAX_QUERY_CHARS = 4000
 
 
 def embed_text(title: str, chunk: str) -> str:
