@@ -195,9 +195,11 @@ class Index:
         if st.st_size > MAX_FILE_BYTES:
             return self._skip(report, path, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
         try:
-            raw = f.read_bytes()
+            raw = _read_regular(f, MAX_FILE_BYTES)
         except OSError as exc:
             return self._skip(report, path, f"cannot read ({exc.strerror})")
+        if raw is None:  # swapped for a pipe or device after the stat above, or grown past the limit
+            return self._skip(report, path, "not a regular file (it changed while being read)")
         sha = hashlib.sha256(raw).hexdigest()
         if row and row[3] == sha:
             with self._tx():
@@ -317,6 +319,21 @@ def _absolute(raw: str | os.PathLike[str]) -> Path:
     if not os.fspath(raw).strip():
         raise InputError("an empty path was given; name a file or folder (use . for the current folder)")
     return Path(os.path.abspath(Path(raw).expanduser()))
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """The bytes of ``path`` if what gets opened is a regular file of at most ``limit`` bytes,
+    else None. Opened non-blocking and checked on the descriptor: a file swapped for a FIFO
+    between a stat and the read must not block indexing forever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            raw = f.read(limit + 1)
+        return raw if len(raw) <= limit else None
+    finally:
+        os.close(fd)
 
 
 def _shown(path: Path) -> str:
