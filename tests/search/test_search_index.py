@@ -362,3 +362,14 @@ def test_chunking_a_huge_single_line_is_linear() -> None:
     started = time.perf_counter()
     pieces = list(_pieces(line, 1000))
     assert time.perf_counter() - started < 5 and max(map(len, pieces)) <= 1000
+
+
+def test_utf16_notes_and_a_nul_in_a_charset_are_read_not_lost(index: Index, tmp_path: Path) -> None:
+    (tmp_path / "u16.txt").write_bytes(b"\xff\xfe" + "papaya notes from Windows".encode("utf-16-le"))
+    (tmp_path / "nul.eml").write_bytes(b'From: a@example.com\nSubject: Hi\nContent-Type: text/plain; '
+                                       b'charset="utf\x00-8"\n\nkiwifruit here\n')
+    report = index.add([tmp_path / "u16.txt", tmp_path / "nul.eml"])
+    assert report.added == 2 and not report.skipped
+    assert top_paths(index, "papaya", 1, "bm25") == ["u16.txt"]
+    assert top_paths(index, "kiwifruit", 1, "bm25") == ["nul.eml"]
+    assert "non-utf8" in index.status().flagged[str(tmp_path / "nul.eml")]

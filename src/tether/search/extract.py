@@ -44,6 +44,12 @@ def kind_of(path: Path) -> str | None:
 
 
 def decode(raw: bytes, flags: list[str]) -> str:
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark (Windows Notepad's "Unicode")
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError:
+            flags.append("non-utf8")
+            return raw.decode("utf-16", errors="replace")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -114,7 +120,7 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
         charset = part.get_content_charset() or "utf-8"
         try:
             text = payload.decode(charset)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeDecodeError, LookupError, ValueError):  # ValueError: a charset name with a NUL in it
             flags.append("non-utf8")
             text = payload.decode("utf-8", errors="replace")
         if part.get_content_subtype() == "html":
