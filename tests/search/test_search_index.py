@@ -373,3 +373,22 @@ def test_utf16_notes_and_a_nul_in_a_charset_are_read_not_lost(index: Index, tmp_
     assert top_paths(index, "papaya", 1, "bm25") == ["u16.txt"]
     assert top_paths(index, "kiwifruit", 1, "bm25") == ["nul.eml"]
     assert "non-utf8" in index.status().flagged[str(tmp_path / "nul.eml")]
+
+
+def test_a_file_replaced_by_a_folder_or_a_folder_by_a_symlink_leaves_no_stale_text(index: Index, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    (d / "sub").mkdir(parents=True)
+    (d / "foo.md").write_text("pineapple notes")
+    (d / "sub" / "x.md").write_text("mango notes")
+    index.add([d])
+    (d / "foo.md").unlink()
+    (d / "foo.md").mkdir()  # the file became a folder
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "x.md").write_text("other papaya")
+    (d / "sub" / "x.md").unlink()
+    (d / "sub").rmdir()
+    (d / "sub").symlink_to(elsewhere)  # the folder became a symlink, which the walk does not follow
+    report = index.add([d])
+    assert report.removed == 2
+    assert index.search("pineapple", mode="bm25") == [] and index.search("mango", mode="bm25") == []

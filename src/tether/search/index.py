@@ -127,7 +127,7 @@ class Index:
                     "SELECT path, 1 FROM documents WHERE substr(path, 1, ?) = ? "
                     "UNION ALL SELECT path, 0 FROM skipped WHERE substr(path, 1, ?) = ?",
                     (len(prefix), prefix, len(prefix), prefix)).fetchall():
-                if path not in seen and not path.startswith(tuple(hidden)) and not _exists(path):
+                if path not in seen and not path.startswith(tuple(hidden)) and not _still_there(path, root):
                     self._delete(path)
                     report.removed += indexed
         with _progress(progress, len(files)) as advance:
@@ -341,14 +341,23 @@ def _shown(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", errors="replace")
 
 
-def _exists(path: str) -> bool:
-    """False only when the file is really gone; a file we may not stat is not."""
+def _still_there(path: str, root: Path) -> bool:
+    """Whether a document the walk did not meet is still a file it could have met: False when it
+    is gone, is now a folder or pipe, or a folder on its way became a symlink (which the walk
+    does not follow); True when we may not stat it, so an unreadable file keeps its document."""
     try:
-        os.stat(path)
+        st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
     except OSError:
         return True
+    if not stat.S_ISREG(st.st_mode):
+        return False
+    parent = Path(path).parent
+    while parent != root and root in parent.parents:
+        if parent.is_symlink():
+            return False
+        parent = parent.parent
     return True
 
 
