@@ -392,3 +392,23 @@ def test_a_file_replaced_by_a_folder_or_a_folder_by_a_symlink_leaves_no_stale_te
     report = index.add([d])
     assert report.removed == 2
     assert index.search("pineapple", mode="bm25") == [] and index.search("mango", mode="bm25") == []
+
+
+def test_a_file_we_may_not_stat_keeps_its_document(index: Index, tmp_path: Path, monkeypatch) -> None:
+    """A folder that can be listed but not entered (mode 644): each stat is refused. CI runs as
+    root, where no mode refuses anything, so the refusal is injected at Path.stat."""
+    note = tmp_path / "d" / "n.md"
+    note.parent.mkdir()
+    note.write_text("guava recipe")
+    index.add([note.parent])
+    real_stat = Path.stat
+
+    def refused(self, *args, **kwargs):
+        if self == note:
+            raise PermissionError(13, "Permission denied")
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refused)
+    report = index.add([note.parent])
+    assert report.removed == 0 and "indexed text kept" in report.skipped[0].reason
+    assert top_paths(index, "guava", 1, "bm25") == ["n.md"]

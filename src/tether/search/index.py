@@ -168,12 +168,12 @@ class Index:
             self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
             self._bump()
 
-    def _skip(self, report: IndexReport, path: str, reason: str) -> None:
-        """Report ``path`` as skipped. What was indexed from it before goes: the index never
-        answers with content the file no longer has."""
+    def _skip(self, report: IndexReport, path: str, reason: str, *, keep: bool = False) -> None:
+        """Report ``path`` as skipped. What was indexed from it before goes (the index never
+        answers with content the file no longer has), unless ``keep``: we could not even look."""
         report.skipped.append(Skipped(path=path, reason=reason))
         with self._tx():
-            if self.con.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount:
+            if not keep and self.con.execute("DELETE FROM documents WHERE path=?", (path,)).rowcount:
                 self._bump()
             self.con.execute("INSERT INTO skipped(path, reason, at) VALUES (?, ?, ?) ON CONFLICT(path) DO UPDATE "
                              "SET reason=excluded.reason, at=excluded.at", (path, reason, time.time()))
@@ -184,6 +184,8 @@ class Index:
             return self._skip(report, _shown(f), "the file name is not valid UTF-8")
         try:
             st = f.stat()
+        except PermissionError as exc:  # a folder we may list but not enter: its files are not known to change
+            return self._skip(report, path, f"cannot stat ({exc.strerror}); indexed text kept", keep=True)
         except OSError as exc:
             return self._skip(report, path, f"cannot stat ({exc.strerror})")
         if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
