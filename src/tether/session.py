@@ -190,8 +190,6 @@ class Session:
         tools: Sequence[Tool] = (),
         max_tool_calls: int = 4,
     ):
-        if instructions is not None and not isinstance(instructions, str):
-            raise InputError(f"instructions must be text, not {type(instructions).__name__}")
         for name, value, low in (("max_tool_calls", max_tool_calls, 1), ("n_ctx", n_ctx, 1), ("n_threads", n_threads, 1)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
                 raise InputError(f"{name} must be a whole number >= {low}, not {value!r}")

@@ -177,8 +177,8 @@ def _sentences(text: str) -> list[str]:
 
 
 MIN_CONDENSED_BUDGET = 128  # tokens a list or table of a long text needs at least
-MAX_SUMMARY_SENTENCES = 3
-MAX_FALLBACK_ITEMS = 5  # small models ignore "two sentences"; longer output is cut, never padded
+MAX_SUMMARY_SENTENCES = 3  # small models ignore "two sentences"; longer output is cut, never padded
+MAX_FALLBACK_ITEMS = 5  # an extractive fallback: the text's opening sentences, not all of them
 
 
 def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:

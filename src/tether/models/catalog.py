@@ -29,6 +29,7 @@ from typing import Union
 import platformdirs
 
 from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
+from tether.text import require_unicode
 
 CACHE_ENV = "TETHER_CACHE_DIR"
 _CHUNK = 4 * 1024 * 1024
@@ -124,8 +125,9 @@ def resolve(name: str) -> ModelSpec:
     """Turn a catalog name, ``hf:owner/repo/file.gguf`` or a ``.gguf`` path into a spec."""
     if not isinstance(name, str) or not name.strip():
         raise UnknownModelError(str(name), list(CATALOG))
-    if "\x00" in name or any(0xD800 <= ord(c) <= 0xDFFF for c in name):
-        raise InputError(f"invalid model name {name!r}: it holds a NUL or a lone surrogate")
+    require_unicode(name, "the model name")
+    if "\x00" in name:
+        raise InputError(f"invalid model name {name!r}: it holds a NUL")
     if name in CATALOG:
         return CATALOG[name]
     if name.startswith("hf:"):

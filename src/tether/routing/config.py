@@ -46,12 +46,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tether.errors import RouterConfigError
-from tether.routing.ledger import Prices
+from tether.routing.ledger import IDENTIFIER, Prices
 
 Preference = Literal["device-only", "prefer-device", "prefer-quality"]
 CONFIG_ENV = "TETHER_ROUTER_CONFIG"
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-_FEATURE_NAME = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")  # as the router and the ledger take them
 
 
 class _Strict(BaseModel):
@@ -81,7 +80,7 @@ class PrivateCloudConfig(_Strict):
 
 class ThirdPartyConfig(_Strict):
     base_url: str
-    model: str = Field(min_length=1)
+    model: str
     api_key_env: str | None = None
     use_for_cloud: bool = False
     retries: int = Field(default=3, ge=0, le=10)
@@ -124,7 +123,7 @@ class RouterConfig(_Strict):
     @field_validator("cascade")
     @classmethod
     def _feature_names(cls, v: list[str]) -> list[str]:
-        bad = [f for f in v if not _FEATURE_NAME.fullmatch(f)]
+        bad = [f for f in v if not IDENTIFIER.fullmatch(f)]
         if bad:
             raise ValueError(f"features are lower-case names such as chat or summarize, not {bad[0]!r}")
         return v

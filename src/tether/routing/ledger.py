@@ -33,7 +33,7 @@ TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
 SCHEMA_VERSION = 1
 
 # A short identifier: room for "summarize" or "privacy.ssn", not for a sentence.
-_IDENT = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
+IDENTIFIER = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
 
 
 class TierPrice(BaseModel):
@@ -101,7 +101,7 @@ class LedgerEntry(BaseModel):
     @field_validator("feature", "reason")
     @classmethod
     def _identifier(cls, v: str) -> str:
-        if not _IDENT.fullmatch(v):
+        if not IDENTIFIER.fullmatch(v):
             raise ValueError("must be a short lowercase identifier (a-z, 0-9, _ . -; at most 48 chars), "
                              "never request text")
         return v

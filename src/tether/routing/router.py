@@ -43,11 +43,11 @@ from typing import Any, Callable, Iterator
 from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, RouterConfigError, TierUnavailableError
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
+from tether.routing.ledger import IDENTIFIER
 from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
-_FEATURE = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
 _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 _JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
 
@@ -98,7 +98,7 @@ class RouteRequest:
             self.kind, self.kind_inferred = infer_kind(self.kind_text or self.prompt), True
         if self.tier != "auto" and self.tier not in TIERS:
             raise InputError(f"unknown tier {self.tier!r}; use auto, {', '.join(TIERS)}")
-        if not _FEATURE.fullmatch(self.feature):
+        if not IDENTIFIER.fullmatch(self.feature):
             raise InputError(f"feature must be a short lowercase name (it goes into the ledger), not {self.feature[:60]!r}")
         if self.sampling is not None:
             self.max_tokens = self.sampling.max_tokens
@@ -504,14 +504,13 @@ class Router:
                     result, tier, degraded, more = self._run_off_device(req, escalation, sampling, device_answer=first)
                     if tier == DEVICE:  # every cloud failed: the answer in hand stands, and nothing ran twice
                         notes.append(f"cascade: escalation failed ({why}); device answer kept")
-                        notes += more
                     else:
                         notes.append(f"cascade: device answer escalated ({why})")
-                        notes += more
                         escalated = True
                         device_tokens = first.prompt_tokens + first.completion_tokens
                         result.prompt_tokens += first.prompt_tokens
                         result.completion_tokens += first.completion_tokens
+                    notes += more
         elif tier == DEVICE:
             result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
         else:
