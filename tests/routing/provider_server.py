@@ -10,6 +10,8 @@ Fault sequence entries (``POST /_faults`` or ``--fail``), one per chat request:
     "invalid_json" 200 with a body that is not JSON
     "cut"          stream: send one content delta, then drop the connection
     "cut_early"    stream: send only the role delta, then drop the connection
+    "stream_endless_line" / "stream_drip_line"
+                   stream: one line that never ends, sent fast (17 MiB) or a byte a tenth of a second
 """
 
 from __future__ import annotations
@@ -102,6 +104,18 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
             return JSONResponse({"choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                                               "finish_reason": "stop"}],
                                  "usage": {"prompt_tokens": usage, "completion_tokens": usage}})
+        if fault in ("stream_endless_line", "stream_drip_line") and body.get("stream"):
+            # a line that never ends: 17 MiB at full speed, or one byte a tenth of a second
+            fast = fault == "stream_endless_line"
+
+            async def endless():
+                yield b'data: {"pad": "'
+                for _ in range(17 * 16 if fast else 600):
+                    if not fast:
+                        await asyncio.sleep(0.1)
+                    yield b"x" * (65536 if fast else 1)
+
+            return StreamingResponse(endless(), media_type="text/event-stream")
         if fault in ("stream_choices_str", "stream_content_number") and body.get("stream"):
             bad = ["x"] if fault == "stream_choices_str" else [{"index": 0, "delta": {"content": 7}}]
             return StreamingResponse(iter([f"data: {json.dumps({'choices': bad})}\n\n", "data: [DONE]\n\n"]),

@@ -317,6 +317,18 @@ def test_a_broken_slow_or_huge_answer_is_the_tier_failing_within_bounds(provider
     assert time.perf_counter() - start < 10
 
 
+@pytest.mark.parametrize(("fault", "needle"), [("stream_endless_line", "stream is over 16 MiB"),
+                                               ("stream_drip_line", "no text from")])
+def test_a_stream_line_that_never_ends_is_the_tier_failing_within_bounds(provider, fault, needle):
+    """A line without a newline must not be buffered past the cap or waited on past the deadline."""
+    provider.faults([fault] * 4)
+    t = tier(provider, deadline=1.0, retries=1)
+    start = time.perf_counter()
+    with pytest.raises(TierUnavailableError, match=needle):
+        list(t.stream(MESSAGES, SAMPLING))
+    assert time.perf_counter() - start < 15
+
+
 def test_a_base_url_with_credentials_is_refused():
     with pytest.raises(RouterConfigError, match="user name or password"):
         ThirdPartyTier("https://apiuser:s3cr3t@api.example/v1", "m")

@@ -286,6 +286,25 @@ class ThirdPartyTier:
         assert last is not None
         raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
+    def _sse_lines(self, response: httpx.Response) -> Iterator[str]:
+        """The stream's lines, within ``MAX_RESPONSE_BYTES`` in all. httpx's ``iter_lines`` would buffer a
+        line that never ends without limit or deadline check, so this yields ``""`` after every read too."""
+        size = 0
+        pending = bytearray()
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise self._fail(f"the provider's stream is over {MAX_RESPONSE_BYTES // 2**20} MiB", 200)
+            pending += chunk
+            if b"\n" in chunk or b"\r" in chunk:
+                lines = bytes(pending).splitlines(keepends=True)
+                pending = bytearray(lines.pop() if not lines[-1].endswith((b"\n", b"\r")) else b"")
+                for line in lines:
+                    yield line.rstrip(b"\r\n").decode("utf-8", "replace")
+            yield ""
+        if pending:
+            yield pending.decode("utf-8", "replace")
+
     def _deltas(self, response: httpx.Response, info: dict[str, Any] | None = None) -> Iterator[str]:
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/json"):
@@ -299,7 +318,7 @@ class ThirdPartyTier:
             return
         finished = False
         quiet_until = time.monotonic() + self.deadline
-        for line in response.iter_lines():
+        for line in self._sse_lines(response):
             if time.monotonic() > quiet_until:
                 raise _Retry(f"no text from {self.url} for {self.deadline:g} s")
             if not line.startswith("data:"):
