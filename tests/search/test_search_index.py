@@ -412,3 +412,25 @@ def test_a_file_we_may_not_stat_keeps_its_document(index: Index, tmp_path: Path,
     report = index.add([note.parent])
     assert report.removed == 0 and "indexed text kept" in report.skipped[0].reason
     assert top_paths(index, "guava", 1, "bm25") == ["n.md"]
+
+
+def test_a_changed_file_embeds_only_its_new_chunks(index: Index, tmp_path: Path) -> None:
+    """An mbox that grew by one message costs one embedding, not the whole mailbox again."""
+    box = tmp_path / "inbox.mbox"
+    first = ("From a@x Mon Jan  1 00:00:00 2024\nFrom: a@x.com\nSubject: Invoice 991\n\nPlease pay invoice 991.\n\n"
+             "From b@x Mon Jan  1 00:00:00 2024\nFrom: b@x.com\nSubject: Ski trip\n\nSki trip to Zermatt in March.\n")
+    box.write_text(first)
+    assert index.add([box]).embedded == 2
+    before = dict(index.con.execute("SELECT text, vec FROM chunks").fetchall())
+    box.write_text(first + "\nFrom c@x Tue Jan  2 00:00:00 2024\nFrom: c@x.com\nSubject: Plumber\n\n"
+                           "The plumber comes on Thursday to fix the leaking kitchen tap.\n")
+    report = index.add([box])
+    assert (report.updated, report.chunks, report.embedded) == (1, 3, 1)
+    after = dict(index.con.execute("SELECT text, vec FROM chunks").fetchall())
+    assert all(after[text] == vec for text, vec in before.items())  # the kept vectors are the same bytes
+    assert index.search("who repairs the dripping faucet", 1)[0].title == "Plumber"
+    # an edited message is embedded again; its old vector is not reused for the new text
+    box.write_text(first.replace("Zermatt in March", "Chamonix in February") + "\n")
+    report = index.add([box])
+    assert (report.chunks, report.embedded) == (2, 1)
+    assert "Chamonix" in index.search("ski holiday", 1)[0].text

@@ -38,7 +38,8 @@ def add_cmd(paths: tuple[str, ...], db: str | None, as_json: bool) -> None:
         click.echo(report.model_dump_json(indent=2))
     else:
         click.echo(f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
-                   f"{report.removed} removed, {report.chunks} chunks embedded in {report.seconds:.1f} s")
+                   f"{report.removed} removed, {report.chunks} chunks ({report.embedded} embedded) "
+                   f"in {report.seconds:.1f} s")
         for path, flags in report.flagged.items():
             click.echo(f"flagged {path}: {', '.join(flags)}")
         for s in report.skipped:

@@ -40,6 +40,7 @@ class IndexReport(BaseModel):
     unchanged: int = 0
     removed: int = 0
     chunks: int = 0
+    embedded: int = 0  # chunks embedded this run; the others kept the vector they had
     skipped: list[Skipped] = Field(default_factory=list)
     flagged: dict[str, list[str]] = Field(default_factory=dict)
     seconds: float = 0.0
@@ -221,8 +222,15 @@ class Index:
             doc.flags.append("invalid-unicode")
         pieces = [(key, t[0], c[0]) for key, t, c in cleaned]
         texts = [embed_text(title, c) for _, title, c in pieces]
-        vecs = [embed.passages(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
-        stored = [v for batch in vecs for v in quant.to_stored(batch)]
+        # A changed file (a mailbox with one new message, a note with one edited paragraph) keeps
+        # the vectors of the chunks it still has: embedding is nearly all of indexing's cost.
+        known = self._known_vectors(row[0]) if row else {}
+        todo = list(dict.fromkeys(t for t in texts if t not in known))
+        for i in range(0, len(todo), EMBED_BATCH):
+            batch = todo[i:i + EMBED_BATCH]
+            known.update(zip(batch, (v.tobytes() for v in quant.to_stored(embed.passages(batch)))))
+        stored = [known[t] for t in texts]
+        report.embedded += len(todo)
         with self._tx():
             self.con.execute("DELETE FROM documents WHERE path=?", (path,))
             self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
@@ -232,7 +240,7 @@ class Index:
             doc_id = cur.lastrowid
             self.con.executemany(
                 "INSERT INTO chunks(doc_id, ord, vec, item, title, text) VALUES (?,?,?,?,?,?)",
-                [(doc_id, n, v.tobytes(), key, title, text) for n, ((key, title, text), v) in enumerate(zip(pieces, stored))])
+                [(doc_id, n, v, key, title, text) for n, ((key, title, text), v) in enumerate(zip(pieces, stored))])
             self._bump()
         if row:
             report.updated += 1
@@ -242,6 +250,10 @@ class Index:
         if doc.flags:
             report.flagged[path] = list(dict.fromkeys(doc.flags))
         return None
+
+    def _known_vectors(self, doc_id: int) -> dict[str, bytes]:
+        rows = self.con.execute("SELECT title, text, vec FROM chunks WHERE doc_id=?", (doc_id,))
+        return {embed_text(title, text): vec for title, text, vec in rows}
 
     def _bump(self) -> None:
         store.set_meta(self.con, "generation", os.urandom(8))
