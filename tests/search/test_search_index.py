@@ -434,3 +434,19 @@ def test_a_changed_file_embeds_only_its_new_chunks(index: Index, tmp_path: Path)
     report = index.add([box])
     assert (report.chunks, report.embedded) == (2, 1)
     assert "Chamonix" in index.search("ski holiday", 1)[0].text
+
+
+def test_damaged_mail_and_calendars_keep_their_text_and_are_flagged(index: Index, tmp_path: Path) -> None:
+    from tether.search.extract import extract
+
+    no_boundary = b"From: a@x.com\nSubject: Boiler\nContent-Type: multipart/mixed\n\nThe boiler service is on Friday.\n"
+    doc = extract(Path("m.eml"), no_boundary)
+    assert "boiler service is on Friday" in doc.items[0].text and doc.flags == ["malformed-mime"]
+    cut = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\nSUMMARY:Choir\nEND:VEVENT\nBEGIN:VEVENT\nUID:b\nSUMMARY:Piano lesson\nLOCATION:Hall"
+    doc = extract(Path("c.ics"), cut.encode())
+    assert [i.title for i in doc.items] == ["Choir", "Piano lesson"] and doc.flags == ["unterminated-event"]
+    (tmp_path / "c.ics").write_text(cut)
+    (tmp_path / "passport renewal.md").write_text("  \n\n \t\n")
+    report = index.add([tmp_path])
+    assert report.flagged == {str(tmp_path / "c.ics"): ["unterminated-event"]}
+    assert index.search("passport", 1)[0].title == "passport renewal"  # a blank note is found by its name

@@ -68,7 +68,7 @@ def extract(path: Path, raw: bytes) -> Extracted:
     elif suffix == ".mbox":
         items = _mbox(path, flags)
     elif kind == "calendar":
-        items = _ics(decode(raw, flags), path.name)
+        items = _ics(decode(raw, flags), path.name, flags)
     elif kind == "record":
         items = _records(decode(raw, flags), suffix, path.name)
     elif kind == "document":
@@ -112,7 +112,10 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
                 html_twins |= {id(p) for p in subs if p.get_content_type() == "text/html"}
     texts = []
     for part in parts:
-        if part.is_multipart() or part.get_content_maintype() != "text" or id(part) in html_twins:
+        malformed = not part.is_multipart() and part.get_content_maintype() == "multipart"
+        if malformed:  # "multipart" without a boundary or its lines: the body is plain text
+            flags.append("malformed-mime")
+        elif part.is_multipart() or part.get_content_maintype() != "text" or id(part) in html_twins:
             continue
         if part.get_content_disposition() == "attachment":
             continue
@@ -123,7 +126,7 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
         except (UnicodeDecodeError, LookupError, ValueError):  # ValueError: a charset name with a NUL in it
             flags.append("non-utf8")
             text = payload.decode("utf-8", errors="replace")
-        if part.get_content_subtype() == "html":
+        if part.get_content_subtype() == "html" and not malformed:
             text = _html_text(text)
         texts.append(text)
     return "\n\n".join(texts)
@@ -201,7 +204,7 @@ _ICS_FIELDS = {"SUMMARY": "title", "DESCRIPTION": "Description", "LOCATION": "Lo
 _ICS_LINE = re.compile(r'^((?:[^:"]|"[^"]*")*):(.*)$', re.S)
 
 
-def _ics(text: str, name: str) -> list[Item]:
+def _ics(text: str, name: str, flags: list[str]) -> list[Item]:
     lines = re.sub(r"\r?\n[ \t]", "", text).splitlines()  # unfold continuation lines
     if not any(line.strip().upper() == "BEGIN:VCALENDAR" for line in lines[:5]):
         raise ExtractError("not an iCalendar file (no BEGIN:VCALENDAR)")
@@ -219,11 +222,7 @@ def _ics(text: str, name: str) -> list[Item]:
         elif upper.startswith("BEGIN:VEVENT") or upper.startswith("BEGIN:VTODO"):
             event = {}
         elif (upper.startswith("END:VEVENT") or upper.startswith("END:VTODO")) and event is not None:
-            title = " ".join(event.get("title", []))
-            body = [f"{label}: {', '.join(event[label])}" for label in
-                    ("Start", "End", "Location", "Organizer", "Attendee", "Description") if label in event]
-            uid = (event.get("UID") or [f"{name}#{len(items)}"])[0]
-            items.append(Item(key=uid, title=title, text="\n".join(body)))
+            items.append(_event_item(event, name, len(items)))
             event = None
         elif event is not None and (split := _ICS_LINE.match(line)):
             prop, value = split.group(1), split.group(2)
@@ -235,7 +234,19 @@ def _ics(text: str, name: str) -> list[Item]:
                 event.setdefault("UID", []).append(value)
             elif name_ in _ICS_FIELDS:
                 event.setdefault(_ICS_FIELDS[name_], []).append(value)
+    if event is not None:  # a truncated file (a sync cut off): keep what the last event had
+        flags.append("unterminated-event")
+        if event:
+            items.append(_event_item(event, name, len(items)))
     return items
+
+
+def _event_item(event: dict[str, list[str]], name: str, n: int) -> Item:
+    title = " ".join(event.get("title", []))
+    body = [f"{label}: {', '.join(event[label])}" for label in
+            ("Start", "End", "Location", "Organizer", "Attendee", "Description") if label in event]
+    uid = (event.get("UID") or [f"{name}#{n}"])[0]
+    return Item(key=uid, title=title, text="\n".join(body))
 
 
 # ---------------------------------------------------------------- pdf

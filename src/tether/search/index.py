@@ -215,7 +215,7 @@ class Index:
             return self._skip(report, path, str(exc))
         except Exception as exc:  # a parser bug on hostile input must not stop the run
             return self._skip(report, path, f"cannot parse ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})")
-        pieces = [(it.key, it.title, c) for it in doc.items for c in chunks(it.text or it.title)]
+        pieces = [(it.key, it.title, c) for it in doc.items for c in chunks(it.text if it.text.strip() else it.title)]
         # A JSON or YAML "\ud800" escape decodes to a lone surrogate: no model or column takes it.
         cleaned = [(key, *(replace_surrogates(x) for x in (title, text))) for key, title, text in pieces]
         if any(t[1] or c[1] for _, t, c in cleaned):
