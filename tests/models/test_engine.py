@@ -168,9 +168,48 @@ def test_seeded_sampling_is_reproducible(tiny):
     assert texts[1] == texts[2]
 
 
+def test_one_seeded_request_does_not_fix_the_seed_of_later_ones(tiny):
+    """llama-cpp-python keeps the last seed: without a fresh one per request, every unseeded
+    answer after a seeded one would be the same."""
+    s = Sampling.random(1.0, max_tokens=8)
+    tiny.complete(HELLO, Sampling.random(1.0, seed=42, max_tokens=8))
+    assert len({tiny.complete(HELLO, s).text for _ in range(4)}) >= 2
+
+
+def test_penalties_and_logit_bias_change_the_answer(tiny):
+    prompt = [Message("user", "Say bye bye bye bye bye many times.")]
+    plain = tiny.complete(prompt, Sampling.greedy(20), logprobs=True)
+    penalized = tiny.complete(prompt, Sampling(max_tokens=20, frequency_penalty=2.0, presence_penalty=2.0))
+    assert penalized.text != plain.text
+    first = tiny.llm.tokenize(plain.logprobs[0].raw, add_bos=False, special=False)[0]
+    banned = tiny.complete(prompt, Sampling(max_tokens=20, logit_bias={first: -100}), logprobs=True)
+    assert banned.logprobs[0].raw != plain.logprobs[0].raw  # the greedy first token can no longer win
+    forced = tiny.complete(prompt, Sampling(max_tokens=3, logit_bias={"1000": 100}), logprobs=True)
+    assert len({lp.raw for lp in forced.logprobs}) == 1  # one token, over and over
+    with pytest.raises(InputError, match="vocabulary"):
+        tiny.complete(prompt, Sampling(max_tokens=3, logit_bias={10**7: 1}))
+    zero_p = tiny.complete(HELLO, Sampling(temperature=1.0, top_p=0.0, max_tokens=8))
+    assert zero_p.text == tiny.complete(HELLO, Sampling.greedy(8)).text  # top_p 0 keeps only the likeliest
+
+
+def test_logprobs_match_the_text_a_stop_string_cut(tiny):
+    prompt = [Message("user", "Count from 1 to 30, comma separated.")]
+    for stream in (False, True):
+        result: list[Completion] = []
+        deltas = list(tiny.stream(prompt, Sampling.greedy(60, stop=("5,",)), result=result, logprobs=True))
+        done = result[0]
+        spelled = b"".join(lp.raw for lp in done.logprobs).decode()
+        # a token that straddles the cut (" 5" before "5,") stays; none that lies wholly in the stop string
+        assert spelled.startswith(done.text) and len(spelled) < len(done.text) + len("5,")
+        assert [lp for d in deltas for lp in d.logprobs] == done.logprobs  # streamed, none is lost
+
+
 @pytest.mark.parametrize("kw", [dict(temperature=-1), dict(max_tokens=0), dict(temperature="0.5"),
                                 dict(temperature=float("inf")), dict(max_tokens=None), dict(max_tokens=2.5),
-                                dict(seed="x"), dict(top_k=True), dict(stop=(5,)), dict(stop=("",)), dict(stop=7)])
+                                dict(seed="x"), dict(top_k=True), dict(stop=(5,)), dict(stop=("",)), dict(stop=7),
+                                dict(top_p=1.5), dict(frequency_penalty=3), dict(presence_penalty=-2.5),
+                                dict(logit_bias={"x": 1}), dict(logit_bias={5: 101}), dict(logit_bias={-1: 1}),
+                                dict(logit_bias={5: True}), dict(logit_bias=7)])
 def test_sampling_rejects_invalid_values(kw):
     with pytest.raises(InputError):
         Sampling(**kw)

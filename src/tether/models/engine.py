@@ -69,12 +69,18 @@ class Sampling:
     seed: int | None = None
     max_tokens: int = 256
     stop: tuple[str, ...] = ()  # generation ends before the first of these strings
+    # OpenAI's: lower a token's logit by count × frequency_penalty + presence_penalty (over the last 64)
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, added to its logit); a dict works too
 
     def __post_init__(self) -> None:
         for name, kind, what in (("temperature", numbers.Real, "a number"), ("top_p", numbers.Real, "a number"),
                                  ("top_k", numbers.Integral, "a whole number"),
                                  ("max_tokens", numbers.Integral, "a whole number"),
-                                 ("seed", numbers.Integral, "a whole number or None")):
+                                 ("seed", numbers.Integral, "a whole number or None"),
+                                 ("frequency_penalty", numbers.Real, "a number"),
+                                 ("presence_penalty", numbers.Real, "a number")):
             value = getattr(self, name)
             if value is None and name == "seed":
                 continue
@@ -83,8 +89,20 @@ class Sampling:
             object.__setattr__(self, name, float(value) if kind is numbers.Real else int(value))
         if not 0 <= self.temperature < float("inf"):  # also NaN
             raise InputError(f"temperature must be a finite number >= 0, not {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise InputError(f"top_p must be in (0, 1], not {self.top_p}")
+        if not 0 <= self.top_p <= 1:  # 0 keeps only the most likely token: greedy, as OpenAI reads it
+            raise InputError(f"top_p must be in [0, 1], not {self.top_p}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2 <= getattr(self, name) <= 2:
+                raise InputError(f"{name} must be from -2 to 2, not {getattr(self, name)}")
+        bias = self.logit_bias.items() if isinstance(self.logit_bias, dict) else self.logit_bias
+        try:
+            pairs = tuple((int(k), v) for k, v in bias if not isinstance(k, bool) and str(k).strip().isdigit())
+        except (TypeError, ValueError):
+            pairs = None
+        if pairs is None or len(pairs) != len(tuple(bias)) or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, bool) and -100 <= v <= 100 for _, v in pairs):
+            raise InputError("logit_bias maps token ids to numbers from -100 to 100")
+        object.__setattr__(self, "logit_bias", tuple((k, float(v)) for k, v in pairs))
         if self.top_k < 0:
             raise InputError(f"top_k must be >= 0 (0: no limit), not {self.top_k}")
         if self.max_tokens < 1:
@@ -148,10 +166,11 @@ class Completion:
 
 @dataclass
 class Delta:
-    """One streamed piece of text (possibly empty while a UTF-8 char is incomplete)."""
+    """One streamed piece of text (possibly empty while a UTF-8 char is incomplete), with the
+    logprobs of the tokens that wrote it (several when text waited on a possible stop string)."""
 
     text: str
-    logprob: TokenLogprob | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass
@@ -354,6 +373,8 @@ class LlamaEngine:
         if fit_window:
             max_tokens = min(max_tokens, max(1, self.context_window - len(prompt)))
         self.check_fits(len(prompt), max_tokens)
+        if sampling.logit_bias and max(k for k, _ in sampling.logit_bias) >= self.llm.n_vocab():
+            raise InputError(f"logit_bias names a token id past {self.name}'s vocabulary ({self.llm.n_vocab()} tokens)")
         grammar = self._grammar(json_schema) if json_schema is not None else None
         return self._generate(prompt, sampling, max_tokens, grammar, logprobs or top_logprobs > 0, top_logprobs, cancel, result)
 
@@ -423,24 +444,39 @@ class LlamaEngine:
         stop = sampling.stop
         held = ""  # text withheld because it may begin a stop string
         lps: list[TokenLogprob] = []
+        held_lps: list[tuple[int, TokenLogprob]] = []  # (where its text starts in ``held``, logprob)
+
+        def release(upto: int) -> tuple[TokenLogprob, ...]:
+            """The logprobs of the tokens whose text starts before ``upto`` in ``held``, which is
+            about to go out up to there; the others move to their place in what stays held."""
+            nonlocal held_lps
+            out = tuple(lp for at, lp in held_lps if at < upto)
+            held_lps = [(at - upto, lp) for at, lp in held_lps if at >= upto]
+            lps.extend(out)
+            return out
+
         finish = "length"
         n = 0
         ttft = 0.0
         with self._lock:
             start = time.perf_counter()
-            if sampling.seed is not None:
-                self.llm.set_seed(sampling.seed)
+            # Every request sets its own seed: llama-cpp-python keeps the last one, so one seeded
+            # request would otherwise make every later "random" answer the same.
+            self.llm.set_seed(_llama_seed(sampling.seed, llama_cpp.LLAMA_DEFAULT_SEED))
             if self.isolate_requests:
                 self.llm.reset()  # evaluate the whole prompt: no prefix reuse from an earlier request
             if cancel is not None:
                 self._prefill(prompt, cancel)
             gen = self.llm.generate(
                 prompt,
-                temp=sampling.temperature,
+                temp=sampling.temperature if sampling.top_p > 0 else 0.0,
                 top_p=sampling.top_p,
                 top_k=sampling.top_k,
                 min_p=0.0,
                 repeat_penalty=1.0,
+                frequency_penalty=sampling.frequency_penalty,
+                presence_penalty=sampling.presence_penalty,
+                logits_processor=_bias_processor(sampling.logit_bias),
                 grammar=grammar,
                 reset=True,
             )
@@ -458,14 +494,16 @@ class LlamaEngine:
                     text = decoder.decode(self.llm.detokenize([token]))
                     lp = self._logprob(token, top_logprobs) if want_logprobs else None
                     if lp is not None:
-                        lps.append(lp)
+                        held_lps.append((len(held), lp))
                     if stop:
                         held += text
                         cut = min((i for i in (held.find(x) for x in stop) if i >= 0), default=-1)
                         if cut >= 0:
-                            if held[:cut]:
+                            # the tokens that spelled the stop string are not part of the answer
+                            kept = release(cut)
+                            if held[:cut] or kept:
                                 pieces.append(held[:cut])
-                                yield Delta(held[:cut], lp)
+                                yield Delta(held[:cut], kept)
                             held = ""
                             finish = "stop"
                             break
@@ -475,8 +513,9 @@ class LlamaEngine:
                             if n >= max_tokens:  # the limit holds while text waits on a possible stop
                                 break
                             continue
+                    kept = release(len(text))
                     pieces.append(text)
-                    yield Delta(text, lp)
+                    yield Delta(text, kept)
                     if cancel is not None and cancel.is_set():
                         finish = "cancelled"
                         break
@@ -491,11 +530,12 @@ class LlamaEngine:
                 gen.close()
                 if self.isolate_requests:
                     self._forget()
-            # Bytes still pending are a character the token limit cut in half: drop them, not "\ufffd".
-            tail = ("" if finish == "stop" else held)
-            if tail:
-                pieces.append(tail)
-                yield Delta(tail)
+            # Text held back for a stop string that never came is answer after all (the decoder's
+            # pending bytes, a character the token limit cut in half, are dropped, not "\ufffd").
+            if held or held_lps:
+                kept = release(len(held) + 1)
+                pieces.append(held)
+                yield Delta(held, kept)
             duration = time.perf_counter() - start
         if finish == "cancelled":
             raise GenerationCancelledError()
@@ -533,6 +573,28 @@ class LlamaEngine:
                               for raw, i in zip(top_raw, idx))
         raw = self.llm.detokenize([token])
         return TokenLogprob(raw.decode("utf-8", errors="replace"), float(logits[token]) - lse, top_items, raw, top_raw)
+
+
+def _llama_seed(seed: int | None, random_seed: int) -> int:
+    """The caller's seed as llama.cpp's uint32, or ``random_seed`` (llama.cpp draws one) for none."""
+    if seed is None:
+        return random_seed
+    seed &= 0xFFFFFFFF
+    return seed if seed != random_seed else random_seed - 1
+
+
+def _bias_processor(bias: tuple[tuple[int, float], ...]) -> Any:
+    """OpenAI's ``logit_bias`` as a llama.cpp logits processor (it runs before the grammar)."""
+    if not bias:
+        return None
+    ids = np.array([k for k, _ in bias], dtype=np.intc)
+    add = np.array([v for _, v in bias], dtype=np.single)
+
+    def apply(_input_ids: Any, scores: Any) -> Any:
+        scores[ids] += add
+        return scores
+
+    return [apply]
 
 
 def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:

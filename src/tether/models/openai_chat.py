@@ -103,7 +103,8 @@ class _ToolChoice(BaseModel):
 # OpenAI marks these nullable: an explicit null means "the default" (SDKs and frameworks send it).
 _NULL_MEANS_DEFAULT = ("temperature", "top_p", "n", "stream", "logprobs", "top_logprobs", "presence_penalty",
                        "frequency_penalty", "logit_bias", "max_tokens", "max_completion_tokens", "seed", "stop",
-                       "stream_options", "response_format", "tools", "tool_choice", "model", "user")
+                       "stream_options", "response_format", "tools", "tool_choice", "model", "user",
+                       "functions", "function_call")
 
 
 class ChatRequest(BaseModel):
@@ -115,7 +116,7 @@ class ChatRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1, strict=True)
     max_completion_tokens: int | None = Field(default=None, ge=1, strict=True)
     temperature: float = Field(default=1.0, ge=0, le=2, strict=True)
-    top_p: float = Field(default=1.0, gt=0, le=1, strict=True)
+    top_p: float = Field(default=1.0, ge=0, le=1, strict=True)
     seed: int | None = Field(default=None, strict=True)
     stop: str | list[str] | None = None
     stream: bool = Field(default=False, strict=True)
@@ -124,13 +125,15 @@ class ChatRequest(BaseModel):
     logprobs: bool = Field(default=False, strict=True)
     top_logprobs: int = Field(default=0, ge=0, le=20, strict=True)
     n: int = Field(default=1, ge=1, le=1, strict=True)
-    # Accepted and checked as OpenAI checks them; llama.cpp's sampling here does not use them.
     presence_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
-    logit_bias: dict[str, float] | None = None
+    logit_bias: dict[str, float] | None = Field(default=None, description="token id (of the model that answers) → "
+                                                "-100…100 added to its logit")
     tools: list[_ToolDef] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | _ToolChoice | None = None
     user: str | None = Field(default=None, strict=True, description="your id for the caller; echoed in the route block")
+    functions: list[Any] | None = Field(default=None, description="legacy; refused: send tools")
+    function_call: Any = Field(default=None, description="legacy; refused: send tool_choice")
     _schema_checked: bool = PrivateAttr(default=False)
 
     @field_validator("stop")
@@ -138,6 +141,14 @@ class ChatRequest(BaseModel):
     def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > 4:
             raise ValueError("at most 4 stop sequences")
+        return value
+
+    @field_validator("functions", "function_call")
+    @classmethod
+    def _legacy_functions(cls, value: Any) -> Any:
+        # Ignoring them would answer in text where the client waits for a function call.
+        if value is not None:
+            raise ValueError("the legacy functions/function_call fields are not supported; send tools and tool_choice")
         return value
 
     @field_validator("stream_options")
@@ -178,7 +189,7 @@ class ChatRequest(BaseModel):
             first = max(errors, key=lambda e: len(e["loc"]))  # the deepest: the union branch that got furthest
             # pydantic's loc names union branches ("content.str", "tool_choice.literal[...]"): drop them
             where = ".".join(str(p) for p in first["loc"] if not _is_branch(p)) or "body"
-            why = re.sub(r"a valid dictionary or instance of \w+", "a JSON object", first["msg"])
+            why = re.sub(r"a valid dictionary or instance of \w+", "a JSON object", first["msg"]).removeprefix("Value error, ")
             raise InputError(f"invalid chat request: {where}: {why}") from None
 
     def json_schema(self) -> dict[str, Any] | None:
@@ -274,7 +285,9 @@ class ChatRequest(BaseModel):
         wanted = self.max_completion_tokens or self.max_tokens or max_tokens_cap
         stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
         return Sampling(temperature=self.temperature, top_p=self.top_p, seed=self.seed,
-                        max_tokens=min(wanted, max_tokens_cap), stop=tuple(s for s in stops if s))
+                        max_tokens=min(wanted, max_tokens_cap), stop=tuple(s for s in stops if s),
+                        frequency_penalty=self.frequency_penalty, presence_penalty=self.presence_penalty,
+                        logit_bias=self.logit_bias or ())
 
     @property
     def asked_max_tokens(self) -> int | None:
@@ -412,8 +425,8 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
 
     yield chunk({"role": "assistant", "content": ""})
     for delta in deltas:
-        if delta.text or delta.logprob:
-            yield chunk({"content": delta.text}, lps=[delta.logprob] if (with_logprobs and delta.logprob) else None)
+        if delta.text or delta.logprobs:
+            yield chunk({"content": delta.text}, lps=list(delta.logprobs) if with_logprobs else None)
     done = result[0]
     yield from _stream_end(chunk({}, done.finish_reason), usage(done, decision), request, usage_out)
 

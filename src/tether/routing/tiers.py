@@ -75,6 +75,11 @@ def openai_body(messages: Sequence[Message], sampling: Sampling, *, json_schema:
         body["seed"] = sampling.seed
     if sampling.stop:
         body["stop"] = list(sampling.stop)
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(sampling, name):
+            body[name] = getattr(sampling, name)
+    if sampling.logit_bias:
+        body["logit_bias"] = {str(k): v for k, v in sampling.logit_bias}
     if json_schema is not None:
         body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema}}
     if logprobs:
