@@ -586,3 +586,43 @@ with TestClient(create_app(router, prewarm=False), base_url="http://127.0.0.1") 
         status, body = json.loads(line)
         assert status == 503 and body["error"]["code"] == "insufficient_memory", body
         assert "MiB to load" in body["error"]["message"]
+
+
+# ------------------------------------------------------------- sampling fields and edges
+
+
+def test_a_seeded_request_leaves_later_answers_random(client):
+    ask = dict(model="device", max_tokens=8, temperature=1.0, messages=[{"role": "user", "content": "One random word."}])
+    client.chat.completions.create(seed=42, **ask)
+    assert len({client.chat.completions.create(**ask).choices[0].message.content for _ in range(4)}) >= 2
+
+
+def test_penalties_logit_bias_and_top_p_zero_reach_the_model(client):
+    ask = dict(model="device", max_tokens=12, temperature=0, messages=[{"role": "user", "content": "Say bye bye bye bye."}])
+    plain = client.chat.completions.create(**ask).choices[0].message.content
+    assert client.chat.completions.create(frequency_penalty=2, presence_penalty=2, **ask).choices[0].message.content != plain
+    forced = client.chat.completions.create(logit_bias={"1000": 100}, logprobs=True, **{**ask, "max_tokens": 3})
+    assert len({t.token for t in forced.choices[0].logprobs.content}) == 1
+    assert forced.model_extra["tether"]["tier"] == "device"
+    random_ask = {**ask, "temperature": 1.5}
+    assert client.chat.completions.create(top_p=0, **random_ask).choices[0].message.content == plain
+
+
+def test_a_max_tokens_over_the_cap_says_it_was_cut(server):
+    r = chat(server, {"model": "device", "max_tokens": 5000, "messages": [{"role": "user", "content": "Hi"}]})
+    assert r.status_code == 200 and "over this gateway's cap" in r.json()["tether"]["notes"][0]
+
+
+def test_legacy_functions_and_logprobs_off_the_device_are_400s(server):
+    msgs = [{"role": "user", "content": "Hi"}]
+    err = error(chat(server, {"model": "device", "messages": msgs, "functions": [{"name": "f", "parameters": {}}]}), 400)
+    assert err["param"] == "functions" and "send tools" in err["message"]
+    err = error(chat(server, {"model": "third-party", "messages": msgs, "logprobs": True}), 400)
+    assert err["param"] == "logprobs"
+    r = chat(server, {"model": "auto", "messages": msgs, "logprobs": True, "max_tokens": 2})
+    assert r.json()["tether"]["rule"] == "logprobs" and r.json()["choices"][0]["logprobs"]["content"]
+
+
+def test_a_base_url_without_v1_is_told_so(server):
+    err = error(httpx.post(server.url + "/chat/completions", json={}, timeout=30), 404)
+    assert "did you mean /v1/chat/completions" in err["message"]

@@ -11,6 +11,7 @@ from openai import OpenAI
 
 from tests.gateway.conftest import start_server, stop_server
 from tests.routing.conftest import start_provider, stop_provider
+from tether.models.engine import DEFAULT_CONTEXT
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +166,32 @@ def test_concurrent_streams_that_fall_back_to_the_device_all_finish(setup):
     with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120, json={  # the model was released
             "model": "device", "stream": True, "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}) as r:
         assert r.status_code == 200 and "data: [DONE]" in "".join(r.iter_text())
+
+
+def test_without_degrading_a_failed_stream_is_an_http_error_and_a_prompt_that_fits_is_not_refused(tmp_path):
+    """A stream that fails before its first text gets the status a plain request gets (a client
+    can retry it); a long prompt with no max_tokens is not sent away for a budget nobody asked for."""
+    provider = start_provider(tmp_path)
+    config = tmp_path / "router.json"
+    config.write_text(json.dumps({
+        "consent": "ask", "allow_degraded": False, "cascade": [],
+        "third_party": {"base_url": provider.url, "model": "gpt-test", "retries": 0}}))
+    server = start_server(tmp_path, router_config=config)
+    try:
+        provider.faults([500] * 4)
+        with httpx.stream("POST", server.url + "/v1/chat/completions", timeout=120,
+                          headers={"X-Tether-Consent": "yes"},
+                          json={"model": "third-party", "stream": True, "max_tokens": 8,
+                                "messages": [{"role": "user", "content": "Hi"}]}) as r:
+            r.read()
+        assert r.status_code == 503 and r.json()["error"]["code"] == "tier_unavailable"
+        provider.faults([])
+        words = "word " * int(DEFAULT_CONTEXT * 0.85)  # fits the window, not beside a 1,024-token default budget
+        r = httpx.post(server.url + "/v1/chat/completions", timeout=300,
+                       json={"model": "auto", "messages": [{"role": "user", "content": words}]})
+        assert r.status_code == 200, r.text
+        assert r.json()["tether"]["tier"] == "device" and r.json()["tether"]["rule"] != "context"
+        assert provider.captured() == [] or all(c["body"].get("stream") for c in provider.captured())
+    finally:
+        stop_server(server)
+        stop_provider(provider)

@@ -20,14 +20,31 @@ from tether.cli._io import load_model, load_router
 @click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
               help="Also serve requests addressed to this host name (IP addresses and localhost always are; "
                    "other names are refused against DNS rebinding). Repeatable.")
+@click.option("--max-tokens-cap", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
+              help="Most tokens one answer may generate; a larger max_tokens is cut to it (and says so).")
+@click.option("--no-key", is_flag=True,
+              help="Serve a non-loopback --host without TETHER_GATEWAY_KEY: anyone on that network may use it.")
 def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int,
-              allow_hosts: tuple[str, ...]) -> None:
-    """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT."""
+              allow_hosts: tuple[str, ...], max_tokens_cap: int, no_key: bool) -> None:
+    """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT.
+
+    Bound to a network interface (--host 0.0.0.0), the gateway needs a key from other
+    machines: set TETHER_GATEWAY_KEY and send it as "Authorization: Bearer KEY"."""
+    import os
+
     from tether.cloud.serving import bind, run
+    from tether.errors import InputError
     from tether.gateway import create_app
+    from tether.gateway.local_only import is_loopback
+
+    key = os.environ.get("TETHER_GATEWAY_KEY") or None
+    if key is None and not no_key and not (is_loopback(host) or host == "localhost"):
+        raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
+                               "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")
 
     router = load_router(model, open_ledger=False)  # the app opens the ledger as it starts
     load_model(router.device.model)  # a bad model file is one line here, not a failed start inside uvicorn
-    app = create_app(router, max_body=max_body, max_streams=max_streams, allowed_hosts=(host, *allow_hosts))
+    app = create_app(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
+                     allowed_hosts=(host, *allow_hosts), api_key=key)
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

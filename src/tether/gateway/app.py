@@ -128,11 +128,13 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
-               max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = ()) -> Starlette:
+               max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = (),
+               api_key: str | None = None) -> Starlette:
     """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving.
 
     It answers requests whose Host is an IP address, ``localhost`` or one of ``allowed_hosts``,
-    and no browser request from another origin (see ``local_only``)."""
+    no browser request from another origin, and, with ``api_key``, no client on another
+    machine without it (see ``local_only``)."""
     router = router or Router.from_config()
     gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap)
 
@@ -149,7 +151,7 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
             gw.close()
 
     app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
-                    middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts)],
+                    middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts, api_key=api_key)],
                     exception_handlers={TetherError: handle, HTTPException: handle_http, Exception: handle}, lifespan=lifespan)
     app.state.gateway = gw
     app.state.router = router

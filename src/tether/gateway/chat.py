@@ -91,7 +91,7 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
     prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
     return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="auto", kind_text=question, feature="chat",
                         max_tokens=max_tokens, tier=tier, consent=consent, json_schema=chat.json_schema(),
-                        sampling=chat.sampling(max_tokens))
+                        sampling=chat.sampling(max_tokens), fit_window=not chat.asked_max_tokens)
 
 
 def _tool_count(chat: ChatRequest) -> int | None:
@@ -104,6 +104,21 @@ def _tool_count(chat: ChatRequest) -> int | None:
         raise GatewayError(str(exc), 400, "invalid_request", param="tools") from None
     involved = mode != "none" or any(m.role == "tool" or m.tool_calls for m in chat.messages)
     return len(specs) if involved else None
+
+
+def _device_only(chat: ChatRequest, tier: str) -> Decision | None:
+    """Requests whose answer is defined by the device model: ``logprobs`` (only the device tier
+    returns them) and ``logit_bias`` (token ids of the device model's vocabulary)."""
+    asks = [name for name, on in (("logprobs", chat.logprobs), ("logit_bias", bool(chat.logit_bias))) if on]
+    if not asks:
+        return None
+    if tier == "auto":
+        return Decision(DEVICE, asks[0], f"{' and '.join(asks)} refer to the device model's tokens, so it answers",
+                        {"asked": asks})
+    if tier != DEVICE and chat.logprobs:
+        raise GatewayError("logprobs are returned by the device tier only; use model auto or device", 400,
+                           "invalid_request", param="logprobs")
+    return None
 
 
 def sse(item: Any) -> bytes:
@@ -127,6 +142,16 @@ class _ClosingStream(StreamingResponse):
                 await self.on_close()
 
 
+def _resumed(head: Any, it: Iterator[Any]) -> Iterator[Any]:
+    """``it`` again with its first item (already read) in front; closing this closes ``it``."""
+    try:
+        if head is not _DONE:
+            yield head
+            yield from it
+    finally:
+        _close(it)
+
+
 def _close(it: Iterator[Any]) -> None:
     try:
         it.close()  # type: ignore[attr-defined]
@@ -147,9 +172,14 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     if tools is not None and tier not in ("auto", DEVICE):
         raise GatewayError("tools and tool results are handled on the device tier only; use model auto or device",
                            400, "invalid_request", param="tools")
+    pinned = _device_only(chat, tier)
     rreq = route_request(chat, tier, consent, max_tokens)
     user = body.get("user") if isinstance(body.get("user"), str) else None
     user = user[:64] if user else None
+    notes = []
+    if (chat.asked_max_tokens or 0) > gw.max_tokens_cap:
+        notes.append(f"max_tokens {chat.asked_max_tokens} is over this gateway's cap: the answer may use "
+                     f"{gw.max_tokens_cap} tokens (tether serve --max-tokens-cap)")
     if chat.stream:
         if gw.metrics.streams_open >= gw.max_streams:
             gw.metrics.streams_rejected += 1
@@ -162,11 +192,13 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         elif tools is not None:
             decision = Decision(DEVICE, "tools", "function calling runs on the device model; the client runs the "
                                 "functions, so their results stay on the device", {"tools": tools})
+        elif pinned is not None:
+            decision = pinned
         else:
             decision = await in_thread(partial(gw.router.decide, streaming=chat.stream), rreq)
         if decision.tier == DEVICE and decision.rule != "cascade":
-            return await _device(request, gw, chat, rreq, decision, model or gw.device_model, user)
-        return await _via_router(request, gw, chat, rreq, decision, user)
+            return await _device(request, gw, chat, rreq, decision, model or gw.device_model, user, notes)
+        return await _via_router(request, gw, chat, rreq, decision, user, notes)
     except BaseException:
         if chat.stream:
             gw.metrics.streams_open -= 1
@@ -174,9 +206,9 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
 
 
 async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
-                  user: str | None) -> JSONResponse | StreamingResponse:
+                  user: str | None, notes: list[str]) -> JSONResponse | StreamingResponse:
     engine = await gw.engine(model)
-    block = route_block(decision, tier=DEVICE, user=user)
+    block = route_block(decision, tier=DEVICE, user=user, notes=notes)
     headers = route_headers(block)
     cancel = threading.Event()
     start = time.perf_counter()
@@ -267,14 +299,14 @@ async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: st
 
 
 async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,
-                      user: str | None) -> JSONResponse | StreamingResponse:
+                      user: str | None, notes: list[str]) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
         cancel = threading.Event()  # stops the device's part and a private-cloud call (a third party's ends its retries)
         out: RoutedResponse = await unless_disconnected(
             request, gw, cancel, in_thread(cancellable(cancel, gw.router.respond, rreq, decision)))
         block = route_block(out.decision, tier=out.tier, degraded=out.degraded, escalated=out.escalated,
-                            notes=out.notes, user=user)
+                            notes=[*notes, *out.notes], user=user)
         body = {"id": rid, "object": "chat.completion", "created": created, "model": out.model or out.tier,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": out.text},
                              "finish_reason": out.finish_reason, "logprobs": None}],
@@ -284,7 +316,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
         return JSONResponse(body, headers=route_headers(block))
 
     routed = RoutedStream(gw.router, rreq, decision)
-    block = route_block(decision, user=user)
+    block = route_block(decision, user=user, notes=notes)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, model: str = decision.tier) -> dict[str, Any]:
         out = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -300,7 +332,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
         r = routed.response
         assert r is not None  # set once the last delta was read
         last = chunk({}, r.finish_reason, r.model or r.tier)
-        last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=r.notes, user=user)
+        last["tether"] = route_block(decision, tier=r.tier, degraded=r.degraded, notes=[*notes, *r.notes], user=user)
         yield last
         if chat.include_usage:
             yield {**last, "choices": [], "usage": {"prompt_tokens": r.prompt_tokens,
@@ -318,7 +350,18 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
     cancel = threading.Event()
     executor = ThreadPoolExecutor(1, thread_name_prefix="routed-stream", initializer=cancel_this_thread,
                                   initargs=(cancel,))
-    stream = _Stream(gw, executor, chunks(), first, cancel, finish, lambda: executor.shutdown(wait=False))
+    # The first text decides the status: a tier that fails before it (and its fallbacks) is an
+    # HTTP error the client can retry, as on the device path, not a 200 with an error event.
+    it = chunks()
+    loop = asyncio.get_running_loop()
+    try:
+        head = await unless_disconnected(request, gw, cancel, loop.run_in_executor(executor, next, it, _DONE))
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await loop.run_in_executor(executor, _close, it)
+        executor.shutdown(wait=False)
+        raise
+    stream = _Stream(gw, executor, _resumed(head, it), first, cancel, finish, lambda: executor.shutdown(wait=False))
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 

@@ -73,9 +73,15 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc)
 
 
+_V1_PATHS = ("/chat/completions", "/models", "/completions", "/embeddings")
+
+
 async def handle_http(request: Request, exc: HTTPException) -> JSONResponse:
     """Starlette's own 404/405 in the same JSON shape, so an OpenAI client sees a readable error."""
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    body = {"error": {"message": f"{request.method} {request.url.path}: {exc.detail}",
+    hint = ""
+    if exc.status_code == 404 and not request.url.path.startswith("/v1/") and request.url.path.rstrip("/") in _V1_PATHS:
+        hint = f"; did you mean /v1{request.url.path.rstrip('/')}? (a base URL ends in /v1)"
+    body = {"error": {"message": f"{request.method} {request.url.path}: {exc.detail}{hint}",
                       "type": "invalid_request_error", "code": code, "param": None}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

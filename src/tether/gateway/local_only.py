@@ -14,10 +14,15 @@ close that door:
 
 Clients that are not browsers (the ``openai`` package, curl) send no Origin and
 a literal or ``localhost`` Host, and pass.
+
+- **Key**, for a gateway bound to a network interface: with ``api_key`` set, a
+  client on another machine must send ``Authorization: Bearer <key>`` (401
+  otherwise); clients on this machine need none, as on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 from collections.abc import Iterable
@@ -46,9 +51,16 @@ def _is_ip(name: str) -> bool:
 class LocalOnly:
     """ASGI middleware: refuse (403, OpenAI-style JSON) a foreign Host or Origin before the app sees it."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = ()):
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = (), api_key: str | None = None):
         self.app = app
         self.allowed = {"localhost", *(h.lower().rstrip(".") for h in allowed_hosts)}
+        self.api_key = api_key.encode() if api_key else None
+
+    def key_ok(self, scope: Scope, headers: dict[str, str]) -> bool:
+        if self.api_key is None or is_loopback((scope.get("client") or ("",))[0]):
+            return True
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode("latin-1"), self.api_key)
 
     def host_allowed(self, name: str) -> bool:
         return bool(name) and (_is_ip(name) or name in self.allowed or name.endswith(".localhost"))
@@ -62,6 +74,10 @@ class LocalOnly:
         if not self.host_allowed(host_name(host)):
             await _refuse(send, "host_not_allowed",
                           f"Host {host!r} is not served; start the gateway with --allow-host NAME to allow it")
+            return
+        if not self.key_ok(scope, headers):
+            await _refuse(send, "invalid_api_key", "this gateway needs its key from other machines: send "
+                          "Authorization: Bearer <key> (the TETHER_GATEWAY_KEY it was started with)", status=401)
             return
         origin = headers.get("origin")
         if origin is not None and not _same_origin(origin, host, scope.get("scheme", "http")):
@@ -89,9 +105,16 @@ def _same_origin(origin: str, host: str, scheme: str) -> bool:
     return (parts.hostname == host_parts.hostname and (port or default) == (host_port or default))
 
 
-async def _refuse(send: Send, code: str, message: str) -> None:
-    body = json.dumps({"error": {"message": message, "type": "permission_error", "code": code,
-                                 "param": None}}).encode()
-    await send({"type": "http.response.start", "status": 403,
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _refuse(send: Send, code: str, message: str, status: int = 403) -> None:
+    kind = "authentication_error" if status == 401 else "permission_error"
+    body = json.dumps({"error": {"message": message, "type": kind, "code": code, "param": None}}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})

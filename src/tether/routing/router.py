@@ -48,6 +48,7 @@ from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+MIN_ANSWER_TOKENS = 256  # room the context rule keeps for an answer whose length nobody set
 _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 _JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
 
@@ -70,6 +71,9 @@ class RouteRequest:
     check: Callable[[str], bool] | None = None  # e.g. a faithfulness check; failing it escalates a cascade
     kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
     sampling: Sampling | None = None  # the caller's (temperature, top_p, seed, stop); None: greedy, max_tokens
+    # max_tokens is a default nobody asked for: on the device it shrinks to what the prompt leaves
+    # of the window, and the context rule only keeps MIN_ANSWER_TOKENS of room for it
+    fit_window: bool = False
     kind_inferred: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +81,8 @@ class RouteRequest:
             raise InputError(f"the prompt must be text, not {type(self.prompt).__name__}")
         if not self.prompt.strip():
             raise InputError("the prompt is empty")
+        if not isinstance(self.fit_window, bool):
+            raise InputError(f"fit_window is True or False, not {self.fit_window!r:.40}")
         if self.consent is not None and not isinstance(self.consent, bool):  # "no" must never read as yes
             raise InputError(f"consent is True, False or None, not {self.consent!r:.40}")
         if isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int):
@@ -366,7 +372,8 @@ class Router:
                                       "the device model does not fit in the memory free now",
                                       {"needed_mb": round(need), "available_mb": round(free),
                                        "reported": state.memory_available_mb is not None})
-        room = self.device.context_window - req.max_tokens if hasattr(self.device, "context_window") else None
+        reserve = min(req.max_tokens, MIN_ANSWER_TOKENS) if req.fit_window else req.max_tokens
+        room = self.device.context_window - reserve if hasattr(self.device, "context_window") else None
         text = (req.instructions or "") + req.prompt
         if room is not None and len(text) > room * _CHARS_PER_TOKEN_MIN:
             tokens = self.device.count_tokens(self._messages(req, req.prompt))
@@ -481,14 +488,15 @@ class Router:
         start = time.perf_counter()
         decision = decision or self.decide(req)
         sampling = req.generation()
+        device_sampling = self._fit(req, sampling)
         notes: list[str] = []
         degraded = escalated = False
         device_tokens = 0
         tier = decision.tier
 
         if tier == DEVICE and decision.rule == "cascade":
-            result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema,
-                                          logprobs=True)
+            result = self.device.complete(self._messages(req, req.prompt), device_sampling,
+                                          json_schema=req.json_schema, logprobs=True)
             cloud, why_not = self._cloud_tier(req)
             why, sampled = self._unsure(req, result, decision, cloud_missing=why_not if cloud is None else None)
             result.completion_tokens += sampled  # usage counts the samples, like reasoning tokens
@@ -512,7 +520,7 @@ class Router:
                         result.completion_tokens += first.completion_tokens
                     notes += more
         elif tier == DEVICE:
-            result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
+            result = self.device.complete(self._messages(req, req.prompt), device_sampling, json_schema=req.json_schema)
         else:
             result, tier, degraded, notes = self._run_off_device(req, decision, sampling)
 
@@ -562,6 +570,13 @@ class Router:
         if gain > tau:
             return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}", sampled
         return None, sampled
+
+    def _fit(self, req: RouteRequest, sampling: Sampling) -> Sampling:
+        """``sampling`` for the device: with ``fit_window``, its budget cut to what the prompt leaves."""
+        if not req.fit_window or not hasattr(self.device, "context_window"):
+            return sampling
+        left = self.device.context_window - self.device.count_tokens(self._messages(req, req.prompt))
+        return replace(sampling, max_tokens=max(1, min(sampling.max_tokens, left)))
 
     def _samples(self, req: RouteRequest) -> tuple[tuple[str, ...], int]:
         """``cascade_samples`` more device answers at temperature 0.7 (seeded by the prompt, so a
@@ -614,7 +629,8 @@ class Router:
         self._give_up(decision.tier, notes)
         if device_answer is not None:
             return device_answer, DEVICE, True, notes
-        result = self.device.complete(self._messages(req, req.prompt), sampling, json_schema=req.json_schema)
+        result = self.device.complete(self._messages(req, req.prompt), self._fit(req, sampling),
+                                      json_schema=req.json_schema)
         return result, DEVICE, True, notes
 
     def _record(self, req: RouteRequest, r: RoutedResponse) -> None:
@@ -703,7 +719,7 @@ class RoutedStream:
             prompt_tokens = r.device.count_tokens(messages)
             model = getattr(r.device, "model", DEVICE)
             info = {}
-            for text in r.device.stream(messages, sampling, json_schema=req.json_schema, info=info):
+            for text in r.device.stream(messages, r._fit(req, sampling), json_schema=req.json_schema, info=info):
                 pieces.append(text)
                 yield text
         prompt_tokens = int(info.get("prompt_tokens", prompt_tokens))
