@@ -108,3 +108,11 @@ def test_smart_replies_are_three_distinct_short_replies(small):
     assert len(result.replies) == 3
     assert len({r.lower() for r in result.replies}) == 3
     assert all(0 < len(r) <= 80 for r in result.replies)
+
+
+def test_smart_replies_to_a_short_question_are_replies_not_labels(small):
+    """The README's example: the replies must be messages one could send, not the prompt's labels."""
+    result = replies.smart_replies("Lunch on Friday?", model=SMALL)
+    assert not result.fallback and len(result.replies) == 3
+    assert all(len(r.split()) >= 2 for r in result.replies)
+    assert any(r.rstrip().endswith("?") for r in result.replies)  # one of them asks back

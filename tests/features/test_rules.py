@@ -183,3 +183,11 @@ def test_a_one_letter_description_still_makes_an_emoji_plan():
     from tether.features.genmoji import _words_plan
 
     assert _words_plan("a b").name == "emoji" and _words_plan("7").name == "emoji"
+
+
+def test_a_label_for_a_kind_of_reply_is_not_a_reply():
+    """Small models answer "give one accepting, one declining…" with the labels themselves."""
+    from tether.features.replies import distinct
+
+    assert distinct(["Accepting", "Declining.", "Questioning", "Sure, see you then!"]) == ["Sure, see you then!"]
+    assert distinct(["Ask: what time?", "Could we make it 2pm?"]) == ["Could we make it 2pm?"]

@@ -39,8 +39,9 @@ REPLIER = "You help the user answer messages they received. Replies are written 
 
 SMART_REPLIES = (
     "I received this message:\n\n{message}\n\n"
-    "Suggest three short, different replies I could send back: one accepting or agreeing, "
-    "one declining, one asking a question. Each reply is under 15 words."
+    "Write three short text messages I could send back, each under 15 words, as a friend would "
+    'write them: in "agree" I say yes, in "decline" I say no and give a short reason, in "ask" I ask '
+    "about a detail of the message."
 )
 
 EMOJI_DESIGNER = "You design new emoji by combining existing ones. You answer in JSON."

@@ -1,6 +1,7 @@
 """Smart replies: three short, distinct replies to a message or an email.
 
-Generation is guided by a JSON schema (exactly three strings), so the output
+Generation is guided by a JSON schema (one reply that agrees, one that declines,
+one that asks), so the output
 always parses. A reply is cut to whole sentences within MAX_REPLY_CHARS, and one
 that is cut off, blank, a duplicate or the message said back is dropped. Missing
 replies get one sampled retry that keeps the good ones; after that the gaps are
@@ -29,7 +30,15 @@ Reply = Annotated[str, StringConstraints(min_length=2, max_length=160)]
 
 
 class _ReplySchema(BaseModel):
-    replies: list[Reply] = Field(min_length=3, max_length=3)
+    # One field per kind of reply: with a bare list of three, small models answer with the
+    # prompt's own labels ("Accepting", "Declining", "Questioning").
+    agree: Reply
+    decline: Reply
+    ask: Reply
+
+    @property
+    def replies(self) -> list[str]:
+        return [self.agree, self.decline, self.ask]
 
 
 class SmartReplies(BaseModel):
@@ -46,6 +55,8 @@ MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend
 
 
 _ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
+# A label for a kind of reply, not a reply ("Accepting", "Decline.", "Question:")
+_LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*\W*$", re.IGNORECASE)
 
 
 def _key(reply: str) -> str:
@@ -66,6 +77,9 @@ def usable(reply: str, message: str = "") -> str | None:
         if end < 1:
             return None
         r = r[:end + 1]
+    if _LABEL.match(r) or r.lower().startswith(("accepting:", "declining:", "questioning:", "agree:", "decline:",
+                                                  "ask:", "question:")):
+        return None
     grams = _trigrams(r)
     if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
         return None
