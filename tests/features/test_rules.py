@@ -191,3 +191,16 @@ def test_a_label_for_a_kind_of_reply_is_not_a_reply():
 
     assert distinct(["Accepting", "Declining.", "Questioning", "Sure, see you then!"]) == ["Sure, see you then!"]
     assert distinct(["Ask: what time?", "Could we make it 2pm?"]) == ["Could we make it 2pm?"]
+
+
+def test_cleaning_a_proofread_keeps_what_the_users_text_itself_has():
+    """A lead-in, quotes or a fence the model added go; the same in the user's text are the user's words."""
+    from tether.features._common import clean_output
+    from tether.features.writing import _plausible_correction
+
+    assert clean_output("Here is the plan: we meet at 5.", "Here is teh plan: we meat at 5.") == "Here is the plan: we meet at 5."
+    assert clean_output("Summary: the budget is fine.", "Summary: the budjet is fine.") == "Summary: the budget is fine."
+    assert clean_output("Here is the corrected text: We meet at 5.", "we meat at 5.") == "We meet at 5."
+    assert clean_output('"Hello there."', '"Helo there."') == '"Hello there."'
+    assert clean_output('"Hello there."', "Helo there.") == "Hello there."
+    assert _plausible_correction("ok i go", "Okay, I go.")  # capitals are corrections, not a rewrite

@@ -27,3 +27,16 @@ def test_key_points_say_when_they_fall_back_to_the_texts_own_sentences():
     else:  # the model's own items: no number the text lacks
         assert all(set(re.findall(r"\d+", item)) <= set(re.findall(r"\d+", ARTICLE)) for item in result.items)
     assert len(result.items) < len(sentences)
+
+
+def test_a_long_document_is_proofread_a_few_paragraphs_at_a_time():
+    """2,000 words overflow one call (1.4× answer budget); by pieces they do not, and every edit
+    still points at the right span of the whole text."""
+    paragraphs = [f"Paragraph {i}. " + " ".join(f"On day {j} the team reviewd report {j} and shiped it." for j in range(12))
+                  for i in range(14)]
+    doc = "\n\n".join(paragraphs)
+    assert load(TINY).count_tokens(doc) > 2300
+    result = writing.proofread(doc, model=TINY)
+    assert result.original == doc
+    assert writing.apply_edits(doc, result.edits) == result.corrected
+    assert all(doc[e.start:e.end] == e.original for e in result.edits)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 
@@ -54,12 +55,19 @@ _PREAMBLE = re.compile(
 )
 
 
-def clean_output(text: str) -> str:
-    """Strip chatter small models add around an answer: a preamble, code fences, quotes."""
+def clean_output(text: str, source: str = "") -> str:
+    """Strip chatter small models add around an answer: a preamble, code fences, quotes. What
+    the ``source`` text itself has ("Here is the plan: …", a quoted line) is the user's, and stays."""
+    src = source.strip()
     out = text.strip()
-    out = re.sub(r"^```[a-z]*\n?|\n?```$", "", out).strip()
-    out = _PREAMBLE.sub("", out, count=1).strip()
-    if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'“”":
+    if not src.startswith("```"):
+        out = re.sub(r"^```[a-z]*\n?|\n?```$", "", out).strip()
+    preamble, own = _PREAMBLE.match(out), _PREAMBLE.match(src)
+    # the source's own lead-in, perhaps corrected ("Here is teh plan:" → "Here is the plan:"), stays
+    if preamble and not (own and difflib.SequenceMatcher(a=own.group().lower(), b=preamble.group().lower()).ratio() > 0.8):
+        out = out[preamble.end():].strip()
+    quoted = lambda t: len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”"  # noqa: E731
+    if quoted(out) and not quoted(src):
         out = out[1:-1].strip()
     return out
 

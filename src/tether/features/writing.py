@@ -71,7 +71,7 @@ def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, ret
             room = session.engine.context_window - session.token_count(prompt)
             max_tokens = max(min(max_tokens, room), MIN_CONDENSED_BUDGET)  # too little room: the window error
     sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
-    return clean_output(session.respond(prompt, sampling=sampling).text)
+    return clean_output(session.respond(prompt, sampling=sampling).text, text)
 
 
 # ----------------------------------------------------------------- proofread
@@ -107,27 +107,76 @@ def apply_edits(original: str, edits: list[Edit]) -> str:
 def _plausible_correction(original: str, corrected: str) -> bool:
     if not corrected.strip():
         return False
-    ratio = difflib.SequenceMatcher(a=original, b=corrected, autojunk=False).ratio()
+    # case-folded: capitalising "i" or a sentence start is a correction, not a rewrite
+    ratio = difflib.SequenceMatcher(a=original.casefold(), b=corrected.casefold(), autojunk=False).ratio()
     return ratio >= 0.6  # a proofread keeps most characters; lower means the model rewrote or chatted
 
 
+PROOFREAD_PIECE_TOKENS = 700  # per model call: with its 1.4× answer budget, far inside a 4,096 window
+MAX_PROOFREAD_PIECES = 16  # about 8,000 words: past that, minutes of generation for one call
+
+
 def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
+    """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
+    each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
+    was left as it was."""
     check_text(text)
     start = time.perf_counter()
-    corrected = ""
+    from tether.models.engine import load
+
+    engine = load(model)
+    out: list[str] = []
+    edits: list[Edit] = []
+    fallback = False
+    at = 0
+    pieces = _pieces(text, lambda t: engine.count_tokens(t) <= PROOFREAD_PIECE_TOKENS)
+    if len(pieces) > MAX_PROOFREAD_PIECES:
+        raise InputError(f"the text is too long to proofread at once ({len(text.split()):,} words; up to about "
+                         f"{MAX_PROOFREAD_PIECES * PROOFREAD_PIECE_TOKENS * 3 // 4:,}): proofread it in parts")
+    for piece in pieces:
+        corrected = _proofread_piece(model, piece) if piece.strip() else piece
+        if corrected is None:
+            fallback, corrected = True, piece
+        edits += [e.model_copy(update={"start": e.start + at, "end": e.end + at})
+                  for e in diff_edits(piece, corrected)]
+        out.append(corrected)
+        at += len(piece)
+    return ProofreadResult(original=text, corrected="".join(out), edits=edits, fallback=fallback, model=model,
+                           duration_s=time.perf_counter() - start)
+
+
+def _proofread_piece(model: str, text: str) -> str | None:
     for attempt in range(2):
         corrected = _ask(model, prompts.PROOFREAD, text, retry=attempt > 0)
         if _plausible_correction(text, corrected):
+            # Keep the user's surrounding whitespace; the model trims it.
+            lead = text[: len(text) - len(text.lstrip())]
+            trail = text[len(text.rstrip()):]
+            return lead + corrected.strip() + trail
+    return None
+
+
+def _pieces(text: str, fits) -> list[str]:  # noqa: ANN001 - fits: str -> bool
+    """``text`` cut into consecutive pieces that each ``fits``, at paragraph ends, else at
+    sentence ends (a sentence that alone does not fit is one piece). They join back to ``text``."""
+    if fits(text):
+        return [text]
+    for boundary in (r"(?<=\n)\s*\n", r"(?<=[.!?])\s+"):
+        cuts = [m.end() for m in re.finditer(boundary, text)]
+        units = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)]) if b > a]
+        if len(units) > 1:
             break
     else:
-        return ProofreadResult(original=text, corrected=text, edits=[], fallback=True, model=model,
-                               duration_s=time.perf_counter() - start)
-    # Keep the user's surrounding whitespace; the model trims it.
-    lead = text[: len(text) - len(text.lstrip())]
-    trail = text[len(text.rstrip()):]
-    corrected = lead + corrected.strip() + trail
-    return ProofreadResult(original=text, corrected=corrected, edits=diff_edits(text, corrected), model=model,
-                           duration_s=time.perf_counter() - start)
+        return [text]
+    pieces: list[str] = []
+    for unit in units:
+        if pieces and fits(pieces[-1] + unit):
+            pieces[-1] += unit
+        elif fits(unit):
+            pieces.append(unit)
+        else:
+            pieces += _pieces(unit, fits)
+    return pieces
 
 
 # ----------------------------------------------------------------- rewrite
