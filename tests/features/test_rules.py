@@ -204,3 +204,48 @@ def test_cleaning_a_proofread_keeps_what_the_users_text_itself_has():
     assert clean_output('"Hello there."', '"Helo there."') == '"Hello there."'
     assert clean_output('"Hello there."', "Helo there.") == "Hello there."
     assert _plausible_correction("ok i go", "Okay, I go.")  # capitals are corrections, not a rewrite
+
+
+def _flags(body: str, **kw) -> list[str]:
+    from tether.features.notifications import Notification, time_sensitivity
+
+    return time_sensitivity([Notification(app="A", title="t", body=body, timestamp="2026-01-01T10:00:00", **kw)])
+
+
+@pytest.mark.parametrize(("body", "flag"), [
+    ("G-123456 is your Google verification code.", "security code"),
+    ("Your verification code: 123-456", "security code"),
+    ("Your Microsoft security code is 123 456", "security code"),
+    ("Your one-time password is 839201", "security code"),
+    ("Ihr Bestätigungscode lautet 482913", "security code"),
+    ("€50 withdrawn from your account", "payment or bank"),
+    ("You received 50 EUR from Max", "payment or bank"),
+    ("Direct debit of 45.00 GBP to Netflix", "payment or bank"),
+    ("Zoom meeting in 30m", "meeting soon"),
+    ("Your webinar starts in 1 hour", "meeting soon"),
+])
+def test_real_alerts_in_their_usual_spellings_are_flagged(body, flag):
+    assert flag in _flags(body)
+
+
+@pytest.mark.parametrize("body", ["The area code is 0207 for London", "Dress code for the 2025 party: casual",
+                                  "Happy new year 2026 from the team!", "Try our new yoga balance class!",
+                                  "The concert was cancelled due to rain", "Don't forget to charge your phone",
+                                  "Last day of our sale: the discount expires soon!"])
+def test_everyday_words_that_look_like_alerts_are_not_flagged(body):
+    assert _flags(body) == []
+
+
+def test_repeated_messages_are_counted_in_any_window_and_a_duplicate_counts_once():
+    from tether.features.notifications import Notification, time_sensitivity
+
+    def n(minute: int, body: str, **kw) -> Notification:
+        return Notification(app="Messages", body=body, timestamp=f"2026-01-01T10:{minute:02d}:00", **kw)
+
+    late_burst = [n(0, "hi", sender="Ann"), n(50, "are you there?", sender="Ann"), n(52, "hello??", sender="Ann"),
+                  n(54, "call me", sender="Ann")]
+    assert "repeated messages from Ann" in time_sensitivity(late_burst)
+    echoed = [n(0, "hi", sender="Ann")] * 3  # one message delivered three times
+    assert time_sensitivity(echoed) == []
+    by_title = [n(m, f"msg {m}", title="Bob") for m in (1, 2, 3)]  # chat apps name the sender in the title
+    assert "repeated messages from Bob" in time_sensitivity(by_title)

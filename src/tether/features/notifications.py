@@ -142,14 +142,31 @@ def group(notifications: Iterable[Notification]) -> dict[tuple[str, str], list[N
     return stacks
 
 
+_CODE_WORD = (r"(?:(?:security|verification|login|sign-?in|confirmation|access|auth(?:entication)?|one-time|2fa|"
+              r"your|the)\s+code|one-time pass(?:word|code)|otp|passcode|pin|tan|bestätigungscode|"
+              r"sicherheitscode|code de (?:vérification|sécurité)|código|認証コード|確認コード|验证码)")
+# 4-8 digits, also grouped ("123 456", "123-456"); a year (19xx, 20xx) alone is no code
+_CODE = r"(?<![\d.,])(?!(?:19|20)\d\d(?![\d -]))\d{3,4}(?:[ -]?\d{2,4})?(?!\d|[.,]\d)"
+_AMOUNT = r"(?:[$€£¥]\s?\d|\d(?:[\d.,]*\d)?\s?(?:€|£|\$|eur|usd|gbp|chf|dollars?|euros?|pounds?)\b)"
 _RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("security code", re.compile(r"\b(?:code|otp|passcode|pin)\b\D{0,30}\b\d{4,8}\b|\b\d{4,8}\b\D{0,30}\b(?:code|otp|passcode)\b", re.I)),
+    ("security code", re.compile(rf"{_CODE_WORD}\D{{0,30}}?{_CODE}|{_CODE}\D{{0,30}}{_CODE_WORD}", re.I)),
     ("security alert", re.compile(r"\b(?:new sign-?in|login attempt|password (?:reset|changed)|suspicious|unusual activity)\b", re.I)),
-    ("payment or bank", re.compile(r"\b(?:payment|paid|charged?|transaction|withdrawal|deposit|overdraft|balance|card ending|fraud|invoice|refund)\b|[$€£]\s?\d", re.I)),
-    ("deadline", re.compile(r"\b(?:deadline|due|overdue|expires?|expiring|last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|monday|tuesday|wednesday|thursday|friday|saturday|sunday|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
-    ("meeting soon", re.compile(r"\b(?:meeting|call|standup|stand-up|appointment|interview)\b.{0,40}\b(?:in \d+\s?(?:min|minutes|mins|hour)|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|today|tomorrow)\b|\bstarts? in \d+\s?(?:min|minutes)\b", re.I)),
-    ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
+    # payment words count with an amount, or in phrases that are only about money
+    ("payment or bank", re.compile(
+        rf"\b(?:payment|paid|charged?|transaction|withdrawal|deposit|overdraft|balance|card ending|invoice|refund|"
+        rf"direct debit|kartenzahlung|zahlung|abbuchung|paiement|pago)\b.{{0,60}}{_AMOUNT}|{_AMOUNT}.{{0,60}}\b(?:"
+        rf"payment|paid|charged?|transaction|withdrawal|withdrawn|deposit|debit|refund|invoice|received|transferred|"
+        rf"spent|zahlung|kartenzahlung|abbuchung)\b|(?:received|transferred|withdrawn|spent|sent you)\W{{0,3}}{_AMOUNT}|"
+        rf"\b(?:card ending|overdraft|fraud alert|payment (?:failed|declined|due|received)|direct debit|low balance|balance is (?:low|negative|below)|insufficient funds|account overdrawn)\b|"
+        rf"\bkartenzahlung\b", re.I)),
+    ("deadline", re.compile(r"\b(?:deadline|due(?! to\b)|overdue|(?<!discount )(?<!offer )(?<!sale )expires?|expiring|"
+                            r"last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|monday|tuesday|"
+                            r"wednesday|thursday|friday|saturday|sunday|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
+    ("meeting soon", re.compile(r"\b(?:meeting|call|standup|stand-up|appointment|interview)\b.{0,40}\b(?:in \d+\s?(?:m|min|minutes|mins|h|hours?)\b|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|today|tomorrow)\b|\bstarts? in (?:\d+|an?|one)\s?(?:min|minutes|hours?)\b", re.I)),
+    ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|arrives|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
 ]
+# Sales talk: "expires", "last day" and "due" in an offer are no deadline of the user's
+_PROMOTION = re.compile(r"\b(?:sale|discount|% off|offer|deal|promo(?:tion)?|coupon|save \d+|limited time)\b", re.I)
 REPEAT_COUNT = 3
 REPEAT_WINDOW = timedelta(minutes=30)
 
@@ -158,10 +175,21 @@ def time_sensitivity(items: list[Notification]) -> list[str]:
     """Why a stack is time-sensitive (empty: it is not)."""
     text = "\n".join(f"{n.title or ''} {n.body}" for n in items)
     reasons = [name for name, rule in _RULES if rule.search(text)]
-    by_sender = Counter(n.sender for n in items if n.sender)
-    for sender, count in by_sender.items():
-        times = [n.timestamp for n in items if n.sender == sender]
-        if count >= REPEAT_COUNT and max(times) - min(times) <= REPEAT_WINDOW:
+    if "deadline" in reasons and _PROMOTION.search(text):
+        reasons.remove("deadline")
+    if "delivery" in reasons and "deadline" in reasons:  # "arrives by 8 pm" is a delivery, not a deadline
+        if not re.search(r"\b(?:deadline|due|overdue|expires?|expiring|last day|submit by)\b", text, re.I):
+            reasons.remove("deadline")
+    # Repeated: REPEAT_COUNT distinct messages from one person within any REPEAT_WINDOW (the same
+    # notification delivered twice is one message); a chat names its sender in the title.
+    by_sender: dict[str, set[tuple[datetime, str]]] = {}
+    for n in items:
+        who = n.sender or (n.title if n.thread is None and n.title else None)
+        if who:
+            by_sender.setdefault(who, set()).add((n.timestamp, n.body))
+    for sender, messages in by_sender.items():
+        times = sorted(t for t, _ in messages)
+        if any(times[i + REPEAT_COUNT - 1] - times[i] <= REPEAT_WINDOW for i in range(len(times) - REPEAT_COUNT + 1)):
             reasons.append(f"repeated messages from {sender}")
     return reasons
 
