@@ -249,3 +249,11 @@ def test_repeated_messages_are_counted_in_any_window_and_a_duplicate_counts_once
     assert time_sensitivity(echoed) == []
     by_title = [n(m, f"msg {m}", title="Bob") for m in (1, 2, 3)]  # chat apps name the sender in the title
     assert "repeated messages from Bob" in time_sensitivity(by_title)
+
+
+def test_the_faithfulness_check_accepts_contractions_and_the_times_the_prompt_showed():
+    from tether.features.notifications import Notification, unsupported_facts
+
+    n = [Notification(app="Messages", sender="Ann", body="are you coming to dinner?", timestamp="2026-01-01T18:02:00")]
+    assert unsupported_facts("Heads-up: Ann asks at 18:02 on Thursday if you're coming; I'm sure she'll wait.", n) == []
+    assert unsupported_facts("Bob says hi at 19:00.", n) == ["number 19:00", "name 'Bob'"]

@@ -219,14 +219,15 @@ _COMMON = set(
     friend friends family mom dad boss invitation invite invites event events calendar photo photos file files
     document documents link links video videos news weather flight flights ride driver store shop sale discount
     also both each either neither after before while when where who what why how about from with for to of in on at
-    by via re fwd ok okay hi hello hey thanks thank sorry good great""".split()
+    by via re fwd ok okay hi hello hey thanks thank sorry good great heads don""".split()
 ) | set(NUMBER_WORDS)  # "Three messages…": a number, checked as one, not a name
 
 
 def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     """Names, numbers, dates and times in ``summary`` that the notifications do not contain."""
+    # The prompt shows each time ("Thu 18:02"): a summary may say "at 18:02" or "on Thursday".
     source = "\n".join(
-        " ".join(filter(None, [n.app, n.sender, n.title, n.body, n.thread])) for n in items
+        " ".join(filter(None, [n.app, n.sender, n.title, n.body, n.thread, f"{n.timestamp:%A %H:%M}"])) for n in items
     )
     source_lower = source.lower()
     source_words = set(re.findall(r"[\w'’-]+", source_lower))
@@ -238,7 +239,8 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
             problems.append(f"date word {word!r}")
     for word in dict.fromkeys(_capitalised(summary)):
         low = word.lower().strip("'’-")
-        low_stem = re.sub(r"(?:'s|’s)$", "", low)
+        # "I'm", "We'll", "Heads-up": a common word with its ending, not a name
+        low_stem = re.sub(r"(?:['’](?:s|m|ll|re|ve|d|t)|-\w+)$", "", low)
         # Whole words only: "Tom" is not in "tomorrow", nor "Ann" in "planning".
         if low_stem in _COMMON or low_stem in source_words or \
                 re.search(rf"(?<!\w){re.escape(low_stem)}(?!\w)", source_lower):
