@@ -450,3 +450,15 @@ def test_damaged_mail_and_calendars_keep_their_text_and_are_flagged(index: Index
     report = index.add([tmp_path])
     assert report.flagged == {str(tmp_path / "c.ics"): ["unterminated-event"]}
     assert index.search("passport", 1)[0].title == "passport renewal"  # a blank note is found by its name
+
+
+def test_calendar_times_are_written_out_with_their_zone() -> None:
+    """A model reading "20261205T193000Z" answered "at 12:05"; the indexed text says the time plainly."""
+    from tether.search.extract import extract
+
+    ics = ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:x\nSUMMARY:Dinner\nDTSTART:20261205T193000Z\n"
+           "DTEND;TZID=Europe/Berlin:20261205T210000\nEND:VEVENT\nBEGIN:VEVENT\nUID:y\nSUMMARY:Holiday\n"
+           "DTSTART;VALUE=DATE:20261224\nEND:VEVENT\nBEGIN:VEVENT\nUID:z\nSUMMARY:Odd\nDTSTART:soon\nEND:VEVENT\nEND:VCALENDAR\n")
+    texts = [i.text for i in extract(Path("c.ics"), ics.encode()).items]
+    assert texts == ["Start: Sat 5 Dec 2026 19:30 UTC\nEnd: Sat 5 Dec 2026 21:00 Europe/Berlin",
+                     "Start: Thu 24 Dec 2026 (all day)", "Start: soon"]

@@ -230,6 +230,8 @@ def _ics(text: str, name: str, flags: list[str]) -> list[Item]:
             value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
             if name_ in ("ATTENDEE", "ORGANIZER"):
                 value = re.sub(r"^mailto:", "", value, flags=re.I)
+            if name_ in ("DTSTART", "DTEND"):
+                value = _ics_time(value, prop)
             if name_ == "UID":
                 event.setdefault("UID", []).append(value)
             elif name_ in _ICS_FIELDS:
@@ -239,6 +241,30 @@ def _ics(text: str, name: str, flags: list[str]) -> list[Item]:
         if event:
             items.append(_event_item(event, name, len(items)))
     return items
+
+
+_ICS_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})?(Z)?)?$")
+
+
+def _ics_time(value: str, prop: str) -> str:
+    """``20261205T193000Z`` as "Sat 5 Dec 2026 19:30 UTC": a model reading the raw form gets the
+    time wrong. The zone comes from ``Z`` or the TZID parameter; other values are kept as they are."""
+    from datetime import date
+
+    m = _ICS_TIME.match(value.strip())
+    if not m:
+        return value
+    y, mo, d, hh, mm, _, utc = m.groups()
+    try:
+        day = date(int(y), int(mo), int(d))
+    except ValueError:
+        return value
+    text = f"{day:%a} {day.day} {day:%b %Y}"
+    if hh is None:
+        return f"{text} (all day)"
+    zone = "UTC" if utc else next((p.split("=", 1)[1].strip('"') for p in prop.split(";")[1:]
+                                   if p.upper().startswith("TZID=")), "")
+    return f"{text} {hh}:{mm}" + (f" {zone}" if zone else "")
 
 
 def _event_item(event: dict[str, list[str]], name: str, n: int) -> Item:
