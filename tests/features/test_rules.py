@@ -256,4 +256,12 @@ def test_the_faithfulness_check_accepts_contractions_and_the_times_the_prompt_sh
 
     n = [Notification(app="Messages", sender="Ann", body="are you coming to dinner?", timestamp="2026-01-01T18:02:00")]
     assert unsupported_facts("Heads-up: Ann asks at 18:02 on Thursday if you're coming; I'm sure she'll wait.", n) == []
-    assert unsupported_facts("Bob says hi at 19:00.", n) == ["number 19:00", "name 'Bob'"]
+    assert unsupported_facts("Bob says hi at 19:00.", n) == ["number 19", "name 'Bob'"]
+
+
+def test_numbers_are_compared_as_numbers_not_as_spellings():
+    from tether.features._common import numbers_in
+
+    assert numbers_in("1. Pay $1,250 by 3:00 pm\n2. Done") == {"1250", "3"}  # list markers are no numbers
+    assert numbers_in("Pay $1250 by 3 pm") == {"1250", "3"}
+    assert numbers_in("one of them", words=False) == set() and numbers_in("one of them") == {"1"}

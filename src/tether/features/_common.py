@@ -82,8 +82,18 @@ NUMBER_WORDS = {w: str(i) for i, w in enumerate(_WORDS)} | {
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
-def numbers_in(text: str) -> set[str]:
-    """Digit runs in ``text``, plus spelled-out numbers (one to twenty, the tens, hundred…) as digits."""
-    found = {n.rstrip(".,:") for n in NUMBER.findall(text)}
-    found |= {NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
+_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
+
+
+def numbers_in(text: str, words: bool = True) -> set[str]:
+    """Digit runs in ``text`` ("1,250" as 1250, "3:00" as 3; list markers "1." are no number),
+    plus with ``words`` spelled-out numbers (one to twenty, the tens, hundred…) as digits. Words
+    count where a number may come from; not where one must be kept: "one" is also a pronoun."""
+    text = _LIST_MARKER.sub(" ", text)
+    found = set()
+    for n in NUMBER.findall(text):
+        n = re.sub(r",(?=\d{3}(?:\D|$))", "", n.rstrip(".,:"))
+        found.add(n[:-3] if re.fullmatch(r"\d{1,2}:00", n) else n)
+    if words:
+        found |= {NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
     return found

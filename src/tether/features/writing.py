@@ -188,7 +188,7 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
     start = time.perf_counter()
     task = prompts.REWRITE.format(tone=prompts.TONES[tone])
-    wanted = numbers_in(text)
+    wanted = numbers_in(text, words=False)
     out, missing = "", sorted(wanted)
     for attempt in range(2):
         out = _ask(model, task, text, retry=attempt > 0)
@@ -241,7 +241,7 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     out = ""
     for attempt in range(2):
         out = _ask(model, task, text, budget, retry=attempt > 0, fit=budget is None)
-        invented = numbers_in(out) - source_numbers
+        invented = numbers_in(out, words=False) - source_numbers
         if invented:  # a summary must not introduce numbers; retry, and refuse to show them
             out = ""
             continue
