@@ -111,6 +111,11 @@ def test_summarize_bad_input(files, name, needle):
 
 def test_summarize_missing_file(tmp_path):
     assert_one_line_error(tether("summarize", str(tmp_path / "none.json"), *TINY), "no such file")
+    assert_one_line_error(tether("summarize", str(tmp_path), *TINY), "is a directory")
+
+
+def test_summarize_reads_stdin_like_the_other_text_commands():
+    assert_one_line_error(tether("summarize", *TINY, stdin=b'[{"app": '), "invalid JSON")
 
 
 def test_bad_options_are_usage_errors():

@@ -265,3 +265,10 @@ def test_numbers_are_compared_as_numbers_not_as_spellings():
     assert numbers_in("1. Pay $1,250 by 3:00 pm\n2. Done") == {"1250", "3"}  # list markers are no numbers
     assert numbers_in("Pay $1250 by 3 pm") == {"1250", "3"}
     assert numbers_in("one of them", words=False) == set() and numbers_in("one of them") == {"1"}
+
+
+def test_a_cjk_correction_is_one_character_not_the_sentence():
+    from tether.features.writing import diff_edits
+
+    edits = diff_edits("我今天去學效上課。", "我今天去學校上課。")
+    assert [(e.original, e.replacement) for e in edits] == [("效", "校")]

@@ -24,11 +24,11 @@ def render_digest(digest: notifications.NotificationDigest) -> str:
 
 
 @cli.command("summarize")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("file", default="-")
 @model_option
 @json_option
 def summarize_cmd(file: str, model: str, as_json: bool) -> None:
-    """Summarize a JSON list of notifications into prioritized stacks."""
+    """Summarize a JSON list of notifications (FILE, or - for stdin) into prioritized stacks."""
     raw, name = read_bytes(file)
     items = notifications.parse_notifications(notifications.decode_json(raw, name))
     load_model(model)
@@ -98,7 +98,10 @@ def reply_cmd(file: str, model: str, as_json: bool) -> None:
 @model_option
 @json_option
 def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json: bool) -> None:
-    """Make a new emoji from DESCRIPTION, e.g. "a cat wearing sunglasses"."""
+    """Make a new emoji from DESCRIPTION ("a cat wearing sunglasses").
+
+    \b
+    The model plans a base and up to two extras; Unicode emoji are layered into a PNG or SVG."""
     from pathlib import Path
 
     from tether.errors import InputError

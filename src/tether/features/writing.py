@@ -76,7 +76,8 @@ def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, ret
 
 # ----------------------------------------------------------------- proofread
 
-_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+# CJK is written without spaces: each ideograph or kana is a token, so an edit is one character, not a sentence
+_TOKEN = re.compile(r"\s+|[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|\w+|[^\w\s]")
 
 
 def diff_edits(original: str, corrected: str) -> list[Edit]:
@@ -152,7 +153,10 @@ def _proofread_piece(model: str, text: str) -> str | None:
             # Keep the user's surrounding whitespace; the model trims it.
             lead = text[: len(text) - len(text.lstrip())]
             trail = text[len(text.rstrip()):]
-            return lead + corrected.strip() + trail
+            corrected = corrected.strip()
+            if "\r\n" in text:  # the model writes "\n": a Windows file must not get every line ending as an edit
+                corrected = corrected.replace("\r\n", "\n").replace("\n", "\r\n")
+            return lead + corrected + trail
     return None
 
 
