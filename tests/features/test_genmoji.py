@@ -149,3 +149,13 @@ def test_cli_bad_input_is_one_line(args, env, needle, tmp_path):
     proc = _tether("emoji", *args, "--model", TINY, env=env)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+def test_typed_emoji_are_used_and_short_or_foreign_words_do_not_match_by_accident():
+    from tether.features.genmoji import _words_plan, find_emoji
+
+    assert find_emoji("🐱") == ("🐱", "cat face")
+    plan = _words_plan("🐱 with 🕶️")
+    assert plan.base == "🐱" and [(e.thing, e.place) for e in plan.extras] == [("🕶️", "eyes")]
+    assert find_emoji("de") is None  # a two-letter word names nothing
+    assert _words_plan("un gato con gafas de sol").extras == []

@@ -105,13 +105,20 @@ def _index() -> sqlite3.Connection:
     return db
 
 
-_WORD = re.compile(r"[a-z0-9]+")
+_WORD = re.compile(r"[^\W_]+")  # Unicode letters and digits: "café" is one word, not "caf"
 _STOP = frozenset("a an the of with and in on to for wearing holding having its his her their is are".split())
 
 
 def _words(text: str) -> list[str]:
-    """Lower-case words of ``text`` that can name something (no stop words)."""
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOP]
+    """Lower-case words of ``text`` that can name something: no stop words, and none of one or
+    two letters ("de", "un" would match any name that happens to hold them)."""
+    return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) >= 3]
+
+
+def _emoji_in(text: str) -> list[str]:
+    import emoji
+
+    return [e["emoji"] for e in emoji.emoji_list(text)]
 
 
 def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | None:
@@ -120,6 +127,11 @@ def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | N
     Names carry most of the meaning, aliases some. For the base of a composition a
     "… face" emoji is preferred when one exists: faces take accessories best.
     """
+    given = _emoji_in(phrase)
+    if given:  # "🐱 with 🕶️": the emoji the user typed is the match
+        import emoji
+
+        return given[0], emoji.EMOJI_DATA.get(given[0], {}).get("en", ":emoji:").strip(":").replace("_", " ")
     words = _words(phrase)
     if not words:
         return None
@@ -232,6 +244,8 @@ def _grounded(phrase: str, description: str) -> bool:
 
 def _place(thing: str, suggested: str) -> str:
     """Wearables go where they are worn, whatever the model said; other things are held or beside."""
+    if _emoji_in(thing):  # "🕶️" is worn where "sunglasses" is
+        thing = find_emoji(thing)[1]  # type: ignore[index]
     stems = _stems(thing)
     if stems & _EYES:
         return "eyes"
@@ -258,7 +272,7 @@ def _plan(description: str, model: str) -> tuple[_Plan | None, bool]:
 def _words_plan(description: str) -> _Plan:
     """Fallback: the description's own words, the first that names an emoji as the base."""
     words = _words(description)
-    hits = [w for w in words if find_emoji(w) is not None]
+    hits = _emoji_in(description) + [w for w in words if find_emoji(w) is not None]
     base = hits[0] if hits else description[:30]
     extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]
     name = " ".join(words[:4])[:40]
