@@ -40,7 +40,7 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     key = os.environ.get("TETHER_GATEWAY_KEY") or None
     if key is None and not no_key and not (is_loopback(host) or host == "localhost"):
         raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
-                               "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")
+                         "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")
 
     router = load_router(model, open_ledger=False)  # the app opens the ledger as it starts
     load_model(router.device.model)  # a bad model file is one line here, not a failed start inside uvicorn

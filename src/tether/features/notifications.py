@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Iterable

@@ -14,7 +14,7 @@ import re
 import time
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, StringConstraints
 
 from tether.errors import InvalidOutputError
 from tether.features import prompts
@@ -56,7 +56,7 @@ MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend
 
 _ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
 # A label for a kind of reply, not a reply ("Accepting", "Decline.", "Question:")
-_LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*\W*$", re.IGNORECASE)
+_LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*(?:\W*$|:)", re.IGNORECASE)
 
 
 def _key(reply: str) -> str:
@@ -77,8 +77,7 @@ def usable(reply: str, message: str = "") -> str | None:
         if end < 1:
             return None
         r = r[:end + 1]
-    if _LABEL.match(r) or r.lower().startswith(("accepting:", "declining:", "questioning:", "agree:", "decline:",
-                                                  "ask:", "question:")):
+    if _LABEL.match(r):
         return None
     grams = _trigrams(r)
     if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
