@@ -150,3 +150,39 @@ def test_the_prober_survives_a_malformed_address_and_unknown_ids_do_not_storm_th
             assert len(fetches) <= 4  # 160 unknown ids in well under a second: a handful of refreshes
     finally:
         stop_log()
+
+
+def test_a_rejection_moves_on_to_the_next_target(nodes):
+    """A stale entry (a restarted node's old id at its URL) rejects every wrap; the next target may open it."""
+    async def reject(request):
+        return JSONResponse({"error": "rejected"}, status_code=400)
+
+    url, stop_reject = serve([Route("/v1/envelope", reject, methods=["POST"])])
+    try:
+        relay = Relay(None, {"stale": url, "other": url, "good": nodes["good"]}, probe_interval=3600)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            r = client.post("/v1/relay", json=relay_request("stale", "good"))
+            assert r.status_code == 200 and r.headers["x-tether-node"] == "good"
+            r = client.post("/v1/relay", json=relay_request("stale", "other"))
+            assert r.status_code == 400 and r.json() == {"error": "rejected"}
+            assert r.headers["x-tether-rejected"] == "stale,other"  # the device cools exactly these
+    finally:
+        stop_reject()
+
+
+def test_the_prober_calls_a_stale_entry_down_when_its_url_answers_for_another_node():
+    async def health(request):
+        return JSONResponse({"ok": True, "node_id": "new"})
+
+    url, stop_node = serve([Route("/healthz", health)])
+    try:
+        relay = Relay(None, {"old": url, "new": url}, probe_interval=0.05, cooldown=60)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            deadline = time.monotonic() + 5
+            while not relay._down_until.get("old"):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            load = client.get("/v1/relay/load").json()["nodes"]
+            assert load["old"]["healthy"] is False and load["new"]["healthy"] is True
+    finally:
+        stop_node()

@@ -28,7 +28,7 @@ import httpx
 
 from tether.cloud.attestation import MAX_ATTESTATION_AGE, check_attestation_age, unb64, verify_attestation
 from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
-from tether.cloud.relay import NODE_HEADER
+from tether.cloud.relay import NODE_HEADER, REJECTED_HEADER
 from tether.cloud.transparency import MAX_STH_AGE, LogClient
 from tether.errors import (
     AttestationError,
@@ -54,11 +54,14 @@ class VerifiedNode:
     latency_ewma: float | None = None  # seconds to first frame, as this device measured
 
     def score(self, inflight: int) -> float:
-        speed = max(self.tokens_per_second, 1.0)
+        # Self-reported speed is capped: anyone may announce a released measurement with any number,
+        # and an uncapped 9e6 would put that announcement first in every request.
+        speed = min(max(self.tokens_per_second, 1.0), MAX_ADVERTISED_SPEED)
         latency = self.latency_ewma if self.latency_ewma is not None else 0.5
         return speed / (1 + inflight) / (0.05 + latency)
 
 
+MAX_ADVERTISED_SPEED = 300.0  # tokens/s; above this, measured latency alone tells nodes apart
 MAX_RELAY_LOAD = 8  # in-flight requests the relay may report for a node, as far as choosing goes
 
 
@@ -242,7 +245,13 @@ class CloudClient:
         with self.http.stream("POST", f"{self.relay_url}/v1/relay", json=sealed.to_json()) as resp:
             if resp.status_code == 400:
                 resp.read()
-                raise NodeRejectedError("the node rejected the sealed request", status=400)
+                # Every target that answered rejected the envelope. A restarted node's stale entry or
+                # a rogue announcement at a real node's address does that; other nodes may not.
+                named = [n for n in resp.headers.get(REJECTED_HEADER, "").split(",") if n in openers]
+                for node_id in named or list(openers):
+                    exclude.add(node_id)
+                    self._cool(node_id)
+                raise _Retryable(f"{', '.join(named or openers)} rejected the sealed request", rejected=True)
             if resp.status_code != 200:
                 resp.read()
                 for n in nodes:
@@ -279,17 +288,23 @@ class CloudClient:
         body = {**body, "stream": False}
         exclude: set[str] = set()
         attempts_log: list[str] = []
+        rejections = 0
         for _ in range(self.attempts):
             try:
                 for node_id, frame in self._frames(body, exclude, attempts_log):
                     _raise_if_error(frame)
                     frame.setdefault("x_tether", {})["node"] = node_id
                     return frame
+            except NoNodeAvailableError:
+                if rejections:  # the nodes left after the rejections: name the rejections
+                    raise _give_up(attempts_log, rejections) from None
+                raise
             except _Retryable as exc:
                 attempts_log.append(str(exc))
+                rejections += exc.rejected
             except httpx.HTTPError as exc:
                 attempts_log.append(f"relay unreachable: {type(exc).__name__}")
-        raise NoNodeAvailableError(attempts_log)
+        raise _give_up(attempts_log, rejections)
 
     def _chat_streamed(self, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
         if cancel.is_set():
@@ -335,9 +350,17 @@ class CloudClient:
 
 
 class _Retryable(CloudError):
-    def __init__(self, message: str, node_id: str | None = None):
+    def __init__(self, message: str, node_id: str | None = None, *, rejected: bool = False):
         self.node_id = node_id
+        self.rejected = rejected
         super().__init__(message)
+
+
+def _give_up(attempts_log: list[str], rejections: int) -> CloudError:
+    """Every attempt rejected: the envelope itself (say, this device's clock) is the likelier fault."""
+    if rejections and rejections == len(attempts_log):
+        return NodeRejectedError(f"every node rejected the sealed request ({'; '.join(attempts_log)})", status=400)
+    return NoNodeAvailableError(attempts_log)
 
 
 def _raise_if_error(frame: dict[str, Any]) -> None:
@@ -371,6 +394,7 @@ class CloudStream:
         client = self.client
         exclude: set[str] = set()
         attempts_log: list[str] = []
+        rejections = 0
         cancel = current_cancel()
         for _ in range(client.attempts):
             if cancel is not None and cancel.is_set():
@@ -405,13 +429,18 @@ class CloudStream:
                     self.text += piece
                     yield frame
                 return
+            except NoNodeAvailableError:
+                if rejections:  # the nodes left after the rejections: name the rejections
+                    raise _give_up(attempts_log, rejections) from None
+                raise
             except _Retryable as exc:
                 attempts_log.append(str(exc))
+                rejections += exc.rejected
                 self.failovers += 1
             except httpx.HTTPError as exc:
                 attempts_log.append(f"relay unreachable: {type(exc).__name__}")
                 self.failovers += 1
-        raise NoNodeAvailableError(attempts_log)
+        raise _give_up(attempts_log, rejections)
 
 
 def _delta_text(frame: dict[str, Any]) -> str:

@@ -272,7 +272,7 @@ class Node:
                              "metrics": self.metrics.summary()})
 
     async def _health(self, request: Request) -> Response:
-        return JSONResponse({"ok": True, "inflight": self.metrics.inflight})
+        return JSONResponse({"ok": True, "node_id": self.node_id, "inflight": self.metrics.inflight})
 
     async def _envelope(self, request: Request) -> Response:
         try:

@@ -34,6 +34,7 @@ from tether.settings import http_url
 
 MAX_TARGETS = 8
 NODE_HEADER = "x-tether-node"
+REJECTED_HEADER = "x-tether-rejected"  # the targets that rejected the envelope, so the device can cool them
 LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
 MAX_LOG_RESPONSE = 8 * 1024 * 1024
 _FORCED_GAP = 0.25  # seconds between directory refreshes forced by unknown node ids
@@ -104,8 +105,12 @@ class Relay:
 
     async def _probe(self, node_id: str, url: str) -> None:
         try:
-            ok = (await self.http.get(f"{url}/healthz", timeout=1.0)).status_code == 200
-        except (httpx.HTTPError, httpx.InvalidURL):
+            resp = await self.http.get(f"{url}/healthz", timeout=1.0)
+            ok = resp.status_code == 200
+            if ok:  # a restarted node (new id, same URL) leaves a stale entry that answers for someone else
+                said = resp.json().get("node_id")
+                ok = said is None or said == node_id
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError):
             ok = False
         if ok:
             self._down_until.pop(node_id, None)
@@ -171,6 +176,7 @@ class Relay:
             return JSONResponse({"error": "malformed relay request"}, status_code=400)
 
         tried = 0
+        rejected: list[str] = []
         now = time.monotonic()
         # Healthy targets first, in the device's order; nodes in cooldown only as a last resort.
         ordered = sorted(targets, key=lambda t: self._down_until.get(t["node"], 0) > now)
@@ -189,14 +195,20 @@ class Relay:
                 continue
             if upstream.status_code != 200:
                 await upstream.aclose()  # its body is not read: a node's rejection says nothing more
-                if upstream.status_code == 400:  # the node rejected the envelope; another would too
-                    return JSONResponse({"error": "rejected"}, status_code=400)
+                if upstream.status_code == 400:
+                    # Another target may still open it: a restarted node's stale entry (new keys, same
+                    # URL), or an announcement that points at someone else's node, rejects every wrap.
+                    rejected.append(target["node"])
                 continue
             node_id = target["node"]
             self.forwarded += 1
             return StreamingResponse(self._pipe(upstream, node_id), media_type=SEALED_MEDIA_TYPE,
                                      headers={NODE_HEADER: node_id})
-        return JSONResponse({"error": "no target node reachable", "tried": tried}, status_code=503)
+        if rejected and len(rejected) == tried:  # every target that answered rejected it
+            return JSONResponse({"error": "rejected"}, status_code=400,
+                                headers={REJECTED_HEADER: ",".join(rejected)})
+        return JSONResponse({"error": "no target node reachable", "tried": tried}, status_code=503,
+                            headers={REJECTED_HEADER: ",".join(rejected)} if rejected else None)
 
     async def _pipe(self, upstream: httpx.Response, node_id: str) -> AsyncIterator[bytes]:
         self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
