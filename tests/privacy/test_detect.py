@@ -192,6 +192,29 @@ def test_numbers_written_with_unicode_spaces_or_dashes(guard, entity, text, valu
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("API_KEY", "APIキーはsk-proj-abcdefghijklmnopqrstuvwxyz012345です", "sk-proj-abcdefghijklmnopqrstuvwxyz012345"),
+    ("API_KEY", "キー\u200bsk-proj-abcdefghijklmnopqrstuvwxyz012345です", "sk-proj-abcdefghijklmnopqrstuvwxyz012345"),
+    ("EMAIL_ADDRESS", "メールはtaro.yamada@example.jpです", "taro.yamada@example.jp"),
+    ("IP_ADDRESS", "IPは203.0.113.45です", "203.0.113.45"),
+    ("PHONE_NUMBER", "我的电话是13800138000。", "13800138000"),
+    ("PHONE_NUMBER", "我的手机号是138 0013 8000，谢谢", "138 0013 8000"),
+    ("CREDIT_CARD", "카드번호는4539148803436467입니다", "4539148803436467"),
+    ("EMAIL_ADDRESS", "อีเมลsomchai.j@example.co.thค่ะ", "somchai.j@example.co.th"),
+    ("PASSWORD", "密码是hunter2abc", "hunter2abc"),
+    ("PASSWORD", "パスワード：hunter2abc。", "hunter2abc"),
+    ("PASSWORD", "密码:abcdef，谢谢", "abcdef"),
+    ("PASSWORD", "비밀번호는 hunter2abc입니다", "hunter2abc"),
+])
+def test_values_written_against_cjk_or_thai_letters(guard, entity, text, value):
+    """These scripts use no spaces, so no word boundary separates the value from the letters."""
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+def test_a_cjk_password_word_without_a_colon_needs_a_password_like_value(guard):
+    assert "PASSWORD" not in _found(guard, "パスワードは変更しました")
+
+
 def _precise(guard: PrivacyGuard, text: str) -> list[tuple[str, str]]:
     return [(s.entity_type, s.text) for s in guard.detect(text, tier="device")]
 

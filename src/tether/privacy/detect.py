@@ -176,12 +176,13 @@ class Detector:
         check_text(text)
         if not text.strip():
             return []
-        original, text = text, text.translate(_SEPARATORS)
+        original, text = text, _unglued(text.translate(_SEPARATORS))
         if _INVISIBLE.search(text) or (_COMBINING.search(text) and unicodedata.normalize("NFC", text) != text):
             # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, and
             # a name typed in decomposed form ("Ju\u0308rgen", as macOS copies it) breaks at its accents:
             # detect on the text as it reads, then map each span back over the original characters.
             clean, starts, ends = _as_read(text)
+            clean = _unglued(clean)  # "キー\u200bsk-…" is glued once the space is gone
             spans = self._detect(clean, filter_false_positives, recall_first)
             return [s.model_copy(update={"start": starts[s.start], "end": ends[s.end - 1],
                                          "text": original[starts[s.start]:ends[s.end - 1]]}) for s in spans]
@@ -229,6 +230,17 @@ class Detector:
 _SEPARATORS = str.maketrans({**{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000"},
                              **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"},
                              **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}})
+# CJK, kana, Hangul and Thai are written without spaces, and regex word boundaries read their
+# letters as word characters: "メールはtaro@example.jpです" has no boundary around the address.
+# The one letter touching an ASCII letter, digit or "+" is read as a space (same length again).
+_SPACELESS = "\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_GLUED = re.compile(rf"[{_SPACELESS}](?=[A-Za-z0-9+])|(?<=[A-Za-z0-9])[{_SPACELESS}]")
+
+
+def _unglued(text: str) -> str:
+    return _GLUED.sub(" ", text) if not text.isascii() else text
+
+
 _INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
 _INVISIBLE = re.compile("[" + "".join(_INVISIBLE_CHARS) + "]")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")

@@ -239,6 +239,13 @@ _PASSWORD_PATTERNS = [
     RegexPattern("password_for", r"(?i)\b(?:password|passcode|passphrase|pin|pass|pw|pwd)[ \t]+(?:for|to|of|on|at)[ \t]+"
                                  r"[^\n:=]{1,30}?[ \t]*(?::|\bis\b)[ \t]*[\"']?(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.9,
                  group="v", validate=_looks_like_a_password),
+    # "密码：hunter2" (the full-width colon reads as ":"); "密码是hunter2", "パスワードは hunter2",
+    # "비밀번호는 hunter2" have an "is" word (a space once it touches the value) or none: the value
+    # must look like one. CJK punctuation ends the value.
+    RegexPattern("password_cjk", r"(?:密码|密碼|パスワード|비밀번호)[ \t]*[:=][ \t]*(?P<v>[^\s\"';,，。、]+)", 0.95,
+                 group="v"),
+    RegexPattern("password_cjk_is", r"(?:密码|密碼|パスワード|비밀번호)[ \t]*(?:是|为|為|は|는|은)?[ \t]*"
+                                    r"(?P<v>[^\s\"';,:=，。、]+)", 0.9, group="v", validate=_looks_like_a_password),
     # a PIN: "pin = 4821", "PIN: 4821", "pin code 4821"; LED_PIN = 18 and "pin 2024 as the year" are not
     RegexPattern("pin_assignment", r"(?i)(?<![\w])pin(?:[ _\-]?(?:code|number|no\.?))?[\"']?\s*(?:[:=#]|\bis\b)[ \t]*"
                                    r"[\"']?(?P<v>\d{4,8})\b", 0.9, group="v"),
