@@ -291,9 +291,9 @@ def test_unlogged_node_is_refused(cloud, start_service):
     cloud["services"].append(rogue)
     try:
         rogue_id = re.search(r"node (\w+) ", rogue.output()).group(1)
-        verdicts = {v.node_id: v for v in cloud["client"].refresh()}
-        assert not verdicts[rogue_id].trusted
-        assert "not a release" in verdicts[rogue_id].reason
+        # It is logged (auditable) but not listed: the directory holds released measurements only.
+        assert re.search(r"attestation logged at index (\d+)", rogue.output())
+        assert rogue_id not in {v.node_id for v in cloud["client"].refresh()}
         assert rogue_id not in {n.node_id for n in cloud["client"].nodes()}
         for _ in range(4):
             out = cloud["client"].chat(ask("Say hi.", max_tokens=4))

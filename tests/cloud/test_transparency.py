@@ -280,6 +280,7 @@ def test_directory_lists_only_live_nodes(tmp_path):
     now = [time.time()]
     log = TransparencyLog(tmp_path / "l.sqlite", tmp_path / "l.key", max_node_age=100, clock=lambda: now[0])
     try:
+        log.release(components())
         a, b = NodeIdentity(), NodeIdentity()
         att_a, att_b = attestation(a, age=10), attestation(b, age=50)
         log.announce(att_a)
@@ -292,7 +293,7 @@ def test_directory_lists_only_live_nodes(tmp_path):
         renewed = attestation(b)
         log.announce(renewed)
         assert [n["attestation"] for n in log.nodes()] == [att_a, renewed]
-        assert log.size == 3 and log.entry(2)["attestation"] == att_b  # history stays auditable
+        assert log.size == 4 and log.entry(3)["attestation"] == att_b  # history stays auditable
         assert log.tree_head()["timestamp"] == round(now[0], 3)
     finally:
         log.close()
@@ -380,15 +381,17 @@ def test_announce_refuses_stale_and_replayed_older_attestations(log, tmp_path):
     with pytest.raises(AttestationError, match="future"):
         log.announce(attestation(identity, age=-3600))
     older, newer = attestation(identity, age=60), attestation(identity, age=30)
+    log.release(components())
     log.announce(newer)
     with pytest.raises(AttestationError, match="older than this node's latest"):
         log.announce(older)  # a replay must not displace the current attestation
     assert [n["attestation"] for n in log.nodes()] == [newer]
-    assert log.size == 1
+    assert log.size == 2
 
     # Reloading the database keeps the newest attestation per node, whatever the order in the log.
     db, key = tmp_path / "order.sqlite", tmp_path / "order.key"
     first = TransparencyLog(db, key)
+    first.release(components())
     first.append({"type": "node", "attestation": newer})
     first.append({"type": "node", "attestation": older})  # written directly: announce would refuse it
     first.close()
@@ -473,6 +476,8 @@ def test_client_verifies_entries_over_http(server, tmp_path):
                       headers={"Authorization": f"Bearer {TOKEN}"})
     assert again.json() == post.json()
     att = attestation()
+    assert http.post(server.url + "/v1/log/releases", json=components(),
+                     headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     node_index = http.post(server.url + "/v1/log/nodes", json=att).json()["index"]
 
     state = tmp_path / "state.json"
@@ -724,3 +729,29 @@ def test_cli_release_and_status_against_live_server(server):
     as_json = json.loads(run_cli("log", "status", "--log", server.url, "--json").stdout)
     assert as_json["size"] == sth["size"] and as_json["releases"] == len(releases)
     assert as_json["public_key"] == server.public_key
+
+
+@pytest.mark.parametrize("hardware, why", [
+    ({"cpu": "x" * 240_000}, "bytes"),
+    ({"cpu": "x" * 300}, "over 256 characters"),
+    ({f"k{i}": 1 for i in range(40)}, "40 fields"),
+    ({"gpus": ["h100"] * 17}, "17 items"),
+    ({"nested": {"a": 1}}, "holds a dict"),
+])
+def test_announcements_are_bounded_so_the_directory_stays_small(log, hardware, why):
+    """Anyone may announce, and every relay and device reads the whole directory."""
+    identity = NodeIdentity()
+    att = make_attestation(identity, os.urandom(32), Measurement.from_components(components()),
+                           url="http://node.example:8471", model="qwen2.5-1.5b", hardware=hardware,
+                           tokens_per_second=1.0)
+    with pytest.raises(AttestationError, match=why):
+        log.announce(att)
+    assert log.size == 0
+
+
+def test_the_directory_lists_only_released_measurements(log):
+    unreleased = attestation()
+    log.announce(unreleased)  # logged, so auditable
+    assert log.nodes() == []
+    log.release(components())
+    assert [n["attestation"] for n in log.nodes()] == [unreleased]

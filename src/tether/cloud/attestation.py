@@ -212,7 +212,40 @@ _FIELDS: dict[str, tuple[type, ...]] = {
 }
 
 
+# Anyone may announce, and every relay and device reads the whole directory, so an announcement
+# is bounded: a few unbounded self-reported fields would make the directory too big to fetch.
+MAX_ATTESTATION_BYTES = 16 * 1024
+MAX_HARDWARE_KEYS = 32
+MAX_HARDWARE_TEXT = 256
+MAX_MODEL_NAME = 200
+
+
+def _hardware_problem(hardware: dict[str, Any]) -> str | None:
+    """``hardware`` is a flat record: short names to short text, numbers, or short lists of text."""
+    if len(hardware) > MAX_HARDWARE_KEYS:
+        return f"has {len(hardware)} fields (at most {MAX_HARDWARE_KEYS})"
+    for key, value in hardware.items():
+        if len(key) > 64:
+            return "has a field name over 64 characters"
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) > 16:
+            return f"{key} lists {len(value)} items (at most 16)"
+        for item in values:
+            if isinstance(item, str):
+                if len(item) > MAX_HARDWARE_TEXT:
+                    return f"{key} is over {MAX_HARDWARE_TEXT} characters"
+            elif not isinstance(item, (int, float, bool)) and item is not None:
+                return f"{key} holds a {type(item).__name__}, not text or a number"
+    return None
+
+
 def _check_fields(attestation: dict[str, Any], node: str) -> None:
+    try:
+        size = len(canonical_json(attestation))
+    except (TypeError, ValueError, RecursionError):
+        raise AttestationError(node, "malformed attestation: not JSON") from None
+    if size > MAX_ATTESTATION_BYTES:
+        raise AttestationError(node, f"malformed attestation: {size} bytes (at most {MAX_ATTESTATION_BYTES})")
     for name, types in _FIELDS.items():
         value = attestation.get(name)
         if not isinstance(value, types) or isinstance(value, bool):
@@ -221,8 +254,11 @@ def _check_fields(attestation: dict[str, Any], node: str) -> None:
     problem = node_url_problem(attestation["url"])
     if problem:
         raise AttestationError(node, f"malformed attestation: url {problem}")
-    if not attestation["model"].strip():
-        raise AttestationError(node, "malformed attestation: model is empty")
+    if not attestation["model"].strip() or len(attestation["model"]) > MAX_MODEL_NAME:
+        raise AttestationError(node, f"malformed attestation: model is empty or over {MAX_MODEL_NAME} characters")
+    problem = _hardware_problem(attestation["hardware"])
+    if problem:
+        raise AttestationError(node, f"malformed attestation: hardware {problem}")
     if not 0 <= attestation["tokens_per_second"] < 1e7:
         raise AttestationError(node, "malformed attestation: tokens_per_second out of range")
 

@@ -118,7 +118,7 @@ class TransparencyLog:
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         self._check_key()
         self._releases: dict[str, int] = {}
-        self._nodes: dict[str, tuple[float, int]] = {}  # node id -> (issued_at, index) of its latest attestation
+        self._nodes: dict[str, tuple[float, int, str]] = {}  # node id -> (issued_at, index, measurement), latest
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
         try:
             self._check_not_rolled_back()
@@ -228,7 +228,7 @@ class TransparencyLog:
             node, issued = str(att.get("node_id")), att.get("issued_at")
             issued = float(issued) if isinstance(issued, (int, float)) else float("-inf")
             if node not in self._nodes or issued >= self._nodes[node][0]:
-                self._nodes[node] = (issued, index)
+                self._nodes[node] = (issued, index, str(att.get("measurement")))
             self._seen.setdefault(_digest(att), index)
 
     # -- reading
@@ -252,15 +252,18 @@ class TransparencyLog:
             return dict(self._releases)
 
     def nodes(self) -> list[dict[str, Any]]:
-        """Latest attestation per live node, oldest first.
+        """Latest attestation per live node running a released measurement, oldest first.
 
         A node that stopped re-attesting drops out of this directory once devices
-        would refuse it anyway, so the directory holds live nodes, not every key
-        ever announced. Its entries stay in the Merkle tree for audit.
+        would refuse it anyway, and so does one whose measurement was never released:
+        anyone may announce, and every relay and device reads this whole list, so
+        announcements nobody would trust do not get to make it long. Their entries
+        stay in the Merkle tree for audit.
         """
         cutoff = self.clock() - self.max_node_age
         with self._lock:
-            indices = sorted(index for issued, index in self._nodes.values() if issued >= cutoff)
+            indices = sorted(index for issued, index, measurement in self._nodes.values()
+                             if issued >= cutoff and measurement in self._releases)
         return [{"index": i, "attestation": self.entry(i)["attestation"]} for i in indices]
 
     # -- tree heads and proofs
