@@ -145,3 +145,17 @@ def test_attestation_signature_and_measurement_checks():
     lying = {**lying, "components": {**lying["components"], "model_sha256": "0" * 64}}
     with pytest.raises(AttestationError):
         verify_attestation(lying)
+
+
+def test_response_frames_do_not_give_away_token_lengths():
+    """One streamed chunk per token: sizes in steps of PAD_TO, so 'a' and 'antidisestablishment' look alike."""
+    from tether.cloud.envelope import PAD_TO
+
+    keys = KeyPair()
+    sealed, openers = seal_request({"messages": []}, [("n1", keys.public_bytes)])
+    _, sealer = open_request(sealed.for_node("n1"), "n1", keys, ReplayGuard())
+    chunks = [{"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": word}}]}
+              for word in ("a", " the", " antidisestablishment", "\u00e9t\u00e9")]
+    frames = [sealer.seal(c) for c in chunks] + [sealer.seal({"done": True}, final=True)]
+    assert len({len(f) for f in frames}) == 1 and (len(frames[0]) - 5 - 16) % PAD_TO == 0
+    assert list(openers["n1"].feed(b"".join(frames))) == [*chunks, {"done": True}]

@@ -7,7 +7,9 @@ bound to the ciphertext's hash, so swapping ciphertexts between wraps fails.
 
 Response: a key exported from the same HPKE context seals each streamed frame.
 Frame ``i`` uses nonce ``i`` and carries a "final" bit in its associated data,
-so reordering, dropping, replaying or truncating frames all fail to open.
+so reordering, dropping, replaying or truncating frames all fail to open. Each
+frame's JSON is padded with spaces to a multiple of ``PAD_TO`` bytes before it
+is sealed, so frame sizes do not give away token lengths.
 
 The sealed request holds a timestamp and a random id. Nodes reject requests
 older than ``MAX_AGE`` seconds and remember each wrap's encapsulated key for
@@ -41,6 +43,7 @@ CLOCK_SKEW = 5.0
 _ZERO_NONCE = bytes(12)
 _FRAME_HEADER = struct.Struct(">IB")  # ciphertext length, final flag
 MAX_FRAME = 8 * 1024 * 1024
+PAD_TO = 256  # response frames' plaintext is padded to a multiple of this many bytes
 
 
 class KeyPair:
@@ -172,7 +175,11 @@ class ResponseSealer:
     def seal(self, data: dict[str, Any], *, final: bool = False) -> bytes:
         if self.finished:
             raise RuntimeError("the response is already final")
-        ct = self._aead.encrypt(_nonce(self._seq), json.dumps(data).encode("utf-8"), _aad(self._seq, final))
+        plain = json.dumps(data).encode("utf-8")
+        # Padded with JSON whitespace inside the ciphertext, so the relay sees frame sizes in steps
+        # of PAD_TO, not each token's length; any JSON reader ignores it when the frame is opened.
+        plain += b" " * (-len(plain) % PAD_TO)
+        ct = self._aead.encrypt(_nonce(self._seq), plain, _aad(self._seq, final))
         self._seq += 1
         self.finished = final
         return _FRAME_HEADER.pack(len(ct), int(final)) + ct
