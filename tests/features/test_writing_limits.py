@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
+from tether.errors import InputError
 from tether.features import writing
 from tether.models.engine import load
 
@@ -40,3 +43,37 @@ def test_a_long_document_is_proofread_a_few_paragraphs_at_a_time():
     assert result.original == doc
     assert writing.apply_edits(doc, result.edits) == result.corrected
     assert all(doc[e.start:e.end] == e.original for e in result.edits)
+
+
+def test_a_text_too_long_for_one_call_is_summarized_from_its_parts():
+    """4,500 tokens overflow a 4,096 window; the parts' summaries are summarized instead."""
+    long_text = ARTICLE + "\n\n" + ARTICLE.replace("team", "board")
+    assert load(TINY).count_tokens(long_text) > load(TINY).context_window
+    steps = []
+    result = writing.summarize(long_text, "summary", model=TINY, progress=lambda done, total: steps.append((done, total)))
+    assert result.parts == 2 and result.text
+    assert steps == [(1, 3), (2, 3), (3, 3)]  # each part, then the summary of their summaries
+    assert set(re.findall(r"\d+", result.text)) <= set(re.findall(r"\d+", long_text))
+
+
+def test_a_long_text_is_rewritten_a_few_paragraphs_at_a_time(monkeypatch):
+    monkeypatch.setattr(writing, "REWRITE_PIECE_TOKENS", 30)  # one paragraph is 19
+    paragraphs = [f"Hey, the order {n} ships on day {n + 3}, tell the team please." for n in (11, 22, 33)]
+    doc = "\n\n".join(paragraphs)
+    steps = []
+    result = writing.rewrite(doc, "professional", model=TINY, progress=lambda done, total: steps.append(done))
+    assert result.parts == 3 and steps == [1, 2, 3]
+    for n in ("11", "14", "22", "25", "33", "36"):  # every number is kept, or listed as dropped
+        assert n in result.text or n in result.missing_numbers
+    assert result.text.count("\n\n") >= 2  # the paragraphs stay paragraphs
+
+
+def test_texts_past_the_parts_limit_are_refused_with_the_reason(monkeypatch):
+    monkeypatch.setattr(writing, "SUMMARY_PIECE_TOKENS", 100)
+    monkeypatch.setattr(writing, "MAX_SUMMARY_PIECES", 3)
+    with pytest.raises(InputError, match="too long to summarize"):
+        writing.summarize(ARTICLE, "summary", model=TINY)
+    monkeypatch.setattr(writing, "REWRITE_PIECE_TOKENS", 100)
+    monkeypatch.setattr(writing, "MAX_REWRITE_PIECES", 3)
+    with pytest.raises(InputError, match="too long to rewrite"):
+        writing.rewrite(ARTICLE, "concise", model=TINY)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import click
 from pydantic import BaseModel
@@ -52,6 +54,31 @@ def load_model(model: str) -> LlamaEngine:
         catalog.pull(spec, progress=err_console.is_terminal)
     with err_console.status(f"loading {spec.name}…", spinner="dots"):
         return load(model)
+
+
+@contextmanager
+def parts_progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A callback for a feature's ``progress``: a bar on a terminal's stderr once a text
+    turns out to need more than one part; nothing for a short text or a pipe."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err_console, transient=True, disable=not err_console.is_terminal)
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        if total < 2:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        bar.stop()
 
 
 def load_router(model: str | None = None, *, open_ledger: bool = True):

@@ -7,7 +7,8 @@ import os
 import click
 
 from tether.cli import cli
-from tether.cli._io import emit, json_option, load_model, model_option, read_bytes, read_text, words_argument
+from tether.cli._io import (emit, json_option, load_model, model_option, parts_progress, read_bytes, read_text,
+                            words_argument)
 from tether.features import genmoji, notifications, replies, writing
 from tether.features.prompts import SUMMARY_FORMS, TONES
 
@@ -45,8 +46,11 @@ def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
     """Summarize text (FILE or - for stdin) as a summary, key points, a list or a table."""
     text = read_text(file)
     load_model(model)
-    result = writing.summarize(text, form, model=model)  # type: ignore[arg-type]
+    with parts_progress("summarizing in parts") as progress:
+        result = writing.summarize(text, form, model=model, progress=progress)  # type: ignore[arg-type]
     note = "\n(the model's output was unusable; these are the text's opening sentences)" if result.fallback else ""
+    if result.parts > 1:
+        note += f"\n(the text was too long for one pass: summarized from {result.parts} parts)"
     emit(result, as_json, result.text + note)
 
 
@@ -58,7 +62,8 @@ def proofread_cmd(file: str, model: str, as_json: bool) -> None:
     """Fix spelling and grammar; list each edit."""
     text = read_text(file)
     load_model(model)
-    result = writing.proofread(text, model=model)
+    with parts_progress("proofreading") as progress:
+        result = writing.proofread(text, model=model, progress=progress)
     edits = "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in result.edits)
     note = "\n(the model's output was unusable; text left unchanged)" if result.fallback else ""
     emit(result, as_json, f"{result.corrected.rstrip()}\n\n{len(result.edits)} edit(s)\n{edits}{note}".rstrip())
@@ -73,7 +78,8 @@ def rewrite_cmd(file: str, tone: str, model: str, as_json: bool) -> None:
     """Rewrite text in a friendly, professional or concise tone."""
     text = read_text(file)
     load_model(model)
-    result = writing.rewrite(text, tone, model=model)  # type: ignore[arg-type]
+    with parts_progress("rewriting") as progress:
+        result = writing.rewrite(text, tone, model=model, progress=progress)  # type: ignore[arg-type]
     warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
     emit(result, as_json, result.text + warn)
 

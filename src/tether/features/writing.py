@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel
@@ -21,6 +22,7 @@ from tether.models.engine import Sampling
 from tether.session import Session
 
 Tone = Literal["friendly", "professional", "concise"]
+Progress = Callable[[int, int], None]  # (parts done, parts in all): a long text takes minutes
 SummaryForm = Literal["summary", "key_points", "list", "table"]
 
 
@@ -45,6 +47,7 @@ class RewriteResult(BaseModel):
     tone: Tone
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
+    parts: int = 1  # a long text is rewritten a few paragraphs at a time
     model: str
     duration_s: float
 
@@ -57,6 +60,7 @@ class SummaryResult(BaseModel):
     model: str
     duration_s: float
     fallback: bool = False  # the items are the text's own first sentences: the model's answers were unusable
+    parts: int = 1  # over 1: the text did not fit one call; this is the summary of its parts' summaries
 
 
 def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False,
@@ -117,7 +121,7 @@ PROOFREAD_PIECE_TOKENS = 700  # per model call: with its 1.4× answer budget, fa
 MAX_PROOFREAD_PIECES = 16  # about 8,000 words: past that, minutes of generation for one call
 
 
-def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
+def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | None = None) -> ProofreadResult:
     """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
     each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
     was left as it was."""
@@ -134,7 +138,7 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
     if len(pieces) > MAX_PROOFREAD_PIECES:
         raise InputError(f"the text is too long to proofread at once ({len(text.split()):,} words; up to about "
                          f"{MAX_PROOFREAD_PIECES * PROOFREAD_PIECE_TOKENS * 3 // 4:,}): proofread it in parts")
-    for piece in pieces:
+    for done, piece in enumerate(pieces, 1):
         corrected = _proofread_piece(model, piece) if piece.strip() else piece
         if corrected is None:
             fallback, corrected = True, piece
@@ -142,6 +146,8 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL) -> ProofreadResult:
                   for e in diff_edits(piece, corrected)]
         out.append(corrected)
         at += len(piece)
+        if progress:
+            progress(done, len(pieces))
     return ProofreadResult(original=text, corrected="".join(out), edits=edits, fallback=fallback, model=model,
                            duration_s=time.perf_counter() - start)
 
@@ -150,14 +156,19 @@ def _proofread_piece(model: str, text: str) -> str | None:
     for attempt in range(2):
         corrected = _ask(model, prompts.PROOFREAD, text, retry=attempt > 0)
         if _plausible_correction(text, corrected):
-            # Keep the user's surrounding whitespace; the model trims it.
-            lead = text[: len(text) - len(text.lstrip())]
-            trail = text[len(text.rstrip()):]
-            corrected = corrected.strip()
-            if "\r\n" in text:  # the model writes "\n": a Windows file must not get every line ending as an edit
-                corrected = corrected.replace("\r\n", "\n").replace("\n", "\r\n")
-            return lead + corrected + trail
+            return _in_place_of(text, corrected)
     return None
+
+
+def _in_place_of(piece: str, out: str) -> str:
+    """``out`` with the user's surrounding whitespace and line endings, which the model drops,
+    so that pieces join back as the paragraphs they were."""
+    lead = piece[: len(piece) - len(piece.lstrip())]
+    trail = piece[len(piece.rstrip()):]
+    out = out.strip()
+    if "\r\n" in piece:  # the model writes "\n": a Windows file must not get every line ending as an edit
+        out = out.replace("\r\n", "\n").replace("\n", "\r\n")
+    return lead + out + trail
 
 
 def _pieces(text: str, fits) -> list[str]:  # noqa: ANN001 - fits: str -> bool
@@ -186,23 +197,48 @@ def _pieces(text: str, fits) -> list[str]:  # noqa: ANN001 - fits: str -> bool
 # ----------------------------------------------------------------- rewrite
 
 
-def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL) -> RewriteResult:
+REWRITE_PIECE_TOKENS = 700  # as proofread: each piece and its 1.4x answer fit the window
+MAX_REWRITE_PIECES = 16
+
+
+def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL,
+            progress: Progress | None = None) -> RewriteResult:
+    """Rewrite ``text`` in ``tone``, a few paragraphs at a time when it is long (the answer is
+    as long as the text, so a long one does not fit one call). A piece that drops a number of
+    the original is tried once more; numbers still missing are listed, never hidden."""
     check_text(text)
     if not isinstance(tone, str) or tone not in prompts.TONES:
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
     start = time.perf_counter()
+    from tether.models.engine import load
+
+    engine = load(model)
+    pieces = _pieces(text, lambda t: engine.count_tokens(t) <= REWRITE_PIECE_TOKENS)
+    if len(pieces) > MAX_REWRITE_PIECES:
+        raise InputError(f"the text is too long to rewrite at once ({len(text.split()):,} words; up to about "
+                         f"{MAX_REWRITE_PIECES * REWRITE_PIECE_TOKENS * 3 // 4:,}): rewrite it in parts")
     task = prompts.REWRITE.format(tone=prompts.TONES[tone])
-    wanted = numbers_in(text, words=False)
-    out, missing = "", sorted(wanted)
-    for attempt in range(2):
-        out = _ask(model, task, text, retry=attempt > 0)
-        missing = sorted(wanted - numbers_in(out))
-        if out and not missing:
-            break
-    if not out:
-        raise InvalidOutputError("the model returned an empty rewrite twice")
-    return RewriteResult(original=text, tone=tone, text=out, missing_numbers=missing, model=model,
-                         duration_s=time.perf_counter() - start)
+    out: list[str] = []
+    missing: set[str] = set()
+    for done, piece in enumerate(pieces, 1):
+        if piece.strip():
+            wanted = numbers_in(piece, words=False)
+            written, lost = "", wanted
+            for attempt in range(2):
+                written = _ask(model, task, piece, retry=attempt > 0)
+                lost = wanted - numbers_in(written)
+                if written and not lost:
+                    break
+            if not written:
+                raise InvalidOutputError("the model returned an empty rewrite twice")
+            out.append(_in_place_of(piece, written) if len(pieces) > 1 else written)
+            missing |= lost
+        else:
+            out.append(piece)
+        if progress:
+            progress(done, len(pieces))
+    return RewriteResult(original=text, tone=tone, text="".join(out).strip(), missing_numbers=sorted(missing),
+                         parts=len(pieces), model=model, duration_s=time.perf_counter() - start)
 
 
 # ----------------------------------------------------------------- summarize
@@ -234,17 +270,26 @@ MAX_SUMMARY_SENTENCES = 3  # small models ignore "two sentences"; longer output 
 MAX_FALLBACK_ITEMS = 5  # an extractive fallback: the text's opening sentences, not all of them
 
 
-def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL) -> SummaryResult:
+SUMMARY_PIECE_TOKENS = 2_800  # a piece, the instructions and its summary fit a 4,096 window
+MAX_SUMMARY_PIECES = 12  # the parts' summaries then fit one call; 200k characters need fewer
+PART_SUMMARY_TOKENS = 160
+
+
+def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL,
+              progress: Progress | None = None) -> SummaryResult:
+    """Summarize ``text`` in ``form``. A text too long for one call is summarized in parts first,
+    and the parts' summaries are then summarized (map-reduce); ``parts`` says how many."""
     check_text(text)
     if not isinstance(form, str) or form not in prompts.SUMMARY_FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(prompts.SUMMARY_FORMS)}")
     start = time.perf_counter()
-    task = prompts.SUMMARY_FORMS[form]
     source_numbers = numbers_in(text)
+    source, parts = _condensed(text, model, progress)
+    task = prompts.SUMMARY_FORMS[form]
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     out = ""
     for attempt in range(2):
-        out = _ask(model, task, text, budget, retry=attempt > 0, fit=budget is None)
+        out = _ask(model, task, source, budget, retry=attempt > 0, fit=budget is None)
         invented = numbers_in(out, words=False) - source_numbers
         if invented:  # a summary must not introduce numbers; retry, and refuse to show them
             out = ""
@@ -256,19 +301,52 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
         if form == "table" and parse_table(out):
             break
     took = time.perf_counter() - start
+    if progress and parts > 1:
+        progress(parts + 1, parts + 1)
     if form == "summary":
         if not out:
             raise InvalidOutputError("the model returned no usable summary after a retry")
         out = " ".join(_sentences(out)[:MAX_SUMMARY_SENTENCES])
-        return SummaryResult(form=form, text=out, model=model, duration_s=took)
+        return SummaryResult(form=form, text=out, model=model, duration_s=took, parts=parts)
     if form == "table":
         rows = parse_table(out)
         if not rows:
             raise InvalidOutputError("the model did not produce a markdown table after a retry", out)
-        return SummaryResult(form=form, text=out, table=rows, model=model, duration_s=took)
+        return SummaryResult(form=form, text=out, table=rows, model=model, duration_s=took, parts=parts)
     items = parse_items(out) or _sentences(out)
     fallback = not items
     if fallback:  # deterministic and extractive: the text's opening sentences, never an invented fact
         items = _sentences(text)[:MAX_FALLBACK_ITEMS]
     return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
-                         duration_s=took, fallback=fallback)
+                         duration_s=took, fallback=fallback, parts=parts)
+
+
+def _condensed(text: str, model: str, progress: Progress | None) -> tuple[str, int]:
+    """``text`` if it fits one call, else the summaries of its parts, in order, and their count.
+    A part whose summaries are unusable (empty, or with a number it lacks) is represented by its
+    own opening sentences: a long summary may be coarse, never invented."""
+    from tether.models.engine import load
+
+    engine = load(model)
+    limit = min(SUMMARY_PIECE_TOKENS, engine.context_window - 4 * PART_SUMMARY_TOKENS)
+    pieces = _pieces(text, lambda t: engine.count_tokens(t) <= limit)
+    if len(pieces) == 1:
+        return text, 1
+    pieces = [p for p in pieces if p.strip()]
+    if len(pieces) > MAX_SUMMARY_PIECES:
+        raise InputError(f"the text is too long to summarize ({len(text.split()):,} words; up to about "
+                         f"{MAX_SUMMARY_PIECES * limit * 3 // 4:,}): summarize it in parts")
+    summaries = []
+    for piece in pieces:
+        have = numbers_in(piece)
+        summary = ""
+        for attempt in range(2):
+            summary = _ask(model, prompts.SUMMARY_FORMS["summary"], piece, PART_SUMMARY_TOKENS, retry=attempt > 0)
+            if summary and not numbers_in(summary, words=False) - have:
+                break
+            summary = ""
+        sentences = _sentences(summary) or _sentences(piece)[:2]
+        summaries.append(" ".join(sentences[:MAX_SUMMARY_SENTENCES]))
+        if progress:  # the summary of the summaries is one more step
+            progress(len(summaries), len(pieces) + 1)
+    return "\n\n".join(summaries), len(pieces)
