@@ -755,3 +755,29 @@ def test_the_directory_lists_only_released_measurements(log):
     assert log.nodes() == []
     log.release(components())
     assert [n["attestation"] for n in log.nodes()] == [unreleased]
+
+
+def test_the_router_s_cloud_client_remembers_the_log_across_restarts(tmp_path):
+    """A gateway restart must not forget the last tree head: a forked (shorter) log with the same key is refused."""
+    from tether.routing.config import RouterConfig
+    from tether.routing.router import Router
+
+    honest = Server(tmp_path, "honest")
+    try:
+        for tag in "ab":
+            assert httpx.post(honest.url + "/v1/log/releases", json=components(tag),
+                              headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        config = RouterConfig.model_validate({"ledger": str(tmp_path / "ledger.sqlite"), "private_cloud": {
+            "relay_url": honest.url, "log_url": honest.url, "log_key": honest.public_key,
+            "state_path": str(tmp_path / "gateway-state.json")}})
+        assert Router.from_config(config).private_cloud.client.log.tree_head()["size"] == 2
+    finally:
+        honest.stop()
+    fork = Server(tmp_path, "fork", key=honest.key)  # same key, fresh database
+    try:
+        fork_config = config.model_copy(update={"private_cloud": config.private_cloud.model_copy(
+            update={"relay_url": fork.url, "log_url": fork.url})})
+        with pytest.raises(TransparencyLogError):
+            Router.from_config(fork_config).private_cloud.client.log.tree_head()
+    finally:
+        fork.stop()

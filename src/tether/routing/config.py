@@ -18,6 +18,7 @@ relay_url = "http://127.0.0.1:8490"
 log_url = "http://127.0.0.1:8470"   # optional: read the log directly (default: through the relay)
 log_key = "…"                       # optional: pin the transparency log's key
 k = 2                               # nodes each request is sealed to (1-8)
+state_path = "~/tether-cloud.json"  # optional: pinned log key + tree head (default: $TETHER_CLOUD_STATE, else the CLI's)
 
 [third_party]
 base_url = "https://api.openai.com/v1"
@@ -74,8 +75,19 @@ class PrivateCloudConfig(_Strict):
     log_url: str | None = None  # None: read the transparency log through the relay
     log_key: str | None = None
     k: int = Field(default=2, ge=1, le=8)
+    state_path: str | None = None  # pinned log key and last tree head; default: the CLI's file
 
     _urls = field_validator("relay_url", "log_url")(_url)
+
+    def state_file(self) -> Path:
+        """Where the pinned log key and tree head outlive the process: without it, a log rolled back
+        or forked while the gateway restarts would be accepted. Shared with ``tether cloud``."""
+        import platformdirs
+
+        if self.state_path:
+            return Path(self.state_path).expanduser()
+        return Path(os.environ.get("TETHER_CLOUD_STATE") or
+                    Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")
 
 
 class ThirdPartyConfig(_Strict):

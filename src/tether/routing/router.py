@@ -228,7 +228,8 @@ class Router:
             from tether.routing.tiers import PrivateCloudTier
 
             pc = config.private_cloud
-            kwargs["private_cloud"] = PrivateCloudTier(CloudClient(pc.log_url, pc.relay_url, log_key=pc.log_key, k=pc.k))
+            kwargs["private_cloud"] = PrivateCloudTier(CloudClient(pc.log_url, pc.relay_url, log_key=pc.log_key, k=pc.k,
+                                                                   state_path=pc.state_file()))
         if "third_party" not in kwargs and config.third_party:
             from tether.routing.third_party import ThirdPartyTier
 
