@@ -294,3 +294,22 @@ def test_openai_tool_turns_render_for_the_decision_and_fold_for_the_answer():
     assert json.loads(turns[2].content) == {"tool": "get_weather", "arguments": {"city": "Paris"}}
     assert turns[3].content == "Result of get_weather: Sunny, 31 degrees."
     assert req.tool_mode(req.tool_specs()) == "auto"
+
+
+class Calendar:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    @tool
+    def next_event(self, day: str) -> str:
+        """The owner's next event on a day."""
+        return f"{self.owner}: dentist on {day}"
+
+
+def test_a_method_tool_is_bound_to_its_instance_and_self_is_no_argument():
+    bound = Calendar("Ana").next_event
+    assert list(spec_of(bound).parameters["properties"]) == ["day"]
+    assert check_tools([bound]) == {"next_event": bound}
+    assert bound.call(bound.arguments(day="Friday")) == "Ana: dentist on Friday"
+    with pytest.raises(InputError, match="is a method: pass it from an instance"):
+        check_tools([Calendar.next_event])

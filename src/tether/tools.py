@@ -63,12 +63,17 @@ class FunctionTool(Tool):
         self.func = func
         self.name = name or func.__name__
         self.description = description or _first_paragraph(inspect.getdoc(func) or "")
+        params = list(inspect.signature(func).parameters.values())
+        # ``@tool`` on a method sees the plain function: ``self`` is no argument the model gives
+        self.method = inspect.isfunction(func) and bool(params) and params[0].name in ("self", "cls")
+        if self.method:
+            params = params[1:]
         fields: dict[str, Any] = {}
         try:  # resolves string annotations (``from __future__ import annotations``) to the real types
             hints = typing.get_type_hints(func, include_extras=True)
         except Exception as exc:
             raise InputError(f"tool {self.name}: its type hints cannot be resolved ({exc})") from None
-        for param in inspect.signature(func).parameters.values():
+        for param in params:
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise InputError(f"tool {self.name}: *args and **kwargs cannot be described to a model")
             annotation = hints.get(param.name, str)
@@ -80,7 +85,15 @@ class FunctionTool(Tool):
         except Exception as exc:  # pydantic's errors for types it cannot describe
             raise InputError(f"tool {self.name}: its arguments cannot be described as JSON ({exc})") from None
 
+    def __get__(self, instance: Any, owner: type | None = None) -> "FunctionTool":
+        """``obj.method`` is the tool bound to ``obj``, as a method would be."""
+        if instance is None or not self.method:
+            return self
+        return FunctionTool(self.func.__get__(instance, owner), self.name, self.description)
+
     def call(self, arguments: BaseModel) -> Any:
+        if self.method:
+            raise InputError(f"tool {self.name} is a method: pass it from an instance (obj.{self.func.__name__})")
         return self.func(**{name: getattr(arguments, name) for name in type(arguments).model_fields})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -128,6 +141,8 @@ def check_tools(tools: Sequence[Tool]) -> dict[str, Tool]:
     for t in tools:
         if not isinstance(t, Tool):
             raise InputError(f"{t!r} is not a Tool: decorate the function with @tether.tool or subclass Tool")
+        if isinstance(t, FunctionTool) and t.method:
+            raise InputError(f"tool {t.name} is a method: pass it from an instance (obj.{t.func.__name__})")
         arguments = getattr(t, "arguments", None)
         if not (isinstance(arguments, type) and issubclass(arguments, BaseModel)):
             raise InputError(f"tool {t.name or t!r}: `arguments` must be a pydantic model class")
