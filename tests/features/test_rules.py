@@ -223,6 +223,11 @@ def _flags(body: str, **kw) -> list[str]:
     ("Direct debit of 45.00 GBP to Netflix", "payment or bank"),
     ("Zoom meeting in 30m", "meeting soon"),
     ("Your webinar starts in 1 hour", "meeting soon"),
+    ("La reunión empieza en 10 minutos", "meeting soon"),
+    ("Cita con el dentista mañana a las 9", "meeting soon"),
+    ("Besprechung um 14 Uhr im Raum 2", "meeting soon"),
+    ("Réunion d'équipe dans 15 minutes", "meeting soon"),
+    ("Team call at 4pm", "meeting soon"),
 ])
 def test_real_alerts_in_their_usual_spellings_are_flagged(body, flag):
     assert flag in _flags(body)
@@ -231,7 +236,8 @@ def test_real_alerts_in_their_usual_spellings_are_flagged(body, flag):
 @pytest.mark.parametrize("body", ["The area code is 0207 for London", "Dress code for the 2025 party: casual",
                                   "Happy new year 2026 from the team!", "Try our new yoga balance class!",
                                   "The concert was cancelled due to rain", "Don't forget to charge your phone",
-                                  "Last day of our sale: the discount expires soon!"])
+                                  "Last day of our sale: the discount expires soon!", "Call me tomorrow when you can",
+                                  "I'll call you back today", "Can you call him now?"])
 def test_everyday_words_that_look_like_alerts_are_not_flagged(body):
     assert _flags(body) == []
 

@@ -161,7 +161,14 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     ("deadline", re.compile(r"\b(?:deadline|due(?! to\b)|overdue|(?<!discount )(?<!offer )(?<!sale )expires?|expiring|"
                             r"last day|submit by|by (?:today|tonight|tomorrow|eod|end of day|noon|monday|tuesday|"
                             r"wednesday|thursday|friday|saturday|sunday|\d{1,2}(?::\d{2})?\s?(?:am|pm)))\b", re.I)),
-    ("meeting soon", re.compile(r"\b(?:meeting|call|standup|stand-up|appointment|interview)\b.{0,40}\b(?:in \d+\s?(?:m|min|minutes|mins|h|hours?)\b|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|today|tomorrow)\b|\bstarts? in (?:\d+|an?|one)\s?(?:min|minutes|hours?)\b", re.I)),
+    ("meeting soon", re.compile(
+        # "call" the noun: "call me tomorrow" or "I'll call you" asks for no meeting
+        r"\b(?:meeting|(?<!'ll )(?<!will )(?<!to )(?<!can )call(?!\s+(?:me|you|him|her|them|us|back|it)\b)|standup|"
+        r"stand-up|appointment|interview|reunión|cita|besprechung|termin|réunion|rendez-vous)\b.{0,40}"
+        r"(?:\b(?:in \d+\s?(?:m|min|minutes|mins|h|hours?)\b|starts?|starting|now|at \d{1,2}(?::\d{2})?\s?(?:am|pm)?|"
+        r"today|tomorrow|en \d+\s?min(?:utos)?|a las \d{1,2}|hoy|mañana|in \d+\s?min(?:uten)?|um \d{1,2}(?::\d{2})?\s?uhr|"
+        r"heute|morgen|dans \d+\s?min(?:utes)?|à \d{1,2}\s?h|aujourd'hui|demain)\b)"
+        r"|\bstarts? in (?:\d+|an?|one)\s?(?:min|minutes|hours?)\b|\b(?:empieza|beginnt|commence) (?:en|in|dans) \d+\s?min", re.I)),
     ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|arrives|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
 ]
 # Sales talk: "expires", "last day" and "due" in an offer are no deadline of the user's
