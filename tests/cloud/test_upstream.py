@@ -65,7 +65,8 @@ def upstream_cloud(tmp_path_factory, start_service):
         services.append(relay)
         key = re.search(r"log key: (\S+)", log.output()).group(1)
         client = CloudClient(log.url, relay.url, log_key=key, state_path=root / "state.json", k=1)
-        yield {"client": client, "engine": engine_url, "node": node}
+        yield {"client": client, "engine": engine_url, "node": node, "engine_proc": engine, "key": key,
+               "relay": relay, "root": root}
         client.close()
     finally:
         for s in services:
@@ -119,3 +120,27 @@ def test_an_upstream_that_answers_non_json_is_a_typed_error():
             backend.measure_tokens_per_second()
     finally:
         stop()
+
+
+def test_a_dead_engine_is_a_node_fault_the_device_cools_and_the_relay_sees(upstream_cloud):
+    """Runs last: it stops the engine. The node's fault is retried elsewhere, not reported as the request's."""
+    from tether.errors import NoNodeAvailableError
+
+    node = upstream_cloud["node"]
+    assert httpx.get(f"{node.url}/healthz", timeout=5).json()["ok"] is True
+    upstream_cloud["engine_proc"].terminate()
+    upstream_cloud["engine_proc"].wait(10)
+    deadline = time.monotonic() + 5  # the node asks its engine at most once a second
+    while (health := httpx.get(f"{node.url}/healthz", timeout=5)).status_code == 200:
+        assert time.monotonic() < deadline, "the node still calls itself healthy"
+        time.sleep(0.2)
+    assert health.status_code == 503 and health.json()["error"] == "upstream engine unreachable"
+    client = CloudClient(None, upstream_cloud["relay"].url, log_key=upstream_cloud["key"], k=1,
+                         state_path=upstream_cloud["root"] / "dead-engine.json")
+    try:
+        node_id = client.nodes()[0].node_id
+        with pytest.raises(NoNodeAvailableError, match="upstream engine failed"):
+            client.chat({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4})
+        assert client._cooling[node_id] > time.monotonic()  # the next request goes elsewhere first
+    finally:
+        client.close()

@@ -266,9 +266,18 @@ class CloudClient:
             try:
                 for data in resp.iter_raw():
                     for frame in opener.feed(data):
+                        if not isinstance(frame, dict):
+                            raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
+                        frame.pop("x_tether", None)  # ours to set, never the node's
                         if first:
                             self._observe(node_id, time.perf_counter() - start)
                             first = False
+                        err = frame.get("error")
+                        if isinstance(err, dict) and err.get("fault") == "node":
+                            # The node, not the request, failed (its engine is down): another node may not.
+                            exclude.add(node_id)
+                            self._cool(node_id)
+                            raise _Retryable(f"node {node_id} failed: {_error_text(err)}", node_id)
                         yield node_id, frame
                 opener.close()
             except (httpx.HTTPError, EnvelopeError) as exc:
@@ -293,7 +302,7 @@ class CloudClient:
             try:
                 for node_id, frame in self._frames(body, exclude, attempts_log):
                     _raise_if_error(frame)
-                    frame.setdefault("x_tether", {})["node"] = node_id
+                    frame["x_tether"] = {"node": node_id}
                     return frame
             except NoNodeAvailableError:
                 if rejections:  # the nodes left after the rejections: name the rejections
@@ -363,10 +372,14 @@ def _give_up(attempts_log: list[str], rejections: int) -> CloudError:
     return NoNodeAvailableError(attempts_log)
 
 
+def _error_text(err: Any) -> str:
+    message = err.get("message", err) if isinstance(err, dict) else err
+    return str(message)[:500]
+
+
 def _raise_if_error(frame: dict[str, Any]) -> None:
     if "error" in frame:
-        err = frame["error"]
-        raise NodeRejectedError(f"the node could not run the request: {err.get('message', err)}")
+        raise NodeRejectedError(f"the node could not run the request: {_error_text(frame['error'])}")
 
 
 @dataclass

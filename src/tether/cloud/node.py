@@ -30,7 +30,7 @@ from starlette.routing import Route
 from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
 from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
 from tether.cloud.serving import BodyError, json_http_errors, read_body
-from tether.errors import EnvelopeError, TetherError, TransparencyLogError
+from tether.errors import EnvelopeError, GenerationError, InputError, TetherError, TransparencyLogError
 from tether.settings import http_url
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
@@ -83,6 +83,9 @@ class Backend:
     def measure_tokens_per_second(self) -> float:
         raise NotImplementedError
 
+    def health_problem(self) -> str | None:
+        return None  # in-process: if the node answers, the engine is there
+
 
 class LocalBackend(Backend):
     def __init__(self, settings: NodeSettings):
@@ -116,6 +119,7 @@ class UpstreamBackend(Backend):
         self.model_sha256 = (settings.model_sha256 or "").lower() or _catalog_sha256(settings.model) or "unstated"
         self.max_tokens = settings.max_tokens
         self.http = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
+        self._health: tuple[float, str | None] = (float("-inf"), None)
 
     def _body(self, body: dict[str, Any]) -> dict[str, Any]:
         from tether.models.openai_chat import ChatRequest
@@ -151,9 +155,22 @@ class UpstreamBackend(Backend):
 
     @staticmethod
     def _checked(resp: httpx.Response) -> dict[str, Any]:
+        if 400 <= resp.status_code < 500:  # the engine refused this request; another node's would too
+            raise InputError(f"upstream engine answered HTTP {resp.status_code}")
         if resp.status_code != 200:
             raise TetherError(f"upstream engine answered HTTP {resp.status_code}")
         return _json_object(resp.content)
+
+    def health_problem(self) -> str | None:
+        """Asked at most once a second, however often /healthz is."""
+        now = time.monotonic()
+        if now - self._health[0] > 1.0:
+            try:
+                ok = self.http.get(f"{self.url}/v1/models", timeout=2.0).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            self._health = (now, None if ok else "upstream engine unreachable")
+        return self._health[1]
 
     def measure_tokens_per_second(self) -> float:
         start = time.perf_counter()
@@ -272,7 +289,12 @@ class Node:
                              "metrics": self.metrics.summary()})
 
     async def _health(self, request: Request) -> Response:
-        return JSONResponse({"ok": True, "node_id": self.node_id, "inflight": self.metrics.inflight})
+        """Unhealthy while the engine behind it is: the relay then sends requests elsewhere first."""
+        problem = await anyio.to_thread.run_sync(self.backend.health_problem)
+        body = {"ok": problem is None, "node_id": self.node_id, "inflight": self.metrics.inflight}
+        if problem:
+            return JSONResponse({**body, "error": problem}, status_code=503)
+        return JSONResponse(body)
 
     async def _envelope(self, request: Request) -> Response:
         try:
@@ -313,7 +335,10 @@ class Node:
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a sealed error, never a crash
                     self.metrics.failed += 1
                     message = str(exc) if isinstance(exc, TetherError) else "internal error"
-                    yield sealer.seal({"error": {"type": type(exc).__name__, "message": message}}, final=True)
+                    # "request": another node would fail it too; "node": this node is at fault, try another.
+                    fault = "request" if isinstance(exc, (InputError, GenerationError, ValueError)) else "node"
+                    yield sealer.seal({"error": {"type": type(exc).__name__, "message": message, "fault": fault}},
+                                      final=True)
                 finally:
                     cancel.set()
                     if it is not None:
