@@ -425,9 +425,9 @@ class CloudStream:
                     piece = _delta_text(frame)
                     if len(replayed) < len(delivered) and not diverged:
                         replayed += piece
-                        if delivered.startswith(replayed):
+                        if delivered.startswith(replayed) and not _ends_answer(frame):
                             continue
-                        if replayed.startswith(delivered):  # this chunk crosses the end of what we had
+                        if replayed.startswith(delivered):  # this chunk reaches the end of what we had
                             rest = replayed[len(delivered):]
                             _set_delta_text(frame, rest)
                             self.text += rest
@@ -454,6 +454,12 @@ class CloudStream:
                 attempts_log.append(f"relay unreachable: {type(exc).__name__}")
                 self.failovers += 1
         raise _give_up(attempts_log, rejections)
+
+
+def _ends_answer(frame: dict[str, Any]) -> bool:
+    """A finish_reason or usage chunk: a replacement answer that ends inside what was delivered diverged."""
+    choices = frame.get("choices") or []
+    return bool(frame.get("usage")) or any(isinstance(c, dict) and c.get("finish_reason") for c in choices)
 
 
 def _delta_text(frame: dict[str, Any]) -> str:

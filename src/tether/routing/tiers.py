@@ -177,12 +177,18 @@ class PrivateCloudTier:
 
     def stream(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                info: dict[str, Any] | None = None) -> Iterator[str]:
+        sent = False
         try:
             for chunk in self.client.stream({**openai_body(messages, sampling, json_schema=json_schema), **STREAM_USAGE}):
+                if (chunk.get("x_tether") or {}).get("restart"):
+                    if sent:  # text already went out and cannot be taken back: fail, do not splice two answers
+                        raise TierUnavailableError(PRIVATE_CLOUD, "a node failed mid-answer and its replacement's "
+                                                                  "answer differs from the text already sent")
                 note_chunk(chunk, info)
                 choices = chunk.get("choices") or []
                 text = (choices[0].get("delta") or {}).get("content") if choices else None
                 if text:
+                    sent = True
                     yield text
         except CloudError as exc:
             raise TierUnavailableError(PRIVATE_CLOUD, str(exc)) from exc
