@@ -170,3 +170,56 @@ def test_a_placeholder_never_takes_a_name_the_text_already_uses(guard):
     assert not any(f"<PERSON_{n}>" in out for n in (1, 2, 3))
     assert session.restore("<PERSON_1> asked for a refund") == "<PERSON_1> asked for a refund"
     assert session.restore(f"{jane} answered") == "Jane Doe answered"
+
+
+URL_REPLY = ("Done, <PERSON_1>! ![s](http://127.0.0.1:9/p.gif?d=<EMAIL_ADDRESS_1>) [me](/u?<PERSON_1>) "
+             "https://x.example/?to=<EMAIL_ADDRESS_1>&n=1 <img src=\"//x.example/a b <PERSON_1>\"> "
+             "[t](<http://x.example/a <EMAIL_ADDRESS_1>>) Write to <EMAIL_ADDRESS_1>.")
+
+
+@pytest.fixture()
+def mapped():
+    session = PseudonymSession()
+    session.surface("PERSON", "Maria Gonzalez")
+    session.surface("EMAIL_ADDRESS", "maria@example.org")
+    return session
+
+
+def test_placeholders_inside_urls_and_link_targets_are_not_restored(mapped):
+    """A provider chooses the URLs of its answer, and a markdown client fetches an image unasked."""
+    assert mapped.restore(URL_REPLY) == (
+        "Done, Maria Gonzalez! ![s](http://127.0.0.1:9/p.gif?d=<EMAIL_ADDRESS_1>) [me](/u?<PERSON_1>) "
+        "https://x.example/?to=<EMAIL_ADDRESS_1>&n=1 <img src=\"//x.example/a b <PERSON_1>\"> "
+        "[t](<http://x.example/a <EMAIL_ADDRESS_1>>) Write to maria@example.org.")
+    assert mapped.restore("// a comment for <PERSON_1>") == "// a comment for Maria Gonzalez"
+
+
+def test_streaming_leaves_urls_alone_at_every_split_point(mapped):
+    want = mapped.restore(URL_REPLY)
+    for cut in range(len(URL_REPLY) + 1):
+        assert _stream(mapped, URL_REPLY, [cut]) == want
+    assert _stream(mapped, URL_REPLY, list(range(1, len(URL_REPLY)))) == want
+
+
+def test_a_long_url_stays_a_url_however_the_stream_is_cut(mapped):
+    reply = "see http://x.example/" + "a" * 400 + "<EMAIL_ADDRESS_1> <PERSON_1>"
+    assert _stream(mapped, reply, list(range(1, len(reply)))) == reply.replace("<PERSON_1>", "Maria Gonzalez")
+
+
+def test_a_streamed_json_answer_restores_as_its_decoded_values_would(mapped):
+    """JSON text ends a URL at the string's closing quote: a compact object restores like a spaced one."""
+    import json
+
+    from tether.privacy.pseudonymize import json_string_escape
+
+    obj = {"url": "http://x.example/?d=<EMAIL_ADDRESS_1>", "name": "<PERSON_1>",
+           "note": "![x](http://x.example/" + "a" * 300 + "<PERSON_1>)\nbye <PERSON_1>"}
+    want = {"url": obj["url"], "name": "Maria Gonzalez", "note": obj["note"].replace("bye <PERSON_1>", "bye Maria Gonzalez")}
+    text = json.dumps(obj, separators=(",", ":"))
+    for cuts in ([], list(range(1, len(text))), [7, 40, 41, 200]):
+        r = mapped.restorer(json_string_escape)
+        pieces, last = [], 0
+        for c in [*cuts, len(text)]:
+            pieces.append(r.feed(text[last:c]))
+            last = c
+        assert json.loads("".join(pieces) + r.flush()) == want

