@@ -51,7 +51,9 @@ def test_most_stacks_are_summarized_by_the_model(digest):
 def test_weak_model_falls_back_to_extractive_and_stays_faithful(tiny):
     """The 135M model often invents details; those stacks must fall back, never show them."""
     items = N.parse_notifications(json.loads(data("notifications.json")))
-    result = N.summarize_notifications(items, model="smollm2-135m")
+    steps = []
+    result = N.summarize_notifications(items, model="smollm2-135m", progress=lambda *step: steps.append(step))
+    assert steps == [(i, 8) for i in range(1, 9)]  # one step per stack
     fallbacks = [s for s in result.stacks if s.extractive]
     assert fallbacks, "expected the 135M model to trip the faithfulness check at least once"
     for s in result.stacks:

@@ -33,7 +33,8 @@ def summarize_cmd(file: str, model: str, as_json: bool) -> None:
     raw, name = read_bytes(file)
     items = notifications.parse_notifications(notifications.decode_json(raw, name))
     load_model(model)
-    digest = notifications.summarize_notifications(items, model=model)
+    with parts_progress("summarizing stacks") as progress:
+        digest = notifications.summarize_notifications(items, model=model, progress=progress)
     emit(digest, as_json, render_digest(digest))
 
 

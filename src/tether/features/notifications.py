@@ -14,7 +14,7 @@ import re
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError, field_validator, model_validator
 
@@ -345,9 +345,11 @@ def _one_sentence(text: str) -> str:
 
 
 def summarize_notifications(
-    notifications: Iterable[Notification | dict[str, Any]], *, model: str = DEFAULT_MODEL
+    notifications: Iterable[Notification | dict[str, Any]], *, model: str = DEFAULT_MODEL,
+    progress: Callable[[int, int], None] | None = None,
 ) -> NotificationDigest:
-    """Stacks, time-sensitive first, then most recent first."""
+    """Stacks, time-sensitive first, then most recent first. ``progress(done, total)`` after each
+    stack: every stack is a model call, and a day's notifications can be hundreds of them."""
     start = time.perf_counter()
     if isinstance(notifications, dict) and "notifications" in notifications:
         notifications = notifications["notifications"]  # the file's wrapper form, as parse_notifications takes
@@ -361,11 +363,14 @@ def summarize_notifications(
     if not items:
         raise InputError("the notification list is empty")
     stacks = []
-    for (app, thread), members in group(items).items():
+    groups = group(items)
+    for (app, thread), members in groups.items():
         reasons = time_sensitivity(members)
         summary, extractive = summarize_stack(members, model=model)
         stacks.append(Stack(app=app, thread=thread, notifications=members, summary=summary, extractive=extractive,
                             time_sensitive=bool(reasons), reasons=reasons, latest=members[-1].timestamp))
+        if progress:
+            progress(len(stacks), len(groups))
     stacks.sort(key=lambda s: s.latest, reverse=True)
     stacks.sort(key=lambda s: not s.time_sensitive)  # stable: time-sensitive first, each part newest first
     return NotificationDigest(stacks=stacks, model=model, duration_s=time.perf_counter() - start)
