@@ -27,7 +27,9 @@
         ├── TransparencyLogError         the log's signature, proofs or history do not check out
         ├── EnvelopeError                a sealed message failed to open (tampered, replayed, expired, truncated)
         ├── NodeRejectedError            a node refused a request (the reason stays inside the envelope)
+        ├── RequestTooLargeError         the sealed request is over the relay's or a node's body limit (``limit``)
         └── NoNodeAvailableError         no verified node answered; ``attempts`` says what was tried
+            └── CloudDeadlineError       no answer within the request's overall deadline (``deadline``)
 
 The CLI shows any of these as one line on stderr with a non-zero exit.
 """
@@ -204,6 +206,30 @@ class NoNodeAvailableError(CloudError):
         self.attempts = attempts
         detail = "; ".join(attempts) if attempts else "no verified nodes in the transparency log"
         super().__init__(f"no private-cloud node could serve the request ({detail})")
+
+
+class CloudDeadlineError(NoNodeAvailableError):
+    """The request's overall deadline passed, across every node tried; ``attempts`` says what was tried."""
+
+    def __init__(self, deadline: float, attempts: list[str]):
+        self.deadline = deadline
+        self.attempts = attempts
+        detail = "; ".join(attempts) if attempts else "no node answered"
+        CloudError.__init__(self, f"the private cloud did not answer within the request's {deadline:g} s deadline "
+                                  f"({detail})")
+
+
+class RequestTooLargeError(CloudError):
+    """The sealed request is larger than the relay or a node accepts; no node would take it, so it is not retried."""
+
+    def __init__(self, size: int | None, limit: int | None, where: str = "the relay"):
+        self.size = size
+        self.limit = limit
+        self.where = where
+        sealed = f" ({size:,} bytes sealed)" if size is not None else ""
+        most = f"at most {limit:,} bytes" if limit is not None else "less"
+        super().__init__(f"the request is too large for the private cloud{sealed}: {where} accepts {most}; "
+                         "shorten the prompt or send it in parts")
 
 
 class ConsentRequiredError(PrivacyError):

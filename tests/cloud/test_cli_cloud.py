@@ -82,3 +82,15 @@ def test_log_serve_on_a_busy_port_makes_no_key_or_database(tmp_path):
 def test_a_dead_relay_is_named_when_the_log_is_read_through_it(tmp_path):
     line = _one_error_line(run("cloud", "nodes", "--relay", DEAD, TETHER_CLOUD_STATE=str(tmp_path / "s.json")))
     assert line.startswith(f"Error: relay {DEAD} (the log is read through it) unreachable")
+
+
+def test_a_prompt_too_large_for_the_relay_is_one_line_before_anything_is_sent(tmp_path):
+    """The relay is dead: a retry loop or a network error would show; the size is checked first."""
+    from tether.cloud.node import MAX_BODY
+
+    result = run("cloud", "chat", "x" * (MAX_BODY + 10), "--relay", DEAD, "--no-stream",
+                 TETHER_CLOUD_STATE=str(tmp_path / "s.json"))
+    line = _one_error_line(result)
+    assert "too large" in line and f"{MAX_BODY:,} bytes" in line, line
+    assert not (tmp_path / "s.json").exists()  # nothing was read, not even the log
+

@@ -186,3 +186,30 @@ def test_the_prober_calls_a_stale_entry_down_when_its_url_answers_for_another_no
             assert load["old"]["healthy"] is False and load["new"]["healthy"] is True
     finally:
         stop_node()
+
+
+def test_a_body_too_large_for_the_relay_or_for_every_node_is_413_with_the_limit(nodes):
+    from tether.cloud.node import MAX_BODY
+
+    def too_large(limit: str):
+        async def envelope(request):
+            return JSONResponse({"error": "too large"}, status_code=413, headers={"x-tether-max-body": limit})
+        return serve([Route("/v1/envelope", envelope, methods=["POST"])])
+
+    (small, stop_small), (smaller, stop_smaller), (odd, stop_odd) = too_large("2000"), too_large("1000"), too_large("lots")
+    try:
+        relay = Relay(None, {"small": small, "smaller": smaller, "odd": odd, "good": nodes["good"]}, probe_interval=3600)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            r = client.post("/v1/relay", content=b"x" * (MAX_BODY + 1))
+            assert r.status_code == 413 and r.json()["limit"] == MAX_BODY and r.json()["by"] == "relay"
+            r = client.post("/v1/relay", json=relay_request("small", "smaller"))
+            assert r.status_code == 413 and r.json()["limit"] == 1000 and r.json()["by"] == "nodes"
+            r = client.post("/v1/relay", json=relay_request("odd"))
+            assert r.status_code == 413 and r.json()["limit"] is None  # a header that is no number is not passed on
+            r = client.post("/v1/relay", json=relay_request("small", "good"))  # another node takes it
+            assert r.status_code == 200 and r.headers["x-tether-node"] == "good"
+    finally:
+        stop_small()
+        stop_smaller()
+        stop_odd()
+

@@ -12,12 +12,19 @@ a node directly: only through the relay, so no node learns its address. By
 default it reads the transparency log through the relay too (``log_url=None``),
 so the log operator does not learn it either; signatures and proofs make the
 relay's mirror as trustworthy as the log itself.
+
+Every request has an overall ``deadline`` across all its attempts: a node that
+never answers costs one attempt's ``read_timeout``, and however many nodes hang,
+the request ends with ``CloudDeadlineError`` once the deadline passes. A request
+over the relay's body limit is ``RequestTooLargeError`` at once, never retried.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import random
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,15 +35,18 @@ import httpx
 
 from tether.cloud.attestation import MAX_ATTESTATION_AGE, check_attestation_age, unb64, verify_attestation
 from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
+from tether.cloud.node import MAX_BODY
 from tether.cloud.relay import NODE_HEADER, REJECTED_HEADER
 from tether.cloud.transparency import MAX_STH_AGE, LogClient
 from tether.errors import (
     AttestationError,
+    CloudDeadlineError,
     CloudError,
     EnvelopeError,
     GenerationCancelledError,
     NodeRejectedError,
     NoNodeAvailableError,
+    RequestTooLargeError,
     TransparencyLogError,
 )
 from tether.models.engine import current_cancel
@@ -63,6 +73,7 @@ class VerifiedNode:
 
 MAX_ADVERTISED_SPEED = 300.0  # tokens/s; above this, measured latency alone tells nodes apart
 MAX_RELAY_LOAD = 8  # in-flight requests the relay may report for a node, as far as choosing goes
+DEADLINE = 150.0  # seconds one request may take, every attempt and the whole answer included
 
 
 @dataclass
@@ -93,6 +104,8 @@ class CloudClient:
         attempts: int = 3,
         connect_timeout: float = 3.0,
         read_timeout: float = 60.0,
+        deadline: float | None = DEADLINE,
+        max_request_bytes: int = MAX_BODY,
         cooldown: float = 30.0,
         directory_ttl: float = 30.0,
         model: str | None = None,
@@ -103,6 +116,10 @@ class CloudClient:
         self.relay_url = http_url(relay_url, "relay URL")
         self.k = max(1, k)
         self.attempts = max(1, attempts)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout  # per attempt: the longest wait for the relay's answer or the next frame
+        self.deadline = deadline  # per request, across attempts; None: no overall limit
+        self.max_request_bytes = max_request_bytes  # the relay's body limit, checked before anything is sent
         self.cooldown = cooldown
         self.directory_ttl = directory_ttl
         self.model = model
@@ -233,57 +250,107 @@ class CloudClient:
     def seal(self, body: dict[str, Any], nodes: list[VerifiedNode]) -> tuple[SealedRequest, dict[str, ResponseOpener]]:
         return seal_request(body, [(n.node_id, n.hpke_key) for n in nodes])
 
-    def _frames(self, body: dict[str, Any], exclude: set[str], attempts_log: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-        """One attempt: choose nodes, send, yield (node_id, opened frame). Raises on failure."""
+    def _deadline_at(self) -> float:
+        return time.monotonic() + self.deadline if self.deadline is not None else math.inf
+
+    def _check_size(self, body: dict[str, Any]) -> None:
+        """Before any network: a body whose JSON alone is over the limit is over it sealed (base64 grows it)."""
+        size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+        if size > self.max_request_bytes:
+            raise RequestTooLargeError(None, self.max_request_bytes)
+
+    def _frames(self, body: dict[str, Any], exclude: set[str], attempts_log: list[str],
+                deadline_at: float = math.inf) -> Iterator[tuple[str, dict[str, Any]]]:
+        """One attempt: choose nodes, send, yield (node_id, opened frame). Raises on failure.
+
+        Every wait is bounded by what is left of ``deadline_at``; past it, ``CloudDeadlineError``."""
+        if time.monotonic() >= deadline_at:
+            raise CloudDeadlineError(self.deadline or 0, attempts_log)
         nodes = self._choose(exclude)
         if not nodes:
             if not attempts_log and self.model is not None and not self.nodes():
                 attempts_log = [f"no verified node serves {self.model}"]
             raise NoNodeAvailableError(attempts_log or ["no verified node outside cooldown"])
         sealed, openers = self.seal(body, nodes)
+        content = json.dumps(sealed.to_json(), separators=(",", ":")).encode()
+        if len(content) > self.max_request_bytes:
+            raise RequestTooLargeError(len(content), self.max_request_bytes)
+        left = deadline_at - time.monotonic()
+        if left <= 0:
+            raise CloudDeadlineError(self.deadline or 0, attempts_log)
+        wait = min(self.read_timeout, left)
+        timeout = httpx.Timeout(wait, connect=min(self.connect_timeout, left))
+        ids = ", ".join(openers)
         start = time.perf_counter()
-        with self.http.stream("POST", f"{self.relay_url}/v1/relay", json=sealed.to_json()) as resp:
-            if resp.status_code == 400:
-                resp.read()
-                # Every target that answered rejected the envelope. A restarted node's stale entry or
-                # a rogue announcement at a real node's address does that; other nodes may not.
-                named = [n for n in resp.headers.get(REJECTED_HEADER, "").split(",") if n in openers]
-                for node_id in named or list(openers):
-                    exclude.add(node_id)
-                    self._cool(node_id)
-                raise _Retryable(f"{', '.join(named or openers)} rejected the sealed request", rejected=True)
-            if resp.status_code != 200:
-                resp.read()
-                for n in nodes:
-                    exclude.add(n.node_id)
-                raise _Retryable(f"relay answered HTTP {resp.status_code} for {', '.join(n.node_id for n in nodes)}")
-            node_id = resp.headers.get(NODE_HEADER, "")
-            opener = openers.get(node_id)
-            if opener is None:
-                raise EnvelopeError(f"relay named node {node_id!r}, which this request was not sealed to")
-            self.last_node = node_id
-            first = True
-            try:
-                for data in resp.iter_raw():
-                    for frame in opener.feed(data):
-                        if not isinstance(frame, dict):
-                            raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
-                        frame.pop("x_tether", None)  # ours to set, never the node's
-                        if first:
-                            self._observe(node_id, time.perf_counter() - start)
-                            first = False
-                        err = frame.get("error")
-                        if isinstance(err, dict) and err.get("fault") == "node":
-                            # The node, not the request, failed (its engine is down): another node may not.
-                            exclude.add(node_id)
-                            self._cool(node_id)
-                            raise _Retryable(f"node {node_id} failed: {_error_text(err)}", node_id)
-                        yield node_id, frame
-                opener.close()
-            except (httpx.HTTPError, EnvelopeError) as exc:
+        request = self.http.stream("POST", f"{self.relay_url}/v1/relay", content=content, timeout=timeout,
+                                   headers={"content-type": "application/json"})
+        try:
+            resp = request.__enter__()
+        except httpx.HTTPError as exc:
+            if time.monotonic() >= deadline_at:
+                raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"no answer for {ids}"]) from None
+            if not isinstance(exc, httpx.ReadTimeout):
+                raise  # the relay itself is unreachable
+            # The relay tries each target for a while before it answers: this node set may be what
+            # is slow, so the next attempt goes to others. Not cooled: the relay may be the slow one.
+            exclude.update(openers)
+            raise _Retryable(f"no answer from the relay within {wait:g} s for {ids}") from None
+        watchdog = _Watchdog(resp, deadline_at)
+        try:
+            yield from self._answer(resp, openers, start, exclude, deadline_at, attempts_log, watchdog)
+        finally:
+            watchdog.cancel()
+            request.__exit__(None, None, None)
+
+    def _answer(self, resp: httpx.Response, openers: dict[str, ResponseOpener], start: float, exclude: set[str],
+                deadline_at: float, attempts_log: list[str], watchdog: "_Watchdog") -> Iterator[tuple[str, dict[str, Any]]]:
+        if resp.status_code == 413:  # no node takes it: not retried
+            raise _too_large(resp)
+        if resp.status_code == 400:
+            resp.read()
+            # Every target that answered rejected the envelope. A restarted node's stale entry or
+            # a rogue announcement at a real node's address does that; other nodes may not.
+            named = [n for n in resp.headers.get(REJECTED_HEADER, "").split(",") if n in openers]
+            for node_id in named or list(openers):
                 exclude.add(node_id)
                 self._cool(node_id)
-                raise _Retryable(f"node {node_id} failed mid-answer: {exc}", node_id) from exc
+            raise _Retryable(f"{', '.join(named or openers)} rejected the sealed request", rejected=True)
+        if resp.status_code != 200:
+            resp.read()
+            exclude.update(openers)
+            raise _Retryable(f"relay answered HTTP {resp.status_code} for {', '.join(openers)}")
+        node_id = resp.headers.get(NODE_HEADER, "")
+        opener = openers.get(node_id)
+        if opener is None:
+            raise EnvelopeError(f"relay named node {node_id!r}, which this request was not sealed to")
+        self.last_node = node_id
+        first = True
+        try:
+            for data in resp.iter_raw():
+                if time.monotonic() >= deadline_at:  # the watchdog's backstop
+                    raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"node {node_id} was still answering"])
+                for frame in opener.feed(data):
+                    if not isinstance(frame, dict):
+                        raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
+                    frame.pop("x_tether", None)  # ours to set, never the node's
+                    if first:
+                        self._observe(node_id, time.perf_counter() - start)
+                        first = False
+                    err = frame.get("error")
+                    if isinstance(err, dict) and err.get("fault") == "node":
+                        # The node, not the request, failed (its engine is down): another node may not.
+                        exclude.add(node_id)
+                        self._cool(node_id)
+                        raise _Retryable(f"node {node_id} failed: {_error_text(err)}", node_id)
+                    yield node_id, frame
+            opener.close()
+        except (httpx.HTTPError, EnvelopeError) as exc:
+            if watchdog.fired or time.monotonic() >= deadline_at:
+                raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"node {node_id} was still "
+                                                              "answering"]) from None
+            exclude.add(node_id)
+            self._cool(node_id)
+            raise _Retryable(f"node {node_id} failed mid-answer: {exc}", node_id) from exc
 
     def chat(self, body: dict[str, Any]) -> dict[str, Any]:
         """Send one chat-completions request; return the completion object.
@@ -295,15 +362,19 @@ class CloudClient:
         if cancel is not None:
             return self._chat_streamed(body, cancel)
         body = {**body, "stream": False}
+        self._check_size(body)
+        deadline_at = self._deadline_at()
         exclude: set[str] = set()
         attempts_log: list[str] = []
         rejections = 0
         for _ in range(self.attempts):
             try:
-                for node_id, frame in self._frames(body, exclude, attempts_log):
+                for node_id, frame in self._frames(body, exclude, attempts_log, deadline_at):
                     _raise_if_error(frame)
                     frame["x_tether"] = {"node": node_id}
                     return frame
+            except CloudDeadlineError:
+                raise
             except NoNodeAvailableError:
                 if rejections:  # the nodes left after the rejections: name the rejections
                     raise _give_up(attempts_log, rejections) from None
@@ -358,6 +429,55 @@ class CloudClient:
         self.log.close()
 
 
+class _Watchdog:
+    """Ends a response's reads at the request's deadline: httpx bounds each read, not their sum, so a
+    node that sends a frame now and then, each within the read timeout, would otherwise never end.
+    It shuts the socket down (which wakes a blocked read); the connection is not reused."""
+
+    def __init__(self, resp: httpx.Response, deadline_at: float):
+        self.fired = False
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer: threading.Timer | None = None
+        stream = resp.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket) and deadline_at != math.inf:
+            self._sock = sock
+            self._timer = threading.Timer(max(0.0, deadline_at - time.monotonic()), self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _too_large(resp: httpx.Response) -> RequestTooLargeError:
+    """The relay's 413: its own body limit, or every node it tried answered 413 (``by: nodes``)."""
+    try:
+        answer = json.loads(resp.read())
+    except (ValueError, httpx.HTTPError):
+        answer = {}
+    answer = answer if isinstance(answer, dict) else {}
+    told = answer.get("limit")
+    told = told if isinstance(told, int) and not isinstance(told, bool) and told > 0 else None
+    where = "the nodes behind the relay" if answer.get("by") == "nodes" else "the relay"
+    size = int(resp.request.headers.get("content-length") or 0) or None
+    return RequestTooLargeError(size, told, where)
+
+
 class _Retryable(CloudError):
     def __init__(self, message: str, node_id: str | None = None, *, rejected: bool = False):
         self.node_id = node_id
@@ -409,6 +529,8 @@ class CloudStream:
         attempts_log: list[str] = []
         rejections = 0
         cancel = current_cancel()
+        client._check_size(self.body)
+        deadline_at = client._deadline_at()
         for _ in range(client.attempts):
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelledError()  # a client that left gets no failover
@@ -416,7 +538,7 @@ class CloudStream:
             replayed = ""
             diverged = False
             try:
-                for node_id, frame in client._frames(self.body, exclude, attempts_log):
+                for node_id, frame in client._frames(self.body, exclude, attempts_log, deadline_at):
                     if not self.nodes or self.nodes[-1] != node_id:
                         self.nodes.append(node_id)
                     _raise_if_error(frame)
@@ -442,6 +564,8 @@ class CloudStream:
                     self.text += piece
                     yield frame
                 return
+            except CloudDeadlineError:
+                raise
             except NoNodeAvailableError:
                 if rejections:  # the nodes left after the rejections: name the rejections
                     raise _give_up(attempts_log, rejections) from None

@@ -35,6 +35,7 @@ from tether.settings import http_url
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
 MAX_BODY = 4 * 1024 * 1024
+MAX_BODY_HEADER = "x-tether-max-body"  # on a 413: the node's body limit, which the relay passes on
 _DONE = object()
 
 
@@ -303,7 +304,12 @@ class Node:
             if not isinstance(message, dict):
                 raise EnvelopeError("rejected")
             chat, sealer = open_request(message, self.node_id, self.keys, self.guard)
-        except (BodyError, EnvelopeError, ValueError, RecursionError):  # deep JSON nesting too: the same bare "rejected"
+        except BodyError as exc:
+            self.metrics.rejected += 1
+            if exc.status == 413:  # the size is no secret (the relay and the network see it): say so
+                return JSONResponse({"error": exc.message}, status_code=413, headers={MAX_BODY_HEADER: str(MAX_BODY)})
+            return _REJECTED()
+        except (EnvelopeError, ValueError, RecursionError):  # deep JSON nesting too: the same bare "rejected"
             self.metrics.rejected += 1
             return _REJECTED()
         return StreamingResponse(self._frames(chat, sealer), media_type=SEALED_MEDIA_TYPE)

@@ -27,7 +27,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from tether.cloud.attestation import verify_attestation
-from tether.cloud.node import MAX_BODY, SEALED_MEDIA_TYPE
+from tether.cloud.node import MAX_BODY, MAX_BODY_HEADER, SEALED_MEDIA_TYPE
 from tether.cloud.serving import BodyError, json_http_errors, read_body
 from tether.errors import AttestationError
 from tether.settings import http_url
@@ -164,7 +164,9 @@ class Relay:
         try:
             raw = await read_body(request, MAX_BODY)
         except BodyError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
+            # A too-large request is the device's to shorten: say so, with the limit, so it is not retried.
+            extra = {"limit": MAX_BODY, "by": "relay"} if exc.status == 413 else {}
+            return JSONResponse({"error": exc.message, **extra}, status_code=exc.status)
         try:
             message = json.loads(raw)
             targets = message["targets"]
@@ -177,6 +179,7 @@ class Relay:
 
         tried = 0
         rejected: list[str] = []
+        too_large: list[int | None] = []  # the limit each target that answered 413 named
         now = time.monotonic()
         # Healthy targets first, in the device's order; nodes in cooldown only as a last resort.
         ordered = sorted(targets, key=lambda t: self._down_until.get(t["node"], 0) > now)
@@ -195,6 +198,9 @@ class Relay:
                 continue
             if upstream.status_code != 200:
                 await upstream.aclose()  # its body is not read: a node's rejection says nothing more
+                if upstream.status_code == 413:  # a node with a smaller body limit than this relay's
+                    limit = upstream.headers.get(MAX_BODY_HEADER, "")
+                    too_large.append(int(limit) if limit.isdigit() and len(limit) < 16 else None)
                 if upstream.status_code == 400:
                     # Another target may still open it: a restarted node's stale entry (new keys, same
                     # URL), or an announcement that points at someone else's node, rejects every wrap.
@@ -204,6 +210,10 @@ class Relay:
             self.forwarded += 1
             return StreamingResponse(self._pipe(upstream, node_id), media_type=SEALED_MEDIA_TYPE,
                                      headers={NODE_HEADER: node_id})
+        if too_large and len(too_large) == tried:  # no target takes a body this large
+            limits = [n for n in too_large if n is not None]
+            return JSONResponse({"error": "request body larger than the nodes accept",
+                                 "limit": min(limits) if limits else None, "by": "nodes"}, status_code=413)
         if rejected and len(rejected) == tried:  # every target that answered rejected it
             return JSONResponse({"error": "rejected"}, status_code=400,
                                 headers={REJECTED_HEADER: ",".join(rejected)})

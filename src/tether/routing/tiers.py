@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence
 
-from tether.errors import CloudError, TierUnavailableError
+from tether.errors import CloudDeadlineError, CloudError, RequestTooLargeError, TierUnavailableError
 from tether.models.engine import Message, Sampling
 
 DEVICE, PRIVATE_CLOUD, THIRD_PARTY = "device", "private_cloud", "third_party"
@@ -148,6 +148,13 @@ class DeviceTier:
                         prompt_tokens=result[0].prompt_tokens, completion_tokens=result[0].completion_tokens)
 
 
+def _cloud_status(exc: CloudError) -> int | None:
+    """413 for a request too large for the relay or nodes (no retry helps), 504 past the deadline."""
+    if isinstance(exc, RequestTooLargeError):
+        return 413
+    return 504 if isinstance(exc, CloudDeadlineError) else None
+
+
 class PrivateCloudTier:
     """Attested nodes through the relay (``tether.cloud.CloudClient``)."""
 
@@ -168,7 +175,7 @@ class PrivateCloudTier:
         try:
             out = self.client.chat(openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs))
         except CloudError as exc:
-            raise TierUnavailableError(PRIVATE_CLOUD, str(exc)) from exc
+            raise TierUnavailableError(PRIVATE_CLOUD, str(exc), status=_cloud_status(exc)) from exc
         choice = out["choices"][0]
         usage = out.get("usage") or {}
         return TierResult(choice["message"]["content"] or "", PRIVATE_CLOUD, out.get("model", ""),
@@ -191,4 +198,4 @@ class PrivateCloudTier:
                     sent = True
                     yield text
         except CloudError as exc:
-            raise TierUnavailableError(PRIVATE_CLOUD, str(exc)) from exc
+            raise TierUnavailableError(PRIVATE_CLOUD, str(exc), status=_cloud_status(exc)) from exc

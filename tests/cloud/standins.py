@@ -1,0 +1,111 @@
+"""Stand-in nodes for the device client's tests: real loopback servers that hold real node keys,
+announced to a real log, each with one exact behaviour (answer, hang, stall, refuse as too large)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from tether.cloud.attestation import Measurement, NodeIdentity, make_attestation, node_config
+from tether.cloud.envelope import KeyPair, ReplayGuard, open_request
+from tether.cloud.node import SEALED_MEDIA_TYPE
+
+from tests.cloud.conftest import serve_in_thread
+
+RELEASE = Measurement(code="d" * 64, model_sha256="e" * 64, config=node_config("stand-in", n_ctx=512, max_tokens=64))
+
+
+def release(log_url: str, token: str) -> None:
+    r = httpx.post(f"{log_url}/v1/log/releases", json=RELEASE.components(),
+                   headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert r.status_code == 200, r.text
+
+
+@dataclass
+class StandIn:
+    node_id: str
+    url: str
+    served: list  # one entry per envelope received
+    stop: Callable[[], None]
+
+
+def _completion(text: str) -> dict:
+    return {"id": "c", "object": "chat.completion", "model": "stand-in",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+
+
+def _chunk(text: str) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "model": "stand-in",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+
+def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: float = 100.0,
+             stall: float = 3600.0, pause: float = 0.0) -> StandIn:
+    """``behaviour``: ``answer`` (at once), ``hang`` (headers, then nothing), ``stall`` (one chunk, with
+    ``pause`` a second one ``pause`` seconds later, then nothing for ``stall`` seconds), ``too_large`` (HTTP 413 with its limit, as a node with a smaller
+    body limit than the relay's answers)."""
+    identity, keys, guard = NodeIdentity(), KeyPair(), ReplayGuard()
+    node_id = identity.node_id
+    closing = threading.Event()
+    served: list = []
+
+    async def wait(seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while not closing.is_set() and loop.time() < end:
+            await asyncio.sleep(0.05)
+
+    async def envelope(request: Request) -> Response:
+        served.append(behaviour)
+        if behaviour == "too_large":
+            return JSONResponse({"error": "body larger than 1000 bytes"}, status_code=413,
+                                headers={"x-tether-max-body": "1000"})
+        chat, sealer = open_request(json.loads(await request.body()), node_id, keys, guard)
+
+        async def frames():
+            if behaviour == "hang":
+                await wait(3600)
+                return
+            if not chat.get("stream"):
+                yield sealer.seal(_completion(f"answer from {node_id}"), final=True)
+                return
+            yield sealer.seal(_chunk("first "))
+            if behaviour == "stall":
+                if pause:
+                    await wait(pause)
+                    yield sealer.seal(_chunk("second "))
+                await wait(stall)
+            yield sealer.seal(_chunk(f"answer from {node_id}"))
+            yield sealer.seal({"done": True}, final=True)
+
+        return StreamingResponse(frames(), media_type=SEALED_MEDIA_TYPE)
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"ok": True, "node_id": node_id})
+
+    url, stop_server = serve_in_thread([Route("/v1/envelope", envelope, methods=["POST"]), Route("/healthz", health)])
+    att = make_attestation(identity, keys.public_bytes, RELEASE, url=url, model=model, hardware={},
+                           tokens_per_second=tokens_per_second)
+    r = httpx.post(f"{log_url}/v1/log/nodes", json=att, timeout=10)
+    assert r.status_code == 200, r.text
+
+    def stop() -> None:
+        closing.set()
+        stop_server()
+
+    return StandIn(node_id, url, served, stop)
+
+
+def unique_model(tag: str) -> str:
+    """Each test's nodes serve their own model name, so a device sees only them in the shared log."""
+    return f"{tag}-{os.urandom(4).hex()}"
