@@ -213,3 +213,48 @@ def test_a_body_too_large_for_the_relay_or_for_every_node_is_413_with_the_limit(
         stop_smaller()
         stop_odd()
 
+
+def _wait_for(predicate, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+def test_a_relay_that_cannot_read_the_log_warns_once_per_outage_and_healthz_says_stale(tmp_path, start_service, caplog):
+    """A real ``tether log serve`` stopped and started again on the same port, database and key."""
+    import logging
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ["log", "serve", "--port", str(port), "--db", str(tmp_path / "log.sqlite"), "--key", str(tmp_path / "log.key")]
+    log = start_service("log", args, tmp_path)
+    relay = Relay(log.url, probe_interval=0.05, directory_ttl=0.05)
+    warnings = lambda: [r.getMessage() for r in caplog.records if r.name == "tether.relay"]  # noqa: E731
+    try:
+        with caplog.at_level(logging.WARNING, logger="tether.relay"), \
+                TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            health = lambda: client.get("/healthz").json()  # noqa: E731
+            _wait_for(lambda: health()["log"]["stale"] is False)
+            assert health()["ok"] is True and health()["log"]["directory_age_s"] < 5 and warnings() == []
+
+            log.stop()
+            down = _wait_for(lambda: (h := health())["log"]["stale"] and h)
+            time.sleep(0.5)  # ten more failed refreshes
+            assert down["ok"] is True  # it still routes, on the last directory
+            assert down["log"]["error"] and down["log"]["unreadable_for_s"] is not None
+            assert health()["log"]["directory_age_s"] >= 0.5
+            assert len(warnings()) == 1, warnings()
+            assert f"transparency log {log.url} unreadable" in warnings()[0]
+            assert client.get("/v1/log/sth").status_code == 502  # the mirror says so too, never an old answer
+
+            log = start_service("log-again", args, tmp_path)
+            _wait_for(lambda: health()["log"]["stale"] is False)
+            assert health()["log"]["unreadable_for_s"] is None and health()["log"]["error"] is None
+            assert len(warnings()) == 2 and "readable again after" in warnings()[1]
+    finally:
+        log.stop()

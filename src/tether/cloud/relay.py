@@ -10,6 +10,10 @@ It also mirrors the log's read-only endpoints, so a device can audit the log
 without the log operator learning its address either. The relay cannot forge
 what it mirrors: tree heads are signed with the device's pinned log key, and
 entries come with Merkle proofs against them.
+
+When the log cannot be read, the relay keeps routing on the directory it last
+read, says so once on stderr (and once more when the log is back), and its
+``/healthz`` reports the directory as stale with its age.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from typing import AsyncIterator
 
@@ -39,6 +44,8 @@ LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "r
 MAX_LOG_RESPONSE = 8 * 1024 * 1024
 _FORCED_GAP = 0.25  # seconds between directory refreshes forced by unknown node ids
 
+logger = logging.getLogger("tether.relay")
+
 
 class Relay:
     def __init__(self, log_url: str | None, nodes: dict[str, str] | None = None, *, cooldown: float = 10.0,
@@ -52,6 +59,9 @@ class Relay:
         self.directory_ttl = directory_ttl
         self.header_timeout = header_timeout  # a node answers with headers at once, even while it queues
         self._fetched = 0.0
+        self._read_at: float | None = None  # when the log's directory was last read (monotonic)
+        self._log_down_since: float | None = None  # the current outage, if any
+        self._log_error: str | None = None
         self._refreshing = asyncio.Lock()
         self._down_until: dict[str, float] = {}
         self.inflight: dict[str, int] = {}
@@ -81,8 +91,10 @@ class Relay:
                 released = resp.json()["releases"]
                 if not isinstance(nodes, list) or not isinstance(released, dict):
                     raise ValueError("malformed directory")
-            except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, RecursionError):
-                return  # keep the last directory; the log may be restarting
+            except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, RecursionError) as exc:
+                self._log_unreadable(exc)  # keep the last directory; the log may be restarting
+                return
+            self._log_readable()
             found: dict[str, str] = {}
             for n in nodes:  # one malformed entry costs only itself
                 try:
@@ -92,6 +104,35 @@ class Relay:
                 if att["measurement"] in released:
                     found[att["node_id"]] = att["url"].rstrip("/")
             self.directory = {**found, **self.static}
+
+    def _log_unreadable(self, exc: BaseException) -> None:
+        """One warning per outage, not one per refresh: the relay goes on routing on the old directory."""
+        self._log_error = f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__
+        if self._log_down_since is not None:
+            return
+        self._log_down_since = time.monotonic()
+        age = "never read" if self._read_at is None else f"read {time.monotonic() - self._read_at:.0f} s ago"
+        logger.warning("transparency log %s unreadable (%s): routing on the last node directory (%s) "
+                       "until it is back", self.log_url, self._log_error, age)
+
+    def _log_readable(self) -> None:
+        self._read_at = time.monotonic()
+        if self._log_down_since is not None:
+            logger.warning("transparency log %s readable again after %.0f s; node directory refreshed",
+                           self.log_url, self._read_at - self._log_down_since)
+        self._log_down_since = None
+        self._log_error = None
+
+    def log_health(self) -> dict | None:
+        """What ``/healthz`` says about the mirrored log: reachable, or stale since when and why."""
+        if not self.log_url:
+            return None
+        now = time.monotonic()
+        stale = self._log_down_since is not None or self._read_at is None
+        return {"url": self.log_url, "stale": stale,
+                "directory_age_s": None if self._read_at is None else round(now - self._read_at, 1),
+                "unreadable_for_s": None if self._log_down_since is None else round(now - self._log_down_since, 1),
+                "error": self._log_error}
 
     async def _probe_forever(self, interval: float) -> None:
         """Health-check every listed node, so dead ones (say, a restarted node's old entry) are known early."""
@@ -134,8 +175,13 @@ class Relay:
             Route("/v1/relay", self._relay, methods=["POST"]),
             Route("/v1/relay/load", self._load, methods=["GET"]),
             *[Route(f"/v1/log/{path}", self._mirror_log, methods=["GET"]) for path in LOG_READS],
-            Route("/healthz", lambda r: JSONResponse({"ok": True}), methods=["GET"]),
+            Route("/healthz", self._health, methods=["GET"]),
         ], lifespan=lifespan, exception_handlers=json_http_errors())
+
+    async def _health(self, request: Request) -> Response:
+        """Up (200) while it can route; ``log.stale`` says the node directory is not being refreshed."""
+        log = self.log_health()
+        return JSONResponse({"ok": True} if log is None else {"ok": True, "log": log})
 
     async def _load(self, request: Request) -> Response:
         await self._refresh()
