@@ -94,3 +94,51 @@ def test_a_prompt_too_large_for_the_relay_is_one_line_before_anything_is_sent(tm
     assert "too large" in line and f"{MAX_BODY:,} bytes" in line, line
     assert not (tmp_path / "s.json").exists()  # nothing was read, not even the log
 
+
+def _log(tmp_path, start_service, name: str, key: str = "log.key", db: str = "log.sqlite"):
+    import re
+
+    service = start_service(name, ["log", "serve", "--port", "0", "--db", str(tmp_path / db),
+                                   "--key", str(tmp_path / key)], tmp_path)
+    return service, re.search(r"log key: (\S+)", service.output()).group(1)
+
+
+def test_a_replaced_or_rolled_back_log_is_one_line_that_says_how_to_repin(tmp_path, start_service):
+    import httpx
+
+    from tests.cloud.standins import RELEASE
+
+    state = tmp_path / "device-state.json"
+    env = {"TETHER_CLOUD_STATE": str(state)}
+    log, key = _log(tmp_path, start_service, "log")
+    try:
+        for tag in range(3):  # the device pins a tree of size 3
+            assert httpx.post(f"{log.url}/v1/log/releases", timeout=10, json={
+                **RELEASE.components(), "config": {**RELEASE.config, "n_ctx": 512 + tag}}).status_code == 200
+        assert run("cloud", "nodes", "--log", log.url, "--relay", DEAD, "--log-key", key, **env).exit_code == 0
+    finally:
+        log.stop()
+
+    # Rolled back: the same key, a fresh database.
+    rolled, same_key = _log(tmp_path, start_service, "rolled", db="fresh.sqlite")
+    try:
+        assert same_key == key
+        line = _one_error_line(run("cloud", "nodes", "--log", rolled.url, "--relay", DEAD, **env))
+        assert "tree head went backwards: size 0 < 3" in line and f"delete {state}" in line
+        assert "--log-key" in line and "rolled back" in line
+    finally:
+        rolled.stop()
+
+    # Replaced: a new key, without --log-key (the pinned key is used) and with it (it differs).
+    replaced, new_key = _log(tmp_path, start_service, "replaced", key="new.key", db="new.sqlite")
+    try:
+        line = _one_error_line(run("cloud", "nodes", "--log", replaced.url, "--relay", DEAD, **env))
+        assert "signature is wrong" in line and f"delete {state}" in line and "--log-key" in line
+        line = _one_error_line(run("cloud", "nodes", "--log", replaced.url, "--relay", DEAD, "--log-key", new_key, **env))
+        assert "differs from the one pinned" in line and f"delete {state}" in line
+        # The advice works: remove the state file and pin the new key.
+        state.unlink()
+        result = run("cloud", "nodes", "--log", replaced.url, "--relay", DEAD, "--log-key", new_key, **env)
+        assert result.exit_code == 0, result.output
+    finally:
+        replaced.stop()

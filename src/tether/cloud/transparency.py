@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import threading
@@ -499,7 +500,8 @@ class LogClient:
         if state:
             stored = state.get("public_key")
             if self._key is not None and stored is not None and stored != self._key:
-                raise TransparencyLogError(f"log key for {self.url} differs from the one pinned in {self.state_path}")
+                raise TransparencyLogError(f"the log key given for {self.url} differs from the one pinned in "
+                                           f"{self.state_path}; {self._repin_hint()}")
             self._key = self._key or stored
             if state.get("sth") is not None:
                 self.last_sth = _check_sth_shape(state["sth"])
@@ -573,19 +575,45 @@ class LogClient:
             self._save_state()
         return self._key
 
+    def _repin_hint(self) -> str:
+        """How to trust a log that was reset or replaced on purpose: one clause, the exact step."""
+        if self.state_path:
+            return (f"only if the log was reset or replaced on purpose, delete {self.state_path} and pin its new key "
+                    "(tether cloud nodes --log-key KEY, or log_key in the router config)")
+        return "only if the log was reset or replaced on purpose, pin its new key in a new client"
+
+    def _mismatch(self, exc: TransparencyLogError) -> TransparencyLogError:
+        """The log no longer matches what this device pinned: say what happened and how to repin, in one line."""
+        pinned = f"pinned in {self.state_path}" if self.state_path else "pinned by this client"
+        return TransparencyLogError(f"{exc}: the transparency log at {self.url} is not the one {pinned} "
+                                    f"(rolled back, forked or replaced); {self._repin_hint()}")
+
     def tree_head(self) -> dict[str, Any]:
         """Fetch, verify and remember the latest tree head; raise if it does not extend the last one."""
         key = self.public_key_b64
-        sth = verify_tree_head(self._request("GET", "/v1/log/sth"), key)
-        check_freshness(sth, self.last_sth, now=self.clock(), max_age=self.max_sth_age)
+        sth = _check_sth_shape(self._request("GET", "/v1/log/sth"))
+        try:
+            verify_tree_head(sth, key)
+        except TransparencyLogError as exc:
+            if "signature is wrong" not in str(exc):
+                raise  # malformed, not signed by another key
+            raise self._mismatch(exc) from None
+        check_freshness(sth, None, now=self.clock(), max_age=self.max_sth_age)
         if self.last_sth is not None:
             old = self.last_sth
+            try:
+                check_freshness(sth, old, now=self.clock(), max_age=math.inf, skew=math.inf)  # went backwards?
+            except TransparencyLogError as exc:
+                raise self._mismatch(exc) from None
             proof = None
             if sth["size"] > old["size"] > 0:
                 path = "/v1/log/proof/consistency"
                 proof = self._field(self._request("GET", path, params={"prior": old["size"], "size": sth["size"]}),
                                     "proof", dict, path)
-            verify_consistency(old, sth, proof)
+            try:
+                verify_consistency(old, sth, proof)
+            except TransparencyLogError as exc:
+                raise self._mismatch(exc) from None
         self.last_sth = sth
         self._save_state()
         return sth
