@@ -585,7 +585,8 @@ class LogClient:
     def _mismatch(self, exc: TransparencyLogError) -> TransparencyLogError:
         """The log no longer matches what this device pinned: say what happened and how to repin, in one line."""
         pinned = f"pinned in {self.state_path}" if self.state_path else "pinned by this client"
-        return TransparencyLogError(f"{exc}: the transparency log at {self.url} is not the one {pinned} "
+        where = f"read through the {self.via} {self.url}" if self.via else f"at {self.url}"
+        return TransparencyLogError(f"{exc}: the transparency log {where} is not the one {pinned} "
                                     f"(rolled back, forked or replaced); {self._repin_hint()}")
 
     def tree_head(self) -> dict[str, Any]:
