@@ -103,7 +103,7 @@ def main() -> None:
         procs.append(relay)
         log_key = re.search(r"log key: (\S+)", log_out).group(1)
         client = CloudClient(log_url, relay_url, log_key=log_key, state_path=root / "state.json", k=1,
-                             read_timeout=300)
+                             read_timeout=300, deadline=None)
         direct = tether_engine.load(args.model, n_threads=args.threads)
         direct.isolate_requests = True  # as on the node: every prompt evaluated in full, no prefix reuse
         sampling = Sampling.greedy(args.tokens)
