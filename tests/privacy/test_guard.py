@@ -93,3 +93,27 @@ def test_200_generated_sentences_leave_no_plaintext(guard, make_sentences, tier)
     assert set(totals) == set(LABELS.values()), totals  # every type is exercised
     assert sum(totals.values()) >= 300
     assert not leaked, leaked
+
+
+def test_overlapping_detections_take_the_strictest_action():
+    """Overlapping detections merge into one span typed by the stronger recognizer; the policy
+    action is the strictest of all of them, whichever type won the merge."""
+    from tether.privacy import parse_config
+
+    guard = PrivacyGuard(parse_config({
+        "detection": {"deny_lists": [{"entity": "CODENAME", "terms": ["bluebird"]}]},
+        "policy": {"CODENAME": {"private_cloud": "keep_on_device", "third_party": "keep_on_device"},
+                   **dict.fromkeys(("STREET_ADDRESS", "LOCATION"), {"private_cloud": "allow", "third_party": "allow"})}}))
+    # The codename is inside an email address (the email type wins the merge): it stays here.
+    text = "Please write to bluebird@example.com about the launch."
+    for tier in ("private_cloud", "third_party"):
+        out = guard.prepare(text, tier, session=guard.session())
+        assert out.payload is None and out.stay_reasons == ["CODENAME"]
+    assert guard.prepare(text, "device", session=guard.session()).payload == text
+    # A street (allowed here) named after a person (pseudonymized): the name does not go as it is.
+    out = guard.prepare("The parcel went to 42 Anna Schmidt Street.", "third_party", session=guard.session())
+    assert "Anna" not in out.require_payload() and "Schmidt" not in out.payload
+    assert [(e.entity_type, e.action) for e in out.entities] == [("PERSON", "pseudonymize")]
+    # An allowed street alone still goes as it is.
+    text = "The parcel went to 1600 Pennsylvania Avenue."
+    assert guard.prepare(text, "third_party", session=guard.session()).payload == text

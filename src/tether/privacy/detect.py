@@ -15,7 +15,7 @@ import unicodedata
 import threading
 from collections.abc import Iterable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from tether.errors import InputError
 from tether.privacy.policy import DetectionConfig
@@ -53,6 +53,9 @@ class Span(BaseModel):
     score: float
     text: str
     recognizer: str = ""
+    # The other entity types of overlapping detections merged into this span: the guard applies
+    # the strictest action among them all (a codename kept on the device inside an email address).
+    covers: tuple[str, ...] = Field(default=(), exclude=True)
 
     def __repr__(self) -> str:  # never print the value itself in logs
         return f"Span({self.entity_type}, {self.start}:{self.end}, score={self.score:.2f})"
@@ -381,9 +384,13 @@ def resolve_overlaps(spans: list[Span], text: str) -> list[Span]:
 def _merge(group: list[Span], text: str, rank) -> Span:  # type: ignore[no-untyped-def]
     best = max(group, key=rank)
     start, end = min(g.start for g in group), max(g.end for g in group)
-    if (start, end) == (best.start, best.end):
+    # A recall-first guess (a capitalised word that may be a name) is a safety net for text nothing
+    # else flagged: it does not tighten the action of a precise detection it overlaps ("Peru").
+    covers = tuple(sorted({t for g in group if g is best or g.recognizer != "recall_first"
+                           for t in (g.entity_type, *g.covers)} - {best.entity_type}))
+    if (start, end, covers) == (best.start, best.end, best.covers):
         return best
-    return best.model_copy(update={"start": start, "end": end, "text": text[start:end]})
+    return best.model_copy(update={"start": start, "end": end, "text": text[start:end], "covers": covers})
 
 
 _FOLD_EXTRA = str.maketrans("ŁłØøĐđıÞþ", "LlOoDdiTt")

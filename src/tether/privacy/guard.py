@@ -57,6 +57,9 @@ class ScanReport(BaseModel):
         return next(t for t in self.tiers if t.tier == tier)
 
 
+_STRICTNESS: dict[Action, int] = {"allow": 0, "pseudonymize": 1, "keep_on_device": 2}
+
+
 def _check_tier(tier: str) -> Tier:
     if tier not in TIERS:
         raise InputError(f"unknown tier {tier!r}; tiers: {', '.join(TIERS)}")
@@ -99,6 +102,7 @@ class PrivacyGuard:
         text = _as_text(text)
         if spans is None:
             spans = self._detect(text, tier)
+        spans = [self._strictest(s, tier) for s in spans]
         actions = {s.entity_type: self.config.action(s.entity_type, tier) for s in spans}
         counts = Counter(s.entity_type for s in spans)
         entities = [EntityCount(entity_type=e, count=n, action=actions[e]) for e, n in sorted(counts.items())]
@@ -112,6 +116,18 @@ class PrivacyGuard:
         return Outbound(tier=tier, payload=payload, leaves_device=not local and payload is not None,
                         must_stay_on_device=bool(stay), stay_reasons=stay,
                         consent_required=self.config.requires_consent(tier), entities=entities)
+
+    def _strictest(self, span: Span, tier: Tier) -> Span:
+        """``span`` typed by the strictest action among the detections merged into it: a password or
+        a codename kept on the device wins over a name, a name pseudonymized over an allowed place."""
+        if not span.covers:
+            return span
+        own = _STRICTNESS[self.config.action(span.entity_type, tier)]
+        best = max(span.covers, key=lambda t: _STRICTNESS[self.config.action(t, tier)])
+        if _STRICTNESS[self.config.action(best, tier)] <= own:
+            return span
+        return span.model_copy(update={"entity_type": best,
+                                       "covers": tuple(sorted({*span.covers, span.entity_type} - {best}))})
 
     def scan(self, text: str | bytes, *, session: PseudonymSession | None = None) -> ScanReport:
         """Detect once, then show what every tier would receive (a preview: nothing is sent)."""
