@@ -30,6 +30,15 @@ SECRETS = [
     ("API_KEY", "token ghp_16C7e42F292c6912E7710c838347Ae178B4a set", "ghp_16C7e42F292c6912E7710c838347Ae178B4a"),
     ("API_KEY", "export STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
     ("API_KEY", "slack xoxb-2048-1234567890-AbCdEfGhIjKlMnOp here", "xoxb-2048-1234567890-AbCdEfGhIjKlMnOp"),
+    ("API_KEY", "socket mode uses xapp-1-A0123456789-1234567890123-0123456789abcdef0123456789abcdef now",
+     "xapp-1-A0123456789-1234567890123-0123456789abcdef0123456789abcdef"),
+    ("API_KEY", "refresh with xoxe-1-My0xLTEyMzQ1Njc4OTAxMi0xMjM0NTY3ODkw please",
+     "xoxe-1-My0xLTEyMzQ1Njc4OTAxMi0xMjM0NTY3ODkw"),
+    ("API_KEY", "bot token: xoxb 2048 1234567890 AbCdEfGhIjKlMnOp here", "xoxb 2048 1234567890 AbCdEfGhIjKlMnOp"),
+    ("API_KEY", "slack xoxb_2048_1234567890_AbCdEfGhIjKlMnOp here", "xoxb_2048_1234567890_AbCdEfGhIjKlMnOp"),
+    ("API_KEY", "slack xoxb.2048.1234567890.AbCdEfGhIjKlMnOp here", "xoxb.2048.1234567890.AbCdEfGhIjKlMnOp"),
+    ("API_KEY", "app token xapp 1 A0123456789 1234567890123 0123456789abcdef0123456789abcdef",
+     "xapp 1 A0123456789 1234567890123 0123456789abcdef0123456789abcdef"),
     ("API_KEY", "api_key = 'Zt8kP2mQ9vX4rL7w'", "Zt8kP2mQ9vX4rL7w"),
     ("API_KEY", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N",
      "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.dozjgNryP4J3jVmNHl0w5N"),
@@ -127,7 +136,8 @@ def test_a_private_key_without_its_begin_line_is_still_a_key(guard):
 
 @pytest.mark.parametrize("text", ["We use sk-learn\nmodels and meet at 5 @ the office. Thanks @ team!",
                                   "pip install scikit-learn; see github.com/scikit-learn/scikit-learn",
-                                  "Open https://x.com/home and https://www.facebook.com/groups/"])
+                                  "Open https://x.com/home and https://www.facebook.com/groups/",
+                                  "A token that starts with xoxb is a bot token and xapp 1 is an app-level one."])
 def test_look_alikes_of_those_are_left_alone(guard, text):
     assert _found(guard, text) == {}
 
@@ -443,3 +453,42 @@ def test_code_that_handles_secrets_is_not_a_secret(guard, text):
 @pytest.mark.parametrize("text", ["Manager: approve the request", "Contact: support team", "Owner: the platform team"])
 def test_a_sentence_after_a_person_label_is_no_name(guard, text):
     assert [s.text for s in guard.detect(text) if s.entity_type == "PERSON"] == []
+
+
+# Text built to make a backtracking regex quadratic (or worse): 80 KB of each used to take from
+# tens of seconds ("a.b-" against the obfuscated-email patterns: 169 s) to hours ("docker login").
+ADVERSARIAL = {
+    "email local part": "a.b-" * 20_000,
+    "blank lines after an @": "a @" + "\n" * 80_000 + "x",
+    "spaces in a bracketed domain": "a(at)a" + " " * 80_000 + "x",
+    "a long URL scheme": "a.b-" * 10_000 + "://" + "a.b-" * 10_000,
+    "key prefixes": "sk-" * 26_000 + "\n",
+    "env names": "A_" * 40_000 + "=",
+    "street words": "Aa-" * 26_000,
+    "command lines": "docker login " * 6_000 + "mysql sshpass redis-cli " * 1_000,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_the_recognizers_take_linear_time_on_adversarial_text(name):
+    import time
+
+    from tether.privacy.recognizers import RegexRecognizer, builtin_recognizers
+
+    text = ADVERSARIAL[name]
+    recognizers = [r for r in builtin_recognizers() if isinstance(r, RegexRecognizer)]
+    start = time.perf_counter()
+    found = [(r.entity_type, r.start, r.end) for rec in recognizers for r in rec.analyze(text, [])]
+    assert time.perf_counter() - start < 5, name  # linear: well under a second on a laptop
+    assert {t for t, *_ in found} == ({"API_KEY"} if name == "key prefixes" else set()), found  # "sk-sk-…"
+
+
+def test_a_long_run_of_spaces_after_a_name_is_read_once():
+    import time
+
+    from tether.privacy.recognizers import listed_names
+
+    text = "Maria" + " " * 80_000 + "and Jane"
+    start = time.perf_counter()
+    assert listed_names(text, [("PERSON", 0, 5)]) == [(len(text) - 4, len(text))]
+    assert time.perf_counter() - start < 5

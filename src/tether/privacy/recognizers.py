@@ -181,7 +181,14 @@ _API_KEY_PATTERNS = [
     RegexPattern("aws_access_key_id", r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\b", 1.0),
     RegexPattern("github", r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,})", 1.0),
     RegexPattern("gitlab", r"\bglpat-[A-Za-z0-9_\-]{20,}", 1.0),
-    RegexPattern("slack", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}", 1.0),
+    RegexPattern("slack", r"\bxox[abposre]-[A-Za-z0-9\-]{10,}", 1.0),  # xoxe-1-…: a refresh token
+    # an app-level token: xapp-1-A0123456789-1234567890123-<64 hex>
+    RegexPattern("slack_app", r"\bxapp-\d{1,2}-[A-Za-z0-9]{6,}-\d{6,}-[A-Za-z0-9]{16,}", 1.0),
+    # the same tokens written with spaces, dots or underscores between their parts
+    # ("xoxb 2048 1234567890 AbCd…", "xapp_1_A0…"); every part has a digit or a capital
+    RegexPattern("slack_separated", r"\b(?:xox[abposre]|xapp)(?:(?:[ \t]*[\-_.][ \t]*|[ \t]+)"
+                                    r"(?=[a-z]{0,80}[0-9A-Z])[A-Za-z0-9]{1,80}){2,8}", 0.95,
+                 validate=lambda v: sum(c.isalnum() for c in v) >= 24 and any(c.isdigit() for c in v)),
     RegexPattern("google", r"\bAIza[0-9A-Za-z_\-]{35}", 1.0),
     RegexPattern("huggingface", r"\bhf_[A-Za-z0-9]{30,}", 1.0),
     RegexPattern("jwt", r"\beyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}", 1.0),
@@ -208,7 +215,7 @@ _API_KEY_PATTERNS = [
         validate=_is_token_value,
     ),
     # MINIO_ACCESS_KEY=…, MAILGUN_KEY=…, STRIPE_SECRET=…: an env-style name that ends in KEY/SECRET/TOKEN
-    RegexPattern("env_key", r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_?(?:KEY|SECRET|TOKEN|CREDENTIALS?)(?![A-Za-z0-9_])"
+    RegexPattern("env_key", r"(?<![A-Za-z0-9])[A-Z][A-Z0-9]{0,40}(?:_[A-Z0-9]{1,40}){0,8}_?(?:KEY|SECRET|TOKEN|CREDENTIALS?)(?![A-Za-z0-9_])"
                             r"[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9_\-./+=]{8,}+)(?![(\[])", 0.9, group="v",
                  validate=_is_token_value),
     # ?appid=…&key=…&sig=…: secrets in URL query strings (percent-encoded ones too)
@@ -218,8 +225,8 @@ _API_KEY_PATTERNS = [
     RegexPattern("discord_bot", r"\b[MNO][A-Za-z\d_\-]{23,27}\.[\w\-]{6}\.[\w\-]{27,40}\b", 0.95),
     RegexPattern("mailgun", r"\bkey-[0-9a-z]{32}\b", 0.95),
     # A key a mail client or terminal wrapped over lines is still the key.
-    RegexPattern("wrapped", r"\b(?:sk-|gh[pousr]_|github_pat_|hf_|glpat-|xox[abposr]-|AIza|pypi-|npm_)"
-                 r"[A-Za-z0-9_\-]{4,}(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_\-]{4,})+", 1.0,
+    RegexPattern("wrapped", r"(?<![A-Za-z0-9_\-])(?:sk-|gh[pousr]_|github_pat_|hf_|glpat-|xox[abposre]-|xapp-|AIza|pypi-|npm_)"
+                 r"[A-Za-z0-9_\-]{4,}+(?:[ \t]*\r?\n[ \t]*[A-Za-z0-9_\-]{4,}+)+", 1.0,
                  validate=lambda v: len(re.sub(r"\s", "", v)) >= 24),
 ]
 
@@ -266,8 +273,8 @@ _PASSWORD_PATTERNS = [
                                      r"(?P<v>[^\s'\"/][^\s'\"]*[^\s'\".,;)])", 0.9, group="v",
                  validate=lambda v: len(v) >= 4 and not is_code_reference(v)),
     # docker login -p X, sshpass -p X, redis-cli -a X, --password X / --password=X
-    RegexPattern("cli_password_flag", r"(?:\b(?:docker|podman|nerdctl|buildah|skopeo|helm)\b[^\n]*?\blogin\b[^\n]*?(?<!\S)-p"
-                                      r"|\bsshpass\b[^\n]*?(?<!\S)-p|\bredis-cli\b[^\n]*?(?<!\S)-a"
+    RegexPattern("cli_password_flag", r"(?:\b(?:docker|podman|nerdctl|buildah|skopeo|helm)\b[^\n]{0,200}?\blogin\b[^\n]{0,200}?(?<!\S)-p"
+                                      r"|\bsshpass\b[^\n]{0,200}?(?<!\S)-p|\bredis-cli\b[^\n]{0,200}?(?<!\S)-a"
                                       r"|(?<!\S)--(?:password|passwd|pass))(?:[ \t]+|=)[\"']?(?P<v>[^\s'\"]+)", 0.9,
                  group="v", validate=lambda v: not is_code_reference(v) and not v.startswith("-")),
     # requests' auth=("admin", "S3cret!99"), HTTPBasicAuth('user', 'pw')
@@ -277,14 +284,14 @@ _PASSWORD_PATTERNS = [
     # a .pgpass line: host:port:database:user:password
     RegexPattern("pgpass", r"(?m)^[\w.\-*]+:(?:\d{2,5}|\*):[\w\-*]+:[\w\-*.@]+:(?P<v>\S+)$", 0.9, group="v"),
     # scheme://user:PASSWORD@host — database URLs, redis://:pw@host, git remotes
-    RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
+    RegexPattern("url_credentials", r"(?i)\b[a-z][a-z0-9+.\-]{0,31}://[^\s/:@]*:(?P<v>[^\s/@]+)@", 0.95, group="v"),
     # <password>x</password>, <Secret>…</Secret> in XML configs
     RegexPattern("xml_element", r"(?i)<(?P<tag>password|passwd|passphrase|secret|client_?secret|api_?key|token)>"
                                 r"(?P<v>[^<\n]{4,})</(?P=tag)>", 0.95, group="v"),
     # curl -u user:PASSWORD, mysql -pPASSWORD (the value is glued to -p there)
     RegexPattern("cli_user_password", r"(?<!\S)(?:-u|--user)[ \t]+[^\s:]+:(?P<v>[^\s\"']{4,})", 0.9, group="v",
                  validate=lambda v: not is_code_reference(v)),
-    RegexPattern("mysql_password", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]*?(?<!\S)-p(?P<v>[^\s\"']{4,})", 0.9,
+    RegexPattern("mysql_password", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,200}?(?<!\S)-p(?P<v>[^\s\"']{4,})", 0.9,
                  group="v"),
 ]
 
@@ -614,7 +621,7 @@ _COMPANY_WORDS = {"inc", "ltd", "llc", "plc", "corp", "co", "gmbh", "ag", "sa", 
                   "kg", "sarl", "pty", "limited", "company", "corporation", "group", "holdings", "partners", "bros"}
 
 # Names listed together: "Caird and Jones", "founders: Lapresse, Morris and Wright".
-_LIST_SEP = r"(?:[ \t]*,[ \t]*|[ \t]*,?[ \t]+(?:and|or|&)[ \t]+)"
+_LIST_SEP = r"(?:[ \t]*+,[ \t]*+(?:(?<=[ \t])(?:and|or|&)[ \t]++)?|[ \t]++(?:and|or|&)[ \t]++)"
 _CAP = r"[^\W\d_a-z][^\W\d_]*(?:['’\-][^\W\d_]+)*"
 _RIGHT_NEIGHBOUR = re.compile(rf"{_LIST_SEP}({_CAP})")
 _LEFT_NEIGHBOUR = re.compile(rf"({_CAP}){_LIST_SEP}$")
@@ -685,7 +692,7 @@ _STREET_PATTERNS = [
     RegexPattern("corner", r"(?i:\bcorner) of\s+(?P<v>(?:[^\W_][\w'’.\-]*\s+){1,5}?(?:and|&)\s+[^\W\d_][\w'’\-]*"
                  r"(?:[ \t]+(?:[A-ZÀ-Þ][\w'’\-]*|\d{1,5}))*)", 0.7, group="v"),
     # Hauptstraße 5, Strojírenská 1006, Kongensgade 12
-    RegexPattern("suffix_street", r"\b[A-ZÀ-Ž][\w'’\-]*(?:straße|strasse|str\.|gasse|weg|allee|platz|vej|gade|"
+    RegexPattern("suffix_street", r"\b[A-ZÀ-Ž][\w'’\-]{0,40}(?:straße|strasse|str\.|gasse|weg|allee|platz|vej|gade|"
                  r"gatan|vägen|veien|laan|straat|plein|ská|ní|ova|ulica|utca|katu|tie)[ \t]+\d{1,5}[A-Za-z]?\b",
                  0.65),
     RegexPattern("po_box", r"(?i)\b(?:P\.?\s?O\.?\s+Box|Postbox|Box)\s+\d{1,6}\b", 0.7),
@@ -926,7 +933,7 @@ def private_key_recognizer() -> RegexRecognizer:
 
 # ---- addresses written to dodge a filter --------------------------------------------------
 
-_DOMAIN = r"[a-z0-9](?:[a-z0-9\-]{0,62})(?:\s*(?:\.|[(\[{]\s*dot\s*[)\]}]|\s+dot\s+)\s*[a-z0-9\-]{1,63})+"
+_DOMAIN = r"[a-z0-9](?:[a-z0-9\-]{0,62})(?:\s*+(?:\.|[(\[{]\s*+dot\s*+[)\]}]|(?<=\s)dot\s++)\s*+[a-z0-9\-]{1,63})+"
 
 
 def _email_domain_ok(value: str) -> bool:
@@ -936,11 +943,11 @@ def _email_domain_ok(value: str) -> bool:
 
 
 _OBFUSCATED_EMAIL_PATTERNS = [
-    RegexPattern("percent_encoded", r"(?i)\b[\w.+\-]+%40[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.9,
+    RegexPattern("percent_encoded", r"(?i)\b[\w.+\-]{1,64}%40[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.9,
                  validate=_email_domain_ok),
-    RegexPattern("bracketed_at", rf"(?i)\b[\w.+\-]+\s*[(\[{{]\s*at\s*[)\]}}]\s*{_DOMAIN}", 0.85,
+    RegexPattern("bracketed_at", rf"(?i)\b[\w.+\-]{{1,64}}\s*[(\[{{]\s*at\s*[)\]}}]\s*{_DOMAIN}", 0.85,
                  validate=_email_domain_ok),
-    RegexPattern("spaced_or_wrapped_at", r"(?i)\b[\w.+\-]+(?:[ \t]*@\s*\n\s*|[ \t]+@[ \t]*|[ \t]*@[ \t]+)"
+    RegexPattern("spaced_or_wrapped_at", r"(?i)\b[\w.+\-]{1,64}(?:[ \t]*@(?=\s*\n)\s*+|[ \t]+@[ \t]*|[ \t]*@[ \t]+)"
                  r"[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.8, validate=_email_domain_ok),
 ]
 
