@@ -143,21 +143,38 @@ def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_jso
 @click.option("--model", default=None, help="Only use nodes serving this model.")
 def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | None, max_tokens: int,
                temperature: float, stream: bool, model: str | None) -> None:
-    """Send PROMPT to a verified node through the relay and print the answer."""
+    """Send PROMPT to a verified node through the relay and print the answer.
+
+    The privacy policy for the private_cloud tier applies, as in the router: a secret keeps
+    the prompt on this device (an error, nothing is sent), personal data goes out pseudonymized
+    and the answer comes back with the originals restored."""
+    from tether.privacy.guard import PrivacyGuard
+
     if not prompt.strip():
         raise InputError("the prompt is empty")
     client = _client(log_url, relay_url, log_key, model=model)
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": temperature}
+    client._check_size(body)  # a prompt over the relay's limit is refused before it is scanned or sent
+    guard = PrivacyGuard.from_file()
+    session = guard.session()
+    outbound = guard.prepare(prompt, "private_cloud", session=session)
+    body["messages"][0]["content"] = outbound.require_payload()  # MustStayOnDeviceError: one line, nothing sent
+    replaced = sum(e.count for e in outbound.entities if e.action == "pseudonymize")
+    if replaced:
+        click.echo(f"[{replaced} personal value{'s' if replaced != 1 else ''} pseudonymized before sending]", err=True)
     if stream:
         answer = client.stream(body)
+        restorer = session.restorer()
         for chunk in answer:
             if chunk.get("x_tether", {}).get("restart"):  # a failover node answers from the start
+                restorer = session.restorer()  # what the first node's answer held back is dropped with it
                 click.echo()
                 click.echo("[node failed mid-answer; the answer starts over on another node]", err=True)
-            click.echo(chunk["choices"][0]["delta"].get("content", "") if chunk.get("choices") else "", nl=False)
-        click.echo()
+            delta = chunk["choices"][0]["delta"].get("content", "") if chunk.get("choices") else ""
+            click.echo(restorer.feed(delta or ""), nl=False)
+        click.echo(restorer.flush())
         click.echo(f"[node {', '.join(answer.nodes)}; failovers {answer.failovers}]", err=True)
     else:
         out = client.chat(body)
-        click.echo(out["choices"][0]["message"]["content"])
+        click.echo(session.restore(out["choices"][0]["message"]["content"] or ""))
         click.echo(f"[node {out['x_tether']['node']}]", err=True)
