@@ -106,7 +106,7 @@ def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> 
               show_default=True, help="Where to run it; auto lets the router decide ($TETHER_ROUTER_CONFIG).")
 @click.option("--consent/--no-consent", default=None,
               help="Allow (or refuse) a third party for this request; default: the saved policy.")
-@click.option("--show-context", is_flag=True, help="Print the context the tier receives, then the answer.")
+@click.option("--show-context", is_flag=True, help="Print the prompt exactly as the tier received it, then the answer.")
 @click.option("--model", "-m", default=None, help="Device model (default: the router config's).")
 @db_option
 @json_option
@@ -124,7 +124,7 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
         click.echo(answer.model_dump_json(indent=2))
         return
     if show_context:
-        click.echo(f"── context for {answer.tier}\n{answer.context}\n──")
+        click.echo(f"── sent to {answer.tier}\n{answer.sent}\n──")
     click.echo(answer.answer)
     for n, h in enumerate(hits, 1):
         click.echo(f"  [{n}] {h.title or '(untitled)'} — {h.path}")

@@ -29,19 +29,39 @@ class Answer(BaseModel):
     stayed_on_device: bool
     sources: list[Hit]
     context: str  # what that tier saw of the excerpts
+    sent: str = ""  # the whole prompt exactly as that tier received it (excerpts and question)
     route: str = ""  # the router's decision: tier, rule, reason and the values it saw
     rule: str = ""
     degraded: bool = False
     notes: list[str] = []
 
 
-def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS) -> str:
+def _cut(block: str, limit: int, guard: PrivacyGuard | None) -> str:
+    """``block`` cut to at most ``limit`` characters, never inside a word, and with ``guard`` never
+    inside a value it detects in the whole block: half an address ("maria.gonz") or the first
+    digits of a phone number are no longer recognisable once cut, and would leave as they are."""
+    if len(block) <= limit:
+        return block
+    cut = max(0, limit)
+    if guard is not None and cut:
+        for span in guard.detect(block, tier="third_party"):  # the widest set
+            if span.start < cut < span.end:
+                cut = span.start
+    if 0 < cut < len(block) and not block[cut].isspace() and not block[cut - 1].isspace():
+        cut = max(block.rfind(c, 0, cut) for c in " \t\n")
+        cut = max(cut, 0)
+    return block[:cut].rstrip()
+
+
+def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS, *, guard: PrivacyGuard | None = None) -> str:
+    """The numbered excerpts, at most ``max_chars`` characters; the last one is cut at a word
+    boundary, and with ``guard`` before any personal value the cut would split."""
     parts, used = [], 0
     for n, h in enumerate(hits, 1):
         body = h.text if h.text.startswith(h.title) else f"{h.title}\n{h.text}"
         block = f"[{n}] ({h.kind}) {body.strip()}"
         if used + len(block) > max_chars:
-            block = block[: max(0, max_chars - used)]
+            block = _cut(block, max_chars - used, guard)
         if not block:
             break
         parts.append(block)
@@ -54,7 +74,10 @@ def context_for(hits: list[Hit], tier: Tier, *, guard: PrivacyGuard | None = Non
     """What ``tier`` would receive of the retrieved text, after the privacy policy."""
     guard = guard or PrivacyGuard.from_file()
     session = session or guard.session()
-    return guard.prepare(build_context(hits), tier, session=session)
+    return guard.prepare(build_context(hits, guard=guard), tier, session=session)
+
+
+_EXCERPTS, _QUESTION = "Excerpts:\n", "\n\nQuestion: "
 
 
 def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,
@@ -65,11 +88,25 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
 
     if router is None:
         router = Router.from_config(RouterConfig.load(device_model=model))
-    context = build_context(hits)
-    prompt = f"Excerpts:\n{context}\n\nQuestion: {question}" if context else f"(no excerpts found)\n\nQuestion: {question}"
-    out = router.respond(RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
-                                      max_tokens=max_tokens, tier=tier, consent=consent))
-    seen = context if out.tier == "device" else (context_for(hits, out.tier, guard=router.guard).payload or "")
+    context = build_context(hits, guard=router.guard)
+    prompt = f"{_EXCERPTS}{context}{_QUESTION}{question}" if context else f"(no excerpts found){_QUESTION}{question}"
+    req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
+                       max_tokens=max_tokens, tier=tier, consent=consent)
+    out = router.respond(req)
+    sent = prompt if out.tier == "device" else _sent_to(router, req, out)
+    seen = ""
+    if context and sent.startswith(_EXCERPTS) and _QUESTION in sent:
+        seen = sent[len(_EXCERPTS):sent.rindex(_QUESTION)]
     return Answer(question=question, answer=out.text.strip(), tier=out.tier, stayed_on_device=out.tier == "device",
-                  sources=hits, context=seen, route=out.decision.explain(), rule=out.decision.rule,
+                  sources=hits, context=seen, sent=sent, route=out.decision.explain(), rule=out.decision.rule,
                   degraded=out.degraded, notes=out.notes)
+
+
+def _sent_to(router: Any, req: Any, out: Any) -> str:
+    """The prompt exactly as the tier that answered received it: the router's own payload for it
+    (the same session that pseudonymized it, so the same placeholders), or, after a fallback to
+    another tier, that tier's payload made again from the same scan, as the router made it."""
+    prepared = out.decision.prepared
+    if prepared is None or prepared.tier != out.tier:
+        prepared = router._prepare(req, out.tier, spans=prepared.spans if prepared is not None else None)
+    return prepared.outbound.payload or ""

@@ -1,0 +1,97 @@
+"""``tether ask``: excerpts cut to fit never split a personal value, and ``--show-context`` shows
+the prompt exactly as the tier received it (the real guard; a real provider on loopback that
+records every byte it receives)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tether.cli import cli
+from tether.cli import search as _search_cli  # noqa: F401  (registers the commands)
+from tether.privacy import PrivacyGuard
+from tether.search import Index
+from tether.search.ask import build_context, context_for
+from tether.search.query import Hit
+
+EMAIL = "maria.gonzalez@example.org"
+PHONE = "+1 (415) 555-0134"
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory):
+    from tests.routing.conftest import start_provider, stop_provider
+
+    server = start_provider(tmp_path_factory.mktemp("provider"))
+    try:
+        yield server
+    finally:
+        stop_provider(server)
+
+
+@pytest.fixture(scope="module")
+def guard() -> PrivacyGuard:
+    return PrivacyGuard()
+
+
+def _hit(text: str) -> Hit:
+    return Hit(chunk_id=1, path="/notes/contact.txt", kind="note", item="contact.txt", title="Contact", text=text,
+               score=1.0)
+
+
+@pytest.mark.parametrize("value", [EMAIL, PHONE])
+def test_a_cut_excerpt_never_ends_inside_a_personal_value(guard, value):
+    text = f"Contact\nFor the lease, reach the landlord at {value} before Friday."
+    hits = [_hit(text)]
+    head = build_context(hits, max_chars=10_000)
+    at = head.index(value)
+    for limit in range(at + 2, at + len(value)):  # every cut inside the value
+        context = build_context(hits, max_chars=limit, guard=guard)
+        assert context == head[:at].rstrip(), (limit, context)
+        payload = guard.prepare(context, "private_cloud", session=guard.session()).require_payload()
+        assert value not in payload and value[:6] not in payload
+    # Without a guard (nothing leaves) the cut still falls between words.
+    context = build_context(hits, max_chars=at + 6)
+    assert head.startswith(context) and head[len(context)] in " \n"
+
+
+def test_a_cut_excerpt_leaves_nothing_of_the_value_in_what_is_sent(guard):
+    """The old cut left "maria.gonz", which no recognizer reads as an address: it went out as it was."""
+    hits = [_hit(f"Contact\nReach the landlord at {EMAIL} before Friday.")]
+    at = build_context(hits, max_chars=10_000).index(EMAIL)
+    for tier in ("private_cloud", "third_party"):
+        out = context_for(hits, tier, guard=guard)
+        assert out.payload is not None and EMAIL not in out.payload
+    context = build_context(hits, max_chars=at + 10, guard=guard)
+    out = guard.prepare(context, "third_party", session=guard.session())
+    assert "maria" not in out.require_payload() and "gonz" not in out.payload
+
+
+def test_show_context_prints_exactly_what_the_tier_received(tmp_path: Path, provider):
+    data = tmp_path / "mail"
+    data.mkdir()
+    (data / "invoice.eml").write_text(
+        "From: accounts@example.org\nTo: me@example.com\nSubject: Invoice for the kitchen\n\n"
+        "Okafor wants the kitchen invoice resent by Friday; the amount is 1,240 euros.\n")
+    db = str(tmp_path / "i.sqlite")
+    Index.open(db).add([data])
+    router = tmp_path / "router.toml"
+    router.write_text(f'[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\nuse_for_cloud = true\n')
+    privacy = tmp_path / "privacy.toml"
+    privacy.write_text("version = 1\n")
+    env = {"TETHER_ROUTER_CONFIG": str(router), "TETHER_PRIVACY_CONFIG": str(privacy),
+           "TETHER_LEDGER": str(tmp_path / "ledger.db")}
+    provider.reset()
+    question = "When does Chidi Okafor want the kitchen invoice resent?"
+    r = CliRunner().invoke(cli, ["ask", question, "--db", db, "--tier", "third_party", "--consent", "--show-context"],
+                           env=env)
+    assert r.exit_code == 0, r.output
+    captured = provider.captured()
+    assert len(captured) == 1
+    sent = [m["content"] for m in captured[0]["body"]["messages"] if m["role"] == "user"][0]
+    shown = re.search(r"── sent to third_party\n(.*)\n──\n", r.output, re.S).group(1)
+    assert shown == sent
+    assert "Okafor" not in sent and "kitchen invoice" in sent  # the name found in the question is found in the excerpt
