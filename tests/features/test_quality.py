@@ -101,7 +101,7 @@ def test_key_points_and_table(small):
     points = writing.summarize(article, "key_points", model=SMALL)
     assert 3 <= len(points.items) <= 6
     table = writing.summarize(article, "table", model=SMALL)
-    assert len(table.table) >= 2 and len(table.table[0]) >= 2
+    assert len(table.table) >= 4 and len(table.table[0]) >= 2  # a row per fact, not every fact in the header
     assert writing.numbers_in(table.text) <= writing.numbers_in(article)
 
 

@@ -22,7 +22,9 @@ SUMMARY_FORMS = {
     "summary": "Summarize this text in at most two short sentences",
     "key_points": "List the 3 to 5 key points of this text as short bullet points, each line starting with '- '",
     "list": "Turn this text into a markdown list: one item per line, each starting with '- '",
-    "table": "Turn the facts in this text into a markdown table with a header row, then a |---| separator row",
+    # Two named columns: asked for "a header row", small models put every fact in the header.
+    "table": ("Turn the facts in this text into a markdown table with two columns, | Topic | Fact |, "
+              "then a |---|---| separator row, then one row per fact"),
 }
 
 NOTIFICATION_SUMMARY = (
