@@ -40,6 +40,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
         "blank": b"   \n\t\n",
         "latin1": "caf\u00e9 cr\u00e8me".encode("latin-1"),
         "huge": ("The quick brown fox jumps over the lazy dog. " * 2500).encode(),
+        "enormous": ("The quick brown fox jumps over the lazy dog. " * 4400).encode(),  # under the 200,000-character cap, over summarize's 12 parts
         "ok": b"Ths sentense has two erors.",
         "bad_json": b'[{"app": "Mail", ',
         "not_list": b'{"app": "Mail"}',
@@ -83,10 +84,13 @@ class TestTextCommandsBadInput:
 
 
 @pytest.mark.parametrize("cmd", [c for c in TEXT_COMMANDS if c[0] != "reply"], ids=lambda c: c[0])
-def test_text_over_the_context_window(cmd, files):
-    """``reply`` is exempt: it reads only an email's first 4,000 characters (test_reply_to_a_huge_email)."""
-    needle = "too long to proofread" if cmd[0] == "proofread" else "context window"  # proofread goes by paragraphs
-    assert_one_line_error(tether(*cmd, str(files["huge"]), *TINY), needle)
+def test_text_over_what_a_command_takes(cmd, files):
+    """``reply`` is exempt: it reads only an email's first 4,000 characters (test_reply_to_a_huge_email).
+    The others go in parts (paragraphs, pieces, map-reduce), up to a limit the error names."""
+    name = {"summarize-text": "summarize"}.get(cmd[0], cmd[0])
+    text = files["enormous" if name == "summarize" else "huge"]  # summarize reads 112 KB in parts
+    proc = tether(*cmd, str(text), *TINY)
+    assert_one_line_error(proc, f"too long to {name}", "words; up to about")
 
 
 @pytest.mark.parametrize(
