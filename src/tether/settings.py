@@ -7,6 +7,7 @@ what it accepts, so ``TETHER_N_CTX=4k`` reads as a one-line mistake, not a trace
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from tether.errors import SettingError
 
@@ -46,3 +47,11 @@ def http_url(value: str, what: str) -> str:
     if url.port is not None and not 1 <= url.port <= 65535:  # the socket layer would wrap 70000 to 4464
         raise InputError(f"{what} {value!r} has port {url.port}, outside 1-65535")
     return text.rstrip("/")
+
+
+def cloud_state_path() -> Path:
+    """Where the pinned transparency-log key and last tree head outlive the process, for the CLI and
+    the router alike: $TETHER_CLOUD_STATE, else the platform's user state directory."""
+    import platformdirs
+
+    return Path(os.environ.get("TETHER_CLOUD_STATE") or Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
-from pathlib import Path
 
 import click
-import platformdirs
 
 from tether.cli import cli
 from tether.cli._io import json_option, words_argument
 from tether.errors import InputError
-from tether.settings import http_url
+from tether.settings import cloud_state_path, http_url
 
 log_url_option = click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
                               help="Read the transparency log here (env TETHER_LOG_URL). Default: through the "
@@ -27,9 +24,7 @@ log_key_option = click.option("--log-key", envvar="TETHER_LOG_KEY", default=None
 def _client(log_url: str | None, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None):
     from tether.cloud.client import CloudClient
 
-    state = Path(os.environ.get("TETHER_CLOUD_STATE") or
-                 Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")
-    return CloudClient(log_url, relay_url, log_key=log_key, state_path=state, k=k, model=model)
+    return CloudClient(log_url, relay_url, log_key=log_key, state_path=cloud_state_path(), k=k, model=model)
 
 
 @cli.group("node")
@@ -154,7 +149,7 @@ def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | 
         raise InputError("the prompt is empty")
     client = _client(log_url, relay_url, log_key, model=model)
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": temperature}
-    client._check_size(body)  # a prompt over the relay's limit is refused before it is scanned or sent
+    client.check_size(body)  # a prompt over the relay's limit is refused before it is scanned or sent
     guard = PrivacyGuard.from_file()
     session = guard.session()
     outbound = guard.prepare(prompt, "private_cloud", session=session)

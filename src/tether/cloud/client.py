@@ -253,8 +253,12 @@ class CloudClient:
     def _deadline_at(self) -> float:
         return time.monotonic() + self.deadline if self.deadline is not None else math.inf
 
-    def _check_size(self, body: dict[str, Any]) -> None:
-        """Before any network: a body whose JSON alone is over the limit is over it sealed (base64 grows it)."""
+    def _past_deadline(self, attempts_log: list[str], *happening: str) -> CloudDeadlineError:
+        return CloudDeadlineError(self.deadline or 0, [*attempts_log, *happening])
+
+    def check_size(self, body: dict[str, Any]) -> None:
+        """Raise ``RequestTooLargeError`` before any network: a body whose JSON alone is over the limit
+        is over it sealed (base64 grows it)."""
         size = len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
         if size > self.max_request_bytes:
             raise RequestTooLargeError(None, self.max_request_bytes)
@@ -265,7 +269,7 @@ class CloudClient:
 
         Every wait is bounded by what is left of ``deadline_at``; past it, ``CloudDeadlineError``."""
         if time.monotonic() >= deadline_at:
-            raise CloudDeadlineError(self.deadline or 0, attempts_log)
+            raise self._past_deadline(attempts_log)
         nodes = self._choose(exclude)
         if not nodes:
             if not attempts_log and self.model is not None and not self.nodes():
@@ -277,7 +281,7 @@ class CloudClient:
             raise RequestTooLargeError(len(content), self.max_request_bytes)
         left = deadline_at - time.monotonic()
         if left <= 0:
-            raise CloudDeadlineError(self.deadline or 0, attempts_log)
+            raise self._past_deadline(attempts_log)
         wait = min(self.read_timeout, left)
         timeout = httpx.Timeout(wait, connect=min(self.connect_timeout, left))
         ids = ", ".join(openers)
@@ -288,7 +292,7 @@ class CloudClient:
             resp = request.__enter__()
         except httpx.HTTPError as exc:
             if time.monotonic() >= deadline_at:
-                raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"no answer for {ids}"]) from None
+                raise self._past_deadline(attempts_log, f"no answer for {ids}") from None
             if not isinstance(exc, httpx.ReadTimeout):
                 raise  # the relay itself is unreachable
             # The relay tries each target for a while before it answers: this node set may be what
@@ -328,7 +332,7 @@ class CloudClient:
         try:
             for data in resp.iter_raw():
                 if time.monotonic() >= deadline_at:  # the watchdog's backstop
-                    raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"node {node_id} was still answering"])
+                    raise self._past_deadline(attempts_log, f"node {node_id} was still answering")
                 for frame in opener.feed(data):
                     if not isinstance(frame, dict):
                         raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
@@ -346,8 +350,7 @@ class CloudClient:
             opener.close()
         except (httpx.HTTPError, EnvelopeError) as exc:
             if watchdog.fired or time.monotonic() >= deadline_at:
-                raise CloudDeadlineError(self.deadline or 0, [*attempts_log, f"node {node_id} was still "
-                                                              "answering"]) from None
+                raise self._past_deadline(attempts_log, f"node {node_id} was still answering") from None
             exclude.add(node_id)
             self._cool(node_id)
             raise _Retryable(f"node {node_id} failed mid-answer: {exc}", node_id) from exc
@@ -362,7 +365,7 @@ class CloudClient:
         if cancel is not None:
             return self._chat_streamed(body, cancel)
         body = {**body, "stream": False}
-        self._check_size(body)
+        self.check_size(body)
         deadline_at = self._deadline_at()
         exclude: set[str] = set()
         attempts_log: list[str] = []
@@ -373,17 +376,8 @@ class CloudClient:
                     _raise_if_error(frame)
                     frame["x_tether"] = {"node": node_id}
                     return frame
-            except CloudDeadlineError:
-                raise
-            except NoNodeAvailableError:
-                if rejections:  # the nodes left after the rejections: name the rejections
-                    raise _give_up(attempts_log, rejections) from None
-                raise
-            except _Retryable as exc:
-                attempts_log.append(str(exc))
-                rejections += exc.rejected
-            except httpx.HTTPError as exc:
-                attempts_log.append(f"relay unreachable: {type(exc).__name__}")
+            except (NoNodeAvailableError, _Retryable, httpx.HTTPError) as exc:
+                rejections += _failed_attempt(exc, attempts_log, rejections)
         raise _give_up(attempts_log, rejections)
 
     def _chat_streamed(self, body: dict[str, Any], cancel: threading.Event) -> dict[str, Any]:
@@ -492,6 +486,20 @@ def _give_up(attempts_log: list[str], rejections: int) -> CloudError:
     return NoNodeAvailableError(attempts_log)
 
 
+def _failed_attempt(exc: Exception, attempts_log: list[str], rejections: int) -> int:
+    """Note one failed attempt and return the rejections it adds; raise when no retry can help
+    (the deadline passed, or no node is left: after rejections, named as such)."""
+    if isinstance(exc, CloudDeadlineError):
+        raise exc
+    if isinstance(exc, NoNodeAvailableError):
+        raise (_give_up(attempts_log, rejections) if rejections else exc) from None
+    if isinstance(exc, _Retryable):
+        attempts_log.append(str(exc))
+        return int(exc.rejected)
+    attempts_log.append(f"relay unreachable: {type(exc).__name__}")
+    return 0
+
+
 def _error_text(err: Any) -> str:
     message = err.get("message", err) if isinstance(err, dict) else err
     return str(message)[:500]
@@ -529,7 +537,7 @@ class CloudStream:
         attempts_log: list[str] = []
         rejections = 0
         cancel = current_cancel()
-        client._check_size(self.body)
+        client.check_size(self.body)
         deadline_at = client._deadline_at()
         for _ in range(client.attempts):
             if cancel is not None and cancel.is_set():
@@ -564,18 +572,8 @@ class CloudStream:
                     self.text += piece
                     yield frame
                 return
-            except CloudDeadlineError:
-                raise
-            except NoNodeAvailableError:
-                if rejections:  # the nodes left after the rejections: name the rejections
-                    raise _give_up(attempts_log, rejections) from None
-                raise
-            except _Retryable as exc:
-                attempts_log.append(str(exc))
-                rejections += exc.rejected
-                self.failovers += 1
-            except httpx.HTTPError as exc:
-                attempts_log.append(f"relay unreachable: {type(exc).__name__}")
+            except (NoNodeAvailableError, _Retryable, httpx.HTTPError) as exc:
+                rejections += _failed_attempt(exc, attempts_log, rejections)
                 self.failovers += 1
         raise _give_up(attempts_log, rejections)
 

@@ -82,12 +82,9 @@ class PrivateCloudConfig(_Strict):
     def state_file(self) -> Path:
         """Where the pinned log key and tree head outlive the process: without it, a log rolled back
         or forked while the gateway restarts would be accepted. Shared with ``tether cloud``."""
-        import platformdirs
+        from tether.settings import cloud_state_path
 
-        if self.state_path:
-            return Path(self.state_path).expanduser()
-        return Path(os.environ.get("TETHER_CLOUD_STATE") or
-                    Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")
+        return Path(self.state_path).expanduser() if self.state_path else cloud_state_path()
 
 
 class ThirdPartyConfig(_Strict):
