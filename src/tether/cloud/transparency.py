@@ -394,6 +394,10 @@ def _public_key(log_public_key_b64: str) -> Ed25519PublicKey:
         raise TransparencyLogError(f"malformed log public key: {exc}") from None
 
 
+class _WrongSignature(TransparencyLogError):
+    """A well-formed tree head signed by another key: a replaced log, which the client names as such."""
+
+
 def verify_tree_head(sth: dict[str, Any], log_public_key_b64: str) -> dict[str, Any]:
     """Check a signed tree head's shape and signature; return it unchanged."""
     _check_sth_shape(sth)
@@ -406,7 +410,7 @@ def verify_tree_head(sth: dict[str, Any], log_public_key_b64: str) -> dict[str, 
     try:
         key.verify(signature, canonical_json(body))
     except InvalidSignature:
-        raise TransparencyLogError(f"tree head signature is wrong (size {sth['size']})") from None
+        raise _WrongSignature(f"tree head signature is wrong (size {sth['size']})") from None
     return sth
 
 
@@ -595,9 +599,7 @@ class LogClient:
         sth = _check_sth_shape(self._request("GET", "/v1/log/sth"))
         try:
             verify_tree_head(sth, key)
-        except TransparencyLogError as exc:
-            if "signature is wrong" not in str(exc):
-                raise  # malformed, not signed by another key
+        except _WrongSignature as exc:  # signed by another key; a malformed head is raised as it is
             raise self._mismatch(exc) from None
         check_freshness(sth, None, now=self.clock(), max_age=self.max_sth_age)
         if self.last_sth is not None:
