@@ -47,6 +47,9 @@ class Tool:
     description: str = ""
     arguments: type[BaseModel]
 
+    def unbound_error(self) -> InputError:
+        return InputError(f"tool {self.name} is a method: pass it from an instance (obj.{self.func.__name__})")
+
     def call(self, arguments: BaseModel) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -91,9 +94,12 @@ class FunctionTool(Tool):
             return self
         return FunctionTool(self.func.__get__(instance, owner), self.name, self.description)
 
+    def unbound_error(self) -> InputError:
+        return InputError(f"tool {self.name} is a method: pass it from an instance (obj.{self.func.__name__})")
+
     def call(self, arguments: BaseModel) -> Any:
         if self.method:
-            raise InputError(f"tool {self.name} is a method: pass it from an instance (obj.{self.func.__name__})")
+            raise self.unbound_error()
         return self.func(**{name: getattr(arguments, name) for name in type(arguments).model_fields})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -142,7 +148,7 @@ def check_tools(tools: Sequence[Tool]) -> dict[str, Tool]:
         if not isinstance(t, Tool):
             raise InputError(f"{t!r} is not a Tool: decorate the function with @tether.tool or subclass Tool")
         if isinstance(t, FunctionTool) and t.method:
-            raise InputError(f"tool {t.name} is a method: pass it from an instance (obj.{t.func.__name__})")
+            raise t.unbound_error()
         arguments = getattr(t, "arguments", None)
         if not (isinstance(arguments, type) and issubclass(arguments, BaseModel)):
             raise InputError(f"tool {t.name or t!r}: `arguments` must be a pydantic model class")
