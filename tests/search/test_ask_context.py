@@ -17,19 +17,10 @@ from tether.search import Index
 from tether.search.ask import build_context, context_for
 from tether.search.query import Hit
 
+from tests.routing.conftest import provider  # noqa: F401 - the real loopback provider, as a fixture
+
 EMAIL = "maria.gonzalez@example.org"
 PHONE = "+1 (415) 555-0134"
-
-
-@pytest.fixture(scope="module")
-def provider(tmp_path_factory):
-    from tests.routing.conftest import start_provider, stop_provider
-
-    server = start_provider(tmp_path_factory.mktemp("provider"))
-    try:
-        yield server
-    finally:
-        stop_provider(server)
 
 
 @pytest.fixture(scope="module")
