@@ -22,10 +22,13 @@ from tether.cli._io import load_model, load_router
                    "other names are refused against DNS rebinding). Repeatable.")
 @click.option("--max-tokens-cap", default=1024, show_default=True, type=click.IntRange(1, 1 << 20),
               help="Most tokens one answer may generate; a larger max_tokens is cut to it (and says so).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Let the web app at this origin (scheme://host[:port], e.g. http://localhost:5173) call the "
+                   "gateway from the browser; every other origin stays refused. Repeatable; '*' is refused.")
 @click.option("--no-key", is_flag=True,
               help="Serve a non-loopback --host without TETHER_GATEWAY_KEY: anyone on that network may use it.")
 def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int,
-              allow_hosts: tuple[str, ...], max_tokens_cap: int, no_key: bool) -> None:
+              allow_hosts: tuple[str, ...], max_tokens_cap: int, cors_origins: tuple[str, ...], no_key: bool) -> None:
     """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT.
 
     Bound to a network interface (--host 0.0.0.0), the gateway needs a key from other
@@ -35,16 +38,17 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     from tether.cloud.serving import bind, run
     from tether.errors import InputError
     from tether.gateway import create_app
-    from tether.gateway.local_only import is_loopback
+    from tether.gateway.local_only import cors_origin, is_loopback
 
     key = os.environ.get("TETHER_GATEWAY_KEY") or None
     if key is None and not no_key and not (is_loopback(host) or host == "localhost"):
         raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
                          "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")
+    origins = tuple(cors_origin(o) for o in cors_origins)  # one line for a bad one, before the model loads
 
     router = load_router(model, open_ledger=False)  # the app opens the ledger as it starts
     load_model(router.device.model)  # a bad model file is one line here, not a failed start inside uvicorn
     app = create_app(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
-                     allowed_hosts=(host, *allow_hosts), api_key=key)
+                     allowed_hosts=(host, *allow_hosts), api_key=key, cors_origins=origins)
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock)

@@ -23,7 +23,7 @@ from tether.gateway import features
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
 from tether.gateway.errors import GatewayError, handle, handle_http
-from tether.gateway.local_only import LocalOnly
+from tether.gateway.local_only import LocalOnly, cors_origin
 from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
@@ -129,12 +129,14 @@ def openapi_document() -> dict[str, Any]:
 
 def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
                max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = (),
-               api_key: str | None = None) -> Starlette:
+               api_key: str | None = None, cors_origins: tuple[str, ...] = ()) -> Starlette:
     """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving.
 
     It answers requests whose Host is an IP address, ``localhost`` or one of ``allowed_hosts``,
-    no browser request from another origin, and, with ``api_key``, no client on another
-    machine without it (see ``local_only``)."""
+    no browser request from another origin than its own or one of ``cors_origins`` (each
+    ``scheme://host[:port]``; those get CORS headers), and, with ``api_key``, no client on
+    another machine without it (see ``local_only``)."""
+    cors_origins = tuple(cors_origin(o) for o in cors_origins)  # InputError now, not at the first request
     router = router or Router.from_config()
     gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap)
 
@@ -151,7 +153,8 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
             gw.close()
 
     app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
-                    middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts, api_key=api_key)],
+                    middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts, api_key=api_key,
+                                           cors_origins=cors_origins)],
                     exception_handlers={TetherError: handle, HTTPException: handle_http, Exception: handle}, lifespan=lifespan)
     app.state.gateway = gw
     app.state.router = router

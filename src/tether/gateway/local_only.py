@@ -18,6 +18,13 @@ a literal or ``localhost`` Host, and pass.
 - **Key**, for a gateway bound to a network interface: with ``api_key`` set, a
   client on another machine must send ``Authorization: Bearer <key>`` (401
   otherwise); clients on this machine need none, as on 127.0.0.1.
+
+**CORS allow-list** (``cors_origins``, ``tether serve --cors-origin``): a web app the
+user trusts may call the gateway from the browser. A request whose Origin is listed
+goes through Starlette's ``CORSMiddleware`` first, so its preflight (OPTIONS, which
+carries no Authorization) is answered there, and the real request then meets the Host
+and key checks above, its refusals carrying the CORS headers so the page can read them.
+Any other Origin takes the path above unchanged and is refused, with no CORS headers.
 """
 
 from __future__ import annotations
@@ -28,7 +35,14 @@ import json
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tether.errors import InputError
+
+CORS_METHODS = ("GET", "POST", "OPTIONS")
+CORS_HEADERS = ("Authorization", "Content-Type", "X-Tether-Consent")
+CORS_EXPOSED = ("X-Tether-Tier", "X-Tether-Rule", "X-Tether-Reason")  # core.route_headers: where a request ran
 
 
 def host_name(host: str) -> str:
@@ -38,6 +52,34 @@ def host_name(host: str) -> str:
         return (parts.hostname or "").rstrip(".")
     except ValueError:
         return ""
+
+
+def cors_origin(value: str) -> str:
+    """A web origin as browsers send it (``HTTP://LocalHost:80`` → ``http://localhost``); InputError otherwise."""
+    if value.strip() == "*":
+        raise InputError("--cors-origin '*' would let every web site use the gateway: "
+                         "name each origin, like http://localhost:5173")
+    bad = InputError(f"--cors-origin {value!r} is not an origin: give scheme://host[:port], "
+                     "like http://localhost:5173 (no path)")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise bad from None
+    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname or parts.username is not None
+            or parts.password is not None or parts.path or parts.query or parts.fragment
+            or "?" in value or "#" in value or value != value.strip()):
+        raise bad
+    scheme, name = parts.scheme.lower(), parts.hostname
+    try:
+        name = name.encode("idna").decode("ascii")  # browsers send a non-ASCII name in its xn-- form
+    except UnicodeError:
+        raise bad from None
+    if ":" in name:
+        name = f"[{name}]"
+    if port is not None and port != {"http": 80, "https": 443}[scheme]:
+        name = f"{name}:{port}"
+    return f"{scheme}://{name}"
 
 
 def _is_ip(name: str) -> bool:
@@ -51,10 +93,16 @@ def _is_ip(name: str) -> bool:
 class LocalOnly:
     """ASGI middleware: refuse (403, OpenAI-style JSON) a foreign Host or Origin before the app sees it."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = (), api_key: str | None = None):
+    def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = (), api_key: str | None = None,
+                 cors_origins: Iterable[str] = ()):
         self.app = app
         self.allowed = {"localhost", *(h.lower().rstrip(".") for h in allowed_hosts)}
         self.api_key = api_key.encode() if api_key else None
+        self.cors_origins = frozenset(cors_origin(o) for o in cors_origins)
+        # a listed origin's requests: CORS first (it answers the preflight), then the checks below
+        self.cors = CORSMiddleware(self.checked, allow_origins=sorted(self.cors_origins), allow_methods=CORS_METHODS,
+                                   allow_headers=CORS_HEADERS, expose_headers=CORS_EXPOSED,
+                                   allow_private_network=True)  # a listed public site may reach this machine
 
     def key_ok(self, scope: Scope, headers: dict[str, str]) -> bool:
         if self.api_key is None or is_loopback((scope.get("client") or ("",))[0]):
@@ -69,6 +117,12 @@ class LocalOnly:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.cors_origins and _header(scope, b"origin") in self.cors_origins:
+            await self.cors(scope, receive, send)
+            return
+        await self.checked(scope, receive, send)
+
+    async def checked(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         host = headers.get("host", "")
         if not self.host_allowed(host_name(host)):
@@ -80,12 +134,20 @@ class LocalOnly:
                           "Authorization: Bearer <key> (the TETHER_GATEWAY_KEY it was started with)", status=401)
             return
         origin = headers.get("origin")
-        if origin is not None and not _same_origin(origin, host, scope.get("scheme", "http")):
+        if (origin is not None and origin not in self.cors_origins
+                and not _same_origin(origin, host, scope.get("scheme", "http"))):
             await _refuse(send, "origin_not_allowed",
                           f"requests from the web page at {origin!r} are refused; only the gateway's own "
                           "playground may call it from a browser")
             return
         await self.app(scope, receive, send)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 def _same_origin(origin: str, host: str, scheme: str) -> bool:
