@@ -89,6 +89,16 @@ def test_tones_differ_and_keep_the_facts(small):
     assert len(out["concise"].text) <= len(draft)
 
 
+def test_a_short_note_made_professional_is_whole_and_has_no_blanks_to_fill(small):
+    """A two-line note often comes back as a letter several times its length: it must not be cut
+    mid-sentence at a budget sized for the note, nor carry "[Your Name]" slots or a made-up subject."""
+    note = "hey sam, cant make it friday, my kid is sick. can we move the review to monday 10am? thx"
+    result = writing.rewrite(note, "professional", model=SMALL)
+    assert not result.cut and result.text.rstrip()[-1] in ".!?,:"  # a sign-off ("Best regards,") may end it
+    assert "[" not in result.text and not result.text.lower().startswith("subject")
+    assert "Monday" in result.text and "10" in result.text and result.missing_numbers == []
+
+
 def test_summary_is_shorter_and_invents_no_numbers(small):
     article = data("article.txt")
     result = writing.summarize(article, "summary", model=SMALL)

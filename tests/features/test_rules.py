@@ -278,3 +278,25 @@ def test_a_cjk_correction_is_one_character_not_the_sentence():
 
     edits = diff_edits("我今天去學效上課。", "我今天去學校上課。")
     assert [(e.original, e.replacement) for e in edits] == [("效", "校")]
+
+
+def test_template_filler_is_removed_but_the_sources_own_brackets_stay():
+    from tether.features.writing import without_template_filler
+
+    letter = ("Subject: Request to Move the Review\n\nDear [Recipient's Name],\n\nI cannot make it Friday.\n\n"
+              "Best regards,\n\n[Your Name]")
+    assert without_template_filler(letter, "cant make it friday") == (
+        "Hello,\n\nI cannot make it Friday.\n\nBest regards,")
+    assert without_template_filler("Hi [Name]!\nSee you.", "see you") == "Hi!\nSee you."
+    own = "Subject: budget [draft]\n\nDear [Team],\nsee [1]."
+    assert without_template_filler(own, own) == own  # the user's subject line and brackets are theirs
+    assert without_template_filler("See the table [1] below.", "see table") == "See the table [1] below."
+
+
+def test_a_cut_answer_ends_at_its_last_whole_sentence():
+    from tether.features.writing import whole_sentences
+
+    assert whole_sentences("I am unable to come. Please let me know") == "I am unable to come."
+    assert whole_sentences('He said "yes." And then') == 'He said "yes."'
+    assert whole_sentences("no sentence end at all") == "no sentence end at all"
+    assert whole_sentences("Version 2.5 is out, and") == "Version 2.5 is out, and"  # a decimal point ends nothing

@@ -82,6 +82,8 @@ def rewrite_cmd(file: str, tone: str, model: str, as_json: bool) -> None:
     with parts_progress("rewriting") as progress:
         result = writing.rewrite(text, tone, model=model, progress=progress)  # type: ignore[arg-type]
     warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
+    if result.cut:
+        warn += "\n(warning: the model ran long; its answer ends at its last whole sentence)"
     emit(result, as_json, result.text + warn)
 
 

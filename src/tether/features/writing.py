@@ -47,6 +47,7 @@ class RewriteResult(BaseModel):
     tone: Tone
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
+    cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence
     parts: int = 1  # a long text is rewritten a few paragraphs at a time
     model: str
     duration_s: float
@@ -67,6 +68,12 @@ def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, ret
          fit: bool = False) -> str:
     """One model call; ``max_tokens=None`` allows an answer about as long as the input, or with
     ``fit`` (a list or table that condenses the text) as much of that as the window leaves room for."""
+    return _complete(model, task, text, max_tokens, retry=retry, fit=fit)[0]
+
+
+def _complete(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False,
+              fit: bool = False) -> tuple[str, bool]:
+    """``_ask``, and whether the answer was cut at ``max_tokens``."""
     session = Session(instructions=prompts.WRITER, model=model)
     prompt = f"{task}:\n\n{text}"
     if max_tokens is None:
@@ -75,7 +82,8 @@ def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, ret
             room = session.engine.context_window - session.token_count(prompt)
             max_tokens = max(min(max_tokens, room), MIN_CONDENSED_BUDGET)  # too little room: the window error
     sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
-    return clean_output(session.respond(prompt, sampling=sampling).text, text)
+    response = session.respond(prompt, sampling=sampling)
+    return clean_output(response.text, text), response.completion.finish_reason == "length"
 
 
 # ----------------------------------------------------------------- proofread
@@ -197,15 +205,18 @@ def _pieces(text: str, fits) -> list[str]:  # noqa: ANN001 - fits: str -> bool
 # ----------------------------------------------------------------- rewrite
 
 
-REWRITE_PIECE_TOKENS = 700  # as proofread: each piece and its 1.4x answer fit the window
+REWRITE_PIECE_TOKENS = 700  # as proofread: each piece and its answer fit the window
 MAX_REWRITE_PIECES = 16
+# A tone can lengthen a text: a two-line note becomes an email with a greeting and a sign-off.
+REWRITE_FACTOR, REWRITE_FLOOR = 2.0, 192
 
 
 def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL,
             progress: Progress | None = None) -> RewriteResult:
     """Rewrite ``text`` in ``tone``, a few paragraphs at a time when it is long (the answer is
     as long as the text, so a long one does not fit one call). A piece that drops a number of
-    the original is tried once more; numbers still missing are listed, never hidden."""
+    the original, or whose answer runs past its budget, is tried once more; numbers still
+    missing are listed and a cut answer is marked, never hidden."""
     check_text(text)
     if not isinstance(tone, str) or tone not in prompts.TONES:
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
@@ -220,25 +231,63 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
     task = prompts.REWRITE.format(tone=prompts.TONES[tone])
     out: list[str] = []
     missing: set[str] = set()
+    any_cut = False
     for done, piece in enumerate(pieces, 1):
         if piece.strip():
+            budget = answer_budget(engine, piece, factor=REWRITE_FACTOR, floor=REWRITE_FLOOR)
             wanted = numbers_in(piece, words=False)
-            written, lost = "", wanted
+            tries: list[tuple[str, bool, set[str]]] = []
             for attempt in range(2):
-                written = _ask(model, task, piece, retry=attempt > 0)
-                lost = wanted - numbers_in(written)
-                if written and not lost:
+                written, cut = _complete(model, task, piece, budget, retry=attempt > 0)
+                written = without_template_filler(written, piece)
+                tries.append((written, cut, wanted - numbers_in(written)))
+                if written and not cut and not tries[-1][2]:
                     break
+            # the best try: not empty, then not cut, then the fewest numbers lost
+            written, cut, lost = min(tries, key=lambda t: (not t[0], t[1], len(t[2])))
             if not written:
                 raise InvalidOutputError("the model returned an empty rewrite twice")
+            if cut:
+                written = whole_sentences(written)
             out.append(_in_place_of(piece, written) if len(pieces) > 1 else written)
             missing |= lost
+            any_cut |= cut
         else:
             out.append(piece)
         if progress:
             progress(done, len(pieces))
     return RewriteResult(original=text, tone=tone, text="".join(out).strip(), missing_numbers=sorted(missing),
-                         parts=len(pieces), model=model, duration_s=time.perf_counter() - start)
+                         cut=any_cut, parts=len(pieces), model=model, duration_s=time.perf_counter() - start)
+
+
+_PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,40}\]")
+_GREETING = re.compile(r"(?im)^[ \t]*(dear|hi|hello|hey)[ \t]+(\[[^\[\]\n]{1,40}\])[ \t]*([,!]?)[ \t]*$")
+_SUBJECT = re.compile(r"(?i)\A\s*subject:[^\n]*\n+")
+
+
+def without_template_filler(text: str, source: str) -> str:
+    """Remove what small models add to make a note look like a letter template: a made-up
+    "Subject:" line and fill-in-the-blank slots such as "[Your Name]" or "Dear [Recipient's Name],".
+    A bracket the source itself has ("[draft]", "[1]") stays."""
+    def invented(slot: str) -> bool:
+        return slot not in source
+
+    if not _SUBJECT.match(source):
+        text = _SUBJECT.sub("", text, count=1)
+    text = _GREETING.sub(lambda m: (("Hello" if m[1].lower() == "dear" else m[1]) + (m[3] or ","))
+                         if invented(m[2]) else m[0], text)
+    lines = [ln for ln in text.split("\n") if not ((slot := ln.strip()) and _PLACEHOLDER.fullmatch(slot)
+                                                    and invented(slot))]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
+
+
+def whole_sentences(text: str) -> str:
+    """``text`` up to its last complete sentence: an answer cut mid-sentence reads as a mistake."""
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends else text.rstrip()
 
 
 # ----------------------------------------------------------------- summarize
