@@ -50,10 +50,11 @@ def _chunk(text: str) -> dict:
 
 
 def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: float = 100.0,
-             stall: float = 3600.0, pause: float = 0.0) -> StandIn:
+             stall: float = 3600.0, pause: float = 0.0, limit: int | None = None) -> StandIn:
     """``behaviour``: ``answer`` (at once), ``hang`` (headers, then nothing), ``stall`` (one chunk, with
     ``pause`` a second one ``pause`` seconds later, then nothing for ``stall`` seconds), ``too_large`` (HTTP 413 with its limit, as a node with a smaller
-    body limit than the relay's answers)."""
+    body limit than the relay's answers). With ``limit``, an envelope over ``limit`` bytes gets that 413
+    whatever the behaviour, and a smaller one gets the behaviour."""
     identity, keys, guard = NodeIdentity(), KeyPair(), ReplayGuard()
     node_id = identity.node_id
     closing = threading.Event()
@@ -66,11 +67,14 @@ def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: flo
             await asyncio.sleep(0.05)
 
     async def envelope(request: Request) -> Response:
+        body = await request.body()
+        if behaviour == "too_large" or (limit is not None and len(body) > limit):
+            served.append("too_large")
+            most = 1000 if limit is None else limit
+            return JSONResponse({"error": f"body larger than {most} bytes"}, status_code=413,
+                                headers={"x-tether-max-body": str(most)})
         served.append(behaviour)
-        if behaviour == "too_large":
-            return JSONResponse({"error": "body larger than 1000 bytes"}, status_code=413,
-                                headers={"x-tether-max-body": "1000"})
-        chat, sealer = open_request(json.loads(await request.body()), node_id, keys, guard)
+        chat, sealer = open_request(json.loads(body), node_id, keys, guard)
 
         async def frames():
             if behaviour == "hang":

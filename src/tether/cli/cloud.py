@@ -21,10 +21,12 @@ log_key_option = click.option("--log-key", envvar="TETHER_LOG_KEY", default=None
                               help="Pinned log public key (base64). Without it the first key seen is kept.")
 
 
-def _client(log_url: str | None, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None):
-    from tether.cloud.client import CloudClient
+def _client(log_url: str | None, relay_url: str, log_key: str | None, k: int = 2, model: str | None = None,
+            deadline: float | None = None):
+    from tether.cloud.client import DEADLINE, CloudClient
 
-    return CloudClient(log_url, relay_url, log_key=log_key, state_path=cloud_state_path(), k=k, model=model)
+    return CloudClient(log_url, relay_url, log_key=log_key, state_path=cloud_state_path(), k=k, model=model,
+                       deadline=DEADLINE if deadline is None else deadline)
 
 
 @cli.group("node")
@@ -136,8 +138,10 @@ def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_jso
 @click.option("--temperature", default=0.0, show_default=True, type=click.FloatRange(0, 2))
 @click.option("--stream/--no-stream", default=True, show_default=True)
 @click.option("--model", default=None, help="Only use nodes serving this model.")
+@click.option("--deadline", default=None, type=click.FloatRange(0, 3600, min_open=True),
+              help="Seconds the request may take, every retry and the whole answer included [default: 150].")
 def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | None, max_tokens: int,
-               temperature: float, stream: bool, model: str | None) -> None:
+               temperature: float, stream: bool, model: str | None, deadline: float | None) -> None:
     """Send PROMPT to a verified node through the relay and print the answer.
 
     The privacy policy for the private_cloud tier applies, as in the router: a secret keeps
@@ -147,7 +151,7 @@ def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | 
 
     if not prompt.strip():
         raise InputError("the prompt is empty")
-    client = _client(log_url, relay_url, log_key, model=model)
+    client = _client(log_url, relay_url, log_key, model=model, deadline=deadline)
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": temperature}
     client.check_size(body)  # a prompt over the relay's limit is refused before it is scanned or sent
     guard = PrivacyGuard.from_file()

@@ -2,7 +2,12 @@
 
 The status comes from the nearest class in the error's MRO that has an entry,
 so one entry per base class covers every subclass, and a new subclass gets a
-sensible status without touching this table.
+sensible status without touching this table. A ``TierUnavailableError`` whose
+``status`` is in ``TIER_STATUS`` answers that instead of 503: 413
+``request_too_large`` (too large for the tier, e.g. over the private cloud's body
+limit: a retry cannot help) and 504 ``tier_timeout`` (the tier ran out of time,
+e.g. past the private cloud's deadline). The router keeps that status only when
+every tier it tried failed with it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     e.CloudError: (502, "server_error", "cloud_error"),
 }
 
+# TierUnavailableError.status → what the gateway answers instead of 503 tier_unavailable
+TIER_STATUS: dict[int, tuple[int, str, str]] = {
+    413: (413, "invalid_request_error", "request_too_large"),
+    504: (504, "server_error", "tier_timeout"),
+}
+
 
 class GatewayError(e.InputError):
     """A request the gateway refuses at the HTTP level (size, content type, load)."""
@@ -48,8 +59,12 @@ class GatewayError(e.InputError):
 
 
 def classify(exc: BaseException) -> tuple[int, str, str]:
+    """(HTTP status, OpenAI error type, code) for ``exc``: a ``GatewayError``'s own, a tier's 413
+    or 504 from ``TIER_STATUS``, else the ``STATUS`` entry of the nearest class in its MRO."""
     if isinstance(exc, GatewayError):
         return exc.status, exc.type, exc.code
+    if isinstance(exc, e.TierUnavailableError) and exc.status in TIER_STATUS:
+        return TIER_STATUS[exc.status]
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls]

@@ -18,6 +18,7 @@ relay_url = "http://127.0.0.1:8490"
 log_url = "http://127.0.0.1:8470"   # optional: read the log directly (default: through the relay)
 log_key = "…"                       # optional: pin the transparency log's key
 k = 2                               # nodes each request is sealed to (1-8)
+deadline = 150                      # seconds per request, retries and the whole answer included (0 < s <= 3600)
 state_path = "~/tether-cloud.json"  # optional: pinned log key + tree head (default: $TETHER_CLOUD_STATE, else the CLI's)
 
 [third_party]
@@ -70,12 +71,21 @@ def _url(value: str | None) -> str | None:
         raise ValueError(str(exc)) from None
 
 
+def _client_deadline() -> float:
+    from tether.cloud.client import DEADLINE  # not at import: the client pulls in httpx and the crypto
+
+    return DEADLINE
+
+
 class PrivateCloudConfig(_Strict):
     relay_url: str
     log_url: str | None = None  # None: read the transparency log through the relay
     log_key: str | None = None
     k: int = Field(default=2, ge=1, le=8)
     state_path: str | None = None  # pinned log key and last tree head; default: the CLI's file
+    # Seconds per request, across retries and the whole answer; past it the gateway answers 504.
+    # The default is the client's DEADLINE, read only when a config has this section.
+    deadline: float = Field(default_factory=_client_deadline, gt=0, le=3600, allow_inf_nan=False)
 
     _urls = field_validator("relay_url", "log_url")(_url)
 

@@ -229,7 +229,7 @@ class Router:
 
             pc = config.private_cloud
             kwargs["private_cloud"] = PrivateCloudTier(CloudClient(pc.log_url, pc.relay_url, log_key=pc.log_key, k=pc.k,
-                                                                   state_path=pc.state_file()))
+                                                                   state_path=pc.state_file(), deadline=pc.deadline))
         if "third_party" not in kwargs and config.third_party:
             from tether.routing.third_party import ThirdPartyTier
 
@@ -606,10 +606,14 @@ class Router:
                 continue
             yield name, (self.private_cloud if name == PRIVATE_CLOUD else self.third_party), prepared
 
-    def _give_up(self, tier: str, notes: list[str]) -> None:
-        """Every off-device tier failed: answer on the device (marked degraded) if the policy allows."""
+    def _give_up(self, tier: str, notes: list[str], statuses: list[int | None]) -> None:
+        """Every off-device tier failed: answer on the device (marked degraded) if the policy allows.
+        Otherwise the error carries the failed attempts' ``status`` when they all had the same one
+        (413: too large for the private cloud, 504: past its deadline), so the gateway can answer it."""
         if not self.config.allow_degraded:
-            raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead")
+            status = statuses[0] if statuses and all(s == statuses[0] for s in statuses) else None
+            raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead",
+                                       status=status)
         notes.append("answered on the device instead (degraded)")
 
     def _run_off_device(self, req: RouteRequest, decision: Decision, sampling: Sampling,
@@ -618,16 +622,18 @@ class Router:
         A cascade passes the ``device_answer`` it already has: the fallback then keeps it rather
         than generating the same answer again."""
         notes: list[str] = []
+        statuses: list[int | None] = []  # of the attempts that failed
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
                 result = backend.complete(prepared.messages(), prepared.sampling(sampling),
                                           json_schema=prepared.json_schema)
             except TierUnavailableError as exc:
                 notes.append(f"{name} failed: {exc.reason}")
+                statuses.append(exc.status)
                 continue
             result.text = prepared.restore(result.text)
             return result, name, False, notes
-        self._give_up(decision.tier, notes)
+        self._give_up(decision.tier, notes, statuses)
         if device_answer is not None:
             return device_answer, DEVICE, True, notes
         result = self.device.complete(self._messages(req, req.prompt), self._fit(req, sampling),
@@ -684,6 +690,7 @@ class RoutedStream:
         start = time.perf_counter()
         sampling = req.generation()
         notes: list[str] = []
+        statuses: list[int | None] = []  # of the attempts that failed
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
         info: dict[str, Any] = {}
@@ -704,6 +711,7 @@ class RoutedStream:
                     if pieces:
                         raise
                     notes.append(f"{name} failed: {exc.reason}")
+                    statuses.append(exc.status)
                     continue
                 tail = restorer.flush()
                 if tail:
@@ -712,7 +720,7 @@ class RoutedStream:
                 served, model = name, info.get("model") or getattr(backend, "model", "") or name
                 break
             else:
-                r._give_up(self.decision.tier, notes)
+                r._give_up(self.decision.tier, notes, statuses)
                 degraded = True
         prompt_tokens = max(1, len((req.instructions or "") + req.prompt) // 4)
         if served == DEVICE:
