@@ -139,6 +139,14 @@
           return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s");
         }
         break;
+      case "rewrite":
+        if (typeof r.text === "string") {
+          const warn = [];
+          if (Array.isArray(r.missing_numbers) && r.missing_numbers.length) warn.push("dropped " + r.missing_numbers.join(", "));
+          if (r.cut) warn.push("the model ran long; cut at its last whole sentence");
+          return r.text + (warn.length ? "\n\n— warning: " + warn.join("; ") : "");
+        }
+        break;
       case "emoji":
         if (Array.isArray(r.glyphs)) {
           return r.glyphs.map((g) => g.char).join("") + "  " + r.name + "\n"
