@@ -16,6 +16,8 @@ def _payload(guard: PrivacyGuard, text: str, tier: str = "third_party") -> str:
     ("Follow up with Đurđa Jovanović in a couple of months.", "Jovanović"),
     ("card number 4111 1111 1111 1111 is lost. I am in HIPPERHOLME for a business trip", "HIPPERHOLME"),
     ("Motoko is from Osaka.", "Motoko"),  # opens the sentence, then "is"
+    ("Oluwaseun will bring the contract tomorrow.", "Oluwaseun"),  # then a modal verb
+    ("Xiomara and Thaddeus are moving in May.", "Xiomara"),  # then "and"
     ("Csanád had given Csanád his address.", "Csanád"),  # a letter outside ASCII
     ("Hilbrand, can I please speak to your boss?", "Hilbrand"),
     ("Mineko: What a wife.\nSara: Remember me?", "Mineko"),
@@ -53,6 +55,23 @@ def test_the_precise_detector_alone_misses_them(guard):
 ])
 def test_ordinary_text_goes_out_unchanged(guard, text):
     assert _payload(guard, text) == text
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("Tell Bartholomew the invoice is overdue.", "Tell "),  # spaCy reads "Tell Bartholomew" as one person
+    ("Ask Zephyrine Okafor to call me.", "Ask "),
+])
+def test_an_opening_verb_is_not_part_of_the_name(guard, text, kept):
+    """The receiver still reads the request ("Tell <PERSON_1> …"), and the name itself is gone."""
+    payload = _payload(guard, text)
+    assert payload.startswith(kept + "<PERSON_1>"), payload
+    assert "Bartholomew" not in payload and "Zephyrine" not in payload
+
+
+def test_a_name_that_opens_with_a_verb_like_word_stays_whole(guard):
+    for text, name in [("Bill Gates will attend.", "Bill Gates"), ("Mark Twain wrote it.", "Mark Twain")]:
+        payload = _payload(guard, text)
+        assert payload.startswith("<PERSON_1>") and name.split()[0] not in payload, payload
 
 
 def test_recall_first_can_be_turned_off():

@@ -20,12 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.errors import InputError
 from tether.privacy.policy import DetectionConfig
 from tether.privacy.recognizers import (
+    ADDRESSING_VERBS,
     BUILTIN_ENTITIES,
     SECRETS,
     RegexPattern,
     RegexRecognizer,
     builtin_recognizers,
     is_false_positive,
+    is_sentence_start,
     listed_names,
     postal_block_lines,
     private_key_recognizer,
@@ -319,6 +321,10 @@ def tidy_ner(spans: list[Span], text: str) -> list[Span]:
                     a = p.end
             while a < b and (text[a].isspace() or text[a] in _EDGE_MARKS):
                 a += 1
+            verb = re.match(r"(\w+) (?=\w)", text[a:b])
+            if (s.entity_type == "PERSON" and verb and verb[1].lower() in ADDRESSING_VERBS
+                    and is_sentence_start(text, a)):
+                a += verb.end()  # "Tell Bartholomew": the name, not the verb before it
             while b > a and (text[b - 1].isspace() or text[b - 1] in _EDGE_MARKS):
                 b -= 1
             if not any(c.isalpha() for c in text[a:b]):

@@ -45,7 +45,9 @@ from tether.privacy.recognizers import (
 
 # After a run that opens a sentence, these make it a subject or an addressee, not a verb.
 _SUBJECT_NEXT = re.compile(r"(?:[ \t]*,|[ \t]+(?:is|was|has|had|said|says|asked|told|lives|lived|works|worked|"
-                           r"wrote|writes|called|shouted|began)\b)")
+                           r"wrote|writes|called|shouted|began|will|would|can|could|should|must|might|wants|wanted|"
+                           r"needs|needed|sent|emailed|texted|replied|brought|left|came|went|got|gave|took|thinks|"
+                           r"thought|and)\b)")
 # "Mineko: What a wife." A line that opens with a word and a colon is a speaker or a label;
 # labels ("Note:", "Summary:") are common words, so an uncommon one is taken for a speaker.
 _SPEAKER_NEXT = re.compile(r"[ \t]*:[ \t]*[^\s]")
