@@ -22,6 +22,7 @@
     │   ├── RouterConfigError            the router config is invalid (file and field named)
     │   └── TierUnavailableError         a tier could not serve (unreachable, refused, rate-limited)
     ├── IndexStoreError                  the search index file cannot be opened or used
+    │   └── IndexBusyError               another writer holds the index (``path``, ``waited``)
     └── CloudError
         ├── AttestationError             a node failed verification; it is not used
         ├── TransparencyLogError         the log's signature, proofs or history do not check out
@@ -170,6 +171,19 @@ class MustStayOnDeviceError(PrivacyError):
 
 class IndexStoreError(TetherError):
     """The search index file is not a usable index (corrupt, unreadable, or from a newer Tether)."""
+
+
+class IndexBusyError(IndexStoreError):
+    """Another process (or thread) is adding to or removing from the index at ``path``, and this
+    writer was told not to wait (``waited`` is 0) or waited ``waited`` seconds in vain. Readers
+    never see this: searching does not take the writer lock."""
+
+    def __init__(self, path: str, waited: float = 0.0):
+        self.path = path
+        self.waited = waited
+        how = "" if not waited else f" after waiting {waited:g} s"
+        super().__init__(f"the search index at {path} is busy{how}: another writer (such as `tether index add`) is updating it; "
+                         "try again when it has finished")
 
 
 class CloudError(TetherError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -12,6 +13,16 @@ from tether.errors import InputError
 
 db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
                          help="Index file (default: $TETHER_INDEX, else search.sqlite in the user data dir).")
+
+
+no_wait_option = click.option("--no-wait", is_flag=True,
+                               help="If another `tether index add` or `remove` is updating this index, fail at once "
+                                    "instead of waiting for it to finish.")
+
+
+def _waiting(idx) -> None:
+    shown = os.fsencode(idx.path).decode("utf-8", errors="replace")
+    click.echo(f"waiting for another `tether index` run on {shown} to finish…", err=True)
 
 
 def _open(db: str | None, *, create: bool = False):
@@ -29,11 +40,14 @@ def index_group() -> None:
 @index_group.command("add")
 @click.argument("paths", nargs=-1, required=True)
 @db_option
+@no_wait_option
 @json_option
-def add_cmd(paths: tuple[str, ...], db: str | None, as_json: bool) -> None:
-    """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml); only changed files are re-read."""
+def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool) -> None:
+    """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml); only changed files are re-read.
+
+    One run at a time per index: a second run waits for the first (and then re-reads nothing it indexed)."""
     idx = _open(db, create=True)
-    report = idx.add(paths, progress=not as_json)
+    report = idx.add(paths, progress=not as_json, wait=0 if no_wait else None, on_wait=lambda: _waiting(idx))
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
@@ -67,9 +81,11 @@ def status_cmd(db: str | None, as_json: bool) -> None:
 @index_group.command("remove")
 @click.argument("paths", nargs=-1, required=True)
 @db_option
-def remove_cmd(paths: tuple[str, ...], db: str | None) -> None:
+@no_wait_option
+def remove_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool) -> None:
     """Remove files or folders from the index (the files themselves are not touched)."""
-    click.echo(f"{_open(db).remove(paths)} removed")
+    idx = _open(db)
+    click.echo(f"{idx.remove(paths, wait=0 if no_wait else None, on_wait=lambda: _waiting(idx))} removed")
 
 
 def _check_query(text: str) -> str:

@@ -3,23 +3,28 @@
 A file is re-read only when its mtime or size changed, and re-embedded only
 when its sha256 changed too. Files gone from a folder being indexed leave the
 index. Each document commits on its own, so an interrupted run resumes where it
-stopped on the next ``add``.
+stopped on the next ``add``. Writers (``add``, ``remove``) hold ``<index>.lock``
+(an OS ``flock`` through ``filelock``, dropped by the kernel if the process dies)
+for their whole run, so two never embed the same files or interleave their
+commits; readers (``search``, ``status``) never take it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import sqlite3
 import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from tether.errors import IndexStoreError, InputError
+from tether.errors import IndexBusyError, IndexStoreError, InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
 from tether.search.extract import ExtractError, extract, kind_of
@@ -58,7 +63,8 @@ class IndexStatus(BaseModel):
 
 
 class Index:
-    """One index file. Safe to search from one process while another indexes (WAL)."""
+    """One index file. Safe to search from one process while another indexes (WAL). Writers to
+    one file take turns: ``add`` and ``remove`` hold ``<index>.lock`` while they run."""
 
     def __init__(self, con: sqlite3.Connection, path: Path):
         self.con = con
@@ -79,23 +85,70 @@ class Index:
     def close(self) -> None:
         self.con.close()
 
+    @property
+    def lock_path(self) -> Path:
+        """The writer lock next to the index file (kept on disk; only the OS lock on it matters)."""
+        return Path(str(self.path) + ".lock")
+
+    @contextmanager
+    def _writing(self, wait: float | None, on_wait: Callable[[], object] | None) -> Iterator[None]:
+        """Hold the writer lock. ``wait``: None waits as long as it takes, 0 not at all, a
+        positive number that many seconds; then ``IndexBusyError``. ``on_wait`` is called once,
+        before waiting, when another writer holds the lock."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(self.lock_path)
+
+        def take(**how: object) -> bool:
+            try:
+                lock.acquire(**how)  # type: ignore[arg-type]
+            except Timeout:
+                return False
+            except OSError as exc:  # a read-only folder: the index could not be written either
+                raise IndexStoreError(f"{_shown(self.lock_path)}: cannot lock the index "
+                                      f"({exc.strerror or exc})") from None
+            return True
+
+        if not take(blocking=False):
+            if wait == 0:
+                raise IndexBusyError(_shown(self.path))
+            if on_wait is not None:
+                on_wait()
+            if not take(timeout=-1 if wait is None or math.isinf(wait) else wait):
+                raise IndexBusyError(_shown(self.path), wait or 0.0)
+        try:
+            yield
+        finally:
+            lock.release()
+
     # ------------------------------------------------------------ indexing
 
-    def add(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False) -> IndexReport:
+    def add(self, paths: Iterable[str | os.PathLike[str]], *, progress: bool = False, wait: float | None = None,
+            on_wait: Callable[[], object] | None = None) -> IndexReport:
         """Index files and folders. A path that does not exist and is not indexed raises
-        ``InputError`` before anything is written; bad files inside are skipped and reported."""
+        ``InputError`` before anything is written; bad files inside are skipped and reported.
+
+        Runs holding the writer lock: while another ``add`` or ``remove`` holds it, ``wait=None``
+        waits for it (and then finds its files unchanged), ``wait=0`` raises ``IndexBusyError`` at
+        once, ``wait=N`` after N seconds. ``on_wait`` is called once if this call has to wait."""
         if isinstance(paths, (str, bytes, os.PathLike)):
             raise InputError("add() takes a list of paths, e.g. index.add([folder])")
+        named = [_absolute(raw) for raw in paths]  # argument errors come before any wait
+        for p in named:
+            if _shown(p) != str(p):  # SQLite holds UTF-8 text: such a name can be neither stored nor matched
+                raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+        _check_wait(wait)
+        with self._writing(wait, on_wait):
+            return self._add(named, progress)
+
+    def _add(self, named: list[Path], progress: bool) -> IndexReport:
         start = time.perf_counter()
         report = IndexReport()
         files: list[Path] = []
         roots: list[Path] = []
         gone: list[str] = []
         unreadable: list[OSError] = []
-        for raw in paths:
-            p = _absolute(raw)
-            if _shown(p) != str(p):  # SQLite holds UTF-8 text: such a name can be neither stored nor matched
-                raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+        for p in named:
             if p.is_dir():
                 roots.append(p)
                 files.extend(_walk(p, unreadable.append))
@@ -138,13 +191,20 @@ class Index:
         report.seconds = time.perf_counter() - start
         return report
 
-    def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Drop files (or everything under folders) from the index; returns how many documents."""
+    def remove(self, paths: Iterable[str | os.PathLike[str]], *, wait: float | None = None,
+               on_wait: Callable[[], object] | None = None) -> int:
+        """Drop files (or everything under folders) from the index; returns how many documents.
+        Holds the writer lock; ``wait`` and ``on_wait`` as for ``add``."""
         if isinstance(paths, (str, bytes, os.PathLike)):
             raise InputError("remove() takes a list of paths, e.g. index.remove([folder])")
+        named = [_shown(_absolute(raw)) for raw in paths]  # a name with undecodable bytes was stored this way, if at all
+        _check_wait(wait)
+        with self._writing(wait, on_wait):
+            return self._remove(named)
+
+    def _remove(self, named: list[str]) -> int:
         n = 0
-        for raw in paths:
-            p = _shown(_absolute(raw))  # a name with undecodable bytes was stored this way, if at all
+        for p in named:
             prefix = p.rstrip(os.sep) + os.sep
             for (path,) in self.con.execute("SELECT path FROM documents WHERE path = ? OR substr(path, 1, ?) = ?",
                                              (p, len(prefix), prefix)).fetchall():
@@ -324,6 +384,13 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _check_wait(wait: object) -> None:
+    if wait is None:
+        return
+    if isinstance(wait, bool) or not isinstance(wait, (int, float)) or math.isnan(wait) or wait < 0:
+        raise InputError(f"wait must be None (no limit) or a number of seconds >= 0, not {wait!r}")
 
 
 def _absolute(raw: str | os.PathLike[str]) -> Path:
