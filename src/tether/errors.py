@@ -242,7 +242,8 @@ class RequestTooLargeError(CloudError):
         self.where = where
         sealed = f" ({size:,} bytes sealed)" if size is not None else ""
         most = f"at most {limit:,} bytes" if limit is not None else "less"
-        super().__init__(f"the request is too large for the private cloud{sealed}: {where} accepts {most}; "
+        verb = "accept" if where.startswith("the nodes") else "accepts"
+        super().__init__(f"the request is too large for the private cloud{sealed}: {where} {verb} {most}; "
                          "shorten the prompt or send it in parts")
 
 
