@@ -52,6 +52,7 @@ def test_the_precise_detector_alone_misses_them(guard):
     "Translate this paragraph into French for our React app.",
     "Personal Info:\nPhone:\nE-mail:\nWebsite:\nAddress:",
     "The build for version 3.11.12 failed at 06:44:03.566113 on a date in 2999-01-01.",
+    "Remember the Energetic Volunteers Club meets on Friday.",  # frequent English, if not in the core list
 ])
 def test_ordinary_text_goes_out_unchanged(guard, text):
     assert _payload(guard, text) == text
@@ -72,6 +73,16 @@ def test_a_name_that_opens_with_a_verb_like_word_stays_whole(guard):
     for text, name in [("Bill Gates will attend.", "Bill Gates"), ("Mark Twain wrote it.", "Mark Twain")]:
         payload = _payload(guard, text)
         assert payload.startswith("<PERSON_1>") and name.split()[0] not in payload, payload
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("We moved here from Budapest last year.", "Budapest"),  # a frequent word, but after a place cue
+    ("When: 2026-01-01 Where: Amsterdam Country Club.", "Amsterdam"),
+    ("I grew up in OSLO.", "OSLO"),  # capitals
+    ("Trooz, Belgium 79188", "79188"),  # a country is never an everyday word: its postcode goes too
+])
+def test_frequent_words_still_count_where_places_are_written(guard, text, value):
+    assert value not in _payload(guard, text)
 
 
 def test_recall_first_can_be_turned_off():

@@ -37,6 +37,7 @@ from tether.privacy.recognizers import (
     _PARTICLES,
     _name_lists,
     common_words,
+    country_names,
     hard_words,
     is_sentence_start,
     name_words,
@@ -58,6 +59,9 @@ _STREET_NOUN = (r"(?:veg|vei|vej|vegen|veien|gate|gata|gatan|gade|vägen|väg|te
                 r"straße|strasse|str\.|weg|gasse|allee|platz|plass|plads|laan|straat|kuja|tie|katu|sokak|caddesi)")
 _HOUSE_NUMBER_AFTER = re.compile(rf"(?:[ \t]+{_STREET_NOUN})?[ \t]+\d{{1,5}}[A-Za-z]?(?![\w:%]|[.,]\d)")
 _NUMBER_BEFORE = re.compile(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$")
+# Before a place name: frequent words are not taken as everyday English here ("in Amsterdam").
+_PLACE_CUE = re.compile(r"(?i)\b(?:in|at|near|from|to|of|visiting|visit|around|outside|inside|across|city|town|"
+                        r"village|where:)[ \t]+$")
 _ENGLISH_SUFFIX = re.compile(r"(?:ly|ing|ed|ion|ions|ness|ment|ments|ity|ous|ive|able|ful|less|ize|ise)$")
 # Three-letter codes that follow "in"/"at" without being places.
 _ACRONYMS = frozenset("""
@@ -91,9 +95,9 @@ def _morph_common(low: str, common: frozenset[str]) -> bool:
 
 
 # Zipf frequency (log10 of uses per billion words) from which a word is everyday English:
-# 3.5 takes ~15,000 words ("fiscal", "energetic"), few of them names ("bartholomew" is 3.1).
-# It lifted off-device PERSON precision on the generated `all` set from 0.55 to 0.64 and leaked
-# no more (docs/benchmarks.md); 3.0 leaked two names more, 4.0 kept more false positives.
+# 3.5 takes ~15,000 words ("fiscal", "energetic"), few of them first names ("bartholomew" is
+# 3.1) but many places ("oslo"), so a word in capitals or after a place cue is never everyday.
+# See docs/benchmarks.md for what it does to precision and leaks; 3.0 leaked two names more.
 ENGLISH_ZIPF = 3.5
 
 
@@ -103,8 +107,10 @@ def frequent_english() -> frozenset[str]:
     beyond the thousand-odd words of ``common_words``. A listed name stays a name (``safe``)."""
     from wordfreq import top_n_list, zipf_frequency
 
+    # A country's words are left out: "Finland 94182" is a postcode line, not "Finland" and a number.
+    countries = {w.lower() for name in country_names() for w in re.findall(r"\w+", name)}
     return frozenset(w for w in top_n_list("en", 60_000)
-                     if w.isalpha() and zipf_frequency(w, "en") >= ENGLISH_ZIPF)
+                     if w.isalpha() and w not in countries and zipf_frequency(w, "en") >= ENGLISH_ZIPF)
 
 
 class _Words:
@@ -112,7 +118,8 @@ class _Words:
 
     def __init__(self) -> None:
         self.first, self.last = _name_lists()
-        self.common = common_words() | frequent_english() | _INTERJECTIONS
+        self.common = common_words() | _INTERJECTIONS
+        self.frequent = frequent_english()
         self.hard = hard_words() | _INTERJECTIONS
 
     def title(self, w: str) -> str:
@@ -122,9 +129,10 @@ class _Words:
         t = self.title(w)
         return t in self.first or t in self.last
 
-    def safe(self, w: str, text: str = "", start: int = 0) -> bool:
+    def safe(self, w: str, text: str = "", start: int = 0, *, frequent: bool = True) -> bool:
         """Not a candidate on its own: common English that is not also a listed name. Three
-        capitals are an acronym, unless they follow "in", "at", "from"… ("I am in SKI")."""
+        capitals are an acronym, unless they follow "in", "at", "from"… ("I am in SKI").
+        ``frequent=False``: only the core list counts, not ``frequent_english``."""
         if _CONTRACTION.search(w):  # "I'm", "Don't", "We'll"
             w = _CONTRACTION.sub("", w)
         low = w.lower()
@@ -132,7 +140,13 @@ class _Words:
             return True
         if w.isupper() and len(w) <= 3:
             return len(w) < 3 or not _PLACE_BEFORE.search(text, max(0, start - 12), start)
-        return _morph_common(low, self.common) and not self.listed(w)
+        if self.listed(w):
+            return False
+        if _morph_common(low, self.common):
+            return True
+        # Frequent words include famous places ("oslo", "budapest"): not where a place is written.
+        return (frequent and low in self.frequent and not w.isupper()
+                and not _PLACE_CUE.search(text, max(0, start - 12), start))
 
     def strong_opener(self, w: str, text: str, start: int, end: int) -> bool:
         """Evidence that a capitalised word opening a sentence is a name, not just a first word."""
@@ -240,7 +254,9 @@ def _run_candidates(text: str, run: list[tuple[int, int, str]], ww: _Words) -> l
         return []
     lo = flags.index(True)
     if lo == 0 and is_sentence_start(text, run[0][0]):
-        hits = sum(flags)
+        # Evidence by the core list: "Where: Amsterdam Country Club" is three uncommon words there,
+        # though only "Amsterdam" becomes the candidate.
+        hits = sum(not (w in _PARTICLES or ww.safe(w, text, s, frequent=False)) for s, _, w in run)
         if not (hits >= 2 or ww.strong_opener(run[0][2], text, run[0][0], run[0][1])):
             flags[0] = False
             if not any(flags):

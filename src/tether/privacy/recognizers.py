@@ -773,12 +773,17 @@ _COUNTRY_ALIASES = {"United States", "USA", "U.S.A.", "United Kingdom", "Great B
                     "Tanzania", "Moldova", "Macedonia", "North Macedonia", "Brunei", "Micronesia"}
 
 
-def country_recognizer() -> RegexRecognizer:
-    """Country names (Faker's list) in Title or upper case: the small model misses many."""
+@functools.cache
+def country_names() -> frozenset[str]:
+    """Faker's country list, each cut before a comma or bracket, and everyday short forms."""
     from faker.providers.address.en_US import Provider
 
-    names = sorted({c.split(",")[0].split(" (")[0] for c in Provider.countries} | _COUNTRY_ALIASES,
-                   key=len, reverse=True)
+    return frozenset({c.split(",")[0].split(" (")[0] for c in Provider.countries} | _COUNTRY_ALIASES)
+
+
+def country_recognizer() -> RegexRecognizer:
+    """Country names (Faker's list) in Title or upper case: the small model misses many."""
+    names = sorted(country_names(), key=len, reverse=True)
     alts = "|".join(re.escape(n) + "|" + re.escape(n.upper()) for n in names)
     return RegexRecognizer("LOCATION", [RegexPattern("country", rf"(?<!\w)(?:{alts})(?!\w)", 0.85)], name="country")
 
