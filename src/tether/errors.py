@@ -21,6 +21,7 @@
     ├── RoutingError
     │   ├── RouterConfigError            the router config is invalid (file and field named)
     │   └── TierUnavailableError         a tier could not serve (unreachable, refused, rate-limited)
+    │       └── InvalidTierOutputError   an off-device tier answered, but broke the request's JSON schema
     ├── IndexStoreError                  the search index file cannot be opened or used
     │   └── IndexBusyError               another writer holds the index (``path``, ``waited``)
     └── CloudError
@@ -273,3 +274,14 @@ class TierUnavailableError(RoutingError):
         self.reason = reason
         self.status = status
         super().__init__(f"the {tier} tier is unavailable: {reason}")
+
+
+class InvalidTierOutputError(TierUnavailableError):
+    """An off-device tier answered, but its answer broke the request's JSON schema (``reason`` says
+    how), and nothing can answer instead: every tier tried broke it and the policy forbids a device
+    answer, or a stream's text was already sent. The gateway answers it as 502 ``invalid_output``,
+    as it does an ``InvalidOutputError``."""
+
+    def __init__(self, tier: str, reason: str):
+        self.tier, self.reason, self.status = tier, reason, None
+        RoutingError.__init__(self, f"the {tier} tier gave no valid answer: {reason}")

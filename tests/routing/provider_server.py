@@ -12,6 +12,9 @@ Fault sequence entries (``POST /_faults`` or ``--fail``), one per chat request:
     "cut_early"    stream: send only the role delta, then drop the connection
     "stream_endless_line" / "stream_drip_line"
                    stream: one line that never ends, sent fast (17 MiB) or a byte a tenth of a second
+    {"content": TEXT, "finish_reason": "stop"}
+                   answer TEXT instead of the echo (streamed in pieces of 5 characters), e.g. a
+                   provider that ignores ``response_format``; finish_reason defaults to "stop"
 """
 
 from __future__ import annotations
@@ -121,6 +124,10 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
             return StreamingResponse(iter([f"data: {json.dumps({'choices': bad})}\n\n", "data: [DONE]\n\n"]),
                                      media_type="text/event-stream")
         tokens, finish, prompt_tokens = answer(body)
+        if isinstance(fault, dict) and isinstance(fault.get("content"), str):  # a scripted answer
+            text = fault["content"]
+            tokens = [text[i:i + 5] for i in range(0, len(text), 5)]
+            finish = fault.get("finish_reason") or "stop"
         model = body.get("model") or "fake-model"
         if body.get("stream"):
             usage = None

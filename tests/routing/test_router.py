@@ -313,6 +313,7 @@ def test_schema_stops_and_instructions_leave_only_as_the_guard_allows(device, th
     r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     schema = {"type": "object", "properties": {"who": {"type": "string", "examples": ["Maria Gonzalez"],
                                                        "description": "e.g. maria.gonzalez@example.com"}}}
+    provider.faults([{"content": '{"who": "someone"}'}])  # an answer that keeps to the schema
     out = r.respond(RouteRequest("Chise is very reliable, right?", tier="third_party", consent=True,
                                  instructions="You are helping Chise Tanaka.", json_schema=schema,
                                  sampling=Sampling.greedy(16, stop=("Maria Gonzalez",))))

@@ -7,7 +7,10 @@ sensible status without touching this table. A ``TierUnavailableError`` whose
 ``request_too_large`` (too large for the tier, e.g. over the private cloud's body
 limit: a retry cannot help) and 504 ``tier_timeout`` (the tier ran out of time,
 e.g. past the private cloud's deadline). The router keeps that status only when
-every tier it tried failed with it.
+every tier it tried failed with it. An ``InvalidTierOutputError`` (every tier tried
+answered, but broke the request's JSON schema) is 502 ``invalid_output``, like an
+``InvalidOutputError`` on the device; it has its own class rather than a status,
+since a provider's own HTTP 502 is no broken answer.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
     e.RoutingError: (503, "server_error", "routing_failed"),
     e.RouterConfigError: (500, "server_error", "router_config_invalid"),
     e.TierUnavailableError: (503, "server_error", "tier_unavailable"),
+    e.InvalidTierOutputError: (502, "server_error", "invalid_output"),
     e.IndexStoreError: (500, "server_error", "index_unavailable"),
     e.EmojiFontUnavailableError: (503, "server_error", "emoji_font_unavailable"),
     e.CloudError: (502, "server_error", "cloud_error"),

@@ -32,12 +32,16 @@ def check_schema(schema: dict[str, Any]) -> None:
         raise InputError(f"invalid JSON schema at {where}: {exc.message}") from None
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")  # Python reads NaN and Infinity; JSON has neither
+
+
 def violation(schema: dict[str, Any], text: str) -> str | None:
     """Why ``text`` is not a JSON value ``schema`` accepts, or None if it is."""
     from jsonschema.exceptions import best_match
 
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         return f"not JSON ({exc})"
     error = best_match(_validator(schema)(schema).iter_errors(value))

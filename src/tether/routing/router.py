@@ -27,7 +27,10 @@ decision is ``privacy``, with the rule that wanted it away in its values.
 Off the device, text is pseudonymized by the privacy guard first and restored
 after; the decision carries that scan, so the text is scanned once per request.
 A failing tier falls back (third party → private cloud → device), and an
-answer the device gives instead of the cloud is marked ``degraded``.
+answer the device gives instead of the cloud is marked ``degraded``. When the
+request carries a JSON schema, an off-device answer that breaks it (once
+restored, against the caller's own schema) counts as its tier failing, as the
+device's grammar holds the device to it; a truncated answer is not judged.
 """
 
 from __future__ import annotations
@@ -40,7 +43,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from tether.errors import ConsentRequiredError, InputError, MustStayOnDeviceError, RouterConfigError, TierUnavailableError
+from tether.errors import (ConsentRequiredError, InputError, InvalidTierOutputError, MustStayOnDeviceError,
+                           RouterConfigError, TierUnavailableError)
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
 from tether.routing.ledger import IDENTIFIER
@@ -51,6 +55,22 @@ TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
 MIN_ANSWER_TOKENS = 256  # room the context rule keeps for an answer whose length nobody set
 _CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
 _JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
+_BROKE_SCHEMA = "schema"  # a failed attempt's mark for an answer that broke the JSON schema (else its status)
+_PROBLEM_CHARS = 300  # of a schema problem in a note (jsonschema's message can quote the whole answer)
+
+
+def _schema_problem(req: "RouteRequest", text: str, finish_reason: str | None) -> str | None:
+    """Why an off-device answer breaks the caller's JSON schema, or None. ``text`` is the restored
+    answer, checked against ``req.json_schema`` (the caller's, not the pseudonymized one sent). A
+    truncated answer (``length``) is not judged: the caller chose the budget, as on the device."""
+    if req.json_schema is None or finish_reason == "length":
+        return None
+    from tether.models.json_schema import violation
+
+    problem = violation(req.json_schema, text)
+    if problem is not None and len(problem) > _PROBLEM_CHARS:
+        problem = problem[:_PROBLEM_CHARS - 1] + "…"
+    return problem
 
 
 def _blank_escapes(text: str) -> str:
@@ -96,6 +116,9 @@ class RouteRequest:
                 json.dumps(self.json_schema)
             except (TypeError, ValueError) as exc:
                 raise InputError(f"json_schema cannot be written as JSON: {exc}") from None
+            from tether.models.json_schema import check_schema
+
+            check_schema(self.json_schema)  # every tier's answer is checked against it
         if self.kind == "math":
             self.kind = "gsm8k"
         elif self.kind == "auto":
@@ -189,6 +212,9 @@ class RoutedResponse:
     device_tokens: int = 0  # of the token counts, those a cascade spent on the device beyond the answer
     # (a discarded device answer, self-consistency samples)
     finish_reason: str = "stop"  # "length" when the answer hit max_tokens
+    # tokens off-device tiers were paid for answers the router rejected (they broke the JSON schema),
+    # by tier: in the ledger's cost and energy, not in the token counts
+    rejected_tokens: dict[str, int] = field(default_factory=dict)
 
 
 def sample_seed(prompt: str, i: int) -> int:
@@ -493,6 +519,7 @@ class Router:
         notes: list[str] = []
         degraded = escalated = False
         device_tokens = 0
+        rejected: dict[str, int] = {}
         tier = decision.tier
 
         if tier == DEVICE and decision.rule == "cascade":
@@ -510,7 +537,8 @@ class Router:
                     notes.append(f"cascade: device answer kept ({why}), the privacy policy keeps this text here")
                 else:
                     first = result
-                    result, tier, degraded, more = self._run_off_device(req, escalation, sampling, device_answer=first)
+                    result, tier, degraded, more, rejected = self._run_off_device(req, escalation, sampling,
+                                                                                  device_answer=first)
                     if tier == DEVICE:  # every cloud failed: the answer in hand stands, and nothing ran twice
                         notes.append(f"cascade: escalation failed ({why}); device answer kept")
                     else:
@@ -523,11 +551,11 @@ class Router:
         elif tier == DEVICE:
             result = self.device.complete(self._messages(req, req.prompt), device_sampling, json_schema=req.json_schema)
         else:
-            result, tier, degraded, notes = self._run_off_device(req, decision, sampling)
+            result, tier, degraded, notes, rejected = self._run_off_device(req, decision, sampling)
 
         response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
                                   result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
-                                  result.mean_logprob, device_tokens, result.finish_reason or "stop")
+                                  result.mean_logprob, device_tokens, result.finish_reason or "stop", rejected)
         self._record(req, response)
         return response
 
@@ -606,23 +634,30 @@ class Router:
                 continue
             yield name, (self.private_cloud if name == PRIVATE_CLOUD else self.third_party), prepared
 
-    def _give_up(self, tier: str, notes: list[str], statuses: list[int | None]) -> None:
+    def _give_up(self, tier: str, notes: list[str], statuses: list[int | str | None]) -> None:
         """Every off-device tier failed: answer on the device (marked degraded) if the policy allows.
         Otherwise the error carries the failed attempts' ``status`` when they all had the same one
-        (413: too large for the private cloud, 504: past its deadline), so the gateway can answer it."""
+        (413: too large for the private cloud, 504: past its deadline), so the gateway can answer it;
+        when every one answered but broke the JSON schema, it is an ``InvalidTierOutputError``."""
         if not self.config.allow_degraded:
+            reason = "; ".join(notes) + "; the policy forbids answering on the device instead"
+            if statuses and all(s == _BROKE_SCHEMA for s in statuses):
+                raise InvalidTierOutputError(tier, reason)
             status = statuses[0] if statuses and all(s == statuses[0] for s in statuses) else None
-            raise TierUnavailableError(tier, "; ".join(notes) + "; the policy forbids answering on the device instead",
-                                       status=status)
+            raise TierUnavailableError(tier, reason, status=status if isinstance(status, int) else None)
         notes.append("answered on the device instead (degraded)")
 
     def _run_off_device(self, req: RouteRequest, decision: Decision, sampling: Sampling,
-                        device_answer: TierResult | None = None) -> tuple[TierResult, str, bool, list[str]]:
+                        device_answer: TierResult | None = None
+                        ) -> tuple[TierResult, str, bool, list[str], dict[str, int]]:
         """Pseudonymize, run on the decision's tier, restore; fall back down the tiers if one fails.
+        An answer that breaks the request's JSON schema is its tier failing (that tier is not asked
+        again: it was paid once; its tokens come back by tier, for the ledger's cost).
         A cascade passes the ``device_answer`` it already has: the fallback then keeps it rather
         than generating the same answer again."""
         notes: list[str] = []
-        statuses: list[int | None] = []  # of the attempts that failed
+        statuses: list[int | str | None] = []  # of the attempts that failed
+        rejected: dict[str, int] = {}
         for name, backend, prepared in self._attempts(req, decision, notes):
             try:
                 result = backend.complete(prepared.messages(), prepared.sampling(sampling),
@@ -632,13 +667,19 @@ class Router:
                 statuses.append(exc.status)
                 continue
             result.text = prepared.restore(result.text)
-            return result, name, False, notes
+            problem = _schema_problem(req, result.text, result.finish_reason)
+            if problem is not None:
+                notes.append(f"{name} failed: its answer broke the JSON schema: {problem}")
+                statuses.append(_BROKE_SCHEMA)
+                rejected[name] = result.prompt_tokens + result.completion_tokens
+                continue
+            return result, name, False, notes, rejected
         self._give_up(decision.tier, notes, statuses)
         if device_answer is not None:
-            return device_answer, DEVICE, True, notes
+            return device_answer, DEVICE, True, notes, rejected
         result = self.device.complete(self._messages(req, req.prompt), self._fit(req, sampling),
                                       json_schema=req.json_schema)
-        return result, DEVICE, True, notes
+        return result, DEVICE, True, notes, rejected
 
     def _record(self, req: RouteRequest, r: RoutedResponse) -> None:
         if self.ledger is None:
@@ -647,6 +688,10 @@ class Router:
 
         tokens = r.prompt_tokens + r.completion_tokens - r.device_tokens  # on the tier that answered
         prices = self.config.prices
+        cost = prices.cost(r.tier, tokens) + prices.cost(DEVICE, r.device_tokens)
+        energy = prices.energy(r.tier, tokens) + prices.energy(DEVICE, r.device_tokens)
+        for tier, spent in r.rejected_tokens.items():  # paid for, though the answer broke the schema
+            cost, energy = cost + prices.cost(tier, spent), energy + prices.energy(tier, spent)
         consent = None
         if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
             c = self._consent(req)
@@ -655,8 +700,7 @@ class Router:
             ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
             score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")), latency_ms=r.latency * 1000,
             prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-            cost_usd=prices.cost(r.tier, tokens) + prices.cost(DEVICE, r.device_tokens),
-            energy_j=prices.energy(r.tier, tokens) + prices.energy(DEVICE, r.device_tokens),
+            cost_usd=cost, energy_j=energy,
             degraded=r.degraded, escalated=r.escalated, consent=consent))
 
     # ------------------------------------------------------------- streaming
@@ -677,6 +721,13 @@ class RoutedStream:
     the last delta has been read; its token counts are the tier's own (streams ask
     for ``include_usage``), or estimates where a provider reports none (one token
     per delta, four characters per prompt token).
+
+    With a JSON schema, the restored text of an off-device answer is collected and
+    checked against the caller's schema once it ends (a ``length`` finish is not
+    judged). One that breaks it cannot be taken back: ``response`` is still set and
+    the ledger written (the tier was paid), its notes saying why, and then
+    ``InvalidTierOutputError`` is raised after the last delta, so the caller (the
+    gateway: an in-band error event) learns the text it has is not valid.
     """
 
     def __init__(self, router: Router, req: RouteRequest, decision: Decision):
@@ -690,7 +741,7 @@ class RoutedStream:
         start = time.perf_counter()
         sampling = req.generation()
         notes: list[str] = []
-        statuses: list[int | None] = []  # of the attempts that failed
+        statuses: list[int | str | None] = []  # of the attempts that failed
         pieces: list[str] = []
         served, degraded, model = DEVICE, False, ""
         info: dict[str, Any] = {}
@@ -733,7 +784,12 @@ class RoutedStream:
                 yield text
         prompt_tokens = int(info.get("prompt_tokens", prompt_tokens))
         completion_tokens = int(info.get("completion_tokens", len(pieces)))
-        self.response = RoutedResponse("".join(pieces), self.decision, served, model, prompt_tokens, completion_tokens,
-                                       time.perf_counter() - start, degraded, False, notes,
-                                       finish_reason=info.get("finish_reason", "stop"))
+        text, finish = "".join(pieces), info.get("finish_reason", "stop")
+        problem = _schema_problem(req, text, finish) if served != DEVICE else None
+        if problem is not None:
+            notes.append(f"{served} failed: its answer broke the JSON schema: {problem}; the text was already sent")
+        self.response = RoutedResponse(text, self.decision, served, model, prompt_tokens, completion_tokens,
+                                       time.perf_counter() - start, degraded, False, notes, finish_reason=finish)
         r._record(req, self.response)
+        if problem is not None:
+            raise InvalidTierOutputError(served, f"its answer broke the JSON schema: {problem}")

@@ -1,0 +1,67 @@
+"""A third party that breaks ``response_format``, behind the gateway: a real ``tether serve`` whose
+router config forbids degraded answers, and the real OpenAI-compatible stand-in on loopback,
+scripted to answer what a provider that ignores the schema would."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.gateway.conftest import start_server, stop_server
+from tests.routing.conftest import start_provider, stop_provider
+
+SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+          "required": ["name", "age"], "additionalProperties": False}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("schema")
+    provider = start_provider(tmp)
+    config = tmp / "router.json"
+    config.write_text(json.dumps({"allow_degraded": False, "cascade": [], "consent": "always",
+                                  "third_party": {"base_url": provider.url, "model": "gpt-test", "retries": 0}}))
+    server = None
+    try:
+        server = start_server(tmp, router_config=config)
+        yield server, provider
+    finally:
+        if server is not None:
+            stop_server(server)
+        stop_provider(provider)
+
+
+def chat(server, *, stream: bool = False) -> httpx.Response:
+    body = {"model": "third-party", "stream": stream, "max_tokens": 64,
+            "messages": [{"role": "user", "content": "Describe Ada Lovelace as JSON."}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}}}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=60) as r:
+        r.read()
+    return r
+
+
+def test_a_broken_answer_is_502_invalid_output_when_the_device_may_not_answer(setup):
+    server, provider = setup
+    provider.faults([{"content": "Sure! Ada Lovelace was 36."}])
+    r = chat(server)
+    assert r.status_code == 502, r.text
+    error = r.json()["error"]
+    assert (error["type"], error["code"]) == ("server_error", "invalid_output")
+    assert "broke the JSON schema: not JSON" in error["message"]
+    assert len(provider.captured()) == 1
+
+
+def test_a_broken_stream_ends_with_an_in_band_error_after_its_text(setup):
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": '{"name": "Ada Lovelace"}'}])
+    r = chat(server, stream=True)
+    assert r.status_code == 200  # the text came first: the status was sent with it
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    text = "".join((e["choices"][0]["delta"].get("content") or "") for e in events if e.get("choices"))
+    assert text == '{"name": "Ada Lovelace"}'
+    error = events[-1]["error"]
+    assert error["code"] == "invalid_output" and "'age' is a required property" in error["message"]
+    assert "data: [DONE]" not in r.text
