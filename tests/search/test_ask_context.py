@@ -49,6 +49,19 @@ def test_a_cut_excerpt_never_ends_inside_a_personal_value(guard, value):
     assert head.startswith(context) and head[len(context)] in " \n"
 
 
+def test_a_value_found_only_by_the_words_after_it_is_not_left_at_the_cut(guard):
+    """"Zephyrine said…" is a name because of "said"; cut after "Zephyrine" it reads as any capitalised
+    word, and would have left as it is."""
+    hits = [_hit("Contact\nThe lease is renewed. Zephyrine said yes to the new rent on Friday.")]
+    head = build_context(hits, max_chars=10_000)
+    at = head.index("Zephyrine")
+    for limit in range(at + len("Zephyrine"), at + len("Zephyrine said") + 1):
+        context = build_context(hits, max_chars=limit, guard=guard)
+        payload = guard.prepare(context, "third_party", session=guard.session()).require_payload()
+        assert "Zephyrine" not in payload, (limit, payload)
+    assert "Zephyrine" not in guard.prepare(head, "third_party", session=guard.session()).require_payload()
+
+
 def test_a_cut_excerpt_leaves_nothing_of_the_value_in_what_is_sent(guard):
     """The old cut left "maria.gonz", which no recognizer reads as an address: it went out as it was."""
     hits = [_hit(f"Contact\nReach the landlord at {EMAIL} before Friday.")]

@@ -39,18 +39,32 @@ class Answer(BaseModel):
 def _cut(block: str, limit: int, guard: PrivacyGuard | None) -> str:
     """``block`` cut to at most ``limit`` characters, never inside a word, and with ``guard`` never
     inside a value it detects in the whole block: half an address ("maria.gonz") or the first
-    digits of a phone number are no longer recognisable once cut, and would leave as they are."""
+    digits of a phone number are no longer recognisable once cut, and would leave as they are.
+    Nor just after a value found only through the words that follow it ("Zephyrine| said…"):
+    the cut text is scanned again, and a value it no longer finds is cut off too."""
     if len(block) <= limit:
         return block
-    cut = max(0, limit)
-    if guard is not None and cut:
-        for span in guard.detect(block, tier="third_party"):  # the widest set
+    cut = _word_cut(block, max(0, limit))
+    if guard is None:
+        return block[:cut].rstrip()
+    spans = guard.detect(block, tier="third_party")  # the widest set
+    for _ in range(4):  # each pass only moves the cut back; one or two settle it
+        for span in spans:
             if span.start < cut < span.end:
-                cut = span.start
-    if 0 < cut < len(block) and not block[cut].isspace() and not block[cut - 1].isspace():
-        cut = max(block.rfind(c, 0, cut) for c in " \t\n")
-        cut = max(cut, 0)
+                cut = _word_cut(block, span.start)
+        found = guard.detect(block[:cut], tier="third_party") if cut else []
+        lost = [s.start for s in spans if s.end <= cut and not any(f.start <= s.start and s.end <= f.end for f in found)]
+        if not lost:
+            break
+        cut = _word_cut(block, min(lost))
     return block[:cut].rstrip()
+
+
+def _word_cut(block: str, cut: int) -> int:
+    """``cut`` moved back to a word boundary."""
+    if 0 < cut < len(block) and not block[cut].isspace() and not block[cut - 1].isspace():
+        cut = max(0, max(block.rfind(c, 0, cut) for c in " \t\n"))
+    return cut
 
 
 def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS, *, guard: PrivacyGuard | None = None) -> str:
