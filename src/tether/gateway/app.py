@@ -22,6 +22,7 @@ from tether.errors import TetherError
 from tether.gateway import features
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
 from tether.gateway.core import Gateway, gateway, in_thread
+from tether.gateway.embeddings import EMBEDDING_MODEL, EmbeddingsBody, embeddings
 from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly, cors_origin
 from tether.gateway.playground import playground_routes
@@ -29,17 +30,22 @@ from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
 
 
+def all_model_ids() -> list[str]:
+    """Chat's ids (catalog models, tier names, auto) and the embedding model's."""
+    return [*model_ids(), EMBEDDING_MODEL]
+
+
 async def list_models(request: Request) -> JSONResponse:
-    """The catalog models, the tier names and "auto", in OpenAI's list format."""
+    """The catalog models, the tier names, "auto" and the embedding model, in OpenAI's list format."""
     return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "tether"}
-                                                   for m in model_ids()]})
+                                                   for m in all_model_ids()]})
 
 
 async def get_model(request: Request) -> JSONResponse:
     """One model by id, as ``client.models.retrieve(id)`` asks for it."""
     model_id = request.path_params["model_id"]
-    if model_id not in model_ids() and model_id not in TIER_NAMES:  # private_cloud: the ledger's spelling
-        raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(model_ids())}", 404,
+    if model_id not in all_model_ids() and model_id not in TIER_NAMES:  # private_cloud: the ledger's spelling
+        raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(all_model_ids())}", 404,
                            "model_not_found", param="model")
     return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "tether"})
 
@@ -64,7 +70,10 @@ async def openapi(request: Request) -> JSONResponse:
 ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
     ("/v1/chat/completions", "POST", chat_completions, "Create a chat completion (OpenAI-compatible, routed)",
      ChatRequest, "chat"),
-    ("/v1/models", "GET", list_models, "List models: catalog models, tier names and auto", None, "chat"),
+    ("/v1/embeddings", "POST", embeddings, "Create embeddings (OpenAI-compatible, always on the device)",
+     EmbeddingsBody, "embeddings"),
+    ("/v1/models", "GET", list_models, "List models: catalog models, tier names, auto and the embedding model",
+     None, "chat"),
     ("/v1/models/{model_id}", "GET", get_model, "One model by id", None, "chat"),
     ("/v1/notifications/summarize", "POST", features.notifications, "Summarize notifications into stacks",
      features.NotificationsBody, "features"),

