@@ -300,3 +300,14 @@ def test_a_cut_answer_ends_at_its_last_whole_sentence():
     assert whole_sentences('He said "yes." And then') == 'He said "yes."'
     assert whole_sentences("no sentence end at all") == "no sentence end at all"
     assert whole_sentences("Version 2.5 is out, and") == "Version 2.5 is out, and"  # a decimal point ends nothing
+
+
+def test_a_summary_cut_at_its_budget_loses_only_the_unfinished_part():
+    from tether.features.writing import _without_cut_tail
+
+    assert _without_cut_tail("The plan costs 12 million. Supporters say it will", "summary") == "The plan costs 12 million."
+    assert _without_cut_tail("- first point\n- second point\n- third poi", "key_points") == "- first point\n- second point"
+    assert _without_cut_tail("- only item, cut", "list") == "- only item, cut"  # nothing else to show
+    table = "| Topic | Fact |\n|---|---|\n| Plan | 12 million |\n| Start | Mar"
+    assert _without_cut_tail(table, "table") == "| Topic | Fact |\n|---|---|\n| Plan | 12 million |"
+    assert _without_cut_tail("| Topic | Fact |\n|---|---|\n| Plan | 12", "table").count("\n") == 2  # the one row stays

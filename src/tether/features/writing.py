@@ -338,7 +338,9 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     out = ""
     for attempt in range(2):
-        out = _ask(model, task, source, budget, retry=attempt > 0, fit=budget is None)
+        out, cut = _complete(model, task, source, budget, retry=attempt > 0, fit=budget is None)
+        if cut:
+            out = _without_cut_tail(out, form)
         invented = numbers_in(out, words=False) - source_numbers
         if invented:  # a summary must not introduce numbers; retry, and refuse to show them
             out = ""
@@ -368,6 +370,15 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
         items = _sentences(text)[:MAX_FALLBACK_ITEMS]
     return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
                          duration_s=took, fallback=fallback, parts=parts)
+
+
+def _without_cut_tail(out: str, form: SummaryForm) -> str:
+    """An answer cut at its budget, without the sentence, item or row it was in the middle of."""
+    if form == "summary":
+        return whole_sentences(out)
+    lines = out.rstrip().split("\n")
+    keep = 3 if form == "table" else 1  # a table's header and separator, or the first item, always stay
+    return "\n".join(lines[:-1]) if len(lines) > keep else out
 
 
 def _condensed(text: str, model: str, progress: Progress | None) -> tuple[str, int]:
