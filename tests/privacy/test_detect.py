@@ -86,6 +86,19 @@ SECRETS = [
     # hidden by zero-width or full-width characters
     ("API_KEY", "key sk-\u200bproj-abcdefghijklmnopqrstuvwx1234", "sk-\u200bproj-abcdefghijklmnopqrstuvwx1234"),
     ("PASSWORD", "password\uff1a Winter2024!", "Winter2024!"),
+    # codes that open a door, a card's security code, a Wi-Fi key (found 2026-12-01)
+    ("PASSWORD", "The gate code is 1357 and the key is under the mat.", "1357"),
+    ("PASSWORD", "door code: 2291#", "2291#"),
+    ("PASSWORD", "lockbox code 4455", "4455"),
+    ("PASSWORD", "alarm PIN is 7734", "7734"),
+    ("PASSWORD", "Passcode for the alarm is 7734.", "7734"),
+    ("PASSWORD", "The code for the front door is 4-4-5-5.", "4-4-5-5"),
+    ("PASSWORD", "the combination is 12-34-56", "12-34-56"),
+    ("PASSWORD", "card 4111 1111 1111 1111 exp 09/27 cvv 123", "123"),
+    ("PASSWORD", "CVC is 4821", "4821"),
+    ("PASSWORD", "the wifi key is BlueMonkey77", "BlueMonkey77"),
+    ("PASSWORD", "WPA2 passphrase: sunflower", "sunflower"),
+    ("PASSWORD", "wifi: BlueMonkey77", "BlueMonkey77"),
 ]
 
 
@@ -371,7 +384,11 @@ def test_whole_word_occurrences_match_the_regex_they_replace(needle, text):
 @pytest.mark.parametrize("text", ["Click the password reset link", "Your password must contain 8+ characters",
                                   "Use a password manager.", "pin it to the board", "Password (optional)",
                                   "a password-protected file", "The token is in the vault.",
-                                  "A bearer of bad news arrived.", "Please pass the salt."])
+                                  "A bearer of bad news arrived.", "Please pass the salt.",
+                                  "door number 12", "error code 4012", "Use HTTP status code 404.", "wifi: on",
+                                  "wifi: Eduroam", "the wifi is down", "the security code review is on Monday",
+                                  "Postcode for the office is 10115", "the combination of factors is complex",
+                                  "Gate 12 at terminal 3", "Meet at the door at 1500"])
 def test_password_words_in_prose_are_no_secret(guard, text):
     assert not [s for s in guard.detect(text) if s.entity_type in ("PASSWORD", "API_KEY")]
 

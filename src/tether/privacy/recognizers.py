@@ -230,6 +230,10 @@ _API_KEY_PATTERNS = [
                  validate=lambda v: len(re.sub(r"\s", "", v)) >= 24),
 ]
 
+# What a code opens: a door, a gate, an alarm, a safe…
+_LOCKS = (r"(?:door|gate|garage|alarm|entry|entrance|building|lobby|front[ \t]+door|lock|lockbox|key[ \t]?box|"
+          r"key[ \t]?safe|keypad|safe|locker|padlock|intercom|buzzer|apartment|flat)")
+
 _PASSWORD_PATTERNS = [
     # The long key names may end a longer one (userPassword, ROOTPASSWORD); the short ones stand
     # alone, or "bypass: yes" would be a password. An unquoted value runs to the next space or
@@ -293,6 +297,27 @@ _PASSWORD_PATTERNS = [
                  validate=lambda v: not is_code_reference(v)),
     RegexPattern("mysql_password", r"\b(?:mysql|mysqldump|mariadb)\b[^\n]{0,200}?(?<!\S)-p(?P<v>[^\s\"']{4,})", 0.9,
                  group="v"),
+    # Codes that open a door: "gate code 1357", "door code: 2291#", "alarm PIN is 7734", "lockbox combo 4-4-5-5".
+    # Not "door number 12" (an address) nor "error code 4012" (no lock named).
+    RegexPattern("access_code", rf"(?i)\b{_LOCKS}[ \t]+(?:code|pin|passcode|password|combination|combo)s?\b[\"']?"
+                                r"[ \t]*(?:[:=#]|\bis\b|\bwill be\b)?[ \t]*[\"']?(?P<v>[0-9*#](?:[0-9*#]|[ \-](?=[0-9*#])){2,11})"
+                                r"(?![\w])", 0.9, group="v"),
+    # "passcode for the alarm is 7734", "the code to the gate: 1357": digits are enough after a lock
+    RegexPattern("code_for", rf"(?i)\b(?:passcode|pin|code|combination|combo)[ \t]+(?:for|to|of|on)[ \t]+"
+                             rf"(?:the[ \t]+|my[ \t]+|our[ \t]+)?(?:front[ \t]+|back[ \t]+|main[ \t]+)?{_LOCKS}[ \t]*"
+                             r"(?::|\bis\b)[ \t]*(?P<v>[0-9*#](?:[0-9*#]|[ \-](?=[0-9*#])){2,11})(?![\w])", 0.9, group="v"),
+    # "the combination is 12-34-56"
+    RegexPattern("combination", r"(?i)\bcombination\b[^\n:=]{0,20}?(?:[:=]|\bis\b)[ \t]*"
+                                r"(?P<v>\d{1,3}(?:[ \t]*[-–/][ \t]*\d{1,3}){2,4})\b", 0.9, group="v"),
+    # A card's security code: "cvv 123", "CVC is 4821", "security code: 842".
+    RegexPattern("card_security_code", r"(?i)\b(?:cvv2?|cvc2?|cvn|csc|card[ \t]+verification[ \t]+(?:code|value)|"
+                                       r"security[ \t]+code)\b[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*(?P<v>\d{3,4})(?!\w)",
+                 0.9, group="v"),
+    # Wi-Fi: "the wifi key is BlueMonkey77", "WPA2 passphrase: sunflower"; a bare "wifi: X" must look like one.
+    RegexPattern("wifi_key", r"(?i)\b(?:wi-?fi|wlan|wpa2?|wpa3|network|router)[ \t]+(?:key|pass(?:word|phrase)?|pw|pwd|code)\b"
+                             r"[\"']?[ \t]*(?:[:=]|\bis\b)[ \t]*[\"']?(?P<v>[^\s\"';,]{4,}[^\s\"';,.:)!?])", 0.9, group="v"),
+    RegexPattern("wifi_bare", r"(?i)\b(?:wi-?fi|wlan)[ \t]*[:=][ \t]*[\"']?(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.85,
+                 group="v", validate=_looks_like_a_password),
 ]
 
 
