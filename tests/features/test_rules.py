@@ -311,3 +311,17 @@ def test_a_summary_cut_at_its_budget_loses_only_the_unfinished_part():
     table = "| Topic | Fact |\n|---|---|\n| Plan | 12 million |\n| Start | Mar"
     assert _without_cut_tail(table, "table") == "| Topic | Fact |\n|---|---|\n| Plan | 12 million |"
     assert _without_cut_tail("| Topic | Fact |\n|---|---|\n| Plan | 12", "table").count("\n") == 2  # the one row stays
+
+
+def test_notification_times_leave_as_json_with_the_devices_offset():
+    """Device-local times are compared naive, but JSON names the instant: another machine (or a
+    program in UTC) reading it must not shift it by the device's offset."""
+    items = N.parse_notifications([{"app": "Mail", "sender": "Ana", "body": "hi", "timestamp": "2026-11-26T10:05:00Z"}])
+    digest = N.NotificationDigest(stacks=[N.Stack(app="Mail", thread="Ana", notifications=items, summary="hi",
+                                                  extractive=True, time_sensitive=False, reasons=[],
+                                                  latest=items[0].timestamp)], model="m", duration_s=0.0)
+    sent = json.loads(digest.model_dump_json())
+    for written in (sent["stacks"][0]["latest"], sent["stacks"][0]["notifications"][0]["timestamp"]):
+        assert datetime.fromisoformat(written) == datetime.fromisoformat("2026-11-26T10:05:00+00:00")
+    again = N.Notification.model_validate(sent["stacks"][0]["notifications"][0])
+    assert again.timestamp == items[0].timestamp  # read back on the device: the same local time

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pydantic import BaseModel, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ValidationError, field_serializer, field_validator, model_validator
 
 from tether.errors import InputError
 from tether.features import prompts
@@ -24,6 +24,12 @@ from tether.features._common import NUMBER_WORDS, clean_output, decode_utf8, num
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
+
+
+def with_offset(value: datetime) -> str:
+    """A device-local (naive) time in ISO 8601 with this device's UTC offset, so JSON read on
+    another machine, or by a program in UTC, means the same instant."""
+    return (value.astimezone() if value.tzinfo is None else value).isoformat()
 
 
 class Notification(BaseModel):
@@ -54,6 +60,10 @@ class Notification(BaseModel):
             raise ValueError(f"year {v.year} is out of range")
         return v.astimezone().replace(tzinfo=None) if v.tzinfo is not None else v
 
+    @field_serializer("timestamp", when_used="json")
+    def _with_offset(self, value: datetime) -> str:
+        return with_offset(value)
+
     @model_validator(mode="after")
     def _has_origin(self) -> "Notification":
         if not (self.title or self.sender):
@@ -74,6 +84,10 @@ class Stack(BaseModel):
     time_sensitive: bool
     reasons: list[str]
     latest: datetime
+
+    @field_serializer("latest", when_used="json")
+    def _with_offset(self, value: datetime) -> str:
+        return with_offset(value)
 
 
 class NotificationDigest(BaseModel):
