@@ -21,6 +21,7 @@ SAMPLES = {
     "STREET_ADDRESS": ("I moved to 221B Baker Street last year.", "221B Baker Street"),
     "LOCATION": ("We are flying to Lisbon next week.", "Lisbon"),
     "DATE_OF_BIRTH": ("I was born on March 3, 1985 in a small town.", "March 3, 1985"),
+    "ID_NUMBER": ("My passport number is X1234567, valid until 2031.", "X1234567"),
 }
 
 # Planted secrets: every one must be found (recall 1.0).
@@ -100,6 +101,34 @@ SECRETS = [
     ("PASSWORD", "WPA2 passphrase: sunflower", "sunflower"),
     ("PASSWORD", "wifi: BlueMonkey77", "BlueMonkey77"),
 ]
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("driver's license D1234-5678-9012", "D1234-5678-9012"),
+    ("my national insurance number is QQ 12 34 56 C", "QQ 12 34 56 C"),
+    ("tax ID 12-3456789, thanks", "12-3456789"),
+    ("Aadhaar 2345 6789 0123", "2345 6789 0123"),
+    ("Personnummer 19811228-9874", "19811228-9874"),
+    ("medical record number 00123456", "00123456"),
+    ("MRN: 00123456", "00123456"),
+    ("member ID: ABC123456789", "ABC123456789"),
+    ("policy number POL-2291-7781", "POL-2291-7781"),
+    ("My NHS number is 943 476 5919", "943 476 5919"),
+    ("Patient ID: 4471223", "4471223"),
+])
+def test_identity_and_account_numbers_named_by_their_cue(guard, text, value):
+    assert value in _found(guard, text).get("ID_NUMBER", []), _found(guard, text)
+    assert value not in guard.prepare(text, "private_cloud", session=guard.session()).require_payload()
+
+
+@pytest.mark.parametrize("text", [
+    "passport photo needed", "the tax ID is required", "passport 2026 trip", "policy number is on the card",
+    "member since 2019", "Student 12 of 30", "customer 42 complained", "Policy 2.1 applies",
+    "employee handbook v2.3.1", "our account has 12,500 followers", "insurance policy 2024-2025 renewal",
+    "member 2019 cohort",
+])
+def test_a_cue_word_near_a_small_number_or_a_year_is_no_id(guard, text):
+    assert "ID_NUMBER" not in _found(guard, text)
 
 
 def _found(guard: PrivacyGuard, text: str) -> dict[str, list[str]]:

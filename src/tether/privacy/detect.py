@@ -40,7 +40,7 @@ MAX_CHARS = 5_000_000
 
 # Conflicts between overlapping detections: secrets beat checked patterns beat NER.
 _PRIORITY = {**{s: 3 for s in SECRETS},
-             **dict.fromkeys(("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN"), 2),
+             **dict.fromkeys(("EMAIL_ADDRESS", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN", "ID_NUMBER"), 2),
              **dict.fromkeys(("PHONE_NUMBER", "DATE_OF_BIRTH", "STREET_ADDRESS"), 1)}
 
 

@@ -74,6 +74,7 @@ def _fake_value(faker, entity_type: str) -> str | None:  # type: ignore[no-untyp
         "STREET_ADDRESS": faker.street_address,
         "LOCATION": faker.city,
         "DATE_OF_BIRTH": lambda: faker.date_of_birth(minimum_age=18, maximum_age=90).strftime("%B %-d, %Y"),
+        "ID_NUMBER": lambda: faker.bothify("??#######").upper(),
     }
     make = makers.get(entity_type)
     return make() if make else None

@@ -29,6 +29,7 @@ PERSONAL = (
     "STREET_ADDRESS",
     "LOCATION",
     "DATE_OF_BIRTH",
+    "ID_NUMBER",
 )
 SECRETS = ("API_KEY", "PASSWORD", "PRIVATE_KEY")
 BUILTIN_ENTITIES = PERSONAL + SECRETS
@@ -1000,6 +1001,41 @@ _PROFILE_HANDLE = RegexPattern(
     r"(?P<v>[A-Za-z]{2,}(?:[._\-][A-Za-z]{2,}){0,3})", 0.6, group="v")  # the name part; a -12345 suffix says little
 
 
+# ---- identity and account numbers named by their cue ----------------------------------------
+
+# What the number is: a passport, a licence, a tax or national ID, a health or insurance record.
+# Short upper-case cues (MRN, TIN, PAN…) are case-sensitive: "pan", "sin", "tin" are words.
+_ID_CUE = (r"(?:(?i:passport|driver['’]?s?[ \t]+licen[cs]e|driving[ \t]+licen[cs]e|licen[cs]e|"
+           r"national[ \t]+(?:insurance|id(?:entity)?|identification)|identity[ \t]+card|id[ \t]+card|"
+           r"tax(?:payer)?[ \t]+(?:id(?:entification)?|file|reference|code)|social[ \t]+insurance|"
+           r"nhs|medicare|medicaid|medical[ \t]+record|patient(?:[ \t]+id)?|health[ \t]+(?:card|insurance|plan)|"
+           r"insurance|policy|member(?:ship)?|account|customer|student|employee|voter|"
+           r"aadhaar|aadhar|personnummer|henkilötunnus|cpr|bsn|burgerservicenummer|codice[ \t]+fiscale|"
+           r"steuer-?id|steueridentifikationsnummer|sozialversicherungsnummer|pesel|curp|cpf|dni|nie|nif|nir|rut)"
+           r"(?:[ \t]+(?i:number|no\.?|num|nr\.?|id|#|code))?"
+           r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI[ \t]+number|DL|UPN|IRD|PPS|PPSN)\b)")  # an SSN is US_SSN
+_ID_PATTERNS = [
+    RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
+                              # a digit first, or up to four capitals before one ("X1234567", "QQ 12 34 56 C",
+                              # "POL-2291-7781"); a word ("since 2019") is not a number
+                              r"(?P<v>(?:[A-Z]{1,4}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
+                              r"(?:[ \t][A-Da-d](?!\w))?)(?<![\-./])(?![\w@])", 0.85, group="v"),
+]
+
+
+_YEARS_OR_DATE = re.compile(r"(?:19|20)\d{2}(?:[\-–/](?:19|20)?\d{2})?|\d{1,4}[\-/.]\d{1,2}[\-/.]\d{1,4}")
+
+
+def _is_id_value(value: str) -> bool:
+    """A number, not a word, a year or a date: five digits, or four and a letter in six characters or more."""
+    if _YEARS_OR_DATE.fullmatch(value.strip()):
+        return False
+    digits = sum(c.isdigit() for c in value)
+    compact = re.sub(r"[\s\-./]", "", value)
+    return (digits >= 5 or (digits >= 4 and len(compact) >= 6 and any(c.isalpha() for c in compact))) \
+        and len(compact) <= 24 and not is_code_reference(value)
+
+
 def builtin_recognizers() -> list[EntityRecognizer]:
     """Tether's own recognizers: secrets, street addresses, dates of birth."""
     return [
@@ -1011,6 +1047,7 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("CREDIT_CARD", _CARD_PATTERNS, name="card_luhn", context=CARD_CONTEXT),
         RegexRecognizer("PHONE_NUMBER", _PHONE_PATTERNS, name="phone_pattern", context=PHONE_CONTEXT),
         RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
+        RegexRecognizer("ID_NUMBER", _ID_PATTERNS, name="id_number", validate=_is_id_value),
         RegexRecognizer("LOCATION", _POSTCODE_PATTERNS, name="postcode"),
         FieldRecognizer(),
         DateOfBirthRecognizer(),
