@@ -12,7 +12,7 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 endif
 
-.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-cloud bench-tools bench-routing label-routing train-router clean
+.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-embeddings bench-cloud bench-tools bench-routing label-routing train-router clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(PY) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-privacy: install
 
 bench-search: install
 	$(BIN)/python benchmarks/search.py
+
+bench-embeddings: install
+	$(BIN)/python benchmarks/embeddings.py
 
 bench-cloud: install
 	$(BIN)/python benchmarks/cloud.py
