@@ -92,3 +92,30 @@ def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(server, caplog):
         time.sleep(0.3)
         assert httpx.post(f"{url}/echo", content=b"ok", timeout=5).json() == {"size": 2}
     assert not [r for r in caplog.records if "Exception in ASGI application" in r.getMessage()]
+
+
+def test_accepted_connections_send_small_bodies_at_once():
+    """asyncio (and so uvicorn) sets TCP_NODELAY only on sockets made for IPPROTO_TCP; without it
+    Nagle held every small body written after its headers for the client's delayed ACK (~40 ms a
+    request on a kept-alive connection, found by benchmarks/embeddings.py)."""
+    import asyncio
+
+    sock, _ = serving.bind("127.0.0.1", 0)
+    seen: list[int] = []
+
+    async def main() -> None:
+        async def on_connect(reader, writer):  # type: ignore[no-untyped-def]
+            seen.append(writer.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=sock)
+        async with server:
+            _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.01)
+            writer.close()
+
+    asyncio.run(main())
+    assert seen and seen[0] != 0
