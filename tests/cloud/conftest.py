@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -56,6 +58,26 @@ def _start_service(name: str, args: list[str], root: Path, timeout: float = 180.
 @pytest.fixture(scope="session")
 def start_service():
     return _start_service
+
+
+@contextlib.contextmanager
+def log_and_relay(root: Path, token: str) -> Iterator[tuple[Service, Service, str]]:
+    """A transparency log with a release logged (admin ``token``) and a relay on it, stopped on
+    exit: (log, relay, the log's public key)."""
+    from tests.cloud.standins import release
+
+    services: list[Service] = []
+    try:
+        log = _start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
+                                     "--key", str(root / "log.key"), "--admin-token", token], root)
+        services.append(log)
+        release(log.url, token)
+        relay = _start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
+        services.append(relay)
+        yield log, relay, re.search(r"log key: (\S+)", log.output()).group(1)
+    finally:
+        for s in services:
+            s.stop()
 
 
 def serve_in_thread(routes: list) -> tuple[str, Callable[[], None]]:

@@ -7,9 +7,6 @@ retry on every node."""
 
 from __future__ import annotations
 
-import re
-import socket
-import threading
 import time
 
 import httpx
@@ -22,29 +19,18 @@ from tether.cloud.node import MAX_BODY
 from tether.errors import CloudDeadlineError, NoNodeAvailableError, RequestTooLargeError, TierUnavailableError
 from tether.routing.tiers import PrivateCloudTier
 
-from tests.cloud.conftest import serve_in_thread
-from tests.cloud.standins import release, stand_in, unique_model
+from tests.cloud.conftest import log_and_relay, serve_in_thread
+from tests.cloud.standins import stand_in, unique_model
 
 TOKEN = "limits-admin"
 HI = {"messages": [{"role": "user", "content": "hi"}]}
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory, start_service):
+def cloud(tmp_path_factory):
     root = tmp_path_factory.mktemp("limits")
-    services = []
-    try:
-        log = start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
-                                    "--key", str(root / "log.key"), "--admin-token", TOKEN], root)
-        services.append(log)
-        release(log.url, TOKEN)
-        relay = start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
-        services.append(relay)
-        key = re.search(r"log key: (\S+)", log.output()).group(1)
+    with log_and_relay(root, TOKEN) as (log, relay, key):
         yield {"log": log, "relay": relay, "key": key, "root": root}
-    finally:
-        for s in services:
-            s.stop()
 
 
 @pytest.fixture

@@ -5,14 +5,13 @@ bytes and hangs on anything smaller. The config's ``deadline`` ends the hang."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import pytest
 
-from tests.cloud.conftest import _start_service
-from tests.cloud.standins import release, stand_in
+from tests.cloud.conftest import log_and_relay
+from tests.cloud.standins import stand_in
 from tests.gateway.conftest import start_server, stop_server
 
 TOKEN = "gateway-cloud-admin"
@@ -24,28 +23,18 @@ DEADLINE = 1.5
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("gateway-cloud")
-    services, node, server = [], None, None
-    try:
-        log = _start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
-                                     "--key", str(root / "log.key"), "--admin-token", TOKEN], root)
-        services.append(log)
-        release(log.url, TOKEN)
-        relay = _start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
-        services.append(relay)
-        node = stand_in(log.url, "stand-in", "hang", limit=LIMIT)
-        key, state = re.search(r"log key: (\S+)", log.output()).group(1), root / "state.json"
-        config = root / "router.toml"  # TOML, as the docs write it
-        config.write_text(f'allow_degraded = false\ncascade = []\n\n[private_cloud]\nrelay_url = "{relay.url}"\n'
-                          f'log_key = "{key}"\ndeadline = {DEADLINE}\nstate_path = "{state}"\n')
-        server = start_server(root, router_config=config)
-        yield server, node
-    finally:
-        if server is not None:
-            stop_server(server)
-        if node is not None:
+    with log_and_relay(root, TOKEN) as (log, relay, key):
+        node, server = stand_in(log.url, "stand-in", "hang", limit=LIMIT), None
+        try:
+            config = root / "router.toml"  # TOML, as the docs write it
+            config.write_text(f'allow_degraded = false\ncascade = []\n\n[private_cloud]\nrelay_url = "{relay.url}"\n'
+                              f'log_key = "{key}"\ndeadline = {DEADLINE}\nstate_path = "{root / "state.json"}"\n')
+            server = start_server(root, router_config=config)
+            yield server, node
+        finally:
+            if server is not None:
+                stop_server(server)
             node.stop()
-        for s in services:
-            s.stop()
 
 
 def chat(server, prompt: str, *, stream: bool = False) -> httpx.Response:

@@ -9,13 +9,12 @@ anything smaller, and a real OpenAI-compatible provider. The router is built fro
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import pytest
 
-from tests.cloud.conftest import _start_service
-from tests.cloud.standins import release, stand_in
+from tests.cloud.conftest import log_and_relay
+from tests.cloud.standins import stand_in
 from tether.cloud.client import DEADLINE
 from tether.errors import RouterConfigError, TierUnavailableError
 from tether.routing.config import RouterConfig
@@ -30,22 +29,12 @@ DEADLINE_S = 1.0
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cloud-status")
-    services, node = [], None
-    try:
-        log = _start_service("log", ["log", "serve", "--port", "0", "--db", str(root / "log.sqlite"),
-                                     "--key", str(root / "log.key"), "--admin-token", TOKEN], root)
-        services.append(log)
-        release(log.url, TOKEN)
-        relay = _start_service("relay", ["relay", "serve", "--port", "0", "--log", log.url], root)
-        services.append(relay)
+    with log_and_relay(tmp_path_factory.mktemp("cloud-status"), TOKEN) as (log, relay, key):
         node = stand_in(log.url, "stand-in", "hang", limit=LIMIT)
-        yield {"relay": relay.url, "key": re.search(r"log key: (\S+)", log.output()).group(1), "node": node}
-    finally:
-        if node is not None:
+        try:
+            yield {"relay": relay.url, "key": key, "node": node}
+        finally:
             node.stop()
-        for s in services:
-            s.stop()
 
 
 def write_config(tmp_path, name: str = "router.json", **private_cloud) -> str:
