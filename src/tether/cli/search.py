@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
@@ -21,8 +20,7 @@ no_wait_option = click.option("--no-wait", is_flag=True,
 
 
 def _waiting(idx) -> None:
-    shown = os.fsencode(idx.path).decode("utf-8", errors="replace")
-    click.echo(f"waiting for another `tether index` run on {shown} to finish…", err=True)
+    click.echo(f"waiting for another `tether index` run on {idx.shown_path} to finish…", err=True)
 
 
 def _open(db: str | None, *, create: bool = False):

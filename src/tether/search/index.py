@@ -86,6 +86,11 @@ class Index:
         self.con.close()
 
     @property
+    def shown_path(self) -> str:
+        """The index file's path as printable text (an undecodable byte becomes U+FFFD)."""
+        return _shown(self.path)
+
+    @property
     def lock_path(self) -> Path:
         """The writer lock next to the index file (kept on disk; only the OS lock on it matters)."""
         return Path(str(self.path) + ".lock")
@@ -111,11 +116,11 @@ class Index:
 
         if not take(blocking=False):
             if wait == 0:
-                raise IndexBusyError(_shown(self.path))
+                raise IndexBusyError(self.shown_path)
             if on_wait is not None:
                 on_wait()
             if not take(timeout=-1 if wait is None or math.isinf(wait) else wait):
-                raise IndexBusyError(_shown(self.path), wait or 0.0)
+                raise IndexBusyError(self.shown_path, wait or 0.0)
         try:
             yield
         finally:
