@@ -105,12 +105,13 @@ ENGLISH_ZIPF = 3.5
 def frequent_english() -> frozenset[str]:
     """Words that are common in English text by ``wordfreq``'s counts (films, news, books, web),
     beyond the thousand-odd words of ``common_words``. A listed name stays a name (``safe``)."""
-    from wordfreq import top_n_list, zipf_frequency
+    from wordfreq import get_frequency_dict
 
     # A country's words are left out: "Finland 94182" is a postcode line, not "Finland" and a number.
     countries = {w.lower() for name in country_names() for w in re.findall(r"\w+", name)}
-    return frozenset(w for w in top_n_list("en", 60_000)
-                     if w.isalpha() and w not in countries and zipf_frequency(w, "en") >= ENGLISH_ZIPF)
+    floor = 10 ** (ENGLISH_ZIPF - 9)  # Zipf is log10 of uses per billion; the dict holds uses per word
+    return frozenset(w for w, freq in get_frequency_dict("en").items()
+                     if freq >= floor and w.isalpha() and w not in countries)
 
 
 class _Words:
