@@ -20,7 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from tether.errors import InputError
 from tether.privacy.policy import DetectionConfig
 from tether.privacy.recognizers import (
-    ADDRESSING_VERBS,
     BUILTIN_ENTITIES,
     SECRETS,
     RegexPattern,
@@ -300,6 +299,10 @@ def with_house_numbers(spans: list[Span], text: str) -> list[Span]:
     return out
 
 
+# Imperatives that open a sentence and name whom to address next: "Tell Bartholomew…" is no
+# person "Tell Bartholomew". Not "Bill", "Will" or "Mark": those open names as often.
+_ADDRESSING_VERBS = frozenset("tell ask call email text send thank remind meet invite let help pay ping message "
+                              "cc show warn wish".split())
 _EDGE_MARKS = frozenset("\"'‘’“”«»()[]{}<>`")
 
 
@@ -322,7 +325,7 @@ def tidy_ner(spans: list[Span], text: str) -> list[Span]:
             while a < b and (text[a].isspace() or text[a] in _EDGE_MARKS):
                 a += 1
             verb = re.match(r"(\w+) (?=\w)", text[a:b])
-            if (s.entity_type == "PERSON" and verb and verb[1].lower() in ADDRESSING_VERBS
+            if (s.entity_type == "PERSON" and verb and verb[1].lower() in _ADDRESSING_VERBS
                     and is_sentence_start(text, a)):
                 a += verb.end()  # "Tell Bartholomew": the name, not the verb before it
             while b > a and (text[b - 1].isspace() or text[b - 1] in _EDGE_MARKS):

@@ -575,12 +575,6 @@ def is_sentence_start(text: str, start: int) -> bool:
     return i < 0 or text[i] in ".!?\n:"
 
 
-# Imperatives that open a sentence and name whom to address next: "Tell Bartholomew…" is no
-# person "Tell Bartholomew". Not "Bill", "Will" or "Mark": those open names as often.
-ADDRESSING_VERBS = frozenset("tell ask call email text send thank remind meet invite let help pay ping message "
-                             "cc show warn wish".split())
-
-
 class NameListRecognizer(EntityRecognizer):
     """Names the small spaCy model misses: a known first name in Title case, extended over
     initials, particles and further Title-case words that are not common English, or any
@@ -617,10 +611,6 @@ class NameListRecognizer(EntityRecognizer):
                 # "Pertti M Palander": Title-case word, initial, Title-case word.
                 w1, w2 = words[i + 1][2], words[i + 2][2]
                 cue = len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
-            if (w.lower() in ADDRESSING_VERBS and i + 1 < len(words) and text[end:words[i + 1][0]] == " "
-                    and is_sentence_start(text, start)):
-                i += 1  # "Tell Bartholomew…": the verb is no part of the name ("Tell" is also a surname)
-                continue
             known = w in self._first and self._is_name_word(w) and not (len(w) > 3 and w.lower() in _HARD_WORDS)
             if not (known or (cue and (self._is_name_word(w, strict=False) or w in _PARTICLES) and len(w) > 1)):
                 i += 1
