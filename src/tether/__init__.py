@@ -36,6 +36,7 @@ from tether.errors import (
     TierUnavailableError,
     ToolCallError,
     TransparencyLogError,
+    LogUnreachableError,
     UnknownModelError,
 )
 from tether.models.catalog import Availability, availability
@@ -91,6 +92,7 @@ __all__ = [
     "ToolCallError",
     "TranscriptEntry",
     "TransparencyLogError",
+    "LogUnreachableError",
     "UnknownModelError",
     "availability",
     "tool",

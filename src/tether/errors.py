@@ -27,6 +27,7 @@
     └── CloudError
         ├── AttestationError             a node failed verification; it is not used
         ├── TransparencyLogError         the log's signature, proofs or history do not check out
+        │   └── LogUnreachableError      the log could not be read at all (network, HTTP 5xx); nothing failed a check
         ├── EnvelopeError                a sealed message failed to open (tampered, replayed, expired, truncated)
         ├── NodeRejectedError            a node refused a request (the reason stays inside the envelope)
         ├── RequestTooLargeError         the sealed request is over the relay's or a node's body limit (``limit``)
@@ -202,6 +203,13 @@ class AttestationError(CloudError):
 
 class TransparencyLogError(CloudError):
     """The transparency log cannot be trusted: bad signature, failed proof, or a tree head that went backwards."""
+
+
+class LogUnreachableError(TransparencyLogError):
+    """The log (or the relay mirroring it) could not be read: no connection, a timeout or HTTP 5xx.
+
+    Kept apart from a failed check because an outage is no evidence against nodes already
+    verified, while a bad signature or proof is."""
 
 
 class EnvelopeError(CloudError):

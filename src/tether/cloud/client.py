@@ -17,11 +17,20 @@ Every request has an overall ``deadline`` across all its attempts: a node that
 never answers costs one attempt's ``read_timeout``, and however many nodes hang,
 the request ends with ``CloudDeadlineError`` once the deadline passes. A request
 over the relay's body limit is ``RequestTooLargeError`` at once, never retried.
+
+A log that cannot be read (``LogUnreachableError``: no connection, HTTP 5xx) does
+not take the private cloud down at once: the nodes verified against the last tree
+head stay in use while that head is younger than ``max_sth_age`` (the limit a fresh
+head gets anyway) and each node's attestation is younger than ``max_attestation_age``.
+The log is append-only, so an outage hides only what was added since; any failed
+check (signature, proof, a rewound head) still refuses at once. ``log_outage`` says
+since when and why.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import random
 import socket
@@ -44,6 +53,7 @@ from tether.errors import (
     CloudError,
     EnvelopeError,
     GenerationCancelledError,
+    LogUnreachableError,
     NodeRejectedError,
     NoNodeAvailableError,
     RequestTooLargeError,
@@ -52,6 +62,7 @@ from tether.errors import (
 from tether.models.engine import current_cancel
 from tether.settings import http_url
 
+logger = logging.getLogger("tether.cloud")
 
 @dataclass
 class VerifiedNode:
@@ -134,6 +145,9 @@ class CloudClient:
         self._verdicts: list[Verdict] = []
         self._verified_entries: dict[int, dict[str, Any]] = {}  # index → the entry its inclusion proof proved
         self._fetched = 0.0
+        self._attestations: dict[str, dict[str, Any]] = {}  # node id → the attestation verified
+        self._directory_sth: dict[str, Any] | None = None  # the tree head the current nodes were verified against
+        self.log_outage: dict[str, Any] | None = None  # {"since", "error"} while the nodes come from an older head
         self._cooling: dict[str, float] = {}
         self._rng = random.SystemRandom()
         self.last_node: str | None = None
@@ -141,12 +155,53 @@ class CloudClient:
     # ------------------------------------------------------------- discovery
 
     def refresh(self) -> list[Verdict]:
-        """Re-read the log and re-verify every node it lists."""
+        """Re-read the log and re-verify every node it lists; through an outage, keep the last
+        verified nodes while their tree head and attestations are young enough."""
+        with self._lock:
+            try:
+                verdicts = self._refresh()
+            except LogUnreachableError as exc:
+                self._keep_directory_through(exc)
+                return list(self._verdicts)
+            if self.log_outage is not None:
+                logger.warning("transparency log readable again after %.0f s; nodes re-verified",
+                               self.clock() - self.log_outage["since"])
+                self.log_outage = None
+            return verdicts
+
+    def _keep_directory_through(self, exc: LogUnreachableError) -> None:
+        """Serve the last verified nodes while that is as safe as a fresh read; otherwise raise ``exc``."""
+        now = self.clock()
+        if self._directory_sth is None:
+            raise exc
+        age = now - float(self._directory_sth["timestamp"])
+        limit = self.log.max_sth_age
+        if age > limit:
+            raise LogUnreachableError(f"{exc}; the nodes were verified against a tree head {age:.0f} s old, "
+                                      f"past the {limit:.0f} s a tree head is trusted") from None
+        kept = {}
+        for node_id, node in self._nodes.items():
+            try:
+                check_attestation_age(self._attestations[node_id], now=now, max_age=self.max_attestation_age)
+            except AttestationError:
+                continue
+            kept[node_id] = node
+        self._nodes = kept
+        self._fetched = time.monotonic()  # retry the log after directory_ttl, not on every request
+        if self.log_outage is None:
+            self.log_outage = {"since": now, "error": str(exc)}
+            logger.warning("%s: using the %d node(s) verified %.0f s ago until the log is back (at most %.0f s more)",
+                           exc, len(kept), age, limit - age)
+        else:
+            self.log_outage["error"] = str(exc)
+
+    def _refresh(self) -> list[Verdict]:
         with self._lock:
             sth = self.log.tree_head()
             releases = self.log.releases()
             verdicts: list[Verdict] = []
             nodes: dict[str, VerifiedNode] = {}
+            attestations: dict[str, dict[str, Any]] = {}
             for entry in self.log.nodes():
                 entry = entry if isinstance(entry, dict) else {}
                 att = entry.get("attestation")
@@ -173,8 +228,11 @@ class CloudClient:
                 nodes[node_id] = VerifiedNode(node_id, unb64(att["hpke_key"]), att["model"], att["measurement"],
                                               float(att.get("tokens_per_second") or 0), att.get("hardware") or {},
                                               old.latency_ewma if old else None)
+                attestations[node_id] = att
                 verdicts.append(Verdict(node_id, True, "verified", att["model"]))
             self._nodes = nodes
+            self._attestations = attestations
+            self._directory_sth = sth
             self._verdicts = verdicts
             self._fetched = time.monotonic()
             return verdicts
@@ -186,6 +244,8 @@ class CloudClient:
         if entry is None:
             try:
                 entry = self.log.verified_entry(index, sth)
+            except LogUnreachableError:
+                raise  # an outage mid-refresh says nothing against this node
             except TransparencyLogError as exc:
                 raise AttestationError(node_id, f"{what} failed its inclusion proof: {exc}") from None
             self._verified_entries[index] = entry  # later tree heads are proven consistent with this one

@@ -42,7 +42,7 @@ from tether.cloud.attestation import (
     unb64,
     verify_attestation,
 )
-from tether.errors import AttestationError, InputError, TransparencyLogError
+from tether.errors import AttestationError, InputError, LogUnreachableError, TransparencyLogError
 from tether.sqlite_files import describe, foreign_tables
 from tether.settings import http_url
 
@@ -547,16 +547,21 @@ class LogClient:
         url = self.url + path
         try:
             response = self._http.request(method, url, timeout=self._timeout, **kwargs)
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except httpx.InvalidURL as exc:
+            raise TransparencyLogError(f"transparency log URL {url} is invalid: {exc}") from None
+        except httpx.HTTPError as exc:
             where = f"{self.via} {self.url} (the log is read through it)" if self.via else f"transparency log {self.url}"
-            raise TransparencyLogError(f"{where} unreachable: {str(exc) or type(exc).__name__}") from None
+            raise LogUnreachableError(f"{where} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
             body = loads_strict(response.content)
         except (ValueError, RecursionError):
-            raise TransparencyLogError(f"transparency log {url} sent invalid JSON (HTTP {response.status_code})") from None
+            body = None
+            if response.status_code < 500:
+                raise TransparencyLogError(f"transparency log {url} sent invalid JSON (HTTP {response.status_code})") from None
         if response.status_code >= 400:
             reason = body.get("error") if isinstance(body, dict) else None
-            raise TransparencyLogError(f"transparency log {url} answered HTTP {response.status_code}: {reason or 'no reason given'}")
+            error = LogUnreachableError if response.status_code >= 500 else TransparencyLogError
+            raise error(f"transparency log {url} answered HTTP {response.status_code}: {reason or 'no reason given'}")
         if not isinstance(body, dict):
             raise TransparencyLogError(f"transparency log {url} sent JSON that is not an object")
         return body

@@ -59,7 +59,13 @@ async def recent_routes(request: Request) -> JSONResponse:
 
 async def healthz(request: Request) -> JSONResponse:
     gw = gateway(request)
-    return JSONResponse({"status": "ok", "device_model": gw.device_model, **vars(gw.metrics)})
+    cloud = gw.router.private_cloud
+    client = getattr(cloud, "client", None)
+    outage = getattr(client, "log_outage", None)
+    private_cloud = None if cloud is None else {
+        "log_outage": None if outage is None else {"since": outage["since"], "error": outage["error"]}}
+    return JSONResponse({"status": "ok", "device_model": gw.device_model, "private_cloud": private_cloud,
+                         **vars(gw.metrics)})
 
 
 async def openapi(request: Request) -> JSONResponse:
