@@ -65,3 +65,22 @@ def test_a_broken_stream_ends_with_an_in_band_error_after_its_text(setup):
     error = events[-1]["error"]
     assert error["code"] == "invalid_output" and "'age' is a required property" in error["message"]
     assert "data: [DONE]" not in r.text
+
+
+def test_a_device_stream_that_breaks_what_the_grammar_cannot_force_ends_with_an_in_band_error(setup):
+    """Two distinct items of the only allowed value cannot exist; the grammar writes ["a", "a"]."""
+    server, _ = setup
+    impossible = {"type": "array", "items": {"enum": ["a"]}, "minItems": 2, "maxItems": 2, "uniqueItems": True}
+    body = {"model": "device", "stream": True, "max_tokens": 16,
+            "messages": [{"role": "user", "content": "Write the letter a twice."}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "letters", "schema": impossible}}}
+    with httpx.stream("POST", server.url + "/v1/chat/completions", json=body, timeout=60) as r:
+        r.read()
+    assert r.status_code == 200
+    events = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    text = "".join((e["choices"][0]["delta"].get("content") or "") for e in events if e.get("choices"))
+    assert json.loads(text) == ["a", "a"]
+    error = events[-1]["error"]
+    assert error["code"] == "invalid_output" and "non-unique" in error["message"]
+    assert "data: [DONE]" not in r.text
+    assert httpx.get(server.url + "/healthz", timeout=10).json()["status"] == "ok"

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tether.errors import InvalidTierOutputError, TierUnavailableError
+from tether.errors import InvalidOutputError, InvalidTierOutputError, TierUnavailableError
 from tether.models.json_schema import violation
 from tether.routing.config import RouterConfig
 from tether.routing.ledger import Ledger
@@ -127,3 +127,65 @@ def test_an_invalid_schema_is_an_input_error():
     with pytest.raises(InputError, match="invalid JSON schema"):
         RouteRequest("hi", json_schema={"type": "strnig"})
     assert violation({"type": "number"}, "NaN").startswith("not JSON")  # Python reads it; JSON has no NaN
+
+
+# What llama.cpp's grammar cannot force is checked on the device's answers too. Two distinct
+# items of the only allowed value cannot exist: the grammar writes ["a", "a"] every time.
+IMPOSSIBLE = {"type": "array", "items": {"enum": ["a"]}, "minItems": 2, "maxItems": 2, "uniqueItems": True}
+# Number bounds have no grammar form either; asked for 7, the device writes {"n": 7}.
+BOUNDED = {"type": "object", "properties": {"n": {"type": "number", "minimum": 1000, "maximum": 2000}},
+           "required": ["n"]}
+TWICE = "Write the letter a twice."
+
+
+def on_device(schema: dict, prompt: str = TWICE) -> RouteRequest:
+    return RouteRequest(prompt, tier="device", json_schema=schema, max_tokens=16)
+
+
+def test_a_device_answer_that_breaks_what_the_grammar_cannot_force_is_retried_then_an_error(device, third, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    with pytest.raises(InvalidOutputError, match="also on a retry: .*non-unique") as caught:
+        router(device, third, ledger).respond(on_device(IMPOSSIBLE))
+    assert json.loads(caught.value.output) == ["a", "a"]  # what it wrote, for a caller who wants to see
+    assert ledger.entries() == []  # no answer was given
+
+
+def test_a_device_stream_that_breaks_the_schema_ends_with_an_error_after_its_text(device, third, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    stream = router(device, third, ledger).stream(on_device(IMPOSSIBLE))
+    deltas = []
+    with pytest.raises(InvalidOutputError, match="streamed answer broke the JSON schema: .*non-unique"):
+        for delta in stream:
+            deltas.append(delta)
+    assert json.loads("".join(deltas)) == ["a", "a"]
+    assert stream.response.tier == "device" and "already sent" in stream.response.notes[-1]
+    [entry] = ledger.entries()
+    assert entry.tier == "device"
+
+
+def cascading(device, third, **config) -> Router:
+    """Cascade on chat; only a broken schema escalates (no logprob floor, no learned escalation)."""
+    from tether.routing.config import ThirdPartyConfig
+
+    cloud = ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True)
+    return router(device, third, consent="always", cascade=["chat"], cascade_min_logprob=None,
+                  cascade_escalate_fraction=0.0, third_party=cloud, **config)
+
+
+def test_the_cascade_escalates_a_device_answer_that_breaks_the_schema(device, third, provider):
+    provider.faults([{"content": '{"n": 1500}'}])
+    r = cascading(device, third)
+    req = RouteRequest("Write the number 7 as JSON.", kind="chat", feature="chat", json_schema=BOUNDED, max_tokens=16)
+    assert r.decide(req).rule == "cascade"
+    out = r.respond(req)
+    assert (out.tier, out.escalated, out.text) == ("third_party", True, '{"n": 1500}')
+    assert "output broke the JSON schema: n: 7 is less than the minimum of 1000" in out.notes[0]
+    assert len(provider.captured()) == 1
+
+
+def test_the_cascade_keeps_a_device_answer_that_holds_to_the_schema(device, third, provider):
+    r = cascading(device, third)
+    out = r.respond(RouteRequest(TWICE, kind="chat", feature="chat", json_schema=SCHEMA, max_tokens=48))
+    assert (out.tier, out.escalated) == ("device", False)
+    assert violation(SCHEMA, out.text) is None
+    assert provider.captured() == []

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -120,6 +120,11 @@ class Sampling:
     def random(cls, temperature: float = 0.7, top_p: float = 0.95, seed: int | None = None, max_tokens: int = 256,
                stop: tuple[str, ...] = ()) -> "Sampling":
         return cls(temperature=temperature, top_p=top_p, seed=seed, max_tokens=max_tokens, stop=stop)
+
+    def retry(self) -> "Sampling":
+        """A second try for what a grammar cannot force (number bounds, ``uniqueItems``…): sampled,
+        since greedy decoding would write the same answer again."""
+        return replace(self, temperature=max(0.7, self.temperature), seed=(self.seed or 0) + 1)
 
 
 @dataclass(frozen=True)

@@ -404,9 +404,7 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         done = result[0]
         if schema is not None and done.finish_reason == "stop" and violation(schema, done.text):
             # What the grammar cannot force (number bounds, multipleOf…): one sampled retry, then an error.
-            retry = dataclasses.replace(sampling, temperature=max(0.7, sampling.temperature),
-                                        seed=(sampling.seed or 0) + 1)
-            again = engine.complete(messages, retry, **options)
+            again = engine.complete(messages, sampling.retry(), **options)
             problem = violation(schema, again.text) if again.finish_reason == "stop" else None
             if problem:
                 raise InvalidOutputError(f"the model's answer broke the JSON schema, also on a retry: {problem}",
@@ -428,6 +426,9 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         if delta.text or delta.logprobs:
             yield chunk({"content": delta.text}, lps=list(delta.logprobs) if with_logprobs else None)
     done = result[0]
+    problem = violation(schema, done.text) if schema is not None and done.finish_reason == "stop" else None
+    if problem:  # sent already, so no retry: end in an error, as a routed stream off the device does
+        raise InvalidOutputError(f"the model's streamed answer broke the JSON schema: {problem}", done.text)
     yield from _stream_end(chunk({}, done.finish_reason), usage(done, decision), request, usage_out)
 
 

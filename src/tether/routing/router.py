@@ -43,8 +43,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from tether.errors import (ConsentRequiredError, InputError, InvalidTierOutputError, MustStayOnDeviceError,
-                           RouterConfigError, TierUnavailableError)
+from tether.errors import (ConsentRequiredError, InputError, InvalidOutputError, InvalidTierOutputError,
+                           MustStayOnDeviceError, RouterConfigError, TierUnavailableError)
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
 from tether.routing.ledger import IDENTIFIER
@@ -60,9 +60,9 @@ _PROBLEM_CHARS = 300  # of a schema problem in a note (jsonschema's message can 
 
 
 def _schema_problem(req: "RouteRequest", text: str, finish_reason: str | None) -> str | None:
-    """Why an off-device answer breaks the caller's JSON schema, or None. ``text`` is the restored
+    """Why an answer breaks the caller's JSON schema, or None. Off the device ``text`` is the restored
     answer, checked against ``req.json_schema`` (the caller's, not the pseudonymized one sent). A
-    truncated answer (``length``) is not judged: the caller chose the budget, as on the device."""
+    truncated answer (``length``) is not judged: the caller chose the budget."""
     if req.json_schema is None or finish_reason == "length":
         return None
     from tether.models.json_schema import violation
@@ -552,6 +552,8 @@ class Router:
             result = self.device.complete(self._messages(req, req.prompt), device_sampling, json_schema=req.json_schema)
         else:
             result, tier, degraded, notes, rejected = self._run_off_device(req, decision, sampling)
+        if tier == DEVICE:
+            result = self._held_to_schema(req, result, device_sampling)
 
         response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
                                   result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
@@ -564,11 +566,10 @@ class Router:
         """Why the device's answer should go to the cloud instead (None: keep it), and how many
         tokens the device spent on self-consistency samples to tell. Cheap checks come first.
         ``cloud_missing`` says why no cloud can take the answer now: then no sample is worth drawing."""
-        if req.json_schema is not None:
-            try:
-                json.loads(result.text)
-            except json.JSONDecodeError:
-                return "output is not valid JSON", 0
+        if req.json_schema is not None:  # a cut answer is judged too: the cloud may finish it
+            problem = _schema_problem(req, result.text, None)
+            if problem is not None:
+                return f"output broke the JSON schema: {problem}", 0
         if req.check is not None and not req.check(result.text):
             return "the feature's check failed", 0
         floor = self.config.cascade_min_logprob
@@ -599,6 +600,19 @@ class Router:
         if gain > tau:
             return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}", sampled
         return None, sampled
+
+    def _held_to_schema(self, req: RouteRequest, result: TierResult, sampling: Sampling) -> TierResult:
+        """A device answer that breaks what the grammar cannot force (number bounds, ``uniqueItems``…)
+        gets one sampled retry; a second break is ``InvalidOutputError``, never returned as valid."""
+        problem = _schema_problem(req, result.text, result.finish_reason)
+        if problem is None:
+            return result
+        again = self.device.complete(self._messages(req, req.prompt), sampling.retry(), json_schema=req.json_schema)
+        problem = _schema_problem(req, again.text, again.finish_reason)
+        if problem is not None:
+            raise InvalidOutputError(f"the device's answer broke the JSON schema, also on a retry: {problem}", again.text)
+        again.completion_tokens += result.completion_tokens  # both were generated
+        return again
 
     def _fit(self, req: RouteRequest, sampling: Sampling) -> Sampling:
         """``sampling`` for the device: with ``fit_window``, its budget cut to what the prompt leaves."""
@@ -785,11 +799,13 @@ class RoutedStream:
         prompt_tokens = int(info.get("prompt_tokens", prompt_tokens))
         completion_tokens = int(info.get("completion_tokens", len(pieces)))
         text, finish = "".join(pieces), info.get("finish_reason", "stop")
-        problem = _schema_problem(req, text, finish) if served != DEVICE else None
+        problem = _schema_problem(req, text, finish)
         if problem is not None:
             notes.append(f"{served} failed: its answer broke the JSON schema: {problem}; the text was already sent")
         self.response = RoutedResponse(text, self.decision, served, model, prompt_tokens, completion_tokens,
                                        time.perf_counter() - start, degraded, False, notes, finish_reason=finish)
         r._record(req, self.response)
+        if problem is not None and served == DEVICE:
+            raise InvalidOutputError(f"the device's streamed answer broke the JSON schema: {problem}", text)
         if problem is not None:
             raise InvalidTierOutputError(served, f"its answer broke the JSON schema: {problem}")
