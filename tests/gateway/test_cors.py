@@ -53,8 +53,27 @@ def test_a_listed_origin_gets_its_preflight_answered_and_can_read_where_a_reques
 
         r = c.get("/v1/models", headers={"Origin": "https://app.example"})
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == "https://app.example"
-        # a listed origin asking for a method or header outside the list is told no by the preflight
+        # a listed origin asking for a method outside the list is told no by the preflight
         assert c.options("/v1/models", headers={**PREFLIGHT, "Access-Control-Request-Method": "DELETE"}).status_code == 400
+
+
+def test_a_listed_origin_may_send_the_headers_the_openai_js_client_adds():
+    """openai-node, in the browser (dangerouslyAllowBrowser), sends headers of its own; the preflight allows them."""
+    sdk = ("authorization, content-type, accept, x-stainless-lang, x-stainless-package-version, x-stainless-os, "
+           "x-stainless-arch, x-stainless-runtime, x-stainless-runtime-version, x-stainless-retry-count, "
+           "x-stainless-timeout, openai-organization, openai-project")
+    with client(cors_origins=(APP,)) as c:
+        pre = c.options("/v1/chat/completions", headers={**PREFLIGHT, "Access-Control-Request-Headers": sdk})
+        assert pre.status_code == 200, pre.text
+        assert listed(sdk) <= listed(pre.headers["access-control-allow-headers"])
+        assert "access-control-allow-credentials" not in pre.headers
+        r = c.post("/v1/privacy/scan", json=SCAN, headers={"Origin": APP, "x-stainless-os": "MacOS",
+                                                           "x-stainless-retry-count": "0"})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == APP
+    with client(cors_origins=(APP,)) as c:  # another origin gets nothing for them
+        pre = c.options("/v1/chat/completions", headers={**PREFLIGHT, "Origin": "http://evil.example",
+                                                         "Access-Control-Request-Headers": sdk})
+        assert pre.status_code == 403 and "access-control-allow-headers" not in pre.headers
 
 
 @pytest.mark.parametrize("origin", ["http://localhost:5174", "https://localhost:5173", "http://evil.example", "null"])

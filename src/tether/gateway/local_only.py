@@ -41,7 +41,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tether.errors import InputError
 
 CORS_METHODS = ("GET", "POST", "OPTIONS")
-CORS_HEADERS = ("Authorization", "Content-Type", "X-Tether-Consent")
+# Any request header, for a listed origin only: client libraries add their own (openai-node's
+# x-stainless-os, x-stainless-retry-count, x-stainless-timeout… grow with its versions), and a list
+# would protect nothing that the origin check and the key do not (Authorization is allowed anyway).
+CORS_HEADERS = ("*",)
 CORS_EXPOSED = ("X-Tether-Tier", "X-Tether-Rule", "X-Tether-Reason")  # core.route_headers: where a request ran
 
 
