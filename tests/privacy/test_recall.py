@@ -18,6 +18,9 @@ def _payload(guard: PrivacyGuard, text: str, tier: str = "third_party") -> str:
     ("Motoko is from Osaka.", "Motoko"),  # opens the sentence, then "is"
     ("Oluwaseun will bring the contract tomorrow.", "Oluwaseun"),  # then a modal verb
     ("Xiomara and Thaddeus are moving in May.", "Xiomara"),  # then "and"
+    ("Oluwaseun joined the call late.", "Oluwaseun"),  # then a past-tense verb
+    ("Chise is very reliable.", "Chise"),  # ends like "-ise" English words, on no English stem
+    ("Ilulissat bridge is falling down.", "Ilulissat"),  # then a place noun
     ("Csanád had given Csanád his address.", "Csanád"),  # a letter outside ASCII
     ("Hilbrand, can I please speak to your boss?", "Hilbrand"),
     ("Mineko: What a wife.\nSara: Remember me?", "Mineko"),
@@ -53,6 +56,8 @@ def test_the_precise_detector_alone_misses_them(guard):
     "Personal Info:\nPhone:\nE-mail:\nWebsite:\nAddress:",
     "The build for version 3.11.12 failed at 06:44:03.566113 on a date in 2999-01-01.",
     "Remember the Energetic Volunteers Club meets on Friday.",  # frequent English, if not in the core list
+    "Boarding started late. Hopefully, the flight lands on time.",  # English words on English stems
+    "Rebooted the server. Overheated again, sadly.",
 ])
 def test_ordinary_text_goes_out_unchanged(guard, text):
     assert _payload(guard, text) == text

@@ -48,7 +48,9 @@ from tether.privacy.recognizers import (
 _SUBJECT_NEXT = re.compile(r"(?:[ \t]*,|[ \t]+(?:is|was|has|had|said|says|asked|told|lives|lived|works|worked|"
                            r"wrote|writes|called|shouted|began|will|would|can|could|should|must|might|wants|wanted|"
                            r"needs|needed|sent|emailed|texted|replied|brought|left|came|went|got|gave|took|thinks|"
-                           r"thought|and)\b)")
+                           r"thought|and|met|saw|made|found|paid|bought|ran|spoke|knew|kept|lost|won|felt|heard|held|"
+                           r"sat|stood|drove|flew|fell|forgot|grew|led|rang|rode|slept|spent|threw|woke|wore|taught|"
+                           r"caught|sold|built|became|chose|did|loves|likes|plays|joins|owes|[a-z]{3,}ed)\b)")
 # "Mineko: What a wife." A line that opens with a word and a colon is a speaker or a label;
 # labels ("Note:", "Summary:") are common words, so an uncommon one is taken for a speaker.
 _SPEAKER_NEXT = re.compile(r"[ \t]*:[ \t]*[^\s]")
@@ -63,6 +65,11 @@ _NUMBER_BEFORE = re.compile(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$")
 _PLACE_CUE = re.compile(r"(?i)\b(?:in|at|near|from|to|of|visiting|visit|around|outside|inside|across|city|town|"
                         r"village|where:)[ \t]+$")
 _ENGLISH_SUFFIX = re.compile(r"(?:ly|ing|ed|ion|ions|ness|ment|ments|ity|ous|ive|able|ful|less|ize|ise)$")
+# Endings that names share ("Rosing", "Chise", "Fielding"): English only on an English stem.
+_NAME_LIKE_SUFFIX = re.compile(r"(?:ing|ed|ize|ise)$")
+# A sentence-opening word before a place noun is a place: "Almada bridge is falling down".
+_PLACE_NEXT = re.compile(r"[ \t]+(?:bridge|airport|station|harbou?r|beach|river|lake|bay|valley|county|province|"
+                         r"district|village|port|cathedral|castle|fjord|island|mountains?|hills?|stadium)\b")
 # Three-letter codes that follow "in"/"at" without being places.
 _ACRONYMS = frozenset("""
 usd eur gbp jpy chf cny inr cad aud utc gmt cet cest est edt pst pdt bst ist cpu gpu ram ssd hdd pdf csv sql api
@@ -158,10 +165,23 @@ class _Words:
         low = w.lower()
         if self.listed(w) and low not in self.common:
             return True
-        if _morph_common(low, self.common) or _ENGLISH_SUFFIX.search(low):
+        if _morph_common(low, self.common) or self.english_shaped(low):
             return False
         line_start = start == 0 or text[start - 1] == "\n"
-        return bool(_SUBJECT_NEXT.match(text, end) or (line_start and _SPEAKER_NEXT.match(text, end)))
+        return bool(_SUBJECT_NEXT.match(text, end) or _PLACE_NEXT.match(text, end)
+                    or (line_start and _SPEAKER_NEXT.match(text, end)))
+
+    def english_shaped(self, low: str) -> bool:
+        """An English word's ending; for endings names share, only on a stem that is frequent English
+        ("Boarding": "board"; not "Rosing" or "Chise")."""
+        m = _ENGLISH_SUFFIX.search(low)
+        if m is None:
+            return False
+        if not _NAME_LIKE_SUFFIX.search(low):
+            return True
+        stem = low[: m.start()]
+        stems = {stem, stem + "e", stem[:-1] if len(stem) > 3 and stem[-1] == stem[-2] else stem}
+        return any(len(st) >= 3 and (st in self.frequent or st in self.common) for st in stems)
 
 
 @functools.cache
@@ -281,7 +301,7 @@ def _run_candidates(text: str, run: list[tuple[int, int, str]], ww: _Words) -> l
         return [("STREET_ADDRESS", start, end, "capitalised words and a house number")]
     if any(ww.listed(w) for w in core) or _NAME_CUE.search(text, max(0, start - 20), start):
         etype = "PERSON"
-    elif _PLACE_BEFORE.search(text, max(0, start - 12), start):
+    elif _PLACE_BEFORE.search(text, max(0, start - 12), start) or _PLACE_NEXT.match(text, end):
         etype = "LOCATION"
     else:
         etype = "PERSON"
