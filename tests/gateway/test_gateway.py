@@ -354,6 +354,41 @@ def test_unpaired_surrogates_and_deep_nesting_are_400s(server):
     still_serves(server)
 
 
+def test_a_body_in_utf16_is_refused_not_read_past_the_surrogate_check(server):
+    """json.loads takes UTF-16 bytes; a lone surrogate escaped in it once reached the grammar (a 500)."""
+    body = {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": ["a\ud800"]}}}}
+    text = json.dumps(body)  # ASCII, the surrogate as the escape \ud800
+    for encoding in ("utf-16", "utf-32"):
+        r = httpx.post(server.url + "/v1/chat/completions", content=text.encode(encoding),
+                       headers={"content-type": "application/json"}, timeout=30)
+        err = error(r, 400)
+        assert err["code"] == "invalid_json" and "UTF-8" in err["message"]
+    r = httpx.post(server.url + "/v1/chat/completions", content=b"\xef\xbb\xbf" + json.dumps({**body, "response_format": {
+        "type": "json_schema", "json_schema": {"name": "x", "schema": {"enum": ["a"]}}}}).encode(),
+        headers={"content-type": "application/json"}, timeout=60)
+    assert r.status_code == 200, r.text  # a UTF-8 byte-order mark is ignored, as RFC 8259 allows
+    still_serves(server)
+
+
+def test_nesting_past_the_recursion_limit_inside_valid_json_is_a_400(server):
+    deep_schema: dict = {"type": "string"}
+    for _ in range(150):
+        deep_schema = {"type": "array", "items": deep_schema}
+    r = chat(server, {"model": "device", "max_tokens": 2, "messages": [{"role": "user", "content": "hi"}],
+                      "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": deep_schema}}})
+    assert "nested too deeply" in error(r, 400)["message"]
+    arguments = '{"x":' + "[" * 2000 + "]" * 2000 + "}"  # valid JSON, past Python's recursion limit
+    r = chat(server, {"model": "device", "max_tokens": 2, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+        {"role": "user", "content": "and?"}]})
+    assert "function.arguments must be a JSON object string" in error(r, 400)["message"]
+    still_serves(server)
+
+
 def test_unknown_model(server):
     r = chat(server, {"model": "gpt-17", "messages": [{"role": "user", "content": "Hi"}]})
     err = error(r, 404)

@@ -129,8 +129,12 @@ async def read_json(request: Request, max_body: int) -> Any:
     if seen > max_body:
         raise too_big
     try:
-        body = json.loads(buf)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # UTF-8 only (RFC 8259; a BOM is ignored): json.loads would also take UTF-16 and UTF-32, which
+        # the surrogate check below, on the raw bytes, cannot read.
+        body = json.loads(bytes(buf).decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise GatewayError(f"the request body is not valid UTF-8 JSON: {exc}", 400, "invalid_json") from None
+    except (ValueError, RecursionError) as exc:
         raise GatewayError(f"the request body is not valid JSON: {exc}", 400, "invalid_json") from None
     # JSON may escape a lone surrogate ("\ud800"): no text that reaches a model may hold one. Only a
     # body that escapes a surrogate at all is checked, so ordinary requests are not serialized again.

@@ -22,14 +22,21 @@ def _validator(schema: dict[str, Any]) -> Any:
 
 
 def check_schema(schema: dict[str, Any]) -> None:
-    """``InputError`` if ``schema`` is not a valid JSON schema (``"type": "strnig"``)."""
+    """``InputError`` if ``schema`` is not a valid JSON schema (``"type": "strnig"``), holds text
+    that is not valid Unicode (a lone surrogate, which JSON can escape), or nests too deeply to check."""
     from jsonschema.exceptions import SchemaError
 
     try:
+        json.dumps(schema, ensure_ascii=False).encode("utf-8")
         _validator(schema).check_schema(schema)
     except SchemaError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "the schema"
         raise InputError(f"invalid JSON schema at {where}: {exc.message}") from None
+    except UnicodeEncodeError as exc:
+        raise InputError(f"invalid JSON schema: it holds text that is not valid Unicode "
+                         f"(an unpaired surrogate, {exc.object[exc.start:exc.end]!a})") from None
+    except RecursionError:
+        raise InputError("invalid JSON schema: it is nested too deeply to check") from None
 
 
 def _no_constant(name: str) -> Any:

@@ -308,7 +308,7 @@ def _is_branch(loc: Any) -> bool:
 def _arguments(raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past Python's recursion limit too
         raise InputError("tool_calls: function.arguments must be a JSON object string") from None
     if not isinstance(value, dict):
         raise InputError("tool_calls: function.arguments must be a JSON object string")
