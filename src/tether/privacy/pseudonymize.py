@@ -92,6 +92,9 @@ class PseudonymSession:
         self._faker = None
         self._compiled: tuple[int, re.Pattern[str] | None] = (-1, None)
         self._prefixes: tuple[int, frozenset[str], int] = (-1, frozenset(), 0)
+        # The text being sent, as placeholders are checked against it: (text, folded, {type: mentioned}),
+        # so a text with a thousand entities is folded once, not once per new placeholder.
+        self._avoiding: tuple[str, str, dict[str, bool]] = ("", "", {})
 
     def __len__(self) -> int:
         return len(self._reverse)
@@ -109,6 +112,7 @@ class PseudonymSession:
         self._counters.clear()
         self._compiled = (-1, None)  # keyed by mapping size, which a cleared session reaches again
         self._prefixes = (-1, frozenset(), 0)
+        self._avoiding = ("", "", {})
 
     # ---- forward ------------------------------------------------------------------------
 
@@ -130,15 +134,19 @@ class PseudonymSession:
     def _new_placeholder(self, entity_type: str, avoid: str) -> str:
         # "PERSON_1" in any case or brackets ("[person_1]", "PERSON_1:") in the text means the
         # text already has its own PERSON_1; a reply about it must not come back as our value.
-        taken = _ZERO_WIDTH.sub("", avoid).casefold() if avoid else ""
+        if self._avoiding[0] is not avoid:
+            self._avoiding = (avoid, _ZERO_WIDTH.sub("", avoid).casefold() if avoid else "", {})
+        _, taken, mentioned = self._avoiding
+        if entity_type not in mentioned:  # most texts never spell "person_": then no number is taken
+            mentioned[entity_type] = f"{entity_type.casefold()}_" in taken
         while True:
             self._counters[entity_type] += 1
             core = f"{entity_type}_{self._counters[entity_type]}"
             candidate = f"<{core}>"
-            if candidate in self._reverse or candidate in avoid:
+            if candidate in self._reverse:
                 continue
-            if taken and re.search(rf"(?<![a-z0-9_]){re.escape(core.casefold())}(?!\d)", taken):
-                continue
+            if mentioned[entity_type] and re.search(rf"(?<![a-z0-9_]){re.escape(core.casefold())}(?!\d)", taken):
+                continue  # "<PERSON_1>" itself is in the text too: it folds to a mention
             return candidate
 
     def _new_fake(self, entity_type: str, value: str, avoid: str) -> str | None:
