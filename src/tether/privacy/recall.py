@@ -25,6 +25,7 @@ exempted with ``detection.allow_list``.
 
 from __future__ import annotations
 
+import bisect
 import datetime
 import functools
 import re
@@ -195,7 +196,13 @@ def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) ->
     ww = _words()
     out: list[tuple[str, int, int, str]] = []
     urls = [m.span() for m in _URL.finditer(text)] if ("@" in text or "://" in text or "www." in text) else []
-    tokens = [t for t in name_words(text) if not any(a <= t[0] < b for a, b in urls)]
+    url_starts = [a for a, _ in urls]  # in order and disjoint: the one that may hold a word comes before it
+
+    def in_url(pos: int) -> bool:
+        i = bisect.bisect_right(url_starts, pos)
+        return i > 0 and pos < urls[i - 1][1]
+
+    tokens = [t for t in name_words(text) if not in_url(t[0])]
     out += _capitalised_runs(text, tokens, ww)
     out += _lower_case_names(text, tokens, ww)
     out += _past_dates(text)

@@ -8,6 +8,7 @@ measures how many).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from collections.abc import Callable, Sequence
@@ -1089,15 +1090,26 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
         lines.append((pos, pos + len(raw)))
         pos += len(raw) + 1
 
-    def kinds(a: int, b: int) -> set[str]:
-        return {t for t, s, e in spans if s < b and a < e}
+    # Each line's entity types, each span placed by bisection (a scan per line grew with lines x spans).
+    line_starts = [a for a, _ in lines]
+    on_line: list[set[str]] = [set() for _ in lines]
+    for t, s, e in spans:
+        j = max(0, bisect.bisect_right(line_starts, s) - 1)
+        while j < len(lines) and lines[j][0] < e:
+            if s < lines[j][1]:
+                on_line[j].add(t)
+            j += 1
 
-    def addressy(a: int, b: int, allowed: set[str]) -> bool:
+    def kinds(j: int) -> set[str]:
+        return on_line[j]
+
+    def addressy(j: int, allowed: set[str]) -> bool:
+        a, b = lines[j]
         line = text[a:b].strip()
         return (0 < len(line) <= 60 and len(line.split()) <= 7 and line[-1:] not in "?!:"
-                and not kinds(a, b) - allowed)
+                and not kinds(j) - allowed)
 
-    anchors = [i for i, (a, b) in enumerate(lines) if "STREET_ADDRESS" in kinds(a, b)]
+    anchors = [i for i in range(len(lines)) if "STREET_ADDRESS" in kinds(i)]
     out: set[int] = set()
     for i in anchors:
         # Below the street line: town, region, postcode, country. A name-like word there is
@@ -1109,8 +1121,8 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
                 blanks += 1
                 if blanks > 1:
                     break
-            elif addressy(a, b, _ADDRESS_TYPES | {"PERSON"}) and (
-                    not blanks or "LOCATION" in kinds(a, b) or any(c.isdigit() for c in text[a:b])):
+            elif addressy(j, _ADDRESS_TYPES | {"PERSON"}) and (
+                    not blanks or "LOCATION" in kinds(j) or any(c.isdigit() for c in text[a:b])):
                 out.add(j)  # after a blank line only a country or postcode line ("Austria 73269")
             else:
                 break
@@ -1123,7 +1135,7 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
                 blanks += 1
                 if blanks > 1:
                     break
-            elif addressy(a, b, _ADDRESS_TYPES | {"PERSON"}) and len(text[a:b].split()) <= 5:
+            elif addressy(j, _ADDRESS_TYPES | {"PERSON"}) and len(text[a:b].split()) <= 5:
                 out.add(j)
             else:
                 break
