@@ -282,6 +282,24 @@ def test_records_keep_their_top_level_fields_and_alias_bombs_are_refused(index: 
     assert top_paths(index, "TP456", 1, "bm25") == ["trip.json"]
 
 
+def test_a_list_of_aliases_to_one_long_string_is_refused_before_it_is_joined(index: Index, tmp_path: Path) -> None:
+    """The budget is paid per value: 1,000 aliases of a 2,000-character string (a 5 KB file) are
+    2,000,000 characters, and joining them all before counting would store thousands of chunks."""
+    from tether.search.extract import ExtractError, extract
+
+    bomb = tmp_path / "flat.yaml"
+    bomb.write_text(f"a: &a \"{'x' * 2000}\"\nb: [{', '.join(['*a'] * 1000)}]\n")
+    keys = tmp_path / "keys.yaml"  # a self-nesting mapping keyed by the long string: the path grows instead
+    keys.write_text(f"k: &k \"{'y' * 2000}\"\nd: &d {{? *k : *d}}\n")
+    for f in (bomb, keys):
+        with pytest.raises(ExtractError, match="expand past 1,000,000 characters"):
+            extract(f, f.read_bytes())
+    report = index.add([bomb, keys])
+    assert report.added == 0 and len(report.skipped) == 2
+    assert all("expand past" in s.reason for s in report.skipped)
+    assert index.status().chunks == 0
+
+
 def test_hostile_html_is_read_in_linear_time() -> None:
     from tether.search.extract import _html_text
 

@@ -344,7 +344,9 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
         elif isinstance(rec, list):
             key, title, body = f"{name}#{n}", "", _flatten(rec, budget=budget)
         else:
-            key, title, body = f"{name}#{n}", "", _spend(str(rec), budget)
+            body = str(rec)
+            _spend(len(body), budget)
+            key, title = f"{name}#{n}", ""
         items.append(Item(key=key, title=title, text=body))
     return items
 
@@ -353,21 +355,38 @@ MAX_RECORD_CHARS = 1_000_000  # per file: YAML aliases can make a few hundred by
 
 
 def _flatten(value: object, prefix: str = "", *, budget: list[int]) -> str:
-    if budget[0] <= 0:
-        raise ExtractError(f"its records expand past {MAX_RECORD_CHARS:,} characters (YAML aliases?)")
+    """Every string is paid for from ``budget`` before it is built: YAML aliases let a small file
+    name one long string thousands of times (as list values, or as keys of a self-nesting mapping)."""
     if isinstance(value, dict):
-        return "\n".join(_flatten(v, f"{prefix}{k}.", budget=budget) for k, v in value.items()
-                         if v not in (None, "", [], {}))
+        _spend(1, budget)  # a mapping of empty values costs nothing else, and aliases can repeat it 10^8 times
+        parts = []
+        for k, v in value.items():
+            if v in (None, "", [], {}):
+                continue
+            key = str(k)
+            _spend(len(prefix) + len(key) + 1, budget)
+            parts.append(_flatten(v, f"{prefix}{key}.", budget=budget))
+        return "\n".join(parts)
+    head = prefix.rstrip(".")
     if isinstance(value, list):
-        if all(not isinstance(v, (dict, list)) for v in value):
-            return _spend(f"{prefix.rstrip('.')}: {', '.join(map(str, value))}", budget)
-        return "\n".join(_flatten(v, prefix, budget=budget) for v in value)
-    return _spend(f"{prefix.rstrip('.')}: {value}", budget)
+        if any(isinstance(v, (dict, list)) for v in value):
+            return "\n".join(_flatten(v, prefix, budget=budget) for v in value)
+        _spend(len(head) + 2, budget)
+        texts = []
+        for v in value:
+            text = str(v)
+            _spend(len(text) + 2, budget)
+            texts.append(text)
+        return f"{head}: {', '.join(texts)}"
+    text = str(value)
+    _spend(len(head) + 2 + len(text), budget)
+    return f"{head}: {text}"
 
 
-def _spend(text: str, budget: list[int]) -> str:
-    budget[0] -= len(text)
-    return text
+def _spend(n: int, budget: list[int]) -> None:
+    if n > budget[0]:
+        raise ExtractError(f"its records expand past {MAX_RECORD_CHARS:,} characters (YAML aliases?)")
+    budget[0] -= n
 
 
 def _note_title(text: str, path: Path) -> str:
