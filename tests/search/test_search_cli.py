@@ -223,3 +223,19 @@ def test_an_unreadable_folder_is_reported_and_its_documents_kept(tmp_path: Path)
     assert report["removed"] == 0
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
+
+
+def test_a_damaged_vector_is_one_line_naming_the_index(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    db = tmp_path / "i.sqlite"
+    idx = Index.open(db)
+    idx.add([corpus["mail"].parent])
+    idx.close()
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE chunks SET vec = x'0000' WHERE id = (SELECT min(id) FROM chunks)")
+    runner = CliRunner()
+    for mode in ("hybrid", "dense", "exact"):
+        r = runner.invoke(cli, ["search", "dentist", "--db", str(db), "--mode", mode])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.exception  # not a ValueError
+        assert len(r.output.strip().splitlines()) == 1, r.output
+        assert str(db) in r.output and "damaged" in r.output and "tether index add" in r.output, r.output
+    assert runner.invoke(cli, ["search", "dentist", "--db", str(db), "--mode", "bm25"]).exit_code == 0

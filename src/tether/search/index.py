@@ -318,7 +318,9 @@ class Index:
 
     def _known_vectors(self, doc_id: int) -> dict[str, bytes]:
         rows = self.con.execute("SELECT title, text, vec FROM chunks WHERE doc_id=?", (doc_id,))
-        return {embed_text(title, text): vec for title, text, vec in rows}
+        # a damaged vector is embedded again rather than carried over
+        return {embed_text(title, text): vec for title, text, vec in rows
+                if isinstance(vec, bytes) and len(vec) == q.VEC_BYTES}
 
     def _bump(self) -> None:
         store.set_meta(self.con, "generation", os.urandom(8))
@@ -360,6 +362,13 @@ class Index:
         if mode not in ("hybrid", "bm25", "dense", "exact"):
             raise InputError(f"unknown search mode {mode!r}; use hybrid, bm25, dense or exact")
         text = text[:MAX_QUERY_CHARS]  # the embedder reads 512 tokens at most; a pasted book would take minutes
+        try:
+            return self._ranked(text, k, mode)
+        except IndexStoreError as exc:  # a damaged vector: name the file and the way out
+            raise IndexStoreError(f"{self.shown_path}: {exc}; rebuild it: delete the file and run "
+                                  "tether index add on your folders again") from None
+
+    def _ranked(self, text: str, k: int, mode: q.Mode) -> list[tuple[int, float]]:
         if mode == "bm25":
             return q.bm25(self.con, text, k)
         qvec = embed.query(text)

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
+from tether.errors import IndexStoreError
 from tether.search import embed, quant
 from tether.search.store import get_meta
 
@@ -81,7 +82,7 @@ class Vectors:
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
         if not rows:
             return cls.build(gen, ids, np.zeros((0, embed.DIM), np.float32))
-        mat = _matrix([r[1] for r in rows])
+        mat = _matrix([r[1] for r in rows], ids.tolist())
         return cls.build(gen, ids, mat)
 
     @classmethod
@@ -92,8 +93,18 @@ class Vectors:
         return cls(generation, ids, quant.binary_codes(mat, center), quant.int4_codes(res, scale), center, scale)
 
 
-def _matrix(blobs: list[bytes]) -> np.ndarray:
-    return quant.from_stored(np.frombuffer(b"".join(blobs), dtype=quant.STORED_DTYPE).reshape(len(blobs), -1))
+VEC_BYTES = embed.DIM * np.dtype(quant.STORED_DTYPE).itemsize
+
+
+def _matrix(blobs: list[bytes], ids: list[int]) -> np.ndarray:
+    """The stored vectors as rows; a blob of the wrong size (a damaged or hand-edited file) is an
+    ``IndexStoreError``, not a reshape error or, worse, rows silently shifted into each other."""
+    for cid, blob in zip(ids, blobs):
+        if not isinstance(blob, bytes) or len(blob) != VEC_BYTES:
+            size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"a {type(blob).__name__}"
+            raise IndexStoreError(f"the index is damaged: chunk {cid} holds {size} where its vector "
+                                  f"takes {VEC_BYTES}")
+    return quant.from_stored(np.frombuffer(b"".join(blobs), dtype=quant.STORED_DTYPE).reshape(len(blobs), embed.DIM))
 
 
 def stored_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, bytes]:
@@ -123,7 +134,7 @@ def dense(con: sqlite3.Connection, vecs: Vectors, qvec: np.ndarray, k: int,
     cand_ids = [c for c in cand_ids if c in stored]
     if not cand_ids:
         return []
-    mat = _matrix([stored[c] for c in cand_ids])
+    mat = _matrix([stored[c] for c in cand_ids], cand_ids)
     scores = mat @ qvec
     order = np.argsort(-scores)[:k]
     return [(cand_ids[i], float(scores[i])) for i in order]
@@ -138,7 +149,7 @@ def exact(con: sqlite3.Connection, qvec: np.ndarray, k: int) -> list[tuple[int, 
     rows = con.execute("SELECT id, vec FROM chunks").fetchall()
     if not rows:
         return []
-    mat = _matrix([r[1] for r in rows])
+    mat = _matrix([r[1] for r in rows], [r[0] for r in rows])
     scores = mat @ qvec
     order = np.argsort(-scores)[:k]
     return [(rows[i][0], float(scores[i])) for i in order]
