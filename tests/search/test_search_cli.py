@@ -239,3 +239,51 @@ def test_a_damaged_vector_is_one_line_naming_the_index(tmp_path: Path, corpus: d
         assert len(r.output.strip().splitlines()) == 1, r.output
         assert str(db) in r.output and "damaged" in r.output and "tether index add" in r.output, r.output
     assert runner.invoke(cli, ["search", "dentist", "--db", str(db), "--mode", "bm25"]).exit_code == 0
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_file_that_is_not_an_index_is_refused_by_readers_and_left_byte_for_byte(tmp_path: Path) -> None:
+    """An empty file or an empty SQLite database named by --db must not become an index by a search."""
+    files = tmp_path / "files"
+    files.mkdir()
+    (files / "notes.txt").write_bytes(b"")
+    with sqlite3.connect(files / "empty.sqlite") as con:  # a database whose only table was dropped
+        con.execute("CREATE TABLE t (x)")
+        con.execute("DROP TABLE t")
+    before = _snapshot(files)
+    assert before["empty.sqlite"]
+    runner = CliRunner()
+    for name in before:
+        for args in (["search", "x"], ["index", "status"], ["ask", "when is the dentist"], ["index", "remove", "x"]):
+            r = runner.invoke(cli, [*args, "--db", str(files / name)])
+            assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (args, r.output)
+            assert "not a Tether search index" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert _snapshot(files) == before
+
+    new = tmp_path / "new" / "new.sqlite"
+    for args in (["index", "add", str(tmp_path / "nonexistent")], ["index", "add", str(files), "/dev/null"]):
+        r = runner.invoke(cli, [*args, "--db", str(new)])
+        assert r.exit_code == 1 and ("no such file" in r.output or "not a regular file" in r.output), r.output
+    assert not new.parent.exists()  # nothing written: no index, no lock, no folder
+
+
+def test_another_programs_database_with_a_documents_table_is_refused_before_anything_changes(tmp_path: Path) -> None:
+    """Sharing a table name with the index does not make a database ours, and the check comes before
+    the journal mode is switched to WAL."""
+    other = tmp_path / "docs2.sqlite"
+    with sqlite3.connect(other) as con:
+        con.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, body TEXT)")
+        con.execute("CREATE TABLE users (name TEXT)")
+        con.execute("INSERT INTO users VALUES ('ada')")
+    before = _snapshot(tmp_path)
+    runner = CliRunner()
+    for args in (["search", "foo"], ["index", "status"], ["index", "add", str(tmp_path)], ["ask", "foo"]):
+        r = runner.invoke(cli, [*args, "--db", str(other)])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), (args, r.output)
+        assert "another program's SQLite database" in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert _snapshot(tmp_path) == before
+    with sqlite3.connect(other) as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"

@@ -75,12 +75,12 @@ class Index:
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Index:
         """The index at ``path`` (default: ``$TETHER_INDEX``, else the user data dir). With
-        ``create=False`` a missing file is an ``IndexStoreError``, so a mistyped path for a
-        search is an error rather than a new, empty index."""
+        ``create=False`` a missing or empty file is an ``IndexStoreError``, so a mistyped path for a
+        search is an error rather than a new, empty index (and the file is left as it was)."""
         p = Path(path).expanduser() if path else store.default_path()
         if not create and not p.exists():
             raise IndexStoreError(f"no search index at {p}; build one with: tether index add FOLDER")
-        return cls(store.connect(p), p)
+        return cls(store.connect(p, create=create), p)
 
     def close(self) -> None:
         self.con.close()
@@ -166,10 +166,8 @@ class Index:
                 roots.append(p)  # a deleted folder: what was indexed under it leaves the index below
             elif self._doc_id(str(p)) is not None:
                 gone.append(str(p))
-            elif p.exists():
-                raise InputError(f"{_shown(p)}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
             else:
-                raise InputError(f"{_shown(p)}: no such file or directory")
+                raise _not_addable(p)
         for path in gone:  # named explicitly but deleted since: it leaves the index
             self._delete(path)
             report.removed += 1
@@ -398,6 +396,23 @@ class _Tx:
 
     def __exit__(self, exc_type: object, *rest: object) -> None:
         self.con.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def check_new_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """``InputError`` unless every path is a file or folder now. For an index not made yet (where
+    no path can be an indexed file since deleted), so a typo writes nothing, not even the index."""
+    for raw in paths:
+        p = _absolute(raw)
+        if _shown(p) != str(p):
+            raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+        if not (p.is_dir() or p.is_file()):
+            raise _not_addable(p)
+
+
+def _not_addable(p: Path) -> InputError:
+    if p.exists():
+        return InputError(f"{_shown(p)}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
+    return InputError(f"{_shown(p)}: no such file or directory")
 
 
 def _check_wait(wait: object) -> None:

@@ -7,12 +7,14 @@ a rerun resumes without duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+import urllib.parse
 from pathlib import Path
 
 from tether.errors import IndexStoreError
-from tether.sqlite_files import describe, foreign_tables
+from tether.sqlite_files import describe
 
 SCHEMA_VERSION = 1
 
@@ -67,12 +69,20 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("tether")) / "search.sqlite"
 
 
-def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
-    """Open (creating and migrating if needed) the index at ``path``."""
+# The tables schema v1 creates; a file holding them all (and a user_version) is ours.
+_OURS = frozenset({"documents", "chunks", "chunks_fts", "skipped", "meta"})
+
+
+def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Connection:
+    """Open (creating and migrating if needed) the index at ``path``. The file is looked at read-only
+    first: anything but a Tether index (another program's database, even one with a ``documents``
+    table; a text file) is refused before a byte of it, or its journal mode, changes. With
+    ``create=False`` an empty file or an empty database is refused too: only ``index add`` makes one."""
     path = Path(path).expanduser()
-    foreign = foreign_tables(path, {"documents", "chunks"})
-    if foreign:
-        raise IndexStoreError(f"{path}: not a search index: {describe(foreign)}")
+    found = _inspect(path)
+    if found == "empty" and not create:
+        raise IndexStoreError(f"{path}: not a Tether search index (the file is empty); "
+                              f"build one with: tether index add --db {path} FOLDER")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -86,6 +96,36 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     except OSError as exc:
         raise IndexStoreError(f"{path}: cannot open ({exc.strerror})") from None
     return con
+
+
+def _inspect(path: Path) -> str:
+    """"missing", "empty" (no file, no bytes or no tables) or "ours", read-only; anything else
+    raises ``IndexStoreError``."""
+    if not path.exists():
+        return "missing"
+    if not path.is_file():
+        raise IndexStoreError(f"{path}: not a Tether search index (not a regular file)")
+    if path.stat().st_size == 0:
+        return "empty"
+    uri = "file:" + urllib.parse.quote(os.fspath(path.absolute())) + "?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as con:
+            names = {r[0] for r in con.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.OperationalError as exc:  # locked, or a WAL file in a folder we may not write
+        raise IndexStoreError(f"{path}: not a usable search index ({exc})") from None
+    except sqlite3.DatabaseError as exc:  # "file is not a database": a text file, say
+        raise IndexStoreError(f"{path}: not a Tether search index ({exc})") from None
+    if not names:
+        if not version:
+            return "empty"
+        raise IndexStoreError(f"{path}: not a Tether search index (an SQLite database with no tables)")
+    if _OURS <= names and version >= 1:
+        return "ours"
+    if version > SCHEMA_VERSION and {"documents", "chunks"} <= names:
+        return "ours"  # a newer Tether's index: _migrate says so
+    raise IndexStoreError(f"{path}: not a search index: {describe(sorted(names))}")
 
 
 def _migrate(con: sqlite3.Connection) -> None:
