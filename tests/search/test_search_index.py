@@ -412,6 +412,34 @@ def test_a_file_replaced_by_a_folder_or_a_folder_by_a_symlink_leaves_no_stale_te
     assert index.search("pineapple", mode="bm25") == [] and index.search("mango", mode="bm25") == []
 
 
+def test_re_adding_a_path_that_changed_type_serves_only_what_is_there_now(index: Index, tmp_path: Path) -> None:
+    fd = tmp_path / "fd"
+    fd.mkdir()
+    (fd / "a.md").write_text("pineapple notes")
+    index.add([fd / "a.md"])
+    (fd / "a.md").unlink()
+    (fd / "a.md").mkdir()  # the file named on the command line became a folder
+    (fd / "a.md" / "x.md").write_text("new kiwi text")
+    report = index.add([fd / "a.md"])
+    assert report.added == 1 and report.removed == 1
+    assert index.search("pineapple", mode="bm25") == []
+    assert top_paths(index, "kiwi", 3, "bm25") == ["x.md"]
+
+    notes = tmp_path / "fd2" / "notes"
+    notes.mkdir(parents=True)
+    (notes / "a.md").write_text("mango notes")
+    (notes / "b.json").write_text("{")  # skipped: its report entry must go with the folder
+    index.add([notes])
+    assert len(index.status().skipped) == 1
+    for f in notes.iterdir():
+        f.unlink()
+    notes.rmdir()
+    notes.write_text("x")  # the folder became a file (of no type we read)
+    report = index.add([notes])
+    assert report.removed == 1 and [s.reason for s in report.skipped] == ["unsupported file type ''"]
+    assert index.search("mango", mode="bm25") == [] and index.status().skipped == []
+
+
 def test_a_file_we_may_not_stat_keeps_its_document(index: Index, tmp_path: Path, monkeypatch) -> None:
     """A folder that can be listed but not entered (mode 644): each stat is refused. CI runs as
     root, where no mode refuses anything, so the refusal is injected at Path.stat."""

@@ -158,6 +158,7 @@ class Index:
                 roots.append(p)
                 files.extend(_walk(p, unreadable.append))
             elif p.is_file():
+                roots.append(p)  # nothing is under a file: what was indexed there as a folder goes below
                 if kind_of(p) is None:
                     report.skipped.append(Skipped(path=_shown(p), reason=f"unsupported file type {p.suffix!r}"))
                 else:
@@ -179,11 +180,12 @@ class Index:
                                           reason=f"cannot read folder ({exc.strerror or type(exc).__name__})"))
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
-            # documents, and skipped files (their report entry goes with them)
+            # documents, and skipped files (their report entry goes with them), under the root and
+            # at the root itself (a file that became a folder, or is gone)
             for path, indexed in self.con.execute(
-                    "SELECT path, 1 FROM documents WHERE substr(path, 1, ?) = ? "
-                    "UNION ALL SELECT path, 0 FROM skipped WHERE substr(path, 1, ?) = ?",
-                    (len(prefix), prefix, len(prefix), prefix)).fetchall():
+                    "SELECT path, 1 FROM documents WHERE path = ? OR substr(path, 1, ?) = ? "
+                    "UNION ALL SELECT path, 0 FROM skipped WHERE path = ? OR substr(path, 1, ?) = ?",
+                    (str(root), len(prefix), prefix, str(root), len(prefix), prefix)).fetchall():
                 if path not in seen and not path.startswith(tuple(hidden)) and not _still_there(path, root):
                     self._delete(path)
                     report.removed += indexed
