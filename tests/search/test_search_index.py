@@ -508,3 +508,19 @@ def test_calendar_times_are_written_out_with_their_zone() -> None:
     texts = [i.text for i in extract(Path("c.ics"), ics.encode()).items]
     assert texts == ["Start: Sat 5 Dec 2026 19:30 UTC\nEnd: Sat 5 Dec 2026 21:00 Europe/Berlin",
                      "Start: Thu 24 Dec 2026 (all day)", "Start: soon"]
+
+
+def test_keyword_queries_are_split_into_terms_as_the_index_splits_text(index: Index, tmp_path: Path) -> None:
+    """A dotted capital I and a decomposed accent must not cut a word in two (0 hits before)."""
+    import unicodedata
+
+    (tmp_path / "trip.md").write_text("Flight to Istanbul on Friday")
+    (tmp_path / "cv.md").write_text("My résumé for the bakery job")  # NFC, as typed
+    index.add([tmp_path])
+    assert top_paths(index, "İstanbul", 3, "bm25") == ["trip.md"]
+    assert top_paths(index, unicodedata.normalize("NFD", "résumé"), 3, "bm25") == ["cv.md"]
+    assert top_paths(index, "RÉSUMÉ", 3, "bm25") == ["cv.md"]
+    from tether.search.query import TOKENIZE
+
+    sql = index.con.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks_fts'").fetchone()[0]
+    assert f"tokenize='{TOKENIZE}'" in sql  # the query is split by the tokenizer the index uses

@@ -7,8 +7,9 @@ rare words that a small embedder blurs; vectors rescue paraphrases.
 
 from __future__ import annotations
 
-import re
 import sqlite3
+import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,13 +42,35 @@ class Hit(BaseModel):
     score: float
 
 
+TOKENIZE = "unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (store.py, schema v1)
+_tokenizer: sqlite3.Connection | None = None
+_tokenizer_lock = threading.Lock()
+
+
+def terms(text: str) -> list[str]:
+    """The terms FTS5 makes of ``text`` when it indexes it, in order. Splitting the query any other
+    way misses words: ``str.lower()`` turns "İstanbul" into "i" + U+0307 + "stanbul", and ``\\w+``
+    cuts a decomposed "résumé" at its accents."""
+    global _tokenizer
+    text = unicodedata.normalize("NFC", text)
+    with _tokenizer_lock:
+        if _tokenizer is None:
+            con = sqlite3.connect(":memory:", check_same_thread=False)
+            con.execute(f"CREATE VIRTUAL TABLE q USING fts5(t, tokenize='{TOKENIZE}')")
+            con.execute("CREATE VIRTUAL TABLE v USING fts5vocab(q, 'instance')")
+            _tokenizer = con
+        with _tokenizer:
+            _tokenizer.execute("DELETE FROM q")
+            _tokenizer.execute("INSERT INTO q(t) VALUES (?)", (text,))
+            return [r[0] for r in _tokenizer.execute("SELECT term FROM v ORDER BY offset")]
+
+
 def fts_query(text: str) -> str | None:
-    words = [w for w in re.findall(r"\w+", text.lower()) if w not in _STOP]
-    if not words:
-        words = re.findall(r"\w+", text.lower())
+    every = terms(text)
+    words = [w for w in every if w not in _STOP] or every
     if not words:
         return None
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
 
 
 def bm25(con: sqlite3.Connection, text: str, k: int) -> list[tuple[int, float]]:
