@@ -99,7 +99,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
 
 
 def _inspect(path: Path) -> str:
-    """"missing", "empty" (no file, no bytes or no tables) or "ours", read-only; anything else
+    """"missing", "empty" (no bytes, or no tables) or "ours", found read-only; anything else
     raises ``IndexStoreError``."""
     if not path.exists():
         return "missing"
@@ -113,10 +113,8 @@ def _inspect(path: Path) -> str:
             names = {r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
             version = con.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.OperationalError as exc:  # locked, or a WAL file in a folder we may not write
+    except sqlite3.DatabaseError as exc:  # "file is not a database" (a text file, say), or locked
         raise IndexStoreError(f"{path}: not a usable search index ({exc})") from None
-    except sqlite3.DatabaseError as exc:  # "file is not a database": a text file, say
-        raise IndexStoreError(f"{path}: not a Tether search index ({exc})") from None
     if not names:
         if not version:
             return "empty"
