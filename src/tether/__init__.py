@@ -21,6 +21,7 @@ from tether.errors import (
     InputError,
     InvalidOutputError,
     InvalidTierOutputError,
+    LogUnreachableError,
     ModelError,
     ModelUnavailableError,
     MustStayOnDeviceError,
@@ -36,7 +37,6 @@ from tether.errors import (
     TierUnavailableError,
     ToolCallError,
     TransparencyLogError,
-    LogUnreachableError,
     UnknownModelError,
 )
 from tether.models.catalog import Availability, availability
@@ -68,6 +68,7 @@ __all__ = [
     "InvalidOutputError",
     "InvalidTierOutputError",
     "LlamaEngine",
+    "LogUnreachableError",
     "Message",
     "ModelError",
     "ModelUnavailableError",
@@ -92,7 +93,6 @@ __all__ = [
     "ToolCallError",
     "TranscriptEntry",
     "TransparencyLogError",
-    "LogUnreachableError",
     "UnknownModelError",
     "availability",
     "tool",
