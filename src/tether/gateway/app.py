@@ -60,10 +60,7 @@ async def recent_routes(request: Request) -> JSONResponse:
 async def healthz(request: Request) -> JSONResponse:
     gw = gateway(request)
     cloud = gw.router.private_cloud
-    client = getattr(cloud, "client", None)
-    outage = getattr(client, "log_outage", None)
-    private_cloud = None if cloud is None else {
-        "log_outage": None if outage is None else {"since": outage["since"], "error": outage["error"]}}
+    private_cloud = None if cloud is None else {"log_outage": getattr(getattr(cloud, "client", None), "log_outage", None)}
     return JSONResponse({"status": "ok", "device_model": gw.device_model, "private_cloud": private_cloud,
                          **vars(gw.metrics)})
 

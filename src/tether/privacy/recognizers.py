@@ -1100,16 +1100,13 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
                 on_line[j].add(t)
             j += 1
 
-    def kinds(j: int) -> set[str]:
-        return on_line[j]
-
     def addressy(j: int, allowed: set[str]) -> bool:
         a, b = lines[j]
         line = text[a:b].strip()
         return (0 < len(line) <= 60 and len(line.split()) <= 7 and line[-1:] not in "?!:"
-                and not kinds(j) - allowed)
+                and not on_line[j] - allowed)
 
-    anchors = [i for i in range(len(lines)) if "STREET_ADDRESS" in kinds(i)]
+    anchors = [i for i, found in enumerate(on_line) if "STREET_ADDRESS" in found]
     out: set[int] = set()
     for i in anchors:
         # Below the street line: town, region, postcode, country. A name-like word there is
@@ -1122,7 +1119,7 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
                 if blanks > 1:
                     break
             elif addressy(j, _ADDRESS_TYPES | {"PERSON"}) and (
-                    not blanks or "LOCATION" in kinds(j) or any(c.isdigit() for c in text[a:b])):
+                    not blanks or "LOCATION" in on_line[j] or any(c.isdigit() for c in text[a:b])):
                 out.add(j)  # after a blank line only a country or postcode line ("Austria 73269")
             else:
                 break
