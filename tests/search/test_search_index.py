@@ -524,3 +524,18 @@ def test_keyword_queries_are_split_into_terms_as_the_index_splits_text(index: In
 
     sql = index.con.execute("SELECT sql FROM sqlite_master WHERE name = 'chunks_fts'").fetchone()[0]
     assert f"tokenize='{TOKENIZE}'" in sql  # the query is split by the tokenizer the index uses
+
+
+def test_decomposed_text_is_indexed_as_typed_queries_spell_it(index: Index, tmp_path: Path) -> None:
+    """A note saved decomposed (NFD, as macOS tools and some exporters write Hangul and accents)
+    holds other FTS terms than a typed, composed query: it was not found by keyword before."""
+    import unicodedata
+
+    (tmp_path / "seoul.md").write_text(unicodedata.normalize("NFD", "서울 출장 일정: 금요일 회의"))
+    (tmp_path / "cafe.md").write_text(unicodedata.normalize("NFD", "Rendez-vous au café Noël"))
+    (tmp_path / "other.md").write_text("Groceries: milk, eggs, bread")
+    index.add([tmp_path])
+    assert top_paths(index, "출장", 3, "bm25") == ["seoul.md"]
+    assert top_paths(index, "Noël", 3, "bm25") == ["cafe.md"]
+    hit = index.search("서울 출장", 1, "bm25")[0]
+    assert unicodedata.is_normalized("NFC", hit.text) and "서울 출장" in hit.text

@@ -18,6 +18,7 @@ import sqlite3
 import stat
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -285,7 +286,10 @@ class Index:
         cleaned = [(key, *(replace_surrogates(x) for x in (title, text))) for key, title, text in pieces]
         if any(t[1] or c[1] for _, t, c in cleaned):
             doc.flags.append("invalid-unicode")
-        pieces = [(key, t[0], c[0]) for key, t, c in cleaned]
+        # NFC, as queries are: a decomposed Korean or accented note (macOS, some exporters) would
+        # otherwise hold terms no typed query makes.
+        pieces = [(key, unicodedata.normalize("NFC", t[0]), unicodedata.normalize("NFC", c[0]))
+                  for key, t, c in cleaned]
         texts = [embed_text(title, c) for _, title, c in pieces]
         # A changed file (a mailbox with one new message, a note with one edited paragraph) keeps
         # the vectors of the chunks it still has: embedding is nearly all of indexing's cost.
