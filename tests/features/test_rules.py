@@ -285,8 +285,14 @@ def test_template_filler_is_removed_but_the_sources_own_brackets_stay():
 
     letter = ("Subject: Request to Move the Review\n\nDear [Recipient's Name],\n\nI cannot make it Friday.\n\n"
               "Best regards,\n\n[Your Name]")
-    assert without_template_filler(letter, "cant make it friday") == (
-        "Hello,\n\nI cannot make it Friday.\n\nBest regards,")
+    assert without_template_filler(letter, "cant make it friday") == "Hello,\n\nI cannot make it Friday."
+    # a closing with no name after it reads as cut off; one the source has, or one signed, stays
+    assert without_template_filler("Thanks for the update.\n\nKind regards,", "thx 4 update") == (
+        "Thanks for the update.")
+    assert without_template_filler("See you at 5.\n\nThanks,", "see u at 5\n\nThanks,") == "See you at 5.\n\nThanks,"
+    assert without_template_filler("See you at 5.\nBest regards,\nSam", "see u at 5\nSam") == (
+        "See you at 5.\nBest regards,\nSam")
+    assert without_template_filler("Best regards,", "hi") == "Best regards,"  # nothing else to show
     assert without_template_filler("Hi [Name]!\nSee you.", "see you") == "Hi!\nSee you."
     own = "Subject: budget [draft]\n\nDear [Team],\nsee [1]."
     assert without_template_filler(own, own) == own  # the user's subject line and brackets are theirs

@@ -263,6 +263,9 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
 _PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,40}\]")
 _GREETING = re.compile(r"(?im)^[ \t]*(dear|hi|hello|hey)[ \t]+(\[[^\[\]\n]{1,40}\])[ \t]*([,!]?)[ \t]*$")
 _SUBJECT = re.compile(r"(?i)\A\s*subject:[^\n]*\n+")
+_VALEDICTION = re.compile(r"(?im)^[ \t]*(?:(?:best|kind|warm|warmest|with best)[ \t]+(?:regards|wishes)|best|regards|"
+                          r"sincerely(?:[ \t]+yours)?|yours[ \t]+(?:sincerely|truly|faithfully)|respectfully|cheers|"
+                          r"all[ \t]+the[ \t]+best|thanks(?:[ \t]+again)?|thank[ \t]+you|many[ \t]+thanks)[ \t]*[,.!]?[ \t]*$")
 
 
 def without_template_filler(text: str, source: str) -> str:
@@ -278,7 +281,13 @@ def without_template_filler(text: str, source: str) -> str:
                          if invented(m[2]) else m[0], text)
     lines = [ln for ln in text.split("\n") if not ((slot := ln.strip()) and _PLACEHOLDER.fullmatch(slot)
                                                     and invented(slot))]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    # "Best regards," with no name after it (the "[Your Name]" slot went, or never came) reads
+    # as a letter cut off; a closing the source had stays.
+    last = text.rsplit("\n", 1)
+    if len(last) == 2 and _VALEDICTION.fullmatch(last[1]) and not _VALEDICTION.search(source):
+        text = last[0].rstrip()
+    return text
 
 
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
