@@ -278,3 +278,14 @@ def test_a_folder_where_a_file_belongs_is_one_line_in_every_command(tmp_path):
     for args in (["summarize", str(tmp_path)], ["stats", "--ledger", str(tmp_path)],
                  ["privacy", "scan", "--config", str(tmp_path), "-"], ["emoji", "-o", str(tmp_path), "cat"]):
         assert_one_line_error(tether(*args, stdin=b"hi"), "is a directory")
+
+
+def test_commands_that_need_no_privacy_scan_do_not_import_presidio():
+    """Importing presidio (with spaCy, and transformers when installed) took 4 to 8 s: every
+    `tether` command paid it, `--help` included, because `privacy scan` imported it at load."""
+    code = ("import sys; from tether.cli import main; sys.argv = ['tether', '--help']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('presidio_analyzer', 'spacy', 'transformers') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "privacy" in proc.stdout and proc.stdout.strip().splitlines()[-1] == "[]"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from tether.cli import cli
 from tether.cli._io import read_text
-from tether.privacy.guard import Outbound, PrivacyGuard, ScanReport
+
+if TYPE_CHECKING:  # presidio and spaCy take seconds to import: only `privacy scan` pays for them
+    from tether.privacy.guard import Outbound, ScanReport
 
 _TIER_TITLE = {"device": "device", "private_cloud": "private cloud", "third_party": "third party"}
 
@@ -53,6 +57,8 @@ def render_scan(report: ScanReport) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def scan_cmd(file: str, config_path: str | None, as_json: bool) -> None:
     """Show, for each tier, the text that would leave the device (FILE or - for stdin)."""
+    from tether.privacy.guard import PrivacyGuard
+
     guard = PrivacyGuard.from_file(config_path)  # an invalid config fails before reading input
     text = read_text(file)
     report = guard.scan(text)
