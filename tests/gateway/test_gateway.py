@@ -661,3 +661,47 @@ def test_legacy_functions_and_logprobs_off_the_device_are_400s(server):
 def test_a_base_url_without_v1_is_told_so(server):
     err = error(httpx.post(server.url + "/chat/completions", json={}, timeout=30), 404)
     assert "did you mean /v1/chat/completions" in err["message"]
+
+
+# ------------------------------------------------------------- n > 1
+
+
+def test_n_answers_are_the_seeded_single_answers_in_turn(client):
+    ask = dict(model="device", max_tokens=12, temperature=1.2, seed=41,
+               messages=[{"role": "user", "content": "Suggest a name for a pet turtle."}])
+    several = client.chat.completions.create(n=3, **ask)
+    singles = [client.chat.completions.create(**{**ask, "seed": 41 + i}) for i in range(3)]
+    assert [c.index for c in several.choices] == [0, 1, 2]
+    assert [c.message.content for c in several.choices] == [s.choices[0].message.content for s in singles]
+    assert len({c.message.content for c in several.choices}) > 1  # seed + i: not three copies
+    assert several.usage.prompt_tokens == singles[0].usage.prompt_tokens  # the prompt counts once
+    assert several.usage.completion_tokens == sum(s.usage.completion_tokens for s in singles)
+
+
+def test_n_streamed_gives_each_choice_in_turn_and_one_usage_chunk(client):
+    ask = dict(model="device", max_tokens=10, temperature=1.2, seed=7,
+               messages=[{"role": "user", "content": "Name a fruit."}])
+    plain = client.chat.completions.create(n=2, **ask)
+    chunks = list(client.chat.completions.create(n=2, stream=True, stream_options={"include_usage": True}, **ask))
+    order = [c.choices[0].index for c in chunks if c.choices]
+    assert order == sorted(order) and set(order) == {0, 1}
+    texts = {i: "".join(c.choices[0].delta.content or "" for c in chunks if c.choices and c.choices[0].index == i)
+             for i in (0, 1)}
+    assert texts == {i: plain.choices[i].message.content for i in (0, 1)}
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finishes) == 2 and len({c.id for c in chunks}) == 1
+    usage = [c.usage for c in chunks if c.usage is not None]
+    assert len(usage) == 1 and not chunks[-1].choices
+    assert usage[0].completion_tokens == plain.usage.completion_tokens
+
+
+def test_n_over_one_routes_to_the_device_and_is_bounded(server):
+    msgs = [{"role": "user", "content": "Hi"}]
+    r = chat(server, {"model": "auto", "messages": msgs, "n": 2, "max_tokens": 2})
+    assert r.status_code == 200, r.text
+    assert r.json()["tether"]["rule"] == "n" and len(r.json()["choices"]) == 2
+    assert error(chat(server, {"model": "private-cloud", "messages": msgs, "n": 2}), 400)["param"] == "n"
+    err = error(chat(server, {"model": "device", "messages": msgs, "n": 9}), 400)
+    assert err["param"] == "n" and "8" in err["message"]
+    err = error(chat(server, {"model": "device", "messages": msgs, "n": 0}), 400)
+    assert err["param"] == "n"

@@ -112,16 +112,22 @@ def _tool_count(chat: ChatRequest) -> int | None:
 
 def _device_only(chat: ChatRequest, tier: str) -> Decision | None:
     """Requests whose answer is defined by the device model: ``logprobs`` (only the device tier
-    returns them) and ``logit_bias`` (token ids of the device model's vocabulary)."""
-    asks = [name for name, on in (("logprobs", chat.logprobs), ("logit_bias", bool(chat.logit_bias))) if on]
+    returns them) and ``logit_bias`` (token ids of the device model's vocabulary); and ``n`` > 1,
+    several answers, which the device writes (a cloud call per answer would send the text n times)."""
+    asks = [name for name, on in (("logprobs", chat.logprobs), ("logit_bias", bool(chat.logit_bias)),
+                                  ("n", chat.n > 1)) if on]
     if not asks:
         return None
     if tier == "auto":
-        return Decision(DEVICE, asks[0], f"{' and '.join(asks)} refer to the device model's tokens, so it answers",
-                        {"asked": asks})
-    if tier != DEVICE and chat.logprobs:
-        raise GatewayError("logprobs are returned by the device tier only; use model auto or device", 400,
-                           "invalid_request", param="logprobs")
+        tokens = [a for a in asks if a != "n"]
+        why = ([f"{' and '.join(tokens)} refer to the device model's tokens"] if tokens else []) + (
+            [f"{chat.n} answers (n) are written on the device"] if chat.n > 1 else [])
+        return Decision(DEVICE, asks[0], f"{'; '.join(why)}, so it answers", {"asked": asks})
+    if tier != DEVICE and (chat.logprobs or chat.n > 1):
+        param = "logprobs" if chat.logprobs else "n"
+        what = "logprobs are returned" if chat.logprobs else "n > 1 (several answers) is served"
+        raise GatewayError(f"{what} by the device tier only; use model auto or device", 400, "invalid_request",
+                           param=param)
     return None
 
 

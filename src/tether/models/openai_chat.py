@@ -107,6 +107,9 @@ _NULL_MEANS_DEFAULT = ("temperature", "top_p", "n", "stream", "logprobs", "top_l
                        "functions", "function_call")
 
 
+MAX_CHOICES = 8  # ``n``: the device writes each answer in turn, so n answers take n times as long
+
+
 class ChatRequest(BaseModel):
     """A chat-completions request, typed as strictly as OpenAI's API types it ("4" is no integer)."""
 
@@ -124,7 +127,8 @@ class ChatRequest(BaseModel):
     response_format: dict[str, Any] | None = None
     logprobs: bool = Field(default=False, strict=True)
     top_logprobs: int = Field(default=0, ge=0, le=20, strict=True)
-    n: int = Field(default=1, ge=1, le=1, strict=True)
+    n: int = Field(default=1, ge=1, le=MAX_CHOICES, strict=True,
+                   description=f"answers to generate, one after another on the device (at most {MAX_CHOICES})")
     presence_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
     frequency_penalty: float = Field(default=0.0, ge=-2, le=2, strict=True)
     logit_bias: dict[str, float] | None = Field(default=None, description="token id (of the model that answers) → "
@@ -374,6 +378,9 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     Raises ``ContextWindowExceededError`` / ``GenerationError`` before the first yield
     when the request cannot run.
     """
+    if request.n > 1:
+        yield from _choices(engine, request, max_tokens_cap=max_tokens_cap, cancel=cancel, usage_out=usage_out)
+        return
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     with_logprobs = request.logprobs or request.top_logprobs > 0
@@ -430,6 +437,39 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     if problem:  # sent already, so no retry: end in an error, as a routed stream off the device does
         raise InvalidOutputError(f"the model's streamed answer broke the JSON schema: {problem}", done.text)
     yield from _stream_end(chunk({}, done.finish_reason), usage(done, decision), request, usage_out)
+
+
+def _choices(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int, cancel: threading.Event | None,
+             usage_out: dict[str, int] | None) -> Iterator[dict[str, Any]]:
+    """``n`` answers as one completion (or one stream: each choice's chunks in turn, by index).
+    Choice i samples with ``seed + i`` when the request has a seed: one seed would give n copies.
+    Usage counts the prompt once and every answer's tokens, as OpenAI's does."""
+    request_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    choices: list[dict[str, Any]] = []
+    prompt_tokens = completion_tokens = 0
+    last: dict[str, Any] = {}
+    for i in range(request.n):
+        one = request.model_copy(update={"n": 1, "seed": None if request.seed is None else request.seed + i})
+        used: dict[str, int] = {}
+        for item in run_chat(engine, one, max_tokens_cap=max_tokens_cap, cancel=cancel, usage_out=used):
+            item = {**item, "id": request_id, "created": created,
+                    "choices": [{**c, "index": i} for c in item["choices"]]}
+            if not request.stream:
+                choices += item["choices"]
+            elif item["choices"]:  # each answer's own usage chunk is left out: one for all comes last
+                last = item
+                yield item
+        prompt_tokens = prompt_tokens or used.get("prompt_tokens", 0)
+        completion_tokens += used.get("completion_tokens", 0)
+    total = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+             "total_tokens": prompt_tokens + completion_tokens}
+    if usage_out is not None:
+        usage_out.update(total)
+    if not request.stream:
+        yield {"id": request_id, "object": "chat.completion", "created": created, "model": engine.name,
+               "choices": choices, "usage": total}
+    elif request.include_usage:
+        yield {**last, "choices": [], "usage": total}
 
 
 def _chunk(request_id: str, created: int, model: str, delta: dict[str, Any], finish: str | None = None,
