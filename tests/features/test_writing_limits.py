@@ -32,17 +32,29 @@ def test_key_points_say_when_they_fall_back_to_the_texts_own_sentences():
     assert len(result.items) < len(sentences)
 
 
-def test_a_long_document_is_proofread_a_few_paragraphs_at_a_time():
+def test_a_long_document_is_proofread_a_few_paragraphs_at_a_time(monkeypatch):
     """2,000 words overflow one call (1.4× answer budget); by pieces they do not, and every edit
     still points at the right span of the whole text."""
     paragraphs = [f"Paragraph {i}. " + " ".join(f"On day {j} the team reviewd report {j} and shiped it." for j in range(12))
                   for i in range(14)]
     doc = "\n\n".join(paragraphs)
-    assert load(TINY).count_tokens(doc) > 2300
-    result = writing.proofread(doc, model=TINY)
-    assert result.original == doc
-    assert writing.apply_edits(doc, result.edits) == result.corrected
-    assert all(doc[e.start:e.end] == e.original for e in result.edits)
+    engine = load(TINY)
+    assert engine.count_tokens(doc) > 2300
+    pieces = writing._pieces(doc, lambda t: engine.count_tokens(t) <= writing.PROOFREAD_PIECE_TOKENS)
+    assert "".join(pieces) == doc and len(pieces) >= 4  # at the real size: whole paragraphs, joined back exactly
+    assert all(engine.count_tokens(p) <= writing.PROOFREAD_PIECE_TOKENS for p in pieces)
+    assert writing.PROOFREAD_PIECE_TOKENS * 2.4 + 300 < engine.context_window  # a piece and its answer fit
+    # The same path end to end, on pieces made small (generating 2,300 tokens took 4 minutes in CI).
+    monkeypatch.setattr(writing, "PROOFREAD_PIECE_TOKENS", 40)
+    short = "\n\n".join(p[:p.index("1 the")] + "1 the team reviewd report 1." for p in paragraphs[:3])
+    steps = []
+    result = writing.proofread(short, model=TINY, progress=lambda done, total: steps.append((done, total)))
+    assert steps == [(1, 3), (2, 3), (3, 3)]
+    assert result.original == short
+    assert writing.apply_edits(short, result.edits) == result.corrected
+    assert all(short[e.start:e.end] == e.original for e in result.edits)
+    first = short.split("\n\n")[0]
+    assert any(e.start > len(first) for e in result.edits)  # the later pieces' edits are placed in the whole text
 
 
 def test_a_text_too_long_for_one_call_is_summarized_from_its_parts():
