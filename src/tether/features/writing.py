@@ -80,7 +80,8 @@ def _complete(model: str, task: str, text: str, max_tokens: int | None = None, *
         max_tokens = answer_budget(session.engine, text)
         if fit:
             room = session.engine.context_window - session.token_count(prompt)
-            max_tokens = max(min(max_tokens, room), MIN_CONDENSED_BUDGET)  # too little room: the window error
+            # too little room: the window error; a long text's list stops at MAX_CONDENSED_BUDGET
+            max_tokens = max(min(max_tokens, room, MAX_CONDENSED_BUDGET), MIN_CONDENSED_BUDGET)
     sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
     response = session.respond(prompt, sampling=sampling)
     return clean_output(response.text, text), response.completion.finish_reason == "length"
@@ -324,6 +325,9 @@ def _sentences(text: str) -> list[str]:
 
 
 MIN_CONDENSED_BUDGET = 128  # tokens a list or table of a long text needs at least
+# ... and at most: about 25 items or rows. Unbounded, the 0.5B model "listed" a 2,250-token text
+# by copying all 75 of its sentences (1,773 tokens, 136 s); a list condenses, like a summary.
+MAX_CONDENSED_BUDGET = 640
 MAX_SUMMARY_SENTENCES = 3  # small models ignore "two sentences"; longer output is cut, never padded
 MAX_FALLBACK_ITEMS = 5  # an extractive fallback: the text's opening sentences, not all of them
 
