@@ -119,6 +119,20 @@ def test_parse_items_and_tables():
     assert parse_table("just text") == []
 
 
+def test_table_cells_do_not_repeat_their_topic_or_open_with_a_cut_clause():
+    from tether.features.writing import render_table, tidy_table
+
+    rows = [["Topic", "Fact"], ["Supporters", "supporters say it will cut car traffic."],
+            ["Plan", "which costs 12 million euros."], ["Shop owners", "worry about parking."],
+            ["Plan", "Plan"], ["Who", "who knows"], ["Budget", "thatched roofs cost more."]]
+    assert tidy_table(rows) == [["Topic", "Fact"], ["Supporters", "say it will cut car traffic."],
+                                ["Plan", "costs 12 million euros."], ["Shop owners", "worry about parking."],
+                                ["Plan", "Plan"], ["Who", "knows"], ["Budget", "thatched roofs cost more."]]
+    text = render_table(tidy_table(rows))
+    assert text.splitlines()[:3] == ["| Topic | Fact |", "|---|---|", "| Supporters | say it will cut car traffic. |"]
+    assert parse_table(text) == tidy_table(rows)  # what is shown is what the rows hold
+
+
 def test_a_huge_stack_prompt_is_bounded():
     items = [note(f"message number {i} " + "blah " * 100, minutes=i) for i in range(500)]
     prompt = N.format_stack(items)

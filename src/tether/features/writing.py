@@ -320,6 +320,33 @@ def parse_table(text: str) -> list[list[str]]:
     return [(r + [""] * width)[:width] for r in rows] if len(rows) >= 2 else []
 
 
+_RELATIVE = re.compile(r"(?:which|that|who)\s+(?=\w)")
+
+
+def tidy_table(rows: list[list[str]]) -> list[list[str]]:
+    """Cells that repeat their row's first cell, or open with the clause word the sentence was cut
+    at, read as the split sentence they came from: "Supporters | supporters say it will…" and
+    "Plan | which costs 12 million…" become "Supporters | say it will…", "Plan | costs 12 million…"."""
+    out = [rows[0]]
+    for row in rows[1:]:
+        head, cells = row[0], list(row[1:])
+        for i, cell in enumerate(cells):
+            if head and cell.lower().startswith(head.lower() + " ") and len(cell) > len(head) + 1:
+                cell = cell[len(head) + 1:]
+            if m := _RELATIVE.match(cell):
+                cell = cell[m.end():]
+            cells[i] = cell
+        out.append([head, *cells])
+    return out
+
+
+def render_table(rows: list[list[str]]) -> str:
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(rows[0]), "|" + "---|" * len(rows[0]), *(line(r) for r in rows[1:])])
+
+
 def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
@@ -376,7 +403,9 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
         rows = parse_table(out)
         if not rows:
             raise InvalidOutputError("the model did not produce a markdown table after a retry", out)
-        return SummaryResult(form=form, text=out, table=rows, model=model, duration_s=took, parts=parts)
+        rows = tidy_table(rows)
+        return SummaryResult(form=form, text=render_table(rows), table=rows, model=model, duration_s=took,
+                             parts=parts)
     items = parse_items(out) or _sentences(out)
     fallback = not items
     if fallback:  # deterministic and extractive: the text's opening sentences, never an invented fact
