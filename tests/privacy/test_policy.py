@@ -8,7 +8,7 @@ import pytest
 
 from tether.errors import PolicyError
 from tether.privacy import PrivacyConfig, PrivacyGuard, load_config, parse_config
-from tether.privacy.recognizers import PERSONAL, SECRETS
+from tether.privacy.entities import PERSONAL, SECRETS
 
 
 def test_defaults():

@@ -120,6 +120,20 @@ def test_ask_answers_from_retrieved_chunks(tmp_path: Path, corpus: dict[str, Pat
     assert "── ran on device: device (no_cloud)" in human.output
 
 
+def test_an_answer_that_stays_on_the_device_does_not_load_the_privacy_scanner(tmp_path: Path,
+                                                                              corpus: dict[str, Path]) -> None:
+    """With no cloud, nothing leaves, so `tether ask` need not import presidio and spaCy (4 s here)."""
+    db = str(tmp_path / "i.sqlite")
+    Index.open(db).add([corpus["mail"].parent])
+    code = ("import sys; from tether.cli import main\n"
+            f"sys.argv = ['tether', 'ask', 'When is the dentist check-up?', '--db', {db!r}, '--model', 'smollm2-135m']\n"
+            "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+            "print('loaded:', sorted(m for m in ('presidio_analyzer', 'spacy') if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "ran on device" in p.stdout and p.stdout.strip().splitlines()[-1] == "loaded: []"
+
+
 def test_retrieved_text_passes_the_privacy_guard_before_leaving(tmp_path: Path) -> None:
     from tether.search.ask import build_context, context_for
 

@@ -14,19 +14,28 @@ import os as _os
 # presidio imports transformers (unused here), which prints a PyTorch advisory on stderr.
 _os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
-from tether.privacy.detect import Detector, Span, get_detector
-from tether.privacy.guard import EntityCount, Outbound, PrivacyGuard, ScanReport
-from tether.privacy.policy import (
-    TIERS,
-    Action,
-    DetectionConfig,
-    PrivacyConfig,
-    Tier,
-    load_config,
-    parse_config,
-)
-from tether.privacy.pseudonymize import PseudonymSession, StreamRestorer
-from tether.privacy.recognizers import BUILTIN_ENTITIES, PERSONAL, SECRETS
+# Loaded on first use: the detector's modules import presidio and spaCy (seconds), which the
+# policy, the router's consent check and a search answered on the device do not need.
+_EXPORTS = {
+    "Detector": "detect", "Span": "detect", "get_detector": "detect",
+    "EntityCount": "guard", "Outbound": "guard", "PrivacyGuard": "guard", "ScanReport": "guard",
+    "TIERS": "policy", "Action": "policy", "DetectionConfig": "policy", "PrivacyConfig": "policy", "Tier": "policy",
+    "load_config": "policy", "parse_config": "policy",
+    "PseudonymSession": "pseudonymize", "StreamRestorer": "pseudonymize",
+    "BUILTIN_ENTITIES": "entities", "PERSONAL": "entities", "SECRETS": "entities",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether.privacy' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"tether.privacy.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BUILTIN_ENTITIES",

@@ -19,10 +19,9 @@ from collections.abc import Iterable, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from tether.errors import InputError
+from tether.privacy.entities import BUILTIN_ENTITIES, SECRETS
 from tether.privacy.policy import DetectionConfig
 from tether.privacy.recognizers import (
-    BUILTIN_ENTITIES,
-    SECRETS,
     RegexPattern,
     RegexRecognizer,
     builtin_recognizers,

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tether.errors import PolicyError
-from tether.privacy.recognizers import BUILTIN_ENTITIES, SECRETS
+from tether.privacy.entities import BUILTIN_ENTITIES, SECRETS
 
 Action = Literal["allow", "pseudonymize", "keep_on_device"]
 Tier = Literal["device", "private_cloud", "third_party"]

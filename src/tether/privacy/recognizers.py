@@ -19,21 +19,7 @@ from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerR
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-PERSONAL = (
-    "PERSON",
-    "EMAIL_ADDRESS",
-    "PHONE_NUMBER",
-    "CREDIT_CARD",
-    "IBAN_CODE",
-    "IP_ADDRESS",
-    "US_SSN",
-    "STREET_ADDRESS",
-    "LOCATION",
-    "DATE_OF_BIRTH",
-    "ID_NUMBER",
-)
-SECRETS = ("API_KEY", "PASSWORD", "PRIVATE_KEY")
-BUILTIN_ENTITIES = PERSONAL + SECRETS
+from tether.privacy.entities import SECRETS
 
 # Offline: use tldextract's bundled public-suffix snapshot, never the network.
 _TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_snapshot=True)

@@ -8,14 +8,16 @@ device. The answer carries the router's decision, so the user sees where and why
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from tether.privacy.guard import Outbound, PrivacyGuard
 from tether.privacy.policy import Tier
-from tether.privacy.pseudonymize import PseudonymSession
 from tether.search.query import Hit
+
+if TYPE_CHECKING:  # the guard imports presidio and spaCy: an answer that stays on the device needs neither
+    from tether.privacy.guard import Outbound, PrivacyGuard
+    from tether.privacy.pseudonymize import PseudonymSession
 
 MAX_CONTEXT_CHARS = 2400
 INSTRUCTIONS = ("You answer questions about the user's own mail, calendar and files. Use only the numbered "
@@ -86,7 +88,10 @@ def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS, *, guard:
 def context_for(hits: list[Hit], tier: Tier, *, guard: PrivacyGuard | None = None,
                 session: PseudonymSession | None = None) -> Outbound:
     """What ``tier`` would receive of the retrieved text, after the privacy policy."""
-    guard = guard or PrivacyGuard.from_file()
+    if guard is None:
+        from tether.privacy.guard import PrivacyGuard
+
+        guard = PrivacyGuard.from_file()
     session = session or guard.session()
     return guard.prepare(build_context(hits, guard=guard), tier, session=session)
 
@@ -102,7 +107,9 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
 
     if router is None:
         router = Router.from_config(RouterConfig.load(device_model=model))
-    context = build_context(hits, guard=router.guard)
+    # The excerpts are cut clear of personal values only where they may leave the device.
+    may_leave = tier != "device" and (router.private_cloud is not None or router.third_party is not None)
+    context = build_context(hits, guard=router.guard if may_leave else None)
     prompt = f"{_EXCERPTS}{context}{_QUESTION}{question}" if context else f"(no excerpts found){_QUESTION}{question}"
     req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
                        max_tokens=max_tokens, tier=tier, consent=consent)
