@@ -178,6 +178,9 @@ def test_a_hub_model_already_downloaded_is_found_and_verified_offline(own_cache,
     cached = _fill_hub_cache(own_cache, "owner/repo", "model.gguf", real)
     assert catalog.pull("hf:owner/repo/model.gguf", progress=False) == cached
     assert catalog.verify("hf:owner/repo/model.gguf", progress=False) == cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline, a cached file is still served
+    assert catalog.pull("hf:owner/repo/model.gguf", progress=False) == cached
+    monkeypatch.delenv("HF_HUB_OFFLINE")
     _fill_hub_cache(own_cache, "owner/junk", "model.gguf", b"<html>not a model</html>")
     with pytest.raises(ModelUnavailableError, match="is not a GGUF model file"):
         catalog.pull("hf:owner/junk/model.gguf", progress=False)

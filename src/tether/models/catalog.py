@@ -311,8 +311,10 @@ def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
         from huggingface_hub import hf_hub_download
     except ImportError as exc:  # pragma: no cover - it is a pinned dependency
         raise ModelUnavailableError(spec.name, "huggingface_hub is not installed") from exc
+    # Read here, not through huggingface_hub, which reads it once at import: set later (by a
+    # program embedding Tether, or a test), it was ignored and the download retried for ~25 s.
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
-    why_not = None if offline else _hub_reachable()
+    why_not = "HF_HUB_OFFLINE=1 is set and the file is not cached" if offline else _hub_reachable()
     if why_not is not None:
         cached = _hub_cached(source)
         if cached is not None:
