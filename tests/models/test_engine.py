@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, StringConstraints
 
 from tether.errors import ContextWindowExceededError, GenerationCancelledError, InputError
-from tether.models.engine import Completion, Message, Sampling, load
+from tether.models.engine import N_BATCH, Completion, Message, Sampling, load
 
 HELLO = [Message("user", "Say hello to Ada in one short sentence.")]
 
@@ -291,8 +291,9 @@ def test_a_character_cut_by_the_token_limit_is_dropped_not_replaced(tiny):
 def test_a_cancel_during_a_long_prompt_stops_it_between_batches(tiny):
     """llama.cpp reads a whole prompt in one call; with a cancel event the engine reads it in batches
     and stops between them. The answer is the same when nobody cancels."""
-    words = " ".join(f"w{i}" for i in range(700))  # about 2,700 tokens: several batches
+    words = " ".join(f"w{i}" for i in range(340))  # about 1,300 tokens: three batches
     prompt = [Message("user", "Summarize: " + words)]
+    assert len(tiny.tokenize_chat(prompt)) > 2 * N_BATCH
     plain = tiny.complete(prompt, Sampling.greedy(6)).text
     tiny.llm.reset()
     assert tiny.complete(prompt, Sampling.greedy(6), cancel=threading.Event()).text == plain
