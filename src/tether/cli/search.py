@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -46,10 +45,9 @@ def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool
 
     One run at a time per index: a second run waits for the first (and then re-reads nothing it indexed)."""
     from tether.search.index import check_new_paths
-    from tether.search.store import default_path
+    from tether.search.store import default_path, holds_index
 
-    target = Path(db).expanduser() if db else default_path()
-    if not target.is_file() or target.stat().st_size == 0:  # a new index: a missing path cannot be in it
+    if not holds_index(db or default_path()):  # a new index: a missing path cannot be in it,
         check_new_paths(paths)  # so a typo leaves no index file (nor lock) behind
     idx = _open(db, create=True)
     report = idx.add(paths, progress=not as_json, wait=0 if no_wait else None, on_wait=lambda: _waiting(idx))

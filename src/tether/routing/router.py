@@ -270,11 +270,16 @@ class Router:
 
             kwargs["ledger"] = Ledger(config.ledger)
         router = cls(config, **kwargs)
-        if router.private_cloud is not None or router.third_party is not None:
+        if router.can_send_away:
             _ = router.privacy_config  # a broken privacy config fails now, not on the first cloud request
         return router
 
     # ------------------------------------------------------------- parts
+
+    @property
+    def can_send_away(self) -> bool:
+        """Whether any tier off the device is configured: without one, no text can leave."""
+        return self.private_cloud is not None or self.third_party is not None
 
     @property
     def guard(self):

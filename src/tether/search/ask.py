@@ -108,7 +108,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
     if router is None:
         router = Router.from_config(RouterConfig.load(device_model=model))
     # The excerpts are cut clear of personal values only where they may leave the device.
-    may_leave = tier != "device" and (router.private_cloud is not None or router.third_party is not None)
+    may_leave = tier != "device" and router.can_send_away
     context = build_context(hits, guard=router.guard if may_leave else None)
     prompt = f"{_EXCERPTS}{context}{_QUESTION}{question}" if context else f"(no excerpts found){_QUESTION}{question}"
     req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",

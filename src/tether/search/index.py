@@ -139,10 +139,7 @@ class Index:
         once, ``wait=N`` after N seconds. ``on_wait`` is called once if this call has to wait."""
         if isinstance(paths, (str, bytes, os.PathLike)):
             raise InputError("add() takes a list of paths, e.g. index.add([folder])")
-        named = [_absolute(raw) for raw in paths]  # argument errors come before any wait
-        for p in named:
-            if _shown(p) != str(p):  # SQLite holds UTF-8 text: such a name can be neither stored nor matched
-                raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+        named = [_storable(raw) for raw in paths]  # argument errors come before any wait
         _check_wait(wait)
         with self._writing(wait, on_wait):
             return self._add(named, progress)
@@ -408,11 +405,18 @@ def check_new_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
     """``InputError`` unless every path is a file or folder now. For an index not made yet (where
     no path can be an indexed file since deleted), so a typo writes nothing, not even the index."""
     for raw in paths:
-        p = _absolute(raw)
-        if _shown(p) != str(p):
-            raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+        p = _storable(raw)
         if not (p.is_dir() or p.is_file()):
             raise _not_addable(p)
+
+
+def _storable(raw: str | os.PathLike[str]) -> Path:
+    """``raw`` made absolute; ``InputError`` if SQLite, which holds UTF-8 text, could neither store
+    nor match it."""
+    p = _absolute(raw)
+    if _shown(p) != str(p):
+        raise InputError(f"{_shown(p)}: the path is not valid UTF-8; rename it (or index its parent folder)")
+    return p
 
 
 def _not_addable(p: Path) -> InputError:

@@ -98,6 +98,12 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     return con
 
 
+def holds_index(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a Tether index already (False: missing or empty, so ``connect`` would
+    make a new one); anything else there is an ``IndexStoreError``, as ``connect`` would raise."""
+    return _inspect(Path(path).expanduser()) == "ours"
+
+
 def _inspect(path: Path) -> str:
     """"missing", "empty" (no bytes, or no tables) or "ours", found read-only; anything else
     raises ``IndexStoreError``."""
