@@ -168,6 +168,36 @@ def test_addresses_and_keys_written_to_dodge_a_filter(guard, entity, text, value
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
 
 
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("EMAIL_ADDRESS", "Mail bob@corp.local about it", "bob@corp.local"),
+    ("EMAIL_ADDRESS", "cc alice.k@build.internal, thanks", "alice.k@build.internal"),
+    ("EMAIL_ADDRESS", "ssh deploy@db01.prod.lan and restart", "deploy@db01.prod.lan"),
+    ("EMAIL_ADDRESS", "my router is admin@router.home.arpa.", "admin@router.home.arpa"),
+    ("IP_ADDRESS", "The printer is at 192.168.001.023 now.", "192.168.001.023"),
+    ("STREET_ADDRESS", "I live at 42 Zorgvlietstraat, Leiden.", "42 Zorgvlietstraat"),
+    ("STREET_ADDRESS", "Our address is: 17 Kolmikulma", "17 Kolmikulma"),
+    ("STREET_ADDRESS", "Send it to 9 Fitjabraut please.", "9 Fitjabraut"),
+    # the house number joins the street across one street word no pattern knows
+    ("STREET_ADDRESS", "Bela Sisneros\n\n49368 R Poeta João Ruiz 1\n Apt. 940", "49368 R Poeta João Ruiz 1"),
+    ("STREET_ADDRESS", "We'll meet at the hotel, 292 πλατεία Καραισκάκη 26, Athens", "292 πλατεία Καραισκάκη 26"),
+    ("STREET_ADDRESS", "Čedomir N. Brkić lives at 49828 3 route de Lyon, IVRY-SUR-SEINE", "49828 3 route de Lyon"),
+])
+def test_values_presidio_does_not_validate(guard, entity, text, value):
+    """Intranet domains (no public suffix), zero-padded IPs, a house number before an unknown street."""
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+@pytest.mark.parametrize("text", ["Use icon@2x.png and npm i lodash@4.17.21 or react@next.",
+                                  "Upgrade to v1.2.3.4 or 1.02.3.456 today."])
+def test_file_names_and_versions_are_no_address(guard, text):
+    assert _found(guard, text) == {}
+
+
+def test_a_number_before_a_street_joins_it_only_when_it_touches_it(guard):
+    found = _found(guard, "Rooms 2 and 893 Via Leopardi 83; call 5551234567890 Hauptstraße 5")
+    assert found["STREET_ADDRESS"] == ["893 Via Leopardi 83", "Hauptstraße 5"], found
+
+
 def test_a_private_key_without_its_begin_line_is_still_a_key(guard):
     """A search chunk can start mid-key: its body lines and END line must keep it on the device."""
     body = "\n".join(("MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" + "x" * 12)[:64] for _ in range(5))

@@ -224,7 +224,7 @@ class Detector:
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
                      if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))]
             if extra:
-                spans = resolve_overlaps(spans + extra, text)
+                spans = with_house_numbers(resolve_overlaps(spans + extra, text), text)
         return propagate(spans, text, allow=self._allow)
 
 
@@ -284,17 +284,33 @@ def _triples(spans: Iterable[Span]) -> list[tuple[str, int, int]]:
     return [(s.entity_type, s.start, s.end) for s in spans]
 
 
+# "live at 42 <a name the model read as a person or place>": the name is a street.
+_ADDRESS_CUE_AND_NUMBER = re.compile(r"(?i:(?<![\w])(?:at|to|address(?:[ \t]+is)?[ \t]*:))[ \t]+"
+                                     r"(\d{1,5}[A-Za-z]?,?[ \t]+)$")
+
+
+_NUMBER_AND_STREET_WORD = re.compile(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+(?:(?!(?:and|or|to|at|on|in|of|the|by|"
+                                     r"for|from|near|x)[ \t])(?:[^\W\d_A-Z][^\W\d_]{0,11}|[A-Z][a-z]?\.?)[ \t]+)?$")
+
+
 def with_house_numbers(spans: list[Span], text: str) -> list[Span]:
-    """A street address takes in the number right before it ("893 Via Leopardi 83"): a building
-    number or postcode the street pattern did not start with."""
+    """A street address takes in the number right before it ("893 Via Leopardi 83"), also across
+    one street word the patterns do not know ("292 πλατεία Καραισκάκη 26", "49368 R Poeta João
+    Ruiz 1"): a building number or postcode the street pattern did not start with. A person or
+    place after an address cue and a number ("live at 42 Zorgvliet") is a street too."""
     out: list[Span] = []
     for s in spans:
+        window = max(0, s.start - 24), s.start  # a lookbehind still sees the text before the window
         if s.entity_type == "STREET_ADDRESS":
-            m = re.search(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$", text[max(0, s.start - 12):s.start])
+            m = _NUMBER_AND_STREET_WORD.search(text, *window)
             if m:
                 start = s.start - len(m.group())
                 if not out or out[-1].end <= start:
                     s = s.model_copy(update={"start": start, "text": text[start:s.end]})
+        elif s.entity_type in ("PERSON", "LOCATION") and (m := _ADDRESS_CUE_AND_NUMBER.search(text, *window)):
+            start = s.start - len(m.group(1))
+            if not out or out[-1].end <= start:
+                s = s.model_copy(update={"entity_type": "STREET_ADDRESS", "start": start, "text": text[start:s.end]})
         out.append(s)
     return out
 

@@ -699,6 +699,7 @@ _STREET_PATTERNS = [
     # 12 rue de Rivoli, 4698 rue des Églises Est, 7 Avenue des Champs-Élysées
     RegexPattern("number_then_street_word",
                  r"\b\d{1,5}[A-Za-z]?,?[ \t]+(?:(?i:rue|chemin|allée|impasse|quai|calle|avenida|rua|viale|piazza|corso)|"
+                 r"route|place|cours|avenue|boulevard|"
                  r"Via|Avenue|Boulevard)(?:[ \t]+(?:(?:des|de|du|la|le|les|della|del|di|da|dos|das|do)\b"
                  r"|[dl]['’][A-ZÀ-Þ][\w\-]*|[A-ZÀ-Þ][\w'’\-]*)){1,5}", 0.7),
     # "the corner of Escada Feijão 41 and Bermúdez Roads"
@@ -707,6 +708,10 @@ _STREET_PATTERNS = [
     # Hauptstraße 5, Strojírenská 1006, Kongensgade 12
     RegexPattern("suffix_street", r"\b[A-ZÀ-Ž][\w'’\-]{0,40}(?:straße|strasse|str\.|gasse|weg|allee|platz|vej|gade|"
                  r"gatan|vägen|veien|laan|straat|plein|ská|ní|ova|ulica|utca|katu|tie)[ \t]+\d{1,5}[A-Za-z]?\b",
+                 0.65),
+    # 42 Zorgvlietstraat, 7 Kongensgade: the number first, the street word ends in its suffix
+    RegexPattern("number_then_suffix_street", r"\b\d{1,5}[A-Za-z]?,?[ \t]+[A-ZÀ-Ž][\w'’\-]{0,40}(?:straße|strasse|"
+                 r"gasse|weg|allee|platz|vej|gade|gatan|vägen|veien|laan|straat|plein|gracht|kade|ulica|utca|katu)\b",
                  0.65),
     RegexPattern("po_box", r"(?i)\b(?:P\.?\s?O\.?\s+Box|Postbox|Box)\s+\d{1,6}\b", 0.7),
     RegexPattern("unit", r"\b(?:Apt|Apartment|Suite|Ste|Unit|Flat)\.?\s*#?\d+[A-Za-z]?\b", 0.7),
@@ -969,6 +974,24 @@ _OBFUSCATED_EMAIL_PATTERNS = [
                  r"[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.8, validate=_email_domain_ok),
 ]
 
+# Names reserved for private networks (RFC 6762, 8375, 2606; ICANN's .internal) and the usual
+# intranet ones: no public suffix, so presidio's validator drops "bob@corp.local".
+_PRIVATE_SUFFIX = r"(?:local|localdomain|localhost|internal|intranet|intra|lan|corp|home|private|priv|test|example|" \
+                  r"invalid|home\.arpa)"
+_INTERNAL_EMAIL = RegexPattern(
+    "internal_domain", rf"(?i)(?<![\w.+\-:])[\w.+\-]{{1,64}}@(?:[a-z0-9\-]{{1,63}}\.){{1,8}}{_PRIVATE_SUFFIX}(?![\w\-]|\.\w)",
+    0.85)
+
+
+def _octets_with_leading_zeros(value: str) -> bool:
+    parts = value.split(".")
+    return all(int(p) <= 255 for p in parts) and any(len(p) > 1 and p[0] == "0" for p in parts)
+
+
+# "192.168.001.023": presidio's recognizer reads no octet with a leading zero.
+_ZERO_PADDED_IP = RegexPattern("zero_padded_ipv4", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)", 0.6,
+                               validate=_octets_with_leading_zeros)
+
 # A profile address names its person: linkedin.com/in/<who>, calendly.com/<who>.
 _PROFILE_HANDLE = RegexPattern(
     "profile_url", r"(?i)\b(?:(?:linkedin\.com/in|calendly\.com|cal\.com|twitter\.com|x\.com|facebook\.com|"
@@ -1017,6 +1040,8 @@ def builtin_recognizers() -> list[EntityRecognizer]:
     """Tether's own recognizers: secrets, street addresses, dates of birth."""
     return [
         RegexRecognizer("EMAIL_ADDRESS", _OBFUSCATED_EMAIL_PATTERNS, name="email_obfuscated"),
+        RegexRecognizer("EMAIL_ADDRESS", [_INTERNAL_EMAIL], name="email_internal_domain"),
+        RegexRecognizer("IP_ADDRESS", [_ZERO_PADDED_IP], name="ip_zero_padded"),
         RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
         RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
         RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
