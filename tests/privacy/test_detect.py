@@ -193,6 +193,22 @@ def test_file_names_and_versions_are_no_address(guard, text):
     assert _found(guard, text) == {}
 
 
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("PERSON", "Link: https://shop.example.com/track?name=Zbigniew+Wojcik&order=7", "Zbigniew+Wojcik"),
+    ("LOCATION", "https://maps.example.com/?q=pizza&city=K%C3%B3rnik", "K%C3%B3rnik"),
+    ("PHONE_NUMBER", "https://example.com/cb?phone=%2B48+601+234+567&x=1", "%2B48+601+234+567"),
+    ("PERSON", "https://crm.example.com/c?lastName=Wojcik", "Wojcik"),
+])
+def test_personal_values_in_a_url_query_are_found_by_their_field(guard, entity, text, value):
+    start = text.index(value)
+    assert any(s.entity_type == entity and s.start <= start and start + len(value) <= s.end
+               for s in guard.detect(text)), _found(guard, text)
+
+
+def test_url_query_values_that_are_no_personal_data_are_left_alone(guard):
+    assert _found(guard, "https://example.com/files?name=report.pdf&page=2&city=&sort=name") == {}
+
+
 def test_a_number_before_a_street_joins_it_only_when_it_touches_it(guard):
     found = _found(guard, "Rooms 2 and 893 Via Leopardi 83; call 5551234567890 Hauptstraße 5")
     assert found["STREET_ADDRESS"] == ["893 Via Leopardi 83", "Hauptstraße 5"], found

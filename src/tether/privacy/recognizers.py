@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import unquote_plus
 
 import tldextract
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
@@ -816,6 +817,8 @@ FIELD_TYPES = {name: entity for entity, names in _FIELDS.items() for name in nam
 _JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
 _LINE_FIELD = re.compile(r"(?m)^[ \t]*(?:-[ \t]+)?(?P<k>[A-Za-z][\w\-]{0,40})[ \t]*[:=][ \t]*[\"']?"
                          r"(?P<v>[^\s\"'#][^\n\"'#]{0,100}?)[\"']?[ \t]*(?:[ \t]#.*)?$")
+_URL_FIELD = re.compile(r"[?&;](?P<k>[A-Za-z][\w\-.\[\]]{0,40})=(?P<v>[^&#\s\"'<>]{1,200})")
+_FULL_NAME = re.compile(r"[^\W\d_a-z][^\W\d_]+(?: [^\W\d_a-z][^\W\d_'\-]+){1,3}")
 _PROSE_LABELS = {"first", "last", "pass", "secret", "token", "address", "street", "cell"}
 _EMPTY_VALUES = {"", "-", "--", "n/a", "na", "none", "null", "nil", "unknown", "tbd", "todo", "***", "redacted", "true",
                  "false", "yes", "no"}
@@ -884,6 +887,15 @@ class FieldRecognizer(EntityRecognizer):
             add(entity, *m.span("v"), "key: value")
         for entity, start, end in table_cells(text):
             add(entity, start, end, "table column")
+        for m in _URL_FIELD.finditer(text):
+            # "?name=Zbigniew+Wojcik&city=K%C3%B3rnik": the value is read decoded, replaced as written
+            key, value = m.group("k"), unquote_plus(m.group("v"))
+            if key.lower() in ("name", "fullname", "full_name", "user[name]"):
+                if _FULL_NAME.fullmatch(value):
+                    add("PERSON", *m.span("v"), "URL query")
+            elif (entity := field_type(key)) in ("PERSON", "LOCATION", "STREET_ADDRESS", "DATE_OF_BIRTH",
+                                                "PHONE_NUMBER", "US_SSN") and _field_value_ok(entity, value):
+                add(entity, *m.span("v"), "URL query")
         return out
 
 
