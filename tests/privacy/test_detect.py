@@ -337,6 +337,7 @@ def _precise(guard: PrivacyGuard, text: str) -> list[tuple[str, str]]:
     ("We'll meet at 893 Via Leopardi 83, Lirone", ("STREET_ADDRESS", "893 Via Leopardi 83")),
     ("Call +1-378-995-8604x902 after six.", ("PHONE_NUMBER", "+1-378-995-8604x902")),
     ("Margrethe Sørensen\n\nDot Lake\nUnited States", ("LOCATION", "United States")),  # short forms of countries
+    ("Saber Mailly\n\nArtilleros\nUruguay", ("LOCATION", "Artilleros")),  # addressee, town, country
 ])
 def test_precise_rules(guard, text, expected):
     assert expected in _precise(guard, text), _precise(guard, text)
@@ -346,6 +347,7 @@ def test_precise_rules(guard, text, expected):
     ("Date: 2024-10-23 06:44:03.566113", []),  # seconds of a timestamp are no phone number
     ("Translate this into French for our React app.", []),  # languages and software are no people
     ("Hi Anna, I'm contacting you about a problem.", [("PERSON", "Anna")]),  # "I'm" is not listed with her
+    ("Thanks,\n\nGreat work\nUruguay", [("LOCATION", "Uruguay")]),  # no addressee above: no town
 ])
 def test_precise_rules_do_not_overreach(guard, text, expected):
     assert _precise(guard, text) == expected

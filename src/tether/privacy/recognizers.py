@@ -790,6 +790,11 @@ def country_names() -> frozenset[str]:
     return frozenset({c.split(",")[0].split(" (")[0] for c in Provider.countries} | _COUNTRY_ALIASES)
 
 
+@functools.cache
+def _country_lines() -> frozenset[str]:
+    return frozenset(n for c in country_names() for n in (c, c.upper()))
+
+
 def country_recognizer() -> RegexRecognizer:
     """Country names (Faker's list) in Title or upper case: the small model misses many."""
     names = sorted(country_names(), key=len, reverse=True)
@@ -1160,6 +1165,17 @@ def postal_block_lines(text: str, spans: Sequence[tuple[str, int, int]]) -> list
             else:
                 break
             j -= 1
+    # "Saber Mailly / Artilleros / Uruguay": with no street line, the short line between an
+    # addressee (across one blank line) and a line that is only a country is the town.
+    for j in range(2, len(lines)):
+        if text[lines[j][0]:lines[j][1]].strip() not in _country_lines():
+            continue
+        town = text[lines[j - 1][0]:lines[j - 1][1]].strip()
+        if not (addressy(j - 1, _ADDRESS_TYPES | {"PERSON"}) and town[:1].isupper() and len(town.split()) <= 3):
+            continue
+        k = j - 2 if text[lines[j - 2][0]:lines[j - 2][1]].strip() else j - 3
+        if k >= 0 and "PERSON" in on_line[k] and addressy(k, {"PERSON"}):
+            out.add(j - 1)
     result = []
     for j in sorted(out):
         a, b = lines[j]
