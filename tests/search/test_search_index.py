@@ -539,3 +539,44 @@ def test_decomposed_text_is_indexed_as_typed_queries_spell_it(index: Index, tmp_
     assert top_paths(index, "Noël", 3, "bm25") == ["cafe.md"]
     hit = index.search("서울 출장", 1, "bm25")[0]
     assert unicodedata.is_normalized("NFC", hit.text) and "서울 출장" in hit.text
+
+
+def test_an_index_built_by_an_older_reader_is_read_again_at_the_next_add(tmp_path: Path) -> None:
+    """A v1 index (before the schema knew its reader) holds a decomposed note as the old reader
+    stored it; the file does not change, yet the next add reads it again, re-embedding nothing."""
+    import unicodedata
+
+    from tether.search.index import READER_VERSION
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "seoul.md").write_text(unicodedata.normalize("NFD", "서울 출장 일정: 금요일 회의"))
+    (notes / "other.md").write_text("Groceries: milk, eggs, bread")
+    db = tmp_path / "old.sqlite"
+    idx = Index.open(db)
+    idx.add([notes])
+    # What the first Tether wrote: the chunk text as read (NFD), no reader column, schema v1.
+    con = idx.con
+    rows = con.execute("SELECT id, doc_id, ord, vec, item, title, text FROM chunks").fetchall()
+    con.execute("DELETE FROM chunks")  # through the triggers, so the FTS table follows
+    con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
+                    [(*r[:5], unicodedata.normalize("NFD", r[5]), unicodedata.normalize("NFD", r[6])) for r in rows])
+    con.execute("ALTER TABLE documents DROP COLUMN reader")
+    con.execute("PRAGMA user_version=1")
+    idx.close()
+
+    old = Index.open(db, create=False)  # migrates to v2: both documents were read by reader 1
+    assert old.con.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert old.status().outdated == 2 and READER_VERSION > 1
+    import subprocess
+
+    shown = subprocess.run([sys.executable, "-m", "tether", "index", "status", "--db", str(db)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "2 documents were read by an older Tether" in shown
+    assert top_paths(old, "출장", 3, "bm25") == []  # the old reader's text: not findable as typed
+    report = old.add([notes])
+    assert (report.updated, report.unchanged, report.embedded) == (2, 0, 1)  # only the changed text is embedded
+    assert top_paths(old, "출장", 3, "bm25") == ["seoul.md"] and old.status().outdated == 0
+    again = old.add([notes])
+    assert (again.updated, again.unchanged) == (0, 2)
+    old.close()

@@ -75,6 +75,9 @@ def status_cmd(db: str | None, as_json: bool) -> None:
     kinds = ", ".join(f"{k} {n}" for k, n in st.by_kind.items()) or "empty"
     click.echo(f"{st.path}\n{st.documents} documents ({kinds}), {st.chunks} chunks, "
                f"{st.file_bytes / 2**20:.1f} MiB on disk\nmodel: {st.model}")
+    if st.outdated:
+        click.echo(f"{st.outdated} documents were read by an older Tether; "
+                   f"`tether index add` on their files or folders reads them again")
     for p, f in st.flagged.items():
         click.echo(f"flagged {p}: {', '.join(f)}")
     for s in st.skipped:

@@ -33,6 +33,9 @@ from tether.text import replace_surrogates, require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EMBED_BATCH = 32
+# How files become chunks. Raise it when that changes what an unchanged file gives, so indexes
+# built before are read again at their next add. 2: text in NFC (a decomposed note was unfindable).
+READER_VERSION = 2
 
 
 class Skipped(BaseModel):
@@ -61,6 +64,7 @@ class IndexStatus(BaseModel):
     flagged: dict[str, list[str]]
     file_bytes: int
     model: str
+    outdated: int = 0  # documents an older Tether read; the next add of their files reads them again
 
 
 class Index:
@@ -254,8 +258,10 @@ class Index:
             return self._skip(report, path, f"cannot stat ({exc.strerror})")
         if not stat.S_ISREG(st.st_mode):  # a pipe would block the read forever
             return self._skip(report, path, "not a regular file")
-        row = self.con.execute("SELECT id, mtime_ns, size, sha256 FROM documents WHERE path=?", (path,)).fetchone()
-        if row and row[1] == st.st_mtime_ns and row[2] == st.st_size:
+        row = self.con.execute("SELECT id, mtime_ns, size, sha256, reader FROM documents WHERE path=?",
+                               (path,)).fetchone()
+        current = row is not None and row[4] >= READER_VERSION  # else read again: this Tether reads it better
+        if current and row[1] == st.st_mtime_ns and row[2] == st.st_size:
             report.unchanged += 1
             return None
         if st.st_size > MAX_FILE_BYTES:
@@ -267,7 +273,7 @@ class Index:
         if raw is None:  # swapped for a pipe or device after the stat above, or grown past the limit
             return self._skip(report, path, "not a regular file (it changed while being read)")
         sha = hashlib.sha256(raw).hexdigest()
-        if row and row[3] == sha:
+        if current and row[3] == sha:
             with self._tx():
                 self.con.execute("UPDATE documents SET mtime_ns=?, size=? WHERE id=?", (st.st_mtime_ns, st.st_size, row[0]))
             report.unchanged += 1
@@ -301,8 +307,10 @@ class Index:
             self.con.execute("DELETE FROM documents WHERE path=?", (path,))
             self.con.execute("DELETE FROM skipped WHERE path=?", (path,))
             cur = self.con.execute(
-                "INSERT INTO documents(path, kind, mtime_ns, size, sha256, flags, indexed_at) VALUES (?,?,?,?,?,?,?)",
-                (path, doc.kind, st.st_mtime_ns, st.st_size, sha, ",".join(dict.fromkeys(doc.flags)), time.time()))
+                "INSERT INTO documents(path, kind, mtime_ns, size, sha256, flags, indexed_at, reader) "
+                "VALUES (?,?,?,?,?,?,?,?)",
+                (path, doc.kind, st.st_mtime_ns, st.st_size, sha, ",".join(dict.fromkeys(doc.flags)), time.time(),
+                 READER_VERSION))
             doc_id = cur.lastrowid
             self.con.executemany(
                 "INSERT INTO chunks(doc_id, ord, vec, item, title, text) VALUES (?,?,?,?,?,?)",
@@ -340,7 +348,8 @@ class Index:
             path=_shown(self.path), documents=sum(by_kind.values()),
             chunks=con.execute("SELECT count(*) FROM chunks").fetchone()[0], by_kind=by_kind,
             skipped=[Skipped(path=p, reason=r) for p, r in con.execute("SELECT path, reason FROM skipped ORDER BY path")],
-            flagged=flagged, file_bytes=size, model=embed.MODEL_NAME)
+            flagged=flagged, file_bytes=size, model=embed.MODEL_NAME,
+            outdated=con.execute("SELECT count(*) FROM documents WHERE reader < ?", (READER_VERSION,)).fetchone()[0])
 
     def vectors(self) -> q.Vectors:
         """The in-memory binary codes, rebuilt when another writer changed the index."""

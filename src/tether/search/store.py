@@ -16,7 +16,7 @@ from pathlib import Path
 from tether.errors import IndexStoreError
 from tether.sqlite_files import describe
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -56,6 +56,11 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
     """,
+    # Which reader made a document's chunks (index.READER_VERSION): a file read by an older one is
+    # read again at the next add although it did not change. Documents of a v1 index were read by reader 1.
+    2: """
+    ALTER TABLE documents ADD COLUMN reader INTEGER NOT NULL DEFAULT 1;
+    """,
 }
 
 
@@ -69,7 +74,7 @@ def default_path() -> Path:
     return Path(platformdirs.user_data_dir("tether")) / "search.sqlite"
 
 
-# The tables schema v1 creates; a file holding them all (and a user_version) is ours.
+# The tables the schema creates; a file holding them all (and a user_version) is ours.
 _OURS = frozenset({"documents", "chunks", "chunks_fts", "skipped", "meta"})
 
 
