@@ -209,6 +209,57 @@ def test_url_query_values_that_are_no_personal_data_are_left_alone(guard):
     assert _found(guard, "https://example.com/files?name=report.pdf&page=2&city=&sort=name") == {}
 
 
+# Found by red-teaming on 2026-12-01 (231 probes a user would paste): config secrets, IDs after
+# cues the list lacked, plates, handles spelt from a name, numeric postcodes under their field.
+@pytest.mark.parametrize(("entity", "text", "value"), [
+    ("PASSWORD", '- name: DB_PASSWORD\n  value: "pr0d-Kat-2024"', "pr0d-Kat-2024"),
+    ("PASSWORD", '{"env": [{"name": "API_TOKEN", "value": "abcd1234efgh"}]}', "abcd1234efgh"),
+    ("PASSWORD", 'network={\n  ssid="home"\n  psk="kochamyburka77"\n}', "kochamyburka77"),
+    ("PASSWORD", "requirepass Zaq12wsxCde3", "Zaq12wsxCde3"),
+    ("PASSWORD", "marcin:$apr1$zYx8Qw1p$Lk3j9Hh2Gg7Ff5Dd4Ss1a0", "$apr1$zYx8Qw1p$Lk3j9Hh2Gg7Ff5Dd4Ss1a0"),
+    ("PASSWORD", "SMTP_PASS=mysecret", "mysecret"),
+    ("ID_NUMBER", "my PAN is ABCPK1234F", "ABCPK1234F"),
+    ("ID_NUMBER", "Staff ID: 12345678", "12345678"),
+    ("ID_NUMBER", "EMP ID 004417", "004417"),
+    ("ID_NUMBER", "NIP 5261040828", "5261040828"),
+    ("ID_NUMBER", "Emirates ID 784-1990-1234567-1", "784-1990-1234567-1"),
+    ("ID_NUMBER", '{"passportNumber": "P123456789", "name": "x"}', "P123456789"),
+    ("ID_NUMBER", "passport_number: EA1234567", "EA1234567"),
+    ("ID_NUMBER", "My car reg is AB12 CDE.", "AB12 CDE"),
+    ("ID_NUMBER", "licence plate 7ABC123", "7ABC123"),
+    ("ID_NUMBER", "rejestracja WX 4567K", "WX 4567K"),
+    ("ID_NUMBER", "VIN WVWZZZAUZJW123456", "WVWZZZAUZJW123456"),
+    ("LOCATION", "zip: 94110", "94110"),
+    ("LOCATION", '{"postalCode": "00-001"}', "00-001"),
+    ("LOCATION", "Address: 12 MG Road, Bengaluru, Karnataka, PIN: 560001", "560001"),
+    ("PERSON", "[09:21] @jakub.wrobel: on it", "jakub.wrobel"),
+    ("PERSON", "login: anna.kowalska", "anna.kowalska"),
+    ("PERSON", "Host db\n  User thanh.pham", "thanh.pham"),
+])
+def test_red_team_values(guard, entity, text, value):
+    assert value in _found(guard, text).get(entity, []), _found(guard, text)
+
+
+@pytest.mark.parametrize("text", ["Ryanair boarding pass: FR 1902 KRK-STN", "Pass: 2 zones", "Ski pass: 3 days, €120",
+                                  "Address: 12 MG Road, Bengaluru, Karnataka, PIN: 560001"])
+def test_tickets_and_indian_postcodes_are_no_secret(guard, text):
+    """A request that names a travel pass or an Indian address's PIN code may leave the device."""
+    assert not guard.prepare(text, "private_cloud", session=guard.session()).must_stay_on_device
+
+
+@pytest.mark.parametrize("text", ["my card PIN is 4821", "bank app PIN code 482913", "pass: hunter2x",
+                                  "- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef: {name: db, key: pw}"])
+def test_pins_and_passwords_still_keep_a_request_on_the_device(guard, text):
+    out = guard.prepare(text, "private_cloud", session=guard.session())
+    assert out.must_stay_on_device == ("valueFrom" not in text), out
+
+
+@pytest.mark.parametrize("text", ["const MAX_TOKENS = 4096", "see RFC 2616 and RFC 9110", "The plate is hot, 2 eggs",
+                                  "see john.smith.txt and self.name and os.path.join", "echo $HOME and $1$ each"])
+def test_code_and_prose_near_those_cues_is_left_alone(guard, text):
+    assert _found(guard, text) == {}
+
+
 def test_a_number_before_a_street_joins_it_only_when_it_touches_it(guard):
     found = _found(guard, "Rooms 2 and 893 Via Leopardi 83; call 5551234567890 Hauptstraße 5")
     assert found["STREET_ADDRESS"] == ["893 Via Leopardi 83", "Hauptstraße 5"], found
@@ -437,6 +488,22 @@ def test_no_network_at_runtime(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "['EMAIL_ADDRESS', 'PHONE_NUMBER']"
     assert "network used" not in proc.stderr
+
+
+def test_presidio_is_imported_without_transformers():
+    """Presidio probes for transformers (1–2 s to import) for parts Tether never uses; where it is
+    installed it stays unimported, and a later import of it still works."""
+    import importlib.util
+
+    code = ("import sys\nfrom tether.privacy import PrivacyGuard\nPrivacyGuard().detect('Anna Kowalska')\n"
+            "print('transformers' in sys.modules)\n"
+            "import importlib.util\nif importlib.util.find_spec('transformers'):\n"
+            "    from transformers import pipeline\n    print(callable(pipeline))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.split()
+    assert lines[0] == "False"
+    assert lines[1:] == (["True"] if importlib.util.find_spec("transformers") else [])
 
 
 @pytest.mark.parametrize("needle, text", [

@@ -209,7 +209,8 @@ class Detector:
                          text=text[r.start:r.end], recognizer="private_key")
                     for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
-                 and not (fp and (is_false_positive(s.entity_type, s.text) or _in_a_timestamp(s, text)))]
+                 and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
+                                  or _in_a_timestamp(s, text)))]
         spans = with_house_numbers(resolve_overlaps(spans, text), text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
@@ -273,6 +274,15 @@ def _as_read(text: str) -> tuple[str, list[int], list[int]]:
     return "".join(out), starts, ends
 
 _TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
+
+
+# Pattern recognizers whose places are checked where they match: a numeric postcode ("zip: 94110",
+# an Indian PIN) is no false positive of the model's, though it has no letter.
+_CHECKED_PLACES = frozenset({"record_field", "postcode"})
+
+
+def _checked_place(span: Span) -> bool:
+    return span.entity_type == "LOCATION" and span.recognizer in _CHECKED_PLACES
 
 
 def _in_a_timestamp(span: Span, text: str) -> bool:

@@ -205,6 +205,7 @@ def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) ->
     tokens = [t for t in name_words(text) if not in_url(t[0])]
     out += _capitalised_runs(text, tokens, ww)
     out += _lower_case_names(text, tokens, ww)
+    out += _name_handles(text)
     out += _past_dates(text)
     out += _ssn_shaped(text)
     out += _lower_case_ibans(text)
@@ -328,6 +329,30 @@ def _lower_case_names(text: str, tokens: list[tuple[int, int, str]], ww: _Words)
             end = nxt[1] if nxt and nxt[2].islower() and nxt[2] in last else e
             out.append(("PERSON", s, end, "lower-case name after a cue"))
     return out
+
+
+# A login or @mention spelt from a name: "@jakub.wrobel", "User thanh.pham", "user=anna_kowalska".
+_HANDLE = re.compile(r"(?<![\w.\-])(?P<f>[^\W\d_]{3,20})[._](?P<l>[^\W\d_]{3,30})\d{0,4}(?![\w@\-]|\.[^\W\d_])")
+
+
+@functools.cache
+def _folded_name_lists() -> tuple[frozenset[str], frozenset[str]]:
+    from tether.privacy.detect import fold_accents
+
+    first, last = _lower_name_lists()
+    return frozenset(map(fold_accents, first)), frozenset(map(fold_accents, last))
+
+
+def _name_handles(text: str) -> list[tuple[str, int, int, str]]:
+    """A handle whose two parts are a listed first name and surname (accents ignored: "wrobel")."""
+    if "." not in text and "_" not in text:
+        return []
+    from tether.privacy.detect import fold_accents
+
+    first, last = _folded_name_lists()
+    return [("PERSON", m.start(), m.end("l"), "a handle spelt from a first name and surname")
+            for m in _HANDLE.finditer(text)
+            if fold_accents(m["f"].lower()) in first and fold_accents(m["l"].lower()) in last]
 
 
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")

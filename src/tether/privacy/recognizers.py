@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
 import tldextract
+
+from tether.privacy import _presidio_first  # noqa: F401  (before presidio: see its docstring)
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
@@ -55,6 +57,7 @@ class RegexPattern:
     group: str | int = 0
     flags: int = 0
     validate: Callable[[str], bool] | None = None
+    in_context: Callable[[str, int, int], bool] | None = None  # (text, start, end) of the value
 
 
 class RegexRecognizer(EntityRecognizer):
@@ -95,7 +98,8 @@ class RegexRecognizer(EntityRecognizer):
                 if start < 0 or start == end:
                     continue
                 value = text[start:end]
-                if (self._validate and not self._validate(value)) or (pattern.validate and not pattern.validate(value)):
+                if (self._validate and not self._validate(value)) or (pattern.validate and not pattern.validate(value)) \
+                        or (pattern.in_context and not pattern.in_context(text, start, end)):
                     continue
                 score, why = pattern.score, f"pattern {pattern.name}"
                 if self._context is not None and (self._context.search(text, max(0, start - CONTEXT_BEFORE), start)
@@ -219,6 +223,23 @@ _API_KEY_PATTERNS = [
                  validate=lambda v: len(re.sub(r"\s", "", v)) >= 24),
 ]
 
+# In an Indian address the six-digit "PIN code" is the postcode ("Bengaluru, Karnataka, PIN: 560001").
+_INDIAN_ADDRESS = re.compile(
+    r"(?i)\b(?:india|address|road|rd|nagar|marg|colony|layout|sector|street|lane|cross|main|district|dist|taluk|"
+    r"tehsil|village|city|state|flat|apartment|house|bengaluru|bangalore|mumbai|delhi|chennai|kolkata|hyderabad|"
+    r"pune|ahmedabad|jaipur|lucknow|kochi|karnataka|maharashtra|tamil nadu|kerala|gujarat|rajasthan|telangana|"
+    r"andhra pradesh|uttar pradesh|madhya pradesh|west bengal|punjab|haryana|bihar|odisha|assam)\b")
+
+
+def _indian_pin(text: str, start: int, end: int) -> bool:
+    """A six-digit PIN written "pincode", or on a line that reads as an Indian address."""
+    if end - start != 6 or text[start] == "0":
+        return False
+    line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+    line = text[line_start:line_end if line_end >= 0 else len(text)]
+    return bool(re.search(r"(?i)pincode", text[max(line_start, start - 14):start]) or _INDIAN_ADDRESS.search(line))
+
+
 # What a code opens: a door, a gate, an alarm, a safe…
 _LOCKS = (r"(?:door|gate|garage|alarm|entry|entrance|building|lobby|front[ \t]+door|lock|lockbox|key[ \t]?box|"
           r"key[ \t]?safe|keypad|safe|locker|padlock|intercom|buzzer|apartment|flat)")
@@ -230,11 +251,29 @@ _PASSWORD_PATTERNS = [
     RegexPattern(
         "password_assignment",
         r"(?i)(?:password|passwd|passphrase|passcode|passwort|kennwort|contraseña|mot[ \-]de[ \-]passe|senha|"
-        r"wachtwoord|hasło|lösenord|salasana|(?<![a-z])(?:pass|pwd|pw|clave|parola))[\"']?\]?\s*(?:[:=]|=>|\bis\b|['’]s\b)"
+        r"wachtwoord|hasło|lösenord|salasana|(?<![a-z])(?:pwd|pw|clave|parola|psk)|(?<=\w[_\-.])pass)[\"']?\]?\s*"
+        r"(?:[:=]|=>|\bis\b|['’]s\b)"
         r"[ \t]*(?:\"\"\"(?P<tq>[^\"\n]+)\"\"\"|\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<v>[^\s\";]*[^\s\"';,]))",
         0.95,
         group="v",
     ),
+    # A bare "pass:" labels tickets as often ("Boarding pass: 12C", "Ski pass: 3 days"): the value
+    # must look like a password, and a ticket word before it is no key at all.
+    RegexPattern("pass_label", r"(?i)(?<![\w\-.])(?<!boarding[ \t])(?<!bus[ \t])(?<!ski[ \t])(?<!day[ \t])"
+                               r"(?<!season[ \t])(?<!gate[ \t])(?<!hall[ \t])(?<!travel[ \t])(?<!rail[ \t])"
+                               r"(?<!train[ \t])(?<!press[ \t])(?<!guest[ \t])(?<!visitor[ \t])(?<!museum[ \t])"
+                               r"(?<!park[ \t])(?<!bus[ \t])(?<!weekly[ \t])(?<!monthly[ \t])(?<!annual[ \t])"
+                               r"pass[\"']?\s*(?:[:=]|=>)[ \t]*[\"']?(?P<v>[^\s\";]*[^\s\"';,.)!?])", 0.9, group="v",
+                 validate=_looks_like_a_password),
+    # Server configs: redis "requirepass X", "masterauth X", keepalived "auth_pass X", wpa "psk X"
+    RegexPattern("config_directive", r"(?im)^[ \t]*(?:requirepass|masterauth|auth_pass|psk)[ \t]+[\"']?"
+                                     r"(?P<v>[^\s\"']{4,})", 0.9, group="v"),
+    # Kubernetes / ECS / docker-inspect env pairs: "- name: DB_PASSWORD\n  value: X",
+    # {"name": "API_TOKEN", "value": "X"}; valueFrom (a secretKeyRef) is no literal.
+    RegexPattern("env_pair", r"(?i)\bname[\"']?[ \t]*:[ \t]*[\"']?[A-Za-z0-9_.\-]{0,60}?(?:password|passwd|pass|pwd|"
+                             r"secret|token|api_?key|access_?key|private_?key|psk)[\"']?[ \t]*+,?\s{0,40}+"
+                             r"(?:-[ \t]+)?[\"']?value[\"']?[ \t]*:[ \t]*[\"']?(?P<v>[^\s\"',}]{4,})", 0.9,
+                 group="v"),
     # "the password for the router is zebra!Falls", "Password for the wifi: Falcon#2291"
     RegexPattern("password_for", r"(?i)\b(?:password|passcode|passphrase|pin|pass|pw|pwd)[ \t]+(?:for|to|of|on|at)[ \t]+"
                                  r"[^\n:=]{1,30}?[ \t]*(?::|\bis\b)[ \t]*[\"']?(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.9,
@@ -248,7 +287,7 @@ _PASSWORD_PATTERNS = [
                                     r"(?P<v>[^\s\"';,:=，。、]+)", 0.9, group="v", validate=_looks_like_a_password),
     # a PIN: "pin = 4821", "PIN: 4821", "pin code 4821"; LED_PIN = 18 and "pin 2024 as the year" are not
     RegexPattern("pin_assignment", r"(?i)(?<![\w])pin(?:[ _\-]?(?:code|number|no\.?))?[\"']?\s*(?:[:=#]|\bis\b)[ \t]*"
-                                   r"[\"']?(?P<v>\d{4,8})\b", 0.9, group="v"),
+                                   r"[\"']?(?P<v>\d{4,8})\b", 0.9, group="v", in_context=lambda *a: not _indian_pin(*a)),
     # "password Tr0ub4dor&3", "my gmail password hunter2", "Password - x9!": no ":" or "is", so the
     # value must look like one (a digit, or a symbol) or "password reset link" would be a secret.
     RegexPattern("password_spaced", r"(?i)\b(?:password|passwd|passcode|passphrase)(?:[ \t]*[-–—][ \t]*|[ \t]+)(?![-–—])"
@@ -259,7 +298,7 @@ _PASSWORD_PATTERNS = [
     RegexPattern("short_spaced", r"(?i)(?<![\w\-])(?:pw|pwd|pass)[ \t]+(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.85,
                  group="v", validate=_looks_like_a_password),
     RegexPattern("pin_digits", r"(?:\bPIN|(?i:\bpin[ \t]+(?:code|number|no\.?)))[ \t]*#?[ \t]*(?P<v>\d{4,8})\b", 0.9,
-                 group="v"),
+                 group="v", in_context=lambda *a: not _indian_pin(*a)),
     # "creds are admin / Summer2024!", "login: admin:Qwerty!234"
     RegexPattern("credentials_pair", r"(?i)\b(?:creds|credentials|login|logins|log-in|user/pass)\b[^\n:=]{0,12}?"
                                      r"(?:[:=]|\bare\b|\bis\b)[ \t]*[\"']?[^\s/:'\"]+[\"']?[ \t]*[/:][ \t]*[\"']?"
@@ -308,6 +347,12 @@ _PASSWORD_PATTERNS = [
     RegexPattern("wifi_bare", r"(?i)\b(?:wi-?fi|wlan)[ \t]*[:=][ \t]*[\"']?(?P<v>[^\s\"';,]*[^\s\"';,.:)!?])", 0.85,
                  group="v", validate=_looks_like_a_password),
 ]
+
+
+# crypt(3) hashes from .htpasswd and /etc/shadow: cracked offline, so as secret as the password
+# (their own recognizer: "$apr1$…" reads as a shell variable to the password recognizer's check).
+_PASSWORD_HASH = RegexPattern("password_hash", r"(?<![\w$])\$(?:1|2[abxy]?|5|6|7|y|gy|apr1|argon2(?:id|i|d)|scrypt|"
+                                               r"pbkdf2(?:-sha\d+)?)\$[A-Za-z0-9./$=,+\-]{16,}", 0.95)
 
 
 def _quoted(pattern: RegexPattern, group: str) -> RegexPattern:
@@ -521,11 +566,15 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
     last: set[str] = set()
     for mod in pkgutil.iter_modules(people.__path__):
         provider = importlib.import_module(f"{people.__name__}.{mod.name}").Provider
-        for attr, bucket in (("first_names", first), ("first_names_male", first), ("first_names_female", first),
-                             ("first_names_nonbinary", first), ("last_names", last)):
+        # every list a locale keeps: first_names_female, last_names_male, pl_PL's male_last_names
+        # and unisex_last_names, bn_BD's last_names_islamic…
+        for attr in dir(provider):
+            bucket = last if "last_name" in attr else first if "first_name" in attr else None
             values = getattr(provider, attr, None)
-            if isinstance(values, (list, tuple, set, frozenset, dict)):
+            if bucket is not None and isinstance(values, (list, tuple, set, frozenset, dict)):
                 bucket.update(v for v in values if isinstance(v, str) and v[:1].isupper())
+    # Polish surnames in -ski, -cki, -dzki are -ska, -cka, -dzka for a woman (Kowalski, Kowalska)
+    last.update(n[:-1] + "a" for n in list(last) if n.endswith(("ski", "cki", "dzki")))
     return frozenset(first), frozenset(last)
 
 
@@ -730,6 +779,9 @@ _STREET_PATTERNS = [
 _US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
               "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR")
 _POSTCODE_PATTERNS = [
+    # India: the PIN code of an address (its cue is the PIN patterns' too; see _indian_pin)
+    RegexPattern("indian_pin", r"(?i)\bpin[ \t_\-]?(?:code)?\b[\"']?[ \t]*(?:[:=#\-]|\bis\b)?[ \t]*(?P<v>\d{6})\b", 0.8,
+                 group="v", in_context=_indian_pin),
     # UK: "LS1 4AB", "SW1A 1AA", "M1 1AE"
     RegexPattern("uk_postcode", r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?|GIR)[ \t]?\d[ABD-HJLNP-UW-Z]{2}\b", 0.7),
     # US: a ZIP after a state's code, "Springfield, IL 62704-1234"
@@ -817,6 +869,11 @@ _FIELDS = {
     "US_SSN": "ssn socialsecuritynumber",
     "PASSWORD": "password passwd pwd pass passphrase passcode userpassword",
     "API_KEY": "apikey secretkey accesskey accesskeyid clientsecret token accesstoken authtoken refreshtoken secret",
+    "ID_NUMBER": "passport passportnumber passportno nationalid nationalidnumber idnumber idcard taxid taxnumber "
+                 "taxidentificationnumber accountnumber accountno bankaccount employeeid employeenumber memberid "
+                 "membershipnumber patientid medicalrecordnumber mrn policynumber insurancenumber "
+                 "driverslicense driverlicense driverslicence licensenumber licencenumber pesel bsn aadhaar pan nino "
+                 "nin personnummer cpf curp dni nif",
 }
 FIELD_TYPES = {name: entity for entity, names in _FIELDS.items() for name in names.split()}
 _JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
@@ -842,9 +899,13 @@ def _field_value_ok(entity: str, value: str) -> bool:
         return len(v) >= 4 and not is_code_reference(v)
     if entity == "API_KEY":
         return len(v) >= 8 and _is_token_value(v)
+    if entity == "LOCATION" and re.fullmatch(r"\d{2,6}(?:[ \-]\d{2,4})?", v) and sum(c.isdigit() for c in v) >= 4:
+        return True  # a numeric postcode under zip / postcode ("94110", "00-001")
     if entity in ("PERSON", "LOCATION", "STREET_ADDRESS"):
         return (any(c.isalpha() for c in v) and "@" not in v and "://" not in v and not is_code_reference(v)
                 and not re.fullmatch(r"[\d.:a-fA-F]+", v))
+    if entity == "ID_NUMBER":
+        return _is_id_value(v)
     if entity in ("DATE_OF_BIRTH", "PHONE_NUMBER", "US_SSN"):
         return sum(c.isdigit() for c in v) >= (6 if entity != "DATE_OF_BIRTH" else 2)
     return True
@@ -1028,19 +1089,34 @@ _ID_CUE = (r"(?:(?i:passport|driver['’]?s?[ \t]+licen[cs]e|driving[ \t]+licen[
            r"nhs|medicare|medicaid|medical[ \t]+record|patient(?:[ \t]+id)?|health[ \t]+(?:card|insurance|plan)|"
            r"insurance|policy|member(?:ship)?|account|customer|student|employee|voter|"
            r"aadhaar|aadhar|personnummer|henkilötunnus|cpr|bsn|burgerservicenummer|codice[ \t]+fiscale|"
-           r"steuer-?id|steueridentifikationsnummer|sozialversicherungsnummer|pesel|curp|cpf|dni|nie|nif|nir|rut)"
+           r"steuer-?id|steueridentifikationsnummer|sozialversicherungsnummer|pesel|curp|cpf|dni|nie|nif|nir|rut|"
+           r"personalausweis|iqama|emirates[ \t]+id|regon|nip|acc(?:t|\.)?)"
            r"(?:[ \t]+(?i:number|no\.?|num|nr\.?|id|#|code))?"
-           r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI[ \t]+number|DL|UPN|IRD|PPS|PPSN)\b)")  # an SSN is US_SSN
+           r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI(?:[ \t]+number)?|DL|UPN|IRD|PPS|PPSN|BVN|NIN|RFC|KRS|UAN|CCCD|"
+           r"EMP[ \t]+ID|ID)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
 _ID_PATTERNS = [
     RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
                               # a digit first, or up to four capitals before one ("X1234567", "QQ 12 34 56 C",
                               # "POL-2291-7781"); a word ("since 2019") is not a number
-                              r"(?P<v>(?:[A-Z]{1,4}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
+                              r"(?P<v>(?:[A-Z]{1,5}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
                               r"(?:[ \t][A-Da-d](?!\w))?)(?<![\-./])(?![\w@])", 0.85, group="v"),
 ]
 
 
 _YEARS_OR_DATE = re.compile(r"(?:19|20)\d{2}(?:[\-–/](?:19|20)?\d{2})?|\d{1,4}[\-/.]\d{1,2}[\-/.]\d{1,4}")
+
+
+# A vehicle's plate after its cue ("car reg is AB12 CDE", "Kennzeichen B-MK 2041"), and a VIN.
+_PLATE_CUE = (r"(?i:\b(?:(?:car|vehicle|van)[ \t]+)?(?:reg(?:istration)?(?:[ \t]+(?:number|no\.?|plate|mark))?|"
+              r"(?:licen[cs]e|number|registration|rego)[ \t]+plate|plate(?:[ \t]+(?:number|no\.?))?|kennzeichen|"
+              r"rejestracja|numer[ \t]+rejestracyjny|matr[ií]cula|immatriculation|targa|kenteken|nummerplaat))")
+_PLATE_PATTERNS = [
+    RegexPattern("plate", rf"{_PLATE_CUE}[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
+                          r"(?P<v>[A-Z0-9]{1,8}(?:[ \-.][A-Z0-9]{1,5}){0,3})(?![\w\-])", 0.8, group="v",
+                 validate=lambda v: 4 <= len(re.sub(r"[ \-.]", "", v)) <= 10 and bool(re.search(r"\d", v))
+                 and bool(re.search(r"[A-Z]", v))),
+    RegexPattern("vin", r"\bVIN\b[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0.9, group="v"),
+]
 
 
 def _is_id_value(value: str) -> bool:
@@ -1062,11 +1138,13 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
         RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
         RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
+        RegexRecognizer("PASSWORD", [_PASSWORD_HASH], name="password_hash"),
         private_key_recognizer(),
         RegexRecognizer("CREDIT_CARD", _CARD_PATTERNS, name="card_luhn", context=CARD_CONTEXT),
         RegexRecognizer("PHONE_NUMBER", _PHONE_PATTERNS, name="phone_pattern", context=PHONE_CONTEXT),
         RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
         RegexRecognizer("ID_NUMBER", _ID_PATTERNS, name="id_number", validate=_is_id_value),
+        RegexRecognizer("ID_NUMBER", _PLATE_PATTERNS, name="vehicle_plate"),
         RegexRecognizer("LOCATION", _POSTCODE_PATTERNS, name="postcode"),
         FieldRecognizer(),
         DateOfBirthRecognizer(),
@@ -1097,6 +1175,8 @@ def is_false_positive(entity_type: str, value: str) -> bool:
     if len(v) < 2 or v.casefold() in _DATA_WORDS or (len(v) > 3 and v.casefold() in _HARD_WORDS):
         return True  # "SSN", "Email"; "French", "March", "React" alone are no person or place
     if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
+        return True
+    if "_" in v and v.upper() == v:  # MAX_TOKENS, DB_PASSWORD: code identifiers, no person or place
         return True
     return not any(c.isalpha() for c in v)
 
