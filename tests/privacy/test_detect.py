@@ -229,6 +229,10 @@ def test_url_query_values_that_are_no_personal_data_are_left_alone(guard):
     ("ID_NUMBER", "licence plate 7ABC123", "7ABC123"),
     ("ID_NUMBER", "rejestracja WX 4567K", "WX 4567K"),
     ("ID_NUMBER", "VIN WVWZZZAUZJW123456", "WVWZZZAUZJW123456"),
+    ("ID_NUMBER", "my vehicle LND-482-AA collided with a danfo", "LND-482-AA"),
+    ("ID_NUMBER", "Passenger: KOWALCZYK/PAWEL MR\nBooking ref: Q8ZK4M", "Q8ZK4M"),
+    ("ID_NUMBER", "Check-in details: PNR 6YHQ3T, Seat 23A", "6YHQ3T"),
+    ("ID_NUMBER", "E-ticket: 220-2345678901", "220-2345678901"),
     ("LOCATION", "zip: 94110", "94110"),
     ("LOCATION", '{"postalCode": "00-001"}', "00-001"),
     ("LOCATION", "Address: 12 MG Road, Bengaluru, Karnataka, PIN: 560001", "560001"),
@@ -255,6 +259,7 @@ def test_pins_and_passwords_still_keep_a_request_on_the_device(guard, text):
 
 
 @pytest.mark.parametrize("text", ["const MAX_TOKENS = 4096", "see RFC 2616 and RFC 9110", "The plate is hot, 2 eggs",
+                                  "The vehicle is red and the booking confirmation code was sent.",
                                   "see john.smith.txt and self.name and os.path.join", "echo $HOME and $1$ each"])
 def test_code_and_prose_near_those_cues_is_left_alone(guard, text):
     assert _found(guard, text) == {}

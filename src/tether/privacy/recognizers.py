@@ -1090,10 +1090,10 @@ _ID_CUE = (r"(?:(?i:passport|driver['’]?s?[ \t]+licen[cs]e|driving[ \t]+licen[
            r"insurance|policy|member(?:ship)?|account|customer|student|employee|voter|"
            r"aadhaar|aadhar|personnummer|henkilötunnus|cpr|bsn|burgerservicenummer|codice[ \t]+fiscale|"
            r"steuer-?id|steueridentifikationsnummer|sozialversicherungsnummer|pesel|curp|cpf|dni|nie|nif|nir|rut|"
-           r"personalausweis|iqama|emirates[ \t]+id|regon|nip|acc(?:t|\.)?)"
+           r"personalausweis|iqama|emirates[ \t]+id|regon|nip|acc(?:t|\.)?|e-?ticket)"
            r"(?:[ \t]+(?i:number|no\.?|num|nr\.?|id|#|code))?"
            r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI(?:[ \t]+number)?|DL|UPN|IRD|PPS|PPSN|BVN|NIN|RFC|KRS|UAN|CCCD|"
-           r"EMP[ \t]+ID|ID)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
+           r"EMP[ \t]+ID|ID|STK)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
 _ID_PATTERNS = [
     RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
                               # a digit first, or up to four capitals before one ("X1234567", "QQ 12 34 56 C",
@@ -1107,7 +1107,7 @@ _YEARS_OR_DATE = re.compile(r"(?:19|20)\d{2}(?:[\-–/](?:19|20)?\d{2})?|\d{1,4}
 
 
 # A vehicle's plate after its cue ("car reg is AB12 CDE", "Kennzeichen B-MK 2041"), and a VIN.
-_PLATE_CUE = (r"(?i:\b(?:(?:car|vehicle|van)[ \t]+)?(?:reg(?:istration)?(?:[ \t]+(?:number|no\.?|plate|mark))?|"
+_PLATE_CUE = (r"(?i:\b(?:(?:car|vehicle|van)[ \t]+)?(?:vehicle|reg(?:istration)?(?:[ \t]+(?:number|no\.?|plate|mark))?|"
               r"(?:licen[cs]e|number|registration|rego)[ \t]+plate|plate(?:[ \t]+(?:number|no\.?))?|kennzeichen|"
               r"rejestracja|numer[ \t]+rejestracyjny|matr[ií]cula|immatriculation|targa|kenteken|nummerplaat))")
 _PLATE_PATTERNS = [
@@ -1115,6 +1115,11 @@ _PLATE_PATTERNS = [
                           r"(?P<v>[A-Z0-9]{1,8}(?:[ \-.][A-Z0-9]{1,5}){0,3})(?![\w\-])", 0.8, group="v",
                  validate=lambda v: 4 <= len(re.sub(r"[ \-.]", "", v)) <= 10 and bool(re.search(r"\d", v))
                  and bool(re.search(r"[A-Z]", v))),
+    # A booking code opens the booking with the surname: "Booking ref: Q8ZK4M", "PNR 6YHQ3T"
+    RegexPattern("booking_reference", r"(?i:\b(?:booking|reservation|confirmation)[ \t]+(?:ref(?:erence)?|code|number|no\.?)"
+                                      r"|\bPNR|\bauftragsnummer|\bbuchungsnummer)\b[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*"
+                                      r"(?P<v>[A-Z0-9]{5,10})\b", 0.8, group="v",
+                 validate=lambda v: bool(re.search(r"\d", v)) and bool(re.search(r"[A-Z]", v))),
     RegexPattern("vin", r"\bVIN\b[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*(?P<v>[A-HJ-NPR-Z0-9]{17})\b", 0.9, group="v"),
 ]
 
