@@ -97,6 +97,23 @@ def test_a_text_over_the_window_is_embedded_and_noted(server):
     assert "1 input(s) over the model's 512-token window (index 1)" in note
 
 
+def test_a_text_too_long_to_embed_is_refused_before_any_work(server):
+    """OpenAI's limits (8,192 tokens a text, 300,000 a request): 1 MB of text was minutes of work
+    that went on after the client left, with every later request queued behind it."""
+    import threading
+
+    from tether.gateway.embeddings import MAX_INPUT_TOKENS, MAX_REQUEST_TOKENS, _embed
+    from tether.gateway.errors import GatewayError
+
+    err = error(post(server, {"model": EMBEDDING_MODEL, "input": ["short", "word " * 9000]}), 400)
+    assert err["param"] == "input" and "input[1] has 9,00" in err["message"] and "8,192" in err["message"]
+    with pytest.raises(GatewayError, match="300,000 per request"):  # more than fits a 1 MB body in English
+        _embed(["word " * (MAX_INPUT_TOKENS - 10)] * (MAX_REQUEST_TOKENS // MAX_INPUT_TOKENS + 1), False,
+               threading.Event())
+    r = post(server, {"model": EMBEDDING_MODEL, "input": "still answering"})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] > 0
+
+
 def test_errors_are_openai_style(client, server):
     with pytest.raises(NotFoundError) as exc:
         client.embeddings.create(model="text-embedding-3-small", input="hello")

