@@ -61,6 +61,7 @@ def test_bad_input(tmp_path):
     one_line_error(tether("-", stdin="café".encode("latin-1")), "not valid UTF-8")
     one_line_error(tether("-", stdin=b""), "empty")
     one_line_error(tether(str(tmp_path / "nope.txt")), "no such file")
+    one_line_error(tether("-", stdin=b"word " * 40_001), "a scan previews at most 200,000")  # not a minute of work
     bad = tmp_path / "p.toml"
     bad.write_text('[policy.PERSON]\nthird_party = "maybe"\n')
     one_line_error(tether("--config", str(bad), "-", stdin=b"hi"), "policy.PERSON.third_party")

@@ -20,6 +20,9 @@ from tether.privacy.policy import TIERS, Action, PrivacyConfig, Tier, load_confi
 from tether.privacy.pseudonymize import PseudonymSession
 
 
+
+MAX_SCAN_CHARS = 200_000  # as the features' MAX_INPUT_CHARS
+
 class EntityCount(BaseModel):
     entity_type: str
     count: int
@@ -130,8 +133,13 @@ class PrivacyGuard:
                                        "covers": tuple(sorted({*span.covers, span.entity_type} - {best}))})
 
     def scan(self, text: str | bytes, *, session: PseudonymSession | None = None) -> ScanReport:
-        """Detect once, then show what every tier would receive (a preview: nothing is sent)."""
+        """Detect once, then show what every tier would receive (a preview: nothing is sent). At most
+        ``MAX_SCAN_CHARS``, as every feature takes: a 1 MB preview took a minute and answered with
+        megabytes (``prepare`` itself reads longer text, for search excerpts)."""
         text = _as_text(text)
+        if len(text) > MAX_SCAN_CHARS:
+            raise InputError(f"text is {len(text):,} characters; a scan previews at most {MAX_SCAN_CHARS:,}: "
+                             "scan it in parts")
         spans = self._detect(text, "third_party")  # the widest set; the device tier sends nothing
         session = session or self.session()
         return ScanReport(chars=len(text), entities=spans,
