@@ -122,6 +122,17 @@ def test_summarize_reads_stdin_like_the_other_text_commands():
     assert_one_line_error(tether("summarize", *TINY, stdin=b'[{"app": '), "invalid JSON")
 
 
+def test_closed_or_full_standard_streams_are_one_line_errors():
+    """`<&-`, `>&-` and a full disk: one line and exit 1, never a traceback or a silent exit 0."""
+    shell = lambda line: subprocess.run(["bash", "-c", f"exec {sys.executable} -m tether {line}"],  # noqa: E731
+                                        capture_output=True, text=True, timeout=120)
+    assert_one_line_error(shell("proofread - <&-"), "standard input is closed")
+    assert_one_line_error(shell("chat -m smollm2-135m <&-"), "standard input is closed")
+    assert_one_line_error(shell("models list >&-"), "standard output is closed")
+    if os.path.exists("/dev/full"):
+        assert_one_line_error(shell("models list > /dev/full"), "cannot write the output", "No space left")
+
+
 def test_bad_options_are_usage_errors():
     proc = tether("rewrite", "--tone", "angry", "-")
     assert proc.returncode == 2 and "Invalid value for '--tone'" in proc.stderr and "Traceback" not in proc.stderr

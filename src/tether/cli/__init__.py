@@ -54,7 +54,22 @@ def cli(threads: int | None) -> None:
 def main() -> None:
     from tether.cli import chat, cloud, demo, features, log, models, privacy, route, search, serve, stats  # noqa: F401  (registers commands)
 
-    cli.main(prog_name="tether")
+    if sys.stdout is None:  # started with stdout closed (`>&-`): whatever it answers would be lost
+        _fail("standard output is closed: nothing could be shown")
+    try:
+        try:
+            cli.main(prog_name="tether")
+        finally:
+            sys.stdout.flush()  # a full disk (`> /dev/full`) fails here, not silently at exit
+    except OSError as exc:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's own flush at exit must not fail again)
+        _fail(f"cannot write the output ({exc.strerror or exc})")
+
+
+def _fail(message: str) -> None:
+    if sys.stderr is not None:
+        sys.stderr.write(f"Error: {message}\n")
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,8 @@ def words_argument(name: str, *, required: bool = True):
 
 def read_bytes(source: str) -> tuple[bytes, str]:
     if source == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise InputError("no input: standard input is closed; pass a FILE or pipe text on stdin")
         if sys.stdin.isatty():
             raise InputError("no input: pass a FILE or pipe text on stdin")
         return sys.stdin.buffer.read(), "stdin"

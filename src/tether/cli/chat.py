@@ -77,6 +77,8 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
     if prompt is not None:
         _turn(router, conversation, prompt, **options)
         return
+    if sys.stdin is None:
+        raise InputError("no input: standard input is closed; give a PROMPT or pipe lines on stdin")
     interactive = sys.stdin.isatty()
     if interactive:
         err_console.print(f"[dim]tether chat · {HELP_LINE}[/dim]")
