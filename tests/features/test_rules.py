@@ -193,6 +193,16 @@ def test_dicts_are_checked_like_a_json_file_and_long_names_are_cut_in_the_prompt
     assert len(prompt) < 400 and "S" * N.MAX_NAME_CHARS in prompt
 
 
+def test_more_threads_than_a_call_summarizes_are_refused_before_any_model_call():
+    import time
+
+    many = [note(f"message {i}", sender=f"Person {i}") for i in range(N.MAX_STACKS + 1)]
+    started = time.perf_counter()
+    with pytest.raises(InputError, match=f"{N.MAX_STACKS + 1} threads; at most {N.MAX_STACKS}"):
+        N.summarize_notifications(many, model="smollm2-135m")
+    assert time.perf_counter() - started < 5  # no model was loaded or called
+
+
 def test_a_one_letter_description_still_makes_an_emoji_plan():
     from tether.features.genmoji import _words_plan
 

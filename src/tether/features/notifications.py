@@ -300,6 +300,7 @@ MAX_SUMMARY_TOKENS = 48
 MAX_BODY_CHARS = 300
 MAX_NAME_CHARS = 80  # a sender, title or app name past this is cut in the prompt
 MAX_PROMPT_NOTIFICATIONS = 20  # a huge stack is summarized from its latest messages; it must fit the window
+MAX_STACKS = 100  # threads per call: each is a model call of 1-3 s, so 3,000 were an hour of work
 
 
 def format_stack(items: list[Notification]) -> str:
@@ -378,6 +379,9 @@ def summarize_notifications(
         raise InputError("the notification list is empty")
     stacks = []
     groups = group(items)
+    if len(groups) > MAX_STACKS:
+        raise InputError(f"the notifications form {len(groups):,} threads; at most {MAX_STACKS} are summarized "
+                         "per call (each is a model call): send the newest, or split them")
     for (app, thread), members in groups.items():
         reasons = time_sensitivity(members)
         summary, extractive = summarize_stack(members, model=model)
