@@ -41,3 +41,8 @@ def test_serving_a_network_interface_without_a_key_is_refused_in_one_line():
                        capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode != 0 and "TETHER_GATEWAY_KEY" in r.stderr and "--no-key" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    # a host that is no address is named as a typo, not as a network interface that needs a key
+    r = subprocess.run([sys.executable, "-m", "tether", "serve", "--host", "999.1.1.1", "--port", "0"],
+                       capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0 and "is not an IP address" in r.stderr and "TETHER_GATEWAY_KEY" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -40,6 +40,12 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     from tether.gateway import create_app
     from tether.gateway.local_only import cors_origin, is_loopback
 
+    import socket
+
+    try:  # a typo ("999.1.1.1") is named as such, not taken for a network address that needs a key
+        socket.getaddrinfo(host, None)
+    except (socket.gaierror, UnicodeError):
+        raise InputError(f"--host {host!r} is not an IP address or a host name that resolves") from None
     key = os.environ.get("TETHER_GATEWAY_KEY") or None
     if key is None and not no_key and not (is_loopback(host) or host == "localhost"):
         raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
