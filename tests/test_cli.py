@@ -226,8 +226,9 @@ def test_demo_serve_on_a_taken_port_fails_before_the_demo(tmp_path):
 
 
 @pytest.mark.parametrize("name, value, needle", [
-    ("TETHER_N_CTX", "4k", "$TETHER_N_CTX is '4k'; it must be a whole number ≥ 256"),
+    ("TETHER_N_CTX", "4k", "$TETHER_N_CTX is '4k'; it must be a whole number from 256 to 131072"),
     ("TETHER_N_CTX", "16", "$TETHER_N_CTX is '16'"),
+    ("TETHER_N_CTX", "99999999999", "$TETHER_N_CTX is '99999999999'"),
     ("TETHER_THREADS", "0", "$TETHER_THREADS is '0'; it must be a whole number from 1 to 256"),
     ("TETHER_THREADS", "two", "$TETHER_THREADS is 'two'"),
 ])

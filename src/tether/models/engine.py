@@ -47,7 +47,9 @@ def default_threads() -> int:
 
 
 def default_context() -> int:
-    return env_int("TETHER_N_CTX", DEFAULT_CONTEXT, minimum=256)
+    # at most 128k tokens: the packaged models were trained on 8k-32k, and llama.cpp first tries to
+    # allocate whatever is asked (99999999999 failed after 52 s with an error about the model file)
+    return env_int("TETHER_N_CTX", DEFAULT_CONTEXT, minimum=256, maximum=131_072)
 
 
 @dataclass(frozen=True)
