@@ -96,7 +96,7 @@ def test_text_over_what_a_command_takes(cmd, files):
 @pytest.mark.parametrize(
     "name, needle",
     [
-        ("empty", "invalid JSON"),
+        ("empty", "text is empty"),
         ("bad_json", "invalid JSON at line 1"),
         ("not_list", "JSON list"),
         ("no_body", "notification 0: body: Field required"),
@@ -120,6 +120,7 @@ def test_summarize_missing_file(tmp_path):
 
 def test_summarize_reads_stdin_like_the_other_text_commands():
     assert_one_line_error(tether("summarize", *TINY, stdin=b'[{"app": '), "invalid JSON")
+    assert_one_line_error(tether("summarize", *TINY, stdin=b" \n"), "stdin: text is empty")
 
 
 def test_closed_or_full_standard_streams_are_one_line_errors():

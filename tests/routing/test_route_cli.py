@@ -50,6 +50,11 @@ def test_consent_decides_whether_a_busy_device_may_use_the_third_party(tmp_path,
     assert data["requests"] == 1 and data["by_tier"]["third_party"]["requests"] == 1
 
 
+def test_stats_on_a_ledger_that_is_not_there_is_an_error(tmp_path):
+    r = run("stats", "--ledger", str(tmp_path / "typo.sqlite"))
+    assert r.exit_code == 1 and "no ledger at" in r.output
+
+
 def test_bad_router_config_is_one_line(tmp_path):
     bad = tmp_path / "router.toml"
     bad.write_text('preference = "sometimes"\n')
@@ -73,6 +78,7 @@ def test_bad_router_config_is_one_line(tmp_path):
     ("router.toml", 'cascade = ["Chat"]\n', "lower-case names"),
     ("router.toml", "cascade_min_logprob = nan\n", "finite number <= 0"),
     ("router.TOML", 'preference = "sometimes"\n', "preference"),  # read as TOML whatever the case
+    ("router.txt", 'preference = "auto"\n', "unknown format '.txt'; use .toml, .yaml or .json"),
 ])
 def test_config_values_that_would_break_later_are_one_line_now(tmp_path, name, content, needle):
     bad = tmp_path / name

@@ -91,6 +91,8 @@ def test_cli_index_status_search_json(tmp_path: Path, corpus: dict[str, Path]) -
     assert st["documents"] == 4 and st["chunks"] >= 4 and Path(st["skipped"][0]["path"]).name == "bad.json"
     r = runner.invoke(cli, ["index", "remove", str(corpus["mail"]), "--db", db])
     assert r.output.strip() == "1 removed"
+    r = runner.invoke(cli, ["index", "remove", str(corpus["mail"]) + "-typo", "--db", db])  # nothing there: a typo
+    assert r.exit_code == 1 and "nothing indexed at" in r.output and "-typo" in r.output
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -91,7 +91,10 @@ def status_cmd(db: str | None, as_json: bool) -> None:
 def remove_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool) -> None:
     """Remove files or folders from the index (the files themselves are not touched)."""
     idx = _open(db)
-    click.echo(f"{idx.remove(paths, wait=0 if no_wait else None, on_wait=lambda: _waiting(idx))} removed")
+    removed = idx.remove(paths, wait=0 if no_wait else None, on_wait=lambda: _waiting(idx))
+    if not removed:  # a mistyped path: say so and fail, so a script notices
+        raise InputError(f"nothing indexed at {' or '.join(paths)}; see `tether index status`")
+    click.echo(f"{removed} removed")
 
 
 def _check_query(text: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import click
 
@@ -42,6 +43,8 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
     if since_hours is not None and not math.isfinite(since_hours):
         raise InputError(f"--since-hours must be a finite number of hours, not {since_hours}")
     since = time.time() - since_hours * 3600 if since_hours is not None else None
+    if ledger_path is not None and not Path(ledger_path).expanduser().exists():  # a typo, not an empty ledger
+        raise InputError(f"no ledger at {ledger_path}")
     if ledger_path is None:
         from tether.routing.config import RouterConfig
 

@@ -126,6 +126,8 @@ def load_notifications(path: str | Path) -> list[Notification]:
 
 def decode_json(raw: bytes, name: str) -> Any:
     text = decode_utf8(raw, name)
+    if not text.strip():
+        raise InputError(f"{name}: text is empty")
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -191,8 +191,10 @@ class RouterConfig(_Strict):
             raw = p.read_bytes()
         except OSError as exc:
             raise RouterConfigError(f"cannot read router config {p}: {exc.strerror or exc}") from None
+        suffix = p.suffix.lower()
+        if suffix not in ("", ".toml", ".yaml", ".yml", ".json"):
+            raise RouterConfigError(f"router config {p}: unknown format {p.suffix!r}; use .toml, .yaml or .json")
         try:
-            suffix = p.suffix.lower()
             if suffix == ".toml":
                 data = tomllib.loads(raw.decode("utf-8"))
             elif suffix in (".yaml", ".yml"):
