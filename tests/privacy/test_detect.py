@@ -218,6 +218,7 @@ def test_url_query_values_that_are_no_personal_data_are_left_alone(guard):
     ("PASSWORD", "requirepass Zaq12wsxCde3", "Zaq12wsxCde3"),
     ("PASSWORD", "marcin:$apr1$zYx8Qw1p$Lk3j9Hh2Gg7Ff5Dd4Ss1a0", "$apr1$zYx8Qw1p$Lk3j9Hh2Gg7Ff5Dd4Ss1a0"),
     ("PASSWORD", "SMTP_PASS=mysecret", "mysecret"),
+    ("PASSWORD", "USER=admin\nPASS=mysecret\n", "mysecret"),
     ("ID_NUMBER", "my PAN is ABCPK1234F", "ABCPK1234F"),
     ("ID_NUMBER", "Staff ID: 12345678", "12345678"),
     ("ID_NUMBER", "EMP ID 004417", "004417"),

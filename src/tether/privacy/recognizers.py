@@ -262,9 +262,12 @@ _PASSWORD_PATTERNS = [
     RegexPattern("pass_label", r"(?i)(?<![\w\-.])(?<!boarding[ \t])(?<!bus[ \t])(?<!ski[ \t])(?<!day[ \t])"
                                r"(?<!season[ \t])(?<!gate[ \t])(?<!hall[ \t])(?<!travel[ \t])(?<!rail[ \t])"
                                r"(?<!train[ \t])(?<!press[ \t])(?<!guest[ \t])(?<!visitor[ \t])(?<!museum[ \t])"
-                               r"(?<!park[ \t])(?<!bus[ \t])(?<!weekly[ \t])(?<!monthly[ \t])(?<!annual[ \t])"
+                               r"(?<!park[ \t])(?<!weekly[ \t])(?<!monthly[ \t])(?<!annual[ \t])"
                                r"pass[\"']?\s*(?:[:=]|=>)[ \t]*[\"']?(?P<v>[^\s\";]*[^\s\"';,.)!?])", 0.9, group="v",
                  validate=_looks_like_a_password),
+    # "PASS=secret" in an .env or INI file: a key on its own line, so any value
+    RegexPattern("pass_line", r"(?im)^[ \t]*(?:export[ \t]+)?pass[ \t]*=[ \t]*[\"']?(?P<v>[^\s\"';]*[^\s\"';,])", 0.9,
+                 group="v"),
     # Server configs: redis "requirepass X", "masterauth X", keepalived "auth_pass X", wpa "psk X"
     RegexPattern("config_directive", r"(?im)^[ \t]*(?:requirepass|masterauth|auth_pass|psk)[ \t]+[\"']?"
                                      r"(?P<v>[^\s\"']{4,})", 0.9, group="v"),
