@@ -252,8 +252,8 @@ def test_cli_stats_since_hours(populated, tmp_path):
 
 def test_cli_stats_empty(tmp_path):
     missing = tmp_path / "missing.sqlite"
-    res = CliRunner().invoke(cli, ["stats", "--ledger", str(missing)])
-    assert res.exit_code == 0 and res.output.strip() == "no requests yet"
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(missing)])  # a named file that is not there: a typo
+    assert res.exit_code == 1 and "no ledger at" in res.output
     assert not missing.exists()
     created = tmp_path / "created.sqlite"
     Ledger(created)._run(lambda con: None, create=True)  # an existing but empty ledger
