@@ -9,6 +9,7 @@ import re
 from tether.errors import InputError
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_INPUT_CHARS = 200_000  # far beyond any context window; stops pathological input early
 
 
 def require_unicode(text: str, what: str = "text") -> str:

@@ -34,13 +34,12 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     Bound to a network interface (--host 0.0.0.0), the gateway needs a key from other
     machines: set TETHER_GATEWAY_KEY and send it as "Authorization: Bearer KEY"."""
     import os
+    import socket
 
     from tether.cloud.serving import bind, run
     from tether.errors import InputError
     from tether.gateway import create_app
     from tether.gateway.local_only import cors_origin, is_loopback
-
-    import socket
 
     try:  # a typo ("999.1.1.1") is named as such, not taken for a network address that needs a key
         socket.getaddrinfo(host, None)

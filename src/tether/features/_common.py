@@ -8,9 +8,7 @@ from pathlib import Path
 
 from tether.errors import InputError
 from tether.models.engine import LlamaEngine
-from tether.text import require_unicode
-
-MAX_INPUT_CHARS = 200_000  # far beyond any context window; stops pathological input early
+from tether.text import MAX_INPUT_CHARS, require_unicode
 
 
 def check_text(text: str, what: str = "text") -> str:

@@ -18,10 +18,8 @@ from tether.errors import InputError, MustStayOnDeviceError
 from tether.privacy.detect import Detector, Span, check_text, get_detector
 from tether.privacy.policy import TIERS, Action, PrivacyConfig, Tier, load_config
 from tether.privacy.pseudonymize import PseudonymSession
+from tether.text import MAX_INPUT_CHARS
 
-
-
-MAX_SCAN_CHARS = 200_000  # as the features' MAX_INPUT_CHARS
 
 class EntityCount(BaseModel):
     entity_type: str
@@ -134,11 +132,11 @@ class PrivacyGuard:
 
     def scan(self, text: str | bytes, *, session: PseudonymSession | None = None) -> ScanReport:
         """Detect once, then show what every tier would receive (a preview: nothing is sent). At most
-        ``MAX_SCAN_CHARS``, as every feature takes: a 1 MB preview took a minute and answered with
+        ``MAX_INPUT_CHARS``, as every feature takes: a 1 MB preview took a minute and answered with
         megabytes (``prepare`` itself reads longer text, for search excerpts)."""
         text = _as_text(text)
-        if len(text) > MAX_SCAN_CHARS:
-            raise InputError(f"text is {len(text):,} characters; a scan previews at most {MAX_SCAN_CHARS:,}: "
+        if len(text) > MAX_INPUT_CHARS:
+            raise InputError(f"text is {len(text):,} characters; a scan previews at most {MAX_INPUT_CHARS:,}: "
                              "scan it in parts")
         spans = self._detect(text, "third_party")  # the widest set; the device tier sends nothing
         session = session or self.session()

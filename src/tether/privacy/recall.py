@@ -31,6 +31,7 @@ import functools
 import re
 from collections.abc import Sequence
 
+from tether.privacy.detect import fold_accents
 from tether.privacy.recognizers import (
     _COMMON_WORDS,
     _DATE,
@@ -337,8 +338,6 @@ _HANDLE = re.compile(r"(?<![\w.\-])(?P<f>[^\W\d_]{3,20})[._](?P<l>[^\W\d_]{3,30}
 
 @functools.cache
 def _folded_name_lists() -> tuple[frozenset[str], frozenset[str]]:
-    from tether.privacy.detect import fold_accents
-
     first, last = _lower_name_lists()
     return frozenset(map(fold_accents, first)), frozenset(map(fold_accents, last))
 
@@ -347,8 +346,6 @@ def _name_handles(text: str) -> list[tuple[str, int, int, str]]:
     """A handle whose two parts are a listed first name and surname (accents ignored: "wrobel")."""
     if "." not in text and "_" not in text:
         return []
-    from tether.privacy.detect import fold_accents
-
     first, last = _folded_name_lists()
     return [("PERSON", m.start(), m.end("l"), "a handle spelt from a first name and surname")
             for m in _HANDLE.finditer(text)

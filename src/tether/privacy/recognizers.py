@@ -1109,11 +1109,12 @@ _ID_PATTERNS = [
 _YEARS_OR_DATE = re.compile(r"(?:19|20)\d{2}(?:[\-–/](?:19|20)?\d{2})?|\d{1,4}[\-/.]\d{1,2}[\-/.]\d{1,4}")
 
 
-# A vehicle's plate after its cue ("car reg is AB12 CDE", "Kennzeichen B-MK 2041"), and a VIN.
+# Codes named by their cue: a vehicle's plate ("car reg is AB12 CDE", "Kennzeichen B-MK 2041"), a
+# booking code, a VIN. Letters and digits mixed, so no _is_id_value (that wants five digits).
 _PLATE_CUE = (r"(?i:\b(?:(?:car|vehicle|van)[ \t]+)?(?:vehicle|reg(?:istration)?(?:[ \t]+(?:number|no\.?|plate|mark))?|"
               r"(?:licen[cs]e|number|registration|rego)[ \t]+plate|plate(?:[ \t]+(?:number|no\.?))?|kennzeichen|"
               r"rejestracja|numer[ \t]+rejestracyjny|matr[ií]cula|immatriculation|targa|kenteken|nummerplaat))")
-_PLATE_PATTERNS = [
+_CUED_CODE_PATTERNS = [
     RegexPattern("plate", rf"{_PLATE_CUE}[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
                           r"(?P<v>[A-Z0-9]{1,8}(?:[ \-.][A-Z0-9]{1,5}){0,3})(?![\w\-])", 0.8, group="v",
                  validate=lambda v: 4 <= len(re.sub(r"[ \-.]", "", v)) <= 10 and bool(re.search(r"\d", v))
@@ -1152,7 +1153,7 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("PHONE_NUMBER", _PHONE_PATTERNS, name="phone_pattern", context=PHONE_CONTEXT),
         RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
         RegexRecognizer("ID_NUMBER", _ID_PATTERNS, name="id_number", validate=_is_id_value),
-        RegexRecognizer("ID_NUMBER", _PLATE_PATTERNS, name="vehicle_plate"),
+        RegexRecognizer("ID_NUMBER", _CUED_CODE_PATTERNS, name="cued_code"),
         RegexRecognizer("LOCATION", _POSTCODE_PATTERNS, name="postcode"),
         FieldRecognizer(),
         DateOfBirthRecognizer(),
