@@ -197,6 +197,24 @@ def test_verify_a_local_file_checks_that_it_is_a_model(tmp_path):
         catalog.verify(str(tmp_path / "missing.gguf"), progress=False)
 
 
+def test_verify_a_local_file_refuses_a_truncated_download(tmp_path):
+    """A cut-off copy of a real model has the GGUF magic but not all its tensors: with no pinned
+    hash, llama.cpp's reading of the tensor table is what tells it from a whole model."""
+    whole = catalog.pull("smollm2-135m", progress=False)
+    cut = tmp_path / "partial.gguf"
+    with open(whole, "rb") as src, open(cut, "wb") as dst:
+        dst.write(src.read(whole.stat().st_size // 2))
+    with pytest.raises(ModelUnavailableError, match="not within the file bounds, model is corrupted or incomplete"):
+        catalog.verify(str(cut), progress=False)
+    from tether.models.engine import LlamaEngine
+
+    with pytest.raises(ModelUnavailableError, match=r"could not load .*partial\.gguf: tensor '.+' data is not within the file bounds"):
+        LlamaEngine(cut, n_ctx=256)
+    copy = tmp_path / "copy.gguf"
+    copy.write_bytes(whole.read_bytes())
+    assert catalog.verify(str(copy), progress=False) == copy
+
+
 def test_cli_models_list_verify_path(tmp_path):
     env = dict(os.environ)
     out = subprocess.run([sys.executable, "-m", "tether", "models", "list", "--json"],

@@ -409,7 +409,8 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
 
 
 def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
-    """Re-hash the ready file against the pinned sha256 (no stamp shortcut)."""
+    """Re-hash the ready file against the pinned sha256 (no stamp shortcut). A file with no
+    pinned hash is read by llama.cpp instead: its header parses and its tensors lie inside it."""
     spec = name if isinstance(name, ModelSpec) else resolve(name)
     path = locate(spec)
     if path is None:
@@ -417,7 +418,10 @@ def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
             raise ModelUnavailableError(spec.name, _missing_file(spec.source.path))
         raise ModelUnavailableError(spec.name, "not pulled yet; run `tether models pull " + spec.name + "`")
     if not isinstance(spec.source, PackagedSource):
-        _check_gguf(spec, path)  # no pinned hash to check: at least the file must be a model
+        _check_gguf(spec, path)  # no pinned hash to check: at least the file must be a whole model
+        from tether.models.engine import read_header  # the engine imports the catalog
+
+        read_header(path, name=spec.name)
     return _check(spec, path, full=True, progress=progress)
 
 

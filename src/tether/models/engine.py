@@ -246,6 +246,28 @@ class _GenerationLock:
 
 
 _log_callback: Any = None
+_GGML_LOG_LEVEL_ERROR = 4
+_load_log = threading.local()
+
+
+@contextlib.contextmanager
+def _load_errors() -> Iterator[list[str]]:
+    """The error lines llama.cpp logs on this thread meanwhile: its Python exception only ever
+    says "Failed to load model from file", and the log line says why (a truncated file, say)."""
+    _load_log.errors = errors = []
+    try:
+        yield errors
+    finally:
+        _load_log.errors = None
+
+
+def _load_failure(exc: Exception, errors: list[str]) -> str:
+    """llama.cpp's first error line without its function-name prefixes, else the exception."""
+    for line in errors:
+        reason = re.sub(r"^(\w+: )+(error loading model: )?(\w+: )?", "", line).strip()
+        if reason:
+            return reason
+    return str(exc)
 
 
 def _llama_cpp_module() -> Any:
@@ -259,8 +281,12 @@ def _llama_cpp_module() -> Any:
     if _log_callback is None:
         @llama_cpp.llama_log_callback
         def forward(level: int, text: bytes, user_data: Any) -> None:
+            line = text.decode("utf-8", errors="replace")
+            errors = getattr(_load_log, "errors", None)
+            if level == _GGML_LOG_LEVEL_ERROR and errors is not None:
+                errors.append(line.strip())
             if os.environ.get("TETHER_DEBUG"):
-                sys.stderr.write(text.decode("utf-8", errors="replace"))
+                sys.stderr.write(line)
 
         _log_callback = forward  # a reference, or ctypes frees the callback llama.cpp calls
         llama_cpp.llama_log_set(forward, None)
@@ -283,7 +309,7 @@ class LlamaEngine:
         self.path = model_path
         self.n_threads = n_threads or default_threads()
         try:
-            with quiet_stderr():
+            with quiet_stderr(), _load_errors() as errors:
                 self.llm = llama_cpp.Llama(
                     model_path=str(model_path),
                     n_ctx=n_ctx,
@@ -293,7 +319,7 @@ class LlamaEngine:
                     verbose=False,
                 )
         except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelUnavailableError(self.name, f"llama.cpp could not load {model_path}: {exc}") from exc
+            raise ModelUnavailableError(self.name, f"llama.cpp could not load {model_path}: {_load_failure(exc, errors)}") from exc
         # llama.cpp pads n_ctx up to a multiple of 256 and reports that, but sizes some buffers by
         # the n_ctx asked for: count against the smaller, or a prompt "fits" and then fails.
         self.context_window = min(self.llm.n_ctx(), n_ctx)
@@ -670,6 +696,19 @@ class MemoryEstimate:
 _estimates: dict[tuple[str, int], MemoryEstimate] = {}
 
 
+def read_header(path: Path, *, name: str = "") -> tuple[dict[str, str], int]:
+    """The GGUF's metadata and vocabulary size, read by llama.cpp without the weights (~0.25 s).
+    llama.cpp also checks that every tensor lies inside the file, so a truncated download fails
+    here, with llama.cpp's reason, rather than passing as a model."""
+    llama_cpp = _llama_cpp_module()
+    try:
+        with quiet_stderr(), _load_errors() as errors:
+            header = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise ModelUnavailableError(name or str(path), f"llama.cpp could not read {path}: {_load_failure(exc, errors)}") from exc
+    return dict(header.metadata), header.n_vocab()
+
+
 def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None) -> MemoryEstimate:
     """What ``load(model)`` would take, from the GGUF header alone (read vocab-only, ~0.25 s once).
     An upper estimate: the weights count the repack margin whether or not this CPU repacks."""
@@ -680,14 +719,7 @@ def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = N
         raise ModelUnavailableError(spec.name, available.reason or "the model file is not available")
     key = (str(available.path), n_ctx)
     if key not in _estimates:
-        llama_cpp = _llama_cpp_module()
-
-        try:
-            with quiet_stderr():
-                header = llama_cpp.Llama(str(available.path), vocab_only=True, verbose=False)
-        except (ValueError, RuntimeError, OSError) as exc:
-            raise ModelUnavailableError(spec.name, f"llama.cpp could not read {available.path}: {exc}") from exc
-        meta, vocab = header.metadata, header.n_vocab()
+        meta, vocab = read_header(available.path, name=spec.name)
         arch = meta.get("general.architecture", "")
         get = lambda k, default=0: int(meta.get(f"{arch}.{k}", default))  # noqa: E731
         heads = get("attention.head_count", 1) or 1
