@@ -589,6 +589,61 @@ def test_everyday_forms_are_covered(guard, text, value):
     assert covered, (text, [(s.entity_type, s.text) for s in guard.detect(text)])
 
 
+@pytest.mark.parametrize(("text", "value"), [
+    # a birth date with a two-digit year, or written in another language after its cue
+    ("I'm Olamide, 28, born 19 Oct 95. Is my horoscope Libra?", "19 Oct 95"),
+    ("DOB 3 Feb 01, please update the form", "3 Feb 01"),
+    ("Fecha de nacimiento: 7 de julio de 1994. Nombre: Itziar.", "7 de julio de 1994"),
+    ("nacido el 14 de febrero de 1987 en Bilbao", "14 de febrero de 1987"),
+    ("Ich bin geboren am 2. November 1979 in Köln.", "2. November 1979"),
+    ("Il est né le 14 mars 1988 à Lyon.", "14 mars 1988"),
+    ("data urodzenia: 5 maja 1990", "5 maja 1990"),
+    ("nata il 3 maggio 1985 a Torino", "3 maggio 1985"),
+    ("geboortedatum: 12 mei 1990", "12 mei 1990"),
+    # phones after a cue in another language, and a phone column named in Spanish
+    ("Zadzwoń do mnie: 512-345-678 albo na stacjonarny (22) 628 41 92.", "512-345-678"),
+    ("Zadzwoń do mnie: 512-345-678 albo na stacjonarny (22) 628 41 92.", "(22) 628 41 92"),
+    ("Tel. 22 628 41 92 w. 115 (sekretariat), kom. 600 100 200", "600 100 200"),
+    ("Llámame al 612 34 56 78 mañana.", "612 34 56 78"),
+    ("id;nombre;apellidos;telefono;ciudad\n1;Lucía;Fernández Gómez;612345678;Zaragoza", "612345678"),
+    # postcodes: after their name in any language, and Irish, Canadian and Dutch ones on an address line
+    ("she gave her postcode D02 X285 over the phone", "D02 X285"),
+    ("Eircode: A65 F4E2", "A65 F4E2"),
+    ("Mail: 24 Sussex Drive, Ottawa ON K1A 0B1", "K1A 0B1"),
+    ("Send it to Herengracht 1, 1012 AB Amsterdam please", "1012 AB"),
+    ("her zip is 94110 now", "94110"),
+    ("PLZ 10115, Berlin", "10115"),
+    # a number caught in part takes its whole run of digit groups
+    ("konto 61 1090 1014 0000 0712 1981 2874", "61 1090 1014 0000 0712 1981 2874"),
+    ("Reisender: Herr Jürgen Oberhäuser, BahnCard 7081 4112 3456 7890", "7081 4112 3456 7890"),
+    # UPI payment addresses
+    ("bro send me ur UPI id — vikram.c@okhdfcbank", "vikram.c@okhdfcbank"),
+    ("vpa ramesh99@ybl", "ramesh99@ybl"),
+    ("UPI: anita.sharma@oksbi", "anita.sharma@oksbi"),
+    # a Polish account number (an IBAN without its "PL"), by its checksum
+    ("rachunek 27 1140 2004 0000 3002 0135 5387", "27 1140 2004 0000 3002 0135 5387"),
+])
+def test_forms_from_other_countries_are_covered(guard, text, value):
+    covered = [s for s in guard.detect(text) if s.start <= text.index(value) and text.index(value) + len(value) <= s.end]
+    assert covered, (text, [(s.entity_type, s.text) for s in guard.detect(text)])
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("zip 12 files into one archive", []),
+    ("Order 1234 5678 shipped.", []),
+    ("The code A1B 2C3 is a test fixture.", []),
+    ("We shipped 2024 AD units.", []),
+    ("The meeting is on 19 Oct at 10.", []),
+    ("Geburtsdatum: 03.04.1981", [("DATE_OF_BIRTH", "03.04.1981")]),  # the label is no name
+    ("Telefon: 030 1234567", [("PHONE_NUMBER", "030 1234567")]),
+    ("Call me on 555 0134 at 5.", [("PHONE_NUMBER", "555 0134")]),
+    ("My card 4111 1111 1111 1111 12/25 expires", [("CREDIT_CARD", "4111 1111 1111 1111")]),
+    ("email me at joe@ybl.com", [("EMAIL_ADDRESS", "joe@ybl.com")]),
+])
+def test_those_rules_stop_where_the_value_does(guard, text, expected):
+    assert [(s.entity_type, s.text) for s in guard.detect(text)] == expected
+
+
 @pytest.mark.parametrize("text", [
     "class LoginIn(BaseModel):\n    username: str\n    password: str",
     "def login(username: str, password: str) -> bool:",

@@ -40,6 +40,7 @@ from tether.privacy.recognizers import (
     _name_lists,
     common_words,
     country_names,
+    field_type,
     hard_words,
     is_sentence_start,
     name_words,
@@ -55,6 +56,7 @@ _SUBJECT_NEXT = re.compile(r"(?:[ \t]*,|[ \t]+(?:is|was|has|had|said|says|asked|
                            r"caught|sold|built|became|chose|did|loves|likes|plays|joins|owes|[a-z]{3,}ed)\b)")
 # "Mineko: What a wife." A line that opens with a word and a colon is a speaker or a label;
 # labels ("Note:", "Summary:") are common words, so an uncommon one is taken for a speaker.
+_LABEL_NEXT = re.compile(r"[ \t]*(?:[:=;|,\t]|$)", re.M)
 _SPEAKER_NEXT = re.compile(r"[ \t]*:[ \t]*[^\s]")
 _CONTRACTION = re.compile(r"(?i)['’](?:m|d|ll|re|ve|s|t)$|n['’]t$")
 _URL = re.compile(r"(?i)\b(?:https?://|www\.)\S+|\S+@\S+")
@@ -153,6 +155,8 @@ class _Words:
         if self.listed(w):
             return False
         if _morph_common(low, self.common):
+            return True
+        if field_type(low) and _LABEL_NEXT.match(text, start + len(w)):  # "Geburtsdatum:", "Nachname;Telefon"
             return True
         # Frequent words include famous places ("oslo", "budapest"): not where a place is written.
         return (frequent and low in self.frequent and not w.isupper()

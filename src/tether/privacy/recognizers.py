@@ -454,7 +454,12 @@ def _phone_digits_ok(value: str) -> bool:
 
 PHONE_CONTEXT = ["phone", "telephone", "tel", "call", "mobile", "cell", "fax", "desk", "office", "number", "reach",
                  "text", "sms", "whatsapp", "contact", "answering", "messages", "registered", "dial", "ring", "mob",
-                 "extension", "ext", "ping", "landline", "hotline", "电话", "手机", "联系", "telefon", "teléfono", "téléphone"]
+                 "extension", "ext", "ping", "landline", "hotline", "电话", "手机", "联系", "telefon", "teléfono", "téléphone",
+                 # "call me", "mobile", "landline", "number" in the languages whose dates the DOB cue reads
+                 "telefono", "telefone", "telefoon", "telefonu", "tél", "kom", "komórka", "komórkowy", "stacjonarny",
+                 "zadzwoń", "dzwoń", "numer", "móvil", "movil", "celular", "cellulare", "llámame", "llamar", "portable",
+                 "appelle", "appelez", "handy", "anrufen", "ruf", "chiamami", "chiama", "bellen", "bel", "mobiel",
+                 "número", "numero", "numéro", "nummer", "rufnummer"]
 _PHONE_PATTERNS = [
     # +41 53 147 37 99, +447700556093, +1 (415) 555-0134: a country code is enough evidence.
     RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}"
@@ -779,6 +784,27 @@ _STREET_PATTERNS = [
                  r"terrace|crescent|close|place|parkway|st|ave|rd|blvd|ln|dr)\b", 0.6),
 ]
 
+_POSTCODE_CUE = (r"(?<![\w])(?i:post(?:al)?[ \t]?code|zip(?:[ \t]?code)?|eircode|plz|postleitzahl|code[ \t]postal|"
+                 r"c[óo]digo[ \t]postal|kod[ \t]pocztowy|cep)")
+_CANADA = re.compile(r"\b(?:AB|BC|MB|NB|NL|NS|NT|NU|ON|PE|QC|SK|YT)\b|(?i:\bcanada\b|qu[ée]bec|ontario|alberta|"
+                     r"british columbia|manitoba|nova scotia|new brunswick|saskatchewan|newfoundland)")
+_IRELAND = re.compile(r"(?i:\bireland\b|\b[ée]ire\b|\bdublin\b|\bco\.[ \t]*[A-Z]|\bcounty\b|eircode|post[ \t]?code)")
+
+
+def _postcode_value(value: str) -> bool:
+    """A code with a digit, and at least four digits when it is digits only ("zip 12 files" is none)."""
+    digits = sum(c.isdigit() for c in value)
+    return digits > 0 and (digits >= 4 or any(c.isalpha() for c in value)) and len(value.replace(" ", "")) >= 4
+
+
+def _line_says(rx: re.Pattern[str]) -> Callable[[str, int, int], bool]:
+    """A postcode shape that other codes share counts only on a line that names its country."""
+    def check(text: str, start: int, end: int) -> bool:
+        line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
+        return bool(rx.search(text[line_start:start]) or rx.search(text[end:line_end if line_end >= 0 else len(text)]))
+    return check
+
+
 _US_STATES = ("AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
               "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC|PR")
 _POSTCODE_PATTERNS = [
@@ -789,11 +815,27 @@ _POSTCODE_PATTERNS = [
     RegexPattern("uk_postcode", r"\b(?:[A-PR-UWYZ][A-HK-Y]?\d[A-Z\d]?|GIR)[ \t]?\d[ABD-HJLNP-UW-Z]{2}\b", 0.7),
     # US: a ZIP after a state's code, "Springfield, IL 62704-1234"
     RegexPattern("us_zip", rf"\b(?:{_US_STATES})[ \t]+\d{{5}}(?:-\d{{4}})?\b", 0.7),
+    # any country's code after its name: "postcode D02 X285", "PLZ 10115", "her zip is 94110"
+    RegexPattern("after_postcode_cue", _POSTCODE_CUE + r"\b[\"']?[ \t]*(?:[:=#\-]|\b(?i:is)\b)?[ \t]*"
+                 r"(?P<v>[A-Z\d]{2,5}(?:[ \-][A-Z\d]{2,4})?)\b", 0.75, group="v", validate=_postcode_value),
+    # Canada: "Ottawa ON K1A 0B1", on a line that names a province or Canada
+    RegexPattern("ca_postal_code", r"\b[ABCEGHJ-NPRSTVXY]\d[ABCEGHJ-NPRSTV-Z][ \t]?\d[ABCEGHJ-NPRSTV-Z]\d\b", 0.7,
+                 in_context=_line_says(_CANADA)),
+    # Ireland's Eircode: "D02 X285", on a line that names Ireland, a county or Dublin
+    RegexPattern("eircode", r"\b(?:[AC-FHKNPRTV-Y]\d{2}|D6W)[ \t]?[0-9AC-FHKNPRTV-Y]{4}\b", 0.7,
+                 in_context=_line_says(_IRELAND)),
+    # the Netherlands: "Herengracht 1, 1012 AB Amsterdam": after a street and number, before the town
+    RegexPattern("nl_postcode", r"(?<=\d,[ \t])[1-9]\d{3}[ \t]?(?!SA|SD|SS)[A-Z]{2}(?=[ \t]+[A-Z][a-z])", 0.7),
 ]
 
 # "born", "DOB", "b-day", and the cue inside a field name: dateOfBirth, date_of_birth, birthDate, userDob
 _DOB_CUE = re.compile(r"(?:(?<![A-Za-z0-9])(?i:born|birth(?:day|date)?|b-?day|dob|d\.o\.b\.?|b\.)(?![a-z])"
-                      r"|(?<=[a-z])(?:Birth|Dob|DOB|Bday))[^\n]{0,30}$")
+                      r"|(?<=[a-z])(?:Birth|Dob|DOB|Bday)"
+                      # es, fr, de, pl, it, pt, nl, sv/da/no: nacimiento, né le, geboren am, ur., nato il…
+                      r"|(?<![^\W\d_])(?i:nacimiento|nacid[oa]|n[ée]e?[ \t]+le|naissance|geboren|geb\.|geburtsdatum|"
+                      r"geburtstag|urodzon[ya]|urodzenia|urodzi[łl]a?|ur\.|nascita|nascid[oa]|nascimento|"
+                      r"geboortedatum|f[öø]dd|f[øo]dt|f[øo]dselsdato)(?![^\W\d_])|(?<![^\W\d_])nat[oa][ \t]+il\b"
+                      r")[^\n]{0,30}$")
 _MONTH = (r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
           r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 _DATE = re.compile(
@@ -801,6 +843,25 @@ _DATE = re.compile(
     rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+(?:19|20)\d{{2}}|"
     rf"{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+(?:19|20)\d{{2}}|"
     r"(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01]))\b"
+)
+
+
+# Month names after the cues above: Spanish, French, German, Italian, Portuguese, Dutch and
+# Polish (whose dates take the genitive: "19 września").
+_FOREIGN_MONTH = (r"(?i:enero|febrero|marzo|abril|mayo|junio|julio|agosto|sep?tiembre|octubre|noviembre|diciembre|"
+                  r"janvier|f[ée]vrier|mars|avril|mai|juin|juillet|ao[uû]t|septembre|octobre|novembre|d[ée]cembre|"
+                  r"januar|j[äa]nner|februar|m[äa]rz|juni|juli|oktober|dezember|"
+                  r"gennaio|febbraio|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre|"
+                  r"janeiro|fevereiro|mar[çc]o|maio|junho|julho|setembro|outubro|novembro|dezembro|"
+                  r"januari|februari|maart|mei|augustus|"
+                  r"stycznia|lutego|marca|kwietnia|maja|czerwca|lipca|sierpnia|wrze[śs]nia|pa[źz]dziernika|"
+                  r"listopada|grudnia)")
+# Dates that are a birth date only after a cue: a two-digit year ("19 Oct 95") or a month
+# not written in English ("7 de julio de 1994", "2. November 1979").
+_CUED_DATE = re.compile(
+    rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\.?,?\s+'?\d{{2}}(?!\d)|"
+    rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+'?\d{{2}}(?!\d)|"
+    rf"\b\d{{1,2}}\.?\s+(?:de\s+)?(?:{_FOREIGN_MONTH}|{_MONTH})\s+(?:de\s+)?(?:(?:19|20)\d{{2}}|'?\d{{2}})(?!\d)"
 )
 
 
@@ -820,7 +881,7 @@ class DateOfBirthRecognizer(EntityRecognizer):
     def analyze(self, text, entities, nlp_artifacts=None):  # type: ignore[no-untyped-def]
         if entities and "DATE_OF_BIRTH" not in entities:
             return []
-        candidates = {(m.start(), m.end()) for m in _DATE.finditer(text)}
+        candidates = {(m.start(), m.end()) for rx in (_DATE, _CUED_DATE) for m in rx.finditer(text)}
         if nlp_artifacts is not None:
             candidates |= {(e.start_char, e.end_char) for e in nlp_artifacts.entities if e.label_ == "DATE_TIME"}
         out = []
@@ -861,14 +922,22 @@ def country_recognizer() -> RegexRecognizer:
 
 _FIELDS = {
     "PERSON": "firstname first givenname forename lastname last surname familyname fullname middlename maidenname "
+              "nombre apellido apellidos prenom prénom nomdefamille vorname nachname imie imię nazwisko nome cognome "
+              "sobrenome voornaam achternaam "
               "contactname customername patientname employeename clientname holdername cardholder accountholder "
               "cardholdername accountname recipientname sendername owner assignee reviewer reporter requester "
               "requestedby assignedto manager attendee attendees organizer organiser contact",
-    "LOCATION": "city town hometown birthplace placeofbirth village municipality postcode postalcode zip zipcode",
+    "LOCATION": "city town hometown birthplace placeofbirth village municipality postcode postalcode zip zipcode "
+                "ciudad ville stadt wohnort ort miasto miejscowosc miejscowość citta città cidade woonplaats "
+                "codigopostal códigopostal codepostal plz postleitzahl kodpocztowy",
     "STREET_ADDRESS": "street streetaddress address address1 addressline1 addressline homeaddress mailingaddress "
-                      "billingaddress shippingaddress",
-    "DATE_OF_BIRTH": "dob dateofbirth birthdate birthday bday",
-    "PHONE_NUMBER": "phone phonenumber mobile mobilenumber mobilephone cell cellphone telephone tel homephone workphone",
+                      "billingaddress shippingaddress calle direccion dirección domicilio adresse rue strasse straße "
+                      "anschrift ulica adres indirizzo endereco endereço rua straat",
+    "DATE_OF_BIRTH": "dob dateofbirth birthdate birthday bday fechadenacimiento fechanacimiento geburtsdatum "
+                     "datedenaissance dataurodzenia datadinascita datadenascimento geboortedatum geburtstag",
+    "PHONE_NUMBER": "phone phonenumber mobile mobilenumber mobilephone cell cellphone telephone tel homephone workphone "
+                    "telefono teléfono telefon telefoon téléphone telefone movil móvil celular cellulare handy mobil "
+                    "mobiel komorka komórka telefonnummer numerotelephone numerodetelephone numerodetelefono",
     "US_SSN": "ssn socialsecuritynumber",
     "PASSWORD": "password passwd pwd pass passphrase passcode userpassword",
     "API_KEY": "apikey secretkey accesskey accesskeyid clientsecret token accesstoken authtoken refreshtoken secret",
@@ -1073,6 +1142,15 @@ def _octets_with_leading_zeros(value: str) -> bool:
 _ZERO_PADDED_IP = RegexPattern("zero_padded_ipv4", r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)", 0.6,
                                validate=_octets_with_leading_zeros)
 
+# India's UPI payment addresses: "vikram.c@okhdfcbank", "ramesh99@ybl". No public suffix, so
+# no email rule reads them, but the handles after the @ are a short, published list.
+_UPI_ADDRESS = RegexPattern(
+    "upi_address", r"(?i)(?<![\w.+\-@])[\w.\-]{2,64}@(?:ok(?:hdfcbank|icici|sbi|axis)|ybl|ibl|axl|paytm|"
+    r"pt(?:yes|sbi|hdfc|axis)|upi|apl|yapl|ikwik|freecharge|jupiteraxis|fbl|axisbank|hdfcbank|icici|sbi|kotak|kmbl|"
+    r"pnb|barodampay|aubank|idfcbank|indus|federal|rbl|yesbank|abfspay|wa(?:axis|hdfcbank|sbi|icici)|naviaxis|"
+    r"superyes|slice|airtel|jio|postbank|unionbankofindia|uboi|cnrb|boi|mahb|idbi|dbs|citi|hsbc|sc)(?![\w.@\-])",
+    0.8)
+
 # A profile address names its person: linkedin.com/in/<who>, calendly.com/<who>.
 _PROFILE_HANDLE = RegexPattern(
     "profile_url", r"(?i)\b(?:(?:linkedin\.com/in|calendly\.com|cal\.com|twitter\.com|x\.com|facebook\.com|"
@@ -1138,6 +1216,18 @@ def _is_id_value(value: str) -> bool:
         and len(compact) <= 24 and not is_code_reference(value)
 
 
+def _nrb_ok(value: str) -> bool:
+    """A Polish account number (NRB) is the IBAN without its "PL": the same mod-97 check."""
+    digits = re.sub(r"\D", "", value)
+    return len(digits) == 26 and int(digits[2:] + "2521" + digits[:2]) % 97 == 1  # P=25, L=21
+
+
+# Domestic account numbers written without their IBAN country code, which presidio's
+# recognizer needs: Poland's 26-digit NRB, "61 1090 1014 0000 0712 1981 2874".
+_DOMESTIC_IBAN = RegexPattern("pl_nrb", r"(?<![\w\-])\d{2}[ \t]?(?:\d{4}[ \t]?){5}\d{4}(?![\w\-])", 0.8,
+                              validate=_nrb_ok)
+
+
 def builtin_recognizers() -> list[EntityRecognizer]:
     """Tether's own recognizers: secrets, street addresses, dates of birth."""
     return [
@@ -1154,6 +1244,8 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("STREET_ADDRESS", _STREET_PATTERNS, name="street_address"),
         RegexRecognizer("ID_NUMBER", _ID_PATTERNS, name="id_number", validate=_is_id_value),
         RegexRecognizer("ID_NUMBER", _CUED_CODE_PATTERNS, name="cued_code"),
+        RegexRecognizer("ID_NUMBER", [_UPI_ADDRESS], name="upi_address"),
+        RegexRecognizer("IBAN_CODE", [_DOMESTIC_IBAN], name="domestic_iban"),
         RegexRecognizer("LOCATION", _POSTCODE_PATTERNS, name="postcode"),
         FieldRecognizer(),
         DateOfBirthRecognizer(),
