@@ -50,8 +50,10 @@ def _chunk(text: str) -> dict:
 
 
 def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: float = 100.0,
-             stall: float = 3600.0, pause: float = 0.0, limit: int | None = None) -> StandIn:
-    """``behaviour``: ``answer`` (at once), ``hang`` (headers, then nothing), ``stall`` (one chunk, with
+             stall: float = 3600.0, pause: float = 0.0, limit: int | None = None,
+             node_token: str | None = None) -> StandIn:
+    """``behaviour``: ``answer`` (at once), ``hang`` (headers, then nothing), ``no_message`` / ``not_text`` (a
+    sealed frame that is no chat completion), ``flood`` (50 chunks per ``max_tokens`` when streamed), ``stall`` (one chunk, with
     ``pause`` a second one ``pause`` seconds later, then nothing for ``stall`` seconds), ``too_large`` (HTTP 413 with its limit, as a node with a smaller
     body limit than the relay's answers). With ``limit``, an envelope over ``limit`` bytes gets that 413
     whatever the behaviour, and a smaller one gets the behaviour."""
@@ -80,6 +82,18 @@ def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: flo
             if behaviour == "hang":
                 await wait(3600)
                 return
+            if behaviour == "no_message":  # sealed, but no chat completion: a buggy or hostile node
+                yield sealer.seal({"id": "c", "choices": [{}]}, final=True)
+                return
+            if behaviour == "not_text":
+                yield sealer.seal({"id": "c", "choices": [{"delta": {"content": 5}, "message": {"content": 5}}]},
+                                  final=True)
+                return
+            if behaviour == "flood" and chat.get("stream"):  # far more chunks than max_tokens allows
+                for _ in range(int(chat.get("max_tokens") or 16) * 50):
+                    yield sealer.seal(_chunk("x"))
+                yield sealer.seal({"done": True}, final=True)
+                return
             if not chat.get("stream"):
                 yield sealer.seal(_completion(f"answer from {node_id}"), final=True)
                 return
@@ -100,7 +114,8 @@ def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: flo
     url, stop_server = serve_in_thread([Route("/v1/envelope", envelope, methods=["POST"]), Route("/healthz", health)])
     att = make_attestation(identity, keys.public_bytes, RELEASE, url=url, model=model, hardware={},
                            tokens_per_second=tokens_per_second)
-    r = httpx.post(f"{log_url}/v1/log/nodes", json=att, timeout=10)
+    headers = {"Authorization": f"Bearer {node_token}"} if node_token else {}
+    r = httpx.post(f"{log_url}/v1/log/nodes", json=att, headers=headers, timeout=10)
     assert r.status_code == 200, r.text
 
     def stop() -> None:

@@ -40,6 +40,8 @@ def node_group() -> None:
 @click.option("--port", default=8480, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
               help="Announce this node's attestation to this transparency log.")
+@click.option("--log-token", envvar="TETHER_LOG_NODE_TOKEN", default=None,
+              help="The log's node token, if it wants one (default: $TETHER_LOG_NODE_TOKEN).")
 @click.option("--upstream", default=None,
               help="Front an OpenAI-compatible engine at this URL (vLLM, llama.cpp server) instead of "
                    "running the model in-process.")
@@ -53,7 +55,7 @@ def node_group() -> None:
 @click.option("--reattest-every", default=None, type=click.FloatRange(1, 86400),
               help="With --log: re-sign and re-announce the attestation every this many seconds "
                    "[default: 1800; devices refuse attestations older than two hours].")
-def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: str | None,
+def node_serve(model: str, host: str, port: int, log_url: str | None, log_token: str | None, upstream: str | None,
                upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
                concurrency: int | None, reattest_every: float | None) -> None:
     """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
@@ -71,9 +73,9 @@ def node_serve(model: str, host: str, port: int, log_url: str | None, upstream: 
     click.echo(f"node {node.node_id} model={node.backend.name} measurement={node.measurement.digest} "
                f"tokens/s={node.tokens_per_second:.1f}")
     if log_url:
-        index = node.announce(log_url)
+        index = node.announce(log_url, log_token)
         click.echo(f"attestation logged at index {index}")
-        node.keep_attested(log_url, reattest_every or REATTEST_EVERY, threading.Event())
+        node.keep_attested(log_url, reattest_every or REATTEST_EVERY, threading.Event(), log_token)
     run(node.app(), host=host, port=port, name="tether node", sock=sock)
 
 

@@ -34,7 +34,11 @@ def log_group() -> None:
               help="Ed25519 log signing key, created if missing (default: log/log.key in the user data dir).")
 @click.option("--admin-token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None,
               help="Bearer token required to log releases (default: $TETHER_LOG_ADMIN_TOKEN).")
-def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token: str | None) -> None:
+@click.option("--node-token", envvar="TETHER_LOG_NODE_TOKEN", default=None,
+              help="Bearer token required to announce a node (default: $TETHER_LOG_NODE_TOKEN; "
+                   "the admin token is accepted too).")
+def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token: str | None,
+              node_token: str | None) -> None:
     """Serve the log over HTTP until interrupted."""
     from tether.cloud.log import create_log_app
     from tether.cloud.serving import bind, run
@@ -45,10 +49,13 @@ def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token
                           Path(key) if key else _default_dir() / "log.key")
     if not admin_token:
         click.echo("warning: no admin token; anyone who can reach the log can log a release", err=True)
+    if not node_token:
+        click.echo("warning: no node token; anyone who can reach the log can announce a node that devices "
+                   "will send requests to", err=True)
     click.echo(f"log key: {log.public_key_b64}")
     click.echo(f"log size: {log.size}")
     try:
-        run(create_log_app(log, admin_token), host=host, port=port, name="tether log", sock=sock)
+        run(create_log_app(log, admin_token, node_token), host=host, port=port, name="tether log", sock=sock)
     finally:
         log.close()
 

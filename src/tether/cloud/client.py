@@ -361,13 +361,15 @@ class CloudClient:
             raise _Retryable(f"no answer from the relay within {wait:g} s for {ids}") from None
         watchdog = _Watchdog(resp, deadline_at)
         try:
-            yield from self._answer(resp, openers, start, exclude, deadline_at, attempts_log, watchdog)
+            yield from self._answer(resp, openers, start, exclude, deadline_at, attempts_log, watchdog,
+                                    _frame_budget(body))
         finally:
             watchdog.cancel()
             request.__exit__(None, None, None)
 
     def _answer(self, resp: httpx.Response, openers: dict[str, ResponseOpener], start: float, exclude: set[str],
-                deadline_at: float, attempts_log: list[str], watchdog: "_Watchdog") -> Iterator[tuple[str, dict[str, Any]]]:
+                deadline_at: float, attempts_log: list[str], watchdog: "_Watchdog",
+                budget: int = 1 << 30) -> Iterator[tuple[str, dict[str, Any]]]:
         if resp.status_code == 413:  # no node takes it: not retried
             raise _too_large(resp)
         if resp.status_code == 400:
@@ -396,6 +398,12 @@ class CloudClient:
                 for frame in opener.feed(data):
                     if not isinstance(frame, dict):
                         raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
+                    problem = _frame_problem(frame)
+                    if problem:  # sealed by the node: its fault, so another node is tried
+                        raise EnvelopeError(f"response frame is no chat completion: {problem}")
+                    budget -= 1
+                    if budget < 0:
+                        raise EnvelopeError("the node sent more chunks than the answer's max_tokens allows")
                     frame.pop("x_tether", None)  # ours to set, never the node's
                     if first:
                         self._observe(node_id, time.perf_counter() - start)
@@ -636,6 +644,34 @@ class CloudStream:
                 rejections += _failed_attempt(exc, attempts_log, rejections)
                 self.failovers += 1
         raise _give_up(attempts_log, rejections)
+
+
+def _frame_budget(body: dict[str, Any]) -> int:
+    """Frames one answer may take: a chunk per token, plus role, finish and usage chunks."""
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    return (limit if isinstance(limit, int) and limit > 0 else 32768) + 16
+
+
+def _frame_problem(frame: dict[str, Any]) -> str | None:
+    """What makes an opened frame unusable, checked before any caller indexes into it."""
+    if "error" in frame or frame.get("done") is True:
+        return None
+    choices = frame.get("choices")
+    if not isinstance(choices, list):
+        return "no choices list"
+    for choice in choices:
+        if not isinstance(choice, dict):
+            return "a choice is not an object"
+        part = choice.get("delta", choice.get("message"))
+        if not isinstance(part, dict):
+            return "a choice has neither a delta nor a message"
+        if not isinstance(part.get("content"), (str, type(None))):
+            return "content is not text"
+        if not isinstance(choice.get("logprobs"), (dict, type(None))):
+            return "logprobs is not an object"
+    if not isinstance(frame.get("usage"), (dict, type(None))):
+        return "usage is not an object"
+    return None
 
 
 def _ends_answer(frame: dict[str, Any]) -> bool:

@@ -213,7 +213,10 @@ class ResponseOpener:
                 raise EnvelopeError(f"response frame {self._seq} failed authentication (tampered or out of order)") from None
             self._seq += 1
             self.finished = bool(final)
-            yield json.loads(plain)
+            try:
+                yield json.loads(plain)
+            except (ValueError, RecursionError):  # sealed by the node, so the node's fault
+                raise EnvelopeError(f"response frame {self._seq - 1} is not JSON") from None
 
     def close(self) -> None:
         """Call at end of stream: a response that never sent its final frame was cut short."""

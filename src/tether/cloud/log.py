@@ -1,14 +1,19 @@
 """HTTP front of the transparency log.
 
 Reads are open to anyone: devices must be able to audit. Logging a release
-takes the admin token (when one is set); nodes announce themselves without
-one, because a bad attestation is refused by its signature check. Client
-mistakes always get a 4xx with {"error": ...}, never a 500.
+takes the admin token (when one is set). Announcing a node takes the node token
+(or the admin token) when one is set: a signature only proves that a node holds
+its key, and anyone can copy a released measurement into an attestation, so an
+open directory lets a stranger list a node that devices will send requests to.
+Client mistakes always get a 4xx with {"error": ...}, never a 500; a full disk
+is a 503.
 """
 
 from __future__ import annotations
 
 import hmac
+import sqlite3
+import sys
 from typing import Any, Awaitable, Callable
 
 from starlette.applications import Starlette
@@ -33,7 +38,15 @@ class _ClientError(Exception):
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # a message may quote what the client sent, lone surrogates included, which JSON cannot encode
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _bearer_is(request: Request, *tokens: str | None) -> bool:
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and any(
+        t and hmac.compare_digest(given.strip().encode(), t.encode()) for t in tokens)
 
 
 def _int_param(request: Request, name: str, default: int | None = None) -> int:
@@ -72,18 +85,21 @@ def _handler(func: Callable[[Request], Awaitable[Any]]) -> Callable[[Request], A
             return _error(400, str(exc))
         except (InputError, TransparencyLogError) as exc:
             return _error(400, str(exc))
+        except sqlite3.OperationalError as exc:  # "database or disk is full", a lost mount
+            print(f"tether log: storage error: {exc}", file=sys.stderr, flush=True)
+            return _error(503, f"log storage unavailable: {exc}")
 
     return endpoint
 
 
-def create_log_app(log: TransparencyLog, admin_token: str | None) -> Starlette:
+def create_log_app(log: TransparencyLog, admin_token: str | None, node_token: str | None = None) -> Starlette:
     def authorize(request: Request) -> None:
-        if not admin_token:
-            return
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), admin_token.encode()):
+        if admin_token and not _bearer_is(request, admin_token):
             raise _ClientError(401, "logging a release needs the admin token (Authorization: Bearer ...)")
+
+    def authorize_node(request: Request) -> None:
+        if node_token and not _bearer_is(request, node_token, admin_token):
+            raise _ClientError(401, "announcing a node needs the log's node token (Authorization: Bearer ...)")
 
     async def key(request: Request) -> Any:
         return {"public_key": log.public_key_b64}
@@ -118,6 +134,7 @@ def create_log_app(log: TransparencyLog, admin_token: str | None) -> Starlette:
         return {"releases": log.releases()}
 
     async def post_node(request: Request) -> Any:
+        authorize_node(request)
         attestation = await _json_body(request)
         return {"index": await run_in_threadpool(log.announce, attestation)}
 

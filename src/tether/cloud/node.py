@@ -123,13 +123,21 @@ class UpstreamBackend(Backend):
         self._health: tuple[float, str | None] = (float("-inf"), None)
 
     def _body(self, body: dict[str, Any]) -> dict[str, Any]:
+        """What goes to the engine: the validated request re-serialised, never the caller's own dict.
+
+        Only fields ``ChatRequest`` knows get through (nested ones too), so an engine's own knobs
+        (``best_of``, ``ignore_eos``, ``min_tokens``, ``priority``, ``id_slot``, ``cache_prompt``…)
+        cannot get around the node's caps; ``model`` and ``max_tokens`` are the node's."""
         from tether.models.openai_chat import ChatRequest
 
-        ChatRequest.parse(body)  # same validation as the local engine
-        wanted = body.get("max_completion_tokens") or body.get("max_tokens") or self.max_tokens
-        out = {**body, "model": self.name, "max_tokens": min(int(wanted), self.max_tokens)}
-        out.pop("max_completion_tokens", None)
-        return out
+        request = ChatRequest.parse(body)  # same validation as the local engine
+        wanted = request.max_completion_tokens or request.max_tokens or self.max_tokens
+        out = request.model_dump(mode="json", exclude_unset=True,
+                                 exclude={"model", "max_tokens", "max_completion_tokens", "response_format",
+                                          "functions", "function_call"})
+        if request.response_format is not None:
+            out["response_format"] = _response_format(request.response_format)
+        return {**out, "model": self.name, "max_tokens": min(wanted, self.max_tokens)}
 
     def run(self, body: dict[str, Any], cancel: threading.Event) -> Iterator[dict[str, Any]]:
         payload = self._body(body)
@@ -179,6 +187,20 @@ class UpstreamBackend(Backend):
                              "max_tokens": 48, "temperature": 0}, threading.Event()))
         tokens = (out.get("usage") or {}).get("completion_tokens") or 0
         return tokens / (time.perf_counter() - start)
+
+
+def _response_format(fmt: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's three ``response_format`` shapes, rebuilt key by key; an engine's own types are refused."""
+    kind = fmt.get("type")
+    if kind in ("text", "json_object"):
+        return {"type": kind}
+    if kind == "json_schema":
+        spec = fmt.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise InputError("response_format.json_schema.schema must be a JSON schema object")
+        return {"type": kind, "json_schema": {k: spec[k] for k in ("name", "description", "schema", "strict")
+                                              if k in spec}}
+    raise InputError(f"unsupported response_format type {kind!r}")
 
 
 def _json_object(data: str | bytes) -> dict[str, Any]:
@@ -238,18 +260,19 @@ class Node:
             hardware=self.hardware, tokens_per_second=self.tokens_per_second,
         )
 
-    def announce(self, log_url: str) -> int:
+    def announce(self, log_url: str, token: str | None = None) -> int:
         """Put this node's attestation into the transparency log so devices can find and check it."""
         from tether.cloud.transparency import LogClient
 
         with LogClient(log_url, timeout=10) as log:
-            reply = log.submit_attestation(self.attestation)
+            reply = log.submit_attestation(self.attestation, token)
         index = reply.get("index") if isinstance(reply, dict) else None
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
             raise TransparencyLogError(f"{log_url} answered the announcement without a log index: {reply!r:.200}")
         return index
 
-    def keep_attested(self, log_url: str, every: float, stop: threading.Event) -> threading.Thread:
+    def keep_attested(self, log_url: str, every: float, stop: threading.Event,
+                      token: str | None = None) -> threading.Thread:
         """Re-sign and re-announce every ``every`` seconds until ``stop`` is set.
 
         A failure (log down) is one line on stderr and is retried next period: the
@@ -260,7 +283,7 @@ class Node:
             while not stop.wait(every):
                 try:
                     self.reattest()
-                    index = self.announce(log_url)
+                    index = self.announce(log_url, token)
                     print(f"re-attested: log index {index}", file=sys.stderr, flush=True)
                 except TetherError as exc:
                     print(f"re-attestation failed: {exc}", file=sys.stderr, flush=True)

@@ -145,12 +145,16 @@ class Relay:
             await asyncio.sleep(interval)
 
     async def _probe(self, node_id: str, url: str) -> None:
+        """Healthy only when the address answers as *this* node: a restarted node (new id, same URL)
+        leaves a stale entry that answers for someone else, and an announcement aimed at any other
+        service never passes, so ``/v1/relay/load`` says nothing about whether that service is up.
+        Nodes given with ``--node`` (the operator's own) may leave ``node_id`` out."""
         try:
             resp = await self.http.get(f"{url}/healthz", timeout=1.0)
             ok = resp.status_code == 200
-            if ok:  # a restarted node (new id, same URL) leaves a stale entry that answers for someone else
+            if ok:
                 said = resp.json().get("node_id")
-                ok = said is None or said == node_id
+                ok = said == node_id or (said is None and node_id in self.static)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError):
             ok = False
         if ok:
@@ -184,6 +188,8 @@ class Relay:
         return JSONResponse({"ok": True} if log is None else {"ok": True, "log": log})
 
     async def _load(self, request: Request) -> Response:
+        """In-flight counts and health per listed node. ``healthy`` is false for any address that has
+        not answered the prober as its own node (see ``_probe``), reachable or not: no port-scan oracle."""
         await self._refresh()
         now = time.monotonic()
         return JSONResponse({"nodes": {nid: {"inflight": self.inflight.get(nid, 0),
@@ -242,6 +248,12 @@ class Relay:
             except (httpx.HTTPError, httpx.InvalidURL, asyncio.TimeoutError):
                 self._down_until[target["node"]] = time.monotonic() + self.cooldown
                 continue
+            if upstream.status_code == 200 and not _sealed(upstream):
+                # Not a node's answer (a node sends only sealed frames with a 200): whatever an
+                # announcement aimed the relay at, its body is never read or passed on.
+                await upstream.aclose()
+                self._down_until[target["node"]] = time.monotonic() + self.cooldown
+                continue
             if upstream.status_code != 200:
                 await upstream.aclose()  # its body is not read: a node's rejection says nothing more
                 if upstream.status_code == 413:  # a node with a smaller body limit than this relay's
@@ -269,10 +281,18 @@ class Relay:
     async def _pipe(self, upstream: httpx.Response, node_id: str) -> AsyncIterator[bytes]:
         self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
         try:
-            # If the node dies mid-answer the error propagates and our answer ends abruptly
-            # too, so the device sees a truncated stream and fails over.
+            # If the node dies mid-answer our answer just ends: without its final sealed frame,
+            # which the device reads as a truncated stream (it cools the node and fails over).
             async for chunk in upstream.aiter_raw():
                 yield chunk
+        except httpx.HTTPError as exc:
+            self._down_until[node_id] = time.monotonic() + self.cooldown
+            logger.warning("node %s failed mid-answer (%s); the answer ends truncated", node_id, type(exc).__name__)
         finally:
             self.inflight[node_id] -= 1
             await upstream.aclose()
+
+
+def _sealed(resp: httpx.Response) -> bool:
+    media_type = resp.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media_type == SEALED_MEDIA_TYPE

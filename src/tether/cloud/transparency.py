@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -477,6 +478,9 @@ def check_freshness(sth: dict[str, Any], previous: dict[str, Any] | None, *, now
 
 # ----------------------------------------------------------------- client
 
+MAX_LOG_ANSWER = 8 * 2**20  # what the relay's mirror passes on
+
+
 class LogClient:
     """A device's view of one log: pins its key and never accepts a tree head that rewinds it.
 
@@ -503,12 +507,18 @@ class LogClient:
         state = self._load_state()
         if state:
             stored = state.get("public_key")
+            try:
+                if stored is not None:
+                    _public_key(stored if isinstance(stored, str) else repr(stored))
+                sth = _check_sth_shape(state["sth"]) if state.get("sth") is not None else None
+            except TransparencyLogError as exc:
+                raise TransparencyLogError(f"cloud state {self.state_path} is damaged ({exc}); delete it to pin "
+                                           f"the log afresh") from None
             if self._key is not None and stored is not None and stored != self._key:
                 raise TransparencyLogError(f"the log key given for {self.url} differs from the one pinned in "
                                            f"{self.state_path}; {self._repin_hint()}")
             self._key = self._key or stored
-            if state.get("sth") is not None:
-                self.last_sth = _check_sth_shape(state["sth"])
+            self.last_sth = sth
 
     def __enter__(self) -> "LogClient":
         return self
@@ -534,26 +544,49 @@ class LogClient:
             raise TransparencyLogError(f"cannot read log state {self.state_path}: {exc}") from None
 
     def _save_state(self) -> None:
+        """Write the pinned key and tree head through a temp file of this writer's own: the CLI and
+        the gateway share the state file, and a shared temp name lets one rename the other's away."""
         if not self.state_path:
             return
-        self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_path.with_name(self.state_path.name + ".tmp")
-        tmp.write_text(json.dumps({"url": self.url, "public_key": self._key, "sth": self.last_sth}, indent=2))
-        os.replace(tmp, self.state_path)
+        data = json.dumps({"url": self.url, "public_key": self._key, "sth": self.last_sth}, indent=2)
+        tmp: str | None = None
+        try:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.state_path.parent, prefix=self.state_path.name + ".", suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(data)
+            os.replace(tmp, self.state_path)
+        except OSError as exc:
+            if tmp:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            raise TransparencyLogError(f"cannot save cloud state {self.state_path}: {exc.strerror or exc}") from None
 
     # -- transport
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One call with a size cap and a deadline for the whole answer: httpx's timeout is per
+        read, so a log or relay that trickles a byte at a time would otherwise hold the device."""
         url = self.url + path
+        where = f"{self.via} {self.url} (the log is read through it)" if self.via else f"transparency log {self.url}"
+        deadline = time.monotonic() + 2 * self._timeout
         try:
-            response = self._http.request(method, url, timeout=self._timeout, **kwargs)
+            with self._http.stream(method, url, timeout=self._timeout, **kwargs) as response:
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_LOG_ANSWER:
+                        raise TransparencyLogError(f"{where} sent an answer over {MAX_LOG_ANSWER // 2**20} MiB")
+                    if time.monotonic() > deadline:
+                        raise LogUnreachableError(f"{where} unreachable: no whole answer in {2 * self._timeout:g} s")
+                    chunks.append(chunk)
+                content = b"".join(chunks)
         except httpx.InvalidURL as exc:
             raise TransparencyLogError(f"transparency log URL {url} is invalid: {exc}") from None
         except httpx.HTTPError as exc:
-            where = f"{self.via} {self.url} (the log is read through it)" if self.via else f"transparency log {self.url}"
             raise LogUnreachableError(f"{where} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
-            body = loads_strict(response.content)
+            body = loads_strict(content)
         except (ValueError, RecursionError):
             body = None
             if response.status_code < 500:
@@ -654,6 +687,7 @@ class LogClient:
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         return self._request("POST", "/v1/log/releases", json=components, headers=headers)
 
-    def submit_attestation(self, attestation: dict[str, Any]) -> dict[str, Any]:
-        """POST a node attestation to be logged; returns {"index"}."""
-        return self._request("POST", "/v1/log/nodes", json=attestation)
+    def submit_attestation(self, attestation: dict[str, Any], token: str | None = None) -> dict[str, Any]:
+        """POST a node attestation to be logged (with the log's node token, if it wants one); returns {"index"}."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self._request("POST", "/v1/log/nodes", json=attestation, headers=headers)
