@@ -8,6 +8,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -194,3 +195,35 @@ def test_a_damaged_state_file_is_named_in_the_error(tmp_path):
         state.write_text(content)
         with pytest.raises(TransparencyLogError, match=f"cloud state {state} is damaged"):
             LogClient("http://127.0.0.1:9", state_path=state)
+
+
+def _tether(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "tether", "--threads", "1", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_node_listening_on_every_address_announces_its_public_url(cloud, start_service, tmp_path):
+    bad = _tether("node", "serve", "--model", "smollm2-135m", "--host", "0.0.0.0", "--port", "0",
+                  "--log", cloud["log"].url)
+    assert bad.returncode == 1 and "give --public-url" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    wrong = _tether("node", "serve", "--model", "smollm2-135m", "--public-url", "http://127.0.0.1:1/v1", "--port", "0")
+    assert wrong.returncode == 1 and "--public-url" in wrong.stderr and "no path" in wrong.stderr, wrong.stderr
+
+    import socket
+
+    with socket.socket() as s:  # a free port the node can then listen on, to name in --public-url
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    public = f"http://127.0.0.1:{port}"
+    node = start_service("public-url-node", ["--threads", "1", "node", "serve", "--model", "smollm2-135m",
+                                             "--host", "0.0.0.0", "--port", str(port), "--public-url", public,
+                                             "--log", cloud["log"].url], tmp_path)
+    try:
+        att = httpx.get(public + "/v1/attestation", timeout=10).json()
+        assert att["url"] == public
+        index = int(re.search(r"attestation logged at index (\d+)", node.output()).group(1))
+        entry = httpx.get(cloud["log"].url + "/v1/log/entries", params={"start": index, "end": index},
+                          timeout=10).json()["entries"][0]["entry"]
+        assert entry["attestation"]["url"] == public
+    finally:
+        node.stop()

@@ -40,6 +40,9 @@ def node_group() -> None:
 @click.option("--port", default=8480, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--log", "log_url", envvar="TETHER_LOG_URL", default=None,
               help="Announce this node's attestation to this transparency log.")
+@click.option("--public-url", default=None,
+              help="The address the relay reaches this node at, as announced (default: the one it listens "
+                   "on; needed with --host 0.0.0.0, behind NAT or a load balancer).")
 @click.option("--log-token", envvar="TETHER_LOG_NODE_TOKEN", default=None,
               help="The log's node token, if it wants one (default: $TETHER_LOG_NODE_TOKEN).")
 @click.option("--upstream", default=None,
@@ -55,11 +58,12 @@ def node_group() -> None:
 @click.option("--reattest-every", default=None, type=click.FloatRange(1, 86400),
               help="With --log: re-sign and re-announce the attestation every this many seconds "
                    "[default: 1800; devices refuse attestations older than two hours].")
-def node_serve(model: str, host: str, port: int, log_url: str | None, log_token: str | None, upstream: str | None,
+def node_serve(model: str, host: str, port: int, public_url: str | None, log_url: str | None, log_token: str | None,
+               upstream: str | None,
                upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
                concurrency: int | None, reattest_every: float | None) -> None:
     """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
-    from tether.cloud.attestation import REATTEST_EVERY
+    from tether.cloud.attestation import REATTEST_EVERY, node_url_problem
     from tether.cloud.node import Node, NodeSettings
     from tether.cloud.serving import bind, run
 
@@ -68,7 +72,13 @@ def node_serve(model: str, host: str, port: int, log_url: str | None, log_token:
     settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
                             upstream_model=upstream_model, model_sha256=model_sha256,
                             concurrency=concurrency or (16 if upstream else 1))
+    if public_url is not None and (problem := node_url_problem(public_url)):
+        raise InputError(f"--public-url {public_url[:200]} {problem}")
     sock, url = bind(host, port)
+    url = public_url.rstrip("/") if public_url else url
+    if log_url and (problem := node_url_problem(url)):
+        sock.close()
+        raise InputError(f"this node would announce {url}, which {problem}; give --public-url")
     node = Node(settings, url)
     click.echo(f"node {node.node_id} model={node.backend.name} measurement={node.measurement.digest} "
                f"tokens/s={node.tokens_per_second:.1f}")

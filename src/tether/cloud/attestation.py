@@ -281,6 +281,8 @@ def node_url_problem(url: str) -> str | None:
         return "must be http(s)://host[:port] with no path, query, fragment or user info"
     if parsed.port is not None and not 1 <= parsed.port <= 65535:
         return f"has port {parsed.port}, outside 1-65535"
+    if parsed.host in ("0.0.0.0", "::", "0:0:0:0:0:0:0:0"):
+        return "names no host (0.0.0.0 or :: is where a node listens, not an address to reach it at)"
     return None
 
 
