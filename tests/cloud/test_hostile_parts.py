@@ -227,3 +227,14 @@ def test_a_node_listening_on_every_address_announces_its_public_url(cloud, start
         assert entry["attestation"]["url"] == public
     finally:
         node.stop()
+
+
+def test_a_log_that_cannot_make_its_files_names_them(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    key = _tether("log", "serve", "--port", "0", "--db", str(tmp_path / "l.sqlite"), "--key", str(blocker / "l.key"))
+    assert key.returncode == 1 and key.stderr.strip() == \
+        f"Error: cannot create log key {blocker / 'l.key'}: {blocker} is a file, not a folder", key.stderr
+    db = _tether("log", "serve", "--port", "0", "--db", str(blocker / "l.sqlite"), "--key", str(tmp_path / "l.key"))
+    assert db.returncode == 1 and db.stderr.strip() == \
+        f"Error: cannot open transparency log {blocker / 'l.sqlite'}: {blocker} is a file, not a folder", db.stderr

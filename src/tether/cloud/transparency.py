@@ -104,7 +104,10 @@ class TransparencyLog:
         self.clock = clock
         self.db_path = Path(db_path)
         self.key_path = Path(key_path)
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {_mkdir_problem(exc)}") from None
         self._new_key = not self.key_path.exists()
         self._key = _load_or_create_key(self.key_path)
         self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -341,6 +344,14 @@ def _exclusive(db_path: Path):  # type: ignore[no-untyped-def]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+def _mkdir_problem(exc: OSError) -> str:
+    if isinstance(exc, FileExistsError):
+        return f"{exc.filename} is a file, not a folder"
+    if isinstance(exc, NotADirectoryError):
+        return f"a folder on the way to {exc.filename} is a file"
+    return exc.strerror or str(exc)
+
+
 def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """Read the log key (raw 32 bytes or PEM), or make one readable only by its owner."""
     if path.exists():
@@ -358,13 +369,22 @@ def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
             raise TransparencyLogError(f"cannot read log key {path}: {exc}") from None
     key = Ed25519PrivateKey.generate()
     raw = key.private_bytes_raw()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file where the folder should be, a read-only disk
+        raise TransparencyLogError(f"cannot create log key {path}: {_mkdir_problem(exc)}") from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use its key
         return _load_or_create_key(path)
-    with os.fdopen(fd, "wb") as f:
-        f.write(raw)
+    except OSError as exc:
+        raise TransparencyLogError(f"cannot create log key {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+    except OSError as exc:  # a full disk: leave no empty key behind to be read next time
+        path.unlink(missing_ok=True)
+        raise TransparencyLogError(f"cannot create log key {path}: {exc.strerror or exc}") from None
     return key
 
 
