@@ -647,9 +647,12 @@ class CloudStream:
 
 
 def _frame_budget(body: dict[str, Any]) -> int:
-    """Frames one answer may take: a chunk per token, plus role, finish and usage chunks."""
+    """Frames one answer may take: a chunk per token of each of its ``n`` choices, plus role,
+    finish and usage chunks."""
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
-    return (limit if isinstance(limit, int) and limit > 0 else 32768) + 16
+    n = body.get("n")
+    choices = n if isinstance(n, int) and 1 <= n <= 128 else 1
+    return ((limit if isinstance(limit, int) and limit > 0 else 32768) + 4) * choices + 16
 
 
 def _frame_problem(frame: dict[str, Any]) -> str | None:
