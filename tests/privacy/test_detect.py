@@ -620,6 +620,8 @@ def test_everyday_forms_are_covered(guard, text, value):
     ("bro send me ur UPI id — vikram.c@okhdfcbank", "vikram.c@okhdfcbank"),
     ("vpa ramesh99@ybl", "ramesh99@ybl"),
     ("UPI: anita.sharma@oksbi", "anita.sharma@oksbi"),
+    # a passport's issuing country between its cue and its number
+    ("Can you check if my name matches? Passport: POL, No. EA1234567, Surname: WÓJCIK", "EA1234567"),
     # a Polish account number (an IBAN without its "PL"), by its checksum
     ("rachunek 27 1140 2004 0000 3002 0135 5387", "27 1140 2004 0000 3002 0135 5387"),
 ])

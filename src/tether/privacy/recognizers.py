@@ -1176,7 +1176,10 @@ _ID_CUE = (r"(?:(?i:passport|driver['’]?s?[ \t]+licen[cs]e|driving[ \t]+licen[
            r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI(?:[ \t]+number)?|DL|UPN|IRD|PPS|PPSN|BVN|NIN|RFC|KRS|UAN|CCCD|"
            r"EMP[ \t]+ID|ID|STK)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
 _ID_PATTERNS = [
-    RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
+    RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})"
+                              # a passport's issuing country between cue and number: "Passport: POL, No. EA1234567"
+                              r"(?:[ \t]*:?[ \t]*[A-Z]{3},?[ \t]+(?i:no\.?|nr\.?|num|number|#))?"
+                              r"[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
                               # a digit first, or up to four capitals before one ("X1234567", "QQ 12 34 56 C",
                               # "POL-2291-7781"); a word ("since 2019") is not a number
                               r"(?P<v>(?:[A-Z]{1,5}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
