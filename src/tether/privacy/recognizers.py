@@ -752,8 +752,12 @@ _STREET_PATTERNS = [
     # Via Roma 12, Rue de Rivoli 99, Calle Mayor 5
     RegexPattern("prefix_street", r"\b(?:Via|Viale|Rue|Calle|Avenida|Av\.|Rua|Rúa|Strada|Piazza|Corso|Plaza|Paseo|"
                  r"Avenue|Boulevard|Chemin|Route|Ulica|ul\.|Ctra\.|Carretera|Camino|Ronda|Rambla|Travessa|Travesía|"
-                 r"Largo|Praça|Estrada|Escada|Alameda|Quai|Allée|Impasse)[ \t]+(?:[\w'’.\-]+[ \t]+){0,4}\d{1,5}[A-Za-z]?\b",
-                 0.65),
+                 r"Largo|Praça|Estrada|Escada|Alameda|Quai|Allée|Impasse)[ \t]+(?:[\w'’.\-]+[ \t]+){0,4}\d{1,5}[A-Za-z]?"
+                 r"(?:/\d{1,4}[A-Za-z]?)?\b", 0.65),
+    # Polish estates, avenues and squares: "os. Kalinowe 14/27", "al. Jerozolimskie 65/79"; a capitalised
+    # name must follow, and "et al." is a citation, so "et al. 2019" and "et al. Nature 2020" are no street
+    RegexPattern("polish_prefix", r"(?<![\w.])(?<!et )(?:os\.|al\.|pl\.|Osiedle|Aleja|Aleje|Plac)[ \t]+[A-ZĄĆĘŁŃÓŚŹŻ][\w'’.\-]*"
+                 r"(?:[ \t]+[\w'’.\-]+){0,3}[ \t]+\d{1,5}[A-Za-z]?(?:/\d{1,4}[A-Za-z]?)?\b", 0.65),
     # 12 rue de Rivoli, 4698 rue des Églises Est, 7 Avenue des Champs-Élysées
     RegexPattern("number_then_street_word",
                  r"\b\d{1,5}[A-Za-z]?,?[ \t]+(?:(?i:rue|chemin|allée|impasse|quai|calle|avenida|rua|viale|piazza|corso)|"
