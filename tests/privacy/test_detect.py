@@ -620,6 +620,8 @@ def test_everyday_forms_are_covered(guard, text, value):
     ("bro send me ur UPI id — vikram.c@okhdfcbank", "vikram.c@okhdfcbank"),
     ("vpa ramesh99@ybl", "ramesh99@ybl"),
     ("UPI: anita.sharma@oksbi", "anita.sharma@oksbi"),
+    # an initial and a lower-case surname, as minutes are typed
+    ("disciplinary hearing — present: k. nowicka (HR), jarek pawlak (employee)", "k. nowicka"),
     # Polish estates and avenues, with the flat number
     ("Write a thank-you note for hosting us at os. Kalinowe 14/27 in Kraków.", "os. Kalinowe 14/27"),
     ("al. Jerozolimskie 65/79, Warszawa", "al. Jerozolimskie 65/79"),
@@ -636,6 +638,7 @@ def test_forms_from_other_countries_are_covered(guard, text, value):
 @pytest.mark.parametrize(("text", "expected"), [
     ("zip 12 files into one archive", []),
     ("as shown by Jones et al. Nature 2020, 5", [("PERSON", "Jones")]),
+    ("see p. 12 and fig. 3, i.e. the table", []),
     ("Order 1234 5678 shipped.", []),
     ("The code A1B 2C3 is a test fixture.", []),
     ("We shipped 2024 AD units.", []),

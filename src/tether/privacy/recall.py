@@ -333,7 +333,13 @@ def _lower_case_names(text: str, tokens: list[tuple[int, int, str]], ww: _Words)
         elif (w in first or w in last) and _NAME_CUE.search(text, max(0, s - 20), s):
             end = nxt[1] if nxt and nxt[2].islower() and nxt[2] in last else e
             out.append(("PERSON", s, end, "lower-case name after a cue"))
+        elif w in last and (m := _INITIAL_BEFORE.search(text, max(0, s - 3), s)):
+            out.append(("PERSON", m.start(), e, "an initial and a lower-case surname"))
     return out
+
+
+# "k. nowicka", "m.duda": not after another initial ("e.g. smith", "i.e. jones")
+_INITIAL_BEFORE = re.compile(r"(?<![\w.])[a-z]\.[ \t]?$")
 
 
 # A login or @mention spelt from a name: "@jakub.wrobel", "User thanh.pham", "user=anna_kowalska".
