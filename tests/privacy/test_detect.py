@@ -620,6 +620,12 @@ def test_everyday_forms_are_covered(guard, text, value):
     ("bro send me ur UPI id — vikram.c@okhdfcbank", "vikram.c@okhdfcbank"),
     ("vpa ramesh99@ybl", "ramesh99@ybl"),
     ("UPI: anita.sharma@oksbi", "anita.sharma@oksbi"),
+    # logins under a field that names them
+    ("user_id,username,full_name\n1001,jbrown,Jamal Brown\n1002,mkaur,Manpreet Kaur", "jbrown"),
+    ('{"username": "m.wisniewski", "role": "dev"}', "m.wisniewski"),
+    ("[github]\n    login = oadeyemij", "oadeyemij"),
+    ("sshd[2231]: Accepted publickey for mwisniewski from 83.24.117.9 port 50988 ssh2", "mwisniewski"),
+    ("pam_unix(sshd:session): session opened for user kasia(uid=1000)", "kasia"),
     # an initial and a lower-case surname, as minutes are typed
     ("disciplinary hearing — present: k. nowicka (HR), jarek pawlak (employee)", "k. nowicka"),
     # Polish estates and avenues, with the flat number
@@ -639,6 +645,8 @@ def test_forms_from_other_countries_are_covered(guard, text, value):
     ("zip 12 files into one archive", []),
     ("as shown by Jones et al. Nature 2020, 5", [("PERSON", "Jones")]),
     ("see p. 12 and fig. 3, i.e. the table", []),
+    ("user: postgres\nusername: admin\nLogin: failed", []),  # system accounts and words are no login
+    ("sshd[7]: Failed password for invalid user admin from 10.0.0.5 port 22", [("IP_ADDRESS", "10.0.0.5")]),
     ("Order 1234 5678 shipped.", []),
     ("The code A1B 2C3 is a test fixture.", []),
     ("We shipped 2024 AD units.", []),

@@ -951,7 +951,26 @@ _FIELDS = {
                  "driverslicense driverlicense driverslicence licensenumber licencenumber pesel bsn aadhaar pan nino "
                  "nin personnummer cpf curp dni nif",
 }
+# A login names its person as much as a name does ("jbrown", "m.wisniewski"); typed PERSON once
+# the value reads as a handle that is no system account or everyday word.
+_USERNAME = "USERNAME"
+_FIELDS[_USERNAME] = "username user login loginname userid uname handle nickname screenname accountname"
 FIELD_TYPES = {name: entity for entity, names in _FIELDS.items() for name in names.split()}
+_SYSTEM_ACCOUNTS = frozenset("""root admin administrator sysadmin postgres mysql redis nginx apache www-data nobody
+guest user users test tester demo deploy deployer git ubuntu debian centos ec2-user azureuser pi oracle sa jenkins
+docker daemon bin sys ftp mail operator service system anonymous default dev developer staging prod production
+support info noreply no-reply webmaster backup monitor api app bot ci runner""".split())
+_HANDLE_VALUE = re.compile(r"@?[A-Za-z][A-Za-z0-9._\-]{1,31}")
+
+
+def _is_username(value: str) -> bool:
+    """A handle, not a system account, an everyday English word ("Login: failed") or code."""
+    from wordfreq import zipf_frequency
+
+    v = value.strip()
+    bare = v.lstrip("@").lower()
+    return (bool(_HANDLE_VALUE.fullmatch(v)) and bare not in _SYSTEM_ACCOUNTS and bare not in _EMPTY_VALUES
+            and zipf_frequency(bare, "en") < 3.0 and not is_code_reference(v))
 _JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
 _LINE_FIELD = re.compile(r"(?m)^[ \t]*(?:-[ \t]+)?(?P<k>[A-Za-z][\w\-]{0,40})[ \t]*[:=][ \t]*[\"']?"
                          r"(?P<v>[^\s\"'#][^\n\"'#]{0,100}?)[\"']?[ \t]*(?:[ \t]#.*)?$")
@@ -997,7 +1016,7 @@ class FieldRecognizer(EntityRecognizer):
     needs, and an uncommon surname or a password in a table cell otherwise goes out as is."""
 
     def __init__(self) -> None:
-        super().__init__(supported_entities=sorted(set(FIELD_TYPES.values())), name="record_field")
+        super().__init__(supported_entities=sorted(set(FIELD_TYPES.values()) - {_USERNAME}), name="record_field")
 
     def load(self) -> None:
         pass
@@ -1007,6 +1026,10 @@ class FieldRecognizer(EntityRecognizer):
         out: list[RecognizerResult] = []
 
         def add(entity: str | None, start: int, end: int, how: str) -> None:
+            if entity == _USERNAME:
+                if not _is_username(text[start:end]):
+                    return
+                entity = "PERSON"
             if entity is None or entity not in wanted:
                 return
             value = text[start:end]
@@ -1235,6 +1258,14 @@ _DOMESTIC_IBAN = RegexPattern("pl_nrb", r"(?<![\w\-])\d{2}[ \t]?(?:\d{4}[ \t]?){
                               validate=_nrb_ok)
 
 
+# The login in an auth log line: "Accepted publickey for mwisniewski from …", "Invalid user jbrown from",
+# "session opened for user kasia", "user=jbrown"
+_LOG_LOGIN = RegexPattern(
+    "auth_log_login", r"(?:\b(?:(?:Accepted|Failed)[ \t]+\w+[ \t]+for(?:[ \t]+invalid[ \t]+user)?|[Ii]nvalid[ \t]+user|"
+    r"session[ \t]+(?:opened|closed)[ \t]+for[ \t]+user)[ \t]+|(?<![\w\-])(?:ruser|user|USER)=)"
+    r"(?P<v>[A-Za-z_][\w.\-]{1,31})(?=[ \t(,;]|$)", 0.7, group="v", flags=re.M, validate=_is_username)
+
+
 def builtin_recognizers() -> list[EntityRecognizer]:
     """Tether's own recognizers: secrets, street addresses, dates of birth."""
     return [
@@ -1242,6 +1273,7 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("EMAIL_ADDRESS", [_INTERNAL_EMAIL], name="email_internal_domain"),
         RegexRecognizer("IP_ADDRESS", [_ZERO_PADDED_IP], name="ip_zero_padded"),
         RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
+        RegexRecognizer("PERSON", [_LOG_LOGIN], name="auth_log_login"),
         RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
         RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
         RegexRecognizer("PASSWORD", [_PASSWORD_HASH], name="password_hash"),
