@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -102,3 +103,23 @@ def serve_in_thread(routes: list) -> tuple[str, Callable[[], None]]:
         thread.join(10)
 
     return url, stop
+
+
+@pytest.fixture
+def nodes():
+    """Stand-in nodes (``standins.stand_in``) a test starts; each is stopped after the test."""
+    started: list = []
+    yield started
+    for node in started:
+        node.stop()
+
+
+def wait_for(predicate: Callable[[], object], seconds: float = 10.0) -> object:
+    """Poll ``predicate`` until it returns something true (that is returned); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)

@@ -33,14 +33,6 @@ def cloud(tmp_path_factory):
         yield {"log": log, "relay": relay, "key": key, "root": root}
 
 
-@pytest.fixture
-def nodes():
-    started = []
-    yield started
-    for node in started:
-        node.stop()
-
-
 def _client(cloud, model: str, **kw) -> CloudClient:
     client = CloudClient(None, cloud["relay"].url, log_key=cloud["key"], model=model,
                          state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json", **kw)

@@ -17,7 +17,7 @@ from tether.cloud.attestation import Measurement, NodeIdentity, canonical_json, 
 from tether.cloud.node import SEALED_MEDIA_TYPE
 from tether.cloud.relay import Relay
 
-from tests.cloud.conftest import serve_in_thread as serve
+from tests.cloud.conftest import serve_in_thread as serve, wait_for
 
 
 @pytest.fixture
@@ -214,16 +214,6 @@ def test_a_body_too_large_for_the_relay_or_for_every_node_is_413_with_the_limit(
         stop_odd()
 
 
-def _wait_for(predicate, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 def test_a_relay_that_cannot_read_the_log_warns_once_per_outage_and_healthz_says_stale(tmp_path, start_service, caplog):
     """A real ``tether log serve`` stopped and started again on the same port, database and key."""
     import logging
@@ -239,11 +229,11 @@ def test_a_relay_that_cannot_read_the_log_warns_once_per_outage_and_healthz_says
         with caplog.at_level(logging.WARNING, logger="tether.relay"), \
                 TestClient(relay.app(), base_url="http://127.0.0.1") as client:
             health = lambda: client.get("/healthz").json()  # noqa: E731
-            _wait_for(lambda: health()["log"]["stale"] is False)
+            wait_for(lambda: health()["log"]["stale"] is False)
             assert health()["ok"] is True and health()["log"]["directory_age_s"] < 5 and warnings() == []
 
             log.stop()
-            down = _wait_for(lambda: (h := health())["log"]["stale"] and h)
+            down = wait_for(lambda: (h := health())["log"]["stale"] and h)
             time.sleep(0.5)  # ten more failed refreshes
             assert down["ok"] is True  # it still routes, on the last directory
             assert down["log"]["error"] and down["log"]["unreadable_for_s"] is not None
@@ -253,7 +243,7 @@ def test_a_relay_that_cannot_read_the_log_warns_once_per_outage_and_healthz_says
             assert client.get("/v1/log/sth").status_code == 502  # the mirror says so too, never an old answer
 
             log = start_service("log-again", args, tmp_path)
-            _wait_for(lambda: health()["log"]["stale"] is False)
+            wait_for(lambda: health()["log"]["stale"] is False)
             assert health()["log"]["unreadable_for_s"] is None and health()["log"]["error"] is None
             assert len(warnings()) == 2 and "readable again after" in warnings()[1]
     finally:

@@ -23,19 +23,9 @@ from tether.cloud.envelope import KeyPair, seal_request
 from tether.cloud.node import SEALED_MEDIA_TYPE
 from tether.errors import EnvelopeError
 
-from tests.cloud.conftest import log_and_relay, serve_in_thread
+from tests.cloud.conftest import log_and_relay, serve_in_thread, wait_for
 
 SECRET = "internal-service-secret-4f1c"
-
-
-def _wait_for(predicate, seconds: float = 15.0):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
 
 
 def _not_a_node(media_type: str | None) -> tuple[str, callable]:
@@ -115,7 +105,7 @@ def test_a_node_killed_mid_stream_is_one_warning_line_and_a_truncated_answer(tmp
         with pytest.raises(EnvelopeError, match="truncated"):
             opener.close()  # what the device reads as a truncated answer: it cools the node, fails over
 
-        _wait_for(lambda: "failed mid-answer" in relay.err.read_text(errors="replace"))
+        wait_for(lambda: "failed mid-answer" in relay.err.read_text(errors="replace"), 15.0)
         time.sleep(0.5)  # anything uvicorn would add after
         err = relay.err.read_text(errors="replace")
         assert "Traceback" not in err and "Exception in ASGI application" not in err, err
@@ -186,7 +176,7 @@ def test_load_tells_an_announced_service_that_answers_from_a_closed_port(tmp_pat
                 nodes = load()
                 return nodes if nodes and not any(nodes[n]["healthy"] for n in announced.values()) else None
 
-            _wait_for(settled)
+            wait_for(settled, 15.0)
             time.sleep(2.5)  # another probe round: the answer does not flip back
             nodes = load()
             assert nodes[announced["answers"]] == nodes[announced["closed"]] == {"inflight": 0, "healthy": False}

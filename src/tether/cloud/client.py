@@ -369,7 +369,7 @@ class CloudClient:
 
     def _answer(self, resp: httpx.Response, openers: dict[str, ResponseOpener], start: float, exclude: set[str],
                 deadline_at: float, attempts_log: list[str], watchdog: "_Watchdog",
-                budget: int = 1 << 30) -> Iterator[tuple[str, dict[str, Any]]]:
+                budget: int) -> Iterator[tuple[str, dict[str, Any]]]:
         if resp.status_code == 413:  # no node takes it: not retried
             raise _too_large(resp)
         if resp.status_code == 400:

@@ -211,7 +211,7 @@ class Detector:
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
                  and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
                                   or _in_a_timestamp(s, text)))]
-        spans = with_whole_number_runs(with_house_numbers(resolve_overlaps(spans, text), text), text)
+        spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
         block = [Span(entity_type="LOCATION", start=a, end=b, score=0.6, text=text[a:b], recognizer="postal_block")
@@ -225,7 +225,7 @@ class Detector:
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
                      if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))]
             if extra:
-                spans = with_whole_number_runs(with_house_numbers(resolve_overlaps(spans + extra, text), text), text)
+                spans = _settled(spans + extra, text)
         return propagate(spans, text, allow=self._allow)
 
 
@@ -323,6 +323,11 @@ def with_house_numbers(spans: list[Span], text: str) -> list[Span]:
                 s = s.model_copy(update={"entity_type": "STREET_ADDRESS", "start": start, "text": text[start:s.end]})
         out.append(s)
     return out
+
+
+def _settled(spans: list[Span], text: str) -> list[Span]:
+    """Overlaps merged, then streets and numbers widened to what they stand in."""
+    return with_whole_number_runs(with_house_numbers(resolve_overlaps(spans, text), text), text)
 
 
 _NUMBERS = frozenset({"CREDIT_CARD", "IBAN_CODE", "US_SSN", "ID_NUMBER", "PHONE_NUMBER", "STREET_ADDRESS"})

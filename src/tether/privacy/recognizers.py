@@ -231,13 +231,19 @@ _INDIAN_ADDRESS = re.compile(
     r"andhra pradesh|uttar pradesh|madhya pradesh|west bengal|punjab|haryana|bihar|odisha|assam)\b")
 
 
+def _line_around(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) of the line that holds ``text[start:end]``."""
+    line_end = text.find("\n", end)
+    return text.rfind("\n", 0, start) + 1, line_end if line_end >= 0 else len(text)
+
+
 def _indian_pin(text: str, start: int, end: int) -> bool:
     """A six-digit PIN written "pincode", or on a line that reads as an Indian address."""
     if end - start != 6 or text[start] == "0":
         return False
-    line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
-    line = text[line_start:line_end if line_end >= 0 else len(text)]
-    return bool(re.search(r"(?i)pincode", text[max(line_start, start - 14):start]) or _INDIAN_ADDRESS.search(line))
+    line_start, line_end = _line_around(text, start, end)
+    return bool(re.search(r"(?i)pincode", text[max(line_start, start - 14):start])
+                or _INDIAN_ADDRESS.search(text, line_start, line_end))
 
 
 # What a code opens: a door, a gate, an alarm, a safe…
@@ -804,8 +810,8 @@ def _postcode_value(value: str) -> bool:
 def _line_says(rx: re.Pattern[str]) -> Callable[[str, int, int], bool]:
     """A postcode shape that other codes share counts only on a line that names its country."""
     def check(text: str, start: int, end: int) -> bool:
-        line_start, line_end = text.rfind("\n", 0, start) + 1, text.find("\n", end)
-        return bool(rx.search(text[line_start:start]) or rx.search(text[end:line_end if line_end >= 0 else len(text)]))
+        line_start, line_end = _line_around(text, start, end)
+        return bool(rx.search(text[line_start:start]) or rx.search(text[end:line_end]))
     return check
 
 
@@ -965,12 +971,12 @@ _HANDLE_VALUE = re.compile(r"@?[A-Za-z][A-Za-z0-9._\-]{1,31}")
 
 def _is_username(value: str) -> bool:
     """A handle, not a system account, an everyday English word ("Login: failed") or code."""
-    from wordfreq import zipf_frequency
+    from tether.privacy.recall import frequent_english  # recall imports this module
 
     v = value.strip()
     bare = v.lstrip("@").lower()
     return (bool(_HANDLE_VALUE.fullmatch(v)) and bare not in _SYSTEM_ACCOUNTS and bare not in _EMPTY_VALUES
-            and zipf_frequency(bare, "en") < 3.0 and not is_code_reference(v))
+            and bare not in frequent_english() and not is_code_reference(v))
 _JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
 _LINE_FIELD = re.compile(r"(?m)^[ \t]*(?:-[ \t]+)?(?P<k>[A-Za-z][\w\-]{0,40})[ \t]*[:=][ \t]*[\"']?"
                          r"(?P<v>[^\s\"'#][^\n\"'#]{0,100}?)[\"']?[ \t]*(?:[ \t]#.*)?$")
