@@ -85,6 +85,64 @@ def test_stream_yields_deltas_and_final_response(tiny):
     assert s.transcript[-1].content == text
 
 
+def test_a_guided_stream_shows_the_object_growing_and_ends_with_an_instance(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(80))
+    stream = s.stream("Describe Paris.", City)
+    snapshots = list(stream)
+    assert len(snapshots) >= 3  # the object grows field by field, not in one piece at the end
+    for before, after in zip(snapshots, snapshots[1:]):
+        assert after.raw_content.startswith(before.raw_content) and after.content != before.content
+        for key, value in before.content.items():  # a field, once shown, only grows
+            assert key in after.content
+            if isinstance(value, str):
+                assert str(after.content[key]).startswith(value)
+            else:  # a number is shown only when whole ("3" of "31522" never appears)
+                assert after.content[key] == value
+    r = stream.response
+    assert r is not None and isinstance(r.content, City)
+    assert City.model_validate_json(r.text) == r.content
+    assert snapshots[-1].content == r.content.model_dump() and snapshots[-1].raw_content.strip() == r.text.strip()
+    assert s.transcript[-1].content == r.text and not s.is_responding
+
+
+def test_a_guided_stream_collects_like_respond(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(80))
+    streamed = s.stream("Describe Paris.", City).collect()
+    answered = Session(model=TINY, sampling=Sampling.greedy(80)).respond("Describe Paris.", City)
+    assert streamed.content == answered.content and streamed.text == answered.text
+    assert [e.role for e in s.transcript] == ["prompt", "response"]
+
+
+def test_a_guided_stream_the_schema_refuses_raises_at_its_end_and_records_nothing(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(30))
+    stream = s.stream("Say a word.", NeverValid)
+    seen = []
+    with pytest.raises(InvalidOutputError) as info:
+        for snapshot in stream:
+            seen.append(snapshot)
+    assert seen and "word" in seen[-1].content  # the output was shown before it was refused
+    assert "did not match NeverValid" in str(info.value) and info.value.output
+    assert stream.response is None and s.transcript == [] and not s.is_responding
+    assert s.respond("Hi").text is not None
+
+
+def test_a_schema_that_is_not_a_model_is_refused_before_the_stream_starts(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(10))
+    with pytest.raises(InputError):
+        s.stream("Describe Paris.", dict)  # type: ignore[call-overload]
+    assert not s.is_responding
+
+
+def test_collecting_a_cancelled_stream_says_it_was_cancelled(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(200))
+    stream = s.stream("Count from 1 to 100.")
+    next(iter(stream))
+    stream.cancel()
+    with pytest.raises(GenerationCancelledError):
+        stream.collect()
+    assert not s.is_responding
+
+
 def test_stream_cancel_from_another_thread(tiny):
     s = Session(model=TINY, sampling=Sampling.greedy(400))
     stream = s.stream("Count from 1 to 300, one number per line.")

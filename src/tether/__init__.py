@@ -41,7 +41,7 @@ from tether.errors import (
 )
 from tether.models.catalog import Availability, availability
 from tether.models.engine import Completion, Delta, LlamaEngine, Message, Sampling, TokenLogprob
-from tether.session import Response, ResponseStream, Session, TranscriptEntry
+from tether.session import GuidedResponseStream, Response, ResponseStream, Session, Snapshot, TranscriptEntry
 from tether.tools import Tool, ToolCall, tool
 
 __version__ = "0.1.0"
@@ -62,6 +62,7 @@ __all__ = [
     "ExceededContextWindowSizeError",
     "GenerationCancelledError",
     "GenerationError",
+    "GuidedResponseStream",
     "IndexBusyError",
     "IndexStoreError",
     "InputError",
@@ -85,6 +86,7 @@ __all__ = [
     "Sampling",
     "Session",
     "SettingError",
+    "Snapshot",
     "TetherError",
     "TierUnavailableError",
     "TokenLogprob",

@@ -9,6 +9,9 @@
 
     cat = session.respond("Invent a cat.", schema=Cat).content   # a Cat, always
 
+    for snapshot in session.stream("Invent a cat.", schema=Cat):
+        print(snapshot.content)          # {}, {"name": "Tom"}, {"name": "Tom", "age": 3}
+
 A session keeps a transcript, so each call sees the earlier turns. The model
 loads on first use (or ``prewarm()``), once per process. With ``tools=``, the
 model may call Python functions before it answers (see ``tether.tools``).
@@ -24,6 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Generic, Iterator, Sequence, TypeVar, overload
 
+import pydantic_core
 from pydantic import BaseModel, ValidationError
 
 from tether import tools as _tools
@@ -110,14 +114,15 @@ class ResponseStream:
     """
 
     def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool,
-                 tool_calls: list[ToolCall] | None = None):
+                 tool_calls: list[ToolCall] | None = None, json_schema: dict[str, Any] | None = None):
         self._session = session
         self._prompt = prompt
         self.tool_calls = tool_calls or []
         self._cancel = threading.Event()
         self._result: list[Completion] = []
         # Building the iterator checks the context window, so errors surface here.
-        self._deltas = session.engine.stream(messages, sampling, logprobs=logprobs, cancel=self._cancel, result=self._result)
+        self._deltas = session.engine.stream(messages, sampling, json_schema=json_schema, logprobs=logprobs,
+                                             cancel=self._cancel, result=self._result)
         self.response: Response[str] | None = None
         self.cancelled = False
         self._released = False
@@ -146,8 +151,21 @@ class ResponseStream:
         self._finished = True
         if self._result:
             completion = self._result[0]
-            self.response = Response(completion.text, completion.text, completion, self.tool_calls)
+            self.response = Response(self._content(completion), completion.text, completion, self.tool_calls)
             self._session._record(self._prompt, completion.text, self.tool_calls)
+
+    def _content(self, completion: Completion) -> Any:
+        return completion.text
+
+    def collect(self) -> Response[Any]:
+        """Read the rest of the stream and return the whole ``Response``, like ``respond``.
+
+        Raises ``GenerationCancelledError`` if the stream was cancelled."""
+        for _ in self:
+            pass
+        if self.response is None:
+            raise GenerationCancelledError()
+        return self.response
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -175,6 +193,79 @@ class ResponseStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a guided stream has generated so far.
+
+    ``content`` holds the fields parsed from the JSON written so far: a field appears once
+    its value has begun (a string grows as it is written; a number or ``true`` appears when
+    whole), so it is a plain ``dict``, not yet the schema's type. ``raw_content`` is the text.
+    """
+
+    content: dict[str, Any]
+    raw_content: str
+
+
+class GuidedResponseStream(ResponseStream):
+    """Iterate for ``Snapshot``s of a reply constrained to a pydantic schema.
+
+    After the loop, ``response.content`` is the schema's instance. Output the grammar
+    cannot rule out but the schema's validators refuse raises ``InvalidOutputError``
+    at the end of the loop (``respond`` would retry; a stream has already been shown).
+    """
+
+    def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool,
+                 tool_calls: list[ToolCall], schema: type[BaseModel], json_schema: dict[str, Any]):
+        self._schema = schema
+        self._max_tokens = sampling.max_tokens
+        super().__init__(session, prompt, messages, sampling, logprobs, tool_calls, json_schema)
+
+    def __iter__(self) -> Iterator[Snapshot]:  # type: ignore[override]
+        text, shown, shown_text = "", None, ""
+        for delta in super().__iter__():
+            text += delta
+            content = _partial_object(text)
+            if content is not None and content != shown:
+                shown, shown_text = content, text
+                yield Snapshot(content, text)
+        if self.response is not None and text != shown_text:  # the last snapshot is the whole output
+            yield Snapshot(_partial_object(text) or {}, text)
+
+    def _content(self, completion: Completion) -> Any:
+        try:
+            return self._schema.model_validate_json(completion.text)
+        except ValidationError as exc:
+            reason = f"{exc.error_count()} validation error(s): {exc.errors()[0]['msg']}"
+            if completion.finish_reason == "length":
+                reason += f" (output cut at {self._max_tokens} tokens)"
+            raise InvalidOutputError(f"model output did not match {self._schema.__name__}: {reason}",
+                                     completion.text) from None
+
+
+def _partial_object(text: str) -> dict[str, Any] | None:
+    """The object begun in ``text`` so far: an unfinished string kept as far as it goes, an
+    unfinished number left out (``3`` may yet become ``31522``)."""
+    if not _ends_in_string(text):
+        text = text.rstrip("0123456789+-.eE")
+    try:
+        value = pydantic_core.from_json(text, allow_partial="trailing-strings")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _ends_in_string(text: str) -> bool:
+    inside = escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and inside:
+            escaped = True
+        elif ch == '"':
+            inside = not inside
+    return inside
 
 
 class Session:
@@ -351,17 +442,29 @@ class Session:
             cancel.set()
             raise
 
-    def stream(self, prompt: str, *, sampling: Sampling | None = None, logprobs: bool = False,
-               tool_choice: str = "auto") -> ResponseStream:
-        """Stream the answer as text deltas. The context window is checked before it starts;
-        tool calls, if any, run before it returns."""
+    @overload
+    def stream(self, prompt: str, schema: None = None, *, sampling: Sampling | None = None, logprobs: bool = False,
+               tool_choice: str = "auto") -> ResponseStream: ...
+    @overload
+    def stream(self, prompt: str, schema: type[BaseModel], *, sampling: Sampling | None = None,
+               logprobs: bool = False, tool_choice: str = "auto") -> GuidedResponseStream: ...
+
+    def stream(self, prompt: str, schema: type[BaseModel] | None = None, *, sampling: Sampling | None = None,
+               logprobs: bool = False, tool_choice: str = "auto") -> ResponseStream:
+        """Stream the answer: text deltas, or with ``schema`` a ``Snapshot`` of the object so
+        far each time it grows (Apple's ``streamResponse(to:generating:)``). The context window
+        is checked before it starts; tool calls, if any, run before it returns."""
         _check_prompt(prompt)
         _check_sampling(sampling)
+        json_schema = _json_schema_of(schema) if schema is not None else None
         self._claim()
         try:
             calls = self._call_tools(prompt, tool_choice)
-            return ResponseStream(self, prompt, self._messages(_tools.with_results(prompt, calls), None),
-                                  sampling or self.sampling, logprobs, calls)
+            messages = self._messages(_tools.with_results(prompt, calls), schema)
+            if schema is None or json_schema is None:
+                return ResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls)
+            return GuidedResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls,
+                                        schema, json_schema)
         except BaseException:
             self._busy.release()
             raise
