@@ -298,6 +298,71 @@ def test_respond_async_runs_off_the_event_loop_and_stops_when_cancelled(tiny):
     assert not session.is_responding and len(session.transcript) == 2  # only the finished turn
 
 
+def test_async_for_reads_a_stream_off_the_event_loop(tiny):
+    import asyncio
+
+    from tests.conftest import run_async
+
+    session = Session(engine=tiny, sampling=Sampling.greedy(60))
+
+    async def main():
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        stream = session.stream("Tell a story.")
+        pieces = [piece async for piece in stream]
+        snapshots = [snap async for snap in session.stream("Describe Paris.", City)]
+        ticker.cancel()
+        return stream, pieces, snapshots, ticks
+
+    stream, pieces, snapshots, ticks = run_async(main())
+    assert stream.response is not None and "".join(pieces) == stream.response.text and len(pieces) > 5
+    assert ticks > 3  # the loop kept running while the model answered
+    assert City.model_validate(snapshots[-1].content) and len(snapshots) > 3
+    assert [e.role for e in session.transcript] == ["prompt", "response"] * 2 and not session.is_responding
+
+
+def test_leaving_an_async_stream_early_stops_it_and_frees_the_session(tiny):
+    import asyncio
+
+    from tests.conftest import run_async
+
+    session = Session(engine=tiny, sampling=Sampling.greedy(2000))
+
+    async def main():
+        async with session.stream("Write a very long story.") as stream:
+            got = []
+            async for piece in stream:
+                got.append(piece)
+                if len(got) == 3:
+                    break
+        free_after_break = not session.is_responding
+
+        async def reader(stream):
+            async for _ in stream:
+                pass
+
+        stream = session.stream("Write a very long story.")
+        task = asyncio.create_task(reader(stream))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return got, free_after_break, stream
+
+    got, free_after_break, stream = run_async(main())
+    assert len(got) == 3 and free_after_break
+    assert stream.cancelled and stream.response is None and not session.is_responding
+    assert session.transcript == []  # neither unfinished answer was recorded
+    assert session.respond("Hi", sampling=Sampling.greedy(5)).text is not None
+
+
 def test_context_size_and_token_count_match_what_is_sent(tiny):
     session = Session("Be brief.", engine=tiny)
     assert session.context_size == tiny.context_window

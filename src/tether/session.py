@@ -25,7 +25,7 @@ import functools
 import json
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Generic, Iterator, Sequence, TypeVar, overload
+from typing import Any, AsyncIterator, Generic, Iterator, Sequence, TypeVar, overload
 
 import pydantic_core
 from pydantic import BaseModel, ValidationError
@@ -42,6 +42,7 @@ C = TypeVar("C")
 
 
 _ROLES = ("instructions", "prompt", "tool", "response")
+_END = object()  # marks the end of a stream read on a worker thread
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,48 @@ class ResponseStream:
     def text(self) -> str:
         """Consume the stream and return the whole text."""
         return "".join(self)
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        """``async for`` in asyncio code: the model runs on a worker thread, so the event loop
+        keeps running. Leaving early (``break``, a cancelled task) stops the generation, and the
+        session is free once this generator is closed."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
+
+        def pump() -> None:
+            try:
+                for item in self:
+                    loop.call_soon_threadsafe(queue.put_nowait, (item, None))
+            except BaseException as exc:  # delivered to the awaiting side, raised there
+                loop.call_soon_threadsafe(queue.put_nowait, (_END, exc))
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, (_END, None))
+
+        self._worker = loop.run_in_executor(None, pump)
+        try:
+            while True:
+                item, exc = await queue.get()
+                if item is _END:
+                    if exc is not None:
+                        raise exc
+                    return
+                yield item
+        finally:
+            if not self._worker.done():
+                self.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(self._worker)
+
+    async def __aenter__(self) -> "ResponseStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        worker = getattr(self, "_worker", None)
+        if worker is not None and not worker.done():
+            self.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(worker)
+        self.close()
 
     def __enter__(self) -> "ResponseStream":
         return self
