@@ -323,3 +323,28 @@ def test_readonly_ledger_never_writes(tmp_path, populated):
     with pytest.raises(RoutingError, match="read-only"):
         led.record(entry())
     assert len(Ledger(populated).entries()) == 5
+
+
+def test_cli_stats_recent_lists_the_newest_requests_and_why(populated):
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--recent", "2"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.split("2 most recent:\n")[1].splitlines()
+    assert len(lines) == 2
+    assert "third party" in lines[0] and "400 tok" in lines[0] and "capability (score 0.20), consent given" in lines[0]
+    assert "private cloud" in lines[1] and "difficulty (score 0.20), escalated" in lines[1]
+    data = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--recent", "9",
+                                               "--json"]).output)
+    assert data["requests"] == 5 and [e["tier"] for e in data["recent"]] == [
+        "third_party", "private_cloud", "device", "device", "device"]
+    assert "recent" not in json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"]).output)
+
+
+def test_cli_stats_recent_keeps_to_the_window_and_refuses_a_bad_count(populated):
+    Ledger(populated).record(entry(ts=time.time(), feature="chat"))
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--recent", "5", "--since-hours", "1"])
+    assert res.exit_code == 0 and "1 most recent:" in res.output and " chat " in res.output
+    for bad in ("0", "-3", "many"):
+        res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--recent", bad])
+        assert res.exit_code == 2 and "--recent" in res.output
+    with pytest.raises(InputError):
+        Ledger(populated).entries(0)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tether.cli import cli
 from tether.cli._io import json_option
 from tether.errors import InputError
+
+if TYPE_CHECKING:
+    from tether.routing.ledger import LedgerEntry
 
 _LABELS = {"device": "device", "private_cloud": "private cloud", "third_party": "third party"}
 
@@ -35,8 +40,10 @@ def _ms(v: float | None) -> str:
                    "in the user data dir: the file the router writes).")
 @click.option("--since-hours", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Only count requests from the last H hours.")
+@click.option("--recent", type=click.IntRange(min=1, max=10_000), default=None, metavar="N",
+              help="Also list the N newest requests: when, which feature, where it ran and why.")
 @json_option
-def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool) -> None:
+def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | None, as_json: bool) -> None:
     """Show where requests ran, what they cost and the energy used, against sending everything to the cloud."""
     from tether.routing.ledger import Ledger
 
@@ -51,8 +58,12 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
         ledger_path = RouterConfig.load().ledger  # read what the router writes
     with Ledger(ledger_path, readonly=True) as ledger:
         st = ledger.stats(since=since)
+        rows = ledger.entries(recent, since=since) if recent else []
     if as_json:
-        click.echo(st.model_dump_json(indent=2))
+        data = st.model_dump(mode="json")
+        if recent:
+            data["recent"] = [e.model_dump(mode="json") for e in rows]
+        click.echo(json.dumps(data, indent=2))
         return
     window = f" in the last {since_hours:g} h" if since_hours is not None else ""
     if not st.requests:
@@ -69,3 +80,16 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, as_json: bool)
                "  latency p50/p95 ms: "
                + ", ".join(f"{_LABELS.get(t, t)} {_ms(s.p50_latency_ms)}/{_ms(s.p95_latency_ms)}"
                            for t, s in st.by_tier.items() if s.requests))
+    if rows:
+        click.echo(f"\n{len(rows)} most recent:\n" + "\n".join(_row(e) for e in rows))
+
+
+def _row(e: LedgerEntry) -> str:
+    """One request on one line: local time, feature, tier, tokens, latency, cost, then why."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    flags = [f for f, on in (("escalated", e.escalated), ("degraded", e.degraded)) if on]
+    if e.consent:
+        flags.append(f"consent {e.consent}")
+    why = e.reason + (f" (score {e.score:.2f})" if e.score is not None else "") + "".join(f", {f}" for f in flags)
+    return (f"  {when}  {e.feature[:16]:<16} {_LABELS.get(e.tier, e.tier):<13} {e.tokens:>6} tok "
+            f"{e.latency_ms:>7.0f} ms {_money(e.cost_usd):>9}  {why}")

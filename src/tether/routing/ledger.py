@@ -329,12 +329,13 @@ class Ledger:
         sql = f"INSERT INTO entries({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         return self._run(lambda con: con.execute(sql, values).lastrowid, create=True)
 
-    def entries(self, limit: int = 100) -> list[LedgerEntry]:
-        """The ``limit`` newest entries, newest first."""
-        if limit < 1:
-            raise InputError(f"limit must be >= 1, got {limit}")
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM entries ORDER BY ts DESC, id DESC LIMIT ?"
-        rows = self._run(lambda con: con.execute(sql, (limit,)).fetchall(), create=False) or []
+    def entries(self, limit: int = 100, since: float | None = None) -> list[LedgerEntry]:
+        """The ``limit`` newest entries (at or after ``since`` if given), newest first."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InputError(f"limit must be a whole number >= 1, got {limit!r}")
+        sql = (f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE ts >= ? ORDER BY ts DESC, id DESC LIMIT ?")
+        low = float("-inf") if since is None else since
+        rows = self._run(lambda con: con.execute(sql, (low, limit)).fetchall(), create=False) or []
         entries = []
         for r in rows:  # a row written by hand or by another tool may break the rules: skip it, show the rest
             try:
