@@ -110,6 +110,8 @@ def test_a_guided_stream_collects_like_respond(tiny):
     streamed = s.stream("Describe Paris.", City).collect()
     answered = Session(model=TINY, sampling=Sampling.greedy(80)).respond("Describe Paris.", City)
     assert streamed.content == answered.content and streamed.text == answered.text
+    raw = Session(model=TINY, sampling=Sampling.greedy(80)).stream("Describe Paris.", City).text()
+    assert raw == answered.text  # the raw JSON, not snapshots
     assert [e.role for e in s.transcript] == ["prompt", "response"]
 
 

@@ -125,6 +125,7 @@ class ResponseStream:
         self._deltas = session.engine.stream(messages, sampling, json_schema=json_schema, logprobs=logprobs,
                                              cancel=self._cancel, result=self._result)
         self.response: Response[str] | None = None
+        self._text = ""
         self.cancelled = False
         self._released = False
         self._finished = False
@@ -140,6 +141,7 @@ class ResponseStream:
         try:
             for delta in self._deltas:
                 if delta.text:
+                    self._text += delta.text
                     yield delta.text
         except GenerationCancelledError:
             self.cancelled = True
@@ -186,8 +188,10 @@ class ResponseStream:
             pass
 
     def text(self) -> str:
-        """Consume the stream and return the whole text."""
-        return "".join(self)
+        """Consume the stream and return the text generated (all of it, unless cancelled)."""
+        for _ in self:
+            pass
+        return self._text
 
     async def __aiter__(self) -> AsyncIterator[Any]:
         """``async for`` in asyncio code: the model runs on a worker thread, so the event loop
