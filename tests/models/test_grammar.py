@@ -55,6 +55,21 @@ def test_enum_strings_with_quotes_backslashes_and_controls_come_back_exactly(tin
         assert json.loads(done.text) in values
 
 
+def test_a_string_never_holds_a_raw_control_character(tiny):
+    """JSON strings may not hold a raw newline; llama-cpp-python's string rule let the model write
+    one (this prompt gave a raw newline on all three seeds), and the answer did not parse."""
+    schema = {"type": "object", "properties": {"poem": {"type": "string", "maxLength": 300}}, "required": ["poem"]}
+    finished = 0
+    for seed in range(3):
+        done = tiny.complete([Message("user", "Write a poem of four short lines.")],
+                             Sampling(temperature=0.8, seed=seed, max_tokens=120), json_schema=schema)
+        assert not any(ord(c) < 0x20 for c in done.text)
+        if done.finish_reason == "stop":
+            finished += 1
+            assert json.loads(done.text)["poem"]
+    assert finished >= 2
+
+
 def test_property_names_with_quotes_and_backslashes(tiny):
     schema = {"type": "object", "properties": {'a "quoted" key': {"const": 'x"y'}, "back\\slash": {"type": "boolean"}},
               "required": ['a "quoted" key', "back\\slash"]}

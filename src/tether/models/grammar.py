@@ -42,6 +42,9 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
     return converter.format_grammar()
 
 
+_JSON_STRING_CHAR = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
+
+
 @functools.cache
 def _converter_class() -> type:
     from llama_cpp import llama_grammar
@@ -54,6 +57,13 @@ def _converter_class() -> type:
         def _generate_constant_rule(self, value: Any) -> str:
             # Real characters, not \\u escapes: the model writes "café" and "🐱", not "caf\\u00e9".
             return self._format_literal(json.dumps(value, ensure_ascii=False))
+
+        def _add_primitive(self, name: str, rule: Any) -> str:
+            # llama-cpp-python's ``char`` admits raw control characters, which JSON strings may not
+            # hold: a model that wrote a newline inside a string produced JSON no parser accepts.
+            if name == "char":
+                rule = llama_grammar.BuiltinRule(_JSON_STRING_CHAR, [])
+            return super()._add_primitive(name, rule)  # type: ignore[no-any-return]
 
     return Converter
 
