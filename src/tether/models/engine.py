@@ -32,6 +32,7 @@ from tether.errors import (
 )
 from tether.models import catalog
 from tether.models.grammar import schema_to_gbnf
+from tether.models.lazy_grammar import LazyGrammarSampler
 from tether.settings import env_int
 from tether.text import require_unicode
 
@@ -327,6 +328,9 @@ class LlamaEngine:
         # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
         # or change the greedy output of another's; a device keeps its cache for the next turn.
         self.isolate_requests = False
+        # Ask the grammar about the sampled token only (tether.models.lazy_grammar); False matches
+        # every token of the vocabulary at every step, as llama-cpp-python does (benchmarks compare).
+        self.lazy_grammar = True
         self._vocab = self.llm._model.vocab
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
@@ -500,17 +504,26 @@ class LlamaEngine:
                 self.llm.reset()  # evaluate the whole prompt: no prefix reuse from an earlier request
             if cancel is not None:
                 self._prefill(prompt, cancel)
+            temp = sampling.temperature if sampling.top_p > 0 else 0.0
+            lazy = None
+            if grammar is not None and self.lazy_grammar:
+                # llama-cpp-python's generate() keeps its prompt and cache handling and calls
+                # this object's sample() instead of matching the grammar against the whole vocabulary.
+                lazy = LazyGrammarSampler(self.llm, grammar, temp=temp, top_k=sampling.top_k, top_p=sampling.top_p,
+                                          frequency_penalty=sampling.frequency_penalty,
+                                          presence_penalty=sampling.presence_penalty, bias=sampling.logit_bias)
+                self.llm.sample = lazy.sample
             gen = self.llm.generate(
                 prompt,
-                temp=sampling.temperature if sampling.top_p > 0 else 0.0,
+                temp=temp,
                 top_p=sampling.top_p,
                 top_k=sampling.top_k,
                 min_p=0.0,
                 repeat_penalty=1.0,
                 frequency_penalty=sampling.frequency_penalty,
                 presence_penalty=sampling.presence_penalty,
-                logits_processor=_bias_processor(sampling.logit_bias),
-                grammar=grammar,
+                logits_processor=None if lazy else _bias_processor(sampling.logit_bias),
+                grammar=None if lazy else grammar,
                 reset=True,
             )
             try:
@@ -561,6 +574,9 @@ class LlamaEngine:
                 raise GenerationError(f"llama.cpp failed during generation: {exc}") from exc
             finally:
                 gen.close()
+                if lazy is not None:
+                    del self.llm.sample  # back to the class's method
+                    lazy.free()
                 if self.isolate_requests:
                     self._forget()
             # Text held back for a stop string that never came is answer after all (the decoder's
