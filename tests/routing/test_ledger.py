@@ -348,3 +348,12 @@ def test_cli_stats_recent_keeps_to_the_window_and_refuses_a_bad_count(populated)
         assert res.exit_code == 2 and "--recent" in res.output
     with pytest.raises(InputError):
         Ledger(populated).entries(0)
+
+
+def test_cli_stats_a_loss_reads_as_a_negative_amount(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as led:  # third-party tokens cost more than the all-cloud baseline
+        led.record(entry(tier="third_party", reason="capability", prompt_tokens=1000, completion_tokens=200,
+                         consent="given"))
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
+    assert res.exit_code == 0 and "(saved -$0.0027, " in res.output and "$-" not in res.output

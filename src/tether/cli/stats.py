@@ -21,7 +21,9 @@ _LABELS = {"device": "device", "private_cloud": "private cloud", "third_party": 
 
 
 def _money(usd: float) -> str:
-    return f"${usd:.4f}" if abs(usd) < 1 else f"${usd:,.2f}"
+    sign = "-" if usd < 0 else ""
+    usd = abs(usd)
+    return sign + (f"${usd:.4f}" if usd < 1 else f"${usd:,.2f}")
 
 
 def _energy(joules: float) -> str:
