@@ -356,4 +356,4 @@ def test_cli_stats_a_loss_reads_as_a_negative_amount(tmp_path):
         led.record(entry(tier="third_party", reason="capability", prompt_tokens=1000, completion_tokens=200,
                          consent="given"))
     res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
-    assert res.exit_code == 0 and "(saved -$0.0027, " in res.output and "$-" not in res.output
+    assert res.exit_code == 0 and "(saved -$0.0028, " in res.output and "$-" not in res.output
