@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import threading
+from typing import Literal
 
 import pytest
 from pydantic import BaseModel, field_validator
@@ -128,11 +131,55 @@ def test_a_guided_stream_the_schema_refuses_raises_at_its_end_and_records_nothin
     assert s.respond("Hi").text is not None
 
 
-def test_a_schema_that_is_not_a_model_is_refused_before_the_stream_starts(tiny):
+def test_a_schema_that_is_not_a_type_is_refused_before_anything_starts(tiny):
     s = Session(model=TINY, sampling=Sampling.greedy(10))
-    with pytest.raises(InputError):
-        s.stream("Describe Paris.", dict)  # type: ignore[call-overload]
-    assert not s.is_responding
+    for bad in (42, "City", {"type": "object"}, City(name="a", country="b", population=1), object()):
+        with pytest.raises(InputError, match="schema"):
+            s.stream("Describe Paris.", bad)
+        with pytest.raises(InputError, match="schema"):
+            s.respond("Describe Paris.", bad)
+    assert not s.is_responding and s.transcript == []
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+    BLUE = "blue"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
+
+def test_a_schema_can_be_any_type_pydantic_validates(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(40))
+    colours = s.respond("Name three colours.", list[str]).content
+    assert isinstance(colours, list) and all(isinstance(c, str) for c in colours)
+    assert s.respond("Is the sky blue?", Literal["yes", "no"]).content in ("yes", "no")
+    assert isinstance(s.respond("Pick a colour.", Colour).content, Colour)
+    point = s.respond("Give a point on a grid.", Point).content
+    assert isinstance(point, Point) and isinstance(point.x, int)
+    assert isinstance(s.respond("How many legs has a spider?", int).content, int)
+    assert [e.role for e in s.transcript].count("response") == 5
+
+
+def test_a_guided_stream_of_a_list_shows_the_items_as_they_come(tiny):
+    s = Session(model=TINY, sampling=Sampling.greedy(60))
+    stream = s.stream("Name five fruits.", list[str])
+    snapshots = list(stream)
+    assert all(isinstance(snap.content, list) for snap in snapshots)
+    assert len(snapshots) >= 3 and len(snapshots[0].content) <= len(snapshots[-1].content)
+    assert stream.response is not None and stream.response.content == snapshots[-1].content
+
+
+def test_a_type_pydantic_cannot_validate_is_an_input_error(tiny):
+    class Opaque:
+        pass
+
+    with pytest.raises(InputError, match="Opaque"):
+        Session(engine=tiny).respond("Make one.", Opaque)
 
 
 def test_collecting_a_cancelled_stream_says_it_was_cancelled(tiny):
@@ -416,7 +463,7 @@ def test_the_schema_in_the_prompt_keeps_a_field_named_title():
         title: str
         author: str
 
-    schema = _compact_schema(Book)
+    schema = _compact_schema(Book.model_json_schema())
     assert set(schema["properties"]) == {"title", "author"} and "title" not in schema
 
 

@@ -102,10 +102,7 @@ def test_string_annotations_resolve_in_the_tools_own_module():
 
 
 def test_schemas_that_cannot_guide_generation_are_input_errors(tiny):
-    from dataclasses import dataclass
-
-    @dataclass
-    class Plain:
+    class Plain:  # no fields pydantic knows
         x: int
 
     class Odd(BaseModel):
@@ -113,8 +110,8 @@ def test_schemas_that_cannot_guide_generation_are_input_errors(tiny):
         call: type = int
 
     session = Session(model=TINY)
-    for schema, needle in [(Plain, "pydantic model class"), (dict, "pydantic model class"), ("x", "pydantic model class"),
-                           (Odd, "cannot be described as JSON")]:
+    for schema, needle in [(Plain, "not a type pydantic can validate"), ({"type": "object"}, "model class or a type"),
+                           ("x", "model class or a type"), (Odd, "cannot be described as JSON")]:
         with pytest.raises(InputError, match=needle):
             session.respond("Hi", schema)  # type: ignore[arg-type]
     assert not session.is_responding  # refused before the model was taken

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Generic, Iterator, Sequence, TypeVar, overload
 
 import pydantic_core
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tether import tools as _tools
 from tether.errors import ConcurrentRequestsError, GenerationCancelledError, InputError, InvalidOutputError, ToolCallError
@@ -98,14 +98,43 @@ class Response(Generic[C]):
         return self.text
 
 
-def _json_schema_of(schema: Any) -> dict[str, Any]:
-    """The JSON schema guided generation follows, or ``InputError`` saying why there is none."""
-    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        raise InputError(f"schema must be a pydantic model class, not {type(schema).__name__} {schema!r:.60}")
+@dataclass(frozen=True)
+class _Guide:
+    """What guided generation needs from a schema: its name, its JSON schema and a parser."""
+
+    name: str
+    json_schema: dict[str, Any]
+    validate_json: Any  # (text) -> value; raises ValidationError
+
+
+def _guide(schema: Any) -> _Guide:
+    """A pydantic model, or any type pydantic can validate (``list[str]``, ``Literal[...]``, an
+    ``Enum``, a dataclass or ``TypedDict``, ``int``…); ``InputError`` saying why not otherwise."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        name, validate, describe = schema.__name__, schema.model_validate_json, schema.model_json_schema
+    else:
+        if schema is None or isinstance(schema, (str, bytes, int, float, bool, dict, list, tuple, set)):
+            raise InputError(f"schema must be a pydantic model class or a type, not {type(schema).__name__} "
+                             f"{schema!r:.60}")
+        name = getattr(schema, "__name__", None) or " ".join(repr(schema).split())[:60]
+        try:
+            adapter = TypeAdapter(schema)
+        except Exception as exc:  # pydantic's errors for what it cannot validate
+            raise InputError(f"schema {name} is not a type pydantic can validate: "
+                             f"{' '.join(str(exc).split())[:200]}") from None
+        validate, describe = adapter.validate_json, adapter.json_schema
     try:
-        return schema.model_json_schema()
+        json_schema = describe()
     except Exception as exc:  # pydantic's errors for field types it cannot describe
-        raise InputError(f"schema {schema.__name__} cannot be described as JSON: {' '.join(str(exc).split())[:200]}") from None
+        raise InputError(f"schema {name} cannot be described as JSON: {' '.join(str(exc).split())[:200]}") from None
+    return _Guide(name, json_schema, validate)
+
+
+def _invalid(exc: ValidationError, completion: Completion, max_tokens: int) -> str:
+    reason = f"{exc.error_count()} validation error(s): {exc.errors()[0]['msg']}"
+    if completion.finish_reason == "length":
+        reason += f" (output cut at {max_tokens} tokens)"
+    return reason
 
 
 class ResponseStream:
@@ -246,12 +275,12 @@ class ResponseStream:
 class Snapshot:
     """What a guided stream has generated so far.
 
-    ``content`` holds the fields parsed from the JSON written so far: a field appears once
-    its value has begun (a string grows as it is written; a number or ``true`` appears when
-    whole), so it is a plain ``dict``, not yet the schema's type. ``raw_content`` is the text.
+    ``content`` holds the JSON written so far, parsed: for a model, a ``dict`` of the fields
+    begun (a string grows as it is written; a number or ``true`` appears when whole), not yet
+    the schema's type; for a list, the items begun. ``raw_content`` is the text.
     """
 
-    content: dict[str, Any]
+    content: Any
     raw_content: str
 
 
@@ -264,43 +293,43 @@ class GuidedResponseStream(ResponseStream):
     """
 
     def __init__(self, session: "Session", prompt: str, messages: list[Message], sampling: Sampling, logprobs: bool,
-                 tool_calls: list[ToolCall], schema: type[BaseModel], json_schema: dict[str, Any]):
-        self._schema = schema
+                 tool_calls: list[ToolCall], guide: _Guide):
+        self._guide = guide
         self._max_tokens = sampling.max_tokens
-        super().__init__(session, prompt, messages, sampling, logprobs, tool_calls, json_schema)
+        super().__init__(session, prompt, messages, sampling, logprobs, tool_calls, guide.json_schema)
 
     def __iter__(self) -> Iterator[Snapshot]:  # type: ignore[override]
-        text, shown, shown_text = "", None, ""
+        text, shown, shown_text = "", _NOTHING, ""
         for delta in super().__iter__():
             text += delta
-            content = _partial_object(text)
-            if content is not None and content != shown:
+            content = _partial_value(text)
+            if content is not _NOTHING and content != shown:
                 shown, shown_text = content, text
                 yield Snapshot(content, text)
         if self.response is not None and text != shown_text:  # the last snapshot is the whole output
-            yield Snapshot(_partial_object(text) or {}, text)
+            yield Snapshot(pydantic_core.from_json(text), text)
 
     def _content(self, completion: Completion) -> Any:
         try:
-            return self._schema.model_validate_json(completion.text)
+            return self._guide.validate_json(completion.text)
         except ValidationError as exc:
-            reason = f"{exc.error_count()} validation error(s): {exc.errors()[0]['msg']}"
-            if completion.finish_reason == "length":
-                reason += f" (output cut at {self._max_tokens} tokens)"
-            raise InvalidOutputError(f"model output did not match {self._schema.__name__}: {reason}",
+            reason = _invalid(exc, completion, self._max_tokens)
+            raise InvalidOutputError(f"model output did not match {self._guide.name}: {reason}",
                                      completion.text) from None
 
 
-def _partial_object(text: str) -> dict[str, Any] | None:
-    """The object begun in ``text`` so far: an unfinished string kept as far as it goes, an
-    unfinished number left out (``3`` may yet become ``31522``)."""
+_NOTHING = object()  # no value begun yet
+
+
+def _partial_value(text: str) -> Any:
+    """The value begun in ``text`` so far: an unfinished string kept as far as it goes, an
+    unfinished number left out (``3`` may yet become ``31522``); ``_NOTHING`` before any."""
     if not _ends_in_string(text):
         text = text.rstrip("0123456789+-.eE")
     try:
-        value = pydantic_core.from_json(text, allow_partial="trailing-strings")
+        return pydantic_core.from_json(text, allow_partial="trailing-strings")
     except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
+        return _NOTHING
 
 
 def _ends_in_string(text: str) -> bool:
@@ -429,11 +458,15 @@ class Session:
     @overload
     def respond(self, prompt: str, schema: type[T], *, sampling: Sampling | None = None, logprobs: bool = False,
                 tool_choice: str = "auto") -> Response[T]: ...
+    @overload
+    def respond(self, prompt: str, schema: Any, *, sampling: Sampling | None = None, logprobs: bool = False,
+                tool_choice: str = "auto") -> Response[Any]: ...
 
-    def respond(self, prompt: str, schema: type[T] | None = None, *, sampling: Sampling | None = None,
+    def respond(self, prompt: str, schema: Any = None, *, sampling: Sampling | None = None,
                 logprobs: bool = False, tool_choice: str = "auto",
                 cancel: threading.Event | None = None) -> Response[Any]:
-        """Answer ``prompt``. With ``schema``, the output is constrained to its JSON
+        """Answer ``prompt``. With ``schema`` (a pydantic model, or a type such as
+        ``list[str]`` or ``Literal["yes", "no"]``), the output is constrained to its JSON
         schema and parsed into it; a result that still fails validation is
         retried once with sampling, then raises ``InvalidOutputError``.
 
@@ -452,31 +485,30 @@ class Session:
                 return self.respond(prompt, schema, sampling=sampling, logprobs=logprobs, tool_choice=tool_choice)
         _check_prompt(prompt)
         _check_sampling(sampling)
-        json_schema = _json_schema_of(schema) if schema is not None else None
+        guide = _guide(schema) if schema is not None else None
         sampling = sampling or self.sampling
         with self._acquire():
             calls = self._call_tools(prompt, tool_choice)
-            messages = self._messages(_tools.with_results(prompt, calls), schema)
-            if json_schema is None:
+            messages = self._messages(_tools.with_results(prompt, calls), guide)
+            if guide is None:
                 completion = self.engine.complete(messages, sampling, logprobs=logprobs)
                 self._record(prompt, completion.text, calls)
                 return Response(completion.text, completion.text, completion, calls)
             last_error = ""
             for attempt in range(2):
                 attempt_sampling = sampling if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=sampling.max_tokens)
-                completion = self.engine.complete(messages, attempt_sampling, json_schema=json_schema, logprobs=logprobs)
+                completion = self.engine.complete(messages, attempt_sampling, json_schema=guide.json_schema,
+                                                  logprobs=logprobs)
                 try:
-                    value = schema.model_validate_json(completion.text)
+                    value = guide.validate_json(completion.text)
                 except ValidationError as exc:
-                    last_error = f"{exc.error_count()} validation error(s): {exc.errors()[0]['msg']}"
-                    if completion.finish_reason == "length":
-                        last_error += f" (output cut at {sampling.max_tokens} tokens)"
+                    last_error = _invalid(exc, completion, sampling.max_tokens)
                     continue
                 self._record(prompt, completion.text, calls)
                 return Response(value, completion.text, completion, calls)
-            raise InvalidOutputError(f"model output did not match {schema.__name__} after a retry: {last_error}", completion.text)
+            raise InvalidOutputError(f"model output did not match {guide.name} after a retry: {last_error}", completion.text)
 
-    async def respond_async(self, prompt: str, schema: type[T] | None = None, **options: Any) -> Response[Any]:
+    async def respond_async(self, prompt: str, schema: Any = None, **options: Any) -> Response[Any]:
         """``respond`` on a worker thread, so the event loop keeps running. Cancelling the
         awaiting task stops the generation (the session is free again once it has stopped)."""
         cancel = options.pop("cancel", None) or threading.Event()  # the caller's own event works too
@@ -493,25 +525,24 @@ class Session:
     def stream(self, prompt: str, schema: None = None, *, sampling: Sampling | None = None, logprobs: bool = False,
                tool_choice: str = "auto") -> ResponseStream: ...
     @overload
-    def stream(self, prompt: str, schema: type[BaseModel], *, sampling: Sampling | None = None,
+    def stream(self, prompt: str, schema: Any, *, sampling: Sampling | None = None,
                logprobs: bool = False, tool_choice: str = "auto") -> GuidedResponseStream: ...
 
-    def stream(self, prompt: str, schema: type[BaseModel] | None = None, *, sampling: Sampling | None = None,
+    def stream(self, prompt: str, schema: Any = None, *, sampling: Sampling | None = None,
                logprobs: bool = False, tool_choice: str = "auto") -> ResponseStream:
         """Stream the answer: text deltas, or with ``schema`` a ``Snapshot`` of the object so
         far each time it grows (Apple's ``streamResponse(to:generating:)``). The context window
         is checked before it starts; tool calls, if any, run before it returns."""
         _check_prompt(prompt)
         _check_sampling(sampling)
-        json_schema = _json_schema_of(schema) if schema is not None else None
+        guide = _guide(schema) if schema is not None else None
         self._claim()
         try:
             calls = self._call_tools(prompt, tool_choice)
-            messages = self._messages(_tools.with_results(prompt, calls), schema)
-            if schema is None or json_schema is None:
+            messages = self._messages(_tools.with_results(prompt, calls), guide)
+            if guide is None:
                 return ResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls)
-            return GuidedResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls,
-                                        schema, json_schema)
+            return GuidedResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls, guide)
         except BaseException:
             self._busy.release()
             raise
@@ -558,7 +589,7 @@ class Session:
             calls.append(ToolCall(name, dumped, output))
         return calls
 
-    def _messages(self, prompt: str, schema: type[BaseModel] | None, *, system: str | None = None) -> list[Message]:
+    def _messages(self, prompt: str, guide: _Guide | None, *, system: str | None = None) -> list[Message]:
         messages: list[Message] = []
         system = system if system is not None else self.instructions
         if system:
@@ -572,8 +603,8 @@ class Session:
             elif entry.role == "response":
                 messages.append(Message("user", _tools.with_results(asked, calls)))
                 messages.append(Message("assistant", entry.content))
-        if schema is not None:
-            prompt = f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(schema))}"
+        if guide is not None:
+            prompt = f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(guide.json_schema))}"
         messages.append(Message("user", prompt))
         return messages
 
@@ -598,7 +629,7 @@ def _check_prompt(prompt: str) -> None:
         raise InputError("prompt is empty")
 
 
-def _compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
+def _compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema without titles: shorter prompts, same meaning."""
 
     def strip(node: Any) -> Any:
@@ -612,7 +643,7 @@ def _compact_schema(schema: type[BaseModel]) -> dict[str, Any]:
     def names(node: Any) -> Any:  # keys here are field or definition names ("title" too), not keywords
         return {k: strip(v) for k, v in node.items()} if isinstance(node, dict) else strip(node)
 
-    return strip(schema.model_json_schema())
+    return strip(schema)
 
 
 _NAME_MAPS = ("properties", "$defs", "definitions", "patternProperties")
