@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from tether.errors import GenerationError
+
 
 class LazyGrammarSampler:
     """One request's sampling: the chain without the grammar, plus the grammar on its own.
@@ -40,8 +42,8 @@ class LazyGrammarSampler:
                                         presence_penalty=presence_penalty, logits_processor=None, grammar=None)
         self._grammar = llama_cpp.llama_sampler_init_grammar(
             llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8"))
-        if not self._grammar:
-            raise ValueError("llama.cpp could not build the grammar sampler")
+        if not self._grammar:  # the engine parsed this grammar before; this would be llama.cpp's fault
+            raise GenerationError("llama.cpp could not build the grammar sampler")
         self._n_vocab = llm.n_vocab()
         self._candidates = _internals.LlamaTokenDataArray(n_vocab=self._n_vocab)
         self._bias_ids = np.array([k for k, _ in bias], dtype=np.intc)
