@@ -240,6 +240,8 @@ def test_url_query_values_that_are_no_personal_data_are_left_alone(guard):
     ("PERSON", "[09:21] @jakub.wrobel: on it", "jakub.wrobel"),
     ("PERSON", "login: anna.kowalska", "anna.kowalska"),
     ("PERSON", "Host db\n  User thanh.pham", "thanh.pham"),
+    ("PERSON", "@kasia: who's on call?\n@oleksandr.bondarenko: me, cell if pager fails", "oleksandr.bondarenko"),
+    ("PERSON", "[14:02] @józef_w: pushed the fix", "józef_w"),
 ])
 def test_red_team_values(guard, entity, text, value):
     assert value in _found(guard, text).get(entity, []), _found(guard, text)
@@ -264,6 +266,13 @@ def test_pins_and_passwords_still_keep_a_request_on_the_device(guard, text):
                                   "see john.smith.txt and self.name and os.path.join", "echo $HOME and $1$ each"])
 def test_code_and_prose_near_those_cues_is_left_alone(guard, text):
     assert _found(guard, text) == {}
+
+
+@pytest.mark.parametrize("text", ["@here: deploy at five", "@timestamp: 2024-01-01T10:00:00Z", "@media screen {",
+                                  "mail bob@example.org: fine", "@app.route('/'): the handler", "@channel: standup",
+                                  "@root: restarted nginx", "@pytest.fixture\ndef db(): ..."])
+def test_what_only_looks_like_a_chat_speaker_is_no_name(guard, text):
+    assert "PERSON" not in _found(guard, text), _found(guard, text)
 
 
 def test_a_number_before_a_street_joins_it_only_when_it_touches_it(guard):

@@ -37,11 +37,13 @@ from tether.privacy.recognizers import (
     _DATE,
     _NAME_CUE,
     _PARTICLES,
+    _SYSTEM_ACCOUNTS,
     _name_lists,
     common_words,
     country_names,
     field_type,
     hard_words,
+    is_code_reference,
     is_sentence_start,
     name_words,
     particle_chain,
@@ -211,6 +213,7 @@ def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) ->
     out += _capitalised_runs(text, tokens, ww)
     out += _lower_case_names(text, tokens, ww)
     out += _name_handles(text)
+    out += _chat_speakers(text)
     out += _past_dates(text)
     out += _ssn_shaped(text)
     out += _lower_case_ibans(text)
@@ -360,6 +363,28 @@ def _name_handles(text: str) -> list[tuple[str, int, int, str]]:
     return [("PERSON", m.start(), m.end("l"), "a handle spelt from a first name and surname")
             for m in _HANDLE.finditer(text)
             if fold_accents(m["f"].lower()) in first and fold_accents(m["l"].lower()) in last]
+
+
+# A chat log's speaker label names a person whatever the name: "@oleksandr.bondarenko: me",
+# "[09:21] @kasia: on it". Not a broadcast (@here), a system account, an everyday word or a
+# log field (@timestamp).
+_SPEAKER = re.compile(r"(?m)^[ \t]*(?:\[[^\]\n]{1,24}\][ \t]*)?@(?P<h>[^\W\d_][\w.\-]{0,38}[^\W_.\-]|[^\W\d_])"
+                      r"[ \t]*:(?!//)")
+_NOT_SPEAKERS = frozenset("here channel everyone all team room timestamp version type id context graph value".split())
+
+
+def _chat_speakers(text: str) -> list[tuple[str, int, int, str]]:
+    if "@" not in text:
+        return []
+    out = []
+    for m in _SPEAKER.finditer(text):
+        handle = m["h"]
+        bare = handle.lower()
+        if (bare in _NOT_SPEAKERS or bare in _SYSTEM_ACCOUNTS or bare in frequent_english()
+                or is_code_reference(handle)):
+            continue
+        out.append(("PERSON", m.start("h"), m.end("h"), "a chat log's speaker"))
+    return out
 
 
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")
