@@ -248,20 +248,21 @@ class ResponseStream:
                     return
                 yield item
         finally:
-            if not self._worker.done():
-                self.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.shield(self._worker)
+            await self._stop_worker()
 
-    async def __aenter__(self) -> "ResponseStream":
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
+    async def _stop_worker(self) -> None:
+        """Cancel the generation ``async for`` runs on a worker thread and wait until it has stopped."""
         worker = getattr(self, "_worker", None)
         if worker is not None and not worker.done():
             self.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(worker)
+
+    async def __aenter__(self) -> "ResponseStream":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stop_worker()
         self.close()
 
     def __enter__(self) -> "ResponseStream":
@@ -299,15 +300,14 @@ class GuidedResponseStream(ResponseStream):
         super().__init__(session, prompt, messages, sampling, logprobs, tool_calls, guide.json_schema)
 
     def __iter__(self) -> Iterator[Snapshot]:  # type: ignore[override]
-        text, shown, shown_text = "", _NOTHING, ""
-        for delta in super().__iter__():
-            text += delta
-            content = _partial_value(text)
+        shown, shown_text = _NOTHING, ""
+        for _ in super().__iter__():
+            content = _partial_value(self._text)
             if content is not _NOTHING and content != shown:
-                shown, shown_text = content, text
-                yield Snapshot(content, text)
-        if self.response is not None and text != shown_text:  # the last snapshot is the whole output
-            yield Snapshot(pydantic_core.from_json(text), text)
+                shown, shown_text = content, self._text
+                yield Snapshot(content, shown_text)
+        if self.response is not None and self._text != shown_text:  # the last snapshot is the whole output
+            yield Snapshot(pydantic_core.from_json(self._text), self._text)
 
     def _content(self, completion: Completion) -> Any:
         try:

@@ -505,13 +505,14 @@ class LlamaEngine:
             if cancel is not None:
                 self._prefill(prompt, cancel)
             temp = sampling.temperature if sampling.top_p > 0 else 0.0
+            bias = _bias_processor(sampling.logit_bias)
             lazy = None
             if grammar is not None and self.lazy_grammar:
                 # llama-cpp-python's generate() keeps its prompt and cache handling and calls
                 # this object's sample() instead of matching the grammar against the whole vocabulary.
                 lazy = LazyGrammarSampler(self.llm, grammar, temp=temp, top_k=sampling.top_k, top_p=sampling.top_p,
                                           frequency_penalty=sampling.frequency_penalty,
-                                          presence_penalty=sampling.presence_penalty, bias=sampling.logit_bias)
+                                          presence_penalty=sampling.presence_penalty, logits_processors=bias)
                 self.llm.sample = lazy.sample
             gen = self.llm.generate(
                 prompt,
@@ -522,7 +523,7 @@ class LlamaEngine:
                 repeat_penalty=1.0,
                 frequency_penalty=sampling.frequency_penalty,
                 presence_penalty=sampling.presence_penalty,
-                logits_processor=None if lazy else _bias_processor(sampling.logit_bias),
+                logits_processor=None if lazy else bias,
                 grammar=None if lazy else grammar,
                 reset=True,
             )

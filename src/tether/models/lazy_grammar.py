@@ -26,12 +26,12 @@ from tether.errors import GenerationError
 class LazyGrammarSampler:
     """One request's sampling: the chain without the grammar, plus the grammar on its own.
 
-    ``bias`` is OpenAI's logit_bias as (token id, value) pairs, added to the logits first.
-    Call ``free()`` when the request ends.
+    ``logits_processors`` (the engine's logit_bias) adjust a copy of the logits first, as
+    llama-cpp-python's ``logits_processor`` would. Call ``free()`` when the request ends.
     """
 
     def __init__(self, llm: Any, grammar: Any, *, temp: float, top_k: int, top_p: float,
-                 frequency_penalty: float, presence_penalty: float, bias: tuple[tuple[int, float], ...] = ()):
+                 frequency_penalty: float, presence_penalty: float, logits_processors: list[Any] | None = None):
         import llama_cpp
         from llama_cpp import _internals
 
@@ -46,8 +46,7 @@ class LazyGrammarSampler:
             raise GenerationError("llama.cpp could not build the grammar sampler")
         self._n_vocab = llm.n_vocab()
         self._candidates = _internals.LlamaTokenDataArray(n_vocab=self._n_vocab)
-        self._bias_ids = np.array([k for k, _ in bias], dtype=np.intc)
-        self._bias_add = np.array([v for _, v in bias], dtype=np.single)
+        self._processors = logits_processors or []
         self._one = (llama_cpp.llama_token_data * 1)()
         self._one_array = llama_cpp.llama_token_data_array(
             data=ctypes.cast(self._one, llama_cpp.llama_token_data_p), size=1, selected=-1, sorted=False)
@@ -58,9 +57,10 @@ class LazyGrammarSampler:
         llama_cpp, llm = self._llama_cpp, self._llm
         ptr = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, idx - llm.n_tokens if idx is not None else -1)
         logits = np.ctypeslib.as_array(ptr, shape=(self._n_vocab,))
-        if self._bias_ids.size:
+        if self._processors:
             logits = logits.copy()
-            logits[self._bias_ids] += self._bias_add
+            for process in self._processors:
+                logits = process(llm._input_ids, logits)
         token = self._choose(logits)
         self.steps += 1
         if not self._allowed(token):

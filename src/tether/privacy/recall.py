@@ -37,13 +37,12 @@ from tether.privacy.recognizers import (
     _DATE,
     _NAME_CUE,
     _PARTICLES,
-    _SYSTEM_ACCOUNTS,
     _name_lists,
     common_words,
     country_names,
     field_type,
+    handle_names_someone,
     hard_words,
-    is_code_reference,
     is_sentence_start,
     name_words,
     particle_chain,
@@ -376,15 +375,8 @@ _NOT_SPEAKERS = frozenset("here channel everyone all team room timestamp version
 def _chat_speakers(text: str) -> list[tuple[str, int, int, str]]:
     if "@" not in text:
         return []
-    out = []
-    for m in _SPEAKER.finditer(text):
-        handle = m["h"]
-        bare = handle.lower()
-        if (bare in _NOT_SPEAKERS or bare in _SYSTEM_ACCOUNTS or bare in frequent_english()
-                or is_code_reference(handle)):
-            continue
-        out.append(("PERSON", m.start("h"), m.end("h"), "a chat log's speaker"))
-    return out
+    return [("PERSON", m.start("h"), m.end("h"), "a chat log's speaker") for m in _SPEAKER.finditer(text)
+            if m["h"].lower() not in _NOT_SPEAKERS and handle_names_someone(m["h"])]
 
 
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d{2}(?!\d)")

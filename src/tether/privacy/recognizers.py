@@ -971,12 +971,18 @@ _HANDLE_VALUE = re.compile(r"@?[A-Za-z][A-Za-z0-9._\-]{1,31}")
 
 def _is_username(value: str) -> bool:
     """A handle, not a system account, an everyday English word ("Login: failed") or code."""
+    v = value.strip()
+    return bool(_HANDLE_VALUE.fullmatch(v)) and handle_names_someone(v)
+
+
+def handle_names_someone(handle: str) -> bool:
+    """``handle`` (a login, a chat speaker) is no system account, empty value, everyday English
+    word or code, so it stands for a person."""
     from tether.privacy.recall import frequent_english  # recall imports this module
 
-    v = value.strip()
-    bare = v.lstrip("@").lower()
-    return (bool(_HANDLE_VALUE.fullmatch(v)) and bare not in _SYSTEM_ACCOUNTS and bare not in _EMPTY_VALUES
-            and bare not in frequent_english() and not is_code_reference(v))
+    bare = handle.lstrip("@").lower()
+    return (bare not in _SYSTEM_ACCOUNTS and bare not in _EMPTY_VALUES and bare not in frequent_english()
+            and not is_code_reference(handle))
 _JSON_FIELD = re.compile(r"\"(?P<k>[A-Za-z][\w\- ]{0,40})\"\s*:\s*\"(?P<v>(?:[^\"\\\n]|\\.){1,200})\"")
 _LINE_FIELD = re.compile(r"(?m)^[ \t]*(?:-[ \t]+)?(?P<k>[A-Za-z][\w\-]{0,40})[ \t]*[:=][ \t]*[\"']?"
                          r"(?P<v>[^\s\"'#][^\n\"'#]{0,100}?)[\"']?[ \t]*(?:[ \t]#.*)?$")
