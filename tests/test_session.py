@@ -312,21 +312,27 @@ def test_respond_can_be_cancelled_and_the_transcript_stays_clean(tiny):
     assert session.transcript == [] and not session.is_responding
 
 
+def _ticker(every: float):
+    """A task counting event-loop turns in ``ticks[0]``: it only counts while the loop is free."""
+    import asyncio
+
+    ticks = [0]
+
+    async def tick():
+        while True:
+            await asyncio.sleep(every)
+            ticks[0] += 1
+
+    return asyncio.create_task(tick()), ticks
+
+
 def test_respond_async_runs_off_the_event_loop_and_stops_when_cancelled(tiny):
     import asyncio
 
     session = Session(engine=tiny)
 
     async def main():
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.05)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
+        ticker, ticks = _ticker(0.05)
         answer = await session.respond_async("Say hi.", sampling=Sampling.greedy(8))
         task = asyncio.create_task(session.respond_async("Write a very long story.", sampling=Sampling.greedy(2000)))
         await asyncio.sleep(0.3)
@@ -338,7 +344,7 @@ def test_respond_async_runs_off_the_event_loop_and_stops_when_cancelled(tiny):
                 break
             await asyncio.sleep(0.05)
         ticker.cancel()
-        return answer, ticks
+        return answer, ticks[0]
 
     from tests.conftest import run_async
 
@@ -355,20 +361,12 @@ def test_async_for_reads_a_stream_off_the_event_loop(tiny):
     session = Session(engine=tiny, sampling=Sampling.greedy(60))
 
     async def main():
-        ticks = 0
-
-        async def tick():
-            nonlocal ticks
-            while True:
-                await asyncio.sleep(0.01)
-                ticks += 1
-
-        ticker = asyncio.create_task(tick())
+        ticker, ticks = _ticker(0.01)
         stream = session.stream("Tell a story.")
         pieces = [piece async for piece in stream]
         snapshots = [snap async for snap in session.stream("Describe Paris.", City)]
         ticker.cancel()
-        return stream, pieces, snapshots, ticks
+        return stream, pieces, snapshots, ticks[0]
 
     stream, pieces, snapshots, ticks = run_async(main())
     assert stream.response is not None and "".join(pieces) == stream.response.text and len(pieces) > 5
