@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from tether.errors import InputError, InvalidOutputError
-from tether.features import prompts
+from tether.features import prompts, wording
 from tether.features._common import answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
@@ -130,10 +130,12 @@ PROOFREAD_PIECE_TOKENS = 700  # per model call: with its 1.4× answer budget, fa
 MAX_PROOFREAD_PIECES = 16  # about 8,000 words: past that, minutes of generation for one call
 
 
-def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | None = None) -> ProofreadResult:
+def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | None = None,
+              keep_wording: bool = True) -> ProofreadResult:
     """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
     each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
-    was left as it was."""
+    was left as it was. ``keep_wording``: undo the model's edits that reword, drop phrases or
+    join paragraphs instead of fixing an error (``tether.features.wording``)."""
     check_text(text)
     start = time.perf_counter()
     from tether.models.engine import load
@@ -151,6 +153,8 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
         corrected = _proofread_piece(model, piece) if piece.strip() else piece
         if corrected is None:
             fallback, corrected = True, piece
+        elif keep_wording:
+            corrected = wording.keep_wording(piece, corrected)
         edits += [e.model_copy(update={"start": e.start + at, "end": e.end + at})
                   for e in diff_edits(piece, corrected)]
         out.append(corrected)

