@@ -147,6 +147,19 @@ def test_proofread_json_output(files):
     assert set(data) >= {"corrected", "edits", "model", "duration_s", "fallback"}
 
 
+def test_proofread_keeps_the_wording_unless_rewording_is_allowed(tmp_path):
+    """Greedy decoding gives both runs the same model answer: the default is that answer with
+    its rewording undone, ``--allow-rewording`` the answer as it came."""
+    from tether.features.wording import keep_wording
+
+    text = "Hi Sam,\n\ni wanted to let you know that the meeting on thursday have been moved.\n\nBest,\nAna"
+    (tmp_path / "note.txt").write_text(text)
+    runs = [tether("proofread", str(tmp_path / "note.txt"), *TINY, "--json", *flag) for flag in ([], ["--allow-rewording"])]
+    assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
+    kept, as_came = (json.loads(p.stdout)["corrected"] for p in runs)
+    assert kept == keep_wording(text, as_came)
+
+
 def test_reply_reads_stdin(tmp_path):
     proc = tether("reply", "-", *TINY, "--json", stdin=b"Can you make the 3pm call tomorrow?")
     assert proc.returncode == 0, proc.stderr

