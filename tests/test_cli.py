@@ -82,6 +82,27 @@ class TestTextCommandsBadInput:
     def test_unknown_model(self, cmd, files):
         assert_one_line_error(tether(*cmd, str(files["ok"]), "--model", "gpt-9"), "unknown model 'gpt-9'")
 
+    def test_text_given_where_a_file_goes_points_to_text_option(self, cmd):
+        assert_one_line_error(tether(*cmd, "i has a apple", *TINY), "i has a apple: no such file", "--text")
+
+    def test_an_empty_file_name_is_not_the_current_directory(self, cmd):
+        assert_one_line_error(tether(*cmd, "", *TINY), "the file name is empty")
+
+    def test_empty_inline_text_or_both_inputs(self, cmd, files):
+        assert_one_line_error(tether(*cmd, "--text", "  ", *TINY), "--text: text is empty")
+        assert_one_line_error(tether(*cmd, str(files["ok"]), "--text", "hi", *TINY), "FILE or --text, not both")
+
+
+def test_text_commands_take_the_text_itself():
+    proc = tether("reply", "--text", "Can you join the team lunch on Friday?", *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["message"] == "Can you join the team lunch on Friday?" and len(data["replies"]) == 3
+    proc = tether("privacy", "scan", "-t", "Write to alice.chen@example.com", "--json")
+    assert proc.returncode == 0, proc.stderr
+    cloud = next(t for t in json.loads(proc.stdout)["tiers"] if t["tier"] == "private_cloud")
+    assert cloud["payload"] == "Write to <EMAIL_ADDRESS_1>"
+
 
 @pytest.mark.parametrize("cmd", [c for c in TEXT_COMMANDS if c[0] != "reply"], ids=lambda c: c[0])
 def test_text_over_what_a_command_takes(cmd, files):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 from pydantic import BaseModel
@@ -14,6 +15,7 @@ from tether.errors import InputError
 from tether.features._common import decode_utf8, read_file
 from tether.models import catalog
 from tether.models.engine import LlamaEngine, load
+from tether.text import require_unicode
 
 err_console = Console(stderr=True)
 
@@ -31,7 +33,13 @@ def words_argument(name: str, *, required: bool = True):
                           callback=lambda _ctx, _param, words: " ".join(words) if words else None)
 
 
+text_option = click.option("--text", "-t", "inline", metavar="TEXT",
+                           help="The text itself, instead of FILE or stdin.")
+
+
 def read_bytes(source: str) -> tuple[bytes, str]:
+    if not source:  # `tether reply ""` would otherwise read the current directory
+        raise InputError("the file name is empty: pass a FILE, or - for stdin")
     if source == "-":
         if sys.stdin is None:  # started with stdin closed (`<&-`)
             raise InputError("no input: standard input is closed; pass a FILE or pipe text on stdin")
@@ -41,7 +49,16 @@ def read_bytes(source: str) -> tuple[bytes, str]:
     return read_file(source), source
 
 
-def read_text(source: str) -> str:
+def read_text(source: str, inline: str | None = None) -> str:
+    """The text of FILE (``-``: stdin), or of ``--text``."""
+    if inline is not None:
+        if source != "-":
+            raise InputError("pass FILE or --text, not both")
+        if not inline.strip():
+            raise InputError("--text: text is empty")
+        return require_unicode(inline, "--text")
+    if source not in ("", "-") and any(c.isspace() for c in source) and not Path(source).exists():
+        raise InputError(f"{source}: no such file (to pass the text itself, use --text)")
     raw, name = read_bytes(source)
     text = decode_utf8(raw, name)
     if not text.strip():

@@ -8,7 +8,7 @@ import click
 
 from tether.cli import cli
 from tether.cli._io import (emit, json_option, load_model, model_option, parts_progress, read_bytes, read_text,
-                            words_argument)
+                            text_option, words_argument)
 from tether.features import genmoji, notifications, replies, writing
 from tether.features.prompts import SUMMARY_FORMS, TONES
 
@@ -40,12 +40,13 @@ def summarize_cmd(file: str, model: str, as_json: bool) -> None:
 
 @cli.command("summarize-text")
 @click.argument("file", default="-")
+@text_option
 @click.option("--form", type=click.Choice(list(SUMMARY_FORMS)), default="summary", show_default=True)
 @model_option
 @json_option
-def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
+def summarize_text_cmd(file: str, inline: str | None, form: str, model: str, as_json: bool) -> None:
     """Summarize text (FILE or - for stdin) as a summary, key points, a list or a table."""
-    text = read_text(file)
+    text = read_text(file, inline)
     load_model(model)
     with parts_progress("summarizing in parts") as progress:
         result = writing.summarize(text, form, model=model, progress=progress)  # type: ignore[arg-type]
@@ -57,13 +58,14 @@ def summarize_text_cmd(file: str, form: str, model: str, as_json: bool) -> None:
 
 @cli.command("proofread")
 @click.argument("file", default="-")
+@text_option
 @click.option("--allow-rewording", is_flag=True,
               help="Keep the model's rewording too (by default only corrections are kept).")
 @model_option
 @json_option
-def proofread_cmd(file: str, allow_rewording: bool, model: str, as_json: bool) -> None:
+def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: str, as_json: bool) -> None:
     """Fix spelling and grammar; list each edit."""
-    text = read_text(file)
+    text = read_text(file, inline)
     load_model(model)
     with parts_progress("proofreading") as progress:
         result = writing.proofread(text, model=model, progress=progress, keep_wording=not allow_rewording)
@@ -74,12 +76,13 @@ def proofread_cmd(file: str, allow_rewording: bool, model: str, as_json: bool) -
 
 @cli.command("rewrite")
 @click.argument("file", default="-")
+@text_option
 @click.option("--tone", type=click.Choice(list(TONES)), default="professional", show_default=True)
 @model_option
 @json_option
-def rewrite_cmd(file: str, tone: str, model: str, as_json: bool) -> None:
+def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: bool) -> None:
     """Rewrite text in a friendly, professional or concise tone."""
-    text = read_text(file)
+    text = read_text(file, inline)
     load_model(model)
     with parts_progress("rewriting") as progress:
         result = writing.rewrite(text, tone, model=model, progress=progress)  # type: ignore[arg-type]
@@ -91,11 +94,12 @@ def rewrite_cmd(file: str, tone: str, model: str, as_json: bool) -> None:
 
 @cli.command("reply")
 @click.argument("file", default="-")
+@text_option
 @model_option
 @json_option
-def reply_cmd(file: str, model: str, as_json: bool) -> None:
+def reply_cmd(file: str, inline: str | None, model: str, as_json: bool) -> None:
     """Suggest three short replies to a message or an email."""
-    text = read_text(file)
+    text = read_text(file, inline)
     load_model(model)
     result = replies.smart_replies(text, model=model)
     emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tether.cli import cli
-from tether.cli._io import read_text
+from tether.cli._io import read_text, text_option
 
 if TYPE_CHECKING:  # presidio and spaCy take seconds to import: only `privacy scan` pays for them
     from tether.privacy.guard import Outbound, ScanReport
@@ -51,15 +51,16 @@ def render_scan(report: ScanReport) -> str:
 
 @privacy.command("scan")
 @click.argument("file", default="-")
+@text_option
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="Privacy config (.toml, .yaml, .json). Default: $TETHER_PRIVACY_CONFIG, then "
                    "~/.config/tether/privacy.toml, then the built-in policy.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def scan_cmd(file: str, config_path: str | None, as_json: bool) -> None:
+def scan_cmd(file: str, inline: str | None, config_path: str | None, as_json: bool) -> None:
     """Show, for each tier, the text that would leave the device (FILE or - for stdin)."""
     from tether.privacy.guard import PrivacyGuard
 
     guard = PrivacyGuard.from_file(config_path)  # an invalid config fails before reading input
-    text = read_text(file)
+    text = read_text(file, inline)
     report = guard.scan(text)
     click.echo(report.model_dump_json(indent=2) if as_json else render_scan(report))
