@@ -7,7 +7,8 @@ user's text with the model's and types each edit. An edit whose type says "a dif
 (NOUN, VERB, ADJ, ADV or OTHER without a subtype such as ``VERB:SVA``) is undone when it brings
 in or takes out a content word that is not a spelling of a word on the other side; an edit that
 removes several words is undone unless it removes a doubled word, and so is one that adds or
-removes a line break: the layout is the user's. Spelling, case, punctuation,
+removes a line break: the layout is the user's, or one that adds or removes a negation: it
+flips the meaning. Spelling, case, punctuation,
 agreement, tense, articles and other function words pass. ``benchmarks/proofread.py`` measures it.
 """
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:  # spaCy loads only when a proofread runs, not with the CLI
     from spacy.tokens import Doc, Span
 
 _WORDING = {"NOUN", "VERB", "ADJ", "ADV", "OTHER"}  # ERRANT: another word, not another form of the same one
+_NEGATIONS = {"not", "n't", "nt", "never", "no", "nor", "neither", "nothing", "nobody", "none", "without"}
 _NEAR = 0.5  # "grate" → "great" (0.8) is a spelling; "let" → "inform" (0.25) is a new word
 _CONTEXT = 3  # words on each side of a changed stretch that ERRANT sees with it
 _lock = threading.Lock()  # ERRANT's English classifier keeps its spaCy pipeline in a module global
@@ -65,8 +67,14 @@ def _doubled(edit: _Edit) -> bool:
     return words in (before, after)
 
 
+def _negations(tokens: Span) -> int:
+    return sum(t.lower_.replace("’", "'") in _NEGATIONS for t in tokens)
+
+
 def changes_wording(edit: _Edit) -> bool:
     op, _, kind = edit.type.partition(":")
+    if _negations(edit.o_toks) != _negations(edit.c_toks):  # "can't" → "can" flips the meaning
+        return True
     if kind not in _WORDING:
         return False
     old, new = _content(edit.o_toks), _content(edit.c_toks)
@@ -84,10 +92,8 @@ def changes_layout(edit: _Edit) -> bool:
 
 def _chars(doc: Doc, start: int, end: int) -> tuple[int, int]:
     """Characters of tokens ``start:end`` with the whitespace before them ("3pm" → "3 PM" is one
-    edit), or after them at the very start of the text."""
-    if start == 0:
-        return 0, doc[end].idx if end < len(doc) else len(doc.text)
-    a = doc[start - 1].idx + len(doc[start - 1])
+    edit)."""
+    a = 0 if start == 0 else doc[start - 1].idx + len(doc[start - 1])
     return a, (doc[end - 1].idx + len(doc[end - 1]) if end > start else a)
 
 
@@ -154,10 +160,20 @@ def keep_wording(original: str, corrected: str) -> str:
     if len(kept) == len(edits):
         return corrected
     out, pos = [], 0
-    for e in sorted(kept, key=lambda e: e.o_start):
+    kept.sort(key=lambda e: e.o_start)
+    for i, e in enumerate(kept):
         a, b = _chars(orig, e.o_start, e.o_end)
         c, d = _chars(cor, e.c_start, e.c_end)
-        out += [original[pos:a], corrected[c:d]]
+        chunk = corrected[c:d]
+        follows = i + 1 < len(kept) and kept[i + 1].o_start == e.o_end  # the next edit replaces what is after b
+        # next to an undone line break the chunk can lose the space it had: never glue two words
+        if chunk and not chunk[0].isspace() and c > 0 and corrected[c - 1].isspace() and a > 0 \
+                and not original[a - 1].isspace():
+            chunk = " " + chunk
+        if chunk and not chunk[-1].isspace() and d < len(corrected) and corrected[d].isspace() \
+                and b < len(original) and not original[b].isspace() and not follows:
+            chunk += " "
+        out += [original[pos:a], chunk]
         pos = b
     out.append(original[pos:])
     return "".join(out)
