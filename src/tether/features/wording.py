@@ -146,8 +146,8 @@ def keep_wording(original: str, corrected: str) -> str:
     """``corrected`` with every edit that changes ``original``'s wording undone."""
     if original == corrected:
         return corrected
-    annotator = _annotator()
-    with _lock:
+    with _lock:  # one load, however many requests come first
+        annotator = _annotator()
         orig, cor = annotator.parse(original, tokenise=True), annotator.parse(corrected, tokenise=True)
         edits = _edits(annotator, orig, cor)
         undone = [e for e in edits if changes_wording(e)]
