@@ -88,6 +88,21 @@ def test_rewrite_sends_the_tone(real):
     assert page.locator("#route-rule").text_content() == "feature"
 
 
+def test_proofread_keeps_the_wording_unless_unticked(real):
+    page, _ = real
+    posts = capture_posts(page, "/v1/writing/proofread")
+    fill(page, "proofread", "device", "i has a apple")
+    assert page.locator("#wording-field").is_visible() and page.locator("#keep-wording").is_checked()
+    page.click("#run")
+    wait_done(page, timeout=120_000)
+    page.uncheck("#keep-wording")
+    page.click("#run")
+    wait_done(page, timeout=120_000)
+    assert [p.post_data_json for p in posts[-2:]] == [{"text": "i has a apple"},
+                                                       {"text": "i has a apple", "keep_wording": False}]
+    assert "edit" in page.locator("#result").text_content()
+
+
 def test_features_run_on_the_device_and_chat_keeps_its_target(real):
     page, _ = real
     page.select_option("#target", "third-party")

@@ -5,7 +5,7 @@
   const $ = (id) => document.getElementById(id);
   const el = {
     feature: $("feature"), target: $("target"), tone: $("tone"), form: $("form"),
-    toneField: $("tone-field"), formField: $("form-field"), input: $("input"), inputLabel: $("input-label"),
+    toneField: $("tone-field"), formField: $("form-field"), wordingField: $("wording-field"), keepWording: $("keep-wording"), input: $("input"), inputLabel: $("input-label"),
     run: $("run"), stop: $("stop"), status: $("status"), spinner: $("spinner"), result: $("result"),
     emojiImage: $("emoji-image"), preview: $("preview"), previewState: $("preview-state"), recent: $("recent"),
     modal: $("consent-modal"), consentTitle: $("consent-title"), consentWhere: $("consent-where"),
@@ -190,6 +190,7 @@
     const body = {};
     switch (feature) {
       case "notifications": body.notifications = parseNotifications(text); break;
+      case "proofread": body.text = text; if (!el.keepWording.checked) body.keep_wording = false; break;
       case "rewrite": body.text = text; body.tone = el.tone.value; break;
       case "summarize": body.text = text; body.form = el.form.value; break;
       case "replies": body.message = text; break;
@@ -423,6 +424,7 @@
     el.target.title = f === "chat" ? "" : "Features always run on the device";
     el.toneField.hidden = f !== "rewrite";
     el.formField.hidden = f !== "summarize";
+    el.wordingField.hidden = f !== "proofread";
     el.inputLabel.textContent = f === "notifications" ? "Notifications (one per line: App: Sender: message, or JSON)"
       : f === "replies" ? "Message to reply to" : f === "emoji" ? "Describe the emoji (e.g. a cat wearing sunglasses)"
       : f === "chat" ? "Message" : "Text";
