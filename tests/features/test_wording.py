@@ -25,6 +25,9 @@ def test_a_reworded_phrase_is_undone_and_the_corrections_around_it_kept():
     ("That sounds grate!", "That sounds great!"),
     ("we meet on monday at 10am", "We meet on Monday at 10 am."),
     ("He dont like it, its to cold.", "He doesn't like it, it's too cold."),
+    # other languages: an inflection is a near spelling of the old word (the 0.5B's own answers)
+    ("und wir hat viel spass gehabt.", "und wir haben viel Spaß gehabt."),
+    ("et j'ai acheter des pommes", "et j'ai acheté des pommes"),
 ])
 def test_corrections_pass(original, model):
     assert keep_wording(original, model) == model
@@ -37,6 +40,7 @@ def test_corrections_pass(original, model):
     ("I'll be there and I'll bring my apple pie.", "I'll be there and bring my apple pie."),
     ("I cant come tomorrow.", "I can come tomorrow."),  # a negation dropped flips the meaning
     ("The invoice was paid.", "The invoice was not paid."),
+    ("Ayer yo fui a la tienda y compré manzanas.", "Ayer yo compré manzanas."),
 ])
 def test_rewording_and_dropped_phrases_are_undone(original, model):
     assert keep_wording(original, model) == original
