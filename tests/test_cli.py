@@ -177,8 +177,10 @@ def test_proofread_keeps_the_wording_unless_rewording_is_allowed(tmp_path):
     (tmp_path / "note.txt").write_text(text)
     runs = [tether("proofread", str(tmp_path / "note.txt"), *TINY, "--json", *flag) for flag in ([], ["--allow-rewording"])]
     assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
-    kept, as_came = (json.loads(p.stdout)["corrected"] for p in runs)
-    assert kept == keep_wording(text, as_came)
+    (kept, undone), (as_came, none) = ((json.loads(p.stdout)["corrected"], json.loads(p.stdout)["undone"]) for p in runs)
+    assert kept == keep_wording(text, as_came) and none == []
+    assert all(text[u["start"]:u["end"]] == u["original"] for u in undone)
+    assert (kept == as_came) == (undone == [])
 
 
 def test_reply_reads_stdin(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.features.wording import keep_wording
+from tether.features.wording import keep_wording, review
 
 DRAFT = ("Hi team, i wanted to let you know that the meeting on thursday have been moved to 3pm. "
          "Please bring you're notes from last week.")
@@ -15,6 +15,16 @@ def test_a_reworded_phrase_is_undone_and_the_corrections_around_it_kept():
              "Please bring your notes from last week.")
     assert keep_wording(DRAFT, model) == ("Hi team, I wanted to let you know that the meeting on Thursday has "
                                           "been moved to 3 PM. Please bring your notes from last week.")
+
+
+def test_review_says_which_edits_were_not_applied_and_where():
+    model = ("Hi team, I wanted to inform you that the meeting on Thursday has been moved to 3 PM. "
+             "Please bring your notes from last week.")
+    text, undone = review(DRAFT, model)
+    assert text == keep_wording(DRAFT, model)
+    assert [(u.original, u.replacement) for u in undone] == [("let", "inform"), ("know", "")]
+    assert all(DRAFT[u.start:u.end] == u.original for u in undone)
+    assert review(DRAFT, DRAFT) == (DRAFT, [])
 
 
 @pytest.mark.parametrize("original, model", [

@@ -66,8 +66,9 @@ def demo_cmd(model: str, as_json: bool, serve: bool, port: int) -> None:
     draft = sample("draft.txt")
     pr = writing.proofread(draft, model=model)
     results["proofread"] = pr.model_dump(mode="json")
+    undone = "".join(f"\n  not applied (rewording): {e.original!r} → {e.replacement!r}" for e in pr.undone)
     section(f"Proofread ({len(pr.edits)} edits)", pr.duration_s,
-            pr.corrected.strip() + "\n" + "\n".join(f"  {e.original!r} → {e.replacement!r}" for e in pr.edits))
+            pr.corrected.strip() + "\n" + "\n".join(f"  {e.original!r} → {e.replacement!r}" for e in pr.edits) + undone)
 
     for tone in ("friendly", "professional", "concise"):
         rw = writing.rewrite(draft, tone, model=model)

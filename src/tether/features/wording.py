@@ -142,10 +142,25 @@ def _edits(annotator, orig: Doc, cor: Doc) -> list[_Edit]:  # noqa: ANN001 - err
     return out
 
 
+@dataclass
+class Undone:
+    """An edit the model made and proofread did not apply: ``start:end`` of the original text
+    (empty where the model inserted), and what the model wrote there."""
+    start: int
+    end: int
+    original: str
+    replacement: str
+
+
 def keep_wording(original: str, corrected: str) -> str:
     """``corrected`` with every edit that changes ``original``'s wording undone."""
+    return review(original, corrected)[0]
+
+
+def review(original: str, corrected: str) -> tuple[str, list[Undone]]:
+    """``keep_wording``'s text, and the model's edits it undid (the layout's among them)."""
     if original == corrected:
-        return corrected
+        return corrected, []
     with _lock:  # one load, however many requests come first
         annotator = _annotator()
         orig, cor = annotator.parse(original, tokenise=True), annotator.parse(corrected, tokenise=True)
@@ -158,7 +173,7 @@ def keep_wording(original: str, corrected: str) -> str:
         undone += more
     kept = [e for e in edits if e not in undone and not changes_layout(e)]
     if len(kept) == len(edits):
-        return corrected
+        return corrected, []
     out, pos = [], 0
     kept.sort(key=lambda e: e.o_start)
     for i, e in enumerate(kept):
@@ -176,4 +191,9 @@ def keep_wording(original: str, corrected: str) -> str:
         out += [original[pos:a], chunk]
         pos = b
     out.append(original[pos:])
-    return "".join(out)
+    skipped = []
+    for e in sorted((e for e in edits if e not in kept), key=lambda e: e.o_start):
+        a = e.o_toks.start_char if e.o_end > e.o_start else _chars(orig, e.o_start, e.o_end)[0]
+        b = e.o_toks.end_char if e.o_end > e.o_start else a
+        skipped.append(Undone(a, b, original[a:b], e.c_str))
+    return "".join(out), skipped

@@ -37,6 +37,7 @@ class ProofreadResult(BaseModel):
     original: str
     corrected: str
     edits: list[Edit]
+    undone: list[Edit] = []  # the model's rewording, dropped phrases and joined lines, not applied
     fallback: bool = False  # True: the model's output was unusable; text returned unchanged
     model: str
     duration_s: float
@@ -143,6 +144,7 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
     engine = load(model)
     out: list[str] = []
     edits: list[Edit] = []
+    undone: list[Edit] = []
     fallback = False
     at = 0
     pieces = _pieces(text, lambda t: engine.count_tokens(t) <= PROOFREAD_PIECE_TOKENS)
@@ -154,15 +156,17 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
         if corrected is None:
             fallback, corrected = True, piece
         elif keep_wording:
-            corrected = wording.keep_wording(piece, corrected)
+            corrected, skipped = wording.review(piece, corrected)
+            undone += [Edit(start=u.start + at, end=u.end + at, original=u.original, replacement=u.replacement)
+                       for u in skipped]
         edits += [e.model_copy(update={"start": e.start + at, "end": e.end + at})
                   for e in diff_edits(piece, corrected)]
         out.append(corrected)
         at += len(piece)
         if progress:
             progress(done, len(pieces))
-    return ProofreadResult(original=text, corrected="".join(out), edits=edits, fallback=fallback, model=model,
-                           duration_s=time.perf_counter() - start)
+    return ProofreadResult(original=text, corrected="".join(out), edits=edits, undone=undone, fallback=fallback,
+                           model=model, duration_s=time.perf_counter() - start)
 
 
 def _proofread_piece(model: str, text: str) -> str | None:
