@@ -136,7 +136,10 @@
       case "proofread":
         if (typeof r.corrected === "string") {
           const n = Array.isArray(r.edits) ? r.edits.length : 0;
-          return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s");
+          const u = Array.isArray(r.undone) ? r.undone.length : 0;
+          return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s")
+            + (u ? "; " + u + " rewording" + (u === 1 ? "" : "s") + " not applied: "
+              + r.undone.map((e) => "“" + e.original + "” → “" + e.replacement + "”").join(", ") : "");
         }
         break;
       case "rewrite":
