@@ -309,7 +309,10 @@ def test_openapi_covers_every_route(server):
     chat_op = doc["paths"]["/v1/chat/completions"]["post"]
     assert "5XX" in chat_op["responses"] and chat_op["parameters"][0]["name"] == "X-Tether-Consent"
     refs = json.dumps(doc).count("#/components/schemas/")
-    assert refs and all(k in doc["components"]["schemas"] for k in ("ChatRequest", "TextBody", "Error"))
+    assert refs and all(k in doc["components"]["schemas"] for k in ("ChatRequest", "ProofreadBody", "Error"))
+    proofread = doc["paths"]["/v1/writing/proofread"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert proofread["$ref"].endswith("/ProofreadBody")
+    assert "keep_wording" in doc["components"]["schemas"]["ProofreadBody"]["properties"]
 
 
 def test_route_recent_has_no_content(server):

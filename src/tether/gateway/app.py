@@ -80,7 +80,7 @@ ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
     ("/v1/models/{model_id}", "GET", get_model, "One model by id", None, "chat"),
     ("/v1/notifications/summarize", "POST", features.notifications, "Summarize notifications into stacks",
      features.NotificationsBody, "features"),
-    ("/v1/writing/proofread", "POST", features.proofread, "Proofread a text", features.TextBody, "features"),
+    ("/v1/writing/proofread", "POST", features.proofread, "Proofread a text", features.ProofreadBody, "features"),
     ("/v1/writing/rewrite", "POST", features.rewrite, "Rewrite a text in a tone", features.RewriteBody, "features"),
     ("/v1/writing/summarize", "POST", features.summarize, "Summarize a text", features.SummarizeBody, "features"),
     ("/v1/replies", "POST", features.replies, "Suggest three short replies to a message", features.RepliesBody,
