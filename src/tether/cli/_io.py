@@ -57,7 +57,7 @@ def read_text(source: str, inline: str | None = None) -> str:
         if not inline.strip():
             raise InputError("--text: text is empty")
         return require_unicode(inline, "--text")
-    if source not in ("", "-") and any(c.isspace() for c in source) and not Path(source).exists():
+    if any(c.isspace() for c in source) and not Path(source).exists():
         raise InputError(f"{source}: no such file (to pass the text itself, use --text)")
     raw, name = read_bytes(source)
     text = decode_utf8(raw, name)

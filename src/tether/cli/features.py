@@ -69,11 +69,14 @@ def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: s
     load_model(model)
     with parts_progress("proofreading") as progress:
         result = writing.proofread(text, model=model, progress=progress, keep_wording=not allow_rewording)
-    edits = "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in result.edits)
+    def lines(edits: list[writing.Edit]) -> str:
+        return "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in edits)
+
+    edits = lines(result.edits)
     note = "\n(the model's output was unusable; text left unchanged)" if result.fallback else ""
     if result.undone:
         note += (f"\n{len(result.undone)} rewording(s) not applied (--allow-rewording applies them)\n"
-                 + "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in result.undone))
+                 + lines(result.undone))
     emit(result, as_json, f"{result.corrected.rstrip()}\n\n{len(result.edits)} edit(s)\n{edits}{note}".rstrip())
 
 

@@ -6,10 +6,19 @@ import difflib
 import re
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tether.errors import InputError
 from tether.models.engine import LlamaEngine
 from tether.text import MAX_INPUT_CHARS, require_unicode
 
+
+
+class Edit(BaseModel):
+    start: int  # character offsets into the original text
+    end: int
+    original: str
+    replacement: str
 
 def check_text(text: str, what: str = "text") -> str:
     if not isinstance(text, str):

@@ -20,6 +20,8 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from tether.features._common import Edit
+
 if TYPE_CHECKING:  # spaCy loads only when a proofread runs, not with the CLI
     from spacy.tokens import Doc, Span
 
@@ -122,9 +124,9 @@ class _Edit:
 
 
 def _edits(annotator, orig: Doc, cor: Doc) -> list[_Edit]:  # noqa: ANN001 - errant.Annotator
-    """ERRANT's edits, aligned a window at a time: its alignment is quadratic in pure Python (5 s
-    for 600 words), so a word diff finds the changed stretches and ERRANT sees each with a few
-    words around it."""
+    """ERRANT's edits in text order, aligned a window at a time: its alignment is quadratic in pure
+    Python (5 s for 600 words), so a word diff finds the changed stretches and ERRANT sees each
+    with a few words around it."""
     matcher = difflib.SequenceMatcher(a=[t.text for t in orig], b=[t.text for t in cor], autojunk=False)
     changed = [op[1:] for op in matcher.get_opcodes() if op[0] != "equal"]
     windows = []
@@ -142,40 +144,28 @@ def _edits(annotator, orig: Doc, cor: Doc) -> list[_Edit]:  # noqa: ANN001 - err
     return out
 
 
-@dataclass
-class Undone:
-    """An edit the model made and proofread did not apply: ``start:end`` of the original text
-    (empty where the model inserted), and what the model wrote there."""
-    start: int
-    end: int
-    original: str
-    replacement: str
-
-
 def keep_wording(original: str, corrected: str) -> str:
     """``corrected`` with every edit that changes ``original``'s wording undone."""
     return review(original, corrected)[0]
 
 
-def review(original: str, corrected: str) -> tuple[str, list[Undone]]:
-    """``keep_wording``'s text, and the model's edits it undid (the layout's among them)."""
+def review(original: str, corrected: str) -> tuple[str, list[Edit]]:
+    """``keep_wording``'s text, and the model's edits it undid (the layout's among them): spans of
+    ``original`` (empty where the model inserted) and what the model wrote there."""
     if original == corrected:
         return corrected, []
     with _lock:  # one load, however many requests come first
         annotator = _annotator()
         orig, cor = annotator.parse(original, tokenise=True), annotator.parse(corrected, tokenise=True)
         edits = _edits(annotator, orig, cor)
-        undone = [e for e in edits if changes_wording(e)]
-    while True:  # an edit next to undone rewording belongs to it: "a chance" → "an opportunity"
-        more = [e for e in edits if e not in undone and any(_touch(e, u) for u in undone)]
-        if not more:
-            break
-        undone += more
+        undone = {e for e in edits if changes_wording(e)}
+    while more := {e for e in edits if e not in undone and any(_touch(e, u) for u in undone)}:
+        undone |= more  # an edit next to undone rewording belongs to it: "a chance" → "an opportunity"
     kept = [e for e in edits if e not in undone and not changes_layout(e)]
     if len(kept) == len(edits):
         return corrected, []
     out, pos = [], 0
-    kept.sort(key=lambda e: e.o_start)
+    kept_set = set(kept)
     for i, e in enumerate(kept):
         a, b = _chars(orig, e.o_start, e.o_end)
         c, d = _chars(cor, e.c_start, e.c_end)
@@ -192,8 +182,10 @@ def review(original: str, corrected: str) -> tuple[str, list[Undone]]:
         pos = b
     out.append(original[pos:])
     skipped = []
-    for e in sorted((e for e in edits if e not in kept), key=lambda e: e.o_start):
+    for e in edits:
+        if e in kept_set:
+            continue
         a = e.o_toks.start_char if e.o_end > e.o_start else _chars(orig, e.o_start, e.o_end)[0]
         b = e.o_toks.end_char if e.o_end > e.o_start else a
-        skipped.append(Undone(a, b, original[a:b], e.c_str))
+        skipped.append(Edit(start=a, end=b, original=original[a:b], replacement=e.c_str))
     return "".join(out), skipped

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts, wording
-from tether.features._common import answer_budget, check_text, clean_output, numbers_in
+from tether.features._common import Edit, answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.session import Session
@@ -24,13 +24,6 @@ from tether.session import Session
 Tone = Literal["friendly", "professional", "concise"]
 Progress = Callable[[int, int], None]  # (parts done, parts in all): a long text takes minutes
 SummaryForm = Literal["summary", "key_points", "list", "table"]
-
-
-class Edit(BaseModel):
-    start: int  # character offsets into the original text
-    end: int
-    original: str
-    replacement: str
 
 
 class ProofreadResult(BaseModel):
@@ -157,16 +150,19 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
             fallback, corrected = True, piece
         elif keep_wording:
             corrected, skipped = wording.review(piece, corrected)
-            undone += [Edit(start=u.start + at, end=u.end + at, original=u.original, replacement=u.replacement)
-                       for u in skipped]
-        edits += [e.model_copy(update={"start": e.start + at, "end": e.end + at})
-                  for e in diff_edits(piece, corrected)]
+            undone += _shifted(skipped, at)
+        edits += _shifted(diff_edits(piece, corrected), at)
         out.append(corrected)
         at += len(piece)
         if progress:
             progress(done, len(pieces))
     return ProofreadResult(original=text, corrected="".join(out), edits=edits, undone=undone, fallback=fallback,
                            model=model, duration_s=time.perf_counter() - start)
+
+
+def _shifted(edits: list[Edit], at: int) -> list[Edit]:
+    """A piece's edits, placed in the whole text."""
+    return [e.model_copy(update={"start": e.start + at, "end": e.end + at}) for e in edits]
 
 
 def _proofread_piece(model: str, text: str) -> str | None:
