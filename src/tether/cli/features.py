@@ -7,8 +7,8 @@ import os
 import click
 
 from tether.cli import cli
-from tether.cli._io import (emit, json_option, load_model, model_option, parts_progress, read_bytes, read_text,
-                            text_option, words_argument)
+from tether.cli._io import (emit, json_option, load_model, load_router, model_option, parts_progress, read_bytes,
+                            read_text, text_option, words_argument)
 from tether.features import genmoji, notifications, replies, writing
 from tether.features.prompts import SUMMARY_FORMS, TONES
 
@@ -21,6 +21,8 @@ def render_digest(digest: notifications.NotificationDigest) -> str:
         kind = " (extractive)" if s.extractive else ""
         lines.append(f"{flag}{s.app} · {s.thread} ({len(s.notifications)}){why}")
         lines.append(f"    {s.summary}{kind}")
+        if s.tier != "device":
+            lines.append(f"    ── written on {s.tier.replace('_', ' ')}: {s.route}")
     return "\n".join(lines)
 
 
@@ -29,12 +31,16 @@ def render_digest(digest: notifications.NotificationDigest) -> str:
 @model_option
 @json_option
 def summarize_cmd(file: str, model: str, as_json: bool) -> None:
-    """Summarize a JSON list of notifications (FILE, or - for stdin) into prioritized stacks."""
+    """Summarize a JSON list of notifications (FILE, or - for stdin) into prioritized stacks.
+
+    Each stack is summarized on the device; with a private cloud in the router config, a stack
+    whose summary fails the faithfulness check goes there (pseudonymized) before the fallback."""
     raw, name = read_bytes(file)
     items = notifications.parse_notifications(notifications.decode_json(raw, name))
+    router = load_router(model)
     load_model(model)
     with parts_progress("summarizing stacks") as progress:
-        digest = notifications.summarize_notifications(items, model=model, progress=progress)
+        digest = notifications.summarize_notifications(items, model=model, progress=progress, router=router)
     emit(digest, as_json, render_digest(digest))
 
 

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError, field_serializer, field_validator, model_validator
 
@@ -23,7 +24,11 @@ from tether.features import prompts
 from tether.features._common import NUMBER_WORDS, clean_output, decode_utf8, numbers_in, read_file
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
-from tether.session import Session
+from tether.routing.tiers import DEVICE
+from tether.session import Session, TranscriptEntry
+
+if TYPE_CHECKING:
+    from tether.routing.router import Router
 
 
 def with_offset(value: datetime) -> str:
@@ -81,6 +86,8 @@ class Stack(BaseModel):
     notifications: list[Notification]
     summary: str
     extractive: bool  # True: built from the notifications' own text, not written by the model
+    tier: str = "device"  # where the summary was written: device, private_cloud or third_party
+    route: str = ""  # with a router: why it ran there (the decision and its notes)
     time_sensitive: bool
     reasons: list[str]
     latest: datetime
@@ -316,27 +323,72 @@ def format_stack(items: list[Notification]) -> str:
     return f"{items[0].app[:MAX_NAME_CHARS]} notifications:\n" + "\n".join(lines)
 
 
+@dataclass
+class StackSummary:
+    summary: str
+    extractive: bool
+    tier: str = "device"  # where the summary was written ("device" for an extractive one)
+    route: str = ""  # with a router: its decision and notes, one line
+
+
 def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) -> tuple[str, bool]:
     """(summary, extractive). The model gets one retry when its summary is unfaithful."""
+    done = summarize_stack_routed(items, model=model)
+    return done.summary, done.extractive
+
+
+def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MODEL,
+                           router: "Router | None" = None) -> StackSummary:
+    """The stack's summary. With a ``router`` the first attempt goes through it as the
+    ``notifications`` feature, with the faithfulness check as its ``check``: in the default
+    cascade an unfaithful device summary is sent, pseudonymized, to the private cloud (when one
+    is configured and the privacy policy and consent allow), and its answer, restored on the
+    device, is checked again. A failed summary written on the device gets one sampled retry
+    there; then the stack gets an extractive summary."""
+    if router is not None:
+        model = getattr(router.device, "model", model)
     session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
     prompt = format_stack(items)
-    problems: list[str] = []
-    for attempt in range(2):
-        if attempt == 0:
-            response = session.respond(prompt, sampling=Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
-        else:  # sampled: a greedy retry tends to repeat the same mistake
-            response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
-                                       sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
-        text = response.text
-        if response.completion.finish_reason == "length":
-            text = _drop_cut_clause(text)
-        summary = _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
-        problems = unsupported_facts(summary, items) + missing_key_facts(summary, items)
-        if summary and not problems:
-            return summary, False
-        if not summary:
-            problems = ["an empty summary"]
-    return extractive_summary(items), True
+    first = Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END)
+    tier, route, on_device = DEVICE, "", True
+    if router is None:
+        response = session.respond(prompt, sampling=first)
+        text, cut = response.text, response.completion.finish_reason == "length"
+    else:
+        from tether.routing.router import RouteRequest
+
+        routed = router.respond(RouteRequest(
+            prompt, instructions=prompts.NOTIFICATION_SUMMARY, kind="feature", feature="notifications",
+            sampling=first, check=lambda answer: not _problems(_tidy(answer, False, items), items)))
+        text, cut, tier = routed.text, routed.finish_reason == "length", routed.tier
+        route = "; ".join([routed.decision.explain(), *routed.notes])
+        # The device retries only an answer it wrote: one the router kept from it stays kept from it.
+        on_device = tier == DEVICE or routed.escalated
+        session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", text)]
+    summary = _tidy(text, cut, items)
+    problems = _problems(summary, items)
+    if not problems:
+        return StackSummary(summary, False, tier, route)
+    if on_device:  # sampled: a greedy retry tends to repeat the same mistake
+        response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
+                                   sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
+        summary = _tidy(response.text, response.completion.finish_reason == "length", items)
+        if not _problems(summary, items):
+            return StackSummary(summary, False, DEVICE, route)
+    return StackSummary(extractive_summary(items), True, DEVICE, route)
+
+
+def _tidy(text: str, cut: bool, items: list[Notification]) -> str:
+    """The model's answer as one clean sentence (a cut one without its unfinished clause)."""
+    if cut:
+        text = _drop_cut_clause(text)
+    return _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
+
+
+def _problems(summary: str, items: list[Notification]) -> list[str]:
+    if not summary:
+        return ["an empty summary"]
+    return unsupported_facts(summary, items) + missing_key_facts(summary, items)
 
 
 SENTENCE_END = (". ", "! ", "? ", "\n")  # one sentence is all we keep, so stop generating there
@@ -363,11 +415,15 @@ def _one_sentence(text: str) -> str:
 
 def summarize_notifications(
     notifications: Iterable[Notification | dict[str, Any]], *, model: str = DEFAULT_MODEL,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, router: "Router | None" = None,
 ) -> NotificationDigest:
     """Stacks, time-sensitive first, then most recent first. ``progress(done, total)`` after each
-    stack: every stack is a model call, and a day's notifications can be hundreds of them."""
+    stack: every stack is a model call, and a day's notifications can be hundreds of them.
+    With a ``router`` (whose device model is then the one used), a stack the device summarizes
+    unfaithfully may be escalated to the private cloud: see ``summarize_stack_routed``."""
     start = time.perf_counter()
+    if router is not None:
+        model = getattr(router.device, "model", model)
     if isinstance(notifications, dict) and "notifications" in notifications:
         notifications = notifications["notifications"]  # the file's wrapper form, as parse_notifications takes
     if isinstance(notifications, (dict, str, bytes, Notification)) or not isinstance(notifications, Iterable):
@@ -386,8 +442,9 @@ def summarize_notifications(
                          "per call (each is a model call): send the newest, or split them")
     for (app, thread), members in groups.items():
         reasons = time_sensitivity(members)
-        summary, extractive = summarize_stack(members, model=model)
-        stacks.append(Stack(app=app, thread=thread, notifications=members, summary=summary, extractive=extractive,
+        done = summarize_stack_routed(members, model=model, router=router)
+        stacks.append(Stack(app=app, thread=thread, notifications=members, summary=done.summary,
+                            extractive=done.extractive, tier=done.tier, route=done.route,
                             time_sensitive=bool(reasons), reasons=reasons, latest=members[-1].timestamp))
         if progress:
             progress(len(stacks), len(groups))

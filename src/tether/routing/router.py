@@ -12,6 +12,8 @@ rule and what values it saw:
 7. ``busy`` / ``low_power``  the device should not run it now
 8. ``cascade``     the feature is answered on the device first; the learned escalation model
                    then reads the answer and sends it on if the cloud would do clearly better
+                   (a request with its own ``check``, such as a notification summary's
+                   faithfulness, is sent on only when that check fails)
 9. ``difficulty``  the learned scorer predicts the device answer is worse than the cloud's
 10. ``consent``    the only cloud needs consent and the user has not agreed. A third party
                    always needs it, the private cloud when the privacy config's
@@ -88,7 +90,7 @@ class RouteRequest:
     tier: str = "auto"
     consent: bool | None = None  # per-request consent for a third party
     json_schema: dict[str, Any] | None = None
-    check: Callable[[str], bool] | None = None  # e.g. a faithfulness check; failing it escalates a cascade
+    check: Callable[[str], bool] | None = None  # e.g. a faithfulness check: in a cascade it alone decides escalation
     kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
     sampling: Sampling | None = None  # the caller's (temperature, top_p, seed, stop); None: greedy, max_tokens
     # max_tokens is a default nobody asked for: on the device it shrinks to what the prompt leaves
@@ -419,6 +421,9 @@ class Router:
             return self._to_cloud(req, cloud, why_not, "low_power", "the device is in low-power mode", state.as_dict())
 
         if req.feature in self.config.cascade and not streaming:
+            if req.check is not None:
+                return Decision(DEVICE, "cascade", "answered on the device first, escalated if it fails the "
+                                "feature's check", {"feature": req.feature})
             return Decision(DEVICE, "cascade", "answered on the device first, escalated if the answer looks unsure",
                             {"feature": req.feature, "kind": self._kind(req),
                              "escalate_fraction": self.escalate_fraction()})
@@ -575,8 +580,10 @@ class Router:
             problem = _schema_problem(req, result.text, None)
             if problem is not None:
                 return f"output broke the JSON schema: {problem}", 0
-        if req.check is not None and not req.check(result.text):
-            return "the feature's check failed", 0
+        if req.check is not None:
+            # The feature's own check (a notification summary's faithfulness) knows what the learned
+            # score only guesses: it alone decides, so a good answer never leaves for a guess.
+            return (None if req.check(result.text) else "the feature's check failed"), 0
         floor = self.config.cascade_min_logprob
         if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
             return f"mean logprob {result.mean_logprob:.2f} < {floor}", 0

@@ -1,0 +1,149 @@
+"""Notification summaries through the router: the faithfulness check decides escalation.
+
+The device tier is the real engine on smollm2-135m, whose greedy summary of ``DINNER`` copies
+its first message and so drops the booking number and the amount the check requires; the cloud is a real
+OpenAI-compatible server on loopback (``provider``) that records every byte it received.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from tether.features.notifications import (Notification, summarize_notifications, summarize_stack_routed,
+                                           unsupported_facts)
+from tether.routing.config import RouterConfig, ThirdPartyConfig
+from tether.routing.escalation import DeviceAnswer, EscalationModel, answer_features
+from tether.routing.ledger import Ledger
+from tether.routing.router import RouteRequest, Router
+from tether.routing.state import DeviceState
+from tether.routing.third_party import ThirdPartyTier
+from tether.routing.tiers import DeviceTier
+
+from tests.routing.test_router import TINY, dead_cloud, math_is_hard
+
+CLOUD = ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True)
+DINNER = [
+    Notification(app="Messages", sender="Alice Chen", body="Are we still on for dinner at 7:30 tonight?",
+                 timestamp=datetime(2026, 12, 3, 18, 2)),
+    Notification(app="Messages", sender="Alice Chen", body="The table is booked under 4417, bring $60 for the deposit.",
+                 timestamp=datetime(2026, 12, 3, 18, 4)),
+]
+# The cloud model sees placeholders, so it writes them; the device restores the names.
+CLOUD_SUMMARY = "<PERSON_1> confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit."
+
+
+@pytest.fixture(scope="module")
+def device():
+    return DeviceTier(TINY)
+
+
+@pytest.fixture()
+def third(provider):
+    provider.reset()
+    tier = ThirdPartyTier(provider.url, "gpt-test", "sk-test-key-not-real", backoff=0.01, max_backoff=0.05)
+    yield tier
+    tier.close()
+
+
+def escalate_everything() -> EscalationModel:
+    """A real escalation model whose score sends every answer on."""
+    dims = answer_features("x", "chat", DeviceAnswer("x", -0.5, -2.0, "stop", 4, 8)).shape[0]
+    z = np.zeros(dims, dtype=np.float32)
+    return EscalationModel(z, 1.0, z, np.ones(dims, np.float32), {"0.00": 0.0, "0.50": 0.0, "1.00": 0.0}, {})
+
+
+def router(device, **parts) -> Router:
+    """The default config (which cascades ``notifications``), with consent for the stand-in cloud."""
+    return Router(RouterConfig(consent="always", third_party=CLOUD), device=device, scorer=math_is_hard(),
+                  escalation=escalate_everything(), state=DeviceState(), **parts)
+
+
+def sent_text(provider) -> str:
+    return json.dumps([c["body"] for c in provider.captured()], ensure_ascii=False)
+
+
+def test_the_check_alone_decides_a_cascade(device, third, provider):
+    """A request with a check is escalated when the check fails and kept when it passes, even by a
+    learned score that would send every answer on."""
+    r = router(device, third_party=third)
+    assert "notifications" in r.config.cascade
+    kept = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda _: True))
+    assert (kept.tier, kept.decision.rule, kept.escalated) == ("device", "cascade", False)
+    assert provider.captured() == []
+    sent = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda _: False))
+    assert (sent.tier, sent.escalated) == ("third_party", True)
+    assert sent.notes[0] == "cascade: device answer escalated (the feature's check failed)"
+    assert len(provider.captured()) == 1
+
+
+def test_an_unfaithful_summary_is_escalated_pseudonymized_and_restored(device, third, provider, tmp_path):
+    provider.faults([{"content": CLOUD_SUMMARY}])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    done = summarize_stack_routed(DINNER, router=router(device, third_party=third, ledger=ledger))
+    assert (done.tier, done.extractive) == ("third_party", False)
+    assert done.summary == "Alice Chen confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit."
+    assert unsupported_facts(done.summary, DINNER) == []
+    assert "the feature's check failed" in done.route
+    # what left the device: the stack with its names replaced, never the names
+    sent = sent_text(provider)
+    assert "<PERSON_1>" in sent and "dinner at 7:30" in sent
+    assert "Alice" not in sent and "Chen" not in sent
+    (row,) = ledger.entries()
+    assert (row.feature, row.tier, row.reason, row.escalated) == ("notifications", "third_party", "cascade", True)
+
+
+def test_a_stack_the_policy_keeps_here_never_leaves(device, third, provider):
+    code = [Notification(app="Bank", title="Security", body="Your password: Tr0ub4dor&3 was changed. Not you? Call us.",
+                         timestamp=datetime(2026, 12, 3, 9, 0))]
+    done = summarize_stack_routed(code, router=router(device, third_party=third))
+    assert done.tier == "device"
+    assert "privacy policy keeps this text here" in done.route
+    assert provider.captured() == []
+
+
+def test_an_unreachable_cloud_leaves_the_stack_to_the_device(device):
+    """The escalation fails: the device retries once and, failing that, the stack is extractive,
+    as without a cloud; the route says what happened."""
+    done = summarize_stack_routed(DINNER, router=router(device, private_cloud=dead_cloud()))
+    assert done.tier == "device"
+    assert "escalation failed" in done.route and "private_cloud failed" in done.route
+    assert done.extractive or unsupported_facts(done.summary, DINNER) == []
+
+
+def test_the_digest_says_where_each_stack_ran(device, third, provider):
+    provider.faults([{"content": CLOUD_SUMMARY}])
+    digest = summarize_notifications([n.model_dump() for n in DINNER], model="qwen2.5-0.5b",
+                                     router=router(device, third_party=third))
+    assert digest.model == TINY  # the router's device model, not the argument
+    (stack,) = digest.stacks
+    assert (stack.tier, stack.extractive) == ("third_party", False)
+    assert json.loads(digest.model_dump_json())["stacks"][0]["tier"] == "third_party"
+    plain = summarize_notifications(DINNER, model=TINY)
+    assert (plain.stacks[0].tier, plain.stacks[0].route) == ("device", "")
+
+
+def test_tether_summarize_escalates_through_the_configured_cloud(tmp_path, provider):
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+    from tether.cli import features, stats  # noqa: F401  (register the commands)
+
+    provider.reset()
+    provider.faults([{"content": CLOUD_SUMMARY}])
+    config = tmp_path / "router.toml"
+    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
+                      "use_for_cloud = true\n")
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps([json.loads(n.model_dump_json()) for n in DINNER]))
+    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    out = CliRunner().invoke(cli, ["summarize", str(stack), "--model", TINY], env=env)
+    assert out.exit_code == 0, out.output
+    assert "Alice Chen confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit." in out.output
+    assert "── written on third party: device (cascade)" in out.output
+    assert "Alice" not in sent_text(provider)
+    stats = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(tmp_path / "l.db"), "--json"]).output)
+    assert stats["by_tier"]["third_party"]["requests"] == 1
