@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     config = tmp / "router.json"
     # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
     config.write_text(json.dumps({
-        "consent": "always", "cascade": ["chat"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+        "consent": "always", "cascade": ["chat", "notifications"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
         "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
     server = start_server(tmp, "--max-streams", "2", router_config=config)
     try:
@@ -195,3 +195,23 @@ def test_without_degrading_a_failed_stream_is_an_http_error_and_a_prompt_that_fi
     finally:
         stop_server(server)
         stop_provider(provider)
+
+
+def test_a_notification_stack_that_fails_the_check_is_written_off_the_device(setup):
+    """Through the gateway's router: the device's summary drops the stack's booking number and
+    amount, so the stack goes, pseudonymized, to the cloud; its answer comes back restored."""
+    from tests.routing.test_feature_routing import CLOUD_SUMMARY, DINNER
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": CLOUD_SUMMARY}])
+    r = httpx.post(server.url + "/v1/notifications/summarize", timeout=120,
+                   json={"notifications": [json.loads(n.model_dump_json()) for n in DINNER]})
+    assert r.status_code == 200, r.text
+    (stack,) = r.json()["stacks"]
+    assert (stack["tier"], stack["extractive"]) == ("third_party", False)
+    assert stack["summary"].startswith("Alice Chen confirms dinner at 7:30")
+    assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
+    assert r.json()["tether"]["escalated"] is True
+    sent = json.dumps([c["body"] for c in provider.captured()])
+    assert "<PERSON_1>" in sent and "Alice" not in sent

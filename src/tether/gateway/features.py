@@ -1,7 +1,9 @@
 """Feature endpoints: JSON in, the feature's pydantic result plus the ``tether`` route block out.
 
 Features run on the device (their functions use a Session on the device
-model), on that engine's generation thread.
+model), on that engine's generation thread. Notification summaries go through the
+gateway's router (for its device model): a stack that fails the faithfulness check on
+the device may be written on the private cloud; each stack says where.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tether.gateway.core import (FEATURE_DECISION, cancellable, gateway, in_thre
                                  route_headers, unless_disconnected)
 from tether.gateway.errors import GatewayError
 from tether.models import catalog
+from tether.routing.router import Decision
 
 
 class _Body(BaseModel):
@@ -71,7 +74,9 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise GatewayError(f"invalid request: {where}: {first['msg']}", 400, "invalid_request", param=where) from None
 
 
-def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseModel]):
+def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, routed: bool = False):
+    """``routed``: ``call`` also takes the gateway's router (None for a model other than its device
+    model) and the router writes the ledger rows; the route block comes from the result."""
     async def endpoint(request: Request) -> JSONResponse:
         gw = gateway(request)
         gw.metrics.requests += 1
@@ -83,9 +88,13 @@ def _run(name: str, body_model: type[_Body], call: Callable[[Any, str], BaseMode
         await gw.engine(model)
         start = time.perf_counter()
         cancel = threading.Event()
-        result = await unless_disconnected(request, gw, cancel, gw.generate(model, cancellable(cancel, call, body, model)))
-        await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
-        block = route_block(FEATURE_DECISION)
+        args = (body, model, gw.router if model == gw.device_model else None) if routed else (body, model)
+        result = await unless_disconnected(request, gw, cancel, gw.generate(model, cancellable(cancel, call, *args)))
+        if routed and args[2] is not None:
+            block = _stacks_block(result)
+        else:
+            await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
+            block = route_block(FEATURE_DECISION)
         return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
 
     endpoint.__name__ = name.replace(".", "_")
@@ -122,17 +131,29 @@ def _emoji(b: EmojiBody, model: str) -> BaseModel:
     return create_emoji(b.description, model=model, size=b.size, png=b.png)
 
 
-def _notifications(b: NotificationsBody, model: str) -> BaseModel:
+def _notifications(b: NotificationsBody, model: str, router: Any) -> BaseModel:
     from tether.features.notifications import parse_notifications, summarize_notifications
 
-    return summarize_notifications(parse_notifications(b.notifications), model=model)
+    return summarize_notifications(parse_notifications(b.notifications), model=model, router=router)
+
+
+def _stacks_block(digest: Any) -> dict[str, Any]:
+    """The route block of a routed digest: each stack has its own tier and route; the block says
+    whether any left the device."""
+    away = [s for s in digest.stacks if s.tier != "device"]
+    if not away:
+        return route_block(Decision("device", "cascade", "every stack was summarized on the device"))
+    tiers = sorted({s.tier for s in away})
+    return route_block(Decision(tiers[0], "cascade", f"{len(away)} of {len(digest.stacks)} stacks were written on "
+                                f"{', '.join(tiers)}; each stack's route says why"),
+                       escalated=any("escalated" in s.route for s in away))
 
 
 proofread = _run("writing.proofread", ProofreadBody, _proofread)
 rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
 summarize = _run("writing.summarize", SummarizeBody, _summarize)
 replies = _run("replies", RepliesBody, _replies)
-notifications = _run("notifications", NotificationsBody, _notifications)
+notifications = _run("notifications", NotificationsBody, _notifications, routed=True)
 emoji = _run("emoji", EmojiBody, _emoji)
 
 
