@@ -289,12 +289,27 @@ def test_the_faithfulness_check_accepts_contractions_and_the_times_the_prompt_sh
     assert unsupported_facts("Bob says hi at 19:00.", n) == ["number 19", "name 'Bob'"]
 
 
+def test_the_check_reads_clocks_short_days_and_role_nouns_as_the_stack_does():
+    """Seen in benchmarks/notifications_cascade.py: faithful summaries the check used to refuse."""
+    from tether.features.notifications import Notification, unsupported_facts
+
+    event = [Notification(app="Calendar", title="Family Reunion", timestamp="2024-05-31T23:45:00",
+                          body="Saturday 01 June, 00:00-23:59 at Grandma's House. Starts at 09:00.")]
+    assert unsupported_facts("Family reunion on June 1 from 12:00 AM to 11:59 PM, starting 9:00.", event) == []
+    assert unsupported_facts("Fri 23:45: Family Reunion on Saturday 1 June.", event) == []  # the prompt's day
+    assert unsupported_facts("Users and guests meet at Grandma's House.", event) == []
+    # still refused: another day, another clock, an invented year or name
+    assert unsupported_facts("Mon: the reunion starts at 10 PM.", event) == ["number 22", "date word 'Mon'"]
+    assert unsupported_facts("Family reunion on June 1, 2023, with Kevin.", event) == ["number 2023", "name 'Kevin'"]
+
+
 def test_numbers_are_compared_as_numbers_not_as_spellings():
     from tether.features._common import numbers_in
 
     assert numbers_in("1. Pay $1,250 by 3:00 pm\n2. Done") == {"1250", "3"}  # list markers are no numbers
     assert numbers_in("Pay $1250 by 3 pm") == {"1250", "3"}
     assert numbers_in("one of them", words=False) == set() and numbers_in("one of them") == {"1"}
+    assert numbers_in("09:00, 09:30 and 03 June") == numbers_in("9:00, 9:30 and 3 June") == {"9", "9:30", "3"}
 
 
 def test_a_cjk_correction_is_one_character_not_the_sentence():

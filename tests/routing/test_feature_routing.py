@@ -97,9 +97,9 @@ def test_an_unfaithful_summary_is_escalated_pseudonymized_and_restored(device, t
 
 
 def test_a_stack_the_policy_keeps_here_never_leaves(device, third, provider):
-    code = [Notification(app="Bank", title="Security", body="Your password: Tr0ub4dor&3 was changed. Not you? Call us.",
-                         timestamp=datetime(2026, 12, 3, 9, 0))]
-    done = summarize_stack_routed(code, router=router(device, third_party=third))
+    secret = DINNER + [Notification(app="Messages", sender="Alice Chen", body="wifi there, password: Tr0ub4dor&3",
+                                    timestamp=datetime(2026, 12, 3, 18, 5))]
+    done = summarize_stack_routed(secret, router=router(device, third_party=third))
     assert done.tier == "device"
     assert "privacy policy keeps this text here" in done.route
     assert provider.captured() == []
@@ -147,3 +147,10 @@ def test_tether_summarize_escalates_through_the_configured_cloud(tmp_path, provi
     assert "Alice" not in sent_text(provider)
     stats = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(tmp_path / "l.db"), "--json"]).output)
     assert stats["by_tier"]["third_party"]["requests"] == 1
+
+
+def test_a_policy_against_degraded_answers_costs_one_stack_not_the_digest(device):
+    r = Router(RouterConfig(allow_degraded=False), device=device, private_cloud=dead_cloud(), state=DeviceState())
+    done = summarize_stack_routed(DINNER, router=r)
+    assert (done.tier, done.extractive) == ("device", True)
+    assert "forbids answering on the device instead" in done.route

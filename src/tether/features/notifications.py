@@ -3,7 +3,8 @@
 Priority is decided by rules, not by the model: the rules are fast, explain
 themselves (``reasons``) and never hallucinate. The model only writes the
 one-sentence summary, and a faithfulness check rejects any name, number, date
-or time that is not in the stack. After one failed retry the stack gets an
+or time that is not in the stack. After one failed retry the stack goes to the
+private cloud when a router allows it (``summarize_stack_routed``), else it gets an
 extractive summary built from its own text, marked ``extractive=True``.
 """
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from pydantic import BaseModel, ValidationError, field_serializer, field_validator, model_validator
 
-from tether.errors import InputError
+from tether.errors import InputError, TierUnavailableError
 from tether.features import prompts
 from tether.features._common import NUMBER_WORDS, clean_output, decode_utf8, numbers_in, read_file
 from tether.models.catalog import DEFAULT_MODEL
@@ -248,8 +249,25 @@ _COMMON = set(
     friend friends family mom dad boss invitation invite invites event events calendar photo photos file files
     document documents link links video videos news weather flight flights ride driver store shop sale discount
     also both each either neither after before while when where who what why how about from with for to of in on at
-    by via re fwd ok okay hi hello hey thanks thank sorry good great heads don""".split()
+    by via re fwd ok okay hi hello hey thanks thank sorry good great heads don am pm
+    user users organizer organizers organiser attendee attendees participant participants member members
+    customer customers client clients sender recipient recipients everyone people staff colleague colleagues
+    manager employee employees guest guests host hosts""".split()
 ) | set(NUMBER_WORDS)  # "Three messages…": a number, checked as one, not a name
+# The prompt shows each notification's day as "Mon 08:45": a summary may copy the short form.
+_DAY_ABBREVIATIONS = {"mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun"}
+_CLOCK_12H = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s?([ap])\.?m\b\.?", re.I)
+
+
+def _as_24h(text: str) -> str:
+    """"6 PM" → "18:00", "12:00 AM" → "0:00": a summary may turn the stack's clock either way."""
+    def convert(m: re.Match[str]) -> str:
+        hour = int(m.group(1))
+        if hour > 12:
+            return m.group(0)
+        hour = hour % 12 + (12 if m.group(3).lower() == "p" else 0)
+        return f"{hour}:{m.group(2) or '00'}"
+    return _CLOCK_12H.sub(convert, text)
 
 
 def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
@@ -261,8 +279,8 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     source_lower = source.lower()
     source_words = set(re.findall(r"[\w'’-]+", source_lower))
     problems = []
-    allowed_numbers = numbers_in(source) | {str(len(items)), str(len(items) - 1)}  # counts of the stack
-    problems += [f"number {x}" for x in sorted(numbers_in(summary) - allowed_numbers)]
+    allowed_numbers = numbers_in(source) | numbers_in(_as_24h(source)) | {str(len(items)), str(len(items) - 1)}
+    problems += [f"number {x}" for x in sorted(numbers_in(_as_24h(summary)) - allowed_numbers)]
     for word in {w.lower() for w in _DATE_WORDS.findall(summary)}:
         if word not in source_words and not any(s.startswith(word) for s in source_words if len(word) >= 3 and _DATE_WORDS.fullmatch(s)):
             problems.append(f"date word {word!r}")
@@ -276,6 +294,10 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
             continue
         if _DATE_WORDS.fullmatch(low_stem):
             continue  # already judged above
+        if low_stem in _DAY_ABBREVIATIONS:
+            if not any(s.startswith(low_stem) for s in source_words if _DATE_WORDS.fullmatch(s)):
+                problems.append(f"date word {word!r}")
+            continue
         problems.append(f"name {word!r}")
     return problems
 
@@ -339,43 +361,67 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
 
 def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MODEL,
                            router: "Router | None" = None) -> StackSummary:
-    """The stack's summary. With a ``router`` the first attempt goes through it as the
-    ``notifications`` feature, with the faithfulness check as its ``check``: in the default
-    cascade an unfaithful device summary is sent, pseudonymized, to the private cloud (when one
-    is configured and the privacy policy and consent allow), and its answer, restored on the
-    device, is checked again. A failed summary written on the device gets one sampled retry
-    there; then the stack gets an extractive summary."""
+    """The stack's summary. The device writes it (greedy); if the faithfulness check refuses it,
+    the device tries once more (sampled, told what was wrong); if that fails too, the stack gets
+    an extractive summary.
+
+    With a ``router`` the request goes through it as the ``notifications`` feature, with "the
+    device's summary or its retry passes the check" as its ``check``: in the default cascade a
+    stack the device cannot summarize faithfully is sent, pseudonymized, to the private cloud
+    (when one is configured and the privacy policy and consent allow) before the extractive
+    fallback, and the cloud's answer, restored on the device, is checked too. A summary that
+    passes never leaves the device. (The retry's tokens are not in the router's ledger row.)"""
     if router is not None:
         model = getattr(router.device, "model", model)
-    session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
     prompt = format_stack(items)
     first = Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END)
-    tier, route, on_device = DEVICE, "", True
-    if router is None:
-        response = session.respond(prompt, sampling=first)
-        text, cut = response.text, response.completion.finish_reason == "length"
-    else:
-        from tether.routing.router import RouteRequest
+    device: dict[str, str | None] = {}  # "summary": its faithful summary (None: it could not write one)
 
-        routed = router.respond(RouteRequest(
-            prompt, instructions=prompts.NOTIFICATION_SUMMARY, kind="feature", feature="notifications",
-            sampling=first, check=lambda answer: not _problems(_tidy(answer, False, items), items)))
-        text, cut, tier = routed.text, routed.finish_reason == "length", routed.tier
-        route = "; ".join([routed.decision.explain(), *routed.notes])
-        # The device retries only an answer it wrote: one the router kept from it stays kept from it.
-        on_device = tier == DEVICE or routed.escalated
-        session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", text)]
-    summary = _tidy(text, cut, items)
-    problems = _problems(summary, items)
-    if not problems:
-        return StackSummary(summary, False, tier, route)
-    if on_device:  # sampled: a greedy retry tends to repeat the same mistake
-        response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
-                                   sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS, stop=SENTENCE_END))
-        summary = _tidy(response.text, response.completion.finish_reason == "length", items)
+    def judge(answer: str, cut: bool = False) -> bool:
+        """Whether the device can summarize the stack: ``answer`` (its first), or else its retry."""
+        if "summary" not in device:
+            summary = _tidy(answer, cut, items)
+            problems = _problems(summary, items)
+            device["summary"] = None if problems else summary
+            device["first"] = answer if not problems else None
+            if problems:  # sampled: a greedy retry tends to repeat the same mistake
+                session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
+                session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", answer)]
+                response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
+                                           sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS,
+                                                                    stop=SENTENCE_END))
+                again = _tidy(response.text, response.completion.finish_reason == "length", items)
+                device["summary"] = None if _problems(again, items) else again
+        return device["summary"] is not None
+
+    if router is None:
+        response = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model).respond(prompt, sampling=first)
+        judge(response.text, response.completion.finish_reason == "length")
+        return StackSummary(device["summary"] or extractive_summary(items), device["summary"] is None)
+
+    from tether.routing.router import RouteRequest
+
+    try:
+        routed = router.respond(RouteRequest(prompt, instructions=prompts.NOTIFICATION_SUMMARY, kind="feature",
+                                             feature="notifications", sampling=first, check=judge))
+    except TierUnavailableError as exc:  # the cloud failed and the policy forbids a degraded answer:
+        # the stack's own words are no model's answer, so this stack, not the digest, falls back
+        return StackSummary(extractive_summary(items), True, DEVICE, str(exc))
+    route = "; ".join([routed.decision.explain(), *routed.notes])
+    cut = routed.finish_reason == "length"
+    if routed.tier != DEVICE:  # escalated, or sent away by a rule (busy, low power…): checked, never retried here
+        summary = _tidy(routed.text, cut, items)
         if not _problems(summary, items):
-            return StackSummary(summary, False, DEVICE, route)
-    return StackSummary(extractive_summary(items), True, DEVICE, route)
+            return StackSummary(summary, False, routed.tier, route)
+        return StackSummary(extractive_summary(items), True, DEVICE, route + "; its summary failed the check too")
+    if "summary" not in device:  # a rule other than the cascade decided: the check has not run
+        judge(routed.text, cut)
+    elif cut and device["first"] is not None:  # the router's check saw the answer without its finish reason
+        device["summary"] = _tidy(device["first"], True, items)
+        if _problems(device["summary"], items):
+            device["summary"] = None
+    summary = device["summary"]
+    return StackSummary(summary or extractive_summary(items), summary is None, DEVICE, route)
 
 
 def _tidy(text: str, cut: bool, items: list[Notification]) -> str:
