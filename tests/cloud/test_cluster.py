@@ -23,6 +23,8 @@ from tether.cloud.client import CloudClient
 from tether.errors import NodeRejectedError, TransparencyLogError
 
 MODEL = "smollm2-135m"
+METRICS = "node-operator-metrics"
+OPERATOR = {"Authorization": f"Bearer {METRICS}"}
 TOKEN = "cluster-admin-token"
 
 
@@ -86,7 +88,7 @@ def cloud(tmp_path_factory, start_service):
         nodes = []
         for name in ("node-a", "node-b"):
             node = start_service(name, ["node", "serve", "-m", MODEL, "--port", "0", "--n-ctx", "2048",
-                                        "--max-tokens", "256", "--log", log.url], root)
+                                        "--max-tokens", "256", "--log", log.url, "--metrics-token", METRICS], root)
             node.info["node_id"] = re.search(r"node (\w+) ", node.output()).group(1)
             watcher.pids.add(node.proc.pid)
             services.append(node)
@@ -455,7 +457,7 @@ def test_a_cancelled_plain_request_stops_the_node(cloud):
             return False  # an earlier test killed it
 
     def info(node):
-        return httpx.get(node.url + "/v1/info", timeout=10).json()["metrics"]
+        return httpx.get(node.url + "/v1/info", timeout=10, headers=OPERATOR).json()["metrics"]
 
     nodes = [n for n in cloud["nodes"] if alive(n)]
     assert nodes
@@ -486,3 +488,22 @@ def test_a_cancelled_plain_request_stops_the_node(cloud):
         out = cloud["client"].chat(ask("Name three colours.", max_tokens=24, logprobs=True))
     assert content(out).strip() and out["usage"]["completion_tokens"] == len(out["choices"][0]["logprobs"]["content"])
     assert out["x_tether"]["node"] in {n.info["node_id"] for n in cloud["nodes"]}
+
+
+def test_a_nodes_request_counters_are_for_its_operator_only(cloud):
+    """Counters that move with each request tell a poller when an answer ran and how long it was:
+    the public sees what the node is, the operator (with the metrics token) what it did."""
+    import httpx
+
+    node = next(n for n in cloud["nodes"] if n.proc.poll() is None)  # an earlier test may have killed one
+    cloud["client"].chat(ask("Say hi.", max_tokens=4))
+    public = httpx.get(node.url + "/v1/info", timeout=10).json()
+    assert public["node_id"] == node.info["node_id"] and "metrics" not in public
+    wrong = httpx.get(node.url + "/v1/info", timeout=10, headers={"Authorization": "Bearer guess"}).json()
+    assert "metrics" not in wrong
+    health = httpx.get(node.url + "/healthz", timeout=10).json()
+    assert health == {"ok": True, "node_id": node.info["node_id"]}
+    served = sum(httpx.get(n.url + "/v1/info", timeout=10, headers=OPERATOR).json()["metrics"]["served"]
+                 for n in cloud["nodes"] if n.proc.poll() is None)
+    assert served >= 1
+

@@ -55,13 +55,16 @@ def node_group() -> None:
               help="Cap on tokens per answer.")
 @click.option("--concurrency", default=None, type=click.IntRange(1, 256),
               help="Requests generated at once (default 1 in-process, 16 upstream).")
+@click.option("--metrics-token", envvar="TETHER_NODE_METRICS_TOKEN", default=None,
+              help="Show /v1/info's request counters only to callers sending this bearer token (default: "
+                   "$TETHER_NODE_METRICS_TOKEN; unset: to no one, as they reveal each answer's timing).")
 @click.option("--reattest-every", default=None, type=click.FloatRange(1, 86400),
               help="With --log: re-sign and re-announce the attestation every this many seconds "
                    "[default: 1800; devices refuse attestations older than two hours].")
 def node_serve(model: str, host: str, port: int, public_url: str | None, log_url: str | None, log_token: str | None,
                upstream: str | None,
                upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
-               concurrency: int | None, reattest_every: float | None) -> None:
+               concurrency: int | None, metrics_token: str | None, reattest_every: float | None) -> None:
     """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
     from tether.cloud.attestation import REATTEST_EVERY, node_url_problem
     from tether.cloud.node import Node, NodeSettings
@@ -71,7 +74,7 @@ def node_serve(model: str, host: str, port: int, public_url: str | None, log_url
         log_url = http_url(log_url, "--log")  # before the model loads and is measured
     settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
                             upstream_model=upstream_model, model_sha256=model_sha256,
-                            concurrency=concurrency or (16 if upstream else 1))
+                            concurrency=concurrency or (16 if upstream else 1), metrics_token=metrics_token or None)
     if public_url is not None and (problem := node_url_problem(public_url)):
         raise InputError(f"--public-url {public_url[:200]} {problem}")
     sock, url = bind(host, port)

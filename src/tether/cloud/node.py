@@ -12,6 +12,7 @@ disk, and keys are made at start-up and held in memory.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import sys
 import threading
@@ -49,6 +50,9 @@ class NodeSettings:
     model_sha256: str | None = None  # upstream mode: the operator states the served weights' hash
     threads: int | None = None
     concurrency: int = 1  # generations at once (llama.cpp in-process serves one at a time)
+    # /v1/info's counters (served, tokens, in flight) move with every request: whoever polls them
+    # learns each answer's timing and length. Only a caller with this token sees them; None: no one.
+    metrics_token: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -308,14 +312,23 @@ class Node:
         return JSONResponse(self.attestation)
 
     async def _info(self, request: Request) -> Response:
-        return JSONResponse({"node_id": self.node_id, "model": self.backend.name, "measurement": self.measurement.digest,
-                             "hardware": self.attestation["hardware"], "tokens_per_second": self.tokens_per_second,
-                             "metrics": self.metrics.summary()})
+        """What the node is, for anyone; its live counters only for the operator (``metrics_token``)."""
+        body = {"node_id": self.node_id, "model": self.backend.name, "measurement": self.measurement.digest,
+                "hardware": self.attestation["hardware"], "tokens_per_second": self.tokens_per_second}
+        if self._operator(request):
+            body["metrics"] = self.metrics.summary()
+        return JSONResponse(body)
+
+    def _operator(self, request: Request) -> bool:
+        token = self.settings.metrics_token
+        given = request.headers.get("authorization", "")
+        return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
     async def _health(self, request: Request) -> Response:
-        """Unhealthy while the engine behind it is: the relay then sends requests elsewhere first."""
+        """Unhealthy while the engine behind it is: the relay then sends requests elsewhere first.
+        No request count: what is in flight now is the operator's to see (``/v1/info``)."""
         problem = await anyio.to_thread.run_sync(self.backend.health_problem)
-        body = {"ok": problem is None, "node_id": self.node_id, "inflight": self.metrics.inflight}
+        body = {"ok": problem is None, "node_id": self.node_id}
         if problem:
             return JSONResponse({**body, "error": problem}, status_code=503)
         return JSONResponse(body)
