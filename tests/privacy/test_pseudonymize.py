@@ -80,6 +80,31 @@ def test_model_output_with_unknown_or_partial_placeholders_is_left_alone(guard):
     assert _stream(session, reply, [3, 12, 30]) == session.restore(reply)
 
 
+def test_a_placeholder_the_model_rewrote_is_restored_too(guard):
+    """Cloud models drop the brackets or humanize the name (seen: "Person 1" for <PERSON_1>)."""
+    session = PseudonymSession()
+    text = "Write to Maria Gonzalez at maria.gonzalez@example.org."
+    session.pseudonymize(text, guard.detect(text))
+    reply = "Person 1 (PERSON_1, [PERSON_1]) reads Email Address 1. Person 10, PERSON_12 and XPERSON_1 stay."
+    restored = ("Maria Gonzalez (Maria Gonzalez, Maria Gonzalez) reads maria.gonzalez@example.org. "
+                "Person 10, PERSON_12 and XPERSON_1 stay.")
+    assert session.restore(reply) == restored
+    assert _stream(session, reply, list(range(1, len(reply)))) == restored  # one character at a time
+    assert len(session) == 2  # two values mapped; the spellings are no new mappings
+    # A later text that spells one of them is escaped, never restored into Maria's name.
+    later = "Ask Person 1 and PERSON_1 about it."
+    payload = session.pseudonymize(later, guard.detect(later))
+    assert "Person 1" not in payload and "PERSON_1" not in payload
+    assert session.restore(payload) == later
+
+
+def test_a_text_that_says_person_1_gets_another_number():
+    session = PseudonymSession()
+    text = "Person 1 is the buyer; Jane Doe is the seller."
+    assert session.surface("PERSON", "Jane Doe", avoid=text) == "<PERSON_2>"
+    assert session.restore("Person 1 signs, Person 2 pays.") == "Person 1 signs, Jane Doe pays."
+
+
 class TestLookAlikes:
     def test_placeholder_in_the_input_is_escaped_not_restored_into_data(self, guard):
         session = PseudonymSession()

