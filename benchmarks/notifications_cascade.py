@@ -106,7 +106,7 @@ def load_stacks() -> list[list[Notification]]:
     return [items for items in group(notes).values()]
 
 
-def run(label: str, stacks, summarize, progress: Progress) -> dict:
+def run(label: str, stacks, summarize, progress: Progress, *, cloud_only: bool = False) -> dict:
     task = progress.add_task(label, total=len(stacks))
     rows = []
     for items in stacks:
@@ -114,15 +114,15 @@ def run(label: str, stacks, summarize, progress: Progress) -> dict:
         done = summarize(items)
         rows.append({"app": items[0].app, "n": len(items), "tier": done.tier, "extractive": done.extractive,
                      "summary": done.summary, "seconds": time.perf_counter() - start,
-                     "cloud_call": "device answer escalated" in done.route or "escalation failed" in done.route
-                                   or done.tier != "device",
+                     "cloud_call": cloud_only or "device answer escalated" in done.route
+                                   or "escalation failed" in done.route or done.tier != "device",
                      "passes": not done.extractive and not unsupported_facts(done.summary, items)})
         progress.advance(task)
     n = len(rows)
     return {"label": label, "stacks": n, "pass_rate": sum(r["passes"] for r in rows) / n,
             "extractive": sum(r["extractive"] for r in rows) / n,
             "cloud_calls": sum(r["cloud_call"] for r in rows) / n,
-            "written_in_cloud": sum(r["tier"] != "device" for r in rows) / n,
+            "written_in_cloud": sum(cloud_only or r["tier"] != "device" for r in rows) / n,
             "median_s": statistics.median(r["seconds"] for r in rows),
             "total_s": sum(r["seconds"] for r in rows), "rows": rows}
 
@@ -144,7 +144,7 @@ def main() -> None:
         cascade = run("cascade (device, check fails → cloud)", stacks,
                       lambda items: summarize_stack_routed(items, router=router), progress)
         cloud = run(f"cloud ({CLOUD_MODEL}) for every stack", stacks,
-                    lambda items: summarize_stack_routed(items, model=CLOUD_MODEL), progress)
+                    lambda items: summarize_stack_routed(items, model=CLOUD_MODEL), progress, cloud_only=True)
     table = Table(title=f"Notification summaries on {len(stacks)} AgentDojo stacks "
                         f"({sum(len(s) for s in stacks)} notifications)")
     for col in ("run", "check passed", "extractive", "cloud calls", "written in cloud", "median s/stack", "total s"):
