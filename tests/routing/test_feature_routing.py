@@ -145,8 +145,8 @@ def test_tether_summarize_escalates_through_the_configured_cloud(tmp_path, provi
     assert "Alice Chen confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit." in out.output
     assert "── written on third party: device (cascade)" in out.output
     assert "Alice" not in sent_text(provider)
-    stats = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(tmp_path / "l.db"), "--json"]).output)
-    assert stats["by_tier"]["third_party"]["requests"] == 1
+    totals = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(tmp_path / "l.db"), "--json"]).output)
+    assert totals["by_tier"]["third_party"]["requests"] == 1
 
 
 def test_a_policy_against_degraded_answers_costs_one_stack_not_the_digest(device):
