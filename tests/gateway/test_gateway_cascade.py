@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     config = tmp / "router.json"
     # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
     config.write_text(json.dumps({
-        "consent": "always", "cascade": ["chat", "notifications"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+        "consent": "always", "cascade": ["chat", "notifications", "summarize"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
         "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
     server = start_server(tmp, "--max-streams", "2", router_config=config)
     try:
@@ -215,3 +215,19 @@ def test_a_notification_stack_that_fails_the_check_is_written_off_the_device(set
     assert r.json()["tether"]["escalated"] is True
     sent = json.dumps([c["body"] for c in provider.captured()])
     assert "<PERSON_1>" in sent and "Alice" not in sent
+
+
+def test_a_table_the_device_cannot_make_is_written_off_the_device(setup):
+    from tests.routing.test_feature_routing import CLOUD_TABLE, ROOMS
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": CLOUD_TABLE}])
+    r = httpx.post(server.url + "/v1/writing/summarize", timeout=120, json={"text": ROOMS, "form": "table"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tier"] == "third_party" and body["table"][1] == ["Maria Gonzalez", "paid the rent on Monday"]
+    assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
+    assert body["tether"]["escalated"] is True
+    assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
+

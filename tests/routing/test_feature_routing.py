@@ -154,3 +154,33 @@ def test_a_policy_against_degraded_answers_costs_one_stack_not_the_digest(device
     done = summarize_stack_routed(DINNER, router=r)
     assert (done.tier, done.extractive) == ("device", True)
     assert "forbids answering on the device instead" in done.route
+
+
+# ----------------------------------------------------------------- text summaries
+
+ROOMS = ("Maria Gonzalez paid the rent on Monday. The landlord, Tom Becker, confirmed it by email "
+         "and asked about the broken heater in the kitchen.")
+CLOUD_TABLE = "| Who | What |\n|---|---|\n| <PERSON_1> | paid the rent on Monday |\n| <PERSON_2> | asked about the heater |"
+
+
+def test_a_table_the_device_cannot_make_is_written_off_the_device(device, third, provider):
+    from tether.features.writing import summarize
+
+    provider.faults([{"content": CLOUD_TABLE}])
+    done = summarize(ROOMS, "table", router=router(device, third_party=third))
+    assert (done.tier, done.model) == ("third_party", TINY)
+    assert done.table[1] == ["Maria Gonzalez", "paid the rent on Monday"]
+    assert "the feature's check failed" in done.route
+    sent = sent_text(provider)
+    assert "Maria" not in sent and "Becker" not in sent and "<PERSON_1>" in sent
+
+
+def test_without_a_cloud_the_device_answer_stands_or_fails_as_before(device):
+    from tether.errors import InvalidOutputError
+    from tether.features.writing import summarize
+
+    r = Router(RouterConfig(), device=device, state=DeviceState())
+    with pytest.raises(InvalidOutputError, match="no private cloud"):
+        summarize(ROOMS, "table", router=r)
+    with pytest.raises(InvalidOutputError, match="after a retry$"):
+        summarize(ROOMS, "table", model=TINY)

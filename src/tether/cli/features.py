@@ -51,14 +51,20 @@ def summarize_cmd(file: str, model: str, as_json: bool) -> None:
 @model_option
 @json_option
 def summarize_text_cmd(file: str, inline: str | None, form: str, model: str, as_json: bool) -> None:
-    """Summarize text (FILE or - for stdin) as a summary, key points, a list or a table."""
+    """Summarize text (FILE or - for stdin) as a summary, key points, a list or a table.
+
+    With a private cloud in the router config, a text the device cannot summarize usably (its
+    answer and retry invent a number, or give no list or table) goes there, pseudonymized."""
     text = read_text(file, inline)
+    router = load_router(model)
     load_model(model)
     with parts_progress("summarizing in parts") as progress:
-        result = writing.summarize(text, form, model=model, progress=progress)  # type: ignore[arg-type]
+        result = writing.summarize(text, form, model=model, progress=progress, router=router)  # type: ignore[arg-type]
     note = "\n(the model's output was unusable; these are the text's opening sentences)" if result.fallback else ""
     if result.parts > 1:
         note += f"\n(the text was too long for one pass: summarized from {result.parts} parts)"
+    if result.tier != "device":
+        note += f"\n── written on {result.tier.replace('_', ' ')}: {result.route}"
     emit(result, as_json, result.text + note)
 
 

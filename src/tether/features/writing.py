@@ -10,7 +10,7 @@ import difflib
 import re
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
@@ -19,7 +19,11 @@ from tether.features import prompts, wording
 from tether.features._common import Edit, answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
+from tether.routing.tiers import DEVICE
 from tether.session import Session
+
+if TYPE_CHECKING:
+    from tether.routing.router import Router
 
 Tone = Literal["friendly", "professional", "concise"]
 Progress = Callable[[int, int], None]  # (parts done, parts in all): a long text takes minutes
@@ -56,6 +60,8 @@ class SummaryResult(BaseModel):
     duration_s: float
     fallback: bool = False  # the items are the text's own first sentences: the model's answers were unusable
     parts: int = 1  # over 1: the text did not fit one call; this is the summary of its parts' summaries
+    tier: str = "device"  # where the final answer was written: device, private_cloud or third_party
+    route: str = ""  # with a router: why it ran there (the decision and its notes)
 
 
 def _ask(model: str, task: str, text: str, max_tokens: int | None = None, *, retry: bool = False,
@@ -70,15 +76,20 @@ def _complete(model: str, task: str, text: str, max_tokens: int | None = None, *
     """``_ask``, and whether the answer was cut at ``max_tokens``."""
     session = Session(instructions=prompts.WRITER, model=model)
     prompt = f"{task}:\n\n{text}"
+    max_tokens = _budget(session, prompt, text, max_tokens, fit)
+    sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
+    response = session.respond(prompt, sampling=sampling)
+    return clean_output(response.text, text), response.completion.finish_reason == "length"
+
+
+def _budget(session: Session, prompt: str, text: str, max_tokens: int | None, fit: bool) -> int:
     if max_tokens is None:
         max_tokens = answer_budget(session.engine, text)
         if fit:
             room = session.engine.context_window - session.token_count(prompt)
             # too little room: the window error; a long text's list stops at MAX_CONDENSED_BUDGET
             max_tokens = max(min(max_tokens, room, MAX_CONDENSED_BUDGET), MIN_CONDENSED_BUDGET)
-    sampling = Sampling.random(0.6, seed=7, max_tokens=max_tokens) if retry else Sampling.greedy(max_tokens)
-    response = session.respond(prompt, sampling=sampling)
-    return clean_output(response.text, text), response.completion.finish_reason == "length"
+    return max_tokens
 
 
 # ----------------------------------------------------------------- proofread
@@ -369,53 +380,105 @@ PART_SUMMARY_TOKENS = 160
 
 
 def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_MODEL,
-              progress: Progress | None = None) -> SummaryResult:
+              progress: Progress | None = None, router: "Router | None" = None) -> SummaryResult:
     """Summarize ``text`` in ``form``. A text too long for one call is summarized in parts first,
-    and the parts' summaries are then summarized (map-reduce); ``parts`` says how many."""
+    and the parts' summaries are then summarized (map-reduce); ``parts`` says how many.
+
+    With a ``router`` (whose device model is then the one used) the final call goes through it
+    as the ``summarize`` feature: in the default cascade, when the device's answer and its retry
+    are both unusable (a number the text lacks, no list or table), the text goes, pseudonymized,
+    to the private cloud instead of failing or falling back."""
     check_text(text)
     if not isinstance(form, str) or form not in prompts.SUMMARY_FORMS:
         raise InputError(f"unknown form {form!r}; choose one of: {', '.join(prompts.SUMMARY_FORMS)}")
+    if router is not None:
+        model = getattr(router.device, "model", model)
     start = time.perf_counter()
     source_numbers = numbers_in(text)
     source, parts = _condensed(text, model, progress)
     task = prompts.SUMMARY_FORMS[form]
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
-    out = ""
-    for attempt in range(2):
-        out, cut = _complete(model, task, source, budget, retry=attempt > 0, fit=budget is None)
-        if cut:
-            out = _without_cut_tail(out, form)
-        invented = numbers_in(out, words=False) - source_numbers
-        if invented:  # a summary must not introduce numbers; retry, and refuse to show them
-            out = ""
-            continue
-        if form == "summary" and out:
-            break
-        if form in ("key_points", "list") and parse_items(out):
-            break
-        if form == "table" and parse_table(out):
-            break
+    tier, route = DEVICE, ""
+    if router is None:
+        out = ""
+        for attempt in range(2):
+            out, cut = _complete(model, task, source, budget, retry=attempt > 0, fit=budget is None)
+            if cut:
+                out = _without_cut_tail(out, form)
+            if numbers_in(out, words=False) - source_numbers:  # a summary must not introduce numbers
+                out = ""
+                continue
+            if _usable(out, form, source_numbers):
+                break
+    else:
+        out, tier, route = _summarize_routed(router, model, task, source, budget, form, source_numbers)
     took = time.perf_counter() - start
     if progress and parts > 1:
         progress(parts + 1, parts + 1)
+    where = f" ({route})" if route else ""
     if form == "summary":
         if not out:
-            raise InvalidOutputError("the model returned no usable summary after a retry")
+            raise InvalidOutputError(f"the model returned no usable summary after a retry{where}")
         out = " ".join(_sentences(out)[:MAX_SUMMARY_SENTENCES])
-        return SummaryResult(form=form, text=out, model=model, duration_s=took, parts=parts)
+        return SummaryResult(form=form, text=out, model=model, duration_s=took, parts=parts, tier=tier, route=route)
     if form == "table":
         rows = parse_table(out)
         if not rows:
-            raise InvalidOutputError("the model did not produce a markdown table after a retry", out)
+            raise InvalidOutputError(f"the model did not produce a markdown table after a retry{where}", out)
         rows = tidy_table(rows)
         return SummaryResult(form=form, text=render_table(rows), table=rows, model=model, duration_s=took,
-                             parts=parts)
+                             parts=parts, tier=tier, route=route)
     items = parse_items(out) or _sentences(out)
     fallback = not items
     if fallback:  # deterministic and extractive: the text's opening sentences, never an invented fact
         items = _sentences(text)[:MAX_FALLBACK_ITEMS]
     return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
-                         duration_s=took, fallback=fallback, parts=parts)
+                         duration_s=took, fallback=fallback, parts=parts, tier=tier, route=route)
+
+
+def _usable(out: str, form: SummaryForm, source_numbers: set[str]) -> bool:
+    """Whether an answer (already without its cut tail) can be shown: no number the text lacks,
+    and for a list or a table, one that parses."""
+    if not out or numbers_in(out, words=False) - source_numbers:
+        return False
+    if form in ("key_points", "list"):
+        return bool(parse_items(out))
+    return form == "summary" or bool(parse_table(out))
+
+
+def _summarize_routed(router: "Router", model: str, task: str, source: str, budget: int | None,
+                      form: SummaryForm, source_numbers: set[str]) -> tuple[str, str, str]:
+    """(answer, tier, route): the final call through the router, with "the device's answer or its
+    retry is usable" as the cascade's check, so only what the device cannot do leaves it."""
+    from tether.routing.router import RouteRequest
+
+    prompt = f"{task}:\n\n{source}"
+    max_tokens = _budget(Session(instructions=prompts.WRITER, model=model), prompt, source, budget, budget is None)
+    device: dict[str, str] = {}
+
+    def judge(answer: str, cut: bool = False) -> bool:
+        if "out" not in device:
+            out = clean_output(answer, source)
+            out = _without_cut_tail(out, form) if cut else out
+            if not _usable(out, form, source_numbers):  # sampled retry, as on the device alone
+                out, again_cut = _complete(model, task, source, budget, retry=True, fit=budget is None)
+                out = _without_cut_tail(out, form) if again_cut else out
+                out = out if _usable(out, form, source_numbers) else ""
+            device["out"] = out
+        return bool(device["out"])
+
+    routed = router.respond(RouteRequest(prompt, instructions=prompts.WRITER, kind="writing", feature="summarize",
+                                         sampling=Sampling.greedy(max_tokens), check=judge))
+    route = "; ".join([routed.decision.explain(), *routed.notes])
+    cut = routed.finish_reason == "length"
+    if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried here
+        out = clean_output(routed.text, source)
+        out = _without_cut_tail(out, form) if cut else out
+        return (out if _usable(out, form, source_numbers) else ""), routed.tier, route
+    if "out" not in device or cut:  # a rule other than the cascade decided, or the check saw no cut
+        device.pop("out", None)
+        judge(routed.text, cut)
+    return device["out"], DEVICE, route
 
 
 def _without_cut_tail(out: str, form: SummaryForm) -> str:

@@ -3,11 +3,13 @@
 Features run on the device (their functions use a Session on the device
 model), on that engine's generation thread. Notification summaries go through the
 gateway's router (for its device model): a stack that fails the faithfulness check on
-the device may be written on the private cloud; each stack says where.
+the device may be written on the private cloud; each stack says where. So do text
+summaries: one the device cannot make usable may be written there.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Callable, Literal
@@ -91,7 +93,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         args = (body, model, gw.router if model == gw.device_model else None) if routed else (body, model)
         result = await unless_disconnected(request, gw, cancel, gw.generate(model, cancellable(cancel, call, *args)))
         if routed and args[2] is not None:
-            block = _stacks_block(result)
+            block = _stacks_block(result) if hasattr(result, "stacks") else _routed_block(result)
         else:
             await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
             block = route_block(FEATURE_DECISION)
@@ -113,10 +115,10 @@ def _rewrite(b: RewriteBody, model: str) -> BaseModel:
     return rewrite(b.text, b.tone, model=model)
 
 
-def _summarize(b: SummarizeBody, model: str) -> BaseModel:
+def _summarize(b: SummarizeBody, model: str, router: Any) -> BaseModel:
     from tether.features.writing import summarize
 
-    return summarize(b.text, b.form, model=model)
+    return summarize(b.text, b.form, model=model, router=router)
 
 
 def _replies(b: RepliesBody, model: str) -> BaseModel:
@@ -137,6 +139,15 @@ def _notifications(b: NotificationsBody, model: str, router: Any) -> BaseModel:
     return summarize_notifications(parse_notifications(b.notifications), model=model, router=router)
 
 
+def _routed_block(result: Any) -> dict[str, Any]:
+    """The route block of a routed feature result, from its ``tier`` and ``route`` (a decision's
+    ``explain()`` and its notes)."""
+    found = re.match(r"\w+ \((\w+)\): ", result.route)
+    rule = found.group(1) if found else "feature"
+    return route_block(Decision(result.tier, rule, result.route[found.end():] if found else result.route),
+                       escalated="device answer escalated" in result.route)
+
+
 def _stacks_block(digest: Any) -> dict[str, Any]:
     """The route block of a routed digest: each stack has its own tier and route; the block says
     whether any left the device."""
@@ -151,7 +162,7 @@ def _stacks_block(digest: Any) -> dict[str, Any]:
 
 proofread = _run("writing.proofread", ProofreadBody, _proofread)
 rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
-summarize = _run("writing.summarize", SummarizeBody, _summarize)
+summarize = _run("writing.summarize", SummarizeBody, _summarize, routed=True)
 replies = _run("replies", RepliesBody, _replies)
 notifications = _run("notifications", NotificationsBody, _notifications, routed=True)
 emoji = _run("emoji", EmojiBody, _emoji)
