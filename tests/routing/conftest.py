@@ -54,6 +54,25 @@ def stop_provider(provider: Provider) -> None:
 
 
 @pytest.fixture(scope="module")
+def device():
+    """The real device tier on the tiny model."""
+    from tether.routing.tiers import DeviceTier
+
+    return DeviceTier("smollm2-135m")
+
+
+@pytest.fixture()
+def third(provider):
+    """A third-party tier on the stand-in provider, with its record cleared and quick backoff."""
+    from tether.routing.third_party import ThirdPartyTier
+
+    provider.reset()
+    tier = ThirdPartyTier(provider.url, "gpt-test", "sk-test-key-not-real", backoff=0.01, max_backoff=0.05)
+    yield tier
+    tier.close()
+
+
+@pytest.fixture(scope="module")
 def provider(tmp_path_factory):
     server = start_provider(tmp_path_factory.mktemp("provider"))
     try:

@@ -20,8 +20,6 @@ from tether.routing.escalation import DeviceAnswer, EscalationModel, answer_feat
 from tether.routing.ledger import Ledger
 from tether.routing.router import RouteRequest, Router
 from tether.routing.state import DeviceState
-from tether.routing.third_party import ThirdPartyTier
-from tether.routing.tiers import DeviceTier
 
 from tests.routing.test_router import TINY, dead_cloud, math_is_hard
 
@@ -34,19 +32,6 @@ DINNER = [
 ]
 # The cloud model sees placeholders, so it writes them; the device restores the names.
 CLOUD_SUMMARY = "<PERSON_1> confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit."
-
-
-@pytest.fixture(scope="module")
-def device():
-    return DeviceTier(TINY)
-
-
-@pytest.fixture()
-def third(provider):
-    provider.reset()
-    tier = ThirdPartyTier(provider.url, "gpt-test", "sk-test-key-not-real", backoff=0.01, max_backoff=0.05)
-    yield tier
-    tier.close()
 
 
 def escalate_everything() -> EscalationModel:

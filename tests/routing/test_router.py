@@ -21,7 +21,6 @@ from tether.routing.escalation import (ANSWER_KINDS, SELF_CONSISTENCY, DeviceAns
 from tether.routing.ledger import Ledger
 from tether.routing.router import RouteRequest, Router
 from tether.routing.state import DeviceState
-from tether.routing.third_party import ThirdPartyTier
 from tether.routing.tiers import DeviceTier, PrivateCloudTier
 
 TINY = "smollm2-135m"
@@ -35,19 +34,6 @@ def math_is_hard() -> DifficultyModel:
     coef[8 + KINDS.index("gsm8k")] = 0.6
     return DifficultyModel(coef, -0.3, np.zeros(dims, np.float32), np.ones(dims, np.float32),
                            {"0.00": 1.0, "0.50": 0.0, "1.00": -1.0}, {})
-
-
-@pytest.fixture(scope="module")
-def device():
-    return DeviceTier(TINY)
-
-
-@pytest.fixture()
-def third(provider):
-    provider.reset()
-    tier = ThirdPartyTier(provider.url, "gpt-test", "sk-test-key-not-real", backoff=0.01, max_backoff=0.05)
-    yield tier
-    tier.close()
 
 
 def escalate_math() -> EscalationModel:

@@ -18,18 +18,11 @@ from tether.routing.ledger import Ledger
 from tether.routing.router import RouteRequest, Router
 from tether.routing.state import DeviceState
 from tether.routing.third_party import ThirdPartyTier
-from tether.routing.tiers import DeviceTier
 
-TINY = "smollm2-135m"
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"], "additionalProperties": False}
 PROMPT = "Describe Ada Lovelace as JSON."
 CARD = 'Write a birthday card for Maria "Mimi" Gonzalez, please.'  # the guard hides the whole name, quotes and all
-
-
-@pytest.fixture(scope="module")
-def device():
-    return DeviceTier(TINY)
 
 
 @pytest.fixture()
