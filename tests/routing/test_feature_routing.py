@@ -56,10 +56,10 @@ def test_the_check_alone_decides_a_cascade(device, third, provider):
     learned score that would send every answer on."""
     r = router(device, third_party=third)
     assert "notifications" in r.config.cascade
-    kept = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda _: True))
+    kept = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda *_: True))
     assert (kept.tier, kept.decision.rule, kept.escalated) == ("device", "cascade", False)
     assert provider.captured() == []
-    sent = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda _: False))
+    sent = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8, check=lambda *_: False))
     assert (sent.tier, sent.escalated) == ("third_party", True)
     assert sent.notes[0] == "cascade: device answer escalated (the feature's check failed)"
     assert len(provider.captured()) == 1

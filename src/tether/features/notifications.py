@@ -377,13 +377,12 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
     first = Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END)
     device: dict[str, str | None] = {}  # "summary": its faithful summary (None: it could not write one)
 
-    def judge(answer: str, cut: bool = False) -> bool:
+    def judge(answer: str, cut: bool) -> bool:
         """Whether the device can summarize the stack: ``answer`` (its first), or else its retry."""
         if "summary" not in device:
             summary = _tidy(answer, cut, items)
             problems = _problems(summary, items)
             device["summary"] = None if problems else summary
-            device["first"] = answer if not problems else None
             if problems:  # sampled: a greedy retry tends to repeat the same mistake
                 session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
                 session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", answer)]
@@ -407,7 +406,7 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
     except TierUnavailableError as exc:  # the cloud failed and the policy forbids a degraded answer:
         # the stack's own words are no model's answer, so this stack, not the digest, falls back
         return StackSummary(extractive_summary(items), True, DEVICE, str(exc))
-    route = "; ".join([routed.decision.explain(), *routed.notes])
+    route = routed.explain()
     cut = routed.finish_reason == "length"
     if routed.tier != DEVICE:  # escalated, or sent away by a rule (busy, low power…): checked, never retried here
         summary = _tidy(routed.text, cut, items)
@@ -416,10 +415,6 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
         return StackSummary(extractive_summary(items), True, DEVICE, route + "; its summary failed the check too")
     if "summary" not in device:  # a rule other than the cascade decided: the check has not run
         judge(routed.text, cut)
-    elif cut and device["first"] is not None:  # the router's check saw the answer without its finish reason
-        device["summary"] = _tidy(device["first"], True, items)
-        if _problems(device["summary"], items):
-            device["summary"] = None
     summary = device["summary"]
     return StackSummary(summary or extractive_summary(items), summary is None, DEVICE, route)
 

@@ -400,16 +400,12 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     tier, route = DEVICE, ""
     if router is None:
-        out = ""
         for attempt in range(2):
-            out, cut = _complete(model, task, source, budget, retry=attempt > 0, fit=budget is None)
-            if cut:
-                out = _without_cut_tail(out, form)
-            if numbers_in(out, words=False) - source_numbers:  # a summary must not introduce numbers
-                out = ""
-                continue
+            out = _attempt(model, task, source, budget, form, retry=attempt > 0)
             if _usable(out, form, source_numbers):
                 break
+            if numbers_in(out, words=False) - source_numbers:  # never shown: a summary must not introduce numbers
+                out = ""
     else:
         out, tier, route = _summarize_routed(router, model, task, source, budget, form, source_numbers)
     took = time.perf_counter() - start
@@ -436,6 +432,12 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
                          duration_s=took, fallback=fallback, parts=parts, tier=tier, route=route)
 
 
+def _attempt(model: str, task: str, source: str, budget: int | None, form: SummaryForm, *, retry: bool) -> str:
+    """One answer of the final call, without the unfinished tail of one cut at its budget."""
+    out, cut = _complete(model, task, source, budget, retry=retry, fit=budget is None)
+    return _without_cut_tail(out, form) if cut else out
+
+
 def _usable(out: str, form: SummaryForm, source_numbers: set[str]) -> bool:
     """Whether an answer (already without its cut tail) can be shown: no number the text lacks,
     and for a list or a table, one that parses."""
@@ -456,27 +458,24 @@ def _summarize_routed(router: "Router", model: str, task: str, source: str, budg
     max_tokens = _budget(Session(instructions=prompts.WRITER, model=model), prompt, source, budget, budget is None)
     device: dict[str, str] = {}
 
-    def judge(answer: str, cut: bool = False) -> bool:
+    def judge(answer: str, cut: bool) -> bool:
         if "out" not in device:
             out = clean_output(answer, source)
             out = _without_cut_tail(out, form) if cut else out
             if not _usable(out, form, source_numbers):  # sampled retry, as on the device alone
-                out, again_cut = _complete(model, task, source, budget, retry=True, fit=budget is None)
-                out = _without_cut_tail(out, form) if again_cut else out
-                out = out if _usable(out, form, source_numbers) else ""
-            device["out"] = out
+                out = _attempt(model, task, source, budget, form, retry=True)
+            device["out"] = out if _usable(out, form, source_numbers) else ""
         return bool(device["out"])
 
     routed = router.respond(RouteRequest(prompt, instructions=prompts.WRITER, kind="writing", feature="summarize",
                                          sampling=Sampling.greedy(max_tokens), check=judge))
-    route = "; ".join([routed.decision.explain(), *routed.notes])
+    route = routed.explain()
     cut = routed.finish_reason == "length"
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried here
         out = clean_output(routed.text, source)
         out = _without_cut_tail(out, form) if cut else out
         return (out if _usable(out, form, source_numbers) else ""), routed.tier, route
-    if "out" not in device or cut:  # a rule other than the cascade decided, or the check saw no cut
-        device.pop("out", None)
+    if "out" not in device:  # a rule other than the cascade decided: the check has not run
         judge(routed.text, cut)
     return device["out"], DEVICE, route
 

@@ -90,7 +90,9 @@ class RouteRequest:
     tier: str = "auto"
     consent: bool | None = None  # per-request consent for a third party
     json_schema: dict[str, Any] | None = None
-    check: Callable[[str], bool] | None = None  # e.g. a faithfulness check: in a cascade it alone decides escalation
+    # check(answer, cut): e.g. a faithfulness check; in a cascade it alone decides escalation. ``cut``: the
+    # answer ran out of max_tokens, so a feature can drop the unfinished part before judging it
+    check: Callable[[str, bool], bool] | None = None
     kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
     sampling: Sampling | None = None  # the caller's (temperature, top_p, seed, stop); None: greedy, max_tokens
     # max_tokens is a default nobody asked for: on the device it shrinks to what the prompt leaves
@@ -217,6 +219,10 @@ class RoutedResponse:
     # tokens off-device tiers were paid for answers the router rejected (they broke the JSON schema),
     # by tier: in the ledger's cost and energy, not in the token counts
     rejected_tokens: dict[str, int] = field(default_factory=dict)
+
+    def explain(self) -> str:
+        """The decision and what happened after it (escalation, fallback), on one line."""
+        return "; ".join([self.decision.explain(), *self.notes])
 
 
 def sample_seed(prompt: str, i: int) -> int:
@@ -583,7 +589,8 @@ class Router:
         if req.check is not None:
             # The feature's own check (a notification summary's faithfulness) knows what the learned
             # score only guesses: it alone decides, so a good answer never leaves for a guess.
-            return (None if req.check(result.text) else "the feature's check failed"), 0
+            passed = req.check(result.text, result.finish_reason == "length")
+            return (None if passed else "the feature's check failed"), 0
         floor = self.config.cascade_min_logprob
         if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
             return f"mean logprob {result.mean_logprob:.2f} < {floor}", 0
