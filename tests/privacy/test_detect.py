@@ -745,3 +745,30 @@ def test_a_long_run_of_spaces_after_a_name_is_read_once():
     start = time.perf_counter()
     assert listed_names(text, [("PERSON", 0, 5)]) == [(len(text) - 4, len(text))]
     assert time.perf_counter() - start < 5
+
+
+NOTIFICATIONS = ("Mail notifications:\n"
+                 "Sun 16:20 Katie Brown [Re: Client Meeting]: I've drafted the email. Thanks, Katie\n"
+                 "Sun 17:00 Emma Johnson [Re: Client Meeting]: Hi Katie, the draft looks good. Best, Emma\n"
+                 "Calendar notifications:\n"
+                 "Wed 09:45 Team Sync: Wednesday 15 May, 10:00-11:00 at Conference Room B. Weekly team sync.\n"
+                 "Thu 08:45 Board Meeting: Thursday 23 May, 09:00-12:00 at Main Conference Hall. Quarterly board meeting.")
+
+
+def test_no_detection_runs_across_a_line_or_into_the_next_sentence(guard):
+    spans = guard.detect(NOTIFICATIONS, tier="private_cloud")
+    assert not [s.text for s in spans if "\n" in s.text or ". " in s.text]
+    found = _found(guard, NOTIFICATIONS)
+    assert {"Katie Brown", "Katie", "Emma Johnson", "Emma"} <= set(found["PERSON"])
+    assert not {"Room B", "Weekly", "Sun", "Quarterly"} & {w for t in found["PERSON"] for w in t.split()}
+    # what leaves keeps every line and each line's opening day
+    out = guard.prepare(NOTIFICATIONS, "private_cloud", session=guard.session()).require_payload()
+    assert [ln.split()[0] for ln in out.splitlines()] == [ln.split()[0] for ln in NOTIFICATIONS.splitlines()]
+    assert "Katie" not in out and "Emma" not in out
+
+
+@pytest.mark.parametrize(("text", "name"), [("Pertti M Palander wrote back.", "Pertti M Palander"),
+                                            ("Ask Zeliha I. Sultygov about it.", "Zeliha I. Sultygov"),
+                                            ("Signed: J. R. Tolkien", "J. R. Tolkien")])
+def test_names_with_initials_still_run_over_the_initial(guard, text, name):
+    assert name in _found(guard, text).get("PERSON", []), _found(guard, text)

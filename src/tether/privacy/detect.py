@@ -25,6 +25,7 @@ from tether.privacy.recognizers import (
     RegexPattern,
     RegexRecognizer,
     builtin_recognizers,
+    hard_words,
     is_false_positive,
     is_sentence_start,
     listed_names,
@@ -385,11 +386,30 @@ def tidy_ner(spans: list[Span], text: str) -> list[Span]:
                 a += verb.end()  # "Tell Bartholomew": the name, not the verb before it
             while b > a and (text[b - 1].isspace() or text[b - 1] in _EDGE_MARKS):
                 b -= 1
-            if not any(c.isalpha() for c in text[a:b]):
-                continue
-            if (a, b) != (s.start, s.end):
-                s = s.model_copy(update={"start": a, "end": b, "text": text[a:b]})
+            for a, b in _lines_of(text, a, b):
+                if any(c.isalpha() for c in text[a:b]):
+                    out.append(s if (a, b) == (s.start, s.end)
+                               else s.model_copy(update={"start": a, "end": b, "text": text[a:b]}))
+            continue
         out.append(s)
+    return out
+
+
+def _lines_of(text: str, a: int, b: int) -> list[tuple[int, int]]:
+    """A span the model ran across a line break ("Katie\nSun 17:00"), one span per line: one
+    placeholder for both would swallow the break and the next line's opening word. A line that
+    is only a calendar or form word ("Sun", "Re") is dropped."""
+    if "\n" not in text[a:b]:
+        return [(a, b)]
+    out = []
+    for m in re.finditer(r"[^\n]+", text[a:b]):
+        x, y = a + m.start(), a + m.end()
+        while x < y and (text[x].isspace() or text[x] in ",;"):
+            x += 1
+        while y > x and (text[y - 1].isspace() or text[y - 1] in ",;"):
+            y -= 1
+        if x < y and not all(w.lower() in hard_words() for w in re.findall(r"\w+", text[x:y]) or ["_"]):
+            out.append((x, y))
     return out
 
 

@@ -660,8 +660,10 @@ class NameListRecognizer(EntityRecognizer):
                 pass  # "her maiden name is van Bokhorst"
             elif not cue and i + 2 < len(words) and self._is_name_word(w, strict=False) and len(w) > 1:
                 # "Pertti M Palander": Title-case word, initial, Title-case word.
+                # Not "Conference Room B. Weekly": the first word must not be everyday English.
                 w1, w2 = words[i + 1][2], words[i + 2][2]
-                cue = len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
+                cue = (len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
+                       and (w in self._first or w.lower() not in self._common))
             known = w in self._first and self._is_name_word(w) and not (len(w) > 3 and w.lower() in _HARD_WORDS)
             if not (known or (cue and (self._is_name_word(w, strict=False) or w in _PARTICLES) and len(w) > 1)):
                 i += 1
@@ -671,6 +673,8 @@ class NameListRecognizer(EntityRecognizer):
                 s2, e2, w2 = words[j]
                 if text[end:s2].strip(" \t") not in ("", ".") or "\n" in text[end:s2]:
                     break  # punctuation, a line break, or a possessive ("Maria's") ends the name
+                if text[end - 1] == "." and len(words[j - 1][2]) > 1:
+                    break  # a full stop after a word, not an initial, ends the sentence ("Hall. Quarterly")
                 initial = len(w2) == 1 and w2.isupper()
                 particle = particle_chain(text, words, j) or (w2 in _PARTICLES and words[j - 1][2] in _PARTICLES)
                 # A surname is a known one, a Title-case word that is not common English, or
