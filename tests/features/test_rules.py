@@ -310,6 +310,18 @@ def test_numbers_are_compared_as_numbers_not_as_spellings():
     assert numbers_in("Pay $1250 by 3 pm") == {"1250", "3"}
     assert numbers_in("one of them", words=False) == set() and numbers_in("one of them") == {"1"}
     assert numbers_in("09:00, 09:30 and 03 June") == numbers_in("9:00, 9:30 and 3 June") == {"9", "9:30", "3"}
+    # a CSV row's cells are numbers of their own; only commas that group thousands join digits
+    assert numbers_in("Marketing,150000,75000,75000\nQ1,500,75000") == {"150000", "75000", "1", "500"}
+    assert numbers_in("1,250,000 and 12,345.67 and 3,4,5") == {"1250000", "12345.67", "3", "4", "5"}
+
+
+def test_a_summary_written_as_a_list_becomes_sentences_not_a_bare_marker():
+    from tether.features.writing import as_prose
+
+    listed = "1. Define clear objectives\n2. Encourage participation\n3. Foster communication"
+    assert as_prose(listed) == "Define clear objectives. Encourage participation. Foster communication."
+    assert as_prose("Agenda: May 15\n- Welcome\n- Updates.\n3.") == "Agenda: May 15. Welcome. Updates."
+    assert as_prose("A plain summary. Two sentences.") == "A plain summary. Two sentences."
 
 
 def test_a_cjk_correction_is_one_character_not_the_sentence():

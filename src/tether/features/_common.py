@@ -95,14 +95,25 @@ _LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
 def numbers_in(text: str, words: bool = True) -> set[str]:
     """Digit runs in ``text`` ("1,250" as 1250, "3:00" and "03:00" as 3; list markers "1." are no number),
     plus with ``words`` spelled-out numbers (one to twenty, the tens, hundred…) as digits. Words
-    count where a number may come from; not where one must be kept: "one" is also a pronoun."""
+    count where a number may come from; not where one must be kept: "one" is also a pronoun.
+    Commas that do not group thousands separate numbers: a CSV row's "150000,75000" is two."""
     text = _LIST_MARKER.sub(" ", text)
     found = set()
-    for n in NUMBER.findall(text):
-        n = re.sub(r",(?=\d{3}(?:\D|$))", "", n.rstrip(".,:"))
-        if re.fullmatch(r"0\d(?::\d\d)?", n):  # "09:30" is "9:30", "03 June" is "3 June"
-            n = n[1:]
-        found.add(n[:-3] if re.fullmatch(r"\d{1,2}:00", n) else n)
+    for run in NUMBER.findall(text):
+        run = run.rstrip(".,:")
+        for n in [run.replace(",", "")] if _THOUSANDS.fullmatch(run) else run.split(","):
+            if n:
+                found.add(_normal_number(n))
     if words:
         found |= {NUMBER_WORDS[w.lower()] for w in _NUMBER_WORD.findall(text)}
     return found
+
+
+_THOUSANDS = re.compile(r"\d{1,3}(?:,\d{3})+(?:[.:]\d+)*")
+
+
+def _normal_number(n: str) -> str:
+    """ "09:30" as "9:30", "03" as "3", "14:00" as "14"."""
+    if re.fullmatch(r"0\d(?::\d\d)?", n):  # "09:30" is "9:30", "03 June" is "3 June"
+        n = n[1:]
+    return n[:-3] if re.fullmatch(r"\d{1,2}:00", n) else n

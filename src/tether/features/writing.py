@@ -366,6 +366,20 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
 
+def as_prose(text: str) -> str:
+    """A summary the model wrote as a list ("1. Define clear objectives\n2. …") as sentences, one
+    per line: cut to its first sentences, the list would otherwise end on a bare "3."."""
+    if not parse_items(text):
+        return text
+    out = []
+    for line in text.splitlines():
+        m = _BULLET.match(line)
+        s = (m.group(1) if m else line).strip()
+        if s and not re.fullmatch(r"\d{1,2}[.)]|[-*•]", s):  # a marker whose item was cut off
+            out.append(s if s[-1] in ".!?:;" else s + ".")
+    return " ".join(out)
+
+
 MIN_CONDENSED_BUDGET = 128  # tokens a list or table of a long text needs at least
 # ... and at most: about 25 items or rows. Unbounded, the 0.5B model "listed" a 2,250-token text
 # by copying all 75 of its sentences (1,773 tokens, 136 s); a list condenses, like a summary.
@@ -415,7 +429,7 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     if form == "summary":
         if not out:
             raise InvalidOutputError(f"the model returned no usable summary after a retry{where}")
-        out = " ".join(_sentences(out)[:MAX_SUMMARY_SENTENCES])
+        out = " ".join(_sentences(as_prose(out))[:MAX_SUMMARY_SENTENCES])
         return SummaryResult(form=form, text=out, model=model, duration_s=took, parts=parts, tier=tier, route=route)
     if form == "table":
         rows = parse_table(out)
@@ -513,7 +527,7 @@ def _condensed(text: str, model: str, progress: Progress | None) -> tuple[str, i
             if summary and not numbers_in(summary, words=False) - have:
                 break
             summary = ""
-        sentences = _sentences(summary) or _sentences(piece)[:2]
+        sentences = _sentences(as_prose(summary)) or _sentences(piece)[:2]
         summaries.append(" ".join(sentences[:MAX_SUMMARY_SENTENCES]))
         if progress:  # the summary of the summaries is one more step
             progress(len(summaries), len(pieces) + 1)
