@@ -772,3 +772,11 @@ def test_no_detection_runs_across_a_line_or_into_the_next_sentence(guard):
                                             ("Signed: J. R. Tolkien", "J. R. Tolkien")])
 def test_names_with_initials_still_run_over_the_initial(guard, text, name):
     assert name in _found(guard, text).get("PERSON", []), _found(guard, text)
+
+
+def test_titles_and_everyday_words_in_some_name_list_are_no_names(guard):
+    text = "Sat 09:45 Doctor Appointment: Saturday 25 May at City Hospital.\nTue 17:45 Yoga Class: Tuesday 14 May."
+    assert "PERSON" not in _found(guard, text), _found(guard, text)
+    # the name after a title is still one
+    for text, name in [("Doctor Okonkwo will see you at 10.", "Okonkwo"), ("Ask Captain Marisol Ybarra.", "Marisol Ybarra")]:
+        assert any(name in t for t in _found(guard, text).get("PERSON", [])), _found(guard, text)

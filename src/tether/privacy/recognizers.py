@@ -497,6 +497,13 @@ _COMMON_WORDS = {
     "cash", "gold", "silver", "read", "say", "look", "see", "tell", "call", "see", "van", "de", "la", "le",
     "del", "von", "der", "den", "bin", "al", "el", "di", "da", "do", "dos", "das",
 }
+# Titles and everyday words that some locale's name list holds: taken for names, they made
+# "Doctor Appointment" and "Yoga Class" people. Left out of the name lists altogether; words
+# that are also someone's name somewhere (Peer, Odd, Tone, Marine, Constant, Mate) stay in.
+_NOT_NAMES = frozenset("""
+doctor captain general admiral colonel governor pastor mentor author yoga council ninja safari server valid
+floor edit line loan among beta canal greet jail joke kick lean mile owe wage
+""".split())
 _STOP_WORDS = {"the", "a", "an", "and", "or", "but", "i", "you", "he", "she", "we", "they", "it", "is", "are",
                "was", "not", "no", "yes", "this", "that", "my", "your", "please", "thanks", "hi", "hello"}
 # Words that are never personal data by themselves, whatever their case: calendar words, form
@@ -589,7 +596,8 @@ def _name_lists() -> tuple[frozenset[str], frozenset[str]]:
                 bucket.update(v for v in values if isinstance(v, str) and v[:1].isupper())
     # Polish surnames in -ski, -cki, -dzki are -ska, -cka, -dzka for a woman (Kowalski, Kowalska)
     last.update(n[:-1] + "a" for n in list(last) if n.endswith(("ski", "cki", "dzki")))
-    return frozenset(first), frozenset(last)
+    return (frozenset(n for n in first if n.lower() not in _NOT_NAMES),
+            frozenset(n for n in last if n.lower() not in _NOT_NAMES))
 
 
 def particle_chain(text: str, words: Sequence[tuple[int, int, str]], j: int) -> bool:
