@@ -383,11 +383,6 @@ class CloudClient:
             raise _Retryable(f"{', '.join(named or openers)} rejected the sealed request", rejected=True)
         if resp.status_code != 200:
             resp.read()
-            if resp.status_code == 503 and _relay_knew_none(resp) and not any(_UNKNOWN in a for a in attempts_log):
-                # Nodes announced after the relay's last read of the log (it re-reads at most every
-                # quarter second): the same nodes once more, after that gap, and not cooled.
-                time.sleep(max(0.0, min(0.3, deadline_at - time.monotonic())))
-                raise _Retryable(f"{_UNKNOWN} {', '.join(openers)} yet")
             exclude.update(openers)
             raise _Retryable(f"relay answered HTTP {resp.status_code} for {', '.join(openers)}")
         node_id = resp.headers.get(NODE_HEADER, "")
@@ -543,17 +538,6 @@ def _too_large(resp: httpx.Response) -> RequestTooLargeError:
     where = "the nodes behind the relay" if answer.get("by") == "nodes" else "the relay"
     size = int(resp.request.headers.get("content-length") or 0) or None
     return RequestTooLargeError(size, told, where)
-
-
-_UNKNOWN = "the relay did not know"
-
-
-def _relay_knew_none(resp: httpx.Response) -> bool:
-    """The relay's 503 says it tried no target: none was in its node directory."""
-    try:
-        return resp.json().get("tried") == 0
-    except (ValueError, AttributeError):
-        return False
 
 
 class _Retryable(CloudError):
