@@ -51,6 +51,7 @@ def test_a_frame_that_is_no_chat_completion_is_the_node_s_fault_and_another_node
     bad = stand_in(cloud["log"].url, model, behaviour, tokens_per_second=300)  # ranked first
     good = stand_in(cloud["log"].url, model, "answer", tokens_per_second=1)
     nodes += [bad, good]
+    time.sleep(0.3)  # the relay re-reads the log for unknown ids at most every 0.25 s
     client = _client(cloud, model, k=2, attempts=3, deadline=20)
     try:
         out = client.chat(HI)
