@@ -408,7 +408,8 @@ def _lines_of(text: str, a: int, b: int) -> list[tuple[int, int]]:
             x += 1
         while y > x and (text[y - 1].isspace() or text[y - 1] in ",;"):
             y -= 1
-        if x < y and not all(w.lower() in hard_words() for w in re.findall(r"\w+", text[x:y]) or ["_"]):
+        words = re.findall(r"\w+", text[x:y])
+        if words and not all(w.lower() in hard_words() for w in words):
             out.append((x, y))
     return out
 

@@ -559,6 +559,7 @@ def common_words() -> frozenset[str]:
     return frozenset(words)
 
 
+@functools.cache
 def hard_words() -> frozenset[str]:
     return frozenset(_HARD_WORDS | set(_STOP_WORDS) | _DATA_WORDS)
 
