@@ -231,3 +231,36 @@ def test_a_table_the_device_cannot_make_is_written_off_the_device(setup):
     assert body["tether"]["escalated"] is True
     assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
 
+
+
+def test_a_stack_waiting_on_the_cloud_does_not_hold_the_device_model(setup):
+    """While a stack's escalation waits on a slow provider, a device feature on the same model
+    is answered: the wait holds no generation lock (only generating does)."""
+    import threading
+
+    from tests.routing.test_feature_routing import CLOUD_SUMMARY, DINNER
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": CLOUD_SUMMARY}], delay=20.0)
+    done: dict[str, httpx.Response] = {}
+
+    def summarize() -> None:
+        done["digest"] = httpx.post(server.url + "/v1/notifications/summarize", timeout=120,
+                                    json={"notifications": [json.loads(n.model_dump_json()) for n in DINNER]})
+
+    waiting = threading.Thread(target=summarize)
+    waiting.start()
+    try:
+        for _ in range(1200):  # the escalation reaches the provider once the device's part is done
+            if provider.captured():
+                break
+            waiting.join(0.1)
+        assert provider.captured(), "the stack never reached the provider"
+        r = httpx.post(server.url + "/v1/writing/proofread", timeout=120, json={"text": "Their going home."})
+        assert r.status_code == 200, r.text
+        assert waiting.is_alive(), "the device feature waited for the cloud call to end"
+    finally:
+        waiting.join(120)
+    assert done["digest"].status_code == 200, done["digest"].text
+    assert done["digest"].json()["stacks"][0]["tier"] == "third_party"

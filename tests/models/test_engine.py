@@ -140,6 +140,36 @@ def test_an_ambient_cancellation_stops_every_generation_in_its_block(tiny):
     assert tiny.complete(HELLO, Sampling.greedy(4)).completion_tokens >= 1  # outside the block: not cancelled
 
 
+def test_a_runner_generates_elsewhere_and_carries_the_ambient_cancel(tiny):
+    """``generations_on``: each ``complete`` runs through the runner (on its thread), with this
+    thread's cancel; outside the block generation is local again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tether.models.engine import cancellation, generations_on
+
+    pool = ThreadPoolExecutor(1)
+    ran: list[tuple[str, str]] = []
+
+    def runner(name, work):
+        def on_pool():
+            ran.append((name, threading.current_thread().name))
+            return work()
+        return pool.submit(on_pool).result()
+
+    try:
+        with generations_on(runner):
+            direct = tiny.complete(HELLO, Sampling.greedy(4))
+            cancel = threading.Event()
+            cancel.set()
+            with cancellation(cancel), pytest.raises(GenerationCancelledError):
+                tiny.complete(HELLO, Sampling.greedy(4))
+        assert [n for n, _ in ran] == [tiny.name, tiny.name]
+        assert all(t != threading.current_thread().name for _, t in ran)
+        assert tiny.complete(HELLO, Sampling.greedy(4)).text == direct.text and len(ran) == 2
+    finally:
+        pool.shutdown()
+
+
 def test_closing_the_iterator_stops_generation_and_frees_the_engine(tiny):
     it = tiny.stream([Message("user", "Count from 1 to 200.")], Sampling.greedy(300))
     next(it)

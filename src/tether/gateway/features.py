@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Any, Callable, Literal
 
+import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -91,7 +92,11 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         start = time.perf_counter()
         cancel = threading.Event()
         args = (body, model, gw.router if model == gw.device_model else None) if routed else (body, model)
-        result = await unless_disconnected(request, gw, cancel, gw.generate(model, cancellable(cancel, call, *args)))
+        if routed and args[2] is not None:  # may wait on the cloud: hold the model only while generating
+            work = in_thread(cancellable(cancel, _on_generation_threads, gw, call, *args))
+        else:
+            work = gw.generate(model, cancellable(cancel, call, *args))
+        result = await unless_disconnected(request, gw, cancel, work)
         if routed and args[2] is not None:
             block = _stacks_block(result) if hasattr(result, "stacks") else _routed_block(result)
         else:
@@ -101,6 +106,18 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
 
     endpoint.__name__ = name.replace(".", "_")
     return endpoint
+
+
+def _on_generation_threads(gw: Any, call: Callable[..., BaseModel], *args: Any) -> BaseModel:
+    """``call(*args)`` on this worker thread, each device generation on its model's generation
+    thread under the gateway's lock for it (as every other generation runs)."""
+    from tether.models.engine import generations_on
+
+    def run(engine: str, work: Callable[[], Any]) -> Any:
+        return anyio.from_thread.run(gw.generate, engine, work)
+
+    with generations_on(run):
+        return call(*args)
 
 
 def _proofread(b: ProofreadBody, model: str) -> BaseModel:

@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -206,6 +206,22 @@ def cancellation(event: threading.Event) -> Iterator[None]:
 def current_cancel() -> threading.Event | None:
     """The ambient cancel event of this thread, if any (for waits that are not generation)."""
     return getattr(_ambient, "cancel", None)
+
+
+@contextlib.contextmanager
+def generations_on(runner: Callable[[str, Callable[[], Completion]], Completion]) -> Iterator[None]:
+    """Every ``complete`` on this thread inside the block runs as ``runner(engine_name, work)``.
+
+    The gateway runs a routed feature on a worker thread and hands each device generation to
+    the model's own generation thread, under its lock. So a feature that waits on the cloud
+    (a stack written off the device) does not hold the model meanwhile. The ambient cancel
+    goes with the work."""
+    previous = getattr(_ambient, "runner", None)
+    _ambient.runner = runner
+    try:
+        yield
+    finally:
+        _ambient.runner = previous
 
 
 def cancel_this_thread(event: threading.Event) -> None:
@@ -416,6 +432,18 @@ class LlamaEngine:
         return self._generate(prompt, sampling, max_tokens, grammar, logprobs or top_logprobs > 0, top_logprobs, cancel, result)
 
     def complete(self, messages: Sequence[Message], sampling: Sampling = Sampling(), **kwargs: Any) -> Completion:
+        runner = getattr(_ambient, "runner", None)
+        if runner is not None:
+            cancel = current_cancel()
+
+            def work() -> Completion:
+                with cancellation(cancel) if cancel is not None else contextlib.nullcontext():
+                    return self._complete(messages, sampling, **kwargs)
+
+            return runner(self.name, work)
+        return self._complete(messages, sampling, **kwargs)
+
+    def _complete(self, messages: Sequence[Message], sampling: Sampling, **kwargs: Any) -> Completion:
         result: list[Completion] = []
         for _ in self.stream(messages, sampling, result=result, **kwargs):
             pass
