@@ -281,12 +281,29 @@ def test_repeated_messages_are_counted_in_any_window_and_a_duplicate_counts_once
     assert "repeated messages from Bob" in time_sensitivity(by_title)
 
 
-def test_the_faithfulness_check_accepts_contractions_and_the_times_the_prompt_showed():
-    from tether.features.notifications import Notification, unsupported_facts
+def test_the_faithfulness_check_accepts_contractions_and_refuses_the_time_a_message_arrived():
+    """The prompt does not show when a notification arrived: a summary that names that time or
+    day took it for the event's (the 0.5B model did, for calendar entries)."""
+    from tether.features.notifications import Notification, format_stack, unsupported_facts
 
     n = [Notification(app="Messages", sender="Ann", body="are you coming to dinner?", timestamp="2026-01-01T18:02:00")]
-    assert unsupported_facts("Heads-up: Ann asks at 18:02 on Thursday if you're coming; I'm sure she'll wait.", n) == []
+    assert unsupported_facts("Heads-up: Ann asks if you're coming to dinner; I'm sure she'll wait.", n) == []
+    assert unsupported_facts("Ann asks at 18:02 on Thursday if you're coming.", n) == ["number 18:02", "date word 'thursday'"]
     assert unsupported_facts("Bob says hi at 19:00.", n) == ["number 19", "name 'Bob'"]
+    assert "18:02" not in format_stack(n) and "Thu" not in format_stack(n)
+
+
+def test_a_summary_caught_in_a_loop_is_refused():
+    """Seen on AgentDojo's Slack: every name in it is the stack's, so only the loop gives it away."""
+    from tether.features.notifications import Notification, _problems
+
+    n = [Notification(app="Slack", sender="Charlie", body="Hey, my favorite hobby is swimming.",
+                      timestamp="2024-05-15T09:07:00")]
+    loop = "Charlie asked Charlie to ask Charlie to ask Charlie to ask Charlie to swim."
+    assert _problems(loop, n) == ["a summary that repeats itself"]
+    assert _problems("Charlie says swimming is his favorite hobby.", n) == []
+    # the same fact twice is no loop
+    assert _problems("Charlie likes swimming; swimming is Charlie's favorite hobby.", n) == []
 
 
 def test_the_check_reads_clocks_short_days_and_role_nouns_as_the_stack_does():
@@ -296,7 +313,7 @@ def test_the_check_reads_clocks_short_days_and_role_nouns_as_the_stack_does():
     event = [Notification(app="Calendar", title="Family Reunion", timestamp="2024-05-31T23:45:00",
                           body="Saturday 01 June, 00:00-23:59 at Grandma's House. Starts at 09:00.")]
     assert unsupported_facts("Family reunion on June 1 from 12:00 AM to 11:59 PM, starting 9:00.", event) == []
-    assert unsupported_facts("Fri 23:45: Family Reunion on Saturday 1 June.", event) == []  # the prompt's day
+    assert unsupported_facts("Family Reunion on Sat 1 June.", event) == []  # the stack's day, shortened
     assert unsupported_facts("Users and guests meet at Grandma's House.", event) == []
     # still refused: another day, another clock, an invented year or name
     assert unsupported_facts("Mon: the reunion starts at 10 PM.", event) == ["number 22", "date word 'Mon'"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -254,7 +255,7 @@ _COMMON = set(
     customer customers client clients sender recipient recipients everyone people staff colleague colleagues
     manager employee employees guest guests host hosts""".split()
 ) | set(NUMBER_WORDS)  # "Three messages…": a number, checked as one, not a name
-# The prompt shows each notification's day as "Mon 08:45": a summary may copy the short form.
+# A summary may shorten a day the stack names ("Mon" for "Monday").
 _DAY_ABBREVIATIONS = {"mon", "tue", "tues", "wed", "thu", "thur", "thurs", "fri", "sat", "sun"}
 _CLOCK_12H = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s?([ap])\.?m\b\.?", re.I)
 
@@ -272,10 +273,9 @@ def _as_24h(text: str) -> str:
 
 def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     """Names, numbers, dates and times in ``summary`` that the notifications do not contain."""
-    # The prompt shows each time ("Thu 18:02"): a summary may say "at 18:02" or "on Thursday".
-    source = "\n".join(
-        " ".join(filter(None, [n.app, n.sender, n.title, n.body, n.thread, f"{n.timestamp:%A %H:%M}"])) for n in items
-    )
+    # The prompt does not show when each notification arrived, so a time or day the stack does not
+    # state is invented ("Yoga class Tuesday 17:45" for a class at 18:00 announced at 17:45).
+    source = "\n".join(" ".join(filter(None, [n.app, n.sender, n.title, n.body, n.thread])) for n in items)
     source_lower = source.lower()
     source_words = set(re.findall(r"[\w'’-]+", source_lower))
     problems = []
@@ -335,13 +335,15 @@ MAX_STACKS = 100  # threads per call: each is a model call of 1-3 s, so 3,000 we
 
 
 def format_stack(items: list[Notification]) -> str:
-    """Compact prompt text: one line per notification (prefill is the expensive part)."""
+    """Compact prompt text: one line per notification (prefill is the expensive part). Without
+    the time each arrived: the 0.5B model took it for the event's time ("Client presentation
+    Friday 13:45" for one at 14:00, announced at 13:45)."""
     lines = []
     for n in items[-MAX_PROMPT_NOTIFICATIONS:]:
         who = (n.sender or n.title or "")[:MAX_NAME_CHARS]
         title = f" [{n.title[:MAX_NAME_CHARS]}]" if n.sender and n.title else ""
         body = " ".join(n.body.split())[:MAX_BODY_CHARS]
-        lines.append(f"{n.timestamp:%a %H:%M} {who}{title}: {body}")
+        lines.append(f"{who}{title}: {body}")
     return f"{items[0].app[:MAX_NAME_CHARS]} notifications:\n" + "\n".join(lines)
 
 
@@ -429,7 +431,16 @@ def _tidy(text: str, cut: bool, items: list[Notification]) -> str:
 def _problems(summary: str, items: list[Notification]) -> list[str]:
     if not summary:
         return ["an empty summary"]
-    return unsupported_facts(summary, items) + missing_key_facts(summary, items)
+    loop = ["a summary that repeats itself"] if repeats_itself(summary) else []
+    return loop + unsupported_facts(summary, items) + missing_key_facts(summary, items)
+
+
+def repeats_itself(summary: str) -> bool:
+    """A model caught in a loop ("Charlie asked Charlie to ask Charlie to ask Charlie…") names
+    only facts the stack has, so the fact check passes it: three words in a row, three times."""
+    words = [w.lower() for w in _WORD.findall(summary)]
+    seen = Counter(zip(words, words[1:], words[2:]))
+    return any(n >= 3 for n in seen.values())
 
 
 SENTENCE_END = (". ", "! ", "? ", "\n")  # one sentence is all we keep, so stop generating there

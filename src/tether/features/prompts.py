@@ -28,7 +28,7 @@ SUMMARY_FORMS = {
 }
 
 NOTIFICATION_SUMMARY = (
-    "Summarize notifications in one short sentence. Say who wants what. "
+    "Summarize the notifications in one short sentence: what happened or what is asked, and by whom. "
     "Use only names, numbers, dates and times that appear in the notifications."
 )
 
