@@ -22,7 +22,8 @@ def test_review_says_which_edits_were_not_applied_and_where():
              "Please bring your notes from last week.")
     text, undone = review(DRAFT, model)
     assert text == keep_wording(DRAFT, model)
-    assert [(u.original, u.replacement) for u in undone] == [("let", "inform"), ("know", "")]
+    # one phrase, as a reader sees it: not "let" → "inform" and "know" → ""
+    assert [(u.original, u.replacement) for u in undone] == [("let you know", "inform you")]
     assert all(DRAFT[u.start:u.end] == u.original for u in undone)
     assert review(DRAFT, DRAFT) == (DRAFT, [])
 
@@ -95,3 +96,13 @@ def test_the_result_is_made_of_the_two_texts_words_never_of_glued_ones():
         a = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30)))
         b = " ".join(rng.choice(vocab) for _ in range(rng.randint(1, 30)))
         assert words(keep_wording(a, b)) <= words(a) | words(b), (a, b)
+
+
+def test_undone_edits_read_as_phrases_but_distant_ones_stay_apart():
+    text, undone = review("Send it when you get a chance.", "Send it when you get an opportunity.")
+    assert [(u.original, u.replacement) for u in undone] == [("a chance", "an opportunity")]
+    original = "I want to buy the big house today."
+    text, undone = review(original, "I wish to buy the large house today.")
+    assert text == original
+    assert [(u.original, u.replacement) for u in undone] == [("want", "wish"), ("big", "large")]
+    assert all(original[u.start:u.end] == u.original for u in undone)

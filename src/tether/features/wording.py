@@ -181,11 +181,28 @@ def review(original: str, corrected: str) -> tuple[str, list[Edit]]:
         out += [original[pos:a], chunk]
         pos = b
     out.append(original[pos:])
-    skipped = []
-    for e in edits:
-        if e in kept_set:
+    return "".join(out), _phrases(original, corrected, orig, cor, [e for e in edits if e not in kept_set])
+
+
+def _phrases(original: str, corrected: str, orig: Doc, cor: Doc, undone: list[_Edit]) -> list[Edit]:
+    """The undone edits as the reader sees them: two with one unchanged word between them are one
+    phrase ("let you know" → "inform you", not "let" → "inform" and "know" → "")."""
+    groups: list[list[_Edit]] = []
+    for e in undone:
+        last = groups[-1][-1] if groups else None
+        if last is not None and e.o_start - last.o_end <= 1 and e.c_start - last.c_end == e.o_start - last.o_end:
+            groups[-1].append(e)
+        else:
+            groups.append([e])
+    out = []
+    for group in groups:
+        first, last = group[0], group[-1]
+        a = first.o_toks.start_char if first.o_end > first.o_start else _chars(orig, first.o_start, first.o_end)[0]
+        b = last.o_toks.end_char if last.o_end > last.o_start else _chars(orig, last.o_start, last.o_end)[0]
+        if len(group) == 1:
+            out.append(Edit(start=a, end=max(a, b), original=original[a:max(a, b)], replacement=first.c_str))
             continue
-        a = e.o_toks.start_char if e.o_end > e.o_start else _chars(orig, e.o_start, e.o_end)[0]
-        b = e.o_toks.end_char if e.o_end > e.o_start else a
-        skipped.append(Edit(start=a, end=b, original=original[a:b], replacement=e.c_str))
-    return "".join(out), skipped
+        c = first.c_toks.start_char if first.c_end > first.c_start else _chars(cor, first.c_start, first.c_end)[0]
+        d = last.c_toks.end_char if last.c_end > last.c_start else _chars(cor, last.c_start, last.c_end)[0]
+        out.append(Edit(start=a, end=b, original=original[a:b], replacement=corrected[c:max(c, d)]))
+    return out
