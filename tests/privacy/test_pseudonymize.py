@@ -248,3 +248,57 @@ def test_a_streamed_json_answer_restores_as_its_decoded_values_would(mapped):
             pieces.append(r.feed(text[last:c]))
             last = c
         assert json.loads("".join(pieces) + r.flush()) == want
+
+
+def _people(text: str, *names: str):
+    from tether.privacy.detect import Span
+
+    spans, pos = [], 0
+    for name in names:
+        start = text.index(name, pos)
+        spans.append(Span(entity_type="PERSON", start=start, end=start + len(name), score=1.0, text=name,
+                          recognizer="test"))
+        pos = start + len(name)
+    return spans
+
+
+class TestNameParts:
+    """A first or last name of a full name in the session points at that person's placeholder:
+    ``<PERSON_2>`` for "Emma" after "Emma Johnson" made one person two for the model."""
+
+    def test_a_first_or_last_name_points_at_the_full_name_before_or_after_it(self):
+        session = PseudonymSession()
+        text = "Hi Emma, from David.\nEmma Johnson wrote to David Smith; Mr. Smith replied."
+        payload = session.pseudonymize(text, _people(text, "Emma", "David", "Emma Johnson", "David Smith", "Smith"))
+        assert payload == ("Hi <GIVEN_NAME_OF_PERSON_1>, from <GIVEN_NAME_OF_PERSON_2>.\n<PERSON_1> wrote to "
+                           "<PERSON_2>; Mr. <FAMILY_NAME_OF_PERSON_2> replied.")
+        assert session.restore(payload) == text
+        # as a model may spell them back
+        assert session.restore("GIVEN_NAME_OF_PERSON_1 thanks [GIVEN_NAME_OF_PERSON_2] and "
+                               "Family Name Of Person 2.") == "Emma thanks David and Smith."
+
+    def test_later_turns_link_to_a_name_seen_before(self):
+        session = PseudonymSession()
+        session.pseudonymize("Emma Johnson", _people("Emma Johnson", "Emma Johnson"))
+        assert session.pseudonymize("Ask Emma.", _people("Ask Emma.", "Emma")) == "Ask <GIVEN_NAME_OF_PERSON_1>."
+
+    def test_a_first_name_two_people_share_gets_its_own_placeholder(self):
+        session = PseudonymSession()
+        text = "Emma Johnson and Emma Watson met; Emma paid, Watson did not."
+        payload = session.pseudonymize(text, _people(text, "Emma Johnson", "Emma Watson", "Emma", "Watson"))
+        assert payload == "<PERSON_1> and <PERSON_2> met; <PERSON_3> paid, <FAMILY_NAME_OF_PERSON_2> did not."
+        assert session.restore(payload) == text
+
+    def test_a_text_that_spells_the_part_placeholder_keeps_it_escaped(self):
+        session = PseudonymSession()
+        text = "Emma Johnson wrote <GIVEN_NAME_OF_PERSON_1> in the form; Emma laughed."
+        payload = session.pseudonymize(text, _people(text, "Emma Johnson", "Emma"))
+        assert "<LITERAL_1>" in payload and payload.count("GIVEN_NAME_OF_PERSON_1") == 0
+        assert "Emma" not in payload and session.restore(payload) == text
+        assert session.restore("<LITERAL_1>") == "<GIVEN_NAME_OF_PERSON_1>"
+
+    def test_fake_values_are_unchanged(self):
+        session = PseudonymSession("fake")
+        text = "Emma Johnson and Emma."
+        payload = session.pseudonymize(text, _people(text, "Emma Johnson", "Emma"))
+        assert "GIVEN_NAME" not in payload and "Emma" not in payload and session.restore(payload) == text

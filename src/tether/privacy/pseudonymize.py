@@ -138,6 +138,8 @@ class PseudonymSession:
         if self.style == "fake" and entity_type != LITERAL and (
                 self._fake_types is None or entity_type in self._fake_types):
             out = self._new_fake(entity_type, value, avoid)
+        elif entity_type == "PERSON":
+            out = self._name_part(value, avoid)
         if out is None:
             out = self._new_placeholder(entity_type, avoid)
         self._forward[key] = out
@@ -147,6 +149,32 @@ class PseudonymSession:
             for alias in aliases(out):
                 self._surfaces.setdefault(alias, value)
         return out
+
+    def _name_part(self, value: str, avoid: str) -> str | None:
+        """"Emma" after "Emma Johnson" (``<PERSON_1>``) is ``<GIVEN_NAME_OF_PERSON_1>``, "Johnson"
+        ``<FAMILY_NAME_OF_PERSON_1>``: a model that reads ``<PERSON_2>`` there takes one person for
+        two ("PERSON_1 asks PERSON_2…" comes back as "Emma Johnson asks Emma…"). Only when one
+        full name this session mapped has that first or last word."""
+        word = value.casefold()
+        if not word.isalpha() or len(word) < 2:
+            return None
+        parts: list[tuple[str, str]] = []
+        for (etype, original), form in self._forward.items():
+            words = original.casefold().split()
+            if etype != "PERSON" or len(words) < 2 or not form.startswith("<PERSON_"):
+                continue
+            if words[0] == word:
+                parts.append(("GIVEN_NAME_OF", form))
+            elif words[-1] == word:
+                parts.append(("FAMILY_NAME_OF", form))
+        if len({form for _, form in parts}) != 1:
+            return None  # no full name has it, or two do ("Emma Johnson" and "Emma Watson")
+        part, form = parts[0]
+        candidate = f"<{part}_{form[1:]}"
+        if candidate in self._reverse or re.sub(r"[_ ]", "", candidate[1:-1].casefold()) in \
+                re.sub(r"[_ ]", "", _ZERO_WIDTH.sub("", avoid).casefold()):
+            return None  # the text spells it itself: a numbered placeholder of its own instead
+        return candidate
 
     def _new_placeholder(self, entity_type: str, avoid: str) -> str:
         # "PERSON_1" in any case or brackets ("[person_1]", "PERSON_1:") in the text means the
@@ -195,6 +223,9 @@ class PseudonymSession:
         # Only a span being replaced hides a look-alike; one the policy lets through does not.
         cuts += [(a, b, LITERAL) for a, b in self._lookalikes(text) if not any(a < e and s < b for s, e, _ in cuts)]
         cuts.sort()
+        for start, end, etype in cuts:  # full names first, so "Emma" can point at "Emma Johnson" after it
+            if etype == "PERSON" and len(text[start:end].split()) > 1:
+                self.surface(etype, text[start:end], avoid=text)
         out, pos = [], 0
         for start, end, etype in cuts:
             if start < pos:
