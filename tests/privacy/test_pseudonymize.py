@@ -297,8 +297,12 @@ class TestNameParts:
         assert "Emma" not in payload and session.restore(payload) == text
         assert session.restore("<LITERAL_1>") == "<GIVEN_NAME_OF_PERSON_1>"
 
-    def test_fake_values_are_unchanged(self):
+    def test_with_fakes_a_part_is_that_part_of_the_persons_fake(self):
         session = PseudonymSession("fake")
-        text = "Emma Johnson and Emma."
-        payload = session.pseudonymize(text, _people(text, "Emma Johnson", "Emma"))
-        assert "GIVEN_NAME" not in payload and "Emma" not in payload and session.restore(payload) == text
+        text = "Hi Emma, from David.\nEmma Johnson wrote to David Smith; Mr. Smith replied."
+        payload = session.pseudonymize(text, _people(text, "Emma", "David", "Emma Johnson", "David Smith", "Smith"))
+        emma, david = session.surface("PERSON", "Emma Johnson"), session.surface("PERSON", "David Smith")
+        assert payload == (f"Hi {emma.split()[0]}, from {david.split()[0]}.\n{emma} wrote to {david}; "
+                           f"Mr. {david.split()[-1]} replied.")
+        assert "Emma" not in payload and "Smith" not in payload and session.restore(payload) == text
+        assert session.restore(f"{emma.split()[0]} thanks {david}.") == "Emma thanks David Smith."

@@ -75,7 +75,7 @@ _MAX_TRIES = 25
 
 def _fake_value(faker, entity_type: str) -> str | None:  # type: ignore[no-untyped-def]
     makers = {
-        "PERSON": faker.name,
+        "PERSON": lambda: f"{faker.first_name()} {faker.last_name()}",  # two words: "Emma" maps to the first
         "EMAIL_ADDRESS": lambda: faker.email(safe=True),
         "PHONE_NUMBER": faker.phone_number,
         "CREDIT_CARD": faker.credit_card_number,
@@ -135,11 +135,12 @@ class PseudonymSession:
         if key in self._forward:
             return self._forward[key]
         out = None
-        if self.style == "fake" and entity_type != LITERAL and (
-                self._fake_types is None or entity_type in self._fake_types):
+        fake = self.style == "fake" and entity_type != LITERAL and (
+            self._fake_types is None or entity_type in self._fake_types)
+        if entity_type == "PERSON":
+            out = self._name_part(value, avoid, fake)
+        if out is None and fake:
             out = self._new_fake(entity_type, value, avoid)
-        elif entity_type == "PERSON":
-            out = self._name_part(value, avoid)
         if out is None:
             out = self._new_placeholder(entity_type, avoid)
         self._forward[key] = out
@@ -150,27 +151,37 @@ class PseudonymSession:
                 self._surfaces.setdefault(alias, value)
         return out
 
-    def _name_part(self, value: str, avoid: str) -> str | None:
+    def _name_part(self, value: str, avoid: str, fake: bool) -> str | None:
         """"Emma" after "Emma Johnson" (``<PERSON_1>``) is ``<GIVEN_NAME_OF_PERSON_1>``, "Johnson"
-        ``<FAMILY_NAME_OF_PERSON_1>``: a model that reads ``<PERSON_2>`` there takes one person for
-        two ("PERSON_1 asks PERSON_2…" comes back as "Emma Johnson asks Emma…"). Only when one
-        full name this session mapped has that first or last word."""
+        ``<FAMILY_NAME_OF_PERSON_1>``; with fakes, the first or last word of that person's fake.
+        A model that reads ``<PERSON_2>`` there takes one person for two ("PERSON_1 asks PERSON_2…"
+        comes back as "Emma Johnson asks Emma…"). Only when one full name this session mapped
+        has that first or last word."""
         word = value.casefold()
         if not word.isalpha() or len(word) < 2:
             return None
-        parts: list[tuple[str, str]] = []
+        parts: list[tuple[int, str]] = []  # (0 first word, -1 last word; the person's surface)
         for (etype, original), form in self._forward.items():
             words = original.casefold().split()
-            if etype != "PERSON" or len(words) < 2 or not form.startswith("<PERSON_"):
+            if etype != "PERSON" or len(words) < 2 or form.startswith("<") == fake:
                 continue
             if words[0] == word:
-                parts.append(("GIVEN_NAME_OF", form))
+                parts.append((0, form))
             elif words[-1] == word:
-                parts.append(("FAMILY_NAME_OF", form))
+                parts.append((-1, form))
         if len({form for _, form in parts}) != 1:
             return None  # no full name has it, or two do ("Emma Johnson" and "Emma Watson")
-        part, form = parts[0]
-        candidate = f"<{part}_{form[1:]}"
+        at, form = parts[0]
+        if fake:
+            candidate = form.split()[at]
+            if (not candidate.isalpha() or candidate.casefold() == word or candidate in self._reverse
+                    or re.search(rf"(?<!\w){re.escape(candidate)}(?!\w)", avoid)
+                    or any(candidate in original or original in candidate for _, original in self._forward)):
+                return None
+            return candidate
+        if not form.startswith("<PERSON_"):
+            return None
+        candidate = f"<{'GIVEN' if at == 0 else 'FAMILY'}_NAME_OF_{form[1:]}"
         if candidate in self._reverse or re.sub(r"[_ ]", "", candidate[1:-1].casefold()) in \
                 re.sub(r"[_ ]", "", _ZERO_WIDTH.sub("", avoid).casefold()):
             return None  # the text spells it itself: a numbered placeholder of its own instead
