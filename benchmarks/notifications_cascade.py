@@ -8,7 +8,8 @@ Slack channel and direct-message thread, each bank transaction (grouped by count
 
 Quality is the faithfulness check's pass rate: the share of stacks whose summary the model
 wrote and the check accepted (every name, number, date and time in the stack; security codes
-and amounts kept). A stack that fails it twice gets an extractive summary.
+and amounts kept). A stack that fails it twice gets an extractive summary. A lone notification
+of at most 100 characters is shown as it came ("as sent"): no model call, in every run.
 
 - device: the device model alone (greedy, one sampled retry, then extractive)
 - cascade: the same through a ``Router`` whose private cloud is the cloud model in this process
@@ -112,17 +113,20 @@ def run(label: str, stacks, summarize, progress: Progress, *, cloud_only: bool =
     for items in stacks:
         start = time.perf_counter()
         done = summarize(items)
-        rows.append({"app": items[0].app, "n": len(items), "tier": done.tier, "extractive": done.extractive,
+        rows.append({"app": items[0].app, "n": len(items), "tier": done.tier, "as_sent": done.as_sent,
+                     "extractive": done.extractive and not done.as_sent,
                      "summary": done.summary, "seconds": time.perf_counter() - start,
-                     "cloud_call": cloud_only or "device answer escalated" in done.route
+                     "cloud_call": (cloud_only and not done.as_sent) or "device answer escalated" in done.route
                                    or "escalation failed" in done.route or done.tier != "device",
                      "passes": not done.extractive and not unsupported_facts(done.summary, items)})
+        # a lone short notification comes as sent (``as_sent``): no model call, so no pass or fail
         progress.advance(task)
     n = len(rows)
     return {"label": label, "stacks": n, "pass_rate": sum(r["passes"] for r in rows) / n,
+            "as_sent": sum(r["as_sent"] for r in rows) / n,
             "extractive": sum(r["extractive"] for r in rows) / n,
             "cloud_calls": sum(r["cloud_call"] for r in rows) / n,
-            "written_in_cloud": sum(cloud_only or r["tier"] != "device" for r in rows) / n,
+            "written_in_cloud": sum((cloud_only and not r["as_sent"]) or r["tier"] != "device" for r in rows) / n,
             "median_s": statistics.median(r["seconds"] for r in rows),
             "total_s": sum(r["seconds"] for r in rows), "rows": rows}
 
@@ -147,10 +151,12 @@ def main() -> None:
                     lambda items: summarize_stack_routed(items, model=CLOUD_MODEL), progress, cloud_only=True)
     table = Table(title=f"Notification summaries on {len(stacks)} AgentDojo stacks "
                         f"({sum(len(s) for s in stacks)} notifications)")
-    for col in ("run", "check passed", "extractive", "cloud calls", "written in cloud", "median s/stack", "total s"):
+    for col in ("run", "as sent", "check passed", "extractive", "cloud calls", "written in cloud", "median s/stack",
+                "total s"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in (device, cascade, cloud):
-        table.add_row(r["label"], f"{r['pass_rate']:.1%}", f"{r['extractive']:.1%}", f"{r['cloud_calls']:.1%}",
+        table.add_row(r["label"], f"{r['as_sent']:.1%}", f"{r['pass_rate']:.1%}", f"{r['extractive']:.1%}",
+                      f"{r['cloud_calls']:.1%}",
                       f"{r['written_in_cloud']:.1%}", f"{r['median_s']:.2f}", f"{r['total_s']:.0f}")
     console.print(table)
     q = cascade["pass_rate"] / cloud["pass_rate"] if cloud["pass_rate"] else float("nan")

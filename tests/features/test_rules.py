@@ -399,3 +399,16 @@ def test_notification_times_leave_as_json_with_the_devices_offset():
         assert datetime.fromisoformat(written) == datetime.fromisoformat("2026-11-26T10:05:00+00:00")
     again = N.Notification.model_validate(sent["stacks"][0]["notifications"][0])
     assert again.timestamp == items[0].timestamp  # read back on the device: the same local time
+
+
+def test_a_lone_short_notification_is_its_own_summary():
+    """No model call for what reads at a glance: the 0.5B turned "Design review with Priya starts
+    in 15 minutes" into "Priya starts in 15 minutes"."""
+    review = note("Design review with Priya starts in 15 minutes in Room 4B.", sender=None, title="Design review")
+    assert N.as_sent([review]) == "Design review with Priya starts in 15 minutes in Room 4B."  # names its title
+    done = N.summarize_stack_routed([review], model="no-such-model")  # never loaded
+    assert (done.summary, done.extractive, done.as_sent, done.tier) == (N.as_sent([review]), True, True, "device")
+    code = note("Your code is 482913.", sender=None, title="Sign-in code")
+    assert N.as_sent([code]) == "Sign-in code: Your code is 482913."
+    assert N.as_sent([note("x " * 60, sender="Bo")]) is None  # over 100 characters: summarized
+    assert N.as_sent([code, review]) is None  # a stack of two: summarized

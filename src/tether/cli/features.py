@@ -18,7 +18,7 @@ def render_digest(digest: notifications.NotificationDigest) -> str:
     for s in digest.stacks:
         flag = "⚡ " if s.time_sensitive else "  "
         why = f"  [{', '.join(s.reasons)}]" if s.reasons else ""
-        kind = " (extractive)" if s.extractive else ""
+        kind = " (as sent)" if s.as_sent else " (extractive)" if s.extractive else ""
         lines.append(f"{flag}{s.app} · {s.thread} ({len(s.notifications)}){why}")
         lines.append(f"    {s.summary}{kind}")
         if s.tier != "device":

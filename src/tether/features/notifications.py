@@ -88,6 +88,8 @@ class Stack(BaseModel):
     notifications: list[Notification]
     summary: str
     extractive: bool  # True: built from the notifications' own text, not written by the model
+    # True: one notification short enough to read at a glance, shown as it came (no model call)
+    as_sent: bool = False
     tier: str = "device"  # where the summary was written: device, private_cloud or third_party
     route: str = ""  # with a router: why it ran there (the decision and its notes)
     time_sensitive: bool
@@ -353,6 +355,24 @@ class StackSummary:
     extractive: bool
     tier: str = "device"  # where the summary was written ("device" for an extractive one)
     route: str = ""  # with a router: its decision and notes, one line
+    as_sent: bool = False  # one short notification, shown as it came
+
+
+MAX_AS_SENT_CHARS = 100
+
+
+def as_sent(items: list[Notification]) -> str | None:
+    """A lone notification of at most ``MAX_AS_SENT_CHARS`` is its own summary: a model could only
+    lose or bend it (the 0.5B wrote "Priya starts in 15 minutes in Room 4B" for "Design review
+    with Priya starts in 15 minutes in Room 4B"). Its sender or title leads unless the body names it."""
+    if len(items) != 1:
+        return None
+    n = items[0]
+    body = " ".join(n.body.split())
+    if not body or len(body) > MAX_AS_SENT_CHARS:
+        return None
+    origin = " ".join(n.origin.split())[:MAX_NAME_CHARS]
+    return body if origin.casefold() in body.casefold() else f"{origin}: {body}"
 
 
 def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) -> tuple[str, bool]:
@@ -372,7 +392,13 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
     stack the device cannot summarize faithfully is sent, pseudonymized, to the private cloud
     (when one is configured and the privacy policy and consent allow) before the extractive
     fallback, and the cloud's answer, restored on the device, is checked too. A summary that
-    passes never leaves the device. (The retry's tokens are not in the router's ledger row.)"""
+    passes never leaves the device. (The retry's tokens are not in the router's ledger row.)
+
+    A lone short notification is shown as it came (``as_sent``): no model call, nothing leaves."""
+    shown = as_sent(items)
+    if shown is not None:
+        return StackSummary(shown, True, DEVICE, "as sent: one short notification is its own summary"
+                            if router is not None else "", as_sent=True)
     if router is not None:
         model = getattr(router.device, "model", model)
     prompt = format_stack(items)
@@ -496,7 +522,7 @@ def summarize_notifications(
         reasons = time_sensitivity(members)
         done = summarize_stack_routed(members, model=model, router=router)
         stacks.append(Stack(app=app, thread=thread, notifications=members, summary=done.summary,
-                            extractive=done.extractive, tier=done.tier, route=done.route,
+                            extractive=done.extractive, as_sent=done.as_sent, tier=done.tier, route=done.route,
                             time_sensitive=bool(reasons), reasons=reasons, latest=members[-1].timestamp))
         if progress:
             progress(len(stacks), len(groups))

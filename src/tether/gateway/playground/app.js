@@ -130,7 +130,7 @@
       case "notifications":
         if (Array.isArray(r.stacks)) {
           return r.stacks.map((s) => (s.time_sensitive ? "⚑ " : "") + s.app + (s.thread && s.thread !== s.app ? " · " + s.thread : "")
-            + ": " + s.summary + (s.extractive ? " (extractive)" : "")
+            + ": " + s.summary + (s.as_sent ? " (as sent)" : s.extractive ? " (extractive)" : "")
             + (s.tier && s.tier !== "device" ? "  [written on " + s.tier.replace("_", " ") + "]" : "")).join("\n")
             || "(no notifications)";
         }
