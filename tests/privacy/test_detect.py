@@ -780,3 +780,18 @@ def test_titles_and_everyday_words_in_some_name_list_are_no_names(guard):
     # the name after a title is still one
     for text, name in [("Doctor Okonkwo will see you at 10.", "Okonkwo"), ("Ask Captain Marisol Ybarra.", "Marisol Ybarra")]:
         assert any(name in t for t in _found(guard, text).get("PERSON", [])), _found(guard, text)
+
+
+def test_kin_payment_and_event_words_are_no_person_or_place(guard):
+    """Seen in the notification stacks sent to the cloud: "Family <LOCATION_1>" came back as
+    "Family reunion at Reunion", "<LOCATION_1> sent: €50.00 … <LOCATION_2>" as "Bank sent €50.00
+    to Spotify Premium twice from Payment"."""
+    text = ("Calendar notifications:\nFamily Reunion: Saturday 01 June at Grandma's House. Annual family reunion.\n"
+            "Payment sent: €50.00 sent to SE3550000000054910000003: Spotify Premium")
+    found = {(s.entity_type, s.text) for s in guard.detect(text)}
+    assert not found & {("LOCATION", "Reunion"), ("PERSON", "Grandma"), ("LOCATION", "Payment"),
+                        ("LOCATION", "Spotify Premium")}, found
+    assert ("IBAN_CODE", "SE3550000000054910000003") in found
+    # a name next to those words is still one
+    names = {s.text for s in guard.detect("Mark Payne sent the refund to Grandma Rose Miller.") if s.entity_type == "PERSON"}
+    assert "Mark Payne" in names and any("Rose Miller" in n for n in names), names

@@ -540,6 +540,8 @@ background goal goals problem error errors steps status result results expected 
 description title author priority severity owner assignee reviewer deadline budget scope requirements
 constraints feedback comments prompt system assistant human bot pros cons tags keywords category topic
 action decision warning caution tip tips overview introduction conclusion references appendix abstract
+grandma grandpa granny grandad grandmother grandfather mommy daddy auntie
+payment payments transfer transfers refund refunds deposit subscription premium reunion
 """.split())
 
 
@@ -1339,6 +1341,9 @@ def is_false_positive(entity_type: str, value: str) -> bool:
     v = value.strip(" \t\n.,;:!?'\"()[]{}")
     if len(v) < 2 or v.casefold() in _DATA_WORDS or (len(v) > 3 and v.casefold() in _HARD_WORDS):
         return True  # "SSN", "Email"; "French", "March", "React" alone are no person or place
+    words = v.casefold().split()
+    if len(words) > 1 and all(len(w) > 3 and w in _HARD_WORDS for w in words):
+        return True  # "Spotify Premium", "Payment Reminder": every word one of those
     if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
         return True
     if "_" in v and v.upper() == v:  # MAX_TOKENS, DB_PASSWORD: code identifiers, no person or place
