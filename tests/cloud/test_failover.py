@@ -94,6 +94,12 @@ def test_a_restarted_node_s_stale_entry_does_not_break_chat(small_cloud):
     small_cloud["services"].append(new)
     new_id = _node_id(new)
     assert new_id != old_id and new.url == old.url
+    # The relay reads the log a quarter second apart at most: a device that reads the new entry
+    # first would find it unknown to the relay (a 1-in-N flake; docs/private-cloud.md, faults).
+    deadline = time.monotonic() + 10
+    while new_id not in httpx.get(f"{small_cloud['relay'].url}/v1/relay/load", timeout=5).json()["nodes"]:
+        assert time.monotonic() < deadline, "the relay never listed the restarted node"
+        time.sleep(0.05)
     assert set(_fresh_chats(small_cloud, 6)) == {new_id}
     # The relay's health checks see the URL answer for another node, and call the old entry down.
     deadline = time.monotonic() + 10
