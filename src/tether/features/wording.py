@@ -197,12 +197,16 @@ def _phrases(original: str, corrected: str, orig: Doc, cor: Doc, undone: list[_E
     out = []
     for group in groups:
         first, last = group[0], group[-1]
-        a = first.o_toks.start_char if first.o_end > first.o_start else _chars(orig, first.o_start, first.o_end)[0]
-        b = last.o_toks.end_char if last.o_end > last.o_start else _chars(orig, last.o_start, last.o_end)[0]
-        if len(group) == 1:
-            out.append(Edit(start=a, end=max(a, b), original=original[a:max(a, b)], replacement=first.c_str))
-            continue
-        c = first.c_toks.start_char if first.c_end > first.c_start else _chars(cor, first.c_start, first.c_end)[0]
-        d = last.c_toks.end_char if last.c_end > last.c_start else _chars(cor, last.c_start, last.c_end)[0]
-        out.append(Edit(start=a, end=b, original=original[a:b], replacement=corrected[c:max(c, d)]))
+        a, b = _bounds(orig, first.o_start, first.o_end)[0], _bounds(orig, last.o_start, last.o_end)[1]
+        c, d = _bounds(cor, first.c_start, first.c_end)[0], _bounds(cor, last.c_start, last.c_end)[1]
+        out.append(Edit(start=a, end=b, original=original[a:b], replacement=corrected[c:d]))
     return out
+
+
+def _bounds(doc: Doc, start: int, end: int) -> tuple[int, int]:
+    """Characters of tokens ``start:end`` without the whitespace before them; where no token
+    is (an insertion or a deletion), the point after the token before."""
+    if end > start:
+        return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
+    at = _chars(doc, start, end)[0]
+    return at, at

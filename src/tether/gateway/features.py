@@ -91,13 +91,14 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         await gw.engine(model)
         start = time.perf_counter()
         cancel = threading.Event()
-        args = (body, model, gw.router if model == gw.device_model else None) if routed else (body, model)
-        if routed and args[2] is not None:  # may wait on the cloud: hold the model only while generating
+        via_router = routed and model == gw.device_model
+        args = (body, model, gw.router if via_router else None) if routed else (body, model)
+        if via_router:  # may wait on the cloud: hold the model only while generating
             work = in_thread(cancellable(cancel, _on_generation_threads, gw, call, *args))
         else:
             work = gw.generate(model, cancellable(cancel, call, *args))
         result = await unless_disconnected(request, gw, cancel, work)
-        if routed and args[2] is not None:
+        if via_router:
             block = _stacks_block(result) if hasattr(result, "stacks") else _routed_block(result)
         else:
             await in_thread(record_feature, gw.router, name, time.perf_counter() - start)

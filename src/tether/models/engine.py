@@ -191,16 +191,21 @@ _ambient = threading.local()
 
 
 @contextlib.contextmanager
-def cancellation(event: threading.Event) -> Iterator[None]:
-    """Every generation on this thread inside the block stops once ``event`` is set, and one
-    that would start after it raises at once. The gateway uses it to stop a feature (several
-    generations deep) when its client goes away, without passing ``cancel`` down every call."""
-    previous = getattr(_ambient, "cancel", None)
-    _ambient.cancel = event
+def _ambient_set(name: str, value: Any) -> Iterator[None]:
+    """``_ambient.<name> = value`` on this thread for the block, then what it was before."""
+    previous = getattr(_ambient, name, None)
+    setattr(_ambient, name, value)
     try:
         yield
     finally:
-        _ambient.cancel = previous
+        setattr(_ambient, name, previous)
+
+
+def cancellation(event: threading.Event) -> contextlib.AbstractContextManager[None]:
+    """Every generation on this thread inside the block stops once ``event`` is set, and one
+    that would start after it raises at once. The gateway uses it to stop a feature (several
+    generations deep) when its client goes away, without passing ``cancel`` down every call."""
+    return _ambient_set("cancel", event)
 
 
 def current_cancel() -> threading.Event | None:
@@ -208,20 +213,14 @@ def current_cancel() -> threading.Event | None:
     return getattr(_ambient, "cancel", None)
 
 
-@contextlib.contextmanager
-def generations_on(runner: Callable[[str, Callable[[], Completion]], Completion]) -> Iterator[None]:
+def generations_on(runner: Callable[[str, Callable[[], Completion]], Completion]) -> contextlib.AbstractContextManager[None]:
     """Every ``complete`` on this thread inside the block runs as ``runner(engine_name, work)``.
 
     The gateway runs a routed feature on a worker thread and hands each device generation to
     the model's own generation thread, under its lock. So a feature that waits on the cloud
     (a stack written off the device) does not hold the model meanwhile. The ambient cancel
     goes with the work."""
-    previous = getattr(_ambient, "runner", None)
-    _ambient.runner = runner
-    try:
-        yield
-    finally:
-        _ambient.runner = previous
+    return _ambient_set("runner", runner)
 
 
 def cancel_this_thread(event: threading.Event) -> None:
@@ -437,7 +436,7 @@ class LlamaEngine:
             cancel = current_cancel()
 
             def work() -> Completion:
-                with cancellation(cancel) if cancel is not None else contextlib.nullcontext():
+                with _ambient_set("cancel", cancel):  # this thread's cancel, on the generating one
                     return self._complete(messages, sampling, **kwargs)
 
             return runner(self.name, work)

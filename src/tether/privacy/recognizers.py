@@ -1339,11 +1339,10 @@ def is_false_positive(entity_type: str, value: str) -> bool:
     if entity_type not in _NER_TYPES:
         return False
     v = value.strip(" \t\n.,;:!?'\"()[]{}")
-    if len(v) < 2 or v.casefold() in _DATA_WORDS or (len(v) > 3 and v.casefold() in _HARD_WORDS):
-        return True  # "SSN", "Email"; "French", "March", "React" alone are no person or place
-    words = v.casefold().split()
-    if len(words) > 1 and all(len(w) > 3 and w in _HARD_WORDS for w in words):
-        return True  # "Spotify Premium", "Payment Reminder": every word one of those
+    if len(v) < 2 or v.casefold() in _DATA_WORDS:
+        return True  # "SSN", "Email"
+    if all(len(w) > 3 and w in _HARD_WORDS for w in v.casefold().split()):
+        return True  # "French", "March", "React", "Spotify Premium": every word one of those
     if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
         return True
     if "_" in v and v.upper() == v:  # MAX_TOKENS, DB_PASSWORD: code identifiers, no person or place
