@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from tether.cloud.attestation import Measurement, NodeIdentity, canonical_json, b64, make_attestation, node_config
 from tether.cloud.node import SEALED_MEDIA_TYPE
-from tether.cloud.relay import Relay
+from tether.cloud.relay import _FORCED_GAP, Relay
 
 from tests.cloud.conftest import serve_in_thread as serve, wait_for
 
@@ -145,9 +145,44 @@ def test_the_prober_survives_a_malformed_address_and_unknown_ids_do_not_storm_th
             assert r.status_code == 200 and r.headers["x-tether-node"] == "good"
             assert client.get("/v1/relay/load").json()["nodes"]["odd"]["healthy"] is False
             fetches.clear()
-            for _ in range(20):
-                client.post("/v1/relay", json=relay_request(*[f"{i:016x}" for i in range(8)]))
-            assert len(fetches) <= 4  # 160 unknown ids in well under a second: a handful of refreshes
+            start = time.monotonic()
+            for _ in range(8):
+                r = client.post("/v1/relay", json=relay_request(*[f"{i:016x}" for i in range(8)]))
+                assert r.status_code == 503 and r.json()["tried"] == 0
+            elapsed = time.monotonic() - start
+            # 64 unknown ids: one read per request at most (the 8 ids of a request share it), and
+            # reads at least _FORCED_GAP apart, so unknown ids cannot make the relay hammer the log.
+            assert len(fetches) <= 8
+            assert all(b - a >= _FORCED_GAP * 0.9 for a, b in zip(fetches, fetches[1:])), fetches
+            assert elapsed < 8 * _FORCED_GAP + 2
+    finally:
+        stop_log()
+
+
+def test_a_node_announced_just_after_a_directory_read_is_found_not_refused(nodes):
+    """The device reads the log itself, so it can know a new node before the relay does: a
+    request for an id the relay has not seen makes it read the log again, even right after
+    a read (it waits out the gap instead of answering 503 "tried": 0)."""
+    announced: list[dict] = []
+    released = _attestation(nodes["good"], "a")
+
+    async def nodes_(request):
+        return JSONResponse({"nodes": list(announced)})
+
+    async def releases(request):
+        return JSONResponse({"releases": {released["measurement"]: 1}})
+
+    log_url, stop_log = serve([Route("/v1/log/nodes", nodes_), Route("/v1/log/releases", releases)])
+    try:
+        relay = Relay(log_url, probe_interval=3600, directory_ttl=3600)
+        with TestClient(relay.app(), base_url="http://127.0.0.1") as client:
+            r = client.post("/v1/relay", json=relay_request("0" * 16))  # a forced read, just now
+            assert r.status_code == 503 and r.json()["tried"] == 0
+            announced.append({"attestation": released})
+            r = client.post("/v1/relay", json=relay_request(released["node_id"]))
+            assert r.status_code == 200 and r.headers["x-tether-node"] == released["node_id"]
+            r = client.post("/v1/relay", json=relay_request("1" * 16))  # still unknown after a read: 503
+            assert r.status_code == 503 and r.json()["tried"] == 0
     finally:
         stop_log()
 

@@ -42,7 +42,7 @@ NODE_HEADER = "x-tether-node"
 REJECTED_HEADER = "x-tether-rejected"  # the targets that rejected the envelope, so the device can cool them
 LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
 MAX_LOG_RESPONSE = 8 * 1024 * 1024
-_FORCED_GAP = 0.25  # seconds between directory refreshes forced by unknown node ids
+_FORCED_GAP = 0.25  # least seconds between directory refreshes forced by unknown node ids
 
 logger = logging.getLogger("tether.relay")
 
@@ -69,20 +69,28 @@ class Relay:
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
                                       limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
 
-    async def _refresh(self, force: bool = False) -> None:
+    async def _refresh(self, asked_at: float | None = None) -> None:
         """Re-read the log's directory: nodes with a valid attestation for a **released** measurement.
 
         Anyone may announce a self-signed attestation; routing only to released measurements
         (and only to bare ``http(s)://host:port`` addresses, checked with the attestation)
         keeps an announcement from turning the relay into a proxy to other services.
-        A forced refresh (an unknown node id) runs at most every ``_FORCED_GAP`` seconds.
+
+        A refresh forced by an unknown node id (``asked_at``: when its request came) is done
+        unless a read began after that moment, waiting out ``_FORCED_GAP`` since the last read
+        first: a node announced just after a read is found a moment later, not refused, and
+        unknown ids still cannot make the relay read the log more than a few times a second.
         """
         if not self.log_url:
             return
-        gap = _FORCED_GAP if force else self.directory_ttl
         async with self._refreshing:  # a refresh in flight is waited for, not skipped
-            if time.monotonic() - self._fetched < gap:
-                return
+            if asked_at is None:
+                if time.monotonic() - self._fetched < self.directory_ttl:
+                    return
+            elif self._fetched >= asked_at:
+                return  # read since the request came: an id still unknown is not in the log
+            else:
+                await asyncio.sleep(max(0.0, self._fetched + _FORCED_GAP - time.monotonic()))
             self._fetched = time.monotonic()
             try:
                 resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
@@ -162,9 +170,9 @@ class Relay:
         else:
             self._down_until[node_id] = time.monotonic() + self.cooldown
 
-    async def _url(self, node_id: str) -> str | None:
+    async def _url(self, node_id: str, asked_at: float) -> str | None:
         if node_id not in self.directory:
-            await self._refresh(force=True)  # a node announced since the last refresh
+            await self._refresh(asked_at)  # a node announced since the last refresh
         return self.directory.get(node_id)
 
     def app(self) -> Starlette:
@@ -229,6 +237,7 @@ class Relay:
         except (ValueError, KeyError, TypeError, RecursionError):
             return JSONResponse({"error": "malformed relay request"}, status_code=400)
 
+        asked_at = time.monotonic()
         tried = 0
         rejected: list[str] = []
         too_large: list[int | None] = []  # the limit each target that answered 413 named
@@ -236,7 +245,7 @@ class Relay:
         # Healthy targets first, in the device's order; nodes in cooldown only as a last resort.
         ordered = sorted(targets, key=lambda t: self._down_until.get(t["node"], 0) > now)
         for target in ordered:
-            url = await self._url(target["node"])
+            url = await self._url(target["node"], asked_at)
             if url is None:
                 continue
             tried += 1
