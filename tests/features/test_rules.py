@@ -374,6 +374,8 @@ def test_a_cut_answer_ends_at_its_last_whole_sentence():
     assert whole_sentences('He said "yes." And then') == 'He said "yes."'
     assert whole_sentences("no sentence end at all") == "no sentence end at all"
     assert whole_sentences("Version 2.5 is out, and") == "Version 2.5 is out, and"  # a decimal point ends nothing
+    assert whole_sentences("Date: 5 May\n\nTime: 19:") == "Date: 5 May"  # a line a newline ends is whole
+    assert whole_sentences("Done.\nNext: the") == "Done."
 
 
 def test_a_summary_cut_at_its_budget_loses_only_the_unfinished_part():

@@ -80,6 +80,20 @@ def test_a_long_text_is_rewritten_a_few_paragraphs_at_a_time(monkeypatch):
     assert result.text.count("\n\n") >= 2  # the paragraphs stay paragraphs
 
 
+def test_a_rewrite_lists_the_numbers_it_made_up_and_the_text_shown_is_what_was_checked():
+    """smollm2-135m's professional rewrite of this loops past its budget ("Billing: 19:30" lines)
+    and dates the booking "2023", greedy and sampled: the result ends at its last whole line, not
+    at "Billing: 19:", and every number in it the text lacks is listed, as is every one it lost."""
+    from tether.features._common import numbers_in
+
+    text = "Maria Gonzalez booked table 14 for 6 people at 19:30 on 5 December; the deposit is 60 euros."
+    result = writing.rewrite(text, "professional", model=TINY)
+    assert result.cut and not result.text.endswith(":")
+    assert "2023" in result.added_numbers and "19" not in result.added_numbers
+    assert set(result.added_numbers) == numbers_in(result.text, words=False) - numbers_in(text)
+    assert set(result.missing_numbers) == numbers_in(text, words=False) - numbers_in(result.text)
+
+
 def test_texts_past_the_parts_limit_are_refused_with_the_reason(monkeypatch):
     monkeypatch.setattr(writing, "SUMMARY_PIECE_TOKENS", 100)
     monkeypatch.setattr(writing, "MAX_SUMMARY_PIECES", 3)

@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     config = tmp / "router.json"
     # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
     config.write_text(json.dumps({
-        "consent": "always", "cascade": ["chat", "notifications", "summarize"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+        "consent": "always", "cascade": ["chat", "notifications", "summarize", "rewrite"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
         "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
     server = start_server(tmp, "--max-streams", "2", router_config=config)
     try:
@@ -231,6 +231,21 @@ def test_a_table_the_device_cannot_make_is_written_off_the_device(setup):
     assert body["tether"]["escalated"] is True
     assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
 
+
+def test_a_rewrite_the_device_cannot_finish_is_written_off_the_device(setup):
+    from tests.routing.test_feature_routing import BOOKING, CLOUD_REWRITE
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": CLOUD_REWRITE}])
+    r = httpx.post(server.url + "/v1/writing/rewrite", timeout=120, json={"text": BOOKING, "tone": "professional"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tier"] == "third_party" and body["text"].startswith("Dear colleagues, Maria Gonzalez has booked")
+    assert (body["missing_numbers"], body["added_numbers"], body["cut"]) == ([], [], False)
+    assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
+    assert body["tether"]["escalated"] is True
+    assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
 
 
 def test_a_stack_waiting_on_the_cloud_does_not_hold_the_device_model(setup):

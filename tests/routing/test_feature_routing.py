@@ -169,3 +169,67 @@ def test_without_a_cloud_the_device_answer_stands_or_fails_as_before(device):
         summarize(ROOMS, "table", router=r)
     with pytest.raises(InvalidOutputError, match="after a retry$"):
         summarize(ROOMS, "table", model=TINY)
+
+
+# ----------------------------------------------------------------- rewrite
+
+# smollm2-135m's professional rewrite of this runs past its budget (a "Billing: 19:30" loop), greedy and sampled
+BOOKING = "Maria Gonzalez booked table 14 for 6 people at 19:30 on 5 December; the deposit is 60 euros."
+CLOUD_REWRITE = "Dear colleagues, <PERSON_1> has booked table 14 for 6 people at 19:30 on 5 December. The deposit is 60 euros."
+
+
+def test_a_rewrite_the_device_cannot_finish_is_written_off_the_device(device, third, provider, tmp_path):
+    from tether.features.writing import rewrite
+
+    provider.faults([{"content": CLOUD_REWRITE}])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    done = rewrite(BOOKING, "professional", router=router(device, third_party=third, ledger=ledger))
+    assert (done.tier, done.model, done.cut) == ("third_party", TINY, False)
+    assert done.text == CLOUD_REWRITE.replace("<PERSON_1>", "Maria Gonzalez")
+    assert (done.missing_numbers, done.added_numbers) == ([], [])
+    assert "the feature's check failed" in done.route
+    sent = sent_text(provider)
+    assert "<PERSON_1>" in sent and "table 14" in sent
+    assert "Maria" not in sent and "Gonzalez" not in sent
+    (row,) = ledger.entries()
+    assert (row.feature, row.tier, row.reason, row.escalated) == ("rewrite", "third_party", "cascade", True)
+
+
+def test_a_cloud_rewrite_that_fails_the_check_too_is_shown_with_its_faults(device, third, provider):
+    """Neither passes: the better of the two is shown (not cut beats cut), with what it lost listed."""
+    from tether.features.writing import rewrite
+
+    provider.faults([{"content": "<PERSON_1> booked table 14 for 6 people at 19:30 on 5 December. A deposit is due."}])
+    done = rewrite(BOOKING, "professional", router=router(device, third_party=third))
+    assert done.route.endswith("its rewrite failed the check too")
+    assert (done.tier, done.cut, done.missing_numbers) == ("third_party", False, ["60"])
+    assert done.text.startswith("Maria Gonzalez booked table 14")
+    assert len(provider.captured()) == 1
+
+
+def test_a_rewrite_that_passes_on_the_device_never_leaves_it(device, third, provider):
+    from tether.features.writing import rewrite
+
+    done = rewrite(BOOKING, "concise", router=router(device, third_party=third))
+    assert (done.tier, done.cut, done.missing_numbers, done.added_numbers) == ("device", False, [], [])
+    assert "cascade" in done.route
+    assert provider.captured() == []
+
+
+def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+    from tether.cli import features  # noqa: F401  (registers the commands)
+
+    provider.reset()
+    provider.faults([{"content": CLOUD_REWRITE}])
+    config = tmp_path / "router.toml"
+    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
+                      "use_for_cloud = true\n")
+    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    out = CliRunner().invoke(cli, ["rewrite", "--text", BOOKING, "--model", TINY], env=env)
+    assert out.exit_code == 0, out.output
+    assert "Maria Gonzalez has booked table 14" in out.output
+    assert "── written on third party: device (cascade)" in out.output
+    assert "Maria" not in sent_text(provider)

@@ -99,14 +99,22 @@ def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: s
 @model_option
 @json_option
 def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: bool) -> None:
-    """Rewrite text in a friendly, professional or concise tone."""
+    """Rewrite text in a friendly, professional or concise tone.
+
+    With a private cloud in the router config, a text whose device rewrite drops a number or
+    runs long, twice, goes there, pseudonymized."""
     text = read_text(file, inline)
+    router = load_router(model)
     load_model(model)
     with parts_progress("rewriting") as progress:
-        result = writing.rewrite(text, tone, model=model, progress=progress)  # type: ignore[arg-type]
+        result = writing.rewrite(text, tone, model=model, progress=progress, router=router)  # type: ignore[arg-type]
     warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
+    if result.added_numbers:
+        warn += f"\n(warning: the rewrite has {', '.join(result.added_numbers)}, which the text does not)"
     if result.cut:
         warn += "\n(warning: the model ran long; its answer ends at its last whole sentence)"
+    if result.tier != "device":
+        warn += f"\n── written on {result.tier.replace('_', ' ')}: {result.route}"
     emit(result, as_json, result.text + warn)
 
 

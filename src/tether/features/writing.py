@@ -10,7 +10,7 @@ import difflib
 import re
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel
 
@@ -45,10 +45,13 @@ class RewriteResult(BaseModel):
     tone: Tone
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
+    added_numbers: list[str] = []  # numbers in the rewrite that the original lacks (made up)
     cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence
     parts: int = 1  # a long text is rewritten a few paragraphs at a time
     model: str
     duration_s: float
+    tier: str = "device"  # where it was written: device, or the tier that wrote a part the device could not
+    route: str = ""  # with a router: why it ran there (the decision and its notes; the first part sent away)
 
 
 class SummaryResult(BaseModel):
@@ -228,14 +231,23 @@ REWRITE_FACTOR, REWRITE_FLOOR = 2.0, 192
 
 
 def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODEL,
-            progress: Progress | None = None) -> RewriteResult:
+            progress: Progress | None = None, router: "Router | None" = None) -> RewriteResult:
     """Rewrite ``text`` in ``tone``, a few paragraphs at a time when it is long (the answer is
     as long as the text, so a long one does not fit one call). A piece that drops a number of
-    the original, or whose answer runs past its budget, is tried once more; numbers still
-    missing are listed and a cut answer is marked, never hidden."""
+    the original, has one the original lacks, or whose answer runs past its budget, is tried
+    once more; numbers still missing or made up are listed and a cut answer is marked, never
+    hidden.
+
+    With a ``router`` (whose device model is then the one used) each piece goes through it as
+    the ``rewrite`` feature: in the default cascade a piece whose device rewrite and retry both
+    fail that check is sent, pseudonymized, to the private cloud (when one is
+    configured and the policy and consent allow); the cloud's rewrite, restored on the device,
+    is checked the same way and used only if it passes."""
     check_text(text)
     if not isinstance(tone, str) or tone not in prompts.TONES:
         raise InputError(f"unknown tone {tone!r}; choose one of: {', '.join(prompts.TONES)}")
+    if router is not None:
+        model = getattr(router.device, "model", model)
     start = time.perf_counter()
     from tether.models.engine import load
 
@@ -247,33 +259,98 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
     task = prompts.REWRITE.format(tone=prompts.TONES[tone])
     out: list[str] = []
     missing: set[str] = set()
+    added: set[str] = set()
     any_cut = False
+    tier, route = DEVICE, ""
     for done, piece in enumerate(pieces, 1):
         if piece.strip():
             budget = answer_budget(engine, piece, factor=REWRITE_FACTOR, floor=REWRITE_FLOOR)
-            wanted = numbers_in(piece, words=False)
-            tries: list[tuple[str, bool, set[str]]] = []
-            for attempt in range(2):
-                written, cut = _complete(model, task, piece, budget, retry=attempt > 0)
-                written = without_template_filler(written, piece)
-                tries.append((written, cut, wanted - numbers_in(written)))
-                if written and not cut and not tries[-1][2]:
-                    break
-            # the best try: not empty, then not cut, then the fewest numbers lost
-            written, cut, lost = min(tries, key=lambda t: (not t[0], t[1], len(t[2])))
+            if router is None:
+                done_try, where, why = _rewrite_on_device(model, task, piece, budget), DEVICE, ""
+            else:
+                done_try, where, why = _rewrite_routed(router, model, task, piece, budget)
+            written, cut = done_try.text, done_try.cut  # a cut one already ends at a whole sentence
+            if not route or (where != DEVICE and tier == DEVICE):  # the first piece, or the first sent away
+                route = why if len(pieces) == 1 else f"part {done} of {len(pieces)}: {why}"
+                tier = where
             if not written:
-                raise InvalidOutputError("the model returned an empty rewrite twice")
-            if cut:
-                written = whole_sentences(written)
+                raise InvalidOutputError("the model returned an empty rewrite twice" + (f" ({why})" if why else ""))
             out.append(_in_place_of(piece, written) if len(pieces) > 1 else written)
-            missing |= lost
+            missing |= done_try.lost
+            added |= done_try.added
             any_cut |= cut
         else:
             out.append(piece)
         if progress:
             progress(done, len(pieces))
     return RewriteResult(original=text, tone=tone, text="".join(out).strip(), missing_numbers=sorted(missing),
-                         cut=any_cut, parts=len(pieces), model=model, duration_s=time.perf_counter() - start)
+                         added_numbers=sorted(added), cut=any_cut, parts=len(pieces), model=model,
+                         duration_s=time.perf_counter() - start, tier=tier, route=route if router is not None else "")
+
+
+class _Try(NamedTuple):
+    """One rewrite of a piece, without template filler, and what the check sees in it."""
+    text: str
+    cut: bool  # ran past its budget
+    lost: set[str]  # numbers of the piece it dropped
+    added: set[str]  # numbers it has that the piece does not (an invented date, amount…)
+
+
+def _rewrite_try(written: str, cut: bool, piece: str) -> _Try:
+    """Checked as it would be shown: a cut answer ends at its last whole sentence."""
+    written = without_template_filler(written, piece)
+    if cut:
+        written = whole_sentences(written)
+    return _Try(written, cut, numbers_in(piece, words=False) - numbers_in(written),
+                numbers_in(written, words=False) - numbers_in(piece))
+
+
+def _passes(t: _Try) -> bool:
+    """The rewrite check: something written, not cut at its budget, no number lost or made up."""
+    return bool(t.text) and not t.cut and not t.lost and not t.added
+
+
+def _best(tries: list[_Try]) -> _Try:
+    """Not empty, then not cut, then the fewest numbers lost or made up; the earlier of equals."""
+    return min(tries, key=lambda t: (not t.text, t.cut, len(t.lost) + len(t.added)))
+
+
+def _rewrite_on_device(model: str, task: str, piece: str, budget: int, first: _Try | None = None) -> _Try:
+    """The device's rewrite of one piece: greedy (``first``, if already written), then one sampled retry."""
+    tries = [first if first is not None else _rewrite_try(*_complete(model, task, piece, budget), piece)]
+    if not _passes(tries[0]):
+        tries.append(_rewrite_try(*_complete(model, task, piece, budget, retry=True), piece))
+    return _best(tries)
+
+
+def _rewrite_routed(router: "Router", model: str, task: str, piece: str, budget: int) -> tuple[_Try, str, str]:
+    """(the rewrite, the tier that wrote it, the route): one piece through the router, with "the
+    device's rewrite or its retry passes the check" as the cascade's check."""
+    from tether.routing.router import RouteRequest
+
+    device: dict[str, _Try] = {}
+
+    def judge(answer: str, cut: bool) -> bool:
+        if "try" not in device:
+            device["try"] = _rewrite_on_device(model, task, piece, budget,
+                                               _rewrite_try(clean_output(answer, piece), cut, piece))
+        return _passes(device["try"])
+
+    routed = router.respond(RouteRequest(f"{task}:\n\n{piece}", instructions=prompts.WRITER, kind="writing",
+                                         feature="rewrite", sampling=Sampling.greedy(budget), check=judge))
+    route = routed.explain()
+    cut = routed.finish_reason == "length"
+    if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried there
+        away = _rewrite_try(clean_output(routed.text, piece), cut, piece)
+        if _passes(away):
+            return away, routed.tier, route
+        if "try" not in device:  # a rule, not the cascade, sent it: the device has not written it yet
+            device["try"] = _rewrite_on_device(model, task, piece, budget)
+        best = _best([device["try"], away])  # the device's on a tie
+        return best, routed.tier if best is away else DEVICE, route + "; its rewrite failed the check too"
+    if "try" not in device:  # a rule other than the cascade decided: the check has not run
+        judge(routed.text, cut)
+    return device["try"], DEVICE, route
 
 
 _PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,40}\]")
@@ -310,9 +387,13 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
 
 
 def whole_sentences(text: str) -> str:
-    """``text`` up to its last complete sentence: an answer cut mid-sentence reads as a mistake."""
+    """``text`` up to its last complete sentence or line: an answer cut mid-sentence reads as a mistake."""
     ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    return text[: ends[-1]].rstrip() if ends else text.rstrip()
+    ends += [m.start() + 1 for m in _LINE_END.finditer(text)]  # a line a newline ends is whole ("Date: 5 May")
+    return text[: max(ends)].rstrip() if ends else text.rstrip()
+
+
+_LINE_END = re.compile(r"\S[ \t]*\n")
 
 
 # ----------------------------------------------------------------- summarize

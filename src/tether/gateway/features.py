@@ -127,10 +127,10 @@ def _proofread(b: ProofreadBody, model: str) -> BaseModel:
     return proofread(b.text, model=model, keep_wording=b.keep_wording)
 
 
-def _rewrite(b: RewriteBody, model: str) -> BaseModel:
+def _rewrite(b: RewriteBody, model: str, router: Any) -> BaseModel:
     from tether.features.writing import rewrite
 
-    return rewrite(b.text, b.tone, model=model)
+    return rewrite(b.text, b.tone, model=model, router=router)
 
 
 def _summarize(b: SummarizeBody, model: str, router: Any) -> BaseModel:
@@ -179,7 +179,7 @@ def _stacks_block(digest: Any) -> dict[str, Any]:
 
 
 proofread = _run("writing.proofread", ProofreadBody, _proofread)
-rewrite = _run("writing.rewrite", RewriteBody, _rewrite)
+rewrite = _run("writing.rewrite", RewriteBody, _rewrite, routed=True)
 summarize = _run("writing.summarize", SummarizeBody, _summarize, routed=True)
 replies = _run("replies", RepliesBody, _replies)
 notifications = _run("notifications", NotificationsBody, _notifications, routed=True)

@@ -148,6 +148,7 @@
         if (typeof r.text === "string") {
           const warn = [];
           if (Array.isArray(r.missing_numbers) && r.missing_numbers.length) warn.push("dropped " + r.missing_numbers.join(", "));
+          if (Array.isArray(r.added_numbers) && r.added_numbers.length) warn.push("has " + r.added_numbers.join(", ") + ", which the text does not");
           if (r.cut) warn.push("the model ran long; cut at its last whole sentence");
           return r.text + (warn.length ? "\n\n— warning: " + warn.join("; ") : "");
         }
