@@ -109,7 +109,7 @@ def main() -> None:
     tones = [t for t in args.tones.split(",") if t]
     if not tones or set(tones) - set(TONES):
         ap.error(f"--tones takes some of: {', '.join(TONES)}")
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     texts = load_texts()[: args.limit or None]
     cases = [(name, text, tone) for name, text in texts for tone in tones]
     started = datetime.now(timezone.utc)

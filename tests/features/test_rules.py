@@ -324,6 +324,8 @@ def test_numbers_are_compared_as_numbers_not_as_spellings():
     from tether.features._common import numbers_in
 
     assert numbers_in("1. Pay $1,250 by 3:00 pm\n2. Done") == {"1250", "3"}  # list markers are no numbers
+    assert numbers_in("- 1. Send the file\n* 2) Call Ann") == set()  # nor a bulleted number ("- 1. ")
+    assert numbers_in("- 15 chairs") == {"15"}  # a bullet before a count keeps it
     assert numbers_in("Pay $1250 by 3 pm") == {"1250", "3"}
     assert numbers_in("one of them", words=False) == set() and numbers_in("one of them") == {"1"}
     assert numbers_in("09:00, 09:30 and 03 June") == numbers_in("9:00, 9:30 and 3 June") == {"9", "9:30", "3"}

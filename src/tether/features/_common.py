@@ -89,7 +89,7 @@ NUMBER_WORDS = {w: str(i) for i, w in enumerate(_WORDS)} | {
 _NUMBER_WORD = re.compile(r"\b(" + "|".join(NUMBER_WORDS) + r")\b", re.IGNORECASE)
 
 
-_LIST_MARKER = re.compile(r"(?m)^\s*\d{1,2}[.)]\s")
+_LIST_MARKER = re.compile(r"(?m)^\s*(?:[-*•][ \t]+)?\d{1,2}[.)]\s")  # "1. ", "- 1. "
 
 
 def numbers_in(text: str, words: bool = True) -> set[str]:
