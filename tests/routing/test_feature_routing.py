@@ -216,6 +216,19 @@ def test_a_rewrite_that_passes_on_the_device_never_leaves_it(device, third, prov
     assert provider.captured() == []
 
 
+def test_a_rewrite_with_a_secret_never_leaves_and_an_unreachable_cloud_leaves_it_to_the_device(device, third,
+                                                                                                provider):
+    from tether.features.writing import rewrite
+
+    secret = rewrite(BOOKING + " The wifi password: Tr0ub4dor&3", "professional",
+                     router=router(device, third_party=third))
+    assert secret.tier == "device" and "privacy policy keeps this text" in secret.route
+    assert provider.captured() == []
+    dead = rewrite(BOOKING, "professional", router=router(device, private_cloud=dead_cloud()))
+    assert dead.tier == "device" and "escalation failed" in dead.route
+    assert dead.cut  # the device's best try, marked, not hidden
+
+
 def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
     from click.testing import CliRunner
 
