@@ -46,7 +46,7 @@ class RewriteResult(BaseModel):
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
     added_numbers: list[str] = []  # numbers in the rewrite that the original lacks (made up)
-    cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence
+    cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence or line
     parts: int = 1  # a long text is rewritten a few paragraphs at a time
     model: str
     duration_s: float
