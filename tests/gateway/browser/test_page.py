@@ -85,7 +85,7 @@ def test_rewrite_sends_the_tone(real):
     wait_done(page, timeout=120_000)
     assert rewrites[-1].post_data_json == {"text": "hey, can u send the report by friday", "tone": "friendly"}
     assert page.locator("#route-tier").text_content() == "device"
-    assert page.locator("#route-rule").text_content() == "feature"
+    assert page.locator("#route-rule").text_content() == "no_cloud"  # routed: no cloud is configured
 
 
 def test_proofread_keeps_the_wording_unless_unticked(real):
