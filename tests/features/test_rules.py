@@ -369,6 +369,16 @@ def test_template_filler_is_removed_but_the_sources_own_brackets_stay():
     assert without_template_filler("See the table [1] below.", "see table") == "See the table [1] below."
 
 
+def test_fill_in_slots_the_source_lacks_are_found_links_and_the_users_brackets_are_not():
+    from tether.features.writing import unfilled_slots
+
+    source = "See the notes [draft] and click [here](https://example.com) before 5."
+    text = ("I can meet you at [Address] on [Date], see [draft] and click [here](https://example.com). "
+            "Again: [Date].")
+    assert unfilled_slots(text, source) == ["[Address]", "[Date]"]
+    assert unfilled_slots(source, source) == []
+
+
 def test_a_cut_answer_ends_at_its_last_whole_sentence():
     from tether.features.writing import whole_sentences
 

@@ -207,6 +207,16 @@ def test_a_cloud_rewrite_that_fails_the_check_too_is_shown_with_its_faults(devic
     assert len(provider.captured()) == 1
 
 
+def test_a_cloud_rewrite_with_a_blank_to_fill_in_fails_the_check_and_lists_it(device, third, provider):
+    from tether.features.writing import rewrite
+
+    provider.faults([{"content": "<PERSON_1> booked table 14 for 6 people at 19:30 on 5 December at [Restaurant]; "
+                                 "the deposit is 60 euros."}])
+    done = rewrite(BOOKING, "professional", router=router(device, third_party=third))
+    assert done.route.endswith("its rewrite failed the check too")
+    assert (done.tier, done.unfilled, done.missing_numbers) == ("third_party", ["[Restaurant]"], [])
+
+
 def test_a_rewrite_that_passes_on_the_device_never_leaves_it(device, third, provider):
     from tether.features.writing import rewrite
 

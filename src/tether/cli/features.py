@@ -111,6 +111,8 @@ def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: b
     warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
     if result.added_numbers:
         warn += f"\n(warning: the rewrite has {', '.join(result.added_numbers)}, which the text does not)"
+    if result.unfilled:
+        warn += f"\n(warning: the rewrite has blanks to fill in: {', '.join(result.unfilled)})"
     if result.cut:
         warn += "\n(warning: the model ran long; its answer ends at its last whole sentence)"
     if result.tier != "device":

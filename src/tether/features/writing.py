@@ -46,6 +46,7 @@ class RewriteResult(BaseModel):
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
     added_numbers: list[str] = []  # numbers in the rewrite that the original lacks (made up)
+    unfilled: list[str] = []  # fill-in slots the model left in the text, such as "[Date]"
     cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence or line
     parts: int = 1  # a long text is rewritten a few paragraphs at a time
     model: str
@@ -234,9 +235,9 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
             progress: Progress | None = None, router: "Router | None" = None) -> RewriteResult:
     """Rewrite ``text`` in ``tone``, a few paragraphs at a time when it is long (the answer is
     as long as the text, so a long one does not fit one call). A piece that drops a number of
-    the original, has one the original lacks, or whose answer runs past its budget, is tried
-    once more; numbers still missing or made up are listed and a cut answer is marked, never
-    hidden.
+    the original, has one the original lacks, leaves a slot to fill in ("[Date]") or whose
+    answer runs past its budget, is tried once more; numbers still missing or made up and slots
+    still there are listed and a cut answer is marked, never hidden.
 
     With a ``router`` (whose device model is then the one used) each piece goes through it as
     the ``rewrite`` feature: in the default cascade a piece whose device rewrite and retry both
@@ -260,6 +261,7 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
     out: list[str] = []
     missing: set[str] = set()
     added: set[str] = set()
+    unfilled: list[str] = []
     any_cut = False
     tier, route = DEVICE, ""
     for done, piece in enumerate(pieces, 1):
@@ -278,13 +280,14 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
             out.append(_in_place_of(piece, written) if len(pieces) > 1 else written)
             missing |= done_try.lost
             added |= done_try.added
+            unfilled += [slot for slot in done_try.unfilled if slot not in unfilled]
             any_cut |= cut
         else:
             out.append(piece)
         if progress:
             progress(done, len(pieces))
     return RewriteResult(original=text, tone=tone, text="".join(out).strip(), missing_numbers=sorted(missing),
-                         added_numbers=sorted(added), cut=any_cut, parts=len(pieces), model=model,
+                         added_numbers=sorted(added), unfilled=unfilled, cut=any_cut, parts=len(pieces), model=model,
                          duration_s=time.perf_counter() - start, tier=tier, route=route if router is not None else "")
 
 
@@ -294,6 +297,7 @@ class _Try(NamedTuple):
     cut: bool  # ran past its budget
     lost: set[str]  # numbers of the piece it dropped
     added: set[str]  # numbers it has that the piece does not (an invented date, amount…)
+    unfilled: list[str]  # fill-in slots the filler removal leaves ("meet you at [Address]")
 
 
 def _rewrite_try(written: str, cut: bool, piece: str) -> _Try:
@@ -302,17 +306,28 @@ def _rewrite_try(written: str, cut: bool, piece: str) -> _Try:
     if cut:
         written = whole_sentences(written)
     return _Try(written, cut, numbers_in(piece, words=False) - numbers_in(written),
-                numbers_in(written, words=False) - numbers_in(piece))
+                numbers_in(written, words=False) - numbers_in(piece), unfilled_slots(written, piece))
 
 
 def _passes(t: _Try) -> bool:
-    """The rewrite check: something written, not cut at its budget, no number lost or made up."""
-    return bool(t.text) and not t.cut and not t.lost and not t.added
+    """The rewrite check: something written, not cut at its budget, no number lost or made up,
+    no slot left to fill in."""
+    return bool(t.text) and not t.cut and not t.lost and not t.added and not t.unfilled
 
 
 def _best(tries: list[_Try]) -> _Try:
-    """Not empty, then not cut, then the fewest numbers lost or made up; the earlier of equals."""
-    return min(tries, key=lambda t: (not t.text, t.cut, len(t.lost) + len(t.added)))
+    """Not empty, then not cut, then the fewest faults (numbers lost or made up, slots); the earlier of equals."""
+    return min(tries, key=lambda t: (not t.text, t.cut, len(t.lost) + len(t.added) + len(t.unfilled)))
+
+
+_SLOT = re.compile(r"\[[^\[\]\n]{1,40}\](?!\()")  # "[Date]", not a markdown link's "[here](https://…)"
+
+
+def unfilled_slots(text: str, source: str) -> list[str]:
+    """Fill-in slots ("[Address]", "[Your Name]") in ``text`` that ``source`` does not have: a
+    letter template's blanks, which a small model leaves where it lacks a fact. A bracket the
+    source has ("[draft]", "[1]") is the user's."""
+    return list(dict.fromkeys(m.group() for m in _SLOT.finditer(text) if m.group() not in source))
 
 
 def _rewrite_on_device(model: str, task: str, piece: str, budget: int, first: _Try | None = None) -> _Try:

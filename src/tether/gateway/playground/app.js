@@ -149,6 +149,7 @@
           const warn = [];
           if (Array.isArray(r.missing_numbers) && r.missing_numbers.length) warn.push("dropped " + r.missing_numbers.join(", "));
           if (Array.isArray(r.added_numbers) && r.added_numbers.length) warn.push("has " + r.added_numbers.join(", ") + ", which the text does not");
+          if (Array.isArray(r.unfilled) && r.unfilled.length) warn.push("blanks to fill in: " + r.unfilled.join(", "));
           if (r.cut) warn.push("the model ran long; cut at its last whole sentence");
           return r.text + (warn.length ? "\n\n— warning: " + warn.join("; ") : "");
         }
