@@ -5,7 +5,8 @@ Texts: the emails of AgentDojo's workspace inbox (``inspect-evals``, shipped in 
 the templated prompt-injection slots removed), each rewritten in the three tones.
 
 Passed is the rewrite check, the one the cascade escalates on: the rewrite is not empty, did not
-run past its budget, and has every number of the text and no number the text lacks. It says
+run past its budget, has every number of the text and no number the text lacks, and no blank
+to fill in ("[Date]"). It says
 how often the user gets a rewrite that kept the facts a reader checks first, not how well the
 tone came out.
 
@@ -73,12 +74,12 @@ def run(label: str, cases, call, progress: Progress, *, cloud_only: bool = False
         row = {"text": name, "tone": tone}
         try:
             r = call(text, tone)
-            row |= {"passed": not (r.cut or r.missing_numbers or r.added_numbers), "cut": r.cut,
-                    "lost": r.missing_numbers, "added": r.added_numbers, "error": "", "tier": r.tier,
-                    "route": r.route, "rewrite": r.text}
+            row |= {"passed": not (r.cut or r.missing_numbers or r.added_numbers or r.unfilled), "cut": r.cut,
+                    "lost": r.missing_numbers, "added": r.added_numbers, "unfilled": r.unfilled, "error": "",
+                    "tier": r.tier, "route": r.route, "rewrite": r.text}
         except TetherError as exc:
-            row |= {"passed": False, "cut": False, "lost": [], "added": [], "error": str(exc), "tier": "device",
-                    "route": str(exc), "rewrite": ""}
+            row |= {"passed": False, "cut": False, "lost": [], "added": [], "unfilled": [], "error": str(exc),
+                    "tier": "device", "route": str(exc), "rewrite": ""}
         row["seconds"] = time.perf_counter() - start
         row["cloud_call"] = (cloud_only or row["tier"] != "device" or "device answer escalated" in row["route"]
                              or "escalation failed" in row["route"])
@@ -92,7 +93,8 @@ def run(label: str, cases, call, progress: Progress, *, cloud_only: bool = False
 
     return {"label": label, "cases": n, "passed": share("passed"),
             "by_tone": {t: share("passed", t) for t in TONES if any(r["tone"] == t for r in rows)},
-            "cut": share("cut"), "lost": share("lost"), "added": share("added"), "errors": share("error"),
+            "cut": share("cut"), "lost": share("lost"), "added": share("added"), "unfilled": share("unfilled"),
+            "errors": share("error"),
             "cloud_calls": share("cloud_call"),
             "written_in_cloud": sum(cloud_only or r["tier"] != "device" for r in rows) / n,
             "median_s": statistics.median(r["seconds"] for r in rows),
@@ -126,11 +128,11 @@ def main() -> None:
     runs = [r for r in (device, cascade, cloud) if r]
     table = Table(title=f"Rewrites of {len(texts)} AgentDojo emails × {len(tones)} tones ({len(cases)} cases)")
     for col in ("run", "check passed", *(f"passed {t}" for t in tones), "cut", "lost a number", "made one up",
-                "cloud calls", "written in cloud", "median s", "total s"):
+                "blanks", "cloud calls", "written in cloud", "median s", "total s"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in runs:
         table.add_row(r["label"], f"{r['passed']:.1%}", *(f"{r['by_tone'][t]:.1%}" for t in tones),
-                      f"{r['cut']:.1%}", f"{r['lost']:.1%}", f"{r['added']:.1%}", f"{r['cloud_calls']:.1%}",
+                      f"{r['cut']:.1%}", f"{r['lost']:.1%}", f"{r['added']:.1%}", f"{r['unfilled']:.1%}", f"{r['cloud_calls']:.1%}",
                       f"{r['written_in_cloud']:.1%}", f"{r['median_s']:.2f}", f"{r['total_s']:.0f}")
     console.print(table)
     lift = cascade["passed"] / device["passed"] if device["passed"] else float("nan")
@@ -143,7 +145,7 @@ def main() -> None:
     for r in cascade["rows"]:
         if r["cloud_call"] or not r["passed"]:
             why = r["error"] or ", ".join(filter(None, ["cut" if r["cut"] else "", *(f"lost {n}" for n in r["lost"]),
-                                                        *(f"added {n}" for n in r["added"])]))
+                                                        *(f"added {n}" for n in r["added"]), *r["unfilled"]]))
             console.print(f"  {r['tone']:<12} {r['text'][:44]:<44} → {r['tier']}"
                           f"{' (passed)' if r['passed'] else ' (' + why + ')'}", markup=False, highlight=False)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"
