@@ -217,6 +217,19 @@ def test_a_label_for_a_kind_of_reply_is_not_a_reply():
     assert distinct(["Ask: what time?", "Could we make it 2pm?"]) == ["Could we make it 2pm?"]
 
 
+def test_an_assistant_s_refusal_or_offer_of_help_is_not_a_reply():
+    """Seen from qwen2.5-0.5b and 1.5b on "Running 10 min late, sorry!" and AgentDojo's mail: sent
+    as the user's reply, these read as a bot. A person's "I can't help with the move" stays."""
+    from tether.features.replies import distinct
+
+    bot = ["I'm sorry, but I can't assist with that.", "How can I assist you with this project today?",
+           "Is there anything else I can help you with?", "Sorry, I cannot help with that request.", "Sorry, I can’t help with that.",
+           "As an AI, I don't eat lunch."]
+    person = ["Sorry, I can't help with the move on Saturday.", "Can you help me with the slides?",
+              "No worries, see you soon!"]
+    assert distinct(bot + person) == person
+
+
 def test_cleaning_a_proofread_keeps_what_the_users_text_itself_has():
     """A lead-in, quotes or a fence the model added go; the same in the user's text are the user's words."""
     from tether.features._common import clean_output

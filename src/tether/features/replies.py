@@ -57,6 +57,12 @@ MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend
 _ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
 # A label for a kind of reply, not a reply ("Accepting", "Decline.", "Question:")
 _LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*(?:\W*$|:)", re.IGNORECASE)
+# An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
+# assist with that.", "How can I help you today?") that small models write when a message is
+# not a request. Sent as a reply, it reads as a bot.
+_ASSISTANT = re.compile(r"\b(?:can(?:no|['’])t|unable to) (?:assist|help) (?:you )?with (?:that|this)\b"
+                        r"|\bhow (?:can|may) I (?:assist|help) you\b|\banything else I can (?:do|help)"
+                        r"|\bas an AI\b", re.IGNORECASE)
 
 
 def _key(reply: str) -> str:
@@ -70,14 +76,15 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 def usable(reply: str, message: str = "") -> str | None:
     """``reply`` tidied and cut to whole sentences within MAX_REPLY_CHARS, or None when no
-    complete sentence fits or it mostly repeats the message back (a small model's habit)."""
+    complete sentence fits, it is a label or an assistant's refusal, or it mostly repeats the
+    message back (a small model's habit)."""
     r = _ENUMERATION.sub("", " ".join(reply.split()))
     if len(r) > MAX_REPLY_CHARS:
         end = max(r.rfind(mark, 0, MAX_REPLY_CHARS) for mark in ".!?")
         if end < 1:
             return None
         r = r[:end + 1]
-    if _LABEL.match(r):
+    if _LABEL.match(r) or _ASSISTANT.search(r):
         return None
     grams = _trigrams(r)
     if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
