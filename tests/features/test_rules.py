@@ -224,10 +224,19 @@ def test_an_assistant_s_refusal_or_offer_of_help_is_not_a_reply():
 
     bot = ["I'm sorry, but I can't assist with that.", "How can I assist you with this project today?",
            "Is there anything else I can help you with?", "Sorry, I cannot help with that request.", "Sorry, I can’t help with that.",
-           "As an AI, I don't eat lunch."]
+           "As an AI, I don't eat lunch.", "I'm sorry, I'm not able to assist you with your project."]
     person = ["Sorry, I can't help with the move on Saturday.", "Can you help me with the slides?",
               "No worries, see you soon!"]
     assert distinct(bot + person) == person
+
+
+def test_a_reply_that_loops_or_stops_mid_clause_is_not_a_reply():
+    """Seen from smollm2-135m: a loop, a fragment and a row of digits, all under the length limit."""
+    from tether.features.replies import distinct
+
+    assert distinct(["I'm sorry, I'm sorry, I'm sorry, I'msor", "Your friendly smile,", "See you there -", "1234567890",
+                     "Sorry, I'm late again, sorry!", "Happy birthday to you, my friend!"]) == [
+        "Sorry, I'm late again, sorry!", "Happy birthday to you, my friend!"]
 
 
 def test_cleaning_a_proofread_keeps_what_the_users_text_itself_has():

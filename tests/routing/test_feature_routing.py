@@ -256,3 +256,81 @@ def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
     assert "Maria Gonzalez has booked table 14" in out.output
     assert "── written on third party: device (cascade)" in out.output
     assert "Maria" not in sent_text(provider)
+
+
+# smollm2-135m's replies to this, and their sampled retry, are all dropped (a loop, a fragment):
+# the fixed set would fill all three, so the cascade asks the cloud.
+LATE = "Maria Gonzalez is running 10 min late, sorry!"
+CLOUD_REPLIES = {"agree": "No worries, tell <PERSON_1> to take her time!", "decline": "Sorry, I can't wait long today.",
+                 "ask": "Should we start without her?"}
+
+
+def test_replies_the_device_cannot_write_are_written_off_the_device_pseudonymized(device, third, provider, tmp_path):
+    from tether.features.replies import smart_replies
+
+    assert smart_replies(LATE, model=TINY).fallback  # what the device alone gives
+    provider.faults([{"content": json.dumps(CLOUD_REPLIES)}])
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    done = smart_replies(LATE, router=router(device, third_party=third, ledger=ledger))
+    assert (done.tier, done.fallback, done.model) == ("third_party", False, TINY)
+    assert done.replies == ["No worries, tell Maria Gonzalez to take her time!", "Sorry, I can't wait long today.",
+                            "Should we start without her?"]
+    assert "the feature's check failed" in done.route
+    sent = sent_text(provider)
+    assert "<PERSON_1>" in sent and "10 min late" in sent
+    assert "Maria" not in sent and "Gonzalez" not in sent
+    assert '"agree"' in json.dumps(provider.captured()[0]["body"].get("response_format"))  # the schema went too
+    (row,) = ledger.entries()
+    assert (row.feature, row.tier, row.reason, row.escalated) == ("replies", "third_party", "cascade", True)
+
+
+def test_cloud_replies_that_are_unusable_leave_the_device_s_and_say_so(device, third, provider):
+    from tether.features.replies import smart_replies
+
+    bot = {"agree": "I'm sorry, but I can't assist with that.", "decline": "How can I help you today?",
+           "ask": "Should we start without her?"}
+    provider.faults([{"content": json.dumps(bot)}, {"content": "Here are three replies: 1. Sure 2. No 3. Why?"}])
+    r = router(device, third_party=third)
+    some = smart_replies(LATE, router=r)
+    assert some.tier == "third_party" and some.replies[0] == "Should we start without her?"  # its one good reply
+    assert some.route.endswith("it gave 1 usable reply of 3")
+    broken = smart_replies(LATE, router=r)  # not JSON: the router itself answers on the device instead
+    assert (broken.tier, broken.fallback) == ("device", True)  # the fixed set fills in, as without a cloud
+    assert "broke the JSON schema" in broken.route and broken.route.endswith("(degraded)")
+    assert len(broken.replies) == 3 and len(provider.captured()) == 2
+
+
+def test_replies_the_device_writes_well_never_leave_it(device, third, provider):
+    from tether.features.replies import smart_replies
+
+    done = smart_replies("Lunch on Friday?", router=router(device, third_party=third))
+    assert (done.tier, done.fallback) == ("device", False)
+    assert done.route.startswith("device (cascade)")
+    assert provider.captured() == []
+
+
+def test_replies_with_an_unreachable_cloud_stay_on_the_device(device):
+    from tether.features.replies import smart_replies
+
+    done = smart_replies(LATE, router=router(device, private_cloud=dead_cloud()))
+    assert (done.tier, done.fallback) == ("device", True)
+    assert "escalation failed" in done.route
+
+
+def test_tether_reply_shows_where_the_replies_were_written(tmp_path, provider):
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+    from tether.cli import features  # noqa: F401  (registers the commands)
+
+    provider.reset()
+    provider.faults([{"content": json.dumps(CLOUD_REPLIES)}])
+    config = tmp_path / "router.toml"
+    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
+                      "use_for_cloud = true\n")
+    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    out = CliRunner().invoke(cli, ["reply", "--text", LATE, "--model", TINY], env=env)
+    assert out.exit_code == 0, out.output
+    assert "1. No worries, tell Maria Gonzalez to take her time!" in out.output
+    assert "── written on third party: device (cascade)" in out.output
+    assert "Maria" not in sent_text(provider)

@@ -126,11 +126,18 @@ def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: b
 @model_option
 @json_option
 def reply_cmd(file: str, inline: str | None, model: str, as_json: bool) -> None:
-    """Suggest three short replies to a message or an email."""
+    """Suggest three short replies to a message or an email.
+
+    With a private cloud in the router config, a message the device cannot answer three ways,
+    twice, goes there, pseudonymized."""
     text = read_text(file, inline)
+    router = load_router(model)
     load_model(model)
-    result = replies.smart_replies(text, model=model)
-    emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)))
+    result = replies.smart_replies(text, model=model, router=router)  # type: ignore[arg-type]
+    note = "\n(some replies are stock ones: the model's were unusable)" if result.fallback else ""
+    if result.tier != "device":
+        note += f"\n── written on {result.tier.replace('_', ' ')}: {result.route}"
+    emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)) + note)
 
 
 @cli.command("emoji")

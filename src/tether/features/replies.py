@@ -5,14 +5,15 @@ one that asks), so the output
 always parses. A reply is cut to whole sentences within MAX_REPLY_CHARS, and one
 that is cut off, blank, a duplicate or the message said back is dropped. Missing
 replies get one sampled retry that keeps the good ones; after that the gaps are
-filled from a fixed set and ``fallback`` is True.
+filled from a fixed set and ``fallback`` is True. With a router, a gap the retry
+leaves is the cascade's reason to ask the private cloud instead.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, StringConstraints
 
@@ -21,7 +22,11 @@ from tether.features import prompts
 from tether.features._common import check_text
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
+from tether.routing.tiers import DEVICE
 from tether.session import Session
+
+if TYPE_CHECKING:
+    from tether.routing.router import Router
 
 MAX_REPLY_CHARS = 80
 # The grammar allows more than a reply may have, so a long reply is cut at a sentence end below
@@ -47,6 +52,8 @@ class SmartReplies(BaseModel):
     fallback: bool = False  # True: some replies come from the fixed set, not the model
     model: str
     duration_s: float
+    tier: str = DEVICE  # where they were written
+    route: str = ""  # with a router: why it ran there (the decision and its notes)
 
 
 _FALLBACK_QUESTION = ["Yes, sounds good.", "Sorry, I can't.", "Can you tell me more?"]
@@ -60,7 +67,8 @@ _LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*
 # An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
 # assist with that.", "How can I help you today?") that small models write when a message is
 # not a request. Sent as a reply, it reads as a bot.
-_ASSISTANT = re.compile(r"\b(?:can(?:no|['’])t|unable to) (?:assist|help) (?:you )?with (?:that|this)\b"
+_CANNOT = r"\b(?:can(?:no|['’])t|unable to|not able to) "
+_ASSISTANT = re.compile(_CANNOT + r"assist\b|" + _CANNOT + r"help (?:you )?with (?:that|this)\b"
                         r"|\bhow (?:can|may) I (?:assist|help) you\b|\banything else I can (?:do|help)"
                         r"|\bas an AI\b", re.IGNORECASE)
 
@@ -76,16 +84,19 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 def usable(reply: str, message: str = "") -> str | None:
     """``reply`` tidied and cut to whole sentences within MAX_REPLY_CHARS, or None when no
-    complete sentence fits, it is a label or an assistant's refusal, or it mostly repeats the
-    message back (a small model's habit)."""
+    complete sentence fits, it is a label, an assistant's refusal, a fragment or a loop, or it
+    mostly repeats the message back (a small model's habit)."""
     r = _ENUMERATION.sub("", " ".join(reply.split()))
     if len(r) > MAX_REPLY_CHARS:
         end = max(r.rfind(mark, 0, MAX_REPLY_CHARS) for mark in ".!?")
         if end < 1:
             return None
         r = r[:end + 1]
-    if _LABEL.match(r) or _ASSISTANT.search(r):
-        return None
+    if _LABEL.match(r) or _ASSISTANT.search(r) or r[-1] in ",;:-–(" or not re.search(r"[^\W\d_]", r):
+        return None  # a label, a bot, a fragment that stops mid-clause ("Your friendly smile,"), no word
+    words = re.findall(r"\w+", r.lower())
+    if len(set(zip(words, words[1:], words[2:]))) < len(words) - 2:
+        return None  # a loop ("I'm sorry, I'm sorry, I'm sorry")
     grams = _trigrams(r)
     if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
         return None
@@ -102,25 +113,78 @@ def distinct(replies: list[str], message: str = "") -> list[str]:
     return out
 
 
-def smart_replies(message: str, *, model: str = DEFAULT_MODEL) -> SmartReplies:
+def smart_replies(message: str, *, model: str = DEFAULT_MODEL, router: "Router | None" = None) -> SmartReplies:
+    """Three replies to ``message``. With a ``router`` (whose device model is then the one used)
+    the request goes through it as the ``replies`` feature: where a rule sends it (prefer-quality,
+    a busy or low-power device) or when the device's replies and their retry leave a gap (the
+    cascade's check), it is written off the device, pseudonymized, and restored here."""
     check_text(message, "message")
     start = time.perf_counter()
-    prompt = message.strip()[:MAX_MESSAGE_CHARS]
-    best: list[str] = []
-    for attempt in range(2):
-        session = Session(instructions=prompts.REPLIER, model=model)
-        sampling = Sampling.greedy(160) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=160)
-        try:
-            answer = session.respond(prompts.SMART_REPLIES.format(message=prompt), _ReplySchema, sampling=sampling)
-            replies = distinct(best + answer.content.replies, message)[:3]
-        except InvalidOutputError:
-            replies = []
-        best = replies or best  # a retry keeps the good replies of the first try and adds to them
-        if len(best) == 3:
-            break
+    prompt = prompts.SMART_REPLIES.format(message=message.strip()[:MAX_MESSAGE_CHARS])
+    tier, route = DEVICE, ""
+    if router is None:
+        best = _on_device(model, prompt, message)
+    else:
+        model = getattr(router.device, "model", model)
+        best, tier, route = _routed(router, model, prompt, message)
     fallback = len(best) < 3
     if fallback:
         pool = _FALLBACK_QUESTION if "?" in message else _FALLBACK_STATEMENT
         best = distinct(best + pool)[:3]
     return SmartReplies(message=message, replies=best, fallback=fallback, model=model,
-                        duration_s=time.perf_counter() - start)
+                        duration_s=time.perf_counter() - start, tier=tier, route=route)
+
+
+def _parsed(answer: str, message: str) -> list[str]:
+    """The usable replies in a model's JSON answer; none when it does not parse."""
+    try:
+        return distinct(_ReplySchema.model_validate_json(answer).replies, message)
+    except ValueError:
+        return []
+
+
+def _on_device(model: str, prompt: str, message: str, first: list[str] | None = None) -> list[str]:
+    """Up to three usable replies: greedy first (or ``first``, the router's device answer), then
+    one sampled retry that keeps the good ones and adds to them."""
+    best: list[str] = first[:3] if first is not None else []
+    for attempt in range(0 if first is None else 1, 2):
+        if len(best) == 3:
+            break
+        session = Session(instructions=prompts.REPLIER, model=model)
+        sampling = Sampling.greedy(160) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=160)
+        try:
+            answer = session.respond(prompt, _ReplySchema, sampling=sampling)
+            replies = distinct(best + answer.content.replies, message)[:3]
+        except InvalidOutputError:
+            replies = []
+        best = replies or best
+    return best
+
+
+def _routed(router: "Router", model: str, prompt: str, message: str) -> tuple[list[str], str, str]:
+    """(replies, the tier that wrote them, the route), with "the device's replies or its retry
+    fill all three" as the cascade's check."""
+    from tether.routing.router import RouteRequest
+
+    device: dict[str, list[str]] = {}
+
+    def judge(answer: str, cut: bool) -> bool:
+        if "replies" not in device:
+            device["replies"] = _on_device(model, prompt, message, first=_parsed(answer, message))
+        return len(device["replies"]) == 3
+
+    routed = router.respond(RouteRequest(prompt, instructions=prompts.REPLIER, kind="feature", feature="replies",
+                                         json_schema=_ReplySchema.model_json_schema(),
+                                         sampling=Sampling.greedy(160), check=judge))
+    route = routed.explain()
+    if routed.tier != DEVICE:  # escalated, or sent away by a rule: its replies first, the device's fill gaps
+        away = _parsed(routed.text, message)[:3]
+        if len(away) == 3:
+            return away, routed.tier, route
+        if "replies" not in device:
+            device["replies"] = _on_device(model, prompt, message)
+        mixed = distinct(away + device["replies"], message)[:3]
+        return mixed, routed.tier if away else DEVICE, route + f"; it gave {len(away)} usable {'reply' if len(away) == 1 else 'replies'} of 3"
+    if "replies" not in device:  # a rule other than the cascade decided: the check has not run
+        judge(routed.text, routed.finish_reason == "length")
+    return device["replies"], DEVICE, route

@@ -139,10 +139,10 @@ def _summarize(b: SummarizeBody, model: str, router: Any) -> BaseModel:
     return summarize(b.text, b.form, model=model, router=router)
 
 
-def _replies(b: RepliesBody, model: str) -> BaseModel:
+def _replies(b: RepliesBody, model: str, router: Any) -> BaseModel:
     from tether.features.replies import smart_replies
 
-    return smart_replies(b.message, model=model)
+    return smart_replies(b.message, model=model, router=router)
 
 
 def _emoji(b: EmojiBody, model: str) -> BaseModel:
@@ -181,7 +181,7 @@ def _stacks_block(digest: Any) -> dict[str, Any]:
 proofread = _run("writing.proofread", ProofreadBody, _proofread)
 rewrite = _run("writing.rewrite", RewriteBody, _rewrite, routed=True)
 summarize = _run("writing.summarize", SummarizeBody, _summarize, routed=True)
-replies = _run("replies", RepliesBody, _replies)
+replies = _run("replies", RepliesBody, _replies, routed=True)
 notifications = _run("notifications", NotificationsBody, _notifications, routed=True)
 emoji = _run("emoji", EmojiBody, _emoji)
 
