@@ -99,3 +99,21 @@ def test_show_context_prints_exactly_what_the_tier_received(tmp_path: Path, prov
     shown = re.search(r"── sent to third_party\n(.*)\n──\n", r.output, re.S).group(1)
     assert shown == sent
     assert "Okafor" not in sent and "kitchen invoice" in sent  # the name found in the question is found in the excerpt
+
+
+def test_an_answer_speaks_to_the_user_without_naming_a_source():
+    """The demo's `tether ask` on qwen2.5-0.5b answered "Based on the calendar excerpt, my dentist
+    appointment is…": the reminder was a mail, and the appointment is the user's."""
+    from tether.search.ask import tidy_answer
+
+    q = "When is my dentist appointment?"
+    assert tidy_answer("Based on the calendar excerpt, my dentist appointment is on Thursday at 09:15.", q) == \
+        "Your dentist appointment is on Thursday at 09:15."
+    assert tidy_answer("According to the excerpts, the flight leaves at 8:40.", "When is my flight?") == \
+        "The flight leaves at 8:40."
+    assert tidy_answer("  My dentist appointment is on Thursday. ", q) == "Your dentist appointment is on Thursday."
+    # only what the question itself called "my", and a lead-in with nothing after it stays
+    assert tidy_answer("My sister booked it for my dentist appointment.", q) == \
+        "My sister booked it for your dentist appointment."
+    assert tidy_answer("Based on the excerpts, ", q) == "Based on the excerpts,"
+    assert tidy_answer("I could not find it.", q) == "I could not find it."

@@ -8,6 +8,7 @@ device. The answer carries the router's decision, so the user sees where and why
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
@@ -97,6 +98,24 @@ def context_for(hits: list[Hit], tier: Tier, *, guard: PrivacyGuard | None = Non
 
 
 _EXCERPTS, _QUESTION = "Excerpts:\n", "\n\nQuestion: "
+# "Based on the calendar excerpt, …": small models name a source, often the wrong one (the
+# dentist's reminder was a mail); the sources are listed beside the answer anyway.
+_BASED_ON = re.compile(r"^(?:based on|according to) (?:the |your )?(?:provided |given |numbered )?"
+                       r"(?:\w+ )?(?:excerpts?|context|information|text|notes?)(?: provided)?(?: \[\d+\])?, ",
+                       re.IGNORECASE)
+
+
+def tidy_answer(answer: str, question: str) -> str:
+    """The answer without a "Based on the excerpts," lead-in, and speaking to the user: "my X"
+    said back from the question ("When is my dentist appointment?") becomes "your X"."""
+    out = answer.strip()
+    lead = _BASED_ON.match(out)
+    if lead and len(out) > lead.end():
+        out = out[lead.end()].upper() + out[lead.end() + 1:]
+    for word in {m.lower() for m in re.findall(r"\bmy (\w+)", question, re.IGNORECASE)}:
+        out = re.sub(rf"\b([Mm])y (?={re.escape(word)}\b)", lambda m: ("Y" if m[1] == "M" else "y") + "our ", out,
+                     flags=re.IGNORECASE)
+    return out
 
 
 def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,
@@ -118,7 +137,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
     seen = ""
     if context and sent.startswith(_EXCERPTS) and _QUESTION in sent:
         seen = sent[len(_EXCERPTS):sent.rindex(_QUESTION)]
-    return Answer(question=question, answer=out.text.strip(), tier=out.tier, stayed_on_device=out.tier == "device",
+    return Answer(question=question, answer=tidy_answer(out.text, question), tier=out.tier, stayed_on_device=out.tier == "device",
                   sources=hits, context=seen, sent=sent, route=out.decision.explain(), rule=out.decision.rule,
                   degraded=out.degraded, notes=out.notes)
 
