@@ -334,3 +334,33 @@ def test_tether_reply_shows_where_the_replies_were_written(tmp_path, provider):
     assert "1. No worries, tell Maria Gonzalez to take her time!" in out.output
     assert "── written on third party: device (cascade)" in out.output
     assert "Maria" not in sent_text(provider)
+
+
+def test_replies_go_where_the_user_asks_and_a_third_party_only_with_consent(device, third, provider, tmp_path):
+    """The cloud model's replies read better than the 0.5B's (docs/benchmarks.md, "Smart replies"),
+    though the check rarely sees it, so the user can ask for them; a refused consent sends nothing."""
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+    from tether.cli import features  # noqa: F401  (registers the commands)
+    from tether.errors import InputError
+    from tether.features.replies import smart_replies
+
+    with pytest.raises(InputError, match="needs a router"):
+        smart_replies("Lunch on Friday?", model=TINY, tier="third_party")
+    provider.reset()
+    config = tmp_path / "router.toml"
+    config.write_text(f'consent = "ask"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n')
+    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    refused = CliRunner().invoke(cli, ["reply", "--text", "Lunch on Friday, Maria Gonzalez?", "--model", TINY,
+                                       "--tier", "third_party", "--no-consent"], env=env)
+    assert provider.captured() == []
+    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert "consent" in refused.output
+    provider.faults([{"content": json.dumps(CLOUD_REPLIES)}])
+    asked = CliRunner().invoke(cli, ["reply", "--text", LATE, "--model", TINY, "--tier", "third_party", "--consent"],
+                               env=env)
+    assert asked.exit_code == 0, asked.output
+    assert "1. No worries, tell Maria Gonzalez to take her time!" in asked.output
+    assert "── written on third party" in asked.output
+    assert len(provider.captured()) == 1 and "Maria" not in sent_text(provider)

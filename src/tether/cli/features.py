@@ -123,19 +123,24 @@ def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: b
 @cli.command("reply")
 @click.argument("file", default="-")
 @text_option
+@click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
+              show_default=True, help="Where to write them; auto: on the device, off it only when it fails.")
+@click.option("--consent/--no-consent", default=None,
+              help="Allow (or refuse) a third party for this request; default: the saved policy.")
 @model_option
 @json_option
-def reply_cmd(file: str, inline: str | None, model: str, as_json: bool) -> None:
+def reply_cmd(file: str, inline: str | None, tier: str, consent: bool | None, model: str, as_json: bool) -> None:
     """Suggest three short replies to a message or an email.
 
     With a private cloud in the router config, a message the device cannot answer three ways,
-    twice, goes there, pseudonymized."""
+    twice, goes there, pseudonymized; --tier private_cloud sends it there in any case."""
     text = read_text(file, inline)
     router = load_router(model)
-    load_model(model)
-    result = replies.smart_replies(text, model=model, router=router)  # type: ignore[arg-type]
+    if tier in ("auto", "device"):
+        load_model(model)
+    result = replies.smart_replies(text, model=model, router=router, tier=tier, consent=consent)  # type: ignore[arg-type]
     note = "\n(some replies are stock ones: the model's were unusable)" if result.fallback else ""
-    if result.tier != "device":
+    if result.tier != "device" or tier not in ("auto", "device"):  # off the device, or not where asked
         note += f"\n── written on {result.tier.replace('_', ' ')}: {result.route}"
     emit(result, as_json, "\n".join(f"{i}. {r}" for i, r in enumerate(result.replies, 1)) + note)
 

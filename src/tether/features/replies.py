@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, StringConstraints
 
-from tether.errors import InvalidOutputError
+from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts
 from tether.features._common import check_text
 from tether.models.catalog import DEFAULT_MODEL
@@ -113,26 +113,30 @@ def distinct(replies: list[str], message: str = "") -> list[str]:
     return out
 
 
-def smart_replies(message: str, *, model: str = DEFAULT_MODEL, router: "Router | None" = None) -> SmartReplies:
+def smart_replies(message: str, *, model: str = DEFAULT_MODEL, router: "Router | None" = None, tier: str = "auto",
+                  consent: bool | None = None) -> SmartReplies:
     """Three replies to ``message``. With a ``router`` (whose device model is then the one used)
-    the request goes through it as the ``replies`` feature: where a rule sends it (prefer-quality,
-    a busy or low-power device) or when the device's replies and their retry leave a gap (the
-    cascade's check), it is written off the device, pseudonymized, and restored here."""
+    the request goes through it as the ``replies`` feature: where a rule sends it (a busy or
+    low-power device), where ``tier`` names a tier, or when the device's replies and their retry
+    leave a gap (the cascade's check), it is written off the device, pseudonymized, and restored
+    here. ``consent``: this request's answer for a third party (None: the saved policy)."""
     check_text(message, "message")
+    if router is None and tier not in ("auto", DEVICE):
+        raise InputError(f"tier {tier!r} needs a router to reach it: smart_replies(..., router=Router.from_config())")
     start = time.perf_counter()
     prompt = prompts.SMART_REPLIES.format(message=message.strip()[:MAX_MESSAGE_CHARS])
-    tier, route = DEVICE, ""
+    written, route = DEVICE, ""
     if router is None:
         best = _on_device(model, prompt, message)
     else:
         model = getattr(router.device, "model", model)
-        best, tier, route = _routed(router, model, prompt, message)
+        best, written, route = _routed(router, model, prompt, message, tier, consent)
     fallback = len(best) < 3
     if fallback:
         pool = _FALLBACK_QUESTION if "?" in message else _FALLBACK_STATEMENT
         best = distinct(best + pool)[:3]
     return SmartReplies(message=message, replies=best, fallback=fallback, model=model,
-                        duration_s=time.perf_counter() - start, tier=tier, route=route)
+                        duration_s=time.perf_counter() - start, tier=written, route=route)
 
 
 def _parsed(answer: str, message: str) -> list[str]:
@@ -161,7 +165,8 @@ def _on_device(model: str, prompt: str, message: str, first: list[str] | None = 
     return best
 
 
-def _routed(router: "Router", model: str, prompt: str, message: str) -> tuple[list[str], str, str]:
+def _routed(router: "Router", model: str, prompt: str, message: str, tier: str,
+            consent: bool | None) -> tuple[list[str], str, str]:
     """(replies, the tier that wrote them, the route), with "the device's replies or its retry
     fill all three" as the cascade's check."""
     from tether.routing.router import RouteRequest
@@ -175,7 +180,7 @@ def _routed(router: "Router", model: str, prompt: str, message: str) -> tuple[li
 
     routed = router.respond(RouteRequest(prompt, instructions=prompts.REPLIER, kind="feature", feature="replies",
                                          json_schema=_ReplySchema.model_json_schema(),
-                                         sampling=Sampling.greedy(160), check=judge))
+                                         sampling=Sampling.greedy(160), check=judge, tier=tier, consent=consent))
     route = routed.explain()
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: its replies first, the device's fill gaps
         away = _parsed(routed.text, message)[:3]
