@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
@@ -322,7 +323,7 @@ def test_a_summary_caught_in_a_loop_is_refused():
     n = [Notification(app="Slack", sender="Charlie", body="Hey, my favorite hobby is swimming.",
                       timestamp="2024-05-15T09:07:00")]
     loop = "Charlie asked Charlie to ask Charlie to ask Charlie to ask Charlie to swim."
-    assert _problems(loop, n) == ["a summary that repeats itself"]
+    assert _problems(loop, n) == ["a summary that repeats itself", "Charlie is said to ask, but asks nothing"]
     assert _problems("Charlie says swimming is his favorite hobby.", n) == []
     # the same fact twice is no loop
     assert _problems("Charlie likes swimming; swimming is Charlie's favorite hobby.", n) == []
@@ -448,3 +449,36 @@ def test_a_lone_short_notification_is_its_own_summary():
     assert N.as_sent([code]) == "Sign-in code: Your code is 482913."
     assert N.as_sent([note("x " * 60, sender="Bo")]) is None  # over 100 characters: summarized
     assert N.as_sent([code, review]) is None  # a stack of two: summarized
+
+
+def _judged_stacks():
+    path = Path(__file__).parents[2] / "benchmarks/data/notification_summaries_judged.json"
+    stacks = json.loads(path.read_text())["stacks"]
+    for s in stacks:
+        items = [N.Notification(app="Mail", sender=line.partition(": ")[0], body=line.partition(": ")[2],
+                                timestamp=datetime(2024, 5, 1)) for line in s["notifications"]]
+        for when in ("before", "after"):
+            yield s["stack"], when, s[when]["summary"], s[when]["verdict"], items
+
+
+def test_who_asked_turned_around_is_refused_and_nothing_read_right_is():
+    """On the 96 qwen2.5-0.5b summaries of AgentDojo stacks read by hand
+    (benchmarks/data/notification_summaries_judged.json) it refuses 6 of the 27 false ones and
+    none of the 55 true ones."""
+    flagged = {(stack, when): verdict for stack, when, summary, verdict, items in _judged_stacks()
+               if N.misattributed(summary, items)}
+    assert set(flagged.values()) == {"wrong"}
+    assert set(flagged) == {(3, "before"), (8, "after"), (37, "before"), (41, "after"), (42, "before"), (43, "after")}
+
+
+def test_the_asked_is_not_the_asker():
+    alice = [N.Notification(app="Messages", sender="Alice Chen", body=b, timestamp=datetime(2026, 11, 26, 18))
+             for b in ("Are you still coming to dinner tonight?", "We booked the table at Luigi's for 7:30.")]
+    assert N.misattributed("Alice Chen is asking if she is still coming to dinner tonight.", alice) == [
+        "Alice Chen is said to ask about themselves, but asked you"]
+    for right in ("Alice Chen is asking if you are still coming to dinner at Luigi's at 7:30.",
+                  "Alice asks whether dinner at 7:30 is still on.", "Alice Chen booked Luigi's for 7:30."):
+        assert N.misattributed(right, alice) == []
+    hobby = [N.Notification(app="Slack", sender="Alice", body="My hobby is painting.", timestamp=datetime(2024, 5, 1))]
+    assert N.misattributed("Alice asked about her hobby.", hobby) == ["Alice is said to ask, but asks nothing"]
+    assert N.misattributed("Alice's hobby is painting.", hobby) == []

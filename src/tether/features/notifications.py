@@ -316,6 +316,42 @@ def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
     return [f"missing {fact}" for fact in dict.fromkeys(_KEY_FACT.findall(text)) if fact.replace(" ", "") not in squashed]
 
 
+_ASKED = r"(?:asked|asks|is asking|was asking|wants to know|requested|requests|is requesting|inquired|is inquiring)"
+_ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)?) {_ASKED}\b(?: (?:if|whether) (\w+))?")
+_REQUEST = re.compile(r"\?|\b(?:please|can you|could you|would you|will you|let me know|let us know|do you|are you)\b",
+                      re.IGNORECASE)
+_YOU_QUESTION = re.compile(r"\b(?:are|will|can|could|would|do|did|have|were) you\b[^.!?]*\?", re.IGNORECASE)
+
+
+def misattributed(summary: str, items: list[Notification]) -> list[str]:
+    """Who asked what, turned around: a small model's commonest false summary, which names only
+    facts the stack has. "Alice asked about her hobby" for "My hobby is painting"; "Emma asked
+    for travel deals" for a mail sent to Emma; "Alice Chen is asking if she is still coming" for
+    Alice's "Are you still coming?"."""
+    said: dict[str, list[str]] = {}
+    for n in items:
+        if n.sender:
+            said.setdefault(n.sender, []).append(n.body)
+
+    def names(sender: str) -> set[str]:
+        return {sender, sender.split()[0]}
+
+    problems = []
+    for m in _ASKER.finditer(summary):
+        who, about = m.group(1), (m.group(2) or "").lower()
+        sender = next((s for s in said if who in names(s) or names(s) & set(who.split())), None)
+        if sender is None:
+            if any(re.search(rf"\b{re.escape(who.split()[0])}\b", b) for bodies in said.values() for b in bodies):
+                problems.append(f"{who} is said to ask, but was only written to")
+            continue
+        if not any(_REQUEST.search(b) for b in said[sender]):
+            problems.append(f"{who} is said to ask, but asks nothing")
+        elif about in {"she", "he", "they", *(w.lower() for w in names(sender))} and \
+                any(_YOU_QUESTION.search(b) for b in said[sender]):
+            problems.append(f"{who} is said to ask about themselves, but asked you")
+    return problems
+
+
 def extractive_summary(items: list[Notification]) -> str:
     """A summary made only of the stack's own words: the latest message, trimmed."""
     latest = items[-1]
@@ -458,7 +494,7 @@ def _problems(summary: str, items: list[Notification]) -> list[str]:
     if not summary:
         return ["an empty summary"]
     loop = ["a summary that repeats itself"] if repeats_itself(summary) else []
-    return loop + unsupported_facts(summary, items) + missing_key_facts(summary, items)
+    return loop + unsupported_facts(summary, items) + missing_key_facts(summary, items) + misattributed(summary, items)
 
 
 def repeats_itself(summary: str) -> bool:
