@@ -142,3 +142,11 @@ def test_smart_replies_to_a_short_question_are_replies_not_labels(small):
     assert not result.fallback and len(result.replies) == 3
     assert all(len(r.split()) >= 2 for r in result.replies)
     assert any(r.rstrip().endswith("?") for r in result.replies)  # one of them asks back
+
+
+def test_a_summary_that_turns_who_asked_around_is_refused(digest):
+    """The demo's stack: qwen2.5-0.5b writes "Alice Chen is asking if she is still coming to dinner
+    tonight"; told so, its retry wrote "Alice Chen asks about herself, but you need to contact
+    them". Neither is shown: the stack's own words are."""
+    alice = next(s for s in digest.stacks if s.app == "Messages")
+    assert (alice.summary, alice.extractive) == ("Alice Chen: Call me when you see this! (+2 more)", True)

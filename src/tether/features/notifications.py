@@ -420,8 +420,8 @@ def summarize_stack(items: list[Notification], *, model: str = DEFAULT_MODEL) ->
 def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MODEL,
                            router: "Router | None" = None) -> StackSummary:
     """The stack's summary. The device writes it (greedy); if the faithfulness check refuses it,
-    the device tries once more (sampled, told what was wrong); if that fails too, the stack gets
-    an extractive summary.
+    the device tries once more (sampled, told what was wrong; not when it got who asked whom
+    wrong, which the retry only garbles); if that fails too, the stack gets an extractive summary.
 
     With a ``router`` the request goes through it as the ``notifications`` feature, with "the
     device's summary or its retry passes the check" as its ``check``: in the default cascade a
@@ -447,7 +447,10 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
             summary = _tidy(answer, cut, items)
             problems = _problems(summary, items)
             device["summary"] = None if problems else summary
-            if problems:  # sampled: a greedy retry tends to repeat the same mistake
+            # sampled: a greedy retry tends to repeat the same mistake. Not for who asked whom:
+            # told so, the 0.5B writes "Alice Chen asks about herself, but you need to contact
+            # them", which no check can tell from a summary.
+            if problems and not misattributed(summary, items):
                 session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
                 session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", answer)]
                 response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
