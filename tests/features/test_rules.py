@@ -231,6 +231,16 @@ def test_an_assistant_s_refusal_or_offer_of_help_is_not_a_reply():
     assert distinct(bot + person) == person
 
 
+def test_the_schema_s_field_names_said_back_are_not_replies():
+    """qwen2.5-0.5b's replies to mail that asks nothing (benchmarks/replies_cascade.py)."""
+    from tether.features.replies import distinct
+
+    echoes = ["Yes, I agree to the latest report on the Phoenix Project.", "No, I decline to the follow-up email.",
+              "I agree to these edits.", "No, I decline to change this email."]
+    person = ["I'll have to decline, sorry!", "I agree, let's do it.", "Yes, I agree with Julie.", "Sure, see you then!"]
+    assert distinct(echoes + person) == person
+
+
 def test_a_reply_that_loops_or_stops_mid_clause_is_not_a_reply():
     """Seen from smollm2-135m: a loop, a fragment and a row of digits, all under the length limit."""
     from tether.features.replies import distinct

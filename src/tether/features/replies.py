@@ -67,6 +67,10 @@ _LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*
 # An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
 # assist with that.", "How can I help you today?") that small models write when a message is
 # not a request. Sent as a reply, it reads as a bot.
+# The schema's field names said back as verbs: "Yes, I agree to the latest report." and "No, I
+# decline to the follow-up email." are the 0.5B's answer to mail that asks nothing (7 of 17
+# received emails in benchmarks/replies_cascade.py); nobody writes them.
+_FIELD_ECHO = re.compile(r"\bI decline\b|^(?:yes,? )?I agree to (?:the|these|this|that|your|my)\b", re.IGNORECASE)
 _CANNOT = r"\b(?:can(?:no|['’])t|unable to|not able to) "
 _ASSISTANT = re.compile(_CANNOT + r"assist\b|" + _CANNOT + r"help (?:you )?with (?:that|this)\b"
                         r"|\bhow (?:can|may) I (?:assist|help) you\b|\banything else I can (?:do|help)"
@@ -92,7 +96,7 @@ def usable(reply: str, message: str = "") -> str | None:
         if end < 1:
             return None
         r = r[:end + 1]
-    if _LABEL.match(r) or _ASSISTANT.search(r) or r[-1] in ",;:-–(" or not re.search(r"[^\W\d_]", r):
+    if _LABEL.match(r) or _FIELD_ECHO.search(r) or _ASSISTANT.search(r) or r[-1] in ",;:-–(" or not re.search(r"[^\W\d_]", r):
         return None  # a label, a bot, a fragment that stops mid-clause ("Your friendly smile,"), no word
     words = re.findall(r"\w+", r.lower())
     if len(set(zip(words, words[1:], words[2:]))) < len(words) - 2:
