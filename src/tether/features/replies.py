@@ -64,13 +64,13 @@ MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend
 _ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
 # A label for a kind of reply, not a reply ("Accepting", "Decline.", "Question:")
 _LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*(?:\W*$|:)", re.IGNORECASE)
-# An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
-# assist with that.", "How can I help you today?") that small models write when a message is
-# not a request. Sent as a reply, it reads as a bot.
 # The schema's field names said back as verbs: "Yes, I agree to the latest report." and "No, I
 # decline to the follow-up email." are the 0.5B's answer to mail that asks nothing (7 of 17
 # received emails in benchmarks/replies_cascade.py); nobody writes them.
 _FIELD_ECHO = re.compile(r"\bI decline\b|^(?:yes,? )?I agree to (?:the|these|this|that|your|my)\b", re.IGNORECASE)
+# An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
+# assist with that.", "How can I help you today?") that small models write when a message is
+# not a request. Sent as a reply, it reads as a bot.
 _CANNOT = r"\b(?:can(?:no|['’])t|unable to|not able to) "
 _ASSISTANT = re.compile(_CANNOT + r"assist\b|" + _CANNOT + r"help (?:you )?with (?:that|this)\b"
                         r"|\bhow (?:can|may) I (?:assist|help) you\b|\banything else I can (?:do|help)"
@@ -88,16 +88,18 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 def usable(reply: str, message: str = "") -> str | None:
     """``reply`` tidied and cut to whole sentences within MAX_REPLY_CHARS, or None when no
-    complete sentence fits, it is a label, an assistant's refusal, a fragment or a loop, or it
-    mostly repeats the message back (a small model's habit)."""
+    complete sentence fits, it is a label or a field name said back, an assistant's refusal, a
+    fragment or a loop, or it mostly repeats the message back (a small model's habit)."""
     r = _ENUMERATION.sub("", " ".join(reply.split()))
     if len(r) > MAX_REPLY_CHARS:
         end = max(r.rfind(mark, 0, MAX_REPLY_CHARS) for mark in ".!?")
         if end < 1:
             return None
         r = r[:end + 1]
-    if _LABEL.match(r) or _FIELD_ECHO.search(r) or _ASSISTANT.search(r) or r[-1] in ",;:-–(" or not re.search(r"[^\W\d_]", r):
-        return None  # a label, a bot, a fragment that stops mid-clause ("Your friendly smile,"), no word
+    if _LABEL.match(r) or _FIELD_ECHO.search(r) or _ASSISTANT.search(r):
+        return None
+    if r[-1] in ",;:-–(" or not re.search(r"[^\W\d_]", r):
+        return None  # a fragment that stops mid-clause ("Your friendly smile,"), or no word at all
     words = re.findall(r"\w+", r.lower())
     if len(set(zip(words, words[1:], words[2:]))) < len(words) - 2:
         return None  # a loop ("I'm sorry, I'm sorry, I'm sorry")
