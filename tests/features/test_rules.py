@@ -236,7 +236,9 @@ def test_the_schema_s_field_names_said_back_are_not_replies():
     from tether.features.replies import distinct
 
     echoes = ["Yes, I agree to the latest report on the Phoenix Project.", "No, I decline to the follow-up email.",
-              "I agree to these edits.", "No, I decline to change this email."]
+              "I agree to these edits.", "No, I decline to change this email.", "Yes, I agree to process your payment.",
+              "I would like to agree to this email for the client", "Agree, these edits look good.",
+              "Decline, please let me know.", "I am agreeing with you to follow the instructions."]
     person = ["I'll have to decline, sorry!", "I agree, let's do it.", "Yes, I agree with Julie.", "Sure, see you then!"]
     assert distinct(echoes + person) == person
 

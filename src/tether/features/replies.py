@@ -64,10 +64,11 @@ MAX_MESSAGE_CHARS = 4000  # longer emails are cut to their start: replies depend
 _ENUMERATION = re.compile(r"^(?:\d+[.)]|[-*•])\s*")
 # A label for a kind of reply, not a reply ("Accepting", "Decline.", "Question:")
 _LABEL = re.compile(r"^(?:accept|agree|declin|refus|question|ask|repl|respon)\w*(?:\W*$|:)", re.IGNORECASE)
-# The schema's field names said back as verbs: "Yes, I agree to the latest report." and "No, I
-# decline to the follow-up email." are the 0.5B's answer to mail that asks nothing (7 of 17
-# received emails in benchmarks/replies_cascade.py); nobody writes them.
-_FIELD_ECHO = re.compile(r"\bI decline\b|^(?:yes,? )?I agree to (?:the|these|this|that|your|my)\b", re.IGNORECASE)
+# The schema's field names said back: "Yes, I agree to the latest report.", "No, I decline to
+# the follow-up email.", "Agree, these edits look good." are the 0.5B's answer to mail that asks
+# nothing (7 of 17 received emails in benchmarks/replies_cascade.py); nobody writes them.
+_FIELD_ECHO = re.compile(r"\b(?:agree|decline)(?:d|ing)? to\b|^(?:agree|decline)\b|\bI decline\b"
+                         r"|\bI am (?:agreeing|declining)\b", re.IGNORECASE)
 # An assistant talking, not the user: a refusal or an offer of help ("I'm sorry, but I can't
 # assist with that.", "How can I help you today?") that small models write when a message is
 # not a request. Sent as a reply, it reads as a bot.
