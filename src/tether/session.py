@@ -604,7 +604,7 @@ class Session:
                 messages.append(Message("user", _tools.with_results(asked, calls)))
                 messages.append(Message("assistant", entry.content))
         if guide is not None:
-            prompt = f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(guide.json_schema))}"
+            prompt = guided_prompt(prompt, guide.json_schema)
         messages.append(Message("user", prompt))
         return messages
 
@@ -627,6 +627,12 @@ def _check_prompt(prompt: str) -> None:
         raise InputError(f"prompt must be text, not {type(prompt).__name__}")
     if not prompt.strip():
         raise InputError("prompt is empty")
+
+
+def guided_prompt(prompt: str, json_schema: dict[str, Any]) -> str:
+    """``prompt`` as guided generation sends it: with the schema, titles dropped. A feature that
+    routes a guided request sends this, so the device answers it as ``respond(prompt, schema)``."""
+    return f"{prompt}\n\nAnswer with JSON matching this schema:\n{json.dumps(_compact_schema(json_schema))}"
 
 
 def _compact_schema(schema: dict[str, Any]) -> dict[str, Any]:

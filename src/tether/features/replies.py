@@ -23,7 +23,7 @@ from tether.features._common import check_text
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
-from tether.session import Session
+from tether.session import Session, guided_prompt
 
 if TYPE_CHECKING:
     from tether.routing.router import Router
@@ -185,8 +185,9 @@ def _routed(router: "Router", model: str, prompt: str, message: str, tier: str,
             device["replies"] = _on_device(model, prompt, message, first=_parsed(answer, message))
         return len(device["replies"]) == 3
 
-    routed = router.respond(RouteRequest(prompt, instructions=prompts.REPLIER, kind="feature", feature="replies",
-                                         json_schema=_ReplySchema.model_json_schema(),
+    schema = _ReplySchema.model_json_schema()
+    routed = router.respond(RouteRequest(guided_prompt(prompt, schema), instructions=prompts.REPLIER, kind="feature",
+                                         feature="replies", json_schema=schema,
                                          sampling=Sampling.greedy(160), check=judge, tier=tier, consent=consent))
     route = routed.explain()
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: its replies first, the device's fill gaps
