@@ -338,7 +338,7 @@ def test_tether_reply_shows_where_the_replies_were_written(tmp_path, provider):
 
 def test_replies_go_where_the_user_asks_and_a_third_party_only_with_consent(device, third, provider, tmp_path):
     """The cloud model's replies read better than the 0.5B's (docs/benchmarks.md, "Smart replies"),
-    though the check rarely sees it, so the user can ask for them; a refused consent sends nothing."""
+    more than the check can see, so the user can ask for them; a refused consent sends nothing."""
     from click.testing import CliRunner
 
     from tether.cli import cli
