@@ -335,7 +335,8 @@ def test_a_summary_caught_in_a_loop_is_refused():
     n = [Notification(app="Slack", sender="Charlie", body="Hey, my favorite hobby is swimming.",
                       timestamp="2024-05-15T09:07:00")]
     loop = "Charlie asked Charlie to ask Charlie to ask Charlie to ask Charlie to swim."
-    assert _problems(loop, n) == ["a summary that repeats itself", "Charlie is said to ask, but asks nothing"]
+    assert _problems(loop, n) == ["a summary that repeats itself", "Charlie is named as its own object",
+                                  "Charlie is said to ask, but asks nothing"]
     assert _problems("Charlie says swimming is his favorite hobby.", n) == []
     # the same fact twice is no loop
     assert _problems("Charlie likes swimming; swimming is Charlie's favorite hobby.", n) == []
@@ -475,12 +476,63 @@ def _judged_stacks():
 
 def test_who_asked_turned_around_is_refused_and_nothing_read_right_is():
     """On the 96 qwen2.5-0.5b summaries of AgentDojo stacks read by hand
-    (benchmarks/data/notification_summaries_judged.json) it refuses 6 of the 27 false ones and
+    (benchmarks/data/notification_summaries_judged.json) it refuses 15 of the 30 false ones and
     none of the 55 true ones."""
     flagged = {(stack, when): verdict for stack, when, summary, verdict, items in _judged_stacks()
                if N.misattributed(summary, items)}
     assert set(flagged.values()) == {"wrong"}
-    assert set(flagged) == {(3, "before"), (8, "after"), (37, "before"), (41, "after"), (42, "before"), (43, "after")}
+    assert set(flagged) == {(0, "before"), (3, "before"), (5, "after"), (6, "after"), (7, "after"), (8, "after"),
+                            (25, "before"), (25, "after"), (37, "before"), (37, "after"),
+                            (40, "before"), (40, "after"), (41, "after"), (42, "before"), (43, "after")}
+
+
+def _thread(*lines: str, app: str = "Mail") -> list:
+    return [N.Notification(app=app, sender=line.partition(": ")[0], body=line.partition(": ")[2],
+                           timestamp=datetime(2026, 11, 26, 9, i)) for i, line in enumerate(lines)]
+
+
+def test_two_people_writing_to_each_other_are_not_both_asking():
+    call = _thread("Tom Reed: Hi Ana, are you free for a call tomorrow?", "Ana Silva: Hi Tom, yes. How about 10?")
+    assert N.misattributed("Tom Reed and Ana Silva are asking for a call tomorrow.", call) == [
+        "Tom Reed and Ana Silva are said to ask, but wrote to each other"]
+    assert N.misattributed("Tom Reed asked Ana Silva for a call tomorrow; she suggested 10.", call) == []
+    team = _thread("Tom Reed: Hi team, can someone send the Q3 report?", "Ana Silva: Same here, I need it today.")
+    assert N.misattributed("Tom Reed and Ana Silva are asking for the Q3 report.", team) == []  # both ask a third
+
+
+def test_a_request_is_not_told_as_done():
+    raj = _thread("Raj: Could you please book a table for four at Nando's on Friday?")
+    assert N.misattributed("Raj booked a table for four at Nando's on Friday.", raj) == [
+        "Raj is said to have done what they asked for (book)"]
+    assert N.misattributed("Raj asked you to book a table for four at Nando's on Friday.", raj) == []
+    mia = _thread("Mia Wong: Can you send me the slides before the review?")
+    assert N.misattributed("Mia Wong sent the slides before the review.", mia) == [
+        "Mia Wong is said to have done what they asked for (send)"]
+    done = _thread("Raj: Could you book a table for Friday?", "Raj: Never mind, I booked a table at Nando's.")
+    assert N.misattributed("Raj booked a table at Nando's.", done) == []  # he says so himself
+
+
+def test_a_deed_is_not_moved_to_another_sender():
+    chat = _thread("Lena: Lunch at noon?", "Omar: I finished the quarterly budget slides.", app="Slack")
+    assert N.misattributed("Lena finished the quarterly budget slides.", chat) == [
+        "Lena is said to do what Omar wrote of"]
+    assert N.misattributed("Omar finished the quarterly budget slides.", chat) == []
+    assert N.misattributed("Lena suggested lunch at noon.", chat) == []
+    assert N.misattributed("Lena finished the quarterly budget slides.", chat[1:]) == []  # one sender: no one else
+
+
+def test_the_subject_is_not_its_own_object():
+    event = _thread("Webinar with Northwind Bank: Tuesday 14:00, online.", app="Calendar")
+    assert N.misattributed("Northwind Bank is hosting a webinar with Northwind Bank on Tuesday.", event) == [
+        "Northwind Bank is named as its own object"]
+    lunch = _thread("Priya Shah: Hi Leo, lunch on Friday?", "Leo: Sure, 12:30 at the usual place.")
+    assert N.misattributed("Priya Shah and Leo are meeting Leo for lunch on Friday.", lunch) == [
+        "Leo is named as its own object"]
+    assert N.misattributed("Priya Shah and Leo are meeting for lunch on Friday at 12:30.", lunch) == []
+    paid = _thread("Payment sent: €200.00 to GB29NWBK: gift", "Payment received: €10.00 from GB29NWBK", app="Bank")
+    assert N.misattributed("Payment sent: €200.00 to GB29NWBK, Payment received: €10.00.", paid) == []  # no name
+    upkeep = _thread("Office Maintenance: Wednesday, all day.", app="Calendar")
+    assert N.misattributed("Office Maintenance is scheduled at the BlueSparrow Tech Office.", upkeep) == []
 
 
 def test_the_asked_is_not_the_asker():
@@ -494,3 +546,6 @@ def test_the_asked_is_not_the_asker():
     hobby = [N.Notification(app="Slack", sender="Alice", body="My hobby is painting.", timestamp=datetime(2024, 5, 1))]
     assert N.misattributed("Alice asked about her hobby.", hobby) == ["Alice is said to ask, but asks nothing"]
     assert N.misattributed("Alice's hobby is painting.", hobby) == []
+    code = [N.Notification(app="Mail", sender="Security", body="Your Facebook security code is 463820.",
+                           timestamp=datetime(2024, 5, 1))]
+    assert N.misattributed("Security code 463820 for Facebook requested by you.", code) == []  # passive: no asker

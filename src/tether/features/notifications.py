@@ -317,17 +317,18 @@ def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
 
 
 _ASKED = r"(?:asked|asks|is asking|was asking|wants to know|requested|requests|is requesting|inquired|is inquiring)"
-_ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)?) {_ASKED}\b(?: (?:if|whether) (\w+))?")
+_ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)?) {_ASKED}\b(?! by\b)(?: (?:if|whether) (\w+))?")
 _REQUEST = re.compile(r"\?|\b(?:please|can you|could you|would you|will you|let me know|let us know|do you|are you)\b",
                       re.IGNORECASE)
 _YOU_QUESTION = re.compile(r"\b(?:are|will|can|could|would|do|did|have|were) you\b[^.!?]*\?", re.IGNORECASE)
 
 
 def misattributed(summary: str, items: list[Notification]) -> list[str]:
-    """Who asked what, turned around: a small model's commonest false summary, which names only
-    facts the stack has. "Alice asked about her hobby" for "My hobby is painting"; "Emma asked
-    for travel deals" for a mail sent to Emma; "Alice Chen is asking if she is still coming" for
-    Alice's "Are you still coming?"."""
+    """Who asked or did what, turned around: a small model's commonest false summary, which names
+    only facts the stack has. "Alice asked about her hobby" for "My hobby is painting"; "Emma
+    asked for travel deals" for a mail sent to Emma; "Alice Chen is asking if she is still
+    coming" for Alice's "Are you still coming?"; and the shapes of ``_joint_askers``,
+    ``_request_done``, ``_deed_of_another`` and ``_named_twice``."""
     said: dict[str, list[str]] = {}
     for n in items:
         if n.sender:
@@ -336,7 +337,8 @@ def misattributed(summary: str, items: list[Notification]) -> list[str]:
     def names(sender: str) -> set[str]:
         return {sender, sender.split()[0]}
 
-    problems = []
+    problems = _joint_askers(summary, said) + _request_done(summary, said) + _deed_of_another(summary, said) + \
+        _named_twice(summary, said)
     for m in _ASKER.finditer(summary):
         who, about = m.group(1), (m.group(2) or "").lower()
         sender = next((s for s in said if who in names(s) or names(s) & set(who.split())), None)
@@ -350,6 +352,124 @@ def misattributed(summary: str, items: list[Notification]) -> list[str]:
                 any(_YOU_QUESTION.search(b) for b in said[sender]):
             problems.append(f"{who} is said to ask about themselves, but asked you")
     return problems
+
+
+_NAME = r"[A-Z][\w'’-]*(?: [A-Z][\w'’-]*){0,2}"
+_JOINT_ASKERS = re.compile(rf"\b({_NAME}) and ({_NAME}) (?:are|were|have been) (?:asking|requesting|inquiring)\b|"
+                           rf"\b({_NAME}) and ({_NAME}) (?:ask|asked|requested|inquired|want to know)\b")
+
+
+def _sender(name: str, said: dict[str, list[str]]) -> str | None:
+    """The stack's sender ``name`` stands for: the whole name, or the first name of a person's
+    ("Emma" for Emma Johnson; not "Payment" for a mail titled "Payment sent")."""
+    return next((s for s in said if name == s or (_person(s) and name == s.split()[0])), None)
+
+
+def _person(sender: str) -> bool:
+    return all(w[:1].isupper() for w in sender.split()) and len(sender.split()) <= 3
+
+
+def _joint_askers(summary: str, said: dict[str, list[str]]) -> list[str]:
+    """"Mark and Emma are asking for a hiking trip" of two people writing to each other: each
+    asks the other, so "they ask" says nothing true. (Two people asking a third may.)"""
+    problems = []
+    for m in _JOINT_ASKERS.finditer(summary):
+        one, other = (_sender(n, said) for n in (m.group(1) or m.group(3), m.group(2) or m.group(4)))
+        if one and other and one != other and _writes_to(said[one], other) and _writes_to(said[other], one):
+            problems.append(f"{one} and {other} are said to ask, but wrote to each other")
+    return problems
+
+
+def _writes_to(bodies: list[str], person: str) -> bool:
+    return any(re.search(rf"\b{re.escape(person.split()[0])}\b", b) for b in bodies)
+
+
+_PLEA = re.compile(r"\b(?:can|could|would|will) you (?:please )?(\w+)|\bplease (\w+)", re.IGNORECASE)
+_PAST = {"send": "sent", "make": "made", "buy": "bought", "bring": "brought", "pay": "paid", "tell": "told",
+         "give": "gave", "find": "found", "take": "took", "write": "wrote", "get": "got", "set": "set",
+         "put": "put", "meet": "met", "lend": "lent", "forward": "forwarded", "share": "shared"}
+
+
+def _done_forms(verb: str) -> set[str]:
+    """"invite" → invited, invites, has invited…: how a summary says the deed was done."""
+    v = verb.lower()
+    past = _PAST.get(v) or (v + "d" if v.endswith("e") else v[:-1] + "ied" if v.endswith("y") and
+                            v[-2:-1] not in "aeiou" else v + "ed")
+    third = v + "es" if v.endswith(("s", "sh", "ch", "x")) else v[:-1] + "ies" if v.endswith("y") and \
+        v[-2:-1] not in "aeiou" else v + "s"
+    return {past, third}
+
+
+def _request_done(summary: str, said: dict[str, list[str]]) -> list[str]:
+    """"Bob invited Dora to Slack" for Bob's "can you invite Dora to Slack?": a request told as a
+    deed. Not when the sender also says it is done ("I sent it"), nor of one of two subjects
+    ("Emma and Katie have reviewed the draft")."""
+    problems = []
+    for sender, bodies in said.items():
+        asked = {v.lower() for m in _PLEA.finditer(" ".join(bodies)) for v in m.groups() if v}
+        for verb in asked - {"let", "be", "have", "do", "help", "check", "confirm", "reply", "advise"}:
+            forms = _done_forms(verb)
+            if any(re.search(rf"\bI (?:have |just |already )?{f}\b", b) for f in forms for b in bodies):
+                continue
+            for name in {sender, sender.split()[0]} if _person(sender) else {sender}:
+                if re.search(rf"(?<!and )\b{re.escape(name)} (?:has |just |already )?(?:{'|'.join(forms)})\b", summary):
+                    problems.append(f"{sender} is said to have done what they asked for ({verb})")
+                    break
+    return problems
+
+
+_CONTENT = re.compile(r"[a-z][a-z'’.-]{3,}")
+_PLAIN = {"about", "after", "again", "also", "been", "before", "from", "have", "into", "just", "more", "that",
+          "their", "them", "they", "this", "with", "will", "would", "your", "what", "when", "where", "which",
+          "there", "some", "said", "says", "asked", "asking", "wants", "know", "like", "next", "week", "today"}
+
+
+def _words(text: str) -> set[str]:
+    return {w.strip(".'’-")[:5] for w in _CONTENT.findall(text.lower())} - {w[:5] for w in _PLAIN}
+
+
+def _deed_of_another(summary: str, said: dict[str, list[str]]) -> list[str]:
+    """"Charlie read an interesting article" when Bob read it and Charlie wrote something else:
+    the sentence's subject shares no word with their own messages but several with another's."""
+    if len(said) < 2:
+        return []
+    problems = []
+    for sentence in re.split(r"(?<=[.!?;])\s+", summary):
+        m = re.match(rf"({_NAME}) (?!and\b)([a-z].*)", sentence)
+        sender = _sender(m.group(1), said) if m else None
+        if sender is None:
+            continue
+        claim = _words(m.group(2))
+        own = claim & _words(" ".join(said[sender]))
+        other = max((s for s in said if s != sender), key=lambda s: len(claim & _words(" ".join(said[s]))))
+        if not own and len(claim & _words(" ".join(said[other]))) >= 2:
+            problems.append(f"{sender} is said to do what {other} wrote of")
+    return problems
+
+
+_SUBJECT = re.compile(rf"^({_NAME}(?: and {_NAME})*) (?=[a-z])")
+
+
+def _named_twice(summary: str, said: dict[str, list[str]]) -> list[str]:
+    """"Blue Sparrow Tech is hosting a dinner with Blue Sparrow Tech", "Emma and Sarah are asking
+    Sarah to meet": the subject named again, in the same clause, as its own object."""
+    m = _SUBJECT.match(summary)
+    if not m:
+        return []
+    names = set()
+    for part in m.group(1).split(" and "):
+        sender = _sender(part, said)
+        if sender or " " in part:  # a lone word may be no name: "Payment sent: … Payment received"
+            names.add(part)
+        if sender and _person(sender):
+            names.add(part.split()[0])
+    names = {n for n in names if len(n) > 2 and n not in {"The", "Your", "This", "Our", "Their", "His", "Her"}}
+    # its own clause only: "Charlie likes swimming; swimming is Charlie's favorite hobby" is fine
+    rest = re.split(r"[;,:]|\.(?:\s|$)", summary[m.end():])[0]
+    # a whole run of capitalized words: "Office" in "BlueSparrow Tech Office" is part of another name
+    runs = {re.sub(r"['’]s$", "", r) for r in re.findall(r"[A-Z][\w'’-]*(?: [A-Z][\w'’-]*)*", rest)}
+    again = sorted(names & runs)
+    return [f"{again[0]} is named as its own object"] if again else []
 
 
 def extractive_summary(items: list[Notification]) -> str:
