@@ -795,3 +795,21 @@ def test_kin_payment_and_event_words_are_no_person_or_place(guard):
     # a name next to those words is still one
     names = {s.text for s in guard.detect("Mark Payne sent the refund to Grandma Rose Miller.") if s.entity_type == "PERSON"}
     assert "Mark Payne" in names and any("Rose Miller" in n for n in names), names
+
+
+def test_a_greeting_to_a_team_or_a_role_and_a_hyphenated_everyday_word_are_no_names(guard):
+    """Seen in the mail threads the notification cascade sends away: "Hi Team", "Dear Client",
+    "Best regards, Support Team" and the subject "Meeting Follow-up" became placeholders."""
+    text = ("Julie Williams [Re: Client Meeting Follow-up]: Hi Team, The email looks good. Thanks, Julie\n"
+            "Emma Johnson [Meeting Follow-up]: Dear Client, Thank you for meeting with us today.\n"
+            "Support [Re: Tech Issue]: Hi Emma, we are on it. Best regards, Support Team\n"
+            "Streaming Service [Receipt]: Thank you. Best regards, Streaming Service Team")
+    found = {s.text for s in guard.detect(text) if s.entity_type == "PERSON"}
+    assert not found & {"Team", "Client", "Follow-up", "Support", "Support Team", "Streaming", "Streaming Service"}, found
+    assert {"Julie Williams", "Emma Johnson", "Julie", "Emma"} <= found, found
+    # a name after a greeting is still one, an everyday word after a title too, and so is a
+    # hyphenated name
+    for text, name in [("Hi Will, are you in?", "Will"), ("Thanks, Rose", "Rose"), ("Dear Mr Happy, welcome.", "Happy"),
+                       ("Dear Zorblat, welcome.", "Zorblat"), ("Name: Bars Sinko", "Bars Sinko"),
+                       ("Ask Anna-Lena Kowalczyk-Brandt.", "Anna-Lena Kowalczyk-Brandt")]:
+        assert any(name in t for t in _found(guard, text).get("PERSON", [])), (text, _found(guard, text))

@@ -157,6 +157,8 @@ class _Words:
             return False
         if _morph_common(low, self.common):
             return True
+        if "-" in low.strip("-") and all(p and self.safe(p, text, start, frequent=frequent) for p in low.split("-")):
+            return True  # "Follow-up", "Kick-off": every part is everyday English
         if field_type(low) and _LABEL_NEXT.match(text, start + len(w)):  # "Geburtsdatum:", "Nachname;Telefon"
             return True
         # Frequent words include famous places ("oslo", "budapest"): not where a place is written.

@@ -571,6 +571,7 @@ _NAME_CUE = re.compile(
     r"\bregards,?|\bsaid|\basked|\btold|\bby(?=\s*:)|\bmr\.?|\bmrs\.?|\bcall(?:s|ed)? me|\bnamed|"
     r"\bms\.?|\bmiss|\bdr\.?|\bprof\.?)[ \t]*:?[ \t]+$"
 )
+_GREETING_CUE = re.compile(r"(?i)\b(?:hi|hello|hey|dear|thanks?|sincerely|regards)[ \t]*,?[ \t]+$")
 _WORD = re.compile(r"[^\W\d_][\w'’\-]*\.?|[^\W\d_]\.")
 _POSSESSIVE = re.compile(r"['’]s?$")
 # Surname particles: "Isolda van Gameren", "Maria de la Cruz".
@@ -646,8 +647,11 @@ class NameListRecognizer(EntityRecognizer):
         super().__init__(supported_entities=["PERSON"], name="name_list")
 
     def load(self) -> None:
+        from tether.privacy.recall import frequent_english  # recall builds on this module
+
         self._first, self._last = _name_lists()
         self._common = common_words()
+        self._everyday = self._common | frequent_english()
 
     @staticmethod
     def _is_name_word(word: str, strict: bool = True) -> bool:
@@ -676,7 +680,12 @@ class NameListRecognizer(EntityRecognizer):
                 cue = (len(w1) == 1 and w1.isupper() and self._is_name_word(w2) and "\n" not in text[start:words[i + 2][1]]
                        and (w in self._first or w.lower() not in self._common))
             known = w in self._first and self._is_name_word(w) and not (len(w) > 3 and w.lower() in _HARD_WORDS)
-            if not (known or (cue and (self._is_name_word(w, strict=False) or w in _PARTICLES) and len(w) > 1)):
+            # after a greeting or a sign-off, an everyday word no name list holds is none: "Hi Team",
+            # "Dear Client", "Best regards, Support Team" (but "Name: Bars Sinko", "Mr Happy")
+            everyday = (cue and w not in self._first and w not in self._last and w.lower() in self._everyday
+                        and bool(_GREETING_CUE.search(text, max(0, start - 20), start)))
+            if not (known or (cue and not everyday and (self._is_name_word(w, strict=False) or w in _PARTICLES)
+                              and len(w) > 1)):
                 i += 1
                 continue
             j, surname, initial_seen = i + 1, False, False
