@@ -379,6 +379,31 @@ def test_a_summary_written_as_a_list_becomes_sentences_not_a_bare_marker():
     assert as_prose("A plain summary. Two sentences.") == "A plain summary. Two sentences."
 
 
+def test_a_summary_that_speaks_only_of_the_text_is_not_usable():
+    """The 0.5B's answer for a part of README.md full of shell commands."""
+    from tether.features.writing import _usable, says_nothing
+
+    for empty in ("The text is summarizing the summary of the given text.", "This document describes the main points.",
+                  "The article discusses the following information."):
+        assert says_nothing(empty) and not _usable(empty, "summary", set()), empty
+    for real in ("The text describes Tether, an on-device AI system.", "Rain expected.", "Meeting moved to Friday."):
+        assert not says_nothing(real) and _usable(real, "summary", set()), real
+    assert not _usable("- The text summarizes the given text.\n- It is a summary.", "key_points", set())
+
+
+def test_an_extractive_stand_in_reads_as_prose_not_markdown():
+    """A part of a long text whose summaries fail stands in with its opening sentences; from a
+    README those were "## Use it from the command line ```sh .venv/bin/tether summarize src/t"."""
+    from tether.features.writing import opening_sentences
+
+    readme = ("# Tether\n\n```sh\nmake demo\nmake test\n```\n\n## Use it\n\nRun **make demo** to start. It takes "
+              "`two` minutes on 2 cores.\n\n- Search your files on the device.\n\n| a | b |\n|---|---|\n| 1 | 2 |\n")
+    assert opening_sentences(readme, 5) == ["Run make demo to start.", "It takes two minutes on 2 cores.",
+                                            "Search your files on the device."]
+    assert opening_sentences("Plain text. A second sentence here. Third one.", 2) == ["Plain text.", "A second sentence here."]
+    assert opening_sentences("```\nonly code\n```", 2) == ["```\nonly code\n```"]  # nothing else: as it is
+
+
 def test_a_cjk_correction_is_one_character_not_the_sentence():
     from tether.features.writing import diff_edits
 

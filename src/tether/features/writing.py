@@ -462,6 +462,25 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
 
 
+_FENCED = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$\n?", re.M | re.S)
+
+
+def opening_sentences(text: str, n: int) -> list[str]:
+    """The first ``n`` sentences of ``text`` read as prose: without code blocks, headings and
+    markdown marks, so an extractive stand-in for a README part is not "## Use it ```sh"."""
+    prose = _FENCED.sub("\n", text)
+    lines = []
+    for line in prose.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "|", ">", "---", "```")):
+            lines.append("")  # a heading, table row or rule ends the sentence before it
+            continue
+        lines.append(re.sub(r"\*\*|__|`", "", _BULLET.sub(r"\1", line)))
+    paragraphs = [" ".join(p.split()) for p in "\n".join(lines).split("\n\n")]
+    sentences = [s for p in paragraphs if p for s in _sentences(p) if len(s.split()) >= 2]
+    return sentences[:n] or _sentences(text)[:n]
+
+
 def as_prose(text: str) -> str:
     """A summary the model wrote as a list ("1. Define clear objectives\n2. …") as sentences, one
     per line: cut to its first sentences, the list would otherwise end on a bare "3."."""
@@ -537,7 +556,7 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     items = parse_items(out) or _sentences(out)
     fallback = not items
     if fallback:  # deterministic and extractive: the text's opening sentences, never an invented fact
-        items = _sentences(text)[:MAX_FALLBACK_ITEMS]
+        items = opening_sentences(text, MAX_FALLBACK_ITEMS)
     return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
                          duration_s=took, fallback=fallback, parts=parts, tier=tier, route=route)
 
@@ -548,10 +567,26 @@ def _attempt(model: str, task: str, source: str, budget: int | None, form: Summa
     return _without_cut_tail(out, form) if cut else out
 
 
+# Words a summary uses to talk about the text rather than what it says.
+_ABOUT_THE_TEXT = frozenset("""
+the a an this that these those it its is are was were be been being of to in on for with by as and or
+text texts summary summaries summarize summarizes summarizing summarized summarise summarises summarising
+given provided passage article document content contents following above below author writer describes
+describe discusses discuss talks talk mentions mention about information details main point points key
+""".split())
+
+
+def says_nothing(summary: str) -> bool:
+    """"The text is summarizing the summary of the given text.": a small model's answer to a
+    text it cannot read (code, tables of commands) that speaks only of the text itself."""
+    words = re.findall(r"[^\W\d_][\w'’-]*", summary.lower())
+    return len([w for w in words if w not in _ABOUT_THE_TEXT]) < 2
+
+
 def _usable(out: str, form: SummaryForm, source_numbers: set[str]) -> bool:
     """Whether an answer (already without its cut tail) can be shown: no number the text lacks,
-    and for a list or a table, one that parses."""
-    if not out or numbers_in(out, words=False) - source_numbers:
+    something said beyond "the text", and for a list or a table, one that parses."""
+    if not out or numbers_in(out, words=False) - source_numbers or says_nothing(out):
         return False
     if form in ("key_points", "list"):
         return bool(parse_items(out))
@@ -620,10 +655,10 @@ def _condensed(text: str, model: str, progress: Progress | None) -> tuple[str, i
         summary = ""
         for attempt in range(2):
             summary = _ask(model, prompts.SUMMARY_FORMS["summary"], piece, PART_SUMMARY_TOKENS, retry=attempt > 0)
-            if summary and not numbers_in(summary, words=False) - have:
+            if summary and not numbers_in(summary, words=False) - have and not says_nothing(summary):
                 break
             summary = ""
-        sentences = _sentences(as_prose(summary)) or _sentences(piece)[:2]
+        sentences = _sentences(as_prose(summary)) or opening_sentences(piece, 2)
         summaries.append(" ".join(sentences[:MAX_SUMMARY_SENTENCES]))
         if progress:  # the summary of the summaries is one more step
             progress(len(summaries), len(pieces) + 1)
