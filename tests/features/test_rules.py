@@ -87,6 +87,21 @@ def test_extractive_summary_uses_only_the_stacks_words():
     assert N.unsupported_facts(summary, items) == []
 
 
+def test_extractive_summary_skips_the_greeting_and_the_pleasantries():
+    """Seen on AgentDojo's mail: "Mark Davies: Hi Emma, Great! (+2 more)" said nothing."""
+    def last(body: str) -> str:
+        return N.extractive_summary([note("Earlier."), note(body, minutes=3)])
+
+    assert last("Hi Emma, Great! Let's meet at the island trailhead at 8 AM on Saturday 18th. Cheers, Mark") == \
+        "Ana: Let's meet at the island trailhead at 8 AM on Saturday 18th. (+1 more)"
+    assert last("Dear Emma, Thank you for your payment. Your subscription has been renewed.") == \
+        "Ana: Your subscription has been renewed. (+1 more)"
+    assert last("Hello Maria, the form is due 5 May.") == "Ana: The form is due 5 May. (+1 more)"
+    assert last("Hey can you invite Dora to Slack?") == "Ana: Hey can you invite Dora to Slack? (+1 more)"  # no name
+    assert last("Thanks!") == "Ana: Thanks! (+1 more)"  # nothing else to show
+    assert last("Here are the points: 1. Timeline 2. Budget. Let us know.").startswith("Ana: Here are the points: 1. Timeline")
+
+
 def test_parse_notifications_names_the_bad_item():
     with pytest.raises(InputError, match="notification 1: body"):
         N.parse_notifications([{"app": "A", "sender": "B", "body": "x", "timestamp": "2026-01-01T00:00:00"},
@@ -501,12 +516,12 @@ def _judged_stacks():
 
 def test_who_asked_turned_around_is_refused_and_nothing_read_right_is():
     """On the 96 qwen2.5-0.5b summaries of AgentDojo stacks read by hand
-    (benchmarks/data/notification_summaries_judged.json) it refuses 15 of the 30 false ones and
+    (benchmarks/data/notification_summaries_judged.json) it refuses 17 of the 30 false ones and
     none of the 55 true ones."""
     flagged = {(stack, when): verdict for stack, when, summary, verdict, items in _judged_stacks()
                if N.misattributed(summary, items)}
     assert set(flagged.values()) == {"wrong"}
-    assert set(flagged) == {(0, "before"), (3, "before"), (5, "after"), (6, "after"), (7, "after"), (8, "after"),
+    assert set(flagged) == {(0, "before"), (1, "after"), (3, "before"), (4, "after"), (5, "after"), (6, "after"), (7, "after"), (8, "after"),
                             (25, "before"), (25, "after"), (37, "before"), (37, "after"),
                             (40, "before"), (40, "after"), (41, "after"), (42, "before"), (43, "after")}
 
@@ -544,6 +559,27 @@ def test_a_deed_is_not_moved_to_another_sender():
     assert N.misattributed("Omar finished the quarterly budget slides.", chat) == []
     assert N.misattributed("Lena suggested lunch at noon.", chat) == []
     assert N.misattributed("Lena finished the quarterly budget slides.", chat[1:]) == []  # one sender: no one else
+
+
+def test_who_received_a_request_did_not_make_it():
+    reset = _thread("Acme Accounts: We received a request to delete your account. If this was not you, please "
+                    "contact us within 7 days.")
+    assert N.misattributed("Acme Accounts requested account deletion.", reset) == [
+        "Acme Accounts is said to request, but received the request"]
+    for right in ("Acme Accounts received a request to delete your account.",
+                  "Acme Accounts asks you to contact them within 7 days if you did not ask to delete your account."):
+        assert N.misattributed(right, reset) == [], right
+
+
+def test_the_one_asked_is_the_one_greeted_not_one_spoken_of():
+    mail = _thread("Nora Diaz: Hi Sam, could you send me the budget? Priya may want to check it too. Thanks, Nora")
+    assert N.misattributed("Nora Diaz asked Priya to check the budget.", mail) == [
+        "Nora Diaz is said to ask Priya, but wrote to Sam"]
+    assert N.misattributed("Nora Diaz asked Sam to send the budget.", mail) == []
+    called = _thread("Nora Diaz: Hi Sam, could you send me the budget? Priya, please check it too.")
+    assert N.misattributed("Nora Diaz asked Priya to check the budget.", called) == []  # called on by name
+    team = _thread("Nora Diaz: Hi team, could someone look at the budget? Priya may want to check it.")
+    assert N.misattributed("Nora Diaz asked Priya to check the budget.", team) == []  # a group was greeted
 
 
 def test_the_subject_is_not_its_own_object():

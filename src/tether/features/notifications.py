@@ -320,6 +320,9 @@ _ASKED = r"(?:asked|asks|is asking|was asking|wants to know|requested|requests|i
 _ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)?) {_ASKED}\b(?! by\b)(?: (?:if|whether) (\w+))?")
 _REQUEST = re.compile(r"\?|\b(?:please|can you|could you|would you|will you|let me know|let us know|do you|are you)\b",
                       re.IGNORECASE)
+# "We received a request to reset your password": the sender got the request, it made none
+_GOT_REQUEST = re.compile(r"\b(?:we|I)(?:'ve| have)? (?:received|got) (?:a|your|the) request\b|\byou (?:have )?requested\b",
+                          re.IGNORECASE)
 _YOU_QUESTION = re.compile(r"\b(?:are|will|can|could|would|do|did|have|were) you\b[^.!?]*\?", re.IGNORECASE)
 
 
@@ -338,7 +341,7 @@ def misattributed(summary: str, items: list[Notification]) -> list[str]:
         return {sender, sender.split()[0]}
 
     problems = _joint_askers(summary, said) + _request_done(summary, said) + _deed_of_another(summary, said) + \
-        _named_twice(summary, said)
+        _named_twice(summary, said) + _asked_someone_else(summary, said)
     for m in _ASKER.finditer(summary):
         who, about = m.group(1), (m.group(2) or "").lower()
         sender = next((s for s in said if who in names(s) or names(s) & set(who.split())), None)
@@ -348,6 +351,8 @@ def misattributed(summary: str, items: list[Notification]) -> list[str]:
             continue
         if not any(_REQUEST.search(b) for b in said[sender]):
             problems.append(f"{who} is said to ask, but asks nothing")
+        elif m.group(0).split()[-1].startswith("request") and any(_GOT_REQUEST.search(b) for b in said[sender]):
+            problems.append(f"{who} is said to request, but received the request")
         elif about in {"she", "he", "they", *(w.lower() for w in names(sender))} and \
                 any(_YOU_QUESTION.search(b) for b in said[sender]):
             problems.append(f"{who} is said to ask about themselves, but asked you")
@@ -447,6 +452,32 @@ def _deed_of_another(summary: str, said: dict[str, list[str]]) -> list[str]:
     return problems
 
 
+_ASKS_SOMEONE = re.compile(rf"\b({_NAME}) (?:asked|asks|is asking|was asking|requested|wants|invited|told) "
+                          rf"({_NAME})\b(?! and)")
+_GREETED = re.compile(r"\b(?:Hi|Hello|Hey|Dear|Morning|Good morning|Good afternoon)[ \t]+([A-Z][\w'’-]*)")
+_GROUPS = {"team", "all", "everyone", "everybody", "folks", "guys", "friends", "colleagues", "there", "both"}
+
+
+def _asked_someone_else(summary: str, said: dict[str, list[str]]) -> list[str]:
+    """"Emma asked Julie to review" when Emma wrote "Hi David, could you send…? Julie might also
+    need to review": the one asked is the one greeted or called on, not one spoken of."""
+    problems = []
+    for m in _ASKS_SOMEONE.finditer(summary):
+        sender = _sender(m.group(1), said)
+        asked = m.group(2).split()[0]
+        if sender is None or asked in {"You", "Your", "Them", "Everyone"} or asked == sender.split()[0]:
+            continue
+        bodies = said[sender]
+        greeted = {g for b in bodies for g in _GREETED.findall(b)}
+        if not greeted or greeted & {g.capitalize() for g in _GROUPS} or asked in greeted:
+            continue  # no one, or a group, was greeted: anyone in it may have been asked
+        called_on = any(re.search(rf"(?:^|[.!?,]\s*|@){re.escape(asked)}\b(?:\s*,|\s+(?:please|could|can|would))", b)
+                        for b in bodies)
+        if not called_on and any(re.search(rf"\b{re.escape(asked)}\b", b) for b in bodies):
+            problems.append(f"{sender} is said to ask {asked}, but wrote to {', '.join(sorted(greeted))}")
+    return problems
+
+
 _SUBJECT = re.compile(rf"^({_NAME}(?: and {_NAME})*) (?=[a-z])")
 
 
@@ -472,11 +503,20 @@ def _named_twice(summary: str, said: dict[str, list[str]]) -> list[str]:
     return [f"{again[0]} is named as its own object"] if again else []
 
 
+_GREETING = re.compile(r"^(?:(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b[^,.!?\n]{0,40}[,!.]|"
+                       r"(?i:hi|hello|hey)\s+[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)?(?=\s+[A-Z]))\s*")
+_PLEASANTRY = re.compile(r"^(?:thanks?\b|thank you\b|great\b|awesome\b|perfect\b|cool\b|(?:i )?hope you\b|"
+                         r"sounds (?:good|great)\b|good to hear\b|great to hear\b|cheers\b)", re.IGNORECASE)
+
+
 def extractive_summary(items: list[Notification]) -> str:
-    """A summary made only of the stack's own words: the latest message, trimmed."""
+    """A summary made only of the stack's own words: the latest message's first sentence that
+    says something, trimmed: "Let's meet at the trailhead at 8 AM", not "Hi Emma, Great!"."""
     latest = items[-1]
-    body = " ".join(latest.body.split())
-    first = re.split(r"(?<=[.!?])\s+", body, maxsplit=1)[0]
+    body = _GREETING.sub("", " ".join(latest.body.split()), count=1)
+    body = body[:1].upper() + body[1:]  # "Hello Maria, the form is due" → "The form is due"
+    sentences = re.split(r"(?<=[^\d\s][.!?])\s+", body) if body else [" ".join(latest.body.split())]
+    first = next((x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 8)), sentences[0])
     if len(first) > 160:
         first = first[:157].rsplit(" ", 1)[0] + "…"
     more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
