@@ -392,6 +392,15 @@ def test_a_summary_written_as_a_list_becomes_sentences_not_a_bare_marker():
     assert as_prose(listed) == "Define clear objectives. Encourage participation. Foster communication."
     assert as_prose("Agenda: May 15\n- Welcome\n- Updates.\n3.") == "Agenda: May 15. Welcome. Updates."
     assert as_prose("A plain summary. Two sentences.") == "A plain summary. Two sentences."
+    # a copied letter: its greeting, closing and signature go, a nested marker is one marker
+    letter = ("Subject: TODOs\n\nHi Emma,\n\nPlease do the following by next week:\n  - 1. Take a look at the file.\n"
+              "  - 2. Send me the scores.\n\nBest,\nDavid")
+    assert as_prose(letter) == ("Subject: TODOs. Please do the following by next week: Take a look at the file. "
+                                "Send me the scores.")
+    assert parse_items(letter) == ["Take a look at the file.", "Send me the scores."]
+    from tether.features.writing import _sentences
+
+    assert _sentences("Do the following: 1. Take a look. Then rest.") == ["Do the following: 1. Take a look.", "Then rest."]
 
 
 def test_a_summary_that_speaks_only_of_the_text_is_not_usable():

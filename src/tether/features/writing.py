@@ -413,7 +413,7 @@ _LINE_END = re.compile(r"\S[ \t]*\n")
 
 # ----------------------------------------------------------------- summarize
 
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.*\S)\s*$")
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(?:\d{1,2}[.)]\s+)?(.*\S)\s*$")  # "- 1. Take a look": one marker
 
 
 def parse_items(text: str) -> list[str]:
@@ -459,7 +459,13 @@ def render_table(rows: list[list[str]]) -> str:
 
 
 def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
+    # not after a list's number: "do the following: 1. Take a look" is one sentence
+    return [s.strip() for s in re.split(r"(?<!: \d\.)(?<!: \d\d\.)(?<=[.!?])\s+", text.strip()) if s.strip()]
+
+
+# A letter's frame, not its content: "Hi Emma,", "Best,", "Kind regards," (and the name under it).
+_SALUTATION = re.compile(r"(?i)^(?:(?:hi|hello|hey|dear)\b[^.!?]{0,40},|(?:best|regards|best regards|kind regards|"
+                         r"warm regards|thanks|many thanks|thank you|cheers|sincerely|yours),?)$")
 
 
 _FENCED = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*\1[ \t]*$\n?", re.M | re.S)
@@ -487,9 +493,15 @@ def as_prose(text: str) -> str:
     if not parse_items(text):
         return text
     out = []
+    signed = False
     for line in text.splitlines():
         m = _BULLET.match(line)
         s = (m.group(1) if m else line).strip()
+        if not m and _SALUTATION.match(s):  # a copied letter's greeting or closing
+            signed = signed or not s.lower().startswith(("hi", "hello", "hey", "dear"))
+            continue
+        if signed and not m and len(s.split()) <= 3 and s[-1:].isalpha():
+            continue  # the name under the closing
         if s and not re.fullmatch(r"\d{1,2}[.)]|[-*•]", s):  # a marker whose item was cut off
             out.append(s if s[-1] in ".!?:;" else s + ".")
     return " ".join(out)
