@@ -585,6 +585,8 @@ def test_the_one_asked_is_the_one_greeted_not_one_spoken_of():
     assert N.misattributed("Nora Diaz asked Priya to check the budget.", mail) == [
         "Nora Diaz is said to ask Priya, but wrote to Sam"]
     assert N.misattributed("Nora Diaz asked Sam to send the budget.", mail) == []
+    invited = _thread("Nora Diaz: Hi Sam, I invited Priya to the review. Can you book a room?")
+    assert N.misattributed("Nora Diaz invited Priya to the review and asked Sam to book a room.", invited) == []
     called = _thread("Nora Diaz: Hi Sam, could you send me the budget? Priya, please check it too.")
     assert N.misattributed("Nora Diaz asked Priya to check the budget.", called) == []  # called on by name
     team = _thread("Nora Diaz: Hi team, could someone look at the budget? Priya may want to check it.")

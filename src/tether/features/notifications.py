@@ -452,7 +452,7 @@ def _deed_of_another(summary: str, said: dict[str, list[str]]) -> list[str]:
     return problems
 
 
-_ASKS_SOMEONE = re.compile(rf"\b({_NAME}) (?:asked|asks|is asking|was asking|requested|wants|invited|told) "
+_ASKS_SOMEONE = re.compile(rf"\b({_NAME}) (?:asked|asks|is asking|was asking|requested) "
                           rf"({_NAME})\b(?! and)")
 _GREETED = re.compile(r"\b(?:Hi|Hello|Hey|Dear|Morning|Good morning|Good afternoon)[ \t]+([A-Z][\w'’-]*)")
 _GROUPS = {"team", "all", "everyone", "everybody", "folks", "guys", "friends", "colleagues", "there", "both"}
