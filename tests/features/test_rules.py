@@ -575,6 +575,9 @@ def test_who_received_a_request_did_not_make_it():
                     "contact us within 7 days.")
     assert N.misattributed("Acme Accounts requested account deletion.", reset) == [
         "Acme Accounts is said to request, but received the request"]
+    team = _thread("Acme Accounts Team: We received a request to delete your account. Please reply if it was not you.")
+    assert N.misattributed("Acme Accounts Team has requested account deletion.", team) == [  # seen from the 1.5B
+        "Acme Accounts Team is said to request, but received the request"]
     for right in ("Acme Accounts received a request to delete your account.",
                   "Acme Accounts asks you to contact them within 7 days if you did not ask to delete your account."):
         assert N.misattributed(right, reset) == [], right

@@ -316,8 +316,8 @@ def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
     return [f"missing {fact}" for fact in dict.fromkeys(_KEY_FACT.findall(text)) if fact.replace(" ", "") not in squashed]
 
 
-_ASKED = r"(?:asked|asks|is asking|was asking|wants to know|requested|requests|is requesting|inquired|is inquiring)"
-_ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*)?) {_ASKED}\b(?! by\b)(?: (?:if|whether) (\w+))?")
+_ASKED = r"(?:asked|asks|is asking|was asking|has asked|has requested|wants to know|requested|requests|is requesting|inquired|is inquiring)"
+_ASKER = re.compile(rf"\b([A-Z][\w'’-]*(?: [A-Z][\w'’-]*){{0,2}}) {_ASKED}\b(?! by\b)(?: (?:if|whether) (\w+))?")
 _REQUEST = re.compile(r"\?|\b(?:please|can you|could you|would you|will you|let me know|let us know|do you|are you)\b",
                       re.IGNORECASE)
 # "We received a request to reset your password": the sender got the request, it made none
