@@ -346,7 +346,7 @@ def misattributed(summary: str, items: list[Notification]) -> list[str]:
         who, about = m.group(1), (m.group(2) or "").lower()
         sender = next((s for s in said if who in names(s) or names(s) & set(who.split())), None)
         if sender is None:
-            if any(re.search(rf"\b{re.escape(who.split()[0])}\b", b) for bodies in said.values() for b in bodies):
+            if any(_mentions(bodies, who) for bodies in said.values()):
                 problems.append(f"{who} is said to ask, but was only written to")
             continue
         if not any(_REQUEST.search(b) for b in said[sender]):
@@ -380,12 +380,13 @@ def _joint_askers(summary: str, said: dict[str, list[str]]) -> list[str]:
     problems = []
     for m in _JOINT_ASKERS.finditer(summary):
         one, other = (_sender(n, said) for n in (m.group(1) or m.group(3), m.group(2) or m.group(4)))
-        if one and other and one != other and _writes_to(said[one], other) and _writes_to(said[other], one):
+        if one and other and one != other and _mentions(said[one], other) and _mentions(said[other], one):
             problems.append(f"{one} and {other} are said to ask, but wrote to each other")
     return problems
 
 
-def _writes_to(bodies: list[str], person: str) -> bool:
+def _mentions(bodies: list[str], person: str) -> bool:
+    """Whether any of ``bodies`` names ``person`` by their first name."""
     return any(re.search(rf"\b{re.escape(person.split()[0])}\b", b) for b in bodies)
 
 
@@ -438,6 +439,7 @@ def _deed_of_another(summary: str, said: dict[str, list[str]]) -> list[str]:
     the sentence's subject shares no word with their own messages but several with another's."""
     if len(said) < 2:
         return []
+    wrote = {s: _words(" ".join(bodies)) for s, bodies in said.items()}
     problems = []
     for sentence in re.split(r"(?<=[.!?;])\s+", summary):
         m = re.match(rf"({_NAME}) (?!and\b)([a-z].*)", sentence)
@@ -445,9 +447,8 @@ def _deed_of_another(summary: str, said: dict[str, list[str]]) -> list[str]:
         if sender is None:
             continue
         claim = _words(m.group(2))
-        own = claim & _words(" ".join(said[sender]))
-        other = max((s for s in said if s != sender), key=lambda s: len(claim & _words(" ".join(said[s]))))
-        if not own and len(claim & _words(" ".join(said[other]))) >= 2:
+        other = max((s for s in said if s != sender), key=lambda s: len(claim & wrote[s]))
+        if not claim & wrote[sender] and len(claim & wrote[other]) >= 2:
             problems.append(f"{sender} is said to do what {other} wrote of")
     return problems
 
@@ -473,7 +474,7 @@ def _asked_someone_else(summary: str, said: dict[str, list[str]]) -> list[str]:
             continue  # no one, or a group, was greeted: anyone in it may have been asked
         called_on = any(re.search(rf"(?:^|[.!?,]\s*|@){re.escape(asked)}\b(?:\s*,|\s+(?:please|could|can|would))", b)
                         for b in bodies)
-        if not called_on and any(re.search(rf"\b{re.escape(asked)}\b", b) for b in bodies):
+        if not called_on and _mentions(bodies, asked):
             problems.append(f"{sender} is said to ask {asked}, but wrote to {', '.join(sorted(greeted))}")
     return problems
 

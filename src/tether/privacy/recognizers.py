@@ -647,11 +647,15 @@ class NameListRecognizer(EntityRecognizer):
         super().__init__(supported_entities=["PERSON"], name="name_list")
 
     def load(self) -> None:
-        from tether.privacy.recall import frequent_english  # recall builds on this module
-
         self._first, self._last = _name_lists()
         self._common = common_words()
-        self._everyday = self._common | frequent_english()
+
+    def _everyday(self, word: str) -> bool:
+        """Common or frequent English. ``frequent_english`` takes 0.3 s to build: only a greeting
+        followed by an unlisted word asks for it, so a scan that meets none never loads it."""
+        from tether.privacy.recall import frequent_english  # recall builds on this module
+
+        return word.lower() in self._common or word.lower() in frequent_english()
 
     @staticmethod
     def _is_name_word(word: str, strict: bool = True) -> bool:
@@ -682,8 +686,8 @@ class NameListRecognizer(EntityRecognizer):
             known = w in self._first and self._is_name_word(w) and not (len(w) > 3 and w.lower() in _HARD_WORDS)
             # after a greeting or a sign-off, an everyday word no name list holds is none: "Hi Team",
             # "Dear Client", "Best regards, Support Team" (but "Name: Bars Sinko", "Mr Happy")
-            everyday = (cue and w not in self._first and w not in self._last and w.lower() in self._everyday
-                        and bool(_GREETING_CUE.search(text, max(0, start - 20), start)))
+            everyday = (cue and w not in self._first and w not in self._last
+                        and bool(_GREETING_CUE.search(text, max(0, start - 20), start)) and self._everyday(w))
             if not (known or (cue and not everyday and (self._is_name_word(w, strict=False) or w in _PARTICLES)
                               and len(w) > 1)):
                 i += 1
