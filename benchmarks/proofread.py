@@ -122,10 +122,10 @@ def corrupt_once(text: str, rng: random.Random) -> str | None:
     return _replace(text, m, w[:i] + w[i + 1] + w[i] + w[i + 2:])
 
 
-def make_cases(texts: list[str], copies: int) -> list[dict]:
+def make_cases(texts: list[str], copies: int, seed: int = SEED) -> list[dict]:
     """Each text ``copies`` times, each copy with its own errors (one per sentence, one to three),
     or clean."""
-    rng = random.Random(SEED)
+    rng = random.Random(seed)
     cases = []
     for copy in range(copies):
         for i, clean in enumerate(texts):
@@ -148,16 +148,26 @@ def edit_set(annotator, source, target) -> set[tuple[int, int, str]]:  # noqa: A
     return {(e.o_start, e.o_end, e.c_str) for e in annotator.annotate(source, annotator.parse(target, tokenise=True))}
 
 
+def counts(annotator, case: dict, key: str) -> tuple[int, int, int]:  # noqa: ANN001
+    """(right edits, wrong edits, missed edits) of ``case[key]`` against the clean text."""
+    src = annotator.parse(case["source"], tokenise=True)
+    ref = edit_set(annotator, src, case["clean"])
+    hyp = edit_set(annotator, src, case[key])
+    return len(ref & hyp), len(hyp - ref), len(ref - hyp)
+
+
+def f05(tp: int, fp: int, fn: int) -> float:
+    p = tp / (tp + fp) if tp + fp else 1.0
+    r = tp / (tp + fn) if tp + fn else 1.0
+    return 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
+
+
 def score(annotator, cases: list[dict], key: str) -> dict:  # noqa: ANN001
     tp = fp = fn = 0
     clean_kept = clean_n = restored = corrupted_n = 0
     for case in cases:
-        src = annotator.parse(case["source"], tokenise=True)
-        ref = edit_set(annotator, src, case["clean"])
-        hyp = edit_set(annotator, src, case[key])
-        tp += len(ref & hyp)
-        fp += len(hyp - ref)
-        fn += len(ref - hyp)
+        t, f, n = counts(annotator, case, key)
+        tp, fp, fn = tp + t, fp + f, fn + n
         if case["errors"] == 0:
             clean_n += 1
             clean_kept += case[key] == case["source"]
@@ -166,8 +176,7 @@ def score(annotator, cases: list[dict], key: str) -> dict:  # noqa: ANN001
             restored += " ".join(case[key].split()) == " ".join(case["clean"].split())
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
-    f05 = 1.25 * p * r / (0.25 * p + r) if p + r else 0.0
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f0.5": f05,
+    return {"tp": tp, "fp": fp, "fn": fn, "precision": p, "recall": r, "f0.5": f05(tp, fp, fn),
             "clean_unchanged": clean_kept / clean_n if clean_n else None, "clean_n": clean_n,
             "restored": restored / corrupted_n if corrupted_n else None, "corrupted_n": corrupted_n}
 

@@ -287,8 +287,10 @@ def test_a_stack_waiting_on_the_cloud_does_not_hold_the_device_model(setup):
                 break
             waiting.join(0.1)
         assert provider.captured(), "the stack never reached the provider"
-        r = httpx.post(server.url + "/v1/writing/proofread", timeout=120, json={"text": "Their going home."})
+        # a text with nothing left to fix: its proofread stays on the device, which is what is timed
+        r = httpx.post(server.url + "/v1/writing/proofread", timeout=120, json={"text": "Thanks for the update."})
         assert r.status_code == 200, r.text
+        assert r.json()["tier"] == "device"
         assert waiting.is_alive(), "the device feature waited for the cloud call to end"
     finally:
         waiting.join(120)

@@ -67,6 +67,7 @@ def demo_cmd(model: str, as_json: bool, serve: bool, port: int) -> None:
     pr = writing.proofread(draft, model=model)
     results["proofread"] = pr.model_dump(mode="json")
     undone = "".join(f"\n  not applied (rewording): {e.original!r} → {e.replacement!r}" for e in pr.undone)
+    undone += "".join(f"\n  still looks wrong: {f.text!r} ({f.why})" for f in pr.flagged)
     section(f"Proofread ({len(pr.edits)} edits)", pr.duration_s,
             pr.corrected.strip() + "\n" + "\n".join(f"  {e.original!r} → {e.replacement!r}" for e in pr.edits) + undone)
 

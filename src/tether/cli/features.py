@@ -76,11 +76,16 @@ def summarize_text_cmd(file: str, inline: str | None, form: str, model: str, as_
 @model_option
 @json_option
 def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: str, as_json: bool) -> None:
-    """Fix spelling and grammar; list each edit."""
+    """Fix spelling and grammar; list each edit, and what still looks wrong.
+
+    With a private cloud in the router config, a part whose device proofread still shows an
+    error (a misspelling, "an" before a consonant, a doubled word…) goes there, pseudonymized."""
     text = read_text(file, inline)
+    router = load_router(model)
     load_model(model)
     with parts_progress("proofreading") as progress:
-        result = writing.proofread(text, model=model, progress=progress, keep_wording=not allow_rewording)
+        result = writing.proofread(text, model=model, progress=progress, keep_wording=not allow_rewording,
+                                   router=router)
     def lines(edits: list[writing.Edit]) -> str:
         return "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in edits)
 
@@ -89,6 +94,11 @@ def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: s
     if result.undone:
         note += (f"\n{len(result.undone)} rewording(s) not applied (--allow-rewording applies them)\n"
                  + lines(result.undone))
+    if result.flagged:
+        note += f"\n{len(result.flagged)} possible error(s) left\n" + "\n".join(
+            f"  {f.start}-{f.end}: {f.text!r}: {f.why}" for f in result.flagged)
+    if result.tier != "device":
+        note += f"\n── corrected on {result.tier.replace('_', ' ')}: {result.route}"
     emit(result, as_json, f"{result.corrected.rstrip()}\n\n{len(result.edits)} edit(s)\n{edits}{note}".rstrip())
 
 

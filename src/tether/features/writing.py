@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts, wording
+from tether.features.proofcheck import Suspect, suspects
 from tether.features._common import Edit, answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
@@ -36,8 +37,11 @@ class ProofreadResult(BaseModel):
     edits: list[Edit]
     undone: list[Edit] = []  # the model's rewording, dropped phrases and joined lines, not applied
     fallback: bool = False  # True: the model's output was unusable; text returned unchanged
+    flagged: list[Suspect] = []  # what still looks wrong in ``corrected`` (its offsets): for the user to check
     model: str
     duration_s: float
+    tier: str = "device"  # where it was corrected: device, or the tier that corrected a part the device could not
+    route: str = ""  # with a router: why it ran there (the decision and its notes; the first part sent away)
 
 
 class RewriteResult(BaseModel):
@@ -140,12 +144,21 @@ MAX_PROOFREAD_PIECES = 16  # about 8,000 words: past that, minutes of generation
 
 
 def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | None = None,
-              keep_wording: bool = True) -> ProofreadResult:
+              keep_wording: bool = True, router: "Router | None" = None) -> ProofreadResult:
     """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
     each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
     was left as it was. ``keep_wording``: undo the model's edits that reword, drop phrases or
-    join paragraphs instead of fixing an error (``tether.features.wording``)."""
+    join paragraphs instead of fixing an error (``tether.features.wording``). ``flagged``: what
+    still looks like an error afterwards (``tether.features.proofcheck``).
+
+    With a ``router`` (whose device model is then the one used) each piece goes through it as
+    the ``proofread`` feature: in the default cascade a piece whose device proofread still shows
+    an error is sent, pseudonymized, to the private cloud (when one is configured and the policy
+    and consent allow); the cloud's correction, restored and reviewed on the device, is used
+    unless it is unusable or shows more errors than the device's."""
     check_text(text)
+    if router is not None:
+        model = getattr(router.device, "model", model)
     start = time.perf_counter()
     from tether.models.engine import load
 
@@ -155,24 +168,33 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
     undone: list[Edit] = []
     fallback = False
     at = 0
+    tier, route = DEVICE, ""
     pieces = _pieces(text, lambda t: engine.count_tokens(t) <= PROOFREAD_PIECE_TOKENS)
     if len(pieces) > MAX_PROOFREAD_PIECES:
         raise InputError(f"the text is too long to proofread at once ({len(text.split()):,} words; up to about "
                          f"{MAX_PROOFREAD_PIECES * PROOFREAD_PIECE_TOKENS * 3 // 4:,}): proofread it in parts")
     for done, piece in enumerate(pieces, 1):
-        corrected = _proofread_piece(model, piece) if piece.strip() else piece
+        if not piece.strip():
+            corrected, skipped, where, why = piece, [], DEVICE, ""
+        elif router is None:
+            (corrected, skipped), where, why = _device_proofread(model, piece, keep_wording), DEVICE, ""
+        else:
+            corrected, skipped, where, why = _proofread_routed(router, model, piece, keep_wording)
+        if piece.strip() and (not route or (where != DEVICE and tier == DEVICE)):  # the first piece, or the first sent away
+            route = why if len(pieces) == 1 else f"part {done} of {len(pieces)}: {why}"
+            tier = where
         if corrected is None:
             fallback, corrected = True, piece
-        elif keep_wording:
-            corrected, skipped = wording.review(piece, corrected)
-            undone += _shifted(skipped, at)
+        undone += _shifted(skipped, at)
         edits += _shifted(diff_edits(piece, corrected), at)
         out.append(corrected)
         at += len(piece)
         if progress:
             progress(done, len(pieces))
-    return ProofreadResult(original=text, corrected="".join(out), edits=edits, undone=undone, fallback=fallback,
-                           model=model, duration_s=time.perf_counter() - start)
+    corrected = "".join(out)
+    return ProofreadResult(original=text, corrected=corrected, edits=edits, undone=undone, fallback=fallback,
+                           flagged=suspects(corrected), model=model, duration_s=time.perf_counter() - start,
+                           tier=tier, route=route if router is not None else "")
 
 
 def _shifted(edits: list[Edit], at: int) -> list[Edit]:
@@ -180,12 +202,61 @@ def _shifted(edits: list[Edit], at: int) -> list[Edit]:
     return [e.model_copy(update={"start": e.start + at, "end": e.end + at}) for e in edits]
 
 
-def _proofread_piece(model: str, text: str) -> str | None:
+def _proofread_piece(model: str, text: str, first: str | None = None) -> str | None:
+    """The device's correction of one piece: greedy (``first``, if already written), then one
+    sampled retry if that one is no proofread; None if neither is."""
     for attempt in range(2):
-        corrected = _ask(model, prompts.PROOFREAD, text, retry=attempt > 0)
+        corrected = first if attempt == 0 and first is not None else _ask(model, prompts.PROOFREAD, text,
+                                                                           retry=attempt > 0)
         if _plausible_correction(text, corrected):
             return _in_place_of(text, corrected)
     return None
+
+
+def _device_proofread(model: str, piece: str, keep_wording: bool,
+                      first: str | None = None) -> tuple[str | None, list[Edit]]:
+    """(the piece corrected, the edits undone as rewording), or (None, []) when the model's
+    answers were no proofread."""
+    corrected = _proofread_piece(model, piece, first)
+    if corrected is None:
+        return None, []
+    return wording.review(piece, corrected) if keep_wording else (corrected, [])
+
+
+def _proofread_routed(router: "Router", model: str, piece: str,
+                      keep_wording: bool) -> tuple[str | None, list[Edit], str, str]:
+    """(the correction, the edits undone, the tier that wrote it, the route): one piece through
+    the router, with "the device's correction shows no error left" as the cascade's check."""
+    from tether.models.engine import load
+    from tether.routing.router import RouteRequest
+
+    device: dict[str, tuple[str | None, list[Edit]]] = {}
+
+    def judge(answer: str, cut: bool) -> bool:
+        if "out" not in device:
+            device["out"] = _device_proofread(model, piece, keep_wording, clean_output(answer, piece))
+        corrected = device["out"][0]
+        return corrected is not None and not suspects(corrected)
+
+    budget = answer_budget(load(model), piece)
+    routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{piece}", instructions=prompts.WRITER,
+                                         kind="writing", feature="proofread", sampling=Sampling.greedy(budget),
+                                         check=judge))
+    route = routed.explain()
+    if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried there
+        away = clean_output(routed.text, piece)
+        if routed.finish_reason != "length" and _plausible_correction(piece, away):
+            away = _in_place_of(piece, away)
+            corrected, skipped = wording.review(piece, away) if keep_wording else (away, [])
+            mine = device.get("out", (None, []))[0]
+            if mine is None or len(suspects(corrected)) <= len(suspects(mine)):
+                return corrected, skipped, routed.tier, route
+        if "out" not in device:  # a rule, not the cascade, sent it: the device has not written it yet
+            device["out"] = _device_proofread(model, piece, keep_wording)
+        return *device["out"], DEVICE, route + "; its proofread was no better"
+    if "out" not in device:  # a rule other than the cascade decided: the check has not run
+        judge(routed.text, routed.finish_reason == "length")
+    return *device["out"], DEVICE, route
 
 
 def _in_place_of(piece: str, out: str) -> str:

@@ -121,10 +121,10 @@ def _on_generation_threads(gw: Any, call: Callable[..., BaseModel], *args: Any) 
         return call(*args)
 
 
-def _proofread(b: ProofreadBody, model: str) -> BaseModel:
+def _proofread(b: ProofreadBody, model: str, router: Any) -> BaseModel:
     from tether.features.writing import proofread
 
-    return proofread(b.text, model=model, keep_wording=b.keep_wording)
+    return proofread(b.text, model=model, keep_wording=b.keep_wording, router=router)
 
 
 def _rewrite(b: RewriteBody, model: str, router: Any) -> BaseModel:
@@ -178,7 +178,7 @@ def _stacks_block(digest: Any) -> dict[str, Any]:
                        escalated=any("escalated" in s.route for s in away))
 
 
-proofread = _run("writing.proofread", ProofreadBody, _proofread)
+proofread = _run("writing.proofread", ProofreadBody, _proofread, routed=True)
 rewrite = _run("writing.rewrite", RewriteBody, _rewrite, routed=True)
 summarize = _run("writing.summarize", SummarizeBody, _summarize, routed=True)
 replies = _run("replies", RepliesBody, _replies, routed=True)

@@ -7,7 +7,7 @@ target_cloud_fraction = 0.3         # the difficulty threshold sends about this 
 allow_degraded = true               # cloud unreachable → answer on the device, marked degraded
 consent = "ask"                     # tiers that need consent: ask (per request) | always | never
 device_model = "qwen2.5-0.5b"
-cascade = ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies"]  # device first, escalated when unsure (the default)
+cascade = ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies", "proofread"]  # device first, escalated when unsure (the default)
 cascade_escalate_fraction = 0.35    # the learned escalation model escalates about this share (0: off)
 cascade_min_logprob = -1.0          # optional: also escalate when the mean token logprob is below this
 cascade_samples = 1                 # math: sampled device answers whose final numbers must agree (0: off)
@@ -129,7 +129,7 @@ class RouterConfig(_Strict):
     allow_degraded: bool = True
     consent: Literal["ask", "always", "never"] = "ask"
     device_model: str = "qwen2.5-0.5b"
-    cascade: list[str] = ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies"]
+    cascade: list[str] = ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies", "proofread"]
     # 0.35: the least share (on a 5% grid) at which the training split's out-of-fold curve keeps 95% of all-cloud
     cascade_escalate_fraction: float = Field(default=0.35, ge=0, le=1)
     cascade_min_logprob: float | None = None

@@ -1,0 +1,157 @@
+"""What a proofread may have left: cheap signs that an error is still in the text.
+
+A small model fixes about two errors in three (``docs/benchmarks.md``, proofreading quality)
+and misses the rest quietly. These rules look at the corrected text the way a grammar checker's
+first pass does: a misspelling with a far commoner spelling one letter away (pyspellchecker's
+dictionary and wordfreq's counts), a contraction without its apostrophe, a lower-case "i", a
+sentence that starts lower-case, "a" before a vowel or "an" before a consonant, a doubled word,
+a few word pairs that are almost always a confusion ("your welcome", "could of", "more then"), and
+two sentences run together ("the meeting Let me know"). They favour precision: a name, an
+address, code and anything capitalised are left alone.
+
+The proofread cascade escalates a piece whose device proofread still shows one
+(``tether.features.writing``), and ``ProofreadResult.flagged`` lists what remains for the user.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from pydantic import BaseModel, ConfigDict
+
+_lock = threading.Lock()
+
+
+class Suspect(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    start: int  # character offsets into the checked text
+    end: int
+    text: str
+    why: str
+
+
+# a lower-case word not glued to an address, a path, a handle, code, a number or a hyphen
+_WORD = re.compile(r"(?<![\w@/\\.#`'’_-])[a-z]+(?:['’][a-z]+)?(?![\w@/\\#`_-]|['’]?\.\w|:/)")
+_CODE = re.compile(r"```.*?```|`[^`\n]*`|\bhttps?://\S+|\S+@\S+\.\w+", re.S)
+_GAP = 1.0  # a spelling this many zipf (10x) commoner, one edit away, is what was meant
+_CONTRACTION = re.compile(r"(?:n't|'m|'ve|'ll|'re|'d)$")
+_COMMON = 3.2  # a word this frequent in wordfreq's English ("facto", "exp") is in use, listed or not
+
+
+@functools.lru_cache(maxsize=1)
+def _checker():  # noqa: ANN202 - spellchecker.SpellChecker
+    from spellchecker import SpellChecker
+
+    return SpellChecker(distance=1)  # distance 2 is 50x slower and mostly suggests other words
+
+
+def _zipf(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
+
+
+def _misspelt(word: str) -> str | None:
+    """What ``word`` should have been, or None when it is a word (or one we cannot place)."""
+    if len(word) < 3 or "'" in word or "’" in word or not re.search(r"[aeiou]", word):
+        return None  # "mvn", "plt": an abbreviation or a command, not a word misspelt
+    with _lock:
+        checker = _checker()
+        if checker.known([word]):
+            return None
+        fix = checker.correction(word)
+    if not fix or fix == word:  # nothing one edit away: a typo of two ("ifnomation") if no text uses it
+        return "" if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0 else None  # longer: a coinage
+    if _CONTRACTION.search(fix) and fix.replace("'", "") == word:  # "dont" → "don't"
+        return fix
+    if _zipf(word) >= _COMMON:
+        return None
+    if fix[0] != word[0] and fix[:2] != word[1::-1]:  # "numpy" is no "bumpy"; "hte" is "the"
+        return None
+    if word[:-1] == fix and word[-1] in "rs" and word[-1] != fix[-1]:  # "influencer", "emojis": a form, not a typo
+        return None
+    return fix if _zipf(fix) - _zipf(word) >= _GAP else None
+
+
+_ABBREVIATION = re.compile(r"(?:\b(?:[a-z]\.){2,}|\b(?:etc|vs|approx|incl|cf|no|fig|st|mr|mrs|ms|dr|jr|sr|ltd|co|inc|corp|al|"
+                           r"e\.g|i\.e|a\.m|p\.m|min|max|ca|dept|est|ext|tel|wk|yr|hr|hrs)\.)$", re.I)
+_SENTENCE_START = re.compile(r"(?<=[.!?])[\"”’)]?(\s+)([a-z][a-z']+)\b")
+_A_AN = re.compile(r"(?<![\w'-])(a|an|An)[ \t]+([a-z][a-z'-]*)\b")
+# "a" before these vowel letters sounds a consonant ("a one-off", "a European", "a university")
+_A_OK = re.compile(r"(?:one|once|eu|ew|uni|usu|use|uti|ura|ure|uro|ubi|uku|uk\b|ufo|ouija)", re.I)
+_AN_OK = re.compile(r"(?:hour|honest|honou?r|heir|herb)", re.I)
+_DOUBLED = re.compile(r"(?<![\w'-])([A-Za-z]+)[ ]+(\1)(?![\w'-])", re.I)  # a tab between: a table's cells
+_MAY_DOUBLE = {"had", "that", "bye", "ha", "haha", "no", "so", "very", "really", "knock", "tut", "boo", "hey",
+               "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is"}
+_CONFUSIONS = [
+    (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant"),
+    (re.compile(r"\b[Yy]our (?:welcome|going|doing|being|getting|coming|looking|not|right|sure|always|never|"
+                r"already|invited|a|an|the)\b"), "“your” where “you're” is meant"),
+    (re.compile(r"\b(?:[Tt]heir|[Yy]our)(?=[.!?,;:])"), "a possessive with nothing after it"),
+    (re.compile(r"\b[Tt]heir (?:is|are|was|were|be|going|has|have|isn't|aren't|wasn't|weren't)\b"),
+     "“their” where “there” or “they're” is meant"),
+    (re.compile(r"\b[Ii]ts (?:a|an|the|been|not|going|just|very|so|too|really|always|already|still|great|"
+                r"good|nice|fine|ok|okay|important|time|my|your|our|all|about)\b"), "“its” where “it's” is meant"),
+    (re.compile(r"\b(?:more|less|better|worse|rather|other|greater|fewer|larger|smaller|higher|lower|earlier|"
+                r"faster|longer|sooner|bigger|easier|harder) then\b"), "“then” where “than” is meant"),
+    (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), "“than” where “then” is meant"),
+    (re.compile(r"\bto (?:much|many|busy)\b"), "“to” where “too” is meant"),
+    (re.compile(r"\btoo (?:see|go|be|do|get|make|meet|hear|help|discuss|know|let|send|share|the|a|an|you|me|"
+                r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant"),
+]
+_SIGN_OFF = re.compile(r"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:best|cheers|thanks|regards|sincerely|kind regards|"
+                       r"best regards|warm regards|all the best|thank you|many thanks|love|yours)),[ \t]*(?:\S[^\n]{0,30})?$")
+# a capitalised sentence opener straight after a lower-case word: a full stop is missing. Not
+# before another capital: "in The Daily Telegraph", "as He Zhizhang" are titles and names
+_RUN_ON = re.compile(r"(?<![\w'’])[a-z]+,?[ \t]+((?:Let|Let's|Please|Thanks|Thank|The|This|That|We|We're|We'll|It|It's|"
+                     r"Could|Can|Would|Looking|Also|Do|Are|Is|What|How|When|My|Our|If|They|He|She|You|"
+                     r"You're|Hi|Hello|Hope|See)\b)(?![ \t]+[A-Z0-9\"“])")
+
+
+def suspects(text: str) -> list[Suspect]:
+    """Places in ``text`` that look like an error a proofread missed, in text order."""
+    letters = re.findall(r"[^\W\d_]", text)
+    if not letters or sum(c.isascii() for c in letters) < 0.9 * len(letters):
+        return []  # the rules know English prose only
+    masked = _CODE.sub(lambda m: " " * len(m.group()), text)  # code, links and addresses are not prose
+    found: list[Suspect] = []
+
+    def add(start: int, end: int, why: str) -> None:
+        found.append(Suspect(start=start, end=end, text=text[start:end], why=why))
+
+    for m in _WORD.finditer(masked):
+        word = m.group()
+        if word in ("i", "i'm", "i've", "i'll", "i'd", "i’m", "i’ve", "i’ll", "i’d"):
+            add(m.start(), m.end(), "a lower-case “I”")
+        elif (fix := _misspelt(word)) is not None:
+            add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word")
+    for m in _SENTENCE_START.finditer(masked):
+        before = masked[max(0, m.start() - 12):m.start()].rstrip("\"”’)")
+        if _ABBREVIATION.search(before) or re.search(r"(?:\.\.|…|\d\.|(?<!\w)\w\.)$", before):  # "c." labels a list item
+            continue
+        if "\n" in m.group(1):  # a new line: prose if the line ends as a sentence does, not code or a list
+            line = masked[m.start(2):].split("\n", 1)[0].rstrip()
+            if not line.endswith((".", "!", "?")) or len(line.split()) < 4:
+                continue
+        add(m.start(2), m.end(2), "a sentence that starts lower-case")
+    for m in _A_AN.finditer(masked):
+        article, word = m.group(1).lower(), m.group(2)
+        if article == "a" and (word[0] in "aeio" or re.match(r"u[^aeiou][^aeiouy]", word)) and not _A_OK.match(word):
+            add(m.start(), m.end(), "“a” before a vowel sound")
+        elif article == "an" and word[0] not in "aeiou" and not _AN_OK.match(word):
+            add(m.start(), m.end(), "“an” before a consonant sound")
+    for m in _DOUBLED.finditer(masked):
+        word = m.group(1)
+        if (word.islower() or word.istitle()) and word.lower() not in _MAY_DOUBLE and word.lower() == m.group(2).lower():
+            add(m.start(), m.end(), "a doubled word")
+    for pattern, why in _CONFUSIONS:
+        for m in pattern.finditer(masked):
+            start = m.start() + (len(m.group()) - len(m.group().lstrip(".!?, \n\t")))
+            add(start, m.end(), why)
+    for m in _SIGN_OFF.finditer(masked):
+        add(m.start(1), m.end(1), "a sign-off that starts lower-case")
+    for m in _RUN_ON.finditer(masked):
+        add(m.start(1), m.end(1), "a full stop missing before it?")
+    return sorted(set(found), key=lambda s: (s.start, s.end))

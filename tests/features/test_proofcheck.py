@@ -1,0 +1,64 @@
+"""The signs that a proofread left an error: each fires where it should and stays quiet on good English."""
+
+from __future__ import annotations
+
+import pytest
+
+from tether.features.proofcheck import suspects
+
+
+def whys(text: str) -> list[tuple[str, str]]:
+    return [(s.text, s.why) for s in suspects(text)]
+
+
+@pytest.mark.parametrize(("text", "flagged", "why"), [
+    ("Looking forawrd to the weekend.", "forawrd", "not a word; “forward”?"),
+    ("Please send the infomation today.", "infomation", "not a word; “information”?"),
+    ("We definately need more chairs.", "definately", "not a word; “definitely”?"),
+    ("Please dont forget the budget.", "dont", "not a word; “don't”?"),
+    ("I need more ifnomation about it.", "ifnomation", "not a word"),
+    ("Yes, i will be there.", "i", "a lower-case “I”"),
+    ("Sure, i'll bring the cake.", "i'll", "a lower-case “I”"),
+    ("The room is booked. please bring your badge.", "please", "a sentence that starts lower-case"),
+    ("She booked an table for six.", "an table", "“an” before a consonant sound"),
+    ("It was a easy choice.", "a easy", "“a” before a vowel sound"),
+    ("It was a unclear answer.", "a unclear", "“a” before a vowel sound"),
+    ("Bring the the slides.", "the the", "a doubled word"),
+    ("Your welcome to join us.", "Your welcome", "“your” where “you're” is meant"),
+    ("Their going to the library.", "Their going", "“their” where “there” or “they're” is meant"),
+    ("I'll be their.", "their", "a possessive with nothing after it"),
+    ("Its a good opportunity.", "Its a", "“its” where “it's” is meant"),
+    ("This is better then the last one.", "better then", "“then” where “than” is meant"),
+    ("We ate, than we left.", "than", "“than” where “then” is meant"),
+    ("You could of told me.", "could of", "“of” where “have” is meant"),
+    ("There is to much noise here.", "to much", "“to” where “too” is meant"),
+    ("Looking forward too it!", "too it", "“too” where “to” is meant"),
+    ("The edits look good to me Let me know when it ships.", "Let", "a full stop missing before it?"),
+    ("See you soon.\nbest,\nEmma", "best", "a sign-off that starts lower-case"),
+])
+def test_each_sign_fires_on_its_error(text, flagged, why):
+    assert (flagged, why) in whys(text)
+
+
+@pytest.mark.parametrize("text", [
+    "We waited an hour for a university bus, a one-off, and an honest answer from a European office.",
+    "He said that that was fine. She had had enough.",
+    "The U.S. economy grew, e.g. in the south. Smith et al. proposed it.",
+    "Maria Gonzalez from Zurich emailed marco.rossi@example.com about https://example.com/agenda_v2.",
+    "Run `pip install numpy` and then mvn test.",
+    "I read The Daily Telegraph in the morning.",
+    "Her influencer friends sent emojis.",
+    "It has its own charm, and the team did its best.",
+    "c. the second option\nd. the third option",
+    "Customer Feedback\tFeedback Type",
+    "Best,\nEmma",
+    "节点 i 和 j 之间的距离 i = 0",
+])
+def test_good_english_code_names_and_other_scripts_are_left_alone(text):
+    assert whys(text) == []
+
+
+def test_offsets_point_into_the_text():
+    text = "Hello team. Bring the the slides."
+    (s,) = suspects(text)
+    assert text[s.start:s.end] == s.text == "the the"
