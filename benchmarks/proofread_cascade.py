@@ -60,7 +60,8 @@ def run(key: str, label: str, cases: list[dict], call, progress: Progress, *, cl
         r = call(case["source"])
         case[key] = r.corrected
         case[f"{key}_s"] = time.perf_counter() - start
-        case[f"{key}_cloud"] = cloud_only or r.tier != "device" or "escalat" in r.route
+        case[f"{key}_cloud"] = (cloud_only or r.tier != "device" or "device answer escalated" in r.route
+                                or "escalation failed" in r.route)
         case[f"{key}_route"] = r.route
         case[f"{key}_flagged"] = [f.text for f in r.flagged]
         progress.advance(task)
@@ -80,6 +81,10 @@ def random_router(annotator, cases: list[dict], share: float) -> dict:  # noqa: 
         ps.append(tp / (tp + fp) if tp + fp else 1.0)
         rs.append(tp / (tp + fn) if tp + fn else 1.0)
     return {"f0.5": statistics.mean(fs), "precision": statistics.mean(ps), "recall": statistics.mean(rs)}
+
+
+def share_of(share: float | None, n: int) -> str:
+    return "-" if share is None else f"{share:.0%} of {n}"
 
 
 def main() -> None:
@@ -123,8 +128,8 @@ def main() -> None:
     for k in keys:
         s = results[k]
         table.add_row(labels[k], f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f0.5']:.3f}", str(s["tp"]),
-                      str(s["fp"]), str(s["fn"]), f"{s['clean_unchanged']:.0%} of {s['clean_n']}",
-                      f"{s['restored']:.0%} of {s['corrupted_n']}", f"{s['cloud_share']:.1%}",
+                      str(s["fp"]), str(s["fn"]), share_of(s["clean_unchanged"], s["clean_n"]),
+                      share_of(s["restored"], s["corrupted_n"]), f"{s['cloud_share']:.1%}",
                       f"{s['flagged_after']:.1%}", f"{s['median_s']:.2f}", f"{s['total_s']:.0f}")
     if rand:
         table.add_row(f"random router, {share:.1%} to the cloud (mean of {DRAWS:,})", f"{rand['precision']:.3f}",

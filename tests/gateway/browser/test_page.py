@@ -199,6 +199,9 @@ def test_gateway_other_features(real, feature, text):
         assert "Messages" in result and "Calendar" in result
     if feature == "replies":
         assert result.count("•") == 3
+    if feature == "proofread":  # what the proofread left is named under it
+        corrected = result.split("\n\n— ")[0]
+        assert ("Their going" in corrected) == ("“Their going” (“their” where" in result), result
 
 
 @pytest.mark.skipif(not os.path.isfile("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"),

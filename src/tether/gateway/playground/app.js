@@ -139,9 +139,12 @@
         if (typeof r.corrected === "string") {
           const n = Array.isArray(r.edits) ? r.edits.length : 0;
           const u = Array.isArray(r.undone) ? r.undone.length : 0;
+          const f = Array.isArray(r.flagged) ? r.flagged : [];
           return r.corrected + "\n\n— " + n + " edit" + (n === 1 ? "" : "s")
             + (u ? "; " + u + " rewording" + (u === 1 ? "" : "s") + " not applied: "
-              + r.undone.map((e) => "“" + e.original + "” → “" + e.replacement + "”").join(", ") : "");
+              + r.undone.map((e) => "“" + e.original + "” → “" + e.replacement + "”").join(", ") : "")
+            + (f.length ? "\n— still looks wrong: " + f.map((x) => "“" + x.text + "” (" + x.why + ")").join(", ") : "")
+            + (r.tier && r.tier !== "device" ? "\n[corrected on " + r.tier.replace("_", " ") + "]" : "");
         }
         break;
       case "rewrite":
