@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tether.features.proofcheck import suspects
+from tether.features.proofcheck import suspects, with_fixes
 
 
 def whys(text: str) -> list[tuple[str, str]]:
@@ -62,3 +62,26 @@ def test_offsets_point_into_the_text():
     text = "Hello team. Bring the the slides."
     (s,) = suspects(text)
     assert text[s.start:s.end] == s.text == "the the"
+
+
+@pytest.mark.parametrize(("text", "fixed"), [
+    ("i think its a great idea, and and your welcome to come.", "I think it's a great idea, and you're welcome to come."),
+    ("She booked an table. It was a easy choice. An honest answer.",
+     "She booked a table. It was an easy choice. An honest answer."),
+    ("You could of told me. This is better then that. We ate, than we left.",
+     "You could have told me. This is better than that. We ate, then we left."),
+    ("There is to much noise. Looking forward too it!", "There is too much noise. Looking forward to it!"),
+    ("Please dont forget. the meeting is at noon, itd be great.", "Please don't forget. The meeting is at noon, it'd be great."),
+    ("Looking forawrd to the weekand.\nbest,\nEmma", "Looking forward to the weekend.\nBest,\nEmma"),
+])
+def test_the_sure_fixes_are_made(text, fixed):
+    assert with_fixes(text) == fixed
+    assert suspects(fixed) == []
+
+
+def test_what_has_two_readings_is_flagged_and_left_as_written():
+    """"their going": "there" or "they're"? A run-on: a full stop or a comma? A word in no list?
+    The rules cannot tell, so the text stays as it is and the doubt is listed."""
+    text = "Their going home. The edits look good to me Let me know. We hiked the tralihead."
+    assert with_fixes(text) == text
+    assert [(s.text, s.fix) for s in suspects(text)] == [("Their going", None), ("Let", None), ("tralihead", None)]

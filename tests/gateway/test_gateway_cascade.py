@@ -21,7 +21,7 @@ def setup(tmp_path_factory):
     config = tmp / "router.json"
     # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
     config.write_text(json.dumps({
-        "consent": "always", "cascade": ["chat", "notifications", "summarize", "rewrite", "replies"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+        "consent": "always", "cascade": ["chat", "notifications", "summarize", "rewrite", "replies", "proofread"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
         "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
     server = start_server(tmp, "--max-streams", "2", router_config=config)
     try:
@@ -243,6 +243,23 @@ def test_a_rewrite_the_device_cannot_finish_is_written_off_the_device(setup):
     body = r.json()
     assert body["tier"] == "third_party" and body["text"].startswith("Dear colleagues, Maria Gonzalez has booked")
     assert (body["missing_numbers"], body["added_numbers"], body["cut"]) == ([], [], False)
+    assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
+    assert body["tether"]["escalated"] is True
+    assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
+
+
+def test_a_proofread_that_leaves_an_error_is_corrected_off_the_device(setup):
+    from tests.routing.test_feature_routing import CLOUD_PROOFREAD, TRAIL
+
+    server, provider = setup
+    provider.reset()
+    provider.faults([{"content": CLOUD_PROOFREAD}])
+    r = httpx.post(server.url + "/v1/writing/proofread", timeout=120, json={"text": TRAIL})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tier"] == "third_party" and body["corrected"] == TRAIL.replace("tralihead", "trailhead")
+    assert body["flagged"] == [] and [(e["original"], e["replacement"]) for e in body["edits"]] == [
+        ("tralihead", "trailhead")]
     assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
     assert body["tether"]["escalated"] is True
     assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])

@@ -366,9 +366,12 @@ def test_replies_go_where_the_user_asks_and_a_third_party_only_with_consent(devi
     assert len(provider.captured()) == 1 and "Maria" not in sent_text(provider)
 
 
-# smollm2-135m's proofread of this keeps "an table"; the cloud stand-in corrects it
+# smollm2-135m's proofread of this keeps "tralihead" (or makes it "tralinehead"), which no rule can fix; the cloud
+# stand-in can
+TRAIL = "Maria Gonzalez booked a table at the tralihead cafe for six people on Friday."
+CLOUD_PROOFREAD = "<PERSON_1> booked a table at the trailhead cafe for six people on Friday."
+# "an table" is left by the model and fixed on the device by the a/an rule
 TABLE = "Maria Gonzalez booked an table for six people, and the deposit of 60 euros is due on Friday."
-CLOUD_PROOFREAD = "<PERSON_1> booked a table for six people, and the deposit of 60 euros is due on Friday."
 
 
 def test_a_proofread_that_leaves_an_error_is_corrected_off_the_device_pseudonymized(device, third, provider,
@@ -377,36 +380,51 @@ def test_a_proofread_that_leaves_an_error_is_corrected_off_the_device_pseudonymi
 
     provider.faults([{"content": CLOUD_PROOFREAD}])
     ledger = Ledger(tmp_path / "ledger.sqlite")
-    done = proofread(TABLE, router=router(device, third_party=third, ledger=ledger))
+    done = proofread(TRAIL, router=router(device, third_party=third, ledger=ledger))
     assert (done.tier, done.model, done.fallback) == ("third_party", TINY, False)
-    assert done.corrected == TABLE.replace("an table", "a table")
-    assert [(e.original, e.replacement) for e in done.edits] == [("an", "a")]
+    assert done.corrected == TRAIL.replace("tralihead", "trailhead")
+    assert [(e.original, e.replacement) for e in done.edits] == [("tralihead", "trailhead")]
     assert done.flagged == []
     assert "the feature's check failed" in done.route
     sent = sent_text(provider)
-    assert "<PERSON_1>" in sent and "an table" in sent
+    assert "<PERSON_1>" in sent and "tralihead" in sent
     assert "Maria" not in sent and "Gonzalez" not in sent
     (row,) = ledger.entries()
     assert (row.feature, row.tier, row.reason, row.escalated) == ("proofread", "third_party", "cascade", True)
 
 
-def test_a_cloud_proofread_that_is_no_better_leaves_the_device_s_with_what_remains_flagged(device, third,
-                                                                                           provider):
-    """The cloud's answer is taken only if it is a proofread with no more errors left than the device's."""
+def test_what_the_device_can_fix_itself_never_leaves_it(device, third, provider):
+    """The model keeps "an table"; the a/an rule is sure of the fix, so the device makes it and
+    nothing is left to send."""
     from tether.features.writing import proofread
 
-    provider.faults([{"content": "<PERSON_1> booked an table for six people, and and the deposit of 60 euros is due."}])
     done = proofread(TABLE, router=router(device, third_party=third))
+    assert (done.tier, done.flagged) == ("device", [])
+    assert done.corrected == TABLE.replace("an table", "a table")
+    assert [(e.original, e.replacement) for e in done.edits] == [("an", "a")]
+    assert "cascade" in done.route and "device answer escalated" not in done.route
+    assert provider.captured() == []
+
+
+def test_a_cloud_answer_that_is_no_proofread_leaves_the_device_s_with_what_remains_flagged(device, third,
+                                                                                           provider):
+    """The cloud's answer is taken only if it is a proofread (most of the text kept) with no more
+    errors left than the device's."""
+    from tether.features.writing import proofread
+
+    provider.faults([{"content": "I'm sorry, but I can't help with booking tables."}])
+    done = proofread(TRAIL, router=router(device, third_party=third))
     assert done.route.endswith("its proofread was no better")
-    assert done.tier == "device" and done.corrected == TABLE
-    assert [(f.text, f.why) for f in done.flagged] == [("an table", "“an” before a consonant sound")]
+    # the device's own proofread ("tralihead" kept, or made "tralinehead"), its doubt listed
+    assert done.tier == "device" and done.corrected.startswith("Maria Gonzalez booked a table at the trali")
+    assert [f.why for f in done.flagged] == ["not a word"]
     assert len(provider.captured()) == 1
 
 
 def test_a_proofread_with_nothing_left_to_fix_never_leaves_the_device(device, third, provider):
     from tether.features.writing import proofread
 
-    done = proofread(TABLE.replace("an table", "a table"), router=router(device, third_party=third))
+    done = proofread(TRAIL.replace("tralihead", "trailhead"), router=router(device, third_party=third))
     assert (done.tier, done.edits, done.flagged) == ("device", [], [])
     assert "cascade" in done.route
     assert provider.captured() == []
@@ -415,9 +433,9 @@ def test_a_proofread_with_nothing_left_to_fix_never_leaves_the_device(device, th
 def test_a_proofread_with_an_unreachable_cloud_is_the_device_s_with_its_doubts_listed(device):
     from tether.features.writing import proofread
 
-    done = proofread(TABLE, router=router(device, private_cloud=dead_cloud()))
+    done = proofread(TRAIL, router=router(device, private_cloud=dead_cloud()))
     assert done.tier == "device" and "escalation failed" in done.route
-    assert done.corrected == TABLE and [f.text for f in done.flagged] == ["an table"]
+    assert [f.why for f in done.flagged] == ["not a word"] and "trailhead" not in done.corrected
 
 
 def test_tether_proofread_shows_where_it_was_corrected_and_what_looks_wrong(tmp_path, provider):
@@ -432,15 +450,15 @@ def test_tether_proofread_shows_where_it_was_corrected_and_what_looks_wrong(tmp_
     config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
                       "use_for_cloud = true\n")
     env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    out = CliRunner().invoke(cli, ["proofread", "--text", TABLE, "--model", TINY], env=env)
+    out = CliRunner().invoke(cli, ["proofread", "--text", TRAIL, "--model", TINY], env=env)
     assert out.exit_code == 0, out.output
-    assert "Maria Gonzalez booked a table for six" in out.output
-    assert "'an' → 'a'" in out.output
+    assert "Maria Gonzalez booked a table at the trailhead cafe" in out.output
+    assert "'tralihead' → 'trailhead'" in out.output
     assert "── corrected on third party: device (cascade)" in out.output
     assert "Maria" not in sent_text(provider)
     (tmp_path / "device-only.toml").write_text("")  # no cloud: what the device left is listed
-    alone = CliRunner().invoke(cli, ["proofread", "--text", TABLE, "--model", TINY],
+    alone = CliRunner().invoke(cli, ["proofread", "--text", TRAIL, "--model", TINY],
                                env={"TETHER_ROUTER_CONFIG": str(tmp_path / "device-only.toml"),
                                     "TETHER_LEDGER": str(tmp_path / "l2.db")})
     assert alone.exit_code == 0, alone.output
-    assert "1 possible error(s) left" in alone.output and "'an table': “an” before a consonant sound" in alone.output
+    assert "1 possible error(s) left" in alone.output and "': not a word" in alone.output

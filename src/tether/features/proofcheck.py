@@ -9,8 +9,10 @@ a few word pairs that are almost always a confusion ("your welcome", "could of",
 two sentences run together ("the meeting Let me know"). They favour precision: a name, an
 address, code and anything capitalised are left alone.
 
-The proofread cascade escalates a piece whose device proofread still shows one
-(``tether.features.writing``), and ``ProofreadResult.flagged`` lists what remains for the user.
+Where a rule is sure of the fix ("an table" → "a table", "dont" → "don't", "i" → "I", a
+doubled word, a misspelling's commoner spelling) ``with_fixes`` applies it on the device; what
+is left without one ("their going": there or they're?) is what the proofread cascade escalates
+(``tether.features.writing``), and ``ProofreadResult.flagged`` lists it for the user.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import functools
 import re
 import threading
+from collections.abc import Callable
 from pydantic import BaseModel, ConfigDict
 
 _lock = threading.Lock()
@@ -30,6 +33,7 @@ class Suspect(BaseModel):
     end: int
     text: str
     why: str
+    fix: str | None = None  # what the span should read, where the rule is sure ("an table" → "a table")
 
 
 # a lower-case word not glued to an address, a path, a handle, code, a number or a hyphen
@@ -66,6 +70,8 @@ def _misspelt(word: str) -> str | None:
         return "" if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0 else None  # longer: a coinage
     if _CONTRACTION.search(fix) and fix.replace("'", "") == word:  # "dont" → "don't"
         return fix
+    if word.startswith(fix) and word[len(fix):] in ("d", "ll", "ve", "re", "m", "s"):  # "itd" → "it'd", not "it"
+        return f"{fix}'{word[len(fix):]}"
     if _zipf(word) >= _COMMON:
         return None
     if fix[0] != word[0] and fix[:2] != word[1::-1]:  # "numpy" is no "bumpy"; "hte" is "the"
@@ -85,21 +91,25 @@ _AN_OK = re.compile(r"(?:hour|honest|honou?r|heir|herb)", re.I)
 _DOUBLED = re.compile(r"(?<![\w'-])([A-Za-z]+)[ ]+(\1)(?![\w'-])", re.I)  # a tab between: a table's cells
 _MAY_DOUBLE = {"had", "that", "bye", "ha", "haha", "no", "so", "very", "really", "knock", "tut", "boo", "hey",
                "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is"}
-_CONFUSIONS = [
-    (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant"),
+# (pattern, why, the fix of the matched text or None where two readings are possible: "their going")
+_CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
+    (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant",
+     lambda t: t[:-2] + "have"),
     (re.compile(r"\b[Yy]our (?:welcome|going|doing|being|getting|coming|looking|not|right|sure|always|never|"
-                r"already|invited|a|an|the)\b"), "“your” where “you're” is meant"),
-    (re.compile(r"\b(?:[Tt]heir|[Yy]our)(?=[.!?,;:])"), "a possessive with nothing after it"),
+                r"already|invited|a|an|the)\b"), "“your” where “you're” is meant", lambda t: t[:3] + "'re" + t[4:]),
+    (re.compile(r"\b(?:[Tt]heir|[Yy]our)(?=[.!?,;:])"), "a possessive with nothing after it", None),
     (re.compile(r"\b[Tt]heir (?:is|are|was|were|be|going|has|have|isn't|aren't|wasn't|weren't)\b"),
-     "“their” where “there” or “they're” is meant"),
+     "“their” where “there” or “they're” is meant", None),
     (re.compile(r"\b[Ii]ts (?:a|an|the|been|not|going|just|very|so|too|really|always|already|still|great|"
-                r"good|nice|fine|ok|okay|important|time|my|your|our|all|about)\b"), "“its” where “it's” is meant"),
+                r"good|nice|fine|ok|okay|important|time|my|your|our|all|about)\b"), "“its” where “it's” is meant",
+     lambda t: t[:2] + "'" + t[2:]),
     (re.compile(r"\b(?:more|less|better|worse|rather|other|greater|fewer|larger|smaller|higher|lower|earlier|"
-                r"faster|longer|sooner|bigger|easier|harder) then\b"), "“then” where “than” is meant"),
-    (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), "“than” where “then” is meant"),
-    (re.compile(r"\bto (?:much|many|busy)\b"), "“to” where “too” is meant"),
+                r"faster|longer|sooner|bigger|easier|harder) then\b"), "“then” where “than” is meant",
+     lambda t: t[:-4] + "than"),
+    (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), "“than” where “then” is meant", lambda t: t[:-3] + "hen"),
+    (re.compile(r"\bto (?:much|many|busy)\b"), "“to” where “too” is meant", lambda t: "too" + t[2:]),
     (re.compile(r"\btoo (?:see|go|be|do|get|make|meet|hear|help|discuss|know|let|send|share|the|a|an|you|me|"
-                r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant"),
+                r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant", lambda t: "to" + t[3:]),
 ]
 _SIGN_OFF = re.compile(r"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:best|cheers|thanks|regards|sincerely|kind regards|"
                        r"best regards|warm regards|all the best|thank you|many thanks|love|yours)),[ \t]*(?:\S[^\n]{0,30})?$")
@@ -118,15 +128,18 @@ def suspects(text: str) -> list[Suspect]:
     masked = _CODE.sub(lambda m: " " * len(m.group()), text)  # code, links and addresses are not prose
     found: list[Suspect] = []
 
-    def add(start: int, end: int, why: str) -> None:
-        found.append(Suspect(start=start, end=end, text=text[start:end], why=why))
+    def add(start: int, end: int, why: str, fix: str | None = None) -> None:
+        found.append(Suspect(start=start, end=end, text=text[start:end], why=why, fix=fix))
+
+    def capital(start: int, end: int) -> str:
+        return text[start].upper() + text[start + 1:end]
 
     for m in _WORD.finditer(masked):
         word = m.group()
         if word in ("i", "i'm", "i've", "i'll", "i'd", "i’m", "i’ve", "i’ll", "i’d"):
-            add(m.start(), m.end(), "a lower-case “I”")
+            add(m.start(), m.end(), "a lower-case “I”", "I" + word[1:])
         elif (fix := _misspelt(word)) is not None:
-            add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word")
+            add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word", fix or None)
     for m in _SENTENCE_START.finditer(masked):
         before = masked[max(0, m.start() - 12):m.start()].rstrip("\"”’)")
         if _ABBREVIATION.search(before) or re.search(r"(?:\.\.|…|\d\.|(?<!\w)\w\.)$", before):  # "c." labels a list item
@@ -135,23 +148,36 @@ def suspects(text: str) -> list[Suspect]:
             line = masked[m.start(2):].split("\n", 1)[0].rstrip()
             if not line.endswith((".", "!", "?")) or len(line.split()) < 4:
                 continue
-        add(m.start(2), m.end(2), "a sentence that starts lower-case")
+        add(m.start(2), m.end(2), "a sentence that starts lower-case", capital(m.start(2), m.end(2)))
     for m in _A_AN.finditer(masked):
         article, word = m.group(1).lower(), m.group(2)
+        rest = masked[m.end(1):m.end()]
         if article == "a" and (word[0] in "aeio" or re.match(r"u[^aeiou][^aeiouy]", word)) and not _A_OK.match(word):
-            add(m.start(), m.end(), "“a” before a vowel sound")
+            add(m.start(), m.end(), "“a” before a vowel sound", m.group(1) + "n" + rest)
         elif article == "an" and word[0] not in "aeiou" and not _AN_OK.match(word):
-            add(m.start(), m.end(), "“an” before a consonant sound")
+            add(m.start(), m.end(), "“an” before a consonant sound", m.group(1)[0] + rest)
     for m in _DOUBLED.finditer(masked):
         word = m.group(1)
         if (word.islower() or word.istitle()) and word.lower() not in _MAY_DOUBLE and word.lower() == m.group(2).lower():
-            add(m.start(), m.end(), "a doubled word")
-    for pattern, why in _CONFUSIONS:
+            add(m.start(), m.end(), "a doubled word", word)
+    for pattern, why, fix in _CONFUSIONS:
         for m in pattern.finditer(masked):
             start = m.start() + (len(m.group()) - len(m.group().lstrip(".!?, \n\t")))
-            add(start, m.end(), why)
+            add(start, m.end(), why, fix(text[start:m.end()]) if fix else None)
     for m in _SIGN_OFF.finditer(masked):
-        add(m.start(1), m.end(1), "a sign-off that starts lower-case")
+        add(m.start(1), m.end(1), "a sign-off that starts lower-case", capital(m.start(1), m.end(1)))
     for m in _RUN_ON.finditer(masked):
         add(m.start(1), m.end(1), "a full stop missing before it?")
     return sorted(set(found), key=lambda s: (s.start, s.end))
+
+
+def with_fixes(text: str) -> str:
+    """``text`` with every suspect whose rule is sure of the fix fixed (the first of overlapping
+    ones): the rules find what the model left, and where they know the answer the device gives it."""
+    out, pos = [], 0
+    for s in suspects(text):
+        if s.fix is None or s.start < pos:
+            continue
+        out += [text[pos:s.start], s.fix]
+        pos = s.end
+    return "".join(out) + text[pos:]

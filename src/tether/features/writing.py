@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts, wording
-from tether.features.proofcheck import Suspect, suspects
+from tether.features.proofcheck import Suspect, suspects, with_fixes
 from tether.features._common import Edit, answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
@@ -148,14 +148,15 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
     """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
     each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
     was left as it was. ``keep_wording``: undo the model's edits that reword, drop phrases or
-    join paragraphs instead of fixing an error (``tether.features.wording``). ``flagged``: what
-    still looks like an error afterwards (``tether.features.proofcheck``).
+    join paragraphs instead of fixing an error (``tether.features.wording``), and fix what the
+    model left where a rule is sure of the fix (``proofcheck.with_fixes``: "an table", "dont",
+    a doubled word…). ``flagged``: what still looks like an error afterwards.
 
     With a ``router`` (whose device model is then the one used) each piece goes through it as
-    the ``proofread`` feature: in the default cascade a piece whose device proofread still shows
-    an error is sent, pseudonymized, to the private cloud (when one is configured and the policy
-    and consent allow); the cloud's correction, restored and reviewed on the device, is used
-    unless it is unusable or shows more errors than the device's."""
+    the ``proofread`` feature: in the default cascade a piece whose device proofread, so fixed,
+    still shows an error is sent, pseudonymized, to the private cloud (when one is configured
+    and the policy and consent allow); the cloud's correction, restored, reviewed and fixed on
+    the device, is used unless it is unusable or shows more errors than the device's."""
     check_text(text)
     if router is not None:
         model = getattr(router.device, "model", model)
@@ -218,9 +219,16 @@ def _device_proofread(model: str, piece: str, keep_wording: bool,
     """(the piece corrected, the edits undone as rewording), or (None, []) when the model's
     answers were no proofread."""
     corrected = _proofread_piece(model, piece, first)
-    if corrected is None:
-        return None, []
-    return wording.review(piece, corrected) if keep_wording else (corrected, [])
+    return (None, []) if corrected is None else _reviewed(piece, corrected, keep_wording)
+
+
+def _reviewed(piece: str, corrected: str, keep_wording: bool) -> tuple[str, list[Edit]]:
+    """A model's correction as the user gets it: its rewording undone and the sure fixes of what
+    it left applied; or, with ``keep_wording`` off, as the model wrote it."""
+    if not keep_wording:
+        return corrected, []
+    corrected, undone = wording.review(piece, corrected)
+    return with_fixes(corrected), undone
 
 
 def _proofread_routed(router: "Router", model: str, piece: str,
@@ -246,8 +254,7 @@ def _proofread_routed(router: "Router", model: str, piece: str,
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried there
         away = clean_output(routed.text, piece)
         if routed.finish_reason != "length" and _plausible_correction(piece, away):
-            away = _in_place_of(piece, away)
-            corrected, skipped = wording.review(piece, away) if keep_wording else (away, [])
+            corrected, skipped = _reviewed(piece, _in_place_of(piece, away), keep_wording)
             mine = device.get("out", (None, []))[0]
             if mine is None or len(suspects(corrected)) <= len(suspects(mine)):
                 return corrected, skipped, routed.tier, route
