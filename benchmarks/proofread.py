@@ -16,7 +16,9 @@ corrupted texts restored exactly.
 
 Baseline: the model's own corrected text (``proofread(..., keep_wording=False)``). Tether's
 default undoes the edits that change wording instead of fixing it (``keep_wording=True``,
-``tether.features.wording``). Both come from the same model answer, so the comparison holds the
+``tether.features.wording``) and then makes the fixes its rules are sure of in what the model
+left (``tether.features.proofcheck.with_fixes``; those rules were written reading this
+benchmark's answers, so ``benchmarks/proofread_cascade.py`` measures them on other errors). Both come from the same model answer, so the comparison holds the
 model and its output fixed; the filter's own time is printed too.
 
     .venv/bin/python benchmarks/proofread.py [--model qwen2.5-0.5b] [--json out.json]
@@ -190,6 +192,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from tether.features import wording, writing
+    from tether.features.proofcheck import with_fixes
     from tether.models.engine import load
 
     console = Console(width=120)  # the table reads the same in a pipe
@@ -209,23 +212,29 @@ def main() -> int:
             t = time.perf_counter()
             case["tether"] = wording.keep_wording(case["source"], case["model"])
             case["filter_ms"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()
+            case["fixed"] = with_fixes(case["tether"])
+            case["fixes_ms"] = (time.perf_counter() - t) * 1000
             bar.advance(task)
 
-    results = {"model": score(annotator, cases, "model"), "tether": score(annotator, cases, "tether")}
+    results = {k: score(annotator, cases, k) for k in ("model", "tether", "fixed")}
     table = Table(title=f"Proofreading {len(cases)} emails ({sum(c['errors'] for c in cases)} injected errors), "
                         f"{args.model}")
     for col in ("output", "precision", "recall", "F0.5", "TP", "FP", "FN", "clean left alone", "restored exactly"):
         table.add_column(col, justify="left" if col == "output" else "right")
-    for name, label in (("model", "model's text (baseline)"), ("tether", "tether (keep wording)")):
+    for name, label in (("model", "model's text (baseline)"), ("tether", "keep wording"),
+                        ("fixed", "tether (keep wording + sure fixes)")):
         s = results[name]
         table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f0.5']:.3f}", str(s["tp"]),
                       str(s["fp"]), str(s["fn"]), f"{s['clean_unchanged']:.0%} of {s['clean_n']}",
                       f"{s['restored']:.0%} of {s['corrupted_n']}")
     console.print(table)
-    base, ours = results["model"]["f0.5"], results["tether"]["f0.5"]
-    console.print(f"F0.5 ratio tether / model: {ours / base:.3f}" if base else "F0.5 ratio: n/a")
+    base, kept, ours = (results[k]["f0.5"] for k in ("model", "tether", "fixed"))
+    console.print(f"F0.5 ratio keep wording / model: {kept / base:.3f}, tether / model: {ours / base:.3f}"
+                  if base else "F0.5 ratio: n/a")
     console.print(f"median per email: model {statistics.median(c['seconds'] for c in cases):.2f} s, "
-                  f"keep-wording filter {statistics.median(c['filter_ms'] for c in cases):.1f} ms")
+                  f"keep-wording filter {statistics.median(c['filter_ms'] for c in cases):.1f} ms, "
+                  f"sure fixes {statistics.median(c['fixes_ms'] for c in cases):.1f} ms")
     if args.json:
         args.json.write_text(json.dumps({
             "date": started.isoformat(timespec="minutes"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",

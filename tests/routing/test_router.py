@@ -547,7 +547,8 @@ def test_by_default_chat_route_and_ask_are_cascaded(device, third, provider):
     """The cascade keeps more quality per cloud call than the prompt scorer (docs/benchmarks.md),
     so the requests people type are answered on the device first; streams cannot be. Notification
     summaries are too: their faithfulness check decides (tests/routing/test_feature_routing.py)."""
-    assert RouterConfig().cascade == ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies"]
+    assert RouterConfig().cascade == ["chat", "route", "ask", "notifications", "summarize", "rewrite", "replies",
+                                      "proofread"]
     r = Router(RouterConfig(consent="always", third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True)),
                device=device, third_party=third, state=DeviceState())
     for feature in ("chat", "route", "ask"):
