@@ -85,3 +85,9 @@ def test_what_has_two_readings_is_flagged_and_left_as_written():
     text = "Their going home. The edits look good to me Let me know. We hiked the tralihead."
     assert with_fixes(text) == text
     assert [(s.text, s.fix) for s in suspects(text)] == [("Their going", None), ("Let", None), ("tralihead", None)]
+
+
+def test_a_fix_is_made_to_the_end_and_a_plural_is_no_contraction():
+    assert with_fixes("Looking forward to to to seeing everyone!") == "Looking forward to seeing everyone!"
+    assert with_fixes("The steps and deliverables are due, theyre late and itd help.") == \
+        "The steps and deliverables are due, they're late and it'd help."

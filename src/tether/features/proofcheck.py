@@ -41,6 +41,15 @@ _WORD = re.compile(r"(?<![\w@/\\.#`'’_-])[a-z]+(?:['’][a-z]+)?(?![\w@/\\#`_-
 _CODE = re.compile(r"```.*?```|`[^`\n]*`|\bhttps?://\S+|\S+@\S+\.\w+", re.S)
 _GAP = 1.0  # a spelling this many zipf (10x) commoner, one edit away, is what was meant
 _CONTRACTION = re.compile(r"(?:n't|'m|'ve|'ll|'re|'d)$")
+# contractions without their apostrophe that are no word ("cant", "wont", "ill", "well", "its" are)
+_NO_APOSTROPHE = {w.replace("'", ""): w for w in (
+    "don't", "doesn't", "didn't", "isn't", "wasn't", "aren't", "weren't", "couldn't", "wouldn't", "shouldn't",
+    "haven't", "hasn't", "hadn't", "mustn't", "needn't", "i'm", "i've", "you're", "you've", "you'll", "they're",
+    "they've", "they'll", "we've", "it'll", "that's", "what's", "there's", "here's", "she's", "who's")}
+_NO_APOSTROPHE["im"], _NO_APOSTROPHE["ive"] = "I'm", "I've"
+# a pronoun and the contractions it takes: "itd" is "it'd", while "deliverables" is no "deliverable's"
+_PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
+    p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
 _COMMON = 3.2  # a word this frequent in wordfreq's English ("facto", "exp") is in use, listed or not
 
 
@@ -59,6 +68,8 @@ def _zipf(word: str) -> float:
 
 def _misspelt(word: str) -> str | None:
     """What ``word`` should have been, or None when it is a word (or one we cannot place)."""
+    if word in _NO_APOSTROPHE:
+        return _NO_APOSTROPHE[word]
     if len(word) < 3 or "'" in word or "’" in word or not re.search(r"[aeiou]", word):
         return None  # "mvn", "plt": an abbreviation or a command, not a word misspelt
     with _lock:
@@ -70,8 +81,9 @@ def _misspelt(word: str) -> str | None:
         return "" if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0 else None  # longer: a coinage
     if _CONTRACTION.search(fix) and fix.replace("'", "") == word:  # "dont" → "don't"
         return fix
-    if word.startswith(fix) and word[len(fix):] in ("d", "ll", "ve", "re", "m", "s"):  # "itd" → "it'd", not "it"
-        return f"{fix}'{word[len(fix):]}"
+    rest = word[len(fix):]
+    if word.startswith(fix) and fix in _PRONOUNS and rest in _PRONOUNS[fix]:  # "itd" → "it'd", not "it"
+        return f"{fix}'{rest}"
     if _zipf(word) >= _COMMON:
         return None
     if fix[0] != word[0] and fix[:2] != word[1::-1]:  # "numpy" is no "bumpy"; "hte" is "the"
@@ -174,10 +186,14 @@ def suspects(text: str) -> list[Suspect]:
 def with_fixes(text: str) -> str:
     """``text`` with every suspect whose rule is sure of the fix fixed (the first of overlapping
     ones): the rules find what the model left, and where they know the answer the device gives it."""
-    out, pos = [], 0
-    for s in suspects(text):
-        if s.fix is None or s.start < pos:
-            continue
-        out += [text[pos:s.start], s.fix]
-        pos = s.end
-    return "".join(out) + text[pos:]
+    for _ in range(3):  # a fix can bring the next to light: "to to to" is "to to", then "to"
+        out, pos = [], 0
+        for s in suspects(text):
+            if s.fix is None or s.start < pos:
+                continue
+            out += [text[pos:s.start], s.fix]
+            pos = s.end
+        if not out:
+            break
+        text = "".join(out) + text[pos:]
+    return text
