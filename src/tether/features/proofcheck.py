@@ -39,7 +39,7 @@ class Suspect(BaseModel):
 # a lower-case word not glued to an address, a path, a handle, code, a number or a hyphen
 _WORD = re.compile(r"(?<![\w@/\\.#`'’_-])[a-z]+(?:['’][a-z]+)?(?![\w@/\\#`_-]|['’]?\.\w|:/)")
 _CODE = re.compile(r"```.*?```|`[^`\n]*`|\bhttps?://\S+|\S+@\S+\.\w+", re.S)
-_GAP = 1.0  # a spelling this many zipf (10x) commoner, one edit away, is what was meant
+_GAP = 1.5  # a spelling this much commoner (zipf: 30x), one edit away, is what was meant ("backend" is 1.4 from "backed")
 _CONTRACTION = re.compile(r"(?:n't|'m|'ve|'ll|'re|'d)$")
 # contractions without their apostrophe that are no word ("cant", "wont", "ill", "well", "its" are)
 _NO_APOSTROPHE = {w.replace("'", ""): w for w in (
@@ -77,6 +77,7 @@ def _misspelt(word: str) -> str | None:
         if checker.known([word]):
             return None
         fix = checker.correction(word)
+        candidates = checker.candidates(word) or set()
     if not fix or fix == word:  # nothing one edit away: a typo of two ("ifnomation") if no text uses it
         return "" if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0 else None  # longer: a coinage
     if _CONTRACTION.search(fix) and fix.replace("'", "") == word:  # "dont" → "don't"
@@ -86,8 +87,12 @@ def _misspelt(word: str) -> str | None:
         return f"{fix}'{rest}"
     if _zipf(word) >= _COMMON:
         return None
-    if fix[0] != word[0] and fix[:2] != word[1::-1]:  # "numpy" is no "bumpy"; "hte" is "the"
+    # the commonest spelling one edit away that keeps the first letter: "adress" is "address", not
+    # "dress" (pyspellchecker's pick); "numpy" is no "bumpy"; "hte" is "the"
+    near = [c for c in candidates if c != word and (c[0] == word[0] or c[:2] == word[1::-1])]
+    if not near:
         return None
+    fix = max(near, key=_zipf)
     if word[:-1] == fix and word[-1] in "rs" and word[-1] != fix[-1]:  # "influencer", "emojis": a form, not a typo
         return None
     return fix if _zipf(fix) - _zipf(word) >= _GAP else None
