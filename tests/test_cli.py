@@ -170,7 +170,9 @@ def test_proofread_json_output(files):
 
 def test_proofread_keeps_the_wording_unless_rewording_is_allowed(tmp_path):
     """Greedy decoding gives both runs the same model answer: the default is that answer with
-    its rewording undone, ``--allow-rewording`` the answer as it came."""
+    its rewording undone and the sure fixes of what it left made ("i" → "I"),
+    ``--allow-rewording`` the answer as it came."""
+    from tether.features.proofcheck import with_fixes
     from tether.features.wording import keep_wording
 
     text = "Hi Sam,\n\ni wanted to let you know that the meeting on thursday have been moved.\n\nBest,\nAna"
@@ -178,9 +180,9 @@ def test_proofread_keeps_the_wording_unless_rewording_is_allowed(tmp_path):
     runs = [tether("proofread", str(tmp_path / "note.txt"), *TINY, "--json", *flag) for flag in ([], ["--allow-rewording"])]
     assert all(p.returncode == 0 for p in runs), [p.stderr for p in runs]
     (kept, undone), (as_came, none) = ((json.loads(p.stdout)["corrected"], json.loads(p.stdout)["undone"]) for p in runs)
-    assert kept == keep_wording(text, as_came) and none == []
+    assert kept == with_fixes(keep_wording(text, as_came)) and none == []
     assert all(text[u["start"]:u["end"]] == u["original"] for u in undone)
-    assert (kept == as_came) == (undone == [])
+    assert (kept == with_fixes(as_came)) == (undone == [])
 
 
 def test_reply_reads_stdin(tmp_path):
