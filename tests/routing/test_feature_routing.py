@@ -51,6 +51,22 @@ def sent_text(provider) -> str:
     return json.dumps([c["body"] for c in provider.captured()], ensure_ascii=False)
 
 
+def tether_cli(tmp_path, provider, *args: str, config: str | None = None):
+    """``tether ARGS`` in this process, its ledger in ``tmp_path`` and, unless ``config`` says
+    otherwise, the stand-in provider as its cloud with consent given."""
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+    from tether.cli import features, stats  # noqa: F401  (register the commands)
+
+    if config is None:
+        config = (f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
+                  "use_for_cloud = true\n")
+    (tmp_path / "router.toml").write_text(config)
+    env = {"TETHER_ROUTER_CONFIG": str(tmp_path / "router.toml"), "TETHER_LEDGER": str(tmp_path / "l.db")}
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
 def test_the_check_alone_decides_a_cascade(device, third, provider):
     """A request with a check is escalated when the check fails and kept when it passes, even by a
     learned score that would send every answer on."""
@@ -112,25 +128,16 @@ def test_the_digest_says_where_each_stack_ran(device, third, provider):
 
 
 def test_tether_summarize_escalates_through_the_configured_cloud(tmp_path, provider):
-    from click.testing import CliRunner
-
-    from tether.cli import cli
-    from tether.cli import features, stats  # noqa: F401  (register the commands)
-
     provider.reset()
     provider.faults([{"content": CLOUD_SUMMARY}])
-    config = tmp_path / "router.toml"
-    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
-                      "use_for_cloud = true\n")
     stack = tmp_path / "stack.json"
     stack.write_text(json.dumps([json.loads(n.model_dump_json()) for n in DINNER]))
-    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    out = CliRunner().invoke(cli, ["summarize", str(stack), "--model", TINY], env=env)
+    out = tether_cli(tmp_path, provider, "summarize", str(stack), "--model", TINY)
     assert out.exit_code == 0, out.output
     assert "Alice Chen confirms dinner at 7:30 tonight, booked under 4417 with a $60 deposit." in out.output
     assert "── written on third party: device (cascade)" in out.output
     assert "Alice" not in sent_text(provider)
-    totals = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(tmp_path / "l.db"), "--json"]).output)
+    totals = json.loads(tether_cli(tmp_path, provider, "stats", "--ledger", str(tmp_path / "l.db"), "--json").output)
     assert totals["by_tier"]["third_party"]["requests"] == 1
 
 
@@ -240,18 +247,9 @@ def test_a_rewrite_with_a_secret_never_leaves_and_an_unreachable_cloud_leaves_it
 
 
 def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
-    from click.testing import CliRunner
-
-    from tether.cli import cli
-    from tether.cli import features  # noqa: F401  (registers the commands)
-
     provider.reset()
     provider.faults([{"content": CLOUD_REWRITE}])
-    config = tmp_path / "router.toml"
-    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
-                      "use_for_cloud = true\n")
-    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    out = CliRunner().invoke(cli, ["rewrite", "--text", BOOKING, "--model", TINY], env=env)
+    out = tether_cli(tmp_path, provider, "rewrite", "--text", BOOKING, "--model", TINY)
     assert out.exit_code == 0, out.output
     assert "Maria Gonzalez has booked table 14" in out.output
     assert "── written on third party: device (cascade)" in out.output
@@ -318,18 +316,9 @@ def test_replies_with_an_unreachable_cloud_stay_on_the_device(device):
 
 
 def test_tether_reply_shows_where_the_replies_were_written(tmp_path, provider):
-    from click.testing import CliRunner
-
-    from tether.cli import cli
-    from tether.cli import features  # noqa: F401  (registers the commands)
-
     provider.reset()
     provider.faults([{"content": json.dumps(CLOUD_REPLIES)}])
-    config = tmp_path / "router.toml"
-    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
-                      "use_for_cloud = true\n")
-    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    out = CliRunner().invoke(cli, ["reply", "--text", LATE, "--model", TINY], env=env)
+    out = tether_cli(tmp_path, provider, "reply", "--text", LATE, "--model", TINY)
     assert out.exit_code == 0, out.output
     assert "1. No worries, tell Maria Gonzalez to take her time!" in out.output
     assert "── written on third party: device (cascade)" in out.output
@@ -339,27 +328,21 @@ def test_tether_reply_shows_where_the_replies_were_written(tmp_path, provider):
 def test_replies_go_where_the_user_asks_and_a_third_party_only_with_consent(device, third, provider, tmp_path):
     """The cloud model's replies read better than the 0.5B's (docs/benchmarks.md, "Smart replies"),
     more than the check can see, so the user can ask for them; a refused consent sends nothing."""
-    from click.testing import CliRunner
-
-    from tether.cli import cli
-    from tether.cli import features  # noqa: F401  (registers the commands)
     from tether.errors import InputError
     from tether.features.replies import smart_replies
 
     with pytest.raises(InputError, match="needs a router"):
         smart_replies("Lunch on Friday?", model=TINY, tier="third_party")
     provider.reset()
-    config = tmp_path / "router.toml"
-    config.write_text(f'consent = "ask"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n')
-    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    refused = CliRunner().invoke(cli, ["reply", "--text", "Lunch on Friday, Maria Gonzalez?", "--model", TINY,
-                                       "--tier", "third_party", "--no-consent"], env=env)
+    config = f'consent = "ask"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
+    refused = tether_cli(tmp_path, provider, "reply", "--text", "Lunch on Friday, Maria Gonzalez?", "--model", TINY,
+                         "--tier", "third_party", "--no-consent", config=config)
     assert provider.captured() == []
     assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1, refused.output
     assert "consent" in refused.output
     provider.faults([{"content": json.dumps(CLOUD_REPLIES)}])
-    asked = CliRunner().invoke(cli, ["reply", "--text", LATE, "--model", TINY, "--tier", "third_party", "--consent"],
-                               env=env)
+    asked = tether_cli(tmp_path, provider, "reply", "--text", LATE, "--model", TINY, "--tier", "third_party",
+                       "--consent", config=config)
     assert asked.exit_code == 0, asked.output
     assert "1. No worries, tell Maria Gonzalez to take her time!" in asked.output
     assert "── written on third party" in asked.output
@@ -439,26 +422,15 @@ def test_a_proofread_with_an_unreachable_cloud_is_the_device_s_with_its_doubts_l
 
 
 def test_tether_proofread_shows_where_it_was_corrected_and_what_looks_wrong(tmp_path, provider):
-    from click.testing import CliRunner
-
-    from tether.cli import cli
-    from tether.cli import features  # noqa: F401  (registers the commands)
-
     provider.reset()
     provider.faults([{"content": CLOUD_PROOFREAD}])
-    config = tmp_path / "router.toml"
-    config.write_text(f'consent = "always"\n\n[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\n'
-                      "use_for_cloud = true\n")
-    env = {"TETHER_ROUTER_CONFIG": str(config), "TETHER_LEDGER": str(tmp_path / "l.db")}
-    out = CliRunner().invoke(cli, ["proofread", "--text", TRAIL, "--model", TINY], env=env)
+    out = tether_cli(tmp_path, provider, "proofread", "--text", TRAIL, "--model", TINY)
     assert out.exit_code == 0, out.output
     assert "Maria Gonzalez booked a table at the trailhead cafe" in out.output
     assert "'tralihead' → 'trailhead'" in out.output
     assert "── corrected on third party: device (cascade)" in out.output
     assert "Maria" not in sent_text(provider)
-    (tmp_path / "device-only.toml").write_text("")  # no cloud: what the device left is listed
-    alone = CliRunner().invoke(cli, ["proofread", "--text", TRAIL, "--model", TINY],
-                               env={"TETHER_ROUTER_CONFIG": str(tmp_path / "device-only.toml"),
-                                    "TETHER_LEDGER": str(tmp_path / "l2.db")})
+    alone = tether_cli(tmp_path, provider, "proofread", "--text", TRAIL, "--model", TINY,
+                       config="")  # no cloud: what the device left is listed
     assert alone.exit_code == 0, alone.output
     assert "1 possible error(s) left" in alone.output and "': not a word" in alone.output

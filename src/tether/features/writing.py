@@ -176,14 +176,13 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
                          f"{MAX_PROOFREAD_PIECES * PROOFREAD_PIECE_TOKENS * 3 // 4:,}): proofread it in parts")
     for done, piece in enumerate(pieces, 1):
         if not piece.strip():
-            corrected, skipped, where, why = piece, [], DEVICE, ""
+            corrected, skipped = piece, []
         elif router is None:
-            (corrected, skipped), where, why = _device_proofread(model, piece, keep_wording), DEVICE, ""
+            corrected, skipped = _device_proofread(model, piece, keep_wording)
         else:
-            corrected, skipped, where, why = _proofread_routed(router, model, piece, keep_wording)
-        if piece.strip() and (not route or (where != DEVICE and tier == DEVICE)):  # the first piece, or the first sent away
-            route = why if len(pieces) == 1 else f"part {done} of {len(pieces)}: {why}"
-            tier = where
+            corrected, skipped, where, why = _proofread_routed(router, model, piece, keep_wording,
+                                                               answer_budget(engine, piece))
+            tier, route = _part_route(tier, route, where, why, done, len(pieces))
         if corrected is None:
             fallback, corrected = True, piece
         undone += _shifted(skipped, at)
@@ -196,6 +195,14 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
     return ProofreadResult(original=text, corrected=corrected, edits=edits, undone=undone, fallback=fallback,
                            flagged=suspects(corrected), model=model, duration_s=time.perf_counter() - start,
                            tier=tier, route=route if router is not None else "")
+
+
+def _part_route(tier: str, route: str, where: str, why: str, part: int, parts: int) -> tuple[str, str]:
+    """The (tier, route) a text reports, after part ``part`` of ``parts`` ran on ``where`` for
+    ``why``: the first part's, until a part is sent away; then the first sent away."""
+    if route and (where == DEVICE or tier != DEVICE):
+        return tier, route
+    return where, why if parts == 1 else f"part {part} of {parts}: {why}"
 
 
 def _shifted(edits: list[Edit], at: int) -> list[Edit]:
@@ -231,11 +238,10 @@ def _reviewed(piece: str, corrected: str, keep_wording: bool) -> tuple[str, list
     return with_fixes(corrected), undone
 
 
-def _proofread_routed(router: "Router", model: str, piece: str,
-                      keep_wording: bool) -> tuple[str | None, list[Edit], str, str]:
+def _proofread_routed(router: "Router", model: str, piece: str, keep_wording: bool,
+                      budget: int) -> tuple[str | None, list[Edit], str, str]:
     """(the correction, the edits undone, the tier that wrote it, the route): one piece through
     the router, with "the device's correction shows no error left" as the cascade's check."""
-    from tether.models.engine import load
     from tether.routing.router import RouteRequest
 
     device: dict[str, tuple[str | None, list[Edit]]] = {}
@@ -246,7 +252,6 @@ def _proofread_routed(router: "Router", model: str, piece: str,
         corrected = device["out"][0]
         return corrected is not None and not suspects(corrected)
 
-    budget = answer_budget(load(model), piece)
     routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{piece}", instructions=prompts.WRITER,
                                          kind="writing", feature="proofread", sampling=Sampling.greedy(budget),
                                          check=judge))
@@ -350,9 +355,7 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
             else:
                 done_try, where, why = _rewrite_routed(router, model, task, piece, budget)
             written, cut = done_try.text, done_try.cut  # a cut one already ends at a whole sentence
-            if not route or (where != DEVICE and tier == DEVICE):  # the first piece, or the first sent away
-                route = why if len(pieces) == 1 else f"part {done} of {len(pieces)}: {why}"
-                tier = where
+            tier, route = _part_route(tier, route, where, why, done, len(pieces))
             if not written:
                 raise InvalidOutputError("the model returned an empty rewrite twice" + (f" ({why})" if why else ""))
             out.append(_in_place_of(piece, written) if len(pieces) > 1 else written)
