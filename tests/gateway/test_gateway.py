@@ -83,7 +83,7 @@ def test_json_schema_call(client):
     schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
               "required": ["name", "age"], "additionalProperties": False}
     resp = client.chat.completions.create(
-        model="device", max_tokens=60,
+        model="device", max_tokens=120, temperature=0,
         response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
         messages=[{"role": "user", "content": "Invent a person: name and age, as JSON."}])
     out = json.loads(resp.choices[0].message.content)
