@@ -51,6 +51,10 @@ _NO_APOSTROPHE["im"], _NO_APOSTROPHE["ive"] = "I'm", "I've"
 _PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
     p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
 _COMMON = 3.2  # a word this frequent in wordfreq's English ("facto", "exp") is in use, listed or not
+# endings and beginnings that make new words of known ones: "shard" + "ing", "re" + "ranking"
+_SUFFIXES = ("ings", "ing", "ers", "er", "ed", "es", "s", "less", "ness", "ments", "ment", "able", "ly", "wise", "ful")
+_E_SUFFIXES = ("rs", "r", "d")  # after a final "e": "invite" + "r", "introduce" + "rs"
+_PREFIXES = ("re", "pre", "sub", "non", "multi", "over", "under", "inter", "super", "micro", "auto", "mis", "un")
 
 
 @functools.lru_cache(maxsize=1)
@@ -66,6 +70,30 @@ def _zipf(word: str) -> float:
     return zipf_frequency(word, "en")
 
 
+def _known(word: str) -> bool:
+    with _lock:
+        return bool(_checker().known([word]))
+
+
+def _derived(word: str, fix: str | None, prefixed: bool = False) -> bool:
+    """Whether ``word`` is a common word with an ending or a beginning added ("sharding",
+    "stackers", "reranking"), which no dictionary lists but no typo makes either; unless ``fix``
+    is the same word spelt right ("begining" is "beginning", "truely" is "truly"). With an
+    ending, the word must be in use itself: "quitly" and "darkess" are typos, not coinages."""
+    for suffix in _SUFFIXES + _E_SUFFIXES:
+        stem = word[:-len(suffix)]
+        if not word.endswith(suffix) or len(stem) < 4 or (suffix in _E_SUFFIXES and not stem.endswith("e")):
+            continue
+        if _zipf(word) > 0 and _zipf(stem) >= 2.5 and _known(stem):
+            return not (fix and fix.startswith(stem.rstrip("e")) and fix.endswith(suffix))
+    for prefix in () if prefixed else _PREFIXES:
+        rest = word[len(prefix):]
+        if word.startswith(prefix) and len(rest) >= (5 if prefix == "un" else 4) and (
+                _zipf(rest) >= 3 or _derived(rest, None, prefixed=True)):
+            return not (fix and fix.endswith(rest))
+    return False
+
+
 def _misspelt(word: str) -> str | None:
     """What ``word`` should have been, or None when it is a word (or one we cannot place)."""
     if word in _NO_APOSTROPHE:
@@ -79,7 +107,9 @@ def _misspelt(word: str) -> str | None:
         fix = checker.correction(word)
         candidates = checker.candidates(word) or set()
     if not fix or fix == word:  # nothing one edit away: a typo of two ("ifnomation") if no text uses it
-        return "" if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0 else None  # longer: a coinage
+        if fix is None and 6 <= len(word) <= 12 and _zipf(word) == 0:  # longer: a coinage
+            return None if _derived(word, None) else ""
+        return None
     if _CONTRACTION.search(fix) and fix.replace("'", "") == word:  # "dont" → "don't"
         return fix
     rest = word[len(fix):]
@@ -92,10 +122,12 @@ def _misspelt(word: str) -> str | None:
     near = [c for c in candidates if c != word and (c[0] == word[0] or c[:2] == word[1::-1])]
     if not near:
         return None
-    fix = max(near, key=_zipf)
+    fix = max(sorted(near), key=_zipf)  # a tie goes the same way every run
     if word[:-1] == fix and word[-1] in "rs" and word[-1] != fix[-1]:  # "influencer", "emojis": a form, not a typo
         return None
-    return fix if _zipf(fix) - _zipf(word) >= _GAP else None
+    if _zipf(fix) - _zipf(word) < _GAP:
+        return None
+    return None if _derived(word, fix) else fix
 
 
 _ABBREVIATION = re.compile(r"(?:\b(?:[a-z]\.){2,}|\b(?:etc|vs|approx|incl|cf|no|fig|st|mr|mrs|ms|dr|jr|sr|ltd|co|inc|corp|al|"
@@ -168,6 +200,8 @@ def suspects(text: str) -> list[Suspect]:
         add(m.start(2), m.end(2), "a sentence that starts lower-case", capital(m.start(2), m.end(2)))
     for m in _A_AN.finditer(masked):
         article, word = m.group(1).lower(), m.group(2)
+        if word in ("a", "an"):  # "a a look": a doubled word, whose fix is one "a"
+            continue
         rest = masked[m.end(1):m.end()]
         if article == "a" and (word[0] in "aeio" or re.match(r"u[^aeiou][^aeiouy]", word)) and not _A_OK.match(word):
             add(m.start(), m.end(), "“a” before a vowel sound", m.group(1) + "n" + rest)
@@ -185,7 +219,7 @@ def suspects(text: str) -> list[Suspect]:
         add(m.start(1), m.end(1), "a sign-off that starts lower-case", capital(m.start(1), m.end(1)))
     for m in _RUN_ON.finditer(masked):
         add(m.start(1), m.end(1), "a full stop missing before it?")
-    return sorted(set(found), key=lambda s: (s.start, s.end))
+    return sorted(set(found), key=lambda s: (s.start, s.end, s.why, s.fix or ""))  # the same order every run
 
 
 def with_fixes(text: str) -> str:
