@@ -101,8 +101,11 @@ def main() -> int:
     texts = clean_texts()
     ours, theirs = collections.Counter(), collections.Counter()
     flagged_texts = 0
+    by_rule: collections.Counter[str] = collections.Counter()
     for _, text in texts:
-        signs = [s for s in suspects(text) if s.why.startswith("not a word")]
+        every = suspects(text)
+        by_rule.update(s.why.split(";")[0] + (" (with a fix)" if s.fix else "") for s in every)
+        signs = [s for s in every if s.why.startswith("not a word")]
         flagged_texts += bool(signs)
         ours.update((s.text, s.fix) for s in signs if s.fix)
         letters = re.findall(r"[^\W\d_]", text)
@@ -130,6 +133,8 @@ def main() -> int:
     console.print(f"clean texts with a misspelling flagged: {flagged_texts} of {len(texts)}; "
                   "tether's wrong fixes: " + ", ".join(f"{w} → {f} ×{n}" for (w, f), n in ours.most_common(12)))
 
+    console.print("every sign on the clean texts, by rule (some are real errors in writingbench's queries): "
+                  + "; ".join(f"{why} {n}" for why, n in sorted(by_rule.items())))
     annotator = wording._annotator()
     injected = {}
     for seed in (2026, 7211):
@@ -147,7 +152,8 @@ def main() -> int:
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",
             "clean_texts": len(texts), "wrong_fixes": {"tether": sum(ours.values()), "baseline": sum(theirs.values())},
             "typos": len(pairs), "typos_right": {"tether": ours_right, "baseline": theirs_right},
-            "classic_right": {"tether": ours_classic, "baseline": theirs_classic}, "injected": injected}, indent=1))
+            "classic_right": {"tether": ours_classic, "baseline": theirs_classic}, "by_rule": by_rule,
+            "injected": injected}, indent=1))
     return 0
 
 

@@ -53,6 +53,14 @@ def test_each_sign_fires_on_its_error(text, flagged, why):
     "Customer Feedback\tFeedback Type",
     "Best,\nEmma",
     "节点 i 和 j 之间的距离 i = 0",
+    # found in writingbench's queries, where each of these was "fixed"
+    "Contrary to many people's expectations, we apply to many schools due to busy schedules.",
+    "The Crystal is known for its so-called rainwater harvest and its very own garden.",
+    "Each party, during its time in power, plays its important role.",
+    "The cost was mainly due to (i) the rent and (ii) the wages, with D_{i} as the index.",
+    'Classic lines like "Is this melon ripe?" remain popular.',
+    "Cao Cao led an army across the river.",
+    "Little bee\nBuzz buzz buzz\nTsk tsk\nCharge charge charge",
 ])
 def test_good_english_code_names_and_other_scripts_are_left_alone(text):
     assert whys(text) == []
@@ -73,6 +81,9 @@ def test_offsets_point_into_the_text():
     ("There is to much noise. Looking forward too it!", "There is too much noise. Looking forward to it!"),
     ("Please dont forget. the meeting is at noon, itd be great.", "Please don't forget. The meeting is at noon, it'd be great."),
     ("Looking forawrd to the weekand.\nbest,\nEmma", "Looking forward to the weekend.\nBest,\nEmma"),
+    ("It's way to much. I'm to busy, there are to many to count and its time to go.",
+     "It's way too much. I'm too busy, there are too many to count and it's time to go."),
+    ("The The email looks good. Its great to see. We we went.", "The email looks good. It's great to see. We went."),
 ])
 def test_the_sure_fixes_are_made(text, fixed):
     assert with_fixes(text) == fixed

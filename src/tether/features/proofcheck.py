@@ -139,7 +139,8 @@ _A_OK = re.compile(r"(?:one|once|eu|ew|uni|usu|use|uti|ura|ure|uro|ubi|uku|uk\b|
 _AN_OK = re.compile(r"(?:hour|honest|honou?r|heir|herb)", re.I)
 _DOUBLED = re.compile(r"(?<![\w'-])([A-Za-z]+)[ ]+(\1)(?![\w'-])", re.I)  # a tab between: a table's cells
 _MAY_DOUBLE = {"had", "that", "bye", "ha", "haha", "no", "so", "very", "really", "knock", "tut", "boo", "hey",
-               "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is"}
+               "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is", "tsk", "mm", "hmm", "la", "na",
+               "oh", "ah", "wow", "yay", "go"}
 # (pattern, why, the fix of the matched text or None where two readings are possible: "their going")
 _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
     (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant",
@@ -149,14 +150,19 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
     (re.compile(r"\b(?:[Tt]heir|[Yy]our)(?=[.!?,;:])"), "a possessive with nothing after it", None),
     (re.compile(r"\b[Tt]heir (?:is|are|was|were|be|going|has|have|isn't|aren't|wasn't|weren't)\b"),
      "“their” where “there” or “they're” is meant", None),
-    (re.compile(r"\b[Ii]ts (?:a|an|the|been|not|going|just|very|so|too|really|always|already|still|great|"
-                r"good|nice|fine|ok|okay|important|time|my|your|our|all|about)\b"), "“its” where “it's” is meant",
+    # not "its so-called name", "its very own", "its important role", "during its time in power"
+    (re.compile(r"\b[Ii]ts (?:a|an|the|been|not|going|just|very(?! own)|so|too|really|always|already|still|my|"
+                r"your|our|all|about)\b(?![-'’])|\b[Ii]ts (?:great|good|nice|fine|ok|okay|important|time)"
+                r"(?=[ \t]*(?:[.!?,;:]|$)|[ \t]+(?:to|that|for|and|but|now|again)\b)"), "“its” where “it's” is meant",
      lambda t: t[:2] + "'" + t[2:]),
     (re.compile(r"\b(?:more|less|better|worse|rather|other|greater|fewer|larger|smaller|higher|lower|earlier|"
                 r"faster|longer|sooner|bigger|easier|harder) then\b"), "“then” where “than” is meant",
      lambda t: t[:-4] + "than"),
     (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), "“than” where “then” is meant", lambda t: t[:-3] + "hen"),
-    (re.compile(r"\bto (?:much|many|busy)\b"), "“to” where “too” is meant", lambda t: "too" + t[2:]),
+    # "is to much", "way to many", "to busy." but not "apply to many schools", "due to busy leaders"
+    (re.compile(r"(?:\b(?:is|are|was|were|be|been|am|way|far|got|get|feel|felt|seems?|seemed)|['’](?:s|m|re)) "
+                r"(to (?:much|many|busy))\b|\b(to (?:much|many|busy))(?=[ \t]*[.!?,;:]|[ \t]+(?:to|for)\b)"),
+     "“to” where “too” is meant", lambda t: "too" + t[2:]),
     (re.compile(r"\btoo (?:see|go|be|do|get|make|meet|hear|help|discuss|know|let|send|share|the|a|an|you|me|"
                 r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant", lambda t: "to" + t[3:]),
 ]
@@ -186,10 +192,14 @@ def suspects(text: str) -> list[Suspect]:
     for m in _WORD.finditer(masked):
         word = m.group()
         if word in ("i", "i'm", "i've", "i'll", "i'd", "i’m", "i’ve", "i’ll", "i’d"):
-            add(m.start(), m.end(), "a lower-case “I”", "I" + word[1:])
+            around = masked[max(0, m.start() - 1):m.start()] + masked[m.end():m.end() + 1]
+            if not re.search(r"^[({\[)]|[)}\]^=]$", around):  # "(i) the", "D_{i}": a label or an index
+                add(m.start(), m.end(), "a lower-case “I”", "I" + word[1:])
         elif (fix := _misspelt(word)) is not None:
             add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word", fix or None)
     for m in _SENTENCE_START.finditer(masked):
+        if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
+            continue
         before = masked[max(0, m.start() - 12):m.start()].rstrip("\"”’)")
         if _ABBREVIATION.search(before) or re.search(r"(?:\.\.|…|\d\.|(?<!\w)\w\.)$", before):  # "c." labels a list item
             continue
@@ -208,13 +218,20 @@ def suspects(text: str) -> list[Suspect]:
         elif article == "an" and word[0] not in "aeiou" and not _AN_OK.match(word):
             add(m.start(), m.end(), "“an” before a consonant sound", m.group(1)[0] + rest)
     for m in _DOUBLED.finditer(masked):
-        word = m.group(1)
-        if (word.islower() or word.istitle()) and word.lower() not in _MAY_DOUBLE and word.lower() == m.group(2).lower():
+        word, again = m.group(1), m.group(2)
+        if word.istitle() and again[0].isupper() and _zipf(word.lower()) < 4 or word.islower() and not again.islower():
+            continue  # "Cao Cao", "Bora Bora": a name ("The The" is no name); "information Information": a heading run in
+        if len(word) > 3 and re.match(rf"[ ]+{word}\b", masked[m.end():], re.I):
+            continue  # "Buzz buzz buzz": said three times on purpose; "to to to" is not
+        if (word.islower() or word.istitle()) and word.lower() not in _MAY_DOUBLE and word.lower() == again.lower():
             add(m.start(), m.end(), "a doubled word", word)
     for pattern, why, fix in _CONFUSIONS:
         for m in pattern.finditer(masked):
-            start = m.start() + (len(m.group()) - len(m.group().lstrip(".!?, \n\t")))
-            add(start, m.end(), why, fix(text[start:m.end()]) if fix else None)
+            if m.lastindex:  # the part after the context: "is [to much]"
+                start, end = m.span(m.lastindex)
+            else:
+                start, end = m.start() + (len(m.group()) - len(m.group().lstrip(".!?, \n\t"))), m.end()
+            add(start, end, why, fix(text[start:end]) if fix else None)
     for m in _SIGN_OFF.finditer(masked):
         add(m.start(1), m.end(1), "a sign-off that starts lower-case", capital(m.start(1), m.end(1)))
     for m in _RUN_ON.finditer(masked):
