@@ -54,7 +54,7 @@ bench: install
 bench-proofread: install
 	$(BIN)/python benchmarks/proofread.py
 
-bench-proofcheck: install
+bench-proofcheck: install-bench
 	$(BIN)/python benchmarks/proofcheck.py
 
 bench-proofread-cascade: install

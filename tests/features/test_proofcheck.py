@@ -61,6 +61,10 @@ def test_each_sign_fires_on_its_error(text, flagged, why):
     'Classic lines like "Is this melon ripe?" remain popular.',
     "Cao Cao led an army across the river.",
     "Little bee\nBuzz buzz buzz\nTsk tsk\nCharge charge charge",
+    # and in GSM8K's questions
+    "Andy wants to lose 30 lbs. by his birthday.",
+    "He sold 4 fewer boxes of apple pie, than on Sunday.",
+    "8 crackers make 8 large smores. If 9 kids want 2 smores apiece, how many boxes?",
 ])
 def test_good_english_code_names_and_other_scripts_are_left_alone(text):
     assert whys(text) == []
@@ -140,3 +144,12 @@ def test_a_doubled_article_is_one_article_whatever_the_hash_seed():
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (1, 2, 3)}
     assert outs == {"Take a look at the file. ['a doubled word']\n"}
+
+
+def test_a_word_used_twice_is_meant_unless_it_is_a_common_misspelling():
+    """"smores" twice was fixed to "stores"; "definately" twice is still "definitely"."""
+    assert with_fixes("We bought a ballpen and another ballpen.") == "We bought a ballpen and another ballpen."
+    assert with_fixes("We definately agree, definately.") == "We definitely agree, definitely."
+    assert with_fixes("We met the mangaer.") == "We met the manager."  # a typo once
+    # the price: a rare typo made twice is left as written ("mangaer" is in no web text)
+    assert with_fixes("The mangaer met another mangaer.") == "The mangaer met another mangaer."

@@ -17,6 +17,7 @@ is left without one ("their going": there or they're?) is what the proofread cas
 
 from __future__ import annotations
 
+import collections
 import functools
 import re
 import threading
@@ -50,6 +51,7 @@ _NO_APOSTROPHE["im"], _NO_APOSTROPHE["ive"] = "I'm", "I've"
 # a pronoun and the contractions it takes: "itd" is "it'd", while "deliverables" is no "deliverable's"
 _PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
     p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
+_MISSPELT_OFTEN = 2.5  # a misspelling this frequent in web text is made on purpose too: "recieve", "untill"
 _COMMON = 3.2  # a word this frequent in wordfreq's English ("facto", "exp") is in use, listed or not
 # endings and beginnings that make new words of known ones: "shard" + "ing", "re" + "ranking"
 _SUFFIXES = ("ings", "ing", "ers", "er", "ed", "es", "s", "less", "ness", "ments", "ment", "able", "ly", "wise", "ful")
@@ -131,7 +133,8 @@ def _misspelt(word: str) -> str | None:
 
 
 _ABBREVIATION = re.compile(r"(?:\b(?:[a-z]\.){2,}|\b(?:etc|vs|approx|incl|cf|no|fig|st|mr|mrs|ms|dr|jr|sr|ltd|co|inc|corp|al|"
-                           r"e\.g|i\.e|a\.m|p\.m|min|max|ca|dept|est|ext|tel|wk|yr|hr|hrs)\.)$", re.I)
+                           r"e\.g|i\.e|a\.m|p\.m|min|mins|max|ca|dept|est|ext|tel|wk|yr|yrs|hr|hrs|sec|lb|lbs|oz|ft|yd|yds|qt|gal|"
+                           r"mi|pp|vol|prof|gov|sen|rep|ave|blvd|rd|mt|add)\.)$", re.I)
 _SENTENCE_START = re.compile(r"(?<=[.!?])[\"”’)]?(\s+)([a-z][a-z']+)\b")
 _A_AN = re.compile(r"(?<![\w'-])(a|an|An)[ \t]+([a-z][a-z'-]*)\b")
 # "a" before these vowel letters sounds a consonant ("a one-off", "a European", "a university")
@@ -141,6 +144,10 @@ _DOUBLED = re.compile(r"(?<![\w'-])([A-Za-z]+)[ ]+(\1)(?![\w'-])", re.I)  # a ta
 _MAY_DOUBLE = {"had", "that", "bye", "ha", "haha", "no", "so", "very", "really", "knock", "tut", "boo", "hey",
                "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is", "tsk", "mm", "hmm", "la", "na",
                "oh", "ah", "wow", "yay", "go"}
+_THAN_FOR_THEN = "“than” where “then” is meant"
+_COMPARATIVE = re.compile(r"\b(?:more|less|fewer|better|worse|rather|other|else|different|greater|larger|smaller|"
+                          r"higher|lower|earlier|later|faster|longer|shorter|sooner|bigger|easier|harder|older|"
+                          r"younger|cheaper|slower|closer|further|farther)\b", re.I)
 # (pattern, why, the fix of the matched text or None where two readings are possible: "their going")
 _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
     (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant",
@@ -158,7 +165,7 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
     (re.compile(r"\b(?:more|less|better|worse|rather|other|greater|fewer|larger|smaller|higher|lower|earlier|"
                 r"faster|longer|sooner|bigger|easier|harder) then\b"), "“then” where “than” is meant",
      lambda t: t[:-4] + "than"),
-    (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), "“than” where “then” is meant", lambda t: t[:-3] + "hen"),
+    (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), _THAN_FOR_THEN, lambda t: t[:-3] + "hen"),
     # "is to much", "way to many", "to busy." but not "apply to many schools", "due to busy leaders"
     (re.compile(r"(?:\b(?:is|are|was|were|be|been|am|way|far|got|get|feel|felt|seems?|seemed)|['’](?:s|m|re)) "
                 r"(to (?:much|many|busy))\b|\b(to (?:much|many|busy))(?=[ \t]*[.!?,;:]|[ \t]+(?:to|for)\b)"),
@@ -189,6 +196,7 @@ def suspects(text: str) -> list[Suspect]:
     def capital(start: int, end: int) -> str:
         return text[start].upper() + text[start + 1:end]
 
+    uses = collections.Counter(w.lower() for w in re.findall(r"[A-Za-z]+", masked))
     for m in _WORD.finditer(masked):
         word = m.group()
         if word in ("i", "i'm", "i've", "i'll", "i'd", "i’m", "i’ve", "i’ll", "i’d"):
@@ -196,6 +204,9 @@ def suspects(text: str) -> list[Suspect]:
             if not re.search(r"^[({\[)]|[)}\]^=]$", around):  # "(i) the", "D_{i}": a label or an index
                 add(m.start(), m.end(), "a lower-case “I”", "I" + word[1:])
         elif (fix := _misspelt(word)) is not None:
+            if word not in _NO_APOSTROPHE and _zipf(word) < _MISSPELT_OFTEN and \
+                    uses[word] + uses[word + "s"] + (uses[word[:-1]] if word.endswith("s") else 0) > 1:
+                continue  # "smores" twice, "ballpen" twice: a word the writer means, if not one we know
             add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word", fix or None)
     for m in _SENTENCE_START.finditer(masked):
         if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
@@ -227,6 +238,9 @@ def suspects(text: str) -> list[Suspect]:
             add(m.start(), m.end(), "a doubled word", word)
     for pattern, why, fix in _CONFUSIONS:
         for m in pattern.finditer(masked):
+            if why == _THAN_FOR_THEN and m.group().startswith(",") and \
+                    _COMPARATIVE.search(re.split(r"[.!?]\s", masked[:m.start()])[-1]):
+                continue  # "4 fewer boxes of pie, than on Sunday"
             if m.lastindex:  # the part after the context: "is [to much]"
                 start, end = m.span(m.lastindex)
             else:
