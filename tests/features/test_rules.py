@@ -624,3 +624,23 @@ def test_the_asked_is_not_the_asker():
     code = [N.Notification(app="Mail", sender="Security", body="Your Facebook security code is 463820.",
                            timestamp=datetime(2024, 5, 1))]
     assert N.misattributed("Security code 463820 for Facebook requested by you.", code) == []  # passive: no asker
+
+
+def test_the_device_result_is_made_once_by_whoever_asks_first():
+    """The cascade's check makes it from the device's answer and the feature reuses it; a
+    request a rule sent away has none, so the feature's call makes it from nothing."""
+    from tether.features._common import DeviceResult
+
+    calls: list[tuple[str | None, bool]] = []
+
+    def make(answer: str | None, cut: bool) -> str:
+        calls.append((answer, cut))
+        return f"made from {answer}"
+
+    checked = DeviceResult(make)
+    assert not checked.made
+    assert checked("first answer", True) == "made from first answer"
+    assert checked("the routed text") == "made from first answer" and checked.made
+    away = DeviceResult(make)
+    assert away() == "made from None"
+    assert calls == [("first answer", True), (None, False)]

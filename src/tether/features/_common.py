@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -12,6 +14,31 @@ from tether.errors import InputError
 from tether.models.engine import LlamaEngine
 from tether.text import MAX_INPUT_CHARS, require_unicode
 
+
+T = TypeVar("T")
+
+
+class DeviceResult(Generic[T]):
+    """What the device makes of one routed request, made at most once.
+
+    In the cascade the router's ``check`` makes it from the device's first answer, and the
+    feature reuses it; when a rule decided instead, nothing has made it yet, so the feature
+    calls it itself: with the routed answer when the device answered, with ``None`` when the
+    request went away first and the device must write its own (the cloud's answer failed).
+    ``make(answer, cut)`` gets the raw answer and whether it stopped at its token budget."""
+
+    def __init__(self, make: Callable[[str | None, bool], T]) -> None:
+        self._make = make
+        self._made: list[T] = []
+
+    def __call__(self, answer: str | None = None, cut: bool = False) -> T:
+        if not self._made:
+            self._made.append(self._make(answer, cut))
+        return self._made[0]
+
+    @property
+    def made(self) -> bool:
+        return bool(self._made)
 
 
 class Edit(BaseModel):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError, field_serializer, field_validat
 
 from tether.errors import InputError, TierUnavailableError
 from tether.features import prompts
-from tether.features._common import NUMBER_WORDS, clean_output, decode_utf8, numbers_in, read_file
+from tether.features._common import NUMBER_WORDS, DeviceResult, clean_output, decode_utf8, numbers_in, read_file
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
@@ -600,37 +600,36 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
         model = getattr(router.device, "model", model)
     prompt = format_stack(items)
     first = Sampling.greedy(MAX_SUMMARY_TOKENS, stop=SENTENCE_END)
-    device: dict[str, str | None] = {}  # "summary": its faithful summary (None: it could not write one)
 
-    def judge(answer: str, cut: bool) -> bool:
-        """Whether the device can summarize the stack: ``answer`` (its first), or else its retry."""
-        if "summary" not in device:
-            summary = _tidy(answer, cut, items)
-            problems = _problems(summary, items)
-            device["summary"] = None if problems else summary
-            # sampled: a greedy retry tends to repeat the same mistake. Not for who asked whom:
-            # told so, the 0.5B writes "Alice Chen asks about herself, but you need to contact
-            # them", which no check can tell from a summary.
-            if problems and not misattributed(summary, items):
-                session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
-                session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", answer)]
-                response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
-                                           sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS,
-                                                                    stop=SENTENCE_END))
-                again = _tidy(response.text, response.completion.finish_reason == "length", items)
-                device["summary"] = None if _problems(again, items) else again
-        return device["summary"] is not None
+    def faithful(answer: str | None, cut: bool) -> str | None:
+        """The device's summary: ``answer`` (its first), or else its retry; None when neither passes."""
+        summary = _tidy(answer or "", cut, items)
+        problems = _problems(summary, items)
+        # sampled: a greedy retry tends to repeat the same mistake. Not for who asked whom:
+        # told so, the 0.5B writes "Alice Chen asks about herself, but you need to contact
+        # them", which no check can tell from a summary.
+        if not problems or misattributed(summary, items):
+            return None if problems else summary
+        session = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model)
+        session.transcript += [TranscriptEntry("prompt", prompt), TranscriptEntry("response", answer or "")]
+        response = session.respond(prompts.NOTIFICATION_RETRY.format(problems=", ".join(problems)),
+                                   sampling=Sampling.random(0.7, seed=17, max_tokens=MAX_SUMMARY_TOKENS,
+                                                            stop=SENTENCE_END))
+        again = _tidy(response.text, response.completion.finish_reason == "length", items)
+        return None if _problems(again, items) else again
 
+    mine = DeviceResult(faithful)
     if router is None:
         response = Session(instructions=prompts.NOTIFICATION_SUMMARY, model=model).respond(prompt, sampling=first)
-        judge(response.text, response.completion.finish_reason == "length")
-        return StackSummary(device["summary"] or extractive_summary(items), device["summary"] is None)
+        summary = mine(response.text, response.completion.finish_reason == "length")
+        return StackSummary(summary or extractive_summary(items), summary is None)
 
     from tether.routing.router import RouteRequest
 
     try:
         routed = router.respond(RouteRequest(prompt, instructions=prompts.NOTIFICATION_SUMMARY, kind="feature",
-                                             feature="notifications", sampling=first, check=judge))
+                                             feature="notifications", sampling=first,
+                                             check=lambda answer, cut: mine(answer, cut) is not None))
     except TierUnavailableError as exc:  # the cloud failed and the policy forbids a degraded answer:
         # the stack's own words are no model's answer, so this stack, not the digest, falls back
         return StackSummary(extractive_summary(items), True, DEVICE, str(exc))
@@ -641,9 +640,7 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
         if not _problems(summary, items):
             return StackSummary(summary, False, routed.tier, route)
         return StackSummary(extractive_summary(items), True, DEVICE, route + "; its summary failed the check too")
-    if "summary" not in device:  # a rule other than the cascade decided: the check has not run
-        judge(routed.text, cut)
-    summary = device["summary"]
+    summary = mine(routed.text, cut)  # made by the check, or now if a rule other than the cascade decided
     return StackSummary(summary or extractive_summary(items), summary is None, DEVICE, route)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, StringConstraints
 
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts
-from tether.features._common import check_text
+from tether.features._common import DeviceResult, check_text
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
@@ -178,26 +178,18 @@ def _routed(router: "Router", model: str, prompt: str, message: str, tier: str,
     fill all three" as the cascade's check."""
     from tether.routing.router import RouteRequest
 
-    device: dict[str, list[str]] = {}
-
-    def judge(answer: str, cut: bool) -> bool:
-        if "replies" not in device:
-            device["replies"] = _on_device(model, prompt, message, first=_parsed(answer, message))
-        return len(device["replies"]) == 3
-
+    mine = DeviceResult(lambda answer, cut: _on_device(
+        model, prompt, message, first=None if answer is None else _parsed(answer, message)))
     schema = _ReplySchema.model_json_schema()
     routed = router.respond(RouteRequest(guided_prompt(prompt, schema), instructions=prompts.REPLIER, kind="feature",
-                                         feature="replies", json_schema=schema,
-                                         sampling=Sampling.greedy(160), check=judge, tier=tier, consent=consent))
+                                         feature="replies", json_schema=schema, sampling=Sampling.greedy(160),
+                                         check=lambda answer, cut: len(mine(answer, cut)) == 3, tier=tier,
+                                         consent=consent))
     route = routed.explain()
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: its replies first, the device's fill gaps
         away = _parsed(routed.text, message)[:3]
         if len(away) == 3:
             return away, routed.tier, route
-        if "replies" not in device:
-            device["replies"] = _on_device(model, prompt, message)
-        mixed = distinct(away + device["replies"], message)[:3]
+        mixed = distinct(away + mine(), message)[:3]  # mine(): written now if a rule sent it
         return mixed, routed.tier if away else DEVICE, route + f"; it gave {len(away)} usable {'reply' if len(away) == 1 else 'replies'} of 3"
-    if "replies" not in device:  # a rule other than the cascade decided: the check has not run
-        judge(routed.text, routed.finish_reason == "length")
-    return device["replies"], DEVICE, route
+    return mine(routed.text, routed.finish_reason == "length"), DEVICE, route

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts, wording
 from tether.features.proofcheck import Suspect, suspects, with_fixes
-from tether.features._common import Edit, answer_budget, check_text, clean_output, numbers_in
+from tether.features._common import DeviceResult, Edit, answer_budget, check_text, clean_output, numbers_in
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
@@ -244,12 +244,11 @@ def _proofread_routed(router: "Router", model: str, piece: str, keep_wording: bo
     the router, with "the device's correction shows no error left" as the cascade's check."""
     from tether.routing.router import RouteRequest
 
-    device: dict[str, tuple[str | None, list[Edit]]] = {}
+    mine = DeviceResult(lambda answer, cut: _device_proofread(
+        model, piece, keep_wording, None if answer is None else clean_output(answer, piece)))
 
     def judge(answer: str, cut: bool) -> bool:
-        if "out" not in device:
-            device["out"] = _device_proofread(model, piece, keep_wording, clean_output(answer, piece))
-        corrected = device["out"][0]
+        corrected = mine(answer, cut)[0]
         return corrected is not None and not suspects(corrected)
 
     routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{piece}", instructions=prompts.WRITER,
@@ -260,15 +259,11 @@ def _proofread_routed(router: "Router", model: str, piece: str, keep_wording: bo
         away = clean_output(routed.text, piece)
         if routed.finish_reason != "length" and _plausible_correction(piece, away):
             corrected, skipped = _reviewed(piece, _in_place_of(piece, away), keep_wording)
-            mine = device.get("out", (None, []))[0]
-            if mine is None or len(suspects(corrected)) <= len(suspects(mine)):
+            own = mine()[0] if mine.made else None
+            if own is None or len(suspects(corrected)) <= len(suspects(own)):
                 return corrected, skipped, routed.tier, route
-        if "out" not in device:  # a rule, not the cascade, sent it: the device has not written it yet
-            device["out"] = _device_proofread(model, piece, keep_wording)
-        return *device["out"], DEVICE, route + "; its proofread was no better"
-    if "out" not in device:  # a rule other than the cascade decided: the check has not run
-        judge(routed.text, routed.finish_reason == "length")
-    return *device["out"], DEVICE, route
+        return *mine(), DEVICE, route + "; its proofread was no better"  # mine(): written now if a rule sent it
+    return *mine(routed.text, routed.finish_reason == "length"), DEVICE, route
 
 
 def _in_place_of(piece: str, out: str) -> str:
@@ -424,29 +419,20 @@ def _rewrite_routed(router: "Router", model: str, task: str, piece: str, budget:
     device's rewrite or its retry passes the check" as the cascade's check."""
     from tether.routing.router import RouteRequest
 
-    device: dict[str, _Try] = {}
-
-    def judge(answer: str, cut: bool) -> bool:
-        if "try" not in device:
-            device["try"] = _rewrite_on_device(model, task, piece, budget,
-                                               _rewrite_try(clean_output(answer, piece), cut, piece))
-        return _passes(device["try"])
-
+    mine = DeviceResult(lambda answer, cut: _rewrite_on_device(
+        model, task, piece, budget, None if answer is None else _rewrite_try(clean_output(answer, piece), cut, piece)))
     routed = router.respond(RouteRequest(f"{task}:\n\n{piece}", instructions=prompts.WRITER, kind="writing",
-                                         feature="rewrite", sampling=Sampling.greedy(budget), check=judge))
+                                         feature="rewrite", sampling=Sampling.greedy(budget),
+                                         check=lambda answer, cut: _passes(mine(answer, cut))))
     route = routed.explain()
     cut = routed.finish_reason == "length"
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried there
         away = _rewrite_try(clean_output(routed.text, piece), cut, piece)
         if _passes(away):
             return away, routed.tier, route
-        if "try" not in device:  # a rule, not the cascade, sent it: the device has not written it yet
-            device["try"] = _rewrite_on_device(model, task, piece, budget)
-        best = _best([device["try"], away])  # the device's on a tie
+        best = _best([mine(), away])  # mine(): written now if a rule sent it; the device's on a tie
         return best, routed.tier if best is away else DEVICE, route + "; its rewrite failed the check too"
-    if "try" not in device:  # a rule other than the cascade decided: the check has not run
-        judge(routed.text, cut)
-    return device["try"], DEVICE, route
+    return mine(routed.text, cut), DEVICE, route
 
 
 _PLACEHOLDER = re.compile(r"\[[^\[\]\n]{1,40}\]")
@@ -694,28 +680,26 @@ def _summarize_routed(router: "Router", model: str, task: str, source: str, budg
 
     prompt = f"{task}:\n\n{source}"
     max_tokens = _budget(Session(instructions=prompts.WRITER, model=model), prompt, source, budget, budget is None)
-    device: dict[str, str] = {}
 
-    def judge(answer: str, cut: bool) -> bool:
-        if "out" not in device:
-            out = clean_output(answer, source)
-            out = _without_cut_tail(out, form) if cut else out
-            if not _usable(out, form, source_numbers):  # sampled retry, as on the device alone
-                out = _attempt(model, task, source, budget, form, retry=True)
-            device["out"] = out if _usable(out, form, source_numbers) else ""
-        return bool(device["out"])
+    def device_summary(answer: str | None, cut: bool) -> str:
+        """Its first answer, else a sampled retry, as on the device alone; "" when neither is usable."""
+        out = clean_output(answer or "", source)
+        out = _without_cut_tail(out, form) if cut else out
+        if not _usable(out, form, source_numbers):
+            out = _attempt(model, task, source, budget, form, retry=True)
+        return out if _usable(out, form, source_numbers) else ""
 
+    mine = DeviceResult(device_summary)
     routed = router.respond(RouteRequest(prompt, instructions=prompts.WRITER, kind="writing", feature="summarize",
-                                         sampling=Sampling.greedy(max_tokens), check=judge))
+                                         sampling=Sampling.greedy(max_tokens),
+                                         check=lambda answer, cut: bool(mine(answer, cut))))
     route = routed.explain()
     cut = routed.finish_reason == "length"
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried here
         out = clean_output(routed.text, source)
         out = _without_cut_tail(out, form) if cut else out
         return (out if _usable(out, form, source_numbers) else ""), routed.tier, route
-    if "out" not in device:  # a rule other than the cascade decided: the check has not run
-        judge(routed.text, cut)
-    return device["out"], DEVICE, route
+    return mine(routed.text, cut), DEVICE, route
 
 
 def _without_cut_tail(out: str, form: SummaryForm) -> str:
