@@ -174,3 +174,15 @@ def test_a_question_that_ends_with_a_name_ends_the_sentence():
     """Found on the held-out errors: "on the Phoenix Project? julie might" must still be fixed."""
     assert with_fixes("Any news on the Phoenix Project? julie might need it.") == \
         "Any news on the Phoenix Project? Julie might need it."
+
+
+def test_a_capitalised_contraction_without_its_apostrophe_is_fixed():
+    """At the start of a sentence "Dont", "Im" and "Ill" were missed: the rules read lower-case words only."""
+    text = "Im late. Ive seen it. Ill be there. Id like that. Cant wait. Dont go. Lets meet. Thats fine. Wont do."
+    assert with_fixes(text) == ("I'm late. I've seen it. I'll be there. I'd like that. Can't wait. Don't go. "
+                                "Let's meet. That's fine. Won't do.")
+
+
+def test_a_capitalised_word_that_is_a_word_is_left_alone():
+    text = "Ill health kept him home. The Id and the ego. Lets are cheap here. Id cards are ready."
+    assert whys(text) == []

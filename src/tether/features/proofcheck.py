@@ -48,6 +48,17 @@ _NO_APOSTROPHE = {w.replace("'", ""): w for w in (
     "haven't", "hasn't", "hadn't", "mustn't", "needn't", "i'm", "i've", "you're", "you've", "you'll", "they're",
     "they've", "they'll", "we've", "it'll", "that's", "what's", "there's", "here's", "she's", "who's")}
 _NO_APOSTROPHE["im"], _NO_APOSTROPHE["ive"] = "I'm", "I've"
+_VERB = (r"be|see|send|call|get|do|have|let|make|take|check|look|try|bring|come|go|meet|talk|need|review|share|"
+         r"follow|keep|give|ask|update|start|finish|write|reply|confirm|join|forward|pick|grab|catch|plan|set|put|"
+         r"find|help|work|chat|discuss|schedule|book|move|wrap|focus|celebrate|aim|hope|think|say|tell|let|stop|wait|"
+         r"leave|run|play|eat|drink|sort|figure|head|hang|touch|circle|reach|loop|probably|just|also|definitely|"
+         r"still|never|always|really|not")
+# capitalised, these are words too ("Ill health", "the Id", "Lets" of a flat): only before a verb
+# are they "I'll", "I'd", "Let's"; "Cant" and "Wont" open no sentence as nouns
+_CAPITAL_CONTRACTION = re.compile(rf"(?<![\w'’@/.-])(?:(Ill)(?=[ \t]+(?:{_VERB})\b)|(Id)(?=[ \t]+(?:like|love|"
+                                  rf"appreciate|rather|prefer|suggest|recommend|want|{_VERB})\b)|(Lets)(?=[ \t]+"
+                                  rf"(?:{_VERB}|us)\b)|(Cant|Wont)(?=[ \t]+[a-z]))")
+_CAPITAL_FIX = {"Ill": "I'll", "Id": "I'd", "Lets": "Let's", "Cant": "Can't", "Wont": "Won't"}
 # a pronoun and the contractions it takes: "itd" is "it'd", while "deliverables" is no "deliverable's"
 _PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
     p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
@@ -208,6 +219,12 @@ def suspects(text: str) -> list[Suspect]:
                     uses[word] + uses[word + "s"] + (uses[word[:-1]] if word.endswith("s") else 0) > 1:
                 continue  # "smores" twice, "ballpen" twice: a word the writer means, if not one we know
             add(m.start(), m.end(), f"not a word; “{fix}”?" if fix else "not a word", fix or None)
+    for m in re.finditer(r"(?<![\w'’@/.\\#`_-])[A-Z][a-z]+(?![\w'’@/\\#`_-])", masked):
+        if (full := _NO_APOSTROPHE.get(m.group().lower())) is not None:  # "Dont", "Thats", "Im"
+            add(m.start(), m.end(), f"not a word; “{full[0].upper() + full[1:]}”?", full[0].upper() + full[1:])
+    for m in _CAPITAL_CONTRACTION.finditer(masked):
+        add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{_CAPITAL_FIX[m.group(m.lastindex)]}”?",
+            _CAPITAL_FIX[m.group(m.lastindex)])
     for m in _SENTENCE_START.finditer(masked):
         if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
             continue
