@@ -186,3 +186,11 @@ def test_a_capitalised_contraction_without_its_apostrophe_is_fixed():
 def test_a_capitalised_word_that_is_a_word_is_left_alone():
     text = "Ill health kept him home. The Id and the ego. Lets are cheap here. Id cards are ready."
     assert whys(text) == []
+
+
+def test_a_lower_case_contraction_that_is_also_a_word_is_fixed_where_one_reading_fits():
+    text = "i think ill be late. ok lets go. they cant come and he wont stay. id like that."
+    assert with_fixes(text) == "I think I'll be late. Ok let's go. They can't come and he won't stay. I'd like that."
+    for fine in ("He fell ill last week.", "It lets you in.", "The political cant of it.", "As is his wont.",
+                 "She is ill today."):
+        assert whys(fine) == [], fine

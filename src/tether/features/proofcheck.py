@@ -59,6 +59,14 @@ _CAPITAL_CONTRACTION = re.compile(rf"(?<![\w'’@/.-])(?:(Ill)(?=[ \t]+(?:{_VERB
                                   rf"appreciate|rather|prefer|suggest|recommend|want|{_VERB})\b)|(Lets)(?=[ \t]+"
                                   rf"(?:{_VERB}|us)\b)|(Cant|Wont)(?=[ \t]+[a-z]))")
 _CAPITAL_FIX = {"Ill": "I'll", "Id": "I'd", "Lets": "Let's", "Cant": "Can't", "Wont": "Won't"}
+# lower-case, the same words with the context that leaves one reading: "i think ill be late",
+# "ok lets go", "they cant come" (not "fell ill", "it lets you", "the political cant", "his wont")
+_OPENER = r"(?:^|[.!?,;:][ \t]+|\b(?:so|ok|okay|yeah|yes|then|and|but|now|well|maybe|think|guess|hope|sure|oh|hey)[ \t]+)"
+_LOWER_CONTRACTION = re.compile(
+    rf"(?m){_OPENER}(?:(ill)(?=[ \t]+(?:{_VERB})\b)|(id)(?=[ \t]+(?:like|love|rather|prefer|appreciate|suggest|"
+    rf"recommend|want|{_VERB})\b)|(lets)(?=[ \t]+(?:{_VERB}|us)\b))|\b(?:i|you|we|they|he|she|it|that|this|who|u) "
+    rf"(cant|wont)\b")
+_LOWER_FIX = {"ill": "I'll", "id": "I'd", "lets": "let's", "cant": "can't", "wont": "won't"}
 # a pronoun and the contractions it takes: "itd" is "it'd", while "deliverables" is no "deliverable's"
 _PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
     p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
@@ -225,6 +233,9 @@ def suspects(text: str) -> list[Suspect]:
     for m in _CAPITAL_CONTRACTION.finditer(masked):
         add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{_CAPITAL_FIX[m.group(m.lastindex)]}”?",
             _CAPITAL_FIX[m.group(m.lastindex)])
+    for m in _LOWER_CONTRACTION.finditer(masked):
+        fix = _LOWER_FIX[m.group(m.lastindex)]
+        add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{fix}”?", fix)
     for m in _SENTENCE_START.finditer(masked):
         if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
             continue
