@@ -194,3 +194,10 @@ def test_a_lower_case_contraction_that_is_also_a_word_is_fixed_where_one_reading
     for fine in ("He fell ill last week.", "It lets you in.", "The political cant of it.", "As is his wont.",
                  "She is ill today."):
         assert whys(fine) == [], fine
+
+
+def test_the_first_word_after_a_greeting_and_love_too_are_fixed():
+    assert with_fixes("Hi Katie,\n\nthe draft looks good to me.\n\nBest,\nEmma") == \
+        "Hi Katie,\n\nThe draft looks good to me.\n\nBest,\nEmma"
+    assert with_fixes("I'd love too! Me too! I love you too.") == "I'd love to! Me too! I love you too."
+    assert whys("Hello team,\nnpm install\nmake test") == []  # not prose: left alone

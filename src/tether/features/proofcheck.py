@@ -155,6 +155,9 @@ _ABBREVIATION = re.compile(r"(?:\b(?:[a-z]\.){2,}|\b(?:etc|vs|approx|incl|cf|no|
                            r"e\.g|i\.e|a\.m|p\.m|min|mins|max|ca|dept|est|ext|tel|wk|yr|yrs|hr|hrs|sec|lb|lbs|oz|ft|yd|yds|qt|gal|"
                            r"mi|pp|vol|prof|gov|sen|rep|ave|blvd|rd|mt|add)\.)$", re.I)
 _SENTENCE_START = re.compile(r"(?<=[.!?])[\"”’)]?(\s+)([a-z][a-z']+)\b")
+# the body's first word after a greeting line: "Hi Katie,\n\nthe draft looks good."
+_AFTER_GREETING = re.compile(r"(?im)^[ \t]*(?:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b[^\n]{0,40}\n"
+                             r"\s*(?-i:([a-z][a-z']+))\b")
 _A_AN = re.compile(r"(?<![\w'-])(a|an|An)[ \t]+([a-z][a-z'-]*)\b")
 # "a" before these vowel letters sounds a consonant ("a one-off", "a European", "a university")
 _A_OK = re.compile(r"(?:one|once|eu|ew|uni|usu|use|uti|ura|ure|uro|ubi|uku|uk\b|ufo|ouija)", re.I)
@@ -191,6 +194,10 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
      "“to” where “too” is meant", lambda t: "too" + t[2:]),
     (re.compile(r"\btoo (?:see|go|be|do|get|make|meet|hear|help|discuss|know|let|send|share|the|a|an|you|me|"
                 r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant", lambda t: "to" + t[3:]),
+    # "I'd love too!", "we have too." ("me too!", "I love you too" are fine)
+    (re.compile(r"\b(?:love|like|want|need|have|has|had|going|got|used|able|supposed|trying|try|plan|planning|"
+                r"hope|hoping|wish|glad|happy|ought|meant|allowed) (too)(?=[ \t]*[.!?])"),
+     "“too” where “to” is meant", lambda t: "to"),
 ]
 _SIGN_OFF = re.compile(r"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:best|cheers|thanks|regards|sincerely|kind regards|"
                        r"best regards|warm regards|all the best|thank you|many thanks|love|yours)),[ \t]*(?:\S[^\n]{0,30})?$")
@@ -236,6 +243,10 @@ def suspects(text: str) -> list[Suspect]:
     for m in _LOWER_CONTRACTION.finditer(masked):
         fix = _LOWER_FIX[m.group(m.lastindex)]
         add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{fix}”?", fix)
+    for m in _AFTER_GREETING.finditer(masked):
+        line = masked[m.start(1):].split("\n", 1)[0].rstrip()
+        if line.endswith((".", "!", "?")) and len(line.split()) >= 4:  # prose, not a list or code
+            add(m.start(1), m.end(1), "a sentence that starts lower-case", capital(m.start(1), m.end(1)))
     for m in _SENTENCE_START.finditer(masked):
         if masked[m.start() - 1] in "?!" and masked[m.start()] in "\"”’":  # 'lines like "Is it ripe?" remain'
             continue
