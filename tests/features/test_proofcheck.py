@@ -201,3 +201,10 @@ def test_the_first_word_after_a_greeting_and_love_too_are_fixed():
         "Hi Katie,\n\nThe draft looks good to me.\n\nBest,\nEmma"
     assert with_fixes("I'd love too! Me too! I love you too.") == "I'd love to! Me too! I love you too."
     assert whys("Hello team,\nnpm install\nmake test") == []  # not prose: left alone
+
+
+def test_their_for_there_after_a_verb_of_place_and_a_stop_after_the_signing_name():
+    text = "I'll definitely be their and bring pie. It is their car. We got their early.\n\nCheers,\nMark."
+    assert with_fixes(text) == ("I'll definitely be there and bring pie. It is their car. We got there early."
+                                "\n\nCheers,\nMark")
+    assert whys("Thanks,\nS.") == [] and whys("Best,\nJohn Smith Jr.") == []

@@ -176,6 +176,10 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
      lambda t: t[:-2] + "have"),
     (re.compile(r"\b[Yy]our (?:welcome|going|doing|being|getting|coming|looking|not|right|sure|always|never|"
                 r"already|invited|a|an|the)\b"), "“your” where “you're” is meant", lambda t: t[:3] + "'re" + t[4:]),
+    # "I'll be their and…", "we got their early": a place, after a verb that goes or stays somewhere
+    (re.compile(r"\b(?:be|go|get|got|going|went|been|stay|staying|arrive|arrived|over|out) (their)(?=[ \t]*[.!?,;:]|"
+                r"[ \t]+(?:and|or|but|too|soon|by|at|on|tomorrow|today|tonight|early|late|later|now|then|again|"
+                r"before|after|around)\b)"), "“their” where “there” is meant", lambda t: "there"),
     (re.compile(r"\b(?:[Tt]heir|[Yy]our)(?=[.!?,;:])"), "a possessive with nothing after it", None),
     (re.compile(r"\b[Tt]heir (?:is|are|was|were|be|going|has|have|isn't|aren't|wasn't|weren't)\b"),
      "“their” where “there” or “they're” is meant", None),
@@ -201,6 +205,10 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
 ]
 _SIGN_OFF = re.compile(r"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:best|cheers|thanks|regards|sincerely|kind regards|"
                        r"best regards|warm regards|all the best|thank you|many thanks|love|yours)),[ \t]*(?:\S[^\n]{0,30})?$")
+# "Cheers,\nMark.": the name under a sign-off takes no full stop (an initial, "S.", does)
+_SIGNED = re.compile(r"(?im)^[ \t]*(?:best|cheers|thanks|regards|sincerely|kind regards|best regards|warm regards|"
+                     r"all the best|thank you|many thanks|love|yours)[,!]?[ \t]*\n[ \t]*"
+                     r"(?-i:[A-Z][a-z]{2,}(?: [A-Z][a-z]+)?)(\.)[ \t]*$")
 # a capitalised sentence opener straight after a lower-case word: a full stop is missing. Not
 # before another capital: "in The Daily Telegraph", "as He Zhizhang" are titles and names
 _RUN_ON = re.compile(r"(?<![\w'’])[a-z]+,?[ \t]+((?:Let|Let's|Please|Thanks|Thank|The|This|That|We|We're|We'll|It|It's|"
@@ -292,6 +300,9 @@ def suspects(text: str) -> list[Suspect]:
             add(start, end, why, fix(text[start:end]) if fix else None)
     for m in _SIGN_OFF.finditer(masked):
         add(m.start(1), m.end(1), "a sign-off that starts lower-case", capital(m.start(1), m.end(1)))
+    for m in _SIGNED.finditer(masked):
+        if not _ABBREVIATION.search(masked[m.start():m.end(1)]):  # "Jr."
+            add(m.start(1), m.end(1), "a full stop after the name that signs off", "")
     for m in _RUN_ON.finditer(masked):
         add(m.start(1), m.end(1), "a full stop missing before it?")
     return sorted(set(found), key=lambda s: (s.start, s.end, s.why, s.fix or ""))  # the same order every run
