@@ -14,12 +14,13 @@ right when its span and its correction both match the reference's (M2-style, typ
 Figures: precision, recall and F0.5, the share of clean texts left unchanged, and the share of
 corrupted texts restored exactly.
 
-Baseline: the model's own corrected text (``proofread(..., keep_wording=False)``). Tether's
-default undoes the edits that change wording instead of fixing it (``keep_wording=True``,
-``tether.features.wording``) and then makes the fixes its rules are sure of in what the model
-left (``tether.features.proofcheck.with_fixes``; those rules were written reading this
-benchmark's answers, so ``benchmarks/proofread_cascade.py`` measures them on other errors). Both come from the same model answer, so the comparison holds the
-model and its output fixed; the filter's own time is printed too.
+Baseline: the model's own corrected text (``proofread(..., keep_wording=False)``). From that
+same answer: its edits that change wording instead of fixing it undone ("keep wording",
+``tether.features.wording``), then the fixes the rules are sure of made in what the model left
+(``tether.features.proofcheck.with_fixes``; those rules were written reading this benchmark's
+answers, so ``benchmarks/proofread_cascade.py`` measures them on other errors); the filter's
+own time is printed too. Last, Tether's default, ``proofread(...)``, which also makes the sure
+fixes before the model sees the text: a second model call, on that text.
 
     .venv/bin/python benchmarks/proofread.py [--model qwen2.5-0.5b] [--json out.json]
 """
@@ -215,26 +216,31 @@ def main() -> int:
             t = time.perf_counter()
             case["fixed"] = with_fixes(case["tether"])
             case["fixes_ms"] = (time.perf_counter() - t) * 1000
+            t = time.perf_counter()  # the default: the sure fixes made before the model sees the text too
+            case["default"] = writing.proofread(case["source"], model=args.model).corrected
+            case["default_seconds"] = time.perf_counter() - t
             bar.advance(task)
 
-    results = {k: score(annotator, cases, k) for k in ("model", "tether", "fixed")}
+    results = {k: score(annotator, cases, k) for k in ("model", "tether", "fixed", "default")}
     table = Table(title=f"Proofreading {len(cases)} emails ({sum(c['errors'] for c in cases)} injected errors), "
                         f"{args.model}")
     for col in ("output", "precision", "recall", "F0.5", "TP", "FP", "FN", "clean left alone", "restored exactly"):
         table.add_column(col, justify="left" if col == "output" else "right")
     for name, label in (("model", "model's text (baseline)"), ("tether", "keep wording"),
-                        ("fixed", "tether (keep wording + sure fixes)")):
+                        ("fixed", "keep wording + sure fixes after"),
+                        ("default", "tether: sure fixes, model, keep wording, sure fixes")):
         s = results[name]
         table.add_row(label, f"{s['precision']:.3f}", f"{s['recall']:.3f}", f"{s['f0.5']:.3f}", str(s["tp"]),
                       str(s["fp"]), str(s["fn"]), f"{s['clean_unchanged']:.0%} of {s['clean_n']}",
                       f"{s['restored']:.0%} of {s['corrupted_n']}")
     console.print(table)
-    base, kept, ours = (results[k]["f0.5"] for k in ("model", "tether", "fixed"))
-    console.print(f"F0.5 ratio keep wording / model: {kept / base:.3f}, tether / model: {ours / base:.3f}"
-                  if base else "F0.5 ratio: n/a")
+    base, kept, after, ours = (results[k]["f0.5"] for k in ("model", "tether", "fixed", "default"))
+    console.print(f"F0.5 ratio keep wording / model: {kept / base:.3f}, fixes after / model: {after / base:.3f}, "
+                  f"tether / model: {ours / base:.3f}" if base else "F0.5 ratio: n/a")
     console.print(f"median per email: model {statistics.median(c['seconds'] for c in cases):.2f} s, "
                   f"keep-wording filter {statistics.median(c['filter_ms'] for c in cases):.1f} ms, "
-                  f"sure fixes {statistics.median(c['fixes_ms'] for c in cases):.1f} ms")
+                  f"sure fixes {statistics.median(c['fixes_ms'] for c in cases):.1f} ms; "
+                  f"tether's default proofread {statistics.median(c['default_seconds'] for c in cases):.2f} s")
     if args.json:
         args.json.write_text(json.dumps({
             "date": started.isoformat(timespec="minutes"), "machine": f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}",

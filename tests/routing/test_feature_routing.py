@@ -376,6 +376,20 @@ def test_a_proofread_that_leaves_an_error_is_corrected_off_the_device_pseudonymi
     assert (row.feature, row.tier, row.reason, row.escalated) == ("proofread", "third_party", "cascade", True)
 
 
+def test_the_models_are_given_the_text_with_the_sure_fixes_made(device, third, provider):
+    """The rules fix "an table" before any model reads the text, so neither model has to, and the
+    cloud, sent the piece for "tralihead", which no rule can fix, gets it that way too."""
+    from tether.features.writing import proofread
+
+    text = TRAIL.replace("a table", "an table")
+    provider.faults([{"content": CLOUD_PROOFREAD}])
+    done = proofread(text, router=router(device, third_party=third))
+    sent = sent_text(provider)
+    assert "a table at the tralihead" in sent and "an table" not in sent
+    assert done.corrected == TRAIL.replace("tralihead", "trailhead")
+    assert [(e.original, e.replacement) for e in done.edits] == [("an", "a"), ("tralihead", "trailhead")]
+
+
 def test_what_the_device_can_fix_itself_never_leaves_it(device, third, provider):
     """The model keeps "an table"; the a/an rule is sure of the fix, so the device makes it and
     nothing is left to send."""

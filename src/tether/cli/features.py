@@ -90,7 +90,7 @@ def proofread_cmd(file: str, inline: str | None, allow_rewording: bool, model: s
         return "\n".join(f"  {e.start}-{e.end}: {e.original!r} → {e.replacement!r}" for e in edits)
 
     edits = lines(result.edits)
-    note = "\n(the model's output was unusable; text left unchanged)" if result.fallback else ""
+    note = "\n(the model's output was unusable; only the sure fixes were made)" if result.fallback else ""
     if result.undone:
         note += (f"\n{len(result.undone)} rewording(s) not applied (--allow-rewording applies them)\n"
                  + lines(result.undone))

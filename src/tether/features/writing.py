@@ -36,7 +36,7 @@ class ProofreadResult(BaseModel):
     corrected: str
     edits: list[Edit]
     undone: list[Edit] = []  # the model's rewording, dropped phrases and joined lines, not applied
-    fallback: bool = False  # True: the model's output was unusable; text returned unchanged
+    fallback: bool = False  # True: the model's output was unusable; only the rules' sure fixes were made
     flagged: list[Suspect] = []  # what still looks wrong in ``corrected`` (its offsets): for the user to check
     model: str
     duration_s: float
@@ -147,7 +147,7 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
               keep_wording: bool = True, router: "Router | None" = None) -> ProofreadResult:
     """Correct ``text`` a few paragraphs at a time (a long document does not fit one call), with
     each piece's edits placed in the whole text. ``fallback``: some piece came back unusable and
-    was left as it was. ``keep_wording``: undo the model's edits that reword, drop phrases or
+    was left as it was but for the rules' sure fixes. ``keep_wording``: undo the model's edits that reword, drop phrases or
     join paragraphs instead of fixing an error (``tether.features.wording``), and fix what the
     model left where a rule is sure of the fix (``proofcheck.with_fixes``: "an table", "dont",
     a doubled word…). ``flagged``: what still looks like an error afterwards.
@@ -183,8 +183,8 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
             corrected, skipped, where, why = _proofread_routed(router, model, piece, keep_wording,
                                                                answer_budget(engine, piece))
             tier, route = _part_route(tier, route, where, why, done, len(pieces))
-        if corrected is None:
-            fallback, corrected = True, piece
+        if corrected is None:  # no model answer was a proofread: the piece with the rules' sure fixes
+            fallback, corrected = True, _asked(piece, keep_wording)
         undone += _shifted(skipped, at)
         edits += _shifted(diff_edits(piece, corrected), at)
         out.append(corrected)
@@ -221,11 +221,18 @@ def _proofread_piece(model: str, text: str, first: str | None = None) -> str | N
     return None
 
 
+def _asked(piece: str, keep_wording: bool) -> str:
+    """What the model is given: the piece with the rules' sure fixes made, so it need not guess
+    what "docmuents" was ("documentation"?) or reword "an few" ("some"); the review still
+    compares its answer with the user's own text. With ``keep_wording`` off, the piece as it is."""
+    return with_fixes(piece) if keep_wording else piece
+
+
 def _device_proofread(model: str, piece: str, keep_wording: bool,
                       first: str | None = None) -> tuple[str | None, list[Edit]]:
     """(the piece corrected, the edits undone as rewording), or (None, []) when the model's
     answers were no proofread."""
-    corrected = _proofread_piece(model, piece, first)
+    corrected = _proofread_piece(model, _asked(piece, keep_wording), first)
     return (None, []) if corrected is None else _reviewed(piece, corrected, keep_wording)
 
 
@@ -251,9 +258,9 @@ def _proofread_routed(router: "Router", model: str, piece: str, keep_wording: bo
         corrected = mine(answer, cut)[0]
         return corrected is not None and not suspects(corrected)
 
-    routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{piece}", instructions=prompts.WRITER,
-                                         kind="writing", feature="proofread", sampling=Sampling.greedy(budget),
-                                         check=judge))
+    routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{_asked(piece, keep_wording)}",
+                                         instructions=prompts.WRITER, kind="writing", feature="proofread",
+                                         sampling=Sampling.greedy(budget), check=judge))
     route = routed.explain()
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: checked, never retried there
         away = clean_output(routed.text, piece)
