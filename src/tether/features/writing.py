@@ -175,16 +175,17 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
         raise InputError(f"the text is too long to proofread at once ({len(text.split()):,} words; up to about "
                          f"{MAX_PROOFREAD_PIECES * PROOFREAD_PIECE_TOKENS * 3 // 4:,}): proofread it in parts")
     for done, piece in enumerate(pieces, 1):
+        asked = _asked(piece, keep_wording)
         if not piece.strip():
             corrected, skipped = piece, []
         elif router is None:
-            corrected, skipped = _device_proofread(model, piece, keep_wording)
+            corrected, skipped = _device_proofread(model, piece, asked, keep_wording)
         else:
-            corrected, skipped, where, why = _proofread_routed(router, model, piece, keep_wording,
+            corrected, skipped, where, why = _proofread_routed(router, model, piece, asked, keep_wording,
                                                                answer_budget(engine, piece))
             tier, route = _part_route(tier, route, where, why, done, len(pieces))
         if corrected is None:  # no model answer was a proofread: the piece with the rules' sure fixes
-            fallback, corrected = True, _asked(piece, keep_wording)
+            fallback, corrected = True, asked
         undone += _shifted(skipped, at)
         edits += _shifted(diff_edits(piece, corrected), at)
         out.append(corrected)
@@ -228,11 +229,11 @@ def _asked(piece: str, keep_wording: bool) -> str:
     return with_fixes(piece) if keep_wording else piece
 
 
-def _device_proofread(model: str, piece: str, keep_wording: bool,
+def _device_proofread(model: str, piece: str, asked: str, keep_wording: bool,
                       first: str | None = None) -> tuple[str | None, list[Edit]]:
     """(the piece corrected, the edits undone as rewording), or (None, []) when the model's
-    answers were no proofread."""
-    corrected = _proofread_piece(model, _asked(piece, keep_wording), first)
+    answers to ``asked`` (the piece as the model is given it) were no proofread."""
+    corrected = _proofread_piece(model, asked, first)
     return (None, []) if corrected is None else _reviewed(piece, corrected, keep_wording)
 
 
@@ -245,20 +246,20 @@ def _reviewed(piece: str, corrected: str, keep_wording: bool) -> tuple[str, list
     return with_fixes(corrected), undone
 
 
-def _proofread_routed(router: "Router", model: str, piece: str, keep_wording: bool,
+def _proofread_routed(router: "Router", model: str, piece: str, asked: str, keep_wording: bool,
                       budget: int) -> tuple[str | None, list[Edit], str, str]:
     """(the correction, the edits undone, the tier that wrote it, the route): one piece through
     the router, with "the device's correction shows no error left" as the cascade's check."""
     from tether.routing.router import RouteRequest
 
     mine = DeviceResult(lambda answer, cut: _device_proofread(
-        model, piece, keep_wording, None if answer is None else clean_output(answer, piece)))
+        model, piece, asked, keep_wording, None if answer is None else clean_output(answer, piece)))
 
     def judge(answer: str, cut: bool) -> bool:
         corrected = mine(answer, cut)[0]
         return corrected is not None and not suspects(corrected)
 
-    routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{_asked(piece, keep_wording)}",
+    routed = router.respond(RouteRequest(f"{prompts.PROOFREAD}:\n\n{asked}",
                                          instructions=prompts.WRITER, kind="writing", feature="proofread",
                                          sampling=Sampling.greedy(budget), check=judge))
     route = routed.explain()
