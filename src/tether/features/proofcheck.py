@@ -50,23 +50,20 @@ _NO_APOSTROPHE = {w.replace("'", ""): w for w in (
 _NO_APOSTROPHE["im"], _NO_APOSTROPHE["ive"] = "I'm", "I've"
 _VERB = (r"be|see|send|call|get|do|have|let|make|take|check|look|try|bring|come|go|meet|talk|need|review|share|"
          r"follow|keep|give|ask|update|start|finish|write|reply|confirm|join|forward|pick|grab|catch|plan|set|put|"
-         r"find|help|work|chat|discuss|schedule|book|move|wrap|focus|celebrate|aim|hope|think|say|tell|let|stop|wait|"
+         r"find|help|work|chat|discuss|schedule|book|move|wrap|focus|celebrate|aim|hope|think|say|tell|stop|wait|"
          r"leave|run|play|eat|drink|sort|figure|head|hang|touch|circle|reach|loop|probably|just|also|definitely|"
          r"still|never|always|really|not")
-# capitalised, these are words too ("Ill health", "the Id", "Lets" of a flat): only before a verb
-# are they "I'll", "I'd", "Let's"; "Cant" and "Wont" open no sentence as nouns
-_CAPITAL_CONTRACTION = re.compile(rf"(?<![\w'’@/.-])(?:(Ill)(?=[ \t]+(?:{_VERB})\b)|(Id)(?=[ \t]+(?:like|love|"
-                                  rf"appreciate|rather|prefer|suggest|recommend|want|{_VERB})\b)|(Lets)(?=[ \t]+"
-                                  rf"(?:{_VERB}|us)\b)|(Cant|Wont)(?=[ \t]+[a-z]))")
-_CAPITAL_FIX = {"Ill": "I'll", "Id": "I'd", "Lets": "Let's", "Cant": "Can't", "Wont": "Won't"}
-# lower-case, the same words with the context that leaves one reading: "i think ill be late",
-# "ok lets go", "they cant come" (not "fell ill", "it lets you", "the political cant", "his wont")
+# contractions without their apostrophe that are words too ("Ill health", "it lets you", "his
+# wont"), with what must follow for one reading to be left: "ill be", "id like", "lets go"
+_AMBIGUOUS = {"ill": ("I'll", _VERB), "id": ("I'd", rf"like|love|appreciate|rather|prefer|suggest|recommend|want|{_VERB}"),
+              "lets": ("let's", rf"{_VERB}|us"), "cant": ("can't", r"[a-z]+"), "wont": ("won't", r"[a-z]+")}
+_NEXT = {w: rf"(?=[ \t]+(?:{after})\b)" for w, (_, after) in _AMBIGUOUS.items()}
+# capitalised, one opens a sentence: only what follows must fit ("Cant" and "Wont" are no nouns there)
+_CAPITAL_CONTRACTION = re.compile(rf"(?<![\w'’@/.-])(?:{'|'.join(f'({w.title()}){_NEXT[w]}' for w in _AMBIGUOUS)})")
+# lower-case, what comes before must fit too: "i think ill be late", "ok lets go", "they cant come"
 _OPENER = r"(?:^|[.!?,;:][ \t]+|\b(?:so|ok|okay|yeah|yes|then|and|but|now|well|maybe|think|guess|hope|sure|oh|hey)[ \t]+)"
-_LOWER_CONTRACTION = re.compile(
-    rf"(?m){_OPENER}(?:(ill)(?=[ \t]+(?:{_VERB})\b)|(id)(?=[ \t]+(?:like|love|rather|prefer|appreciate|suggest|"
-    rf"recommend|want|{_VERB})\b)|(lets)(?=[ \t]+(?:{_VERB}|us)\b))|\b(?:i|you|we|they|he|she|it|that|this|who|u) "
-    rf"(cant|wont)\b")
-_LOWER_FIX = {"ill": "I'll", "id": "I'd", "lets": "let's", "cant": "can't", "wont": "won't"}
+_LOWER_CONTRACTION = re.compile(rf"(?m){_OPENER}(?:{'|'.join(f'({w}){_NEXT[w]}' for w in ('ill', 'id', 'lets'))})|"
+                                rf"\b(?:i|you|we|they|he|she|it|that|this|who|u) (cant|wont)\b")
 # a pronoun and the contractions it takes: "itd" is "it'd", while "deliverables" is no "deliverable's"
 _PRONOUNS = {p: ("d", "ll", "s") for p in ("it", "that", "what", "there", "here", "he", "she", "who")} | {
     p: ("d", "ll", "ve", "re") for p in ("you", "they", "we")} | {"let": ("s",)}
@@ -203,12 +200,11 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
                 r"hope|hoping|wish|glad|happy|ought|meant|allowed) (too)(?=[ \t]*[.!?])"),
      "“too” where “to” is meant", lambda t: "to"),
 ]
-_SIGN_OFF = re.compile(r"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:best|cheers|thanks|regards|sincerely|kind regards|"
-                       r"best regards|warm regards|all the best|thank you|many thanks|love|yours)),[ \t]*(?:\S[^\n]{0,30})?$")
+_SIGN_OFFS = (r"best|cheers|thanks|regards|sincerely|kind regards|best regards|warm regards|all the best|thank you|"
+              r"many thanks|love|yours")
+_SIGN_OFF = re.compile(rf"(?m)(?:^|(?<=[.!?] ))[ \t]*((?:{_SIGN_OFFS})),[ \t]*(?:\S[^\n]{{0,30}})?$")
 # "Cheers,\nMark.": the name under a sign-off takes no full stop (an initial, "S.", does)
-_SIGNED = re.compile(r"(?im)^[ \t]*(?:best|cheers|thanks|regards|sincerely|kind regards|best regards|warm regards|"
-                     r"all the best|thank you|many thanks|love|yours)[,!]?[ \t]*\n[ \t]*"
-                     r"(?-i:[A-Z][a-z]{2,}(?: [A-Z][a-z]+)?)(\.)[ \t]*$")
+_SIGNED = re.compile(rf"(?im)^[ \t]*(?:{_SIGN_OFFS})[,!]?[ \t]*\n[ \t]*(?-i:[A-Z][a-z]{{2,}}(?: [A-Z][a-z]+)?)(\.)[ \t]*$")
 # a capitalised sentence opener straight after a lower-case word: a full stop is missing. Not
 # before another capital: "in The Daily Telegraph", "as He Zhizhang" are titles and names
 _RUN_ON = re.compile(r"(?<![\w'’])[a-z]+,?[ \t]+((?:Let|Let's|Please|Thanks|Thank|The|This|That|We|We're|We'll|It|It's|"
@@ -245,11 +241,10 @@ def suspects(text: str) -> list[Suspect]:
     for m in re.finditer(r"(?<![\w'’@/.\\#`_-])[A-Z][a-z]+(?![\w'’@/\\#`_-])", masked):
         if (full := _NO_APOSTROPHE.get(m.group().lower())) is not None:  # "Dont", "Thats", "Im"
             add(m.start(), m.end(), f"not a word; “{full[0].upper() + full[1:]}”?", full[0].upper() + full[1:])
-    for m in _CAPITAL_CONTRACTION.finditer(masked):
-        add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{_CAPITAL_FIX[m.group(m.lastindex)]}”?",
-            _CAPITAL_FIX[m.group(m.lastindex)])
-    for m in _LOWER_CONTRACTION.finditer(masked):
-        fix = _LOWER_FIX[m.group(m.lastindex)]
+    for m in (*_CAPITAL_CONTRACTION.finditer(masked), *_LOWER_CONTRACTION.finditer(masked)):
+        word = m.group(m.lastindex)
+        fix = _AMBIGUOUS[word.lower()][0]
+        fix = fix[0].upper() + fix[1:] if word[0].isupper() else fix
         add(m.start(m.lastindex), m.end(m.lastindex), f"not a word; “{fix}”?", fix)
     for m in _AFTER_GREETING.finditer(masked):
         line = masked[m.start(1):].split("\n", 1)[0].rstrip()
