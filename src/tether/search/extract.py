@@ -7,6 +7,7 @@ raises ``ExtractError`` and the indexer skips it and reports why.
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.policy
 import html
@@ -77,7 +78,7 @@ def extract(path: Path, raw: bytes) -> Extracted:
         text = decode(raw, flags)
         items = [Item(key=path.name, title=_note_title(text, path), text=text)]
     items = [i for i in items if i.text.strip() or i.title.strip()]
-    return Extracted(kind=kind, items=items, flags=flags)
+    return Extracted(kind=kind, items=items, flags=list(dict.fromkeys(flags)))
 
 
 # ---------------------------------------------------------------- mail
@@ -85,20 +86,86 @@ def extract(path: Path, raw: bytes) -> Extracted:
 def _mail_item(msg: Message, fallback_key: str, flags: list[str]) -> Item:
     if not msg.keys():
         raise ExtractError("no mail headers")
-    headers = [f"{h}: {value}" for h in ("From", "To", "Cc", "Date") if (value := _header(msg, h))]
+    headers = [f"{h}: {value}" for h in ("From", "To", "Cc", "Date") if (value := _header(msg, h, flags))]
     body = _mail_body(msg, flags)
-    subject = _header(msg, "Subject")
-    key = _header(msg, "Message-ID").strip() or fallback_key
+    subject = _header(msg, "Subject", flags)
+    key = _header(msg, "Message-ID", flags).strip() or fallback_key
     return Item(key=key, title=subject, text="\n".join(headers) + "\n\n" + body)
 
 
-def _header(msg: Message, name: str) -> str:
-    """A header as text; a malformed one (``Message-ID: <``) is read raw instead of failing the message."""
+def _header(msg: Message, name: str, flags: list[str]) -> str:
+    """A header as text; a malformed one (``Message-ID: <``) is read raw instead of failing the message.
+
+    8-bit bytes in a header (not allowed, yet common: a Subject in windows-1252) reach us as
+    surrogate escapes; UTF-8 ones the email package decodes, any others are decoded with the
+    message's declared charset, the best guess there is, and flagged ``non-utf8``."""
+    raw = next((v for k, v in msg.raw_items() if k.lower() == name.lower()), "") if hasattr(msg, "raw_items") else ""
     try:
-        return str(msg.get(name, "") or "")
+        value = str(msg.get(name, "") or "")
     except Exception:
-        raw = dict(msg.raw_items()).get(name, "") if hasattr(msg, "raw_items") else ""
-        return " ".join(str(raw).split())
+        value = " ".join(str(raw).split())
+    if not isinstance(raw, str) or not _SURROGATE.search(raw):
+        return value
+    data = raw.encode("ascii", "surrogateescape")
+    try:
+        data.decode("utf-8")
+        return value
+    except UnicodeDecodeError:
+        pass
+    flags.append("non-utf8")
+    text = _decode_text(data, _declared_charset(msg), [])
+    return " ".join(_ENCODED_WORD.sub(_encoded_word, _ENCODED_GAP.sub("", text)).split())
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
+_ENCODED_GAP = re.compile(r"(?<=\?=)\s+(?==\?)")  # RFC 2047: space between two encoded words is not text
+
+
+def _encoded_word(m: re.Match[str]) -> str:
+    from email.header import decode_header, make_header
+
+    try:
+        return str(make_header(decode_header(m.group())))
+    except Exception:  # a bad charset or base64 in it: keep it as written
+        return m.group()
+
+
+def _declared_charset(msg: Message) -> str | None:
+    """The charset the message declares (its own, else its first text part's)."""
+    for part in msg.walk():
+        try:
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        if charset:
+            return charset
+    return None
+
+
+# Labels mail clients write for a wider codepage than the one named; decoding with the narrow
+# one loses every character outside it. As browsers do (WHATWG Encoding Standard).
+_WIDER_CHARSET = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030", "cp936": "gb18030", "euc-cn": "gb18030",
+                  "iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252", "us-ascii": "utf-8", "ascii": "utf-8",
+                  "ks_c_5601-1987": "cp949", "euc-kr": "cp949", "shift_jis": "cp932", "sjis": "cp932",
+                  "tis-620": "cp874"}
+
+
+def _decode_text(payload: bytes, charset: str | None, flags: list[str]) -> str:
+    """``payload`` in its declared charset; a byte that is not valid there becomes U+FFFD and
+    the rest is kept (flagged ``non-utf8``). An unknown or missing charset is read as UTF-8."""
+    name = (charset or "utf-8").strip().lower()
+    name = _WIDER_CHARSET.get(name, name)
+    try:
+        codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: a charset name with a NUL in it
+        flags.append("non-utf8")
+        name = "utf-8"
+    try:
+        return payload.decode(name)
+    except UnicodeDecodeError:
+        flags.append("non-utf8")
+        return payload.decode(name, errors="replace")
 
 
 def _mail_body(msg: Message, flags: list[str]) -> str:
@@ -120,12 +187,11 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
         if part.get_content_disposition() == "attachment":
             continue
         payload = part.get_payload(decode=True) or b""
-        charset = part.get_content_charset() or "utf-8"
         try:
-            text = payload.decode(charset)
-        except (UnicodeDecodeError, LookupError, ValueError):  # ValueError: a charset name with a NUL in it
-            flags.append("non-utf8")
-            text = payload.decode("utf-8", errors="replace")
+            charset = part.get_content_charset()
+        except Exception:
+            charset = None
+        text = _decode_text(payload, charset, flags)
         if part.get_content_subtype() == "html" and not malformed:
             text = _html_text(text)
         texts.append(text)

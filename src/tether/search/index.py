@@ -35,7 +35,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 EMBED_BATCH = 32
 # How files become chunks. Raise it when that changes what an unchanged file gives, so indexes
 # built before are read again at their next add. 2: text in NFC (a decomposed note was unfindable).
-READER_VERSION = 2
+# 3: mail in its declared charset (one bad byte lost the whole body).
+READER_VERSION = 3
 
 
 class Skipped(BaseModel):
