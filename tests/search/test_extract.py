@@ -42,3 +42,65 @@ def test_raw_8bit_headers_are_read_in_the_declared_charset_and_flagged() -> None
     utf8 = mail("Subject: Réunion\nContent-Type: text/plain; charset=utf-8".encode(), b"x")
     doc = extract(Path("u.eml"), utf8)  # raw UTF-8 (RFC 6532) is read as it is, with no flag
     assert doc.items[0].title == "Réunion" and doc.flags == []
+
+
+CALENDAR = "\r\n".join([
+    "BEGIN:VCALENDAR", "VERSION:2.0",
+    "BEGIN:VEVENT", "UID:standup-1", "SUMMARY:Team standup",
+    "DTSTART;TZID=Europe/Berlin:20260105T093000", "DTEND;TZID=Europe/Berlin:20260105T094500",
+    "RRULE:FREQ=WEEKLY;BYDAY=MO,WE;UNTIL=20260227T083000Z", "EXDATE;TZID=Europe/Berlin:20260107T093000",
+    'ATTENDEE;CN="Doe, John";ROLE=REQ-PARTICIPANT:mailto:jd@example.com',
+    "ORGANIZER;CN=Maria Gonzalez:mailto:mg@example.com", "END:VEVENT",
+    "BEGIN:VEVENT", "UID:vac-1", "SUMMARY:Vacation", "DTSTART;VALUE=DATE:20260710", "DTEND;VALUE=DATE:20260711",
+    "END:VEVENT",
+    "BEGIN:VEVENT", "UID:trip-1", "SUMMARY:Trip", "DTSTART;VALUE=DATE:20260801", "DTEND;VALUE=DATE:20260804",
+    "END:VEVENT",
+    "BEGIN:VEVENT", "UID:dent-1", "SUMMARY:Dentist", "STATUS:CANCELLED", "DTSTART:20260301T080000Z",
+    "DURATION:PT1H30M", r"DESCRIPTION:Line one\NLine two\\nstill two\, with a comma", "END:VEVENT",
+    "BEGIN:VTODO", "UID:todo-1", "SUMMARY:File taxes", "DUE;VALUE=DATE:20260415", "END:VTODO",
+    "BEGIN:VEVENT", "UID:m-1", "SUMMARY:Book club", "DTSTART:20260105T180000",
+    "RRULE:FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR;COUNT=6", "END:VEVENT",
+    "END:VCALENDAR", ""])
+
+
+def test_calendars_are_read_as_rfc_5545_says() -> None:
+    """All-day ends are exclusive, repeats, cancellations, to-dos' due dates, durations, CN names
+    and escapes were lost or wrong with the hand-written reader."""
+    items = {i.key: i for i in extract(Path("c.ics"), CALENDAR.encode()).items}
+    assert items["standup-1"].text == (
+        "Start: Mon 5 Jan 2026 09:30 Europe/Berlin\nEnd: Mon 5 Jan 2026 09:45 Europe/Berlin\n"
+        "Repeats: weekly on Monday and Wednesday until Fri 27 Feb 2026 08:30 UTC, "
+        "except Wed 7 Jan 2026 09:30 Europe/Berlin\n"
+        "Organizer: Maria Gonzalez <mg@example.com>\nAttendee: Doe, John <jd@example.com>")
+    assert items["vac-1"].text == "Start: Fri 10 Jul 2026 (all day)"  # one day, not two
+    assert items["trip-1"].text == "Start: Sat 1 Aug 2026 (all day)\nEnd: Mon 3 Aug 2026 (all day)"
+    assert items["dent-1"].title == "Dentist (cancelled)"
+    assert items["dent-1"].text == ("Status: cancelled\nStart: Sun 1 Mar 2026 08:00 UTC\nEnd: Sun 1 Mar 2026 09:30 UTC\n"
+                                    "Description: Line one\nLine two\\nstill two, with a comma")
+    assert items["todo-1"].text == "Due: Wed 15 Apr 2026 (all day)"
+    assert "Repeats: every 2 months on the last Friday (6 times)" in items["m-1"].text
+
+
+def test_a_broken_calendar_keeps_what_it_can_and_says_so() -> None:
+    """An END out of place, a raw line break in a description, a cut-off file: the events stay."""
+    ics = ("BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:a\nSUMMARY:Choir\nBEGIN:VALARM\nACTION:DISPLAY\nEND:VEVENT\n"
+           "BEGIN:VEVENT\nUID:b\nSUMMARY:Piano\nDESCRIPTION:Bring the scores\nand the metronome\nEND:VEVENT\n"
+           "BEGIN:VEVENT\nUID:c\nSUMMARY:Cut off\nDTSTART:20260105T180000")
+    doc = extract(Path("c.ics"), ics.encode())
+    assert [i.title for i in doc.items] == ["Choir", "Piano", "Cut off"]
+    assert "Description: Bring the scores\nand the metronome" in doc.items[1].text
+    assert doc.flags == ["malformed-lines", "unterminated-event"]
+    with pytest.raises(ExtractError, match="not an iCalendar file"):
+        extract(Path("c.ics"), b"hello")
+
+
+def test_a_calendar_invitation_in_a_mail_is_read_as_a_calendar() -> None:
+    invite = ("BEGIN:VCALENDAR\r\nMETHOD:CANCEL\r\nBEGIN:VEVENT\r\nUID:dent-1\r\nSUMMARY:Dentist\r\n"
+              "STATUS:CANCELLED\r\nDTSTART:20260301T080000Z\r\nDURATION:PT1H30M\r\nEND:VEVENT\r\nEND:VCALENDAR")
+    raw = mail(b'From: a@b.c\nSubject: Invitation\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"',
+               b"--b\r\nContent-Type: text/plain\r\n\r\nSee the invitation.\r\n--b\r\n"
+               b'Content-Type: text/calendar; charset="utf-8"; method=REQUEST\r\n\r\n' + invite.encode() + b"\r\n--b--\r\n")
+    text = extract(Path("i.eml"), raw).items[0].text
+    assert text.endswith("See the invitation.\n\nEvent: Dentist (cancelled)\nStatus: cancelled\n"
+                         "Start: Sun 1 Mar 2026 08:00 UTC\nEnd: Sun 1 Mar 2026 09:30 UTC")
+    assert "BEGIN:" not in text

@@ -259,7 +259,7 @@ def test_calendar_alarms_and_quoted_colons_stay_in_their_place(index: Index, tmp
     index.add([ics])
     text = index.search("physio", 1, "bm25")[0].text
     assert "Description: Bring insurance card\n" in text + "\n" and "reminder" not in text
-    assert "Attendee: jane@clinic.example" in text and "Location: Clinic on Elm Street" in text
+    assert "Attendee: Smith: Dr. Jane <jane@clinic.example>" in text and "Location: Clinic on Elm Street" in text
 
 
 def test_records_keep_their_top_level_fields_and_alias_bombs_are_refused(index: Index, tmp_path: Path) -> None:

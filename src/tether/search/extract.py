@@ -15,6 +15,7 @@ import json
 import mailbox
 import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 
@@ -194,8 +195,20 @@ def _mail_body(msg: Message, flags: list[str]) -> str:
         text = _decode_text(payload, charset, flags)
         if part.get_content_subtype() == "html" and not malformed:
             text = _html_text(text)
+        elif part.get_content_subtype() == "calendar" and not malformed:
+            text = _invitation(text, flags)
         texts.append(text)
     return "\n\n".join(texts)
+
+
+def _invitation(text: str, flags: list[str]) -> str:
+    """A text/calendar part (an invitation) in words, as an .ics file is read; as it is if it is none."""
+    try:
+        found = _calendar(text, "invitation", flags)
+    except ExtractError:
+        return text
+    return "\n\n".join(f"{'Task' if kind == 'VTODO' else 'Event'}: {item.title}\n{item.text}".strip()
+                       for kind, item in found)
 
 
 _HIDDEN_OPEN = re.compile(r"<(style|script|head|title|template|noscript)\b")
@@ -262,83 +275,253 @@ def _mbox(path: Path, flags: list[str]) -> list[Item]:
 
 # ---------------------------------------------------------------- calendar
 
-_ICS_FIELDS = {"SUMMARY": "title", "DESCRIPTION": "Description", "LOCATION": "Location",
-               "DTSTART": "Start", "DTEND": "End", "ATTENDEE": "Attendee", "ORGANIZER": "Organizer"}
-
-
-# NAME;PARAM="quoted: may hold colons":value — the value starts at the first colon outside quotes
-_ICS_LINE = re.compile(r'^((?:[^:"]|"[^"]*")*):(.*)$', re.S)
-
-
 def _ics(text: str, name: str, flags: list[str]) -> list[Item]:
-    lines = re.sub(r"\r?\n[ \t]", "", text).splitlines()  # unfold continuation lines
+    return [item for _, item in _calendar(text, name, flags)]
+
+
+def _calendar(text: str, name: str, flags: list[str]) -> list[tuple[str, Item]]:
+    """Each VEVENT and VTODO as (component name, item), read by ``icalendar``: RFC 5545's
+    escapes, time zones, durations and exclusive all-day ends are its job, not ours."""
+    import icalendar
+
+    lines = text.splitlines()
     if not any(line.strip().upper() == "BEGIN:VCALENDAR" for line in lines[:5]):
         raise ExtractError("not an iCalendar file (no BEGIN:VCALENDAR)")
-    items: list[Item] = []
-    event: dict[str, list[str]] | None = None
-    nested = 0  # depth inside a component of the event (VALARM): its lines are not the event's
-    for line in lines:
-        upper = line.upper()
-        if event is not None and upper.startswith("BEGIN:") and not upper.startswith("BEGIN:VEVENT"):
-            nested += 1
-        elif nested and upper.startswith("END:"):
-            nested -= 1
-        elif nested:
-            continue
-        elif upper.startswith("BEGIN:VEVENT") or upper.startswith("BEGIN:VTODO"):
-            event = {}
-        elif (upper.startswith("END:VEVENT") or upper.startswith("END:VTODO")) and event is not None:
-            items.append(_event_item(event, name, len(items)))
-            event = None
-        elif event is not None and (split := _ICS_LINE.match(line)):
-            prop, value = split.group(1), split.group(2)
-            name_ = prop.split(";", 1)[0].upper()
-            value = value.replace("\\n", "\n").replace("\\,", ",").replace("\\;", ";")
-            if name_ in ("ATTENDEE", "ORGANIZER"):
-                value = re.sub(r"^mailto:", "", value, flags=re.I)
-            if name_ in ("DTSTART", "DTEND"):
-                value = _ics_time(value, prop)
-            if name_ == "UID":
-                event.setdefault("UID", []).append(value)
-            elif name_ in _ICS_FIELDS:
-                event.setdefault(_ICS_FIELDS[name_], []).append(value)
-    if event is not None:  # a truncated file (a sync cut off): keep what the last event had
-        flags.append("unterminated-event")
-        if event:
-            items.append(_event_item(event, name, len(items)))
-    return items
-
-
-_ICS_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})(\d{2})?(Z)?)?$")
-
-
-def _ics_time(value: str, prop: str) -> str:
-    """``20261205T193000Z`` as "Sat 5 Dec 2026 19:30 UTC": a model reading the raw form gets the
-    time wrong. The zone comes from ``Z`` or the TZID parameter; other values are kept as they are."""
-    from datetime import date
-
-    m = _ICS_TIME.match(value.strip())
-    if not m:
-        return value
-    y, mo, d, hh, mm, _, utc = m.groups()
     try:
-        day = date(int(y), int(mo), int(d))
-    except ValueError:
-        return value
-    text = f"{day:%a} {day.day} {day:%b %Y}"
-    if hh is None:
-        return f"{text} (all day)"
-    zone = "UTC" if utc else next((p.split("=", 1)[1].strip('"') for p in prop.split(";")[1:]
-                                   if p.upper().startswith("TZID=")), "")
-    return f"{text} {hh}:{mm}" + (f" {zone}" if zone else "")
+        calendars = icalendar.Calendar.from_ical(_balanced(lines, flags), multiple=True)
+    except Exception as exc:  # ValueError mostly; a parser bug on hostile input must not pass as a crash
+        raise ExtractError(f"not a readable iCalendar file ({' '.join(str(exc).split())[:160]})") from None
+    found: list[tuple[str, Item]] = []
+    for cal in calendars:
+        for comp in cal.walk():
+            if comp.name in ("VEVENT", "VTODO"):
+                found.append((comp.name, _event_item(comp, name, len(found))))
+    return found
 
 
-def _event_item(event: dict[str, list[str]], name: str, n: int) -> Item:
-    title = " ".join(event.get("title", []))
-    body = [f"{label}: {', '.join(event[label])}" for label in
-            ("Start", "End", "Location", "Organizer", "Attendee", "Description") if label in event]
-    uid = (event.get("UID") or [f"{name}#{n}"])[0]
+_BEGIN_END = re.compile(r"(BEGIN|END):([A-Za-z0-9-]+)[ \t]*$", re.I)
+_CONTENT_LINE = re.compile(r"[A-Za-z0-9-]+[;:]")
+
+
+def _balanced(lines: list[str], flags: list[str]) -> str:
+    """The calendar with every component closed. ``icalendar`` drops or refuses what a real file
+    holds: a file cut off by a sync (no END), an END out of place (``END:VEVENT`` inside a VALARM),
+    a description's raw line break (a line that is no property). Such a line joins the line before
+    it; what was still open is closed at the end, flagged ``unterminated-event``."""
+    out: list[str] = []
+    opened: list[str] = []
+    malformed = False
+    for line in lines:
+        if not line.strip():
+            continue
+        if line[0] in " \t":  # a folded line's continuation
+            out.append(line)
+            continue
+        if m := _BEGIN_END.match(line):
+            comp = m.group(2).upper()
+            if m.group(1).upper() == "BEGIN":
+                opened.append(comp)
+            elif comp in opened:
+                while opened[-1] != comp:  # END:VEVENT with a VALARM open closes the alarm too
+                    malformed = True
+                    out.append(f"END:{opened.pop()}")
+                opened.pop()
+            else:  # an END that closes nothing
+                malformed = True
+                continue
+            out.append(f"{m.group(1).upper()}:{comp}")
+        elif _CONTENT_LINE.match(line):
+            out.append(line)
+        else:
+            malformed = True
+            if out and not _BEGIN_END.match(out[-1]):
+                out[-1] += "\\n" + line.replace("\\", "\\\\")
+    if malformed:
+        flags.append("malformed-lines")
+    if any(c in ("VEVENT", "VTODO") for c in opened):
+        flags.append("unterminated-event")
+    elif opened:
+        flags.append("unterminated-calendar")
+    out.extend(f"END:{c}" for c in reversed(opened))
+    return "\r\n".join(out) + "\r\n"
+
+
+def _props(comp: object, name: str) -> list:
+    """Every value of a property: icalendar gives one, or a list when it is repeated."""
+    value = comp.get(name)  # type: ignore[attr-defined]
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
+def _text(comp: object, name: str, sep: str = "\n") -> str:
+    return sep.join(str(v) for v in _props(comp, name) if str(v).strip())
+
+
+def _event_item(comp, name: str, n: int) -> Item:
+    title = _text(comp, "SUMMARY", " ")
+    status = _text(comp, "STATUS", " ").lower()
+    if status == "cancelled":
+        title = f"{title} (cancelled)" if title else "(cancelled)"
+    body = [f"Status: {status}"] if status else []
+    start = next(iter(_props(comp, "DTSTART")), None)
+    if start is not None:
+        body.append(f"Start: {_when(start)}")
+    end_name, label = ("DUE", "Due") if comp.name == "VTODO" else ("DTEND", "End")
+    if _props(comp, end_name) or (_props(comp, "DURATION") and start is not None):
+        try:
+            end = comp.end  # DTEND or DUE, else DTSTART + DURATION
+        except Exception:  # a broken value: shown as written
+            end = None
+        named = next(iter(_props(comp, end_name)), None)
+        if end is None and named is not None:
+            body.append(f"{label}: {_when(named)}")
+        elif end is not None:
+            zone = (named if named is not None else start).params.get("TZID")
+            try:
+                first = start.dt
+            except Exception:
+                first = None
+            if label == "End" and type(end) is date:  # an all-day end is exclusive: the day after the last
+                end -= timedelta(days=1)
+                if type(first) is date and end <= first:
+                    end = None
+            if end is not None:
+                body.append(f"{label}: {_time(end, zone)}")
+    for rid in _props(comp, "RECURRENCE-ID"):
+        body.append(f"Replaces the occurrence on: {_when(rid)}")
+    repeats = _repeats(comp)
+    if repeats:
+        body.append(repeats)
+    if location := _text(comp, "LOCATION", "; "):
+        body.append(f"Location: {location}")
+    if organizer := "; ".join(_person(p) for p in _props(comp, "ORGANIZER")):
+        body.append(f"Organizer: {organizer}")
+    if attendees := "; ".join(_person(p) for p in _props(comp, "ATTENDEE")):
+        body.append(f"Attendee: {attendees}")
+    categories = [str(c) for v in _props(comp, "CATEGORIES") for c in getattr(v, "cats", [v])]
+    if categories:
+        body.append(f"Categories: {', '.join(categories)}")
+    if description := _text(comp, "DESCRIPTION"):
+        body.append(f"Description: {description}")
+    uid = _text(comp, "UID", " ") or f"{name}#{n}"
     return Item(key=uid, title=title, text="\n".join(body))
+
+
+def _when(prop: object) -> str:
+    """A date or time property as words; a value icalendar could not read, as written."""
+    try:
+        value = prop.dt  # type: ignore[attr-defined]
+    except Exception:  # icalendar's vBroken raises here
+        return " ".join(str(prop).split())
+    return _time(value, prop.params.get("TZID"))  # type: ignore[attr-defined]
+
+
+def _day(value) -> str:
+    return f"{value:%a} {value.day} {value:%b %Y}"
+
+
+def _time(value, tzid: str | None = None) -> str:
+    """``20261205T193000Z`` as "Sat 5 Dec 2026 19:30 UTC": a model reading the raw form gets the
+    time wrong. The zone is named (an unknown TZID as written); a floating time has none."""
+    if isinstance(value, datetime):
+        tz = value.tzinfo
+        key = getattr(tz, "key", None)
+        if tz is None:
+            zone = tzid or ""
+        elif key in ("UTC", "Etc/UTC") or (not key and value.utcoffset() is not None
+                                            and not value.utcoffset() and value.tzname() in ("UTC", None)):
+            zone = "UTC"
+        else:
+            zone = key or tzid or value.tzname() or ""
+        return f"{_day(value)} {value:%H:%M}" + (f" {zone}" if zone else "")
+    if isinstance(value, date):
+        return f"{_day(value)} (all day)"
+    return str(value)
+
+
+_FREQ = {"SECONDLY": "second", "MINUTELY": "minute", "HOURLY": "hour", "DAILY": "day", "WEEKLY": "week",
+         "MONTHLY": "month", "YEARLY": "year"}
+_WEEKDAY = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday",
+            "SA": "Saturday", "SU": "Sunday"}
+_NTH = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second-to-last"}
+_MONTH = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+
+
+def _repeats(comp) -> str:
+    """RRULE, RDATE and EXDATE in words ("Repeats: weekly on Monday until …, except …"):
+    a model or a person reading the raw rule gets it wrong."""
+    rules = [_rule(r) for r in _props(comp, "RRULE")]
+    extra = [_time(d.dt, x.params.get("TZID")) for x in _props(comp, "RDATE") for d in getattr(x, "dts", [])
+             if not isinstance(d.dt, tuple)]
+    if not rules and not extra:
+        return ""
+    text = "Repeats: " + "; ".join(rules) if rules else "Also on: " + ", ".join(extra)
+    if rules and extra:
+        text += "; also on " + ", ".join(extra)
+    skipped = [_time(d.dt, x.params.get("TZID")) for x in _props(comp, "EXDATE") for d in getattr(x, "dts", [])]
+    if skipped:
+        text += ", except " + ", ".join(skipped)
+    return text
+
+
+def _rule(rule) -> str:
+    if not isinstance(rule, dict):  # a rule icalendar could not read: as written
+        return " ".join(str(rule).split())
+    def get(key: str) -> list:
+        return list(rule.get(key, []))
+
+    freq = str((get("FREQ") or [""])[0]).upper()
+    unit = _FREQ.get(freq)
+    if unit is None:
+        return rule.to_ical().decode()
+    interval = int((get("INTERVAL") or [1])[0])
+    words = [f"every {interval} {unit}s" if interval > 1 else "daily" if unit == "day" else f"{unit}ly"]
+    if days := get("BYDAY"):
+        words.append("on " + _and([_weekday(str(d)) for d in days]))
+    if monthdays := get("BYMONTHDAY"):
+        words.append("on " + _and([_monthday(int(d)) for d in monthdays]))
+    if months := [int(str(m).rstrip("L")) for m in get("BYMONTH")]:  # "5L": a leap month
+        words.append("in " + _and([_MONTH[m - 1] if 1 <= m <= 12 else str(m) for m in months]))
+    if count := get("COUNT"):
+        words.append(f"({int(count[0])} times)")
+    if until := get("UNTIL"):
+        value = until[0]
+        words.append("until " + (_time(value) if isinstance(value, datetime) else _day(value)))
+    return " ".join(words)
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _weekday(code: str) -> str:
+    m = re.fullmatch(r"([+-]?\d*)([A-Za-z]{2})", code.strip())
+    if not m or m.group(2).upper() not in _WEEKDAY:
+        return code
+    day = _WEEKDAY[m.group(2).upper()]
+    if not m.group(1):
+        return day
+    nth = int(m.group(1))
+    return f"the {_NTH.get(nth, _ordinal(nth) if nth > 0 else f'{_ordinal(-nth)}-to-last')} {day}"
+
+
+def _monthday(n: int) -> str:
+    return f"the {_ordinal(n)}" if n > 0 else "the last day" if n == -1 else f"the {_ordinal(-n)}-to-last day"
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _person(addr) -> str:
+    """``Doe, John <jd@example.com>`` (the CN name was dropped, and it is what people search for)."""
+    email = getattr(addr, "email", None) or re.sub(r"^mailto:", "", str(addr), flags=re.I)
+    params = getattr(addr, "params", {})
+    name = str(params.get("CN", "") or "").strip()
+    text = f"{name} <{email}>" if name and name != email else email
+    status = str(params.get("PARTSTAT", "") or "").lower()
+    return f"{text} ({status})" if status in ("declined", "tentative") else text
 
 
 # ---------------------------------------------------------------- pdf
