@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,28 @@ def test_a_calendar_invitation_in_a_mail_is_read_as_a_calendar() -> None:
     assert text.endswith("See the invitation.\n\nEvent: Dentist (cancelled)\nStatus: cancelled\n"
                          "Start: Sun 1 Mar 2026 08:00 UTC\nEnd: Sun 1 Mar 2026 09:30 UTC")
     assert "BEGIN:" not in text
+
+
+def test_html_without_a_head_end_tag_and_with_a_bare_less_than_keeps_its_text() -> None:
+    from tether.search.extract import _html_text
+
+    # HTML lets </head> out: the whole body was lost; "<" before a space or digit is no tag
+    assert _html_text("<html><head><meta charset=utf-8><title>Receipt</title><style>p{color:red}</style>"
+                      "<body><p>Total due: 5 < 6 and 7 > 3, <3 thanks</p>") == "Total due: 5 < 6 and 7 > 3, <3 thanks"
+    started = time.perf_counter()
+    assert len(_html_text("5 < 6 " * 100_000 + "<head>" * 50_000)) == 600_000 - 1
+    assert time.perf_counter() - started < 2  # still one linear pass
+    raw = mail(b"From: a@b.c\nSubject: News\nContent-Type: text/html",
+               b"<!DOCTYPE html><html><head><title>x</title><body><p>The garden party is on Sunday</p>")
+    assert extract(Path("n.eml"), raw).items[0].text.endswith("The garden party is on Sunday")
+
+
+def test_the_html_twin_of_a_plain_text_is_skipped_inside_a_nested_related_part() -> None:
+    raw = mail(b'From: Anna <anna@example.com>\nSubject: Trip plans\nMIME-Version: 1.0\n'
+               b'Content-Type: multipart/alternative; boundary="outer"',
+               b"--outer\r\nContent-Type: text/plain\r\n\r\nWe fly to Lisbon on Friday.\r\n"
+               b'--outer\r\nContent-Type: multipart/related; boundary="inner"\r\n\r\n'
+               b"--inner\r\nContent-Type: text/html\r\n\r\n<p>We fly to Lisbon on Friday.</p><img src=cid:x>\r\n"
+               b"--inner\r\nContent-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\nR0lGODlhAQABAAAAADs=\r\n"
+               b"--inner--\r\n--outer--\r\n")
+    assert extract(Path("t.eml"), raw).items[0].text.count("Lisbon") == 1

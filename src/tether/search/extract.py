@@ -171,13 +171,14 @@ def _decode_text(payload: bytes, charset: str | None, flags: list[str]) -> str:
 
 def _mail_body(msg: Message, flags: list[str]) -> str:
     parts = list(msg.walk()) if msg.is_multipart() else [msg]
-    # In multipart/alternative the HTML repeats the plain text: index one of them, not both.
+    # In multipart/alternative the HTML repeats the plain text: index one of them, not both, also
+    # when the HTML sits deeper (alternative{plain, related{html, image}}, as Apple Mail sends).
     html_twins: set[int] = set()
     for part in parts:
         if part.get_content_type() == "multipart/alternative":
-            subs = list(part.iter_parts())
-            if any(p.get_content_type() == "text/plain" for p in subs):
-                html_twins |= {id(p) for p in subs if p.get_content_type() == "text/html"}
+            inside = list(part.walk())[1:]
+            if any(p.get_content_type() == "text/plain" for p in inside):
+                html_twins |= {id(p) for p in inside if p.get_content_type() == "text/html"}
     texts = []
     for part in parts:
         malformed = not part.is_multipart() and part.get_content_maintype() == "multipart"
@@ -211,7 +212,9 @@ def _invitation(text: str, flags: list[str]) -> str:
                        for kind, item in found)
 
 
-_HIDDEN_OPEN = re.compile(r"<(style|script|head|title|template|noscript)\b")
+# <head> is not among them: HTML lets its end tag out, and then nothing of the body was read;
+# what it holds that is not shown (style, script, title) is hidden one by one.
+_HIDDEN_OPEN = re.compile(r"<(style|script|title|template|noscript)\b")
 
 
 def _html_text(html_source: str) -> str:
@@ -220,7 +223,8 @@ def _html_text(html_source: str) -> str:
     Every search starts where the last ended, so hostile mail (thousands of unclosed
     ``<style>``, ``<!--`` or ``<a href="``) costs linear time; both backtracking regexes and
     html.parser go quadratic on it. Like a browser, an unclosed comment, script or style
-    hides the rest; a ``<`` with no ``>`` after it is text.
+    hides the rest; a ``<`` with no ``>`` after it is text, and so is one not followed by a
+    letter, ``/``, ``!`` or ``?`` (``5 < 6 and 7 > 3``), as the HTML tokenizer has it.
     """
     src, low = html_source, html_source.lower()
     out: list[str] = []
@@ -231,6 +235,11 @@ def _html_text(html_source: str) -> str:
             out.append(src[i:])
             break
         out.append(src[i:lt])
+        after = src[lt + 1:lt + 2]
+        if not after or not (after.isascii() and after.isalpha() or after in "/!?"):
+            out.append("<")
+            i = lt + 1
+            continue
         if src.startswith("<!--", lt):
             end = src.find("-->", lt + 4)
             if end < 0:
