@@ -130,3 +130,29 @@ def test_the_html_twin_of_a_plain_text_is_skipped_inside_a_nested_related_part()
                b"--inner\r\nContent-Type: image/gif\r\nContent-Transfer-Encoding: base64\r\n\r\nR0lGODlhAQABAAAAADs=\r\n"
                b"--inner--\r\n--outer--\r\n")
     assert extract(Path("t.eml"), raw).items[0].text.count("Lisbon") == 1
+
+
+@pytest.mark.parametrize(("note", "title"), [
+    ("---\ntags: [shopping]\ntitle: Grocery list\n---\n\n# Groceries\n\nmilk, eggs\n", "Grocery list"),
+    ("---\r\ntags: [shopping]\r\n---\r\n\r\n# Groceries\r\n\r\nmilk, eggs\r\n", "Groceries"),
+    ("---\ntitle: [not, a, name]\n...\nWeekly plan\n", "Weekly plan"),
+    ("---\nA rule over text, not front matter\n---\nmore\n", "A rule over text, not front matter"),
+    ("---\ntitle: unclosed: front: matter\n", "title: unclosed: front: matter"),
+])
+def test_markdown_front_matter_gives_the_title(note: str, title: str) -> None:
+    doc = extract(Path("n.md"), note.encode())
+    assert doc.items[0].title == title and doc.items[0].text == note  # the front matter stays searchable
+
+
+def test_binary_content_with_a_text_extension_is_refused_with_the_reason() -> None:
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4
+    for name in ("image.txt", "archive.md", "dump.json", "blob.eml", "cal.ics"):
+        with pytest.raises(ExtractError, match="^binary content"):
+            extract(Path(name), png)
+    controls = bytes(range(1, 9)) * 200 + b"some words"  # no NUL, but a tenth and more control bytes
+    with pytest.raises(ExtractError, match="^binary content"):
+        extract(Path("c.txt"), controls)
+    # text keeps its tabs, line breaks, form feeds and the ESC of a coloured log; UTF-16 its NULs
+    log = b"\x1b[31mERROR\x1b[0m\tdisk full\r\n\x0cpage two\n" * 50
+    assert extract(Path("build.txt"), log).items[0].text.startswith("\x1b[31mERROR")
+    assert extract(Path("u16.txt"), "\ufeffpapaya".encode("utf-16-le")).items[0].text == "papaya"

@@ -45,6 +45,20 @@ def kind_of(path: Path) -> str | None:
     return SUFFIXES.get(path.suffix.lower())
 
 
+# Bytes no text file holds (tab, line breaks, form feed and ESC, for ANSI-coloured logs, aside)
+_CONTROL_BYTES = bytes([*range(0, 9), *range(14, 27), *range(28, 32), 127])
+
+
+def _binary(raw: bytes) -> bool:
+    """A NUL, or a tenth control bytes, in the first 8 KB, as git and ``file`` tell binary files:
+    an image or archive named ``.txt`` filled results with garbage. UTF-16 (with its byte-order
+    mark) is text full of NULs."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return False
+    head = raw[:8192]
+    return b"\0" in head or len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 10
+
+
 def decode(raw: bytes, flags: list[str]) -> str:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark (Windows Notepad's "Unicode")
         try:
@@ -65,6 +79,8 @@ def extract(path: Path, raw: bytes) -> Extracted:
         raise ExtractError(f"unsupported file type {path.suffix!r}")
     flags: list[str] = []
     suffix = path.suffix.lower()
+    if kind != "document" and _binary(raw):
+        raise ExtractError("binary content, not text (NUL or control bytes in its first 8 KB)")
     if suffix == ".eml":
         items = [_mail_item(email.message_from_bytes(raw, policy=email.policy.default), path.name, flags)]
     elif suffix == ".mbox":
@@ -77,7 +93,8 @@ def extract(path: Path, raw: bytes) -> Extracted:
         items = _pdf(raw, path, flags)
     else:
         text = decode(raw, flags)
-        items = [Item(key=path.name, title=_note_title(text, path), text=text)]
+        title = _markdown_title(text, path) if suffix in (".md", ".markdown") else _note_title(text, path)
+        items = [Item(key=path.name, title=title, text=text)]
     items = [i for i in items if i.text.strip() or i.title.strip()]
     return Extracted(kind=kind, items=items, flags=list(dict.fromkeys(flags)))
 
@@ -647,9 +664,32 @@ def _spend(n: int, budget: list[int]) -> None:
     budget[0] -= n
 
 
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+
+
+def _markdown_title(text: str, path: Path) -> str:
+    """The front matter's ``title:`` (Jekyll, Hugo, Obsidian), else the first line after it:
+    a note that opens with front matter was titled "---"."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return _note_title(text, path)
+    import yaml
+
+    try:
+        meta = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        meta = None
+    if not isinstance(meta, dict):  # "---" as a rule over text, not front matter
+        return _note_title(text, path)
+    title = meta.get("title")
+    if _scalar(title) and str(title).strip():
+        return " ".join(str(title).split())[:200]
+    return _note_title(text[m.end():], path)
+
+
 def _note_title(text: str, path: Path) -> str:
     for line in text.splitlines()[:5]:
         line = line.strip().lstrip("#").strip()
-        if line:
+        if line.strip("-=*_ \t"):  # a rule ("---") or a heading's underline names nothing
             return line[:200]
     return path.stem

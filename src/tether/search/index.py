@@ -36,7 +36,7 @@ EMBED_BATCH = 32
 # How files become chunks. Raise it when that changes what an unchanged file gives, so indexes
 # built before are read again at their next add. 2: text in NFC (a decomposed note was unfindable).
 # 3: mail in its declared charset (one bad byte lost the whole body), calendars read by icalendar,
-# HTML mail without </head>.
+# HTML mail without </head>, Markdown front matter, binary files skipped.
 READER_VERSION = 3
 
 
