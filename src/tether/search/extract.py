@@ -42,7 +42,14 @@ class Extracted:
 
 
 def kind_of(path: Path) -> str | None:
+    if _apple_mailbox(path):
+        return "mail"
     return SUFFIXES.get(path.suffix.lower())
+
+
+def _apple_mailbox(path: Path) -> bool:
+    """Apple Mail exports a mailbox as a folder ``Name.mbox/`` holding the messages in a file ``mbox``."""
+    return path.name == "mbox" and path.parent.suffix.lower() == ".mbox"
 
 
 # Bytes no text file holds (tab, line breaks, form feed and ESC, for ANSI-coloured logs, aside)
@@ -83,7 +90,7 @@ def extract(path: Path, raw: bytes) -> Extracted:
         raise ExtractError("binary content, not text (NUL or control bytes in its first 8 KB)")
     if suffix == ".eml":
         items = [_mail_item(email.message_from_bytes(raw, policy=email.policy.default), path.name, flags)]
-    elif suffix == ".mbox":
+    elif suffix == ".mbox" or _apple_mailbox(path):
         items = _mbox(path, flags)
     elif kind == "calendar":
         items = _ics(decode(raw, flags), path.name, flags)
