@@ -303,3 +303,29 @@ def test_another_programs_database_with_a_documents_table_is_refused_before_anyt
     assert _snapshot(tmp_path) == before
     with sqlite3.connect(other) as con:
         assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_control_characters_from_files_do_not_reach_the_terminal(tmp_path: Path) -> None:
+    """A Subject with ESC sequences retitled and cleared the terminal; a line break in a file name
+    printed a fake result line. Text output escapes them; JSON output escapes them anyway."""
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "esc.eml").write_bytes(b"From: evil@x.com\r\nSubject: =?utf-8?q?Invoice=1B]0;PWNED=07=1B[2J=C2=9B31m?=\r\n"
+                                   b"\r\nPlease pay the invoice \x1b[5mblink\x1b[0m today.\r\n")
+    (data / "evil\n 2. fake result  [note] x.md").write_text("invoice copy\x7f")
+    (data / "bad\x1b[2J.json").write_text("[1,")
+    db = str(tmp_path / "i.sqlite")
+    runner = CliRunner()
+    outputs = [runner.invoke(cli, ["index", "add", str(data), "--db", db]),
+               runner.invoke(cli, ["search", "invoice", "--db", db, "--mode", "bm25"]),
+               runner.invoke(cli, ["index", "status", "--db", db]),
+               runner.invoke(cli, ["ask", "which invoice?", "--db", db, "--model", "smollm2-135m"])]
+    for r in outputs:
+        assert r.exit_code == 0, r.output
+        assert not any(c in r.output for c in "\x1b\x07\x7f\x9b"), r.output
+    search = outputs[1].output.splitlines()
+    assert len(search) == 4 and search[0].startswith(" 1. ") and search[2].startswith(" 2. ")
+    assert "Invoice\\x1b]0;PWNED\\x07\\x1b[2J\\x9b31m" in outputs[1].output and "evil\\n 2. fake" in outputs[1].output
+    assert "skipped " + str(data) + "/bad\\x1b[2J.json: cannot parse" in outputs[2].output
+    hits = json.loads(runner.invoke(cli, ["search", "invoice", "--db", db, "--mode", "bm25", "--json"]).output)
+    assert {h["title"] for h in hits} >= {"Invoice\x1b]0;PWNED\x07\x1b[2J\x9b31m"}  # JSON keeps the text as it is
