@@ -234,6 +234,16 @@ def test_logprobs_match_the_text_a_stop_string_cut(tiny):
         assert [lp for d in deltas for lp in d.logprobs] == done.logprobs  # streamed, none is lost
 
 
+def test_a_stop_string_at_the_start_leaves_no_logprobs_and_no_delta(tiny):
+    """The tokens that spelled the stop string are dropped with it, also when nothing came before."""
+    prompt = [Message("user", "Count from 1 to 20 separated by commas.")]
+    first = tiny.complete(prompt, Sampling.greedy(4), logprobs=True).logprobs[0].token
+    result: list[Completion] = []
+    deltas = list(tiny.stream(prompt, Sampling.greedy(40, stop=(first,)), result=result, logprobs=True))
+    assert result[0].text == "" and result[0].finish_reason == "stop"
+    assert result[0].logprobs == [] and deltas == []
+
+
 @pytest.mark.parametrize("kw", [dict(temperature=-1), dict(max_tokens=0), dict(temperature="0.5"),
                                 dict(temperature=float("inf")), dict(max_tokens=None), dict(max_tokens=2.5),
                                 dict(seed="x"), dict(top_k=True), dict(stop=(5,)), dict(stop=("",)), dict(stop=7),

@@ -578,7 +578,7 @@ class LlamaEngine:
                             if held[:cut] or kept:
                                 pieces.append(held[:cut])
                                 yield Delta(held[:cut], kept)
-                            held = ""
+                            held, held_lps = "", []  # the stop string's own tokens are not the answer's
                             finish = "stop"
                             break
                         keep = _partial_stop_suffix(held, stop)
