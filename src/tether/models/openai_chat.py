@@ -401,6 +401,9 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
     result: list[Completion] = []
     messages = request.engine_messages()
     schema = request.json_schema()
+    # What the grammar cannot force is checked in a finished answer, not in one the caller's budget
+    # or stop sequences cut (the engine reports a stop string's cut as "stop", as OpenAI's API does).
+    judged = schema if not sampling.stop else None
     # Unasked, the answer may use what the prompt leaves of the window, as in OpenAI's API.
     options = dict(json_schema=schema, logprobs=with_logprobs, top_logprobs=request.top_logprobs, cancel=cancel,
                    fit_window=not request.asked_max_tokens)
@@ -409,10 +412,10 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         for _ in deltas:
             pass
         done = result[0]
-        if schema is not None and done.finish_reason == "stop" and violation(schema, done.text):
+        if judged is not None and done.finish_reason == "stop" and violation(judged, done.text):
             # What the grammar cannot force (number bounds, multipleOf…): one sampled retry, then an error.
             again = engine.complete(messages, sampling.retry(), **options)
-            problem = violation(schema, again.text) if again.finish_reason == "stop" else None
+            problem = violation(judged, again.text) if again.finish_reason == "stop" else None
             if problem:
                 raise InvalidOutputError(f"the model's answer broke the JSON schema, also on a retry: {problem}",
                                          again.text)
@@ -433,7 +436,7 @@ def run_chat(engine: LlamaEngine, request: ChatRequest, *, max_tokens_cap: int =
         if delta.text or delta.logprobs:
             yield chunk({"content": delta.text}, lps=list(delta.logprobs) if with_logprobs else None)
     done = result[0]
-    problem = violation(schema, done.text) if schema is not None and done.finish_reason == "stop" else None
+    problem = violation(judged, done.text) if judged is not None and done.finish_reason == "stop" else None
     if problem:  # sent already, so no retry: end in an error, as a routed stream off the device does
         raise InvalidOutputError(f"the model's streamed answer broke the JSON schema: {problem}", done.text)
     yield from _stream_end(chunk({}, done.finish_reason), usage(done, decision), request, usage_out)

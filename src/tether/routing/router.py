@@ -64,8 +64,10 @@ _PROBLEM_CHARS = 300  # of a schema problem in a note (jsonschema's message can 
 def _schema_problem(req: "RouteRequest", text: str, finish_reason: str | None) -> str | None:
     """Why an answer breaks the caller's JSON schema, or None. Off the device ``text`` is the restored
     answer, checked against ``req.json_schema`` (the caller's, not the pseudonymized one sent). A
-    truncated answer (``length``) is not judged: the caller chose the budget."""
-    if req.json_schema is None or finish_reason == "length":
+    truncated answer (``length``) is not judged: the caller chose the budget. Nor is an answer to a
+    request with stop sequences: a stop may cut it anywhere, and an OpenAI-compatible tier reports
+    that cut as "stop", like a finished answer."""
+    if req.json_schema is None or finish_reason == "length" or req.generation().stop:
         return None
     from tether.models.json_schema import violation
 
