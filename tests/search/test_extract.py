@@ -149,7 +149,7 @@ def test_binary_content_with_a_text_extension_is_refused_with_the_reason() -> No
     for name in ("image.txt", "archive.md", "dump.json", "blob.eml", "cal.ics"):
         with pytest.raises(ExtractError, match="^binary content"):
             extract(Path(name), png)
-    controls = bytes(range(1, 9)) * 200 + b"some words"  # no NUL, but a tenth and more control bytes
+    controls = bytes(range(1, 9)) * 200 + b"some words"  # no NUL, but more than one control byte in twenty
     with pytest.raises(ExtractError, match="^binary content"):
         extract(Path("c.txt"), controls)
     # text keeps its tabs, line breaks, form feeds and the ESC of a coloured log; UTF-16 its NULs

@@ -56,14 +56,15 @@ def _apple_mailbox(path: Path) -> bool:
 _CONTROL_BYTES = bytes([*range(0, 9), *range(14, 27), *range(28, 32), 127])
 
 
-def _binary(raw: bytes) -> bool:
-    """A NUL, or a tenth control bytes, in the first 8 KB, as git and ``file`` tell binary files:
+def _binary(raw: bytes, *, nul_is_binary: bool = True) -> bool:
+    """A NUL, or one control byte in twenty, in the first 8 KB, as git and ``file`` tell binary files:
     an image or archive named ``.txt`` filled results with garbage. UTF-16 (with its byte-order
-    mark) is text full of NULs."""
+    mark) is text full of NULs; mail takes the share alone, since a broken client's stray NUL
+    must not lose a message."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
     head = raw[:8192]
-    return b"\0" in head or len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 10
+    return (nul_is_binary and b"\0" in head) or len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 20
 
 
 def decode(raw: bytes, flags: list[str]) -> str:
@@ -86,7 +87,7 @@ def extract(path: Path, raw: bytes) -> Extracted:
         raise ExtractError(f"unsupported file type {path.suffix!r}")
     flags: list[str] = []
     suffix = path.suffix.lower()
-    if kind != "document" and _binary(raw):
+    if kind != "document" and _binary(raw, nul_is_binary=kind != "mail"):
         raise ExtractError("binary content, not text (NUL or control bytes in its first 8 KB)")
     if suffix == ".eml":
         items = [_mail_item(email.message_from_bytes(raw, policy=email.policy.default), path.name, flags)]
