@@ -340,3 +340,41 @@ def test_commands_that_need_no_privacy_scan_do_not_import_presidio():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "privacy" in proc.stdout and proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+# Found by an audit of the CLI's error paths (2026-12): each was a traceback or a misleading line.
+def test_a_token_or_key_no_http_header_can_carry_is_one_line_before_anything_loads(monkeypatch):
+    """A non-ASCII bearer token crashed inside httpx (after `node serve` had loaded its model);
+    a non-UTF-8 TETHER_GATEWAY_KEY crashed the gateway as it built its middleware."""
+    release = ["log", "release", "--log", "http://127.0.0.1:9", *TINY]
+    assert_one_line_error(tether(*release, "--token", "pässwörd"), "--token", "printable ASCII")
+    assert "pässwörd" not in tether(*release, "--token", "pässwörd").stderr  # the secret is not echoed
+    assert_one_line_error(tether(*release, "--token", " padded"), "--token", "space")
+    monkeypatch.setenv("TETHER_LOG_ADMIN_TOKEN", "pässwörd")
+    assert_one_line_error(tether(*release), "$TETHER_LOG_ADMIN_TOKEN", "printable ASCII")
+    assert_one_line_error(tether("log", "serve", "--port", "0"), "$TETHER_LOG_ADMIN_TOKEN")
+    monkeypatch.delenv("TETHER_LOG_ADMIN_TOKEN")
+    node = tether("node", "serve", *TINY, "--port", "0", "--log", "http://127.0.0.1:9", "--log-token", "pässwörd")
+    assert_one_line_error(node, "--log-token", "printable ASCII")
+    assert "node " not in node.stdout  # refused before the model was loaded and measured
+    assert_one_line_error(tether("node", "serve", *TINY, "--port", "0", "--metrics-token", "m\u00e9"), "--metrics-token")
+    monkeypatch.setenv("TETHER_GATEWAY_KEY", os.fsdecode(b"k\xff"))  # what a non-UTF-8 environment hands over
+    assert_one_line_error(tether("serve", "--port", "0", *TINY), "$TETHER_GATEWAY_KEY", "printable ASCII")
+
+
+def test_the_library_refuses_such_a_token_with_a_typed_error():
+    from starlette.applications import Starlette
+
+    from tether.cloud.node import NodeSettings
+    from tether.cloud.transparency import LogClient
+    from tether.errors import InputError
+    from tether.gateway.local_only import LocalOnly
+
+    with LogClient("http://127.0.0.1:9") as client, pytest.raises(InputError, match="the admin token"):
+        client.submit_release({}, "pässwörd")
+    with LogClient("http://127.0.0.1:9") as client, pytest.raises(InputError, match="the node token"):
+        client.submit_attestation({}, "tok\n")
+    with pytest.raises(InputError, match="api_key"):
+        LocalOnly(Starlette(), api_key=os.fsdecode(b"k\xff"))
+    with pytest.raises(InputError, match="metrics_token"):
+        NodeSettings(metrics_token="caf\u00e9")

@@ -55,3 +55,21 @@ def cloud_state_path() -> Path:
     import platformdirs
 
     return Path(os.environ.get("TETHER_CLOUD_STATE") or Path(platformdirs.user_state_dir("tether")) / "cloud-log-state.json")
+
+
+def header_token(value: str | None, what: str) -> str | None:
+    """``value`` if it can travel in an HTTP ``Authorization`` header: printable ASCII, no space at
+    either end (the receiver strips it). Else ``InputError`` naming ``what``, raised before anything
+    is loaded or sent: a non-ASCII token would otherwise fail deep in the HTTP client (or never match).
+    The message gives the position of the bad character, not the secret itself."""
+    from tether.errors import InputError
+
+    if not value:
+        return value
+    for i, ch in enumerate(value):
+        if not " " <= ch <= "~":
+            raise InputError(f"{what} holds a character an HTTP header cannot carry (at position {i + 1}); "
+                             "a token or key must be printable ASCII")
+    if value != value.strip():
+        raise InputError(f"{what} starts or ends with a space; a token or key must not")
+    return value

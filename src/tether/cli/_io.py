@@ -26,6 +26,17 @@ model_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
 
+def header_token_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Option callback for a bearer token: checked before anything loads, named as the user gave
+    it (the option, or its environment variable)."""
+    from click.core import ParameterSource
+
+    from tether.settings import header_token
+
+    from_env = ctx.get_parameter_source(param.name or "") is ParameterSource.ENVIRONMENT and param.envvar
+    return header_token(value, f"${param.envvar}" if from_env else (param.opts or [str(param.name)])[0])
+
+
 def words_argument(name: str, *, required: bool = True):
     """An argument that takes the rest of the line, so `tether ask when is dinner` needs no quotes.
     The words are joined by single spaces; quote the text to keep its own spacing."""

@@ -8,7 +8,7 @@ import threading
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option, words_argument
+from tether.cli._io import header_token_option, json_option, words_argument
 from tether.errors import InputError
 from tether.settings import cloud_state_path, http_url
 
@@ -43,7 +43,7 @@ def node_group() -> None:
 @click.option("--public-url", default=None,
               help="The address the relay reaches this node at, as announced (default: the one it listens "
                    "on; needed with --host 0.0.0.0, behind NAT or a load balancer).")
-@click.option("--log-token", envvar="TETHER_LOG_NODE_TOKEN", default=None,
+@click.option("--log-token", envvar="TETHER_LOG_NODE_TOKEN", default=None, callback=header_token_option,
               help="The log's node token, if it wants one (default: $TETHER_LOG_NODE_TOKEN).")
 @click.option("--upstream", default=None,
               help="Front an OpenAI-compatible engine at this URL (vLLM, llama.cpp server) instead of "
@@ -55,7 +55,7 @@ def node_group() -> None:
               help="Cap on tokens per answer.")
 @click.option("--concurrency", default=None, type=click.IntRange(1, 256),
               help="Requests generated at once (default 1 in-process, 16 upstream).")
-@click.option("--metrics-token", envvar="TETHER_NODE_METRICS_TOKEN", default=None,
+@click.option("--metrics-token", envvar="TETHER_NODE_METRICS_TOKEN", default=None, callback=header_token_option,
               help="Show /v1/info's request counters only to callers sending this bearer token (default: "
                    "$TETHER_NODE_METRICS_TOKEN; unset: to no one, as they reveal each answer's timing).")
 @click.option("--reattest-every", default=None, type=click.FloatRange(1, 86400),

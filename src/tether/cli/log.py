@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tether.cli import cli
+from tether.cli._io import header_token_option
 from tether.errors import InputError
 from tether.settings import http_url
 
@@ -32,9 +33,9 @@ def log_group() -> None:
 @click.option("--db", type=click.Path(dir_okay=False), default=None, help="Log database (default: log/log.sqlite in the user data dir).")
 @click.option("--key", type=click.Path(dir_okay=False), default=None,
               help="Ed25519 log signing key, created if missing (default: log/log.key in the user data dir).")
-@click.option("--admin-token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None,
+@click.option("--admin-token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None, callback=header_token_option,
               help="Bearer token required to log releases (default: $TETHER_LOG_ADMIN_TOKEN).")
-@click.option("--node-token", envvar="TETHER_LOG_NODE_TOKEN", default=None,
+@click.option("--node-token", envvar="TETHER_LOG_NODE_TOKEN", default=None, callback=header_token_option,
               help="Bearer token required to announce a node (default: $TETHER_LOG_NODE_TOKEN; "
                    "the admin token is accepted too).")
 def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token: str | None,
@@ -68,7 +69,7 @@ def serve_cmd(host: str, port: int, db: str | None, key: str | None, admin_token
 @click.option("--max-tokens", type=click.IntRange(1, 32768), default=1024, show_default=True)
 @click.option("--upstream", default=None, metavar="URL", help="Upstream the node forwards to, if any.")
 @click.option("--model-sha256", default=None, metavar="HEX", help="Model file sha256 (default: the catalog's).")
-@click.option("--token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None,
+@click.option("--token", envvar="TETHER_LOG_ADMIN_TOKEN", default=None, callback=header_token_option,
               help="Admin token of the log (default: $TETHER_LOG_ADMIN_TOKEN).")
 def release_cmd(log_url: str, model: str, n_ctx: int, max_tokens: int, upstream: str | None,
                 model_sha256: str | None, token: str | None) -> None:

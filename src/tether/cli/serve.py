@@ -40,12 +40,13 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     from tether.errors import InputError
     from tether.gateway import create_app
     from tether.gateway.local_only import cors_origin, is_loopback
+    from tether.settings import header_token
 
     try:  # a typo ("999.1.1.1") is named as such, not taken for a network address that needs a key
         socket.getaddrinfo(host, None)
     except (socket.gaierror, UnicodeError):
         raise InputError(f"--host {host!r} is not an IP address or a host name that resolves") from None
-    key = os.environ.get("TETHER_GATEWAY_KEY") or None
+    key = header_token(os.environ.get("TETHER_GATEWAY_KEY") or None, "$TETHER_GATEWAY_KEY")
     if key is None and not no_key and not (is_loopback(host) or host == "localhost"):
         raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
                          "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")

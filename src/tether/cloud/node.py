@@ -32,7 +32,7 @@ from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, des
 from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
 from tether.cloud.serving import BodyError, json_http_errors, read_body
 from tether.errors import EnvelopeError, GenerationError, InputError, TetherError, TransparencyLogError
-from tether.settings import http_url
+from tether.settings import header_token, http_url
 
 SEALED_MEDIA_TYPE = "application/tether-sealed"
 MAX_BODY = 4 * 1024 * 1024
@@ -53,6 +53,9 @@ class NodeSettings:
     # /v1/info's counters (served, tokens, in flight) move with every request: whoever polls them
     # learns each answer's timing and length. Only a caller with this token sees them; None: no one.
     metrics_token: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        header_token(self.metrics_token, "metrics_token")  # InputError now, not a failed /v1/info later
 
 
 @dataclass

@@ -45,7 +45,7 @@ from tether.cloud.attestation import (
 )
 from tether.errors import AttestationError, InputError, LogUnreachableError, TransparencyLogError
 from tether.sqlite_files import describe, foreign_tables
-from tether.settings import http_url
+from tether.settings import header_token, http_url
 
 HASH_ALGORITHM = "sha256"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
@@ -704,10 +704,10 @@ class LogClient:
 
     def submit_release(self, components: dict[str, Any], admin_token: str | None = None) -> dict[str, Any]:
         """POST a measurement to be logged as released; returns {"index", "measurement"}."""
-        headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+        headers = {"Authorization": f"Bearer {header_token(admin_token, 'the admin token')}"} if admin_token else {}
         return self._request("POST", "/v1/log/releases", json=components, headers=headers)
 
     def submit_attestation(self, attestation: dict[str, Any], token: str | None = None) -> dict[str, Any]:
         """POST a node attestation to be logged (with the log's node token, if it wants one); returns {"index"}."""
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Authorization": f"Bearer {header_token(token, 'the node token')}"} if token else {}
         return self._request("POST", "/v1/log/nodes", json=attestation, headers=headers)

@@ -39,6 +39,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tether.errors import InputError
+from tether.settings import header_token
 
 CORS_METHODS = ("GET", "POST", "OPTIONS")
 # Any request header, for a listed origin only: client libraries add their own (openai-node's
@@ -100,7 +101,7 @@ class LocalOnly:
                  cors_origins: Iterable[str] = ()):
         self.app = app
         self.allowed = {"localhost", *(h.lower().rstrip(".") for h in allowed_hosts)}
-        self.api_key = api_key.encode() if api_key else None
+        self.api_key = header_token(api_key, "api_key").encode() if api_key else None  # type: ignore[union-attr]
         self.cors_origins = frozenset(cors_origin(o) for o in cors_origins)
         # a listed origin's requests: CORS first (it answers the preflight), then the checks below
         self.cors = CORSMiddleware(self.checked, allow_origins=sorted(self.cors_origins), allow_methods=CORS_METHODS,
