@@ -83,6 +83,13 @@ def test_bad_tool_definitions_are_refused_up_front(tools, message):
         Session(model=TINY, tools=tools)
 
 
+def test_tool_names_follow_openais_rule():
+    """Letters, digits, "_" and "-", 1 to 64 of them: a leading digit is allowed, a 65th character is not."""
+    assert Session(model=TINY, tools=[tool(lambda x: x, name="3d_render"), tool(lambda x: x, name="a" * 64)]).tools
+    with pytest.raises(InputError, match="must match"):
+        Session(model=TINY, tools=[tool(lambda x: x, name="a" * 65)])
+
+
 class Unit(str, Enum):
     celsius = "celsius"
     fahrenheit = "fahrenheit"

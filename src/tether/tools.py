@@ -33,7 +33,7 @@ from tether.errors import InputError, InvalidOutputError
 
 ANSWER = "none"
 MAX_OUTPUT_CHARS = 4000  # a tool's output beyond this is cut, so one chatty tool cannot fill the context
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # OpenAI's rule for function names
 
 
 class Tool:
@@ -234,14 +234,16 @@ CUT = "<cut>"  # decide()'s name for a decision that ran out of the caller's tok
 
 def decide(engine: Any, messages: list[Any], specs: Sequence[ToolSpec], *, allow_answer: bool, attempts: int = 1,
            validate: Callable[[str, dict[str, Any]], Any] | None = None,
-           cancel: Any = None, max_tokens: int | None = None) -> tuple[str, Any, Any]:
+           cancel: Any = None, max_tokens: int | None = None, fit_window: bool = False) -> tuple[str, Any, Any]:
     """One guided step: ``(tool name or ANSWER, arguments, completion)``.
 
     ``validate(name, arguments)`` may turn the arguments into something else (a
     pydantic instance) or raise ``ValueError``; a failed attempt is retried with
     sampling up to ``attempts`` in all, then ``InvalidOutputError``. With a caller's
     ``max_tokens`` below the step's own budget, a decision it cuts short is ``(CUT, {},
-    completion)``, as an OpenAI tool call cut by ``max_tokens`` ends with "length".
+    completion)``, as an OpenAI tool call cut by ``max_tokens`` ends with "length". With
+    ``fit_window`` (nobody set a budget) the step's budget shrinks to what the prompt leaves of
+    the window, as an answer's does, and a decision the window cuts is ``CUT`` too.
     """
     from tether.models.engine import Sampling
 
@@ -250,9 +252,9 @@ def decide(engine: Any, messages: list[Any], specs: Sequence[ToolSpec], *, allow
     budget = min(DECISION_BUDGET, max_tokens) if max_tokens else DECISION_BUDGET
     for attempt in range(attempts):
         sampling = Sampling.greedy(budget) if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=budget)
-        completion = engine.complete(messages, sampling, json_schema=schema, cancel=cancel)
-        if completion.finish_reason == "length" and budget < DECISION_BUDGET:
-            return CUT, {}, completion
+        completion = engine.complete(messages, sampling, json_schema=schema, cancel=cancel, fit_window=fit_window)
+        if completion.finish_reason == "length" and completion.completion_tokens < DECISION_BUDGET:
+            return CUT, {}, completion  # the caller's budget or the window ran out, not the step's own
         try:
             name, arguments = parse_decision(completion.text, specs)
             if validate is not None and name != ANSWER:

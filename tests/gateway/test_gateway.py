@@ -224,6 +224,7 @@ def test_bad_tool_requests_are_400s_naming_tools(server):
         ({**base, "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
          "not among the tools"),
         ({**base, "tools": [{"type": "function", "function": {"name": "bad name"}}]}, "must match"),
+        ({**base, "tools": [{"type": "function", "function": {"name": "x" * 65}}]}, "must match"),
         ({**base, "tools": [WEATHER_TOOL, WEATHER_TOOL]}, "share a name"),
         ({"messages": [{"role": "user", "content": "Hi"}, {"role": "tool", "tool_call_id": "call_x", "content": "1"}]},
          "no assistant message asked for"),
@@ -459,6 +460,21 @@ def test_wrong_content_type(server):
 def test_bad_fields_are_named(server, body, field):
     err = error(chat(server, body), 400)
     assert field in err["message"] and err["param"] and err["param"].startswith(field)
+    still_serves(server)
+
+
+def test_without_max_tokens_a_long_prompt_with_tools_may_use_the_rest_of_the_window(server):
+    """The tool decision's own budget shrinks like an answer's: no budget asked is never stricter
+    than a small one. The window cut the decision or it was made; either way no 400."""
+    words = "word " * int(DEFAULT_CONTEXT * 0.85)
+    for body in ({"model": "device", "messages": [{"role": "user", "content": words}], "tools": [WEATHER_TOOL]},
+                 {"model": "device", "messages": [{"role": "user", "content": words}], "tools": [WEATHER_TOOL],
+                  "tool_choice": "required", "stream": True}):
+        r = chat(server, body)
+        assert r.status_code == 200, r.text
+    r = chat(server, {"model": "device", "max_tokens": 1024, "tools": [WEATHER_TOOL],
+                      "messages": [{"role": "user", "content": words}]})
+    assert error(r, 400)["code"] == "context_length_exceeded"  # a budget that was asked for still counts
     still_serves(server)
 
 

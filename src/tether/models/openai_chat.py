@@ -348,7 +348,8 @@ def decide_tool(engine: LlamaEngine, request: ChatRequest, cancel: threading.Eve
     allowed, allow_answer = _tools.choose(specs, mode)
     name, arguments, completion = _tools.decide(
         engine, request.decision_messages(_tools.tools_prompt(allowed, allow_answer=allow_answer)), allowed,
-        allow_answer=allow_answer, cancel=cancel, max_tokens=request.asked_max_tokens)
+        allow_answer=allow_answer, cancel=cancel, max_tokens=request.asked_max_tokens,
+        fit_window=not request.asked_max_tokens)
     if name in (_tools.ANSWER, _tools.CUT):
         return None, completion
     call = {"id": f"call_{uuid.uuid4().hex[:24]}", "type": "function",
