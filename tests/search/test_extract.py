@@ -156,3 +156,4 @@ def test_binary_content_with_a_text_extension_is_refused_with_the_reason() -> No
     log = b"\x1b[31mERROR\x1b[0m\tdisk full\r\n\x0cpage two\n" * 50
     assert extract(Path("build.txt"), log).items[0].text.startswith("\x1b[31mERROR")
     assert extract(Path("u16.txt"), "\ufeffpapaya".encode("utf-16-le")).items[0].text == "papaya"
+    assert extract(Path("short.md"), b"copy\x7f").items[0].text == "copy\x7f"  # one stray DEL in a short note

@@ -64,7 +64,8 @@ def _binary(raw: bytes, *, nul_is_binary: bool = True) -> bool:
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
         return False
     head = raw[:8192]
-    return (nul_is_binary and b"\0" in head) or len(head) - len(head.translate(None, _CONTROL_BYTES)) > len(head) // 20
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    return (nul_is_binary and b"\0" in head) or controls > max(len(head) // 20, 2)  # a stray one in a short note is not
 
 
 def decode(raw: bytes, flags: list[str]) -> str:
