@@ -559,14 +559,18 @@ def test_an_index_built_by_an_older_reader_is_read_again_at_the_next_add(tmp_pat
     con = idx.con
     rows = con.execute("SELECT id, doc_id, ord, vec, item, title, text FROM chunks").fetchall()
     con.execute("DELETE FROM chunks")  # through the triggers, so the FTS table follows
+    con.execute("DROP INDEX chunks_hash")  # and no chunk hashes (schema v3)
+    con.execute("ALTER TABLE chunks DROP COLUMN hash")
     con.executemany("INSERT INTO chunks VALUES (?,?,?,?,?,?,?)",
                     [(*r[:5], unicodedata.normalize("NFD", r[5]), unicodedata.normalize("NFD", r[6])) for r in rows])
     con.execute("ALTER TABLE documents DROP COLUMN reader")
     con.execute("PRAGMA user_version=1")
     idx.close()
 
-    old = Index.open(db, create=False)  # migrates to v2: both documents were read by reader 1
-    assert old.con.execute("PRAGMA user_version").fetchone()[0] == 2
+    old = Index.open(db, create=False)  # migrates to v3: both documents were read by reader 1
+    from tether.search.store import SCHEMA_VERSION
+
+    assert old.con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert old.status().outdated == 2 and READER_VERSION > 1
     import subprocess
 

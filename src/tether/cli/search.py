@@ -97,6 +97,11 @@ def status_cmd(db: str | None, as_json: bool) -> None:
         click.echo(f"flagged {_safe(p)}: {_safe(', '.join(f))}")
     for s in st.skipped:
         click.echo(f"skipped {_safe(s.path)}: {_safe(s.reason)}")
+    if st.gone:
+        click.echo(f"{len(st.gone)} indexed files are no longer on disk (moved or deleted); search leaves them out. "
+                   "`tether index add` drops those whose folder is still there, `tether index remove` the others")
+    for p in st.gone:
+        click.echo(f"gone {_safe(p)}")
 
 
 @index_group.command("remove")

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -67,6 +68,7 @@ class IndexStatus(BaseModel):
     file_bytes: int
     model: str
     outdated: int = 0  # documents an older Tether read; the next add of their files reads them again
+    gone: list[str] = Field(default_factory=list)  # indexed files no longer on disk; search leaves them out
 
 
 class Index:
@@ -78,6 +80,7 @@ class Index:
         self.path = path
         self._vectors: q.Vectors | None = None
         self._lock = threading.Lock()
+        self._last_query: tuple[str, Any] | None = None  # the last query's vector
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Index:
@@ -182,6 +185,11 @@ class Index:
         for exc in unreadable:  # reported, and what was indexed inside stays: it may be back next time
             report.skipped.append(Skipped(path=_shown(Path(str(exc.filename))),
                                           reason=f"cannot read folder ({exc.strerror or type(exc).__name__})"))
+        # Files first, then what left: a moved or renamed file finds its chunks' vectors still stored.
+        with _progress(progress, len(files)) as advance:
+            for f in files:
+                self._add_file(f, report)
+                advance(f.name)
         for root in roots:
             prefix = str(root).rstrip(os.sep) + os.sep
             # documents, and skipped files (their report entry goes with them), under the root and
@@ -193,10 +201,14 @@ class Index:
                 if path not in seen and not path.startswith(tuple(hidden)) and not _still_there(path, root):
                     self._delete(path)
                     report.removed += indexed
-        with _progress(progress, len(files)) as advance:
-            for f in files:
-                self._add_file(f, report)
-                advance(f.name)
+        # Anywhere else in the index: a file gone from a folder that is still there was deleted or
+        # moved away. One whose folder is gone too is kept (an unmounted drive looks like that);
+        # search leaves it out and status lists it.
+        for path, indexed in self.con.execute("SELECT path, 1 FROM documents UNION ALL SELECT path, 0 FROM skipped"
+                                              ).fetchall():
+            if path not in seen and _gone(path) and os.path.isdir(os.path.dirname(path)):
+                self._delete(path)
+                report.removed += indexed
         report.seconds = time.perf_counter() - start
         return report
 
@@ -297,8 +309,10 @@ class Index:
                   for key, t, c in cleaned]
         texts = [embed_text(title, c) for _, title, c in pieces]
         # A changed file (a mailbox with one new message, a note with one edited paragraph) keeps
-        # the vectors of the chunks it still has: embedding is nearly all of indexing's cost.
+        # the vectors of the chunks it still has, and a moved or copied one takes those stored
+        # under its other path: embedding is nearly all of indexing's cost.
         known = self._known_vectors(row[0]) if row else {}
+        known.update(self._stored_vectors([t for t in dict.fromkeys(texts) if t not in known]))
         todo = list(dict.fromkeys(t for t in texts if t not in known))
         for i in range(0, len(todo), EMBED_BATCH):
             batch = todo[i:i + EMBED_BATCH]
@@ -315,8 +329,9 @@ class Index:
                  READER_VERSION))
             doc_id = cur.lastrowid
             self.con.executemany(
-                "INSERT INTO chunks(doc_id, ord, vec, item, title, text) VALUES (?,?,?,?,?,?)",
-                [(doc_id, n, v, key, title, text) for n, ((key, title, text), v) in enumerate(zip(pieces, stored))])
+                "INSERT INTO chunks(doc_id, ord, vec, item, title, text, hash) VALUES (?,?,?,?,?,?,?)",
+                [(doc_id, n, v, key, title, text, text_hash(t))
+                 for n, ((key, title, text), v, t) in enumerate(zip(pieces, stored, texts))])
             self._bump()
         if row:
             report.updated += 1
@@ -332,6 +347,21 @@ class Index:
         # a damaged vector is embedded again rather than carried over
         return {embed_text(title, text): vec for title, text, vec in rows
                 if isinstance(vec, bytes) and len(vec) == q.VEC_BYTES}
+
+    def _stored_vectors(self, texts: list[str]) -> dict[str, bytes]:
+        """Vectors already stored for any of ``texts``, under any path, found by their hash (and
+        the text compared, so a hash collision embeds rather than borrows)."""
+        by_hash = {text_hash(t): t for t in texts}
+        found: dict[str, bytes] = {}
+        hashes = list(by_hash)
+        for start in range(0, len(hashes), 900):  # SQLite variable limit
+            part = hashes[start:start + 900]
+            for h, title, text, vec in self.con.execute(
+                    f"SELECT hash, title, text, vec FROM chunks WHERE hash IN ({','.join('?' * len(part))})", part):
+                t = by_hash[h]
+                if t not in found and embed_text(title, text) == t and isinstance(vec, bytes) and len(vec) == q.VEC_BYTES:
+                    found[t] = vec
+        return found
 
     def _bump(self) -> None:
         store.set_meta(self.con, "generation", os.urandom(8))
@@ -351,7 +381,8 @@ class Index:
             chunks=con.execute("SELECT count(*) FROM chunks").fetchone()[0], by_kind=by_kind,
             skipped=[Skipped(path=p, reason=r) for p, r in con.execute("SELECT path, reason FROM skipped ORDER BY path")],
             flagged=flagged, file_bytes=size, model=embed.MODEL_NAME,
-            outdated=con.execute("SELECT count(*) FROM documents WHERE reader < ?", (READER_VERSION,)).fetchone()[0])
+            outdated=con.execute("SELECT count(*) FROM documents WHERE reader < ?", (READER_VERSION,)).fetchone()[0],
+            gone=[p for (p,) in con.execute("SELECT path FROM documents ORDER BY path") if _gone(p)])
 
     def vectors(self) -> q.Vectors:
         """The in-memory binary codes, rebuilt when another writer changed the index."""
@@ -362,8 +393,19 @@ class Index:
             return self._vectors
 
     def search(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[q.Hit]:
-        """Top ``k`` chunks for ``text``; ``mode`` picks BM25, dense, exact dense, or their fusion."""
-        return q.hits(self.con, self.ranked(text, k, mode))
+        """Top ``k`` chunks for ``text``; ``mode`` picks BM25, dense, exact dense, or their fusion.
+
+        Chunks of files no longer on disk (moved or deleted since they were indexed) are left
+        out, and the next ones ranked take their places: a result must be a file one can open."""
+        depth = k
+        while True:
+            ranked = self.ranked(text, depth, mode)
+            hits = q.hits(self.con, ranked)
+            gone = {p for p in {h.path for h in hits} if _gone(p)}
+            kept = [h for h in hits if h.path not in gone]
+            if len(kept) >= k or len(ranked) < depth or depth >= MAX_K:
+                return kept[:k]
+            depth = min(MAX_K, 2 * depth + len(hits) - len(kept))
 
     def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
         require_unicode(text, "the query")
@@ -383,7 +425,9 @@ class Index:
     def _ranked(self, text: str, k: int, mode: q.Mode) -> list[tuple[int, float]]:
         if mode == "bm25":
             return q.bm25(self.con, text, k)
-        qvec = embed.query(text)
+        last = self._last_query  # search() may rank one query again, deeper
+        qvec = last[1] if last is not None and last[0] == text else embed.query(text)
+        self._last_query = (text, qvec)
         if mode == "exact":
             return q.exact(self.con, qvec, k)
         if mode == "dense":
@@ -399,6 +443,11 @@ MAX_QUERY_CHARS = 4000
 def embed_text(title: str, chunk: str) -> str:
     """What gets embedded for a chunk: its item's title gives short chunks their context."""
     return f"{title}\n{chunk}" if title and not chunk.startswith(title) else chunk
+
+
+def text_hash(text: str) -> int:
+    """64 bits of BLAKE2b of an embedded text, as SQLite's signed INTEGER: finds a stored vector."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "big", signed=True)
 
 
 class _Tx:
@@ -470,6 +519,17 @@ def _read_regular(path: Path, limit: int) -> bytes | None:
 def _shown(path: Path) -> str:
     """``path`` as valid UTF-8 text: undecodable bytes in a file name become U+FFFD."""
     return os.fsencode(path).decode("utf-8", errors="replace")
+
+
+def _gone(path: str) -> bool:
+    """Whether the file at ``path`` is no longer there (not: we may not look)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def _still_there(path: str, root: Path) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from tether.errors import IndexStoreError
 from tether.sqlite_files import describe
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _MIGRATIONS: dict[int, str] = {
     1: """
@@ -60,6 +60,13 @@ _MIGRATIONS: dict[int, str] = {
     # read again at the next add although it did not change. Documents of a v1 index were read by reader 1.
     2: """
     ALTER TABLE documents ADD COLUMN reader INTEGER NOT NULL DEFAULT 1;
+    """,
+    # The hash of the text a chunk's vector was made from (index.text_hash): a chunk met again under
+    # another path (a moved, renamed or copied file) takes the stored vector instead of being
+    # embedded again. Chunks written before have none until their file is read again.
+    3: """
+    ALTER TABLE chunks ADD COLUMN hash INTEGER;
+    CREATE INDEX chunks_hash ON chunks(hash);
     """,
 }
 
