@@ -378,3 +378,27 @@ def test_the_library_refuses_such_a_token_with_a_typed_error():
         LocalOnly(Starlette(), api_key=os.fsdecode(b"k\xff"))
     with pytest.raises(InputError, match="metrics_token"):
         NodeSettings(metrics_token="caf\u00e9")
+
+
+def test_a_model_cache_whose_path_is_not_utf8_works(tmp_path, monkeypatch):
+    """TETHER_CACHE_DIR=$'/tmp/c\\xff': the verified-hash stamp's name was hashed from
+    ``str(path).encode()``, which a non-UTF-8 path (a lone surrogate) cannot do: a traceback
+    after the model had been assembled."""
+    import shutil
+
+    from tether.models import catalog
+
+    built = catalog.pull("qwen2.5-0.5b", progress=False)  # in the run's own cache
+    cache = Path(os.fsdecode(bytes(tmp_path) + b"/c\xff"))
+    (cache / "models").mkdir(parents=True)
+    try:  # the assembled file as if this cache had built it: the stamp is what is tested
+        os.link(built, cache / "models" / built.name)
+    except OSError:
+        shutil.copyfile(built, cache / "models" / built.name)
+    monkeypatch.setenv("TETHER_CACHE_DIR", str(cache))
+    for _ in range(2):  # the first hashes the file and writes its stamp, the second reads the stamp
+        proc = tether("models", "path", "qwen2.5-0.5b")
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout.strip() == os.fsencode(cache / "models" / built.name).decode("utf-8", "replace")
+    assert len(list((cache / "models" / "stamps").glob("*.json"))) == 1
+    assert catalog.availability("qwen2.5-0.5b").reason == "ready"

@@ -182,7 +182,7 @@ def sha256_file(path: Path, progress: "_Progress | None" = None) -> str:
 
 
 def _stamp_path(path: Path) -> Path:
-    return cache_dir() / "stamps" / (hashlib.sha256(str(path).encode()).hexdigest()[:24] + ".json")
+    return cache_dir() / "stamps" / (hashlib.sha256(os.fsencode(path)).hexdigest()[:24] + ".json")
 
 
 def _stamp_ok(path: Path, sha256: str) -> bool:
