@@ -435,11 +435,22 @@ def test_wrong_content_type(server):
     still_serves(server)
 
 
+@pytest.mark.parametrize("model", ["auto", "device"])
+def test_a_request_without_user_text_is_answered_as_openais_is(server, model):
+    """A system message alone, or a conversation whose last user message is empty, is a request OpenAI answers."""
+    for messages in ([{"role": "system", "content": "Say hello."}],
+                     [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "Name a color."},
+                      {"role": "assistant", "content": "Blue."}, {"role": "user", "content": ""}]):
+        r = chat(server, {"model": model, "max_tokens": 8, "messages": messages})
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["finish_reason"] in ("stop", "length")
+
+
 @pytest.mark.parametrize("body, field", [
     ({"model": "auto", "messages": []}, "messages"),
     ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "temperature": 7}, "temperature"),
     ({"model": "auto", "messages": [{"role": "wizard", "content": "Hi"}]}, "messages"),
-    ({"model": "auto", "messages": [{"role": "system", "content": "Be nice."}]}, "messages"),
+    ({"model": "auto", "messages": [{"role": "system", "content": " "}, {"role": "user", "content": ""}]}, "messages"),
     ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 0}, "max_tokens"),
     ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": "4"}, "max_tokens"),
     ({"model": "auto", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": True}, "max_tokens"),

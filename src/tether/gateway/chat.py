@@ -31,7 +31,7 @@ from tether.gateway.embeddings import EMBEDDING_MODEL
 from tether.gateway.errors import GatewayError, error_body
 from tether.models import catalog
 from tether.models.engine import cancel_this_thread
-from tether.models.openai_chat import ChatRequest, run_chat
+from tether.models.openai_chat import ChatMessage, ChatRequest, run_chat
 from tether.routing.conversation import conversation_prompt
 from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
@@ -82,15 +82,19 @@ def consent_header(request: Request) -> bool | None:
 
 
 def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens: int) -> RouteRequest:
-    """System messages → instructions; the last user message → prompt, earlier turns as a transcript."""
+    """System messages → instructions; the last user message → prompt, earlier turns as a transcript.
+
+    As OpenAI's API does, a request need not end in (or have) a user message with text: empty
+    messages are left out, and with no user text the last system message is what is answered."""
     system = [m.text() for m in chat.messages if m.role in ("system", "developer") and m.text().strip()]
-    turns = [m for m in chat.messages if m.role in ("user", "assistant")]
+    turns = [m for m in chat.messages if m.role in ("user", "assistant") and m.text().strip()]
     last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
+    if last is None and not system:
+        raise GatewayError("messages: every message is empty; there is nothing to answer", 400, "invalid_request",
+                           param="messages")
     if last is None:
-        raise GatewayError("messages: at least one user message is needed", 400, "invalid_request", param="messages")
+        turns, last = [*turns, ChatMessage(role="user", content=system.pop())], len(turns)
     prompt = turns[last].text()
-    if not prompt.strip():
-        raise GatewayError("messages: the last user message is empty", 400, "invalid_request", param="messages")
     question = prompt
     prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
     return RouteRequest(prompt, instructions="\n\n".join(system) or None, kind="auto", kind_text=question, feature="chat",
