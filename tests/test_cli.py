@@ -402,3 +402,13 @@ def test_a_model_cache_whose_path_is_not_utf8_works(tmp_path, monkeypatch):
         assert proc.stdout.strip() == os.fsencode(cache / "models" / built.name).decode("utf-8", "replace")
     assert len(list((cache / "models" / "stamps").glob("*.json"))) == 1
     assert catalog.availability("qwen2.5-0.5b").reason == "ready"
+
+
+@pytest.mark.parametrize("value", ["/tmp/a\\u0000b", "\\ud800"])
+def test_a_router_config_ledger_no_file_system_takes_is_one_line(tmp_path, monkeypatch, value):
+    """It was a traceback from the ledger's open; `tether stats` said "no requests yet"."""
+    config = tmp_path / "router.json"
+    config.write_text('{"ledger": "%s"}' % value)
+    monkeypatch.setenv("TETHER_ROUTER_CONFIG", str(config))
+    assert_one_line_error(tether("stats"), f"router config {config}: ledger:")
+    assert_one_line_error(tether("reply", "--text", "Lunch on Friday?", *TINY), f"router config {config}: ledger:")

@@ -357,3 +357,26 @@ def test_cli_stats_a_loss_reads_as_a_negative_amount(tmp_path):
                          consent="given"))
     res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
     assert res.exit_code == 0 and "(saved -$0.0028, " in res.output and "$-" not in res.output
+
+
+@pytest.mark.parametrize("bad, why", [("/tmp/a\x00b.sqlite", "holds a NUL"), ("/tmp/\ud800.sqlite", "not valid Unicode")])
+def test_a_ledger_path_no_file_system_takes_is_a_routing_error(bad, why):
+    """A NUL or a lone surrogate (a JSON config's "\\ud800") was a ValueError traceback on open,
+    and a reader took it for a ledger not written yet ("no requests yet")."""
+    with pytest.raises(RoutingError, match=why):
+        Ledger(bad).open()
+    with pytest.raises(RoutingError, match=why):
+        Ledger(bad, readonly=True).stats()
+    with pytest.raises(RoutingError, match=why):
+        Ledger(bad).record(entry())
+
+
+@pytest.mark.parametrize("value, needle", [("/tmp/a\\u0000b", "NUL"), ("\\ud800", "valid Unicode"), (" ", "empty")])
+def test_the_router_config_checks_its_ledger_path(tmp_path, value, needle):
+    from tether.errors import RouterConfigError
+    from tether.routing.config import RouterConfig
+
+    config = tmp_path / "router.json"
+    config.write_text('{"ledger": "%s"}' % value)
+    with pytest.raises(RouterConfigError, match=f"ledger: .*{needle}"):
+        RouterConfig.load(config)

@@ -139,6 +139,23 @@ class RouterConfig(_Strict):
     prices: Prices = Field(default_factory=Prices)
     ledger: str | None = None
 
+    @field_validator("ledger")
+    @classmethod
+    def _a_file_path(cls, v: str | None) -> str | None:
+        """A path the file system can take: it is opened later, where a NUL or a lone surrogate
+        would be a traceback (and ``tether stats`` would take it for an empty ledger)."""
+        if v is None:
+            return v
+        if not v.strip():
+            raise ValueError("a ledger file path, not an empty string (leave the field out for the default)")
+        if "\x00" in v:
+            raise ValueError("a file path cannot hold a NUL character")
+        try:
+            os.fsencode(v)
+        except UnicodeEncodeError:
+            raise ValueError("a file path must be valid Unicode (it holds an unpaired surrogate)") from None
+        return v
+
     @field_validator("cascade")
     @classmethod
     def _feature_names(cls, v: list[str]) -> list[str]:

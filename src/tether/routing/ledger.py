@@ -230,10 +230,26 @@ class Ledger:
             self._connect()
         return self
 
+    def _check_path(self) -> None:
+        """``RoutingError`` for a path no file system call can take (a NUL, a lone surrogate),
+        before one fails with a ValueError deep in pathlib or sqlite3."""
+        try:
+            raw = os.fsencode(self.path)
+        except UnicodeEncodeError:
+            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger "
+                               "(the path is not valid Unicode)") from None
+        if b"\0" in raw:
+            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger (the path holds a NUL)")
+
     def _connect(self) -> sqlite3.Connection:
         if self._con is not None:
             return self._con
-        foreign = foreign_tables(self.path, {"entries"})
+        self._check_path()
+        try:
+            foreign = foreign_tables(self.path, {"entries"})
+        except (OSError, ValueError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger ({why})") from None
         if foreign:
             raise RoutingError(f"{self.path}: not a routing ledger: {describe(foreign)}")
         try:
@@ -258,6 +274,8 @@ class Ledger:
             raise RoutingError(f"{self.path}: not a usable routing ledger ({exc})") from None
         except OSError as exc:
             raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
+        except ValueError as exc:  # what _check_path did not foresee: one line, not a traceback
+            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger ({exc})") from None
         self._con = con
         return con
 
@@ -307,8 +325,13 @@ class Ledger:
     def _run(self, fn, *, create: bool):  # type: ignore[no-untyped-def]
         """Run ``fn(con)`` under the lock; None when the file is absent and ``create`` is false."""
         with self._lock:
-            if self._con is None and not create and not self.path.exists():
-                return None
+            if self._con is None and not create:
+                self._check_path()  # exists() answers False for a path with a NUL: not "no ledger yet"
+                try:
+                    if not self.path.exists():
+                        return None
+                except OSError as exc:  # a name too long, a parent that is a file
+                    raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
             con = self._connect()
             try:
                 return fn(con)
