@@ -56,7 +56,8 @@ def index_group() -> None:
 @no_wait_option
 @json_option
 def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool) -> None:
-    """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml, Apple Mail Name.mbox/ folders); only changed files are re-read.
+    """Index files and folders (.eml .mbox .ics .md .markdown .txt .pdf .json .yaml .yml; Apple Mail's Name.mbox
+    folders); only changed files are re-read.
 
     One run at a time per index: a second run waits for the first (and then re-reads nothing it indexed)."""
     from tether.search.index import check_new_paths
