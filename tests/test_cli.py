@@ -412,3 +412,25 @@ def test_a_router_config_ledger_no_file_system_takes_is_one_line(tmp_path, monke
     monkeypatch.setenv("TETHER_ROUTER_CONFIG", str(config))
     assert_one_line_error(tether("stats"), f"router config {config}: ledger:")
     assert_one_line_error(tether("reply", "--text", "Lunch on Friday?", *TINY), f"router config {config}: ledger:")
+
+
+@pytest.mark.parametrize("module", ["tether.models.catalog", "tether.cli.chat"])
+def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(module):
+    """A real SIGINT, sent as the entry point (`from tether.cli import main; main()`) imports the
+    model catalog, or the command modules: the first second of every command. It printed a
+    KeyboardInterrupt traceback (the catalog was imported by the package, before `main()` ran)."""
+    import signal
+
+    code = ("import os, signal, sys\n"
+            "class Hook:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            f"        if name == {module!r}:\n"
+            "            os.kill(os.getpid(), signal.SIGINT)\n"
+            "sys.meta_path.insert(0, Hook())\n"
+            "sys.argv = ['tether', 'models', 'list']\n"
+            "from tether.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "interrupted\n" and proc.stdout == ""

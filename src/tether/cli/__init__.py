@@ -52,6 +52,15 @@ def cli(threads: int | None) -> None:
 
 
 def main() -> None:
+    try:
+        _main()
+    except KeyboardInterrupt:  # Ctrl-C before a command runs (the imports below take a second): as later, one line
+        if sys.stderr is not None:
+            sys.stderr.write("interrupted\n")
+        raise SystemExit(130) from None
+
+
+def _main() -> None:
     from tether.cli import chat, cloud, demo, features, log, models, privacy, route, search, serve, stats  # noqa: F401  (registers commands)
 
     if sys.stdout is None:  # started with stdout closed (`>&-`): whatever it answers would be lost
