@@ -9,7 +9,10 @@ ordinary model always yields a grammar whose output parses and validates:
   would otherwise land in the grammar verbatim, where llama.cpp cannot parse them);
 - an ``enum`` or ``const`` string holding ``"`` or ``\\`` is escaped for GBNF
   (the converter escapes the quote but not the backslash JSON put before it);
-- a bounded integer becomes an ``enum`` (the converter ignores the bounds).
+- a bounded integer becomes an ``enum`` (the converter ignores the bounds);
+- local ``$ref`` targets get names the converter keeps as they are (a recursive
+  ``#/$defs/tree_node`` came out as a rule ``tree_node`` that was never defined),
+  and the root's own ``"#"`` (OpenAI's recursion form) becomes one of them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ _QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}|\{,\d+\}")
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """The GBNF grammar for ``schema``; ``InputError`` for a schema it cannot enforce."""
-    prepared = json.loads(json.dumps(enforceable(schema)))
+    prepared = json.loads(json.dumps(enforceable(local_refs_renamed(schema))))
     converter = _converter_class()(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     try:
         resolved = converter.resolve_refs(prepared, "stdin")
@@ -66,6 +69,65 @@ def _converter_class() -> type:
             return super()._add_primitive(name, rule)  # type: ignore[no-any-return]
 
     return Converter
+
+
+_DEF_GROUPS = ("$defs", "definitions")
+_ROOT_NAME = "RecursiveRoot"
+
+
+def local_refs_renamed(schema: Any) -> Any:
+    """``schema`` with each local definition named in letters and digits only, and a root that
+    refers to itself (``{"$ref": "#"}``) moved into ``$defs``; the values it allows are the same.
+
+    llama-cpp-python's converter names a rule after its definition with ``_`` turned into ``-``,
+    but a reference met while that rule is still being built keeps the raw name, so recursion
+    through ``tree_node`` produced a grammar llama.cpp refuses. It also has no ``"#"`` at all."""
+    if not isinstance(schema, dict):
+        return schema
+    text = json.dumps(schema)
+    if '"$ref"' not in text:
+        return schema
+    schema = json.loads(text)
+    renames: dict[str, str] = {}
+    taken: set[str] = set()
+    for group in _DEF_GROUPS:
+        defs = schema.get(group)
+        if not isinstance(defs, dict):
+            continue
+        renamed = {}
+        for key, value in defs.items():
+            base = re.sub(r"[^A-Za-z0-9]", "", key) or "Def"
+            name, n = base, 1
+            while name in taken or name == _ROOT_NAME:
+                n += 1
+                name = f"{base}{n}"
+            taken.add(name)
+            renames[f"#/{group}/{key.replace('~', '~0').replace('/', '~1')}"] = f"#/$defs/{name}"
+            renamed[name] = value
+        schema[group] = renamed
+    if "definitions" in schema:  # one group: refs now all point into $defs
+        schema["$defs"] = {**schema.pop("definitions"), **schema.get("$defs", {})}
+
+    def visit(node: Any, recursive: list[bool]) -> Any:
+        if isinstance(node, list):
+            return [visit(v, recursive) for v in node]
+        if not isinstance(node, dict):
+            return node
+        out = {k: visit(v, recursive) for k, v in node.items()}
+        ref = node.get("$ref")
+        if ref == "#":
+            recursive[0] = True
+            out["$ref"] = f"#/$defs/{_ROOT_NAME}"
+        elif isinstance(ref, str) and ref in renames:
+            out["$ref"] = renames[ref]
+        return out
+
+    recursive = [False]
+    schema = visit(schema, recursive)
+    if recursive[0]:
+        defs = schema.pop("$defs", {})
+        schema = {"$defs": {**defs, _ROOT_NAME: schema}, "anyOf": [{"$ref": f"#/$defs/{_ROOT_NAME}"}]}
+    return schema
 
 
 def enforceable(schema: Any) -> Any:
