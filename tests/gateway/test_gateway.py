@@ -528,7 +528,7 @@ def test_browser_requests_from_another_origin_are_refused(server):
 def test_consent_header(server):
     body = {"model": "third-party", "messages": [{"role": "user", "content": "Hi"}]}
     assert error(chat(server, body, headers={"X-Tether-Consent": "maybe"}), 400)["param"] == "X-Tether-Consent"
-    assert error(chat(server, body, headers={"X-Tether-Consent": "yes"}), 503)["code"] == "tier_unavailable"
+    assert error(chat(server, body, headers={"X-Tether-Consent": "yes"}), 404)["code"] == "tier_not_configured"
     still_serves(server)
 
 

@@ -69,9 +69,18 @@ def test_a_cloud_that_hangs_past_the_config_s_deadline_is_504(setup):
     assert "hang" in node.served
 
 
-def test_other_cloud_failures_stay_503(setup):
-    """Not every failure is one of those two: a request for a tier nobody configured is still 503."""
+def test_a_tier_nobody_configured_is_a_404_the_openai_client_does_not_retry(setup):
+    """No retry can help until the config changes: 404 ``tier_not_configured``, which OpenAI's SDKs
+    do not retry (they retry a 503 twice, with backoff, in vain)."""
+    from openai import NotFoundError, OpenAI
+
     server, _ = setup
     r = httpx.post(server.url + "/v1/chat/completions", timeout=60, headers={"X-Tether-Consent": "yes"}, json={
         "model": "third-party", "max_tokens": 8, "messages": [{"role": "user", "content": "Hi"}]})
-    assert r.status_code == 503 and r.json()["error"]["code"] == "tier_unavailable", r.text
+    assert r.status_code == 404 and r.json()["error"]["code"] == "tier_not_configured", r.text
+    assert "no third-party provider is configured" in r.json()["error"]["message"]
+    client = OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=2)
+    with pytest.raises(NotFoundError):
+        client.chat.completions.with_raw_response.create(
+            model="third-party", max_tokens=8, messages=[{"role": "user", "content": "Hi"}],
+            extra_headers={"X-Tether-Consent": "yes"})

@@ -3,7 +3,8 @@
 The status comes from the nearest class in the error's MRO that has an entry,
 so one entry per base class covers every subclass, and a new subclass gets a
 sensible status without touching this table. A ``TierUnavailableError`` whose
-``status`` is in ``TIER_STATUS`` answers that instead of 503: 413
+``status`` is in ``TIER_STATUS`` answers that instead of 503: 404
+``tier_not_configured`` (the request names a tier this gateway has no config for), 413
 ``request_too_large`` (too large for the tier, e.g. over the private cloud's body
 limit: a retry cannot help) and 504 ``tier_timeout`` (the tier ran out of time,
 e.g. past the private cloud's deadline). The router keeps that status only when
@@ -48,6 +49,7 @@ STATUS: dict[type[BaseException], tuple[int, str, str]] = {
 
 # TierUnavailableError.status → what the gateway answers instead of 503 tier_unavailable
 TIER_STATUS: dict[int, tuple[int, str, str]] = {
+    404: (404, "invalid_request_error", "tier_not_configured"),  # OpenAI's SDKs retry a 503, in vain here
     413: (413, "invalid_request_error", "request_too_large"),
     504: (504, "server_error", "tier_timeout"),
 }

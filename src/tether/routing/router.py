@@ -387,10 +387,11 @@ class Router:
         if self.config.preference == "device-only":
             return Decision(DEVICE, "preference", "the user chose device-only",
                             {"requested": req.tier} if req.tier != "auto" else {})
+        # status 404: no retry can help until the config changes (the gateway's 404 tier_not_configured)
         if req.tier == THIRD_PARTY and self.third_party is None:
-            raise TierUnavailableError(THIRD_PARTY, "no third-party provider is configured")
+            raise TierUnavailableError(THIRD_PARTY, "no third-party provider is configured", status=404)
         if req.tier == PRIVATE_CLOUD and self.private_cloud is None:
-            raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured")
+            raise TierUnavailableError(PRIVATE_CLOUD, "no private cloud is configured", status=404)
         if req.tier in (PRIVATE_CLOUD, THIRD_PARTY) and consent is not True and self.needs_consent(req.tier):
             raise ConsentRequiredError(req.tier, self._no_consent(consent))
         if req.tier == PRIVATE_CLOUD:
