@@ -434,3 +434,33 @@ def test_ctrl_c_while_the_commands_load_is_one_line_and_exit_130(module):
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "interrupted\n" and proc.stdout == ""
+
+
+def test_an_unusable_path_is_named_not_taken_for_an_output_error(tmp_path, monkeypatch):
+    """A 300-character file name failed in an unguarded exists()/is_file() and the catch-all read
+    every OSError as "cannot write the output (File name too long)"."""
+    long = str(tmp_path / ("x" * 300))
+    for proc in (tether("stats", "--ledger", long), tether("proofread", "--model", "smollm2-135m", "a " + "x" * 300),
+                 tether("emoji", "-o", long + "/a.svg", "cat")):
+        assert "cannot write the output" not in proc.stderr
+    assert_one_line_error(tether("stats", "--ledger", long), f"cannot use --ledger {long}: File name too long")
+    assert_one_line_error(tether("proofread", *TINY, "a " + "x" * 300), "no such file", "--text")
+    assert_one_line_error(tether("emoji", "-o", long + "/a.svg", "cat"), "cannot write (File name too long)")
+    monkeypatch.setenv("TETHER_LEDGER", long)
+    assert_one_line_error(tether("stats"), f"{long}: cannot open the routing ledger (File name too long)")
+    monkeypatch.setenv("TETHER_CACHE_DIR", long)
+    assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), f"cannot assemble it in {long}/models: File name too long")
+
+
+def test_the_catch_all_names_the_path_of_an_oserror_and_keeps_output_errors_for_output():
+    """Whatever OSError a command lets through: the file and the OS reason, not "cannot write the output"."""
+    code = ("import os, sys, click\n"
+            "from tether.cli import cli, main\n"
+            "@cli.command('boom')\n"
+            "def boom():\n"
+            "    os.stat('/tmp/' + 'y' * 300)\n"
+            "sys.argv = ['tether', 'boom']\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert_one_line_error(proc, "cannot use /tmp/yyy", "File name too long")
+    assert "cannot write the output" not in proc.stderr

@@ -6,6 +6,7 @@ set ``TETHER_RAISE_ERRORS=1`` to see the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import sys
@@ -71,8 +72,20 @@ def _main() -> None:
         finally:
             sys.stdout.flush()  # a full disk (`> /dev/full`) fails here, not silently at exit
     except OSError as exc:
+        if not _is_output_error(exc):  # a file or folder the command could not use: name it
+            where = f"cannot use {os.fsdecode(exc.filename)}: " if exc.filename is not None else "system error: "
+            _fail(_one_line(where + (exc.strerror or str(exc))))
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the interpreter's own flush at exit must not fail again)
         _fail(f"cannot write the output ({exc.strerror or exc})")
+
+
+# What writing to a pipe, a terminal or a redirected file fails with: a reader gone, a full or
+# failing disk. A write to a stream names no file; an OSError about a path always does.
+_OUTPUT_ERRNOS = {errno.EPIPE, errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG, errno.EBADF, errno.ENXIO}
+
+
+def _is_output_error(exc: OSError) -> bool:
+    return exc.filename is None and exc.errno in _OUTPUT_ERRNOS
 
 
 def _fail(message: str) -> None:

@@ -68,13 +68,20 @@ def read_text(source: str, inline: str | None = None) -> str:
         if not inline.strip():
             raise InputError("--text: text is empty")
         return require_unicode(inline, "--text")
-    if any(c.isspace() for c in source) and not Path(source).exists():
+    if any(c.isspace() for c in source) and not _exists(source):
         raise InputError(f"{source}: no such file (to pass the text itself, use --text)")
     raw, name = read_bytes(source)
     text = decode_utf8(raw, name)
     if not text.strip():
         raise InputError(f"{name}: text is empty")
     return text
+
+
+def _exists(source: str) -> bool:
+    try:
+        return Path(source).exists()
+    except OSError:  # text too long to be a file name: the hint to use --text fits it too
+        return False
 
 
 def load_model(model: str) -> LlamaEngine:

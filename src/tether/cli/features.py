@@ -176,7 +176,11 @@ def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json:
     if out and Path(out).suffix.lower() not in (".png", ".svg"):
         raise InputError(f"{out}: --out must end in .png or .svg")
     folder = Path(out).resolve().parent if out else None
-    if folder is not None and not folder.is_dir():
+    try:
+        folder_ok = folder is None or folder.is_dir()
+    except OSError as exc:  # a name too long, a folder it may not search
+        raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    if not folder_ok:
         raise InputError(f"{out}: cannot write (no such directory)")  # before the model runs
     if folder is not None and not os.access(folder, os.W_OK):
         raise InputError(f"{out}: cannot write (permission denied)")

@@ -52,7 +52,7 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | 
     if since_hours is not None and not math.isfinite(since_hours):
         raise InputError(f"--since-hours must be a finite number of hours, not {since_hours}")
     since = time.time() - since_hours * 3600 if since_hours is not None else None
-    if ledger_path is not None and not Path(ledger_path).expanduser().exists():  # a typo, not an empty ledger
+    if ledger_path is not None and not _exists(ledger_path):  # a typo, not an empty ledger
         raise InputError(f"no ledger at {ledger_path}")
     if ledger_path is None:
         from tether.routing.config import RouterConfig
@@ -84,6 +84,13 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | 
                            for t, s in st.by_tier.items() if s.requests))
     if rows:
         click.echo(f"\n{len(rows)} most recent:\n" + "\n".join(_row(e) for e in rows))
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).expanduser().exists()
+    except OSError as exc:  # a name too long for the file system, a parent it may not search
+        raise InputError(f"cannot use --ledger {path}: {exc.strerror or exc}") from None
 
 
 def _row(e: LedgerEntry) -> str:

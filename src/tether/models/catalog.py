@@ -363,7 +363,7 @@ def locate(spec: ModelSpec) -> Path | None:
             except ModelUnavailableError:
                 return None
         path = _assembled_path(spec)
-        return path if path.is_file() else None
+        return path if _is_file(path) else None
     return _hub_cached(src)
 
 
@@ -400,7 +400,7 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
     if len(parts) == 1:  # a single shipped file is used in place
         return _check(spec, parts[0], full=force, progress=progress)
     target = _assembled_path(spec)
-    if target.is_file() and not force:
+    if _is_file(target) and not force:  # an unusable cache path fails below, named, when it is written
         try:
             return _check(spec, target, full=False, progress=progress)
         except ChecksumMismatchError:
