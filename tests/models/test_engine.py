@@ -347,6 +347,35 @@ def test_a_cancel_during_a_long_prompt_stops_it_between_batches(tiny):
     assert tiny.complete(prompt, Sampling.greedy(6)).text == plain  # the engine is fine afterwards
 
 
+CTRL_C_DURING_A_PROMPT = """
+import os, signal, threading
+from tether.models.engine import Message, Sampling, load
+engine = load("smollm2-135m", n_threads=1)
+prompt = [Message("user", "Summarize: " + " ".join(f"w{i}" for i in range(800)))]
+total = len(engine.tokenize_chat(prompt))
+threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+try:
+    engine.complete(prompt, Sampling.greedy(4))
+    print("finished", total)
+except KeyboardInterrupt:
+    print("interrupted", engine.llm.n_tokens, total)
+"""
+
+
+def test_ctrl_c_during_a_long_prompt_is_taken_between_batches():
+    """Without a cancel event too (the CLI has none): Python runs its SIGINT handler only when a
+    C call returns, and llama-cpp-python's eval() returns to Python after each batch, so Ctrl-C
+    waits at most one batch of the prompt, never the whole of it."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", CTRL_C_DURING_A_PROMPT], capture_output=True, text=True, timeout=300)
+    words = out.stdout.split()
+    assert words and words[0] == "interrupted", out.stdout + out.stderr[-2000:]
+    read, total = int(words[1]), int(words[2])
+    assert total > 4 * N_BATCH and read < total  # stopped before the whole prompt was read
+
+
 def test_a_character_beyond_the_bmp_in_a_schema_comes_out_whole(tiny):
     """The schema converter writes 🐱 as a surrogate pair; unfixed, the forced answer is U+FFFD soup."""
     done = tiny.complete([Message("user", "Cats?")], Sampling(max_tokens=24), json_schema={"enum": ["🐱🐱", "ça"]},
