@@ -380,3 +380,33 @@ def test_the_router_config_checks_its_ledger_path(tmp_path, value, needle):
     config.write_text('{"ledger": "%s"}' % value)
     with pytest.raises(RouterConfigError, match=f"ledger: .*{needle}"):
         RouterConfig.load(config)
+
+
+def test_stats_skip_rows_whose_numbers_no_entry_could_hold_and_say_how_many(tmp_path):
+    """Text in latency_ms was a TypeError traceback in percentile(); infinity made every total and
+    `stats --json` Infinity, which is not JSON. Such rows are left out and counted."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    for ms in (100.0, 200.0, 300.0):
+        ledger.record(entry(latency_ms=ms))
+    con = sqlite3.connect(path)
+    bad = [("latency_ms", "'slow'"), ("latency_ms", "9e999"), ("cost_usd", "9e999"), ("prompt_tokens", "'many'"),
+           ("energy_j", "-1"), ("ts", "'yesterday'"), ("completion_tokens", "2.5")]
+    for column, value in bad:
+        con.execute(f"INSERT INTO entries SELECT NULL, ts, feature, tier, reason, score, latency_ms, prompt_tokens, "
+                    f"completion_tokens, cost_usd, energy_j, degraded, escalated, consent FROM entries WHERE id = 1")
+        con.execute(f"UPDATE entries SET {column} = {value} WHERE id = last_insert_rowid()")
+    con.commit()
+    con.close()
+    st = ledger.stats()
+    assert (st.requests, st.unreadable) == (3, len(bad))
+    assert st.by_tier["device"].p50_latency_ms == 200.0 and st.by_tier["device"].p95_latency_ms == pytest.approx(290.0)
+    assert st.cost_usd == pytest.approx(0.0) and st.tokens == 450
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path), "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert data["requests"] == 3 and data["unreadable"] == len(bad)
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
+    assert res.exit_code == 0 and "3 requests" in res.output and f"skipped {len(bad)} unreadable ledger rows" in res.output
+    since = ledger.stats(since=time.time() + 3600)  # rows dated before the window are not counted as skipped
+    assert (since.requests, since.unreadable) == (0, 1)  # only the one whose time cannot be read

@@ -62,14 +62,16 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | 
         st = ledger.stats(since=since)
         rows = ledger.entries(recent, since=since) if recent else []
     if as_json:
-        data = st.model_dump(mode="json")
+        data = json.loads(st.model_dump_json())  # a total past a float's range is null, not Infinity (invalid JSON)
         if recent:
             data["recent"] = [e.model_dump(mode="json") for e in rows]
         click.echo(json.dumps(data, indent=2))
         return
     window = f" in the last {since_hours:g} h" if since_hours is not None else ""
+    skipped = (f"skipped {st.unreadable} unreadable ledger row{'s' if st.unreadable != 1 else ''} "
+               "(a value no request could have: damage, or another tool)") if st.unreadable else ""
     if not st.requests:
-        click.echo(f"no requests{window}" if window else "no requests yet")
+        click.echo((f"no requests{window}" if window else "no requests yet") + (f"; {skipped}" if skipped else ""))
         return
     shares = ", ".join(f"{_LABELS.get(t, t)} {s.share:.1%} ({s.requests})" for t, s in st.by_tier.items())
     saved = "n/a" if st.saved_share is None else f"{st.saved_share:.1%}"
@@ -81,7 +83,8 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | 
                f"  degraded {st.degraded}, escalated {st.escalated}\n"
                "  latency p50/p95 ms: "
                + ", ".join(f"{_LABELS.get(t, t)} {_ms(s.p50_latency_ms)}/{_ms(s.p95_latency_ms)}"
-                           for t, s in st.by_tier.items() if s.requests))
+                           for t, s in st.by_tier.items() if s.requests)
+               + (f"\n  {skipped}" if skipped else ""))
     if rows:
         click.echo(f"\n{len(rows)} most recent:\n" + "\n".join(_row(e) for e in rows))
 

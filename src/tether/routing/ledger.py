@@ -152,6 +152,7 @@ class LedgerStats(BaseModel):
     all_cloud_energy_j: float = 0.0
     degraded: int = 0
     escalated: int = 0
+    unreadable: int = 0  # rows left out: a value no entry could hold (text, infinity, negative), from another tool or damage
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -193,6 +194,18 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
 """
+
+# A row ``stats`` can count: numbers where the entry has numbers, finite and in range (what
+# ``LedgerEntry`` accepts). A row another tool or damage left with text or infinity in
+# latency_ms would otherwise break the percentiles, or make every total infinite.
+_MAX = "1.7976931348623157e308"
+_READABLE = " AND ".join([
+    f"typeof(ts) IN ('integer', 'real') AND ts BETWEEN -{_MAX} AND {_MAX}",
+    *(f"typeof({c}) IN ('integer', 'real') AND {c} BETWEEN 0 AND {_MAX}" for c in ("latency_ms", "cost_usd", "energy_j")),
+    # at most a trillion tokens a request: no request has more, and sums stay inside SQLite's integers
+    *(f"typeof({c}) = 'integer' AND {c} BETWEEN 0 AND 1000000000000" for c in ("prompt_tokens", "completion_tokens")),
+    "degraded IN (0, 1) AND escalated IN (0, 1)",
+])
 
 _COLUMNS = ("ts", "feature", "tier", "reason", "score", "latency_ms", "prompt_tokens", "completion_tokens",
             "cost_usd", "energy_j", "degraded", "escalated", "consent")
@@ -370,19 +383,23 @@ class Ledger:
     def stats(self, prices: Prices | None = None, since: float | None = None) -> LedgerStats:
         """Totals, shares, savings against all-cloud and latency percentiles per tier."""
         prices = prices or Prices()
-        where, args = ("WHERE ts >= ?", (since,)) if since is not None else ("", ())
+        where, args = (f"WHERE ({_READABLE}) AND ts >= ?", (since,)) if since is not None else (f"WHERE {_READABLE}", ())
+        # unreadable rows in the window: all of them, but for those whose time says they are older
+        skipped = f"WHERE NOT ({_READABLE})" + (
+            " AND NOT (typeof(ts) IN ('integer', 'real') AND ts < ?)" if since is not None else "")
 
         def query(con: sqlite3.Connection):  # type: ignore[no-untyped-def]
+            unreadable = con.execute(f"SELECT COUNT(*) FROM entries {skipped}", args).fetchone()[0]
             totals = con.execute(
                 "SELECT tier, COUNT(*), COALESCE(SUM(prompt_tokens + completion_tokens), 0), "
                 f"COALESCE(SUM(cost_usd), 0), COALESCE(SUM(energy_j), 0), SUM(degraded), SUM(escalated) "
                 f"FROM entries {where} GROUP BY tier", args).fetchall()
             latencies = con.execute(f"SELECT tier, latency_ms FROM entries {where} ORDER BY tier, latency_ms",
                                     args).fetchall()
-            return totals, latencies
+            return totals, latencies, unreadable
 
-        totals, latencies = self._run(query, create=False) or ([], [])
-        out = LedgerStats(since=since)
+        totals, latencies, unreadable = self._run(query, create=False) or ([], [], 0)
+        out = LedgerStats(since=since, unreadable=unreadable)
         for tier, n, tokens, cost, energy, degraded, escalated in totals:
             ts = out.by_tier.setdefault(tier, TierStats())  # a tier this version does not know still counts
             ts.requests, ts.tokens, ts.cost_usd, ts.energy_j = n, tokens, cost, energy
