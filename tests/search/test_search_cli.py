@@ -329,3 +329,27 @@ def test_control_characters_from_files_do_not_reach_the_terminal(tmp_path: Path)
     assert "skipped " + str(data) + "/bad\\x1b[2J.json: cannot parse" in outputs[2].output
     hits = json.loads(runner.invoke(cli, ["search", "invoice", "--db", db, "--mode", "bm25", "--json"]).output)
     assert {h["title"] for h in hits} >= {"Invoice\x1b]0;PWNED\x07\x1b[2J\x9b31m"}  # JSON keeps the text as it is
+
+
+def test_an_index_at_a_path_that_is_not_utf8_opens_again(tmp_path: Path, corpus: dict[str, Path]) -> None:
+    """A file name with a byte that is no UTF-8 (made on another system) is a name like any other."""
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(folder)
+    db = os.fsdecode(folder + b"/idx\xff.sqlite")
+    runner = CliRunner()
+    for args in (["index", "add", str(corpus["mail"].parent)], ["index", "add", str(corpus["mail"].parent)],
+                 ["index", "status"], ["search", "dentist"]):
+        r = runner.invoke(cli, [*args, "--db", db])
+        assert r.exit_code == 0, (args, r.output)
+    assert Index.open(db, create=False).status().documents == 4
+
+
+def test_a_name_too_long_is_one_line_naming_the_reason(tmp_path: Path) -> None:
+    long = str(tmp_path / ("x" * 300))
+    for args in (["search", "dentist", "--db", long + ".sqlite"], ["index", "status", "--db", long + ".sqlite"],
+                 ["index", "add", str(tmp_path), "--db", long + ".sqlite"],
+                 ["index", "add", long, "--db", str(tmp_path / "i.sqlite")]):
+        p = subprocess.run(tether(*args), capture_output=True, text=True, env={**os.environ, "TETHER_RAISE_ERRORS": ""})
+        assert p.returncode == 1, (args, p.stderr)
+        assert p.stderr.count("\n") == 1 and "File name too long" in p.stderr, (args, p.stderr)
+        assert "cannot write the output" not in p.stderr

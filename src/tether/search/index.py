@@ -88,7 +88,7 @@ class Index:
         ``create=False`` a missing or empty file is an ``IndexStoreError``, so a mistyped path for a
         search is an error rather than a new, empty index (and the file is left as it was)."""
         p = Path(path).expanduser() if path else store.default_path()
-        if not create and not p.exists():
+        if not create and _gone(str(p)):
             raise IndexStoreError(f"no search index at {p}; build one with: tether index add FOLDER")
         return cls(store.connect(p, create=create), p)
 
@@ -161,6 +161,12 @@ class Index:
         gone: list[str] = []
         unreadable: list[OSError] = []
         for p in named:
+            try:
+                os.stat(p)
+            except (FileNotFoundError, NotADirectoryError):
+                pass
+            except OSError as exc:  # a name too long, a loop of links: is_dir() would raise it
+                raise InputError(f"{_shown(p)}: cannot read ({exc.strerror or type(exc).__name__})") from None
             if p.is_dir():
                 roots.append(p)
                 files.extend(_walk(p, unreadable.append))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import stat
 import urllib.parse
 from pathlib import Path
 
@@ -119,13 +120,18 @@ def holds_index(path: str | os.PathLike[str]) -> bool:
 def _inspect(path: Path) -> str:
     """"missing", "empty" (no bytes, or no tables) or "ours", found read-only; anything else
     raises ``IndexStoreError``."""
-    if not path.exists():
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
         return "missing"
-    if not path.is_file():
+    except OSError as exc:  # a name too long, a loop of links, no permission
+        raise IndexStoreError(f"{path}: cannot open ({exc.strerror or type(exc).__name__})") from None
+    if not stat.S_ISREG(st.st_mode):
         raise IndexStoreError(f"{path}: not a Tether search index (not a regular file)")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         return "empty"
-    uri = "file:" + urllib.parse.quote(os.fspath(path.absolute())) + "?mode=ro"
+    # quote() of the bytes: a path that is not UTF-8 (a surrogate-escaped byte) still names the file
+    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute())) + "?mode=ro"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as con:
             names = {r[0] for r in con.execute(
