@@ -464,3 +464,35 @@ def test_the_catch_all_names_the_path_of_an_oserror_and_keeps_output_errors_for_
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert_one_line_error(proc, "cannot use /tmp/yyy", "File name too long")
     assert "cannot write the output" not in proc.stderr
+
+
+def test_misleading_messages_now_say_what_is_wrong(tmp_path, monkeypatch):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where the ledger's folder would go")
+    monkeypatch.setenv("TETHER_LEDGER", str(blocker / "ledger.sqlite"))  # it said "(File exists)"
+    assert_one_line_error(tether("reply", "--text", "Lunch on Friday?", *TINY), "Not a directory", str(blocker))
+    monkeypatch.delenv("TETHER_LEDGER")
+    config = tmp_path / "p.txt"
+    config.write_text("x")
+    proc = tether("privacy", "scan", "--config", str(config), "-t", "hi")  # it named the file twice
+    assert_one_line_error(proc, f"privacy config {config}: unknown format .txt")
+    assert proc.stderr.count(str(config)) == 1 and "cannot parse" not in proc.stderr
+    assert ".gguf" in " ".join(tether("serve", "--help").stdout.split())  # it said --model takes "a catalog name"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").write_text("a file where the models folder would go")
+    monkeypatch.setenv("TETHER_CACHE_DIR", str(cache))
+    assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), f"Not a directory ({cache / 'models'} is a file)")
+
+
+def test_summarize_reads_json_that_starts_with_a_byte_order_mark(tmp_path):
+    """Notepad's UTF-8 starts with a BOM; it was refused with "Unexpected UTF-8 BOM"."""
+    path = tmp_path / "n.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(
+        [{"app": "Mail", "sender": "Bo", "body": "Lunch moved to 1pm.", "timestamp": "2026-11-26T10:00:00"}]).encode())
+    proc = tether("summarize", str(path), *TINY, "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["stacks"][0]["app"] == "Mail"
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xef\xbb\xbf[\xff]")
+    assert_one_line_error(tether("summarize", str(bad), *TINY), "not valid UTF-8 (byte 4)")

@@ -110,7 +110,8 @@ def test_invalid_config_is_a_clear_error(tmp_path, content, suffix, needle):
     with pytest.raises(PolicyError) as info:
         PrivacyGuard.from_file(path)
     assert needle in str(info.value)
-    assert str(path) in str(info.value)
+    assert str(info.value).count(str(path)) == 1  # ".ini" said "privacy config X: cannot parse (privacy config X: ...)"
+    assert "cannot parse" not in str(info.value) or suffix != "ini"
 
 
 def test_missing_file_and_bad_encoding(tmp_path):
@@ -120,3 +121,21 @@ def test_missing_file_and_bad_encoding(tmp_path):
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(PolicyError, match="not valid UTF-8"):
         load_config(bad)
+
+
+def test_a_config_with_a_byte_order_mark_loads(tmp_path):
+    """Windows editors start UTF-8 files with a BOM; json refused it ("Unexpected UTF-8 BOM")."""
+    for suffix, content in (("json", '{"version": 1}'), ("toml", "version = 1\n"), ("yaml", "version: 1\n")):
+        path = tmp_path / f"privacy.{suffix}"
+        path.write_bytes(b"\xef\xbb\xbf" + content.encode())
+        assert load_config(path) == load_config(_plain(tmp_path, suffix, content))
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(b"\xef\xbb\xbf{\xff}")
+    with pytest.raises(PolicyError, match=r"not valid UTF-8 \(byte 4\)"):  # counted from the file's first byte
+        load_config(bad)
+
+
+def _plain(tmp_path, suffix, content):
+    path = tmp_path / f"plain.{suffix}"
+    path.write_text(content)
+    return path

@@ -410,3 +410,14 @@ def test_stats_skip_rows_whose_numbers_no_entry_could_hold_and_say_how_many(tmp_
     assert res.exit_code == 0 and "3 requests" in res.output and f"skipped {len(bad)} unreadable ledger rows" in res.output
     since = ledger.stats(since=time.time() + 3600)  # rows dated before the window are not counted as skipped
     assert (since.requests, since.unreadable) == (0, 1)  # only the one whose time cannot be read
+
+
+def test_a_ledger_whose_folder_is_a_file_says_not_a_directory(tmp_path):
+    """mkdir(exist_ok=True) on a parent that is a file raises FileExistsError: the ledger said
+    "cannot open the routing ledger (File exists)"."""
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(RoutingError, match=f"Not a directory: {blocker} is a file") as info:
+        Ledger(blocker / "ledger.sqlite").open()
+    assert "File exists" not in str(info.value)
+    assert blocker.read_text() == "a file, not a folder"

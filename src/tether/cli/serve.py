@@ -12,7 +12,9 @@ from tether.cli._io import load_model, load_router
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on. The default keeps the gateway on this machine.")
 @click.option("--port", default=8400, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
-@click.option("--model", default=None, help="Device model (a catalog name); default: the router config's.")
+@click.option("--model", default=None,
+              help="Device model: a catalog name, a path to a .gguf file, or hf:owner/repo/file.gguf "
+                   "(default: the router config's).")
 @click.option("--max-body", default=1_000_000, show_default=True, type=click.IntRange(1024, 1 << 30),
               help="Largest request body in bytes (413 above it).")
 @click.option("--max-streams", default=4, show_default=True, type=click.IntRange(1, 1024),

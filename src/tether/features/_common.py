@@ -71,11 +71,13 @@ def read_file(path: str | Path) -> bytes:
 
 
 def decode_utf8(raw: bytes, name: str) -> str:
-    """Strict UTF-8: guessing an encoding would silently corrupt the user's text."""
+    """Strict UTF-8: guessing an encoding would silently corrupt the user's text. A leading byte
+    order mark (Windows editors write one) is dropped: it is no part of the text, and json refuses it."""
     try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{name}: not valid UTF-8 (byte {exc.start})") from None
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # its offset counts from after a byte order mark: count from the file's start
+        at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        raise InputError(f"{name}: not valid UTF-8 (byte {at})") from None
 
 
 def answer_budget(engine: LlamaEngine, text: str, factor: float = 1.4, floor: int = 48) -> int:

@@ -269,6 +269,8 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) 
         os.replace(tmp, target)
     except OSError as exc:  # nothing half-built stays either way
         why = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError):  # from mkdir(exist_ok=True): the folder's name is taken by a file
+            why = f"Not a directory ({exc.filename} is a file)"
         if exc.filename in {str(p) for p in parts}:
             raise ModelUnavailableError(spec.name, f"cannot read its weight file {exc.filename}: {why}") from exc
         raise ModelUnavailableError(  # unwritable cache dir, disk full

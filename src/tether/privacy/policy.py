@@ -206,19 +206,20 @@ def load_config(path: str | os.PathLike[str] | None = None) -> PrivacyConfig:
     except OSError as exc:
         raise PolicyError(f"privacy config {p}: cannot read ({exc.strerror})") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # a Windows editor's byte order mark is no part of the config
     except UnicodeDecodeError as exc:
-        raise PolicyError(f"privacy config {p}: not valid UTF-8 (byte {exc.start})") from None
+        at = exc.start + (3 if raw.startswith(b"\xef\xbb\xbf") else 0)
+        raise PolicyError(f"privacy config {p}: not valid UTF-8 (byte {at})") from None
     suffix = p.suffix.lower()
+    if suffix not in (".toml", ".yaml", ".yml", ".json"):  # outside the try: PolicyError is a ValueError too
+        raise PolicyError(f"privacy config {p}: unknown format {suffix or '(none)'}; use .toml, .yaml or .json")
     try:
         if suffix == ".toml":
             data: object = tomllib.loads(text)
         elif suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text) if text.strip() else {}
-        elif suffix == ".json":
-            data = json.loads(text)
         else:
-            raise PolicyError(f"privacy config {p}: unknown format {suffix or '(none)'}; use .toml, .yaml or .json")
+            data = json.loads(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as exc:
         raise PolicyError(f"privacy config {p}: cannot parse ({' '.join(str(exc).split())})") from None
     except RecursionError:

@@ -285,6 +285,9 @@ class Ledger:
                 raise
         except sqlite3.DatabaseError as exc:
             raise RoutingError(f"{self.path}: not a usable routing ledger ({exc})") from None
+        except FileExistsError as exc:  # mkdir(exist_ok=True) on a parent that is a file says "File exists"
+            raise RoutingError(f"{self.path}: cannot open the routing ledger "
+                               f"(Not a directory: {exc.filename} is a file)") from None
         except OSError as exc:
             raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
         except ValueError as exc:  # what _check_path did not foresee: one line, not a traceback
