@@ -394,7 +394,7 @@ def test_stats_skip_rows_whose_numbers_no_entry_could_hold_and_say_how_many(tmp_
            ("energy_j", "-1"), ("ts", "'yesterday'"), ("completion_tokens", "2.5")]
     for column, value in bad:
         con.execute("INSERT INTO entries SELECT NULL, ts, feature, tier, reason, score, latency_ms, prompt_tokens, "
-                    f"completion_tokens, cost_usd, energy_j, degraded, escalated, consent FROM entries WHERE id = 1")
+                    "completion_tokens, cost_usd, energy_j, degraded, escalated, consent FROM entries WHERE id = 1")
         con.execute(f"UPDATE entries SET {column} = {value} WHERE id = last_insert_rowid()")
     con.commit()
     con.close()
