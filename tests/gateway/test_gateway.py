@@ -477,11 +477,14 @@ def test_bad_fields_are_named(server, body, field):
 def test_without_max_tokens_a_long_prompt_with_tools_may_use_the_rest_of_the_window(server):
     """The tool decision's own budget shrinks like an answer's: no budget asked is never stricter
     than a small one. The window cut the decision or it was made; either way no 400."""
-    words = "word " * int(DEFAULT_CONTEXT * 0.85)
-    for body in ({"model": "device", "messages": [{"role": "user", "content": words}], "tools": [WEATHER_TOOL]},
-                 {"model": "device", "messages": [{"role": "user", "content": words}], "tools": [WEATHER_TOOL],
-                  "tool_choice": "required", "stream": True}):
-        r = chat(server, body)
+    words = "word " * int(DEFAULT_CONTEXT * 0.9)  # leaves a few hundred tokens: less than the decision's 512
+    # "required" and a short city: the call is the whole answer (an "auto" one may write hundreds of tokens)
+    short = {"type": "function", "function": {**WEATHER_TOOL["function"], "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "maxLength": 12}}, "required": ["city"],
+        "additionalProperties": False}}}
+    for stream in (False, True):
+        r = chat(server, {"model": "device", "messages": [{"role": "user", "content": words}], "tools": [short],
+                          "tool_choice": "required", "stream": stream})
         assert r.status_code == 200, r.text
     r = chat(server, {"model": "device", "max_tokens": 1024, "tools": [WEATHER_TOOL],
                       "messages": [{"role": "user", "content": words}]})
