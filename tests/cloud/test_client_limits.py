@@ -201,3 +201,145 @@ def test_a_real_node_answers_an_over_limit_body_with_413_and_its_limit(tmp_path,
     finally:
         node.stop()
         stop_engine()
+
+
+def _hostile_relay(cloud, *, reject_first: int = 0, load: bytes | None = None, big_error: int = 0,
+                   trickle: bool = False):
+    """A relay in front of the real one: it rejects the first ``reject_first`` requests (naming no
+    node), answers ``/v1/relay/load`` with ``load``, or sends ``big_error`` bytes with its 400."""
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import Response, StreamingResponse
+
+    seen = {"posts": 0, "sent": 0}
+
+    async def relay(request: Request) -> Response:
+        seen["posts"] += 1
+        body = await request.body()
+        if seen["posts"] <= reject_first:
+            if big_error:
+                async def chunks():
+                    for _ in range(big_error // 2**20):
+                        seen["sent"] += 2**20
+                        yield b"x" * 2**20
+                        await asyncio.sleep(0)
+                return StreamingResponse(chunks(), status_code=400)
+            return JSONResponse({"error": "rejected"}, status_code=400)
+        async with httpx.AsyncClient() as c:
+            r = await c.post(f"{cloud['relay'].url}/v1/relay", content=body, timeout=60,
+                             headers={"content-type": "application/json"})
+        return Response(r.content, status_code=r.status_code,
+                        headers={k: v for k, v in r.headers.items() if k in ("content-type", "x-tether-node")})
+
+    async def relay_load(request: Request) -> Response:
+        if trickle:  # a byte a second, each well inside a read timeout, for 30 s
+            async def slowly():
+                for _ in range(30):
+                    yield b" "
+                    await asyncio.sleep(1)
+                yield b'{"nodes": {}}'
+            return StreamingResponse(slowly(), media_type="application/json")
+        if load is not None:
+            return Response(load, media_type="application/json")
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{cloud['relay'].url}/v1/relay/load", timeout=10)
+        return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+    url, stop = serve_in_thread([Route("/v1/relay", relay, methods=["POST"]), Route("/v1/relay/load", relay_load)])
+    return url, stop, seen
+
+
+def test_a_relays_rejection_is_not_taken_as_the_nodes_word_for_later_requests(cloud, nodes):
+    """The rejection is the relay's unsigned say-so: it leaves those nodes out of this request's
+    next attempt, but cools none, so a relay cannot reject its way to its favourite every time."""
+    model = unique_model("steer")
+    nodes += [stand_in(cloud["log"].url, model, "answer") for _ in range(3)]
+    url, stop, seen = _hostile_relay(cloud, reject_first=1)
+    client = CloudClient(cloud["log"].url, url, log_key=cloud["key"], model=model, k=1, attempts=3,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        assert client.chat(HI)["choices"]
+        assert seen["posts"] == 2 and not client._cooling
+    finally:
+        client.close()
+        stop()
+
+
+def test_a_relays_huge_error_body_is_not_read_whole(cloud, nodes):
+    model = unique_model("bloat")
+    nodes += [stand_in(cloud["log"].url, model, "answer") for _ in range(2)]
+    url, stop, seen = _hostile_relay(cloud, reject_first=1, big_error=400 * 2**20)
+    client = CloudClient(cloud["log"].url, url, log_key=cloud["key"], model=model, k=1, attempts=3,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        assert client.chat(HI)["choices"]  # the next attempt answered
+    finally:
+        client.close()
+        stop()
+    assert seen["sent"] < 64 * 2**20, seen  # the device hung up after its 64 KiB; socket buffers hold the rest
+
+
+@pytest.mark.parametrize("load", [b'{"nodes": {"x": {"inflight": 1e999}}}', b'{"nodes": [1]}', b"\xff"])
+def test_a_relays_load_view_that_makes_no_sense_is_ignored(cloud, nodes, load):
+    """The view is advisory: an infinite in-flight count (an OverflowError in int()) or junk is dropped."""
+    model = unique_model("load")
+    nodes.append(stand_in(cloud["log"].url, model, "answer"))
+    url, stop, _ = _hostile_relay(cloud, load=load)
+    client = CloudClient(cloud["log"].url, url, log_key=cloud["key"], model=model,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        assert client.chat(HI)["choices"]
+    finally:
+        client.close()
+        stop()
+
+
+def test_a_relay_that_trickles_its_load_view_does_not_hold_the_request(cloud, nodes):
+    """httpx's timeout is per read: the load view gets 2 s for the whole answer, then is dropped."""
+    model = unique_model("trickle")
+    nodes.append(stand_in(cloud["log"].url, model, "answer"))
+    url, stop, _ = _hostile_relay(cloud, trickle=True)
+    client = CloudClient(cloud["log"].url, url, log_key=cloud["key"], model=model, deadline=10.0,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        client.nodes()
+        start = time.monotonic()
+        assert client.chat(HI)["choices"]
+        assert time.monotonic() - start < 8  # 25+ s before, past the 10 s deadline
+    finally:
+        client.close()
+        stop()
+
+
+def test_a_mirror_whose_release_index_is_not_a_number_refuses_the_node_not_the_device(cloud, nodes):
+    """A log mirror (the relay's) that wraps each release's index in a list: each node is refused
+    with a reason, as for any failed check, instead of refresh() dying on an unhashable list."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    model = unique_model("mirror")
+    nodes.append(stand_in(cloud["log"].url, model, "answer"))
+    log_url = cloud["log"].url
+
+    async def mirror(request: Request) -> Response:
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{log_url}{request.url.path}", params=request.query_params, timeout=10)
+        if request.url.path == "/v1/log/releases":
+            body = r.json()
+            return JSONResponse({**body, "releases": {m: [i] for m, i in body["releases"].items()}})
+        return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+    paths = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
+    url, stop = serve_in_thread([Route(f"/v1/log/{p}", mirror) for p in paths])
+    client = CloudClient(None, url, log_key=cloud["key"], model=model,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        verdicts = [v for v in client.refresh() if v.model == model]
+        assert verdicts and not any(v.trusted for v in verdicts)
+        assert all("is not a number" in v.reason for v in verdicts), verdicts
+        with pytest.raises(NoNodeAvailableError):
+            client.chat(HI)
+    finally:
+        client.close()
+        stop()

@@ -159,3 +159,23 @@ def test_response_frames_do_not_give_away_token_lengths():
     frames = [sealer.seal(c) for c in chunks] + [sealer.seal({"done": True}, final=True)]
     assert len({len(f) for f in frames}) == 1 and (len(frames[0]) - 5 - 16) % PAD_TO == 0
     assert list(openers["n1"].feed(b"".join(frames))) == [*chunks, {"done": True}]
+
+
+def test_a_sealed_requests_size_does_not_give_away_its_prompts_length():
+    """Padmé padding: every short request seals to one size, and a longer one shows only a bucket."""
+    from tether.cloud.envelope import padded_length
+
+    keys = KeyPair()
+
+    def sealed_size(prompt: str) -> int:
+        sealed, _ = seal_request({"messages": [{"role": "user", "content": prompt}]}, [("n1", keys.public_bytes)])
+        body, _ = open_request(sealed.for_node("n1"), "n1", keys, ReplayGuard())
+        assert body["messages"][0]["content"] == prompt  # the node reads it as sent
+        return len(sealed.ciphertext)
+
+    assert len({sealed_size("x" * n) for n in (2, 3, 100, 101, 117, 600)}) == 1
+    assert len({sealed_size("é" * n) for n in (1500, 1510, 1530)}) == 1
+    assert sealed_size("x" * 5000) > sealed_size("x" * 600)  # big differences still show, as a bucket
+    for n in (1, 1024, 1025, 4000, 10_000, 123_457, 1_000_000, 3_000_000):
+        padded = padded_length(n)
+        assert n <= padded <= max(1024, int(n * 1.12) + 1)

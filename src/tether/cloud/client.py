@@ -84,6 +84,7 @@ class VerifiedNode:
 
 MAX_ADVERTISED_SPEED = 300.0  # tokens/s; above this, measured latency alone tells nodes apart
 MAX_RELAY_LOAD = 8  # in-flight requests the relay may report for a node, as far as choosing goes
+RELAY_LOAD_SECONDS = 2.0  # for the relay's whole load answer: it is advisory, so never worth a wait
 DEADLINE = 150.0  # seconds one request may take, every attempt and the whole answer included
 
 
@@ -210,9 +211,12 @@ class CloudClient:
                 try:
                     verify_attestation(att)
                     check_attestation_age(att, now=self.clock(), max_age=self.max_attestation_age)
-                    release_index = releases.get(att["measurement"])
+                    measurement = att["measurement"]
+                    release_index = releases.get(measurement) if isinstance(measurement, str) else None
                     if release_index is None:
                         raise AttestationError(node_id, "its measurement is not a release in the transparency log")
+                    if not isinstance(release_index, int) or isinstance(release_index, bool):
+                        raise AttestationError(node_id, f"release entry index {release_index!r:.40} is not a number")
                     self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
                                       node_id, "release entry")
                     index = entry.get("index")
@@ -269,10 +273,19 @@ class CloudClient:
     def _relay_load(self) -> dict[str, dict[str, Any]]:
         """The relay's view of each node: in-flight requests and whether it answers health checks."""
         try:
-            data = self.http.get(f"{self.relay_url}/v1/relay/load", timeout=2.0).json()["nodes"]
+            # httpx's timeout is per read: a relay trickling a byte a second held chat() 25 s past
+            # a 3 s deadline, so the whole answer gets 2 s (and 64 KiB), or the view is dropped.
+            done_by, raw = time.monotonic() + RELAY_LOAD_SECONDS, bytearray()
+            with self.http.stream("GET", f"{self.relay_url}/v1/relay/load", timeout=RELAY_LOAD_SECONDS) as resp:
+                for data in resp.iter_raw():
+                    raw += data
+                    if len(raw) > ERROR_BODY_MAX or time.monotonic() > done_by:
+                        return {}
+            data = json.loads(raw)["nodes"]
             return {nid: {"inflight": int(v.get("inflight", 0)), "healthy": bool(v.get("healthy", True))}
                     for nid, v in data.items()}
-        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        # OverflowError: an "inflight" of 1e999 (infinity); the view is advisory, so it is dropped
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return {}
 
     def _choose(self, exclude: set[str]) -> list[VerifiedNode]:
@@ -373,16 +386,16 @@ class CloudClient:
         if resp.status_code == 413:  # no node takes it: not retried
             raise _too_large(resp)
         if resp.status_code == 400:
-            resp.read()
+            _drain(resp)
             # Every target that answered rejected the envelope. A restarted node's stale entry or
-            # a rogue announcement at a real node's address does that; other nodes may not.
+            # a rogue announcement at a real node's address does that; other nodes may not. Only
+            # the relay says so, unsigned: the nodes are left out of this request's next attempt
+            # but not cooled, or a relay could reject its way to its favourite for every request.
             named = [n for n in resp.headers.get(REJECTED_HEADER, "").split(",") if n in openers]
-            for node_id in named or list(openers):
-                exclude.add(node_id)
-                self._cool(node_id)
+            exclude.update(named or openers)
             raise _Retryable(f"{', '.join(named or openers)} rejected the sealed request", rejected=True)
         if resp.status_code != 200:
-            resp.read()
+            _drain(resp)
             exclude.update(openers)
             raise _Retryable(f"relay answered HTTP {resp.status_code} for {', '.join(openers)}")
         node_id = resp.headers.get(NODE_HEADER, "")
@@ -526,11 +539,28 @@ class _Watchdog:
             self._timer.cancel()
 
 
+ERROR_BODY_MAX = 64 * 1024  # of a relay's error answer: enough for any message, never its whole stream
+
+
+def _drain(resp: httpx.Response, limit: int = ERROR_BODY_MAX) -> bytes:
+    """Up to ``limit`` bytes of an answer that carries no sealed frames; the rest is not read
+    (a relay that sent 400 MiB with a 400 cost the device 800 MiB before)."""
+    out = bytearray()
+    try:
+        for data in resp.iter_raw():
+            out += data
+            if len(out) >= limit:
+                break
+    except httpx.HTTPError:
+        pass
+    return bytes(out[:limit])
+
+
 def _too_large(resp: httpx.Response) -> RequestTooLargeError:
     """The relay's 413: its own body limit, or every node it tried answered 413 (``by: nodes``)."""
     try:
-        answer = json.loads(resp.read())
-    except (ValueError, httpx.HTTPError):
+        answer = json.loads(_drain(resp))
+    except ValueError:
         answer = {}
     answer = answer if isinstance(answer, dict) else {}
     told = answer.get("limit")

@@ -44,6 +44,19 @@ _ZERO_NONCE = bytes(12)
 _FRAME_HEADER = struct.Struct(">IB")  # ciphertext length, final flag
 MAX_FRAME = 8 * 1024 * 1024
 PAD_TO = 256  # response frames' plaintext is padded to a multiple of this many bytes
+REQUEST_PAD_MIN = 1024  # every request's plaintext is at least this long: short prompts all look alike
+REQUEST_PAD_CEILING = 2 * 1024 * 1024  # no padding past this: a body that fit the 4 MiB limit sealed still does
+
+
+def padded_length(n: int) -> int:
+    """Padmé (Nikitin et al., PETS 2019): ``n`` rounded up so that only O(log log n) bits of it show,
+    at most 12% more. A request's size otherwise told the relay its prompt's length to the byte."""
+    if n <= REQUEST_PAD_MIN:
+        return REQUEST_PAD_MIN
+    e = n.bit_length() - 1
+    low_bits = e - e.bit_length()  # e - (floor(log2 e) + 1)
+    mask = (1 << low_bits) - 1
+    return max(n, min((n + mask) & ~mask, REQUEST_PAD_CEILING))
 
 
 class KeyPair:
@@ -93,6 +106,7 @@ def seal_request(body: dict[str, Any], recipients: list[tuple[str, bytes]]) -> t
     except UnicodeEncodeError as exc:
         raise InputError(f"the request is not valid Unicode (an unpaired surrogate at character {exc.start} "
                          "of its JSON)") from None
+    plaintext += b" " * (padded_length(len(plaintext)) - len(plaintext))  # any JSON reader skips it
     key = ChaCha20Poly1305.generate_key()
     ciphertext = ChaCha20Poly1305(key).encrypt(_ZERO_NONCE, plaintext, REQUEST_INFO)
     binding = hashlib.sha256(ciphertext).digest()
