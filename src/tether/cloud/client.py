@@ -277,7 +277,7 @@ class CloudClient:
             # a 3 s deadline, so the whole answer gets 2 s (and 64 KiB), or the view is dropped.
             done_by, raw = time.monotonic() + RELAY_LOAD_SECONDS, bytearray()
             with self.http.stream("GET", f"{self.relay_url}/v1/relay/load", timeout=RELAY_LOAD_SECONDS) as resp:
-                for data in resp.iter_raw():
+                for data in resp.iter_bytes():
                     raw += data
                     if len(raw) > ERROR_BODY_MAX or time.monotonic() > done_by:
                         return {}
@@ -547,7 +547,7 @@ def _drain(resp: httpx.Response, limit: int = ERROR_BODY_MAX) -> bytes:
     (a relay that sent 400 MiB with a 400 cost the device 800 MiB before)."""
     out = bytearray()
     try:
-        for data in resp.iter_raw():
+        for data in resp.iter_bytes():
             out += data
             if len(out) >= limit:
                 break
