@@ -46,7 +46,7 @@ from tether.cloud.attestation import MAX_ATTESTATION_AGE, check_attestation_age,
 from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
 from tether.cloud.node import MAX_BODY
 from tether.cloud.relay import NODE_HEADER, REJECTED_HEADER
-from tether.cloud.transparency import MAX_STH_AGE, LogClient
+from tether.cloud.transparency import MAX_STH_AGE, LogClient, read_capped
 from tether.errors import (
     AttestationError,
     CloudDeadlineError,
@@ -275,12 +275,11 @@ class CloudClient:
         try:
             # httpx's timeout is per read: a relay trickling a byte a second held chat() 25 s past
             # a 3 s deadline, so the whole answer gets 2 s (and 64 KiB), or the view is dropped.
-            done_by, raw = time.monotonic() + RELAY_LOAD_SECONDS, bytearray()
+            done_by = time.monotonic() + RELAY_LOAD_SECONDS
             with self.http.stream("GET", f"{self.relay_url}/v1/relay/load", timeout=RELAY_LOAD_SECONDS) as resp:
-                for data in resp.iter_bytes():
-                    raw += data
-                    if len(raw) > ERROR_BODY_MAX or time.monotonic() > done_by:
-                        return {}
+                raw, cut = read_capped(resp, ERROR_BODY_MAX, done_by)
+            if cut:
+                return {}
             data = json.loads(raw)["nodes"]
             return {nid: {"inflight": int(v.get("inflight", 0)), "healthy": bool(v.get("healthy", True))}
                     for nid, v in data.items()}
@@ -545,15 +544,10 @@ ERROR_BODY_MAX = 64 * 1024  # of a relay's error answer: enough for any message,
 def _drain(resp: httpx.Response, limit: int = ERROR_BODY_MAX) -> bytes:
     """Up to ``limit`` bytes of an answer that carries no sealed frames; the rest is not read
     (a relay that sent 400 MiB with a 400 cost the device 800 MiB before)."""
-    out = bytearray()
     try:
-        for data in resp.iter_bytes():
-            out += data
-            if len(out) >= limit:
-                break
+        return read_capped(resp, limit)[0]
     except httpx.HTTPError:
-        pass
-    return bytes(out[:limit])
+        return b""
 
 
 def _too_large(resp: httpx.Response) -> RequestTooLargeError:

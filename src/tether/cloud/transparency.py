@@ -344,6 +344,22 @@ def _exclusive(db_path: Path):  # type: ignore[no-untyped-def]
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+def read_capped(response: httpx.Response, limit: int, deadline: float = math.inf) -> tuple[bytes, str | None]:
+    """A streamed answer's body, read until ``limit`` bytes or the monotonic ``deadline``:
+    ``(what came before the cut, "size" | "time")``, or ``(body, None)`` when it came whole.
+    httpx's timeout is per read, so an answer trickled a byte at a time would hold the reader."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks), "size"
+        if time.monotonic() > deadline:
+            return b"".join(chunks), "time"
+        chunks.append(chunk)
+    return b"".join(chunks), None
+
+
 def _mkdir_problem(exc: OSError) -> str:
     if isinstance(exc, FileExistsError):
         return f"{exc.filename} is a file, not a folder"
@@ -592,15 +608,11 @@ class LogClient:
         deadline = time.monotonic() + 2 * self._timeout
         try:
             with self._http.stream(method, url, timeout=self._timeout, **kwargs) as response:
-                chunks, size = [], 0
-                for chunk in response.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_LOG_ANSWER:
-                        raise TransparencyLogError(f"{where} sent an answer over {MAX_LOG_ANSWER // 2**20} MiB")
-                    if time.monotonic() > deadline:
-                        raise LogUnreachableError(f"{where} unreachable: no whole answer in {2 * self._timeout:g} s")
-                    chunks.append(chunk)
-                content = b"".join(chunks)
+                content, cut = read_capped(response, MAX_LOG_ANSWER, deadline)
+                if cut == "size":
+                    raise TransparencyLogError(f"{where} sent an answer over {MAX_LOG_ANSWER // 2**20} MiB")
+                if cut == "time":
+                    raise LogUnreachableError(f"{where} unreachable: no whole answer in {2 * self._timeout:g} s")
         except httpx.InvalidURL as exc:
             raise TransparencyLogError(f"transparency log URL {url} is invalid: {exc}") from None
         except httpx.HTTPError as exc:
