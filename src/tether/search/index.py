@@ -80,7 +80,6 @@ class Index:
         self.path = path
         self._vectors: q.Vectors | None = None
         self._lock = threading.Lock()
-        self._last_query: tuple[str, Any] | None = None  # the last query's vector
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] | None = None, *, create: bool = True) -> Index:
@@ -403,9 +402,10 @@ class Index:
 
         Chunks of files no longer on disk (moved or deleted since they were indexed) are left
         out, and the next ones ranked take their places: a result must be a file one can open."""
+        text, qvec = self._query(text, k, mode)
         depth = k
         while True:
-            ranked = self.ranked(text, depth, mode)
+            ranked = self._ranked(text, depth, mode, qvec)
             hits = q.hits(self.con, ranked)
             gone = {p for p in {h.path for h in hits} if _gone(p)}
             kept = [h for h in hits if h.path not in gone]
@@ -414,6 +414,12 @@ class Index:
             depth = min(MAX_K, 2 * depth + len(hits) - len(kept))
 
     def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
+        text, qvec = self._query(text, k, mode)
+        return self._ranked(text, k, mode, qvec)
+
+    def _query(self, text: str, k: int, mode: q.Mode) -> tuple[str, Any]:
+        """The query checked and cut to what the embedder reads, and its vector (None for BM25),
+        made once: search() may rank it again, deeper."""
         require_unicode(text, "the query")
         if not text.strip():
             raise InputError("the query is empty")
@@ -422,24 +428,21 @@ class Index:
         if mode not in ("hybrid", "bm25", "dense", "exact"):
             raise InputError(f"unknown search mode {mode!r}; use hybrid, bm25, dense or exact")
         text = text[:MAX_QUERY_CHARS]  # the embedder reads 512 tokens at most; a pasted book would take minutes
+        return text, None if mode == "bm25" else embed.query(text)
+
+    def _ranked(self, text: str, k: int, mode: q.Mode, qvec: Any) -> list[tuple[int, float]]:
         try:
-            return self._ranked(text, k, mode)
+            if mode == "bm25":
+                return q.bm25(self.con, text, k)
+            if mode == "exact":
+                return q.exact(self.con, qvec, k)
+            if mode == "dense":
+                return q.dense(self.con, self.vectors(), qvec, k)
+            depth = max(k, q.FUSE_DEPTH)
+            return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
         except IndexStoreError as exc:  # a damaged vector: name the file and the way out
             raise IndexStoreError(f"{self.shown_path}: {exc}; rebuild it: delete the file and run "
                                   "tether index add on your folders again") from None
-
-    def _ranked(self, text: str, k: int, mode: q.Mode) -> list[tuple[int, float]]:
-        if mode == "bm25":
-            return q.bm25(self.con, text, k)
-        last = self._last_query  # search() may rank one query again, deeper
-        qvec = last[1] if last is not None and last[0] == text else embed.query(text)
-        self._last_query = (text, qvec)
-        if mode == "exact":
-            return q.exact(self.con, qvec, k)
-        if mode == "dense":
-            return q.dense(self.con, self.vectors(), qvec, k)
-        depth = max(k, q.FUSE_DEPTH)
-        return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
 
 
 MAX_K = 1000
