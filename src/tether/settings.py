@@ -73,3 +73,14 @@ def header_token(value: str | None, what: str) -> str | None:
     if value != value.strip():
         raise InputError(f"{what} starts or ends with a space; a token or key must not")
     return value
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why no file system call can take ``path``, or None: ``open`` and ``sqlite3`` fail on a NUL
+    or a lone surrogate (a JSON config's ``"\\ud800"``) with a ValueError, and ``exists()``
+    answers False, so the problem would read as "no file yet"."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeEncodeError:
+        return "is not valid Unicode"
+    return "holds a NUL" if b"\0" in raw else None

@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from tether.errors import RouterConfigError
 from tether.routing.ledger import IDENTIFIER, Prices
+from tether.settings import path_problem
 
 Preference = Literal["device-only", "prefer-device", "prefer-quality"]
 CONFIG_ENV = "TETHER_ROUTER_CONFIG"
@@ -148,12 +149,9 @@ class RouterConfig(_Strict):
             return v
         if not v.strip():
             raise ValueError("a ledger file path, not an empty string (leave the field out for the default)")
-        if "\x00" in v:
-            raise ValueError("a file path cannot hold a NUL character")
-        try:
-            os.fsencode(v)
-        except UnicodeEncodeError:
-            raise ValueError("a file path must be valid Unicode (it holds an unpaired surrogate)") from None
+        problem = path_problem(v)
+        if problem:
+            raise ValueError(f"not a usable file path: it {problem}")
         return v
 
     @field_validator("cascade")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether.errors import InputError, RoutingError
 from tether.sqlite_files import describe, foreign_tables
+from tether.settings import path_problem
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
@@ -246,13 +247,9 @@ class Ledger:
     def _check_path(self) -> None:
         """``RoutingError`` for a path no file system call can take (a NUL, a lone surrogate),
         before one fails with a ValueError deep in pathlib or sqlite3."""
-        try:
-            raw = os.fsencode(self.path)
-        except UnicodeEncodeError:
-            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger "
-                               "(the path is not valid Unicode)") from None
-        if b"\0" in raw:
-            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger (the path holds a NUL)")
+        problem = path_problem(self.path)
+        if problem:
+            raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger (the path {problem})")
 
     def _connect(self) -> sqlite3.Connection:
         if self._con is not None:
