@@ -81,6 +81,22 @@ def log_and_relay(root: Path, token: str) -> Iterator[tuple[Service, Service, st
             s.stop()
 
 
+def trickled(pieces: int, every: float, end: bytes):
+    """A JSON answer sent one space every ``every`` seconds, ``pieces`` times, then ``end``: each
+    read well inside a per-read timeout, the whole far past any overall one."""
+    import asyncio
+
+    from starlette.responses import StreamingResponse
+
+    async def body():
+        for _ in range(pieces):
+            yield b" "
+            await asyncio.sleep(every)
+        yield end
+
+    return StreamingResponse(body(), media_type="application/json")
+
+
 def serve_in_thread(routes: list) -> tuple[str, Callable[[], None]]:
     """A real uvicorn on loopback in a thread; returns (url, stop)."""
     import threading

@@ -19,7 +19,7 @@ from tether.cloud.node import MAX_BODY
 from tether.errors import CloudDeadlineError, NoNodeAvailableError, RequestTooLargeError, TierUnavailableError
 from tether.routing.tiers import PrivateCloudTier
 
-from tests.cloud.conftest import log_and_relay, serve_in_thread
+from tests.cloud.conftest import log_and_relay, serve_in_thread, trickled
 from tests.cloud.standins import stand_in, unique_model
 
 TOKEN = "limits-admin"
@@ -233,13 +233,8 @@ def _hostile_relay(cloud, *, reject_first: int = 0, load: bytes | None = None, b
                         headers={k: v for k, v in r.headers.items() if k in ("content-type", "x-tether-node")})
 
     async def relay_load(request: Request) -> Response:
-        if trickle:  # a byte a second, each well inside a read timeout, for 30 s
-            async def slowly():
-                for _ in range(30):
-                    yield b" "
-                    await asyncio.sleep(1)
-                yield b'{"nodes": {}}'
-            return StreamingResponse(slowly(), media_type="application/json")
+        if trickle:
+            return trickled(30, 1, b'{"nodes": {}}')
         if load is not None:
             return Response(load, media_type="application/json")
         async with httpx.AsyncClient() as c:

@@ -4,7 +4,6 @@ a log or relay that trickles or bloats its answers, and device state files share
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -17,7 +16,7 @@ import time
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tether.cloud.attestation import NodeIdentity, make_attestation
@@ -26,7 +25,7 @@ from tether.cloud.envelope import KeyPair, ResponseOpener, ResponseSealer
 from tether.cloud.transparency import MAX_LOG_ANSWER, LogClient
 from tether.errors import EnvelopeError, LogUnreachableError, TransparencyLogError
 
-from tests.cloud.conftest import log_and_relay, serve_in_thread
+from tests.cloud.conftest import log_and_relay, serve_in_thread, trickled
 from tests.cloud.standins import RELEASE, stand_in, unique_model
 
 TOKEN = "hostile-admin"
@@ -140,12 +139,7 @@ def test_a_log_answer_is_capped_in_size_and_in_total_time(tmp_path):
         return JSONResponse({"pad": "x" * (MAX_LOG_ANSWER + 1)})
 
     async def trickle(request):
-        async def body():
-            for _ in range(60):
-                yield b" "
-                await asyncio.sleep(0.5)
-            yield b"{}"
-        return StreamingResponse(body(), media_type="application/json")
+        return trickled(60, 0.5, b"{}")
 
     key = base64.b64encode(Ed25519PrivateKey.generate().public_key().public_bytes_raw()).decode()
     url, stop = serve_in_thread([Route("/big/v1/log/sth", huge), Route("/slow/v1/log/sth", trickle)])
