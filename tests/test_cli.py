@@ -470,7 +470,7 @@ def test_misleading_messages_now_say_what_is_wrong(tmp_path, monkeypatch):
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file where the ledger's folder would go")
     monkeypatch.setenv("TETHER_LEDGER", str(blocker / "ledger.sqlite"))  # it said "(File exists)"
-    assert_one_line_error(tether("reply", "--text", "Lunch on Friday?", *TINY), "Not a directory", str(blocker))
+    assert_one_line_error(tether("reply", "--text", "Lunch on Friday?", *TINY), f"{blocker} is a file, not a folder")
     monkeypatch.delenv("TETHER_LEDGER")
     config = tmp_path / "p.txt"
     config.write_text("x")
@@ -482,7 +482,7 @@ def test_misleading_messages_now_say_what_is_wrong(tmp_path, monkeypatch):
     cache.mkdir()
     (cache / "models").write_text("a file where the models folder would go")
     monkeypatch.setenv("TETHER_CACHE_DIR", str(cache))
-    assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), f"Not a directory ({cache / 'models'} is a file)")
+    assert_one_line_error(tether("models", "pull", "qwen2.5-0.5b"), f"{cache / 'models'} is a file, not a folder")
 
 
 def test_summarize_reads_json_that_starts_with_a_byte_order_mark(tmp_path):

@@ -84,3 +84,13 @@ def path_problem(path: str | os.PathLike[str]) -> str | None:
     except UnicodeEncodeError:
         return "is not valid Unicode"
     return "holds a NUL" if b"\0" in raw else None
+
+
+def mkdir_problem(exc: OSError) -> str:
+    """What ``exc`` from ``Path.mkdir(parents=True, exist_ok=True)`` means, in words: on a folder
+    whose name a file has taken, mkdir says "File exists", which reads as if all were well."""
+    if isinstance(exc, FileExistsError):
+        return f"{exc.filename} is a file, not a folder"
+    if isinstance(exc, NotADirectoryError):
+        return f"a folder on the way to {exc.filename} is a file"
+    return exc.strerror or str(exc)

@@ -417,7 +417,7 @@ def test_a_ledger_whose_folder_is_a_file_says_not_a_directory(tmp_path):
     "cannot open the routing ledger (File exists)"."""
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file, not a folder")
-    with pytest.raises(RoutingError, match=f"Not a directory: {blocker} is a file") as info:
+    with pytest.raises(RoutingError, match=f"{blocker} is a file, not a folder") as info:
         Ledger(blocker / "ledger.sqlite").open()
     assert "File exists" not in str(info.value)
     assert blocker.read_text() == "a file, not a folder"

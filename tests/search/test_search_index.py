@@ -134,6 +134,21 @@ def test_index_from_a_newer_tether_is_refused(tmp_path: Path) -> None:
         Index.open(tmp_path / "junk.sqlite")
 
 
+def test_an_index_whose_folder_is_a_file_says_so(tmp_path: Path) -> None:
+    """mkdir(exist_ok=True) on a parent that is a file raises FileExistsError: the index said
+    "cannot open (File exists)", which reads as if all were well."""
+    from tether.errors import IndexStoreError
+
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(IndexStoreError, match=f"{blocker} is a file, not a folder") as info:
+        Index.open(blocker / "index.sqlite")
+    assert "File exists" not in str(info.value)
+    with pytest.raises(IndexStoreError, match=f"a folder on the way to {blocker / 'sub'} is a file"):
+        Index.open(blocker / "sub" / "index.sqlite")
+    assert blocker.read_text() == "a file, not a folder"
+
+
 def test_search_does_not_import_torch(tmp_path: Path, corpus: dict[str, Path]) -> None:
     import subprocess
 

@@ -45,7 +45,7 @@ from tether.cloud.attestation import (
 )
 from tether.errors import AttestationError, InputError, LogUnreachableError, TransparencyLogError
 from tether.sqlite_files import describe, foreign_tables
-from tether.settings import header_token, http_url
+from tether.settings import header_token, http_url, mkdir_problem
 
 HASH_ALGORITHM = "sha256"
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
@@ -107,7 +107,7 @@ class TransparencyLog:
         try:
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {_mkdir_problem(exc)}") from None
+            raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {mkdir_problem(exc)}") from None
         self._new_key = not self.key_path.exists()
         self._key = _load_or_create_key(self.key_path)
         self.public_key = self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -360,14 +360,6 @@ def read_capped(response: httpx.Response, limit: int, deadline: float = math.inf
     return b"".join(chunks), None
 
 
-def _mkdir_problem(exc: OSError) -> str:
-    if isinstance(exc, FileExistsError):
-        return f"{exc.filename} is a file, not a folder"
-    if isinstance(exc, NotADirectoryError):
-        return f"a folder on the way to {exc.filename} is a file"
-    return exc.strerror or str(exc)
-
-
 def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """Read the log key (raw 32 bytes or PEM), or make one readable only by its owner."""
     if path.exists():
@@ -388,7 +380,7 @@ def _load_or_create_key(path: Path) -> Ed25519PrivateKey:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # a file where the folder should be, a read-only disk
-        raise TransparencyLogError(f"cannot create log key {path}: {_mkdir_problem(exc)}") from None
+        raise TransparencyLogError(f"cannot create log key {path}: {mkdir_problem(exc)}") from None
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process won the race: use its key

@@ -30,6 +30,7 @@ import platformdirs
 
 from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
 from tether.text import require_unicode
+from tether.settings import mkdir_problem
 
 CACHE_ENV = "TETHER_CACHE_DIR"
 _CHUNK = 4 * 1024 * 1024
@@ -268,9 +269,7 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) 
             raise ChecksumMismatchError(spec.name, spec.sha256, actual, str(tmp))
         os.replace(tmp, target)
     except OSError as exc:  # nothing half-built stays either way
-        why = exc.strerror or str(exc)
-        if isinstance(exc, FileExistsError):  # from mkdir(exist_ok=True): the folder's name is taken by a file
-            why = f"Not a directory ({exc.filename} is a file)"
+        why = mkdir_problem(exc)  # mkdir(exist_ok=True) on a file would read "File exists"
         if exc.filename in {str(p) for p in parts}:
             raise ModelUnavailableError(spec.name, f"cannot read its weight file {exc.filename}: {why}") from exc
         raise ModelUnavailableError(  # unwritable cache dir, disk full

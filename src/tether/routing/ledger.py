@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tether.errors import InputError, RoutingError
 from tether.sqlite_files import describe, foreign_tables
-from tether.settings import path_problem
+from tether.settings import mkdir_problem, path_problem
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
@@ -282,9 +282,8 @@ class Ledger:
                 raise
         except sqlite3.DatabaseError as exc:
             raise RoutingError(f"{self.path}: not a usable routing ledger ({exc})") from None
-        except FileExistsError as exc:  # mkdir(exist_ok=True) on a parent that is a file says "File exists"
-            raise RoutingError(f"{self.path}: cannot open the routing ledger "
-                               f"(Not a directory: {exc.filename} is a file)") from None
+        except (FileExistsError, NotADirectoryError) as exc:  # mkdir(exist_ok=True) on a file says "File exists"
+            raise RoutingError(f"{self.path}: cannot open the routing ledger ({mkdir_problem(exc)})") from None
         except OSError as exc:
             raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
         except ValueError as exc:  # what _check_path did not foresee: one line, not a traceback

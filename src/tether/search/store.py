@@ -15,6 +15,7 @@ import urllib.parse
 from pathlib import Path
 
 from tether.errors import IndexStoreError
+from tether.settings import mkdir_problem
 from tether.sqlite_files import describe
 
 SCHEMA_VERSION = 3
@@ -106,8 +107,8 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         _migrate(con)
     except sqlite3.DatabaseError as exc:
         raise IndexStoreError(f"{path}: not a usable search index ({exc})") from None
-    except OSError as exc:
-        raise IndexStoreError(f"{path}: cannot open ({exc.strerror})") from None
+    except OSError as exc:  # mkdir(exist_ok=True) on a file would read "File exists"
+        raise IndexStoreError(f"{path}: cannot open ({mkdir_problem(exc)})") from None
     return con
 
 
