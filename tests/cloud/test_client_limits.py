@@ -338,3 +338,23 @@ def test_a_mirror_whose_release_index_is_not_a_number_refuses_the_node_not_the_d
     finally:
         client.close()
         stop()
+
+
+def test_a_device_state_whose_folder_is_a_file_says_so(cloud, nodes):
+    """mkdir(exist_ok=True) on a parent that is a file raises FileExistsError: saving the pinned
+    tree head said "cannot save cloud state …: File exists", which reads as if all were well."""
+    from tether.errors import TransparencyLogError
+
+    model = unique_model("state")
+    nodes.append(stand_in(cloud["log"].url, model, "answer"))
+    blocker = cloud["root"] / f"notes-{time.monotonic_ns()}.txt"
+    blocker.write_text("a file, not a folder")
+    client = CloudClient(None, cloud["relay"].url, log_key=cloud["key"], model=model, state_path=blocker / "state.json")
+    try:
+        with pytest.raises(TransparencyLogError, match=f"cannot save cloud state {blocker / 'state.json'}: "
+                                                       f"{blocker} is a file, not a folder") as info:
+            client.nodes()
+        assert "File exists" not in str(info.value)
+    finally:
+        client.close()
+    assert blocker.read_text() == "a file, not a folder"

@@ -412,7 +412,7 @@ def test_stats_skip_rows_whose_numbers_no_entry_could_hold_and_say_how_many(tmp_
     assert (since.requests, since.unreadable) == (0, 1)  # only the one whose time cannot be read
 
 
-def test_a_ledger_whose_folder_is_a_file_says_not_a_directory(tmp_path):
+def test_a_ledger_whose_folder_is_a_file_says_so(tmp_path):
     """mkdir(exist_ok=True) on a parent that is a file raises FileExistsError: the ledger said
     "cannot open the routing ledger (File exists)"."""
     blocker = tmp_path / "notes.txt"

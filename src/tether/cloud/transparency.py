@@ -588,7 +588,7 @@ class LogClient:
             if tmp:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
-            raise TransparencyLogError(f"cannot save cloud state {self.state_path}: {exc.strerror or exc}") from None
+            raise TransparencyLogError(f"cannot save cloud state {self.state_path}: {mkdir_problem(exc)}") from None
 
     # -- transport
 
