@@ -68,7 +68,9 @@ def _url_context(text: str, json_text: bool) -> str:
     tail = max(head, len(text) - 64)
     while json_text and tail < len(text) and text[tail - 1] == "\\":  # not between an escape's halves
         tail += 1
-    return text[start:head] + text[tail:]
+    # A bare "//" opens a URL only before "host.", which the cut may have dropped: keep one.
+    host = "x." if text[start:head] == "//" and tail > head else ""
+    return text[start:head] + host + text[tail:]
 Style = Literal["placeholder", "fake"]
 _MAX_TRIES = 25
 
