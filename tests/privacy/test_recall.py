@@ -47,6 +47,21 @@ def test_the_precise_detector_alone_misses_them(guard):
         assert any(value in s.text for s in guard.detect(text))
 
 
+@pytest.mark.parametrize(("text", "values"), [
+    ("Address: Herengracht 1, 1012 AB Amsterdam", ["Herengracht", "1012 AB"]),
+    ("Address: Fitjabraut 87, Reykjavik", ["Fitjabraut"]),
+    ("Jan de Vries\nHerengracht 1\n1012 AB Amsterdam", ["Vries", "Herengracht", "1012", "Amsterdam"]),
+    ("Kari Nordmann\nStorgata 5\n0155 Oslo\nNorway", ["Nordmann", "Storgata", "0155", "Oslo"]),
+    ("Max Mustermann\nMusterstraße 12\n10115 Berlin", ["Mustermann", "Musterstraße", "10115", "Berlin"]),
+])
+def test_a_street_and_number_that_open_a_line_are_a_street_and_the_block_below_goes_with_it(guard, text, values):
+    """The sentence-start rule dropped "Herengracht 1" after "Address:" or on a line of its own
+    (though "My address is Herengracht 1" was found), and with it the postcode and town lines."""
+    payload = _payload(guard, text)
+    assert "<STREET_ADDRESS_1>" in payload and not [v for v in values if v in payload], payload
+    assert "Aadhaar" in _payload(guard, "Aadhaar 2345 6789 0123")  # a word and numbers: no street
+
+
 @pytest.mark.parametrize("text", [
     "Summary: Please review the attached report before Monday.\nNote: I'm using Python 3.12 and GitHub Actions.",
     "Hi team, the Q3 budget review is on Tuesday. Can you send me the slides?",

@@ -215,8 +215,7 @@ class Detector:
         spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
-        block = [Span(entity_type="LOCATION", start=a, end=b, score=0.6, text=text[a:b], recognizer="postal_block")
-                 for a, b in postal_block_lines(text, _triples(spans + listed))]
+        block = _postal_block(text, spans + listed)
         if listed or block:
             spans = resolve_overlaps(spans + listed + block, text)
         if recall_first:
@@ -227,7 +226,14 @@ class Detector:
                      if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))]
             if extra:
                 spans = _settled(spans + extra, text)
+                if any(s.entity_type == "STREET_ADDRESS" for s in extra) and (block := _postal_block(text, spans)):
+                    spans = resolve_overlaps(spans + block, text)  # the town and postcode below a street found here
         return propagate(spans, text, allow=self._allow)
+
+
+def _postal_block(text: str, spans: list[Span]) -> list[Span]:
+    return [Span(entity_type="LOCATION", start=a, end=b, score=0.6, text=text[a:b], recognizer="postal_block")
+            for a, b in postal_block_lines(text, _triples(spans))]
 
 
 # Unicode spaces and dashes inside numbers ("4111\u00a01111…", "536\u201122\u20111847"): detection

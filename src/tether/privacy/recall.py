@@ -65,6 +65,7 @@ _PLACE_BEFORE = re.compile(r"(?i)\b(?:in|at|near|from|visiting|visit|around|outs
 _STREET_NOUN = (r"(?:veg|vei|vej|vegen|veien|gate|gata|gatan|gade|vägen|väg|tee|kapu|utca|út|cesta|ulica|ul\.|"
                 r"straße|strasse|str\.|weg|gasse|allee|platz|plass|plads|laan|straat|kuja|tie|katu|sokak|caddesi)")
 _HOUSE_NUMBER_AFTER = re.compile(rf"(?:[ \t]+{_STREET_NOUN})?[ \t]+\d{{1,5}}[A-Za-z]?(?![\w:%]|[.,]\d)")
+_LINE_OR_COMMA = re.compile(r"[ \t]*(?:,|\r?\n|$)")
 _NUMBER_BEFORE = re.compile(r"(?<![\w.,\-/+])\d{1,6}[A-Za-z]?[ \t]+$")
 # Before a place name: frequent words are not taken as everyday English here ("in Amsterdam").
 _PLACE_CUE = re.compile(r"(?i)\b(?:in|at|near|from|to|of|visiting|visit|around|outside|inside|across|city|town|"
@@ -291,7 +292,9 @@ def _run_candidates(text: str, run: list[tuple[int, int, str]], ww: _Words) -> l
     if not any(flags):
         return []
     lo = flags.index(True)
-    if lo == 0 and is_sentence_start(text, run[0][0]):
+    # "Herengracht 1," or a line "Storgata 5" opens a sentence as a street; "Aadhaar 2345 6789" does not.
+    street = (m := _HOUSE_NUMBER_AFTER.match(text, run[-1][1])) and _LINE_OR_COMMA.match(text, m.end())
+    if lo == 0 and is_sentence_start(text, run[0][0]) and not street:
         # Evidence by the core list: "Where: Amsterdam Country Club" is three uncommon words there,
         # though only "Amsterdam" becomes the candidate.
         hits = sum(not (w in _PARTICLES or ww.safe(w, text, s, frequent=False)) for s, _, w in run)
