@@ -130,3 +130,28 @@ def test_a_prompt_without_personal_data_goes_as_it_is(cloud):
     assert cloud["received"][before:] == ["Name three fruits."]
     assert result.stdout.strip() == "echo: Name three fruits."
     assert "pseudonymized" not in result.stderr
+
+
+def test_a_private_cloud_that_needs_consent_gets_nothing_without_it(cloud, tmp_path):
+    """The policy can make the private cloud need consent; the router honoured that, but
+    ``cloud chat`` sent the prompt anyway."""
+    policy = tmp_path / "consent.toml"
+    policy.write_text("version = 1\n[tiers.private_cloud]\nrequires_consent = true\n")
+    router = tmp_path / "router.toml"
+    env = {**cloud["env"], "TETHER_PRIVACY_CONFIG": str(policy), "TETHER_ROUTER_CONFIG": str(router)}
+    before = len(cloud["received"])
+    for saved, flags in [("ask", ()), ("ask", ("--no-consent",)), ("never", ("--consent",))]:
+        router.write_text(f'consent = "{saved}"\n')
+        result = CliRunner().invoke(cli, ["cloud", "chat", "Name three fruits.", *cloud["args"], *flags], env=env)
+        assert result.exit_code != 0
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "needs the user's consent" in errors[0], result.output
+        assert ("--consent" in errors[0]) == (not flags)
+    assert cloud["received"][before:] == []  # nothing reached the node
+    for saved, flags in [("ask", ("--consent",)), ("always", ())]:
+        router.write_text(f'consent = "{saved}"\n')
+        result = CliRunner().invoke(cli, ["cloud", "chat", "Name three fruits.", *cloud["args"], "--no-stream",
+                                          *flags], env=env)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.strip() == "echo: Name three fruits."
+    assert cloud["received"][before:] == ["Name three fruits."] * 2

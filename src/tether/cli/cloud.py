@@ -155,21 +155,33 @@ def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_jso
 @click.option("--model", default=None, help="Only use nodes serving this model.")
 @click.option("--deadline", default=None, type=click.FloatRange(0, 3600, min_open=True),
               help="Seconds the request may take, every retry and the whole answer included [default: 150].")
+@click.option("--consent/--no-consent", default=None,
+              help="Agree (or refuse) to send this prompt, where the privacy policy makes the private cloud "
+                   "need consent [default: the router config's consent].")
 def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | None, max_tokens: int,
-               temperature: float, stream: bool, model: str | None, deadline: float | None) -> None:
+               temperature: float, stream: bool, model: str | None, deadline: float | None,
+               consent: bool | None) -> None:
     """Send PROMPT to a verified node through the relay and print the answer.
 
     The privacy policy for the private_cloud tier applies, as in the router: a secret keeps
     the prompt on this device (an error, nothing is sent), personal data goes out pseudonymized
-    and the answer comes back with the originals restored."""
+    and the answer comes back with the originals restored; where the policy says the private
+    cloud needs consent, nothing is sent without it (--consent, or consent = "always")."""
+    from tether.errors import ConsentRequiredError
     from tether.privacy.guard import PrivacyGuard
+    from tether.routing.config import RouterConfig
 
     if not prompt.strip():
         raise InputError("the prompt is empty")
+    guard = PrivacyGuard.from_file()
+    if guard.config.requires_consent("private_cloud"):  # asked before a connection is made
+        given = RouterConfig.load().consent_for(consent)
+        if given is not True:
+            raise ConsentRequiredError("private_cloud", "consent was refused" if given is False
+                                       else "consent was not given (pass --consent)")
     client = _client(log_url, relay_url, log_key, model=model, deadline=deadline)
     body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": max_tokens, "temperature": temperature}
     client.check_size(body)  # a prompt over the relay's limit is refused before it is scanned or sent
-    guard = PrivacyGuard.from_file()
     session = guard.session()
     outbound = guard.prepare(prompt, "private_cloud", session=session)
     body["messages"][0]["content"] = outbound.require_payload()  # MustStayOnDeviceError: one line, nothing sent

@@ -140,6 +140,15 @@ class RouterConfig(_Strict):
     prices: Prices = Field(default_factory=Prices)
     ledger: str | None = None
 
+    def consent_for(self, asked: bool | None) -> bool | None:
+        """A request's own answer (``asked``), except that a saved ``never`` cannot be overridden
+        per request; with no answer, the saved one (``ask``: None, not yet given)."""
+        if self.consent == "never":
+            return False
+        if asked is not None:
+            return asked
+        return {"always": True, "ask": None}[self.consent]
+
     @field_validator("ledger")
     @classmethod
     def _a_file_path(cls, v: str | None) -> str | None:

@@ -334,12 +334,7 @@ class Router:
         return "consent was refused" if consent is False else "consent was not given"
 
     def _consent(self, req: RouteRequest) -> bool | None:
-        """The request's own answer, except that a saved ``never`` cannot be overridden per request."""
-        if self.config.consent == "never":
-            return False
-        if req.consent is not None:
-            return req.consent
-        return {"always": True, "ask": None}[self.config.consent]
+        return self.config.consent_for(req.consent)
 
     def _cloud_tier(self, req: RouteRequest) -> tuple[str | None, str]:
         """Which off-device tier an "auto" request may use, or why none."""
