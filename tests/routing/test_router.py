@@ -317,6 +317,28 @@ def test_schema_stops_and_instructions_leave_only_as_the_guard_allows(device, th
     assert (kept.tier, kept.decision.rule) == ("device", "privacy") and provider.captured() == []
 
 
+def test_the_prompt_s_own_person_1_never_comes_back_as_the_system_prompt_s_person(device, third, provider):
+    """The prompt and the system prompt were pseudonymized one at a time, each checked only
+    against itself: the system prompt's Maria became <PERSON_1> though the prompt's transcript
+    has its own "Person 1", and a reply about that speaker came back as Maria Gonzalez. And a first
+    name in the prompt did not link to the full name in the system prompt: two people, not one."""
+    r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
+    provider.faults([{"content": "Person 1 promised to send the signed contract on Friday."}])
+    out = r.respond(RouteRequest("Call notes:\nPerson 1: I'll send the signed contract on Friday.\nPerson 2: Thanks.\n"
+                                 "What did Person 1 promise?", tier="third_party", consent=True, max_tokens=16,
+                                 instructions="You are the assistant of Maria Gonzalez."))
+    system, user = provider.captured()[0]["body"]["messages"]
+    assert "Maria" not in system["content"] and "Person 1:" in user["content"]
+    assert not any(f"<PERSON_{n}>" in system["content"] for n in (1, 2)), system
+    assert out.text == "Person 1 promised to send the signed contract on Friday."
+    provider.reset()
+    r.respond(RouteRequest("Draft a short thank-you note from Emma to the team.", tier="third_party", consent=True,
+                           max_tokens=8, instructions="You are the personal assistant of Emma Johnson."))
+    system, user = provider.captured()[0]["body"]["messages"]
+    assert system["content"] == "You are the personal assistant of <PERSON_1>."
+    assert user["content"] == "Draft a short thank-you note from <GIVEN_NAME_OF_PERSON_1> to the team."
+
+
 def test_an_answer_gets_no_real_value_inside_a_url(device, third, provider):
     """The provider chooses the URLs of its answer; a markdown client fetches an image unasked."""
     r = make_router(device, third=third, third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))

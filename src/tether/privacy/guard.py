@@ -118,6 +118,15 @@ class PrivacyGuard:
                         must_stay_on_device=bool(stay), stay_reasons=stay,
                         consent_required=self.config.requires_consent(tier), entities=entities)
 
+    def reserve(self, text: str, tier: Tier, *, session: PseudonymSession, spans: list[Span]) -> None:
+        """``session.reserve`` for one of several texts of a request bound for ``tier`` (a system
+        prompt and a prompt), with the full names this tier's policy replaces. Call it for every
+        text before ``prepare`` takes any of them."""
+        tier = _check_tier(tier)
+        replaced = self.config.action("PERSON", tier) == "pseudonymize"
+        session.reserve(text, [s for s in map(lambda s: self._strictest(s, tier), spans)
+                               if replaced and s.entity_type == "PERSON"])
+
     def _strictest(self, span: Span, tier: Tier) -> Span:
         """``span`` typed by the strictest action among the detections merged into it: a password or
         a codename kept on the device wins over a name, a name pseudonymized over an allowed place."""

@@ -109,6 +109,7 @@ class PseudonymSession:
         # The text being sent, as placeholders are checked against it: (text, folded, {type: mentioned}),
         # so a text with a thousand entities is folded once, not once per new placeholder.
         self._avoiding: tuple[str, str, dict[str, bool]] = ("", "", {})
+        self._reserved = ""  # the other texts of the same request (see ``reserve``)
 
     def __len__(self) -> int:
         return len(self._reverse)
@@ -128,8 +129,21 @@ class PseudonymSession:
         self._compiled = (-1, None)  # keyed by mapping size, which a cleared session reaches again
         self._prefixes = (-1, frozenset(), 0)
         self._avoiding = ("", "", {})
+        self._reserved = ""
 
     # ---- forward ------------------------------------------------------------------------
+
+    def reserve(self, text: str, spans: Sequence[Span] = ()) -> None:
+        """Declare a text that goes out with the ones pseudonymized next (a request's system prompt,
+        schema and stop strings, each pseudonymized on its own): no new stand-in spells what it
+        says (its own "Person 1" stays its own), and the full names among ``spans`` (the PERSON
+        spans that will be replaced) are mapped now, so "Emma" in one text links to "Emma Johnson"
+        in another. Call it for every text before pseudonymizing any of them."""
+        self._reserved += text + "\n"
+        avoid = self._reserved
+        for s in sorted(spans, key=lambda s: s.start):
+            if s.entity_type == "PERSON" and len(text[s.start:s.end].split()) > 1:
+                self.surface("PERSON", text[s.start:s.end], avoid=avoid)
 
     def surface(self, entity_type: str, value: str, *, avoid: str = "") -> str:
         """The stable stand-in for ``value``; new ones never occur in ``avoid`` (the text being sent)."""
@@ -236,15 +250,16 @@ class PseudonymSession:
         # Only a span being replaced hides a look-alike; one the policy lets through does not.
         cuts += [(a, b, LITERAL) for a, b in self._lookalikes(text) if not any(a < e and s < b for s, e, _ in cuts)]
         cuts.sort()
+        avoid = self._reserved + text if self._reserved else text
         for start, end, etype in cuts:  # full names first, so "Emma" can point at "Emma Johnson" after it
             if etype == "PERSON" and len(text[start:end].split()) > 1:
-                self.surface(etype, text[start:end], avoid=text)
+                self.surface(etype, text[start:end], avoid=avoid)
         out, pos = [], 0
         for start, end, etype in cuts:
             if start < pos:
                 raise ValueError("spans overlap; pass the output of Detector.detect")
             out.append(text[pos:start])
-            out.append(self.surface(etype, text[start:end], avoid=text))
+            out.append(self.surface(etype, text[start:end], avoid=avoid))
             pos = end
         out.append(text[pos:])
         return "".join(out)

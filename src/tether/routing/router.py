@@ -494,14 +494,18 @@ class Router:
         known = [s for found in extra_spans.values() for s in found]
         if known:
             spans = propagate(list(spans), req.prompt, known=known)
+        own = {name: propagate(list(extra_spans[name]), text, known=[*spans, *known]) for name, text in extras.items()}
         session = self.guard.session()
+        # Each text is pseudonymized on its own, but their placeholders are chosen knowing them all:
+        # the prompt's own "Person 1" never stands for the system prompt's person.
+        for text, found in [(req.prompt, spans), *((extras[name], own[name]) for name in extras)]:
+            self.guard.reserve(text, tier, session=session, spans=found)
         outbound = self.guard.prepare(req.prompt, tier, session=session, spans=spans)
         sent: dict[str, str] = {}
         for name, text in extras.items():
             if outbound.payload is None:
                 break
-            own = propagate(list(extra_spans[name]), text, known=[*spans, *known])
-            out = self.guard.prepare(text, tier, session=session, spans=own)
+            out = self.guard.prepare(text, tier, session=session, spans=own[name])
             if out.payload is None:
                 outbound = out  # its stay_reasons say which data decided it
             else:
