@@ -208,3 +208,23 @@ def test_their_for_there_after_a_verb_of_place_and_a_stop_after_the_signing_name
     assert with_fixes(text) == ("I'll definitely be there and bring pie. It is their car. We got there early."
                                 "\n\nCheers,\nMark")
     assert whys("Thanks,\nS.") == [] and whys("Best,\nJohn Smith Jr.") == []
+
+
+@pytest.mark.parametrize("text", [
+    "Hallo Anna, ich habe die Datei gestern geschickt. Kannst du sie bitte bis Freitag lesen?",
+    "Ciao Marco, ti mando il documento domani mattina. Fammi sapere se va bene.",
+    "Hola Ana, te mando el informe mañana. Avísame si necesitas algo.",
+    "Hoi Jan, het rapport is klaar. Kun je het morgen lezen?",
+    "Kannst du bitte lesen?",
+])
+def test_prose_in_another_language_written_in_ascii_is_left_alone(text):
+    """The rules' dictionary is English: German "habe" became "have", "bitte" "bite", Italian
+    "domani" "domain", Spanish "informe" "informed", Dutch "het" "he"."""
+    assert suspects(text) == []
+    assert with_fixes(text) == text
+
+
+def test_english_with_a_foreign_word_or_two_is_still_checked():
+    assert with_fixes("We met the mangaer.") == "We met the manager."  # Dutch "met" once
+    assert with_fixes("Danke for the cake, i loved it. Its a great recipe.") == \
+        "Danke for the cake, I loved it. It's a great recipe."

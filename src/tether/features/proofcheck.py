@@ -88,6 +88,40 @@ def _zipf(word: str) -> float:
     return zipf_frequency(word, "en")
 
 
+# Latin-script languages whose words English text rarely uses; a lower-case word far commoner in
+# one of them than in English ("habe", "domani", "het") is that language's
+_OTHER_LANGUAGES = ("de", "fr", "es", "it", "nl", "pt", "sv", "da", "nb", "pl", "tr", "id", "fi", "ro", "cs", "hu", "ca")
+
+
+@functools.lru_cache(maxsize=1)
+def _other_words() -> tuple[dict[str, float], ...]:
+    from wordfreq import get_frequency_dict
+
+    return tuple(get_frequency_dict(lang, wordlist="small") for lang in _OTHER_LANGUAGES)
+
+
+def _english(masked: str) -> bool:
+    """Whether the prose is English: the rules' dictionary is, so German "habe" would become
+    "have" and Italian "domani" "domain". A lower-case word at least ten times commoner in
+    another language (and in use there) counts against, one common in English for; names,
+    capitalised, count neither way ("Anna", "Marco"). The text is English unless two or more
+    words count against it and they outnumber those for."""
+    import math
+
+    english = other = 0
+    for word in re.findall(r"(?<![^\W\d_])[^\W\d_A-Z]+(?![^\W\d_])", masked):
+        if not word.islower():
+            continue
+        en = _zipf(word)
+        best = max((d.get(word, 0.0) for d in _other_words()), default=0.0)
+        theirs = math.log10(best) + 9 if best else 0.0
+        if theirs >= 3 and theirs >= en + 1:
+            other += 1
+        elif en >= 3:
+            english += 1
+    return other < 2 or other <= english  # "We met": Dutch "met" once is no Dutch
+
+
 def _known(word: str) -> bool:
     with _lock:
         return bool(_checker().known([word]))
@@ -218,6 +252,8 @@ def suspects(text: str) -> list[Suspect]:
     if not letters or sum(c.isascii() for c in letters) < 0.9 * len(letters):
         return []  # the rules know English prose only
     masked = _CODE.sub(lambda m: " " * len(m.group()), text)  # code, links and addresses are not prose
+    if not _english(masked):
+        return []
     found: list[Suspect] = []
 
     def add(start: int, end: int, why: str, fix: str | None = None) -> None:
