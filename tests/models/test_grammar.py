@@ -33,6 +33,7 @@ PATTERNS = [
     r"^\x41\u00e9{1,3}$",
     r"^[]a]{1,5}$",
     r"^\(\d{3}\) \d{3}-\d{4}$",
+    r"^[A-Z]{2}$|^N/A$",  # anchors at both ends of each alternative
 ]
 
 
@@ -111,6 +112,12 @@ RECURSIVE = {
     "root": {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
                                               "kids": {"type": "array", "items": {"$ref": "#"}}},
              "required": ["name", "kids"], "additionalProperties": False},
+    # pydantic's recursive model (class Node(BaseModel): name: str; kids: list["Node"] = []): a root $ref
+    "pydantic": {"$defs": {"Node": {"properties": {"name": {"title": "Name", "type": "string", "maxLength": 12},
+                                                   "kids": {"default": [], "items": {"$ref": "#/$defs/Node"},
+                                                            "title": "Kids", "type": "array"}},
+                                    "required": ["name"], "title": "Node", "type": "object"}},
+                 "$ref": "#/$defs/Node"},
 }
 
 
@@ -139,3 +146,57 @@ def test_recursive_schemas_build_a_grammar_that_forces_them(tiny, form):
         assert Draft202012Validator(schema).is_valid(json.loads(c.text)), c.text
     else:  # the 135M model may nest forever; what it wrote must still be on the way to a valid answer
         assert c.text.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "string", "maxLength": 20000},
+    {"type": "array", "items": {"type": "integer"}, "maxItems": 20000},
+    {"type": "string", "pattern": "^[a-z ]{0,20000}$"},
+    {"type": "string", "maxLength": 1500},
+], ids=["maxLength", "maxItems", "pattern", "maxLength-1500"])
+def test_a_large_upper_bound_builds_a_grammar_and_is_checked_afterwards(tiny, schema):
+    """The converter nests one optional group per allowed repeat: 1,500 made llama.cpp refuse the
+    grammar with a wrong reason, and 20,000 killed the process (a segfault) from one HTTP request."""
+    from jsonschema import Draft202012Validator
+
+    from tether.models.grammar import REPEAT_MAX, enforceable
+
+    schema = {"type": "object", "properties": {"v": schema}, "required": ["v"]}
+    done = tiny.complete([Message("user", "Give a short value.")], Sampling.greedy(24), json_schema=schema)
+    if done.finish_reason == "stop":
+        assert Draft202012Validator(schema).is_valid(json.loads(done.text)), done.text
+    kept = {"type": "string", "maxLength": REPEAT_MAX, "pattern": f"^a{{1,{REPEAT_MAX}}}$"}
+    assert enforceable(kept)["maxLength"] == REPEAT_MAX and f"{{1,{REPEAT_MAX}}}" in enforceable(kept)["pattern"]
+
+
+@pytest.mark.parametrize("field, check", [
+    ({"type": ["integer", "null"], "minimum": 1, "maximum": 5}, lambda v: v is None or 1 <= v <= 5),
+    ({"type": ["string", "null"], "pattern": "^\\d{5}$"}, lambda v: v is None or re.fullmatch(r"\d{5}", v)),
+])
+def test_a_nullable_field_keeps_its_bounds_and_pattern(tiny, field, check):
+    """OpenAI's strict mode writes an optional field as a type list with "null": the converter
+    dropped the bounds and pattern for it, and the answer failed validation on every try."""
+    schema = {"type": "object", "properties": {"v": field}, "required": ["v"]}
+    for seed in range(3):
+        done = tiny.complete([Message("user", "Give a value.")], Sampling(temperature=1.2, seed=seed, max_tokens=24),
+                             json_schema=schema)
+        assert check(json.loads(done.text)["v"]), done.text
+
+
+@pytest.mark.parametrize("pattern", [r"a^b", r"^(^a|b)$", r"ab$c"])
+def test_an_anchor_inside_a_pattern_is_named(tiny, pattern):
+    """An anchor the wrapper cannot absorb would have been forced as the character itself."""
+    schema = {"type": "object", "properties": {"v": {"type": "string", "pattern": pattern}}}
+    with pytest.raises(InputError, match="an anchor .* inside the pattern cannot be enforced"):
+        tiny.complete([Message("user", "x")], Sampling.greedy(4), json_schema=schema)
+
+
+def test_a_format_is_checked_after_generation():
+    """The module promised format among the keywords checked afterwards, but the validator
+    was built without a format checker: an "email" of "Karlina" came back as a success."""
+    from tether.models.json_schema import violation
+
+    for fmt, bad, good in [("email", "Karlina", "k@example.org"), ("date", "2024-02-31", "2024-02-28"),
+                           ("uuid", "xyz", "12345678-1234-5678-1234-567812345678"), ("ipv4", "1.2.3", "10.0.0.1")]:
+        assert violation({"type": "string", "format": fmt}, json.dumps(bad)) is not None, fmt
+        assert violation({"type": "string", "format": fmt}, json.dumps(good)) is None, fmt

@@ -12,7 +12,12 @@ ordinary model always yields a grammar whose output parses and validates:
 - a bounded integer becomes an ``enum`` (the converter ignores the bounds);
 - local ``$ref`` targets get names the converter keeps as they are (a recursive
   ``#/$defs/tree_node`` came out as a rule ``tree_node`` that was never defined),
-  and the root's own ``"#"`` (OpenAI's recursion form) becomes one of them.
+  the root's own ``"#"`` (OpenAI's recursion form) becomes one of them, and a root
+  ``$ref`` (pydantic's recursive model) becomes an ``anyOf`` of one;
+- ``"type": ["integer", "null"]`` becomes an ``anyOf`` of the two, so the bounds and
+  pattern still apply to the integer or string (the converter drops them for a type list);
+- a ``maxLength``, ``maxItems`` or pattern repeat over ``REPEAT_MAX`` is left to the
+  check after generation (llama.cpp cannot parse the nesting the converter writes for it).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ from typing import Any
 from tether.errors import InputError
 
 ENUM_RANGE_MAX = 1024  # an integer range up to this size becomes an enum the grammar can force
+# The converter writes "at most N" as N nested optional groups, "(x (x (x)?)?)?": llama.cpp refuses
+# 1,500 of them and overflows its stack (a segfault) at 20,000. A larger upper bound on a string's
+# length, an array's items or a pattern's repeat is left to the check after generation.
+REPEAT_MAX = 500
 
 _INTEGER_BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 _GBNF_LITERAL_ESCAPES = {"\\": "\\\\", '"': '\\"', "\r": "\\r", "\n": "\\n"}
@@ -127,6 +136,10 @@ def local_refs_renamed(schema: Any) -> Any:
     if recursive[0]:
         defs = schema.pop("$defs", {})
         schema = {"$defs": {**defs, _ROOT_NAME: schema}, "anyOf": [{"$ref": f"#/$defs/{_ROOT_NAME}"}]}
+    elif isinstance(schema.get("$ref"), str):  # pydantic's recursive model: {"$defs": {"Node": …}, "$ref": …}
+        ref = schema.pop("$ref")  # the converter resolves no root $ref; one branch of anyOf it does
+        key = "allOf" if "anyOf" in schema else "anyOf"
+        schema[key] = [{"$ref": ref}, *schema.get(key, [])]
     return schema
 
 
@@ -139,6 +152,13 @@ def enforceable(schema: Any) -> Any:
     from 1 to 5) becomes an ``enum``: the converter ignores ``minimum`` and ``maximum``.
     """
     if isinstance(schema, dict):
+        types = schema.get("type")
+        if isinstance(types, list) and len(types) > 1 and not {"anyOf", "enum", "const"} & schema.keys():
+            # {"type": ["integer", "null"], "maximum": 5}: the converter drops the bounds and pattern
+            # for a type list, so each type gets its own branch with them (JSON Schema applies each
+            # keyword only to its type, so the values allowed are the same).
+            rest = {k: v for k, v in schema.items() if k != "type"}
+            return {"anyOf": [enforceable({**rest, "type": t}) for t in types]}
         out = {k: enforceable(v) for k, v in schema.items()}
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and schema.get("type") in (None, "string"):
@@ -150,6 +170,10 @@ def enforceable(schema: Any) -> Any:
             if body.endswith("$") and not body.endswith("\\$"):
                 body = body[:-1]
             out["pattern"] = "^(" + grammar_regex(body, pattern) + ")$"
+        for key in ("maxLength", "maxItems"):
+            bound = schema.get(key)
+            if isinstance(bound, int) and not isinstance(bound, bool) and bound > REPEAT_MAX:
+                del out[key]
         if schema.get("type") == "integer" and "enum" not in schema and "const" not in schema:
             bounds = _integer_bounds(schema)
             if bounds is not None:
@@ -182,8 +206,19 @@ def grammar_regex(regex: str, pattern: str | None = None) -> str:
     pattern = regex if pattern is None else pattern
     out: list[str] = []
     i, n = 0, len(regex)
+    depth = 0
     while i < n:
         c = regex[i]
+        if c in "^$":
+            # "^[A-Z]{2}$|^N/A$": an anchor at either end of a whole alternative is a no-op inside
+            # the anchored wrapper; anywhere else the converter would force the character itself.
+            edge = (i == 0 or (depth == 0 and out[-1:] == ["|"])) if c == "^" else \
+                (i + 1 == n or (depth == 0 and regex[i + 1] == "|"))
+            if not edge:
+                raise InputError(f"pattern {pattern!r}: an anchor ({c}) inside the pattern cannot be enforced "
+                                 "while generating")
+            i += 1
+            continue
         if c == "[":
             piece, i = _char_class(regex, i, pattern)
             out.append(piece)
@@ -204,11 +239,15 @@ def grammar_regex(regex: str, pattern: str | None = None) -> str:
                 raise InputError(f"pattern {pattern!r}: lookarounds and inline flags cannot be enforced "
                                  "while generating")
             out.append("(")  # the converter knows no (?:…); a plain group is the same here
+            depth += 1
             i += m.end()
         elif c == "{" and (m := _QUANTIFIER.match(regex, i)):
-            out.append(m.group())
+            low, comma, high = m.group()[1:-1].partition(",")
+            wide = comma and high and int(high) > REPEAT_MAX  # see REPEAT_MAX: checked afterwards
+            out.append(f"{{{low or 0},}}" if wide else m.group())
             i = m.end()
-        elif c in "|()*+?^$":
+        elif c in "|()*+?":
+            depth += (c == "(") - (c == ")")
             out.append(c)
             i += 1
         else:

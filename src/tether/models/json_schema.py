@@ -4,7 +4,9 @@ llama.cpp's grammar forces an answer's shape (types, keys, enums, string lengths
 small integer ranges; see ``grammar.enforceable``), but not every keyword: number
 bounds, wide integer ranges, ``multipleOf``, ``uniqueItems``, ``format``. An
 answer is therefore validated against the full schema afterwards, with the
-``jsonschema`` library, so a broken one is caught rather than returned.
+``jsonschema`` library and its format checker (an ``email`` without an ``@``, a
+``date`` of 2024-02-31, a ``uuid`` that is not one), so a broken one is caught
+rather than returned.
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ def violation(schema: dict[str, Any], text: str) -> str | None:
         value = json.loads(text, parse_constant=_no_constant)
     except ValueError as exc:
         return f"not JSON ({exc})"
-    error = best_match(_validator(schema)(schema).iter_errors(value))
+    validator = _validator(schema)
+    error = best_match(validator(schema, format_checker=validator.FORMAT_CHECKER).iter_errors(value))
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "the answer"
