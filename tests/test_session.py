@@ -80,6 +80,29 @@ def test_output_that_fails_validation_twice_raises(tiny):
     assert not s.is_responding
 
 
+def test_the_retry_keeps_the_caller_s_sampling_but_not_its_greediness(tiny):
+    """The retry took fresh sampling (temperature 0.7, seed 1234), dropping the caller's stop
+    strings, penalties, logit_bias and top_k: here the stop "r" cut both tries, before it the
+    retry ran on past it."""
+    s = Session(model=TINY)
+    with pytest.raises(InvalidOutputError) as info:
+        s.respond("Say a word.", NeverValid, sampling=Sampling.greedy(30, stop=("r",)))
+    assert "r" not in info.value.output, info.value.output
+    caller = Sampling(temperature=0.0, top_p=0.0, top_k=1, seed=42, max_tokens=40, stop=("}",), presence_penalty=1.0,
+                      logit_bias={13: -100})
+    again = caller.retry()
+    assert (again.stop, again.presence_penalty, again.logit_bias, again.max_tokens) == (("}",), 1.0, ((13, -100.0),), 40)
+    assert again.temperature >= 0.7 and again.top_p > 0 and again.top_k != 1 and again.seed == 43
+
+
+def test_tool_choice_required_without_tools_is_an_error(tiny):
+    """It answered without calling anything: "required" was ignored."""
+    s = Session(model=TINY, sampling=Sampling.greedy(8))
+    with pytest.raises(InputError, match="'required' needs a tool"):
+        s.respond("What's the weather in Paris?", tool_choice="required")
+    assert s.transcript == []
+
+
 def test_stream_yields_deltas_and_final_response(tiny):
     s = Session(model=TINY, sampling=Sampling.greedy(20))
     stream = s.stream("Name a fruit.")

@@ -496,7 +496,7 @@ class Session:
                 return Response(completion.text, completion.text, completion, calls)
             last_error = ""
             for attempt in range(2):
-                attempt_sampling = sampling if attempt == 0 else Sampling.random(0.7, seed=1234, max_tokens=sampling.max_tokens)
+                attempt_sampling = sampling if attempt == 0 else sampling.retry()  # the caller's stops and biases stay
                 completion = self.engine.complete(messages, attempt_sampling, json_schema=guide.json_schema,
                                                   logprobs=logprobs)
                 try:
@@ -565,6 +565,8 @@ class Session:
         """Let the model call tools until it chooses to answer; each step is guided JSON."""
         if tool_choice not in ("auto", "required", "none") and tool_choice not in self.tools:
             raise InputError(f"tool_choice must be auto, required, none or one of {sorted(self.tools)}; got {tool_choice!r}")
+        if tool_choice == "required" and not self.tools:  # else it would answer without the call it requires
+            raise InputError("tool_choice 'required' needs a tool, and this session has none")
         if not self.tools or tool_choice == "none":
             return []
         specs = [_tools.spec_of(t) for t in self.tools.values()]

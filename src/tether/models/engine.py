@@ -126,8 +126,10 @@ class Sampling:
 
     def retry(self) -> "Sampling":
         """A second try for what a grammar cannot force (number bounds, ``uniqueItems``…): sampled,
-        since greedy decoding would write the same answer again."""
-        return replace(self, temperature=max(0.7, self.temperature), seed=(self.seed or 0) + 1)
+        since greedy decoding would write the same answer again; a ``top_p`` of 0 or a ``top_k``
+        of 1 is greedy too, so they are widened. The caller's stops, penalties and biases stay."""
+        return replace(self, temperature=max(0.7, self.temperature), seed=(self.seed or 0) + 1,
+                       top_p=self.top_p or 0.95, top_k=40 if self.top_k == 1 else self.top_k)
 
 
 @dataclass(frozen=True)
