@@ -43,6 +43,22 @@ def test_cache_dir_follows_env(own_cache):
     assert catalog.cache_dir() == own_cache
 
 
+def test_cache_dir_expands_a_home_tilde(tmp_path, monkeypatch):
+    """``TETHER_CACHE_DIR='~/tcache'`` (quoted, so the shell left the ``~``) means the home folder,
+    not a folder named ``~`` wherever the command ran."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TETHER_CACHE_DIR", "~/tcache")
+    assert catalog.cache_dir() == home / "tcache" / "models"
+    out = subprocess.run([sys.executable, "-m", "tether", "models", "path", "smollm2-135m"],
+                         capture_output=True, text=True, cwd=work, env=dict(os.environ))
+    assert out.returncode == 0, out.stderr
+    assert (home / "tcache" / "models" / "stamps").is_dir()  # the verified stamp went to the home cache
+    assert list(work.iterdir()) == []
+
+
 def test_pull_assembles_parts_and_matches_pinned_sha(own_cache):
     path = catalog.pull("qwen2.5-0.5b", progress=False)
     assert path == own_cache / "qwen2.5-0.5b.gguf"
@@ -112,6 +128,7 @@ def test_killed_pull_never_leaves_a_valid_looking_file(own_cache):
     assert not (own_cache / "qwen2.5-0.5b.gguf").exists()
     path = catalog.pull("qwen2.5-0.5b", progress=False)
     assert catalog.sha256_file(path) == catalog.CATALOG["qwen2.5-0.5b"].sha256
+    assert not list(own_cache.glob(".*partial")), "the killed pull's half-built file was left behind"
 
 
 def test_single_file_package_is_used_in_place_and_verified(own_cache):
@@ -252,3 +269,35 @@ def test_availability_never_raises_and_resolve_is_typed(name):
     assert ok is False and reason
     with pytest.raises((InputError, UnknownModelError, ModelUnavailableError)):
         catalog.pull(name, progress=False)
+
+
+BAD_HUB_SPECS = ["hf:own--er/repo/f.gguf", "hf:owner-/repo/f.gguf", "hf:owner./repo/f.gguf",
+                 "hf:owner/re--po/f.gguf", "hf:owner/re..po/f.gguf", "hf:owner/repo.git/f.gguf"]
+
+
+@pytest.mark.parametrize("name", BAD_HUB_SPECS)
+def test_a_repo_id_the_hub_refuses_is_an_invalid_spec(name, own_cache):
+    repo = name[3:].rsplit("/", 1)[0]
+    with pytest.raises(InputError) as info:
+        catalog.pull(name, progress=False)
+    msg = str(info.value)
+    assert msg.startswith(f"invalid model spec {name!r}: {repo!r} is no repo id (") and msg.endswith(
+        "; use hf:owner/repo/file.gguf") and "\n" not in msg
+    assert catalog.availability(name).reason == msg
+
+
+def test_a_hub_spec_built_by_hand_with_a_bad_repo_id_is_an_invalid_spec(own_cache, monkeypatch):
+    """A ModelSpec made without resolve() skips its check; the Hub's own refusal must still be one line."""
+    spec = ModelSpec(name="mine", source=catalog.HubSource("own--er/repo", "f.gguf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match=r"^invalid model spec 'mine': Cannot have -- or \.\. in repo_id"):
+        catalog.pull(spec, progress=False)
+    with pytest.raises(InputError, match="^invalid model spec 'mine'"):
+        catalog.verify(spec, progress=False)
+
+
+def test_cli_pull_of_a_repo_id_the_hub_refuses_is_one_line():
+    from tests.test_cli import assert_one_line_error, tether
+
+    for name in ("hf:own--er/repo/f.gguf", "hf:owner-/repo/f.gguf"):
+        assert_one_line_error(tether("models", "pull", name), f"Error: invalid model spec {name!r}", "is no repo id")

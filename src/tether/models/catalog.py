@@ -22,15 +22,22 @@ import importlib.metadata as md
 import json
 import os
 import re
+import secrets
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import platformdirs
 
 from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
 from tether.text import require_unicode
 from tether.settings import mkdir_problem
+
+try:
+    import fcntl
+except ImportError:  # Windows: threads of one process are still kept apart
+    fcntl = None  # type: ignore[assignment]
 
 CACHE_ENV = "TETHER_CACHE_DIR"
 _CHUNK = 4 * 1024 * 1024
@@ -118,7 +125,7 @@ DEFAULT_MODEL = "qwen2.5-0.5b"
 def cache_dir() -> Path:
     """Per-user model cache: ``$TETHER_CACHE_DIR`` or the platform's cache dir."""
     override = os.environ.get(CACHE_ENV)
-    base = Path(override) if override else Path(platformdirs.user_cache_dir("tether"))
+    base = Path(os.path.expanduser(override)) if override else Path(platformdirs.user_cache_dir("tether"))
     return base / "models"
 
 
@@ -161,12 +168,42 @@ _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.
 def _hub_spec_problem(repo_id: str, filename: str) -> str | None:
     """What is wrong with a Hub repo id and file name, checked here rather than by
     huggingface_hub (whose validation error would surface as a traceback)."""
-    if not _REPO_ID.fullmatch(repo_id) or ".." in repo_id or repo_id.endswith((".", "-")):
-        return f"{repo_id!r} is no repo id (letters, digits, '-', '_' and '.', as owner/repo)"
+    names = repo_id.split("/")
+    if (not _REPO_ID.fullmatch(repo_id) or ".." in repo_id or "--" in repo_id
+            or any(n.endswith((".", "-")) for n in names)):
+        return (f"{repo_id!r} is no repo id (letters, digits, '-', '_' and '.', as owner/repo, "
+                "with no '--' or '..' and neither name ending in '-' or '.')")
+    if repo_id.endswith(".git"):
+        return f"{repo_id!r} is no repo id (a repo name cannot end in '.git')"
+    why = _hub_repo_id_problem(repo_id)  # any rule the checks above do not know
+    if why:
+        return f"{repo_id!r} is no repo id ({why})"
     parts = filename.split("/")
     if any(p in ("", ".", "..") for p in parts) or "\\" in filename or any(c.isspace() for c in filename):
         return f"{filename!r} is no file name inside a repo"
     return None
+
+
+def _hub_repo_id_problem(repo_id: str) -> str | None:
+    """huggingface_hub's own verdict on a repo id, for the rules this module does not repeat."""
+    try:
+        from huggingface_hub.utils import HFValidationError, validate_repo_id
+    except ImportError:  # pragma: no cover - it is a pinned dependency
+        return None
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        return _first_line(exc)
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].rstrip(".") if lines else type(exc).__name__
+
+
+def _invalid_hub_spec(name: str, exc: BaseException) -> InputError:
+    return InputError(f"invalid model spec {name!r}: {_first_line(exc)}; use hf:owner/repo/file.gguf")
 
 
 def sha256_file(path: Path, progress: "_Progress | None" = None) -> str:
@@ -250,12 +287,13 @@ def _assembled_path(spec: ModelSpec) -> Path:
 
 def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) -> Path:
     """Join parts into ``target`` atomically: hash while writing, rename only on a match."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    tmp: Path | None = None
     total = sum(p.stat().st_size for p in parts)
     digest = hashlib.sha256()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as out, _Progress(f"assembling {spec.name}", total, enabled=progress) as bar:
+        tmp, fd = _open_partial(target)
+        with open(fd, "wb") as out, _Progress(f"assembling {spec.name}", total, enabled=progress) as bar:
             for part in parts:
                 with open(part, "rb") as fh:
                     while chunk := fh.read(_CHUNK):
@@ -276,18 +314,115 @@ def _assemble(spec: ModelSpec, parts: list[Path], target: Path, progress: bool) 
             spec.name, f"cannot assemble it in {target.parent}: {why}; "
                        f"free some space or point ${CACHE_ENV} at a writable directory") from exc
     finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     _write_stamp(target, actual)
     return target
 
 
-def _hub_cached(source: HubSource) -> Path | None:
+# ``.<target>.<pid>.<random>.partial``; the older ``.<target>.<pid>.partial`` too
+_PARTIAL = re.compile(r"\.(\d+)(?:\.[A-Za-z0-9_]+)?\.partial")
+
+
+def _open_partial(target: Path) -> tuple[Path, int]:
+    """A new temp file next to ``target``, named for this process so that a later pull can
+    tell a dead writer's leftover from a live one's work. Not mkstemp: its 0600 mode would
+    carry over to the model file, where a plain open's umask-based mode was used before."""
+    while True:
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(6)}.partial")
+        try:
+            return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+
+
+def _writer_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True  # this process's own threads clean up after themselves
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: another user's live process
+        return True
+    return True
+
+
+def _remove_stale_partials(target: Path) -> None:
+    """Delete half-built copies of ``target`` left by a pull that was killed: each holds
+    hundreds of MB and nothing else ever removes it. Call with ``_pull_lock`` held."""
+    if os.name != "posix":  # os.kill(pid, 0) would end the process on Windows
+        return
+    prefix = f".{target.name}"
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        match = _PARTIAL.fullmatch(entry.name[len(prefix):])
+        if match and not _writer_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+
+
+_pull_locks: dict[str, threading.Lock] = {}
+_pull_locks_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def _pull_lock(target: Path, name: str, progress: bool) -> Iterator[None]:
+    """One pull of ``target`` at a time, across threads and processes: two writers at once
+    left one caller a misleading error and the other a file with a hole, never verified."""
+    with _pull_locks_guard:
+        lock = _pull_locks.setdefault(os.path.abspath(target), threading.Lock())
+    with lock:
+        fd = _lock_file(target, name, progress)
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the flock
+
+
+def _lock_file(target: Path, name: str, progress: bool) -> int | None:
+    """An exclusive flock on ``.<target>.lock`` (the kernel drops it if the holder dies), or
+    None where none can be had: no fcntl, or a cache that cannot be written (which the
+    assembly then reports, named; a verified file in it is still served)."""
+    if fcntl is None:
+        return None
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target.with_name(f".{target.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if progress:
+                from rich.console import Console
+
+                Console(stderr=True).print(f"waiting for another pull of {name} to finish…", highlight=False)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:  # ENOLCK on some network file systems
+        os.close(fd)
+        return None
+    return fd
+
+
+def _hub_cached(name: str, source: HubSource) -> Path | None:
     """The Hub file if an earlier download left it in Tether's cache (no network)."""
     from huggingface_hub import try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError
 
-    found = try_to_load_from_cache(source.repo_id, source.filename, cache_dir=str(cache_dir() / "hub"),
-                                   revision=source.revision)
+    try:
+        found = try_to_load_from_cache(source.repo_id, source.filename, cache_dir=str(cache_dir() / "hub"),
+                                       revision=source.revision)
+    except HFValidationError as exc:  # a spec built without resolve(), which checks this first
+        raise _invalid_hub_spec(name, exc) from None
     return Path(found) if isinstance(found, str) and Path(found).is_file() else None
 
 
@@ -310,6 +445,7 @@ def _hub_reachable() -> str | None:
 def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
     try:
         from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import HFValidationError
     except ImportError as exc:  # pragma: no cover - it is a pinned dependency
         raise ModelUnavailableError(spec.name, "huggingface_hub is not installed") from exc
     # Read here, not through huggingface_hub, which reads it once at import: set later (by a
@@ -317,7 +453,7 @@ def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1"
     why_not = "HF_HUB_OFFLINE=1 is set and the file is not cached" if offline else _hub_reachable()
     if why_not is not None:
-        cached = _hub_cached(source)
+        cached = _hub_cached(spec.name, source)
         if cached is not None:
             return cached
         raise ModelUnavailableError(spec.name, f"could not fetch {source.filename} from {source.repo_id}: {why_not}")
@@ -330,6 +466,8 @@ def _hub_download(spec: ModelSpec, source: HubSource) -> Path:
                 cache_dir=str(cache_dir() / "hub"),
             )
         )
+    except HFValidationError as exc:
+        raise _invalid_hub_spec(spec.name, exc) from None
     except Exception as exc:  # the hub raises many types; all mean "not available"
         offline = os.environ.get("HF_HUB_OFFLINE") == "1"
         why = "HF_HUB_OFFLINE=1 is set and the file is not cached" if offline else "the Hugging Face Hub could not be reached or refused the request"
@@ -365,7 +503,7 @@ def locate(spec: ModelSpec) -> Path | None:
                 return None
         path = _assembled_path(spec)
         return path if _is_file(path) else None
-    return _hub_cached(src)
+    return _hub_cached(spec.name, src)
 
 
 def _is_file(path: Path) -> bool:
@@ -401,12 +539,15 @@ def pull(name: str | ModelSpec, *, progress: bool = True, force: bool = False) -
     if len(parts) == 1:  # a single shipped file is used in place
         return _check(spec, parts[0], full=force, progress=progress)
     target = _assembled_path(spec)
-    if _is_file(target) and not force:  # an unusable cache path fails below, named, when it is written
-        try:
-            return _check(spec, target, full=False, progress=progress)
-        except ChecksumMismatchError:
-            target.unlink(missing_ok=True)  # a corrupted cache is rebuilt from the parts
-    return _assemble(spec, parts, target, progress)
+    with _pull_lock(target, spec.name, progress):
+        _remove_stale_partials(target)
+        # checked under the lock: a pull that waited finds the file the other one built
+        if _is_file(target) and not force:  # an unusable cache path fails below, named, when it is written
+            try:
+                return _check(spec, target, full=False, progress=progress)
+            except ChecksumMismatchError:
+                target.unlink(missing_ok=True)  # a corrupted cache is rebuilt from the parts
+        return _assemble(spec, parts, target, progress)
 
 
 def verify(name: str | ModelSpec, *, progress: bool = True) -> Path:
@@ -463,6 +604,8 @@ def availability(name: str) -> Availability:
         return Availability(False, "not downloaded yet; needs a network to fetch from the Hugging Face Hub")
     except ModelUnavailableError as exc:
         return Availability(False, exc.reason)
+    except InputError as exc:
+        return Availability(False, str(exc))
     except Exception as exc:  # "never raises": an odd file system answer is a reason too
         return Availability(False, f"cannot check it: {type(exc).__name__}: {exc}")
 
