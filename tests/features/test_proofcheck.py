@@ -228,3 +228,23 @@ def test_english_with_a_foreign_word_or_two_is_still_checked():
     assert with_fixes("We met the mangaer.") == "We met the manager."  # Dutch "met" once
     assert with_fixes("Danke for the cake, i loved it. Its a great recipe.") == \
         "Danke for the cake, I loved it. It's a great recipe."
+
+
+@pytest.mark.parametrize("text", [
+    "Keep the wall on your right.", "Raise your right hand.", "I'm happy too.", "Dogs are allowed too.",
+    "My sister has too.", "It means a lot to many.", "Thanks to many for their help.", "Thanks for your welcome.",
+    "Your going away party is on Friday.", "Book your a.m. slot.",
+    "Activate the venv, set the env var and save it as json or docx with the args in toml.",
+])
+def test_correct_english_that_an_ambiguous_rule_matches_comes_back_unchanged(text):
+    """"on your right" became "on you're right", "happy too." "happy to.", "to many." "too
+    many.", "venv" "vent" and "json" "jason": where both readings are English the rule flags at
+    most, and a word of four letters or fewer gets no spelling fix."""
+    assert with_fixes(text) == text
+    assert all(s.fix is None for s in suspects(text))
+
+
+def test_what_is_still_sure_is_fixed_and_a_short_typo_of_swapped_letters_too():
+    assert with_fixes("Your the best. I'd love too! There are to many. It's way to much. I used teh wrong adn file.") \
+        == "You're the best. I'd love to! There are too many. It's way too much. I used the wrong and file."
+    assert [(s.text, s.fix) for s in suspects("There are to many.")] == [("to many", "too many")]  # once, with its fix

@@ -7,11 +7,14 @@ dictionary and wordfreq's counts), a contraction without its apostrophe, a lower
 sentence that starts lower-case, "a" before a vowel or "an" before a consonant, a doubled word,
 a few word pairs that are almost always a confusion ("your welcome", "could of", "more then"), and
 two sentences run together ("the meeting Let me know"). They favour precision: a name, an
-address, code and anything capitalised are left alone.
+address, code and anything capitalised are left alone, and so is prose in another language
+(German "habe" is no "have"); a word of four letters or fewer is fixed only for two swapped
+letters ("teh"), since "json" is no "jason".
 
 Where a rule is sure of the fix ("an table" → "a table", "dont" → "don't", "i" → "I", a
 doubled word, a misspelling's commoner spelling) ``with_fixes`` applies it on the device; what
-is left without one ("their going": there or they're?) is what the proofread cascade escalates
+is left without one ("their going": there or they're? "happy too.": "I'm happy too" or "happy
+to"?) is what the proofread cascade escalates
 (``tether.features.writing``), and ``ProofreadResult.flagged`` lists it for the user.
 """
 
@@ -179,7 +182,17 @@ def _misspelt(word: str) -> str | None:
         return None
     if _zipf(fix) - _zipf(word) < _GAP:
         return None
+    if len(word) <= 4 and not _swapped(word, fix):  # "json" is no "jason", "venv" no "vent", "env" no "end"
+        return None
     return None if _derived(word, fix) else fix
+
+
+def _swapped(word: str, fix: str) -> bool:
+    """Whether ``fix`` is ``word`` with two letters side by side swapped ("teh", "adn", "jsut"):
+    the one short typo a fix can be sure of, where one letter more, less or other is as often
+    a short name or a file type ("json", "docx", "args")."""
+    return len(word) == len(fix) and any(word[:i] + word[i + 1] + word[i] + word[i + 2:] == fix
+                                         for i in range(len(word) - 1))
 
 
 _ABBREVIATION = re.compile(r"(?:\b(?:[a-z]\.){2,}|\b(?:etc|vs|approx|incl|cf|no|fig|st|mr|mrs|ms|dr|jr|sr|ltd|co|inc|corp|al|"
@@ -198,6 +211,7 @@ _MAY_DOUBLE = {"had", "that", "bye", "ha", "haha", "no", "so", "very", "really",
                "yeah", "blah", "bla", "well", "now", "there", "many", "much", "is", "tsk", "mm", "hmm", "la", "na",
                "oh", "ah", "wow", "yay", "go"}
 _THAN_FOR_THEN = "“than” where “then” is meant"
+_YOURE, _TO_TOO, _TOO_TO = "“your” where “you're” is meant", "“to” where “too” is meant", "“too” where “to” is meant"
 _COMPARATIVE = re.compile(r"\b(?:more|less|fewer|better|worse|rather|other|else|different|greater|larger|smaller|"
                           r"higher|lower|earlier|later|faster|longer|shorter|sooner|bigger|easier|harder|older|"
                           r"younger|cheaper|slower|closer|further|farther)\b", re.I)
@@ -205,8 +219,12 @@ _COMPARATIVE = re.compile(r"\b(?:more|less|fewer|better|worse|rather|other|else|
 _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
     (re.compile(r"\b(?:[Cc]ould|[Ww]ould|[Ss]hould|[Mm]ight|[Mm]ust) of\b"), "“of” where “have” is meant",
      lambda t: t[:-2] + "have"),
-    (re.compile(r"\b[Yy]our (?:welcome|going|doing|being|getting|coming|looking|not|right|sure|always|never|"
-                r"already|invited|a|an|the)\b"), "“your” where “you're” is meant", lambda t: t[:3] + "'re" + t[4:]),
+    # not "thanks for your welcome", "your a.m. slot"
+    (re.compile(r"(?<!\bfor )(?<!\bby )(?<!\bof )(?<!\bwith )\b[Yy]our (?:welcome(?=[ \t]*(?:[.!?,;:]|$)|[ \t]+to\b)|"
+                r"(?:a|an|the)\b(?![.'’-]\w))"), _YOURE, lambda t: t[:3] + "'re" + t[4:]),
+    # "your going away party", "your being here", "your already busy week", "on your right.": either
+    (re.compile(r"\b[Yy]our (?:going|doing|being|getting|coming|looking|not|sure|always|never|already|invited)\b"
+                r"(?![-'’])|\b[Yy]our right(?=[ \t]*[.!?,;:]|[ \t]+about\b)"), _YOURE, None),
     # "I'll be their and…", "we got their early": a place, after a verb that goes or stays somewhere
     (re.compile(r"\b(?:be|go|get|got|going|went|been|stay|staying|arrive|arrived|over|out) (their)(?=[ \t]*[.!?,;:]|"
                 r"[ \t]+(?:and|or|but|too|soon|by|at|on|tomorrow|today|tonight|early|late|later|now|then|again|"
@@ -224,15 +242,18 @@ _CONFUSIONS: list[tuple[re.Pattern[str], str, Callable[[str], str] | None]] = [
      lambda t: t[:-4] + "than"),
     (re.compile(r"(?:^|[.!?,]\s+|\band )[Tt]han\b"), _THAN_FOR_THEN, lambda t: t[:-3] + "hen"),
     # "is to much", "way to many", "to busy." but not "apply to many schools", "due to busy leaders"
-    (re.compile(r"(?:\b(?:is|are|was|were|be|been|am|way|far|got|get|feel|felt|seems?|seemed)|['’](?:s|m|re)) "
-                r"(to (?:much|many|busy))\b|\b(to (?:much|many|busy))(?=[ \t]*[.!?,;:]|[ \t]+(?:to|for)\b)"),
-     "“to” where “too” is meant", lambda t: "too" + t[2:]),
+    (re.compile(r"(?:\b(?:is|are|was|were|be|been|am|way|far|feel|felt|seems?|seemed)|['’](?:s|m|re)) "
+                r"(to (?:much|many|busy))\b|\b(to busy)(?=[ \t]*[.!?,;:]|[ \t]+(?:to|for)\b)"),
+     _TO_TOO, lambda t: "too" + t[2:]),
+    # "there are way to many." or "it means a lot to many.", "thanks to many for their help"
+    (re.compile(r"\b(to (?:much|many))(?=[ \t]*[.!?,;:]|[ \t]+(?:to|for)\b)"), _TO_TOO, None),
     (re.compile(r"\btoo (?:see|go|be|do|get|make|meet|hear|help|discuss|know|let|send|share|the|a|an|you|me|"
-                r"him|her|us|them|it|my|your|our|their)\b"), "“too” where “to” is meant", lambda t: "to" + t[3:]),
-    # "I'd love too!", "we have too." ("me too!", "I love you too" are fine)
-    (re.compile(r"\b(?:love|like|want|need|have|has|had|going|got|used|able|supposed|trying|try|plan|planning|"
-                r"hope|hoping|wish|glad|happy|ought|meant|allowed) (too)(?=[ \t]*[.!?])"),
-     "“too” where “to” is meant", lambda t: "to"),
+                r"him|her|us|them|it|my|your|our|their)\b"), _TOO_TO, lambda t: "to" + t[3:]),
+    # "I'd love too!", "we are able too." ("me too!", "I love you too" are fine)
+    (re.compile(r"\b(?:love|like|want|able|supposed|ought) (too)(?=[ \t]*[.!?])"), _TOO_TO, lambda t: "to"),
+    # "we have too." or "my sister has too.", "I'd be happy too." or "I'm happy too.": either
+    (re.compile(r"\b(?:need|have|has|had|going|got|used|trying|try|plan|planning|hope|hoping|wish|glad|happy|meant|"
+                r"allowed) (too)(?=[ \t]*[.!?])"), _TOO_TO, None),
 ]
 _SIGN_OFFS = (r"best|cheers|thanks|regards|sincerely|kind regards|best regards|warm regards|all the best|thank you|"
               r"many thanks|love|yours")
@@ -336,6 +357,8 @@ def suspects(text: str) -> list[Suspect]:
             add(m.start(1), m.end(1), "a full stop after the name that signs off", "")
     for m in _RUN_ON.finditer(masked):
         add(m.start(1), m.end(1), "a full stop missing before it?")
+    sure = {(s.start, s.end, s.why) for s in found if s.fix is not None}
+    found = [s for s in found if s.fix is not None or (s.start, s.end, s.why) not in sure]  # "are [to many]." is sure
     return sorted(set(found), key=lambda s: (s.start, s.end, s.why, s.fix or ""))  # the same order every run
 
 
