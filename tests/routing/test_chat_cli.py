@@ -90,10 +90,22 @@ def test_old_turns_give_way_to_new_ones():
     c.add("a" * 20, "b" * 20)
     c.add("short", "reply")
     prompt = c.prompt("next")
-    assert c.dropped == 2 and "a" * 20 not in prompt
+    assert c.dropped == 1 and "a" * 20 not in prompt  # one exchange
     assert prompt == "Conversation so far:\nuser: short\nassistant: reply\n\nuser: next"
     c.reset()
     assert c.prompt("x") == "x" and c.dropped == 0
+
+
+def test_a_history_over_the_window_in_tokens_drops_old_exchanges_instead_of_failing_every_turn(tmp_path):
+    """The history is trimmed by characters (6,000), but Chinese runs ~2 tokens a character: once
+    the history outgrew the 135M model's window, every later turn failed until /reset."""
+    long = "我们今天去公园散步，天气很好。" * 20  # 300 characters, ~570 tokens: two fill a 1,024-token window
+    lines = [long, long, "你好", "谢谢"]
+    r = run("chat", "-m", TINY, "--max-tokens", "8", input="\n".join(lines) + "\n",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"), TETHER_N_CTX="1024")
+    assert r.exit_code == 0, r.stderr
+    assert "error:" not in r.stderr and r.stderr.count("── ran on device") == len(lines)
+    assert "older exchange" in r.stderr and "dropped" in r.stderr
 
 
 def test_an_unknown_model_fails_before_the_first_turn(tmp_path):

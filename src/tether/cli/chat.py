@@ -42,6 +42,21 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
         click.echo(f"   {note}", err=True)
 
 
+def _fitted_turn(router, conversation, text: str, options: dict) -> None:
+    """A turn, with the oldest exchanges dropped while the prompt is over the model's window:
+    the history is trimmed by characters, and a window is counted in tokens, so once the
+    history outgrew it every later turn failed the same way until /reset. The window is
+    checked before a token is generated, so nothing was printed for a try that did not fit."""
+    from tether.errors import ContextWindowExceededError
+
+    while True:
+        try:
+            return _turn(router, conversation, text, **options)
+        except ContextWindowExceededError:
+            if not conversation.drop_oldest():
+                raise
+
+
 def _lines():
     """Lines from stdin, decoded strictly: a line that is not UTF-8 is reported, not fatal."""
     for raw in sys.stdin.buffer:
@@ -100,12 +115,13 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
             click.echo("── conversation cleared", err=True)
             continue
         try:
-            _turn(router, conversation, line, **options)
+            _fitted_turn(router, conversation, line, options)
         except TetherError as exc:  # one turn failed; the conversation and the process go on
             click.echo(f"error: {' '.join(str(exc).split())}", err=True)
             failed = True
         if conversation.dropped > dropped:
             dropped = conversation.dropped
-            click.echo(f"── {dropped} older turns no longer fit and were dropped", err=True)
+            click.echo(f"── {dropped} older exchange{'s' if dropped != 1 else ''} no longer fit and "
+                       f"{'were' if dropped != 1 else 'was'} dropped", err=True)
     if failed and not interactive:
         sys.exit(1)

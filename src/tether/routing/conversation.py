@@ -3,7 +3,9 @@
 The router decides per request, and a turn may run on a different tier than the
 one before, so no tier keeps the conversation: each turn carries its history in
 its prompt (and so through the privacy guard). Old turns are dropped first when
-the history grows past ``max_chars``, so a long chat degrades instead of failing.
+the history grows past ``max_chars``, so a long chat degrades instead of failing;
+a caller whose prompt still does not fit the model's window drops more
+(``drop_oldest``): 6,000 characters of Chinese are ~11,000 tokens.
 """
 
 from __future__ import annotations
@@ -26,13 +28,20 @@ def conversation_prompt(history: Sequence[tuple[str, str]], prompt: str) -> str:
 class Conversation:
     max_chars: int = MAX_HISTORY_CHARS
     turns: list[tuple[str, str]] = field(default_factory=list)
-    dropped: int = 0  # turns let go to stay under max_chars
+    dropped: int = 0  # exchanges (a user turn and its answer) let go to make room
 
     def prompt(self, text: str) -> str:
         while self.turns and sum(len(t) for _, t in self.turns) > self.max_chars:
-            del self.turns[:2]  # one user turn and its answer
-            self.dropped += 2
+            self.drop_oldest()
         return conversation_prompt(self.turns, text)
+
+    def drop_oldest(self) -> bool:
+        """Let the oldest exchange go; False when there is none left to drop."""
+        if not self.turns:
+            return False
+        del self.turns[:2]
+        self.dropped += 1
+        return True
 
     def add(self, user: str, assistant: str) -> None:
         self.turns += [("user", user), ("assistant", assistant)]
