@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -109,20 +110,18 @@ def _english(masked: str) -> bool:
     another language (and in use there) counts against, one common in English for; names,
     capitalised, count neither way ("Anna", "Marco"). The text is English unless two or more
     words count against it and they outnumber those for."""
-    import math
+    votes = collections.Counter(_vote(w) for w in re.findall(r"(?<![^\W\d_])[^\W\d_A-Z]+(?![^\W\d_])", masked)
+                                if w.islower())
+    return votes[-1] < 2 or votes[-1] <= votes[1]  # "We met": Dutch "met" once is no Dutch
 
-    english = other = 0
-    for word in re.findall(r"(?<![^\W\d_])[^\W\d_A-Z]+(?![^\W\d_])", masked):
-        if not word.islower():
-            continue
-        en = _zipf(word)
-        best = max((d.get(word, 0.0) for d in _other_words()), default=0.0)
-        theirs = math.log10(best) + 9 if best else 0.0
-        if theirs >= 3 and theirs >= en + 1:
-            other += 1
-        elif en >= 3:
-            english += 1
-    return other < 2 or other <= english  # "We met": Dutch "met" once is no Dutch
+
+@functools.lru_cache(maxsize=50_000)
+def _vote(word: str) -> int:
+    """-1: another language's word, 1: English, 0: neither or both."""
+    en = _zipf(word)
+    best = max(d.get(word, 0.0) for d in _other_words())
+    theirs = math.log10(best) + 9 if best else 0.0
+    return -1 if theirs >= 3 and theirs >= en + 1 else int(en >= 3)
 
 
 def _known(word: str) -> bool:
