@@ -109,6 +109,9 @@ def test_answer_budget_counts_against_the_window(tiny):
     n = len(tiny.tokenize_chat(HELLO))
     with pytest.raises(ContextWindowExceededError):
         tiny.stream(HELLO, Sampling.greedy(tiny.context_window - n + 1))
+    with pytest.raises(ContextWindowExceededError, match="with 8192 tokens reserved") as info:  # it said 4096
+        tiny.stream(HELLO, Sampling.greedy(8192))
+    assert info.value.max_new_tokens == 8192
 
 
 def test_cancel_event_stops_a_running_stream(tiny):

@@ -423,7 +423,7 @@ class LlamaEngine:
                 raise GenerationCancelledError()
             cancel = ambient if cancel is None else _AnyOf(cancel, ambient)  # type: ignore[assignment]
         prompt = self.tokenize_chat(messages)
-        max_tokens = min(sampling.max_tokens, self.context_window)
+        max_tokens = sampling.max_tokens  # not clamped to the window: the error names what was asked
         if fit_window:
             max_tokens = min(max_tokens, max(1, self.context_window - len(prompt)))
         self.check_fits(len(prompt), max_tokens)
