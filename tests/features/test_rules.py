@@ -102,6 +102,22 @@ def test_extractive_summary_skips_the_greeting_and_the_pleasantries():
     assert last("Here are the points: 1. Timeline 2. Budget. Let us know.").startswith("Ana: Here are the points: 1. Timeline")
 
 
+def test_extractive_summary_keeps_the_sentence_with_the_facts_not_the_small_talk():
+    """"Hope the week is going well." was the summary of an overdue invoice: the pleasantry rule
+    knew only "hope you", and the first sentence past it won even without the amount."""
+    bill = note("Hi, hope the week is going well. Invoice 88231 for $1,250.40 is now overdue, so please pay it "
+                "by Friday noon or the account 55120934 will be suspended.", app="Mail", sender="Billing")
+    summary = N.extractive_summary([bill])
+    assert summary == ("Billing: Invoice 88231 for $1,250.40 is now overdue, so please pay it by Friday noon or the "
+                       "account 55120934 will be suspended.")
+    assert N.missing_key_facts(summary, [bill]) == []
+    assert N.extractive_summary([note("The roof is fixed. Please submit by 5pm the form.")]) == \
+        "Ana: Please submit by 5pm the form."  # what a time-sensitivity rule reads
+    for small_talk in ("Hope all is well!", "How are you?", "Happy Friday!", "I hope you had a lovely weekend with the kids."):
+        assert N.extractive_summary([note(f"{small_talk} The new laptop is on your desk.")]) == \
+            "Ana: The new laptop is on your desk."
+
+
 def test_parse_notifications_names_the_bad_item():
     with pytest.raises(InputError, match="notification 1: body"):
         N.parse_notifications([{"app": "A", "sender": "B", "body": "x", "timestamp": "2026-01-01T00:00:00"},

@@ -506,18 +506,26 @@ def _named_twice(summary: str, said: dict[str, list[str]]) -> list[str]:
 
 _GREETING = re.compile(r"^(?:(?i:hi|hello|hey|dear|good (?:morning|afternoon|evening))\b[^,.!?\n]{0,40}[,!.]|"
                        r"(?i:hi|hello|hey)\s+[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*)?(?=\s+[A-Z]))\s*")
-_PLEASANTRY = re.compile(r"^(?:thanks?\b|thank you\b|great\b|awesome\b|perfect\b|cool\b|(?:i )?hope you\b|"
-                         r"sounds (?:good|great)\b|good to hear\b|great to hear\b|cheers\b)", re.IGNORECASE)
+_PLEASANTRY = re.compile(r"^(?:thanks?\b|thank you\b|great\b|awesome\b|perfect\b|cool\b|(?:i )?hope\b|"
+                         r"how are (?:you|things)\b|how(?:'s| is) (?:it going|your|the|everything)\b|i trust\b|"
+                         r"good (?:morning|afternoon|evening)\b|happy (?:monday|tuesday|wednesday|thursday|friday|"
+                         r"weekend|new year)\b|sounds (?:good|great)\b|good to hear\b|great to hear\b|cheers\b)",
+                         re.IGNORECASE)
 
 
 def extractive_summary(items: list[Notification]) -> str:
     """A summary made only of the stack's own words: the latest message's first sentence that
-    says something, trimmed: "Let's meet at the trailhead at 8 AM", not "Hi Emma, Great!"."""
+    holds a fact a summary must keep (a code, an amount) or that a time-sensitivity rule reads,
+    else its first that says something, trimmed: "Let's meet at the trailhead at 8 AM", not
+    "Hi Emma, Great!", and "Invoice 88231 for $1,250.40 is now overdue", not "Hope the week is
+    going well"."""
     latest = items[-1]
     body = _GREETING.sub("", " ".join(latest.body.split()), count=1)
     body = body[:1].upper() + body[1:]  # "Hello Maria, the form is due" → "The form is due"
     sentences = re.split(r"(?<=[^\d\s][.!?])\s+", body) if body else [" ".join(latest.body.split())]
-    first = next((x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 8)), sentences[0])
+    first = next((x for x in sentences if _KEY_FACT.search(x)), None) or \
+        next((x for x in sentences if any(rule.search(x) for _, rule in _RULES)), None) or \
+        next((x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 12)), sentences[0])
     if len(first) > 160:
         first = first[:157].rsplit(" ", 1)[0] + "…"
     more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
