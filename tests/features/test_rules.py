@@ -118,6 +118,27 @@ def test_extractive_summary_keeps_the_sentence_with_the_facts_not_the_small_talk
             "Ana: The new laptop is on your desk."
 
 
+def test_a_title_before_a_name_ends_no_sentence():
+    """A Health notification's summary was "Dr.": generation stopped at ". " and the sentence
+    split cut after "Dr." too; a summary of an article ended on a stray "Dr."."""
+    from tether.features.writing import _sentences, whole_sentences
+
+    visit = note("Dr. Patel moved your check-up to Thursday at 3 pm, and you need to bring your insurance card and "
+                 "the new forms.", app="Health", sender=None, title="Clinic")
+    assert N.extractive_summary([visit]) == f"Clinic: {visit.body}"
+    assert not any(stop in "Dr. Patel" for stop in N.SENTENCE_END)  # the model's answer goes on past "Dr."
+    assert N._tidy("Dr. Patel moved your check-up to Thursday at 3 pm. Bring your card and", True, [visit]) == \
+        "Dr. Patel moved your check-up to Thursday at 3 pm."  # cut in its second sentence: the first is whole
+    article = ("Dr. Maria Lopez of St. Vincent Hospital presented a new study. It cost approx. 5 million dollars, "
+               "e.g. for staff. Dr. Lopez and her team followed 400 patients. They found that walks help.")
+    assert _sentences(article) == ["Dr. Maria Lopez of St. Vincent Hospital presented a new study.",
+                                   "It cost approx. 5 million dollars, e.g. for staff.",
+                                   "Dr. Lopez and her team followed 400 patients.", "They found that walks help."]
+    assert whole_sentences("The study ended. It was led by Dr. Lopez and") == "The study ended."
+    assert _sentences("We met Maria J. Lopez. The U.S. team won. Smith Jr. The end.") == \
+        ["We met Maria J. Lopez.", "The U.S. team won.", "Smith Jr.", "The end."]
+
+
 def test_parse_notifications_names_the_bad_item():
     with pytest.raises(InputError, match="notification 1: body"):
         N.parse_notifications([{"app": "A", "sender": "B", "body": "x", "timestamp": "2026-01-01T00:00:00"},

@@ -146,3 +146,36 @@ def _normal_number(n: str) -> str:
     if re.fullmatch(r"0\d(?::\d\d)?", n):  # "09:30" is "9:30", "03 June" is "3 June"
         n = n[1:]
     return n[:-3] if re.fullmatch(r"\d{1,2}:00", n) else n
+
+
+# a title before a name: its full stop ends no sentence ("Dr. Patel", "St. Vincent Hospital")
+_TITLE = re.compile(r"(?<![\w.])(?:dr|mr|mrs|ms|mx|prof|st|mt|gen|col|capt|lt|sgt|rev|hon|gov|sen|rep|pres)\.$", re.I)
+_INITIAL = re.compile(r"(?<![\w.])[A-Z]\.$")  # "Maria J. Lopez"
+_BREAK = re.compile(r"(?<=[.!?])\s+")
+
+
+def abbreviated(before: str, after: str) -> bool:
+    """Whether the full stop that ends ``before`` is an abbreviation's, given the text ``after``
+    it: split there, a summary cut to its first sentence was "Dr.". After a title always; after
+    an initial before a capital; after another abbreviation ("approx.", "e.g.", "No.") before a
+    lower-case word or a number."""
+    from tether.features.proofcheck import _ABBREVIATION
+
+    if not before.endswith("."):
+        return False
+    tail, nxt = before[-14:], after.lstrip()[:1]
+    if _TITLE.search(tail) or _INITIAL.search(tail) and nxt.isupper():
+        return True
+    return bool(nxt) and (nxt.islower() or nxt.isdigit()) and bool(_ABBREVIATION.search(tail))
+
+
+def split_sentences(text: str, breaks: re.Pattern[str] = _BREAK) -> list[str]:
+    """``text``'s sentences: split where ``breaks`` matches (the space after an end mark), except
+    after an abbreviation (``abbreviated``)."""
+    pieces, start = [], 0
+    for m in breaks.finditer(text):
+        if not abbreviated(text[start:m.start()], text[m.end():]):
+            pieces.append(text[start:m.start()])
+            start = m.end()
+    pieces.append(text[start:])
+    return [p.strip() for p in pieces if p.strip()]

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ValidationError, field_serializer, field_validat
 
 from tether.errors import InputError, TierUnavailableError
 from tether.features import prompts
-from tether.features._common import NUMBER_WORDS, DeviceResult, clean_output, decode_utf8, numbers_in, read_file
+from tether.features._common import (NUMBER_WORDS, DeviceResult, clean_output, decode_utf8, numbers_in, read_file,
+                                     split_sentences)
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
@@ -513,6 +514,9 @@ _PLEASANTRY = re.compile(r"^(?:thanks?\b|thank you\b|great\b|awesome\b|perfect\b
                          re.IGNORECASE)
 
 
+_BREAK = re.compile(r"(?<=[^\d\s][.!?])\s+")  # not after a number: "Your code is 482913. It expires…" is one
+
+
 def extractive_summary(items: list[Notification]) -> str:
     """A summary made only of the stack's own words: the latest message's first sentence that
     holds a fact a summary must keep (a code, an amount) or that a time-sensitivity rule reads,
@@ -522,7 +526,7 @@ def extractive_summary(items: list[Notification]) -> str:
     latest = items[-1]
     body = _GREETING.sub("", " ".join(latest.body.split()), count=1)
     body = body[:1].upper() + body[1:]  # "Hello Maria, the form is due" → "The form is due"
-    sentences = re.split(r"(?<=[^\d\s][.!?])\s+", body) if body else [" ".join(latest.body.split())]
+    sentences = split_sentences(body, _BREAK) if body else [" ".join(latest.body.split())]
     first = next((x for x in sentences if _KEY_FACT.search(x)), None) or \
         next((x for x in sentences if any(rule.search(x) for _, rule in _RULES)), None) or \
         next((x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 12)), sentences[0])
@@ -653,8 +657,9 @@ def summarize_stack_routed(items: list[Notification], *, model: str = DEFAULT_MO
 
 
 def _tidy(text: str, cut: bool, items: list[Notification]) -> str:
-    """The model's answer as one clean sentence (a cut one without its unfinished clause)."""
-    if cut:
+    """The model's answer as one clean sentence (a cut one without its unfinished clause, unless
+    the cut came after its first sentence was whole)."""
+    if cut and len(split_sentences(" ".join(text.split()))) < 2:
         text = _drop_cut_clause(text)
     return _one_sentence(_strip_app_echo(clean_output(text), items[0].app))
 
@@ -674,7 +679,9 @@ def repeats_itself(summary: str) -> bool:
     return any(n >= 3 for n in seen.values())
 
 
-SENTENCE_END = (". ", "! ", "? ", "\n")  # one sentence is all we keep, so stop generating there
+# one sentence is all we keep, so stop generating there; not at ". ", which "Dr. Patel" has
+# (``_one_sentence`` cuts after the first full stop that ends a sentence)
+SENTENCE_END = ("! ", "? ", "\n")
 
 
 def _drop_cut_clause(text: str) -> str:
@@ -692,7 +699,7 @@ def _strip_app_echo(text: str, app: str) -> str:
 
 def _one_sentence(text: str) -> str:
     text = " ".join(text.split())
-    first = re.split(r"(?<=[.!?])\s+", text, maxsplit=1)[0].strip()
+    first = (split_sentences(text) or [""])[0]
     return first + "." if first and first[-1] not in ".!?" else first
 
 

@@ -17,7 +17,8 @@ from pydantic import BaseModel
 from tether.errors import InputError, InvalidOutputError
 from tether.features import prompts, wording
 from tether.features.proofcheck import Suspect, suspects, with_fixes
-from tether.features._common import DeviceResult, Edit, answer_budget, check_text, clean_output, numbers_in
+from tether.features._common import (DeviceResult, Edit, abbreviated, answer_budget, check_text, clean_output, numbers_in,
+                                     split_sentences)
 from tether.models.catalog import DEFAULT_MODEL
 from tether.models.engine import Sampling
 from tether.routing.tiers import DEVICE
@@ -478,7 +479,7 @@ _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*(?=\s|$)")
 
 def whole_sentences(text: str) -> str:
     """``text`` up to its last complete sentence or line: an answer cut mid-sentence reads as a mistake."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not abbreviated(text[:m.end()], text[m.end():])]
     ends += [m.start() + 1 for m in _LINE_END.finditer(text)]  # a line a newline ends is whole ("Date: 5 May")
     return text[: max(ends)].rstrip() if ends else text.rstrip()
 
@@ -533,9 +534,12 @@ def render_table(rows: list[list[str]]) -> str:
     return "\n".join([line(rows[0]), "|" + "---|" * len(rows[0]), *(line(r) for r in rows[1:])])
 
 
+# not after a list's number: "do the following: 1. Take a look" is one sentence
+_SENTENCE_BREAK = re.compile(r"(?<!: \d\.)(?<!: \d\d\.)(?<=[.!?])\s+")
+
+
 def _sentences(text: str) -> list[str]:
-    # not after a list's number: "do the following: 1. Take a look" is one sentence
-    return [s.strip() for s in re.split(r"(?<!: \d\.)(?<!: \d\d\.)(?<=[.!?])\s+", text.strip()) if s.strip()]
+    return split_sentences(text.strip(), _SENTENCE_BREAK)  # not after "Dr." either
 
 
 # A letter's frame, not its content: "Hi Emma,", "Best,", "Kind regards," (and the name under it).
