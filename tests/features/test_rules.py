@@ -452,6 +452,28 @@ def test_a_summary_that_speaks_only_of_the_text_is_not_usable():
     assert not _usable("- The text summarizes the given text.\n- It is a summary.", "key_points", set())
 
 
+def test_an_answer_the_check_refuses_twice_is_no_answer_and_a_usable_one_ends_the_tries():
+    """Asked twice, the model said "The text discusses the main points of the given article.":
+    summarize() returned it as the summary, and as a key point with ``fallback`` False, though
+    ``_usable`` refuses it. Now it is no answer: a summary raises, key points fall back."""
+    from tether.features.writing import _first_usable
+
+    nothing = "The text discusses the main points of the given article."
+    for form in ("summary", "key_points", "list"):
+        assert _first_usable([nothing, nothing], form, set()) == ("", nothing)
+    assert _first_usable(["Bike lanes grow. Shops worry about parking."], "list", set())[0] == ""  # prose, no list
+    assert _first_usable(["The council voted 7 to 2."], "summary", {"2"})[0] == ""  # a number the text lacks
+    asked = []
+
+    def answers():
+        for answer in ("The council voted to expand the bike lanes.", "never asked for"):
+            asked.append(answer)
+            yield answer
+
+    good = "The council voted to expand the bike lanes."
+    assert _first_usable(answers(), "summary", set()) == (good, good) and asked == [good]
+
+
 def test_an_extractive_stand_in_reads_as_prose_not_markdown():
     """A part of a long text whose summaries fail stands in with its opening sentences; from a
     README those were "## Use it from the command line ```sh .venv/bin/tether summarize src/t"."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -620,14 +620,11 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     budget = {"summary": 160, "key_points": 200, "list": None, "table": None}[form]
     tier, route = DEVICE, ""
     if router is None:
-        for attempt in range(2):
-            out = _attempt(model, task, source, budget, form, retry=attempt > 0)
-            if _usable(out, form, source_numbers):
-                break
-            if numbers_in(out, words=False) - source_numbers:  # never shown: a summary must not introduce numbers
-                out = ""
+        out, raw = _first_usable((_attempt(model, task, source, budget, form, retry=attempt > 0) for attempt in range(2)),
+                                 form, source_numbers)
     else:
         out, tier, route = _summarize_routed(router, model, task, source, budget, form, source_numbers)
+        raw = out
     took = time.perf_counter() - start
     if progress and parts > 1:
         progress(parts + 1, parts + 1)
@@ -640,7 +637,7 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
     if form == "table":
         rows = parse_table(out)
         if not rows:
-            raise InvalidOutputError(f"the model did not produce a markdown table after a retry{where}", out)
+            raise InvalidOutputError(f"the model did not produce a markdown table after a retry{where}", raw)
         rows = tidy_table(rows)
         return SummaryResult(form=form, text=render_table(rows), table=rows, model=model, duration_s=took,
                              parts=parts, tier=tier, route=route)
@@ -650,6 +647,17 @@ def summarize(text: str, form: SummaryForm = "summary", *, model: str = DEFAULT_
         items = opening_sentences(text, MAX_FALLBACK_ITEMS)
     return SummaryResult(form=form, text="\n".join(f"- {i}" for i in items), items=items, model=model,
                          duration_s=took, fallback=fallback, parts=parts, tier=tier, route=route)
+
+
+def _first_usable(answers: Iterable[str], form: SummaryForm, source_numbers: set[str]) -> tuple[str, str]:
+    """(the first of ``answers`` that ``_usable`` passes, else "", the last answer read): one the
+    check refused is never shown, as through a router ("The text discusses the main points of the
+    given article." was the summary, and its sentence a key point, when both answers said it)."""
+    raw = ""
+    for raw in answers:
+        if _usable(raw, form, source_numbers):
+            return raw, raw
+    return "", raw
 
 
 def _attempt(model: str, task: str, source: str, budget: int | None, form: SummaryForm, *, retry: bool) -> str:
