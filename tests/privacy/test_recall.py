@@ -60,6 +60,9 @@ def test_a_street_and_number_that_open_a_line_are_a_street_and_the_block_below_g
     payload = _payload(guard, text)
     assert "<STREET_ADDRESS_1>" in payload and not [v for v in values if v in payload], payload
     assert "Aadhaar" in _payload(guard, "Aadhaar 2345 6789 0123")  # a word and numbers: no street
+    block = "Francesca Freeman\n\n35116 Rua Arapiraca 1943\n Teixeira de Freitas\n Brazil 35172"
+    found = {s.text: s.entity_type for s in guard.detect(block, tier="third_party")}
+    assert found.get("Brazil 35172") == "LOCATION", found  # a country's postcode line, not a street
 
 
 @pytest.mark.parametrize("text", [

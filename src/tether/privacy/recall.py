@@ -292,8 +292,10 @@ def _run_candidates(text: str, run: list[tuple[int, int, str]], ww: _Words) -> l
     if not any(flags):
         return []
     lo = flags.index(True)
-    # "Herengracht 1," or a line "Storgata 5" opens a sentence as a street; "Aadhaar 2345 6789" does not.
-    street = (m := _HOUSE_NUMBER_AFTER.match(text, run[-1][1])) and _LINE_OR_COMMA.match(text, m.end())
+    # "Herengracht 1," or a line "Storgata 5" opens a sentence as a street; "Aadhaar 2345 6789" does
+    # not, nor a postcode line "Brazil 35172" (a country and its postcode: the block rule's).
+    street = ((m := _HOUSE_NUMBER_AFTER.match(text, run[-1][1])) and _LINE_OR_COMMA.match(text, m.end())
+              and " ".join(w for _, _, w in run) not in country_names())
     if lo == 0 and is_sentence_start(text, run[0][0]) and not street:
         # Evidence by the core list: "Where: Amsterdam Country Club" is three uncommon words there,
         # though only "Amsterdam" becomes the candidate.
