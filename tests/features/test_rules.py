@@ -304,6 +304,27 @@ def test_a_reply_that_loops_or_stops_mid_clause_is_not_a_reply():
         "Sorry, I'm late again, sorry!", "Happy birthday to you, my friend!"]
 
 
+def test_a_gap_in_the_replies_is_filled_by_a_reply_of_its_own_kind():
+    """Both answers' "decline" said the field name back and was dropped; the retry's second
+    "agree" filled the gap, and "Want to grab lunch on Friday?" got two yeses and no no."""
+    from tether.features.replies import _ReplySchema, fill, with_fallback
+
+    message = "Want to grab lunch on Friday?"
+    first = fill({}, _ReplySchema(agree="Sure, count me in!", decline="I decline the lunch.", ask="What time works?"),
+                 message)
+    assert first == {"agree": "Sure, count me in!", "ask": "What time works?"}
+    retried = fill(first, _ReplySchema(agree="Yes, I'd love to!", decline="No, I decline to lunch.",
+                                       ask="Where should we meet?"), message)
+    assert retried == first  # its agree and ask have no gap to fill, its decline is no reply
+    assert with_fallback(retried, message) == (["Sure, count me in!", "What time works?", "Sorry, I can't."], True)
+    assert fill(first, {"decline": "Sorry, I'm busy Friday."}, message)["decline"] == "Sorry, I'm busy Friday."
+    # a fixed reply the model already gave is not given twice: another from the set fills the gap
+    assert with_fallback({"agree": "Sorry, I can't.", "ask": "Why?"}, message) == \
+        (["Sorry, I can't.", "Why?", "Yes, sounds good."], True)
+    whole = {"agree": "Sure!", "decline": "Sorry, I'm busy.", "ask": "Where?"}
+    assert with_fallback(whole, message) == (list(whole.values()), False)
+
+
 def test_cleaning_a_proofread_keeps_what_the_users_text_itself_has():
     """A lead-in, quotes or a fence the model added go; the same in the user's text are the user's words."""
     from tether.features._common import clean_output

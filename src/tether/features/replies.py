@@ -5,7 +5,8 @@ one that asks), so the output
 always parses. A reply is cut to whole sentences within MAX_REPLY_CHARS, and one
 that is cut off, blank, a duplicate or the message said back is dropped. Missing
 replies get one sampled retry that keeps the good ones; after that the gaps are
-filled from a fixed set and ``fallback`` is True. With a router, a gap the retry
+filled from a fixed set and ``fallback`` is True. A gap is filled kind for kind
+(a missing "decline" by a decline), so the three stay one of each. With a router, a gap the retry
 leaves is the cascade's reason to ask the private cloud instead.
 """
 
@@ -120,6 +121,37 @@ def distinct(replies: list[str], message: str = "") -> list[str]:
     return out
 
 
+KINDS = ("agree", "decline", "ask")  # the schema's fields: one reply of each kind
+Slots = dict[str, str]  # kind → reply, in the order they were filled; a kind missing is a gap
+
+
+def fill(slots: Slots, more: dict[str, str] | _ReplySchema, message: str = "") -> Slots:
+    """``slots`` with each gap filled by ``more``'s reply of the same kind, when it is ``usable``
+    and repeats no reply kept. Kind for kind: a retry's second "agree" filled the gap its
+    "decline" left, and the user got two yeses and no way to say no."""
+    more = more.model_dump() if isinstance(more, _ReplySchema) else more
+    out = dict(slots)
+    for kind in KINDS:
+        r = usable(more[kind], message) if kind not in out and more.get(kind) else None
+        if r and _key(r) and _key(r) not in {_key(x) for x in out.values()}:
+            out[kind] = r
+    return out
+
+
+def with_fallback(slots: Slots, message: str) -> tuple[list[str], bool]:
+    """(the replies, whether the fixed set filled a gap): each gap from the fixed set's reply of
+    its kind ("Sorry, I can't." for a missing decline), else from any of the set left over."""
+    if len(slots) == len(KINDS):
+        return list(slots.values()), False
+    pool = _FALLBACK_QUESTION if "?" in message else _FALLBACK_STATEMENT
+    slots = fill(slots, dict(zip(KINDS, pool)))
+    for kind in KINDS:  # a fixed reply the model's own already says: another from the set
+        for spare in pool:
+            if kind not in slots:
+                slots = fill(slots, {kind: spare})
+    return list(slots.values()), True
+
+
 def smart_replies(message: str, *, model: str = DEFAULT_MODEL, router: "Router | None" = None, tier: str = "auto",
                   consent: bool | None = None) -> SmartReplies:
     """Three replies to ``message``. With a ``router`` (whose device model is then the one used)
@@ -138,42 +170,37 @@ def smart_replies(message: str, *, model: str = DEFAULT_MODEL, router: "Router |
     else:
         model = getattr(router.device, "model", model)
         best, written, route = _routed(router, model, prompt, message, tier, consent)
-    fallback = len(best) < 3
-    if fallback:
-        pool = _FALLBACK_QUESTION if "?" in message else _FALLBACK_STATEMENT
-        best = distinct(best + pool)[:3]
-    return SmartReplies(message=message, replies=best, fallback=fallback, model=model,
+    replies, fallback = with_fallback(best, message)
+    return SmartReplies(message=message, replies=replies, fallback=fallback, model=model,
                         duration_s=time.perf_counter() - start, tier=written, route=route)
 
 
-def _parsed(answer: str, message: str) -> list[str]:
-    """The usable replies in a model's JSON answer; none when it does not parse."""
+def _parsed(answer: str, message: str) -> Slots:
+    """The usable replies in a model's JSON answer, by kind; none when it does not parse."""
     try:
-        return distinct(_ReplySchema.model_validate_json(answer).replies, message)
+        return fill({}, _ReplySchema.model_validate_json(answer), message)
     except ValueError:
-        return []
+        return {}
 
 
-def _on_device(model: str, prompt: str, message: str, first: list[str] | None = None) -> list[str]:
-    """Up to three usable replies: greedy first (or ``first``, the router's device answer), then
-    one sampled retry that keeps the good ones and adds to them."""
-    best: list[str] = first[:3] if first is not None else []
+def _on_device(model: str, prompt: str, message: str, first: Slots | None = None) -> Slots:
+    """Up to three usable replies, one of each kind: greedy first (or ``first``, the router's
+    device answer), then one sampled retry that keeps the good ones and fills the gaps."""
+    best: Slots = dict(first) if first is not None else {}
     for attempt in range(0 if first is None else 1, 2):
-        if len(best) == 3:
+        if len(best) == len(KINDS):
             break
         session = Session(instructions=prompts.REPLIER, model=model)
         sampling = Sampling.greedy(160) if attempt == 0 else Sampling.random(0.8, seed=11, max_tokens=160)
         try:
-            answer = session.respond(prompt, _ReplySchema, sampling=sampling)
-            replies = distinct(best + answer.content.replies, message)[:3]
+            best = fill(best, session.respond(prompt, _ReplySchema, sampling=sampling).content, message)
         except InvalidOutputError:
-            replies = []
-        best = replies or best
+            pass
     return best
 
 
 def _routed(router: "Router", model: str, prompt: str, message: str, tier: str,
-            consent: bool | None) -> tuple[list[str], str, str]:
+            consent: bool | None) -> tuple[Slots, str, str]:
     """(replies, the tier that wrote them, the route), with "the device's replies or its retry
     fill all three" as the cascade's check."""
     from tether.routing.router import RouteRequest
@@ -183,13 +210,13 @@ def _routed(router: "Router", model: str, prompt: str, message: str, tier: str,
     schema = _ReplySchema.model_json_schema()
     routed = router.respond(RouteRequest(guided_prompt(prompt, schema), instructions=prompts.REPLIER, kind="feature",
                                          feature="replies", json_schema=schema, sampling=Sampling.greedy(160),
-                                         check=lambda answer, cut: len(mine(answer, cut)) == 3, tier=tier,
+                                         check=lambda answer, cut: len(mine(answer, cut)) == len(KINDS), tier=tier,
                                          consent=consent))
     route = routed.explain()
     if routed.tier != DEVICE:  # escalated, or sent away by a rule: its replies first, the device's fill gaps
-        away = _parsed(routed.text, message)[:3]
-        if len(away) == 3:
+        away = _parsed(routed.text, message)
+        if len(away) == len(KINDS):
             return away, routed.tier, route
-        mixed = distinct(away + mine(), message)[:3]  # mine(): written now if a rule sent it
+        mixed = fill(away, mine(), message)  # mine(): written now if a rule sent it
         return mixed, routed.tier if away else DEVICE, route + f"; it gave {len(away)} usable {'reply' if len(away) == 1 else 'replies'} of 3"
     return mine(routed.text, routed.finish_reason == "length"), DEVICE, route
