@@ -197,6 +197,7 @@ def test_a_format_is_checked_after_generation():
     from tether.models.json_schema import violation
 
     for fmt, bad, good in [("email", "Karlina", "k@example.org"), ("date", "2024-02-31", "2024-02-28"),
-                           ("uuid", "xyz", "12345678-1234-5678-1234-567812345678"), ("ipv4", "1.2.3", "10.0.0.1")]:
+                           ("uuid", "xyz", "12345678-1234-5678-1234-567812345678"), ("ipv4", "1.2.3", "10.0.0.1"),
+                           ("date-time", "yesterday", "2026-12-03T10:00:00Z")]:
         assert violation({"type": "string", "format": fmt}, json.dumps(bad)) is not None, fmt
         assert violation({"type": "string", "format": fmt}, json.dumps(good)) is None, fmt
