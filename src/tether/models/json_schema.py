@@ -5,9 +5,8 @@ small integer ranges; see ``grammar.enforceable``), but not every keyword: numbe
 bounds, wide integer ranges, ``multipleOf``, ``uniqueItems``, ``format``. An
 answer is therefore validated against the full schema afterwards, with the
 ``jsonschema`` library and its format checker (an ``email`` without an ``@``, a
-``date`` of 2024-02-31, a ``date-time`` of "yesterday", a ``uuid`` that is not one), so a
-broken one is caught
-rather than returned.
+``date`` of 2024-02-31, a ``date-time`` of "yesterday", a ``uuid`` that is not one),
+so a broken one is caught rather than returned.
 """
 
 from __future__ import annotations
