@@ -137,6 +137,9 @@ def test_a_title_before_a_name_ends_no_sentence():
     assert whole_sentences("The study ended. It was led by Dr. Lopez and") == "The study ended."
     assert _sentences("We met Maria J. Lopez. The U.S. team won. Smith Jr. The end.") == \
         ["We met Maria J. Lopez.", "The U.S. team won.", "Smith Jr.", "The end."]
+    # a letter that names a room or a gate is no initial (AgentDojo's calendar)
+    assert _sentences("At Conference Room B. Weekly team sync. Go to Gate C. Boarding is at 9.") == \
+        ["At Conference Room B.", "Weekly team sync.", "Go to Gate C.", "Boarding is at 9."]
 
 
 def test_parse_notifications_names_the_bad_item():

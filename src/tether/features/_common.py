@@ -150,7 +150,11 @@ def _normal_number(n: str) -> str:
 
 # a title before a name: its full stop ends no sentence ("Dr. Patel", "St. Vincent Hospital")
 _TITLE = re.compile(r"(?<![\w.])(?:dr|mr|mrs|ms|mx|prof|st|mt|gen|col|capt|lt|sgt|rev|hon|gov|sen|rep|pres)\.$", re.I)
-_INITIAL = re.compile(r"(?<![\w.])[A-Z]\.$")  # "Maria J. Lopez"
+_INITIAL = re.compile(r"(?:^|\s)(?:([\w'’-]+)\s+)?[A-Z]\.$")  # "Maria J. Lopez"
+# a letter that names, not an initial: "Conference Room B. Weekly sync", "Gate C. Boarding"
+_LETTERED = frozenset("""room gate plan part form unit zone wing hall door area type bay row lot level floor block
+suite class grade stage phase track seat annex building terminal section platform vitamin appendix exhibit option
+version schedule concourse""".split())
 _BREAK = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -164,7 +168,10 @@ def abbreviated(before: str, after: str) -> bool:
     if not before.endswith("."):
         return False
     tail, nxt = before[-14:], after.lstrip()[:1]
-    if _TITLE.search(tail) or _INITIAL.search(tail) and nxt.isupper():
+    if _TITLE.search(tail):
+        return True
+    initial = _INITIAL.search(before[-30:])
+    if initial and nxt.isupper() and (initial.group(1) or "").lower() not in _LETTERED:
         return True
     return bool(nxt) and (nxt.islower() or nxt.isdigit()) and bool(_ABBREVIATION.search(tail))
 
