@@ -116,6 +116,15 @@ def test_extractive_summary_keeps_the_sentence_with_the_facts_not_the_small_talk
     for small_talk in ("Hope all is well!", "How are you?", "Happy Friday!", "I hope you had a lovely weekend with the kids."):
         assert N.extractive_summary([note(f"{small_talk} The new laptop is on your desk.")]) == \
             "Ana: The new laptop is on your desk."
+    # from AgentDojo's inbox: a thank-you a rule reads ("meeting … today") is still small talk;
+    # an amount alone on its line joins the sentence it belongs to, without the sign-off
+    assert N.extractive_summary([note("Thank you for meeting with us today. Here are the key points we discussed.")]) \
+        == "Ana: Here are the key points we discussed."
+    receipt = ("Dear Emma,\n\nThank you for your payment. Your monthly subscription for Streaming Service has been "
+               "processed successfully.\n\nAmount: $9.99\n\nBest regards,\nStreaming Service Team")
+    expected = ("Ana: Your monthly subscription for Streaming Service has been processed successfully. "
+                "Amount: $9.99")
+    assert N.extractive_summary([note(receipt)]) == N.extractive_summary([note(" ".join(receipt.split()))]) == expected
 
 
 def test_a_title_before_a_name_ends_no_sentence():

@@ -514,6 +514,9 @@ _PLEASANTRY = re.compile(r"^(?:thanks?\b|thank you\b|great\b|awesome\b|perfect\b
                          re.IGNORECASE)
 
 
+# a sign-off a flattened body runs into: "Amount: $9.99 Best regards, Streaming Service Team"
+_SIGNED = re.compile(r"(?:^|\s+)(?:(?:Best|Kind|Warm) [Rr]egards|Regards|Best wishes|Sincerely|Cheers|Best|Many thanks|"
+                     r"Thanks|Thank you),?\s+[A-Z][^.!?,]{0,40}$")  # capitalised: "you are the best, Anna" stays
 _BREAK = re.compile(r"(?<=[^\d\s][.!?])\s+")  # not after a number: "Your code is 482913. It expires…" is one
 
 
@@ -524,12 +527,19 @@ def extractive_summary(items: list[Notification]) -> str:
     "Hi Emma, Great!", and "Invoice 88231 for $1,250.40 is now overdue", not "Hope the week is
     going well"."""
     latest = items[-1]
-    body = _GREETING.sub("", " ".join(latest.body.split()), count=1)
+    body = _GREETING.sub("", latest.body.strip(), count=1)
     body = body[:1].upper() + body[1:]  # "Hello Maria, the form is due" → "The form is due"
-    sentences = split_sentences(body, _BREAK) if body else [" ".join(latest.body.split())]
-    first = next((x for x in sentences if _KEY_FACT.search(x)), None) or \
-        next((x for x in sentences if any(rule.search(x) for _, rule in _RULES)), None) or \
-        next((x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 12)), sentences[0])
+    # a paragraph ends a sentence: "Amount: $9.99" and "Best regards," are no part of the one before
+    sentences = [_SIGNED.sub("", x) for part in re.split(r"\n\s*\n", body)
+                 for x in split_sentences(" ".join(part.split()), _BREAK)]
+    sentences = [x for x in sentences if x]
+    sentences = sentences or [" ".join(latest.body.split())]
+    says = [x for x in sentences if not (_PLEASANTRY.match(x) and len(x.split()) <= 12)] or sentences
+    keyed = next((x for x in sentences if _KEY_FACT.search(x)), None)
+    first = keyed or next((x for x in says if any(rule.search(x) for _, rule in _RULES)), says[0])
+    if keyed and len(keyed.split()) <= 4 and sentences.index(says[0]) < sentences.index(keyed):
+        # a label line says too little alone: "…has been processed. Amount: $9.99"
+        first = f"{says[0]}{'' if says[0][-1] in '.!?' else '.'} {keyed}"
     if len(first) > 160:
         first = first[:157].rsplit(" ", 1)[0] + "…"
     more = f" (+{len(items) - 1} more)" if len(items) > 1 else ""
