@@ -386,6 +386,22 @@ def test_everyday_words_that_look_like_alerts_are_not_flagged(body):
     assert _flags(body) == []
 
 
+@pytest.mark.parametrize("body", ["Your pin was dropped at 221 Baker Street.", "Your code review for PR 4521 is ready.",
+                                  "The meeting notes from today are in the drive.", "Notes from today's meeting are posted.",
+                                  "The recording of the call today is up.", "Order 12345 shipped; use the code SAVE10."])
+def test_a_number_near_pin_or_code_and_a_meeting_s_notes_are_not_alerts(body):
+    """Flagged "security code" and "meeting soon": a code is the one said to be it ("is", ":"),
+    and what a meeting left is no meeting to come."""
+    assert _flags(body) == []
+
+
+def test_a_code_said_to_be_one_and_a_meeting_after_its_notes_are_still_flagged():
+    for body in ("Your code for Acme is 482913", "Use 482913 as your verification code", "Your PIN is 1234",
+                 "Tu código de verificación es 482913", "Your security code is: 482 913"):
+        assert "security code" in _flags(body), body
+    assert "meeting soon" in _flags("The meeting notes are up; the meeting starts in 10 minutes.")
+
+
 def test_repeated_messages_are_counted_in_any_window_and_a_duplicate_counts_once():
     from tether.features.notifications import Notification, time_sensitivity
 

@@ -175,8 +175,13 @@ _CODE_WORD = (r"(?:(?:security|verification|login|sign-?in|confirmation|access|a
 # 4-8 digits, also grouped ("123 456", "123-456"); a year (19xx, 20xx) alone is no code
 _CODE = r"(?<![\d.,])(?!(?:19|20)\d\d(?![\d -]))\d{3,4}(?:[ -]?\d{2,4})?(?!\d|[.,]\d)"
 _AMOUNT = r"(?:[$€£¥]\s?\d|\d(?:[\d.,]*\d)?\s?(?:€|£|\$|eur|usd|gbp|chf|dollars?|euros?|pounds?)\b)"
+# the code said to be the code: right after the word or its "is" ("Your code for Acme is 482913",
+# "code: 123-456"), or before an "is" ("482913 is your code"). Not "Your pin was dropped at 221
+# Baker Street", "Your code review for PR 4521 is ready"
+_IS = r"(?:is|ist|lautet|est|es|as|was)"
 _RULES: list[tuple[str, re.Pattern[str]]] = [
-    ("security code", re.compile(rf"{_CODE_WORD}\D{{0,30}}?{_CODE}|{_CODE}\D{{0,30}}{_CODE_WORD}", re.I)),
+    ("security code", re.compile(rf"{_CODE_WORD}(?!\s+review)(?:[^\d.\n]{{0,30}}?\b{_IS}\b\W{{0,3}}|\s*[:：=]?\s*)"
+                                 rf"{_CODE}|{_CODE}\W{{0,3}}{_IS}\b[^\d.\n]{{0,30}}{_CODE_WORD}", re.I)),
     ("security alert", re.compile(r"\b(?:new sign-?in|login attempt|password (?:reset|changed)|suspicious|unusual activity)\b", re.I)),
     # payment words count with an amount, or in phrases that are only about money
     ("payment or bank", re.compile(
@@ -199,6 +204,11 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
         r"|\bstarts? in (?:\d+|an?|one)\s?(?:min|minutes|hours?)\b|\b(?:empieza|beginnt|commence) (?:en|in|dans) \d+\s?min", re.I)),
     ("delivery", re.compile(r"\b(?:out for delivery|delivered|arriving|arrives|courier|your (?:package|parcel|order)|shipment|driver is)\b", re.I)),
 ]
+# what a meeting left, not one to come: "The meeting notes from today are in the drive"
+_MEETING_RECORD = re.compile(
+    r"\b(?:meeting|call|standup|stand-up|interview|webinar)\s+(?:notes|minutes|recording|recap|summary|transcript|"
+    r"slides)\b|\b(?:notes|minutes|recording|recap|summary|transcript|slides)\s+(?:of|from)\s+(?:[\w'’]+\s+){0,2}?"
+    r"(?:meeting|call|standup|stand-up|interview|webinar)\b", re.I)
 # Sales talk: "expires", "last day" and "due" in an offer are no deadline of the user's
 _PROMOTION = re.compile(r"\b(?:sale|discount|% off|offer|deal|promo(?:tion)?|coupon|save \d+|limited time)\b", re.I)
 REPEAT_COUNT = 3
@@ -208,7 +218,7 @@ REPEAT_WINDOW = timedelta(minutes=30)
 def time_sensitivity(items: list[Notification]) -> list[str]:
     """Why a stack is time-sensitive (empty: it is not)."""
     text = "\n".join(f"{n.title or ''} {n.body}" for n in items)
-    reasons = [name for name, rule in _RULES if rule.search(text)]
+    reasons = [name for name, rule in _RULES if rule.search(_MEETING_RECORD.sub(" ", text) if name == "meeting soon" else text)]
     if "deadline" in reasons and _PROMOTION.search(text):
         reasons.remove("deadline")
     if "delivery" in reasons and "deadline" in reasons:  # "arrives by 8 pm" is a delivery, not a deadline
