@@ -6,7 +6,9 @@ sunglasses" into a base thing ("cat"), up to two extras placed on it
 the plan always parses. Each phrase is then looked up among the Unicode emoji
 by BM25 over their CLDR names and aliases (SQLite FTS5 with the Porter
 stemmer, in memory), and the glyphs are layered into a PNG with Pillow and the
-Noto Color Emoji font, plus an SVG that needs no font on this side.
+Noto Color Emoji font, plus an SVG that needs no font on this side. For a PNG,
+only emoji the font draws are candidates: Unicode names emoji newer than the
+installed font, and those would come out as an empty disc.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import io
 import os
 import re
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -121,13 +124,16 @@ def _emoji_in(text: str) -> list[str]:
     return [e["emoji"] for e in emoji.emoji_list(text)]
 
 
-def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | None:
+def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False) -> tuple[str, str] | None:
     """The emoji whose name best matches ``phrase`` (BM25), as ``(char, name)``; None if no word matches.
 
     Names carry most of the meaning, aliases some. For the base of a composition a
-    "… face" emoji is preferred when one exists: faces take accessories best.
+    "… face" emoji is preferred when one exists: faces take accessories best. With
+    ``drawable`` (for a PNG), emoji the colour emoji font draws no picture for are no
+    candidates, so the next best one is used, or None: better than an empty drawing.
     """
-    given = _emoji_in(phrase)
+    font = _font_key() if drawable else None
+    given = [e for e in _emoji_in(phrase) if font is None or _draws(font, e)]
     if given:  # "🐱 with 🕶️": the emoji the user typed is the match
         import emoji
 
@@ -140,6 +146,8 @@ def find_emoji(phrase: str, *, prefer_face: bool = False) -> tuple[str, str] | N
         "SELECT char, name, aliases, bm25(e, 0.0, 4.0, 1.0) AS rank FROM e WHERE e MATCH ? ORDER BY rank LIMIT 25",
         (query,),
     ).fetchall()
+    if font is not None:
+        rows = [r for r in rows if _draws(font, r[0])]
     if not rows:
         return None
     target = " ".join(words)
@@ -182,16 +190,56 @@ def font_path() -> Path:
                                     "or set TETHER_EMOJI_FONT (the SVG works without it)")
 
 
+def _font_key() -> tuple[str, int, int]:
+    """The emoji font to draw with, as a cache key: a replaced or edited file is a new font."""
+    path = font_path()
+    st = path.stat()
+    return str(path), st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _load_font(path: str, mtime_ns: int, nbytes: int):  # -> PIL.ImageFont.FreeTypeFont
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype(path, _FONT_SIZE)
+    except OSError as exc:
+        raise EmojiFontUnavailableError(f"cannot load the emoji font {path}: {exc}") from None
+
+
+_DRAW_LOCK = threading.Lock()  # the cached font is one FreeType face; the gateway may draw from two threads
+
+
+def _tile(font: tuple[str, int, int], char: str):  # -> PIL.Image.Image | None
+    """``char`` drawn alone and cropped to its ink; None where the font has no one picture for it:
+    nothing at all (an emoji newer than the font), or a ZWJ sequence it lacks, drawn as its parts
+    side by side (the tile is four glyphs wide so that shows)."""
+    from PIL import Image, ImageDraw
+
+    face = _load_font(*font)
+    tile = Image.new("RGBA", (_FONT_SIZE * 4, _FONT_SIZE * 2), (0, 0, 0, 0))
+    with _DRAW_LOCK:
+        ImageDraw.Draw(tile).text((_FONT_SIZE * 2, _FONT_SIZE), char, font=face, embedded_color=True, anchor="mm")
+    box = tile.getbbox()
+    if box is None or box[2] - box[0] > _FONT_SIZE * 1.6:  # one emoji is at most ~1.2 wide
+        return None
+    return tile.crop(box)
+
+
+@functools.lru_cache(maxsize=4096)
+def _draws(font: tuple[str, int, int], char: str) -> bool:
+    """Does the font draw ``char``? Asked per candidate (under a millisecond), so no run pays for all 1,900."""
+    return _tile(font, char) is not None
+
+
 def render_png(glyphs: list[Glyph], background: str, size: int = 256) -> bytes:
-    from PIL import Image, ImageDraw, ImageFont
+    """The glyphs layered on the background disc. A glyph the font cannot draw is an error, never a
+    gap: a picture missing its base (or a part) must not be saved as if it were the emoji."""
+    from PIL import Image, ImageDraw
 
     if not 32 <= size <= 1024:
         raise InputError(f"size must be 32..1024 pixels, got {size}")
-    path = font_path()
-    try:
-        font = ImageFont.truetype(str(path), _FONT_SIZE)
-    except OSError as exc:
-        raise EmojiFontUnavailableError(f"cannot load the emoji font {path}: {exc}") from None
+    font = _font_key()
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
     if background != "none":
         margin = size // 32
@@ -199,12 +247,10 @@ def render_png(glyphs: list[Glyph], background: str, size: int = 256) -> bytes:
     base_px = int(size * 0.6)
     for g in glyphs:
         cx, cy, scale = _LAYOUT[g.place]
-        tile = Image.new("RGBA", (_FONT_SIZE * 2, _FONT_SIZE * 2), (0, 0, 0, 0))
-        ImageDraw.Draw(tile).text((_FONT_SIZE, _FONT_SIZE), g.char, font=font, embedded_color=True, anchor="mm")
-        box = tile.getbbox()
-        if box is None:
-            continue  # the font lacks this glyph
-        tile = tile.crop(box)
+        tile = _tile(font, g.char)
+        if tile is None:
+            raise EmojiFontUnavailableError(f"the emoji font {font[0]} has no picture for {g.char} ({g.name}); "
+                                            "the SVG leaves it to the viewer's font")
         side = max(1, int(base_px * scale))
         ratio = side / max(tile.size)
         tile = tile.resize((max(1, int(tile.width * ratio)), max(1, int(tile.height * ratio))), Image.LANCZOS)
@@ -254,7 +300,7 @@ def _place(thing: str, suggested: str) -> str:
     return suggested if suggested in ("hand", "beside") else "hand"
 
 
-def _plan(description: str, model: str) -> tuple[_Plan | None, bool]:
+def _plan(description: str, model: str, drawable: bool = False) -> tuple[_Plan | None, bool]:
     for attempt in range(2):
         session = Session(instructions=prompts.EMOJI_DESIGNER, model=model)
         sampling = Sampling.greedy(120) if attempt == 0 else Sampling.random(0.7, seed=5, max_tokens=120)
@@ -262,17 +308,19 @@ def _plan(description: str, model: str) -> tuple[_Plan | None, bool]:
             plan = session.respond(prompts.EMOJI.format(description=description), _Plan, sampling=sampling).content
         except InvalidOutputError:
             continue
-        if _grounded(plan.base, description) and find_emoji(plan.base, prefer_face=True) is not None:
+        if _grounded(plan.base, description) and find_emoji(plan.base, prefer_face=True, drawable=drawable):
             extras = [_Extra(thing=e.thing, place=_place(e.thing, e.place))  # type: ignore[arg-type]
                       for e in plan.extras if _grounded(e.thing, description)]
             return plan.model_copy(update={"extras": extras}), False
     return None, True
 
 
-def _words_plan(description: str) -> _Plan:
+def _words_plan(description: str, drawable: bool = False) -> _Plan:
     """Fallback: the description's own words, the first that names an emoji as the base."""
     words = _words(description)
-    hits = _emoji_in(description) + [w for w in words if find_emoji(w) is not None]
+    hits = [w for w in _emoji_in(description) + words if find_emoji(w) is not None]
+    if drawable:  # what the font draws leads; the rest stay, to be reported unmatched
+        hits.sort(key=lambda w: find_emoji(w, drawable=True) is None)
     base = hits[0] if hits else description[:30]
     extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]
     name = " ".join(words[:4])[:40]
@@ -289,19 +337,21 @@ def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 25
         raise InputError(f"description is {len(description)} characters; an emoji takes at most {MAX_DESCRIPTION_CHARS}")
     start = time.perf_counter()
     description = " ".join(description.split())
-    plan, fallback = _plan(description, model)
+    if png:
+        _load_font(*_font_key())  # no font, or a broken one: say so before the model runs
+    plan, fallback = _plan(description, model, drawable=png)
     if plan is None:
-        plan = _words_plan(description)
+        plan = _words_plan(description, drawable=png)
     glyphs: list[Glyph] = []
     unmatched: list[str] = []
-    base = find_emoji(plan.base, prefer_face=True)
+    base = find_emoji(plan.base, prefer_face=True, drawable=png)
     if base is None:
         unmatched.append(plan.base)
         base = ("🙂", "slightly smiling face")
     glyphs.append(Glyph(char=base[0], name=base[1], phrase=plan.base, place="base"))
     used = {base[0]}
     for extra in plan.extras:
-        hit = find_emoji(extra.thing)
+        hit = find_emoji(extra.thing, drawable=png)
         if hit is None:
             unmatched.append(extra.thing)
         elif hit[0] not in used and extra.place not in {g.place for g in glyphs}:

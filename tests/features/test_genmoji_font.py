@@ -1,0 +1,98 @@
+"""Emoji creation against the installed colour emoji font: Unicode names emoji the font may not draw,
+and a PNG must never come out as an empty disc. Also the CLI's --out handling."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from tether.errors import EmojiFontUnavailableError
+from tether.features import genmoji
+from tether.features.genmoji import Glyph, find_emoji
+
+TINY = "smollm2-135m"
+HAS_FONT = any(os.path.isfile(p) for p in genmoji.FONT_PATHS)
+needs_font = pytest.mark.skipif(not HAS_FONT, reason="install Debian's fonts-noto-color-emoji (make test does)")
+
+
+def _font_draws(char: str) -> bool:
+    """Straight from Pillow: does the installed font draw ``char`` as one picture?"""
+    size = 109
+    font = ImageFont.truetype(str(genmoji.font_path()), size)
+    tile = Image.new("RGBA", (size * 4, size * 2), (0, 0, 0, 0))
+    ImageDraw.Draw(tile).text((size * 2, size), char, font=font, embedded_color=True, anchor="mm")
+    box = tile.getbbox()
+    return box is not None and box[2] - box[0] < size * 1.6
+
+
+def _ink(png: bytes, background: str) -> int:
+    """Pixels inside the disc that are not the disc's colour (or, with no disc, not clear): 0 for an empty disc."""
+    img = Image.open(io.BytesIO(png)).convert("RGBA")
+    w, h = img.size
+    inner = img.crop((w // 4, h // 4, 3 * w // 4, 3 * h // 4))
+    if background == "none":
+        return sum(1 for px in inner.getdata() if px[3])
+    disc = (*genmoji.BACKGROUNDS[background], 255)
+    return sum(1 for px in inner.getdata() if px != disc)
+
+
+# Emoji 16.0, newer than the Noto Color Emoji in Debian 12/13; the last one is a ZWJ sequence the
+# font draws as a person beside a pair of shoes.
+NEWER = [("lighthouse", "\U0001f6d9"), ("orca", "\U0001facd"), ("pickle", "\U0001fadd"),
+         ("treasure chest", "\U0001fa8e"), ("ballet dancer", "\U0001f9d1\u200d\U0001fa70")]
+
+
+@needs_font
+@pytest.mark.parametrize("phrase, char", NEWER)
+def test_a_picture_never_uses_an_emoji_the_font_cannot_draw(phrase, char):
+    if _font_draws(char):
+        pytest.skip(f"this font draws {phrase}")
+    assert find_emoji(phrase) == (char, phrase)  # text and SVG: the right Unicode, the viewer's font draws it
+    hit = find_emoji(phrase, drawable=True)
+    assert hit is None or (hit[0] != char and _font_draws(hit[0])), hit
+    assert find_emoji(char, drawable=True) is None  # typed, it is no match either
+    assert find_emoji("cat", prefer_face=True, drawable=True) == ("🐱", "cat face")  # what it draws is unchanged
+
+
+@needs_font
+def test_the_words_fallback_leads_with_what_the_font_draws():
+    if _font_draws("\U0001f6d9"):
+        pytest.skip("this font draws the lighthouse")
+    plan = genmoji._words_plan("a lighthouse with a cat", drawable=True)
+    assert plan.base == "cat" and [e.thing for e in plan.extras] == ["lighthouse"]  # to be reported unmatched
+    assert genmoji._words_plan("a lighthouse with a cat").base == "lighthouse"  # text: the words' own order
+
+
+@needs_font
+def test_png_of_a_glyph_the_font_lacks_is_an_error_not_an_empty_disc():
+    if _font_draws("\U0001f6d9"):
+        pytest.skip("this font draws the lighthouse")
+    with pytest.raises(EmojiFontUnavailableError, match="no picture for .* \\(lighthouse\\)"):
+        genmoji.render_png([Glyph(char="\U0001f6d9", name="lighthouse", phrase="lighthouse", place="base")], "yellow")
+    smile = genmoji.render_png([Glyph(char="🙂", name="slightly smiling face", phrase="x", place="base")], "yellow")
+    assert _ink(smile, "yellow") > 5000
+
+
+def _tether(*args: str, cwd=None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tether", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+@needs_font
+def test_cli_lighthouse_png_is_drawn_and_the_phrase_reported_unmatched(tmp_path):
+    """The audit's case: it saved an empty yellow disc, said "saved" and exited 0."""
+    if _font_draws("\U0001f6d9"):
+        pytest.skip("this font draws the lighthouse")
+    out = tmp_path / "lighthouse.png"
+    proc = _tether("emoji", "a", "lighthouse", "-m", TINY, "-o", str(out), "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert "lighthouse" in result["unmatched"], result
+    assert all(_font_draws(g["char"]) for g in result["glyphs"]), result["glyphs"]
+    assert _ink(out.read_bytes(), result["background"]) > 5000  # the base is drawn, not a bare disc
