@@ -25,11 +25,12 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
-def start_server(tmp: Path, *args: str, timeout: float = 180.0, router_config: Path | None = None) -> Server:
+def start_server(tmp: Path, *args: str, timeout: float = 180.0, router_config: Path | None = None,
+                 model: str = "smollm2-135m") -> Server:
     log = tmp / "serve.log"
     env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(router_config or ""),
            "TETHER_THREADS": "1"}
-    proc, url = spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", "smollm2-135m", *args],
+    proc, url = spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", model, *args],
                       log, env=env, timeout=timeout)
     return Server(url, proc, log)
 

@@ -30,22 +30,23 @@ from tether.models.openai_chat import ChatRequest
 from tether.routing.router import Router
 
 
-def all_model_ids() -> list[str]:
-    """Chat's ids (catalog models, tier names, auto) and the embedding model's."""
-    return [*model_ids(), EMBEDDING_MODEL]
+def all_model_ids(gw: Gateway | None = None) -> list[str]:
+    """Chat's ids (catalog models, tier names, auto, the device model) and the embedding model's."""
+    return [*model_ids(gw), EMBEDDING_MODEL]
 
 
 async def list_models(request: Request) -> JSONResponse:
     """The catalog models, the tier names, "auto" and the embedding model, in OpenAI's list format."""
     return JSONResponse({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "tether"}
-                                                   for m in all_model_ids()]})
+                                                   for m in all_model_ids(gateway(request))]})
 
 
 async def get_model(request: Request) -> JSONResponse:
     """One model by id, as ``client.models.retrieve(id)`` asks for it."""
     model_id = request.path_params["model_id"]
-    if model_id not in all_model_ids() and model_id not in TIER_NAMES:  # private_cloud: the ledger's spelling
-        raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(all_model_ids())}", 404,
+    ids = all_model_ids(gateway(request))
+    if model_id not in ids and model_id not in TIER_NAMES and gateway(request).own_model(model_id) is None:
+        raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(ids)}", 404,
                            "model_not_found", param="model")
     return JSONResponse({"id": model_id, "object": "model", "created": 0, "owned_by": "tether"})
 

@@ -41,22 +41,28 @@ TIER_NAMES = {"device": DEVICE, "private-cloud": PRIVATE_CLOUD, "third-party": T
 _DONE = object()
 
 
-def model_ids() -> list[str]:
-    return ["auto", "device", "private-cloud", "third-party", *catalog.CATALOG]
+def model_ids(gw: Gateway | None = None) -> list[str]:
+    """Tier names, auto, the catalog and, when it is no catalog model (a .gguf file, hf:…), the
+    gateway's own device model under the name its answers carry."""
+    own = [gw.device_model_name] if gw is not None and gw.device_model_name not in catalog.CATALOG else []
+    return ["auto", "device", "private-cloud", "third-party", *catalog.CATALOG, *own]
 
 
-def target(model: str | None) -> tuple[str, str | None]:
-    """(tier for the router, catalog model or None) for the request's ``model``."""
+def target(model: str | None, gw: Gateway | None = None) -> tuple[str, str | None]:
+    """(tier for the router, device model or None) for the request's ``model``."""
     if model in (None, "", "auto"):
         return "auto", None
     if model in TIER_NAMES:
         return TIER_NAMES[model], None
     if model in catalog.CATALOG:
         return DEVICE, model
+    own = gw.own_model(model) if gw is not None else None
+    if own is not None:
+        return DEVICE, own
     if model == EMBEDDING_MODEL:
         raise GatewayError(f"{model!r} is an embedding model: send it to POST /v1/embeddings; for a chat use one "
-                           f"of: {', '.join(model_ids())}", 404, "model_not_found", param="model")
-    raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(model_ids())}", 404,
+                           f"of: {', '.join(model_ids(gw))}", 404, "model_not_found", param="model")
+    raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(model_ids(gw))}", 404,
                        "model_not_found", param="model")
 
 
@@ -179,7 +185,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     gw.metrics.requests += 1
     body = await read_json(request, gw.max_body)
     chat = parse_chat(body)
-    tier, model = target(chat.model)
+    tier, model = target(chat.model, gw)
     consent = consent_header(request)
     max_tokens = chat.sampling(gw.max_tokens_cap).max_tokens
     tools = _tool_count(chat)

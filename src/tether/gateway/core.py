@@ -45,6 +45,25 @@ class Gateway:
     def device_model(self) -> str:
         return self.router.config.device_model
 
+    def own_model(self, model: str | None) -> str | None:
+        """``device_model`` when ``model`` names it (as given or as its engine names it, e.g. a
+        ``~/x.gguf`` path expanded), else None: a file or hf: model served here is no catalog name."""
+        if model is None:
+            return None
+        if model == self.device_model:
+            return model
+        return self.device_model if model == self.device_model_name else None
+
+    @property
+    def device_model_name(self) -> str:
+        """The name the device model's engine (and so every answer's ``model``) uses."""
+        from tether.models import catalog
+
+        try:
+            return catalog.resolve(self.device_model).name
+        except Exception:  # noqa: BLE001 - an unusable spec fails at load with its reason
+            return self.device_model
+
     def executor(self, engine: str) -> ThreadPoolExecutor:
         """One thread per engine: llama.cpp's OpenMP team belongs to the thread that generates,
         so moving generation between threads makes it several times slower."""

@@ -28,7 +28,7 @@ from tether.routing.router import Decision
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    model: str | None = None  # a catalog model; default: the gateway's device model
+    model: str | None = None  # a catalog model or the gateway's own; default: the gateway's device model
 
 
 class TextBody(_Body):
@@ -84,9 +84,10 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         gw = gateway(request)
         gw.metrics.requests += 1
         body = parse(body_model, await read_json(request, gw.max_body))
-        model = body.model or gw.device_model
-        if model not in catalog.CATALOG:
-            raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(catalog.CATALOG)}", 404,
+        model = gw.own_model(body.model or gw.device_model) or body.model  # the gateway's own model: any catalog or not
+        if model not in catalog.CATALOG and model != gw.device_model:
+            known = [*catalog.CATALOG, *([gw.device_model_name] if gw.device_model not in catalog.CATALOG else [])]
+            raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(known)}", 404,
                                "model_not_found", param="model")
         await gw.engine(model)
         start = time.perf_counter()
