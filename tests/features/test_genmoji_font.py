@@ -96,3 +96,31 @@ def test_cli_lighthouse_png_is_drawn_and_the_phrase_reported_unmatched(tmp_path)
     assert "lighthouse" in result["unmatched"], result
     assert all(_font_draws(g["char"]) for g in result["glyphs"]), result["glyphs"]
     assert _ink(out.read_bytes(), result["background"]) > 5000  # the base is drawn, not a bare disc
+
+
+# ----------------------------------------------------------------- --out and --force
+
+def test_cli_keeps_an_existing_out_file_and_says_so_before_the_model_runs(tmp_path):
+    from tests.test_cli import assert_one_line_error
+
+    out = tmp_path / "cat.svg"
+    out.write_text("mine")
+    # An unknown model would fail at loading: the error being about the file shows it came first.
+    proc = _tether("emoji", "a cat", "-o", str(out), "--model", "no-such-model")
+    assert proc.returncode == 1
+    assert_one_line_error(proc, f"{out} already exists; pass --force to replace it")
+    assert out.read_text() == "mine" and os.listdir(tmp_path) == ["cat.svg"]
+
+
+def test_cli_force_replaces_the_file_whole(tmp_path):
+    import xml.etree.ElementTree as ET
+
+    out = tmp_path / "cat.svg"
+    out.write_text("mine")
+    proc = _tether("emoji", "a cat", "-o", str(out), "--force", "--model", TINY)
+    assert proc.returncode == 0 and "saved" in proc.stdout, proc.stderr
+    ET.fromstring(out.read_text())  # the new emoji, whole
+    assert os.listdir(tmp_path) == ["cat.svg"]  # no temporary file left beside it
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # as a plain write makes it, not private

@@ -159,14 +159,18 @@ def reply_cmd(file: str, inline: str | None, tier: str, consent: bool | None, mo
 @words_argument("description")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="Write the emoji here: .png (needs a colour emoji font) or .svg.")
+@click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(32, 1024), help="Pixels per side.")
 @model_option
 @json_option
-def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json: bool) -> None:
+def emoji_cmd(description: str, out: str | None, force: bool, size: int, model: str, as_json: bool) -> None:
     """Make a new emoji from DESCRIPTION ("a cat wearing sunglasses").
 
     \b
-    The model plans a base and up to two extras; Unicode emoji are layered into a PNG or SVG."""
+    The model plans a base and up to two extras; Unicode emoji are layered into a PNG or SVG.
+    An existing --out file is kept unless --force is given."""
+    import contextlib
+    import tempfile
     from pathlib import Path
 
     from tether.errors import InputError
@@ -175,25 +179,47 @@ def emoji_cmd(description: str, out: str | None, size: int, model: str, as_json:
         raise InputError("--out is empty; name a .png or .svg file")
     if out and Path(out).suffix.lower() not in (".png", ".svg"):
         raise InputError(f"{out}: --out must end in .png or .svg")
-    folder = Path(out).resolve().parent if out else None
     try:
+        folder = Path(out).resolve().parent if out else None
         folder_ok = folder is None or folder.is_dir()
     except OSError as exc:  # a name too long, a folder it may not search
         raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    except RuntimeError as exc:  # a link to itself (Python before 3.13 says so with a RuntimeError)
+        raise InputError(f"{out}: cannot write ({exc})") from None
     if not folder_ok:
         raise InputError(f"{out}: cannot write (no such directory)")  # before the model runs
     if folder is not None and not os.access(folder, os.W_OK):
         raise InputError(f"{out}: cannot write (permission denied)")
+    exists = f"{out} already exists; pass --force to replace it"
+    if out and not force and os.path.lexists(out):
+        raise InputError(exists)  # before the model runs
     want_png = bool(out) and out.lower().endswith(".png")
     if want_png:
         genmoji.font_path()  # fail before the model runs
     load_model(model)
     result = genmoji.create_emoji(description, model=model, size=size, png=want_png)
     if out:
+        # A whole file or none: written beside it, then renamed over it, so an interrupted run leaves no half PNG.
+        target = Path(out).resolve()  # through a link, as a plain write goes: the link stays
+        tmp = None
         try:
-            Path(out).write_bytes(result.png if want_png else result.svg.encode())  # type: ignore[arg-type]
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+            with os.fdopen(fd, "wb") as f:
+                f.write(result.png if want_png else result.svg.encode())  # type: ignore[arg-type]
+                f.flush()
+                os.fsync(f.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # what a plain write makes, not mkstemp's 0600
+            if not force and os.path.lexists(out):
+                raise InputError(exists)  # made while the model ran
+            os.replace(tmp, target)
         except OSError as exc:
-            raise InputError(f"{out}: cannot write ({exc.strerror})") from None
+            raise InputError(f"{out}: cannot write ({exc.strerror or exc})") from None
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
     parts = " + ".join(f"{g.char} {g.phrase} ({g.place})" for g in result.glyphs)
     note = "  (from the description's words)" if result.fallback else ""
     saved = f"\nsaved {out}" if out else ""
