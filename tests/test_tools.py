@@ -228,6 +228,71 @@ def test_a_huge_tool_output_is_cut_to_fit(tiny):
     assert len(out) < 4100 and out.endswith("more characters]") and r.text.strip()
 
 
+def test_a_chatty_tool_in_another_script_is_cut_by_tokens_not_characters(tiny):
+    """4,000 characters of Chinese are ~7,800 tokens: the character cap let the output overflow
+    the window after the tool had run, and the request failed."""
+    @tool
+    def read_note(name: str) -> str:
+        """A note's text."""
+        return "我们今天去公园散步，天气很好。" * 300
+
+    s = Session(model=TINY, tools=[read_note], sampling=Sampling.greedy(8), max_tool_calls=1)
+    r = s.respond("What does my note 'walk' say?", tool_choice="read_note")
+    out = r.tool_calls[0].output
+    assert out.endswith("more characters]") and tiny.count_tokens(out) <= tiny.context_window // 2 + 16
+    assert r.text.strip()
+
+
+def test_a_tool_output_that_is_not_valid_unicode_is_mended_not_blamed_on_the_user(tiny):
+    """os.listdir gives a Latin-1 file name as a lone surrogate: the request failed with "the
+    user message is not valid Unicode"."""
+    @tool
+    def list_files(folder: str) -> list[str]:
+        """The files in a folder."""
+        return ["caf\udce9.txt", "notes.md"]
+
+    r = Session(model=TINY, tools=[list_files], sampling=Sampling.greedy(8), max_tool_calls=1).respond(
+        "Which files do I have?", tool_choice="list_files")
+    assert "caf\ufffd.txt" in r.tool_calls[0].output and r.text.strip()
+
+
+def test_positional_only_and_underscore_parameters_reach_the_function(tiny):
+    """Both were accepted and then failed on every call: positional-only ones were passed by
+    keyword, and pydantic took "_id" for a private attribute and left it out of the schema."""
+    seen: list = []
+
+    @tool
+    def lookup(_id: str, model_config: int = 1, /) -> str:
+        """Look a record up."""
+        seen.append((_id, model_config))
+        return f"record {_id}"
+
+    @tool
+    def tag(name: str, _kind: str = "label") -> str:
+        """Tag something."""
+        seen.append((name, _kind))
+        return "tagged"
+
+    assert set(lookup.arguments.model_json_schema()["properties"]) == {"_id", "model_config"}
+    assert set(tag.arguments.model_json_schema()["properties"]) == {"name", "_kind"}
+    s = Session(model=TINY, tools=[lookup, tag], sampling=Sampling.greedy(8), max_tool_calls=1)
+    r = s.respond("Look up record 42.", tool_choice="lookup")
+    assert len(seen) == 1 and r.tool_calls[0].output == f"record {seen[0][0]}"
+    assert set(r.tool_calls[0].arguments) <= {"_id", "model_config"} and "_id" in r.tool_calls[0].arguments
+    s.respond("Tag the invoice.", tool_choice="tag")
+    assert len(seen) == 2 and isinstance(seen[1][1], str)
+
+
+def test_an_openai_style_tool_choice_names_the_tool_and_a_bad_one_is_an_input_error(tiny):
+    log: list = []
+    s = Session(model=TINY, tools=[make_weather(log)], sampling=Sampling.greedy(8), max_tool_calls=1)
+    r = s.respond("Weather in Paris?", tool_choice={"type": "function", "function": {"name": "weather"}})
+    assert len(r.tool_calls) == 1 and log  # it was a TypeError: unhashable type: 'dict'
+    for bad in (["weather"], {"type": "function"}, {"type": "function", "function": {"name": "search"}}):
+        with pytest.raises(InputError, match="tool_choice"):
+            s.respond("Hi", tool_choice=bad)
+
+
 def test_async_tools_are_awaited(tiny):
     import asyncio
 

@@ -563,7 +563,11 @@ class Session:
 
     def _call_tools(self, prompt: str, tool_choice: str) -> list[ToolCall]:
         """Let the model call tools until it chooses to answer; each step is guided JSON."""
-        if tool_choice not in ("auto", "required", "none") and tool_choice not in self.tools:
+        if isinstance(tool_choice, dict):  # OpenAI's {"type": "function", "function": {"name": …}}
+            function = tool_choice.get("function")
+            tool_choice = function.get("name") if isinstance(function, dict) else None  # type: ignore[assignment]
+        if not isinstance(tool_choice, str) or (tool_choice not in ("auto", "required", "none")
+                                                and tool_choice not in self.tools):
             raise InputError(f"tool_choice must be auto, required, none or one of {sorted(self.tools)}; got {tool_choice!r}")
         if tool_choice == "required" and not self.tools:  # else it would answer without the call it requires
             raise InputError("tool_choice 'required' needs a tool, and this session has none")
@@ -581,13 +585,16 @@ class Session:
                                                validate=lambda n, raw: self.tools[n].arguments.model_validate(raw))
             if name == _tools.ANSWER:
                 break
-            dumped = arguments.model_dump(mode="json")
+            dumped = arguments.model_dump(mode="json", by_alias=True)  # the parameters' own names
             if any(c.name == name and c.arguments == dumped for c in calls):
                 break  # the same call again would return the same result
             try:
                 output = _tools.render_output(_tools.run_call(self.tools[name], arguments))
             except Exception as exc:
                 raise ToolCallError(name, exc) from exc
+            # every call's output together may take at most a share of the window, leaving the rest
+            output = _tools.fit_output(output, self.engine.count_tokens,
+                                       self.engine.context_window // (self.max_tool_calls + 1))
             calls.append(ToolCall(name, dumped, output))
         return calls
 

@@ -27,9 +27,10 @@ import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from tether.errors import InputError, InvalidOutputError
+from tether.text import replace_surrogates
 
 ANSWER = "none"
 MAX_OUTPUT_CHARS = 4000  # a tool's output beyond this is cut, so one chatty tool cannot fill the context
@@ -76,12 +77,21 @@ class FunctionTool(Tool):
             hints = typing.get_type_hints(func, include_extras=True)
         except Exception as exc:
             raise InputError(f"tool {self.name}: its type hints cannot be resolved ({exc})") from None
-        for param in params:
+        # (field name, parameter name, positional only): "_id" or "model_config" cannot be a
+        # pydantic field, so it is one under another name with the parameter's as its alias
+        self._params: list[tuple[str, str, bool]] = []
+        for i, param in enumerate(params):
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
                 raise InputError(f"tool {self.name}: *args and **kwargs cannot be described to a model")
             annotation = hints.get(param.name, str)
             default = param.default if param.default is not inspect.Parameter.empty else ...
-            fields[param.name] = (annotation, default)
+            field = param.name
+            if field.startswith("_") or field.startswith("model_") or hasattr(BaseModel, field):
+                field = f"arg{i}_{field.lstrip('_')}"
+                fields[field] = (annotation, Field(default, alias=param.name))
+            else:
+                fields[field] = (annotation, default)
+            self._params.append((field, param.name, param.kind == param.POSITIONAL_ONLY))
         try:
             self.arguments = create_model(f"{self.name}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
             self.arguments.model_json_schema()
@@ -100,7 +110,9 @@ class FunctionTool(Tool):
     def call(self, arguments: BaseModel) -> Any:
         if self.method:
             raise self.unbound_error()
-        return self.func(**{name: getattr(arguments, name) for name in type(arguments).model_fields})
+        args = [getattr(arguments, field) for field, _, positional in self._params if positional]
+        return self.func(*args, **{name: getattr(arguments, field) for field, name, positional in self._params
+                                   if not positional})
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.func(*args, **kwargs)
@@ -307,9 +319,22 @@ def render_output(value: Any, max_chars: int = MAX_OUTPUT_CHARS) -> str:
             text = json.dumps(value, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
             text = str(value)
+    text = replace_surrogates(text)[0]  # a Latin-1 file name from os.listdir is the tool's, not the user's fault
     if len(text) > max_chars:
         text = text[:max_chars] + f" …[cut: {len(text) - max_chars} more characters]"
     return text
+
+
+def fit_output(text: str, count_tokens: Callable[[str], int], max_tokens: int) -> str:
+    """``text`` cut to ``max_tokens`` of the model's tokens: a character cap alone let 4,000
+    characters of Chinese (~7,800 tokens) overflow the window after the tool had run."""
+    tokens = count_tokens(text)
+    if tokens <= max_tokens:
+        return text
+    keep = int(len(text) * max_tokens / tokens)
+    while keep > 0 and count_tokens(text[:keep]) > max_tokens:
+        keep = int(keep * 0.9)
+    return text[:keep] + f" …[cut: {len(text) - keep} more characters]"
 
 
 def _describe(schema: dict[str, Any]) -> Any:
