@@ -222,7 +222,7 @@ def emoji_cmd(description: str, out: str | None, force: bool, size: int, model: 
                     os.unlink(tmp)
     parts = " + ".join(f"{g.char} {g.phrase} ({g.place})" for g in result.glyphs)
     note = "  (from the description's words)" if result.fallback else ""
-    if result.unmatched:  # the smiley stands in for these; say so rather than label it "lighthouse"
+    if result.unmatched:  # a smiley stood in for the base, an extra was left out: say which
         note += f"\nno emoji{' the font draws' if want_png else ''} for: {', '.join(result.unmatched)}"
     saved = f"\nsaved {out}" if out else ""
     emit(result, as_json, f"{result.text}  {result.name}: {parts}{note}{saved}")
