@@ -421,3 +421,41 @@ def test_a_ledger_whose_folder_is_a_file_says_so(tmp_path):
         Ledger(blocker / "ledger.sqlite").open()
     assert "File exists" not in str(info.value)
     assert blocker.read_text() == "a file, not a folder"
+
+
+def _copy_row(con: sqlite3.Connection, column: str, value: str, ts: float | None = None) -> None:
+    """Append a copy of row 1 (at ``ts`` if given) with ``column`` set to the SQL literal ``value``,
+    as another tool might."""
+    con.execute("INSERT INTO entries SELECT NULL, ts, feature, tier, reason, score, latency_ms, prompt_tokens, "
+                "completion_tokens, cost_usd, energy_j, degraded, escalated, consent FROM entries WHERE id = 1")
+    if ts is not None:
+        con.execute("UPDATE entries SET ts = ? WHERE id = last_insert_rowid()", (ts,))
+    con.execute(f"UPDATE entries SET {column} = {value} WHERE id = last_insert_rowid()")
+
+
+def test_a_time_no_calendar_can_show_is_refused_and_recent_never_a_traceback(tmp_path):
+    """ts=1e20 was OverflowError and ts=1e17 OSError (errno 75) out of time.localtime() in
+    `tether stats --recent`, and LedgerEntry accepted both, so even Ledger.record could write them."""
+    from tether.cli.stats import _row
+    from tether.routing.ledger import MAX_TS
+
+    for bad in (1e20, 1e17, MAX_TS + 1, -1.0):
+        with pytest.raises(ValidationError):
+            entry(ts=bad)
+    assert entry(ts=MAX_TS).ts == MAX_TS and entry(ts=0).ts == 0
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    for i in range(3):
+        ledger.record(entry(ts=1000.0 + i))
+    con = sqlite3.connect(path)
+    for ts in ("1e20", "1e17", "-1"):
+        _copy_row(con, "ts", ts)
+    con.commit()
+    con.close()
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path), "--recent", "5"])
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "3 requests" in res.output and "skipped 3 unreadable ledger rows" in res.output
+    assert "3 most recent:" in res.output and time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(1002.0)) in res.output
+    # A time the platform cannot show (a 32-bit time_t past 2038) is a raw number, not a traceback.
+    beyond = LedgerEntry.model_construct(**{**entry().model_dump(), "ts": 1e20})
+    assert _row(beyond).startswith("  ts 100000000000000000000  summarize")

@@ -98,7 +98,10 @@ def _exists(path: str) -> bool:
 
 def _row(e: LedgerEntry) -> str:
     """One request on one line: local time, feature, tier, tokens, latency, cost, then why."""
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    except (OverflowError, OSError, ValueError):  # a time this platform's time_t cannot hold (2038 on 32 bits)
+        when = f"{f'ts {e.ts:.0f}':<19}"
     flags = [f for f, on in (("escalated", e.escalated), ("degraded", e.degraded)) if on]
     if e.consent:
         flags.append(f"consent {e.consent}")

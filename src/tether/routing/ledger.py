@@ -35,6 +35,8 @@ SCHEMA_VERSION = 1
 
 # A short identifier: room for "summarize" or "privacy.ssn", not for a sentence.
 IDENTIFIER = re.compile(r"[a-z][a-z0-9_.\-]{0,47}")
+# 9999-12-31T00:00Z: still the year 9999 in every time zone, so any entry's time can be shown as a date.
+MAX_TS = 253_402_214_400.0
 
 
 class TierPrice(BaseModel):
@@ -85,7 +87,8 @@ class LedgerEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    ts: float = Field(default_factory=time.time)
+    # From 1970 to the year 9999: past that, time.localtime() fails and `tether stats --recent` could not show it.
+    ts: float = Field(default_factory=time.time, ge=0, le=MAX_TS)
     feature: str
     tier: Literal["device", "private_cloud", "third_party"]
     reason: str
@@ -201,7 +204,7 @@ CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
 # latency_ms would otherwise break the percentiles, or make every total infinite.
 _MAX = "1.7976931348623157e308"
 _READABLE = " AND ".join([
-    f"typeof(ts) IN ('integer', 'real') AND ts BETWEEN -{_MAX} AND {_MAX}",
+    f"typeof(ts) IN ('integer', 'real') AND ts BETWEEN 0 AND {MAX_TS!r}",
     *(f"typeof({c}) IN ('integer', 'real') AND {c} BETWEEN 0 AND {_MAX}" for c in ("latency_ms", "cost_usd", "energy_j")),
     # at most a trillion tokens a request: no request has more, and sums stay inside SQLite's integers
     *(f"typeof({c}) = 'integer' AND {c} BETWEEN 0 AND 1000000000000" for c in ("prompt_tokens", "completion_tokens")),
