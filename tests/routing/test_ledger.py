@@ -459,3 +459,50 @@ def test_a_time_no_calendar_can_show_is_refused_and_recent_never_a_traceback(tmp
     # A time the platform cannot show (a 32-bit time_t past 2038) is a raw number, not a traceback.
     beyond = LedgerEntry.model_construct(**{**entry().model_dump(), "ts": 1e20})
     assert _row(beyond).startswith("  ts 100000000000000000000  summarize")
+
+
+def test_recent_lists_the_newest_readable_rows_and_the_totals_count_those(tmp_path):
+    """LIMIT was applied in SQL and unreadable rows dropped afterwards: with a newer unreadable row,
+    `--recent 1` listed nothing though the summary said 3 requests. Rows with feature "Chat" or tier
+    "edge" were counted in the totals but never listed."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    for i, feature in enumerate(("first", "second", "third")):
+        ledger.record(entry(ts=1000.0 + i, feature=feature))
+    con = sqlite3.connect(path)
+    for column, value in (("latency_ms", "-5"), ("feature", "'Chat'"), ("tier", "'edge'")):
+        _copy_row(con, column, value, ts=2000.0)  # newer than every good row
+    con.commit()
+    con.close()
+    assert [e.feature for e in ledger.entries(limit=1)] == ["third"]
+    assert [e.feature for e in ledger.entries(limit=2)] == ["third", "second"]
+    st = ledger.stats()
+    assert (st.requests, st.unreadable) == (3, 3) and set(st.by_tier) == {"device", "private_cloud", "third_party"}
+    for n in (1, 2):
+        res = CliRunner().invoke(cli, ["stats", "--ledger", str(path), "--recent", str(n)])
+        assert res.exit_code == 0, res.output
+        assert res.output.startswith("3 requests") and len(res.output.split(f"{n} most recent:\n")[1].splitlines()) == n
+    data = json.loads(CliRunner().invoke(cli, ["stats", "--ledger", str(path), "--recent", "10", "--json"]).output)
+    assert data["requests"] == len(data["recent"]) == 3 and data["unreadable"] == 3
+
+
+@pytest.mark.parametrize("column, value", [
+    ("feature", "'Chat'"), ("feature", "''"), ("feature", "'x' || char(0) || 'y'"), ("feature", "'café'"),
+    ("feature", f"'{'x' * 49}'"), ("feature", "X'63686174'"), ("feature", "7"), ("reason", "'two words'"),
+("tier", "'edge'"), ("tier", "'Device'"), ("consent", "'maybe'"), ("consent", "''"),
+    ("score", "'high'"), ("score", "9e999"), ("score", "X'00'"), ("ts", "1e20"), ("ts", "-1"),
+    ("latency_ms", "-0.5"), ("degraded", "2"), ("escalated", "'yes'"), ("prompt_tokens", "1e13"),
+])
+def test_the_totals_count_exactly_the_rows_the_list_can_show(tmp_path, column, value):
+    """One rule for both: each kind of damaged row is left out of the totals and the list alike."""
+    path = tmp_path / "ledger.sqlite"
+    ledger = Ledger(path)
+    ledger.record(entry(ts=1000.0, score=0.5, consent="given"))
+    con = sqlite3.connect(path)
+    _copy_row(con, column, value, ts=2000.0)  # newer, so a list that took it would show it first
+    con.commit()
+    con.close()
+    st = ledger.stats()
+    assert (st.requests, st.unreadable) == (1, 1)
+    assert [e.ts for e in ledger.entries(limit=1)] == [1000.0]
+    assert len(ledger.entries(limit=10)) == st.requests

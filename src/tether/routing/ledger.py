@@ -156,7 +156,9 @@ class LedgerStats(BaseModel):
     all_cloud_energy_j: float = 0.0
     degraded: int = 0
     escalated: int = 0
-    unreadable: int = 0  # rows left out: a value no entry could hold (text, infinity, negative), from another tool or damage
+    # rows left out, from another tool or damage: a value no entry could hold (text, infinity, a negative
+    # number, a time past the year 9999, a tier or feature name this version does not know)
+    unreadable: int = 0
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -199,16 +201,31 @@ CREATE TABLE IF NOT EXISTS entries (
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
 """
 
-# A row ``stats`` can count: numbers where the entry has numbers, finite and in range (what
-# ``LedgerEntry`` accepts). A row another tool or damage left with text or infinity in
-# latency_ms would otherwise break the percentiles, or make every total infinite.
+# A row ``stats`` can count and ``entries`` can list: exactly the rows ``LedgerEntry`` accepts
+# (numbers finite and in range, the tier and consent it knows, identifiers), so the totals count
+# the rows ``tether stats --recent`` could show. A row another tool or damage left with text or
+# infinity in latency_ms would otherwise break the percentiles, or make every total infinite.
+# Stricter than pydantic's lax parsing ("100" as a number): a row passing here always validates.
 _MAX = "1.7976931348623157e308"
+
+
+def _identifier_sql(c: str) -> str:
+    """IDENTIFIER in SQL: GLOB is case-sensitive; length() stops at a NUL, so a NUL is checked for."""
+    return (f"typeof({c}) = 'text' AND length({c}) BETWEEN 1 AND 48 AND {c} GLOB '[a-z]*' "
+            f"AND {c} NOT GLOB '*[^a-z0-9_.-]*' AND instr({c}, char(0)) = 0")
+
+
 _READABLE = " AND ".join([
     f"typeof(ts) IN ('integer', 'real') AND ts BETWEEN 0 AND {MAX_TS!r}",
     *(f"typeof({c}) IN ('integer', 'real') AND {c} BETWEEN 0 AND {_MAX}" for c in ("latency_ms", "cost_usd", "energy_j")),
     # at most a trillion tokens a request: no request has more, and sums stay inside SQLite's integers
     *(f"typeof({c}) = 'integer' AND {c} BETWEEN 0 AND 1000000000000" for c in ("prompt_tokens", "completion_tokens")),
     "degraded IN (0, 1) AND escalated IN (0, 1)",
+    _identifier_sql("feature"),
+    _identifier_sql("reason"),
+    f"tier IN ({', '.join(repr(t) for t in TIERS)})",
+    f"(score IS NULL OR (typeof(score) IN ('integer', 'real') AND score BETWEEN -{_MAX} AND {_MAX}))",
+    "(consent IS NULL OR consent IN ('given', 'refused'))",
 ])
 
 _COLUMNS = ("ts", "feature", "tier", "reason", "score", "latency_ms", "prompt_tokens", "completion_tokens",
@@ -371,16 +388,23 @@ class Ledger:
         """The ``limit`` newest entries (at or after ``since`` if given), newest first."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise InputError(f"limit must be a whole number >= 1, got {limit!r}")
-        sql = (f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE ts >= ? ORDER BY ts DESC, id DESC LIMIT ?")
-        low = float("-inf") if since is None else since
-        rows = self._run(lambda con: con.execute(sql, (low, limit)).fetchall(), create=False) or []
-        entries = []
-        for r in rows:  # a row written by hand or by another tool may break the rules: skip it, show the rest
-            try:
-                entries.append(LedgerEntry(**dict(zip(_COLUMNS, r))))
-            except ValueError:
-                continue
-        return entries
+        # The readable rule in SQL, not a LIMIT then a filter: dropping unreadable rows after the
+        # LIMIT listed fewer than ``limit`` (or none) when the newest rows were unreadable.
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM entries WHERE ({_READABLE}) AND ts >= ? ORDER BY ts DESC, id DESC"
+        low = 0.0 if since is None else since
+
+        def query(con: sqlite3.Connection) -> list[LedgerEntry]:
+            found: list[LedgerEntry] = []
+            for r in con.execute(sql, (low,)):  # streamed newest first; stop once there are enough
+                try:
+                    found.append(LedgerEntry(**dict(zip(_COLUMNS, r))))
+                except ValueError:  # _READABLE should have left it out; never let one row hide the rest
+                    continue
+                if len(found) == limit:
+                    break
+            return found
+
+        return self._run(query, create=False) or []
 
     def stats(self, prices: Prices | None = None, since: float | None = None) -> LedgerStats:
         """Totals, shares, savings against all-cloud and latency percentiles per tier."""
@@ -403,7 +427,7 @@ class Ledger:
         totals, latencies, unreadable = self._run(query, create=False) or ([], [], 0)
         out = LedgerStats(since=since, unreadable=unreadable)
         for tier, n, tokens, cost, energy, degraded, escalated in totals:
-            ts = out.by_tier.setdefault(tier, TierStats())  # a tier this version does not know still counts
+            ts = out.by_tier[tier]  # _READABLE admits only the tiers this version knows
             ts.requests, ts.tokens, ts.cost_usd, ts.energy_j = n, tokens, cost, energy
             out.requests += n
             out.tokens += tokens
