@@ -21,8 +21,8 @@ def client(server):
     return OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=120)
 
 
-def chat(server, body, *, headers=None, **kwargs) -> httpx.Response:
-    return httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers, timeout=120, **kwargs)
+def chat(server, body, *, headers=None, timeout=120, **kwargs) -> httpx.Response:
+    return httpx.post(server.url + "/v1/chat/completions", json=body, headers=headers, timeout=timeout, **kwargs)
 
 
 def health(server) -> dict:
@@ -570,6 +570,26 @@ def test_too_many_streams(server):
         assert error(r, 429)["code"] == "rate_limit_exceeded"
     waiting.join(60)
     assert waited == [200]  # the queued stream was admitted and served, not turned away
+    assert _wait(lambda: health(server)["streams_open"] == 0)
+    still_serves(server)
+
+
+def test_a_queued_stream_whose_client_leaves_gives_back_its_slot_at_once(server):
+    """A stream waiting for the model behind another must not hold its slot (429 for others) or
+    generate its first chunk for nobody once its client has given up."""
+    assert _wait(lambda: health(server)["streams_open"] == 0), health(server)
+    before = health(server)
+    with httpx.Client(timeout=60) as c, c.stream("POST", server.url + "/v1/chat/completions",
+                                                  json=_long_stream(server)) as first:
+        assert first.status_code == 200
+        lines = first.iter_lines()
+        next(lines)
+        with pytest.raises(httpx.ReadTimeout):  # queued behind the first: no headers yet, and it gives up
+            chat(server, _long_stream(server), timeout=httpx.Timeout(60, read=1.5))
+        assert _wait(lambda: health(server)["streams_open"] == 1, timeout=5), health(server)
+        now = health(server)
+        assert now["cancelled"] == before["cancelled"] + 1
+        next(lines)  # the first stream is still being generated: the slot came back before it ended
     assert _wait(lambda: health(server)["streams_open"] == 0)
     still_serves(server)
 

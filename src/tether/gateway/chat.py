@@ -243,14 +243,26 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
     used: dict[str, int] = {}  # the ledger needs usage whether or not the client asked for it
     it = run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel, usage_out=used)
     lock = gw.gen_lock(engine.name)
-    await lock.acquire()
-    try:
-        first = await gw.on(engine.name, next, it)  # context-window errors surface here, as a 4xx
-    except BaseException:
-        with anyio.CancelScope(shield=True):
-            await gw.on(engine.name, _close, it)
-        lock.release()
-        raise
+
+    async def first_chunk() -> dict[str, Any]:
+        """The model's lock, then the first chunk (context-window errors surface here, as a 4xx).
+        ``it`` is closed before the lock goes, so no other generation is queued ahead of its close."""
+        try:
+            await lock.acquire()
+        except BaseException:
+            _close(it)  # never started: nothing runs, so no need for the engine's thread
+            raise
+        try:
+            return await gw.on(engine.name, next, it)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await gw.on(engine.name, _close, it)
+            lock.release()
+            raise
+
+    # A client that leaves while queued behind another stream gives back its slot at once, and
+    # its first chunk (for tools, the whole decision) is never generated.
+    first = await unless_disconnected(request, gw, cancel, first_chunk(), abandon=True)
     first["tether"] = block
 
     async def finish(last: dict[str, Any]) -> None:

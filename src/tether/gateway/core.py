@@ -217,19 +217,37 @@ def record_feature(router: Router, feature: str, seconds: float) -> None:
 T = TypeVar("T")
 
 
-async def unless_disconnected(request: Request, gw: Gateway, cancel: threading.Event, work: Awaitable[T]) -> T:
+async def unless_disconnected(request: Request, gw: Gateway, cancel: threading.Event, work: Awaitable[T], *,
+                              abandon: bool = False) -> T:
     """Await ``work``; if the client goes away first, set ``cancel`` so its generation stops now
-    instead of holding the model for an answer nobody will read."""
+    instead of holding the model for an answer nobody will read.
+
+    ``abandon``: also stop awaiting ``work`` (this task is cancelled where ``work`` waits, so its own
+    handlers clean up) and raise ``GenerationCancelledError``: work still waiting for the model must
+    not keep its place, or its stream slot, for nobody. ``work`` runs in this task, not another,
+    because the model's lock belongs to the task that takes it."""
+    owner = asyncio.current_task()
+    left = False
 
     async def watch() -> None:
+        nonlocal left
         while (await request.receive())["type"] != "http.disconnect":
             pass
         cancel.set()
         gw.metrics.cancelled += 1
+        if abandon and owner is not None:
+            left = True
+            owner.cancel()
 
     watcher = asyncio.ensure_future(watch())
     try:
         return await work
+    except asyncio.CancelledError:
+        if left and owner is not None and owner.uncancel() == 0:  # only the client left, not a shutdown
+            from tether.errors import GenerationCancelledError
+
+            raise GenerationCancelledError() from None
+        raise
     finally:
         watcher.cancel()
 
