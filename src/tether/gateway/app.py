@@ -21,7 +21,7 @@ from starlette.routing import Route
 from tether.errors import TetherError
 from tether.gateway import features
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
-from tether.gateway.core import Gateway, gateway, in_thread
+from tether.gateway.core import BODY_TIMEOUT, Gateway, gateway, in_thread
 from tether.gateway.embeddings import EMBEDDING_MODEL, EmbeddingsBody, embeddings
 from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly, cors_origin
@@ -142,16 +142,19 @@ def openapi_document() -> dict[str, Any]:
 
 def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
                max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = (),
-               api_key: str | None = None, cors_origins: tuple[str, ...] = ()) -> Starlette:
+               api_key: str | None = None, cors_origins: tuple[str, ...] = (),
+               body_timeout: float = BODY_TIMEOUT) -> Starlette:
     """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving.
 
     It answers requests whose Host is an IP address, ``localhost`` or one of ``allowed_hosts``,
     no browser request from another origin than its own or one of ``cors_origins`` (each
     ``scheme://host[:port]``; those get CORS headers), and, with ``api_key``, no client on
-    another machine without it (see ``local_only``)."""
+    another machine without it (see ``local_only``). A request body must arrive within
+    ``body_timeout`` seconds (408 otherwise)."""
     cors_origins = tuple(cors_origin(o) for o in cors_origins)  # InputError now, not at the first request
     router = router or Router.from_config()
-    gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap)
+    gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
+                 body_timeout=body_timeout)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
 
 import anyio
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
+from tether.cloud.serving import BODY_TIMEOUT  # seconds a client may take to send its body, as on the cloud services
 from tether.gateway.errors import GatewayError
 from tether.routing.router import Decision, Router
 
@@ -35,6 +36,7 @@ class Gateway:
     max_body: int = 1_000_000
     max_streams: int = 4
     max_tokens_cap: int = 1024
+    body_timeout: float = BODY_TIMEOUT
     metrics: Metrics = field(default_factory=Metrics)
     _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,7 +130,8 @@ def gateway(request: Request) -> Gateway:
 
 
 async def read_json(request: Request, max_body: int) -> Any:
-    """The JSON body, enforcing the content type and the size limit while reading."""
+    """The JSON body, enforcing the content type, the size limit and the gateway's deadline while
+    reading: a client that sends its body slowly, or never, must not hold a connection for good."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         raise GatewayError(f"expected Content-Type application/json, got {ctype or 'none'}", 415,
@@ -139,12 +142,21 @@ async def read_json(request: Request, max_body: int) -> Any:
         raise too_big
     buf = bytearray()
     seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen <= max_body:
-            buf += chunk
-        elif seen > 8 * max_body:  # stop draining: a client this far over is not worth a clean answer
-            break
+    timeout = gateway(request).body_timeout
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                seen += len(chunk)
+                if seen <= max_body:
+                    buf += chunk
+                elif seen > 8 * max_body:  # stop draining: a client this far over is not worth a clean answer
+                    break
+    except TimeoutError:
+        raise GatewayError(f"the request body was not received within {timeout:g} s", 408, "request_timeout") from None
+    except ClientDisconnect:  # nobody will read the answer: a quiet cancelled request, not a 500
+        gateway(request).metrics.cancelled += 1
+        raise GatewayError("the client closed the connection before sending its whole body", 499,
+                           "client_closed_request") from None
     if seen > max_body:
         raise too_big
     try:
