@@ -216,6 +216,17 @@ def test_gateway_emoji_shows_the_image(real):
     page.screenshot(path=str(ARTIFACTS / "gateway-emoji.png"), full_page=True)
 
 
+def test_emoji_cuts_a_long_description_by_code_points_not_utf16_units(real):
+    """An emoji at the 300th character is 2 UTF-16 units: cutting there must keep it whole (the server
+    counts code points), or the request holds a lone surrogate and is refused as invalid Unicode."""
+    page, _ = real
+    text = "a" * 299 + "\U0001F600" + " and more"
+    fill(page, "emoji", "auto", text)
+    with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/v1/emoji")) as sent:
+        page.click("#run")
+    assert sent.value.post_data_json["description"] == text[:300]  # 299 letters and the whole emoji
+
+
 def test_a_page_rebound_to_the_gateway_gets_nothing(browser, gateway):
     """DNS rebinding in a real browser: evil.example resolves to 127.0.0.1, so its scripts are same-origin
     with the gateway's port. The gateway refuses the foreign Host: no playground, no answers, no decisions."""

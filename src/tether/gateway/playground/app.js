@@ -204,7 +204,8 @@
       case "rewrite": body.text = text; body.tone = el.tone.value; break;
       case "summarize": body.text = text; body.form = el.form.value; break;
       case "replies": body.message = text; break;
-      case "emoji": body.description = text.slice(0, 300); break;
+      // by code points, as the server counts: slicing UTF-16 units could split an emoji in two
+      case "emoji": body.description = Array.from(text).slice(0, 300).join(""); break;
       default: body.text = text;
     }
     return body;
