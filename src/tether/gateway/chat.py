@@ -318,6 +318,11 @@ class _Stream:
             self.gw.metrics.cancelled += 1
         try:
             await asyncio.get_running_loop().run_in_executor(self.executor, _close, self.it)
+        except RuntimeError:
+            if not getattr(self.executor, "_shutdown", False):
+                raise
+            # the server is shutting down and took the engine thread with it; cancel is set, so
+            # whatever ran there has stopped: nothing is left to close
         finally:
             if self.release is not None:
                 self.release()
