@@ -23,7 +23,6 @@ import json
 import os
 import re
 import secrets
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Union
@@ -33,11 +32,6 @@ import platformdirs
 from tether.errors import ChecksumMismatchError, InputError, ModelUnavailableError, UnknownModelError
 from tether.text import require_unicode
 from tether.settings import mkdir_problem
-
-try:
-    import fcntl
-except ImportError:  # Windows: threads of one process are still kept apart
-    fcntl = None  # type: ignore[assignment]
 
 CACHE_ENV = "TETHER_CACHE_DIR"
 _CHUNK = 4 * 1024 * 1024
@@ -368,49 +362,35 @@ def _remove_stale_partials(target: Path) -> None:
                 os.unlink(entry.path)
 
 
-_pull_locks: dict[str, threading.Lock] = {}
-_pull_locks_guard = threading.Lock()
-
-
 @contextlib.contextmanager
 def _pull_lock(target: Path, name: str, progress: bool) -> Iterator[None]:
-    """One pull of ``target`` at a time, across threads and processes: two writers at once
-    left one caller a misleading error and the other a file with a hole, never verified."""
-    with _pull_locks_guard:
-        lock = _pull_locks.setdefault(os.path.abspath(target), threading.Lock())
-    with lock:
-        fd = _lock_file(target, name, progress)
-        try:
-            yield
-        finally:
-            if fd is not None:
-                os.close(fd)  # releases the flock
+    """One pull of ``target`` at a time, across threads and processes (``filelock``, as the search
+    index's writer lock: an OS flock the kernel drops if the holder dies): two writers at once left
+    one caller a misleading error and the other a file with a hole, never verified. Where no lock
+    can be had (a cache that cannot be written, which the assembly then reports, named; a
+    verified file in it is still served) the pull goes on without one."""
+    from filelock import FileLock, Timeout
 
-
-def _lock_file(target: Path, name: str, progress: bool) -> int | None:
-    """An exclusive flock on ``.<target>.lock`` (the kernel drops it if the holder dies), or
-    None where none can be had: no fcntl, or a cache that cannot be written (which the
-    assembly then reports, named; a verified file in it is still served)."""
-    if fcntl is None:
-        return None
+    lock = FileLock(target.with_name(f".{target.name}.lock"))
+    held = False
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(target.with_name(f".{target.name}.lock"), os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        return None
-    try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            lock.acquire(blocking=False)
+        except Timeout:
             if progress:
                 from rich.console import Console
 
                 Console(stderr=True).print(f"waiting for another pull of {name} to finish…", highlight=False)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-    except OSError:  # ENOLCK on some network file systems
-        os.close(fd)
-        return None
-    return fd
+            lock.acquire()
+        held = True
+    except OSError:  # a file where the folder should be, a read-only disk, ENOLCK on some network file systems
+        pass
+    try:
+        yield
+    finally:
+        if held:
+            lock.release()
 
 
 def _hub_cached(name: str, source: HubSource) -> Path | None:
