@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
-from tether.cloud.serving import spawn, stop
+from tether.cloud.serving import bind, spawn, stop
 
 MAX_STREAMS = 2
 
@@ -46,3 +50,33 @@ def server(tmp_path_factory):
         yield s
     finally:
         stop_server(s)
+
+
+@contextmanager
+def app_in_thread(**options: Any) -> Iterator[str]:
+    """``create_app(router, prewarm=False, **options)`` under a real uvicorn in a thread, for
+    tests that need no model (it loads only when asked); yields its URL. ``log_config=None``:
+    uvicorn's records reach the root logger, so caplog sees a traceback if one is logged."""
+    import uvicorn
+
+    from tether.gateway import create_app
+    from tether.routing import Router
+    from tether.routing.config import RouterConfig
+
+    sock, url = bind("127.0.0.1", 0)
+    app = create_app(Router(RouterConfig(device_model="smollm2-135m")), prewarm=False, **options)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", log_config=None))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        for _ in range(300):
+            if server.started:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the gateway did not start")
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

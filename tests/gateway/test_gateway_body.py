@@ -7,44 +7,19 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import threading
 import time
-from contextlib import contextmanager
 
 import httpx
-import pytest
-import uvicorn
 
-from tether.cloud.serving import bind
-from tether.gateway import create_app
-from tether.routing import Router
-from tether.routing.config import RouterConfig
+from tests.gateway.conftest import app_in_thread
 
 DEADLINE = 1.0
 HEAD = (b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 1000\r\n\r\n" + b'{"model": ')  # 10 of the 1000 bytes promised
 
 
-@contextmanager
 def gateway():
-    sock, url = bind("127.0.0.1", 0)
-    app = create_app(Router(RouterConfig(device_model="smollm2-135m")), prewarm=False, body_timeout=DEADLINE)
-    # log_config=None: uvicorn's records reach the root logger, so caplog sees a traceback if one is logged
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            if server.started:
-                break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the gateway did not start")
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return app_in_thread(body_timeout=DEADLINE)
 
 
 def _connect(url: str) -> socket.socket:

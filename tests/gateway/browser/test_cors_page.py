@@ -8,13 +8,7 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
-import uvicorn
-
-from tether.cloud.serving import bind
-from tether.gateway import create_app
-from tether.routing import Router
-from tether.routing.config import RouterConfig
+from tests.gateway.conftest import app_in_thread
 
 FETCH = """async (gw) => {
   try {
@@ -53,25 +47,8 @@ def page_server():
         server.server_close()
 
 
-@contextmanager
 def gateway(cors_origins: tuple[str, ...]):
-    sock, url = bind("127.0.0.1", 0)
-    app = create_app(Router(RouterConfig(device_model="smollm2-135m")), prewarm=False, cors_origins=cors_origins)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(300):
-            if server.started:
-                break
-            threading.Event().wait(0.05)
-        else:
-            pytest.fail("the gateway did not start")
-        yield url
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    return app_in_thread(cors_origins=cors_origins)
 
 
 def test_a_listed_page_reads_the_answer_and_an_unlisted_one_gets_nothing(page):
