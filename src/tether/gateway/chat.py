@@ -44,8 +44,7 @@ _DONE = object()
 def model_ids(gw: Gateway | None = None) -> list[str]:
     """Tier names, auto, the catalog and, when it is no catalog model (a .gguf file, hf:…), the
     gateway's own device model under the name its answers carry."""
-    own = [gw.device_model_name] if gw is not None and gw.device_model_name not in catalog.CATALOG else []
-    return ["auto", "device", "private-cloud", "third-party", *catalog.CATALOG, *own]
+    return ["auto", "device", "private-cloud", "third-party", *(gw.model_names() if gw is not None else catalog.CATALOG)]
 
 
 def target(model: str | None, gw: Gateway | None = None) -> tuple[str, str | None]:

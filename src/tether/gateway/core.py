@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 import threading
@@ -56,15 +57,24 @@ class Gateway:
             return model
         return self.device_model if model == self.device_model_name else None
 
-    @property
+    @functools.cached_property
     def device_model_name(self) -> str:
-        """The name the device model's engine (and so every answer's ``model``) uses."""
+        """The name the device model's engine (and so every answer's ``model``) uses; resolved
+        once, as the router's device model is fixed for the gateway's life."""
         from tether.models import catalog
 
         try:
             return catalog.resolve(self.device_model).name
         except Exception:  # noqa: BLE001 - an unusable spec fails at load with its reason
             return self.device_model
+
+    def model_names(self) -> list[str]:
+        """The device models a request may name: the catalog's and, when it is none of them (a
+        .gguf file, hf:…), the gateway's own under the name its answers carry."""
+        from tether.models import catalog
+
+        own = [self.device_model_name] if self.device_model_name not in catalog.CATALOG else []
+        return [*catalog.CATALOG, *own]
 
     def executor(self, engine: str) -> ThreadPoolExecutor:
         """One thread per engine: llama.cpp's OpenMP team belongs to the thread that generates,

@@ -86,8 +86,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         body = parse(body_model, await read_json(request, gw.max_body))
         model = gw.own_model(body.model or gw.device_model) or body.model  # the gateway's own model: any catalog or not
         if model not in catalog.CATALOG and model != gw.device_model:
-            known = [*catalog.CATALOG, *([gw.device_model_name] if gw.device_model not in catalog.CATALOG else [])]
-            raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(known)}", 404,
+            raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(gw.model_names())}", 404,
                                "model_not_found", param="model")
         await gw.engine(model)
         start = time.perf_counter()
