@@ -123,9 +123,9 @@ class PrivacyGuard:
         prompt and a prompt), with the full names this tier's policy replaces. Call it for every
         text before ``prepare`` takes any of them."""
         tier = _check_tier(tier)
-        replaced = self.config.action("PERSON", tier) == "pseudonymize"
-        session.reserve(text, [s for s in map(lambda s: self._strictest(s, tier), spans)
-                               if replaced and s.entity_type == "PERSON"])
+        names = [] if self.config.action("PERSON", tier) != "pseudonymize" else \
+            [s for s in (self._strictest(s, tier) for s in spans) if s.entity_type == "PERSON"]
+        session.reserve(text, names)
 
     def _strictest(self, span: Span, tier: Tier) -> Span:
         """``span`` typed by the strictest action among the detections merged into it: a password or
