@@ -327,10 +327,15 @@ def _calendar(text: str, name: str, flags: list[str]) -> list[tuple[str, Item]]:
     except Exception as exc:  # ValueError mostly; a parser bug on hostile input must not pass as a crash
         raise ExtractError(f"not a readable iCalendar file ({' '.join(str(exc).split())[:160]})") from None
     found: list[tuple[str, Item]] = []
+    n = 0
     for cal in calendars:
         for comp in cal.walk():
             if comp.name in ("VEVENT", "VTODO"):
-                found.append((comp.name, _event_item(comp, name, len(found))))
+                try:
+                    found.append((comp.name, _event_item(comp, name, n)))
+                except Exception:  # one event icalendar cannot read must not lose the rest of the calendar
+                    flags.append(f"event {n} skipped")
+                n += 1
     return found
 
 
@@ -432,13 +437,22 @@ def _event_item(comp, name: str, n: int) -> Item:
         body.append(f"Organizer: {organizer}")
     if attendees := "; ".join(_person(p) for p in _props(comp, "ATTENDEE")):
         body.append(f"Attendee: {attendees}")
-    categories = [str(c) for v in _props(comp, "CATEGORIES") for c in getattr(v, "cats", [v])]
+    categories = [str(c) for v in _props(comp, "CATEGORIES") for c in _attr(v, "cats", [v])]
     if categories:
         body.append(f"Categories: {', '.join(categories)}")
     if description := _text(comp, "DESCRIPTION"):
         body.append(f"Description: {description}")
     uid = _text(comp, "UID", " ") or f"{name}#{n}"
     return Item(key=uid, title=title, text="\n".join(body))
+
+
+def _attr(prop: object, name: str, default):
+    """``getattr`` that also takes a value icalendar could not read: a vBroken raises
+    ``BrokenCalendarProperty`` (a ValueError), not AttributeError, for any typed attribute."""
+    try:
+        return getattr(prop, name, default)
+    except Exception:
+        return default
 
 
 def _when(prop: object) -> str:
@@ -486,17 +500,31 @@ def _repeats(comp) -> str:
     """RRULE, RDATE and EXDATE in words ("Repeats: weekly on Monday until …, except …"):
     a model or a person reading the raw rule gets it wrong."""
     rules = [_rule(r) for r in _props(comp, "RRULE")]
-    extra = [_time(d.dt, x.params.get("TZID")) for x in _props(comp, "RDATE") for d in getattr(x, "dts", [])
-             if not isinstance(d.dt, tuple)]
+    extra = _dates(comp, "RDATE")
     if not rules and not extra:
         return ""
     text = "Repeats: " + "; ".join(rules) if rules else "Also on: " + ", ".join(extra)
     if rules and extra:
         text += "; also on " + ", ".join(extra)
-    skipped = [_time(d.dt, x.params.get("TZID")) for x in _props(comp, "EXDATE") for d in getattr(x, "dts", [])]
+    skipped = _dates(comp, "EXDATE")
     if skipped:
         text += ", except " + ", ".join(skipped)
     return text
+
+
+def _dates(comp, name: str) -> list[str]:
+    """The dates of every RDATE or EXDATE line in words (not an RDATE's periods); a value icalendar
+    could not read (``EXDATE:20260113T19000``, ``RDATE:2026-01-10``), as written, as ``_when`` does."""
+    out = []
+    for prop in _props(comp, name):
+        try:
+            values = [d.dt for d in prop.dts]
+        except Exception:  # a vBroken raises BrokenCalendarProperty here, not AttributeError
+            if text := " ".join(str(prop).split()):
+                out.append(text)
+            continue
+        out.extend(_time(v, prop.params.get("TZID")) for v in values if not isinstance(v, tuple))
+    return out
 
 
 def _rule(rule) -> str:
@@ -551,7 +579,7 @@ def _ordinal(n: int) -> str:
 
 def _person(addr) -> str:
     """``Doe, John <jd@example.com>`` (the CN name was dropped, and it is what people search for)."""
-    email = getattr(addr, "email", None) or re.sub(r"^mailto:", "", str(addr), flags=re.I)
+    email = _attr(addr, "email", None) or re.sub(r"^mailto:", "", str(addr), flags=re.I)
     params = getattr(addr, "params", {})
     name = str(params.get("CN", "") or "").strip()
     text = f"{name} <{email}>" if name and name != email else email
