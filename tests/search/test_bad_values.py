@@ -51,3 +51,21 @@ def test_a_malformed_rdate_or_exdate_loses_neither_the_calendar_nor_what_was_ind
     assert [h.item for h in index.search("piano lesson", 1, "bm25")] == ["piano-1"]
     dentist = index.search("dentist checkup", 1, "bm25")[0]
     assert "Attendee: Dr Hoover <hoover@clinic.example>\nCategories: health" in dentist.text
+
+
+def test_a_nul_in_a_record_does_not_cut_its_vector(index: Index, tmp_path: Path) -> None:
+    """The embedder's C tokenizer stops at a NUL: the record below was embedded as "x: " alone,
+    and found by meaning by nothing."""
+    from tether.search import embed, quant
+
+    assert (embed.passages(["body: \x00 passport drawer"]) == embed.passages(["body:   passport drawer"])).all()
+    (tmp_path / "nul.json").write_text('{"x": "\\u0000", "body": "passport drawer"}')
+    (tmp_path / "garden.md").write_text("The tomatoes in the garden need water every morning.")
+    (tmp_path / "car.json").write_text('{"body": "The car insurance renews in June"}')
+    (tmp_path / "recipe.md").write_text("Bake the sourdough at 240 degrees for 40 minutes.")
+    index.add([tmp_path])
+    text, vec = index.con.execute("SELECT c.text, c.vec FROM chunks c JOIN documents d ON d.id = c.doc_id "
+                                  "WHERE d.path LIKE '%nul.json'").fetchone()
+    assert text == "x:  \nbody: passport drawer"  # nor do FTS and `ask` get the NUL
+    assert vec == quant.to_stored(embed.passages(["x:  \nbody: passport drawer"]))[0].tobytes()
+    assert Path(index.search("where did I put my passport", 1, "dense")[0].path).name == "nul.json"

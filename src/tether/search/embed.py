@@ -29,27 +29,34 @@ def _get():
         return _model
 
 
+def _readable(text: str) -> str:
+    """``text`` as the engine can read it whole: its C tokenizer stops at a NUL, so the vector of
+    ``"a\x00b"`` was the vector of ``"a"``. A space keeps the words on either side apart."""
+    return text.replace("\x00", " ")
+
+
 def passages(texts: Sequence[str]) -> np.ndarray:
     """L2-normalized float32 vectors, shape (n, 384), for documents."""
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    return np.ascontiguousarray(_get().passage(list(texts)), dtype=np.float32)
+    return np.ascontiguousarray(_get().passage([_readable(t) for t in texts]), dtype=np.float32)
 
 
 def query(text: str) -> np.ndarray:
     """L2-normalized float32 vector, shape (384,), for a search query."""
-    return np.asarray(_get().query(text), dtype=np.float32)
+    return np.asarray(_get().query(_readable(text)), dtype=np.float32)
 
 
 def encode(texts: Sequence[str], *, query: bool = False) -> np.ndarray:
     """L2-normalized float32 vectors, shape (n, 384), with the "query: " or "passage: " role."""
     if not texts:
         return np.zeros((0, DIM), np.float32)
-    return np.ascontiguousarray(_get().encode(list(texts), query), dtype=np.float32).reshape(len(texts), DIM)
+    return np.ascontiguousarray(_get().encode([_readable(t) for t in texts], query),
+                                dtype=np.float32).reshape(len(texts), DIM)
 
 
 def token_counts(texts: Sequence[str], *, query: bool = False) -> list[int]:
     """Tokens the model reads for each text: the role prefix and the two special tokens included,
     before any split into windows."""
     model = _get()
-    return [model.token_count(t, query) for t in texts]
+    return [model.token_count(_readable(t), query) for t in texts]

@@ -37,8 +37,9 @@ EMBED_BATCH = 32
 # How files become chunks. Raise it when that changes what an unchanged file gives, so indexes
 # built before are read again at their next add. 2: text in NFC (a decomposed note was unfindable).
 # 3: mail in its declared charset (one bad byte lost the whole body), calendars read by icalendar,
-# HTML mail without </head>, Markdown front matter, binary files skipped.
-READER_VERSION = 3
+# HTML mail without </head>, Markdown front matter, binary files skipped. 4: a NUL in text is a
+# space (the embedder stopped reading at it).
+READER_VERSION = 4
 
 
 class Skipped(BaseModel):
@@ -309,9 +310,10 @@ class Index:
         if any(t[1] or c[1] for _, t, c in cleaned):
             doc.flags.append("invalid-unicode")
         # NFC, as queries are: a decomposed Korean or accented note (macOS, some exporters) would
-        # otherwise hold terms no typed query makes.
-        pieces = [(key, unicodedata.normalize("NFC", t[0]), unicodedata.normalize("NFC", c[0]))
-                  for key, t, c in cleaned]
+        # otherwise hold terms no typed query makes. A NUL (a JSON "\u0000", a stray byte in mail)
+        # becomes a space: the embedder stops reading at it, and neither FTS nor `ask` needs it.
+        pieces = [(key, unicodedata.normalize("NFC", t[0].replace("\x00", " ")),
+                   unicodedata.normalize("NFC", c[0].replace("\x00", " "))) for key, t, c in cleaned]
         texts = [embed_text(title, c) for _, title, c in pieces]
         # A changed file (a mailbox with one new message, a note with one edited paragraph) keeps
         # the vectors of the chunks it still has, and a moved or copied one takes those stored
