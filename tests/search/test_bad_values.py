@@ -69,3 +69,25 @@ def test_a_nul_in_a_record_does_not_cut_its_vector(index: Index, tmp_path: Path)
     assert text == "x:  \nbody: passport drawer"  # nor do FTS and `ask` get the NUL
     assert vec == quant.to_stored(embed.passages(["x:  \nbody: passport drawer"]))[0].tobytes()
     assert Path(index.search("where did I put my passport", 1, "dense")[0].path).name == "nul.json"
+
+
+def test_an_impossible_date_or_a_huge_integer_loses_neither_the_note_nor_the_records(index: Index,
+                                                                                     tmp_path: Path) -> None:
+    """PyYAML's timestamp and int constructors raise ValueError (not YAMLError): a note with
+    ``date: 2024-02-30`` in its front matter was not indexed, and one bad date lost every record."""
+    huge = "9" * 5000  # past int()'s 4300 digits
+    (tmp_path / "dentist.md").write_text("---\ndate: 2024-02-30\n---\n# Dentist\n\nCall Dr Hoover about the crown.\n")
+    (tmp_path / "month.md").write_text(f"---\ndate: 2024-13-01\nn: {huge}\n---\nThirteenth month plans\n")
+    (tmp_path / "trips.yaml").write_text("- id: t1\n  title: Lisbon trip\n  when: 2024-02-30\n"
+                                         "- id: t2\n  title: Oslo trip\n  when: 2024-06-01\n"
+                                         f"- id: t3\n  title: Rome trip\n  seats: {huge}\n  booked: !!timestamp 2024-13-01\n")
+    (tmp_path / "flights.json").write_text(f'[{{"id": "f1", "title": "Madrid flight", "n": {huge}}}, '
+                                           '{"id": "f2", "title": "Berlin flight"}]')
+    report = index.add([tmp_path])
+    assert report.skipped == [] and report.added == 4
+    assert index.search("crown", 1, "bm25")[0].title == "Dentist"
+    assert index.search("thirteenth month", 1, "bm25")[0].title == "Thirteenth month plans"
+    trips = {h.item: h.text for h in (index.search(city, 1, "bm25")[0] for city in ("Lisbon", "Oslo", "booked"))}
+    assert set(trips) == {"t1", "t2", "t3"} and "when: 2024-02-30" in trips["t1"]  # dates stay as written
+    assert "when: 2024-06-01" in trips["t2"] and "booked: 2024-13-01" in trips["t3"]
+    assert [index.search(city, 1, "bm25")[0].item for city in ("Madrid", "Berlin")] == ["f1", "f2"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import email
 import email.policy
+import functools
 import html
 import json
 import mailbox
@@ -626,12 +627,10 @@ def _scalar(value: object) -> bool:
 def _records(text: str, suffix: str, name: str) -> list[Item]:
     try:
         if suffix == ".json":
-            data = json.loads(text)
+            data = json.loads(text, parse_int=_integer)
         else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+            data = _yaml(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, RecursionError (thousands of "[")
         raise ExtractError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
     if isinstance(data, dict):
         lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
@@ -701,6 +700,46 @@ def _spend(n: int, budget: list[int]) -> None:
     budget[0] -= n
 
 
+def _integer(text: str) -> int | str:
+    """A JSON integer; one over Python's 4300 digits (``int()`` refuses it) as its text."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _yaml(text: str) -> object:
+    """``yaml.safe_load`` that reads every value it can: dates stay as written (``2024-02-30`` and
+    ``2024-13-01`` raised ValueError from the timestamp constructor and lost the whole file), and
+    an integer too long for ``int()`` (over 4300 digits) is kept as its text."""
+    import yaml
+
+    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    def integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+        try:
+            return loader.construct_yaml_int(node)
+        except ValueError:  # over Python's 4300 digits
+            return loader.construct_scalar(node)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", integer)
+    # an explicit !!timestamp too: as written
+    Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+    return Loader
+
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 
 
@@ -710,11 +749,9 @@ def _markdown_title(text: str, path: Path) -> str:
     m = _FRONT_MATTER.match(text)
     if not m:
         return _note_title(text, path)
-    import yaml
-
     try:
-        meta = yaml.safe_load(m.group(1))
-    except yaml.YAMLError:
+        meta = _yaml(m.group(1))
+    except Exception:  # yaml.YAMLError, RecursionError: a title is not worth losing the note for
         meta = None
     if not isinstance(meta, dict):  # "---" as a rule over text, not front matter
         return _note_title(text, path)
