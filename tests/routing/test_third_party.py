@@ -322,3 +322,39 @@ def test_a_broken_slow_or_huge_answer_is_the_tier_failing_within_bounds(provider
 def test_a_base_url_with_credentials_is_refused():
     with pytest.raises(RouterConfigError, match="user name or password"):
         ThirdPartyTier("https://apiuser:s3cr3t@api.example/v1", "m")
+
+
+@pytest.mark.parametrize("key", ["sk-live-ABC\nXYZ-SECRET", "sk-live-ABC\r\nXYZ-SECRET", "sk-live-ABC\u2026XYZ-SECRET",
+                                 "sk-live-ABC\u200bXYZ-SECRET", "sk-live-ABC XYZ-SECRET", "sk-live-ABC\x7fXYZ-SECRET"])
+def test_a_key_no_http_header_can_carry_is_refused_at_once_without_quoting_it(provider, monkeypatch, key):
+    """Sent as it is, such a key failed every request with a message quoting the header (into the router's
+    notes, and so into gateway responses), or with a UnicodeEncodeError traceback."""
+    from tether.routing.config import RouterConfig
+    from tether.routing.router import Router
+
+    with pytest.raises(RouterConfigError) as err:
+        ThirdPartyTier(provider.url, "fake-gpt", key)
+    monkeypatch.setenv("ACME_API_KEY", key)
+    config = RouterConfig(third_party={"base_url": provider.url, "model": "m", "api_key_env": "ACME_API_KEY"})
+    with pytest.raises(RouterConfigError, match=r"\$ACME_API_KEY holds") as from_config:
+        Router.from_config(config, ledger=None)
+    for message in (str(err.value), str(from_config.value)):
+        assert "sk-live" not in message and "ABC" not in message and "SECRET" not in message
+    assert provider.captured() == []
+
+
+def test_the_key_is_redacted_also_as_a_repr_or_json_quotes_it(provider):
+    key = 'sk-a\\b"c-0123456789'  # printable, but a repr or JSON escapes the backslash and the quote
+    t = ThirdPartyTier(provider.url, "fake-gpt", key)
+    for quoted in (repr(f"Bearer {key}".encode()), json.dumps({"authorization": f"Bearer {key}"}), key):
+        redacted = t._fail(f"header was {quoted}").reason
+        assert "0123456789" not in redacted and "***" in redacted
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_text_http_cannot_encode_is_the_tier_failing_not_a_traceback(provider, stream):
+    t = tier(provider)
+    messages = [Message("user", "hello \ud800 there")]  # a lone surrogate: not UTF-8
+    with pytest.raises(TierUnavailableError, match="could not be sent") as err:
+        list(t.stream(messages, SAMPLING)) if stream else t.complete(messages, SAMPLING)
+    assert "\\ud800" not in err.value.reason and t.last_attempts == 1 and provider.captured() == []

@@ -267,13 +267,15 @@ class Router:
             kwargs["private_cloud"] = PrivateCloudTier(CloudClient(pc.log_url, pc.relay_url, log_key=pc.log_key, k=pc.k,
                                                                    state_path=pc.state_file(), deadline=pc.deadline))
         if "third_party" not in kwargs and config.third_party:
-            from tether.routing.third_party import ThirdPartyTier
+            from tether.routing.third_party import ThirdPartyTier, check_api_key
 
             tp = config.third_party
             key = os.environ.get(tp.api_key_env, "").strip() if tp.api_key_env else None
             if tp.api_key_env and not key:
                 raise RouterConfigError(f"third_party.api_key_env names ${tp.api_key_env}, which is not set; "
                                         "set it, or drop api_key_env for a provider that needs no key")
+            if key:
+                check_api_key(key, f"${tp.api_key_env}")  # names the variable, never quotes the key
             kwargs["third_party"] = ThirdPartyTier(tp.base_url, tp.model, key, retries=tp.retries)
         if "ledger" not in kwargs:
             from tether.routing.ledger import Ledger

@@ -37,6 +37,15 @@ class _Retry(Exception):
         super().__init__(reason)
 
 
+def check_api_key(key: str, what: str = "the third-party API key") -> None:
+    """``RouterConfigError`` unless ``key`` is printable ASCII without whitespace, as an HTTP header
+    carries it: a key pasted with a line break or a typographic character would otherwise fail on
+    every request, in messages that quote the header. The message never quotes the key."""
+    if not all(33 <= ord(c) <= 126 for c in key):
+        raise RouterConfigError(f"{what} holds a space, a line break, a control character or a character "
+                                "outside ASCII, which an HTTP header cannot carry; set it again, copied whole")
+
+
 def _tokens(value: Any) -> int:
     """A usage count from the provider, as a ledger can store it: unusable values count as 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
@@ -66,6 +75,8 @@ class ThirdPartyTier:
                                     "api_key_env instead, so it never shows in a message")
         self.model = model
         self.api_key = api_key or None
+        if self.api_key is not None:
+            check_api_key(self.api_key)
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -108,8 +119,12 @@ class ThirdPartyTier:
         return headers
 
     def _redact(self, text: str) -> str:
+        """``text`` without the key, also as a repr or JSON would escape it (httpx quotes a header as bytes)."""
         if self.api_key:
-            text = text.replace(self.api_key, "***")
+            key = self.api_key
+            forms = {key, repr(key)[1:-1], repr(key.encode("ascii", "backslashreplace"))[2:-1], json.dumps(key)[1:-1]}
+            for form in sorted(forms, key=len, reverse=True):
+                text = text.replace(form, "***")
         return text
 
     def _fail(self, reason: str, status: int | None = None) -> TierUnavailableError:
@@ -194,6 +209,11 @@ class ThirdPartyTier:
     def _transport_reason(self, exc: httpx.TransportError) -> str:
         return f"{type(exc).__name__} talking to {self.url}: {str(exc) or 'no detail'}"
 
+    def _unsendable(self, exc: Exception) -> TierUnavailableError:
+        """A request httpx could not write: its message quotes the header or text, so it is left out."""
+        return self._fail(f"{type(exc).__name__}: the request could not be sent to {self.url} (a header or "
+                          "the text holds a character HTTP cannot carry)")
+
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:
         body = openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs, model=self.model)
@@ -209,6 +229,8 @@ class ThirdPartyTier:
                 self._check_status(response, raw)
             except httpx.UnsupportedProtocol as exc:
                 raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
+            except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+                raise self._unsendable(exc) from None
             except httpx.TransportError as exc:
                 last = _Retry(self._transport_reason(exc))
                 continue
@@ -273,6 +295,8 @@ class ThirdPartyTier:
                     return
             except httpx.UnsupportedProtocol as exc:
                 raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
+            except (httpx.LocalProtocolError, UnicodeEncodeError) as exc:
+                raise self._unsendable(exc) from None
             except httpx.TransportError as exc:
                 if yielded:
                     raise self._fail(f"stream broke off: {self._transport_reason(exc)}") from exc
