@@ -12,6 +12,8 @@ Fault sequence entries (``POST /_faults`` or ``--fail``), one per chat request:
     "cut_early"    stream: send only the role delta, then drop the connection
     "stream_endless_line" / "stream_drip_line"
                    stream: one line that never ends, sent fast (17 MiB) or a byte a tenth of a second
+    "drip_error"   503 whose plain-text body drips a byte a tenth of a second (30 s in all)
+    "big_error"    500 with a 20 MiB plain-text body
     {"content": TEXT, "finish_reason": "stop"}
                    answer TEXT instead of the echo (streamed in pieces of 5 characters), e.g. a
                    provider that ignores ``response_format``; finish_reason defaults to "stop"
@@ -101,6 +103,16 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
                     yield bytes([b])
 
             return StreamingResponse(drip(), media_type="application/json")
+        if fault in ("drip_error", "big_error"):  # an error whose body is slow or huge (streamed or not)
+            drip = fault == "drip_error"
+
+            async def error_body():
+                for _ in range(300 if drip else 20):
+                    if drip:
+                        await asyncio.sleep(0.1)
+                    yield b"x" if drip else b"x" * 2**20
+
+            return StreamingResponse(error_body(), status_code=503 if drip else 500, media_type="text/plain")
         if fault in ("content_list", "huge_usage", "negative_usage"):  # valid JSON, wrong shapes or values
             content: Any = [{"type": "text", "text": "hi"}] if fault == "content_list" else "hi"
             usage = {"huge_usage": 1e30, "negative_usage": -5}.get(fault, 1)

@@ -358,3 +358,27 @@ def test_text_http_cannot_encode_is_the_tier_failing_not_a_traceback(provider, s
     with pytest.raises(TierUnavailableError, match="could not be sent") as err:
         list(t.stream(messages, SAMPLING)) if stream else t.complete(messages, SAMPLING)
     assert "\\ud800" not in err.value.reason and t.last_attempts == 1 and provider.captured() == []
+
+
+@pytest.mark.parametrize(("fault", "needle"), [("drip_error", "no complete answer"), ("big_error", "over 16 MiB")])
+def test_a_streamed_request_s_error_body_is_read_within_the_deadline_and_the_cap(provider, fault, needle):
+    """A 5xx body that drips or floods is read like an answer: not past the deadline, not past 16 MiB."""
+    provider.faults([fault] * 2)
+    t = tier(provider, deadline=1.0, retries=0)
+    start = time.perf_counter()
+    with pytest.raises(TierUnavailableError, match=needle):
+        list(t.stream(MESSAGES, SAMPLING))
+    assert time.perf_counter() - start < 5  # the drip alone lasts 30 s
+
+
+@pytest.mark.parametrize(("fault", "stream"), [("drip", False), ("stream_drip_line", True), ("drip_error", True)])
+def test_the_deadline_is_one_for_the_whole_request_whatever_the_retries(provider, fault, stream):
+    """Retries share the deadline: a provider that drips cannot hold the device for (retries + 1) deadlines,
+    nor get the text again on each of them."""
+    provider.faults([fault] * 4)
+    t = tier(provider, deadline=1.0, retries=3)
+    start = time.perf_counter()
+    with pytest.raises(TierUnavailableError, match=r"1 s deadline"):
+        list(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING)
+    assert time.perf_counter() - start < 2.5
+    assert len(provider.captured()) == 1

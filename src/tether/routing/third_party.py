@@ -81,7 +81,9 @@ class ThirdPartyTier:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.timeout = timeout  # per read
-        self.deadline = deadline  # per attempt: a whole answer, or (streaming) the gap between two deltas
+        # per request, every attempt and wait included: a whole answer, or (streaming) the first delta;
+        # after a delta, the most time a stream may go without another
+        self.deadline = deadline
         self._own_http = http is None
         self.http = http if http is not None else httpx.Client(timeout=httpx.Timeout(timeout))
         self.last_attempts = 0
@@ -166,12 +168,17 @@ class ThirdPartyTier:
             seconds = when.timestamp() - time.time()
         return max(0.0, seconds) if seconds == seconds else 0.0
 
-    def _wait(self, attempt: int, retry_after: float | None) -> None:
-        if retry_after is not None:
-            delay = min(retry_after, self.max_backoff)
+    def _wait(self, attempt: int, last: _Retry, end: float) -> None:
+        """Pause before attempt ``attempt + 1``; give up instead when the pause and a new attempt
+        would not fit in what is left of the request's deadline (``end``)."""
+        if last.retry_after is not None:
+            delay = min(last.retry_after, self.max_backoff)
         else:
             base = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
             delay = base * (0.5 + random.random() / 2)  # jitter so clients don't retry in lockstep
+        if time.monotonic() + delay >= end:
+            raise self._fail(f"gave up after {attempt} attempt{'s' if attempt != 1 else ''} "
+                             f"({self.deadline:g} s deadline): {last.reason}", last.status)
         self.last_waits.append(delay)
         cancel = current_cancel()
         if delay > 0:
@@ -214,18 +221,25 @@ class ThirdPartyTier:
         return self._fail(f"{type(exc).__name__}: the request could not be sent to {self.url} (a header or "
                           "the text holds a character HTTP cannot carry)")
 
+    def _timeout(self, end: float) -> Any:
+        """The client's timeouts, or less when less is left of the request's deadline."""
+        left = end - time.monotonic()
+        return httpx.Timeout(max(left, 0.001)) if left < self.timeout else httpx.USE_CLIENT_DEFAULT
+
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:
         body = openai_body(messages, sampling, json_schema=json_schema, logprobs=logprobs, model=self.model)
         prompt_chars = sum(len(m.content) for m in messages)
         start = time.perf_counter()
+        end = time.monotonic() + self.deadline
         last: _Retry | None = None
         for attempt in self._attempts():
             if last is not None:
-                self._wait(attempt - 1, last.retry_after)
+                self._wait(attempt - 1, last, end)
             try:
-                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=False)) as response:
-                    raw = self._read_capped(response)
+                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=False),
+                                      timeout=self._timeout(end)) as response:
+                    raw = self._read_capped(response, end)
                 self._check_status(response, raw)
             except httpx.UnsupportedProtocol as exc:
                 raise self._fail(f"bad base URL {self.base_url!r}: {exc}") from exc
@@ -243,10 +257,9 @@ class ThirdPartyTier:
         assert last is not None
         raise self._fail(f"gave up after {self.retries + 1} attempts: {last.reason}", last.status)
 
-    def _read_capped(self, response: httpx.Response) -> bytes:
-        """The body, within ``deadline`` seconds and ``MAX_RESPONSE_BYTES``: a provider that drips
-        bytes or sends hundreds of megabytes must not hold or swamp the device."""
-        end = time.monotonic() + self.deadline
+    def _read_capped(self, response: httpx.Response, end: float) -> bytes:
+        """The body, by ``end`` (the request's deadline) and within ``MAX_RESPONSE_BYTES``: a provider
+        that drips bytes or sends hundreds of megabytes must not hold or swamp the device."""
         chunks: list[bytes] = []
         size = 0
         for chunk in response.iter_bytes():
@@ -280,16 +293,18 @@ class ThirdPartyTier:
         """Yield content deltas. Failures before the first delta are retried; after it they end the stream
         with ``TierUnavailableError``, since the caller already showed part of an answer."""
         body = {**openai_body(messages, sampling, model=self.model, json_schema=json_schema), **STREAM_USAGE}
+        end = time.monotonic() + self.deadline  # for the first delta, every attempt included
         last: _Retry | None = None
         yielded = False
         for attempt in self._attempts():
             if last is not None:
-                self._wait(attempt - 1, last.retry_after)
+                self._wait(attempt - 1, last, end)
             try:
-                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=True)) as response:
-                    if response.status_code != 200:
-                        self._check_status(response, response.read())
-                    for text in self._deltas(response, info):
+                with self.http.stream("POST", self.url, json=body, headers=self._headers(stream=True),
+                                      timeout=self._timeout(end)) as response:
+                    if response.status_code != 200:  # an error body is read like an answer: capped, by the deadline
+                        self._check_status(response, self._read_capped(response, end))
+                    for text in self._deltas(response, info, end):
                         yielded = True
                         yield text
                     return
@@ -329,11 +344,12 @@ class ThirdPartyTier:
         if pending:
             yield pending.decode("utf-8", "replace")
 
-    def _deltas(self, response: httpx.Response, info: dict[str, Any] | None = None) -> Iterator[str]:
+    def _deltas(self, response: httpx.Response, info: dict[str, Any] | None, end: float) -> Iterator[str]:
+        """The content deltas; the first by ``end``, each next within ``deadline`` of the last."""
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("application/json"):
             # the provider ignored "stream": the whole answer came at once
-            result = self._result(self._read_capped(response), response.status_code, 0.0)
+            result = self._result(self._read_capped(response, end), response.status_code, 0.0)
             if info is not None:
                 info.update(model=result.model, finish_reason=result.finish_reason,
                             prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens)
@@ -341,7 +357,7 @@ class ThirdPartyTier:
                 yield result.text
             return
         finished = False
-        quiet_until = time.monotonic() + self.deadline
+        quiet_until = end
         for line in self._sse_lines(response):
             if time.monotonic() > quiet_until:
                 raise _Retry(f"no text from {self.url} for {self.deadline:g} s")
