@@ -14,6 +14,8 @@ Fault sequence entries (``POST /_faults`` or ``--fail``), one per chat request:
                    stream: one line that never ends, sent fast (17 MiB) or a byte a tenth of a second
     "drip_error"   503 whose plain-text body drips a byte a tenth of a second (30 s in all)
     "big_error"    500 with a 20 MiB plain-text body
+    "stream_deep_json"
+                   stream: one event nested 100,000 arrays deep (past any JSON parser's recursion limit)
     {"content": TEXT, "finish_reason": "stop"}
                    answer TEXT instead of the echo (streamed in pieces of 5 characters), e.g. a
                    provider that ignores ``response_format``; finish_reason defaults to "stop"
@@ -131,6 +133,9 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
                     yield b"x" * (65536 if fast else 1)
 
             return StreamingResponse(endless(), media_type="text/event-stream")
+        if fault == "stream_deep_json" and body.get("stream"):
+            deep = "[" * 100_000 + "]" * 100_000
+            return StreamingResponse(iter([f"data: {deep}\n\n", "data: [DONE]\n\n"]), media_type="text/event-stream")
         if fault in ("stream_choices_str", "stream_content_number") and body.get("stream"):
             bad = ["x"] if fault == "stream_choices_str" else [{"index": 0, "delta": {"content": 7}}]
             return StreamingResponse(iter([f"data: {json.dumps({'choices': bad})}\n\n", "data: [DONE]\n\n"]),

@@ -208,7 +208,8 @@ def test_usage_counts_are_clamped_to_what_a_ledger_can_hold_and_estimated_when_u
 
 
 @pytest.mark.parametrize(("fault", "needle"), [("stream_choices_str", "choices are not objects"),
-                                                ("stream_content_number", "int content")])
+                                                ("stream_content_number", "int content"),
+                                                ("stream_deep_json", "not JSON")])  # not a RecursionError
 def test_a_stream_event_of_the_wrong_shape_is_the_tier_failing(provider, fault, needle):
     provider.faults([fault])
     with pytest.raises(TierUnavailableError, match=needle):

@@ -368,7 +368,7 @@ class ThirdPartyTier:
                 return
             try:
                 chunk = json.loads(data)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
                 raise self._fail(f"the provider sent a stream event that is not JSON: {data[:80]!r}", 200) from exc
             if not isinstance(chunk, dict):
                 raise self._fail("the provider sent a stream event that is not a JSON object", 200)
