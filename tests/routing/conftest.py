@@ -53,6 +53,47 @@ def stop_provider(provider: Provider) -> None:
     stop(provider.proc)
 
 
+class StubDevice:
+    """A stand-in for the device tier, for tests of the router's own logic where a model would only be
+    loaded to count tokens or give some answer: it counts a token a character (as Qwen's vocabulary
+    does for Hindi, roughly) plus a little for the template, and answers ``text``."""
+
+    name = "device"
+    model = "stub-device"
+
+    def __init__(self, context_window: int = 4096, text: str = "the device answer"):
+        self.context_window = context_window
+        self.text = text
+        self.calls = 0  # generations
+
+    def count_tokens(self, messages) -> int:
+        return sum(len(m.content) + 4 for m in messages) + 3
+
+    def memory_needed_mb(self) -> float:
+        return 0.0
+
+    def complete(self, messages, sampling, *, json_schema=None, logprobs=False):
+        from tether.routing.tiers import DEVICE, TierResult
+
+        self.calls += 1
+        return TierResult(self.text, DEVICE, self.model, self.count_tokens(messages), len(self.text.split()), 0.0,
+                          "stop", -0.1 if logprobs else None, -0.5 if logprobs else None)
+
+    def stream(self, messages, sampling, *, json_schema=None, info=None):
+        self.calls += 1
+        words = self.text.split()
+        for i, word in enumerate(words):
+            yield word if i == 0 else " " + word
+        if info is not None:
+            info.update(model=self.model, finish_reason="stop", prompt_tokens=self.count_tokens(messages),
+                        completion_tokens=len(words))
+
+
+@pytest.fixture()
+def stub_device() -> StubDevice:
+    return StubDevice()
+
+
 @pytest.fixture(scope="module")
 def device():
     """The real device tier on the tiny model."""

@@ -155,6 +155,20 @@ def test_prompt_over_the_device_context_goes_to_the_cloud(device, third):
     assert d.values["prompt_tokens"] > d.values["room"]
 
 
+def test_a_long_prompt_in_a_script_of_few_characters_a_token_still_meets_the_context_rule(stub_device, third):
+    """Hindi takes about a token a character in Qwen's vocabulary: 6,000 characters do not fit 4,096 tokens,
+    though they are under two characters a token of room (a bound that once let such prompts skip counting)."""
+    hindi = "नमस्ते, आज मौसम बहुत अच्छा है। क्या हम समुद्र तट पर घूमने चलें? मुझे ताज़ा समुद्री भोजन खाना है। "
+    prompt = (hindi * 80)[:6000]
+    r = Router(RouterConfig(consent="always", cascade=[], difficulty_threshold=1.0,
+                            third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m",
+                                                         use_for_cloud=True)),
+               device=stub_device, third_party=third, state=DeviceState())
+    d = r.decide(RouteRequest(prompt, kind="writing"))
+    assert (d.tier, d.rule) == ("third_party", "context")
+    assert d.values["prompt_tokens"] > d.values["room"] == 4096 - 256
+
+
 @pytest.mark.parametrize("flag", ["busy", "low_power"])
 def test_busy_or_low_power_device_sends_it_away(device, third, flag):
     r = make_router(device, third=third, consent="always",

@@ -55,7 +55,11 @@ from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier,
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
 MIN_ANSWER_TOKENS = 256  # room the context rule keeps for an answer whose length nobody set
-_CHARS_PER_TOKEN_MIN = 2.0  # a prompt shorter than this many chars per token of room surely fits
+# At most what a chat template adds around the messages (role markers, a default system prompt). With it
+# a prompt whose UTF-8 bytes fit the room surely fits unless the tokenizer can spend more than a token
+# per byte, which a byte-level BPE cannot: such a prompt is not counted. A char-based bound did not
+# hold (Hindi or Tamil take about a token a character in Qwen's vocabulary, emoji two).
+_TEMPLATE_TOKENS = 128
 _JSON_ESCAPE = re.compile(r'\\(?:u[0-9a-fA-F]{4}|["\\/bfnrt])')
 _BROKE_SCHEMA = "schema"  # a failed attempt's mark for an answer that broke the JSON schema (else its status)
 _PROBLEM_CHARS = 300  # of a schema problem in a note (jsonschema's message can quote the whole answer)
@@ -415,7 +419,7 @@ class Router:
         reserve = min(req.max_tokens, MIN_ANSWER_TOKENS) if req.fit_window else req.max_tokens
         room = self.device.context_window - reserve if hasattr(self.device, "context_window") else None
         text = (req.instructions or "") + req.prompt
-        if room is not None and len(text) > room * _CHARS_PER_TOKEN_MIN:
+        if room is not None and len(text.encode("utf-8", "surrogatepass")) + _TEMPLATE_TOKENS > room:
             tokens = self.device.count_tokens(self._messages(req, req.prompt))
             if tokens > room:
                 return self._to_cloud(req, cloud, why_not, "context",
