@@ -169,6 +169,29 @@ def test_a_long_prompt_in_a_script_of_few_characters_a_token_still_meets_the_con
     assert d.values["prompt_tokens"] > d.values["room"] == 4096 - 256
 
 
+def test_a_saved_never_is_named_as_the_reason_not_taken_for_a_refusal(stub_device, third, provider):
+    r = make_router(stub_device, third=third, consent="never",
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
+    r.state.report(busy=True)
+    d = r.decide(RouteRequest("Say hello.", kind="chat", consent=True))  # the user said yes; the policy wins
+    assert (d.tier, d.rule) == ("device", "consent")
+    assert d.reason.endswith('the only cloud is a third party and the saved policy (consent = "never") forbids '
+                             "tiers that need consent")
+    with pytest.raises(ConsentRequiredError, match=r'saved policy \(consent = "never"\)') as err:
+        r.decide(RouteRequest("Say hello.", tier="third_party", consent=True))
+    assert "refused" not in str(err.value)
+    assert provider.captured() == []
+
+
+def test_a_third_party_kept_from_automatic_requests_is_named_as_the_reason(stub_device, third):
+    r = make_router(stub_device, third=third, consent="always",
+                    third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m"))
+    r.state.report(busy=True)
+    d = r.decide(RouteRequest("Say hello.", kind="chat"))
+    assert (d.tier, d.rule) == ("device", "no_cloud")
+    assert d.reason == "a third party is configured, but use_for_cloud = false keeps automatic requests from it"
+
+
 @pytest.mark.parametrize("flag", ["busy", "low_power"])
 def test_busy_or_low_power_device_sends_it_away(device, third, flag):
     r = make_router(device, third=third, consent="always",

@@ -335,8 +335,9 @@ class Router:
     def needs_consent(self, tier: str) -> bool:
         return tier == THIRD_PARTY or (tier == PRIVATE_CLOUD and self.privacy_config.requires_consent(PRIVATE_CLOUD))
 
-    @staticmethod
-    def _no_consent(consent: bool | None) -> str:
+    def _no_consent(self, consent: bool | None) -> str:
+        if self.config.consent == "never":  # not the request's answer: no answer could change it
+            return 'the saved policy (consent = "never") forbids tiers that need consent'
         return "consent was refused" if consent is False else "consent was not given"
 
     def _consent(self, req: RouteRequest) -> bool | None:
@@ -354,6 +355,8 @@ class Router:
             if consent is True:
                 return THIRD_PARTY, ""
             return None, f"the only cloud is a third party and {self._no_consent(consent)}"
+        if self.third_party is not None:
+            return None, "a third party is configured, but use_for_cloud = false keeps automatic requests from it"
         return None, "no private cloud or third party is configured"
 
     def threshold(self) -> tuple[float, float]:
