@@ -228,6 +228,8 @@ _READABLE = " AND ".join([
     "(consent IS NULL OR consent IN ('given', 'refused'))",
 ])
 
+_BUSY_MS = 30_000  # how long a statement waits for another writer, unless a caller asks for less
+
 _COLUMNS = ("ts", "feature", "tier", "reason", "score", "latency_ms", "prompt_tokens", "completion_tokens",
             "cost_usd", "energy_j", "degraded", "escalated", "consent")
 
@@ -289,7 +291,7 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             try:
-                con.execute("PRAGMA busy_timeout=30000")
+                con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
                 if self.readonly:
                     if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
                         self._check_version(con)
@@ -374,15 +376,26 @@ class Ledger:
             except sqlite3.Error as exc:
                 raise RoutingError(f"{self.path}: routing ledger error ({exc})") from None
 
-    def record(self, entry: LedgerEntry) -> int:
-        """Append ``entry``; returns its row id."""
+    def record(self, entry: LedgerEntry, *, busy_timeout: float | None = None) -> int:
+        """Append ``entry``; returns its row id. ``busy_timeout``: seconds to wait for another writer
+        (default 30), e.g. less for a row whose request already has its answer."""
         if self.readonly:
             raise RoutingError(f"{self.path}: this ledger was opened read-only")
         if not isinstance(entry, LedgerEntry):
             raise InputError(f"expected a LedgerEntry, got {type(entry).__name__}")
         values = tuple(getattr(entry, c) for c in _COLUMNS)
         sql = f"INSERT INTO entries({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-        return self._run(lambda con: con.execute(sql, values).lastrowid, create=True)
+
+        def insert(con: sqlite3.Connection) -> int:
+            if busy_timeout is None:
+                return con.execute(sql, values).lastrowid
+            con.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
+            try:
+                return con.execute(sql, values).lastrowid
+            finally:
+                con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+
+        return self._run(insert, create=True)
 
     def entries(self, limit: int = 100, since: float | None = None) -> list[LedgerEntry]:
         """The ``limit`` newest entries (at or after ``since`` if given), newest first."""

@@ -40,13 +40,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
 from tether.errors import (ConsentRequiredError, InputError, InvalidOutputError, InvalidTierOutputError,
-                           MustStayOnDeviceError, RouterConfigError, TierUnavailableError)
+                           MustStayOnDeviceError, RouterConfigError, RoutingError, TierUnavailableError)
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
 from tether.routing.ledger import IDENTIFIER
@@ -54,6 +55,7 @@ from tether.routing.state import DeviceState
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY, DeviceTier, TierResult
 
 TIERS = (DEVICE, PRIVATE_CLOUD, THIRD_PARTY)
+LEDGER_BUSY_TIMEOUT = 5.0  # seconds a ledger row waits for another writer once the answer is in hand
 MIN_ANSWER_TOKENS = 256  # room the context rule keeps for an answer whose length nobody set
 # At most what a chat template adds around the messages (role markers, a default system prompt). With it
 # a prompt whose UTF-8 bytes fit the room surely fits unless the tokenizer can spend more than a token
@@ -740,12 +742,17 @@ class Router:
         if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
             c = self._consent(req)
             consent = "given" if c is True else ("refused" if c is False else None)
-        self.ledger.record(LedgerEntry(
-            ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
-            score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")), latency_ms=r.latency * 1000,
-            prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-            cost_usd=cost, energy_j=energy,
-            degraded=r.degraded, escalated=r.escalated, consent=consent))
+        try:
+            self.ledger.record(LedgerEntry(
+                ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
+                score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")),
+                latency_ms=r.latency * 1000, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
+                cost_usd=cost, energy_j=energy,
+                degraded=r.degraded, escalated=r.escalated, consent=consent), busy_timeout=LEDGER_BUSY_TIMEOUT)
+        except (RoutingError, ValueError) as exc:  # the answer is made (and paid for): keep it, say what is missing
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            logging.getLogger(__name__).warning("routing ledger not written: %s", why)
+            r.notes.append(f"ledger not written: {why}")
 
     # ------------------------------------------------------------- streaming
 
