@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tether.routing.config import RouterConfig
+from tether.errors import InvalidTierOutputError, TierUnavailableError
+from tether.routing.config import RouterConfig, ThirdPartyConfig
 from tether.routing.ledger import Ledger
 from tether.routing.router import LEDGER_BUSY_TIMEOUT, RouteRequest, Router
 from tether.routing.state import DeviceState
@@ -59,3 +60,76 @@ def test_a_locked_ledger_delays_an_answer_by_seconds_not_half_a_minute(stub_devi
     assert any("ledger not written" in n and "locked" in n for n in out.notes), out.notes
     assert LEDGER_BUSY_TIMEOUT <= elapsed < LEDGER_BUSY_TIMEOUT + 10
     ledger.close()
+
+
+# ----------------------------------------------------------------- requests that end without their answer
+
+SCHEMA = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+
+
+def only_row(ledger: Ledger):
+    rows = ledger.entries()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_that_breaks_the_schema_with_nothing_to_answer_instead_leaves_one_paid_row(
+        stub_device, third, provider, tmp_path, stream):
+    """Streamed or not: the provider answered (and was paid), the router refused the answer."""
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    r = router(stub_device, third, ledger, allow_degraded=False)
+    provider.faults([{"content": "not json at all, sorry"}])
+    req = RouteRequest("give n", json_schema=SCHEMA, **ASK)
+    with pytest.raises(InvalidTierOutputError):
+        list(r.stream(req)) if stream else r.respond(req)
+    row = only_row(ledger)
+    assert row.tier == "third_party" and row.consent == "given"
+    assert row.reason == ("requested" if stream else "requested.failed")  # a stream's text was already sent
+    assert row.tokens > 0 and row.cost_usd > 0
+    assert row.cost_usd == pytest.approx(r.config.prices.cost("third_party", row.tokens))
+    assert len(provider.captured()) == 1
+
+
+def test_a_stream_cut_midway_leaves_one_row_with_what_it_sent(stub_device, third, provider, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    r = router(stub_device, third, ledger)
+    provider.faults(["cut"])
+    got: list[str] = []
+    with pytest.raises(TierUnavailableError):
+        for piece in r.stream(RouteRequest("one two three four", **ASK)):
+            got.append(piece)
+    assert got == ["echo:"]
+    row = only_row(ledger)
+    assert (row.tier, row.reason, row.completion_tokens) == ("third_party", "requested.cut", 1)
+    assert row.prompt_tokens > 0 and row.cost_usd > 0 and row.latency_ms > 0
+
+
+@pytest.mark.parametrize("tier", ["third_party", "device"])
+def test_a_stream_its_reader_abandons_leaves_one_row_with_what_it_sent(stub_device, third, provider, tmp_path, tier):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    stub_device.text = "one two three four five six"
+    r = router(stub_device, third, ledger)
+    routed = iter(r.stream(RouteRequest("one two three four five six", tier=tier, consent=True)))
+    assert [next(routed), next(routed)] == (["echo:", " one"] if tier == "third_party" else ["one", " two"])
+    routed.close()  # a client that left
+    row = only_row(ledger)
+    assert (row.tier, row.reason, row.completion_tokens) == (tier, "requested.abandoned", 2)
+    assert row.prompt_tokens > 0
+    assert row.cost_usd > 0 if tier == "third_party" else row.energy_j > 0
+
+
+def test_a_failed_escalation_leaves_one_row_with_the_device_s_answer(stub_device, third, provider, tmp_path):
+    ledger = Ledger(tmp_path / "ledger.sqlite")
+    r = router(stub_device, third, ledger, allow_degraded=False, consent="always", cascade=["summarize"],
+               third_party=ThirdPartyConfig(base_url=provider.url, model="m", use_for_cloud=True))
+    provider.faults([503] * 4)
+    req = RouteRequest("Summarize: the meeting moved to Friday.", feature="summarize", check=lambda answer, cut: False)
+    with pytest.raises(TierUnavailableError):
+        r.respond(req)
+    assert stub_device.calls == 1 and len(provider.captured()) == 4
+    row = only_row(ledger)
+    assert (row.tier, row.reason, row.escalated) == ("third_party", "cascade.failed", False)
+    device_tokens = stub_device.count_tokens(r._messages(req, req.prompt)) + len(stub_device.text.split())
+    assert row.tokens == device_tokens  # the provider, failing, was not paid: the device's answer was
+    assert row.cost_usd == 0 and row.energy_j == pytest.approx(r.config.prices.energy("device", device_tokens))

@@ -140,7 +140,8 @@ def test_a_device_answer_that_breaks_what_the_grammar_cannot_force_is_retried_th
     with pytest.raises(InvalidOutputError, match="also on a retry: .*non-unique") as caught:
         router(device, third, ledger).respond(on_device(IMPOSSIBLE))
     assert json.loads(caught.value.output) == ["a", "a"]  # what it wrote, for a caller who wants to see
-    assert ledger.entries() == []  # no answer was given
+    [entry] = ledger.entries()  # no answer was given, but the device worked twice for it
+    assert (entry.tier, entry.reason) == ("device", "requested.failed") and entry.completion_tokens > 0
 
 
 def test_a_device_stream_that_breaks_the_schema_ends_with_an_error_after_its_text(device, third, tmp_path):

@@ -46,7 +46,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from tether.errors import (ConsentRequiredError, InputError, InvalidOutputError, InvalidTierOutputError,
+from tether.errors import (ConsentRequiredError, GenerationCancelledError, InputError, InvalidOutputError, InvalidTierOutputError,
                            MustStayOnDeviceError, RouterConfigError, RoutingError, TierUnavailableError)
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
@@ -231,6 +231,24 @@ class RoutedResponse:
     def explain(self) -> str:
         """The decision and what happened after it (escalation, fallback), on one line."""
         return "; ".join([self.decision.explain(), *self.notes])
+
+
+@dataclass
+class _Spent:
+    """What a request has used so far, for the ledger row of one that fails: its tokens in all, and
+    by the tier that ran them (for the cost). ``tier`` is the tier tried last."""
+
+    tier: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    by_tier: dict[str, int] = field(default_factory=dict)
+    degraded: bool = False
+
+    def add(self, tier: str, prompt_tokens: int, completion_tokens: int) -> None:
+        self.tier = tier
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.by_tier[tier] = self.by_tier.get(tier, 0) + prompt_tokens + completion_tokens
 
 
 def sample_seed(prompt: str, i: int) -> int:
@@ -540,9 +558,22 @@ class Router:
         return msgs + [Message("user", prompt)]
 
     def respond(self, req: RouteRequest, decision: Decision | None = None) -> RoutedResponse:
-        """Run ``req`` where ``decision`` (made now if not given) says, and record it in the ledger."""
+        """Run ``req`` where ``decision`` (made now if not given) says, and record it in the ledger:
+        also when it fails after the decision (reason ``<rule>.failed``, or ``<rule>.abandoned`` for a
+        cancelled one), with the tokens it spent by then."""
         start = time.perf_counter()
         decision = decision or self.decide(req)
+        spent = _Spent(decision.tier)
+        try:
+            response = self._respond(req, decision, start, spent)
+        except Exception as exc:
+            self._record_failed(req, decision, spent, start, "abandoned" if isinstance(exc, GenerationCancelledError)
+                                else "failed")
+            raise
+        self._record(req, response)
+        return response
+
+    def _respond(self, req: RouteRequest, decision: Decision, start: float, spent: _Spent) -> RoutedResponse:
         sampling = req.generation()
         device_sampling = self._fit(req, sampling)
         notes: list[str] = []
@@ -554,8 +585,10 @@ class Router:
         if tier == DEVICE and decision.rule == "cascade":
             result = self.device.complete(self._messages(req, req.prompt), device_sampling,
                                           json_schema=req.json_schema, logprobs=True)
+            spent.add(DEVICE, result.prompt_tokens, result.completion_tokens)
             cloud, why_not = self._cloud_tier(req)
             why, sampled = self._unsure(req, result, decision, cloud_missing=why_not if cloud is None else None)
+            spent.add(DEVICE, 0, sampled)
             result.completion_tokens += sampled  # usage counts the samples, like reasoning tokens
             device_tokens = sampled
             if why and cloud is None:
@@ -566,7 +599,7 @@ class Router:
                     notes.append(f"cascade: device answer kept ({why}), the privacy policy keeps this text here")
                 else:
                     first = result
-                    result, tier, degraded, more, rejected = self._run_off_device(req, escalation, sampling,
+                    result, tier, degraded, more, rejected = self._run_off_device(req, escalation, sampling, spent,
                                                                                   device_answer=first)
                     if tier == DEVICE:  # every cloud failed: the answer in hand stands, and nothing ran twice
                         notes.append(f"cascade: escalation failed ({why}); device answer kept")
@@ -579,16 +612,15 @@ class Router:
                     notes += more
         elif tier == DEVICE:
             result = self.device.complete(self._messages(req, req.prompt), device_sampling, json_schema=req.json_schema)
+            spent.add(DEVICE, result.prompt_tokens, result.completion_tokens)
         else:
-            result, tier, degraded, notes, rejected = self._run_off_device(req, decision, sampling)
+            result, tier, degraded, notes, rejected = self._run_off_device(req, decision, sampling, spent)
         if tier == DEVICE:
-            result = self._held_to_schema(req, result, device_sampling)
+            result = self._held_to_schema(req, result, device_sampling, spent)
 
-        response = RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
-                                  result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
-                                  result.mean_logprob, device_tokens, result.finish_reason or "stop", rejected)
-        self._record(req, response)
-        return response
+        return RoutedResponse(result.text, decision, tier, result.model, result.prompt_tokens,
+                              result.completion_tokens, time.perf_counter() - start, degraded, escalated, notes,
+                              result.mean_logprob, device_tokens, result.finish_reason or "stop", rejected)
 
     def _unsure(self, req: RouteRequest, result: TierResult, decision: Decision,
                 cloud_missing: str | None = None) -> tuple[str | None, int]:
@@ -633,13 +665,14 @@ class Router:
             return f"escalation score {gain:.3f} > {tau:.3f}, calibrated to escalate {fraction:.0%}", sampled
         return None, sampled
 
-    def _held_to_schema(self, req: RouteRequest, result: TierResult, sampling: Sampling) -> TierResult:
+    def _held_to_schema(self, req: RouteRequest, result: TierResult, sampling: Sampling, spent: _Spent) -> TierResult:
         """A device answer that breaks what the grammar cannot force (number bounds, ``uniqueItems``…)
         gets one sampled retry; a second break is ``InvalidOutputError``, never returned as valid."""
         problem = _schema_problem(req, result.text, result.finish_reason)
         if problem is None:
             return result
         again = self.device.complete(self._messages(req, req.prompt), sampling.retry(), json_schema=req.json_schema)
+        spent.add(DEVICE, again.prompt_tokens, again.completion_tokens)
         problem = _schema_problem(req, again.text, again.finish_reason)
         if problem is not None:
             raise InvalidOutputError(f"the device's answer broke the JSON schema, also on a retry: {problem}", again.text)
@@ -693,18 +726,19 @@ class Router:
             raise TierUnavailableError(tier, reason, status=status if isinstance(status, int) else None)
         notes.append("answered on the device instead (degraded)")
 
-    def _run_off_device(self, req: RouteRequest, decision: Decision, sampling: Sampling,
+    def _run_off_device(self, req: RouteRequest, decision: Decision, sampling: Sampling, spent: _Spent,
                         device_answer: TierResult | None = None
                         ) -> tuple[TierResult, str, bool, list[str], dict[str, int]]:
         """Pseudonymize, run on the decision's tier, restore; fall back down the tiers if one fails.
         An answer that breaks the request's JSON schema is its tier failing (that tier is not asked
-        again: it was paid once; its tokens come back by tier, for the ledger's cost).
-        A cascade passes the ``device_answer`` it already has: the fallback then keeps it rather
-        than generating the same answer again."""
+        again: it was paid once; its tokens come back by tier, for the ledger's cost, and go into
+        ``spent``). A cascade passes the ``device_answer`` it already has: the fallback then keeps
+        it rather than generating the same answer again."""
         notes: list[str] = []
         statuses: list[int | str | None] = []  # of the attempts that failed
         rejected: dict[str, int] = {}
         for name, backend, prepared in self._attempts(req, decision, notes):
+            spent.tier = name
             try:
                 result = backend.complete(prepared.messages(), prepared.sampling(sampling),
                                           json_schema=prepared.json_schema)
@@ -718,41 +752,62 @@ class Router:
                 notes.append(f"{name} failed: its answer broke the JSON schema: {problem}")
                 statuses.append(_BROKE_SCHEMA)
                 rejected[name] = result.prompt_tokens + result.completion_tokens
+                spent.add(name, result.prompt_tokens, result.completion_tokens)
                 continue
             return result, name, False, notes, rejected
         self._give_up(decision.tier, notes, statuses)
+        spent.degraded = True
         if device_answer is not None:
             return device_answer, DEVICE, True, notes, rejected
+        spent.tier = DEVICE
         result = self.device.complete(self._messages(req, req.prompt), self._fit(req, sampling),
                                       json_schema=req.json_schema)
+        spent.add(DEVICE, result.prompt_tokens, result.completion_tokens)
         return result, DEVICE, True, notes, rejected
 
     def _record(self, req: RouteRequest, r: RoutedResponse) -> None:
+        """The ledger row of an answered request. Its tokens are priced at the tier that answered,
+        except those the device spent beyond the answer and those of answers the router rejected."""
+        on_tier = r.prompt_tokens + r.completion_tokens - r.device_tokens
+        priced: dict[str, int] = {}
+        for tier, tokens in ((r.tier, on_tier), (DEVICE, r.device_tokens), *r.rejected_tokens.items()):
+            priced[tier] = priced.get(tier, 0) + tokens
+        self._write(req, r.decision, r.tier, r.decision.rule, r.latency, r.prompt_tokens, r.completion_tokens,
+                    priced, r.degraded, r.escalated, r.notes)
+
+    def _record_failed(self, req: RouteRequest, decision: Decision, spent: _Spent, start: float, outcome: str) -> None:
+        """The ledger row of a request that ended without its answer (``outcome``: failed, cut or
+        abandoned): the tier tried last, the reason ``<rule>.<outcome>`` and what it spent by then."""
+        self._write(req, decision, spent.tier, f"{decision.rule}.{outcome}", time.perf_counter() - start,
+                    spent.prompt_tokens, spent.completion_tokens, spent.by_tier, spent.degraded, False)
+
+    def _write(self, req: RouteRequest, decision: Decision, tier: str, reason: str, latency: float,
+               prompt_tokens: int, completion_tokens: int, priced: dict[str, int], degraded: bool, escalated: bool,
+               notes: list[str] | None = None) -> None:
+        """Append one ledger row; ``priced``: tokens by the tier whose price they cost. A row that cannot be
+        written is logged (and noted in ``notes``), never raised: the request's answer is already made."""
         if self.ledger is None:
             return
         from tether.routing.ledger import LedgerEntry
 
-        tokens = r.prompt_tokens + r.completion_tokens - r.device_tokens  # on the tier that answered
         prices = self.config.prices
-        cost = prices.cost(r.tier, tokens) + prices.cost(DEVICE, r.device_tokens)
-        energy = prices.energy(r.tier, tokens) + prices.energy(DEVICE, r.device_tokens)
-        for tier, spent in r.rejected_tokens.items():  # paid for, though the answer broke the schema
-            cost, energy = cost + prices.cost(tier, spent), energy + prices.energy(tier, spent)
         consent = None
-        if r.tier == THIRD_PARTY or req.tier == THIRD_PARTY or r.decision.rule == "consent":
+        if tier == THIRD_PARTY or req.tier == THIRD_PARTY or decision.rule == "consent":
             c = self._consent(req)
             consent = "given" if c is True else ("refused" if c is False else None)
         try:
             self.ledger.record(LedgerEntry(
-                ts=time.time(), feature=req.feature, tier=r.tier, reason=r.decision.rule,
-                score=r.decision.values.get("cloud_gain", r.decision.values.get("escalation_score")),
-                latency_ms=r.latency * 1000, prompt_tokens=r.prompt_tokens, completion_tokens=r.completion_tokens,
-                cost_usd=cost, energy_j=energy,
-                degraded=r.degraded, escalated=r.escalated, consent=consent), busy_timeout=LEDGER_BUSY_TIMEOUT)
+                ts=time.time(), feature=req.feature, tier=tier, reason=reason,
+                score=decision.values.get("cloud_gain", decision.values.get("escalation_score")),
+                latency_ms=latency * 1000, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                cost_usd=sum(prices.cost(t, n) for t, n in priced.items()),
+                energy_j=sum(prices.energy(t, n) for t, n in priced.items()),
+                degraded=degraded, escalated=escalated, consent=consent), busy_timeout=LEDGER_BUSY_TIMEOUT)
         except (RoutingError, ValueError) as exc:  # the answer is made (and paid for): keep it, say what is missing
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             logging.getLogger(__name__).warning("routing ledger not written: %s", why)
-            r.notes.append(f"ledger not written: {why}")
+            if notes is not None:
+                notes.append(f"ledger not written: {why}")
 
     # ------------------------------------------------------------- streaming
 
@@ -779,6 +834,11 @@ class RoutedStream:
     the ledger written (the tier was paid), its notes saying why, and then
     ``InvalidTierOutputError`` is raised after the last delta, so the caller (the
     gateway: an in-band error event) learns the text it has is not valid.
+
+    A stream that ends before its answer does is recorded too, with reason
+    ``<rule>.cut`` (its tier failed after sending text), ``<rule>.failed`` (before)
+    or ``<rule>.abandoned`` (its reader stopped reading, or was cancelled), and the
+    tokens of the text the failing tier had sent.
     """
 
     def __init__(self, router: Router, req: RouteRequest, decision: Decision):
@@ -788,18 +848,43 @@ class RoutedStream:
         self.response: RoutedResponse | None = None
 
     def __iter__(self):
-        r, req = self.router, self.request
         start = time.perf_counter()
+        self._tier, self._degraded, self._prompt_tokens = self.decision.tier, False, 0
+        self._pieces: list[str] = []
+        try:
+            yield from self._deltas(start)
+        except GeneratorExit:  # the reader stopped reading (a client that left)
+            self._record_unfinished(start, "abandoned")
+            raise
+        except Exception as exc:
+            cut = "cut" if self._pieces else "failed"
+            self._record_unfinished(start, "abandoned" if isinstance(exc, GenerationCancelledError) else cut)
+            raise
+
+    def _record_unfinished(self, start: float, outcome: str) -> None:
+        """The ledger row of a stream that ended before its answer did: the tokens of the text it sent
+        (one a delta) and its prompt's, when the tier streaming it had sent any."""
+        if self.response is not None:  # ended, and recorded; what failed came after (the schema check)
+            return
+        spent = _Spent(self._tier, degraded=self._degraded)
+        if self._pieces:
+            spent.add(self._tier, self._prompt_tokens, len(self._pieces))
+        self.router._record_failed(self.request, self.decision, spent, start, outcome)
+
+    def _deltas(self, start: float) -> Iterator[str]:
+        r, req = self.router, self.request
         sampling = req.generation()
         notes: list[str] = []
         statuses: list[int | str | None] = []  # of the attempts that failed
-        pieces: list[str] = []
+        pieces = self._pieces
         served, degraded, model = DEVICE, False, ""
         info: dict[str, Any] = {}
+        prompt_tokens = self._prompt_tokens = max(1, len((req.instructions or "") + req.prompt) // 4)
         if self.decision.tier != DEVICE:
             from tether.privacy.pseudonymize import json_string_escape
 
             for name, backend, prepared in r._attempts(req, self.decision, notes):
+                self._tier = name
                 restorer = prepared.session.restorer(json_string_escape if prepared.json_schema is not None else None)
                 info = {}
                 try:
@@ -823,11 +908,11 @@ class RoutedStream:
                 break
             else:
                 r._give_up(self.decision.tier, notes, statuses)
-                degraded = True
-        prompt_tokens = max(1, len((req.instructions or "") + req.prompt) // 4)
+                degraded = self._degraded = True
         if served == DEVICE:
+            self._tier = DEVICE
             messages = r._messages(req, req.prompt)
-            prompt_tokens = r.device.count_tokens(messages)
+            prompt_tokens = self._prompt_tokens = r.device.count_tokens(messages)
             model = getattr(r.device, "model", DEVICE)
             info = {}
             for text in r.device.stream(messages, r._fit(req, sampling), json_schema=req.json_schema, info=info):
