@@ -292,6 +292,22 @@ def test_cli_stats_reads_the_ledger_the_router_config_names(populated, tmp_path,
         CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"]).output)["requests"] > 0
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_cli_stats_prices_the_all_cloud_baseline_as_the_router_config_does(populated, tmp_path, monkeypatch, named):
+    """With --ledger too: the ledger's rows carry their own cost, the baseline is priced now."""
+    config = tmp_path / "router.toml"
+    config.write_text(f'ledger = "{populated}"\n[prices.private_cloud]\nusd_per_mtok = 50.0\njoules_per_token = 20.0\n')
+    monkeypatch.setenv("TETHER_ROUTER_CONFIG", str(config))
+    res = CliRunner().invoke(cli, ["stats", "--json", *(["--ledger", str(populated)] if named else [])])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.output)
+    tokens = sum(kw["prompt_tokens"] + kw["completion_tokens"] for kw in HAND)
+    assert data["tokens"] == tokens
+    assert data["all_cloud_cost_usd"] == pytest.approx(tokens * 50.0 / 1e6)
+    assert data["all_cloud_energy_j"] == pytest.approx(tokens * 20.0)
+    assert data["saved_usd"] == pytest.approx(tokens * 50.0 / 1e6 - data["cost_usd"])
+
+
 def _immutable(path, on: bool) -> bool:
     """``chattr +i``: read-only even for root (CI runs as root, so file modes prove nothing)."""
     import subprocess

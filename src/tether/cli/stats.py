@@ -54,12 +54,13 @@ def stats_cmd(ledger_path: str | None, since_hours: float | None, recent: int | 
     since = time.time() - since_hours * 3600 if since_hours is not None else None
     if ledger_path is not None and not _exists(ledger_path):  # a typo, not an empty ledger
         raise InputError(f"no ledger at {ledger_path}")
-    if ledger_path is None:
-        from tether.routing.config import RouterConfig
+    from tether.routing.config import RouterConfig
 
-        ledger_path = RouterConfig.load().ledger  # read what the router writes
+    config = RouterConfig.load()  # its prices price the all-cloud baseline, whichever ledger is read
+    if ledger_path is None:
+        ledger_path = config.ledger  # read what the router writes
     with Ledger(ledger_path, readonly=True) as ledger:
-        st = ledger.stats(since=since)
+        st = ledger.stats(config.prices, since=since)
         rows = ledger.entries(recent, since=since) if recent else []
     if as_json:
         data = json.loads(st.model_dump_json())  # a total past a float's range is null, not Infinity (invalid JSON)
