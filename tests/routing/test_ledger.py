@@ -219,6 +219,21 @@ def test_newer_schema_is_a_routing_error(tmp_path):
         Ledger(path).entries()
 
 
+def test_a_ledger_this_tether_will_not_use_is_left_in_its_journal_mode(tmp_path):
+    path = tmp_path / "ledger.sqlite"
+    with Ledger(path) as ledger:
+        ledger.record(entry())
+    con = sqlite3.connect(path, isolation_level=None)  # as a newer Tether (or another tool) left it
+    con.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    assert con.execute("PRAGMA journal_mode=DELETE").fetchone()[0] == "delete"
+    con.close()
+    with pytest.raises(RoutingError, match="newer"):
+        Ledger(path).open()
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # not switched to WAL on the way
+    con.close()
+
+
 def test_cli_stats_json(populated):
     res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"])
     assert res.exit_code == 0, res.output
@@ -396,6 +411,29 @@ def test_the_router_config_checks_its_ledger_path(tmp_path, value, needle):
     config.write_text('{"ledger": "%s"}' % value)
     with pytest.raises(RouterConfigError, match=f"ledger: .*{needle}"):
         RouterConfig.load(config)
+
+
+def test_relative_paths_in_the_router_config_are_from_its_folder_not_the_working_one(tmp_path, monkeypatch):
+    from tether.routing.config import RouterConfig
+
+    folder = tmp_path / "conf"
+    (folder / "data").mkdir(parents=True)
+    config = folder / "router.toml"
+    config.write_text('ledger = "data/ledger.sqlite"\n[private_cloud]\nrelay_url = "http://127.0.0.1:9"\n'
+                      'state_path = "cloud.json"\n')
+    Ledger(folder / "data" / "ledger.sqlite").record(entry())
+    for cwd, named in ((tmp_path, "conf/router.toml"), (tmp_path / "conf" / "data", str(config))):
+        monkeypatch.chdir(cwd)
+        loaded = RouterConfig.load(named)
+        assert loaded.ledger == str(folder / "data" / "ledger.sqlite")
+        assert loaded.private_cloud.state_file() == folder / "cloud.json"
+        monkeypatch.setenv("TETHER_ROUTER_CONFIG", named)
+        res = CliRunner().invoke(cli, ["stats", "--json"])  # reads the file the router writes
+        assert res.exit_code == 0 and json.loads(res.output)["requests"] == 1, res.output
+    config.write_text(f'ledger = "{tmp_path / "abs.sqlite"}"\n')  # absolute, or from home: as written
+    assert RouterConfig.load(config).ledger == str(tmp_path / "abs.sqlite")
+    config.write_text('ledger = "~/tether-ledger.sqlite"\n')
+    assert RouterConfig.load(config).ledger == "~/tether-ledger.sqlite"
 
 
 def test_stats_skip_rows_whose_numbers_no_entry_could_hold_and_say_how_many(tmp_path):

@@ -12,6 +12,7 @@ cascade_escalate_fraction = 0.35    # the learned escalation model escalates abo
 cascade_min_logprob = -1.0          # optional: also escalate when the mean token logprob is below this
 cascade_samples = 1                 # math: sampled device answers whose final numbers must agree (0: off)
 ledger = "~/tether-ledger.sqlite"   # optional: default $TETHER_LEDGER, else ledger.sqlite in the user data dir
+                                    # (a relative path here, as state_path's, is from this file's folder)
 
 [private_cloud]
 relay_url = "http://127.0.0.1:8490"
@@ -230,8 +231,24 @@ class RouterConfig(_Strict):
             raise RouterConfigError(f"router config {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: "
                                     f"{str(exc).splitlines()[0]}") from None
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "(top level)"
             raise RouterConfigError(f"router config {p}: {where}: {first['msg']}") from None
+        return config._anchored(p.parent)
+
+    def _anchored(self, folder: Path) -> "RouterConfig":
+        """The file's relative paths (``ledger``, ``private_cloud.state_path``) as paths from its
+        ``folder``, so one file names the same files from whatever folder Tether runs in."""
+
+        def anchor(value: str | None) -> str | None:
+            if value is None or Path(value).expanduser().is_absolute():
+                return value
+            return str(folder.absolute() / value)
+
+        update: dict[str, object] = {"ledger": anchor(self.ledger)}
+        if self.private_cloud is not None:
+            update["private_cloud"] = self.private_cloud.model_copy(
+                update={"state_path": anchor(self.private_cloud.state_path)})
+        return self.model_copy(update=update)

@@ -292,10 +292,10 @@ class Ledger:
                 con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             try:
                 con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
-                if self.readonly:
-                    if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
-                        self._check_version(con)
-                else:
+                # Before WAL: a file this Tether will not use is left in the journal mode it had
+                if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
+                    self._check_version(con)
+                if not self.readonly:
                     con.execute("PRAGMA journal_mode=WAL")
                     con.execute("PRAGMA synchronous=NORMAL")
                     self._migrate(con)
