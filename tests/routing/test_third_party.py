@@ -382,4 +382,4 @@ def test_the_deadline_is_one_for_the_whole_request_whatever_the_retries(provider
     with pytest.raises(TierUnavailableError, match=r"1 s deadline"):
         list(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING)
     assert time.perf_counter() - start < 2.5
-    assert len(provider.captured()) == 1
+    assert len(provider.captured()) == 1 == t.last_attempts

@@ -177,6 +177,7 @@ class ThirdPartyTier:
             base = min(self.backoff * (2 ** (attempt - 1)), self.max_backoff)
             delay = base * (0.5 + random.random() / 2)  # jitter so clients don't retry in lockstep
         if time.monotonic() + delay >= end:
+            self.last_attempts = attempt  # the next one never went out
             raise self._fail(f"gave up after {attempt} attempt{'s' if attempt != 1 else ''} "
                              f"({self.deadline:g} s deadline): {last.reason}", last.status)
         self.last_waits.append(delay)
