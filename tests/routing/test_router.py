@@ -557,7 +557,7 @@ def test_a_math_cascade_samples_the_device_again_and_counts_those_tokens(device,
     provider.reset()
     refused = r.respond(ask)
     assert refused.decision.values["samples"] == 0 and refused.device_tokens == 0 and not refused.escalated
-    assert "consent was refused" in refused.decision.values["samples_skipped"]
+    assert 'the saved policy (consent = "never") forbids' in refused.decision.values["samples_skipped"]
     assert provider.captured() == []
 
 
@@ -566,7 +566,8 @@ def test_cascade_without_consent_keeps_the_unsure_answer_and_says_why(device, th
                     third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))
     out = r.respond(RouteRequest("Hi there, how are you?", kind="chat", feature="chat", max_tokens=8))
     assert (out.tier, out.decision.rule, out.escalated) == ("device", "cascade", False)
-    assert "but the only cloud is a third party and consent was refused" in out.notes[0]
+    assert ('but the only cloud is a third party and the saved policy (consent = "never") forbids tiers that '
+            "need consent") in out.notes[0]
     assert provider.captured() == []
 
 
