@@ -46,8 +46,9 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
-from tether.errors import (ConsentRequiredError, GenerationCancelledError, InputError, InvalidOutputError, InvalidTierOutputError,
-                           MustStayOnDeviceError, RouterConfigError, RoutingError, TierUnavailableError)
+from tether.errors import (ConsentRequiredError, GenerationCancelledError, InputError, InvalidOutputError,
+                           InvalidTierOutputError, MustStayOnDeviceError, RouterConfigError, RoutingError,
+                           TierUnavailableError)
 from tether.models.engine import Message, Sampling
 from tether.routing.config import RouterConfig
 from tether.routing.ledger import IDENTIFIER
