@@ -358,3 +358,170 @@ def test_a_device_state_whose_folder_is_a_file_says_so(cloud, nodes):
     finally:
         client.close()
     assert blocker.read_text() == "a file, not a folder"
+
+
+def _slow_front(relay_url: str):
+    """A relay front that forwards everything to the real relay, the log mirror's reads
+    ``state["delay"]`` seconds late; ``state["reads"]`` records each log read (path, query)."""
+    import asyncio
+
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    state: dict = {"delay": 0.0, "reads": []}
+
+    async def forward(request: Request) -> Response:
+        if request.url.path.startswith("/v1/log/"):
+            state["reads"].append((request.url.path, dict(request.query_params)))
+            await asyncio.sleep(state["delay"])
+        async with httpx.AsyncClient() as c:
+            r = await c.request(request.method, f"{relay_url}{request.url.path}", params=request.query_params,
+                                content=await request.body(), timeout=60,
+                                headers={"content-type": request.headers.get("content-type", "application/json")})
+        return Response(r.content, status_code=r.status_code,
+                        headers={k: v for k, v in r.headers.items() if k in ("content-type", "x-tether-node")})
+
+    url, stop = serve_in_thread([Route("/{path:path}", forward, methods=["GET", "POST"])])
+    return url, stop, state
+
+
+def test_a_slow_log_read_ends_at_the_request_deadline(cloud, nodes, tmp_path):
+    """Each log read through the relay takes 1 s and the device has not read the log yet: the
+    request ends at its 2 s deadline (it took 2 s per read, every listed node proven, before)."""
+    import importlib
+
+    from click.testing import CliRunner
+
+    from tether.cli import cli
+
+    importlib.import_module("tether.cli.cloud")  # registers the group
+
+    model = unique_model("slow-log")
+    nodes += [stand_in(cloud["log"].url, model, "answer") for _ in range(5)]
+    url, stop, state = _slow_front(cloud["relay"].url)
+    state["delay"] = 1.0
+    client = CloudClient(None, url, log_key=cloud["key"], model=model, deadline=2.0,
+                         state_path=tmp_path / "device.json")
+    try:
+        start = time.monotonic()
+        with pytest.raises(CloudDeadlineError) as caught:
+            client.chat(HI)
+        assert time.monotonic() - start < 2.6
+        assert "2 s deadline (the transparency log was still being read)" in str(caught.value)
+        start = time.monotonic()
+        result = CliRunner().invoke(cli, ["cloud", "chat", "hi", "--relay", url, "--log-key", cloud["key"],
+                                          "--model", model, "--deadline", "2", "--no-stream"],
+                                    env={"TETHER_CLOUD_STATE": str(tmp_path / "cli.json")})
+        assert time.monotonic() - start < 5.0  # the privacy check before the request included
+        assert result.exit_code == 1 and "2 s deadline" in result.output, result.output
+    finally:
+        client.close()
+        stop()
+
+
+def test_a_warm_client_answers_while_another_thread_re_reads_a_slow_log(cloud, nodes):
+    """The node list expired and the log turned slow: one thread re-reads it; another thread's
+    request goes on with the nodes verified before and takes about the node's latency (it
+    waited for the whole re-read before, on the client's one lock)."""
+    import threading
+
+    model = unique_model("warm")
+    node = stand_in(cloud["log"].url, model, "answer")
+    nodes.append(node)
+    url, stop, state = _slow_front(cloud["relay"].url)
+    client = CloudClient(None, url, log_key=cloud["key"], model=model, k=1, directory_ttl=0.1, deadline=30,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    took: dict[str, float] = {}
+
+    def ask(name: str) -> None:
+        start = time.monotonic()
+        client.chat(HI)
+        took[name] = time.monotonic() - start
+
+    try:
+        client.chat(HI)  # warm: the nodes are verified
+        state["delay"] = 1.0
+        time.sleep(0.2)  # the node list expired
+        first = threading.Thread(target=ask, args=("first",))
+        first.start()
+        time.sleep(0.2)  # the first thread is re-reading the log
+        ask("second")
+        first.join(30)
+    finally:
+        client.close()
+        stop()
+    assert took["second"] < 0.8, took
+    assert took["first"] > 2, took  # it did re-read the (slow) log
+    assert len(node.served) == 3
+
+
+def test_a_device_proves_only_the_nodes_that_serve_its_model(cloud, nodes):
+    """With --model, the other models' nodes are refused before any proof is fetched: a device
+    asking for one model made 105 log reads for a directory of 49 nodes."""
+    mine, other = unique_model("mine"), unique_model("other")
+    nodes += [stand_in(cloud["log"].url, mine, "answer") for _ in range(2)]
+    nodes += [stand_in(cloud["log"].url, other, "answer") for _ in range(3)]
+    url, stop, state = _slow_front(cloud["relay"].url)
+    client = CloudClient(None, url, log_key=cloud["key"], model=mine,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        verdicts = client.refresh()
+    finally:
+        client.close()
+        stop()
+    listed = httpx.get(f"{cloud['log'].url}/v1/log/nodes", timeout=10).json()["nodes"]
+    releases = httpx.get(f"{cloud['log'].url}/v1/log/releases", timeout=10).json()["releases"]
+    wanted = {e["index"] for e in listed if e["attestation"]["model"] == mine}
+    wanted |= {releases[e["attestation"]["measurement"]] for e in listed if e["attestation"]["model"] == mine}
+    proven = {int(q["start"]) for path, q in state["reads"] if path == "/v1/log/entries"}
+    assert proven == wanted, (proven, wanted)
+    assert sorted(v.trusted for v in verdicts if v.model == mine) == [True, True]
+    assert all(not v.trusted and "not " + mine in v.reason for v in verdicts if v.model == other)
+
+
+def test_a_node_that_re_attests_while_the_device_reads_the_log_stays_trusted(cloud, nodes):
+    """Nodes re-attest every 30 minutes. One that did so between the device's reads of the tree head
+    and of the node list was refused ("entry 55 is outside a tree of size 54") for directory_ttl."""
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from tether.cloud.attestation import NodeIdentity, make_attestation
+    from tether.cloud.envelope import KeyPair
+    from tests.cloud.standins import RELEASE
+
+    model = unique_model("reattest")
+    identity, keys = NodeIdentity(), KeyPair()
+    log_url = cloud["log"].url
+
+    def attestation() -> dict:  # signed afresh each time, as a node re-attests
+        return make_attestation(identity, keys.public_bytes, RELEASE, url="http://127.0.0.1:9", model=model,
+                                hardware={}, tokens_per_second=1.0)
+
+    state = {"reattest": False}
+
+    async def mirror(request: Request) -> Response:
+        # The node re-attests just as the device's read of the releases arrives: after the tree head,
+        # when that was read first, before the node list either way.
+        if request.url.path == "/v1/log/releases" and state["reattest"]:
+            state["reattest"] = False
+            async with httpx.AsyncClient() as c:
+                assert (await c.post(f"{log_url}/v1/log/nodes", json=attestation(), timeout=10)).status_code == 200
+        async with httpx.AsyncClient() as c:
+            r = await c.get(f"{log_url}{request.url.path}", params=request.query_params, timeout=10)
+        return Response(r.content, status_code=r.status_code, media_type="application/json")
+
+    assert httpx.post(f"{log_url}/v1/log/nodes", json=attestation(), timeout=10).status_code == 200
+    url, stop = serve_in_thread([Route("/{path:path}", mirror)])
+    client = CloudClient(url, cloud["relay"].url, log_key=cloud["key"], model=model, directory_ttl=0,
+                         state_path=cloud["root"] / f"device-{time.monotonic_ns()}.json")
+    try:
+        first = [v for v in client.refresh() if v.node_id == identity.node_id]
+        state["reattest"] = True
+        second = [v for v in client.refresh() if v.node_id == identity.node_id]
+    finally:
+        client.close()
+        stop()
+    assert [v.trusted for v in first] == [True], first
+    assert not state["reattest"], "the re-attestation was not made"
+    assert [(v.trusted, v.reason) for v in second] == [(True, "verified")], second
+

@@ -154,7 +154,8 @@ def cloud_nodes(log_url: str | None, relay_url: str, log_key: str | None, as_jso
 @click.option("--stream/--no-stream", default=True, show_default=True)
 @click.option("--model", default=None, help="Only use nodes serving this model.")
 @click.option("--deadline", default=None, type=click.FloatRange(0, 3600, min_open=True),
-              help="Seconds the request may take, every retry and the whole answer included [default: 150].")
+              help="Seconds the request may take, reading the log, every retry and the whole answer "
+                   "included [default: 150].")
 @click.option("--consent/--no-consent", default=None,
               help="Agree (or refuse) to send this prompt, where the privacy policy makes the private cloud "
                    "need consent [default: the router config's consent].")

@@ -46,7 +46,7 @@ from tether.cloud.attestation import MAX_ATTESTATION_AGE, check_attestation_age,
 from tether.cloud.envelope import ResponseOpener, SealedRequest, seal_request
 from tether.cloud.node import MAX_BODY
 from tether.cloud.relay import NODE_HEADER, REJECTED_HEADER
-from tether.cloud.transparency import MAX_STH_AGE, LogClient, read_capped
+from tether.cloud.transparency import MAX_STH_AGE, LogClient, LogDeadlineError, read_capped
 from tether.errors import (
     AttestationError,
     CloudDeadlineError,
@@ -141,7 +141,8 @@ class CloudClient:
                                  limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
         self.log = LogClient(log_url or self.relay_url, log_key, state_path=state_path, timeout=10.0, max_sth_age=max_sth_age,
                              clock=clock, via=None if log_url else "relay")
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the client's state; never held across network I/O
+        self._refreshing = threading.Lock()  # held by the one thread re-reading the log
         self._nodes: dict[str, VerifiedNode] = {}
         self._verdicts: list[Verdict] = []
         self._verified_entries: dict[int, dict[str, Any]] = {}  # index → the entry its inclusion proof proved
@@ -155,20 +156,43 @@ class CloudClient:
 
     # ------------------------------------------------------------- discovery
 
-    def refresh(self) -> list[Verdict]:
+    def refresh(self, deadline_at: float = math.inf) -> list[Verdict]:
         """Re-read the log and re-verify every node it lists; through an outage, keep the last
-        verified nodes while their tree head and attestations are young enough."""
-        with self._lock:
-            try:
-                verdicts = self._refresh()
-            except LogUnreachableError as exc:
+        verified nodes while their tree head and attestations are young enough.
+
+        One thread re-reads at a time (others wait for it, at most until ``deadline_at``); past
+        ``deadline_at`` (monotonic), ``CloudDeadlineError``, and the nodes verified before stay."""
+        if not self._acquire_refresh(deadline_at):
+            raise self._reading_log_past_deadline()
+        try:
+            return self._reread(deadline_at)
+        finally:
+            self._refreshing.release()
+
+    def _acquire_refresh(self, deadline_at: float) -> bool:
+        if deadline_at == math.inf:
+            return self._refreshing.acquire()
+        return self._refreshing.acquire(timeout=max(0.0, deadline_at - time.monotonic()))
+
+    def _reading_log_past_deadline(self) -> CloudDeadlineError:
+        return CloudDeadlineError(self.deadline or 0, ["the transparency log was still being read"])
+
+    def _reread(self, deadline_at: float) -> list[Verdict]:
+        """``refresh`` with ``self._refreshing`` held. Network I/O happens outside ``self._lock``."""
+        try:
+            verdicts = self._refresh(deadline_at)
+        except LogDeadlineError:
+            raise self._reading_log_past_deadline() from None
+        except LogUnreachableError as exc:
+            with self._lock:
                 self._keep_directory_through(exc)
                 return list(self._verdicts)
+        with self._lock:
             if self.log_outage is not None:
                 logger.warning("transparency log readable again after %.0f s; nodes re-verified",
                                self.clock() - self.log_outage["since"])
                 self.log_outage = None
-            return verdicts
+        return verdicts
 
     def _keep_directory_through(self, exc: LogUnreachableError) -> None:
         """Serve the last verified nodes while that is as safe as a fresh read; otherwise raise ``exc``."""
@@ -180,6 +204,20 @@ class CloudClient:
         if age > limit:
             raise LogUnreachableError(f"{exc}; the nodes were verified against a tree head {age:.0f} s old, "
                                       f"past the {limit:.0f} s a tree head is trusted") from None
+        self._nodes = self._still_trusted(now)
+        self._fetched = time.monotonic()  # retry the log after directory_ttl, not on every request
+        if self.log_outage is None:
+            self.log_outage = {"since": now, "error": str(exc)}
+            logger.warning("%s: using the %d node(s) verified %.0f s ago until the log is back (at most %.0f s more)",
+                           exc, len(self._nodes), age, limit - age)
+        else:
+            self.log_outage["error"] = str(exc)
+
+    def _still_trusted(self, now: float) -> dict[str, VerifiedNode]:
+        """The verified nodes whose tree head and attestations are still young enough to use
+        without a fresh read of the log (hold ``self._lock``)."""
+        if self._directory_sth is None or now - float(self._directory_sth["timestamp"]) > self.log.max_sth_age:
+            return {}
         kept = {}
         for node_id, node in self._nodes.items():
             try:
@@ -187,67 +225,68 @@ class CloudClient:
             except AttestationError:
                 continue
             kept[node_id] = node
-        self._nodes = kept
-        self._fetched = time.monotonic()  # retry the log after directory_ttl, not on every request
-        if self.log_outage is None:
-            self.log_outage = {"since": now, "error": str(exc)}
-            logger.warning("%s: using the %d node(s) verified %.0f s ago until the log is back (at most %.0f s more)",
-                           exc, len(kept), age, limit - age)
-        else:
-            self.log_outage["error"] = str(exc)
+        return kept
 
-    def _refresh(self) -> list[Verdict]:
+    def _refresh(self, deadline_at: float = math.inf) -> list[Verdict]:
+        # The directory first, then the tree head: the log only grows, so every index the lists
+        # name is inside a head read after them. Read the other way round, a node that re-attested
+        # between the two reads was refused for an entry "outside" the older, smaller tree.
+        releases = self.log.releases(deadline_at=deadline_at)
+        listed = self.log.nodes(deadline_at=deadline_at)
+        sth = self.log.tree_head(deadline_at=deadline_at)
+        verdicts: list[Verdict] = []
+        nodes: dict[str, VerifiedNode] = {}
+        attestations: dict[str, dict[str, Any]] = {}
+        for entry in listed:
+            entry = entry if isinstance(entry, dict) else {}
+            att = entry.get("attestation")
+            att = att if isinstance(att, dict) else {}
+            node_id = str(att.get("node_id", "?"))
+            try:
+                verify_attestation(att)
+                check_attestation_age(att, now=self.clock(), max_age=self.max_attestation_age)
+                # Before any proof is fetched: a device that wants one model does not prove every node.
+                if self.model and att.get("model") != self.model:
+                    raise AttestationError(node_id, f"serves {att.get('model')}, not {self.model}")
+                measurement = att["measurement"]
+                release_index = releases.get(measurement) if isinstance(measurement, str) else None
+                if release_index is None:
+                    raise AttestationError(node_id, "its measurement is not a release in the transparency log")
+                if not isinstance(release_index, int) or isinstance(release_index, bool):
+                    raise AttestationError(node_id, f"release entry index {release_index!r:.40} is not a number")
+                self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
+                                  node_id, "release entry", deadline_at)
+                index = entry.get("index")
+                if not isinstance(index, int) or isinstance(index, bool):
+                    raise AttestationError(node_id, f"log entry index {index!r} is not a number")
+                self._check_entry(index, sth, lambda e: e.get("attestation") == att, node_id, "attestation entry",
+                                  deadline_at)
+            except AttestationError as exc:
+                verdicts.append(Verdict(node_id, False, exc.reason, str(att.get("model", ""))))
+                continue
+            nodes[node_id] = VerifiedNode(node_id, unb64(att["hpke_key"]), att["model"], att["measurement"],
+                                          float(att.get("tokens_per_second") or 0), att.get("hardware") or {})
+            attestations[node_id] = att
+            verdicts.append(Verdict(node_id, True, "verified", att["model"]))
         with self._lock:
-            sth = self.log.tree_head()
-            releases = self.log.releases()
-            verdicts: list[Verdict] = []
-            nodes: dict[str, VerifiedNode] = {}
-            attestations: dict[str, dict[str, Any]] = {}
-            for entry in self.log.nodes():
-                entry = entry if isinstance(entry, dict) else {}
-                att = entry.get("attestation")
-                att = att if isinstance(att, dict) else {}
-                node_id = str(att.get("node_id", "?"))
-                try:
-                    verify_attestation(att)
-                    check_attestation_age(att, now=self.clock(), max_age=self.max_attestation_age)
-                    measurement = att["measurement"]
-                    release_index = releases.get(measurement) if isinstance(measurement, str) else None
-                    if release_index is None:
-                        raise AttestationError(node_id, "its measurement is not a release in the transparency log")
-                    if not isinstance(release_index, int) or isinstance(release_index, bool):
-                        raise AttestationError(node_id, f"release entry index {release_index!r:.40} is not a number")
-                    self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
-                                      node_id, "release entry")
-                    index = entry.get("index")
-                    if not isinstance(index, int) or isinstance(index, bool):
-                        raise AttestationError(node_id, f"log entry index {index!r} is not a number")
-                    self._check_entry(index, sth, lambda e: e.get("attestation") == att, node_id, "attestation entry")
-                    if self.model and att.get("model") != self.model:
-                        raise AttestationError(node_id, f"serves {att.get('model')}, not {self.model}")
-                except AttestationError as exc:
-                    verdicts.append(Verdict(node_id, False, exc.reason, str(att.get("model", ""))))
-                    continue
+            for node_id, node in nodes.items():  # what this device measured carries over
                 old = self._nodes.get(node_id)
-                nodes[node_id] = VerifiedNode(node_id, unb64(att["hpke_key"]), att["model"], att["measurement"],
-                                              float(att.get("tokens_per_second") or 0), att.get("hardware") or {},
-                                              old.latency_ewma if old else None)
-                attestations[node_id] = att
-                verdicts.append(Verdict(node_id, True, "verified", att["model"]))
+                node.latency_ewma = old.latency_ewma if old else None
             self._nodes = nodes
             self._attestations = attestations
             self._directory_sth = sth
             self._verdicts = verdicts
             self._fetched = time.monotonic()
-            return verdicts
+        return verdicts
 
-    def _check_entry(self, index: int, sth: dict[str, Any], matches: Any, node_id: str, what: str) -> None:
+    def _check_entry(self, index: int, sth: dict[str, Any], matches: Any, node_id: str, what: str,
+                     deadline_at: float = math.inf) -> None:
         """``matches`` always runs against the entry the log proved at ``index``: a mirror that
         points a forged attestation at an index proven before gets the proven entry compared."""
         entry = self._verified_entries.get(index)
         if entry is None:
             try:
-                entry = self.log.verified_entry(index, sth)
+                entry = self.log.verified_entry(index, sth, deadline_at=deadline_at)
             except LogUnreachableError:
                 raise  # an outage mid-refresh says nothing against this node
             except TransparencyLogError as exc:
@@ -256,27 +295,54 @@ class CloudClient:
         if not matches(entry):
             raise AttestationError(node_id, f"{what} in the log does not match what the node presents")
 
-    def nodes(self, *, refresh: bool = False) -> list[VerifiedNode]:
+    def nodes(self, *, refresh: bool = False, deadline_at: float = math.inf) -> list[VerifiedNode]:
+        """The verified nodes; re-read from the log once ``directory_ttl`` has passed.
+
+        Only one thread re-reads the log at a time. While it does, the others go on with the nodes
+        verified before (those whose tree head and attestation are still young enough) and wait for
+        it only when they have none; every wait and read ends at ``deadline_at``."""
+        asked = time.monotonic()
         with self._lock:
-            if refresh or not self._fetched or time.monotonic() - self._fetched > self.directory_ttl:
-                self.refresh()
+            if not refresh and self._fetched and asked - self._fetched <= self.directory_ttl:
+                return list(self._nodes.values())
+            standing = list(self._still_trusted(self.clock()).values()) if self._fetched and not refresh else []
+        if self._refreshing.acquire(blocking=False):
+            pass  # this thread re-reads
+        elif standing:
+            return standing  # another thread is re-reading: go on with what was verified
+        elif not self._acquire_refresh(deadline_at):
+            raise self._reading_log_past_deadline()
+        try:
+            with self._lock:
+                done = self._fetched >= asked  # re-read by another thread while this one waited
+            if not done:
+                self._reread(deadline_at)
+        finally:
+            self._refreshing.release()
+        with self._lock:
             return list(self._nodes.values())
 
     def verdicts(self) -> list[Verdict]:
         with self._lock:
-            if not self._fetched:
-                self.refresh()
+            fetched = self._fetched
+        if not fetched:
+            self.refresh()
+        with self._lock:
             return list(self._verdicts)
 
     # ------------------------------------------------------------- selection
 
-    def _relay_load(self) -> dict[str, dict[str, Any]]:
+    def _relay_load(self, deadline_at: float = math.inf) -> dict[str, dict[str, Any]]:
         """The relay's view of each node: in-flight requests and whether it answers health checks."""
         try:
             # httpx's timeout is per read: a relay trickling a byte a second held chat() 25 s past
-            # a 3 s deadline, so the whole answer gets 2 s (and 64 KiB), or the view is dropped.
-            done_by = time.monotonic() + RELAY_LOAD_SECONDS
-            with self.http.stream("GET", f"{self.relay_url}/v1/relay/load", timeout=RELAY_LOAD_SECONDS) as resp:
+            # a 3 s deadline, so the whole answer gets 2 s (and 64 KiB) at most, and never more
+            # than the request has left, or the view is dropped.
+            wait = min(RELAY_LOAD_SECONDS, deadline_at - time.monotonic())
+            if wait <= 0:
+                return {}
+            done_by = time.monotonic() + wait
+            with self.http.stream("GET", f"{self.relay_url}/v1/relay/load", timeout=wait) as resp:
                 raw, cut = read_capped(resp, ERROR_BODY_MAX, done_by)
             if cut:
                 return {}
@@ -287,15 +353,18 @@ class CloudClient:
         except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError, OverflowError):
             return {}
 
-    def _choose(self, exclude: set[str]) -> list[VerifiedNode]:
+    def _choose(self, exclude: set[str], deadline_at: float = math.inf) -> list[VerifiedNode]:
+        listed = self.nodes(deadline_at=deadline_at)
         now = time.monotonic()
-        nodes = [n for n in self.nodes() if n.node_id not in exclude and self._cooling.get(n.node_id, 0) <= now]
+        with self._lock:
+            cooling = dict(self._cooling)
+        nodes = [n for n in listed if n.node_id not in exclude and cooling.get(n.node_id, 0) <= now]
         if not nodes:
             return []
         # The relay's view is advisory: nodes it calls down are drawn only to fill the k a request is
         # sealed to, never left out below k, and the load it reports is capped. So calling every other
         # node down or busy cannot make a relay's favourite the only one that can open a request.
-        status = self._relay_load()
+        status = self._relay_load(deadline_at)
         load = {nid: min(max(v["inflight"], 0), MAX_RELAY_LOAD) for nid, v in status.items()}
         weights = {n.node_id: n.score(load.get(n.node_id, 0)) for n in nodes}
 
@@ -342,11 +411,14 @@ class CloudClient:
         Every wait is bounded by what is left of ``deadline_at``; past it, ``CloudDeadlineError``."""
         if time.monotonic() >= deadline_at:
             raise self._past_deadline(attempts_log)
-        nodes = self._choose(exclude)
-        if not nodes:
-            if not attempts_log and self.model is not None and not self.nodes():
-                attempts_log = [f"no verified node serves {self.model}"]
-            raise NoNodeAvailableError(attempts_log or ["no verified node outside cooldown"])
+        try:
+            nodes = self._choose(exclude, deadline_at)
+            if not nodes:
+                if not attempts_log and self.model is not None and not self.nodes(deadline_at=deadline_at):
+                    raise NoNodeAvailableError([f"no verified node serves {self.model}"])
+                raise NoNodeAvailableError(attempts_log or ["no verified node outside cooldown"])
+        except CloudDeadlineError as exc:  # the log was still being read
+            raise self._past_deadline(attempts_log, *exc.attempts) from None
         sealed, openers = self.seal(body, nodes)
         content = json.dumps(sealed.to_json(), separators=(",", ":")).encode()
         if len(content) > self.max_request_bytes:

@@ -509,6 +509,12 @@ def check_freshness(sth: dict[str, Any], previous: dict[str, Any] | None, *, now
 MAX_LOG_ANSWER = 8 * 2**20  # what the relay's mirror passes on
 
 
+class LogDeadlineError(Exception):
+    """The caller's ``deadline_at`` passed while the log was being read. Deliberately no
+    ``TransparencyLogError``: running out of time is no evidence against the log or any node, and
+    no outage either; the caller (a request with a deadline) turns it into its own error."""
+
+
 class LogClient:
     """A device's view of one log: pins its key and never accepts a tree head that rewinds it.
 
@@ -592,22 +598,30 @@ class LogClient:
 
     # -- transport
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, deadline_at: float = math.inf, **kwargs: Any) -> Any:
         """One call with a size cap and a deadline for the whole answer: httpx's timeout is per
-        read, so a log or relay that trickles a byte at a time would otherwise hold the device."""
+        read, so a log or relay that trickles a byte at a time would otherwise hold the device.
+        ``deadline_at`` (monotonic) is the caller's own: past it, ``LogDeadlineError``."""
         url = self.url + path
         where = f"{self.via} {self.url} (the log is read through it)" if self.via else f"transparency log {self.url}"
-        deadline = time.monotonic() + 2 * self._timeout
+        now = time.monotonic()
+        if now >= deadline_at:
+            raise LogDeadlineError(f"no time left to read {where}")
+        deadline = min(now + 2 * self._timeout, deadline_at)
+        timeout = min(self._timeout, deadline_at - now)
         try:
-            with self._http.stream(method, url, timeout=self._timeout, **kwargs) as response:
+            with self._http.stream(method, url, timeout=timeout, **kwargs) as response:
                 content, cut = read_capped(response, MAX_LOG_ANSWER, deadline)
                 if cut == "size":
                     raise TransparencyLogError(f"{where} sent an answer over {MAX_LOG_ANSWER // 2**20} MiB")
                 if cut == "time":
-                    raise LogUnreachableError(f"{where} unreachable: no whole answer in {2 * self._timeout:g} s")
+                    raise self._timed_out(where, deadline_at)
         except httpx.InvalidURL as exc:
             raise TransparencyLogError(f"transparency log URL {url} is invalid: {exc}") from None
         except httpx.HTTPError as exc:
+            # A read that timed out on the caller's deadline (shorter than the log's own timeout) is not an outage.
+            if time.monotonic() >= deadline_at or (isinstance(exc, httpx.TimeoutException) and timeout < self._timeout):
+                raise LogDeadlineError(f"{where} was still answering") from None
             raise LogUnreachableError(f"{where} unreachable: {str(exc) or type(exc).__name__}") from None
         try:
             body = loads_strict(content)
@@ -623,6 +637,11 @@ class LogClient:
             raise TransparencyLogError(f"transparency log {url} sent JSON that is not an object")
         return body
 
+    def _timed_out(self, where: str, deadline_at: float) -> Exception:
+        if time.monotonic() >= deadline_at:
+            return LogDeadlineError(f"{where} was still answering")
+        return LogUnreachableError(f"{where} unreachable: no whole answer in {2 * self._timeout:g} s")
+
     def _field(self, body: dict[str, Any], name: str, kind: type, path: str) -> Any:
         value = body.get(name)
         if not isinstance(value, kind):
@@ -634,8 +653,12 @@ class LogClient:
     @property
     def public_key_b64(self) -> str:
         """The pinned key, fetched from the log on first use if none was given (trust on first use)."""
+        return self._pinned_key()
+
+    def _pinned_key(self, deadline_at: float = math.inf) -> str:
         if self._key is None:
-            key = self._field(self._request("GET", "/v1/log/key"), "public_key", str, "/v1/log/key")
+            key = self._field(self._request("GET", "/v1/log/key", deadline_at=deadline_at), "public_key", str,
+                              "/v1/log/key")
             _public_key(key)
             self._key = key
             self._save_state()
@@ -655,10 +678,10 @@ class LogClient:
         return TransparencyLogError(f"{exc}: the transparency log {where} is not the one {pinned} "
                                     f"(rolled back, forked or replaced); {self._repin_hint()}")
 
-    def tree_head(self) -> dict[str, Any]:
+    def tree_head(self, *, deadline_at: float = math.inf) -> dict[str, Any]:
         """Fetch, verify and remember the latest tree head; raise if it does not extend the last one."""
-        key = self.public_key_b64
-        sth = _check_sth_shape(self._request("GET", "/v1/log/sth"))
+        key = self._pinned_key(deadline_at)
+        sth = _check_sth_shape(self._request("GET", "/v1/log/sth", deadline_at=deadline_at))
         try:
             verify_tree_head(sth, key)
         except _WrongSignature as exc:  # signed by another key; a malformed head is raised as it is
@@ -673,8 +696,8 @@ class LogClient:
             proof = None
             if sth["size"] > old["size"] > 0:
                 path = "/v1/log/proof/consistency"
-                proof = self._field(self._request("GET", path, params={"prior": old["size"], "size": sth["size"]}),
-                                    "proof", dict, path)
+                proof = self._field(self._request("GET", path, params={"prior": old["size"], "size": sth["size"]},
+                                                  deadline_at=deadline_at), "proof", dict, path)
             try:
                 verify_consistency(old, sth, proof)
             except TransparencyLogError as exc:
@@ -683,26 +706,28 @@ class LogClient:
         self._save_state()
         return sth
 
-    def releases(self) -> dict[str, int]:
-        return self._field(self._request("GET", "/v1/log/releases"), "releases", dict, "/v1/log/releases")
+    def releases(self, *, deadline_at: float = math.inf) -> dict[str, int]:
+        return self._field(self._request("GET", "/v1/log/releases", deadline_at=deadline_at), "releases", dict,
+                           "/v1/log/releases")
 
-    def nodes(self) -> list[dict[str, Any]]:
-        return self._field(self._request("GET", "/v1/log/nodes"), "nodes", list, "/v1/log/nodes")
+    def nodes(self, *, deadline_at: float = math.inf) -> list[dict[str, Any]]:
+        return self._field(self._request("GET", "/v1/log/nodes", deadline_at=deadline_at), "nodes", list,
+                           "/v1/log/nodes")
 
-    def verified_entry(self, index: int, sth: dict[str, Any]) -> dict[str, Any]:
+    def verified_entry(self, index: int, sth: dict[str, Any], *, deadline_at: float = math.inf) -> dict[str, Any]:
         """Entry ``index``, proven to be in the (signed) tree ``sth``."""
-        verify_tree_head(sth, self.public_key_b64)
+        verify_tree_head(sth, self._pinned_key(deadline_at))
         if not (_is_int(index) and 1 <= index <= sth["size"]):
             raise TransparencyLogError(f"entry {index!r} is outside a tree of size {sth['size']}")
-        listed = self._field(self._request("GET", "/v1/log/entries", params={"start": index, "end": index}),
-                             "entries", list, "/v1/log/entries")
+        listed = self._field(self._request("GET", "/v1/log/entries", params={"start": index, "end": index},
+                                           deadline_at=deadline_at), "entries", list, "/v1/log/entries")
         if len(listed) != 1 or not isinstance(listed[0], dict) or listed[0].get("index") != index \
                 or not isinstance(listed[0].get("entry"), dict):
             raise TransparencyLogError(f"transparency log {self.url} did not return entry {index}")
         entry = listed[0]["entry"]
         path = "/v1/log/proof/inclusion"
-        proof = self._field(self._request("GET", path, params={"index": index, "size": sth["size"]}),
-                            "proof", dict, path)
+        proof = self._field(self._request("GET", path, params={"index": index, "size": sth["size"]},
+                                          deadline_at=deadline_at), "proof", dict, path)
         verify_inclusion(entry, index, proof, sth)
         return entry
 
