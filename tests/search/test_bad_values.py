@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tether.search import Index
 
 CALENDAR = """BEGIN:VCALENDAR
@@ -91,3 +93,33 @@ def test_an_impossible_date_or_a_huge_integer_loses_neither_the_note_nor_the_rec
     assert set(trips) == {"t1", "t2", "t3"} and "when: 2024-02-30" in trips["t1"]  # dates stay as written
     assert "when: 2024-06-01" in trips["t2"] and "booked: 2024-13-01" in trips["t3"]
     assert [index.search(city, 1, "bm25")[0].item for city in ("Madrid", "Berlin")] == ["f1", "f2"]
+
+
+def test_a_record_file_over_a_million_characters_is_read_when_it_does_not_expand(index: Index,
+                                                                                 tmp_path: Path) -> None:
+    """The budget against YAML alias bombs was a fixed 1,000,000 characters: a 1.35 MB JSON journal
+    was refused as if it were one. It is now 8 times the file's own size, if that is more."""
+    import json
+
+    from tether.search.extract import ExtractError, extract
+
+    # 1,000 entries of 2,000 characters; all but one alike, so that indexing embeds only a few chunks
+    entry = "Walked along the river and wrote down the birds we saw. " * 36
+    records = [{"entry": entry} for _ in range(1000)]
+    records[500]["entry"] += " A kingfisher by the old mill."
+    journal = tmp_path / "journal.json"
+    journal.write_text(json.dumps(records))
+    assert journal.stat().st_size > 2_000_000
+    keys = [f"journal.json#{n}" for n in range(1000)]
+    assert [i.key for i in extract(journal, journal.read_bytes()).items] == keys
+    report = index.add([journal])
+    assert report.skipped == [] and report.added == 1 and report.embedded < 10
+    assert index.search("kingfisher", 1, "bm25")[0].item == "journal.json#500"
+    assert [k for (k,) in index.con.execute("SELECT DISTINCT item FROM chunks ORDER BY id")] == keys
+    # a bomb in a big file is still a bomb: refused at 8 times the file's size
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"{c}: &{c} [{', '.join(['*' + p] * 10)}]" for p, c in zip("abcdefg", "bcdefgh")]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("# " + "padding " * 40_000 + "\n" + "\n".join(levels) + "\n")
+    with pytest.raises(ExtractError, match=f"expand past {8 * len(bomb.read_text()):,} characters"):
+        extract(bomb, bomb.read_bytes())

@@ -643,7 +643,8 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
         records = data
     else:
         records = [data]
-    budget = [MAX_RECORD_CHARS]
+    limit = max(MAX_RECORD_CHARS, EXPANSION * len(text))
+    budget = [limit, limit]  # what is left, and the limit (for the message)
     items = []
     for n, rec in enumerate(records):
         if isinstance(rec, dict):
@@ -662,7 +663,11 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
     return items
 
 
-MAX_RECORD_CHARS = 1_000_000  # per file: YAML aliases can make a few hundred bytes expand to gigabytes
+# Per file, the records' text may reach this many characters, or EXPANSION times the file's own,
+# if more: YAML aliases can make a few hundred bytes expand to gigabytes, while a plain JSON or
+# YAML file (a 2 MB journal) expands only by its keys repeated as prefixes.
+MAX_RECORD_CHARS = 1_000_000
+EXPANSION = 8
 
 
 def _flatten(value: object, prefix: str = "", *, budget: list[int]) -> str:
@@ -696,7 +701,7 @@ def _flatten(value: object, prefix: str = "", *, budget: list[int]) -> str:
 
 def _spend(n: int, budget: list[int]) -> None:
     if n > budget[0]:
-        raise ExtractError(f"its records expand past {MAX_RECORD_CHARS:,} characters (YAML aliases?)")
+        raise ExtractError(f"its records expand past {budget[1]:,} characters (YAML aliases?)")
     budget[0] -= n
 
 
