@@ -56,7 +56,12 @@ def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: flo
     sealed frame that is no chat completion), ``flood`` (50 chunks per ``max_tokens`` when streamed), ``stall`` (one chunk, with
     ``pause`` a second one ``pause`` seconds later, then nothing for ``stall`` seconds), ``too_large`` (HTTP 413 with its limit, as a node with a smaller
     body limit than the relay's answers). With ``limit``, an envelope over ``limit`` bytes gets that 413
-    whatever the behaviour, and a smaller one gets the behaviour."""
+    whatever the behaviour, and a smaller one gets the behaviour.
+
+    Answers sealed right but shaped wrong for their mode, each otherwise a normal node:
+    ``empty_choices`` (not streamed: ``"choices": []``), ``done_as_answer`` (not streamed: ``{"done": true}``),
+    ``message_in_stream`` (streamed: a chunk with ``message`` where ``delta`` belongs). Too large:
+    ``fat_chunks`` (streamed: 1 MiB chunks), ``fat_answer`` (streamed: 300 chunks of 60 KiB)."""
     identity, keys, guard = NodeIdentity(), KeyPair(), ReplayGuard()
     node_id = identity.node_id
     closing = threading.Event()
@@ -88,6 +93,25 @@ def stand_in(log_url: str, model: str, behaviour: str, *, tokens_per_second: flo
             if behaviour == "not_text":
                 yield sealer.seal({"id": "c", "choices": [{"delta": {"content": 5}, "message": {"content": 5}}]},
                                   final=True)
+                return
+            if behaviour == "empty_choices" and not chat.get("stream"):
+                yield sealer.seal({"id": "c", "object": "chat.completion", "choices": []}, final=True)
+                return
+            if behaviour == "done_as_answer" and not chat.get("stream"):
+                yield sealer.seal({"done": True}, final=True)
+                return
+            if behaviour == "message_in_stream" and chat.get("stream"):
+                yield sealer.seal({"id": "c", "object": "chat.completion.chunk",
+                                   "choices": [{"index": 0, "message": {"content": "hi"}}]})
+                yield sealer.seal({"done": True}, final=True)
+                return
+            if behaviour in ("fat_chunks", "fat_answer") and chat.get("stream"):
+                size, count = (2**20, int(chat.get("max_tokens") or 16) + 4) if behaviour == "fat_chunks" \
+                    else (60 * 1024, 300)
+                for _ in range(count):  # within max_tokens' frame count (fat_answer: in a long answer's)
+                    yield sealer.seal(_chunk("x" * size))
+                    await asyncio.sleep(0)
+                yield sealer.seal({"done": True}, final=True)
                 return
             if behaviour == "flood" and chat.get("stream"):  # far more chunks than max_tokens allows
                 for _ in range(int(chat.get("max_tokens") or 16) * 50):

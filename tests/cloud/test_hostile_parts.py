@@ -225,3 +225,68 @@ def test_a_log_that_cannot_make_its_files_names_them(tmp_path):
     db = _tether("log", "serve", "--port", "0", "--db", str(blocker / "l.sqlite"), "--key", str(tmp_path / "l.key"))
     assert db.returncode == 1 and db.stderr.strip() == \
         f"Error: cannot open transparency log {blocker / 'l.sqlite'}: {blocker} is a file, not a folder", db.stderr
+
+
+WRONG_SHAPES = [("empty_choices", False), ("done_as_answer", False), ("message_in_stream", True)]
+
+
+def _text(frames: list[dict]) -> str:
+    return "".join((c["choices"][0]["delta"].get("content") or "") for c in frames if c.get("choices"))
+
+
+@pytest.mark.parametrize("behaviour, streamed", WRONG_SHAPES)
+def test_an_answer_shaped_wrong_for_its_mode_is_the_node_s_fault_and_another_node_answers(cloud, nodes, behaviour,
+                                                                                          streamed):
+    """Each passed the old check (``choices: []``, a bare ``done``, ``message`` in a stream) and then
+    crashed whoever read it: IndexError or KeyError in the CLI and the router's cloud tier."""
+    model = unique_model(behaviour)
+    bad = stand_in(cloud["log"].url, model, behaviour, tokens_per_second=300)  # ranked first
+    good = stand_in(cloud["log"].url, model, "answer", tokens_per_second=1)
+    nodes += [bad, good]
+    client = _client(cloud, model, k=2, attempts=3, deadline=20)
+    try:
+        if streamed:
+            stream = client.stream({**HI, "max_tokens": 8})
+            text = _text(list(stream))
+            answered_by = stream.nodes[-1]
+        else:
+            out = client.chat(HI)
+            text = out["choices"][0]["message"]["content"]
+            answered_by = out["x_tether"]["node"]
+    finally:
+        client.close()
+    assert bad.served, "the broken node was never tried"
+    assert answered_by == good.node_id
+    assert text.endswith(f"answer from {good.node_id}")
+
+
+@pytest.mark.parametrize("behaviour, streamed", WRONG_SHAPES)
+def test_cloud_chat_with_only_a_node_answering_wrong_is_one_line(cloud, nodes, tmp_path, behaviour, streamed):
+    model = unique_model(f"cli-{behaviour}")
+    nodes.append(stand_in(cloud["log"].url, model, behaviour))
+    result = subprocess.run(
+        [sys.executable, "-m", "tether", "cloud", "chat", "hello", "--relay", cloud["relay"].url, "--log-key",
+         cloud["key"], "--model", model, "--deadline", "20", "--stream" if streamed else "--no-stream"],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "TETHER_CLOUD_STATE": str(tmp_path / "s.json")})
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert "Traceback" not in result.stderr and "no chat completion" in lines[0]
+
+
+@pytest.mark.parametrize("behaviour, max_tokens", [("fat_chunks", 8), ("fat_answer", 1000)])
+def test_an_answer_too_large_in_bytes_is_cut_off_and_another_node_answers(cloud, nodes, behaviour, max_tokens):
+    """Frames were counted, bytes were not: 12 chunks of 6 MiB each (72 MiB held) passed for max_tokens 8.
+    Now a streamed chunk may take 64 KiB, and an answer 16 MiB (more for a long one)."""
+    model = unique_model(behaviour)
+    fat = stand_in(cloud["log"].url, model, behaviour, tokens_per_second=300)
+    good = stand_in(cloud["log"].url, model, "answer", tokens_per_second=1)
+    nodes += [fat, good]
+    client = _client(cloud, model, k=2, attempts=3, deadline=60)
+    try:
+        stream = client.stream({**HI, "max_tokens": max_tokens})
+        text = _text(list(stream))
+    finally:
+        client.close()
+    assert fat.served and stream.nodes[-1] == good.node_id
+    assert text.endswith(f"answer from {good.node_id}")
+    assert len(text) < 17 * 2**20

@@ -197,11 +197,20 @@ def cloud_chat(prompt: str, log_url: str | None, relay_url: str, log_key: str | 
                 restorer = session.restorer()  # what the first node's answer held back is dropped with it
                 click.echo()
                 click.echo("[node failed mid-answer; the answer starts over on another node]", err=True)
-            delta = chunk["choices"][0]["delta"].get("content", "") if chunk.get("choices") else ""
-            click.echo(restorer.feed(delta or ""), nl=False)
+            click.echo(restorer.feed(_text(chunk, "delta")), nl=False)
         click.echo(restorer.flush())
         click.echo(f"[node {', '.join(answer.nodes)}; failovers {answer.failovers}]", err=True)
     else:
         out = client.chat(body)
-        click.echo(session.restore(out["choices"][0]["message"]["content"] or ""))
-        click.echo(f"[node {out['x_tether']['node']}]", err=True)
+        click.echo(session.restore(_text(out, "message")))
+        click.echo(f"[node {(out.get('x_tether') or {}).get('node')}]", err=True)
+
+
+def _text(frame: dict, part: str) -> str:
+    """The first choice's ``delta`` or ``message`` content; "" for anything else (the client has
+    checked each frame's shape, so this only keeps an odd one from becoming a traceback)."""
+    choices = frame.get("choices") if isinstance(frame, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    content = choice.get(part) if isinstance(choice, dict) else None
+    text = content.get("content") if isinstance(content, dict) else None
+    return text if isinstance(text, str) else ""

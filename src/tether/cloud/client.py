@@ -86,6 +86,8 @@ MAX_ADVERTISED_SPEED = 300.0  # tokens/s; above this, measured latency alone tel
 MAX_RELAY_LOAD = 8  # in-flight requests the relay may report for a node, as far as choosing goes
 RELAY_LOAD_SECONDS = 2.0  # for the relay's whole load answer: it is advisory, so never worth a wait
 DEADLINE = 150.0  # seconds one request may take, every attempt and the whole answer included
+MAX_CHUNK_BYTES = 64 * 1024  # one sealed frame of a streamed answer: a token's chunk is a few hundred bytes
+MAX_ANSWER_BYTES = 16 * 1024 * 1024  # one answer on the wire, at least (see _byte_budget)
 
 
 @dataclass
@@ -446,14 +448,15 @@ class CloudClient:
         watchdog = _Watchdog(resp, deadline_at)
         try:
             yield from self._answer(resp, openers, start, exclude, deadline_at, attempts_log, watchdog,
-                                    _frame_budget(body))
+                                    _frame_budget(body), bool(body.get("stream")), _byte_budget(body))
         finally:
             watchdog.cancel()
             request.__exit__(None, None, None)
 
     def _answer(self, resp: httpx.Response, openers: dict[str, ResponseOpener], start: float, exclude: set[str],
                 deadline_at: float, attempts_log: list[str], watchdog: "_Watchdog",
-                budget: int) -> Iterator[tuple[str, dict[str, Any]]]:
+                budget: int, streaming: bool = False,
+                byte_budget: int = MAX_ANSWER_BYTES) -> Iterator[tuple[str, dict[str, Any]]]:
         if resp.status_code == 413:  # no node takes it: not retried
             raise _too_large(resp)
         if resp.status_code == 400:
@@ -474,17 +477,24 @@ class CloudClient:
         if opener is None:
             raise EnvelopeError(f"relay named node {node_id!r}, which this request was not sealed to")
         self.last_node = node_id
+        if streaming:
+            opener.max_frame = MAX_CHUNK_BYTES
         first = True
+        received = 0
         try:
             for data in resp.iter_raw():
                 if time.monotonic() >= deadline_at:  # the watchdog's backstop
                     raise self._past_deadline(attempts_log, f"node {node_id} was still answering")
+                received += len(data)
+                if received > byte_budget:  # frames are counted below; bytes here, whatever their size
+                    raise EnvelopeError(f"the answer passed the {byte_budget:,} bytes it may take")
                 for frame in opener.feed(data):
                     if not isinstance(frame, dict):
                         raise EnvelopeError(f"response frame is a JSON {type(frame).__name__}, not an object")
-                    problem = _frame_problem(frame)
+                    problem = _frame_problem(frame, streaming, opener.finished)
                     if problem:  # sealed by the node: its fault, so another node is tried
-                        raise EnvelopeError(f"response frame is no chat completion: {problem}")
+                        what = "chat completion chunk" if streaming else "chat completion"
+                        raise EnvelopeError(f"response frame is no {what}: {problem}")
                     budget -= 1
                     if budget < 0:
                         raise EnvelopeError("the node sent more chunks than the answer's max_tokens allows")
@@ -751,25 +761,48 @@ def _frame_budget(body: dict[str, Any]) -> int:
     return ((limit if isinstance(limit, int) and limit > 0 else 32768) + 4) * choices + 16
 
 
-def _frame_problem(frame: dict[str, Any]) -> str | None:
-    """What makes an opened frame unusable, checked before any caller indexes into it."""
-    if "error" in frame or frame.get("done") is True:
+def _byte_budget(body: dict[str, Any]) -> int:
+    """Bytes one answer may take on the wire: ``MAX_ANSWER_BYTES``, or more for a long answer
+    (a KiB a frame of its budget; 16 KiB with logprobs, whose chunks carry the alternatives)."""
+    per_frame = 16 * 1024 if body.get("logprobs") or body.get("top_logprobs") else 1024
+    return max(MAX_ANSWER_BYTES, _frame_budget(body) * per_frame)
+
+
+def _frame_problem(frame: dict[str, Any], streaming: bool = False, final: bool = True) -> str | None:
+    """What makes an opened frame unusable, checked before any caller indexes into it.
+
+    Not streamed: one final frame, a completion whose ``choices`` hold at least one object
+    with a ``message`` object. Streamed: chunks whose choices each carry a ``delta`` object
+    (the usage chunk's list may be empty), ended by ``{"done": true}``. An error may end either."""
+    if "error" in frame:
         return None
+    if frame.get("done") is True:
+        return None if streaming and final else "a stream's end in an answer that is not streamed"
+    if not streaming and not final:
+        return "an answer that is not streamed came in more than one frame"
     choices = frame.get("choices")
     if not isinstance(choices, list):
         return "no choices list"
+    if not streaming and not choices:
+        return "an empty choices list"
+    part_name = "delta" if streaming else "message"
     for choice in choices:
         if not isinstance(choice, dict):
             return "a choice is not an object"
-        part = choice.get("delta", choice.get("message"))
+        part = choice.get(part_name)
         if not isinstance(part, dict):
-            return "a choice has neither a delta nor a message"
+            return f"a choice has no {part_name} object"
         if not isinstance(part.get("content"), (str, type(None))):
             return "content is not text"
         if not isinstance(choice.get("logprobs"), (dict, type(None))):
             return "logprobs is not an object"
-    if not isinstance(frame.get("usage"), (dict, type(None))):
+    usage = frame.get("usage")
+    if not isinstance(usage, (dict, type(None))):
         return "usage is not an object"
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        count = (usage or {}).get(name)
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+            return f"usage.{name} is not a token count"
     return None
 
 

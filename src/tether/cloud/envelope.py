@@ -207,6 +207,7 @@ class ResponseOpener:
         self._seq = 0
         self._buffer = bytearray()
         self.finished = False
+        self.max_frame = MAX_FRAME  # the caller may lower it (a stream's chunks are small)
 
     def feed(self, data: bytes) -> Iterator[dict[str, Any]]:
         self._buffer.extend(data)
@@ -214,6 +215,9 @@ class ResponseOpener:
             length, final = _FRAME_HEADER.unpack_from(self._buffer)
             if length > MAX_FRAME or final not in (0, 1):
                 raise EnvelopeError("response frame header is corrupt")
+            if length > self.max_frame:  # refused before it is buffered, let alone opened
+                raise EnvelopeError(f"response frame {self._seq} is {length:,} bytes, over the {self.max_frame:,} "
+                                    "a frame of this answer may take")
             end = _FRAME_HEADER.size + length
             if len(self._buffer) < end:
                 return
