@@ -49,6 +49,18 @@ def test_serve_commands_refuse_bad_arguments(args, needle):
     assert needle in _one_error_line(run(*args))
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--model-sha256", "xyz"], "--model-sha256 must be 64 hex digits, not 'xyz'"),
+    ([], "the catalog pins no sha256 for 'my-own-model': pass --model-sha256"),
+])
+def test_an_upstream_node_whose_measurement_no_release_can_match_is_refused(args, needle):
+    """The log takes only a sha256 for a release: a node measured with "xyz" (or "unstated") would
+    serve, but no device would ever use it. Refused before the engine is asked anything."""
+    result = run("node", "serve", "--port", "0", "--model", "my-own-model", "--upstream", DEAD, *args)
+    assert needle in _one_error_line(result)
+    assert "tokens/s" not in result.output
+
+
 @pytest.mark.parametrize("args", [
     ("log", "status", "--log", "http://[::1"),
     ("log", "release", "--log", "http://[::1", "--model", "smollm2-135m"),

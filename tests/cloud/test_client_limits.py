@@ -525,3 +525,56 @@ def test_a_node_that_re_attests_while_the_device_reads_the_log_stays_trusted(clo
     assert not state["reattest"], "the re-attestation was not made"
     assert [(v.trusted, v.reason) for v in second] == [(True, "verified")], second
 
+
+def test_a_busy_engine_is_the_node_s_fault_and_another_node_answers(cloud, nodes, start_service, tmp_path):
+    """A node whose engine answers 429 (busy), or sends a usage that is no token count, seals an
+    error with fault "node": the device fails over. Both were blamed on the request before, so
+    the device gave up with NodeRejectedError while an idle node stood by."""
+    from starlette.requests import Request
+
+    from tether.cloud.attestation import Measurement, code_digest, node_config
+
+    mode = {"now": "ok", "asked": 0}
+
+    async def completions(request: Request):
+        body = await request.json()
+        mode["asked"] += 1
+        if mode["now"] == "busy":
+            return JSONResponse({"error": {"message": "server busy", "type": "rate_limit"}}, status_code=429)
+        usage = {"prompt_tokens": 1, "completion_tokens": "n/a" if mode["now"] == "bad_usage" else 2,
+                 "total_tokens": 3}
+        return JSONResponse({"id": "x", "object": "chat.completion", "model": body["model"], "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "one two"}, "finish_reason": "stop"}],
+            "usage": usage})
+
+    async def models(request: Request):
+        return JSONResponse({"object": "list", "data": [{"id": "engine"}]})
+
+    model = unique_model("busy")
+    engine, stop_engine = serve_in_thread([Route("/v1/chat/completions", completions, methods=["POST"]),
+                                           Route("/v1/models", models)])
+    release = Measurement(code=code_digest(), model_sha256="0" * 64,
+                          config=node_config(model, n_ctx=4096, max_tokens=1024, upstream=engine))
+    r = httpx.post(f"{cloud['log'].url}/v1/log/releases", json=release.components(),
+                   headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    node = start_service("busy-node", ["node", "serve", "-m", model, "--upstream", engine, "--model-sha256",
+                                       "0" * 64, "--port", "0", "--log", cloud["log"].url], tmp_path)
+    try:
+        busy_id = httpx.get(f"{node.url}/v1/attestation", timeout=10).json()["node_id"]
+        idle = stand_in(cloud["log"].url, model, "answer", tokens_per_second=1)  # ranked after the busy node
+        nodes.append(idle)
+        for fault in ("busy", "bad_usage"):
+            mode["now"], asked = fault, mode["asked"]
+            client = _client(cloud, model, k=2, attempts=3, deadline=30)
+            try:
+                assert {n.node_id for n in client.nodes()} == {busy_id, idle.node_id}
+                out = client.chat(HI)
+            finally:
+                client.close()
+            assert mode["asked"] > asked, f"{fault}: the busy node was never tried"
+            assert out["x_tether"]["node"] == idle.node_id
+            assert out["choices"][0]["message"]["content"] == f"answer from {idle.node_id}"
+    finally:
+        node.stop()
+        stop_engine()

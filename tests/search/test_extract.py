@@ -157,3 +157,18 @@ def test_binary_content_with_a_text_extension_is_refused_with_the_reason() -> No
     assert extract(Path("build.txt"), log).items[0].text.startswith("\x1b[31mERROR")
     assert extract(Path("u16.txt"), "\ufeffpapaya".encode("utf-16-le")).items[0].text == "papaya"
     assert extract(Path("short.md"), b"copy\x7f").items[0].text == "copy\x7f"  # one stray DEL in a short note
+
+
+@pytest.mark.parametrize(("rule", "words"), [
+    ("FREQ=MONTHLY;COUNT=10;BYDAY=TU;BYSETPOS=2", "monthly on the second Tuesday (10 times)"),
+    ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+     "monthly on the last of Monday, Tuesday, Wednesday, Thursday and Friday"),
+    ("FREQ=DAILY;BYHOUR=9,17;BYMINUTE=30", "daily at 09:30 and 17:30"),
+    ("FREQ=DAILY;BYHOUR=9", "daily with BYHOUR=9"),  # the minute is DTSTART's: as written
+    ("FREQ=YEARLY;BYWEEKNO=20;BYDAY=MO", "yearly on Monday with BYWEEKNO=20"),
+    ("FREQ=MONTHLY;BYMONTHDAY=1,15;BYSETPOS=-1", "monthly on the 1st and the 15th with BYSETPOS=-1"),
+])
+def test_a_repeat_rule_loses_none_of_its_parts(rule: str, words: str) -> None:
+    """BYSETPOS, BYHOUR and BYMINUTE were dropped: the second Tuesday read "monthly on Tuesday"."""
+    ics = f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:r\nSUMMARY:Board meeting\nDTSTART:20260113T093000\nRRULE:{rule}\nEND:VEVENT\nEND:VCALENDAR\n"
+    assert extract(Path("r.ics"), ics.encode()).items[0].text == f"Start: Tue 13 Jan 2026 09:30\nRepeats: {words}"

@@ -49,7 +49,9 @@ def node_group() -> None:
               help="Front an OpenAI-compatible engine at this URL (vLLM, llama.cpp server) instead of "
                    "running the model in-process.")
 @click.option("--upstream-model", default=None, help="Model name to ask the upstream engine for.")
-@click.option("--model-sha256", default=None, help="With --upstream: sha256 of the weights the engine serves.")
+@click.option("--model-sha256", default=None, metavar="HEX",
+              help="With --upstream: sha256 of the weights the engine serves (64 hex digits; needed unless the "
+                   "catalog pins one for --model).")
 @click.option("--n-ctx", default=4096, show_default=True, type=click.IntRange(256, 131072))
 @click.option("--max-tokens", default=1024, show_default=True, type=click.IntRange(1, 32768),
               help="Cap on tokens per answer.")

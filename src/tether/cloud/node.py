@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import re
 import sys
 import threading
 import time
@@ -37,6 +38,8 @@ from tether.settings import header_token, http_url
 SEALED_MEDIA_TYPE = "application/tether-sealed"
 MAX_BODY = 4 * 1024 * 1024
 MAX_BODY_HEADER = "x-tether-max-body"  # on a 413: the node's body limit, which the relay passes on
+REQUEST_FAULTS = (400, 413, 422)  # an upstream engine's answers that blame the request itself
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _DONE = object()
 
 
@@ -56,6 +59,17 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         header_token(self.metrics_token, "metrics_token")  # InputError now, not a failed /v1/info later
+        if self.model_sha256 is not None:
+            self.model_sha256 = self.model_sha256.lower()
+            if not _SHA256.fullmatch(self.model_sha256):
+                raise InputError(f"--model-sha256 must be 64 hex digits, not {self.model_sha256[:80]!r}")
+        if self.upstream is not None:
+            http_url(self.upstream, "--upstream")
+            if self.model_sha256 is None and not _catalog_sha256(self.model):
+                # The measurement would say "unstated": no release can match it (the log takes only
+                # a sha256), so the node would serve but no device would ever use it.
+                raise InputError(f"the catalog pins no sha256 for {self.model!r}: pass --model-sha256 with the "
+                                 "sha256 of the weights the upstream engine serves")
 
 
 @dataclass
@@ -124,7 +138,9 @@ class UpstreamBackend(Backend):
     def __init__(self, settings: NodeSettings):
         self.url = http_url(settings.upstream, "--upstream")
         self.name = settings.upstream_model or settings.model
-        self.model_sha256 = (settings.model_sha256 or "").lower() or _catalog_sha256(settings.model) or "unstated"
+        self.model_sha256 = settings.model_sha256 or _catalog_sha256(settings.model) or ""
+        if not self.model_sha256:  # NodeSettings checks this first; a measurement never says "unstated"
+            raise InputError(f"the catalog pins no sha256 for {settings.model!r}: pass --model-sha256")
         self.max_tokens = settings.max_tokens
         self.http = httpx.Client(timeout=httpx.Timeout(300.0, connect=5.0))
         self._health: tuple[float, str | None] = (float("-inf"), None)
@@ -171,9 +187,9 @@ class UpstreamBackend(Backend):
 
     @staticmethod
     def _checked(resp: httpx.Response) -> dict[str, Any]:
-        if 400 <= resp.status_code < 500:  # the engine refused this request; another node's would too
+        if resp.status_code in REQUEST_FAULTS:  # the engine refused this request; another node's would too
             raise InputError(f"upstream engine answered HTTP {resp.status_code}")
-        if resp.status_code != 200:
+        if resp.status_code != 200:  # busy (429), timed out (408), down: another node may not be
             raise TetherError(f"upstream engine answered HTTP {resp.status_code}")
         return _json_object(resp.content)
 
@@ -381,6 +397,8 @@ class Node:
                     self.metrics.failed += 1
                     message = str(exc) if isinstance(exc, TetherError) else "internal error"
                     # "request": another node would fail it too; "node": this node is at fault, try another.
+                    # (A ValueError is the request's validation failing: what the engine sends is checked
+                    # in _completion_tokens and _json_object, which raise TetherError, the node's fault.)
                     fault = "request" if isinstance(exc, (InputError, GenerationError, ValueError)) else "node"
                     yield sealer.seal({"error": {"type": type(exc).__name__, "message": message, "fault": fault}},
                                       final=True)
@@ -394,10 +412,19 @@ class Node:
 
 
 def _completion_tokens(item: dict[str, Any], so_far: int) -> int:
+    """The answer's token count so far, for the metrics. What the engine sent is checked here:
+    an answer that is no chat completion is the node's fault (``TetherError``), never the request's."""
     usage = item.get("usage")
+    choices = item.get("choices", [])
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise TetherError("the engine's answer has no list of choice objects")
     if usage:
-        return int(usage.get("completion_tokens") or so_far)
-    if item.get("object") == "chat.completion.chunk" and any(c.get("delta", {}).get("content") for c in item.get("choices", [])):
+        count = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0):
+            raise TetherError("the engine's answer has a usage that is not a token count")
+        return count or so_far
+    if item.get("object") == "chat.completion.chunk" and any(
+            isinstance(c.get("delta"), dict) and c["delta"].get("content") for c in choices):
         return so_far + 1
     return so_far
 

@@ -531,6 +531,15 @@ def _dates(comp, name: str) -> list[str]:
 def _rule(rule) -> str:
     if not isinstance(rule, dict):  # a rule icalendar could not read: as written
         return " ".join(str(rule).split())
+    try:
+        return _rule_words(rule)
+    except (ValueError, TypeError, IndexError):  # a value past what the words know: as written
+        return rule.to_ical().decode()
+
+
+def _rule_words(rule) -> str:
+    """The rule in words; a BY* part it has no words for is added as written ("with BYWEEKNO=20"),
+    never dropped: "monthly on Tuesday" for the second Tuesday of the month was wrong."""
     def get(key: str) -> list:
         return list(rule.get(key, []))
 
@@ -540,12 +549,31 @@ def _rule(rule) -> str:
         return rule.to_ical().decode()
     interval = int((get("INTERVAL") or [1])[0])
     words = [f"every {interval} {unit}s" if interval > 1 else "daily" if unit == "day" else f"{unit}ly"]
-    if days := get("BYDAY"):
-        words.append("on " + _and([_weekday(str(d)) for d in days]))
+    done = set()
+    days = [str(d).strip() for d in get("BYDAY")]
+    positions = [int(p) for p in get("BYSETPOS")]
+    # BYSETPOS picks from the set the other BY* parts make; in words only when BYDAY alone makes it
+    plain_set = not (set(rule) & {"BYMONTHDAY", "BYYEARDAY", "BYWEEKNO", "BYHOUR", "BYMINUTE", "BYSECOND"})
+    if days and positions and plain_set and all(re.fullmatch(r"[A-Za-z]{2}", d) for d in days):
+        nths, names = _and([_nth(p) for p in positions]), [_weekday(d) for d in days]
+        words.append(f"on the {nths} {names[0]}" if len(names) == 1 else f"on the {nths} of {_and(names)}")
+        done |= {"BYDAY", "BYSETPOS"}
+    elif days:
+        words.append("on " + _and([_weekday(d) for d in days]))
+        done.add("BYDAY")
     if monthdays := get("BYMONTHDAY"):
         words.append("on " + _and([_monthday(int(d)) for d in monthdays]))
+        done.add("BYMONTHDAY")
     if months := [int(str(m).rstrip("L")) for m in get("BYMONTH")]:  # "5L": a leap month
         words.append("in " + _and([_MONTH[m - 1] if 1 <= m <= 12 else str(m) for m in months]))
+        done.add("BYMONTH")
+    hours, minutes = [int(h) for h in get("BYHOUR")], [int(m) for m in get("BYMINUTE")]
+    if hours and minutes and "BYSECOND" not in rule and all(0 <= h <= 23 for h in hours) and all(
+            0 <= m <= 59 for m in minutes):  # without BYMINUTE the minute is DTSTART's, not :00
+        words.append("at " + _and([f"{h:02d}:{m:02d}" for h in hours for m in minutes]))
+        done |= {"BYHOUR", "BYMINUTE"}
+    if rest := {k: v for k, v in rule.items() if k.upper().startswith("BY") and k.upper() not in done}:
+        words.append("with " + type(rule)(rest).to_ical().decode())
     if count := get("COUNT"):
         words.append(f"({int(count[0])} times)")
     if until := get("UNTIL"):
@@ -565,8 +593,11 @@ def _weekday(code: str) -> str:
     day = _WEEKDAY[m.group(2).upper()]
     if not m.group(1):
         return day
-    nth = int(m.group(1))
-    return f"the {_NTH.get(nth, _ordinal(nth) if nth > 0 else f'{_ordinal(-nth)}-to-last')} {day}"
+    return f"the {_nth(int(m.group(1)))} {day}"
+
+
+def _nth(n: int) -> str:
+    return _NTH.get(n, _ordinal(n) if n > 0 else f"{_ordinal(-n)}-to-last")
 
 
 def _monthday(n: int) -> str:

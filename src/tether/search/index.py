@@ -38,7 +38,8 @@ EMBED_BATCH = 32
 # built before are read again at their next add. 2: text in NFC (a decomposed note was unfindable).
 # 3: mail in its declared charset (one bad byte lost the whole body), calendars read by icalendar,
 # HTML mail without </head>, Markdown front matter, binary files skipped. 4: a NUL in text is a
-# space (the embedder stopped reading at it), YAML dates as written.
+# space (the embedder stopped reading at it), YAML dates as written, a repeat's BYSETPOS, BYHOUR and
+# BYMINUTE in words (any other BY* part as written).
 READER_VERSION = 4
 
 
