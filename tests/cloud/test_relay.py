@@ -283,3 +283,89 @@ def test_a_relay_that_cannot_read_the_log_warns_once_per_outage_and_healthz_says
             assert len(warnings()) == 2 and "readable again after" in warnings()[1]
     finally:
         log.stop()
+
+
+def _relay_in_thread(relay: Relay):
+    """The relay's app under a real uvicorn on loopback (lifespan on: its prober runs); (url, stop)."""
+    import uvicorn
+
+    from tether.cloud import serving
+
+    sock, url = serving.bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(relay.app(), log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started)
+
+    def stop():
+        server.should_exit = True
+        thread.join(10)
+
+    return url, stop
+
+
+def test_answers_in_flight_past_the_pool_make_the_relay_busy_not_the_node_down():
+    """With every forwarding connection held by an answer in flight, one more request is the
+    relay's 503 "relay busy": the node is not called down and its health probe still gets
+    through. (At 256 answers in flight the relay blamed the node for its own pool: 503 "no
+    target node reachable" after the 10 s header timeout, and healthy: false.)"""
+    import asyncio
+
+    import httpx
+    from starlette.responses import StreamingResponse
+
+    release = threading.Event()
+
+    async def envelope(request):
+        await request.body()
+
+        async def frames():
+            yield b"x"
+            while not release.is_set():
+                await asyncio.sleep(0.05)
+
+        return StreamingResponse(frames(), media_type=SEALED_MEDIA_TYPE)
+
+    async def health(request):
+        return JSONResponse({"ok": True, "node_id": "n"})
+
+    from tether.cloud.serving import MAX_CONNECTIONS
+
+    assert Relay(None, {"n": "http://127.0.0.1:9"}).max_forwarded >= MAX_CONNECTIONS  # as many as it admits
+
+    node_url, stop_node = serve([Route("/v1/envelope", envelope, methods=["POST"]), Route("/healthz", health)])
+    relay = Relay(None, {"n": node_url}, max_forwarded=2, busy_timeout=0.5, header_timeout=3, probe_interval=0.1)
+    url, stop_relay = _relay_in_thread(relay)
+    http = httpx.Client(timeout=10)
+    held = []
+    try:
+        for _ in range(2):  # the whole pool, each answer in flight
+            stream = http.stream("POST", f"{url}/v1/relay", json=relay_request("n"))
+            resp = stream.__enter__()
+            reading = resp.iter_raw()  # kept: a reader dropped mid-answer closes its connection
+            held.append((stream, reading))
+            assert resp.status_code == 200 and next(reading) == b"x"
+        start = time.monotonic()
+        extra = http.post(f"{url}/v1/relay", json=relay_request("n"))
+        assert extra.status_code == 503 and "relay busy" in extra.json()["error"], extra.text
+        assert time.monotonic() - start < 2.5  # the busy wait, not the node's header timeout
+        assert relay._down_until.get("n", 0) <= time.monotonic()  # not blamed on the node
+        time.sleep(0.3)  # probe rounds, while the pool is still full
+        load = http.get(f"{url}/v1/relay/load").json()["nodes"]["n"]
+        assert load == {"inflight": 2, "healthy": True}, load
+        for stream, _ in held:
+            stream.__exit__(None, None, None)
+        held.clear()
+        wait_for(lambda: relay.inflight.get("n") == 0)
+        for _ in range(4):  # each slot comes back, also from a device that hangs up at once
+            with http.stream("POST", f"{url}/v1/relay", json=relay_request("n")) as resp:
+                assert resp.status_code == 200
+        with http.stream("POST", f"{url}/v1/relay", json=relay_request("n")) as resp:
+            assert resp.status_code == 200 and next(resp.iter_raw()) == b"x"
+    finally:
+        for stream, _ in held:
+            stream.__exit__(None, None, None)
+        release.set()
+        http.close()
+        stop_relay()
+        stop_node()

@@ -23,8 +23,9 @@ import contextlib
 import json
 import logging
 import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
+import anyio
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -33,7 +34,7 @@ from starlette.routing import Route
 
 from tether.cloud.attestation import verify_attestation
 from tether.cloud.node import MAX_BODY, MAX_BODY_HEADER, SEALED_MEDIA_TYPE
-from tether.cloud.serving import BodyError, json_http_errors, read_body
+from tether.cloud.serving import MAX_CONNECTIONS, BodyError, json_http_errors, read_body
 from tether.errors import AttestationError
 from tether.settings import http_url
 
@@ -50,7 +51,8 @@ logger = logging.getLogger("tether.relay")
 class Relay:
     def __init__(self, log_url: str | None, nodes: dict[str, str] | None = None, *, cooldown: float = 10.0,
                  directory_ttl: float = 2.0, connect_timeout: float = 3.0, read_timeout: float = 120.0,
-                 header_timeout: float = 10.0, probe_interval: float = 2.0):
+                 header_timeout: float = 10.0, probe_interval: float = 2.0, max_forwarded: int = MAX_CONNECTIONS,
+                 busy_timeout: float = 5.0):
         self.probe_interval = probe_interval
         self.log_url = http_url(log_url, "--log") if log_url else None
         self.static = dict(nodes or {})
@@ -66,8 +68,21 @@ class Relay:
         self._down_until: dict[str, float] = {}
         self.inflight: dict[str, int] = {}
         self.forwarded = 0
+        # Forwarding has a pool of its own, as large as the connections the relay admits (one node
+        # connection per request), and a slot is taken before the node's header deadline starts: a
+        # relay with every connection in use answers 503 "relay busy" and blames no node for it.
+        self.max_forwarded = max(1, max_forwarded)
+        self.busy_timeout = busy_timeout  # the longest a request waits for a free connection
+        self._forwarding: asyncio.Semaphore | None = None  # made in the serving loop
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-                                      limits=httpx.Limits(max_connections=256, max_keepalive_connections=64))
+                                      limits=httpx.Limits(max_connections=self.max_forwarded,
+                                                          max_keepalive_connections=min(64, self.max_forwarded)))
+        # The log's directory and mirrored reads, and the health probes, each on their own pool, so
+        # answers in flight never make the relay call a node down or the log unreadable.
+        self.log_http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=connect_timeout),
+                                          limits=httpx.Limits(max_connections=64, max_keepalive_connections=16))
+        self.probe_http = httpx.AsyncClient(timeout=httpx.Timeout(1.0, connect=connect_timeout),
+                                            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
 
     async def _refresh(self, asked_at: float | None = None) -> None:
         """Re-read the log's directory: nodes with a valid attestation for a **released** measurement.
@@ -93,9 +108,9 @@ class Relay:
                 await asyncio.sleep(max(0.0, self._fetched + _FORCED_GAP - time.monotonic()))
             self._fetched = time.monotonic()
             try:
-                resp = await self.http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
+                resp = await self.log_http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
                 nodes = resp.json()["nodes"]
-                resp = await self.http.get(f"{self.log_url}/v1/log/releases", timeout=5.0)
+                resp = await self.log_http.get(f"{self.log_url}/v1/log/releases", timeout=5.0)
                 released = resp.json()["releases"]
                 if not isinstance(nodes, list) or not isinstance(released, dict):
                     raise ValueError("malformed directory")
@@ -158,7 +173,7 @@ class Relay:
         service never passes, so ``/v1/relay/load`` says nothing about whether that service is up.
         Nodes given with ``--node`` (the operator's own) may leave ``node_id`` out."""
         try:
-            resp = await self.http.get(f"{url}/healthz", timeout=1.0)
+            resp = await self.probe_http.get(f"{url}/healthz", timeout=1.0)
             ok = resp.status_code == 200
             if ok:
                 said = resp.json().get("node_id")
@@ -181,7 +196,8 @@ class Relay:
             prober = asyncio.create_task(self._probe_forever(self.probe_interval))
             yield
             prober.cancel()
-            await self.http.aclose()
+            for client in (self.http, self.log_http, self.probe_http):
+                await client.aclose()
 
         return Starlette(routes=[
             Route("/v1/relay", self._relay, methods=["POST"]),
@@ -210,7 +226,7 @@ class Relay:
             return JSONResponse({"error": "this relay mirrors no transparency log"}, status_code=404)
         url = f"{self.log_url}{request.url.path}"
         try:
-            async with self.http.stream("GET", url, params=request.query_params, timeout=10.0) as upstream:
+            async with self.log_http.stream("GET", url, params=request.query_params, timeout=10.0) as upstream:
                 body = b""
                 async for chunk in upstream.aiter_bytes():
                     body += chunk
@@ -248,23 +264,32 @@ class Relay:
             url = await self._url(target["node"], asked_at)
             if url is None:
                 continue
+            if not await self._take_connection():
+                return _busy()  # another target would wait for the same pool
             tried += 1
             upstream_req = self.http.build_request("POST", f"{url}/v1/envelope",
                                                    content=json.dumps({**target, "ct": ciphertext}).encode(),
                                                    headers={"content-type": "application/json"})
             try:
                 upstream = await asyncio.wait_for(self.http.send(upstream_req, stream=True), self.header_timeout)
+            except httpx.PoolTimeout:  # not expected with a slot held; the pool's fault, never the node's
+                self._give_back_connection()
+                return _busy()
             except (httpx.HTTPError, httpx.InvalidURL, asyncio.TimeoutError):
+                self._give_back_connection()
                 self._down_until[target["node"]] = time.monotonic() + self.cooldown
                 continue
+            except BaseException:  # cancelled: the slot goes back all the same
+                self._give_back_connection()
+                raise
             if upstream.status_code == 200 and not _sealed(upstream):
                 # Not a node's answer (a node sends only sealed frames with a 200): whatever an
                 # announcement aimed the relay at, its body is never read or passed on.
-                await upstream.aclose()
+                await self._close(upstream)
                 self._down_until[target["node"]] = time.monotonic() + self.cooldown
                 continue
             if upstream.status_code != 200:
-                await upstream.aclose()  # its body is not read: a node's rejection says nothing more
+                await self._close(upstream)  # its body is not read: a node's rejection says nothing more
                 if upstream.status_code == 413:  # a node with a smaller body limit than this relay's
                     limit = upstream.headers.get(MAX_BODY_HEADER, "")
                     too_large.append(int(limit) if limit.isdigit() and len(limit) < 16 else None)
@@ -275,8 +300,9 @@ class Relay:
                 continue
             node_id = target["node"]
             self.forwarded += 1
-            return StreamingResponse(self._pipe(upstream, node_id), media_type=SEALED_MEDIA_TYPE,
-                                     headers={NODE_HEADER: node_id})
+            self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
+            return _Piped(self._pipe(upstream, node_id), self._done_piping(upstream, node_id),
+                          media_type=SEALED_MEDIA_TYPE, headers={NODE_HEADER: node_id})
         if too_large and len(too_large) == tried:  # no target takes a body this large
             limits = [n for n in too_large if n is not None]
             return JSONResponse({"error": "request body larger than the nodes accept",
@@ -288,7 +314,6 @@ class Relay:
                             headers={REJECTED_HEADER: ",".join(rejected)} if rejected else None)
 
     async def _pipe(self, upstream: httpx.Response, node_id: str) -> AsyncIterator[bytes]:
-        self.inflight[node_id] = self.inflight.get(node_id, 0) + 1
         try:
             # If the node dies mid-answer our answer just ends: without its final sealed frame,
             # which the device reads as a truncated stream (it cools the node and fails over).
@@ -297,9 +322,64 @@ class Relay:
         except httpx.HTTPError as exc:
             self._down_until[node_id] = time.monotonic() + self.cooldown
             logger.warning("node %s failed mid-answer (%s); the answer ends truncated", node_id, type(exc).__name__)
-        finally:
+
+    def _done_piping(self, upstream: httpx.Response, node_id: str) -> Callable[[], Awaitable[None]]:
+        """What ends a forwarded answer, once, however it ends: its node connection closed and its
+        slot given back, also for a device that left before the answer's first byte."""
+        done = False
+
+        async def finish() -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
             self.inflight[node_id] -= 1
-            await upstream.aclose()
+            await self._close(upstream)
+
+        return finish
+
+    async def _take_connection(self) -> bool:
+        """A slot of the forwarding pool, waited for at most ``busy_timeout`` seconds."""
+        if self._forwarding is None:
+            self._forwarding = asyncio.Semaphore(self.max_forwarded)
+        try:
+            await asyncio.wait_for(self._forwarding.acquire(), self.busy_timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def _give_back_connection(self) -> None:
+        assert self._forwarding is not None
+        self._forwarding.release()
+
+    async def _close(self, upstream: httpx.Response) -> None:
+        try:
+            with anyio.CancelScope(shield=True):
+                await upstream.aclose()
+        finally:
+            self._give_back_connection()
+
+
+class _Piped(StreamingResponse):
+    """A forwarded answer whose ``finish`` runs however the response ends: streamed whole, cut by
+    the node, or abandoned by the device (a generator that never started has no ``finally``)."""
+
+    def __init__(self, content: AsyncIterator[bytes], finish: Callable[[], Awaitable[None]], **kwargs: Any):
+        super().__init__(content, **kwargs)
+        self._finish = finish
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._finish()
+
+
+def _busy() -> Response:
+    """Every forwarding connection is in use: the relay's state, not the node's."""
+    return JSONResponse({"error": "relay busy: every connection to the nodes is in use; try again"}, status_code=503,
+                        headers={"retry-after": "1"})
 
 
 def _sealed(resp: httpx.Response) -> bool:
