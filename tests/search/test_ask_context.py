@@ -4,6 +4,7 @@ records every byte it receives)."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -74,20 +75,25 @@ def test_a_cut_excerpt_leaves_nothing_of_the_value_in_what_is_sent(guard):
     assert "maria" not in out.require_payload() and "gonz" not in out.payload
 
 
-def test_show_context_prints_exactly_what_the_tier_received(tmp_path: Path, provider):
-    data = tmp_path / "mail"
-    data.mkdir()
-    (data / "invoice.eml").write_text(
-        "From: accounts@example.org\nTo: me@example.com\nSubject: Invoice for the kitchen\n\n"
-        "Okafor wants the kitchen invoice resent by Friday; the amount is 1,240 euros.\n")
+def _indexed_with_a_third_party(data: Path, tmp_path: Path, provider) -> tuple[str, dict[str, str]]:
+    """An index of ``data``, and the environment of a router whose third party is ``provider``."""
     db = str(tmp_path / "i.sqlite")
     Index.open(db).add([data])
     router = tmp_path / "router.toml"
     router.write_text(f'[third_party]\nbase_url = "{provider.url}"\nmodel = "gpt-test"\nuse_for_cloud = true\n')
     privacy = tmp_path / "privacy.toml"
     privacy.write_text("version = 1\n")
-    env = {"TETHER_ROUTER_CONFIG": str(router), "TETHER_PRIVACY_CONFIG": str(privacy),
-           "TETHER_LEDGER": str(tmp_path / "ledger.db")}
+    return db, {"TETHER_ROUTER_CONFIG": str(router), "TETHER_PRIVACY_CONFIG": str(privacy),
+                "TETHER_LEDGER": str(tmp_path / "ledger.db")}
+
+
+def test_show_context_prints_exactly_what_the_tier_received(tmp_path: Path, provider):
+    data = tmp_path / "mail"
+    data.mkdir()
+    (data / "invoice.eml").write_text(
+        "From: accounts@example.org\nTo: me@example.com\nSubject: Invoice for the kitchen\n\n"
+        "Okafor wants the kitchen invoice resent by Friday; the amount is 1,240 euros.\n")
+    db, env = _indexed_with_a_third_party(data, tmp_path, provider)
     provider.reset()
     question = "When does Chidi Okafor want the kitchen invoice resent?"
     r = CliRunner().invoke(cli, ["ask", question, "--db", db, "--tier", "third_party", "--consent", "--show-context"],
@@ -117,3 +123,34 @@ def test_an_answer_speaks_to_the_user_without_naming_a_source():
         "My sister booked it for your dentist appointment."
     assert tidy_answer("Based on the excerpts, ", q) == "Based on the excerpts,"
     assert tidy_answer("I could not find it.", q) == "I could not find it."
+
+
+def test_the_sources_listed_are_the_excerpts_the_model_was_given(tmp_path: Path, provider):
+    """The context holds 2,400 characters: with four long hits the model saw two, and all four were
+    listed as the answer's sources."""
+    from tether.search.ask import MAX_CONTEXT_CHARS, excerpts
+
+    long = [Hit(chunk_id=n, path=f"/notes/n{n}.md", kind="note", item=f"n{n}.md", title=f"Note {n}",
+                text=f"Note {n}\n" + "The heron nests by the lake in spring. " * 25, score=1.0) for n in range(1, 5)]
+    context, shown = excerpts(long)
+    assert len(context) <= MAX_CONTEXT_CHARS and context == build_context(long)
+    assert shown == long[:len(shown)] and 1 < len(shown) < 4
+    assert re.findall(r"^\[(\d+)\]", context, re.M) == [str(n) for n in range(1, len(shown) + 1)]
+
+    data = tmp_path / "notes"
+    data.mkdir()
+    for n in range(1, 5):
+        (data / f"compost{n}.md").write_text(f"Compost log {n}\n\n" + f"The compost needs turning in week {n}. " * 24)
+    db, env = _indexed_with_a_third_party(data, tmp_path, provider)
+    args = ["ask", "When does the compost need turning?", "--db", db, "--tier", "third_party", "--consent", "-k", "4"]
+    r = CliRunner().invoke(cli, [*args, "--json"], env=env)
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    markers = re.findall(r"^\[(\d+)\]", answer["context"], re.M)
+    assert 1 < len(markers) < 4 and len(answer["sources"]) == len(markers)
+    blocks = re.split(r"^\[\d+\] ", answer["context"], flags=re.M)[1:]
+    for block, source in zip(blocks, answer["sources"]):  # excerpt [n] is source n (its title the guard may replace)
+        assert f"week {Path(source['path']).stem[-1]}." in block
+    r = CliRunner().invoke(cli, args, env=env)
+    assert r.exit_code == 0, r.output
+    assert re.findall(r"^  \[(\d+)\] Compost log", r.output, re.M) == markers

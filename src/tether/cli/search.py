@@ -172,7 +172,7 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
     if show_context:
         click.echo(f"── sent to {answer.tier}\n{_safe(answer.sent, lines=True)}\n──")
     click.echo(_safe(answer.answer, lines=True))  # a model may repeat what a file held
-    for n, h in enumerate(hits, 1):
+    for n, h in enumerate(answer.sources, 1):  # the excerpts it was given, not hits that did not fit
         click.echo(f"  [{n}] {_safe(h.title) or '(untitled)'} — {_safe(h.path)}")
     click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {_safe(answer.route)}")
     for note in answer.notes:

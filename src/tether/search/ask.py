@@ -30,7 +30,7 @@ class Answer(BaseModel):
     answer: str
     tier: Tier  # where it ran
     stayed_on_device: bool
-    sources: list[Hit]
+    sources: list[Hit]  # the hits whose excerpts it was given ([1] … [n]); those that did not fit are not among them
     context: str  # what that tier saw of the excerpts
     sent: str = ""  # the whole prompt exactly as that tier received it (excerpts and question)
     route: str = ""  # the router's decision: tier, rule, reason and the values it saw
@@ -73,17 +73,26 @@ def _word_cut(block: str, cut: int) -> int:
 def build_context(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS, *, guard: PrivacyGuard | None = None) -> str:
     """The numbered excerpts, at most ``max_chars`` characters; the last one is cut at a word
     boundary, and with ``guard`` before any personal value the cut would split."""
+    return excerpts(hits, max_chars, guard=guard)[0]
+
+
+def excerpts(hits: list[Hit], max_chars: int = MAX_CONTEXT_CHARS, *,
+             guard: PrivacyGuard | None = None) -> tuple[str, list[Hit]]:
+    """``build_context``'s text, and the hits it holds (``[1]`` … ``[n]``, the first n of ``hits``):
+    the sources an answer may name, not the ones that did not fit."""
     parts, used = [], 0
     for n, h in enumerate(hits, 1):
         body = h.text if h.text.startswith(h.title) else f"{h.title}\n{h.text}"
-        block = f"[{n}] ({h.kind}) {body.strip()}"
-        if used + len(block) > max_chars:
-            block = _cut(block, max_chars - used, guard)
-        if not block:
+        head = f"[{n}] ({h.kind})"
+        block = f"{head} {body.strip()}"
+        room = max_chars - used - (2 if parts else 0)  # the blank line before it counts too
+        if len(block) > room:
+            block = _cut(block, room, guard)
+        if len(block) <= len(head):  # nothing of it fits but its number: not an excerpt
             break
         parts.append(block)
-        used += len(block)
-    return "\n\n".join(parts)
+        used += len(block) + (2 if len(parts) > 1 else 0)
+    return "\n\n".join(parts), hits[:len(parts)]
 
 
 def context_for(hits: list[Hit], tier: Tier, *, guard: PrivacyGuard | None = None,
@@ -128,7 +137,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
         router = Router.from_config(RouterConfig.load(device_model=model))
     # The excerpts are cut clear of personal values only where they may leave the device.
     may_leave = tier != "device" and router.can_send_away
-    context = build_context(hits, guard=router.guard if may_leave else None)
+    context, sources = excerpts(hits, guard=router.guard if may_leave else None)
     prompt = f"{_EXCERPTS}{context}{_QUESTION}{question}" if context else f"(no excerpts found){_QUESTION}{question}"
     req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
                        max_tokens=max_tokens, tier=tier, consent=consent)
@@ -138,7 +147,7 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
     if context and sent.startswith(_EXCERPTS) and _QUESTION in sent:
         seen = sent[len(_EXCERPTS):sent.rindex(_QUESTION)]
     return Answer(question=question, answer=tidy_answer(out.text, question), tier=out.tier, stayed_on_device=out.tier == "device",
-                  sources=hits, context=seen, sent=sent, route=out.decision.explain(), rule=out.decision.rule,
+                  sources=sources, context=seen, sent=sent, route=out.decision.explain(), rule=out.decision.rule,
                   degraded=out.degraded, notes=out.notes)
 
 
