@@ -219,8 +219,19 @@ def test_pipes_and_undecodable_file_names_in_a_folder_are_skipped_not_fatal(inde
     assert report.added == 2
     assert {(Path(s.path).name, s.reason) for s in report.skipped} == {
         ("pipe.txt", "not a regular file"), ("caf\ufffd.md", "the file name is not valid UTF-8")}
+    assert {Path(s.path).name for s in index.status().skipped} == {"pipe.txt", "caf\ufffd.md"}
     assert top_paths(index, "zebra", 1, "bm25") == ["z.md"]
     assert index.add([d]).unchanged == 2  # and again, without hanging or failing
+    # the skip is kept under the name as shown (U+FFFD), not taken for a file gone, also when
+    # another folder is added
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "b.md").write_text("banana bread")
+    index.add([other])
+    assert str(d / "caf\ufffd.md") in {s.path for s in index.status().skipped}
+    (d / os.fsdecode(b"caf\xe9.md")).unlink()  # and it leaves when the file does
+    index.add([d])
+    assert str(d / "caf\ufffd.md") not in {s.path for s in index.status().skipped}
 
 
 def test_one_malformed_message_does_not_lose_the_mailbox(index: Index, tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ class Index:
             self._delete(path)
             report.removed += 1
         files = list(dict.fromkeys(files))  # `add d d/sub d/a.md` reads each file once
-        seen = {str(f) for f in files}
+        seen = {str(f) for f in files} | {_shown(f) for f in files}  # a name not UTF-8 is skipped under its shown one
         hidden = [str(e.filename).rstrip(os.sep) + os.sep for e in unreadable]
         for exc in unreadable:  # reported, and what was indexed inside stays: it may be back next time
             report.skipped.append(Skipped(path=_shown(Path(str(exc.filename))),
@@ -534,11 +534,19 @@ def _shown(path: Path) -> str:
 
 
 def _gone(path: str) -> bool:
-    """Whether the file at ``path`` is no longer there (not: we may not look)."""
+    """Whether the file at ``path`` is no longer there (not: we may not look). A path with U+FFFD
+    may be how a name that is not UTF-8 is shown (a skipped file's): it is there if its folder
+    holds a name shown that way."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return True
+        if "\ufffd" not in path:
+            return True
+        folder, name = os.path.split(path)
+        try:
+            return not any(n.decode("utf-8", errors="replace") == name for n in os.listdir(os.fsencode(folder)))
+        except OSError:
+            return True
     except OSError:
         return False
     return False
