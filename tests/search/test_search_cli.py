@@ -353,3 +353,56 @@ def test_a_name_too_long_is_one_line_naming_the_reason(tmp_path: Path) -> None:
         assert p.returncode == 1, (args, p.stderr)
         assert p.stderr.count("\n") == 1 and "File name too long" in p.stderr, (args, p.stderr)
         assert "cannot write the output" not in p.stderr
+
+
+def _in_read_only(folder: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run with ``folder`` read-only: a read-only bind mount in a mount namespace of
+    its own as root (whom mode 0555 does not stop), the folder's mode 0555 otherwise."""
+    env = {**os.environ, "TETHER_RAISE_ERRORS": ""}
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        finally:
+            folder.chmod(0o755)
+    if not shutil.which("unshare") or subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode:
+        pytest.skip("root without a mount namespace: no folder can be read-only to it")
+    script = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" "$1" && shift && exec "$@"'
+    return subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", str(folder), *command],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_an_index_in_a_read_only_location_can_be_searched(tmp_path: Path) -> None:
+    """A reader asked for WAL mode, and SQLite's WAL needs a -shm file it could not make there:
+    "not a usable search index (unable to open database file)"."""
+    data, shelf = tmp_path / "notes", tmp_path / "shelf"
+    data.mkdir()
+    shelf.mkdir()
+    (data / "boat.md").write_text("The sailing boat is moored at pier 7 in the harbour.")
+    db = shelf / "i.sqlite"
+    idx = Index.open(db)
+    idx.add([data])
+    idx.close()
+    assert sorted(p.name for p in shelf.iterdir()) == ["i.sqlite", "i.sqlite.lock"]  # no -wal left
+    p = _in_read_only(shelf, *tether("search", "where is the boat moored", "--db", str(db), "--json", "-k", "1"))
+    assert p.returncode == 0, p.stderr
+    assert Path(json.loads(p.stdout)[0]["path"]).name == "boat.md"
+    p = _in_read_only(shelf, *tether("index", "status", "--db", str(db), "--json"))
+    assert p.returncode == 0 and json.loads(p.stdout)["documents"] == 1, p.stderr
+    for args in (["index", "add", str(data), "--db", str(db)], ["index", "add", str(data), "--db", str(shelf / "n.sqlite")]):
+        p = _in_read_only(shelf, *tether(*args))
+        assert p.returncode == 1 and "read-only location" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    # changes still in the -wal file need a -shm that cannot be made there: one line that says so
+    con = sqlite3.connect(db, isolation_level=None)
+    con.execute("PRAGMA wal_autocheckpoint=0")
+    con.execute("INSERT INTO skipped(path, reason, at) VALUES ('/x.md', 'a reason', 0)")  # in the -wal file while open
+    pending = tmp_path / "pending"
+    pending.mkdir()
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{db}{suffix}", f"{pending / 'i.sqlite'}{suffix}")
+    con.close()
+    assert (pending / "i.sqlite-wal").stat().st_size > 0
+    p = _in_read_only(pending, *tether("search", "boat", "--db", str(pending / "i.sqlite")))
+    assert p.returncode == 1 and "cannot be read in a read-only location" in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert sorted(x.name for x in pending.iterdir()) == ["i.sqlite", "i.sqlite-wal"]

@@ -97,6 +97,12 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     if found == "empty" and not create:
         raise IndexStoreError(f"{path}: not a Tether search index (the file is empty); "
                               f"build one with: tether index add --db {path} FOLDER")
+    if found == "ours" and _unwritable(path):
+        if not create:
+            return _connect_read_only(path)
+        raise IndexStoreError(f"{path}: in a read-only location; the index cannot be written there")
+    if found != "ours" and path.parent.is_dir() and _unwritable(path):
+        raise IndexStoreError(f"{path}: in a read-only location; an index cannot be made there")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
@@ -110,6 +116,57 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     except OSError as exc:  # mkdir(exist_ok=True) on a file would read "File exists"
         raise IndexStoreError(f"{path}: cannot open ({mkdir_problem(exc)})") from None
     return con
+
+
+def _unwritable(path: Path) -> bool:
+    """Whether the index's folder cannot be written (a read-only mount, someone else's folder):
+    there SQLite cannot make the ``-shm`` file a reader of a WAL database needs."""
+    return not os.access(path.parent, os.W_OK)
+
+
+def _read_only_uri(path: Path) -> str:
+    """The URI that reads ``path`` without writing a byte. In a folder that cannot be written, and
+    with nothing waiting in a ``-wal`` file, the database is opened as immutable: SQLite then
+    needs no ``-shm`` (nor takes locks), and nothing can change it there but its owner."""
+    # quote() of the bytes: a path that is not UTF-8 (a surrogate-escaped byte) still names the file
+    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute())) + "?mode=ro"
+    if _unwritable(path) and not _wal_pending(path):
+        uri += "&immutable=1"
+    return uri
+
+
+def _wal_pending(path: Path) -> bool:
+    try:
+        return Path(str(path) + "-wal").stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A reader's connection to an index in a folder it cannot write: no journal mode set, no
+    migration (either would write)."""
+    try:
+        con = sqlite3.connect(_read_only_uri(path), uri=True, timeout=30.0, isolation_level=None,
+                              check_same_thread=False)
+        con.execute("PRAGMA busy_timeout=30000")
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise _read_only_problem(path, exc) from None
+    if version > SCHEMA_VERSION:
+        con.close()
+        raise _newer(version)
+    if version < SCHEMA_VERSION:
+        con.close()
+        raise IndexStoreError(f"{path}: made by an older Tether (schema v{version}) and in a read-only location, "
+                              "where it cannot be upgraded; copy it to a folder you can write")
+    return con
+
+
+def _read_only_problem(path: Path, exc: sqlite3.Error) -> IndexStoreError:
+    """What a read-only folder costs: a WAL index with changes not yet in the file needs a
+    ``-shm`` file that cannot be made there."""
+    return IndexStoreError(f"{path}: cannot be read in a read-only location ({exc}); copy it, with its -wal "
+                           "and -shm files, to a folder you can write")
 
 
 def holds_index(path: str | os.PathLike[str]) -> bool:
@@ -131,14 +188,14 @@ def _inspect(path: Path) -> str:
         raise IndexStoreError(f"{path}: not a Tether search index (not a regular file)")
     if st.st_size == 0:
         return "empty"
-    # quote() of the bytes: a path that is not UTF-8 (a surrogate-escaped byte) still names the file
-    uri = "file:" + urllib.parse.quote(os.fsencode(path.absolute())) + "?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30.0)) as con:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(path), uri=True, timeout=30.0)) as con:
             names = {r[0] for r in con.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")}
             version = con.execute("PRAGMA user_version").fetchone()[0]
     except sqlite3.DatabaseError as exc:  # "file is not a database" (a text file, say), or locked
+        if _unwritable(path) and _wal_pending(path):
+            raise _read_only_problem(path, exc) from None
         raise IndexStoreError(f"{path}: not a usable search index ({exc})") from None
     if not names:
         if not version:
@@ -154,7 +211,7 @@ def _inspect(path: Path) -> str:
 def _migrate(con: sqlite3.Connection) -> None:
     version = con.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
-        raise IndexStoreError(f"index schema v{version} is newer than this Tether (v{SCHEMA_VERSION})")
+        raise _newer(version)
     for v in range(version + 1, SCHEMA_VERSION + 1):
         con.execute("BEGIN IMMEDIATE")
         try:
@@ -167,6 +224,10 @@ def _migrate(con: sqlite3.Connection) -> None:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+
+
+def _newer(version: int) -> IndexStoreError:
+    return IndexStoreError(f"index schema v{version} is newer than this Tether (v{SCHEMA_VERSION})")
 
 
 def _statements(script: str) -> list[str]:
