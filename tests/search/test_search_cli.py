@@ -406,3 +406,28 @@ def test_an_index_in_a_read_only_location_can_be_searched(tmp_path: Path) -> Non
     assert p.returncode == 1 and "cannot be read in a read-only location" in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
     assert sorted(x.name for x in pending.iterdir()) == ["i.sqlite", "i.sqlite-wal"]
+
+
+def test_naming_only_files_that_are_all_skipped_fails_and_makes_no_index(tmp_path: Path) -> None:
+    """`index add --db new.sqlite notes.docx` said "0 added", exited 0 and left an empty index (and
+    its lock) behind: a script could not tell that nothing got in."""
+    (tmp_path / "notes.docx").write_text("not read")
+    (tmp_path / "bad.json").write_text('{"a": ')
+    (tmp_path / "ok.md").write_text("The kayak is in the garage.")
+    new = tmp_path / "new.sqlite"
+    env = {**os.environ, "TETHER_RAISE_ERRORS": ""}
+    p = subprocess.run(tether("index", "add", "--db", str(new), str(tmp_path / "notes.docx")), capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 1 and p.stderr.startswith("Error: nothing to index: ") and "'.docx'" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1 and sorted(x.name for x in tmp_path.iterdir()) == [
+        "bad.json", "notes.docx", "ok.md"]  # neither new.sqlite nor its lock
+    p = subprocess.run(tether("index", "add", "--db", str(new), str(tmp_path / "ok.md")), capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    for named in (["notes.docx"], ["bad.json"], ["bad.json", "notes.docx"]):  # an index that is there
+        p = subprocess.run(tether("index", "add", "--db", str(new), *(str(tmp_path / n) for n in named)),
+                           capture_output=True, text=True, env=env)
+        assert p.returncode == 1 and p.stderr.strip().splitlines()[-1].startswith("Error: nothing indexed: "), p.stderr
+    p = subprocess.run(tether("index", "add", "--db", str(new), str(tmp_path / "bad.json"), str(tmp_path / "ok.md")),
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "skipped" in p.stderr  # one named file got in (unchanged): a skip is reported

@@ -60,7 +60,7 @@ def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool
     folders); only changed files are re-read.
 
     One run at a time per index: a second run waits for the first (and then re-reads nothing it indexed)."""
-    from tether.search.index import check_new_paths
+    from tether.search.index import all_skipped, check_new_paths
     from tether.search.store import default_path, holds_index
 
     if not holds_index(db or default_path()):  # a new index: a missing path cannot be in it,
@@ -77,6 +77,8 @@ def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool
             click.echo(f"flagged {_safe(path)}: {_safe(', '.join(flags))}")
         for s in report.skipped:
             click.echo(f"skipped {_safe(s.path)}: {_safe(s.reason)}", err=True)
+    if all_skipped(paths, report):  # a script must notice that nothing it named got in
+        raise InputError(f"nothing indexed: {'the file' if len(paths) == 1 else 'every file'} named was skipped")
 
 
 @index_group.command("status")

@@ -29,7 +29,7 @@ from pydantic import BaseModel, Field
 from tether.errors import IndexBusyError, IndexStoreError, InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
-from tether.search.extract import ExtractError, extract, kind_of
+from tether.search.extract import SUFFIXES, ExtractError, extract, kind_of
 from tether.text import replace_surrogates, require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -474,12 +474,23 @@ class _Tx:
 
 
 def check_new_paths(paths: Iterable[str | os.PathLike[str]]) -> None:
-    """``InputError`` unless every path is a file or folder now. For an index not made yet (where
-    no path can be an indexed file since deleted), so a typo writes nothing, not even the index."""
-    for raw in paths:
-        p = _storable(raw)
+    """``InputError`` unless every path is a file or folder now, and not all of them files of a type
+    Tether does not read (``notes.docx``). For an index not made yet (where no path can be an
+    indexed file since deleted), so a typo writes nothing, not even the index."""
+    named = [_storable(raw) for raw in paths]
+    for p in named:
         if not (p.is_dir() or p.is_file()):
             raise _not_addable(p)
+    if named and all(p.is_file() and kind_of(p) is None for p in named):
+        raise InputError(f"nothing to index: {_shown(named[0])}: unsupported file type {named[0].suffix!r} "
+                         f"(Tether reads {' '.join(sorted(SUFFIXES))})")
+
+
+def all_skipped(paths: Iterable[str | os.PathLike[str]], report: IndexReport) -> bool:
+    """Whether ``paths`` are all files, and none of them was indexed (each was skipped)."""
+    named = [_absolute(raw) for raw in paths]
+    return (bool(report.skipped) and not (report.added or report.updated or report.unchanged or report.removed)
+            and all(p.is_file() for p in named))
 
 
 def _storable(raw: str | os.PathLike[str]) -> Path:
