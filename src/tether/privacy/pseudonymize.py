@@ -102,6 +102,7 @@ class PseudonymSession:
         self._forward: dict[tuple[str, str], str] = {}
         self._reverse: dict[str, str] = {}  # each issued surface form → its original
         self._surfaces: dict[str, str] = {}  # those and the placeholders' aliases → the original
+        self._folded: dict[str, str] = {}  # the placeholders and their aliases in lower case → the original
         self._counters: Counter[str] = Counter()
         self._faker = None
         self._compiled: tuple[int, re.Pattern[str] | None] = (-1, None)
@@ -125,6 +126,7 @@ class PseudonymSession:
         self._forward.clear()
         self._reverse.clear()
         self._surfaces.clear()
+        self._folded.clear()
         self._counters.clear()
         self._compiled = (-1, None)  # keyed by mapping size, which a cleared session reaches again
         self._prefixes = (-1, frozenset(), 0)
@@ -162,9 +164,11 @@ class PseudonymSession:
         self._forward[key] = out
         self._reverse[out] = value
         self._surfaces[out] = value
-        if out.startswith("<") and entity_type != LITERAL:
-            for alias in aliases(out):
+        if out.startswith("<"):
+            self._folded.setdefault(out.lower(), value)
+            for alias in aliases(out) if entity_type != LITERAL else ():
                 self._surfaces.setdefault(alias, value)
+                self._folded.setdefault(alias.lower(), value)
         return out
 
     def _name_part(self, value: str, avoid: str, fake: bool) -> str | None:
@@ -285,11 +289,22 @@ class PseudonymSession:
         version, rx = self._compiled
         if version != len(self._surfaces):
             forms = sorted(self._surfaces, key=len, reverse=True)
-            # Fake values must stand alone: "Ann Lee" inside "Ann Leeds" is not ours.
-            alts = [re.escape(f) if f.startswith("<") else rf"(?<!\w){re.escape(f)}(?!\w)" for f in forms]
+            # Fake values must stand alone: "Ann Lee" inside "Ann Leeds" is not ours. A placeholder
+            # is ours in any case ("<person_1>", "PERSON 1"): a model lower-cases or capitalises it.
+            alts = [(re.escape(f) if f.startswith("<") else rf"(?<!\w){re.escape(f)}(?!\w)")
+                    if self._is_fake(f) else
+                    (f"(?ai:{re.escape(f)})" if f.startswith("<") else rf"(?<!\w)(?ai:{re.escape(f)})(?!\w)")
+                    for f in forms]
             rx = re.compile("|".join(alts)) if alts else None
             self._compiled = (len(self._surfaces), rx)
         return rx
+
+    def _is_fake(self, form: str) -> bool:
+        return form in self._reverse and not form.startswith("<")
+
+    def _original(self, form: str) -> str:
+        """The original behind a surface form as the text spells it (a placeholder in any case)."""
+        return self._surfaces[form] if form in self._surfaces else self._folded[form.lower()]
 
     def restore(self, text: str) -> str:
         """Put the originals back, in one pass (a restored value is never restored again), except
@@ -299,8 +314,8 @@ class PseudonymSession:
             return text
         urls = _url_spans(text)
         if not urls:
-            return rx.sub(lambda m: self._surfaces[m.group()], text)
-        return rx.sub(lambda m: m.group() if _inside(m.start(), urls) else self._surfaces[m.group()], text)
+            return rx.sub(lambda m: self._original(m.group()), text)
+        return rx.sub(lambda m: m.group() if _inside(m.start(), urls) else self._original(m.group()), text)
 
     def restorer(self, escape: Callable[[str], str] | None = None) -> StreamRestorer:
         """A stream restorer; ``escape`` rewrites each original as it goes back in (for JSON text:
@@ -313,12 +328,14 @@ class PseudonymSession:
         if version != len(self._surfaces):
             pre: set[str] = set()
             for f in self._surfaces:
-                stop = len(f) + 1 if not f.startswith("<") else len(f)  # fakes: wait for the next char
-                pre.update(f[:i] for i in range(1, stop))
+                fake = self._is_fake(f)
+                stop = len(f) + 1 if not f.startswith("<") else len(f)  # whole words: wait for the next char
+                pre.update(f[:i] if fake else f[:i].lower() for i in range(1, stop))
             prefixes, longest = frozenset(pre), max((len(f) for f in self._surfaces), default=0)
             self._prefixes = (len(self._surfaces), prefixes, longest)
         for k in range(min(longest, len(buf)), 0, -1):
-            if buf[-k:] in prefixes:
+            tail = buf[-k:]
+            if tail in prefixes or (tail.isascii() and tail.lower() in prefixes):
                 return k
         return 0
 
@@ -373,7 +390,7 @@ class StreamRestorer:
                 if _inside(start, urls):
                     continue
                 out.append(buf[pos:start])
-                out.append(self._escape(self._session._surfaces[m.group()]))
+                out.append(self._escape(self._session._original(m.group())))
                 pos = end
         out.append(buf[pos:cut])
         self._pending = buf[cut:]
