@@ -25,6 +25,7 @@ from tether.privacy.recognizers import (
     RegexPattern,
     RegexRecognizer,
     builtin_recognizers,
+    cjk_streets,
     hard_words,
     is_false_positive,
     is_sentence_start,
@@ -181,24 +182,28 @@ class Detector:
         check_text(text)
         if not text.strip():
             return []
-        original, text = text, _unglued(text.translate(_SEPARATORS))
-        if _INVISIBLE.search(text) or (_COMBINING.search(text) and unicodedata.normalize("NFC", text) != text):
-            # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, and
-            # a name typed in decomposed form ("Ju\u0308rgen", as macOS copies it) breaks at its accents:
+        original, glued = text, text.translate(_SEPARATORS)
+        text = _unglued(glued)
+        if _INVISIBLE.search(text) or _COMBINING.search(text):
+            # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, a
+            # name typed in decomposed form ("Ju\u0308rgen", as macOS copies it) breaks at its accents,
+            # and one struck through or in "Zalgo" ("J\u0336o\u0336h\u0336n") at every letter:
             # detect on the text as it reads, then map each span back over the original characters.
-            clean, starts, ends = _as_read(text)
-            clean = _unglued(clean)  # "キー\u200bsk-…" is glued once the space is gone
-            spans = self._detect(clean, filter_false_positives, recall_first)
+            glued, starts, ends = _as_read(glued)
+            clean = _unglued(glued)  # "キー\u200bsk-…" is glued once the space is gone
+            spans = self._detect(clean, filter_false_positives, recall_first, glued)
             return [s.model_copy(update={"start": starts[s.start], "end": ends[s.end - 1],
                                          "text": original[starts[s.start]:ends[s.end - 1]]}) for s in spans]
-        spans = self._detect(text, filter_false_positives, recall_first)
+        spans = self._detect(text, filter_false_positives, recall_first, glued)
         if text != original:  # same offsets; the values are what the user wrote
             spans = [s.model_copy(update={"text": original[s.start:s.end]}) for s in spans]
         return spans
 
-    def _detect(self, text: str, filter_false_positives: bool | None, recall_first: bool) -> list[Span]:
+    def _detect(self, text: str, filter_false_positives: bool | None, recall_first: bool, glued: str) -> list[Span]:
+        """``glued`` is ``text`` before CJK letters against ASCII were read as spaces (same length)."""
         fp = self.config.filter_false_positives if filter_false_positives is None else filter_false_positives
-        raw: list[Span] = []
+        raw = [Span(entity_type="STREET_ADDRESS", start=a, end=b, score=0.8, text=text[a:b], recognizer="street_cjk")
+               for a, b in cjk_streets(glued)]
         for offset, chunk in _chunks(text):
             raw += [Span(entity_type=r.entity_type, start=r.start + offset, end=r.end + offset, score=r.score,
                          text=text[r.start + offset:r.end + offset],
@@ -239,9 +244,24 @@ def _postal_block(text: str, spans: list[Span]) -> list[Span]:
 # Unicode spaces and dashes inside numbers ("4111\u00a01111…", "536\u201122\u20111847"): detection
 # reads them as ASCII, one character for one, so every span still points into the original text.
 # Full-width ASCII ("ｓｋ-…", "４１１１", the "：" a CJK keyboard types) is read as ASCII the same way.
-_SEPARATORS = str.maketrans({**{c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000"},
-                             **{c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"},
-                             **{chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)}})
+# So are the other characters a model reads as one ASCII character: mathematical bold or script
+# letters and digits ("𝐣𝐨𝐡𝐧@𝐠𝐦𝐚𝐢𝐥.𝐜𝐨𝐦", "𝟒𝟏𝟏𝟏…"), circled ones ("①②③"), small forms ("﹫"), and the
+# decimal digits of every script ("٤١١١ ١١١١…", "४१११…").
+def _read_as_ascii() -> dict[str, str]:
+    table = {c: " " for c in "\u00a0\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u3000"}
+    for a, b in ((0x2000, 0x2200), (0x2460, 0x2500), (0xFE10, 0xFE70), (0xFF00, 0xFFF0), (0x1D400, 0x1D800),
+                 (0x1F100, 0x1F200)):
+        for ch in map(chr, range(a, b)):
+            read = unicodedata.normalize("NFKC", ch)
+            if len(read) == 1 and read.isascii() and read.isprintable():
+                table[ch] = read
+    table.update({ch: str(unicodedata.decimal(ch)) for ch in map(chr, range(0x600, 0x20000))
+                  if unicodedata.category(ch) == "Nd"})
+    table.update({c: "-" for c in "\u2010\u2011\u2012\u2013\u2212"})
+    return table
+
+
+_SEPARATORS = str.maketrans(_read_as_ascii())
 # CJK, kana, Hangul and Thai are written without spaces, and regex word boundaries read their
 # letters as word characters: "メールはtaro@example.jpです" has no boundary around the address.
 # The one letter touching an ASCII letter, digit or "+" is read as a space (same length again).
@@ -260,7 +280,8 @@ _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\u
 
 def _as_read(text: str) -> tuple[str, list[int], list[int]]:
     """``text`` without invisible characters and with each letter composed with its accents (NFC),
-    and for each character of that, where it starts and ends in ``text``."""
+    marks that compose with nothing (a strike-through, stacked "Zalgo" marks) left out, and for
+    each character of that, where it starts and ends in ``text``."""
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -274,6 +295,8 @@ def _as_read(text: str) -> tuple[str, list[int], list[int]]:
             j += 1
         cluster = "".join(c for c in text[i:j] if c not in _INVISIBLE_CHARS)
         for ch in unicodedata.normalize("NFC", cluster):
+            if _COMBINING.match(ch) and out and starts[-1] == i:
+                continue  # a mark left over after composing, on a letter: read the letter
             out.append(ch)
             starts.append(i)
             ends.append(j)

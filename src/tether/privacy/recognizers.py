@@ -465,7 +465,10 @@ PHONE_CONTEXT = ["phone", "telephone", "tel", "call", "mobile", "cell", "fax", "
                  "telefono", "telefone", "telefoon", "telefonu", "tél", "kom", "komórka", "komórkowy", "stacjonarny",
                  "zadzwoń", "dzwoń", "numer", "móvil", "movil", "celular", "cellulare", "llámame", "llamar", "portable",
                  "appelle", "appelez", "handy", "anrufen", "ruf", "chiamami", "chiama", "bellen", "bel", "mobiel",
-                 "número", "numero", "numéro", "nummer", "rufnummer"]
+                 "número", "numero", "numéro", "nummer", "rufnummer",
+                 # and in scripts that the patterns above would otherwise read without any cue
+                 "電話", "携帯", "전화", "휴대폰", "핸드폰", "연락처", "телефон", "тел", "моб", "هاتف", "جوال", "טלפון",
+                 "נייד", "फ़ोन", "फोन", "मोबाइल", "โทร"]
 _PHONE_PATTERNS = [
     # +41 53 147 37 99, +447700556093, +1 (415) 555-0134: a country code is enough evidence.
     RegexPattern("international", r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(\d{1,4}\))?(?:[ .\-]?\d{1,5}){1,5}"
@@ -1227,6 +1230,42 @@ _PROFILE_HANDLE = RegexPattern(
     r"(?P<v>[A-Za-z]{2,}(?:[._\-][A-Za-z]{2,}){0,3})", 0.6, group="v")  # the name part; a -12345 suffix says little
 
 
+# A name after "my name is" in scripts without capitals, where neither the name lists nor the
+# recall-first rules can see one: "我叫王小明", "私の名前は山田太郎です", "이름은 김민준입니다",
+# "اسمي محمد الأحمد", "שמי דוד כהן", "मेरा नाम राहुल शर्मा है", "ผมชื่อสมชาย".
+_HAN, _KANA, _HANGUL = "\u4e00-\u9fff\u3400-\u4dbf", "\u3040-\u30ff々", "\uac00-\ud7a3"
+_SCRIPT_NAME_CUES = [
+    RegexPattern("name_cue_zh", rf"(?:我叫|我的名字(?:是|叫)|本人(?:姓名|名叫)|(?:姓名|名字|联系人|聯絡人|收件人)[:：]?)"
+                                rf"[ \t]*(?P<v>[{_HAN}]{{2,4}})", 0.85, group="v"),
+    RegexPattern("name_cue_ja", rf"(?:(?:私|わたし|僕|ぼく|俺)の名前は|お?名前[:：は]|氏名[:：は]?)[ \t]*"
+                                rf"(?P<v>[{_HAN}{_KANA}・]{{1,12}}?)(?=です|だ|と申します|といいます|と言います|[。、,.\s]|$)", 0.85, group="v"),
+    RegexPattern("name_cue_ja_self", rf"(?:私|わたし|僕|ぼく)は(?P<v>[{_HAN}{_KANA}・]{{2,12}}?)(?:と申します|といいます|と言います)",
+                 0.85, group="v"),
+    RegexPattern("name_cue_ko", rf"(?:(?:제|내)[ \t]*이름은|이름은|이름[:：]|성명[:：]?)[ \t]*"
+                                rf"(?P<v>[{_HANGUL}]{{2,4}}?)(?=입니다|이에요|예요|이고|이며|라고|[ \t.,]|$)", 0.85, group="v"),
+    RegexPattern("name_cue_ar", r"(?:(?:أنا[ \t]+)?[اإ]سمي|الاسم[:：])[ \t]+"
+                                r"(?P<v>[\u0621-\u064a]+(?:[ \t]+(?!و)[\u0621-\u064a]+){0,2})", 0.85, group="v"),
+    RegexPattern("name_cue_he", r"(?:שמי|קוראים[ \t]+לי|השם[ \t]+שלי(?:[ \t]+הוא)?|שם[:：])[ \t]+"
+                                r"(?P<v>[\u05d0-\u05ea'׳״]+(?:[ \t]+[\u05d0-\u05ea'׳״]+)?)", 0.85, group="v"),
+    RegexPattern("name_cue_hi", r"(?:मेरा[ \t]+नाम|नाम[:：])[ \t]+(?P<v>[\u0900-\u097f]+(?:[ \t]+[\u0900-\u097f]+){0,2}?)"
+                                r"(?=[ \t]+(?:है|हूँ|हूं)|[ \t]*[।,.]|[ \t]*$)", 0.85, group="v"),
+    RegexPattern("name_cue_th", r"(?:ชื่อ)[ \t]*(?P<v>[\u0e01-\u0e4e]{2,20}(?:[ \t]+[\u0e01-\u0e4e]{2,20})?)", 0.85, group="v"),
+]
+# A Chinese or Japanese street address with its number: "北京市朝阳区建国路88号", "銀座4丁目5番3号".
+# Matched on the text as written (``cjk_streets``): detection reads a CJK letter against a digit as a
+# space, and these letters are what says "street".
+_CJK_STREET = re.compile(
+    r"(?![我你他她它在住于於的是和到从從把给給])"  # "I live at" is no part of it: "我住在…"
+    rf"(?:(?:[{_HAN}]{{1,6}}(?:省|市|区|區|县|縣|都|道|府|県|町|镇|鎮))*[{_HAN}]{{1,8}}?"
+    r"(?:路|街|大道|巷|胡同|弄)\d{1,5}(?:号|號)(?:[\d\-]{1,6}(?:室|楼|樓|栋|棟|单元|單元))?"
+    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村))*[{_HAN}{_KANA}]{{1,8}}?\d{{1,3}}丁目\d{{1,5}}(?:番地?|-)\d{{1,5}}(?:号)?)")
+
+
+def cjk_streets(text: str) -> list[tuple[int, int]]:
+    """Chinese and Japanese street addresses in ``text`` as written (not unglued)."""
+    return [m.span() for m in _CJK_STREET.finditer(text)] if not text.isascii() else []
+
+
 # ---- identity and account numbers named by their cue ----------------------------------------
 
 # What the number is: a passport, a licence, a tax or national ID, a health or insurance record.
@@ -1238,18 +1277,25 @@ _ID_CUE = (r"(?:(?i:passport|driver['’]?s?[ \t]+licen[cs]e|driving[ \t]+licen[
            r"insurance|policy|member(?:ship)?|account|customer|student|employee|voter|"
            r"aadhaar|aadhar|personnummer|henkilötunnus|cpr|bsn|burgerservicenummer|codice[ \t]+fiscale|"
            r"steuer-?id|steueridentifikationsnummer|sozialversicherungsnummer|pesel|curp|cpf|dni|nie|nif|nir|rut|"
-           r"personalausweis|iqama|emirates[ \t]+id|regon|nip|acc(?:t|\.)?|e-?ticket)"
-           r"(?:[ \t]+(?i:number|no\.?|num|nr\.?|id|#|code))?"
+           r"personalausweis|iqama|emirates[ \t]+id|regon|nip|acc(?:t|\.)?|e-?ticket|(?:t\.?c\.?[ \t]+)?kimlik)"
+           r"(?:[ \t]+(?i:number|no\.?|num|nr\.?|id|#|code|numarası|nummer|numero|número|numéro|numer|n[º°]))?"
            r"|\b(?:MRN|TIN|EIN|ITIN|SIN|TFN|PAN|NINO|NI(?:[ \t]+number)?|DL|UPN|IRD|PPS|PPSN|BVN|NIN|RFC|KRS|UAN|CCCD|"
-           r"EMP[ \t]+ID|ID|STK)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
+           r"EMP[ \t]+ID|ID|STK|NRIC|FIN|RRN)\b)")  # an SSN is US_SSN; a bare "ID" needs the value's five digits
+# The same in scripts written without spaces, so with no word boundary before the cue: a Chinese
+# or Taiwanese resident ID, Japan's My Number, a Korean resident registration number; a particle
+# ("는", "は", "是") may follow.
+_ID_CUE_CJK = (r"(?:(?:居民)?身份证(?:号码|号)?|身分證(?:字號|號碼|號)?|マイナンバー|個人番号|"
+               r"(?:주민|외국인)(?:등록)?번호)(?:[은는이가의]|は|が|の|是|为|為)?")
+# "is" in the languages whose IDs are named here: "Mi DNI es …", "il codice fiscale è …", "PESEL to …"
+_ID_IS = r"\b(?:is|es|est|ist|è|é|är|er|jest|to)\b"
 _ID_PATTERNS = [
-    RegexPattern("id_number", rf"(?<![\w])(?:{_ID_CUE})"
+    RegexPattern("id_number", rf"(?:(?<![\w])(?:{_ID_CUE})|{_ID_CUE_CJK})"
                               # a passport's issuing country between cue and number: "Passport: POL, No. EA1234567"
                               r"(?:[ \t]*:?[ \t]*[A-Z]{3},?[ \t]+(?i:no\.?|nr\.?|num|number|#))?"
-                              r"[\"']?[ \t]*(?:[:=#]|\bis\b)?[ \t]*[\"']?"
-                              # a digit first, or up to four capitals before one ("X1234567", "QQ 12 34 56 C",
-                              # "POL-2291-7781"); a word ("since 2019") is not a number
-                              r"(?P<v>(?:[A-Z]{1,5}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
+                              rf"[\"']?[ \t]*(?:[:=#]|{_ID_IS})?[ \t]*[\"']?"
+                              # a digit first, or up to six capitals before one ("X1234567", "QQ 12 34 56 C",
+                              # "POL-2291-7781", a codice fiscale "RSSMRA85T10A562S"); a word ("since 2019") is not a number
+                              r"(?P<v>(?:[A-Z]{1,6}[ \t\-]?)?\d[A-Za-z0-9\-./]{0,23}(?:[ \t](?=\d)[0-9\-./]{1,12}){0,5}"
                               r"(?:[ \t][A-Da-d](?!\w))?)(?<![\-./])(?![\w@])", 0.85, group="v"),
 ]
 
@@ -1314,6 +1360,7 @@ def builtin_recognizers() -> list[EntityRecognizer]:
         RegexRecognizer("IP_ADDRESS", [_ZERO_PADDED_IP], name="ip_zero_padded"),
         RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
         RegexRecognizer("PERSON", [_LOG_LOGIN], name="auth_log_login"),
+        RegexRecognizer("PERSON", _SCRIPT_NAME_CUES, name="name_cue_script"),
         RegexRecognizer("API_KEY", _API_KEY_PATTERNS, name="api_key"),
         RegexRecognizer("PASSWORD", _PASSWORD_PATTERNS, name="password", validate=_is_password_value),
         RegexRecognizer("PASSWORD", [_PASSWORD_HASH], name="password_hash"),
