@@ -24,7 +24,7 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tether.errors import InputError, TetherError
+from tether.errors import GenerationCancelledError, InputError, TetherError
 from tether.gateway.core import (Gateway, cancellable, gateway, in_thread, read_json, route_block, route_headers,
                                  unless_disconnected)
 from tether.gateway.embeddings import EMBEDDING_MODEL
@@ -33,7 +33,7 @@ from tether.models import catalog
 from tether.models.engine import cancel_this_thread
 from tether.models.openai_chat import ChatMessage, ChatRequest, run_chat
 from tether.routing.conversation import conversation_prompt
-from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest
+from tether.routing.router import Decision, RoutedResponse, RoutedStream, RouteRequest, _Spent
 from tether.routing.tiers import DEVICE, PRIVATE_CLOUD, THIRD_PARTY
 
 TIER_NAMES = {"device": DEVICE, "private-cloud": PRIVATE_CLOUD, "third-party": THIRD_PARTY,
@@ -226,19 +226,44 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
 
 async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
                   user: str | None, notes: list[str]) -> JSONResponse | StreamingResponse:
-    engine = await gw.engine(model)
     block = route_block(decision, tier=DEVICE, user=user, notes=notes)
     headers = route_headers(block)
     cancel = threading.Event()
     start = time.perf_counter()
+    recorded = False
+
+    async def unfinished(outcome: str, deltas: int = 0) -> None:
+        """The ledger row of a request that ended without its answer, as the router writes one for
+        the requests it runs: reason ``<rule>.<outcome>``, and the tokens of the deltas it sent."""
+        nonlocal recorded
+        if recorded:
+            return
+        recorded = True
+        spent = _Spent(DEVICE)
+        if deltas:  # one token a delta, the prompt estimated as on the router's streams
+            spent.add(DEVICE, max(1, len((rreq.instructions or "") + rreq.prompt) // 4), deltas)
+        await in_thread(gw.router._record_failed, rreq, decision, spent, start, outcome)
+
     if not chat.stream:
-        out = await unless_disconnected(request, gw, cancel, gw.generate(
-            engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel))))
+        try:
+            engine = await gw.engine(model)
+            out = await unless_disconnected(request, gw, cancel, gw.generate(
+                engine.name, lambda: next(run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel))))
+        except Exception as exc:
+            await unfinished(_outcome(exc, 0))
+            raise
         out["tether"] = block
         u = out["usage"]
-        await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"], start)
+        recorded = True
+        block["notes"] += await _record(gw, rreq, decision, engine.name, u["prompt_tokens"], u["completion_tokens"],
+                                        start)
         return JSONResponse(out, headers=headers)
 
+    try:
+        engine = await gw.engine(model)
+    except Exception as exc:
+        await unfinished(_outcome(exc, 0))
+        raise
     used: dict[str, int] = {}  # the ledger needs usage whether or not the client asked for it
     it = run_chat(engine, chat, max_tokens_cap=gw.max_tokens_cap, cancel=cancel, usage_out=used)
     lock = gw.gen_lock(engine.name)
@@ -261,28 +286,45 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
 
     # A client that leaves while queued behind another stream gives back its slot at once, and
     # its first chunk (for tools, the whole decision) is never generated.
-    first = await unless_disconnected(request, gw, cancel, first_chunk(), abandon=True)
+    try:
+        first = await unless_disconnected(request, gw, cancel, first_chunk(), abandon=True)
+    except Exception as exc:
+        await unfinished(_outcome(exc, 0))
+        raise
     first["tether"] = block
 
     async def finish(last: dict[str, Any]) -> None:
+        nonlocal recorded
+        recorded = True
+        block["notes"] += await _record(gw, rreq, decision, engine.name, used.get("prompt_tokens", 0),
+                                        used.get("completion_tokens", 0), start)
         last["tether"] = block  # first and last chunk carry the route, as on routed streams
-        await _record(gw, rreq, decision, engine.name, used.get("prompt_tokens", 0), used.get("completion_tokens", 0),
-                      start)
 
-    stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release)
+    stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release, unfinished)
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
+def _outcome(exc: BaseException, deltas: int) -> str:
+    """A ledger reason's suffix for a request that ended in ``exc``, as the router names it."""
+    if isinstance(exc, GenerationCancelledError):
+        return "abandoned"
+    return "cut" if deltas else "failed"
+
+
 class _Stream:
-    """SSE frames from ``it`` (read on ``executor``); the last item goes through ``finish`` first."""
+    """SSE frames from ``it`` (read on ``executor``); the last item goes through ``finish`` first.
+    ``unfinished(outcome, deltas)``, if given, is told of a stream that fails or is left before
+    its end, with the content deltas sent by then."""
 
     def __init__(self, gw: Gateway, executor: Any, it: Iterator[dict[str, Any]], first: dict[str, Any],
                  cancel: threading.Event, finish: Callable[[dict[str, Any]], Awaitable[None]],
-                 release: Callable[[], None] | None = None):
+                 release: Callable[[], None] | None = None,
+                 unfinished: Callable[[str, int], Awaitable[None]] | None = None):
         self.gw, self.executor, self.it, self.first = gw, executor, it, first
-        self.cancel, self.finish, self.release = cancel, finish, release
+        self.cancel, self.finish, self.release, self.unfinished = cancel, finish, release, unfinished
         self.done = self.closed = False
+        self.deltas = 0  # chunks with content sent
 
     async def frames(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
@@ -293,11 +335,11 @@ class _Stream:
                 try:
                     item = await loop.run_in_executor(self.executor, next, self.it, _DONE)
                 except Exception:
-                    yield sse(pending)  # what came before the failure still reaches the client
+                    yield self._frame(pending)  # what came before the failure still reaches the client
                     raise
                 if item is _DONE:
                     await self.finish(pending)
-                yield sse(pending)
+                yield self._frame(pending)
                 pending = item
             self.done = True
             yield b"data: [DONE]\n\n"
@@ -306,7 +348,13 @@ class _Stream:
             self.gw.metrics.errors += 1
             if not isinstance(exc, TetherError):  # a bug: name it in the server log, never with content
                 logging.getLogger("tether.gateway").error("stream failed: %s", type(exc).__name__)
+            if self.unfinished is not None:
+                await self.unfinished(_outcome(exc, self.deltas), self.deltas)
             yield sse(error_body(exc)[1])
+
+    def _frame(self, chunk: dict[str, Any]) -> bytes:
+        self.deltas += any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ())
+        return sse(chunk)
 
     async def close(self) -> None:
         if self.closed:
@@ -326,12 +374,16 @@ class _Stream:
             if self.release is not None:
                 self.release()
             self.gw.metrics.streams_open -= 1
+        if not self.done and self.unfinished is not None:  # after the model's lock is given back
+            await self.unfinished("abandoned", self.deltas)
 
 
 async def _record(gw: Gateway, rreq: RouteRequest, decision: Decision, model: str, prompt_tokens: int,
-                  completion_tokens: int, start: float) -> None:
+                  completion_tokens: int, start: float) -> list[str]:
+    """Write the ledger row of a device answer; returns the router's notes on it ("ledger not written")."""
     resp = RoutedResponse("", decision, DEVICE, model, prompt_tokens, completion_tokens, time.perf_counter() - start)
     await in_thread(gw.router._record, rreq, resp)
+    return resp.notes
 
 
 async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import re
 import threading
 import time
@@ -225,15 +226,26 @@ def route_headers(block: Mapping[str, Any]) -> dict[str, str]:
 FEATURE_DECISION = Decision("device", "feature", "features run on the device")
 
 
-def record_feature(router: Router, feature: str, seconds: float) -> None:
-    """A ledger row for a feature call (metadata only, like every row)."""
+def record_feature(router: Router, feature: str, seconds: float) -> list[str]:
+    """A ledger row for a feature call (metadata only, like every row). As the router does, a row
+    that cannot be written (another writer holds the file past a few seconds, a full disk) is
+    logged and returned as a note: the answer is made, and is not thrown away for it."""
     if router.ledger is None:
-        return
+        return []
+    from tether.errors import RoutingError
     from tether.routing.ledger import LedgerEntry
+    from tether.routing.router import LEDGER_BUSY_TIMEOUT
 
-    router.ledger.record(LedgerEntry.priced(router.config.prices, ts=time.time(), feature=feature, tier="device",
-                                            reason="feature", latency_ms=seconds * 1000, prompt_tokens=0,
-                                            completion_tokens=0))
+    try:
+        router.ledger.record(LedgerEntry.priced(router.config.prices, ts=time.time(), feature=feature, tier="device",
+                                                reason="feature", latency_ms=seconds * 1000, prompt_tokens=0,
+                                                completion_tokens=0),
+                             busy_timeout=LEDGER_BUSY_TIMEOUT)
+    except (RoutingError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        logging.getLogger("tether.gateway").warning("routing ledger not written: %s", why)
+        return [f"ledger not written: {why}"]
+    return []
 
 
 T = TypeVar("T")

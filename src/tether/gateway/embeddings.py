@@ -156,14 +156,14 @@ async def embeddings(request: Request) -> JSONResponse:
     cancel = threading.Event()
     vectors, counts = await unless_disconnected(
         request, gw, cancel, gw.on(EMBED_ENGINE, _embed, texts, body.input_type == "query", cancel))
-    await in_thread(record_feature, gw.router, "embeddings", time.perf_counter() - start)
+    unrecorded = await in_thread(record_feature, gw.router, "embeddings", time.perf_counter() - start)
     if body.dimensions is not None and body.dimensions < embed.DIM:
         vectors = _shorten(vectors, body.dimensions)
     if body.encoding_format == "base64":
         data: list[Any] = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
     else:
         data = vectors.tolist()
-    block = route_block(DECISION, notes=_long_note(counts))
+    block = route_block(DECISION, notes=[*_long_note(counts), *unrecorded])
     tokens = sum(counts)
     return JSONResponse({"object": "list",
                          "data": [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(data)],

@@ -101,8 +101,8 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         if via_router:
             block = _stacks_block(result) if hasattr(result, "stacks") else _routed_block(result)
         else:
-            await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
-            block = route_block(FEATURE_DECISION)
+            unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
+            block = route_block(FEATURE_DECISION, notes=unrecorded)
         return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
 
     endpoint.__name__ = name.replace(".", "_")
