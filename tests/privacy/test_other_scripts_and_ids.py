@@ -68,3 +68,31 @@ def test_a_phone_number_after_its_cue_in_korean_or_russian(guard, text, number):
 def test_a_national_id_named_in_its_own_language(guard, text, value):
     spans = guard.detect(text)
     assert any(s.start <= text.index(value) and text.index(value) + len(value) <= s.end for s in spans), spans
+
+
+# Runs of the letters these patterns repeat: a Chinese street's divisions ("市") could be cut in
+# exponentially many ways (40 of them took minutes); 80 KB of each must read in linear time.
+ADVERSARIAL = {
+    "divisions": ("市" * 40 + "。") * 2_000,
+    "one run of divisions": "北京市朝阳区" * 13_000,
+    "japanese divisions": ("東京都" * 30 + "1丁目") * 800,
+    "name cues": "我叫" * 40_000,
+    "arabic words": "اسمي " + "بب " * 26_000,
+    "hindi words": "मेरा नाम " + "कक " * 26_000,
+    "id cues": "身份证号" * 20_000,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_the_new_patterns_take_linear_time_on_adversarial_text(name):
+    import time
+
+    from tether.privacy.recognizers import RegexRecognizer, builtin_recognizers, cjk_streets
+
+    text = ADVERSARIAL[name]
+    recognizers = [r for r in builtin_recognizers() if isinstance(r, RegexRecognizer)]
+    start = time.perf_counter()
+    cjk_streets(text)
+    for rec in recognizers:
+        rec.analyze(text, [])
+    assert time.perf_counter() - start < 5, name  # linear: well under a second on a laptop

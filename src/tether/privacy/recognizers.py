@@ -1256,9 +1256,11 @@ _SCRIPT_NAME_CUES = [
 # space, and these letters are what says "street".
 _CJK_STREET = re.compile(
     r"(?![我你他她它在住于於的是和到从從把给給])"  # "I live at" is no part of it: "我住在…"
-    rf"(?:(?:[{_HAN}]{{1,6}}(?:省|市|区|區|县|縣|都|道|府|県|町|镇|鎮))*[{_HAN}]{{1,8}}?"
+    # at most four divisions, never given back: their letters are Han too, and a run of "市市市…"
+    # could be cut into divisions in exponentially many ways
+    rf"(?:(?:[{_HAN}]{{1,6}}(?:省|市|区|區|县|縣|镇|鎮)){{0,4}}+[{_HAN}]{{1,8}}?"
     r"(?:路|街|大道|巷|胡同|弄)\d{1,5}(?:号|號)(?:[\d\-]{1,6}(?:室|楼|樓|栋|棟|单元|單元))?"
-    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村))*[{_HAN}{_KANA}]{{1,8}}?\d{{1,3}}丁目\d{{1,5}}(?:番地?|-)\d{{1,5}}(?:号)?)")
+    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村)){{0,4}}+[{_HAN}{_KANA}]{{1,8}}?\d{{1,3}}丁目\d{{1,5}}(?:番地?|-)\d{{1,5}}(?:号)?)")
 
 
 def cjk_streets(text: str) -> list[tuple[int, int]]:
