@@ -404,7 +404,10 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
         return JSONResponse(body, headers=route_headers(block))
 
     routed = RoutedStream(gw.router, rreq, decision)
-    block = route_block(decision, user=user, notes=notes)
+
+    def serving() -> str:
+        """The tier streaming now: the decision's until a fallback (known before its first text)."""
+        return getattr(routed, "_tier", decision.tier)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, model: str = decision.tier) -> dict[str, Any]:
         out = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -416,7 +419,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
     def chunks() -> Iterator[dict[str, Any]]:
         """Until the answer ends, ``model`` names the tier; the last chunks name the model that answered."""
         for text in routed:
-            yield chunk({"content": text})
+            yield chunk({"content": text}, model=serving())
         r = routed.response
         assert r is not None  # set once the last delta was read
         last = chunk({}, r.finish_reason, r.model or r.tier)
@@ -426,8 +429,6 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
             yield {**last, "choices": [], "usage": {"prompt_tokens": r.prompt_tokens,
                                                     "completion_tokens": r.completion_tokens,
                                                     "total_tokens": r.prompt_tokens + r.completion_tokens}}
-
-    first = {**chunk({"role": "assistant", "content": ""}), "tether": block}
 
     async def finish(last: dict[str, Any]) -> None:
         return None
@@ -449,6 +450,11 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
             await loop.run_in_executor(executor, _close, it)
         executor.shutdown(wait=False)
         raise
+    # The headers and first chunk name the tier that sends the text: a tier that failed before its
+    # first text was replaced by then (by the device, degraded), and is named in the last chunk's notes.
+    block = route_block(decision, tier=serving(), degraded=getattr(routed, "_degraded", False), user=user,
+                        notes=notes)
+    first = {**chunk({"role": "assistant", "content": ""}, model=serving()), "tether": block}
     stream = _Stream(gw, executor, _resumed(head, it), first, cancel, finish, lambda: executor.shutdown(wait=False))
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
