@@ -187,10 +187,13 @@ emoji = _run("emoji", EmojiBody, _emoji)
 
 
 async def privacy_scan(request: Request) -> JSONResponse:
-    """What the privacy guard finds in a text and what each tier would receive (nothing is sent)."""
+    """What the privacy guard finds in a text and what each tier would receive (nothing is sent),
+    and the saved consent policy (``consent_policy``: ask, always or never), so a page asking for
+    consent does not ask where the policy has already said no."""
     gw = gateway(request)
     gw.metrics.requests += 1
     body = parse(ScanBody, await read_json(request, gw.max_body))
     report = await in_thread(gw.router.guard.scan, body.text)
     block = {**route_block(FEATURE_DECISION), "reason": "the privacy scan runs on the device"}
-    return JSONResponse({**report.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
+    return JSONResponse({**report.model_dump(mode="json"), "consent_policy": gw.router.config.consent,
+                         "tether": block}, headers=route_headers(block))

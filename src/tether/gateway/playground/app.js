@@ -375,6 +375,12 @@
     if (target === "third-party") {
       setStatus("Asking before anything leaves the device…");
       const outbound = await outboundFor(text, "third_party");
+      if (lastScan && lastScan.text === text && lastScan.report.consent_policy === "never") {
+        // no Allow could change it: the gateway would refuse the request whatever the answer
+        setStatus("Refused by your saved policy (consent = \"never\"): nothing was sent.", true);
+        el.result.textContent = "Nothing was sent to the third party: the router config says consent = \"never\".";
+        return;
+      }
       if (!(await askConsent(outbound, "third_party"))) {
         setStatus("Refused: nothing was sent.");
         el.result.textContent = "Nothing was sent to the third party.";
