@@ -182,7 +182,7 @@ class Detector:
         check_text(text)
         if not text.strip():
             return []
-        original, glued = text, text.translate(_SEPARATORS)
+        original, glued = text, (_read_escapes(text) if "\\" in text else text).translate(_SEPARATORS)
         text = _unglued(glued)
         if _INVISIBLE.search(text) or _COMBINING.search(text):
             # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, a
@@ -271,6 +271,32 @@ _GLUED = re.compile(rf"[{_SPACELESS}](?=[A-Za-z0-9+])|(?<=[A-Za-z0-9])[{_SPACELE
 
 def _unglued(text: str) -> str:
     return _GLUED.sub(" ", text) if not text.isascii() else text
+
+
+# JSON and code escape what they write: "J\u00fcrgen M\u00fcller" (Python's json.dumps by default),
+# "Regards,\nZbigniew". A model reads the characters; so does detection: each escape is read as
+# its character followed by invisible ones (same length), which ``_as_read`` then maps back.
+_ESCAPE = re.compile(r"\\(?:u(?:([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|([0-9a-fA-F]{4}))|([nrt\"\\]))")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+
+
+def _read_escapes(text: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        high, low, code, simple = m.groups()
+        if simple:
+            ch = _SIMPLE_ESCAPES[simple]
+        elif high:
+            ch = chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
+        else:
+            cp = int(code, 16)
+            if 0xD800 <= cp < 0xE000:
+                return m.group()  # a lone surrogate stays as written
+            ch = chr(cp) if cp >= 0x20 or chr(cp) in "\n\r\t" else " "
+            if ch in _INVISIBLE_CHARS:
+                return "\u200b" * len(m.group())
+        return ch + "\u200b" * (len(m.group()) - 1)
+
+    return _ESCAPE.sub(one, text)
 
 
 _INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
