@@ -36,3 +36,16 @@ def test_a_value_written_with_escapes_is_found_as_written(guard, text, entity, v
 def test_odd_escapes_neither_fail_nor_move_offsets(guard, text):
     for s in guard.detect(text):
         assert text[s.start:s.end] == s.text
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("see /people/Zbigniew%20Wojcik now", "Zbigniew%20Wojcik"),
+    ("Download https://example.com/uploads/Maria%20Gonzalez%20CV.pdf", "Maria%20Gonzalez"),
+])
+def test_a_percent_encoded_name_is_found_whole(guard, text, value):
+    """Only "Zbigniew" or "Maria" was found before: "20Wojcik" is no word."""
+    assert value in [s.text for s in guard.detect(text) if s.entity_type == "PERSON"], guard.detect(text)
+
+
+def test_percent_signs_that_encode_nothing_stay_as_they_are(guard):
+    assert guard.detect("a 50% raise, 100%AB and %E2%80%8B here") == []

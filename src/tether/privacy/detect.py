@@ -182,7 +182,7 @@ class Detector:
         check_text(text)
         if not text.strip():
             return []
-        original, glued = text, (_read_escapes(text) if "\\" in text else text).translate(_SEPARATORS)
+        original, glued = text, (_read_escapes(text) if "\\" in text or "%" in text else text).translate(_SEPARATORS)
         text = _unglued(glued)
         if _INVISIBLE.search(text) or _COMBINING.search(text):
             # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, a
@@ -274,8 +274,9 @@ def _unglued(text: str) -> str:
 
 
 # JSON and code escape what they write: "J\u00fcrgen M\u00fcller" (Python's json.dumps by default),
-# "Regards,\nZbigniew". A model reads the characters; so does detection: each escape is read as
-# its character followed by invisible ones (same length), which ``_as_read`` then maps back.
+# "Regards,\nZbigniew", and URLs percent-encode it ("/uploads/Maria%20Gonzalez%20CV.pdf"). A model
+# reads the characters; so does detection: each escape is read as its character followed by
+# invisible ones (same length), which ``_as_read`` then maps back.
 _ESCAPE = re.compile(r"\\(?:u(?:([dD][89abAB][0-9a-fA-F]{2})\\u([dD][c-fC-F][0-9a-fA-F]{2})|([0-9a-fA-F]{4}))|([nrt\"\\]))")
 _SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
 
@@ -296,7 +297,22 @@ def _read_escapes(text: str) -> str:
                 return "\u200b" * len(m.group())
         return ch + "\u200b" * (len(m.group()) - 1)
 
-    return _ESCAPE.sub(one, text)
+    def percent(m: re.Match[str]) -> str:
+        try:
+            read = bytes.fromhex(m.group().replace("%", "")).decode("utf-8")
+        except UnicodeDecodeError:
+            return m.group()  # not UTF-8 ("100%AB"): as written
+        if "@" in read:
+            return m.group()  # "maria%40example.org" has a pattern of its own, which stops at the "?email="
+        # each character where its bytes began, then invisible ones for the rest of them
+        return "".join((c if c.isprintable() else " ") + "\u200b" * (3 * len(c.encode()) - 1) for c in read)
+
+    if "\\" in text:
+        text = _ESCAPE.sub(one, text)
+    return _PERCENT.sub(percent, text) if "%" in text else text
+
+
+_PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
 _INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
