@@ -226,7 +226,7 @@ _SSN_SHAPE = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 
 
 _SSN_CUE = re.compile(r"(?i)(?:\bssn|social[ _-]?security(?:[ _-]?(?:number|no))?)[\"' ]*[:=#]?[\"' ]*(?P<v>\d{9})(?!\d)")
-_IBAN_ANY_CASE = re.compile(r"(?i)(?<![\w])[a-z]{2}\d{2}(?: ?[a-z0-9]{4}){2,7}(?: ?[a-z0-9]{1,3})?(?![\w])")
+_IBAN_ANY_CASE = re.compile(r"(?i)(?<![\w\-])[a-z]{2}\d{2}(?:[ \-]?[a-z0-9]{4}){2,7}(?:[ \-]?[a-z0-9]{1,3})?(?![\w\-])")
 
 
 def _ssn_shaped(text: str) -> list[tuple[str, int, int, str]]:
@@ -240,8 +240,8 @@ def _ssn_shaped(text: str) -> list[tuple[str, int, int, str]]:
 
 
 def _lower_case_ibans(text: str) -> list[tuple[str, int, int, str]]:
-    """An IBAN in lower case (``iban: gb82 west 1234 5698 7654 32``), checked by its mod-97 digits;
-    presidio reads only capitals."""
+    """An IBAN in lower case (``iban: gb82 west 1234 5698 7654 32``, or with dashes), checked by its
+    mod-97 digits; presidio reads only capitals."""
     out = []
     for m in _IBAN_ANY_CASE.finditer(text):
         if m.group() != m.group().upper() and _iban_ok(m.group()):
@@ -250,7 +250,7 @@ def _lower_case_ibans(text: str) -> list[tuple[str, int, int, str]]:
 
 
 def _iban_ok(value: str) -> bool:
-    code = value.replace(" ", "").upper()
+    code = value.replace(" ", "").replace("-", "").upper()
     if not 15 <= len(code) <= 34:
         return False
     digits = "".join(str(int(c, 36)) for c in code[4:] + code[:4])
