@@ -86,9 +86,12 @@ def answer_budget(engine: LlamaEngine, text: str, factor: float = 1.4, floor: in
 
 
 _PREAMBLE = re.compile(
-    r"^\s*(?:here(?:'s| is)[^\n:]*:|(?:corrected|rewritten|revised|summary|result)[^\n:]{0,20}:)\s*",
+    r"^\s*(?:here(?:'s| is)[^\n:]*:|(?:corrected|rewritten|revised|summary|result)[^\n:]{0,20}:"
+    # a remark before it, on a line of its own: "The text has several spelling issues. Here's the corrected version:"
+    r"|[^\n]{0,200}?[.!]\s+here(?:'s| is)[^\n:]*:(?=[ \t]*\n))\s*",
     re.IGNORECASE,
 )
+_CLOSES = {'"': '"', "“": "”"}  # not ' : "'tis", "'90s"
 
 
 def clean_output(text: str, source: str = "") -> str:
@@ -105,6 +108,8 @@ def clean_output(text: str, source: str = "") -> str:
     quoted = lambda t: len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'“”"  # noqa: E731
     if quoted(out) and not quoted(src):
         out = out[1:-1].strip()
+    elif out[:1] in _CLOSES and not src.startswith(out[0]) and _CLOSES[out[0]] not in out[1:]:
+        out = out[1:].lstrip()  # the opening quote of an answer the model quoted and did not close
     return out
 
 

@@ -194,9 +194,35 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
         if progress:
             progress(done, len(pieces))
     corrected = "".join(out)
+    if verbatim := verbatim_spans(text):  # the model's edits there are no corrections: "exmaple.com" is another site
+        edits = [e for e in edits if not _inside(e, verbatim)]
+        undone = [e for e in undone if not _inside(e, verbatim)]
+        corrected = apply_edits(text, edits)
     return ProofreadResult(original=text, corrected=corrected, edits=edits, undone=undone, fallback=fallback,
                            flagged=suspects(corrected), model=model, duration_s=time.perf_counter() - start,
                            tier=tier, route=route if router is not None else "")
+
+
+# What a proofread leaves as written: code (fenced, to its fence or the text's end, or inline),
+# links, e-mail addresses, @handles and paths. Not prose: a "typo" there is another address or name.
+_VERBATIM = re.compile(
+    r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)|`[^`\n]+`"
+    r"|\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>]*[^\s<>.,;:!?)\]'\"”’]"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<![\w@])@\w[\w.-]*\w"
+    r"|(?<!\S)(?:~|\.{1,2})?/[\w.~/-]*\w|\b[a-z]:\\[^\s<>]*[^\s<>.,;:!?)\]'\"”’]",
+    re.M | re.S | re.I)
+
+
+def verbatim_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` has code, a link, an address or a path, which a proofread must not change."""
+    return [m.span() for m in _VERBATIM.finditer(text)]
+
+
+def _inside(edit: Edit, spans: list[tuple[int, int]]) -> bool:
+    """Whether ``edit`` changes any of ``spans`` (an insertion: strictly within one)."""
+    if edit.start == edit.end:
+        return any(a < edit.start < b for a, b in spans)
+    return any(edit.start < b and edit.end > a for a, b in spans)
 
 
 def _part_route(tier: str, route: str, where: str, why: str, part: int, parts: int) -> tuple[str, str]:
