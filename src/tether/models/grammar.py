@@ -14,6 +14,9 @@ ordinary model always yields a grammar whose output parses and validates:
   ``#/$defs/tree_node`` came out as a rule ``tree_node`` that was never defined),
   the root's own ``"#"`` (OpenAI's recursion form) becomes one of them, and a root
   ``$ref`` (pydantic's recursive model) becomes an ``anyOf`` of one;
+- a schema that constrains nothing (pydantic's ``Any`` field, ``{"title": "A"}``; ``list[Any]``'s
+  ``"items": {}``) allows any JSON value (the converter refused the first, crashed on the
+  second and forced an object for ``{}``);
 - ``"type": ["integer", "null"]`` becomes an ``anyOf`` of the two, so the bounds and
   pattern still apply to the integer or string (the converter drops them for a type list);
 - a ``maxLength``, ``maxItems`` or pattern repeat over ``REPEAT_MAX`` is left to the
@@ -44,7 +47,7 @@ _QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}|\{,\d+\}")
 
 def schema_to_gbnf(schema: dict[str, Any]) -> str:
     """The GBNF grammar for ``schema``; ``InputError`` for a schema it cannot enforce."""
-    prepared = json.loads(json.dumps(enforceable(local_refs_renamed(schema))))
+    prepared = json.loads(json.dumps(enforceable(any_value_spelled_out(local_refs_renamed(schema)))))
     converter = _converter_class()(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     try:
         resolved = converter.resolve_refs(prepared, "stdin")
@@ -141,6 +144,41 @@ def local_refs_renamed(schema: Any) -> Any:
         key = "allOf" if "anyOf" in schema else "anyOf"
         schema[key] = [{"$ref": ref}, *schema.get(key, [])]
     return schema
+
+
+# Keywords that describe a schema without constraining it.
+_ANNOTATIONS = frozenset(("title", "description", "default", "examples", "$comment", "deprecated", "readOnly",
+                          "writeOnly", "$schema", "$id", "$anchor", "$defs", "definitions"))
+_ANY_VALUE_TYPES = ["object", "array", "string", "number", "boolean", "null"]
+_SUBSCHEMA = ("items", "additionalItems", "additionalProperties", "unevaluatedItems", "unevaluatedProperties",
+              "not", "if", "then", "else", "contains", "propertyNames")
+_SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+
+
+def any_value_spelled_out(schema: Any) -> Any:
+    """``schema`` with every subschema that constrains nothing (``true``, ``{}``, or annotations
+    only, as pydantic writes an ``Any`` field) spelled out as "one of the six JSON types"."""
+    if schema is True:
+        return {"type": list(_ANY_VALUE_TYPES)}
+    if not isinstance(schema, dict):
+        return schema
+    out = dict(schema)
+    for key in _SUBSCHEMA:
+        if key in out and not isinstance(out[key], list):
+            if key in ("additionalProperties", "additionalItems", "unevaluatedItems", "unevaluatedProperties") \
+                    and isinstance(out[key], bool):
+                continue  # ``additionalProperties: true`` is the converter's own "any value"
+            out[key] = any_value_spelled_out(out[key])
+    for key in _SUBSCHEMA_LISTS:
+        if isinstance(out.get(key), list):
+            out[key] = [any_value_spelled_out(v) for v in out[key]]
+    for key in _SUBSCHEMA_MAPS:
+        if isinstance(out.get(key), dict):
+            out[key] = {name: any_value_spelled_out(v) for name, v in out[key].items()}
+    if not out.keys() - _ANNOTATIONS:
+        out["type"] = list(_ANY_VALUE_TYPES)
+    return out
 
 
 def enforceable(schema: Any) -> Any:
