@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -315,7 +316,18 @@ def unsupported_facts(summary: str, items: list[Notification]) -> list[str]:
     return problems
 
 
-_KEY_FACT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d{4,8}\b")
+# an amount with its currency before or after it ("$1,250.40", "42,50 €", "19.99 EUR"), or a code
+_KEY_FACT = re.compile(r"[$€£]\s?\d[\d,]*(?:\.\d+)?|(?<![\d.,])\d[\d.,]*\d?\s?(?:€|£|(?:EUR|GBP|CHF|USD)\b)"
+                       r"|\b\d{4,8}\b")
+_AMOUNT_AFTER = re.compile(r"(\d[\d.,]*)\s?(?:€|£|EUR|GBP|CHF|USD)$")
+
+
+def _kept(fact: str, squashed: str) -> bool:
+    """Whether a summary (without its spaces) keeps ``fact``: "42,50 €" may also be "€42,50"."""
+    after = _AMOUNT_AFTER.match(fact)
+    if after is None:
+        return fact.replace(" ", "") in squashed
+    return re.search(rf"(?<![\d.,]){re.escape(after.group(1))}(?!\d|[.,]\d)", squashed) is not None
 
 
 def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
@@ -324,7 +336,7 @@ def missing_key_facts(summary: str, items: list[Notification]) -> list[str]:
     if len(items) > 3:
         return []  # a long stack cannot keep every figure in one sentence
     squashed = summary.replace(" ", "")
-    return [f"missing {fact}" for fact in dict.fromkeys(_KEY_FACT.findall(text)) if fact.replace(" ", "") not in squashed]
+    return [f"missing {fact}" for fact in dict.fromkeys(_KEY_FACT.findall(text)) if not _kept(fact, squashed)]
 
 
 _ASKED = r"(?:asked|asks|is asking|was asking|has asked|has requested|wants to know|requested|requests|is requesting|inquired|is inquiring)"
@@ -688,7 +700,30 @@ def _problems(summary: str, items: list[Notification]) -> list[str]:
     if not summary:
         return ["an empty summary"]
     loop = ["a summary that repeats itself"] if repeats_itself(summary) else []
-    return loop + unsupported_facts(summary, items) + missing_key_facts(summary, items) + misattributed(summary, items)
+    return loop + other_script(summary, items) + unsupported_facts(summary, items) + \
+        missing_key_facts(summary, items) + misattributed(summary, items)
+
+
+def _script(char: str) -> str:
+    """A letter's script: LATIN, CJK (Han and kana together: Japanese mixes them), ARABIC…"""
+    name = unicodedata.name(char, "")
+    first = name.split(" ", 1)[0]
+    return "CJK" if first in ("CJK", "HIRAGANA", "KATAKANA") else first
+
+
+def other_script(summary: str, items: list[Notification]) -> list[str]:
+    """A summary in another script than the messages: the 0.5B model wrote "Priya Sharma asked if
+    she had any questions about WhatsApp's notifications." for two Hindi messages about dinner.
+    The check reads names and numbers, not a translation, so such a summary is unchecked. Words
+    the stack has (a sender's name, an app) do not count."""
+    source = "\n".join(" ".join(filter(None, [n.app, n.sender, n.title, n.body])) for n in items)
+    have = set(re.findall(r"\w+", source.lower()))
+    said = Counter(_script(c) for n in items for c in f"{n.title or ''} {n.body}" if c.isalpha())
+    wrote = Counter(_script(c) for w in re.findall(r"\w+", summary) if w.lower() not in have for c in w if c.isalpha())
+    if not said or not wrote:
+        return []
+    script = wrote.most_common(1)[0][0]
+    return [] if said[script] >= 0.2 * sum(said.values()) else [f"a summary in {script.replace('CJK', 'Cjk').title().replace('Cjk', 'CJK')} script, not the messages' own"]
 
 
 def repeats_itself(summary: str) -> bool:
@@ -720,7 +755,7 @@ def _strip_app_echo(text: str, app: str) -> str:
 def _one_sentence(text: str) -> str:
     text = " ".join(text.split())
     first = (split_sentences(text) or [""])[0]
-    return first + "." if first and first[-1] not in ".!?" else first
+    return first + "." if first and first[-1] not in ".!?。！？" else first
 
 
 def summarize_notifications(
@@ -745,6 +780,8 @@ def summarize_notifications(
         items = parse_notifications([n.model_dump() if isinstance(n, Notification) else n for n in raw])
     if not items:
         raise InputError("the notification list is empty")
+    # one notification delivered twice is one: not a stack of two ("Zahlung (2)") nor "(+1 more)"
+    items = list({n.model_dump_json(): n for n in items}.values())
     stacks = []
     groups = group(items)
     if len(groups) > MAX_STACKS:
