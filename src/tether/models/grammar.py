@@ -190,6 +190,15 @@ def enforceable(schema: Any) -> Any:
     from 1 to 5) becomes an ``enum``: the converter ignores ``minimum`` and ``maximum``.
     """
     if isinstance(schema, dict):
+        all_of = schema.get("allOf")
+        if isinstance(all_of, list) and len(all_of) == 1 and isinstance(all_of[0], dict) \
+                and not (schema.keys() - _ANNOTATIONS - {"allOf"}):
+            # {"allOf": [{"$ref": …}], "description": …}: the schema it wraps, which the converter
+            # would otherwise read as an object of that schema's properties (none, for an enum)
+            return enforceable({**{k: v for k, v in schema.items() if k != "allOf"}, **all_of[0]})
+        if isinstance(all_of, list) and not all(_object_like(m) for m in all_of):
+            raise InputError("allOf can be enforced while generating only as a merge of object schemas; "
+                             "write the combined schema out")
         types = schema.get("type")
         if isinstance(types, list) and len(types) > 1 and not {"anyOf", "enum", "const"} & schema.keys():
             # {"type": ["integer", "null"], "maximum": 5}: the converter drops the bounds and pattern
@@ -228,6 +237,17 @@ def enforceable(schema: Any) -> Any:
     if isinstance(schema, list):
         return [enforceable(v) for v in schema]
     return schema
+
+
+def _object_like(schema: Any) -> bool:
+    """Whether the converter's ``allOf`` (which merges the members' ``properties``) reads ``schema``
+    as it means: an object schema, a reference (pydantic refers to models), or a choice of those."""
+    if not isinstance(schema, dict):
+        return False
+    if "$ref" in schema or "properties" in schema or schema.get("type") == "object":
+        return True
+    branches = schema.get("anyOf")
+    return isinstance(branches, list) and bool(branches) and all(_object_like(b) for b in branches)
 
 
 def grammar_regex(regex: str, pattern: str | None = None) -> str:
