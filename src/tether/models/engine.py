@@ -38,6 +38,9 @@ from tether.text import require_unicode
 
 DEFAULT_CONTEXT = 4096
 N_BATCH = 512
+# A prompt is read in blocks of this many tokens from its start, so its logits do not depend on
+# what the cache held before (see LlamaEngine._prefill); a cached prefix is reused in whole blocks.
+PREFILL_BLOCK = 512
 # llama.cpp may repack quantized weights into a CPU-friendly copy; measured +6% of the file for
 # qwen2.5-0.5b and +56% for qwen2.5-1.5b, so the estimate allows 60%.
 REPACK_MARGIN = 0.6
@@ -345,6 +348,7 @@ class LlamaEngine:
         # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
         # or change the greedy output of another's; a device keeps its cache for the next turn.
         self.isolate_requests = False
+        self._blocks_cached = 0  # leading cached tokens read in whole blocks (see _prefill)
         # Ask the grammar about the sampled token only (tether.models.lazy_grammar); False matches
         # every token of the vocabulary at every step, as llama-cpp-python does (benchmarks compare).
         self.lazy_grammar = True
@@ -476,22 +480,32 @@ class LlamaEngine:
         llama_cpp.llama_sampler_free(sampler)
 
     def _prefill(self, prompt: list[int], cancel: Any) -> None:
-        """Read a long prompt in batches, checking ``cancel`` between them: llama.cpp reads the
-        whole prompt in one call, so a cancel during a 2,000-token prompt would wait it out.
-        ``generate`` then finds the prompt cached and samples at once."""
+        """Read the prompt in blocks of ``PREFILL_BLOCK`` tokens counted from its first token,
+        reusing from the cache only whole blocks an earlier prompt read the same way, and checking
+        ``cancel`` between blocks. ``generate`` then finds the prompt cached and samples at once.
+
+        llama.cpp's numbers depend on how tokens are batched: a token read alone (as
+        llama-cpp-python re-reads a cached prompt's last token, or as an answer's tokens were
+        read while generated) comes out a hair different from the same token read in a batch,
+        and greedy decoding drifts from there: the same greedy request, asked twice, answered
+        differently. Read this way, what a prompt yields depends on its tokens alone."""
         llm = self.llm
-        done = 0
-        for a, b in zip(llm._input_ids, prompt):
+        same = 0
+        for a, b in zip(llm._input_ids[: self._blocks_cached], prompt):
             if a != b:
                 break
-            done += 1
-        if len(prompt) - done <= N_BATCH:
-            return  # one batch: nothing to interrupt; generate() reads it as before
-        llm.n_tokens = done  # eval() drops the cache past this point
-        for i in range(done, len(prompt), N_BATCH):
-            if cancel.is_set():
+            same += 1
+        # the last block is always read again: its logits are what the first token is sampled from
+        reuse = min(same, len(prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
+        self._blocks_cached = reuse
+        llm.n_tokens = reuse  # eval() drops the cache past this point
+        for i in range(reuse, len(prompt), PREFILL_BLOCK):
+            if cancel is not None and cancel.is_set():
                 raise GenerationCancelledError()
-            llm.eval(prompt[i:i + N_BATCH])
+            block = prompt[i:i + PREFILL_BLOCK]
+            llm.eval(block)
+            if len(block) == PREFILL_BLOCK:
+                self._blocks_cached = i + PREFILL_BLOCK
 
     def _generate(
         self,
@@ -531,8 +545,17 @@ class LlamaEngine:
             self.llm.set_seed(_llama_seed(sampling.seed, llama_cpp.LLAMA_DEFAULT_SEED))
             if self.isolate_requests:
                 self.llm.reset()  # evaluate the whole prompt: no prefix reuse from an earlier request
-            if cancel is not None:
+                self._blocks_cached = 0
+            try:
                 self._prefill(prompt, cancel)
+            except GenerationCancelledError:
+                if self.isolate_requests:
+                    self._forget()
+                raise
+            except Exception as exc:  # llama.cpp failures surface as our error
+                if self.isolate_requests:
+                    self._forget()
+                raise GenerationError(f"llama.cpp failed reading the prompt: {exc}") from exc
             temp = sampling.temperature if sampling.top_p > 0 else 0.0
             bias = _bias_processor(sampling.logit_bias)
             lazy = None
@@ -636,6 +659,7 @@ class LlamaEngine:
         self.llm._ctx.kv_cache_seq_rm(-1, 0, -1)
         self.llm.input_ids.fill(0)
         self.llm.n_tokens = 0
+        self._blocks_cached = 0
 
     def _logprob(self, token: int, top: int) -> TokenLogprob:
         ptr = self._llama_cpp.llama_get_logits_ith(self.llm._ctx.ctx, -1)
