@@ -158,4 +158,6 @@ def test_typed_emoji_are_used_and_short_or_foreign_words_do_not_match_by_acciden
     plan = _words_plan("🐱 with 🕶️")
     assert plan.base == "🐱" and [(e.thing, e.place) for e in plan.extras] == [("🕶️", "eyes")]
     assert find_emoji("de") is None  # a two-letter word names nothing
-    assert _words_plan("un gato con gafas de sol").extras == []
+    # Spanish names what it names (gato, gafas), and "con", "sol" match nothing by accident
+    plan = _words_plan("un gato con gafas de sol")
+    assert find_emoji(plan.base)[0] == "🐈" and [(e.thing, e.place) for e in plan.extras] == [("gafas", "eyes")]

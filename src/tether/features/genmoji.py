@@ -91,21 +91,66 @@ class EmojiResult(BaseModel):
 
 # ----------------------------------------------------------------- lookup
 
+# the languages the emoji package names emoji in besides English; Chinese and Japanese are
+# written without spaces, so their names are looked for inside the description (``_cjk_names``)
+_LANGUAGES = ("ar", "de", "es", "fa", "fr", "id", "it", "ko", "pt", "ru", "tr")
+_CJK_LANGUAGES = ("ja", "zh")
+
+
 @functools.lru_cache(maxsize=1)
 def _index() -> sqlite3.Connection:
+    """English names and aliases, which the lookup ranks by, and the other languages' names, which
+    it reads only when no English word matched: "eine Katze mit Sonnenbrille" is 🐱 and 🕶️."""
     import emoji
 
+    emoji.config.load_language(list(_LANGUAGES + _CJK_LANGUAGES))
     db = sqlite3.connect(":memory:", check_same_thread=False)
+    # two tables: the other languages' words must not change how English ones rank
     db.execute("CREATE VIRTUAL TABLE e USING fts5(char UNINDEXED, name, aliases, tokenize='porter unicode61')")
+    db.execute("CREATE VIRTUAL TABLE o USING fts5(char UNINDEXED, others, tokenize='porter unicode61')")
     rows = []
     for char, data in emoji.EMOJI_DATA.items():
         name = data["en"].strip(":").replace("_", " ")
         if data.get("status") != emoji.STATUS["fully_qualified"] or "skin tone" in name:
             continue
         aliases = "; ".join(a.strip(":").replace("_", " ") for a in data.get("alias", []))
-        rows.append((char, name, aliases))
-    db.executemany("INSERT INTO e VALUES (?, ?, ?)", rows)
+        others = "; ".join(data[lang].strip(":").replace("_", " ") for lang in _LANGUAGES if lang in data)
+        rows.append((char, name, aliases, others))
+    db.executemany("INSERT INTO e VALUES (?, ?, ?)", [r[:3] for r in rows])
+    db.executemany("INSERT INTO o VALUES (?, ?)", [(r[0], r[3]) for r in rows])
     return db
+
+
+@functools.lru_cache(maxsize=1)
+def _cjk_names() -> list[tuple[str, str]]:
+    """(name, emoji) in Japanese and Chinese, longest first: "サングラス" before "猫"."""
+    import emoji
+
+    _index()
+    names = {}
+    for char, data in emoji.EMOJI_DATA.items():
+        if data.get("status") != emoji.STATUS["fully_qualified"] or "skin tone" in data["en"]:
+            continue
+        for lang in _CJK_LANGUAGES:
+            name = data.get(lang, "").strip(":").replace("_", "")
+            if name and not name.isascii():
+                names.setdefault(name, char)
+    return sorted(names.items(), key=lambda item: -len(item[0]))
+
+
+def _cjk_emoji(text: str) -> list[tuple[int, str]]:
+    """(where, emoji) for each Japanese or Chinese emoji name in ``text``, a longer name first
+    and none inside another: "サングラスをかけた猫" holds 🕶️ and 🐈."""
+    taken = [False] * len(text)
+    found = []
+    for name, char in _cjk_names():
+        at = text.find(name)
+        while at >= 0:
+            if not any(taken[at:at + len(name)]):
+                taken[at:at + len(name)] = [True] * len(name)
+                found.append((at, char))
+            at = text.find(name, at + 1)
+    return sorted(found)
 
 
 _WORD = re.compile(r"[^\W_]+")  # Unicode letters and digits: "café" is one word, not "caf"
@@ -140,7 +185,7 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         return given[0], emoji.EMOJI_DATA.get(given[0], {}).get("en", ":emoji:").strip(":").replace("_", " ")
     words = _words(phrase)
     if not words:
-        return None
+        return _other_language(phrase, [], font)  # "猫": a name of one character
     query = " OR ".join(f'"{w}"' for w in words)
     rows = _index().execute(
         "SELECT char, name, aliases, bm25(e, 0.0, 4.0, 1.0) AS rank FROM e WHERE e MATCH ? ORDER BY rank LIMIT 25",
@@ -149,7 +194,9 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
     if font is not None:
         rows = [r for r in rows if _draws(font, r[0])]
     if not rows:
-        return None
+        hit = _other_language(phrase, words, font)
+        # by its English name, as an English word would be: "Katze" as a base is 🐱, not 🐈
+        return (find_emoji(hit[1], prefer_face=True, drawable=drawable) or hit) if hit and prefer_face else hit
     target = " ".join(words)
     targets = {target, re.sub(r"s\b", "", target)}  # "cats" names "cat"
 
@@ -167,6 +214,35 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
 
     char, name, _, _ = max(rows, key=score)
     return char, name
+
+
+def _other_language(phrase: str, words: list[str], font: tuple[str, int, int] | None) -> tuple[str, str] | None:
+    """``find_emoji`` in the other languages: a word that begins a name ("katze" of "katzengesicht"),
+    the name that is the word itself first, then the shortest; else a Japanese or Chinese name in it."""
+    import emoji
+
+    asked = [w for w in words if w not in _FOREIGN_STOP and len(w) >= 4 or not w.isascii()]
+    rows = []
+    if asked:
+        query = " OR ".join(f'"{w}"*' for w in asked)
+        rows = _index().execute("SELECT char, others FROM o WHERE o MATCH ? LIMIT 200", (query,)).fetchall()
+    def order(row: tuple[str, str]) -> tuple[int, int]:  # "gafas de sol" is 🕶️ before "gafas" 👓
+        mine = {w for w in words if w not in _FOREIGN_STOP}
+        best = max(row[1].lower().split(";"), key=lambda n: (len(mine & set(n.split())), -len(n)))
+        return -len(mine & set(best.split())), len(best)
+
+    chars = [c for c, _ in sorted(rows, key=order)]
+    chars += [c for _, c in _cjk_emoji(phrase)]
+    for char in chars:
+        if font is None or _draws(font, char):
+            return char, emoji.EMOJI_DATA[char]["en"].strip(":").replace("_", " ")
+    return None
+
+
+# "eine", "avec": words of other languages too common to name anything
+_FOREIGN_STOP = frozenset("""eine einen einem einer nicht oder sein seine ihre ihrem unter über mein meine
+avec dans pour sans sous une elle elles cette leur leurs mais como para pero entre sobre sus una unos unas
+della delle degli nella sulla come anche dentro uma para pelo pela seus suas""".split())
 
 
 # ----------------------------------------------------------------- drawing
@@ -290,8 +366,9 @@ def _grounded(phrase: str, description: str) -> bool:
 
 def _place(thing: str, suggested: str) -> str:
     """Wearables go where they are worn, whatever the model said; other things are held or beside."""
-    if _emoji_in(thing):  # "🕶️" is worn where "sunglasses" is
-        thing = find_emoji(thing)[1]  # type: ignore[index]
+    hit = find_emoji(thing)
+    if hit is not None:  # "🕶️" and "Sonnenbrille" are worn where "sunglasses" is
+        thing = f"{thing} {hit[1]}"
     stems = _stems(thing)
     if stems & _EYES:
         return "eyes"
@@ -318,7 +395,10 @@ def _plan(description: str, model: str, drawable: bool = False) -> tuple[_Plan |
 def _words_plan(description: str, drawable: bool = False) -> _Plan:
     """Fallback: the description's own words, the first that names an emoji as the base."""
     words = _words(description)
-    hits = [w for w in _emoji_in(description) + words if find_emoji(w) is not None]
+    # a Japanese or Chinese run of words is one "word": its emoji names, in order
+    things = [n for w in words for n in ([c for _, c in _cjk_emoji(w)] if not w.isascii() and _cjk_emoji(w) else [w])]
+    hits = [w for w in _emoji_in(description) + things if find_emoji(w) is not None]
+    hits.sort(key=lambda w: _place(w, "beside") in ("eyes", "head"))  # a thing worn is no base: the cat is
     if drawable:  # what the font draws leads; the rest stay, to be reported unmatched
         hits.sort(key=lambda w: find_emoji(w, drawable=True) is None)
     base = hits[0] if hits else description[:30]
