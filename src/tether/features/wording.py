@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import threading
+import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,10 +75,27 @@ def _negations(tokens: Span) -> int:
     return sum(t.lower_.replace("’", "'") in _NEGATIONS for t in tokens)
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
+
+
+def _new_word(a: str, b: str) -> bool:
+    """Whether some change between ``a`` and ``b``, character by character, puts two letters or
+    more in place of others (or adds or drops them): a word, not a character or a mark."""
+    ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
+    letters = lambda t: sum(c.isalnum() for c in t)  # noqa: E731
+    return any(max(letters(a[i1:i2]), letters(b[j1:j2])) >= 2 for op, i1, i2, j1, j2 in ops if op != "equal")
+
+
 def changes_wording(edit: _Edit) -> bool:
     op, _, kind = edit.type.partition(":")
     if _negations(edit.o_toks) != _negations(edit.c_toks):  # "can't" → "can" flips the meaning
         return True
+    if all(unicodedata.category(c)[0] in "PZ" or c.isspace() for c in edit.o_str + edit.c_str):
+        return False  # punctuation only: "？" is, whatever ERRANT's English tagger calls it ("$" → "€" is not)
+    if _CJK.search(edit.o_str + edit.c_str) and kind != "PUNCT":
+        # written without spaces, a whole clause is one "word" (which ERRANT may call a spelling):
+        # what changed in it decides. One character is a fix (会義 → 会議); more, another word (資料 → データ)
+        return _new_word(edit.o_str, edit.c_str)
     if kind not in _WORDING:
         return False
     old, new = _content(edit.o_toks), _content(edit.c_toks)
