@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tether.features import writing
@@ -54,3 +57,26 @@ def test_verbatim_spans_are_code_links_addresses_and_paths():
     found = [text[a:b] for a, b in writing.verbatim_spans(text)]
     assert found == ["jon.doe@exmaple.com", "www.exmaple.org/teh", "~/.acme/config.toml", "/usr/lcoal/bin",
                      "C:\\Users\\teh\\file.txt", "@maria.k", "`pip instal x`", "```\nunclosed code"]
+
+
+NOTE = """hey, to fix the build just run this:
+
+```bash
+pip install -e ".[dev]" && pytest -x tests/unit
+```
+
+then push to the `release/2.4` branch and ping me. docs are at https://docs.acme.io/build#ci
+"""
+
+
+@pytest.mark.quality
+def test_a_rewrite_that_drops_a_link_says_so(small):
+    """The 0.5B model's professional rewrite of this note left its docs link out, unsaid."""
+    run = subprocess.run([sys.executable, "-m", "tether", "rewrite", "--tone", "professional", "-m", SMALL, "-t", NOTE],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    if "https://docs.acme.io/build#ci" not in run.stdout.split("(warning")[0]:
+        assert "(warning: the rewrite dropped or changed https://docs.acme.io/build#ci)" in run.stdout
+    result = writing.rewrite(NOTE, "professional", model=SMALL)
+    assert result.missing_links == ([] if "https://docs.acme.io/build#ci" in result.text
+                                    else ["https://docs.acme.io/build#ci"])

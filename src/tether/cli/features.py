@@ -119,6 +119,8 @@ def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: b
     with parts_progress("rewriting") as progress:
         result = writing.rewrite(text, tone, model=model, progress=progress, router=router)  # type: ignore[arg-type]
     warn = f"\n(warning: the rewrite dropped {', '.join(result.missing_numbers)})" if result.missing_numbers else ""
+    if result.missing_links:
+        warn += f"\n(warning: the rewrite dropped or changed {', '.join(result.missing_links)})"
     if result.added_numbers:
         warn += f"\n(warning: the rewrite has {', '.join(result.added_numbers)}, which the text does not)"
     if result.unfilled:

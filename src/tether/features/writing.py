@@ -50,6 +50,7 @@ class RewriteResult(BaseModel):
     tone: Tone
     text: str
     missing_numbers: list[str] = []  # numbers of the original the rewrite dropped
+    missing_links: list[str] = []  # links and e-mail addresses of the original the rewrite dropped or changed
     added_numbers: list[str] = []  # numbers in the rewrite that the original lacks (made up)
     unfilled: list[str] = []  # fill-in slots the model left in the text, such as "[Date]"
     cut: bool = False  # some piece's answer ran past its budget twice: it ends at its last whole sentence or line
@@ -205,10 +206,10 @@ def proofread(text: str, *, model: str = DEFAULT_MODEL, progress: Progress | Non
 
 # What a proofread leaves as written: code (fenced, to its fence or the text's end, or inline),
 # links, e-mail addresses, @handles and paths. Not prose: a "typo" there is another address or name.
+_LINK = r"\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>]*[^\s<>.,;:!?)\]'\"”’]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 _VERBATIM = re.compile(
     r"^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?(?:^[ \t]*\1[ \t]*$|\Z)|`[^`\n]+`"
-    r"|\b(?:[a-z][a-z0-9+.-]*://|www\.)[^\s<>]*[^\s<>.,;:!?)\]'\"”’]"
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<![\w@])@\w[\w.-]*\w"
+    rf"|{_LINK}|(?<![\w@])@\w[\w.-]*\w"
     r"|(?<!\S)(?:~|\.{1,2})?/[\w.~/-]*\w|\b[a-z]:\\[^\s<>]*[^\s<>.,;:!?)\]'\"”’]",
     re.M | re.S | re.I)
 
@@ -397,7 +398,10 @@ def rewrite(text: str, tone: Tone = "professional", *, model: str = DEFAULT_MODE
             out.append(piece)
         if progress:
             progress(done, len(pieces))
-    return RewriteResult(original=text, tone=tone, text="".join(out).strip(), missing_numbers=sorted(missing),
+    written = "".join(out).strip()
+    links = dict.fromkeys(m.group() for m in re.finditer(_LINK, text, re.I))
+    return RewriteResult(original=text, tone=tone, text=written, missing_numbers=sorted(missing),
+                         missing_links=[link for link in links if link not in written],
                          added_numbers=sorted(added), unfilled=unfilled, cut=any_cut, parts=len(pieces), model=model,
                          duration_s=time.perf_counter() - start, tier=tier, route=route if router is not None else "")
 
