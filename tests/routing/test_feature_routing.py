@@ -243,7 +243,8 @@ def test_a_rewrite_with_a_secret_never_leaves_and_an_unreachable_cloud_leaves_it
     assert provider.captured() == []
     dead = rewrite(BOOKING, "professional", router=router(device, private_cloud=dead_cloud()))
     assert dead.tier == "device" and "escalation failed" in dead.route
-    assert dead.cut  # the device's best try, marked, not hidden
+    # the device's best try, kept with what the check found in it, not hidden
+    assert dead.cut or dead.missing_numbers or dead.added_numbers or dead.unfilled
 
 
 def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
