@@ -47,3 +47,50 @@ def test_a_continued_conversation_answers_as_the_same_one_resumed(tiny):
                                                                    logprobs=True)
     assert resumed.text == continued.text
     assert [lp.logprob for lp in resumed.completion.logprobs] == [lp.logprob for lp in continued.completion.logprobs]
+
+
+def _tokens_read(engine, monkeypatch):
+    """How many prompt tokens the engine hands llama.cpp to read, request by request (the
+    answer's tokens, read one by one as they are generated, are not counted)."""
+    read: list[int] = []
+    prefill, real_eval = engine._prefill, engine.llm.eval
+
+    def counting_prefill(prompt, cancel):
+        read.append(0)
+
+        def counting_eval(tokens):
+            read[-1] += len(tokens)
+            return real_eval(tokens)
+
+        monkeypatch.setattr(engine.llm, "eval", counting_eval)
+        try:
+            return prefill(prompt, cancel)
+        finally:
+            monkeypatch.setattr(engine.llm, "eval", real_eval)
+
+    monkeypatch.setattr(engine, "_prefill", counting_prefill)
+    return read
+
+
+def test_a_shared_system_prompt_is_read_once_and_a_conversation_rereads_only_its_last_turns(tiny, monkeypatch):
+    """Blocks end at every end-of-turn token, so a system prompt shorter than a block (a
+    feature's instructions) is reused by the next request, and a continued conversation
+    re-reads only the last question, the answer and the new question."""
+    system = Message("system", "You sort the user's notifications and answer in one short sentence. " * 4)
+    tiny.complete([system, Message("user", "First question?")], Sampling.greedy(4))
+    read = _tokens_read(tiny, monkeypatch)
+    second = [system, Message("user", "A different question?")]
+    first = _run(tiny, second, 8)
+    tokens = tiny.tokenize_chat(second)
+    system_turn = tokens.index(tiny.llm.token_eos()) + 1  # <|im_end|> closes the system turn
+    assert 0 < system_turn < len(tokens) - 4
+    assert read == [len(tokens) - system_turn]
+    assert _run(tiny, second, 8) == first  # the same answer however much was reused
+    assert read[-1] < 12  # the last turn, read again for the first token's logits
+
+    session = Session("You are a storyteller. " * 30, engine=tiny)
+    session.respond("Tell a story about a fox.", sampling=Sampling.greedy(40))
+    read.clear()
+    whole = session.token_count("And then?")
+    session.respond("And then?", sampling=Sampling.greedy(4))
+    assert 0 < read[0] < whole - 150  # the instructions (about 150 tokens) stayed cached

@@ -38,9 +38,11 @@ from tether.text import require_unicode
 
 DEFAULT_CONTEXT = 4096
 N_BATCH = 512
-# A prompt is read in blocks of this many tokens from its start, so its logits do not depend on
-# what the cache held before (see LlamaEngine._prefill); a cached prefix is reused in whole blocks.
-PREFILL_BLOCK = 512
+# A prompt is read in blocks that end after each end-of-turn token and every this many tokens
+# in between, so its logits do not depend on what the cache held before (see
+# LlamaEngine._prefill); a cached prefix is reused in whole blocks. Prefill runs as fast in
+# 128-token batches as in 512-token ones on 2 cores (measured 142 and 134 tok/s on qwen2.5-0.5b).
+PREFILL_BLOCK = 128
 # llama.cpp may repack quantized weights into a CPU-friendly copy; measured +6% of the file for
 # qwen2.5-0.5b and +56% for qwen2.5-1.5b, so the estimate allows 60%.
 REPACK_MARGIN = 0.6
@@ -479,10 +481,26 @@ class LlamaEngine:
                              "(an empty enum, anyOf or type list?) or it uses a construct llama.cpp cannot parse")
         llama_cpp.llama_sampler_free(sampler)
 
+    def _block_ends(self, prompt: list[int]) -> list[int]:
+        """Where each block of ``prompt`` ends: after every end-of-turn token, after every
+        ``PREFILL_BLOCK`` tokens since the last end, and at the prompt's end. An end depends only on
+        the tokens before it, so a prompt and its continuation are cut the same way up to where
+        they part, and a conversation's earlier turns (the system prompt first) are whole blocks."""
+        is_eog = self._llama_cpp.llama_vocab_is_eog
+        ends, since = [], 0
+        for i, token in enumerate(prompt):
+            since += 1
+            if since == PREFILL_BLOCK or is_eog(self._vocab, token):
+                ends.append(i + 1)
+                since = 0
+        if not ends or ends[-1] != len(prompt):
+            ends.append(len(prompt))
+        return ends
+
     def _prefill(self, prompt: list[int], cancel: Any) -> None:
-        """Read the prompt in blocks of ``PREFILL_BLOCK`` tokens counted from its first token,
-        reusing from the cache only whole blocks an earlier prompt read the same way, and checking
-        ``cancel`` between blocks. ``generate`` then finds the prompt cached and samples at once.
+        """Read the prompt block by block (see ``_block_ends``), reusing from the cache only whole
+        blocks an earlier prompt read the same way, and checking ``cancel`` between blocks.
+        ``generate`` then finds the prompt cached and samples at once.
 
         llama.cpp's numbers depend on how tokens are batched: a token read alone (as
         llama-cpp-python re-reads a cached prompt's last token, or as an answer's tokens were
@@ -495,17 +513,23 @@ class LlamaEngine:
             if a != b:
                 break
             same += 1
+        ends = self._block_ends(prompt)
         # the last block is always read again: its logits are what the first token is sampled from
-        reuse = min(same, len(prompt) - 1) // PREFILL_BLOCK * PREFILL_BLOCK
+        reuse = max((e for e in ends if e <= min(same, len(prompt) - 1)), default=0)
         self._blocks_cached = reuse
         llm.n_tokens = reuse  # eval() drops the cache past this point
-        for i in range(reuse, len(prompt), PREFILL_BLOCK):
+        at = reuse
+        for end in ends:
+            if end <= at:
+                continue
             if cancel is not None and cancel.is_set():
                 raise GenerationCancelledError()
-            block = prompt[i:i + PREFILL_BLOCK]
-            llm.eval(block)
-            if len(block) == PREFILL_BLOCK:
-                self._blocks_cached = i + PREFILL_BLOCK
+            llm.eval(prompt[at:end])
+            at = end
+            # a block cut by the prompt's end grows when the prompt does: only closed ones are reused
+            if end - self._blocks_cached == PREFILL_BLOCK or self._llama_cpp.llama_vocab_is_eog(
+                    self._vocab, prompt[end - 1]):
+                self._blocks_cached = end
 
     def _generate(
         self,
