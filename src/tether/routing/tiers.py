@@ -163,12 +163,6 @@ class PrivateCloudTier:
     def __init__(self, client: Any):
         self.client = client
 
-    def available(self) -> bool:
-        try:
-            return bool(self.client.nodes())
-        except CloudError:
-            return False
-
     def complete(self, messages: Sequence[Message], sampling: Sampling, *, json_schema: dict[str, Any] | None = None,
                  logprobs: bool = False) -> TierResult:
         start = time.perf_counter()
