@@ -183,6 +183,24 @@ class Detector:
         if not text.strip():
             return []
         original, glued = text, (_read_escapes(text) if "\\" in text or "%" in text else text).translate(_SEPARATORS)
+        spans = self._detect_as_read(original, glued, filter_false_positives, recall_first)
+        if _OVERRIDE.search(glued):
+            # "\u202emoc.elpmaxe@nhoj" is shown as "john@example.com": read it as shown too, then
+            # map each span that takes in reordered characters back to those it was shown from.
+            shown, order = _as_shown(glued)
+            seen = []
+            for s in self._detect_as_read(shown, shown, filter_false_positives, recall_first):
+                read = [i for i in range(s.start, s.end) if shown[i] not in _INVISIBLE_CHARS]
+                at = [order[i] for i in read]
+                if any(order[i] != i for i in read):
+                    a, b = min(at), max(at) + 1
+                    seen.append(s.model_copy(update={"start": a, "end": b, "text": original[a:b]}))
+            spans = resolve_overlaps(spans + seen, original) if seen else spans
+        return spans
+
+    def _detect_as_read(self, original: str, glued: str, filter_false_positives: bool | None,
+                        recall_first: bool) -> list[Span]:
+        """``glued`` is ``original`` with escapes and separators read (same length)."""
         text = _unglued(glued)
         if _INVISIBLE.search(text) or _COMBINING.search(text):
             # Zero-width characters split "sk-\u200bproj-…" or "jane\u200b@…" so nothing matches, a
@@ -293,7 +311,7 @@ def _read_escapes(text: str) -> str:
             if 0xD800 <= cp < 0xE000:
                 return m.group()  # a lone surrogate stays as written
             ch = chr(cp) if cp >= 0x20 or chr(cp) in "\n\r\t" else " "
-            if ch in _INVISIBLE_CHARS:
+            if ch in _INVISIBLE_CHARS and ch not in _BIDI_CONTROLS:  # an escaped override still reverses
                 return "\u200b" * len(m.group())
         return ch + "\u200b" * (len(m.group()) - 1)
 
@@ -315,7 +333,9 @@ def _read_escapes(text: str) -> str:
 _PERCENT = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
 
 
-_INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+# The bidi controls are invisible too (the marks, embeddings, overrides and isolates).
+_BIDI_CONTROLS = "\u200e\u200f\u061c\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_INVISIBLE_CHARS = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad" + _BIDI_CONTROLS)
 _INVISIBLE = re.compile("[" + "".join(_INVISIBLE_CHARS) + "]")
 _COMBINING = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
@@ -333,7 +353,9 @@ def _as_read(text: str) -> tuple[str, list[int], list[int]]:
             i += 1
             continue
         j = i + 1
-        while j < n and (unicodedata.combining(text[j]) or text[j] in _INVISIBLE_CHARS):
+        # a bidi control is read past but belongs to no letter: a span does not take one at its ends
+        while j < n and (unicodedata.combining(text[j])
+                         or text[j] in _INVISIBLE_CHARS and text[j] not in _BIDI_CONTROLS):
             j += 1
         cluster = "".join(c for c in text[i:j] if c not in _INVISIBLE_CHARS)
         for ch in unicodedata.normalize("NFC", cluster):
@@ -344,6 +366,93 @@ def _as_read(text: str) -> tuple[str, list[int], list[int]]:
             ends.append(j)
         i = j
     return "".join(out), starts, ends
+
+
+# A bidi override (U+202E RLO, U+202D LRO) shows what it holds in its own direction, whatever the
+# letters: "\u202emoc.elpmaxe@nhoj\u202c" is shown as "john@example.com". Embeddings and isolates
+# only nest overrides (alone they reverse no Latin letters); a paragraph's end closes them all.
+_OVERRIDE = re.compile("[\u202d\u202e]")
+_PARAGRAPH = re.compile("[^\n\r\x1c-\x1e\x85\u2029]+")
+_OPENERS = {"\u202a": (0, False), "\u202b": (1, False), "\u202d": (0, True), "\u202e": (1, True),
+            "\u2066": (0, None), "\u2067": (1, None), "\u2068": (0, None)}  # parity; override (None: isolate)
+_MAX_DEPTH = 125
+
+
+def _as_shown(text: str) -> tuple[str, list[int]]:
+    """``text`` in the order it is shown where an override reorders it, and for each of its
+    characters, where it is in ``text``. Text outside any override stays in logical order."""
+    order = list(range(len(text)))
+    for m in _PARAGRAPH.finditer(text):
+        if _OVERRIDE.search(m.group()):
+            order[m.start():m.end()] = _shown_order(text, m.start(), m.end())
+    return "".join(text[i] for i in order), order
+
+
+def _shown_order(text: str, a: int, b: int) -> list[int]:
+    """Positions ``a``..``b-1`` (one paragraph) as shown: the explicit levels of UAX #9 (X1–X8, the
+    other characters resolved by their strong direction only) and its reversal (L2), applied only
+    to runs held by an override. A combining mark stays after its letter (L3)."""
+    stack: list[tuple[int, bool | None, bool]] = [(0, False, False)]  # level, override, held by one
+    isolates = 0
+    units: list[tuple[int, bool, list[int]]] = []  # level, held, positions
+    pending: list[int] = []  # controls and marks before the first letter
+    for i in range(a, b):
+        c = text[i]
+        level, override, held = stack[-1]
+        if c in _OPENERS:
+            parity, kind = _OPENERS[c]
+            new = level + 1 if (level + 1) % 2 == parity else level + 2
+            if new <= _MAX_DEPTH:
+                stack.append((new, kind, held or kind is True))
+                isolates += kind is None
+        elif c == "\u202c":  # PDF closes the last embedding or override, not an isolate
+            if len(stack) > 1 and stack[-1][1] is not None:
+                stack.pop()
+        elif c == "\u2069" and isolates:  # PDI closes the last isolate and all opened inside it
+            while stack[-1][1] is not None:
+                stack.pop()
+            stack.pop()
+            isolates -= 1
+        level, override, held = stack[-1]
+        if c in _INVISIBLE_CHARS or unicodedata.combining(c):  # read past; they go with the letter before
+            (units[-1][2] if units else pending).append(i)
+            continue
+        if not override:
+            kind = unicodedata.bidirectional(c)
+            if kind == "L":
+                level += level % 2
+            elif kind in ("R", "AL"):
+                level += 1 - level % 2
+            elif kind in ("EN", "AN"):
+                level += 1 if level % 2 else 2
+        units.append((level, held, [*pending, i]))
+        pending = []
+    out: list[int] = list(pending)
+    j = 0
+    while j < len(units):
+        k = j
+        while k < len(units) and units[k][1] == units[j][1]:
+            k += 1
+        run = units[j:k]
+        if units[j][1]:
+            levels = sorted({u[0] for u in run}, reverse=True) + [0]
+            for floor, below in zip(levels, levels[1:]):
+                if (floor - below) % 2 == 0:
+                    continue  # each level from ``below`` up to ``floor`` reverses the same runs: an even count undoes itself
+                x = 0
+                while x < len(run):
+                    if run[x][0] < floor:
+                        x += 1
+                        continue
+                    y = x
+                    while y < len(run) and run[y][0] >= floor:
+                        y += 1
+                    run[x:y] = run[x:y][::-1]
+                    x = y
+        out += [i for u in run for i in u[2]]
+        j = k
+    return out
+
 
 _TIME_BEFORE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?[.:,]$")
 

@@ -29,10 +29,17 @@ _TLD = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=(), fallback_to_sn
 
 
 class OfflineEmailRecognizer(EmailRecognizer):
-    """Presidio's email recognizer, validating domains against the bundled suffix list."""
+    """Presidio's email recognizer, validating domains against the bundled suffix list, or (for an
+    internationalised address, "用户@例子.广告") a top-level label in another script: the snapshot
+    lags behind the IDN top-level domains, and "x@y.<word in another script>" is rarely anything else."""
 
     def validate_result(self, pattern_text: str) -> bool:
-        return _TLD(pattern_text).fqdn != ""
+        return _TLD(pattern_text).fqdn != "" or _idn_top_label(pattern_text)
+
+
+def _idn_top_label(value: str) -> bool:
+    top = value.rsplit("@", 1)[-1].rsplit(".", 1)
+    return len(top) == 2 and len(top[1]) >= 2 and top[1].isalpha() and not top[1].isascii()
 
 
 def _result(rec: EntityRecognizer, entity: str, start: int, end: int, score: float, why: str) -> RecognizerResult:
@@ -1185,6 +1192,14 @@ def _email_domain_ok(value: str) -> bool:
     return _TLD(re.sub(r"\s", "", domain)).suffix != ""
 
 
+# RFC 5321's quoted local part: '"john.doe"@example.com', '"john doe"@…'. Presidio's pattern starts
+# after the quote, and the name inside was all that was replaced. An escaped quote inside is read
+# as a bare one (JSON escapes are read first).
+_QUOTED_LOCAL_EMAIL = RegexPattern(
+    "quoted_local_part", r'(?<!\w)"(?:[^"\\\r\n]|\\[^\r\n]|(?<=\w)"(?=\w)){1,64}"@\w+(?:-+\w+)*(?:\.\w+(?:-+\w+)*)+',
+    0.9, validate=lambda v: _email_domain_ok(v) or _idn_top_label(v))
+
+
 _OBFUSCATED_EMAIL_PATTERNS = [
     RegexPattern("percent_encoded", r"(?i)\b[\w.+\-]{1,64}%40[a-z0-9\-]+(?:\.[a-z0-9\-]+)+", 0.9,
                  validate=_email_domain_ok),
@@ -1251,7 +1266,8 @@ _SCRIPT_NAME_CUES = [
                                 r"(?=[ \t]+(?:है|हूँ|हूं)|[ \t]*[।,.]|[ \t]*$)", 0.85, group="v"),
     RegexPattern("name_cue_th", r"(?:ชื่อ)[ \t]*(?P<v>[\u0e01-\u0e4e]{2,20}(?:[ \t]+[\u0e01-\u0e4e]{2,20})?)", 0.85, group="v"),
 ]
-# A Chinese or Japanese street address with its number: "北京市朝阳区建国路88号", "銀座4丁目5番3号".
+# A Chinese or Japanese street address with its number: "北京市朝阳区建国路88号", "銀座4丁目5番3号",
+# "札幌市中央区北1条西2丁目".
 # Matched on the text as written (``cjk_streets``): detection reads a CJK letter against a digit as a
 # space, and these letters are what says "street".
 _CJK_STREET = re.compile(
@@ -1260,7 +1276,11 @@ _CJK_STREET = re.compile(
     # could be cut into divisions in exponentially many ways
     rf"(?:(?:[{_HAN}]{{1,6}}(?:省|市|区|區|县|縣|镇|鎮)){{0,4}}+[{_HAN}]{{1,8}}?"
     r"(?:路|街|大道|巷|胡同|弄)\d{1,5}(?:号|號)(?:[\d\-]{1,6}(?:室|楼|樓|栋|棟|单元|單元))?"
-    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村)){{0,4}}+[{_HAN}{_KANA}]{{1,8}}?\d{{1,3}}丁目\d{{1,5}}(?:番地?|-)\d{{1,5}}(?:号)?)")
+    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村)){{0,4}}+[{_HAN}{_KANA}]{{1,8}}?\d{{1,3}}丁目\d{{1,5}}(?:番地?|-)\d{{1,5}}(?:号)?"
+    # a town cut into numbered blocks ("札幌市中央区北1条西2丁目", "旭川市4条通8丁目"): after a city
+    # or ward, as "第5条" (an article of a law) is not
+    rf"|(?:[{_HAN}]{{1,6}}(?:都|道|府|県|市|区|町|村)){{1,4}}+[{_HAN}{_KANA}]{{0,6}}?(?<!第)\d{{1,3}}条通?"
+    rf"(?:[{_HAN}{_KANA}]{{1,4}}?\d{{1,3}}丁目)?(?:\d{{1,5}}(?:番地?|-)\d{{1,5}}号?|\d{{1,5}}番地?)?)")
 
 
 def cjk_streets(text: str) -> list[tuple[int, int]]:
@@ -1359,6 +1379,7 @@ def builtin_recognizers() -> list[EntityRecognizer]:
     return [
         RegexRecognizer("EMAIL_ADDRESS", _OBFUSCATED_EMAIL_PATTERNS, name="email_obfuscated"),
         RegexRecognizer("EMAIL_ADDRESS", [_INTERNAL_EMAIL], name="email_internal_domain"),
+        RegexRecognizer("EMAIL_ADDRESS", [_QUOTED_LOCAL_EMAIL], name="email_quoted_local_part"),
         RegexRecognizer("IP_ADDRESS", [_ZERO_PADDED_IP], name="ip_zero_padded"),
         RegexRecognizer("PERSON", [_PROFILE_HANDLE], name="profile_handle"),
         RegexRecognizer("PERSON", [_LOG_LOGIN], name="auth_log_login"),
