@@ -290,6 +290,16 @@ def test_privacy_scan(server):
     assert "jane.doe@example.com" not in next(t for t in body["tiers"] if t["tier"] == "third_party")["payload"]
 
 
+def test_the_scan_and_healthz_say_no_cloud_is_configured(server):
+    """The playground asks for consent only for a tier that exists: the scan (which it reads before
+    asking) and /healthz (which it reads on load) say which tiers this gateway has."""
+    none = {"device": True, "private_cloud": False, "third_party": False}
+    r = httpx.post(server.url + "/v1/privacy/scan", json={"text": "Mail jane.doe@example.com today."}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["tiers_configured"] == none
+    assert health(server)["tiers_configured"] == none
+
+
 def test_retrieve_one_model(client):
     assert client.models.retrieve("auto").id == "auto"
     assert client.models.retrieve(TINY).id == TINY

@@ -313,3 +313,59 @@ def test_a_stack_waiting_on_the_cloud_does_not_hold_the_device_model(setup):
         waiting.join(120)
     assert done["digest"].status_code == 200, done["digest"].text
     assert done["digest"].json()["stacks"][0]["tier"] == "third_party"
+
+
+def _feature_call(name: str) -> tuple[str, dict]:
+    from tests.routing.test_feature_routing import BOOKING, DINNER, LATE, TRAIL
+
+    return {"rewrite": ("/v1/writing/rewrite", {"text": BOOKING, "tone": "professional"}),
+            "proofread": ("/v1/writing/proofread", {"text": TRAIL}),
+            "replies": ("/v1/replies", {"message": LATE}),
+            "notifications": ("/v1/notifications/summarize",
+                              {"notifications": [json.loads(n.model_dump_json()) for n in DINNER]})}[name]
+
+
+@pytest.mark.parametrize("name", ["rewrite", "proofread", "replies", "notifications"])  # (summarize: its table
+# is ROOMS, which the device cannot write, so a failed escalation leaves no answer: a 502)
+def test_a_feature_whose_escalation_failed_lists_the_routers_notes(setup, name):
+    """As chat does, a routed feature's route block carries the router's notes as a list (each
+    note whole, though one holds a "; "), and says the answer is degraded; ``reason`` keeps the
+    one-line text it always had."""
+    server, provider = setup
+    provider.reset()
+    provider.faults([500] * 8)  # retries = 0: the third party fails every escalation
+    path, body = _feature_call(name)
+    r = httpx.post(server.url + path, timeout=180, json=body)
+    assert r.status_code == 200, r.text
+    route = r.json()["tether"]
+    assert provider.captured(), "the device answer was never escalated"
+    assert route["tier"] == "device" and route["degraded"] is True, route
+    notes = route["notes"]
+    assert isinstance(notes, list) and all(isinstance(n, str) for n in notes), notes
+    failed = [n for n in notes if n.startswith("cascade: escalation failed (")]
+    assert len(failed) == 1 and failed[0].endswith("; device answer kept"), notes
+    assert any(n.startswith("third_party failed: ") and "500" in n for n in notes), notes
+    assert "answered on the device instead (degraded)" in notes
+    assert len(notes) == len(set(notes))
+    if name != "notifications":  # a digest's reason counts its stacks; each stack's route has the text
+        assert failed[0] in route["reason"]  # reason keeps the notes in its text, as before
+    else:
+        assert failed[0] in r.json()["stacks"][0]["route"]
+
+
+def test_openapi_documents_the_route_block_and_its_notes(setup):
+    server, _ = setup
+    doc = httpx.get(server.url + "/openapi.json", timeout=30).json()
+    route = doc["components"]["schemas"]["Route"]
+    assert route["properties"]["notes"] == {"type": "array", "items": {"type": "string"},
+                                            "description": route["properties"]["notes"]["description"]}
+    assert {"tier", "rule", "reason", "values", "degraded", "escalated", "notes"} <= set(route["required"])
+    for path in ("/v1/chat/completions", "/v1/writing/rewrite", "/v1/writing/summarize", "/v1/writing/proofread",
+                 "/v1/replies", "/v1/notifications/summarize", "/v1/emoji", "/v1/privacy/scan"):
+        ok = doc["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert ok["properties"]["tether"] == {"$ref": "#/components/schemas/Route"}, path
+    scan = doc["paths"]["/v1/privacy/scan"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert scan["properties"]["tiers_configured"] == {"$ref": "#/components/schemas/TiersConfigured"}
+    configured = doc["components"]["schemas"]["TiersConfigured"]
+    assert set(configured["required"]) == set(configured["properties"]) == {"device", "private_cloud", "third_party"}
+    assert scan["properties"]["consent_policy"]["enum"] == ["ask", "always", "never"]

@@ -84,3 +84,12 @@ def test_a_saved_never_is_named_as_the_reason_a_third_party_is_refused():
     assert r.status_code == 403
     error = r.json()["error"]
     assert error["code"] == "consent_required" and 'consent = "never"' in error["message"]
+
+
+def test_the_scan_and_healthz_say_a_third_party_is_configured(setup):
+    server, _ = setup
+    configured = {"device": True, "private_cloud": False, "third_party": True}
+    r = httpx.post(server.url + "/v1/privacy/scan", json={"text": "Hi"}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert r.json()["tiers_configured"] == configured and r.json()["consent_policy"] == "ask"
+    assert httpx.get(server.url + "/healthz", timeout=30).json()["tiers_configured"] == configured

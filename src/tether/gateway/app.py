@@ -21,7 +21,7 @@ from starlette.routing import Route
 from tether.errors import TetherError
 from tether.gateway import features
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
-from tether.gateway.core import BODY_TIMEOUT, Gateway, gateway, in_thread
+from tether.gateway.core import BODY_TIMEOUT, Gateway, gateway, in_thread, tiers_configured
 from tether.gateway.embeddings import EMBEDDING_MODEL, EmbeddingsBody, embeddings
 from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly, cors_origin
@@ -63,7 +63,7 @@ async def healthz(request: Request) -> JSONResponse:
     cloud = gw.router.private_cloud
     private_cloud = None if cloud is None else {"log_outage": getattr(getattr(cloud, "client", None), "log_outage", None)}
     return JSONResponse({"status": "ok", "device_model": gw.device_model, "private_cloud": private_cloud,
-                         **vars(gw.metrics)})
+                         "tiers_configured": tiers_configured(gw.router), **vars(gw.metrics)})
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -101,14 +101,54 @@ _ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error"
                    "param": {"type": ["string", "null"]}}}}}
 
 
+# core.route_block: the "tether" field of every answer that ran something
+_ROUTE_SCHEMA = {
+    "type": "object", "description": "Where the request ran and why (also in the X-Tether-Tier, X-Tether-Rule and "
+                                     "X-Tether-Reason headers; a stream has it on its first and last chunk)",
+    "required": ["tier", "rule", "reason", "values", "degraded", "escalated", "notes"],
+    "properties": {
+        "tier": {"type": "string", "enum": ["device", "private_cloud", "third_party"],
+                 "description": "where it was answered"},
+        "rule": {"type": "string", "description": "the routing rule that decided (requested, cascade, difficulty, "
+                                                  "no_cloud, privacy, feature, …)"},
+        "reason": {"type": "string", "description": "why, on one line; a routed feature's also holds the notes below "
+                                                    "and the rule's values, as text"},
+        "values": {"type": "object", "description": "what the rule weighed (scores, thresholds, memory…)"},
+        "degraded": {"type": "boolean", "description": "an off-device tier failed and the device answered instead"},
+        "escalated": {"type": "boolean", "description": "the device answered first, then an off-device tier did"},
+        "notes": {"type": "array", "items": {"type": "string"},
+                  "description": "what happened after the decision, one note each: an escalation or its failure, a "
+                                 "tier that failed, a fallback to the device, a capped max_tokens, a ledger row not "
+                                 "written"},
+        "user": {"type": "string", "description": "chat only: the request's user field"}}}
+
+_TIERS_CONFIGURED_SCHEMA = {
+    "type": "object", "required": ["device", "private_cloud", "third_party"],
+    "description": "which tiers the router config names: a tier that is not configured is never used or asked about",
+    "properties": {t: {"type": "boolean"} for t in ("device", "private_cloud", "third_party")}}
+
+
+def _ok_schema(path: str, tag: str) -> dict[str, Any]:
+    """The 200 answer's JSON schema: every answer that ran something has the route block."""
+    if path != "/v1/chat/completions" and tag not in ("features", "privacy", "embeddings"):
+        return {"type": "object"}
+    props: dict[str, Any] = {"tether": {"$ref": "#/components/schemas/Route"}}
+    if path == "/v1/privacy/scan":
+        props["consent_policy"] = {"type": "string", "enum": ["ask", "always", "never"],
+                                   "description": "the saved consent for tiers that need it"}
+        props["tiers_configured"] = {"$ref": "#/components/schemas/TiersConfigured"}
+    return {"type": "object", "properties": props}
+
+
 def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1 for ``ROUTES``; request schemas come from the pydantic models that validate them."""
-    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA}
+    schemas: dict[str, Any] = {"Error": _ERROR_SCHEMA, "Route": _ROUTE_SCHEMA,
+                               "TiersConfigured": _TIERS_CONFIGURED_SCHEMA}
     paths: dict[str, Any] = {}
     for path, method, endpoint, summary, body, tag in ROUTES:
         op: dict[str, Any] = {"operationId": endpoint.__name__, "summary": summary, "tags": [tag],
                               "responses": {"200": {"description": "OK",
-                                                    "content": {"application/json": {"schema": {"type": "object"}}}},
+                                                    "content": {"application/json": {"schema": _ok_schema(path, tag)}}},
                                             "4XX": {"description": "Client error",
                                                     "content": {"application/json": {
                                                         "schema": {"$ref": "#/components/schemas/Error"}}}},

@@ -226,6 +226,12 @@ def route_headers(block: Mapping[str, Any]) -> dict[str, str]:
 FEATURE_DECISION = Decision("device", "feature", "features run on the device")
 
 
+def tiers_configured(router: Router) -> dict[str, bool]:
+    """Which tiers the router config names: the playground offers, and asks consent for, only those."""
+    return {"device": True, "private_cloud": router.private_cloud is not None,
+            "third_party": router.third_party is not None}
+
+
 def record_feature(router: Router, feature: str, seconds: float) -> list[str]:
     """A ledger row for a feature call (metadata only, like every row). As the router does, a row
     that cannot be written (another writer holds the file past a few seconds, a full disk) is

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from tether.gateway.core import (FEATURE_DECISION, cancellable, gateway, in_thread, read_json, record_feature, route_block,
-                                 route_headers, unless_disconnected)
+                                 route_headers, tiers_configured, unless_disconnected)
 from tether.gateway.errors import GatewayError
 from tether.models import catalog
 from tether.routing.router import Decision
@@ -92,14 +92,17 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         start = time.perf_counter()
         cancel = threading.Event()
         via_router = routed and model == gw.device_model
-        args = (body, model, gw.router if via_router else None) if routed else (body, model)
+        calls = _RouterCalls(gw.router)  # what each of the router's answers said, for the route block's notes
+        args = (body, model, calls if via_router else None) if routed else (body, model)
         if via_router:  # may wait on the cloud: hold the model only while generating
             work = in_thread(cancellable(cancel, _on_generation_threads, gw, call, *args))
         else:
             work = gw.generate(model, cancellable(cancel, call, *args))
         result = await unless_disconnected(request, gw, cancel, work)
         if via_router:
-            block = _stacks_block(result) if hasattr(result, "stacks") else _routed_block(result)
+            responses = list(calls.responses)
+            block = (_stacks_block(result, responses) if hasattr(result, "stacks")
+                     else _routed_block(result, responses))
         else:
             unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
             block = route_block(FEATURE_DECISION, notes=unrecorded)
@@ -157,25 +160,82 @@ def _notifications(b: NotificationsBody, model: str, router: Any) -> BaseModel:
     return summarize_notifications(parse_notifications(b.notifications), model=model, router=router)
 
 
-def _routed_block(result: Any) -> dict[str, Any]:
+class _RouterCalls:
+    """The gateway's router as a feature sees it, keeping every answer its ``respond`` gives
+    (``RoutedResponse``: the decision, the notes, whether it fell back): a feature's result has
+    them only as one line of text (``route``), and a note may itself hold a "; "."""
+
+    def __init__(self, router: Any):
+        self._router = router
+        self.responses: list[Any] = []
+
+    def respond(self, *args: Any, **kwargs: Any) -> Any:
+        response = self._router.respond(*args, **kwargs)
+        self.responses.append(response)
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router, name)
+
+
+def _route_notes(route: str, responses: list[Any], used: set[int]) -> list[str]:
+    """The notes behind one ``route`` line: those of the router's answer it quotes (``explain()``,
+    maybe after "part 2 of 3: "), then what the feature added after it ("its rewrite failed the
+    check too"). That answer is marked ``used``."""
+    for pick_used in (False, True):  # an answer not quoted yet first: two parts may read the same
+        for i, response in enumerate(responses):
+            if (i in used) != pick_used:
+                continue
+            head = response.explain()
+            at = route.find(head)
+            if at < 0:
+                continue
+            used.add(i)
+            tail = route[at + len(head):]
+            return [*response.notes, *([tail[2:]] if tail.startswith("; ") and tail[2:] else [])]
+    return []
+
+
+def _unique(notes: list[str]) -> list[str]:
+    return list(dict.fromkeys(n for n in notes if n))
+
+
+def _routed_block(result: Any, responses: list[Any]) -> dict[str, Any]:
     """The route block of a routed feature result, from its ``tier`` and ``route`` (a decision's
-    ``explain()`` and its notes)."""
+    ``explain()`` and its notes); ``notes`` lists the router's notes, as chat's block does: those of
+    the answer the route names first, then any other part's; ``degraded`` if any part fell back to
+    the device."""
     found = re.match(r"\w+ \((\w+)\): ", result.route)
     rule = found.group(1) if found else "feature"
+    used: set[int] = set()
+    notes = _route_notes(result.route, responses, used)
+    notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
     return route_block(Decision(result.tier, rule, result.route[found.end():] if found else result.route),
-                       escalated="device answer escalated" in result.route)
+                       escalated="device answer escalated" in result.route,
+                       degraded=any(r.degraded for r in responses), notes=_unique(notes))
 
 
-def _stacks_block(digest: Any) -> dict[str, Any]:
+def _stacks_block(digest: Any, responses: list[Any]) -> dict[str, Any]:
     """The route block of a routed digest: each stack has its own tier and route; the block says
-    whether any left the device."""
+    whether any left the device, and lists the router's notes (named by their stack when there are
+    several)."""
+    used: set[int] = set()
+    notes: list[str] = []
+    for s in digest.stacks:
+        label = ""
+        if len(digest.stacks) > 1:
+            label = f"{s.app}{' · ' + s.thread if s.thread and s.thread != s.app else ''}: "
+        notes += [label + n for n in _route_notes(s.route, responses, used)]
+    notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
+    degraded = any(r.degraded for r in responses)
     away = [s for s in digest.stacks if s.tier != "device"]
     if not away:
-        return route_block(Decision("device", "cascade", "every stack was summarized on the device"))
+        return route_block(Decision("device", "cascade", "every stack was summarized on the device"),
+                           degraded=degraded, notes=_unique(notes))
     tiers = sorted({s.tier for s in away})
     return route_block(Decision(tiers[0], "cascade", f"{len(away)} of {len(digest.stacks)} stacks were written on "
                                 f"{', '.join(tiers)}; each stack's route says why"),
-                       escalated=any("escalated" in s.route for s in away))
+                       escalated=any("escalated" in s.route for s in away), degraded=degraded, notes=_unique(notes))
 
 
 proofread = _run("writing.proofread", ProofreadBody, _proofread, routed=True)
@@ -188,12 +248,14 @@ emoji = _run("emoji", EmojiBody, _emoji)
 
 async def privacy_scan(request: Request) -> JSONResponse:
     """What the privacy guard finds in a text and what each tier would receive (nothing is sent),
-    and the saved consent policy (``consent_policy``: ask, always or never), so a page asking for
-    consent does not ask where the policy has already said no."""
+    the saved consent policy (``consent_policy``: ask, always or never) and which tiers are
+    configured (``tiers_configured``), so a page asking for consent does not ask where the policy
+    has already said no, nor for a tier that does not exist."""
     gw = gateway(request)
     gw.metrics.requests += 1
     body = parse(ScanBody, await read_json(request, gw.max_body))
     report = await in_thread(gw.router.guard.scan, body.text)
     block = {**route_block(FEATURE_DECISION), "reason": "the privacy scan runs on the device"}
     return JSONResponse({**report.model_dump(mode="json"), "consent_policy": gw.router.config.consent,
-                         "tether": block}, headers=route_headers(block))
+                         "tiers_configured": tiers_configured(gw.router), "tether": block},
+                        headers=route_headers(block))

@@ -74,3 +74,29 @@ def gateway(tmp_path_factory):
         yield type("Server", (), {"url": url, "log": log, "proc": proc})()
     finally:
         stop(proc, timeout=15)
+
+
+@pytest.fixture(scope="session")
+def third_party_gateway(tmp_path_factory):
+    """``tether serve`` on the tiny model with a third party configured: the stand-in
+    OpenAI-compatible provider on loopback (it echoes), behind consent = "ask"."""
+    from tests.routing.conftest import start_provider, stop_provider
+
+    tmp = tmp_path_factory.mktemp("third-party-gateway")
+    provider = start_provider(tmp)
+    config = tmp / "router.toml"
+    config.write_text(f'device_model = "{TINY}"\nconsent = "ask"\ncascade = []\n\n[third_party]\n'
+                      f'base_url = "{provider.url}"\nmodel = "gpt-test"\nretries = 0\n')
+    env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
+           "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
+    try:
+        proc, url = spawn([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"],
+                          tmp / "serve.log", env=env)
+    except BaseException:
+        stop_provider(provider)
+        raise
+    try:
+        yield type("Server", (), {"url": url, "proc": proc, "provider": provider})()
+    finally:
+        stop(proc, timeout=15)
+        stop_provider(provider)

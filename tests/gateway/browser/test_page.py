@@ -1,7 +1,8 @@
 """The playground in a real browser (Debian's Chromium, driven by Playwright).
 
-Every test drives the real ``tether serve`` on the tiny model with no cloud
-configured. Screenshots go to tests/gateway/artifacts/.
+Every test drives the real ``tether serve`` on the tiny model: with no cloud configured, or
+(``consenting``, for the consent dialog) with the stand-in third-party provider configured.
+Screenshots go to tests/gateway/artifacts/.
 """
 
 from __future__ import annotations
@@ -62,8 +63,19 @@ def real(page, gateway):
     return page, chat_posts
 
 
-def test_allowed_consent_sends_with_the_header(real):
-    page, chat_posts = real
+@pytest.fixture
+def consenting(page, third_party_gateway):
+    """The page on a gateway with a third party configured (the stand-in provider): the one
+    where asking for consent means something."""
+    third_party_gateway.provider.reset()
+    chat_posts = capture_posts(page, "/v1/chat/completions")
+    page.goto(third_party_gateway.url + "/")
+    page.wait_for_selector("#run")
+    return page, chat_posts
+
+
+def test_allowed_consent_sends_with_the_header(consenting, third_party_gateway):
+    page, chat_posts = consenting
     fill(page, "chat", "third-party", NAMED)
     page.click("#run")
     page.locator("#consent-modal").wait_for(state="visible")
@@ -71,8 +83,11 @@ def test_allowed_consent_sends_with_the_header(real):
     wait_done(page, timeout=60_000)
     assert len(chat_posts) == 1
     assert chat_posts[0].headers.get("x-tether-consent") == "yes"
-    # No third party is configured on this gateway: the page shows the gateway's clear error.
-    assert "third" in page.locator("#status").text_content().lower()
+    assert chat_posts[0].post_data_json["model"] == "third-party"
+    assert "Done" in page.locator("#status").text_content(), page.locator("#status").text_content()
+    assert page.locator("#route-tier").text_content() == "third party"
+    sent = third_party_gateway.provider.captured()
+    assert len(sent) == 1 and "Alice Johnson" not in str(sent[0]["body"])  # what the dialog showed, redacted
 
 
 def test_rewrite_sends_the_tone(real):
@@ -156,8 +171,8 @@ def test_gateway_chat_streams(real):
     page.screenshot(path=str(ARTIFACTS / "gateway-chat.png"), full_page=True)  # docs/playground.png comes from here
 
 
-def test_gateway_refused_consent_sends_nothing(real):
-    page, chat_posts = real
+def test_gateway_refused_consent_sends_nothing(consenting, third_party_gateway):
+    page, chat_posts = consenting
     fill(page, "chat", "third-party", NAMED)
     page.wait_for_function("() => /<PERSON_\\d+>/.test(document.querySelector("
                            "'.tier-card[data-tier=\"third_party\"] .payload')?.textContent || '')", timeout=60_000)
@@ -170,7 +185,7 @@ def test_gateway_refused_consent_sends_nothing(real):
     page.locator("#consent-modal").wait_for(state="hidden")
     assert "nothing was sent" in page.locator("#status").text_content().lower()
     page.wait_for_timeout(500)
-    assert chat_posts == []
+    assert chat_posts == [] and third_party_gateway.provider.captured() == []
 
 
 def test_gateway_recent_decisions_after_runs(real):
@@ -264,8 +279,8 @@ def test_a_second_run_while_one_is_under_way_is_ignored(real):
     assert page.locator("#stop").is_hidden() and "Done" in page.locator("#status").text_content()
 
 
-def test_the_consent_dialog_keeps_focus_and_names_the_tier(real):
-    page, chat_posts = real
+def test_the_consent_dialog_keeps_focus_and_names_the_tier(consenting):
+    page, chat_posts = consenting
     fill(page, "chat", "third-party", NAMED)
     page.click("#run")
     page.locator("#consent-modal").wait_for(state="visible")
@@ -280,3 +295,49 @@ def test_the_consent_dialog_keeps_focus_and_names_the_tier(real):
     page.wait_for_timeout(500)
     assert chat_posts == []
     assert page.locator("#route-escalated").count() == 1
+
+
+# ------------------------------------------------------------------ no third party configured
+
+
+def watch_the_dialog(page) -> None:
+    """Record in the page whether the consent dialog is ever shown, however briefly."""
+    page.evaluate("""() => {
+        const modal = document.getElementById('consent-modal');
+        window.dialogShown = !modal.hidden;
+        new MutationObserver(() => { if (!modal.hidden) window.dialogShown = true; })
+            .observe(modal, {attributes: true});
+    }""")
+
+
+def test_with_no_third_party_the_page_asks_nothing_and_runs_where_it_can(real):
+    """No third party is configured: choosing it shows no consent dialog (an Allow could only end in
+    a 404); the page says so plainly and the request runs where the router can put it."""
+    page, chat_posts = real
+    watch_the_dialog(page)
+    fill(page, "chat", "third-party", NAMED)
+    page.click("#run")
+    page.wait_for_function("() => /Done in|Error|Refused|Stopped/.test(document.getElementById('status').textContent) "
+                           "|| !document.getElementById('consent-modal').hidden", timeout=240_000)
+    wait_done(page, timeout=240_000)
+    status = page.locator("#status").text_content()
+    assert page.evaluate("() => window.dialogShown") is False
+    assert "no third-party model is configured" in status.lower() and "error" not in status.lower(), status
+    assert len(chat_posts) == 1
+    assert chat_posts[0].post_data_json["model"] == "auto" and chat_posts[0].headers.get("x-tether-consent") is None
+    assert page.locator("#route-tier").text_content() == "device"
+    assert page.locator("#result").text_content().strip(), status
+    # the choice itself says so, before anyone picks it
+    assert "not configured" in page.locator('#target option[value="third-party"]').text_content()
+    assert page.js_errors == []
+
+
+def test_with_no_cloud_the_preview_says_no_tier_off_the_device_is_configured(real):
+    page, _ = real
+    fill(page, "summarize", "auto", "Call Alice Johnson about the Berlin contract.")
+    for tier, words in (("third_party", "no third party is configured"),
+                        ("private_cloud", "no private cloud is configured")):
+        verdict = page.locator(f'.tier-card[data-tier="{tier}"] .verdict')
+        page.wait_for_function("([sel, words]) => (document.querySelector(sel)?.textContent || '').includes(words)",
+                               arg=[f'.tier-card[data-tier="{tier}"] .verdict', words], timeout=60_000)
+        assert "needs consent" not in verdict.text_content()

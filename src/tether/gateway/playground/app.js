@@ -34,6 +34,9 @@
   let controller = null; // AbortController of the running request
   let running = false; // one request at a time: Run, Ctrl+Enter and the consent dialog all check it
   let lastScan = null; // {text, report}
+  // Which tiers the router config names ({device, private_cloud, third_party}: booleans), from /healthz on
+  // load and from every scan; null while unknown. A tier that is not configured is never asked about.
+  let configured = null;
 
   // ------------------------------------------------------------------ helpers
 
@@ -284,7 +287,39 @@
     if (!resp.ok) throw new Error((await errorMessage(resp)).msg);
     const report = await resp.json();
     lastScan = { text, report };
+    if (report && report.tiers_configured) setConfigured(report.tiers_configured);
     return report;
+  }
+
+  // ------------------------------------------------------------------ configured tiers
+
+  const TARGET_TIER = { "private-cloud": "private_cloud", "third-party": "third_party" };
+  const NOT_CONFIGURED = {
+    private_cloud: "No private cloud is configured",
+    third_party: "No third-party model is configured",
+  };
+  const NOT_IN_PREVIEW = { private_cloud: "no private cloud is configured", third_party: "no third party is configured" };
+
+  function isConfigured(tier) { return !configured || configured[tier] !== false; }
+
+  function setConfigured(tiers) {
+    if (!tiers || typeof tiers !== "object") return;
+    configured = tiers;
+    for (const opt of el.target.options) {
+      const tier = TARGET_TIER[opt.value];
+      if (!tier) continue;
+      if (!opt.dataset.label) opt.dataset.label = opt.textContent;
+      const missing = !isConfigured(tier);
+      opt.textContent = missing ? TIER_LABEL[tier] + " (not configured)" : opt.dataset.label;
+      opt.title = missing ? NOT_CONFIGURED[tier] + " in the router config: a request runs where it can (auto)" : "";
+    }
+  }
+
+  async function loadConfigured() {
+    try {
+      const resp = await fetch("/healthz", { cache: "no-store" });
+      if (resp.ok) setConfigured((await resp.json()).tiers_configured);
+    } catch (_) { /* learnt from the next scan instead */ }
   }
 
   // ------------------------------------------------------------------ consent
@@ -372,9 +407,18 @@
     el.emojiImage.removeAttribute("src");
     clearRoute();
     let consent = false;
-    if (target === "third-party") {
+    let runTarget = target;
+    let missing = null; // the tier asked for, when the router config names none: nothing is asked, it runs on auto
+    const wanted = TARGET_TIER[target];
+    let outbound = null;
+    if (wanted) {
+      setStatus("Checking what would leave the device…");
+      if (wanted === "third_party") outbound = await outboundFor(text, wanted); // the scan also says what is configured
+      else if (!configured) await outboundFor(text, wanted);
+      if (!isConfigured(wanted)) { missing = wanted; runTarget = "auto"; }
+    }
+    if (target === "third-party" && !missing) {
       setStatus("Asking before anything leaves the device…");
-      const outbound = await outboundFor(text, "third_party");
       if (lastScan && lastScan.text === text && lastScan.report.consent_policy === "never") {
         // no Allow could change it: the gateway would refuse the request whatever the answer
         setStatus("Refused by your saved policy (consent = \"never\"): nothing was sent.", true);
@@ -390,14 +434,16 @@
     }
     controller = new AbortController();
     busy(true);
-    setStatus(feature === "chat" ? "Streaming…" : "Working…");
+    const told = missing ? NOT_CONFIGURED[missing] + ", so nothing is sent there: it runs where it can (auto). " : "";
+    setStatus(told + (feature === "chat" ? "Streaming…" : "Working…"));
     const started = performance.now();
     try {
-      let out = feature === "chat" ? await runChat(text, target, consent) : await runFeature(feature, text, target, consent);
-      if (out.error && !consent && /consent/i.test(out.error.code + " " + out.error.msg)) {
+      let out = feature === "chat" ? await runChat(text, runTarget, consent) : await runFeature(feature, text, runTarget, consent);
+      const consentTier = out.error && /private_cloud/.test(out.error.msg) ? "private_cloud" : "third_party";
+      if (out.error && !consent && /consent/i.test(out.error.code + " " + out.error.msg) && isConfigured(consentTier)) {
         // The router wanted a tier that needs consent for an "auto" request: ask, then retry with it.
         busy(false);
-        const tier = /private_cloud/.test(out.error.msg) ? "private_cloud" : "third_party";
+        const tier = consentTier;
         const outbound = await outboundFor(text, tier);
         if (!(await askConsent(outbound, tier))) {
           setStatus("Refused: nothing was sent.");
@@ -405,15 +451,19 @@
           return;
         }
         busy(true);
-        out = feature === "chat" ? await runChat(text, target, true) : await runFeature(feature, text, target, true);
+        out = feature === "chat" ? await runChat(text, runTarget, true) : await runFeature(feature, text, runTarget, true);
       }
+      const where = el.route.tier.textContent;
+      const ran = !missing ? "" : NOT_CONFIGURED[missing] + ", so nothing was sent there: "
+        + (out.error ? "running it where it can (auto) failed. " : "it ran where it could ("
+          + (where && where !== "–" ? where : "auto") + "). ");
       if (out.error) {
-        setStatus("Error" + (out.error.code ? " (" + out.error.code + ")" : "") + ": " + out.error.msg, true);
+        setStatus(ran + "Error" + (out.error.code ? " (" + out.error.code + ")" : "") + ": " + out.error.msg, true);
       } else {
-        setStatus("Done in " + ((performance.now() - started) / 1000).toFixed(1) + " s.");
+        setStatus(ran + "Done in " + ((performance.now() - started) / 1000).toFixed(1) + " s.");
       }
     } catch (e) {
-      setStatus(e.name === "AbortError" ? "Stopped." : "Error: " + e.message, true);
+      setStatus(told + (e.name === "AbortError" ? "Stopped." : "Error: " + e.message), true);
     } finally {
       busy(false);
       controller = null;
@@ -462,6 +512,7 @@
       const verdict = document.createElement("span");
       verdict.className = "verdict" + (t.must_stay_on_device ? " stay" : "");
       verdict.textContent = t.tier === "device" ? "stays on the device"
+        : !isConfigured(t.tier) ? NOT_IN_PREVIEW[t.tier] + ": nothing goes there (it would see this)"
         : t.must_stay_on_device ? "must stay on device (" + (t.stay_reasons || []).join(", ") + ")"
         : "may leave, redacted" + (t.consent_required ? " · needs consent" : "");
       head.appendChild(verdict);
@@ -544,6 +595,7 @@
       el.recent.appendChild(li);
     }
   }
+  loadConfigured();
   refreshRecent();
   setInterval(refreshRecent, RECENT_EVERY_MS);
   if (el.input.value.trim()) schedulePreview();
