@@ -28,3 +28,39 @@ def test_ctrl_c_during_an_open_stream_does_not_fail_its_cleanup(tmp_path):
             server.proc.wait(timeout=10)
     log = server.output()
     assert "RuntimeError" not in log and "cannot schedule new futures" not in log, log[-3000:]
+
+
+def test_a_stream_whose_engine_thread_the_shutdown_took_ends_as_cancelled_not_as_a_bug(caplog):
+    """The race behind the test above, made certain: the shutdown takes the engine thread while a
+    stream waits between two tokens. The executor then refuses the next token's read with a
+    RuntimeError, which used to be logged as a failed stream (a bug); it is a cancelled one."""
+    import asyncio
+    import json
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tether.gateway.chat import _Stream
+    from tether.gateway.core import Gateway
+
+    engine_thread = ThreadPoolExecutor(1)
+    engine_thread.shutdown()
+    outcomes: list[str] = []
+
+    async def finish(_chunk):
+        return None
+
+    async def unfinished(outcome, deltas):
+        outcomes.append(outcome)
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Once"}}]}
+    stream = _Stream(Gateway(router=None), engine_thread, iter([chunk]), {"choices": []}, threading.Event(), finish,
+                     unfinished=unfinished)
+
+    async def read_all():
+        return [frame async for frame in stream.frames()]
+
+    frames = asyncio.run(read_all())
+    error = json.loads(frames[-1].decode().removeprefix("data: "))["error"]
+    assert "cancelled" in error["message"]
+    assert outcomes == ["abandoned"]
+    assert "stream failed" not in caplog.text

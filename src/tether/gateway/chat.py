@@ -345,6 +345,10 @@ class _Stream:
             yield b"data: [DONE]\n\n"
         except Exception as exc:  # mid-stream failure: tell the client in-band, the headers are gone
             self.done = True
+            if isinstance(exc, RuntimeError) and getattr(self.executor, "_shutdown", False):
+                # the server is shutting down and took the engine thread between two tokens: the
+                # stream was cut short by the shutdown, not by a bug
+                exc = GenerationCancelledError()
             self.gw.metrics.errors += 1
             if not isinstance(exc, TetherError):  # a bug: name it in the server log, never with content
                 logging.getLogger("tether.gateway").error("stream failed: %s", type(exc).__name__)
