@@ -8,6 +8,7 @@ import signal
 
 import httpx
 
+from tests.conftest import run_async
 from tests.gateway.conftest import start_server
 
 
@@ -34,7 +35,6 @@ def test_a_stream_whose_engine_thread_the_shutdown_took_ends_as_cancelled_not_as
     """The race behind the test above, made certain: the shutdown takes the engine thread while a
     stream waits between two tokens. The executor then refuses the next token's read with a
     RuntimeError, which used to be logged as a failed stream (a bug); it is a cancelled one."""
-    import asyncio
     import json
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +59,7 @@ def test_a_stream_whose_engine_thread_the_shutdown_took_ends_as_cancelled_not_as
     async def read_all():
         return [frame async for frame in stream.frames()]
 
-    frames = asyncio.run(read_all())
+    frames = run_async(read_all())
     error = json.loads(frames[-1].decode().removeprefix("data: "))["error"]
     assert "cancelled" in error["message"]
     assert outcomes == ["abandoned"]

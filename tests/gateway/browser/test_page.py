@@ -190,6 +190,7 @@ def test_gateway_refused_consent_sends_nothing(consenting, third_party_gateway):
 
 def test_gateway_recent_decisions_after_runs(real):
     page, _ = real
+    run_on_device(page, "chat", "In one sentence, thank Alice Johnson for the report.")  # its own run: not order-bound
     page.wait_for_function("() => document.querySelectorAll('#recent li.decision').length > 0", timeout=20_000)
     text = page.locator("#recent").text_content()
     assert "device" in text
