@@ -93,3 +93,24 @@ def test_the_scan_and_healthz_say_a_third_party_is_configured(setup):
     assert r.status_code == 200, r.text
     assert r.json()["tiers_configured"] == configured and r.json()["consent_policy"] == "ask"
     assert httpx.get(server.url + "/healthz", timeout=30).json()["tiers_configured"] == configured
+
+
+def test_under_device_only_the_scan_and_healthz_say_no_cloud_tier_is_reachable():
+    """device-only wins over any request, so a configured third party is off: a page that asked
+    consent for it would ask about something that cannot happen."""
+    from tether.gateway import create_app
+    from tether.routing import Router
+    from tether.routing.config import RouterConfig
+
+    def served(preference: str) -> tuple[dict, dict]:
+        config = RouterConfig.model_validate({"device_model": "smollm2-135m", "preference": preference,
+                                              "third_party": {"base_url": "http://127.0.0.1:9/v1", "model": "m"}})
+        app = create_app(Router.from_config(config, ledger=None), prewarm=False)
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            return client.post("/v1/privacy/scan", json={"text": "Hi"}).json(), client.get("/healthz").json()
+
+    off = {"device": True, "private_cloud": False, "third_party": False}
+    for body in served("device-only"):
+        assert body["tiers_configured"] == off and body["preference"] == "device-only"
+    for body in served("prefer-quality"):
+        assert body["tiers_configured"]["third_party"] is True and body["preference"] == "prefer-quality"

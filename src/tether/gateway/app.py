@@ -9,7 +9,7 @@ cannot drift from the routes.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,6 +27,7 @@ from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly, cors_origin
 from tether.gateway.playground import playground_routes
 from tether.models.openai_chat import ChatRequest
+from tether.routing.config import Preference
 from tether.routing.router import Router
 
 
@@ -63,7 +64,8 @@ async def healthz(request: Request) -> JSONResponse:
     cloud = gw.router.private_cloud
     private_cloud = None if cloud is None else {"log_outage": getattr(getattr(cloud, "client", None), "log_outage", None)}
     return JSONResponse({"status": "ok", "device_model": gw.device_model, "private_cloud": private_cloud,
-                         "tiers_configured": tiers_configured(gw.router), **vars(gw.metrics)})
+                         "tiers_configured": tiers_configured(gw.router), "preference": gw.router.config.preference,
+                         **vars(gw.metrics)})
 
 
 async def openapi(request: Request) -> JSONResponse:
@@ -124,7 +126,8 @@ _ROUTE_SCHEMA = {
 
 _TIERS_CONFIGURED_SCHEMA = {
     "type": "object", "required": ["device", "private_cloud", "third_party"],
-    "description": "which tiers the router config names: a tier that is not configured is never used or asked about",
+    "description": "which tiers a request can reach: one the router config does not name, or every cloud tier "
+                   "under preference = device-only, is never used or asked about",
     "properties": {t: {"type": "boolean"} for t in ("device", "private_cloud", "third_party")}}
 
 
@@ -137,6 +140,8 @@ def _ok_schema(path: str, tag: str) -> dict[str, Any]:
         props["consent_policy"] = {"type": "string", "enum": ["ask", "always", "never"],
                                    "description": "the saved consent for tiers that need it"}
         props["tiers_configured"] = {"$ref": "#/components/schemas/TiersConfigured"}
+        props["preference"] = {"type": "string", "enum": list(get_args(Preference)),
+                               "description": "the saved routing preference; device-only turns every cloud tier off"}
     return {"type": "object", "properties": props}
 
 

@@ -227,9 +227,11 @@ FEATURE_DECISION = Decision("device", "feature", "features run on the device")
 
 
 def tiers_configured(router: Router) -> dict[str, bool]:
-    """Which tiers the router config names: the playground offers, and asks consent for, only those."""
-    return {"device": True, "private_cloud": router.private_cloud is not None,
-            "third_party": router.third_party is not None}
+    """Which tiers a request can reach: the playground offers, and asks consent for, only those. A
+    tier the config names is off under ``preference = "device-only"``, which wins over any request."""
+    off = router.config.preference == "device-only"
+    return {"device": True, "private_cloud": router.private_cloud is not None and not off,
+            "third_party": router.third_party is not None and not off}
 
 
 def record_feature(router: Router, feature: str, seconds: float) -> list[str]:

@@ -248,14 +248,15 @@ emoji = _run("emoji", EmojiBody, _emoji)
 
 async def privacy_scan(request: Request) -> JSONResponse:
     """What the privacy guard finds in a text and what each tier would receive (nothing is sent),
-    the saved consent policy (``consent_policy``: ask, always or never) and which tiers are
-    configured (``tiers_configured``), so a page asking for consent does not ask where the policy
-    has already said no, nor for a tier that does not exist."""
+    the saved consent policy (``consent_policy``: ask, always or never), which tiers a request can
+    reach (``tiers_configured``) and the saved ``preference``, so a page asking for consent does not
+    ask where the policy has already said no, nor for a tier that does not exist or is turned off."""
     gw = gateway(request)
     gw.metrics.requests += 1
     body = parse(ScanBody, await read_json(request, gw.max_body))
     report = await in_thread(gw.router.guard.scan, body.text)
     block = {**route_block(FEATURE_DECISION), "reason": "the privacy scan runs on the device"}
     return JSONResponse({**report.model_dump(mode="json"), "consent_policy": gw.router.config.consent,
-                         "tiers_configured": tiers_configured(gw.router), "tether": block},
+                         "tiers_configured": tiers_configured(gw.router), "preference": gw.router.config.preference,
+                         "tether": block},
                         headers=route_headers(block))

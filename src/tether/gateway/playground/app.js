@@ -37,6 +37,7 @@
   // Which tiers the router config names ({device, private_cloud, third_party}: booleans), from /healthz on
   // load and from every scan; null while unknown. A tier that is not configured is never asked about.
   let configured = null;
+  let preference = null; // the router config's; "device-only" turns every cloud tier off
 
   // ------------------------------------------------------------------ helpers
 
@@ -287,7 +288,7 @@
     if (!resp.ok) throw new Error((await errorMessage(resp)).msg);
     const report = await resp.json();
     lastScan = { text, report };
-    if (report && report.tiers_configured) setConfigured(report.tiers_configured);
+    if (report && report.tiers_configured) setConfigured(report.tiers_configured, report.preference);
     return report;
   }
 
@@ -301,24 +302,30 @@
   const NOT_IN_PREVIEW = { private_cloud: "no private cloud is configured", third_party: "no third party is configured" };
 
   function isConfigured(tier) { return !configured || configured[tier] !== false; }
+  function deviceOnly() { return preference === "device-only"; }
+  // Why a tier is off: the config names none, or it says device-only.
+  function offReason(tier) { return deviceOnly() ? "Your router config says device-only" : NOT_CONFIGURED[tier]; }
 
-  function setConfigured(tiers) {
+  function setConfigured(tiers, pref) {
     if (!tiers || typeof tiers !== "object") return;
     configured = tiers;
+    if (typeof pref === "string") preference = pref;
     for (const opt of el.target.options) {
       const tier = TARGET_TIER[opt.value];
       if (!tier) continue;
       if (!opt.dataset.label) opt.dataset.label = opt.textContent;
       const missing = !isConfigured(tier);
-      opt.textContent = missing ? TIER_LABEL[tier] + " (not configured)" : opt.dataset.label;
-      opt.title = missing ? NOT_CONFIGURED[tier] + " in the router config: a request runs where it can (auto)" : "";
+      opt.textContent = missing ? TIER_LABEL[tier] + (deviceOnly() ? " (off: device-only)" : " (not configured)")
+        : opt.dataset.label;
+      opt.title = !missing ? "" : deviceOnly() ? offReason(tier) + ": every request runs on this device"
+        : NOT_CONFIGURED[tier] + " in the router config: a request runs where it can (auto)";
     }
   }
 
   async function loadConfigured() {
     try {
       const resp = await fetch("/healthz", { cache: "no-store" });
-      if (resp.ok) setConfigured((await resp.json()).tiers_configured);
+      if (resp.ok) { const health = await resp.json(); setConfigured(health.tiers_configured, health.preference); }
     } catch (_) { /* learnt from the next scan instead */ }
   }
 
@@ -434,7 +441,7 @@
     }
     controller = new AbortController();
     busy(true);
-    const told = missing ? NOT_CONFIGURED[missing] + ", so nothing is sent there: it runs where it can (auto). " : "";
+    const told = missing ? offReason(missing) + ", so nothing is sent there: it runs where it can (auto). " : "";
     setStatus(told + (feature === "chat" ? "Streaming…" : "Working…"));
     const started = performance.now();
     try {
@@ -454,7 +461,7 @@
         out = feature === "chat" ? await runChat(text, runTarget, true) : await runFeature(feature, text, runTarget, true);
       }
       const where = el.route.tier.textContent;
-      const ran = !missing ? "" : NOT_CONFIGURED[missing] + ", so nothing was sent there: "
+      const ran = !missing ? "" : offReason(missing) + ", so nothing was sent there: "
         + (out.error ? "running it where it can (auto) failed. " : "it ran where it could ("
           + (where && where !== "–" ? where : "auto") + "). ");
       if (out.error) {
@@ -512,7 +519,8 @@
       const verdict = document.createElement("span");
       verdict.className = "verdict" + (t.must_stay_on_device ? " stay" : "");
       verdict.textContent = t.tier === "device" ? "stays on the device"
-        : !isConfigured(t.tier) ? NOT_IN_PREVIEW[t.tier] + ": nothing goes there (it would see this)"
+        : !isConfigured(t.tier) ? (deviceOnly() ? "off (device-only)" : NOT_IN_PREVIEW[t.tier])
+          + ": nothing goes there (it would see this)"
         : t.must_stay_on_device ? "must stay on device (" + (t.stay_reasons || []).join(", ") + ")"
         : "may leave, redacted" + (t.consent_required ? " · needs consent" : "");
       head.appendChild(verdict);
