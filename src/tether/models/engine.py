@@ -8,6 +8,7 @@ without ``logits_all`` (that flag would allocate n_ctx × n_vocab floats).
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextlib
 import numbers
@@ -16,6 +17,7 @@ import re
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -347,6 +349,7 @@ class LlamaEngine:
         # the n_ctx asked for: count against the smaller, or a prompt "fits" and then fails.
         self.context_window = min(self.llm.n_ctx(), n_ctx)
         self._lock = _GenerationLock(self.name)
+        _open_engines.add(self)
         # A shared node must not let one request's cached prefix speed up (and so reveal, by timing)
         # or change the greedy output of another's; a device keeps its cache for the next turn.
         self.isolate_requests = False
@@ -737,6 +740,20 @@ def _partial_stop_suffix(text: str, stops: tuple[str, ...]) -> int:
 
 # ----------------------------------------------------------------- registry
 
+_open_engines: weakref.WeakSet[LlamaEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _free_at_exit() -> None:
+    """Free every model while llama.cpp's bindings still exist: left to interpreter teardown,
+    llama-cpp-python's ``__del__`` finds its C functions gone and prints a TypeError per model. A
+    model that is mid-generation (a daemon thread, an unread stream) is left alone; the lock taken
+    is never given back, so nothing can start on a freed model."""
+    for engine in list(_open_engines):
+        if engine._lock._lock.acquire(blocking=False):
+            engine.llm.close()
+
+
 _engines: dict[tuple[str, int, int], LlamaEngine] = {}
 _engines_lock = threading.Lock()  # guards the two dicts; never held while a model loads
 _loading: dict[tuple[str, int, int], threading.Lock] = {}
@@ -800,7 +817,10 @@ def read_header(path: Path, *, name: str = "") -> tuple[dict[str, str], int]:
             header = llama_cpp.Llama(str(path), vocab_only=True, verbose=False)
     except (ValueError, RuntimeError, OSError) as exc:
         raise ModelUnavailableError(name or str(path), f"llama.cpp could not read {path}: {_load_failure(exc, errors)}") from exc
-    return dict(header.metadata), header.n_vocab()
+    try:
+        return dict(header.metadata), header.n_vocab()
+    finally:
+        header.close()
 
 
 def memory_estimate(model: str = catalog.DEFAULT_MODEL, *, n_ctx: int | None = None) -> MemoryEstimate:
