@@ -245,6 +245,7 @@ def test_a_rewrite_the_device_cannot_finish_is_written_off_the_device(setup):
     assert (body["missing_numbers"], body["added_numbers"], body["cut"]) == ([], [], False)
     assert (r.headers["x-tether-tier"], r.headers["x-tether-rule"]) == ("third_party", "cascade")
     assert body["tether"]["escalated"] is True
+    assert body["tether"]["values"]["feature"] == "rewrite"  # what the rule weighed, as chat's block has it
     assert "Maria" not in json.dumps([c["body"] for c in provider.captured()])
 
 
@@ -349,8 +350,11 @@ def test_a_feature_whose_escalation_failed_lists_the_routers_notes(setup, name):
     assert len(notes) == len(set(notes))
     if name != "notifications":  # a digest's reason counts its stacks; each stack's route has the text
         assert failed[0] in route["reason"]  # reason keeps the notes in its text, as before
+        assert route["values"]["feature"] == name
     else:
         assert failed[0] in r.json()["stacks"][0]["route"]
+        stacks = r.json()["stacks"]
+        assert route["values"] == {"stacks": len(stacks), "off_device": sum(s["tier"] != "device" for s in stacks)}
 
 
 def test_openapi_documents_the_route_block_and_its_notes(setup):

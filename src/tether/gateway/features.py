@@ -204,13 +204,14 @@ def _routed_block(result: Any, responses: list[Any]) -> dict[str, Any]:
     """The route block of a routed feature result, from its ``tier`` and ``route`` (a decision's
     ``explain()`` and its notes); ``notes`` lists the router's notes, as chat's block does: those of
     the answer the route names first, then any other part's; ``degraded`` if any part fell back to
-    the device."""
+    the device; ``values`` are what that answer's rule weighed."""
     found = re.match(r"\w+ \((\w+)\): ", result.route)
     rule = found.group(1) if found else "feature"
     used: set[int] = set()
     notes = _route_notes(result.route, responses, used)
+    values = responses[min(used)].decision.values if used else {}
     notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
-    return route_block(Decision(result.tier, rule, result.route[found.end():] if found else result.route),
+    return route_block(Decision(result.tier, rule, result.route[found.end():] if found else result.route, values),
                        escalated="device answer escalated" in result.route,
                        degraded=any(r.degraded for r in responses), notes=_unique(notes))
 
@@ -229,12 +230,13 @@ def _stacks_block(digest: Any, responses: list[Any]) -> dict[str, Any]:
     notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
     degraded = any(r.degraded for r in responses)
     away = [s for s in digest.stacks if s.tier != "device"]
+    counts = {"stacks": len(digest.stacks), "off_device": len(away)}
     if not away:
-        return route_block(Decision("device", "cascade", "every stack was summarized on the device"),
+        return route_block(Decision("device", "cascade", "every stack was summarized on the device", counts),
                            degraded=degraded, notes=_unique(notes))
     tiers = sorted({s.tier for s in away})
     return route_block(Decision(tiers[0], "cascade", f"{len(away)} of {len(digest.stacks)} stacks were written on "
-                                f"{', '.join(tiers)}; each stack's route says why"),
+                                f"{', '.join(tiers)}; each stack's route says why", counts),
                        escalated=any("escalated" in s.route for s in away), degraded=degraded, notes=_unique(notes))
 
 
