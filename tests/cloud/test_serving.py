@@ -15,6 +15,8 @@ from starlette.routing import Route
 
 from tether.cloud import serving
 
+from tests.conftest import run_async
+
 
 async def echo(request):
     try:
@@ -117,5 +119,5 @@ def test_accepted_connections_send_small_bodies_at_once():
                 await asyncio.sleep(0.01)
             writer.close()
 
-    asyncio.run(main())
+    run_async(main())  # on a thread of its own: the browser tests' Playwright keeps a loop running here
     assert seen and seen[0] != 0

@@ -59,4 +59,4 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
     app = create_app(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
                      allowed_hosts=(host, *allow_hosts), api_key=key, cors_origins=origins)
     sock, _ = bind(host, port)
-    run(app, host=host, port=port, name="tether gateway", sock=sock)
+    run(app, host=host, port=port, name="tether gateway", sock=sock, on_exit=app.state.gateway.stop_generations)

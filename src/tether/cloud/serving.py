@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Callable
 from pathlib import Path
 
 import click
@@ -119,8 +120,11 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{shown}:{bound_port}"
 
 
-def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = None) -> None:
-    """Serve ``app``; print ``<name> listening on URL`` once it is ready (after its lifespan start-up)."""
+def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = None,
+        on_exit: Callable[[], None] | None = None) -> None:
+    """Serve ``app``; print ``<name> listening on URL`` once it is ready (after its lifespan start-up).
+    ``on_exit`` runs first thing on Ctrl-C / SIGTERM (in the signal handler: keep it to setting events),
+    so open responses can end before uvicorn's graceful-shutdown wait runs out."""
     import uvicorn
 
     if sock is None:
@@ -138,6 +142,14 @@ def run(app, *, host: str, port: int, name: str, sock: socket.socket | None = No
             sys.stdout.flush()
 
     server.startup = startup
+    if on_exit is not None:
+        handle_exit = server.handle_exit
+
+        def exiting(sig, frame):  # type: ignore[no-untyped-def]
+            on_exit()
+            handle_exit(sig, frame)
+
+        server.handle_exit = exiting  # type: ignore[method-assign]  (uvicorn installs it as the handler in run)
     server.run(sockets=[sock])
 
 

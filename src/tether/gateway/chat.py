@@ -228,7 +228,7 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
                   user: str | None, notes: list[str]) -> JSONResponse | StreamingResponse:
     block = route_block(decision, tier=DEVICE, user=user, notes=notes)
     headers = route_headers(block)
-    cancel = threading.Event()
+    cancel = gw.cancel_event()
     start = time.perf_counter()
     recorded = False
 
@@ -394,7 +394,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
                       user: str | None, notes: list[str]) -> JSONResponse | StreamingResponse:
     rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     if not chat.stream:
-        cancel = threading.Event()  # stops the device's part and a private-cloud call (a third party's ends its retries)
+        cancel = gw.cancel_event()  # stops the device's part and a private-cloud call (a third party's ends its retries)
         out: RoutedResponse = await unless_disconnected(
             request, gw, cancel, in_thread(cancellable(cancel, gw.router.respond, rreq, decision)))
         block = route_block(out.decision, tier=out.tier, degraded=out.degraded, escalated=out.escalated,
@@ -440,7 +440,7 @@ async def _via_router(request: Request, gw: Gateway, chat: ChatRequest, rreq: Ro
     # One thread per routed stream: a generator must be advanced and closed on one thread in turn
     # (a close queued on another pool thread fails while a `next` runs), and a device fallback
     # inside it holds the engine while suspended. The thread's ambient cancel stops that fallback.
-    cancel = threading.Event()
+    cancel = gw.cancel_event()
     executor = ThreadPoolExecutor(1, thread_name_prefix="routed-stream", initializer=cancel_this_thread,
                                   initargs=(cancel,))
     # The first text decides the status: a tier that fails before it (and its fallbacks) is an

@@ -9,6 +9,7 @@ import logging
 import re
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Mapping, TypeVar
@@ -44,6 +45,9 @@ class Gateway:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gen_locks: dict[str, anyio.Lock] = field(default_factory=dict)
     _load_lock: threading.Lock = field(default_factory=threading.Lock)
+    _cancels: weakref.WeakSet[threading.Event] = field(default_factory=weakref.WeakSet)
+    _cancels_lock: threading.RLock = field(default_factory=threading.RLock)  # re-entered by the signal handler
+    stopping: bool = False
 
     @property
     def device_model(self) -> str:
@@ -76,6 +80,26 @@ class Gateway:
 
         own = [self.device_model_name] if self.device_model_name not in catalog.CATALOG else []
         return [*catalog.CATALOG, *own]
+
+    def cancel_event(self) -> threading.Event:
+        """The event that stops one request's generations: set when its client goes away, or
+        when the server stops (``stop_generations``); already set once it is stopping."""
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels.add(cancel)
+            if self.stopping:
+                cancel.set()
+        return cancel
+
+    def stop_generations(self) -> None:
+        """Ctrl-C: stop every running generation, so an open stream ends now with a "cancelled"
+        frame instead of holding the shutdown until uvicorn cancels it (and logs a traceback).
+        Called from the signal handler: it only sets events."""
+        with self._cancels_lock:
+            self.stopping = True
+            cancels = list(self._cancels)
+        for cancel in cancels:
+            cancel.set()
 
     def executor(self, engine: str) -> ThreadPoolExecutor:
         """One thread per engine: llama.cpp's OpenMP team belongs to the thread that generates,

@@ -153,7 +153,7 @@ async def embeddings(request: Request) -> JSONResponse:
                            404, "model_not_found", param="model")
     texts = _texts(body.input)
     start = time.perf_counter()
-    cancel = threading.Event()
+    cancel = gw.cancel_event()
     vectors, counts = await unless_disconnected(
         request, gw, cancel, gw.on(EMBED_ENGINE, _embed, texts, body.input_type == "query", cancel))
     unrecorded = await in_thread(record_feature, gw.router, "embeddings", time.perf_counter() - start)

@@ -90,7 +90,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
                                "model_not_found", param="model")
         await gw.engine(model)
         start = time.perf_counter()
-        cancel = threading.Event()
+        cancel = gw.cancel_event()
         via_router = routed and model == gw.device_model
         calls = _RouterCalls(gw.router)  # what each of the router's answers said, for the route block's notes
         args = (body, model, calls if via_router else None) if routed else (body, model)
