@@ -373,3 +373,31 @@ def test_openapi_documents_the_route_block_and_its_notes(setup):
     configured = doc["components"]["schemas"]["TiersConfigured"]
     assert set(configured["required"]) == set(configured["properties"]) == {"device", "private_cloud", "third_party"}
     assert scan["properties"]["consent_policy"]["enum"] == ["ask", "always", "never"]
+
+
+def test_a_stack_whose_cloud_failed_without_degrading_is_named_in_the_digests_notes(tmp_path):
+    """allow_degraded = false: a stack whose escalation fails keeps its own words (no model's answer),
+    and the digest is still made; the route block's notes say which stack and why, as they do for
+    every other thing the router reported."""
+    from tests.routing.test_feature_routing import DINNER
+
+    provider = start_provider(tmp_path)
+    config = tmp_path / "router.json"
+    config.write_text(json.dumps({
+        "consent": "always", "allow_degraded": False, "cascade": ["notifications"], "cascade_min_logprob": 0.0,
+        "cascade_escalate_fraction": 0,
+        "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
+    server = start_server(tmp_path, router_config=config)
+    try:
+        provider.faults([500] * 8)
+        r = httpx.post(server.url + "/v1/notifications/summarize", timeout=180,
+                       json={"notifications": [json.loads(n.model_dump_json()) for n in DINNER]})
+        assert r.status_code == 200, r.text
+        assert provider.captured(), "the stack was never escalated"
+        stack = r.json()["stacks"][0]
+        assert stack["tier"] == "device" and stack["extractive"] is True, stack
+        notes = r.json()["tether"]["notes"]
+        assert any(stack["route"] in n and "500" in n for n in notes), (notes, stack["route"])
+    finally:
+        stop_server(server)
+        stop_provider(provider)

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from tether.errors import TetherError
 from tether.gateway.core import (FEATURE_DECISION, cancellable, gateway, in_thread, read_json, record_feature, route_block,
                                  route_headers, tiers_configured, unless_disconnected)
 from tether.gateway.errors import GatewayError
@@ -101,7 +102,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         result = await unless_disconnected(request, gw, cancel, work)
         if via_router:
             responses = list(calls.responses)
-            block = (_stacks_block(result, responses) if hasattr(result, "stacks")
+            block = (_stacks_block(result, responses, calls.failures) if hasattr(result, "stacks")
                      else _routed_block(result, responses))
         else:
             unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
@@ -168,9 +169,14 @@ class _RouterCalls:
     def __init__(self, router: Any):
         self._router = router
         self.responses: list[Any] = []
+        self.failures: list[str] = []  # errors it raised, which a digest's stack may have taken in its stride
 
     def respond(self, *args: Any, **kwargs: Any) -> Any:
-        response = self._router.respond(*args, **kwargs)
+        try:
+            response = self._router.respond(*args, **kwargs)
+        except TetherError as exc:
+            self.failures.append(str(exc))
+            raise
         self.responses.append(response)
         return response
 
@@ -216,10 +222,11 @@ def _routed_block(result: Any, responses: list[Any]) -> dict[str, Any]:
                        degraded=any(r.degraded for r in responses), notes=_unique(notes))
 
 
-def _stacks_block(digest: Any, responses: list[Any]) -> dict[str, Any]:
+def _stacks_block(digest: Any, responses: list[Any], failures: list[str]) -> dict[str, Any]:
     """The route block of a routed digest: each stack has its own tier and route; the block says
-    whether any left the device, and lists the router's notes (named by their stack when there are
-    several)."""
+    whether any left the device, and lists the router's notes and errors (a stack whose cloud failed
+    where the policy forbids a degraded answer keeps its own words), named by their stack when
+    there are several."""
     used: set[int] = set()
     notes: list[str] = []
     for s in digest.stacks:
@@ -227,6 +234,7 @@ def _stacks_block(digest: Any, responses: list[Any]) -> dict[str, Any]:
         if len(digest.stacks) > 1:
             label = f"{s.app}{' · ' + s.thread if s.thread and s.thread != s.app else ''}: "
         notes += [label + n for n in _route_notes(s.route, responses, used)]
+        notes += [label + s.route for f in failures if s.route == f][:1]
     notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
     degraded = any(r.degraded for r in responses)
     away = [s for s in digest.stacks if s.tier != "device"]
