@@ -16,8 +16,8 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 import click
 

@@ -234,7 +234,8 @@ def _stacks_block(digest: Any, responses: list[Any], failures: list[str]) -> dic
         if len(digest.stacks) > 1:
             label = f"{s.app}{' · ' + s.thread if s.thread and s.thread != s.app else ''}: "
         notes += [label + n for n in _route_notes(s.route, responses, used)]
-        notes += [label + s.route for f in failures if s.route == f][:1]
+        if s.route in failures:
+            notes.append(label + s.route)
     notes += [n for i, r in enumerate(responses) if i not in used for n in r.notes]
     degraded = any(r.degraded for r in responses)
     away = [s for s in digest.stacks if s.tier != "device"]

@@ -269,6 +269,10 @@ class _GenerationLock:
         self._owner = None
         self._lock.release()
 
+    def take_for_good(self) -> bool:
+        """Hold the model from now on, if no generation does (at exit, before it is freed)."""
+        return self._lock.acquire(blocking=False)
+
 
 _log_callback: Any = None
 _GGML_LOG_LEVEL_ERROR = 4
@@ -750,7 +754,7 @@ def _free_at_exit() -> None:
     model that is mid-generation (a daemon thread, an unread stream) is left alone; the lock taken
     is never given back, so nothing can start on a freed model."""
     for engine in list(_open_engines):
-        if engine._lock._lock.acquire(blocking=False):
+        if engine._lock.take_for_good():
             engine.llm.close()
 
 

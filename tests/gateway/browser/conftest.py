@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from tether.cloud.serving import spawn, stop
 CHROMIUM = os.environ.get("TETHER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TINY = "smollm2-135m"
+NAMED = "Please email Alice Johnson at alice.johnson@example.com about the Berlin contract."
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
 
@@ -76,18 +79,16 @@ def gateway(tmp_path_factory):
         stop(proc, timeout=15)
 
 
-@pytest.fixture(scope="session")
-def third_party_gateway(tmp_path_factory):
-    """``tether serve`` on the tiny model with a third party configured: the stand-in
-    OpenAI-compatible provider on loopback (it echoes), behind consent = "ask"."""
+@contextmanager
+def serving_with_provider(tmp: Path, config: str) -> Iterator[Any]:
+    """``tether serve`` on the tiny model with the stand-in OpenAI-compatible provider (it echoes)
+    on loopback as its third party; ``config`` is the rest of router.toml."""
     from tests.routing.conftest import start_provider, stop_provider
 
-    tmp = tmp_path_factory.mktemp("third-party-gateway")
     provider = start_provider(tmp)
-    config = tmp / "router.toml"
-    config.write_text(f'device_model = "{TINY}"\nconsent = "ask"\ncascade = []\n\n[third_party]\n'
-                      f'base_url = "{provider.url}"\nmodel = "gpt-test"\nretries = 0\n')
-    env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
+    (tmp / "router.toml").write_text(f'device_model = "{TINY}"\n{config}\n[third_party]\n'
+                                     f'base_url = "{provider.url}"\nmodel = "gpt-test"\nretries = 0\n')
+    env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(tmp / "router.toml"),
            "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
     try:
         proc, url = spawn([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"],
@@ -100,3 +101,20 @@ def third_party_gateway(tmp_path_factory):
     finally:
         stop(proc, timeout=15)
         stop_provider(provider)
+
+
+@pytest.fixture(scope="session")
+def third_party_gateway(tmp_path_factory):
+    """A third party configured, behind consent = "ask"."""
+    with serving_with_provider(tmp_path_factory.mktemp("third-party-gateway"), 'consent = "ask"\ncascade = []\n') as s:
+        yield s
+
+
+def watch_the_dialog(page) -> None:
+    """Record in the page whether the consent dialog is ever shown, however briefly."""
+    page.evaluate("""() => {
+        const modal = document.getElementById('consent-modal');
+        window.dialogShown = !modal.hidden;
+        new MutationObserver(() => { if (!modal.hidden) window.dialogShown = true; })
+            .observe(modal, {attributes: true});
+    }""")

@@ -4,41 +4,17 @@ and must say why the request ran on the device. What reached the stand-in provid
 
 from __future__ import annotations
 
-import os
-import sys
-
 import httpx
 import pytest
 
-from tether.cloud.serving import spawn, stop
-
-from tests.gateway.browser.conftest import TINY
-
-NAMED = "Please email Alice Johnson at alice.johnson@example.com about the Berlin contract."
+from tests.gateway.browser.conftest import NAMED, serving_with_provider, watch_the_dialog
 
 
 @pytest.fixture(scope="module")
 def device_only_gateway(tmp_path_factory):
-    from tests.routing.conftest import start_provider, stop_provider
-
-    tmp = tmp_path_factory.mktemp("device-only")
-    provider = start_provider(tmp)
-    config = tmp / "router.toml"
-    config.write_text(f'device_model = "{TINY}"\npreference = "device-only"\nconsent = "ask"\n\n[third_party]\n'
-                      f'base_url = "{provider.url}"\nmodel = "gpt-test"\nretries = 0\n')
-    env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
-           "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
-    try:
-        proc, url = spawn([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"],
-                          tmp / "serve.log", env=env)
-    except BaseException:
-        stop_provider(provider)
-        raise
-    try:
-        yield type("Server", (), {"url": url, "provider": provider})()
-    finally:
-        stop(proc, timeout=15)
-        stop_provider(provider)
+    with serving_with_provider(tmp_path_factory.mktemp("device-only"),
+                               'preference = "device-only"\nconsent = "ask"\n') as s:
+        yield s
 
 
 def test_device_only_asks_nothing_says_why_and_sends_nothing(page, device_only_gateway):
@@ -49,12 +25,7 @@ def test_device_only_asks_nothing_says_why_and_sends_nothing(page, device_only_g
     page.on("request", lambda req: posts.append(req) if req.url.endswith("/v1/chat/completions") else None)
     page.goto(url + "/")
     page.wait_for_selector("#run")
-    page.evaluate("""() => {
-        const modal = document.getElementById('consent-modal');
-        window.dialogShown = !modal.hidden;
-        new MutationObserver(() => { if (!modal.hidden) window.dialogShown = true; })
-            .observe(modal, {attributes: true});
-    }""")
+    watch_the_dialog(page)
     page.wait_for_function("() => /device-only/.test("
                            "document.querySelector('#target option[value=\"third-party\"]').textContent)", timeout=30_000)
     page.select_option("#feature", "chat")

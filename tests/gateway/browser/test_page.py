@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.gateway.browser.conftest import NAMED, watch_the_dialog
 
-NAMED = "Please email Alice Johnson at alice.johnson@example.com about the Berlin contract."
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"  # the page fixture screenshots every test there too
 
 
@@ -299,16 +299,6 @@ def test_the_consent_dialog_keeps_focus_and_names_the_tier(consenting):
 
 
 # ------------------------------------------------------------------ no third party configured
-
-
-def watch_the_dialog(page) -> None:
-    """Record in the page whether the consent dialog is ever shown, however briefly."""
-    page.evaluate("""() => {
-        const modal = document.getElementById('consent-modal');
-        window.dialogShown = !modal.hidden;
-        new MutationObserver(() => { if (!modal.hidden) window.dialogShown = true; })
-            .observe(modal, {attributes: true});
-    }""")
 
 
 def test_with_no_third_party_the_page_asks_nothing_and_runs_where_it_can(real):

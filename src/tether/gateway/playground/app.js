@@ -34,8 +34,8 @@
   let controller = null; // AbortController of the running request
   let running = false; // one request at a time: Run, Ctrl+Enter and the consent dialog all check it
   let lastScan = null; // {text, report}
-  // Which tiers the router config names ({device, private_cloud, third_party}: booleans), from /healthz on
-  // load and from every scan; null while unknown. A tier that is not configured is never asked about.
+  // Which tiers a request can reach ({device, private_cloud, third_party}: booleans), from /healthz on
+  // load and from every scan; null while unknown. A tier that is off is never asked about.
   let configured = null;
   let preference = null; // the router config's; "device-only" turns every cloud tier off
 
@@ -415,7 +415,7 @@
     clearRoute();
     let consent = false;
     let runTarget = target;
-    let missing = null; // the tier asked for, when the router config names none: nothing is asked, it runs on auto
+    let missing = null; // the tier asked for, when it is off (offReason): nothing is asked, it runs on auto
     const wanted = TARGET_TIER[target];
     let outbound = null;
     if (wanted) {
@@ -450,11 +450,10 @@
       if (out.error && !consent && /consent/i.test(out.error.code + " " + out.error.msg) && isConfigured(consentTier)) {
         // The router wanted a tier that needs consent for an "auto" request: ask, then retry with it.
         busy(false);
-        const tier = consentTier;
-        const outbound = await outboundFor(text, tier);
-        if (!(await askConsent(outbound, tier))) {
+        const outbound = await outboundFor(text, consentTier);
+        if (!(await askConsent(outbound, consentTier))) {
           setStatus("Refused: nothing was sent.");
-          el.result.textContent = "Nothing was sent to the " + TIER_LABEL[tier] + ".";
+          el.result.textContent = "Nothing was sent to the " + TIER_LABEL[consentTier] + ".";
           return;
         }
         busy(true);
