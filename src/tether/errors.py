@@ -69,6 +69,8 @@ class UnknownModelError(ModelError, KeyError):
 
     def __str__(self) -> str:
         shown = self.name if len(self.name) <= 80 else self.name[:80] + "…"
+        if self.name.startswith("hf:"):  # meant the Hub: the catalog list would not help
+            return f"unknown model {shown!r}: name a Hugging Face file as hf:owner/repo/file.gguf[@revision]"
         return f"unknown model {shown!r}; known models: {', '.join(self.known)}, or a path to a .gguf file"
 
 

@@ -35,8 +35,9 @@ def test_unknown_model_names_the_known_ones():
     with pytest.raises(UnknownModelError) as info:
         catalog.resolve("gpt-9")
     assert "qwen2.5-0.5b" in str(info.value) and "gpt-9" in str(info.value)
-    with pytest.raises(UnknownModelError):
-        catalog.resolve("hf:only-a-repo")
+    for spec in ("hf:only-a-repo", "hf:owner/repo", "hf:owner/repo:file.gguf"):
+        with pytest.raises(UnknownModelError, match=r"hf:owner/repo/file\.gguf\[@revision\]"):
+            catalog.resolve(spec)
 
 
 def test_cache_dir_follows_env(own_cache):
