@@ -10,7 +10,7 @@ import pytest
 
 from tether.errors import InputError
 from tether.models.engine import Message, Sampling
-from tether.models.grammar import grammar_regex
+from tether.models.grammar import grammar_regex, schema_to_gbnf
 
 PATTERNS = [
     r"^[A-Z]{3}-\d{2}$",
@@ -201,3 +201,13 @@ def test_a_format_is_checked_after_generation():
                            ("date-time", "yesterday", "2026-12-03T10:00:00Z")]:
         assert violation({"type": "string", "format": fmt}, json.dumps(bad)) is not None, fmt
         assert violation({"type": "string", "format": fmt}, json.dumps(good)) is None, fmt
+
+
+def test_a_dangling_ref_is_named_as_written_and_the_message_stays_short():
+    big = {f"field_{i}": {"type": "string", "description": "x" * 200} for i in range(500)}
+    schema = {"type": "object", "properties": {**big, "a": {"$ref": "#/nope"}}}
+    with pytest.raises(InputError) as info:
+        schema_to_gbnf(schema)
+    message = str(info.value)
+    assert "#/nope" in message and "stdin" not in message
+    assert len(message) < 400

@@ -53,8 +53,15 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
         resolved = converter.resolve_refs(prepared, "stdin")
         converter.visit(resolved, "")
     except (AssertionError, ValueError, KeyError, TypeError) as exc:  # the converter asserts on what it lacks
-        raise InputError(f"cannot build a grammar from this JSON schema: {exc}") from None
+        raise InputError(f"cannot build a grammar from this JSON schema: {_converter_reason(exc)}") from None
     return converter.format_grammar()
+
+
+def _converter_reason(exc: BaseException, limit: int = 300) -> str:
+    """The converter's complaint in the caller's terms: its refs carry the base name we gave
+    it ("stdin#/x"), and a failed lookup quotes the whole schema, which can be megabytes."""
+    reason = str(exc).replace("stdin#", "#")
+    return reason if len(reason) <= limit else reason[:limit] + "…"
 
 
 _JSON_STRING_CHAR = r'[^"\\\x00-\x1F] | "\\" (["\\/bfnrt] | "u" [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F] [0-9a-fA-F])'
