@@ -41,10 +41,11 @@ def test_one_shot_answers_on_the_device_and_says_why(tmp_path):
 
 def test_a_conversation_from_stdin_with_reset_and_exit(tmp_path):
     ledger = str(tmp_path / "l.db")
-    r = run("chat", "-m", TINY, "--max-tokens", "8", input="Hello there.\n\n/reset\nSay hi.\n/exit\nNever read.\n",
+    r = run("chat", "-m", TINY, "--max-tokens", "8", input="Hello there.\n\n/reset\n/help\nSay hi.\n/exit\nNever read.\n",
             TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
     assert r.exit_code == 0, r.output
     assert r.stderr.count("── ran on device") == 2 and r.stderr.count("conversation cleared") == 1
+    assert "── /reset starts over" in r.stderr  # /help answered here, not sent to the model
     s = json.loads(run("stats", "--ledger", ledger, "--json").stdout)
     assert s["requests"] == 2 and s["by_tier"]["device"]["requests"] == 2  # /exit stopped before the last line
 

@@ -11,7 +11,7 @@ from tether.cli import cli
 from tether.cli._io import err_console, json_option, load_router, words_argument
 from tether.errors import InputError, TetherError
 
-HELP_LINE = "/reset starts over, /exit (or Ctrl-D) quits"
+HELP_LINE = "/reset starts over, /help shows this, /exit (or Ctrl-D) quits"
 
 
 def _turn(router, conversation, text: str, *, system: str | None, tier: str, consent: bool | None,
@@ -113,6 +113,9 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
         if line == "/reset":
             conversation.reset()
             click.echo("── conversation cleared", err=True)
+            continue
+        if line.strip() == "/help":  # a command, not a question for the model
+            click.echo(f"── {HELP_LINE}", err=True)
             continue
         try:
             _fitted_turn(router, conversation, line, options)
