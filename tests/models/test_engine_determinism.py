@@ -49,17 +49,22 @@ def test_a_continued_conversation_answers_as_the_same_one_resumed(tiny):
     assert [lp.logprob for lp in resumed.completion.logprobs] == [lp.logprob for lp in continued.completion.logprobs]
 
 
-def _tokens_read(engine, monkeypatch):
+def _tokens_read(engine, monkeypatch, batches: list[int] | None = None):
     """How many prompt tokens the engine hands llama.cpp to read, request by request (the
-    answer's tokens, read one by one as they are generated, are not counted)."""
+    answer's tokens, read one by one as they are generated, are not counted); ``batches``
+    gets how many calls that took."""
     read: list[int] = []
     prefill, real_eval = engine._prefill, engine.llm.eval
 
     def counting_prefill(prompt, cancel):
         read.append(0)
+        if batches is not None:
+            batches.append(0)
 
         def counting_eval(tokens):
             read[-1] += len(tokens)
+            if batches is not None:
+                batches[-1] += 1
             return real_eval(tokens)
 
         monkeypatch.setattr(engine.llm, "eval", counting_eval)
@@ -73,20 +78,26 @@ def _tokens_read(engine, monkeypatch):
 
 
 def test_a_shared_system_prompt_is_read_once_and_a_conversation_rereads_only_its_last_turns(tiny, monkeypatch):
-    """Blocks end at every end-of-turn token, so a system prompt shorter than a block (a
-    feature's instructions) is reused by the next request, and a continued conversation
-    re-reads only the last question, the answer and the new question."""
+    """Blocks end after each turn's header, so a system prompt shorter than a block (a
+    feature's instructions) is reused by the next request, the new question and the answer's
+    header are read in one batch, and a continued conversation re-reads only the answer and the
+    new question."""
     system = Message("system", "You sort the user's notifications and answer in one short sentence. " * 4)
     tiny.complete([system, Message("user", "First question?")], Sampling.greedy(4))
-    read = _tokens_read(tiny, monkeypatch)
+    batches: list[int] = []
+    read = _tokens_read(tiny, monkeypatch, batches)
     second = [system, Message("user", "A different question?")]
     first = _run(tiny, second, 8)
     tokens = tiny.tokenize_chat(second)
-    system_turn = tokens.index(tiny.llm.token_eos()) + 1  # <|im_end|> closes the system turn
-    assert 0 < system_turn < len(tokens) - 4
-    assert read == [len(tokens) - system_turn]
+    opens = tiny.llm.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    assert len(opens) == 1
+    user_turn = [i for i, t in enumerate(tokens) if t == opens[0]][1]  # <|im_start|>user\n
+    assert tiny.llm.detokenize(tokens[user_turn + 1:user_turn + 3]) == b"user\n"
+    question = user_turn + 3
+    assert 0 < question < len(tokens) - 4
+    assert read == [len(tokens) - question] and batches == [1]  # the question and the answer's header
     assert _run(tiny, second, 8) == first  # the same answer however much was reused
-    assert read[-1] < 12  # the last turn, read again for the first token's logits
+    assert read[-1] < 14 and batches[-1] == 1  # the last turn, read again for the first token's logits
 
     session = Session("You are a storyteller. " * 30, engine=tiny)
     session.respond("Tell a story about a fox.", sampling=Sampling.greedy(40))
