@@ -105,3 +105,20 @@ def test_a_shared_system_prompt_is_read_once_and_a_conversation_rereads_only_its
     whole = session.token_count("And then?")
     session.respond("And then?", sampling=Sampling.greedy(4))
     assert 0 < read[0] < whole - 150  # the instructions (about 150 tokens) stayed cached
+
+
+def test_a_template_without_header_lines_still_repeats_exactly(tiny, monkeypatch):
+    """The rule for templates whose turns do not open with a header line: blocks end at every
+    end-of-turn token. Forced here on the 135M model (its own template has headers)."""
+    assert tiny._header_blocks
+    tiny._forget()  # the cache was read under the other rule
+    monkeypatch.setattr(tiny, "_header_blocks", False)
+    try:
+        tokens = tiny.tokenize_chat(SAY_HELLO)
+        ends, closed = tiny._block_ends(tokens)
+        eos = tiny.llm.token_eos()
+        assert ends[:-1] == [i + 1 for i, t in enumerate(tokens) if t == eos] and not closed
+        test_the_same_greedy_request_twice_gives_the_same_answer_and_logprobs(tiny)
+        test_a_continued_conversation_answers_as_the_same_one_resumed(tiny)
+    finally:
+        tiny._forget()
