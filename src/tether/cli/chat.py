@@ -114,7 +114,7 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
             conversation.reset()
             click.echo("── conversation cleared", err=True)
             continue
-        if line.strip() == "/help":  # a command, not a question for the model
+        if line == "/help":  # a command, not a question for the model
             click.echo(f"── {HELP_LINE}", err=True)
             continue
         try:

@@ -50,7 +50,7 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
     prepared = json.loads(json.dumps(enforceable(any_value_spelled_out(local_refs_renamed(schema)))))
     converter = _converter_class()(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
     try:
-        resolved = converter.resolve_refs(prepared, "stdin")
+        resolved = converter.resolve_refs(prepared, "")  # no base name: a ref reads as the caller wrote it
         converter.visit(resolved, "")
     except (AssertionError, ValueError, KeyError, TypeError) as exc:  # the converter asserts on what it lacks
         raise InputError(f"cannot build a grammar from this JSON schema: {_converter_reason(exc)}") from None
@@ -58,9 +58,9 @@ def schema_to_gbnf(schema: dict[str, Any]) -> str:
 
 
 def _converter_reason(exc: BaseException, limit: int = 300) -> str:
-    """The converter's complaint in the caller's terms: its refs carry the base name we gave
-    it ("stdin#/x"), and a failed lookup quotes the whole schema, which can be megabytes."""
-    reason = str(exc).replace("stdin#", "#")
+    """The converter's complaint, capped: a failed ref lookup quotes the whole schema, which can
+    be megabytes."""
+    reason = str(exc)
     return reason if len(reason) <= limit else reason[:limit] + "…"
 
 
