@@ -752,3 +752,18 @@ def test_the_device_result_is_made_once_by_whoever_asks_first():
     away = DeviceResult(make)
     assert away() == "made from None"
     assert calls == [("first answer", True), (None, False)]
+
+
+def test_a_table_row_written_as_one_sentence_in_its_topic_cell_is_split_at_its_subject():
+    from tether.features.writing import tidy_table
+
+    rows = [["Topic", "Fact"], ["Council promised a review after the first year", ""],
+            ["The plan costs 12 million euros", ""], ["Review after the first year", ""], ["Plan", ""],
+            ["Construction of the first route starts in March", "in spring"]]
+    assert tidy_table(rows) == [["Topic", "Fact"], ["Council", "promised a review after the first year"],
+                                ["Plan", "costs 12 million euros"],
+                                ["Review after the first year", ""],  # no subject to split at: as written
+                                ["Plan", ""],
+                                ["Construction of the first route starts in March", "in spring"]]  # a fact is there
+    wide = [["Topic", "Fact", "When"], ["The plan costs 12 million euros", "", ""]]
+    assert tidy_table(wide) == wide  # only a Topic | Fact table has one place the rest belongs

@@ -106,3 +106,32 @@ def test_undone_edits_read_as_phrases_but_distant_ones_stay_apart():
     assert text == original
     assert [(u.original, u.replacement) for u in undone] == [("want", "wish"), ("big", "large")]
     assert all(original[u.start:u.end] == u.original for u in undone)
+
+
+@pytest.mark.parametrize("original, model, expected", [
+    # the user's British spelling stays; the real fixes beside it are kept
+    ("we need them to finalise the plan.", "We need them to finalize the plan.", "We need them to finalise the plan."),
+    ("i travelled to the theatre", "I traveled to the theater", "I travelled to the theatre"),
+    ("The colour of the centre is grey.", "The color of the center is gray.", "The colour of the centre is grey."),
+    ("We will analyse teh catalogue.", "We will analyze the catalog.", "We will analyse the catalogue."),
+    # and an American one too
+    ("The color is realy nice.", "The colour is really nice.", "The color is really nice."),
+])
+def test_a_word_moved_between_british_and_american_spelling_is_undone(original, model, expected):
+    text, undone = review(original, model)
+    assert text == expected
+    assert all(u.original.lower() != u.replacement.lower() for u in undone)
+
+
+@pytest.mark.parametrize("original, model", [
+    ("thanks four the help", "Thanks for the help"),  # "four" and "for" are two words, not two spellings
+    ("I realy like it", "I really like it"),
+    ("it makes no sence", "It makes no sense"),
+])
+def test_a_real_fix_that_looks_like_another_spelling_is_kept(original, model):
+    assert keep_wording(original, model) == model
+
+
+def test_a_doubled_space_taken_out_beside_an_undone_edit_never_glues_two_words():
+    assert keep_wording("the  red chance", "The red opportunity") == "The red chance"
+    assert keep_wording("the colour  red", "The color red") == "The colour red"

@@ -8,7 +8,8 @@ user's text with the model's and types each edit. An edit whose type says "a dif
 in or takes out a content word that is not a spelling of a word on the other side; an edit that
 removes several words is undone unless it removes a doubled word, and so is one that adds or
 removes a line break: the layout is the user's, or one that adds or removes a negation: it
-flips the meaning. Spelling, case, punctuation,
+flips the meaning, and so is a word moved between its British and American spellings
+("finalise" → "finalize"): both are right. Spelling, case, punctuation,
 agreement, tense, articles and other function words pass. ``benchmarks/proofread.py`` measures it.
 """
 
@@ -84,6 +85,46 @@ def _new_word(a: str, b: str) -> bool:
     ops = difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes()
     letters = lambda t: sum(c.isalnum() for c in t)  # noqa: E731
     return any(max(letters(a[i1:i2]), letters(b[j1:j2])) >= 2 for op, i1, i2, j1, j2 in ops if op != "equal")
+
+
+# British spellings as American ones; two real words that meet here are one word's two spellings
+_TO_AMERICAN = [(re.compile(p), r) for p, r in (
+    (r"(?<=\w{3})is(e|ed|es|ing|ation|ations|er|ers)$", r"iz\1"),  # finalise, organisation
+    (r"(?<=\w{2})ys(e|ed|es|ing)$", r"yz\1"),  # analyse, paralysed
+    (r"(?<=\w{3})our(s|ed|ing|ite|ites|able|ful|less)?$", r"or\1"),  # colour, favourite (not "four")
+    (r"(?<=\w[bcdfghklmnpstvz])re(s|d)?$", r"er\1"),  # centre, fibres, metred
+    (r"(?<=\w{2}[aeiou])ll(ed|ing|er|ers|or|ors|ery|ous)$", r"l\1"),  # travelled, counsellor, jewellery
+    (r"(?<=\w{2})ogue(s)?$", r"og\1"),  # catalogue, dialogue
+    (r"(?<=\w{2})ence(s|d)?$", r"ense\1"),  # defence, licence
+    (r"(?<=\w)(ae|oe)(?=\w)", "e"),  # paediatric, manoeuvre
+)]
+_SPELLING_PAIRS = {frozenset(p.split("/")) for p in (
+    "grey/gray", "tyre/tire", "tyres/tires", "programme/program", "programmes/programs", "cheque/check",
+    "cheques/checks", "plough/plow", "mould/mold", "aluminium/aluminum", "judgement/judgment",
+    "acknowledgement/acknowledgment", "ageing/aging", "enrol/enroll", "enrolment/enrollment", "fulfil/fulfill",
+    "fulfilment/fulfillment", "skilful/skillful", "practise/practice", "practised/practiced",
+    "practising/practicing", "pyjamas/pajamas", "sceptical/skeptical", "kerb/curb", "storey/story",
+    "draught/draft", "cosy/cozy", "moustache/mustache", "whisky/whiskey", "doughnut/donut")}
+_IN_USE = 2.0  # both spellings this frequent in wordfreq's English: two spellings, not a typo and its fix
+
+
+def _american(word: str) -> str:
+    for pattern, replacement in _TO_AMERICAN:
+        word = pattern.sub(replacement, word)
+    return word
+
+
+def changes_spelling_convention(edit: _Edit) -> bool:
+    """A word changed between its British and American spellings ("finalise" → "finalize",
+    "colour" → "color"): both are right, and which one is the user's choice."""
+    old, new = edit.o_str.strip().lower(), edit.c_str.strip().lower()
+    if old == new or not (old.isalpha() and new.isalpha()):
+        return False
+    if frozenset((old, new)) not in _SPELLING_PAIRS and _american(old) != _american(new):
+        return False
+    from wordfreq import zipf_frequency
+
+    return min(zipf_frequency(old, "en"), zipf_frequency(new, "en")) >= _IN_USE
 
 
 def changes_wording(edit: _Edit) -> bool:
@@ -180,6 +221,7 @@ def review(original: str, corrected: str) -> tuple[str, list[Edit]]:
         undone = {e for e in edits if changes_wording(e)}
     while more := {e for e in edits if e not in undone and any(_touch(e, u) for u in undone)}:
         undone |= more  # an edit next to undone rewording belongs to it: "a chance" → "an opportunity"
+    undone |= {e for e in edits if changes_spelling_convention(e)}  # one word: its neighbours' fixes stay
     kept = [e for e in edits if e not in undone and not changes_layout(e)]
     if len(kept) == len(edits):
         return corrected, []
@@ -197,6 +239,8 @@ def review(original: str, corrected: str) -> tuple[str, list[Edit]]:
         if chunk and not chunk[-1].isspace() and d < len(corrected) and corrected[d].isspace() \
                 and b < len(original) and not original[b].isspace() and not follows:
             chunk += " "
+        if not chunk and original[a:b].isspace() and 0 < a and b < len(original) and not original[b].isspace():
+            chunk = " "  # a doubled space taken out: "the  red" is "the red", never "thered"
         out += [original[pos:a], chunk]
         pos = b
     out.append(original[pos:])
@@ -229,3 +273,18 @@ def _bounds(doc: Doc, start: int, end: int) -> tuple[int, int]:
         return doc[start].idx, doc[end - 1].idx + len(doc[end - 1])
     at = _chars(doc, start, end)[0]
     return at, at
+
+
+def split_subject(sentence: str) -> tuple[str, str] | None:
+    """("Construction of the first route", "starts in March") for a sentence whose grammatical
+    subject opens it, else None. A summary table's row the model wrote as one sentence in its
+    Topic cell reads as a topic and a fact again."""
+    with _lock:
+        doc = _annotator().nlp(sentence)
+    root = next((t for t in doc if t.dep_ == "ROOT"), None)
+    subject = next((c for c in root.children if c.dep_ in ("nsubj", "nsubjpass")), None) if root else None
+    if subject is None or subject.left_edge.i != 0 or subject.right_edge.i >= root.i:
+        return None
+    cut = subject.right_edge.i + 1
+    head, rest = doc[:cut].text, doc[cut:].text
+    return (head, rest) if head and rest else None

@@ -543,10 +543,17 @@ _RELATIVE = re.compile(r"(?:which|that|who)\s+(?=\w)")
 def tidy_table(rows: list[list[str]]) -> list[list[str]]:
     """Cells that repeat their row's first cell, or open with the clause word the sentence was cut
     at, read as the split sentence they came from: "Supporters | supporters say it will…" and
-    "Plan | which costs 12 million…" become "Supporters | say it will…", "Plan | costs 12 million…"."""
+    "Plan | which costs 12 million…" become "Supporters | say it will…", "Plan | costs 12 million…".
+    A two-column row whose whole sentence sits in the Topic cell is split at its subject:
+    "Construction of the first route starts in March | " becomes "Construction of the first route |
+    starts in March"."""
     out = [rows[0]]
     for row in rows[1:]:
         head, cells = row[0], list(row[1:])
+        if len(cells) == 1 and not cells[0] and len(head.split()) >= 3 and (split := wording.split_subject(head)):
+            head, cells[0] = split
+            head = re.sub(r"^(?:The|A|An) (?=\w)", "", head)
+            head = head[:1].upper() + head[1:]
         for i, cell in enumerate(cells):
             if head and cell.lower().startswith(head.lower() + " ") and len(cell) > len(head) + 1:
                 cell = cell[len(head) + 1:]
