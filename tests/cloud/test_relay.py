@@ -369,3 +369,53 @@ def test_answers_in_flight_past_the_pool_make_the_relay_busy_not_the_node_down()
         http.close()
         stop_relay()
         stop_node()
+
+
+def test_a_node_s_health_answer_cannot_hold_or_bloat_the_prober():
+    """Anyone may announce a node, and the relay probes every listed address: a /healthz that
+    trickles (each read inside the probe's per-read timeout) or never ends held the whole probe
+    round (every node's health went stale) and was read into memory to its last byte."""
+    import asyncio
+
+    from starlette.responses import StreamingResponse
+
+    from tests.cloud.conftest import trickled
+
+    sent = [0]
+
+    async def bloat(request):
+        async def body():
+            yield b'{"ok": true, "node_id": "bloat", "pad": "'
+            for _ in range(2048):  # 128 MiB
+                sent[0] += 65536
+                yield b"x" * 65536
+                await asyncio.sleep(0)  # lets the server notice the probe hang up
+            yield b'"}'
+        return StreamingResponse(body(), media_type="application/json")
+
+    async def slow(request):
+        return trickled(40, 0.25, b'{"ok": true, "node_id": "slow"}')  # 10 s, a byte every 0.25 s
+
+    bloat_url, stop_bloat = serve([Route("/healthz", bloat)])
+    slow_url, stop_slow = serve([Route("/healthz", slow)])
+    relay = Relay(None, {"bloat": bloat_url, "slow": slow_url}, cooldown=60)
+
+    async def probe(node_id, url):
+        start = time.monotonic()
+        await relay._probe(node_id, url)
+        return time.monotonic() - start
+
+    async def both():
+        try:
+            return await asyncio.gather(probe("bloat", bloat_url), probe("slow", slow_url))
+        finally:
+            await relay.probe_http.aclose()
+
+    try:
+        took = asyncio.run(both())
+        assert sent[0] < 16 * 2**20, sent[0]  # what flow control lets through before the probe stops reading
+        assert max(took) < 4, took
+        assert relay._down_until.get("bloat") and relay._down_until.get("slow")
+    finally:
+        stop_bloat()
+        stop_slow()

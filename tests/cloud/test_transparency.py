@@ -781,3 +781,49 @@ def test_the_router_s_cloud_client_remembers_the_log_across_restarts(tmp_path):
             Router.from_config(fork_config).private_cloud.client.log.tree_head()
     finally:
         fork.stop()
+
+
+def test_a_long_running_device_keeps_proofs_only_for_entries_the_log_still_lists(server, tmp_path):
+    """A node re-attests every 30 minutes, each time as a new log entry: a gateway that kept every
+    entry it ever proved grew by one entry per node per period for as long as it ran (and, on an
+    open log, by every announcement anyone made)."""
+    released = httpx.post(server.url + "/v1/log/releases", json=components(),
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    assert released.status_code == 200, released.text
+    identity, hpke, model = NodeIdentity(), os.urandom(32), f"cache-{os.urandom(4).hex()}"
+    measurement = Measurement.from_components(components())
+    client = CloudClient(server.url, "http://relay.invalid", log_key=server.public_key, model=model,
+                         state_path=tmp_path / "d.json")
+    try:
+        for _ in range(6):
+            time.sleep(0.01)  # a later issued_at: the log takes only a newer attestation
+            att = make_attestation(identity, hpke, measurement, url="http://node.example:8471", model=model,
+                                   hardware={}, tokens_per_second=1.0)
+            assert httpx.post(server.url + "/v1/log/nodes", json=att).status_code == 200
+            verdicts = {v.node_id: v for v in client.refresh()}
+            assert verdicts[identity.node_id].trusted, verdicts[identity.node_id].reason
+        assert len(client._verified_entries) <= 2  # the release and the node's latest attestation
+    finally:
+        client.close()
+
+
+def test_two_processes_sharing_the_state_file_see_a_forked_log(tmp_path):
+    """The CLI and the gateway share one state file. Each checked a new tree head only against the
+    head it loaded at start-up, then wrote its own over the other's: a log that showed the two a
+    fork (same key, same size, different histories) went unnoticed on this one device."""
+    one = Server(tmp_path, "one", token=None)
+    two = Server(tmp_path, "two", key=one.key, token=None)  # the same key, its own history
+    state = tmp_path / "device.json"
+    try:
+        assert LogClient(one.url, one.public_key, state_path=state).tree_head()["size"] == 0
+        gateway = LogClient(one.url, state_path=state)
+        cli = LogClient(two.url, state_path=state)  # both loaded the empty head
+        assert httpx.post(one.url + "/v1/log/releases", json=components("a")).status_code == 200
+        assert httpx.post(two.url + "/v1/log/releases", json=components("b")).status_code == 200
+        assert gateway.tree_head()["size"] == 1
+        with pytest.raises(TransparencyLogError, match="history was rewritten"):
+            cli.tree_head()
+        assert json.loads(state.read_text())["sth"]["root"] == gateway.last_sth["root"]  # not overwritten
+    finally:
+        one.stop()
+        two.stop()

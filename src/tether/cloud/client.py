@@ -270,6 +270,11 @@ class CloudClient:
                                           float(att.get("tokens_per_second") or 0), att.get("hardware") or {})
             attestations[node_id] = att
             verdicts.append(Verdict(node_id, True, "verified", att["model"]))
+        # Proofs are kept only for entries this directory still names: each re-attestation is a new
+        # entry, so keeping every one ever proven grew a long-running client without bound.
+        named = [e.get("index") for e in listed if isinstance(e, dict)] + list(releases.values())
+        listed_at = {i for i in named if isinstance(i, int)}  # a mirror's odd index (a list) is no key
+        self._verified_entries = {i: e for i, e in self._verified_entries.items() if i in listed_at}
         with self._lock:
             for node_id, node in nodes.items():  # what this device measured carries over
                 old = self._nodes.get(node_id)

@@ -43,6 +43,7 @@ NODE_HEADER = "x-tether-node"
 REJECTED_HEADER = "x-tether-rejected"  # the targets that rejected the envelope, so the device can cool them
 LOG_READS = ("key", "sth", "entries", "proof/inclusion", "proof/consistency", "releases", "nodes")
 MAX_LOG_RESPONSE = 8 * 1024 * 1024
+MAX_PROBE_RESPONSE = 64 * 1024  # a node's /healthz is a line of JSON
 _FORCED_GAP = 0.25  # least seconds between directory refreshes forced by unknown node ids
 
 logger = logging.getLogger("tether.relay")
@@ -108,10 +109,10 @@ class Relay:
                 await asyncio.sleep(max(0.0, self._fetched + _FORCED_GAP - time.monotonic()))
             self._fetched = time.monotonic()
             try:
-                resp = await self.log_http.get(f"{self.log_url}/v1/log/nodes", timeout=5.0)
-                nodes = resp.json()["nodes"]
-                resp = await self.log_http.get(f"{self.log_url}/v1/log/releases", timeout=5.0)
-                released = resp.json()["releases"]
+                _, body = await _get_capped(self.log_http, f"{self.log_url}/v1/log/nodes", MAX_LOG_RESPONSE, 5.0)
+                nodes = json.loads(body)["nodes"]
+                _, body = await _get_capped(self.log_http, f"{self.log_url}/v1/log/releases", MAX_LOG_RESPONSE, 5.0)
+                released = json.loads(body)["releases"]
                 if not isinstance(nodes, list) or not isinstance(released, dict):
                     raise ValueError("malformed directory")
             except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError, RecursionError) as exc:
@@ -173,12 +174,12 @@ class Relay:
         service never passes, so ``/v1/relay/load`` says nothing about whether that service is up.
         Nodes given with ``--node`` (the operator's own) may leave ``node_id`` out."""
         try:
-            resp = await self.probe_http.get(f"{url}/healthz", timeout=1.0)
-            ok = resp.status_code == 200
+            status, body = await _get_capped(self.probe_http, f"{url}/healthz", MAX_PROBE_RESPONSE, 1.0)
+            ok = status == 200
             if ok:
-                said = resp.json().get("node_id")
+                said = json.loads(body).get("node_id")
                 ok = said == node_id or (said is None and node_id in self.static)
-        except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError):
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, AttributeError, RecursionError):
             ok = False
         if ok:
             self._down_until.pop(node_id, None)
@@ -374,6 +375,24 @@ class _Piped(StreamingResponse):
         finally:
             with anyio.CancelScope(shield=True):
                 await self._finish()
+
+
+async def _get_capped(client: httpx.AsyncClient, url: str, limit: int, seconds: float) -> tuple[int, bytes]:
+    """GET ``url`` within ``seconds`` for the whole answer and at most ``limit`` bytes of it.
+
+    httpx's timeout is per read: an announced address (anyone may announce) whose ``/healthz``
+    trickled or never ended held the whole probe round and was read into memory to its end."""
+    try:
+        with anyio.fail_after(seconds):
+            async with client.stream("GET", url, timeout=seconds) as resp:
+                body = bytearray()
+                async for chunk in resp.aiter_bytes():
+                    body += chunk
+                    if len(body) > limit:
+                        raise httpx.DecodingError(f"answer over {limit} bytes", request=resp.request)
+                return resp.status_code, bytes(body)
+    except TimeoutError:
+        raise httpx.ReadTimeout(f"no whole answer within {seconds:g} s") from None
 
 
 def _busy() -> Response:

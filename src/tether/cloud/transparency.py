@@ -679,16 +679,20 @@ class LogClient:
                                     f"(rolled back, forked or replaced); {self._repin_hint()}")
 
     def tree_head(self, *, deadline_at: float = math.inf) -> dict[str, Any]:
-        """Fetch, verify and remember the latest tree head; raise if it does not extend the last one."""
+        """Fetch, verify and remember the latest tree head; raise if it does not extend the last one
+        this client verified and the one the state file holds now (another process's, perhaps)."""
         key = self._pinned_key(deadline_at)
+        priors = [self.last_sth] if self.last_sth is not None else []
+        stored = self._stored_head(key)  # read before the new head, so it is never the later of the two
+        if stored is not None and stored != self.last_sth:
+            priors.append(stored)
         sth = _check_sth_shape(self._request("GET", "/v1/log/sth", deadline_at=deadline_at))
         try:
             verify_tree_head(sth, key)
         except _WrongSignature as exc:  # signed by another key; a malformed head is raised as it is
             raise self._mismatch(exc) from None
         check_freshness(sth, None, now=self.clock(), max_age=self.max_sth_age)
-        if self.last_sth is not None:
-            old = self.last_sth
+        for old in priors:
             try:
                 check_freshness(sth, old, now=self.clock(), max_age=math.inf, skew=math.inf)  # went backwards?
             except TransparencyLogError as exc:
@@ -705,6 +709,18 @@ class LogClient:
         self.last_sth = sth
         self._save_state()
         return sth
+
+    def _stored_head(self, key: str) -> dict[str, Any] | None:
+        """The head the state file holds now, if it is for this key. The CLI and the gateway share
+        the file: checked only against the head it loaded at start-up, each process overwrote the
+        other's, and a log that showed the two of them a fork went unnoticed."""
+        try:
+            state = self._load_state()
+            if not state or state.get("public_key") != key or state.get("sth") is None:
+                return None
+            return _check_sth_shape(state["sth"])
+        except TransparencyLogError:  # damaged since start-up: the head in memory still holds
+            return None
 
     def releases(self, *, deadline_at: float = math.inf) -> dict[str, int]:
         return self._field(self._request("GET", "/v1/log/releases", deadline_at=deadline_at), "releases", dict,
