@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -318,7 +319,8 @@ def test_openapi_covers_every_route(server):
     app = create_app(prewarm=False)
     for route in app.routes:
         for method in (getattr(route, "methods", None) or set()) - {"HEAD"}:  # a Mount (static assets) has none
-            assert method.lower() in doc["paths"][route.path], (route.path, method)
+            path = re.sub(r":\w+}", "}", route.path)  # OpenAPI has no convertors ({model_id:path})
+            assert method.lower() in doc["paths"][path], (route.path, method)
     chat_op = doc["paths"]["/v1/chat/completions"]["post"]
     assert "5XX" in chat_op["responses"] and chat_op["parameters"][0]["name"] == "X-Tether-Consent"
     refs = json.dumps(doc).count("#/components/schemas/")
@@ -356,7 +358,8 @@ def test_malformed_json(server):
 
 def test_unknown_paths_and_methods_are_json_errors(server):
     err = error(httpx.post(server.url + "/v1/completions", json={"prompt": "Hi"}, timeout=30), 404)
-    assert err == {"message": "POST /v1/completions: Not Found", "type": "invalid_request_error",
+    assert err == {"message": "POST /v1/completions: Not Found; this gateway does not serve the legacy Completions "
+                              "API: use POST /v1/chat/completions", "type": "invalid_request_error",
                    "code": "not_found", "param": None}
     r = httpx.get(server.url + "/v1/chat/completions", timeout=30)
     assert error(r, 405)["code"] == "method_not_allowed" and r.headers["allow"] == "POST"
@@ -776,3 +779,50 @@ def test_n_over_one_routes_to_the_device_and_is_bounded(server):
     assert err["param"] == "n" and "8" in err["message"]
     err = error(chat(server, {"model": "device", "messages": msgs, "n": 0}), 400)
     assert err["param"] == "n"
+
+
+# ------------------------------------------------------------- OpenAI details apps rely on
+
+
+@pytest.mark.parametrize("model", ["auto", "device"])
+def test_a_conversation_of_assistant_messages_only_is_answered(server, model):
+    """OpenAI answers any non-empty conversation, e.g. one that opens with the app's own greeting."""
+    r = chat(server, {"model": model, "max_tokens": 4,
+                      "messages": [{"role": "assistant", "content": "Hello! How can I help you today?"}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["finish_reason"] in ("stop", "length")
+
+
+def test_device_answers_carry_a_system_fingerprint_for_seeded_calls(client):
+    """The same seed and fingerprint give the same answer; every chunk of a stream carries it."""
+    ask = dict(model="device", max_tokens=6, temperature=1.0, seed=5,
+               messages=[{"role": "user", "content": "One random word."}])
+    one, two = client.chat.completions.create(**ask), client.chat.completions.create(**ask)
+    assert one.system_fingerprint and one.system_fingerprint.startswith("fp_")
+    assert one.system_fingerprint == two.system_fingerprint
+    assert one.choices[0].message.content == two.choices[0].message.content
+    chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **ask))
+    assert {c.system_fingerprint for c in chunks} == {one.system_fingerprint}
+
+
+@pytest.mark.parametrize("extra, param", [
+    ({"response_format": {"type": "xml"}}, "response_format"),
+    ({"response_format": {"type": "json_schema"}}, "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}},
+     "response_format"),
+    ({"logit_bias": {"1000": 500}}, "logit_bias"),
+    ({"logit_bias": {"word": 5}}, "logit_bias"),
+])
+def test_a_bad_response_format_or_logit_bias_names_its_param(client, extra, param):
+    from openai import BadRequestError
+
+    with pytest.raises(BadRequestError) as caught:
+        client.chat.completions.create(model="device", max_tokens=2, messages=[{"role": "user", "content": "Hi"}],
+                                       extra_body=extra)
+    assert caught.value.param == param and caught.value.code == "invalid_request", caught.value.body
+
+
+@pytest.mark.parametrize("path, api", [("/v1/completions", "Completions"), ("/v1/responses", "Responses")])
+def test_an_api_this_gateway_does_not_serve_points_to_chat_completions(server, path, api):
+    err = error(httpx.post(server.url + path, json={"model": "auto", "prompt": "Hi", "input": "Hi"}, timeout=30), 404)
+    assert api in err["message"] and "POST /v1/chat/completions" in err["message"]

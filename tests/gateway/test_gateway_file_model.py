@@ -74,3 +74,15 @@ def test_another_unknown_model_is_still_a_404(server):
     r = post(server, "/v1/writing/proofread", {"text": "I has a cat.", "model": "/nowhere/other.gguf"})
     assert r.status_code == 404 and r.json()["error"]["code"] == "model_not_found", r.text
     assert server.model in r.json()["error"]["message"]
+
+
+def test_the_file_models_listed_id_can_be_retrieved(server):
+    """Its id is a path ("/tmp/…/tiny.gguf"); the openai client sends it percent-encoded."""
+    from openai import OpenAI
+
+    client = OpenAI(base_url=server.url + "/v1", api_key="local", max_retries=0, timeout=60)
+    listed = [m.id for m in client.models.list()]
+    assert server.model in listed
+    assert client.models.retrieve(server.model).id == server.model
+    r = httpx.get(server.url + "/v1/models/", timeout=30, follow_redirects=True)  # still the list, as before
+    assert r.status_code == 200 and server.model in [m["id"] for m in r.json()["data"]], r.text

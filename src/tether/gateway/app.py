@@ -45,6 +45,8 @@ async def list_models(request: Request) -> JSONResponse:
 async def get_model(request: Request) -> JSONResponse:
     """One model by id, as ``client.models.retrieve(id)`` asks for it."""
     model_id = request.path_params["model_id"]
+    if not model_id:  # "/v1/models/": the list, as Starlette's slash redirect gave it before {model_id:path}
+        return await list_models(request)
     ids = all_model_ids(gateway(request))
     if model_id not in ids and model_id not in TIER_NAMES and gateway(request).own_model(model_id) is None:
         raise GatewayError(f"the model {model_id!r} does not exist; use one of: {', '.join(ids)}", 404,
@@ -213,7 +215,9 @@ def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_s
         finally:
             gw.close()
 
-    app = Starlette(routes=[*(Route(p, e, methods=[m]) for p, m, e, *_ in ROUTES), *playground_routes()],
+    # {model_id:path}: a file model's id is a path ("/tmp/x.gguf"), an hf: one holds slashes too
+    routes = [Route(p.replace("{model_id}", "{model_id:path}"), e, methods=[m]) for p, m, e, *_ in ROUTES]
+    app = Starlette(routes=[*routes, *playground_routes()],
                     middleware=[Middleware(LocalOnly, allowed_hosts=allowed_hosts, api_key=api_key,
                                            cors_origins=cors_origins)],
                     exception_handlers={TetherError: handle, HTTPException: handle_http, Exception: handle}, lifespan=lifespan)

@@ -11,8 +11,10 @@ the call, the client runs it, and its results never leave the device.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -74,6 +76,21 @@ def parse_chat(body: Any) -> ChatRequest:
         raise GatewayError(str(exc), 400, "invalid_request", param=param) from None
 
 
+def _checked_max_tokens(chat: ChatRequest, cap: int) -> int:
+    """The answer's token budget, once ``response_format`` and the sampling fields are known good:
+    a bad one is a 400 naming it in ``param``, as OpenAI's are."""
+    try:
+        chat.json_schema()
+    except InputError as exc:
+        raise GatewayError(str(exc), 400, "invalid_request", param="response_format") from None
+    try:
+        return chat.sampling(cap).max_tokens
+    except InputError as exc:  # Sampling's messages start with the field's name
+        name = str(exc).split(" ", 1)[0]
+        raise GatewayError(str(exc), 400, "invalid_request",
+                           param=name if name in ChatRequest.model_fields else None) from None
+
+
 def consent_header(request: Request) -> bool | None:
     raw = request.headers.get("x-tether-consent")
     if raw is None:
@@ -90,15 +107,18 @@ def route_request(chat: ChatRequest, tier: str, consent: bool | None, max_tokens
     """System messages → instructions; the last user message → prompt, earlier turns as a transcript.
 
     As OpenAI's API does, a request need not end in (or have) a user message with text: empty
-    messages are left out, and with no user text the last system message is what is answered."""
+    messages are left out, and with no user text the last system message (else the last assistant
+    message) is what is answered."""
     system = [m.text() for m in chat.messages if m.role in ("system", "developer") and m.text().strip()]
     turns = [m for m in chat.messages if m.role in ("user", "assistant") and m.text().strip()]
     last = max((i for i, m in enumerate(turns) if m.role == "user"), default=None)
-    if last is None and not system:
+    if last is None and not system and not turns:
         raise GatewayError("messages: every message is empty; there is nothing to answer", 400, "invalid_request",
                            param="messages")
-    if last is None:
+    if last is None and system:
         turns, last = [*turns, ChatMessage(role="user", content=system.pop())], len(turns)
+    elif last is None:  # assistant messages only
+        turns, last = [*turns[:-1], ChatMessage(role="user", content=turns[-1].text())], len(turns) - 1
     prompt = turns[last].text()
     question = prompt
     prompt = conversation_prompt([(m.role, m.text()) for m in turns[:last]], prompt)
@@ -138,6 +158,20 @@ def _device_only(chat: ChatRequest, tier: str) -> Decision | None:
         raise GatewayError(f"{what} by the device tier only; use model auto or device", 400, "invalid_request",
                            param=param)
     return None
+
+
+def fingerprint(engine: Any) -> str:
+    """``system_fingerprint`` of a device answer: a short hash of what a seeded answer depends on
+    (the model file, llama.cpp's version, the context window and the threads)."""
+    try:
+        st = os.stat(engine.path)
+        file = f"{st.st_size}:{st.st_mtime_ns}"
+    except (AttributeError, OSError, ValueError):
+        file = ""
+    version = getattr(getattr(engine, "_llama_cpp", None), "__version__", "")
+    key = "|".join(str(x) for x in (engine.name, file, version, getattr(engine, "context_window", ""),
+                                    getattr(engine, "n_threads", "")))
+    return "fp_" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def sse(item: Any) -> bytes:
@@ -186,7 +220,7 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     chat = parse_chat(body)
     tier, model = target(chat.model, gw)
     consent = consent_header(request)
-    max_tokens = chat.sampling(gw.max_tokens_cap).max_tokens
+    max_tokens = _checked_max_tokens(chat, gw.max_tokens_cap)
     tools = _tool_count(chat)
     if tools is not None and tier not in ("auto", DEVICE):
         raise GatewayError("tools and tool results are handled on the device tier only; use model auto or device",
@@ -252,6 +286,7 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
         except Exception as exc:
             await unfinished(_outcome(exc, 0))
             raise
+        out["system_fingerprint"] = fingerprint(engine)
         out["tether"] = block
         u = out["usage"]
         recorded = True
@@ -300,7 +335,8 @@ async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteR
                                         used.get("completion_tokens", 0), start)
         last["tether"] = block  # first and last chunk carry the route, as on routed streams
 
-    stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release, unfinished)
+    stream = _Stream(gw, gw.executor(engine.name), it, first, cancel, finish, lock.release, unfinished,
+                     fingerprint=fingerprint(engine))
     return _ClosingStream(stream.frames(), on_close=stream.close, media_type="text/event-stream",
                           headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -315,20 +351,23 @@ def _outcome(exc: BaseException, deltas: int) -> str:
 class _Stream:
     """SSE frames from ``it`` (read on ``executor``); the last item goes through ``finish`` first.
     ``unfinished(outcome, deltas)``, if given, is told of a stream that fails or is left before
-    its end, with the content deltas sent by then."""
+    its end, with the content deltas sent by then. ``fingerprint``, if given, goes in every chunk."""
 
     def __init__(self, gw: Gateway, executor: Any, it: Iterator[dict[str, Any]], first: dict[str, Any],
                  cancel: threading.Event, finish: Callable[[dict[str, Any]], Awaitable[None]],
                  release: Callable[[], None] | None = None,
-                 unfinished: Callable[[str, int], Awaitable[None]] | None = None):
+                 unfinished: Callable[[str, int], Awaitable[None]] | None = None, *, fingerprint: str | None = None):
         self.gw, self.executor, self.it, self.first = gw, executor, it, first
         self.cancel, self.finish, self.release, self.unfinished = cancel, finish, release, unfinished
+        self.fingerprint = fingerprint
         self.done = self.closed = False
         self.deltas = 0  # chunks with content sent
 
     async def frames(self) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         try:
+            if self.fingerprint is not None:
+                self.first["system_fingerprint"] = self.fingerprint
             yield sse(self.first)
             pending = await loop.run_in_executor(self.executor, next, self.it, _DONE)
             while pending is not _DONE:
@@ -357,6 +396,8 @@ class _Stream:
             yield sse(error_body(exc)[1])
 
     def _frame(self, chunk: dict[str, Any]) -> bytes:
+        if self.fingerprint is not None:
+            chunk["system_fingerprint"] = self.fingerprint
         self.deltas += any((c.get("delta") or {}).get("content") for c in chunk.get("choices") or ())
         return sse(chunk)
 

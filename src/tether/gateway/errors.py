@@ -95,6 +95,7 @@ async def handle(request: Request, exc: Exception) -> JSONResponse:
 
 
 _V1_PATHS = ("/chat/completions", "/models", "/completions", "/embeddings")
+_NOT_SERVED = {"/v1/completions": "the legacy Completions API", "/v1/responses": "the Responses API"}
 
 
 async def handle_http(request: Request, exc: HTTPException) -> JSONResponse:
@@ -103,6 +104,9 @@ async def handle_http(request: Request, exc: HTTPException) -> JSONResponse:
     hint = ""
     if exc.status_code == 404 and not request.url.path.startswith("/v1/") and request.url.path.rstrip("/") in _V1_PATHS:
         hint = f"; did you mean /v1{request.url.path.rstrip('/')}? (a base URL ends in /v1)"
+    api = _NOT_SERVED.get(request.url.path.rstrip("/")) if exc.status_code == 404 else None
+    if api:
+        hint = f"; this gateway does not serve {api}: use POST /v1/chat/completions"
     body = {"error": {"message": f"{request.method} {request.url.path}: {exc.detail}{hint}",
                       "type": "invalid_request_error", "code": code, "param": None}}
     return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
