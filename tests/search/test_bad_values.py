@@ -123,3 +123,16 @@ def test_a_record_file_over_a_million_characters_is_read_when_it_does_not_expand
     bomb.write_text("# " + "padding " * 40_000 + "\n" + "\n".join(levels) + "\n")
     with pytest.raises(ExtractError, match=f"expand past {8 * len(bomb.read_text()):,} characters"):
         extract(bomb, bomb.read_bytes())
+
+
+def test_an_empty_or_null_record_is_not_indexed_as_the_word_none(index: Index, tmp_path: Path) -> None:
+    """An empty YAML file or a JSON ``null`` was indexed as a chunk reading "None" (Python's word),
+    which a search for "none" then returned; true and false read "True" and "False"."""
+    (tmp_path / "empty.yaml").write_text("")
+    (tmp_path / "null.json").write_text("null")
+    (tmp_path / "list.json").write_text('[null, {"name": "Ada", "active": true, "left": false, "tags": [1, null]}]')
+    report = index.add([tmp_path])
+    assert report.skipped == [] and report.added == 3
+    texts = [t for (t,) in index.con.execute("SELECT text FROM chunks")]
+    assert texts == ["name: Ada\nactive: true\nleft: false\ntags: 1, null"]
+    assert index.search("none", 5, "bm25") == []

@@ -172,3 +172,23 @@ def test_a_repeat_rule_loses_none_of_its_parts(rule: str, words: str) -> None:
     """BYSETPOS, BYHOUR and BYMINUTE were dropped: the second Tuesday read "monthly on Tuesday"."""
     ics = f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:r\nSUMMARY:Board meeting\nDTSTART:20260113T093000\nRRULE:{rule}\nEND:VEVENT\nEND:VCALENDAR\n"
     assert extract(Path("r.ics"), ics.encode()).items[0].text == f"Start: Tue 13 Jan 2026 09:30\nRepeats: {words}"
+
+
+def test_a_mailbox_is_read_from_the_bytes_given_not_opened_again(tmp_path: Path) -> None:
+    """An mbox was opened a second time by its path, after the indexer had read and hashed its
+    bytes: a mailbox compacted or deleted in between gave other messages than those hashed (or a
+    NoSuchMailboxError), and a file swapped for a pipe there blocked the indexer."""
+    box = tmp_path / "inbox.mbox"
+    box.write_bytes(b"junk before the first message\n"
+                    b"From a@b.c Mon Jan  1 00:00:00 2024\nFrom: a@b.c\nSubject: Kayak trip\n\nPaddles at nine.\n\n"
+                    b"From x@y.z Mon Jan  1 00:00:00 2024\n\nno headers at all\n\n"
+                    b"From c@d.e Mon Jan  1 00:00:00 2024\r\nFrom: c@d.e\r\nSubject: Lunch\r\n\r\nAt noon.\r\n")
+    raw = box.read_bytes()
+    box.write_bytes(b"From z@z.z Mon Jan  1 00:00:00 2024\nFrom: z@z.z\nSubject: Compacted\n\nOther.\n")
+    doc = extract(box, raw)
+    assert [(i.key, i.title, i.text.strip()) for i in doc.items] == [
+        ("inbox.mbox#0", "Kayak trip", "From: a@b.c\n\nPaddles at nine."),
+        ("inbox.mbox#2", "Lunch", "From: c@d.e\n\nAt noon.")]
+    assert doc.flags == ["message 1 skipped"]
+    box.unlink()
+    assert [i.title for i in extract(box, raw).items] == ["Kayak trip", "Lunch"]

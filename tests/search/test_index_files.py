@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tether.search import Index
 
 
@@ -80,3 +82,18 @@ def test_search_fills_the_places_of_gone_files_and_add_keeps_those_whose_folder_
     shown = CliRunner().invoke(cli, ["index", "status", "--db", str(index.path)]).output
     assert "6 indexed files are no longer on disk" in shown and f"gone {drive / 'plum0.md'}\n" in shown
     assert index.remove([drive]) == 6 and index.status().gone == []
+
+
+def test_a_path_no_file_can_have_is_an_input_error(index: Index, tmp_path: Path) -> None:
+    """A NUL or a lone surrogate (text from JSON, not from a command line) in a path raised
+    ValueError or UnicodeEncodeError from deep inside, not a Tether error."""
+    from tether.errors import InputError
+
+    (tmp_path / "a.md").write_text("apples")
+    index.add([tmp_path])
+    for bad in (f"{tmp_path}/a.md\x00", f"{tmp_path}/\ud800.md"):
+        with pytest.raises(InputError, match="path"):
+            index.add([bad])
+        with pytest.raises(InputError, match="path"):
+            index.remove([bad])
+    assert index.status().documents == 1

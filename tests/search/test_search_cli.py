@@ -241,6 +241,39 @@ def test_an_unreadable_folder_is_reported_and_its_documents_kept(tmp_path: Path)
         assert con.execute("SELECT count(*) FROM documents").fetchone()[0] == 2
 
 
+def test_an_indexed_file_that_can_no_longer_be_opened_keeps_its_text(tmp_path: Path) -> None:
+    """An edited file whose permissions now refuse us (a mail client rewrote it 0600 as another user)
+    lost what was indexed from it, though nothing says its text is gone: kept, as for a refused stat."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("apples grow on trees")
+    (docs / "diary.txt").write_text("the kingfisher came back to the mill pond")
+    db = tmp_path / "i.sqlite"
+    assert subprocess.run(tether("index", "add", str(docs), "--db", str(db)), capture_output=True).returncode == 0
+    prefix = (["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+              if os.geteuid() == 0 and shutil.which("setpriv") else [])
+    if os.geteuid() == 0 and not prefix:
+        pytest.skip("running as root without setpriv: every file is readable")
+    diary = docs / "diary.txt"
+    diary.chmod(0)
+    os.utime(diary, ns=(time.time_ns(), time.time_ns() + 10**9))  # changed since it was indexed
+    try:
+        out = subprocess.run(prefix + tether("index", "add", str(docs), "--db", str(db), "--json"),
+                             capture_output=True, text=True)
+    finally:
+        diary.chmod(0o644)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert [(Path(s["path"]).name, "cannot read" in s["reason"]) for s in report["skipped"]] == [("diary.txt", True)]
+    assert report["removed"] == 0
+    hits = json.loads(subprocess.run(tether("search", "kingfisher", "--db", str(db), "--json", "-k", "1"),
+                                     capture_output=True, text=True, check=True).stdout)
+    assert [Path(h["path"]).name for h in hits] == ["diary.txt"]
+    # readable again: read and indexed as usual, and no longer listed as skipped
+    out = subprocess.run(tether("index", "add", str(docs), "--db", str(db), "--json"), capture_output=True, text=True)
+    assert json.loads(out.stdout)["skipped"] == []
+
+
 def test_a_damaged_vector_is_one_line_naming_the_index(tmp_path: Path, corpus: dict[str, Path]) -> None:
     db = tmp_path / "i.sqlite"
     idx = Index.open(db)

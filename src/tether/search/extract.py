@@ -13,7 +13,6 @@ import email.policy
 import functools
 import html
 import json
-import mailbox
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -94,7 +93,7 @@ def extract(path: Path, raw: bytes) -> Extracted:
     if suffix == ".eml":
         items = [_mail_item(email.message_from_bytes(raw, policy=email.policy.default), path.name, flags)]
     elif suffix == ".mbox" or _apple_mailbox(path):
-        items = _mbox(path, flags)
+        items = _mbox(raw, path.name, flags)
     elif kind == "calendar":
         items = _ics(decode(raw, flags), path.name, flags)
     elif kind == "record":
@@ -290,20 +289,19 @@ def _html_text(html_source: str) -> str:
     return " ".join(html.unescape("".join(out)).split())
 
 
-def _mbox(path: Path, flags: list[str]) -> list[Item]:
-    box = mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=email.policy.default),
-                       create=False)
+_MBOX_FROM = re.compile(rb"^From ", re.M)  # where a message starts, as mailbox.mbox splits them
+
+
+def _mbox(raw: bytes, name: str, flags: list[str]) -> list[Item]:
+    """The messages of the bytes read (not the file opened again: it may have changed since, or be a pipe now)."""
+    starts = [m.start() for m in _MBOX_FROM.finditer(raw)]
     items = []
-    try:
-        for n, msg in enumerate(box):
-            if msg is None:
-                continue
-            try:
-                items.append(_mail_item(msg, f"{path.name}#{n}", flags))
-            except Exception:  # one malformed message must not lose the rest of the mailbox
-                flags.append(f"message {n} skipped")
-    finally:
-        box.close()
+    for n, (start, end) in enumerate(zip(starts, [*starts[1:], len(raw)])):
+        try:
+            msg = email.message_from_bytes(raw[start:end], policy=email.policy.default)
+            items.append(_mail_item(msg, f"{name}#{n}", flags))
+        except Exception:  # one malformed message must not lose the rest of the mailbox
+            flags.append(f"message {n} skipped")
     if not items:
         raise ExtractError("no messages in mbox")
     return items
@@ -686,8 +684,10 @@ def _records(text: str, suffix: str, name: str) -> list[Item]:
             body = _flatten(rec, budget=budget)
         elif isinstance(rec, list):
             key, title, body = f"{name}#{n}", "", _flatten(rec, budget=budget)
+        elif rec is None:  # an empty YAML file, a JSON null: nothing to index
+            continue
         else:
-            body = str(rec)
+            body = _word(rec)
             _spend(len(body), budget)
             key, title = f"{name}#{n}", ""
         items.append(Item(key=key, title=title, text=body))
@@ -721,13 +721,18 @@ def _flatten(value: object, prefix: str = "", *, budget: list[int]) -> str:
         _spend(len(head) + 2, budget)
         texts = []
         for v in value:
-            text = str(v)
+            text = _word(v)
             _spend(len(text) + 2, budget)
             texts.append(text)
         return f"{head}: {', '.join(texts)}"
-    text = str(value)
+    text = _word(value)
     _spend(len(head) + 2 + len(text), budget)
     return f"{head}: {text}"
+
+
+def _word(value: object) -> str:
+    """A scalar as JSON and YAML write it: ``null``, ``true``, ``false`` (not Python's None, True, False)."""
+    return "null" if value is None else ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _spend(n: int, budget: list[int]) -> None:

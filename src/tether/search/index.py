@@ -39,8 +39,8 @@ EMBED_BATCH = 32
 # 3: mail in its declared charset (one bad byte lost the whole body), calendars read by icalendar,
 # HTML mail without </head>, Markdown front matter, binary files skipped. 4: a NUL in text is a
 # space (the embedder stopped reading at it), YAML dates as written, a repeat's BYSETPOS, BYHOUR and
-# BYMINUTE in words (any other BY* part as written).
-READER_VERSION = 4
+# BYMINUTE in words (any other BY* part as written). 5: a null record is no item, null/true/false as written.
+READER_VERSION = 5
 
 
 class Skipped(BaseModel):
@@ -289,6 +289,9 @@ class Index:
             return self._skip(report, path, f"larger than {MAX_FILE_BYTES // 2**20} MiB")
         try:
             raw = _read_regular(f, MAX_FILE_BYTES)
+        except PermissionError as exc:  # as for a refused stat: nothing says its text is gone
+            kept = "; indexed text kept" if row else ""
+            return self._skip(report, path, f"cannot read ({exc.strerror}){kept}", keep=True)
         except OSError as exc:
             return self._skip(report, path, f"cannot read ({exc.strerror})")
         if raw is None:  # swapped for a pipe or device after the stat above, or grown past the limit
@@ -519,8 +522,15 @@ def _absolute(raw: str | os.PathLike[str]) -> Path:
     """Absolute and normalised (``d/sub/..`` is ``d``), so one file is never indexed under two names.
     Symlinks are kept as named. An empty path is refused: ``Path("")`` is the current folder, and
     ``tether index remove "$UNSET"`` must not empty the index (nor ``add`` index a whole home)."""
-    if not os.fspath(raw).strip():
+    text = os.fspath(raw)
+    if not text.strip():
         raise InputError("an empty path was given; name a file or folder (use . for the current folder)")
+    try:
+        os.fsencode(text)  # a lone surrogate (not from a command line, where undecodable bytes are escaped)
+    except UnicodeEncodeError:
+        raise InputError(f"{text.encode('utf-8', 'replace').decode()}: the path is not valid Unicode") from None
+    if "\x00" in text:
+        raise InputError(f"{text!r}: a path cannot hold a NUL character")
     return Path(os.path.abspath(Path(raw).expanduser()))
 
 
