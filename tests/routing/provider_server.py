@@ -16,6 +16,10 @@ Fault sequence entries (``POST /_faults`` or ``--fail``), one per chat request:
     "big_error"    500 with a 20 MiB plain-text body
     "stream_deep_json"
                    stream: one event nested 100,000 arrays deep (past any JSON parser's recursion limit)
+    "html"         200 with an HTML page (a captive portal, a web site at the base URL), streamed or not
+    "lone_surrogates"
+                   an answer whose JSON escapes hold half an emoji ("\\ud83d"); streamed, an emoji whose two
+                   halves come in two events, then a lone half ("lone_surrogate_error": a 400 whose message does)
     {"content": TEXT, "finish_reason": "stop"}
                    answer TEXT instead of the echo (streamed in pieces of 5 characters), e.g. a
                    provider that ignores ``response_format``; finish_reason defaults to "stop"
@@ -92,6 +96,20 @@ def make_app(sequence: list[Any] | None = None, retry_after: float | None = None
             return error(fault)
         if fault == "invalid_json":
             return Response(b'{"choices": [ not json', media_type="application/json")
+        if fault == "html":
+            return Response(b"<html><body><h1>Sign in to the network</h1></body></html>", media_type="text/html")
+        if fault == "lone_surrogate_error":
+            return Response(b'{"error": {"message": "bad input \\udc80 here"}}', status_code=400,
+                            media_type="application/json")
+        if fault == "lone_surrogates":
+            if body.get("stream"):
+                events = ['{"choices": [{"index": 0, "delta": {"content": "smile \\ud83d"}}]}',
+                          '{"choices": [{"index": 0, "delta": {"content": "\\ude00 half \\ud83d"}}]}',
+                          '{"choices": [{"index": 0, "delta": {"content": " end"}, "finish_reason": "stop"}]}']
+                return StreamingResponse(iter([f"data: {e}\n\n" for e in events] + ["data: [DONE]\n\n"]),
+                                         media_type="text/event-stream")
+            return Response(b'{"choices": [{"index": 0, "message": {"content": "half \\ud83d here"}, '
+                            b'"finish_reason": "stop"}]}', media_type="application/json")
         if fault == "bad_gzip":  # says gzip, is not: the client cannot decode the body
             return Response(b"this is not gzip at all", media_type="application/json",
                             headers={"content-encoding": "gzip"})

@@ -234,6 +234,27 @@ def test_a_ledger_this_tether_will_not_use_is_left_in_its_journal_mode(tmp_path)
     con.close()
 
 
+def test_another_program_s_entries_table_is_refused_and_left_as_it_was(tmp_path):
+    """A table named ``entries`` (a diary's, a log's) passed for a ledger: the router added its ``meta``
+    table, switched the file to WAL, then lost every row to "no column named reason" after the answer
+    was made, and ``tether stats`` said only "no such column: latency_ms"."""
+    path = tmp_path / "diary.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE entries (id INTEGER PRIMARY KEY, ts REAL, feature TEXT, tier TEXT, body TEXT)")
+    con.execute("INSERT INTO entries(ts, feature, tier, body) VALUES (1, 'chat', 'device', 'dear diary')")
+    con.commit()
+    con.close()
+    before = path.read_bytes()
+    for ledger in (Ledger(path), Ledger(path, readonly=True)):
+        with pytest.raises(RoutingError, match="not a routing ledger: its entries table has no column reason"):
+            ledger.open()
+    with pytest.raises(RoutingError, match="not a routing ledger"):
+        Ledger(path).record(entry())
+    res = CliRunner().invoke(cli, ["stats", "--ledger", str(path)])
+    assert res.exit_code == 1 and "not a routing ledger" in res.output and "Traceback" not in res.output
+    assert path.read_bytes() == before and not (tmp_path / "diary.sqlite-wal").exists()
+
+
 def test_cli_stats_json(populated):
     res = CliRunner().invoke(cli, ["stats", "--ledger", str(populated), "--json"])
     assert res.exit_code == 0, res.output

@@ -585,6 +585,20 @@ def test_device_state_memory_is_reported_kept_and_reset():
     assert s.snapshot().busy  # a bad report changed nothing
 
 
+@pytest.mark.parametrize("flag", ["offline", "low_power", "busy"])
+def test_device_flags_are_booleans_never_a_truthy_string(flag):
+    """``report(low_power="false")`` read as low power (and sent requests away); as the request's consent,
+    a state flag is True, False or (report: unchanged) None."""
+    s = DeviceState()
+    for bad in ("false", "no", 0, 1, "True"):
+        with pytest.raises(InputError, match=flag):
+            s.report(**{flag: bad})
+        with pytest.raises(InputError, match=flag):
+            DeviceState(**{flag: bad})
+    assert s.snapshot() == DeviceState().snapshot()  # a bad report changed nothing
+    assert getattr(s.report(**{flag: True}), flag) is True and getattr(s.report(**{flag: None}), flag) is True
+
+
 def test_a_loaded_device_model_needs_no_more_memory(device, third):
     r = make_router(device, third=third, consent="always",
                     third_party=ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True))

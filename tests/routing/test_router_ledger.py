@@ -43,10 +43,13 @@ def test_an_answer_is_kept_when_its_ledger_row_cannot_be_written(stub_device, th
     assert [n for n in out.notes if n.startswith("ledger not written: ")], out.notes
 
 
+@pytest.mark.parametrize("opened", [True, False])
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_locked_ledger_delays_an_answer_by_seconds_not_half_a_minute(stub_device, third, tmp_path, stream):
+def test_a_locked_ledger_delays_an_answer_by_seconds_not_half_a_minute(stub_device, third, tmp_path, stream, opened):
+    """``opened=False``: a router as ``Router.from_config()`` builds it, whose first row opens the file."""
     path = tmp_path / "ledger.sqlite"
-    ledger = Ledger(path).open()
+    Ledger(path).open().close()
+    ledger = Ledger(path).open() if opened else Ledger(path)
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process writing, and not letting go
     try:

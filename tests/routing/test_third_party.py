@@ -383,3 +383,41 @@ def test_the_deadline_is_one_for_the_whole_request_whatever_the_retries(provider
         list(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING)
     assert time.perf_counter() - start < 2.5
     assert len(provider.captured()) == 1 == t.last_attempts
+
+
+def test_an_html_page_instead_of_a_stream_fails_at_once_and_says_so(provider):
+    """Streamed, a 200 HTML page (a captive portal, a web site at the base URL) read as a stream cut short:
+    the text went out retries + 1 times, and the message spoke of a missing [DONE]. Unstreamed it fails once."""
+    provider.faults(["html"] * 4)
+    t = tier(provider, retries=3)
+    with pytest.raises(TierUnavailableError, match="not an event stream.*text/html") as err:
+        list(t.stream(MESSAGES, SAMPLING))
+    assert err.value.status == 200 and t.last_attempts == 1 and len(provider.captured()) == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_half_an_emoji_in_an_answer_is_replaced_not_a_crash_later(provider, stream):
+    """JSON can escape a lone surrogate ("\\ud83d"), which no UTF-8 output can write: passed on, it broke
+    ``tether route --run`` with a UnicodeEncodeError traceback. A pair split over two events is joined."""
+    provider.faults(["lone_surrogates"])
+    t = tier(provider)
+    text = "".join(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING).text
+    assert text == ("smile \U0001F600 half \ufffd end" if stream else "half \ufffd here")
+    text.encode("utf-8")
+    provider.faults(["lone_surrogate_error"])
+    with pytest.raises(TierUnavailableError) as err:
+        list(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING)
+    assert err.value.reason == "HTTP 400: bad input \ufffd here"
+    str(err.value).encode("utf-8")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_base_url_without_v1_is_a_404_that_names_the_url_and_says_what_to_check(provider, stream):
+    """A 404 said only "HTTP 404": nothing pointed at third_party.base_url. A trailing slash is dropped."""
+    t = ThirdPartyTier(provider.root + "/", "fake-gpt", KEY, backoff=0.01, max_backoff=0.05)
+    assert t.url == f"{provider.root}/chat/completions"
+    with pytest.raises(TierUnavailableError) as err:
+        list(t.stream(MESSAGES, SAMPLING)) if stream else t.complete(MESSAGES, SAMPLING)
+    assert err.value.status == 404 and t.last_attempts == 1
+    assert err.value.reason.startswith("HTTP 404")
+    assert f"{provider.root}/chat/completions" in err.value.reason and "/v1" in err.value.reason

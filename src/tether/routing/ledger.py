@@ -273,7 +273,10 @@ class Ledger:
         if problem:
             raise RoutingError(f"{ascii(str(self.path))}: cannot open the routing ledger (the path {problem})")
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, busy_ms: int = _BUSY_MS) -> sqlite3.Connection:
+        """The connection, opened now if need be. ``busy_ms``: how long opening (its schema
+        transaction) waits for another writer, so a ``record`` that asks for less waits no longer
+        on its first row than on later ones."""
         if self._con is not None:
             return self._con
         self._check_path()
@@ -291,14 +294,16 @@ class Ledger:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             try:
-                con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
+                con.execute(f"PRAGMA busy_timeout={busy_ms}")
                 # Before WAL: a file this Tether will not use is left in the journal mode it had
                 if con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone():
                     self._check_version(con)
+                self._check_columns(con)
                 if not self.readonly:
                     con.execute("PRAGMA journal_mode=WAL")
                     con.execute("PRAGMA synchronous=NORMAL")
                     self._migrate(con)
+                con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
             except BaseException:
                 con.close()
                 raise
@@ -345,6 +350,15 @@ class Ledger:
             con.execute("ROLLBACK")
             raise
 
+    def _check_columns(self, con: sqlite3.Connection) -> None:
+        """``RoutingError`` for an ``entries`` table without a ledger's columns: another program's
+        (a diary's, a log's), which would otherwise be given our tables and lose every row."""
+        have = {row[1] for row in con.execute("PRAGMA table_info(entries)")}
+        missing = [c for c in _COLUMNS if c not in have]
+        if have and missing:
+            raise RoutingError(f"{self.path}: not a routing ledger: its entries table has no column "
+                               f"{', '.join(missing[:3])}{'…' if len(missing) > 3 else ''}")
+
     def _check_version(self, con: sqlite3.Connection) -> bool:
         """False for a file with no version yet; ``RoutingError`` for one this Tether cannot read."""
         row = con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -356,7 +370,7 @@ class Ledger:
             raise RoutingError(f"{self.path}: ledger schema v{row[0]} is newer than this Tether (v{SCHEMA_VERSION})")
         return True
 
-    def _run(self, fn, *, create: bool):  # type: ignore[no-untyped-def]
+    def _run(self, fn, *, create: bool, busy_ms: int = _BUSY_MS):  # type: ignore[no-untyped-def]
         """Run ``fn(con)`` under the lock; None when the file is absent and ``create`` is false."""
         with self._lock:
             if self._con is None and not create:
@@ -366,7 +380,7 @@ class Ledger:
                         return None
                 except OSError as exc:  # a name too long, a parent that is a file
                     raise RoutingError(f"{self.path}: cannot open the routing ledger ({exc.strerror or exc})") from None
-            con = self._connect()
+            con = self._connect(busy_ms)
             try:
                 return fn(con)
             except sqlite3.OperationalError as exc:
@@ -385,17 +399,18 @@ class Ledger:
             raise InputError(f"expected a LedgerEntry, got {type(entry).__name__}")
         values = tuple(getattr(entry, c) for c in _COLUMNS)
         sql = f"INSERT INTO entries({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+        busy_ms = _BUSY_MS if busy_timeout is None else max(0, int(busy_timeout * 1000))
 
         def insert(con: sqlite3.Connection) -> int:
             if busy_timeout is None:
                 return con.execute(sql, values).lastrowid
-            con.execute(f"PRAGMA busy_timeout={max(0, int(busy_timeout * 1000))}")
+            con.execute(f"PRAGMA busy_timeout={busy_ms}")
             try:
                 return con.execute(sql, values).lastrowid
             finally:
                 con.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
 
-        return self._run(insert, create=True)
+        return self._run(insert, create=True, busy_ms=busy_ms)  # the first row opens the file: no longer a wait
 
     def entries(self, limit: int = 100, since: float | None = None) -> list[LedgerEntry]:
         """The ``limit`` newest entries (at or after ``since`` if given), newest first."""

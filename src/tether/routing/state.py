@@ -40,12 +40,14 @@ class DeviceState:
     def __init__(self, *, offline: bool = False, low_power: bool = False, busy: bool = False,
                  memory_available_mb: float | None = None):
         self._lock = threading.Lock()
-        self._snapshot = Snapshot(offline, low_power, busy, _memory(memory_available_mb))
+        _flags(offline=offline, low_power=low_power, busy=busy)
+        self._snapshot = Snapshot(bool(offline), bool(low_power), bool(busy), _memory(memory_available_mb))
 
     def report(self, *, offline: bool | None = None, low_power: bool | None = None, busy: bool | None = None,
                memory_available_mb: float | None = None) -> Snapshot:
         """Change what was reported; an argument left out keeps its value. Free memory, once
         reported, stays until reported again (``memory_available_mb=-1`` goes back to asking the OS)."""
+        _flags(offline=offline, low_power=low_power, busy=busy)
         with self._lock:
             s = self._snapshot
             memory = s.memory_available_mb if memory_available_mb is None else _memory(memory_available_mb)
@@ -57,6 +59,16 @@ class DeviceState:
     def snapshot(self) -> Snapshot:
         with self._lock:
             return self._snapshot
+
+
+def _flags(**flags: object) -> None:
+    """``InputError`` unless each flag is True, False or None: a "false" from a settings file or a
+    header must not read as true (a device "in low-power mode" sends its requests away)."""
+    for name, value in flags.items():
+        if value is not None and not isinstance(value, bool):
+            from tether.errors import InputError
+
+            raise InputError(f"{name} is True or False, not {value!r:.40}")
 
 
 def _memory(mb: float | None) -> float | None:

@@ -46,6 +46,15 @@ def check_api_key(key: str, what: str = "the third-party API key") -> None:
                                 "outside ASCII, which an HTTP header cannot carry; set it again, copied whole")
 
 
+def _whole_unicode(text: str) -> str:
+    """``text`` with a surrogate pair that JSON wrote as two escapes joined, and a lone surrogate as
+    U+FFFD: a provider's JSON may hold half an emoji, which no UTF-8 output (a terminal, a JSON
+    response) can write, so passed on it fails whoever shows the answer."""
+    if not any("\ud800" <= c <= "\udfff" for c in text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def _tokens(value: Any) -> int:
     """A usage count from the provider, as a ledger can store it: unusable values count as 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
@@ -130,7 +139,7 @@ class ThirdPartyTier:
         return text
 
     def _fail(self, reason: str, status: int | None = None) -> TierUnavailableError:
-        return TierUnavailableError(THIRD_PARTY, self._redact(reason), status=status)
+        return TierUnavailableError(THIRD_PARTY, _whole_unicode(self._redact(reason)), status=status)
 
     def _error_detail(self, status: int, body: bytes) -> str:
         """``HTTP 401: <provider message>``; the message only when the body is OpenAI-style error JSON."""
@@ -201,6 +210,8 @@ class ThirdPartyTier:
                 # Longer than we would ever wait: fall back now instead of hammering it
                 raise self._fail(f"{detail} (asked to retry after {retry_after:.0f} s)", status)
             raise _Retry(detail, status, retry_after)
+        if status == 404:  # most often the base URL: a missing /v1, a typo
+            detail += f" from {self.url}: is third_party.base_url right? OpenAI-compatible ones usually end in /v1"
         raise self._fail(detail, status)
 
     def _attempts(self):
@@ -279,6 +290,7 @@ class ThirdPartyTier:
             text = (choice.get("message") or {}).get("content") or ""
             if not isinstance(text, str):
                 raise TypeError(f"message content is {type(text).__name__}, not text")
+            text = _whole_unicode(text)
             usage = out.get("usage") or {}
             # No usage block: estimate (four characters a token) rather than record a free answer
             prompt_tokens = _tokens(usage.get("prompt_tokens")) or (max(1, prompt_chars // 4) if prompt_chars else 0)
@@ -358,14 +370,19 @@ class ThirdPartyTier:
                 yield result.text
             return
         finished = False
+        events = 0  # data: lines seen
+        held = ""  # a delta's last character when it is the first half of a surrogate pair
         quiet_until = end
         for line in self._sse_lines(response):
             if time.monotonic() > quiet_until:
                 raise _Retry(f"no text from {self.url} for {self.deadline:g} s")
             if not line.startswith("data:"):
                 continue  # blank separators, comments (": ping"), event:/id: fields
+            events += 1
             data = line[5:].strip()
             if data == "[DONE]":
+                if held:
+                    yield "\ufffd"
                 return
             try:
                 chunk = json.loads(data)
@@ -391,6 +408,16 @@ class ThirdPartyTier:
                     raise self._fail(f"the provider sent {type(text).__name__} content in a stream event", 200)
                 if text:
                     quiet_until = time.monotonic() + self.deadline
-                    yield text
+                    text, held = held + text, ""
+                    if "\ud800" <= text[-1] <= "\udbff":  # its other half may open the next delta
+                        text, held = text[:-1], text[-1]
+                    if text:
+                        yield _whole_unicode(text)
+        if held:
+            yield "\ufffd"
+        if not finished and not events and not ctype.startswith("text/event-stream"):
+            # An HTML page or other text, whole: no retry will make it a stream
+            raise self._fail(f"the provider's answer is not an event stream (content type "
+                             f"{ctype.split(';')[0].strip() or 'none'}); is the base URL right?", 200)
         if not finished:
             raise httpx.RemoteProtocolError("stream ended without [DONE]")
