@@ -822,7 +822,8 @@ def test_a_bad_response_format_or_logit_bias_names_its_param(client, extra, para
     assert caught.value.param == param and caught.value.code == "invalid_request", caught.value.body
 
 
-@pytest.mark.parametrize("path, api", [("/v1/completions", "Completions"), ("/v1/responses", "Responses")])
+@pytest.mark.parametrize("path, api", [("/v1/completions", "Completions"), ("/v1/responses", "Responses"),
+                                       ("/completions", "Completions")])  # not "did you mean /v1/completions?"
 def test_an_api_this_gateway_does_not_serve_points_to_chat_completions(server, path, api):
     err = error(httpx.post(server.url + path, json={"model": "auto", "prompt": "Hi", "input": "Hi"}, timeout=30), 404)
     assert api in err["message"] and "POST /v1/chat/completions" in err["message"]

@@ -104,7 +104,8 @@ async def handle_http(request: Request, exc: HTTPException) -> JSONResponse:
     hint = ""
     if exc.status_code == 404 and not request.url.path.startswith("/v1/") and request.url.path.rstrip("/") in _V1_PATHS:
         hint = f"; did you mean /v1{request.url.path.rstrip('/')}? (a base URL ends in /v1)"
-    api = _NOT_SERVED.get(request.url.path.rstrip("/")) if exc.status_code == 404 else None
+    path = request.url.path.rstrip("/")
+    api = _NOT_SERVED.get(path, _NOT_SERVED.get(f"/v1{path}")) if exc.status_code == 404 else None
     if api:
         hint = f"; this gateway does not serve {api}: use POST /v1/chat/completions"
     body = {"error": {"message": f"{request.method} {request.url.path}: {exc.detail}{hint}",
