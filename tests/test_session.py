@@ -563,3 +563,62 @@ def test_every_error_class_is_part_of_the_public_api():
     assert errors <= set(tether.__all__)
     assert all(getattr(tether, n) is getattr(tether.errors, n) for n in errors)
     assert "Notification" in tether.features.__all__  # summarize_notifications takes it
+
+
+def test_cancelling_a_stream_frees_the_session_at_once(tiny):
+    """cancel() only set a flag: a stream read part way (or not at all) kept the session and the
+    model until someone read it again, so the next respond was a ConcurrentRequestsError."""
+    s = Session(engine=tiny)
+    stream = s.stream("Count from 1 to 100.", sampling=Sampling.greedy(200))
+    reading = iter(stream)
+    next(reading)
+    stream.cancel()
+    assert not s.is_responding
+    assert s.respond("Hi", sampling=Sampling.greedy(4)).text is not None
+    assert list(reading) == [] and stream.response is None and stream.cancelled
+    unread = s.stream("Count from 1 to 100.", sampling=Sampling.greedy(200))
+    unread.cancel()
+    assert s.respond("Hi", sampling=Sampling.greedy(4)).text is not None
+    assert [e.role for e in s.transcript] == ["prompt", "response"] * 2  # the cancelled turns left no trace
+
+
+def test_a_cancelled_async_request_has_freed_the_session_when_the_task_ends(tiny):
+    """The task ended at once while the worker thread still generated, and a break out of
+    ``async for`` closed the stream only later, from a task of the event loop: the next request,
+    at once, was a ConcurrentRequestsError."""
+    import asyncio
+
+    from tests.conftest import run_async
+
+    session = Session(engine=tiny)
+
+    async def main():
+        task = asyncio.create_task(session.respond_async("Write a very long story.", sampling=Sampling.greedy(2000)))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        free_after_cancel = not session.is_responding
+        after_cancel = await session.respond_async("Hi", sampling=Sampling.greedy(4))
+        async for _ in session.stream("Write a very long story.", sampling=Sampling.greedy(2000)):
+            break
+        after_break = await session.respond_async("Hi", sampling=Sampling.greedy(4))
+        return free_after_cancel, after_cancel, after_break
+
+    free_after_cancel, after_cancel, after_break = run_async(main())
+    assert free_after_cancel and after_cancel.text is not None and after_break.text is not None
+    assert [e.role for e in session.transcript] == ["prompt", "response"] * 2
+
+
+def test_a_conversation_that_fills_the_window_says_how_to_go_on(tiny):
+    """The error read as if the prompt were too long; it is the earlier turns, and the session
+    goes on once some are dropped."""
+    s = Session.from_transcript([{"role": "prompt", "content": "lorem ipsum " * 1400},
+                                 {"role": "response", "content": "ok"}], engine=tiny)
+    with pytest.raises(ContextWindowExceededError, match="1 earlier turn.*new Session.*session.transcript"):
+        s.respond("Hi", sampling=Sampling.greedy(4))
+    with pytest.raises(ContextWindowExceededError, match="new Session"):
+        s.stream("Hi", sampling=Sampling.greedy(4))
+    assert not s.is_responding and len(s.transcript) == 2
+    del s.transcript[:2]
+    assert s.respond("Hi", sampling=Sampling.greedy(4)).text is not None

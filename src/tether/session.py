@@ -24,6 +24,7 @@ import contextlib
 import functools
 import json
 import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Generic, Iterator, Sequence, TypeVar, overload
 
@@ -31,10 +32,11 @@ import pydantic_core
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from tether import tools as _tools
-from tether.errors import ConcurrentRequestsError, GenerationCancelledError, InputError, InvalidOutputError, ToolCallError
+from tether.errors import (ConcurrentRequestsError, ContextWindowExceededError, GenerationCancelledError, InputError,
+                           InvalidOutputError, ToolCallError)
 from tether.models import catalog
 from tether.models.catalog import Availability
-from tether.models.engine import Completion, LlamaEngine, Message, Sampling, cancellation, load
+from tether.models.engine import Completion, LlamaEngine, Message, Sampling, cancellation, current_cancel, load
 from tether.tools import Tool, ToolCall
 
 T = TypeVar("T", bound=BaseModel)
@@ -43,6 +45,7 @@ C = TypeVar("C")
 
 _ROLES = ("instructions", "prompt", "tool", "response")
 _END = object()  # marks the end of a stream read on a worker thread
+_STOP_WAIT_S = 10.0  # how long a new request waits for a cancelled one to stop (one token, or a tool step)
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class ResponseStream:
         self._prompt = prompt
         self.tool_calls = tool_calls or []
         self._cancel = threading.Event()
+        self._reader: int | None = None  # the thread reading the stream right now
+        self._once = threading.Lock()  # the session is released once, whichever thread gets there
         self._result: list[Completion] = []
         # Building the iterator checks the context window, so errors surface here.
         self._deltas = session.engine.stream(messages, sampling, json_schema=json_schema, logprobs=logprobs,
@@ -160,13 +165,18 @@ class ResponseStream:
         self._finished = False
 
     def _release(self) -> None:
-        if not self._released:
+        if self._once.acquire(blocking=False):
             self._released = True
-            self._session._busy.release()
+            self._session._free()
+
+    def _stopping_elsewhere(self) -> bool:
+        """Cancelled, and read on another thread, which stops it at its next token."""
+        return self.cancelled and self._reader not in (None, threading.get_ident())
 
     def __iter__(self) -> Iterator[str]:
         if self._finished or self._released:
             return  # read once: a second loop yields nothing and records nothing
+        self._reader = threading.get_ident()
         try:
             for delta in self._deltas:
                 if delta.text:
@@ -179,6 +189,7 @@ class ResponseStream:
             if not self._result and not self.cancelled:  # left early (break, an exception in the loop)
                 self.cancel()
             self._deltas.close()  # type: ignore[attr-defined]  # the engine's lock goes with it
+            self._reader = None
             self._release()
         self._finished = True
         if self._result:
@@ -200,15 +211,24 @@ class ResponseStream:
         return self.response
 
     def cancel(self) -> None:
+        """Stop generating; nothing enters the transcript. Called on the thread that reads the
+        stream, or when none does, the model and the session are free at once (a half-read
+        stream held them until read again); a read on another thread stops at its next token."""
         self.cancelled = True
         self._cancel.set()
+        if self._reader in (None, threading.get_ident()):  # no read is running: nothing to race
+            with contextlib.suppress(ValueError):  # unless one began or ended meanwhile: it frees them itself
+                self._stop()
+
+    def _stop(self) -> None:
+        self._deltas.close()  # type: ignore[attr-defined]  # the engine's lock goes with it
+        self._release()
 
     def close(self) -> None:
         """Stop generating and release the model (same as breaking out of the loop)."""
         if not self._finished:
             self.cancel()
-        self._deltas.close()  # type: ignore[attr-defined]
-        self._release()
+        self._stop()
 
     def __del__(self) -> None:  # a stream dropped unread must not keep the session busy
         try:
@@ -222,10 +242,13 @@ class ResponseStream:
             pass
         return self._text
 
-    async def __aiter__(self) -> AsyncIterator[Any]:
+    def __aiter__(self) -> AsyncIterator[Any]:
         """``async for`` in asyncio code: the model runs on a worker thread, so the event loop
         keeps running. Leaving early (``break``, a cancelled task) stops the generation, and the
-        session is free once this generator is closed."""
+        next request on the session waits the token it takes to stop."""
+        return _AsyncReader(self, self._read_async())
+
+    async def _read_async(self) -> AsyncIterator[Any]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[Any, BaseException | None]] = asyncio.Queue()
 
@@ -270,6 +293,31 @@ class ResponseStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _AsyncReader:
+    """``async for``'s iterator over a stream. Dropped after a ``break``, it cancels the stream at
+    once: the async generator alone is closed only later, by a task the event loop schedules, and
+    a request made meanwhile found the session busy."""
+
+    def __init__(self, stream: ResponseStream, agen: Any):
+        self._stream, self._agen = stream, agen
+
+    def __aiter__(self) -> "_AsyncReader":
+        return self
+
+    def __anext__(self) -> Any:
+        return self._agen.__anext__()
+
+    def aclose(self) -> Any:
+        return self._agen.aclose()
+
+    def __del__(self) -> None:
+        try:
+            if not self._stream._finished:
+                self._stream.cancel()
+        except Exception:
+            pass
 
 
 @dataclass(frozen=True)
@@ -367,6 +415,7 @@ class Session:
         self._n_ctx, self._n_threads = n_ctx, n_threads
         self._engine = engine
         self._busy = threading.Lock()
+        self._stopping: Any = None  # () -> bool: the running request was cancelled and stops elsewhere
         self.transcript: list[TranscriptEntry] = []
         self.instructions = instructions
 
@@ -487,7 +536,7 @@ class Session:
         _check_sampling(sampling)
         guide = _guide(schema) if schema is not None else None
         sampling = sampling or self.sampling
-        with self._acquire():
+        with self._acquire(), self._window_hint():
             calls = self._call_tools(prompt, tool_choice)
             messages = self._messages(_tools.with_results(prompt, calls), guide)
             if guide is None:
@@ -519,6 +568,9 @@ class Session:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             cancel.set()
+            # the task ends once the generation has stopped (a token), so the session is free then
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({future}, timeout=_STOP_WAIT_S)
             raise
 
     @overload
@@ -538,28 +590,61 @@ class Session:
         guide = _guide(schema) if schema is not None else None
         self._claim()
         try:
-            calls = self._call_tools(prompt, tool_choice)
-            messages = self._messages(_tools.with_results(prompt, calls), guide)
-            if guide is None:
-                return ResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls)
-            return GuidedResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls, guide)
+            with self._window_hint():
+                calls = self._call_tools(prompt, tool_choice)
+                messages = self._messages(_tools.with_results(prompt, calls), guide)
+                if guide is None:
+                    stream = ResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls)
+                else:
+                    stream = GuidedResponseStream(self, prompt, messages, sampling or self.sampling, logprobs, calls,
+                                                  guide)
         except BaseException:
-            self._busy.release()
+            self._free()
             raise
+        held = weakref.ref(stream)  # a stream dropped unread must still be collected, and free the session
+        self._stopping = lambda: (it := held()) is not None and it._stopping_elsewhere()
+        return stream
 
     # ------------------------------------------------------------- internals
 
     def _claim(self) -> None:
+        """Take the session, or raise ``ConcurrentRequestsError``. A request that was cancelled and is
+        stopping on another thread is waited for: it frees the session within a token, and a new
+        request right after a cancelled one (a cancelled task, a ``break``) must not fail."""
         if not self._busy.acquire(blocking=False):
-            raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
+            stopping = self._stopping
+            if not (stopping is not None and stopping() and self._busy.acquire(timeout=_STOP_WAIT_S)):
+                raise ConcurrentRequestsError("this session is already responding; wait for it or use another session")
+        self._stopping = None
+
+    def _free(self) -> None:
+        self._stopping = None
+        self._busy.release()
 
     @contextlib.contextmanager
     def _acquire(self) -> Iterator[None]:
         self._claim()
+        cancel, owner = current_cancel(), threading.get_ident()
+        if cancel is not None:
+            self._stopping = lambda: cancel.is_set() and threading.get_ident() != owner
         try:
             yield
         finally:
-            self._busy.release()
+            self._free()
+
+    @contextlib.contextmanager
+    def _window_hint(self) -> Iterator[None]:
+        """A window the earlier turns have filled says how to go on: the error alone reads as if
+        the prompt were too long, and the session stays usable once turns are dropped."""
+        try:
+            yield
+        except ContextWindowExceededError as exc:
+            turns = sum(e.role == "response" for e in self.transcript)
+            if turns:
+                exc.args = (f"{exc}; this session's {turns} earlier turn(s) count too: start a new Session, "
+                            "or drop the oldest turns from session.transcript (each a prompt, its tool entries "
+                            "and its response)",)
+            raise
 
     def _call_tools(self, prompt: str, tool_choice: str) -> list[ToolCall]:
         """Let the model call tools until it chooses to answer; each step is guided JSON."""
