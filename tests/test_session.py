@@ -471,6 +471,8 @@ def test_a_saved_transcript_resumes_with_its_instructions_and_turns(tiny):
     assert resumed.instructions == "Answer in one word."
     assert resumed.transcript == first.transcript
     assert resumed.token_count("And grass?") == first.token_count("And grass?")  # the same request
+    renewed = Session.from_transcript(saved, engine=tiny, instructions="Answer in French.")  # no TypeError
+    assert renewed.instructions == "Answer in French." and renewed.transcript[1:] == first.transcript[1:]
     with pytest.raises(InputError, match="role"):
         Session.from_transcript({"entries": [{"role": "wizard", "content": "x"}]}, engine=tiny)
     with pytest.raises(InputError, match="tool_call"):

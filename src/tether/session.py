@@ -443,7 +443,8 @@ class Session:
     @classmethod
     def from_transcript(cls, transcript: Any, model: str = catalog.DEFAULT_MODEL, **options: Any) -> "Session":
         """A session that goes on from a saved conversation (``transcript_dict()``, or a list of
-        entries); its instructions come from the transcript's ``instructions`` entry."""
+        entries); its instructions come from the transcript's ``instructions`` entry, unless
+        ``instructions=`` gives new ones."""
         if isinstance(transcript, dict):
             if transcript.get("type", "tether.Transcript") != "tether.Transcript" or transcript.get("version", 1) != 1:
                 raise InputError(f"not a version 1 tether.Transcript (type {transcript.get('type')!r}, "
@@ -458,6 +459,8 @@ class Session:
         if len(given) > 1:
             raise InputError(f"a transcript holds one instructions entry, not {len(given)}")
         instructions = given[0] if given else None
+        if "instructions" in options:  # new instructions for the rest of the conversation
+            instructions = options.pop("instructions")
         session = cls(instructions, model, **options)  # its transcript opens with the instructions entry
         session.transcript += [e for e in parsed if e.role != "instructions"]
         return session
