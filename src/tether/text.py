@@ -22,6 +22,10 @@ def require_unicode(text: str, what: str = "text") -> str:
 
 
 def replace_surrogates(text: str) -> tuple[str, bool]:
-    """``text`` with each lone surrogate replaced by U+FFFD, and whether there was one."""
-    out, n = _SURROGATE.subn("\ufffd", text)
-    return out, n > 0
+    """``text`` with each lone surrogate replaced by U+FFFD, and whether there was one. A pair
+    held as two code points (halves of an emoji joined from two stream deltas) becomes its
+    character."""
+    if _SURROGATE.search(text) is None:
+        return text, False
+    out = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return out, out.count("\ufffd") > text.count("\ufffd")

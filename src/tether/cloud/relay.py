@@ -227,15 +227,12 @@ class Relay:
             return JSONResponse({"error": "this relay mirrors no transparency log"}, status_code=404)
         url = f"{self.log_url}{request.url.path}"
         try:
-            async with self.log_http.stream("GET", url, params=request.query_params, timeout=10.0) as upstream:
-                body = b""
-                async for chunk in upstream.aiter_bytes():
-                    body += chunk
-                    if len(body) > MAX_LOG_RESPONSE:
-                        return JSONResponse({"error": "transparency log answer too large"}, status_code=502)
+            status, body = await _get_capped(self.log_http, url, MAX_LOG_RESPONSE, 10.0, params=request.query_params)
+        except _TooLarge:
+            return JSONResponse({"error": "transparency log answer too large"}, status_code=502)
         except httpx.HTTPError as exc:
             return JSONResponse({"error": f"transparency log unreachable: {type(exc).__name__}"}, status_code=502)
-        return Response(body, status_code=upstream.status_code, media_type="application/json")
+        return Response(body, status_code=status, media_type="application/json")
 
     async def _relay(self, request: Request) -> Response:
         try:
@@ -377,19 +374,24 @@ class _Piped(StreamingResponse):
                 await self._finish()
 
 
-async def _get_capped(client: httpx.AsyncClient, url: str, limit: int, seconds: float) -> tuple[int, bytes]:
+class _TooLarge(httpx.DecodingError):
+    """An answer over the limit its reader set."""
+
+
+async def _get_capped(client: httpx.AsyncClient, url: str, limit: int, seconds: float,
+                      params: Any = None) -> tuple[int, bytes]:
     """GET ``url`` within ``seconds`` for the whole answer and at most ``limit`` bytes of it.
 
     httpx's timeout is per read: an announced address (anyone may announce) whose ``/healthz``
     trickled or never ended held the whole probe round and was read into memory to its end."""
     try:
         with anyio.fail_after(seconds):
-            async with client.stream("GET", url, timeout=seconds) as resp:
+            async with client.stream("GET", url, params=params, timeout=seconds) as resp:
                 body = bytearray()
                 async for chunk in resp.aiter_bytes():
                     body += chunk
                     if len(body) > limit:
-                        raise httpx.DecodingError(f"answer over {limit} bytes", request=resp.request)
+                        raise _TooLarge(f"answer over {limit} bytes", request=resp.request)
                 return resp.status_code, bytes(body)
     except TimeoutError:
         raise httpx.ReadTimeout(f"no whole answer within {seconds:g} s") from None

@@ -21,6 +21,7 @@ from tether.errors import GenerationCancelledError, RouterConfigError, TierUnava
 from tether.models.engine import Message, Sampling, current_cancel
 from tether.routing.tiers import STREAM_USAGE, THIRD_PARTY, TierResult, mean_logprob, note_chunk, openai_body
 from tether.settings import http_url
+from tether.text import replace_surrogates
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 MAX_ERROR_CHARS = 200
@@ -44,15 +45,6 @@ def check_api_key(key: str, what: str = "the third-party API key") -> None:
     if not all(33 <= ord(c) <= 126 for c in key):
         raise RouterConfigError(f"{what} holds a space, a line break, a control character or a character "
                                 "outside ASCII, which an HTTP header cannot carry; set it again, copied whole")
-
-
-def _whole_unicode(text: str) -> str:
-    """``text`` with a surrogate pair that JSON wrote as two escapes joined, and a lone surrogate as
-    U+FFFD: a provider's JSON may hold half an emoji, which no UTF-8 output (a terminal, a JSON
-    response) can write, so passed on it fails whoever shows the answer."""
-    if not any("\ud800" <= c <= "\udfff" for c in text):
-        return text
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _tokens(value: Any) -> int:
@@ -139,7 +131,7 @@ class ThirdPartyTier:
         return text
 
     def _fail(self, reason: str, status: int | None = None) -> TierUnavailableError:
-        return TierUnavailableError(THIRD_PARTY, _whole_unicode(self._redact(reason)), status=status)
+        return TierUnavailableError(THIRD_PARTY, replace_surrogates(self._redact(reason))[0], status=status)
 
     def _error_detail(self, status: int, body: bytes) -> str:
         """``HTTP 401: <provider message>``; the message only when the body is OpenAI-style error JSON."""
@@ -290,7 +282,7 @@ class ThirdPartyTier:
             text = (choice.get("message") or {}).get("content") or ""
             if not isinstance(text, str):
                 raise TypeError(f"message content is {type(text).__name__}, not text")
-            text = _whole_unicode(text)
+            text = replace_surrogates(text)[0]  # half an emoji no UTF-8 output can write
             usage = out.get("usage") or {}
             # No usage block: estimate (four characters a token) rather than record a free answer
             prompt_tokens = _tokens(usage.get("prompt_tokens")) or (max(1, prompt_chars // 4) if prompt_chars else 0)
@@ -412,7 +404,7 @@ class ThirdPartyTier:
                     if "\ud800" <= text[-1] <= "\udbff":  # its other half may open the next delta
                         text, held = text[:-1], text[-1]
                     if text:
-                        yield _whole_unicode(text)
+                        yield replace_surrogates(text)[0]
         if held:
             yield "\ufffd"
         if not finished and not events and not ctype.startswith("text/event-stream"):

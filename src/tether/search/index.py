@@ -30,6 +30,7 @@ from tether.errors import IndexBusyError, IndexStoreError, InputError
 from tether.search import embed, query as q, quant, store
 from tether.search.chunk import chunks
 from tether.search.extract import SUFFIXES, ExtractError, extract, kind_of
+from tether.settings import path_problem
 from tether.text import replace_surrogates, require_unicode
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -525,12 +526,8 @@ def _absolute(raw: str | os.PathLike[str]) -> Path:
     text = os.fspath(raw)
     if not text.strip():
         raise InputError("an empty path was given; name a file or folder (use . for the current folder)")
-    try:
-        os.fsencode(text)  # a lone surrogate (not from a command line, where undecodable bytes are escaped)
-    except UnicodeEncodeError:
-        raise InputError(f"{text.encode('utf-8', 'replace').decode()}: the path is not valid Unicode") from None
-    if "\x00" in text:
-        raise InputError(f"{text!r}: a path cannot hold a NUL character")
+    if problem := path_problem(text):  # from the library: a command line escapes what it cannot decode
+        raise InputError(f"{ascii(text)}: the path {problem}")
     return Path(os.path.abspath(Path(raw).expanduser()))
 
 
