@@ -226,6 +226,9 @@ def test_a_reply_that_repeats_the_message_back_is_dropped():
     message = "I'm so sorry, I can't make it tonight, my kid is sick."
     assert distinct(["I'm sorry, I can't make it tonight, my kid is sick.", "Oh no, get well soon!",
                      "No worries, get well soon!"], message) == ["Oh no, get well soon!", "No worries, get well soon!"]
+    # the 0.5B's reply to "...i wont make the 3pm either": the sender's own words, apostrophe added
+    assert distinct(["I won't make the 3pm either.", "No problem, I'll send notes."],
+                    "can someone fill me in? also i wont make the 3pm either") == ["No problem, I'll send notes."]
 
 
 def test_timestamps_with_and_without_a_zone_group_together():

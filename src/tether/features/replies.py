@@ -84,7 +84,8 @@ def _key(reply: str) -> str:
 
 
 def _trigrams(text: str) -> set[tuple[str, ...]]:
-    words = re.findall(r"\w+", text.lower())
+    """Word trigrams, apostrophes dropped: a reply's "won't" repeats a message's "wont"."""
+    words = re.findall(r"\w+", re.sub(r"['’]", "", text.lower()))
     return {tuple(words[i:i + 3]) for i in range(len(words) - 2)}
 
 
