@@ -136,3 +136,18 @@ def test_an_empty_or_null_record_is_not_indexed_as_the_word_none(index: Index, t
     texts = [t for (t,) in index.con.execute("SELECT text FROM chunks")]
     assert texts == ["name: Ada\nactive: true\nleft: false\ntags: 1, null"]
     assert index.search("none", 5, "bm25") == []
+
+
+def test_a_yaml_file_of_many_documents_indexes_each(index: Index, tmp_path: Path) -> None:
+    """A ``---``-separated stream (a log, Kubernetes-style records) was refused whole: PyYAML's
+    single-document loader raised "expected a single document in the stream"."""
+    (tmp_path / "log.yaml").write_text("id: m1\ntitle: Dentist\nnote: crown fitting\n---\n"
+                                       "id: m2\ntitle: Plumber\nnote: kitchen tap\n---\n"
+                                       "- id: m3\n  title: Vet\n  note: rabies shot\n---\n"
+                                       "just a line about the gutters\n---\n")
+    report = index.add([tmp_path])
+    assert report.skipped == [] and report.added == 1
+    found = {q: index.search(q, 1, "bm25")[0] for q in ("crown", "tap", "rabies", "gutters")}
+    assert {q: h.item for q, h in found.items()} == {"crown": "m1", "tap": "m2", "rabies": "m3", "gutters": "log.yaml#3"}
+    assert found["tap"].title == "Plumber"
+    assert index.con.execute("SELECT count(DISTINCT item) FROM chunks").fetchone()[0] == 4

@@ -653,25 +653,29 @@ def _scalar(value: object) -> bool:
     return isinstance(value, (str, int, float)) and not isinstance(value, bool)
 
 
-def _records(text: str, suffix: str, name: str) -> list[Item]:
-    try:
-        if suffix == ".json":
-            data = json.loads(text, parse_int=_integer)
-        else:
-            data = _yaml(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, RecursionError (thousands of "[")
-        raise ExtractError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
+def _records_of(data: object) -> list:
+    """One document's records: a list's entries, or one per entry of a dict's only list of
+    dicts (plus one for the rest of the dict), else the document itself."""
     if isinstance(data, dict):
         lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
         if len(lists) == 1:  # {"trip": …, "flights": [{…}, …]}: one item per flight, one for the rest
             rest = {k: v for k, v in data.items() if k != lists[0]}
-            records = ([rest] if rest else []) + data[lists[0]]
+            return ([rest] if rest else []) + data[lists[0]]
+        return [data]
+    if isinstance(data, list):
+        return data
+    return [data]
+
+
+def _records(text: str, suffix: str, name: str) -> list[Item]:
+    try:
+        if suffix == ".json":
+            documents = [json.loads(text, parse_int=_integer)]
         else:
-            records = [data]
-    elif isinstance(data, list):
-        records = data
-    else:
-        records = [data]
+            documents = _yaml(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError, RecursionError (thousands of "[")
+        raise ExtractError(f"cannot parse: {' '.join(str(exc).split())[:200]}") from None
+    records = [rec for data in documents for rec in _records_of(data)]
     limit = max(MAX_RECORD_CHARS, EXPANSION * len(text))
     budget = [limit, limit]  # what is left, and the limit (for the message)
     items = []
@@ -749,13 +753,14 @@ def _integer(text: str) -> int | str:
         return text
 
 
-def _yaml(text: str) -> object:
-    """``yaml.safe_load`` that reads every value it can: dates stay as written (``2024-02-30`` and
+def _yaml(text: str) -> list[object]:
+    """Every document of the stream (a log written as ``---``-separated entries is many), read by
+    ``yaml.safe_load_all`` with every value it can read: dates stay as written (``2024-02-30`` and
     ``2024-13-01`` raised ValueError from the timestamp constructor and lost the whole file), and
     an integer too long for ``int()`` (over 4300 digits) is kept as its text."""
     import yaml
 
-    return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    return list(yaml.load_all(text, Loader=_yaml_loader()))  # a SafeLoader subclass
 
 
 @functools.cache
@@ -791,7 +796,8 @@ def _markdown_title(text: str, path: Path) -> str:
     if not m:
         return _note_title(text, path)
     try:
-        meta = _yaml(m.group(1))
+        documents = _yaml(m.group(1))
+        meta = documents[0] if len(documents) == 1 else None
     except Exception:  # yaml.YAMLError, RecursionError: a title is not worth losing the note for
         meta = None
     if not isinstance(meta, dict):  # "---" as a rule over text, not front matter
