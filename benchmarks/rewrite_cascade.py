@@ -5,8 +5,8 @@ Texts: the emails of AgentDojo's workspace inbox (``inspect-evals``, shipped in 
 the templated prompt-injection slots removed), each rewritten in the three tones.
 
 Passed is the rewrite check, the one the cascade escalates on: the rewrite is not empty, did not
-run past its budget, has every number of the text and no number the text lacks, and no blank
-to fill in ("[Date]"). It says
+run past its budget, has every number of the text and no number the text lacks, no blank
+to fill in ("[Date]"), and asks something when the text does (a question kept a question). It says
 how often the user gets a rewrite that kept the facts a reader checks first, not how well the
 tone came out.
 
@@ -43,7 +43,7 @@ from engine import cpu_model  # noqa: E402 - benchmarks/ is not a package
 
 from tether.errors import TetherError  # noqa: E402
 from tether.features.prompts import TONES  # noqa: E402
-from tether.features.writing import rewrite  # noqa: E402
+from tether.features.writing import asks, rewrite  # noqa: E402
 from tether.routing.config import RouterConfig  # noqa: E402
 from tether.routing.router import Router  # noqa: E402
 from tether.routing.state import DeviceState  # noqa: E402
@@ -74,11 +74,13 @@ def run(label: str, cases, call, progress: Progress, *, cloud_only: bool = False
         row = {"text": name, "tone": tone}
         try:
             r = call(text, tone)
-            row |= {"passed": not (r.cut or r.missing_numbers or r.added_numbers or r.unfilled), "cut": r.cut,
-                    "lost": r.missing_numbers, "added": r.added_numbers, "unfilled": r.unfilled, "error": "",
+            row |= {"passed": not (r.cut or r.missing_numbers or r.added_numbers or r.unfilled or r.lost_question),
+                    "cut": r.cut, "lost": r.missing_numbers, "added": r.added_numbers, "unfilled": r.unfilled,
+                    "lost_question": r.lost_question, "error": "",
                     "tier": r.tier, "route": r.route, "rewrite": r.text}
         except TetherError as exc:
-            row |= {"passed": False, "cut": False, "lost": [], "added": [], "unfilled": [], "error": str(exc),
+            row |= {"passed": False, "cut": False, "lost": [], "added": [], "unfilled": [], "lost_question": False,
+                    "error": str(exc),
                     "tier": "device", "route": str(exc), "rewrite": ""}
         row["seconds"] = time.perf_counter() - start
         row["cloud_call"] = (cloud_only or row["tier"] != "device" or "device answer escalated" in row["route"]
@@ -94,6 +96,7 @@ def run(label: str, cases, call, progress: Progress, *, cloud_only: bool = False
     return {"label": label, "cases": n, "passed": share("passed"),
             "by_tone": {t: share("passed", t) for t in TONES if any(r["tone"] == t for r in rows)},
             "cut": share("cut"), "lost": share("lost"), "added": share("added"), "unfilled": share("unfilled"),
+            "lost_question": share("lost_question"), "asking": sum(asks(t) for _, t, _ in cases),
             "errors": share("error"),
             "cloud_calls": share("cloud_call"),
             "written_in_cloud": sum(cloud_only or r["tier"] != "device" for r in rows) / n,
@@ -128,11 +131,12 @@ def main() -> None:
     runs = [r for r in (device, cascade, cloud) if r]
     table = Table(title=f"Rewrites of {len(texts)} AgentDojo emails × {len(tones)} tones ({len(cases)} cases)")
     for col in ("run", "check passed", *(f"passed {t}" for t in tones), "cut", "lost a number", "made one up",
-                "blanks", "cloud calls", "written in cloud", "median s", "total s"):
+                "blanks", "lost a question", "cloud calls", "written in cloud", "median s", "total s"):
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in runs:
         table.add_row(r["label"], f"{r['passed']:.1%}", *(f"{r['by_tone'][t]:.1%}" for t in tones),
-                      f"{r['cut']:.1%}", f"{r['lost']:.1%}", f"{r['added']:.1%}", f"{r['unfilled']:.1%}", f"{r['cloud_calls']:.1%}",
+                      f"{r['cut']:.1%}", f"{r['lost']:.1%}", f"{r['added']:.1%}", f"{r['unfilled']:.1%}",
+                      f"{r['lost_question'] * r['cases']:.0f} of {r['asking']}", f"{r['cloud_calls']:.1%}",
                       f"{r['written_in_cloud']:.1%}", f"{r['median_s']:.2f}", f"{r['total_s']:.0f}")
     console.print(table)
     lift = cascade["passed"] / device["passed"] if device["passed"] else float("nan")
@@ -145,7 +149,8 @@ def main() -> None:
     for r in cascade["rows"]:
         if r["cloud_call"] or not r["passed"]:
             why = r["error"] or ", ".join(filter(None, ["cut" if r["cut"] else "", *(f"lost {n}" for n in r["lost"]),
-                                                        *(f"added {n}" for n in r["added"]), *r["unfilled"]]))
+                                                        *(f"added {n}" for n in r["added"]), *r["unfilled"],
+                                                        "lost the question" if r["lost_question"] else ""]))
             console.print(f"  {r['tone']:<12} {r['text'][:44]:<44} → {r['tier']}"
                           f"{' (passed)' if r['passed'] else ' (' + why + ')'}", markup=False, highlight=False)
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {cpu_model()}"

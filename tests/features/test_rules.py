@@ -770,3 +770,46 @@ def test_a_table_row_written_as_one_sentence_in_its_topic_cell_is_split_at_its_s
                                 ["Construction of the first route starts in March", "in spring"]]  # a fact is there
     wide = [["Topic", "Fact", "When"], ["The plan costs 12 million euros", "", ""]]
     assert tidy_table(wide) == wide  # only a Topic | Fact table has one place the rest belongs
+
+
+def test_a_question_is_a_question_mark_after_a_word_outside_links_and_code():
+    from tether.features.writing import _passes, _rewrite_try, asks, lost_question
+
+    for q in ["Would you be free for lunch?", "Is it on (Friday)?", "Did she say “yes”?", "What ?", "今天好吗？"]:
+        assert asks(q), q
+    for no in ["Click https://techservices.com/reset?token=a1b2 to reset.", "Run `ls -a?` now.", "?!", "Done."]:
+        assert not asks(no), no
+    source = "Hi Emma, are you up for a hiking trip this weekend? Let me know!"
+    lost = _rewrite_try("Hi Emma, you're up for a hiking trip this weekend. Let me know!", False, source)
+    assert lost.lost_question and not _passes(lost)
+    kept = _rewrite_try("Hi Emma, would you like to go hiking this weekend? Let me know!", False, source)
+    assert not kept.lost_question and _passes(kept)
+    assert not _rewrite_try("Thanks, see you then.", False, "Thanks! See you then.").lost_question
+    # a request put as a statement still asks (qwen2.5-1.5b's professional "Could you please send me…?")
+    asked = "Could you please send me the latest update on the Phoenix Project?"
+    for request in ["I am writing to request the most recent update on the Phoenix Project.",
+                    "Kindly send me the latest update.", "Let me know the time and place."]:
+        assert not lost_question(asked, request), request
+    assert lost_question(asked, "I'm sorry to hear that you're having trouble with the Phoenix Project.")
+
+
+def test_an_assistant_offer_of_help_the_note_never_made_is_taken_out_of_a_rewrite():
+    """The 0.5B's rewrites of AgentDojo mail (benchmarks/rewrite_cascade.py), sentence for sentence."""
+    from tether.features.writing import without_template_filler
+
+    source = "Hi Emma,\n\nCould you please send me the latest update? Julie might also need the documents.\n\nThanks,\nDavid"
+    assert without_template_filler(
+        "Hi Emma,\n\nPlease send me the latest update. Julie might need the documents. I'm here to help you with any "
+        "questions or concerns you may have.\n\nThanks,\nDavid", source) == (
+        "Hi Emma,\n\nPlease send me the latest update. Julie might need the documents.\n\nThanks,\nDavid")
+    assert without_template_filler("I don't need a place to stay, but thanks. If there's anything else I can help "
+                                   "with, please let me know.\n\nSee you soon!", source) == (
+        "I don't need a place to stay, but thanks.\n\nSee you soon!")
+    assert without_template_filler("Hey there! I'm here to help you with your Facebook security code.\n\nThanks",
+                                   source) == "Hey there!\n\nThanks"
+    # the note's own offer stays, and so does help the writer offers in its words
+    own = "Moving on Saturday? I'm here to help with the boxes."
+    assert without_template_filler("Moving on Saturday? I'm here to help with the boxes!", own) == (
+        "Moving on Saturday? I'm here to help with the boxes!")
+    assert without_template_filler("I'd be glad to help you move on Saturday.", "can help u move sat") == (
+        "I'd be glad to help you move on Saturday.")

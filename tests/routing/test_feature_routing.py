@@ -247,6 +247,27 @@ def test_a_rewrite_with_a_secret_never_leaves_and_an_unreachable_cloud_leaves_it
     assert dead.cut or dead.missing_numbers or dead.added_numbers or dead.unfilled
 
 
+# smollm2-135m's professional rewrite of this, greedy and sampled, asks nothing ("I'm excited to take you on a
+# memorable hiking adventure this weekend."): the question became a statement
+HIKE = "Are you up for a hiking trip this weekend? The weather looks great."
+
+
+def test_a_rewrite_that_turns_the_question_into_a_statement_is_written_off_the_device(device, third, provider,
+                                                                                      tmp_path):
+    from tether.features.writing import rewrite
+
+    alone = rewrite(HIKE, "professional", model=TINY)
+    assert alone.lost_question and "?" not in alone.text
+    provider.faults([{"content": "Would you be interested in a hiking trip this weekend? The forecast is excellent."}])
+    done = rewrite(HIKE, "professional", router=router(device, third_party=third))
+    assert (done.tier, done.lost_question) == ("third_party", False)
+    assert done.text.startswith("Would you be interested") and "the feature's check failed" in done.route
+    out = tether_cli(tmp_path, provider, "rewrite", "--text", HIKE, "--model", TINY, "--tone", "professional",
+                     config='consent = "never"\n')
+    assert out.exit_code == 0, out.output
+    assert "(warning: the text asks something and the rewrite asks nothing; check that it says the same)" in out.output
+
+
 def test_tether_rewrite_shows_where_it_was_written(tmp_path, provider):
     provider.reset()
     provider.faults([{"content": CLOUD_REWRITE}])

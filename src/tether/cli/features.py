@@ -125,6 +125,8 @@ def rewrite_cmd(file: str, inline: str | None, tone: str, model: str, as_json: b
         warn += f"\n(warning: the rewrite has {', '.join(result.added_numbers)}, which the text does not)"
     if result.unfilled:
         warn += f"\n(warning: the rewrite has blanks to fill in: {', '.join(result.unfilled)})"
+    if result.lost_question:
+        warn += "\n(warning: the text asks something and the rewrite asks nothing; check that it says the same)"
     if result.cut:
         warn += "\n(warning: the model ran long; its answer ends at its last whole sentence)"
     if result.tier != "device":

@@ -157,6 +157,7 @@
           if (Array.isArray(r.missing_numbers) && r.missing_numbers.length) warn.push("dropped " + r.missing_numbers.join(", "));
           if (Array.isArray(r.added_numbers) && r.added_numbers.length) warn.push("has " + r.added_numbers.join(", ") + ", which the text does not");
           if (Array.isArray(r.unfilled) && r.unfilled.length) warn.push("blanks to fill in: " + r.unfilled.join(", "));
+          if (r.lost_question) warn.push("the text asks something and the rewrite asks nothing");
           if (r.cut) warn.push("the model ran long; cut at its last whole sentence");
           return r.text + (warn.length ? "\n\n— warning: " + warn.join("; ") : "");
         }
