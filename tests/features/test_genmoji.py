@@ -34,6 +34,41 @@ def test_find_emoji(phrase, face, char):
     assert find_emoji(phrase, prefer_face=face)[0] == char
 
 
+@pytest.mark.parametrize("phrase, char", [
+    ("a baseball cap", "🧢"),  # the last word names the thing: a cap, not ⚾
+    ("a party hat", "🎩"),  # the nearest: Unicode has no party hat (🥳 is a face)
+    ("a bow", "🎀"),  # worn, not 🙇 "person bowing", whose alias is "bow"
+    ("a cup of coffee", "☕"),  # past the measure: coffee, not 🥤 "cup with straw"
+    ("a slice of pizza", "🍕"),
+    ("an ice cream", "🍨"),
+])
+def test_find_emoji_reads_a_phrase_as_the_thing_it_names(phrase, char):
+    assert find_emoji(phrase)[0] == char
+
+
+def test_a_description_is_cut_into_the_things_it_names():
+    assert genmoji._phrases("a frog playing a trumpet") == ["a frog", "a trumpet"]
+    assert genmoji._phrases("a mouse with a ring and a magnifying glass") == ["a mouse", "a ring", "a magnifying glass"]
+    assert genmoji._phrases("a king wearing a ring") == ["a king", "a ring"]  # nouns in -ing stay
+    assert genmoji._things("a turtle with a graduation cap and a cup of coffee") == [
+        "turtle", "a graduation cap", "coffee"]
+    assert genmoji._things("eine Katze mit Sonnenbrille") == ["eine", "katze", "mit", "sonnenbrille"]
+
+
+def test_the_words_plan_draws_every_thing_named_each_in_its_own_place():
+    """Both things held went "beside", and the second was dropped: a shark with a scarf and a kite
+    had no kite (benchmarks/emoji_plans.py)."""
+    for description, chars in [("a shark with a scarf and a kite", ["🦈", "🧣", "🪁"]),
+                               ("a bee with a trophy and a guitar", ["🐝", "🏆", "🎸"]),
+                               ("a cat wearing a baseball cap", ["🐱", "🧢"]),
+                               ("a penguin with a top hat and a microphone", ["🐧", "🎩", "🎤"])]:
+        r = create_emoji(description, model=None, png=False)
+        assert r.glyphs[0].char == chars[0] and {g.char for g in r.glyphs[1:]} == set(chars[1:]), description
+        assert len({g.place for g in r.glyphs}) == len(chars) and r.fallback and not r.unmatched
+    long = genmoji._words_plan("a king wearing an enormous shiny golden graduation cap")
+    assert all(len(e.thing) <= 30 for e in long.extras) and len(long.base) <= 30
+
+
 def test_find_emoji_without_a_match():
     assert find_emoji("qwxyzzy") is None
     assert find_emoji("the of a") is None  # only stop words

@@ -95,6 +95,11 @@ class EmojiResult(BaseModel):
 # written without spaces, so their names are looked for inside the description (``_cjk_names``)
 _LANGUAGES = ("ar", "de", "es", "fa", "fr", "id", "it", "ko", "pt", "ru", "tr")
 _CJK_LANGUAGES = ("ja", "zh")
+# Everyday names the CLDR names and the emoji package's aliases lack: a bow worn is 🎀 ("ribbon"),
+# not 🙇 "person bowing", which the stemmer reads as "bow"; a baseball cap is 🧢 ("billed cap"),
+# not ⚾. Found by benchmarks/emoji_plans.py.
+_MORE_ALIASES = {"🎀": "bow; hair bow", "🧢": "baseball cap; cap", "🍩": "donut", "☕": "coffee; cup of coffee; mug",
+                 "🥤": "soda; soft drink", "🧁": "muffin"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -113,7 +118,8 @@ def _index() -> sqlite3.Connection:
         name = data["en"].strip(":").replace("_", " ")
         if data.get("status") != emoji.STATUS["fully_qualified"] or "skin tone" in name:
             continue
-        aliases = "; ".join(a.strip(":").replace("_", " ") for a in data.get("alias", []))
+        aliases = "; ".join([a.strip(":").replace("_", " ") for a in data.get("alias", [])]
+                            + [_MORE_ALIASES.get(char.replace("\ufe0f", ""), "")]).strip("; ")
         others = "; ".join(data[lang].strip(":").replace("_", " ") for lang in _LANGUAGES if lang in data)
         rows.append((char, name, aliases, others))
     db.executemany("INSERT INTO e VALUES (?, ?, ?)", [r[:3] for r in rows])
@@ -163,6 +169,18 @@ def _words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) >= 3]
 
 
+_PEOPLE = frozenset("person people man men woman women".split())
+# "a cup of coffee" names coffee, "a pair of glasses" glasses: the thing, not its measure
+_MEASURE_OF = re.compile(r"(?i)^\s*(?:an?\s+|the\s+|some\s+)?(?:cup|mug|glass|slice|piece|bowl|plate|bag|box|bottle"
+                         r"|bunch|pair|can|jar|stack|pile|bucket|basket|handful|loaf|bar|scoop|tub)s?\s+of\s+(.+)$")
+
+
+def _thing_words(phrase: str) -> list[str]:
+    """``_words`` of the thing ``phrase`` names: past a measure ("a slice of pizza" is pizza)."""
+    m = _MEASURE_OF.match(phrase)
+    return (m and _words(m.group(1))) or _words(phrase)
+
+
 def _emoji_in(text: str) -> list[str]:
     import emoji
 
@@ -183,7 +201,7 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         import emoji
 
         return given[0], emoji.EMOJI_DATA.get(given[0], {}).get("en", ":emoji:").strip(":").replace("_", " ")
-    words = _words(phrase)
+    words = _thing_words(phrase)
     if not words:
         return _other_language(phrase, [], font)  # "猫": a name of one character
     query = " OR ".join(f'"{w}"' for w in words)
@@ -199,6 +217,8 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         return (find_emoji(hit[1], prefer_face=True, drawable=drawable) or hit) if hit and prefer_face else hit
     target = " ".join(words)
     targets = {target, re.sub(r"s\b", "", target)}  # "cats" names "cat"
+    # English puts the thing last: a "baseball cap" is a cap, a "party hat" a hat
+    head = {words[-1], re.sub(r"(?<=[a-z]{3})s$", "", words[-1])} if len(words) > 1 else set()
 
     def score(row: tuple[str, str, str, float]) -> float:
         char, name, aliases, rank = row
@@ -206,10 +226,14 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         s = -rank
         if name in targets or any(a.strip() in targets for a in aliases.lower().split(";")):
             s += 5.0
+        if head & set(re.findall(r"\w+", f"{name} {aliases.lower()}")):
+            s += 3.0
         if prefer_face and any(name in (f"{t} face", f"{t}face") for t in targets):
             s += 6.0
         if not prefer_face and "face" in name and "face" not in target:
             s -= 4.0  # an extra worn or held should be a thing, not another face
+        if not prefer_face and _PEOPLE & set(name.split()) and not _PEOPLE & set(words):
+            s -= 4.0  # nor a person: a bow worn is 🎀, not 🙇 "person bowing" (alias "bow")
         return s
 
     char, name, _, _ = max(rows, key=score)
@@ -392,24 +416,91 @@ def _plan(description: str, model: str, drawable: bool = False) -> tuple[_Plan |
     return None, True
 
 
+# Where an English description passes from one thing to the next: "a cat wearing a top hat".
+_JOINS = frozenset("""with and in on at by under over behind beside near inside into onto from
+while who that which is are has have wearing holding having carrying""".split())
+# words ending in -ing that name things, not what a thing does
+_ING_NOUNS = frozenset("""ring king wing string spring sling swing thing ceiling building pudding wedding painting
+clothing stocking earring evening morning icing dumpling""".split())
+
+
+_DETERMINERS = frozenset("a an the some my your his her its our their this that".split())
+
+
+def _phrases(description: str) -> list[str]:
+    """The description cut where it passes to another thing (a joining word, a verb in -ing):
+    "a frog playing a trumpet" is "a frog", "a trumpet"."""
+    out: list[list[str]] = [[]]
+    for w in re.findall(r"[^\W_]+|[^\w\s]", description):
+        low = w.lower()
+        # after a thing, an -ing word says what it does; after "a" it describes ("a magnifying glass")
+        doing = (low.endswith("ing") and len(low) >= 6 and low not in _ING_NOUNS and out[-1]
+                 and out[-1][-1].lower() not in _DETERMINERS)
+        if low in _JOINS or not w[0].isalnum() or doing:
+            out.append([])
+        else:
+            out[-1].append(w)
+    return [" ".join(p) for p in out if p]
+
+
+def _names_in_english(word: str) -> bool:
+    return _index().execute("SELECT 1 FROM e WHERE e MATCH ? LIMIT 1", (f'"{word}"',)).fetchone() is not None
+
+
+def _things(description: str) -> list[str]:
+    """What the description names, in order: a phrase whose last word names an emoji in English
+    is one thing ("a baseball cap" is 🧢, not ⚾ and 🧢), any other is word by word ("eine Katze
+    mit Sonnenbrille"), and a Japanese or Chinese run of words by the emoji names in it."""
+    things: list[str] = []
+    for phrase in _phrases(description):
+        words = _thing_words(phrase)
+        if len(words) > 1 and phrase.isascii() and _names_in_english(words[-1]):
+            things.append(phrase)
+            continue
+        things += [n for w in words
+                   for n in ([c for _, c in _cjk_emoji(w)] if not w.isascii() and _cjk_emoji(w) else [w])]
+    return things
+
+
+def _last_30(phrase: str) -> str:
+    """``phrase`` within a plan's 30 characters, its last words kept (they name the thing)."""
+    while len(phrase) > 30 and " " in phrase:
+        phrase = phrase.split(" ", 1)[1]
+    return phrase[-30:]
+
+
 def _words_plan(description: str, drawable: bool = False) -> _Plan:
-    """Fallback: the description's own words, the first that names an emoji as the base."""
+    """Fallback: the things the description names, the first that names an emoji as the base."""
     words = _words(description)
-    # a Japanese or Chinese run of words is one "word": its emoji names, in order
-    things = [n for w in words for n in ([c for _, c in _cjk_emoji(w)] if not w.isascii() and _cjk_emoji(w) else [w])]
+    things = _things(description)
     hits = [w for w in _emoji_in(description) + things if find_emoji(w) is not None]
     hits.sort(key=lambda w: _place(w, "beside") in ("eyes", "head"))  # a thing worn is no base: the cat is
     if drawable:  # what the font draws leads; the rest stay, to be reported unmatched
         hits.sort(key=lambda w: find_emoji(w, drawable=True) is None)
-    base = hits[0] if hits else description[:30]
-    extras = [_Extra(thing=w, place=_place(w, "beside")) for w in hits[1:3]]  # type: ignore[arg-type]
+    base = _last_30(hits[0]) if hits else description[:30]
+    extras = [_Extra(thing=_last_30(w), place=_place(w, "hand")) for w in hits[1:3]]  # type: ignore[arg-type]
     name = " ".join(words[:4])[:40]
     return _Plan(name=name if len(name) >= 2 else "emoji", base=base[:30],
                  extras=extras, background="yellow")
 
 
-def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 256, png: bool = True) -> EmojiResult:
-    """Make a new emoji from ``description``. With ``png``, also draw it (needs a colour emoji font)."""
+def _free_place(place: str, taken: set[str]) -> str | None:
+    """``place``, or where a thing held or beside goes when it is taken: a cat "with gloves and a
+    kite" keeps both (the second thing in the other of hand and beside), where one was dropped.
+    A second thing for the eyes or the head has nowhere to go."""
+    if place not in taken:
+        return place
+    if place in ("hand", "beside"):
+        other = "beside" if place == "hand" else "hand"
+        return other if other not in taken else None
+    return None
+
+
+def create_emoji(description: str, *, model: str | None = DEFAULT_MODEL, size: int = 256,
+                 png: bool = True) -> EmojiResult:
+    """Make a new emoji from ``description``. With ``png``, also draw it (needs a colour emoji font).
+    ``model=None`` plans from the description's own words, with no model (instant, and the
+    baseline ``benchmarks/emoji_plans.py`` measures the model's plan against)."""
     check_text(description, "description")
     if isinstance(size, bool) or not isinstance(size, int) or not 32 <= size <= 1024:
         raise InputError(f"size must be a whole number of pixels from 32 to 1024, not {size!r}")  # before the model runs
@@ -419,7 +510,7 @@ def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 25
     description = " ".join(description.split())
     if png:
         _load_font(*_font_key())  # no font, or a broken one: say so before the model runs
-    plan, fallback = _plan(description, model, drawable=png)
+    plan, fallback = _plan(description, model, drawable=png) if model is not None else (None, True)
     if plan is None:
         plan = _words_plan(description, drawable=png)
     glyphs: list[Glyph] = []
@@ -434,10 +525,10 @@ def create_emoji(description: str, *, model: str = DEFAULT_MODEL, size: int = 25
         hit = find_emoji(extra.thing, drawable=png)
         if hit is None:
             unmatched.append(extra.thing)
-        elif hit[0] not in used and extra.place not in {g.place for g in glyphs}:
+        elif hit[0] not in used and (place := _free_place(extra.place, {g.place for g in glyphs})):
             used.add(hit[0])
-            glyphs.append(Glyph(char=hit[0], name=hit[1], phrase=extra.thing, place=extra.place))
+            glyphs.append(Glyph(char=hit[0], name=hit[1], phrase=extra.thing, place=place))
     drawn = base64.b64encode(render_png(glyphs, plan.background, size)).decode() if png else None
     return EmojiResult(description=description, name=plan.name.strip(), glyphs=glyphs, background=plan.background,
                        svg=render_svg(glyphs, plan.background, size), png_base64=drawn, fallback=fallback,
-                       unmatched=unmatched, model=model, duration_s=time.perf_counter() - start)
+                       unmatched=unmatched, model=model or "", duration_s=time.perf_counter() - start)
