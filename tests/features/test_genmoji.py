@@ -41,6 +41,9 @@ def test_find_emoji(phrase, face, char):
     ("a cup of coffee", "☕"),  # past the measure: coffee, not 🥤 "cup with straw"
     ("a slice of pizza", "🍕"),
     ("an ice cream", "🍨"),
+    ("a burger", "🍔"),  # no name or alias has it: gemoji's tags do ("hamburger")
+    ("red sneakers", "👟"),  # the head from the tags, not 🔴 for the one word a name has
+    ("a bowl of noodles", "🍜"),
 ])
 def test_find_emoji_reads_a_phrase_as_the_thing_it_names(phrase, char):
     assert find_emoji(phrase)[0] == char
@@ -154,6 +157,24 @@ def test_held_things_and_headwear(small):
     assert {g.place: g.char for g in sloth.glyphs} == {"base": "🦥", "hand": "☕"}, sloth.glyphs
     pizza = create_emoji("a happy pizza with a crown", model=SMALL, png=False)
     assert {g.place: g.char for g in pizza.glyphs} == {"base": "🍕", "head": "👑"}, pizza.glyphs
+
+
+def test_things_joined_in_the_description_are_the_glyphs_and_one_thing_is_the_models(small):
+    """The 0.5B drew "a fox wearing goggles" as 🦊 alone; its name and colour are kept."""
+    fox = create_emoji("a fox wearing goggles", model=SMALL, png=False)
+    assert [(g.char, g.place) for g in fox.glyphs] == [("🦊", "base"), ("🥽", "eyes")]
+    assert (fox.glyphs_from, fox.fallback) == ("words", False)
+    taco = create_emoji("an astronaut taco", model=SMALL, png=False)
+    assert taco.glyphs_from == "model" and "🌮" in taco.text
+
+
+def test_cli_no_model_plans_from_the_words_without_loading_one():
+    proc = _tether("emoji", "a shark with a scarf and a kite", "--no-model", "--json",
+                   env={"TETHER_CACHE_DIR": "/nonexistent/cache"})  # no model to load
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["glyphs_from"], result["fallback"], result["model"]) == ("words", True, "")
+    assert [g["char"] for g in result["glyphs"]][0] == "🦈" and len(result["glyphs"]) == 3
 
 
 def _tether(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:

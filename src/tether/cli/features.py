@@ -165,13 +165,18 @@ def reply_cmd(file: str, inline: str | None, tier: str, consent: bool | None, mo
               help="Write the emoji here: .png (needs a colour emoji font) or .svg.")
 @click.option("--force", is_flag=True, help="Replace the --out file if it exists.")
 @click.option("--size", default=256, show_default=True, type=click.IntRange(32, 1024), help="Pixels per side.")
+@click.option("--no-model", is_flag=True,
+              help="Plan from the description's own words, at once, without the model (no name, yellow background).")
 @model_option
 @json_option
-def emoji_cmd(description: str, out: str | None, force: bool, size: int, model: str, as_json: bool) -> None:
+def emoji_cmd(description: str, out: str | None, force: bool, size: int, no_model: bool, model: str,
+              as_json: bool) -> None:
     """Make a new emoji from DESCRIPTION ("a cat wearing sunglasses").
 
     \b
     The model plans a base and up to two extras; Unicode emoji are layered into a PNG or SVG.
+    Where the description joins things that each name an emoji ("a fox wearing goggles"),
+    those are the glyphs and the model gives the name and colour.
     An existing --out file is kept unless --force is given."""
     import contextlib
     import tempfile
@@ -200,8 +205,9 @@ def emoji_cmd(description: str, out: str | None, force: bool, size: int, model: 
     want_png = bool(out) and out.lower().endswith(".png")
     if want_png:
         genmoji.font_path()  # fail before the model runs
-    load_model(model)
-    result = genmoji.create_emoji(description, model=model, size=size, png=want_png)
+    if not no_model:
+        load_model(model)
+    result = genmoji.create_emoji(description, model=None if no_model else model, size=size, png=want_png)
     if out:
         # A whole file or none: written beside it, then renamed over it, so an interrupted run leaves no half PNG.
         target = Path(out).resolve()  # through a link, as a plain write goes: the link stays
