@@ -197,6 +197,10 @@ def _thing_words(phrase: str) -> list[str]:
     return (m and _words(m.group(1))) or _words(phrase)
 
 
+def _singular(word: str) -> str:
+    return re.sub(r"(?<=[a-z]{3})s$", "", word)  # "cats" is "cat" ("glass" "glas": both sides are cut alike)
+
+
 def _emoji_in(text: str) -> list[str]:
     import emoji
 
@@ -236,8 +240,12 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
     target = " ".join(words)
     targets = {target, re.sub(r"s\b", "", target)}  # "cats" names "cat"
     # English puts the thing last: a "baseball cap" is a cap, a "party hat" a hat
-    head = {words[-1], re.sub(r"(?<=[a-z]{3})s$", "", words[-1])} if len(words) > 1 else set()
-    if head and not any(head & set(re.findall(r"\w+", f"{r[1]} {r[2]}".lower())) for r in rows):
+    head = {words[-1], _singular(words[-1])} if len(words) > 1 else set()
+
+    def named(row: tuple[str, str, str, float]) -> set[str]:  # the words of its name and aliases
+        return set(re.findall(r"\w+", f"{row[1]} {row[2]}".lower()))
+
+    if head and not any(head & named(r) for r in rows):
         rows += _tagged(" OR ".join(f'"{h}"' for h in head), font)  # "red sneakers": 👟, not 🔴
 
     def score(row: tuple[str, str, str, float]) -> float:
@@ -246,7 +254,7 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         s = -rank
         if name in targets or any(a.strip() in targets for a in aliases.lower().split(";")):
             s += 5.0
-        if head & set(re.findall(r"\w+", f"{name} {aliases.lower()}")):
+        if head & named(row):
             s += 6.0
         if prefer_face and any(name in (f"{t} face", f"{t}face") for t in targets):
             s += 6.0
@@ -406,7 +414,7 @@ def render_svg(glyphs: list[Glyph], background: str, size: int = 256) -> str:
 # ----------------------------------------------------------------- the feature
 
 def _stems(text: str) -> set[str]:
-    return {re.sub(r"(?<=[a-z]{3})s$", "", w) for w in _words(text)}
+    return {_singular(w) for w in _words(text)}
 
 
 _EYES = _stems("glasses sunglasses goggles monocle eyeglasses spectacles")
@@ -489,8 +497,8 @@ def _things(description: str) -> list[str]:
         if len(words) > 1 and phrase.isascii() and _names_in_english(words[-1]):
             things.append(phrase)
             continue
-        things += [n for w in words
-                   for n in ([c for _, c in _cjk_emoji(w)] if not w.isascii() and _cjk_emoji(w) else [w])]
+        for w in words:
+            things += ([c for _, c in _cjk_emoji(w)] if not w.isascii() else []) or [w]
     return things
 
 

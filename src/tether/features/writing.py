@@ -529,10 +529,6 @@ _ASSISTANT_OFFER = re.compile(
     r"|\banything else (?:that )?I can (?:do|help|assist)\b"
     r"|\bif you (?:need|require) any (?:further |more |other |additional )?assistance\b"
     r"|\bany questions or concerns you (?:may )?have\b", re.I)
-# A sentence within a line: to its end mark (and a closing quote), or to the line's end
-_LINE_SENTENCE = re.compile(r"[^\n.!?]*(?:[.!?]+[\"'”’)\]]*|(?=\n)|$)[ \t]*")
-
-
 def without_assistant_offers(text: str, source: str) -> str:
     """``text`` without the sentences that offer help as a chat assistant would, when ``source``
     offers none; a line left empty goes too."""
@@ -540,9 +536,11 @@ def without_assistant_offers(text: str, source: str) -> str:
         return text
     lines = []
     for line in text.split("\n"):
-        kept = "".join(m.group() for m in _LINE_SENTENCE.finditer(line) if not _ASSISTANT_OFFER.search(m.group()))
-        if kept.strip() or not line.strip():
-            lines.append(kept.rstrip())
+        if _ASSISTANT_OFFER.search(line):
+            line = " ".join(s for s in _sentences(line) if not _ASSISTANT_OFFER.search(s))
+            if not line:
+                continue
+        lines.append(line.rstrip())
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
