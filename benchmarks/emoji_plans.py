@@ -53,7 +53,7 @@ BASES = {
 WORN = {
     "sunglasses": "🕶😎", "glasses": "👓🕶🤓", "a crown": "👑", "a top hat": "🎩", "a graduation cap": "🎓",
     "a baseball cap": "🧢", "a helmet": "⛑🪖", "goggles": "🥽", "a bow": "🎀", "headphones": "🎧",
-    "a party hat": "🥳",
+    "a party hat": "🥳🎉",  # 🎉 accepted since 2026-12-05 (its cone on a head); 🎩 was drawn before
 }
 HELD = {
     "an umbrella": "☂☔🌂", "a balloon": "🎈", "a slice of pizza": "🍕", "a cup of coffee": "☕", "a guitar": "🎸",

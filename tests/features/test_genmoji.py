@@ -36,7 +36,17 @@ def test_find_emoji(phrase, face, char):
 
 @pytest.mark.parametrize("phrase, char", [
     ("a baseball cap", "🧢"),  # the last word names the thing: a cap, not ⚾
-    ("a party hat", "🎩"),  # the nearest: Unicode has no party hat (🥳 is a face)
+    ("a party hat", "🎉"),  # Unicode has none: 🎉's cone on a head, not 🎩 or the face 🥳
+    ("a sun hat", "👒"),  # "woman's hat", not 🎩
+    ("a pumpkin", "🎃"),  # "jack-o-lantern": no name or tag says pumpkin
+    ("a squirrel", "🐿️"),  # "chipmunk"
+    ("a nut", "🥜"),  # food, not 🔩 "nut and bolt"
+    ("a bow and arrow", "🏹"),  # one emoji's name, not ⬇️ and 🎀
+    ("a knife and fork", "🍴"),  # "fork and knife", either way round
+    ("a bouquet of flowers", "💐"),  # before "of" is the thing, past a measure: not 💮 "white flower"
+    ("a map of the world", "🗺️"),
+    ("a cup of tea", "🍵"),  # not 🧋 "bubble tea"
+    ("a fishing rod", "🎣"),  # "fishing pole"; not 🐟 for the one word a name has
     ("a bow", "🎀"),  # worn, not 🙇 "person bowing", whose alias is "bow"
     ("a cup of coffee", "☕"),  # past the measure: coffee, not 🥤 "cup with straw"
     ("a slice of pizza", "🍕"),
@@ -53,6 +63,10 @@ def test_a_description_is_cut_into_the_things_it_names():
     assert genmoji._phrases("a frog playing a trumpet") == ["a frog", "a trumpet"]
     assert genmoji._phrases("a mouse with a ring and a magnifying glass") == ["a mouse", "a ring", "a magnifying glass"]
     assert genmoji._phrases("a king wearing a ring") == ["a king", "a ring"]  # nouns in -ing stay
+    # "X and Y" stays one thing where an emoji bears that name; other pairs are two things
+    assert genmoji._phrases("a cat with a bow and arrows") == ["a cat", "a bow and arrows"]
+    assert genmoji._phrases("a cat with a bow and a kite") == ["a cat", "a bow", "a kite"]
+    assert genmoji._phrases("bread and butter") == ["bread", "butter"]
     assert genmoji._things("a turtle with a graduation cap and a cup of coffee") == [
         "turtle", "a graduation cap", "coffee"]
     assert genmoji._things("eine Katze mit Sonnenbrille") == ["eine", "katze", "mit", "sonnenbrille"]
@@ -64,7 +78,9 @@ def test_the_words_plan_draws_every_thing_named_each_in_its_own_place():
     for description, chars in [("a shark with a scarf and a kite", ["🦈", "🧣", "🪁"]),
                                ("a bee with a trophy and a guitar", ["🐝", "🏆", "🎸"]),
                                ("a cat wearing a baseball cap", ["🐱", "🧢"]),
-                               ("a penguin with a top hat and a microphone", ["🐧", "🎩", "🎤"])]:
+                               ("a penguin with a top hat and a microphone", ["🐧", "🎩", "🎤"]),
+                               ("a squirrel eating a nut", ["🐿️", "🥜"]),
+                               ("a cat with a bow and arrow", ["🐱", "🏹"])]:  # held, not worn as 🎀 is
         r = create_emoji(description, model=None, png=False)
         assert r.glyphs[0].char == chars[0] and {g.char for g in r.glyphs[1:]} == set(chars[1:]), description
         assert len({g.place for g in r.glyphs}) == len(chars) and r.fallback and not r.unmatched

@@ -102,7 +102,9 @@ _CJK_LANGUAGES = ("ja", "zh")
 # not 🙇 "person bowing", which the stemmer reads as "bow"; a baseball cap is 🧢 ("billed cap"),
 # not ⚾. Found by benchmarks/emoji_plans.py.
 _MORE_ALIASES = {"🎀": "bow; hair bow", "🧢": "baseball cap; cap", "🍩": "donut", "☕": "coffee; cup of coffee; mug",
-                 "🥤": "soda; soft drink", "🧁": "muffin"}
+                 "🥤": "soda; soft drink", "🧁": "muffin", "👒": "sun hat; straw hat; sunhat", "🎃": "pumpkin",
+                 "🐿": "squirrel", "🥜": "nut; nuts", "🎉": "party hat", "🍵": "tea; cup of tea", "🌼": "flower",
+                 "🎣": "fishing rod; rod"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -239,8 +241,11 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
         return (find_emoji(hit[1], prefer_face=True, drawable=drawable) or hit) if hit and prefer_face else hit
     target = " ".join(words)
     targets = {target, re.sub(r"s\b", "", target)}  # "cats" names "cat"
-    # English puts the thing last: a "baseball cap" is a cap, a "party hat" a hat
-    head = {words[-1], _singular(words[-1])} if len(words) > 1 else set()
+    # English puts the thing last: a "baseball cap" is a cap, a "party hat" a hat; but before
+    # "of" past any measure: "a bouquet of flowers" is 💐, not 💮
+    of = re.match(r"(?i)(.*?)\s+of\s", phrase) if not _MEASURE_OF.match(phrase) else None
+    last = (_words(of.group(1)) or words)[-1] if of else words[-1]
+    head = {last, _singular(last)} if len(words) > 1 else set()
 
     def named(row: tuple[str, str, str, float]) -> set[str]:  # the words of its name and aliases
         return set(re.findall(r"\w+", f"{row[1]} {row[2]}".lower()))
@@ -431,7 +436,7 @@ def _place(thing: str, suggested: str) -> str:
     hit = find_emoji(thing)
     if hit is not None:  # "🕶️" and "Sonnenbrille" are worn where "sunglasses" is
         thing = f"{thing} {hit[1]}"
-    stems = _stems(thing)
+    stems = _stems(thing) if " and " not in thing.lower() else set()  # 🏹 "bow and arrow" is no 🎀
     if stems & _EYES:
         return "eyes"
     if stems & _HEAD:
@@ -465,12 +470,24 @@ clothing stocking earring evening morning icing dumpling""".split())
 _DETERMINERS = frozenset("a an the some my your his her its our their this that".split())
 
 
+@functools.lru_cache(maxsize=1)
+def _pair_names() -> frozenset[frozenset[str]]:
+    """The two things of an emoji named "X and Y" (🏹 "bow and arrow", 🍴 "fork and knife")."""
+    names = (n.lower().split(" and ") for (n,) in _index().execute("SELECT name FROM e"))
+    return frozenset(frozenset(n) for n in names if len(n) == 2 and all(" " not in w for w in n))
+
+
 def _phrases(description: str) -> list[str]:
     """The description cut where it passes to another thing (a joining word, a verb in -ing):
-    "a frog playing a trumpet" is "a frog", "a trumpet"."""
+    "a frog playing a trumpet" is "a frog", "a trumpet"; "a bow and arrow" stays one, an emoji's name."""
     out: list[list[str]] = [[]]
-    for w in re.findall(r"[^\W_]+|[^\w\s]", description):
+    tokens = re.findall(r"[^\W_]+|[^\w\s]", description)
+    for i, w in enumerate(tokens):
         low = w.lower()
+        if (low == "and" and out[-1] and i + 1 < len(tokens)
+                and {_singular(out[-1][-1].lower()), _singular(tokens[i + 1].lower())} in _pair_names()):
+            out[-1].append(w)
+            continue
         # after a thing, an -ing word says what it does; after "a" it describes ("a magnifying glass")
         doing = (low.endswith("ing") and len(low) >= 6 and low not in _ING_NOUNS and out[-1]
                  and out[-1][-1].lower() not in _DETERMINERS)
