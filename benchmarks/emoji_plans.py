@@ -18,7 +18,7 @@ Runs (all with ``png=True``, so only emoji the installed font draws are candidat
 - each ``--models`` entry (default ``qwen2.5-0.5b``, Tether's default, and ``smollm2-135m``):
   the model's guided plan, with its grounding checks and the words as the fallback.
 
-    .venv/bin/python benchmarks/emoji_plans.py [--models qwen2.5-0.5b,smollm2-135m] [--sets tuning,held-out,fresh] [--limit N] [--json out.json]
+    .venv/bin/python benchmarks/emoji_plans.py [--models qwen2.5-0.5b,smollm2-135m] [--sets tuning,held-out,fresh,fresh-2] [--limit N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -96,9 +96,27 @@ FRESH_HELD = {
     "an apple": "🍎🍏", "a taco": "🌮", "a burger": "🍔", "a sandwich": "🥪", "a cookie": "🍪", "a teddy bear": "🧸",
     "a map": "🗺", "a violin": "🎻", "a drum": "🥁", "a bottle of wine": "🍷🍾",
 }
+# Fresh-2: written on 2026-12-05 after the three sets above had reached 100% exact with the
+# lookup fixes their failures led to (so none of them is blind any more), and committed before
+# its first run.
+FRESH2_BASES = {
+    "hippo": "🦛", "rhino": "🦏", "gorilla": "🦍", "raccoon": "🦝", "skunk": "🦨", "deer": "🦌", "swan": "🦢",
+    "turkey": "🦃", "lobster": "🦞", "squid": "🦑", "ladybug": "🐞", "ant": "🐜", "zombie": "🧟", "vampire": "🧛",
+    "poodle": "🐩", "orangutan": "🦧", "leopard": "🐆", "crocodile": "🐊", "cactus": "🌵", "mushroom": "🍄",
+}
+FRESH2_WORN = {
+    "a diving mask": "🤿", "a military helmet": "🪖", "a necklace": "📿", "a one-piece swimsuit": "🩱",
+    "mittens": "🧤", "sandals": "🩴👡", "a blouse": "👚", "hiking boots": "🥾", "a safety vest": "🦺", "a sari": "🥻",
+}
+FRESH2_HELD = {
+    "a baguette": "🥖", "a pretzel": "🥨", "a croissant": "🥐", "a piece of cheese": "🧀", "a screwdriver": "🪛",
+    "a saw": "🪚", "an axe": "🪓", "a shield": "🛡", "a boomerang": "🪃", "a yo-yo": "🪀", "a banjo": "🪕",
+    "a saxophone": "🎷", "a compass": "🧭", "a telescope": "🔭", "a stethoscope": "🩺", "a hot dog": "🌭",
+}
 SETS = {"tuning": (BASES, WORN, HELD), "held-out": (HELD_OUT_BASES, HELD_OUT_WORN, HELD_OUT_HELD),
-        "fresh": (FRESH_BASES, FRESH_WORN, FRESH_HELD)}
-DEPICTS = BASES | WORN | HELD | HELD_OUT_BASES | HELD_OUT_WORN | HELD_OUT_HELD | FRESH_BASES | FRESH_WORN | FRESH_HELD
+        "fresh": (FRESH_BASES, FRESH_WORN, FRESH_HELD), "fresh-2": (FRESH2_BASES, FRESH2_WORN, FRESH2_HELD)}
+DEPICTS = (BASES | WORN | HELD | HELD_OUT_BASES | HELD_OUT_WORN | HELD_OUT_HELD | FRESH_BASES | FRESH_WORN | FRESH_HELD
+           | FRESH2_BASES | FRESH2_WORN | FRESH2_HELD)
 
 
 def _chars(s: str) -> set[str]:
@@ -157,7 +175,8 @@ def run(label: str, model: str | None, items, progress: Progress) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="qwen2.5-0.5b,smollm2-135m", help="comma-separated catalog names")
-    ap.add_argument("--sets", default="tuning,held-out,fresh", help="comma-separated: tuning, held-out, fresh")
+    ap.add_argument("--sets", default="tuning,held-out,fresh,fresh-2",
+                    help="comma-separated: tuning, held-out, fresh, fresh-2")
     ap.add_argument("--limit", type=int, default=0, help="only the first N descriptions of each set")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
