@@ -47,6 +47,13 @@ def test_find_emoji(phrase, face, char):
     ("a map of the world", "🗺️"),
     ("a cup of tea", "🍵"),  # not 🧋 "bubble tea"
     ("a fishing rod", "🎣"),  # "fishing pole"; not 🐟 for the one word a name has
+    ("a yo-yo", "🪀"),  # a hyphened word is one word: "yo" alone is too short to match anything
+    ("a one-piece swimsuit", "🩱"),
+    ("a blouse", "👚"),  # not 🥼, which French calls "blouse"
+    ("mittens", "🧤"),
+    ("a necklace", "📿"),
+    ("a ladybug", "🐞"),
+    ("a wizard cat", "🐈"),  # nothing unsaid: not 🐈‍⬛ "black cat", which ranks the same
     ("a bow", "🎀"),  # worn, not 🙇 "person bowing", whose alias is "bow"
     ("a cup of coffee", "☕"),  # past the measure: coffee, not 🥤 "cup with straw"
     ("a slice of pizza", "🍕"),
@@ -67,6 +74,8 @@ def test_a_description_is_cut_into_the_things_it_names():
     assert genmoji._phrases("a cat with a bow and arrows") == ["a cat", "a bow and arrows"]
     assert genmoji._phrases("a cat with a bow and a kite") == ["a cat", "a bow", "a kite"]
     assert genmoji._phrases("bread and butter") == ["bread", "butter"]
+    assert genmoji._things("a raccoon with a one-piece swimsuit and a compass") == [
+        "raccoon", "a one-piece swimsuit", "compass"]  # not 1️⃣ for "one"
     assert genmoji._things("a turtle with a graduation cap and a cup of coffee") == [
         "turtle", "a graduation cap", "coffee"]
     assert genmoji._things("eine Katze mit Sonnenbrille") == ["eine", "katze", "mit", "sonnenbrille"]

@@ -104,7 +104,8 @@ _CJK_LANGUAGES = ("ja", "zh")
 _MORE_ALIASES = {"🎀": "bow; hair bow", "🧢": "baseball cap; cap", "🍩": "donut", "☕": "coffee; cup of coffee; mug",
                  "🥤": "soda; soft drink", "🧁": "muffin", "👒": "sun hat; straw hat; sunhat", "🎃": "pumpkin",
                  "🐿": "squirrel", "🥜": "nut; nuts", "🎉": "party hat", "🍵": "tea; cup of tea", "🌼": "flower",
-                 "🎣": "fishing rod; rod"}
+                 "🎣": "fishing rod; rod", "🧤": "mittens; mitten", "📿": "necklace; beads", "🐞": "ladybug; ladybird",
+                 "👚": "blouse; top"}
 
 
 @functools.lru_cache(maxsize=1)
@@ -177,7 +178,8 @@ def _cjk_emoji(text: str) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-_WORD = re.compile(r"[^\W_]+")  # Unicode letters and digits: "café" is one word, not "caf"
+# Unicode letters and digits: "café" is one word, not "caf"; "yo-yo" and "one-piece" are one too
+_WORD = re.compile(r"[^\W_]+(?:-[^\W_]+)*")
 _STOP = frozenset("a an the of with and in on to for wearing holding having its his her their is are".split())
 
 
@@ -247,8 +249,10 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
     last = (_words(of.group(1)) or words)[-1] if of else words[-1]
     head = {last, _singular(last)} if len(words) > 1 else set()
 
+    said = set(words) | {_singular(w) for w in words}
+
     def named(row: tuple[str, str, str, float]) -> set[str]:  # the words of its name and aliases
-        return set(re.findall(r"\w+", f"{row[1]} {row[2]}".lower()))
+        return set(_WORD.findall(f"{row[1]} {row[2]}".lower()))
 
     if head and not any(head & named(r) for r in rows):
         rows += _tagged(" OR ".join(f'"{h}"' for h in head), font)  # "red sneakers": 👟, not 🔴
@@ -261,8 +265,10 @@ def find_emoji(phrase: str, *, prefer_face: bool = False, drawable: bool = False
             s += 5.0
         if head & named(row):
             s += 6.0
-        if prefer_face and any(name in (f"{t} face", f"{t}face") for t in targets):
-            s += 6.0
+        if prefer_face and any(name in (f"{t} face", f"{t}face") for t in targets | head):
+            s += 6.0  # "a wizard cat" is 🐱 "cat face" too
+        if set(_WORD.findall(name)) - {"face"} <= said:
+            s += 1.0  # of equal ranks, one that adds nothing unsaid: 🐈 "cat", not 🐈‍⬛ "black cat"
         if not prefer_face and "face" in name and "face" not in target:
             s -= 4.0  # an extra worn or held should be a thing, not another face
         if not prefer_face and _PEOPLE & set(name.split()) and not _PEOPLE & set(words):
@@ -481,7 +487,7 @@ def _phrases(description: str) -> list[str]:
     """The description cut where it passes to another thing (a joining word, a verb in -ing):
     "a frog playing a trumpet" is "a frog", "a trumpet"; "a bow and arrow" stays one, an emoji's name."""
     out: list[list[str]] = [[]]
-    tokens = re.findall(r"[^\W_]+|[^\w\s]", description)
+    tokens = re.findall(r"[^\W_]+(?:-[^\W_]+)*|[^\w\s]", description)
     for i, w in enumerate(tokens):
         low = w.lower()
         if (low == "and" and out[-1] and i + 1 < len(tokens)
