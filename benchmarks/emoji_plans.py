@@ -18,7 +18,7 @@ Runs (all with ``png=True``, so only emoji the installed font draws are candidat
 - each ``--models`` entry (default ``qwen2.5-0.5b``, Tether's default, and ``smollm2-135m``):
   the model's guided plan, with its grounding checks and the words as the fallback.
 
-    .venv/bin/python benchmarks/emoji_plans.py [--models qwen2.5-0.5b,smollm2-135m] [--sets tuning,held-out,fresh,fresh-2] [--limit N] [--json out.json]
+    .venv/bin/python benchmarks/emoji_plans.py [--models qwen2.5-0.5b,smollm2-135m] [--sets tuning,held-out,fresh,fresh-2,fresh-3] [--limit N] [--json out.json]
 """
 
 from __future__ import annotations
@@ -113,10 +113,28 @@ FRESH2_HELD = {
     "a saw": "🪚", "an axe": "🪓", "a shield": "🛡", "a boomerang": "🪃", "a yo-yo": "🪀", "a banjo": "🪕",
     "a saxophone": "🎷", "a compass": "🧭", "a telescope": "🔭", "a stethoscope": "🩺", "a hot dog": "🌭",
 }
+# Fresh-3: written after fresh-2's first run had been read and the lookup changed for it, and
+# committed before its own first run; to be run once, not tuned on.
+FRESH3_BASES = {
+    "scorpion": "🦂", "moose": "🫎", "donkey": "🫏", "goose": "🪿", "blowfish": "🐡", "kitten": "🐱🐈",
+    "puppy": "🐶🐕", "bunny": "🐰🐇", "pony": "🐴🐎", "dragon": "🐉🐲", "clown": "🤡", "elf": "🧝", "fairy": "🧚",
+    "genie": "🧞", "ninja": "🥷", "avocado": "🥑", "strawberry": "🍓", "potato": "🥔",
+    "moon": "🌙🌝🌛🌜🌚🌕🌖🌗🌘🌑🌒🌓🌔", "cloud": "☁",
+}
+FRESH3_WORN = {
+    "a jacket": "🧥", "a medal": "🏅🎖🥇", "ballet shoes": "🩰", "roller skates": "🛼", "ice skates": "⛸",
+    "a watch": "⌚", "flip-flops": "🩴", "a ribbon": "🎀", "a cowboy hat": "🤠", "a face mask": "😷",
+}
+FRESH3_HELD = {
+    "a lantern": "🏮", "a feather": "🪶", "a pineapple": "🍍", "a coconut": "🥥", "a skateboard": "🛹",
+    "a megaphone": "📣📢", "a magic wand": "🪄", "a crystal ball": "🔮", "a scroll": "📜", "a gift": "🎁",
+    "a lightbulb": "💡", "a battery": "🔋🪫", "a pill": "💊", "a lemon": "🍋", "a waffle": "🧇", "a bowl of rice": "🍚🍙",
+}
 SETS = {"tuning": (BASES, WORN, HELD), "held-out": (HELD_OUT_BASES, HELD_OUT_WORN, HELD_OUT_HELD),
-        "fresh": (FRESH_BASES, FRESH_WORN, FRESH_HELD), "fresh-2": (FRESH2_BASES, FRESH2_WORN, FRESH2_HELD)}
+        "fresh": (FRESH_BASES, FRESH_WORN, FRESH_HELD), "fresh-2": (FRESH2_BASES, FRESH2_WORN, FRESH2_HELD),
+        "fresh-3": (FRESH3_BASES, FRESH3_WORN, FRESH3_HELD)}
 DEPICTS = (BASES | WORN | HELD | HELD_OUT_BASES | HELD_OUT_WORN | HELD_OUT_HELD | FRESH_BASES | FRESH_WORN | FRESH_HELD
-           | FRESH2_BASES | FRESH2_WORN | FRESH2_HELD)
+           | FRESH2_BASES | FRESH2_WORN | FRESH2_HELD | FRESH3_BASES | FRESH3_WORN | FRESH3_HELD)
 
 
 def _chars(s: str) -> set[str]:
@@ -175,8 +193,8 @@ def run(label: str, model: str | None, items, progress: Progress) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="qwen2.5-0.5b,smollm2-135m", help="comma-separated catalog names")
-    ap.add_argument("--sets", default="tuning,held-out,fresh,fresh-2",
-                    help="comma-separated: tuning, held-out, fresh, fresh-2")
+    ap.add_argument("--sets", default="tuning,held-out,fresh,fresh-2,fresh-3",
+                    help="comma-separated: tuning, held-out, fresh, fresh-2, fresh-3")
     ap.add_argument("--limit", type=int, default=0, help="only the first N descriptions of each set")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
