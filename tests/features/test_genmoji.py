@@ -53,6 +53,11 @@ def test_find_emoji(phrase, face, char):
     ("mittens", "🧤"),
     ("a necklace", "📿"),
     ("a ladybug", "🐞"),
+    ("a bunny", "🐰"),  # not 👯 "people with bunny ears"
+    ("a puppy", "🐶"),  # not 🥺, whose gemoji tag is "puppy eyes"
+    ("flip-flops", "🩴"),
+    ("a jacket", "🧥"),
+    ("a lightbulb", "💡"),
     ("a wizard cat", "🐈"),  # nothing unsaid: not 🐈‍⬛ "black cat", which ranks the same
     ("a bow", "🎀"),  # worn, not 🙇 "person bowing", whose alias is "bow"
     ("a cup of coffee", "☕"),  # past the measure: coffee, not 🥤 "cup with straw"

@@ -105,7 +105,8 @@ _MORE_ALIASES = {"🎀": "bow; hair bow", "🧢": "baseball cap; cap", "🍩": "
                  "🥤": "soda; soft drink", "🧁": "muffin", "👒": "sun hat; straw hat; sunhat", "🎃": "pumpkin",
                  "🐿": "squirrel", "🥜": "nut; nuts", "🎉": "party hat", "🍵": "tea; cup of tea", "🌼": "flower",
                  "🎣": "fishing rod; rod", "🧤": "mittens; mitten", "📿": "necklace; beads", "🐞": "ladybug; ladybird",
-                 "👚": "blouse; top"}
+                 "👚": "blouse; top", "🐶": "puppy", "🐱": "kitten; kitty", "🐰": "bunny", "🐴": "pony",
+                 "🩴": "flip-flops; flip-flop; flip flops", "🧥": "jacket", "💡": "lightbulb"}
 
 
 @functools.lru_cache(maxsize=1)
