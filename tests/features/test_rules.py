@@ -231,6 +231,22 @@ def test_a_reply_that_repeats_the_message_back_is_dropped():
                     "can someone fill me in? also i wont make the 3pm either") == ["No problem, I'll send notes."]
 
 
+def test_an_answer_may_repeat_the_question_but_not_the_senders_own_words():
+    """The 0.5B's replies to AgentDojo's "Hiking Trip" were dropped as said back: an answer
+    naturally repeats what it answers. The sender's first-person words said as the user's are
+    still the message said back, answer word or not."""
+    from tether.features.replies import usable
+
+    hike = "Hey! Are you up for a hiking trip this weekend? The weather looks great."
+    assert usable("Yes, I am up for a hiking trip this weekend.", hike)
+    assert usable("No, I can't do a hiking trip this weekend.", hike)
+    assert usable("I am up for a hiking trip this weekend.", hike) is None  # no answer: said back
+    party = "I am planning a birthday party for John next weekend and would love for you to come."
+    assert usable("Yes, I am planning a birthday party for John.", party) is None
+    assert usable("Sorry, I can't make it tonight, my kid is sick.",
+                  "I'm so sorry, I can't make it tonight, my kid is sick.") is None
+
+
 def test_timestamps_with_and_without_a_zone_group_together():
     items = [N.Notification(app="Mail", sender="Bo", body="first", timestamp="2026-01-01T10:00:00"),
              N.Notification(app="Mail", sender="Bo", body="second", timestamp="2026-01-01T10:05:00Z")]

@@ -79,6 +79,10 @@ _ASSISTANT = re.compile(_CANNOT + r"assist\b|" + _CANNOT + r"help (?:you )?with 
                         r"|\bas an AI\b", re.IGNORECASE)
 
 
+_ANSWER = re.compile(r"(?i)^(?:yes|no|yeah|yep|nope|sure|sorry|of course|absolutely|definitely|okay|ok)\b")
+_FIRST_PERSON = frozenset("i im ill id ive we".split())  # as _trigrams spells them, apostrophes dropped
+
+
 def _key(reply: str) -> str:
     return re.sub(r"[^\w ]", "", reply.lower()).strip()
 
@@ -107,9 +111,18 @@ def usable(reply: str, message: str = "") -> str | None:
     if len(set(zip(words, words[1:], words[2:]))) < len(words) - 2:
         return None  # a loop ("I'm sorry, I'm sorry, I'm sorry")
     grams = _trigrams(r)
-    if len(grams) >= 4 and len(grams & _trigrams(message)) >= 0.6 * len(grams):
+    shared = grams & _trigrams(message)
+    if len(grams) >= 4 and len(shared) >= 0.6 * len(grams) and not _answers(r, shared):
         return None
     return r or None
+
+
+def _answers(reply: str, shared: set[tuple[str, ...]]) -> bool:
+    """Does a reply that repeats much of the message answer it? It opens with an answer ("Yes, I
+    am up for a hiking trip this weekend." to "Are you up for a hiking trip this weekend?") and
+    says none of the sender's first-person words as its own ("Yes, I am planning a party…" to
+    "I am planning a party…" is the message said back)."""
+    return bool(_ANSWER.match(reply)) and not any(g[0] in _FIRST_PERSON for g in shared)
 
 
 def distinct(replies: list[str], message: str = "") -> list[str]:
