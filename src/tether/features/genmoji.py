@@ -488,7 +488,7 @@ def _phrases(description: str) -> list[str]:
     """The description cut where it passes to another thing (a joining word, a verb in -ing):
     "a frog playing a trumpet" is "a frog", "a trumpet"; "a bow and arrow" stays one, an emoji's name."""
     out: list[list[str]] = [[]]
-    tokens = re.findall(r"[^\W_]+(?:-[^\W_]+)*|[^\w\s]", description)
+    tokens = re.findall(_WORD.pattern + r"|[^\w\s]", description)  # words, and each mark on its own
     for i, w in enumerate(tokens):
         low = w.lower()
         if (low == "and" and out[-1] and i + 1 < len(tokens)

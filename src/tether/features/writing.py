@@ -529,6 +529,8 @@ _ASSISTANT_OFFER = re.compile(
     r"|\banything else (?:that )?I can (?:do|help|assist)\b"
     r"|\bif you (?:need|require) any (?:further |more |other |additional )?assistance\b"
     r"|\bany questions or concerns you (?:may )?have\b", re.I)
+
+
 def without_assistant_offers(text: str, source: str) -> str:
     """``text`` without the sentences that offer help as a chat assistant would, when ``source``
     offers none; a line left empty goes too."""
