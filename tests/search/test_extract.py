@@ -69,16 +69,16 @@ def test_calendars_are_read_as_rfc_5545_says() -> None:
     and escapes were lost or wrong with the hand-written reader."""
     items = {i.key: i for i in extract(Path("c.ics"), CALENDAR.encode()).items}
     assert items["standup-1"].text == (
-        "Start: Mon 5 Jan 2026 09:30 Europe/Berlin\nEnd: Mon 5 Jan 2026 09:45 Europe/Berlin\n"
-        "Repeats: weekly on Monday and Wednesday until Fri 27 Feb 2026 08:30 UTC, "
-        "except Wed 7 Jan 2026 09:30 Europe/Berlin\n"
+        "Start: Monday 5 January 2026 09:30 Europe/Berlin\nEnd: Monday 5 January 2026 09:45 Europe/Berlin\n"
+        "Repeats: weekly on Monday and Wednesday until Friday 27 February 2026 08:30 UTC, "
+        "except Wednesday 7 January 2026 09:30 Europe/Berlin\n"
         "Organizer: Maria Gonzalez <mg@example.com>\nAttendee: Doe, John <jd@example.com>")
-    assert items["vac-1"].text == "Start: Fri 10 Jul 2026 (all day)"  # one day, not two
-    assert items["trip-1"].text == "Start: Sat 1 Aug 2026 (all day)\nEnd: Mon 3 Aug 2026 (all day)"
+    assert items["vac-1"].text == "Start: Friday 10 July 2026 (all day)"  # one day, not two
+    assert items["trip-1"].text == "Start: Saturday 1 August 2026 (all day)\nEnd: Monday 3 August 2026 (all day)"
     assert items["dent-1"].title == "Dentist (cancelled)"
-    assert items["dent-1"].text == ("Status: cancelled\nStart: Sun 1 Mar 2026 08:00 UTC\nEnd: Sun 1 Mar 2026 09:30 UTC\n"
+    assert items["dent-1"].text == ("Status: cancelled\nStart: Sunday 1 March 2026 08:00 UTC\nEnd: Sunday 1 March 2026 09:30 UTC\n"
                                     "Description: Line one\nLine two\\nstill two, with a comma")
-    assert items["todo-1"].text == "Due: Wed 15 Apr 2026 (all day)"
+    assert items["todo-1"].text == "Due: Wednesday 15 April 2026 (all day)"
     assert "Repeats: every 2 months on the last Friday (6 times)" in items["m-1"].text
 
 
@@ -103,7 +103,7 @@ def test_a_calendar_invitation_in_a_mail_is_read_as_a_calendar() -> None:
                b'Content-Type: text/calendar; charset="utf-8"; method=REQUEST\r\n\r\n' + invite.encode() + b"\r\n--b--\r\n")
     text = extract(Path("i.eml"), raw).items[0].text
     assert text.endswith("See the invitation.\n\nEvent: Dentist (cancelled)\nStatus: cancelled\n"
-                         "Start: Sun 1 Mar 2026 08:00 UTC\nEnd: Sun 1 Mar 2026 09:30 UTC")
+                         "Start: Sunday 1 March 2026 08:00 UTC\nEnd: Sunday 1 March 2026 09:30 UTC")
     assert "BEGIN:" not in text
 
 
@@ -171,7 +171,7 @@ def test_binary_content_with_a_text_extension_is_refused_with_the_reason() -> No
 def test_a_repeat_rule_loses_none_of_its_parts(rule: str, words: str) -> None:
     """BYSETPOS, BYHOUR and BYMINUTE were dropped: the second Tuesday read "monthly on Tuesday"."""
     ics = f"BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:r\nSUMMARY:Board meeting\nDTSTART:20260113T093000\nRRULE:{rule}\nEND:VEVENT\nEND:VCALENDAR\n"
-    assert extract(Path("r.ics"), ics.encode()).items[0].text == f"Start: Tue 13 Jan 2026 09:30\nRepeats: {words}"
+    assert extract(Path("r.ics"), ics.encode()).items[0].text == f"Start: Tuesday 13 January 2026 09:30\nRepeats: {words}"
 
 
 def test_a_mailbox_is_read_from_the_bytes_given_not_opened_again(tmp_path: Path) -> None:

@@ -532,8 +532,18 @@ def test_calendar_times_are_written_out_with_their_zone() -> None:
            "DTEND;TZID=Europe/Berlin:20261205T210000\nEND:VEVENT\nBEGIN:VEVENT\nUID:y\nSUMMARY:Holiday\n"
            "DTSTART;VALUE=DATE:20261224\nEND:VEVENT\nBEGIN:VEVENT\nUID:z\nSUMMARY:Odd\nDTSTART:soon\nEND:VEVENT\nEND:VCALENDAR\n")
     texts = [i.text for i in extract(Path("c.ics"), ics.encode()).items]
-    assert texts == ["Start: Sat 5 Dec 2026 19:30 UTC\nEnd: Sat 5 Dec 2026 21:00 Europe/Berlin",
-                     "Start: Thu 24 Dec 2026 (all day)", "Start: soon"]
+    assert texts == ["Start: Saturday 5 December 2026 19:30 UTC\nEnd: Saturday 5 December 2026 21:00 Europe/Berlin",
+                     "Start: Thursday 24 December 2026 (all day)", "Start: soon"]
+
+
+def test_a_calendar_event_is_found_by_its_weekday_and_month(index: Index, tmp_path: Path) -> None:
+    """Days were indexed as "Sat 5 Dec": a keyword search for "Saturday" or "December" missed them."""
+    (tmp_path / "c.ics").write_text("BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:x\nSUMMARY:Birthday dinner\n"
+                                    "DTSTART:20261205T193000Z\nEND:VEVENT\nEND:VCALENDAR\n")
+    (tmp_path / "n.md").write_text("# Groceries\n\nOat milk, lemons and rice.")
+    index.add([tmp_path])
+    for query in ("anything on Saturday?", "plans in December"):
+        assert [h.title for h in index.search(query, mode="bm25")] == ["Birthday dinner"]
 
 
 def test_keyword_queries_are_split_into_terms_as_the_index_splits_text(index: Index, tmp_path: Path) -> None:

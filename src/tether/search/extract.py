@@ -464,11 +464,13 @@ def _when(prop: object) -> str:
 
 
 def _day(value) -> str:
-    return f"{value:%a} {value.day} {value:%b %Y}"
+    """Day and month spelt out, as people ask ("on Saturday", "in December"): BM25 matches whole
+    words, and "Sat" or "Dec" matched neither. Not ``%A``: that follows the process's locale."""
+    return f"{list(_WEEKDAY.values())[value.weekday()]} {value.day} {_MONTH[value.month - 1]} {value.year}"
 
 
 def _time(value, tzid: str | None = None) -> str:
-    """``20261205T193000Z`` as "Sat 5 Dec 2026 19:30 UTC": a model reading the raw form gets the
+    """``20261205T193000Z`` as "Saturday 5 December 2026 19:30 UTC": a model reading the raw form gets the
     time wrong. The zone is named (an unknown TZID as written); a floating time has none."""
     if isinstance(value, datetime):
         tz = value.tzinfo

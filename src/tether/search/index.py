@@ -41,7 +41,8 @@ EMBED_BATCH = 32
 # HTML mail without </head>, Markdown front matter, binary files skipped. 4: a NUL in text is a
 # space (the embedder stopped reading at it), YAML dates as written, a repeat's BYSETPOS, BYHOUR and
 # BYMINUTE in words (any other BY* part as written). 5: a null record is no item, null/true/false as written.
-READER_VERSION = 5
+# 6: calendar days and months spelt out ("Saturday 5 December 2026"), so a search for "Saturday" finds them.
+READER_VERSION = 6
 
 
 class Skipped(BaseModel):
