@@ -130,3 +130,93 @@ def test_a_json_conversation_is_one_object_per_line(tmp_path):
     assert r.exit_code == 0, r.output
     turns = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
     assert len(turns) == 2 and all(t["tier"] == "device" for t in turns)
+
+
+PERSONAL_FILES = {
+    "dentist.ics": "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:d-1\nSUMMARY:Dentist check-up\nDTSTART:20261210T091500Z\n"
+                   "LOCATION:Smile Dental Clinic\nEND:VEVENT\nEND:VCALENDAR\n",
+    "bank.eml": "From: grace.hopper@navy-mail.com\nTo: me@example.com\nSubject: Wire transfer details\n\n"
+                "Please wire the deposit to IBAN DE89370400440532013000. Call me at 212-555-0199. Grace Hopper\n",
+    "gym.md": "# Gym membership\n\nMembership at Iron Temple costs 45 dollars a month.\n",
+}
+
+
+def personal_index(tmp_path) -> str:
+    from tether.search import Index
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, text in PERSONAL_FILES.items():
+        (data / name).write_text(text)
+    db = tmp_path / "index.sqlite"
+    idx = Index.open(db)
+    idx.add([data])
+    idx.close()
+    return str(db)
+
+
+def test_questions_about_the_user_are_told_apart_from_the_rest(tmp_path):
+    from tether.search import Index
+    from tether.search.ask import personal_hits
+
+    idx = Index.open(personal_index(tmp_path), create=False)
+    mine = {"When is my dentist check-up?": "dentist.ics", "How much is my gym membership?": "gym.md",
+            "Do I have to wire a deposit?": "bank.eml", "Who emailed me about the transfer?": "bank.eml"}
+    for question, name in mine.items():
+        hits = personal_hits(idx, question)
+        assert hits and hits[0].path.endswith(name), (question, [h.path for h in hits])
+    assert personal_hits(idx, "What's on my calendar?")  # names where such things live
+    for general in ("What is the capital of France?", "How do I tie a tie?", "Can you help me with my essay?",
+                    "Tell me a joke about my cat.", "If I buy 3 shirts at $12.50 each, how much do I pay?",
+                    "What time is it in Tokyo?"):
+        assert personal_hits(idx, general) == [], general
+    idx.close()
+
+
+def test_a_personal_question_is_answered_from_the_index_and_names_the_files(tmp_path):
+    db, ledger = personal_index(tmp_path), str(tmp_path / "l.db")
+    r = run("chat", "-m", TINY, "--max-tokens", "16", "--db", db, "--json",
+            input="When is my dentist check-up?\nName a colour.\n", TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
+    assert r.exit_code == 0, r.output
+    first, second = (json.loads(line) for line in r.stdout.splitlines())
+    assert first["answer"] and first["tier"] == "device" and first["rule"] == "no_cloud"
+    assert first["sources"][0]["path"].endswith("dentist.ics") and first["sources"][0]["title"] == "Dentist check-up"
+    assert "sources" not in second and second["answer"]  # plain chat
+    s = json.loads(run("stats", "--ledger", ledger, "--json", "--recent", "5").stdout)
+    assert sorted(e["feature"] for e in s["recent"]) == ["ask", "chat"]  # the ledger tells the two apart
+
+    human = run("chat", "When is my dentist check-up?", "-m", TINY, "--max-tokens", "16", "--db", db,
+                TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
+    assert human.exit_code == 0 and "── looked in your files: Dentist check-up" in human.stderr
+    off = run("chat", "When is my dentist check-up?", "-m", TINY, "--max-tokens", "16", "--no-personal",
+              TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger, TETHER_INDEX=db)
+    assert off.exit_code == 0 and "looked in your files" not in off.stderr
+
+
+def test_personal_context_leaves_the_device_only_pseudonymized(tmp_path, provider):
+    """The third party gets the file's words with the personal values swapped for placeholders."""
+    provider.reset()
+    r = run("chat", "Do I have to wire a deposit?", "--tier", "third_party", "--consent", "--max-tokens", "16",
+            TETHER_ROUTER_CONFIG=third_party_config(tmp_path, provider), TETHER_LEDGER=str(tmp_path / "l.db"),
+            TETHER_INDEX=personal_index(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "── looked in your files: Wire transfer details" in r.stderr
+    sent = json.dumps(provider.captured())
+    assert "wire the deposit" in sent  # the excerpt went, redacted
+    for value in ("grace.hopper@navy-mail.com", "DE89370400440532013000", "212-555-0199", "Grace Hopper"):
+        assert value not in sent, value
+
+
+def test_the_index_is_optional_unless_asked_for(tmp_path):
+    env = dict(TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    missing = str(tmp_path / "no-index.sqlite")
+    r = run("chat", "When is my dentist check-up?", "-m", TINY, "--max-tokens", "4", TETHER_INDEX=missing, **env)
+    assert r.exit_code == 0 and "looked in your files" not in r.stderr  # no index: plain chat
+    for args in (["--personal"], ["--db", missing]):
+        r = run("chat", "Hi", "-m", TINY, *args, TETHER_INDEX=missing, **env)
+        assert r.exit_code == 1 and "no search index at" in r.output and "Traceback" not in r.output, args
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database" * 200)
+    r = run("chat", "When is my dentist check-up?", "-m", TINY, "--max-tokens", "4", TETHER_INDEX=str(junk), **env)
+    assert r.exit_code == 0, r.output
+    assert "personal questions are answered without your files" in r.stderr and "ran on device" in r.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,6 +19,20 @@ from tether.models.engine import LlamaEngine, load
 from tether.text import require_unicode
 
 err_console = Console(stderr=True)
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: object, *, lines: bool = False) -> str:
+    """Text from indexed files as a terminal may get it: control characters (C0, DEL, C1) written
+    as escapes (``\\x1b``), so a mail Subject's ESC sequence cannot retitle or clear the terminal,
+    nor a line break in a file name fake a result line. ``lines`` keeps line breaks and tabs
+    (an answer, a prompt). JSON output needs none of this: json escapes them."""
+    return (_CONTROL_BUT_LINES if lines else _CONTROL).sub(
+        lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), str(text))
+
 
 model_option = click.option(
     "--model", "-m", default=catalog.DEFAULT_MODEL, show_default=True,

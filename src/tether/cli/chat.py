@@ -1,4 +1,7 @@
-"""``tether chat``: talk to the assistant, each turn routed device-first and streamed."""
+"""``tether chat``: talk to the assistant, each turn routed device-first and streamed.
+
+A question about the user's own things ("when is my flight?") is answered from the on-device
+search index when there is one, as ``tether ask`` answers it; any other turn is plain chat."""
 
 from __future__ import annotations
 
@@ -8,16 +11,21 @@ import sys
 import click
 
 from tether.cli import cli
-from tether.cli._io import err_console, json_option, load_router, words_argument
+from tether.cli._io import err_console, json_option, load_router, printable, words_argument
 from tether.errors import InputError, TetherError
 
 HELP_LINE = "/reset starts over, /help shows this, /exit (or Ctrl-D) quits"
 
 
 def _turn(router, conversation, text: str, *, system: str | None, tier: str, consent: bool | None,
-          max_tokens: int, as_json: bool) -> None:
+          max_tokens: int, as_json: bool, index=None) -> None:
     from tether.routing.router import RouteRequest
+    from tether.search.ask import personal_hits
 
+    hits = personal_hits(index, text) if index is not None else []
+    if hits:
+        return _personal_turn(router, conversation, text, hits, tier=tier, consent=consent, max_tokens=max_tokens,
+                              as_json=as_json)
     request = RouteRequest(conversation.prompt(text), instructions=system, kind="auto", kind_text=text, feature="chat",
                            max_tokens=max_tokens, tier=tier, consent=consent)
     stream = router.stream(request)
@@ -40,6 +48,46 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     click.echo(f"── ran on {where}: {stream.decision.explain()}", err=True)
     for note in out.notes if out else []:
         click.echo(f"   {note}", err=True)
+
+
+def _personal_turn(router, conversation, text: str, hits, *, tier: str, consent: bool | None, max_tokens: int,
+                   as_json: bool) -> None:
+    """A turn answered from the user's indexed files: excerpts through the privacy policy before
+    any tier off the device, the answer with the files it drew on. Not streamed: the answer is
+    tidied once whole ("Based on the excerpts, …" dropped)."""
+    from tether.search.ask import ask
+
+    answer = ask(text, hits, router=router, tier=tier, consent=consent, max_tokens=max_tokens)
+    conversation.add(text, answer.answer)
+    sources = [{"title": h.title, "path": h.path, "kind": h.kind} for h in answer.sources]
+    if as_json:
+        click.echo(json.dumps({"answer": answer.answer, "tier": answer.tier, "rule": answer.rule, "route": answer.route,
+                               "degraded": answer.degraded, "notes": answer.notes, "sources": sources},
+                              ensure_ascii=False))
+        return
+    click.echo(printable(answer.answer, lines=True))
+    click.echo(f"── looked in your files: {'; '.join(printable(s['title']) or '(untitled)' for s in sources)}", err=True)
+    click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {printable(answer.route)}", err=True)
+    for note in answer.notes:
+        click.echo(f"   {printable(note)}", err=True)
+
+
+def _personal_index(db: str | None, personal: bool | None):
+    """The search index that personal questions are answered from, or None. By default the
+    user's index when it exists; ``--personal`` or ``--db`` insist on one (a missing file is an error)."""
+    if personal is False:
+        return None
+    from tether.search import Index, store
+
+    if personal is None and db is None:
+        if not store.default_path().exists():
+            return None
+        try:
+            return Index.open(None, create=False)
+        except TetherError as exc:  # the user did not ask for it: chat without it, and say why
+            click.echo(f"── personal questions are answered without your files: {' '.join(str(exc).split())}", err=True)
+            return None
+    return Index.open(db, create=False)
 
 
 def _fitted_turn(router, conversation, text: str, options: dict) -> None:
@@ -75,20 +123,31 @@ def _lines():
               help="Allow (or refuse) a third party for these turns; default: the saved policy.")
 @click.option("--model", "-m", default=None, help="Device model (default: the router config's).")
 @click.option("--max-tokens", default=512, show_default=True, type=click.IntRange(1, 8192))
+@click.option("--personal/--no-personal", default=None,
+              help="Answer questions about your own mail, calendar and files from the search index "
+                   "(default: when the index exists).")
+@click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
+              help="Search index for personal questions (default: $TETHER_INDEX, else search.sqlite in the user "
+                   "data dir).")
 @json_option
 def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | None, model: str | None,
-             max_tokens: int, as_json: bool) -> None:
+             max_tokens: int, personal: bool | None, db: str | None, as_json: bool) -> None:
     """Chat with the assistant. With PROMPT, answer it and exit; without, hold a conversation
     read line by line from the terminal (or stdin). Each turn says where it ran and why
     (on stderr); the conversation stays in this process only. With --json, one JSON object
-    per turn, one per line."""
+    per turn, one per line.
+
+    A question about your own things ("when is my flight?", "do I have anything on Saturday?")
+    is answered from your search index (see tether index add), and the turn names the files it
+    drew on; any other question is plain chat."""
     from tether.routing.conversation import Conversation
 
     if prompt is not None and not prompt.strip():
         raise InputError("the prompt is empty")
+    index = _personal_index(db, personal)
     router = load_router(model)
     conversation = Conversation()
-    options = dict(system=system, tier=tier, consent=consent, max_tokens=max_tokens, as_json=as_json)
+    options = dict(system=system, tier=tier, consent=consent, max_tokens=max_tokens, as_json=as_json, index=index)
     if prompt is not None:
         _turn(router, conversation, prompt, **options)
         return

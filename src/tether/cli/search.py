@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
 from tether.cli import cli
-from tether.cli._io import json_option, load_router, words_argument
+from tether.cli._io import json_option, load_router, printable, words_argument
 from tether.errors import InputError
 
 db_option = click.option("--db", "db", type=click.Path(dir_okay=False), default=None,
@@ -20,22 +19,8 @@ no_wait_option = click.option("--no-wait", is_flag=True,
                                     "instead of waiting for it to finish.")
 
 
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def _safe(text: object, *, lines: bool = False) -> str:
-    """Text from indexed files as a terminal may get it: control characters (C0, DEL, C1) written
-    as escapes (``\\x1b``), so a mail Subject's ESC sequence cannot retitle or clear the terminal,
-    nor a line break in a file name fake a result line. ``lines`` keeps line breaks and tabs
-    (an answer, a prompt). JSON output needs none of this: json escapes them."""
-    return (_CONTROL_BUT_LINES if lines else _CONTROL).sub(
-        lambda m: _ESCAPES.get(m.group(), f"\\x{ord(m.group()):02x}"), str(text))
-
-
 def _waiting(idx) -> None:
-    click.echo(f"waiting for another `tether index` run on {_safe(idx.shown_path)} to finish…", err=True)
+    click.echo(f"waiting for another `tether index` run on {printable(idx.shown_path)} to finish…", err=True)
 
 
 def _open(db: str | None, *, create: bool = False):
@@ -74,9 +59,9 @@ def add_cmd(paths: tuple[str, ...], db: str | None, no_wait: bool, as_json: bool
                    f"{report.removed} removed, {report.chunks} chunks ({report.embedded} embedded) "
                    f"in {report.seconds:.1f} s")
         for path, flags in report.flagged.items():
-            click.echo(f"flagged {_safe(path)}: {_safe(', '.join(flags))}")
+            click.echo(f"flagged {printable(path)}: {printable(', '.join(flags))}")
         for s in report.skipped:
-            click.echo(f"skipped {_safe(s.path)}: {_safe(s.reason)}", err=True)
+            click.echo(f"skipped {printable(s.path)}: {printable(s.reason)}", err=True)
     if all_skipped(paths, report):  # a script must notice that nothing it named got in
         raise InputError(f"nothing indexed: {'the file' if len(paths) == 1 else 'every file'} named was skipped")
 
@@ -91,20 +76,20 @@ def status_cmd(db: str | None, as_json: bool) -> None:
         click.echo(st.model_dump_json(indent=2))
         return
     kinds = ", ".join(f"{k} {n}" for k, n in st.by_kind.items()) or "empty"
-    click.echo(f"{_safe(st.path)}\n{st.documents} documents ({kinds}), {st.chunks} chunks, "
+    click.echo(f"{printable(st.path)}\n{st.documents} documents ({kinds}), {st.chunks} chunks, "
                f"{st.file_bytes / 2**20:.1f} MiB on disk\nmodel: {st.model}")
     if st.outdated:
         click.echo(f"{st.outdated} documents were read by an older Tether; "
                    f"`tether index add` on their files or folders reads them again")
     for p, f in st.flagged.items():
-        click.echo(f"flagged {_safe(p)}: {_safe(', '.join(f))}")
+        click.echo(f"flagged {printable(p)}: {printable(', '.join(f))}")
     for s in st.skipped:
-        click.echo(f"skipped {_safe(s.path)}: {_safe(s.reason)}")
+        click.echo(f"skipped {printable(s.path)}: {printable(s.reason)}")
     if st.gone:
         click.echo(f"{len(st.gone)} indexed files are no longer on disk (moved or deleted); search leaves them out. "
                    "`tether index add` drops those whose folder is still there, `tether index remove` the others")
     for p in st.gone:
-        click.echo(f"gone {_safe(p)}")
+        click.echo(f"gone {printable(p)}")
 
 
 @index_group.command("remove")
@@ -143,8 +128,8 @@ def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> 
     if not hits:
         click.echo("no results")
     for n, h in enumerate(hits, 1):
-        snippet = _safe(" ".join(h.text.split())[:160])
-        click.echo(f"{n:>2}. {_safe(h.title) or '(untitled)'}  [{h.kind}] {_safe(h.path)}\n    {snippet}")
+        snippet = printable(" ".join(h.text.split())[:160])
+        click.echo(f"{n:>2}. {printable(h.title) or '(untitled)'}  [{h.kind}] {printable(h.path)}\n    {snippet}")
 
 
 @cli.command("ask")
@@ -172,10 +157,10 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
         click.echo(answer.model_dump_json(indent=2))
         return
     if show_context:
-        click.echo(f"── sent to {answer.tier}\n{_safe(answer.sent, lines=True)}\n──")
-    click.echo(_safe(answer.answer, lines=True))  # a model may repeat what a file held
+        click.echo(f"── sent to {answer.tier}\n{printable(answer.sent, lines=True)}\n──")
+    click.echo(printable(answer.answer, lines=True))  # a model may repeat what a file held
     for n, h in enumerate(answer.sources, 1):  # the excerpts it was given, not hits that did not fit
-        click.echo(f"  [{n}] {_safe(h.title) or '(untitled)'} — {_safe(h.path)}")
-    click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {_safe(answer.route)}")
+        click.echo(f"  [{n}] {printable(h.title) or '(untitled)'} — {printable(h.path)}")
+    click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {printable(answer.route)}")
     for note in answer.notes:
-        click.echo(f"   {_safe(note, lines=True)}")
+        click.echo(f"   {printable(note, lines=True)}")

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from tether.privacy.policy import Tier
-from tether.search.query import Hit
+from tether.search.query import STOP_WORDS, Hit, terms
 
 if TYPE_CHECKING:  # the guard imports presidio and spaCy: an answer that stays on the device needs neither
     from tether.privacy.guard import Outbound, PrivacyGuard
     from tether.privacy.pseudonymize import PseudonymSession
+    from tether.search.index import Index
 
 MAX_CONTEXT_CHARS = 2400
 INSTRUCTIONS = ("You answer questions about the user's own mail, calendar and files. Use only the numbered "
@@ -125,6 +126,38 @@ def tidy_answer(answer: str, question: str) -> str:
         out = re.sub(rf"\b([Mm])y (?={re.escape(word)}\b)", lambda m: ("Y" if m[1] == "M" else "y") + "our ", out,
                      flags=re.IGNORECASE)
     return out
+
+
+# A question about the user's own things: "my flight", "do I have …", "who emailed me".
+_OWN = re.compile(r"\b(?:my|mine|our|ours)\b|\b(?:emailed|mailed|wrote|sent|texted|messaged|invited|told|asked|owes?)"
+                  r" (?:me|us)\b", re.IGNORECASE)
+_ABOUT_ME = re.compile(r"\b(?:am|do|did|have|had|was|were|will|shall|should|must|can|could) (?:i|we)\b|"
+                       r"\b(?:i|we) (?:have|had|need|booked|ordered|owe|paid|got)\b|"
+                       r"\b(?:i'?m|i am|we'?re|we are) (?:staying|going|flying|meeting|seeing|due|booked)\b", re.IGNORECASE)
+# Words a question may share with a file without being about it ("how much", "anything").
+_VAGUE = frozenset("about after again all also any anything around back before can could each every get got "
+                   "going just know last like many more much need next now one only other please should some "
+                   "something soon still tell than then there these they thing things those time today tomorrow "
+                   "want way well would yes yet".split())
+_SOURCES = re.compile(r"\b(?:calendar|schedule|agenda|appointments?|inbox|e-?mails?|mail|messages|notes|files|"
+                      r"documents|docs)\b", re.IGNORECASE)
+
+
+def personal_hits(index: Index, question: str, k: int = 4) -> list[Hit]:
+    """The top ``k`` chunks when ``question`` asks about the user's own things, else ``[]``.
+
+    The assistant answers a personal question from the index (``ask``) and any other question
+    as a plain chat turn. The test is deliberately narrow, since excerpts bend a general answer:
+    the question speaks of the user ("my", "do I", "emailed me") and either names where such
+    things live ("my calendar") or shares a content word with an indexed file ("my flight" and
+    a flight booking). "How do I make pancakes?" shares none and stays a chat turn."""
+    if not (_OWN.search(question) or _ABOUT_ME.search(question)):
+        return []
+    if not _SOURCES.search(question):
+        words = [t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE]
+        if not words or not index.search(" ".join(words), k, mode="bm25"):
+            return []
+    return index.search(question, k)
 
 
 def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,

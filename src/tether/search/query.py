@@ -27,7 +27,7 @@ FUSE_DEPTH = 50  # candidates taken from each list before fusion
 CANDIDATES = 1000  # nearest by Hamming distance, scored with int4 codes in memory
 RESCORE = 400  # best int4 candidates rescored with their float16 vectors from disk
 
-_STOP = frozenset("a an and are as at be by did do does for from had has have how i in is it me my "
+STOP_WORDS = frozenset("a an and are as at be by did do does for from had has have how i in is it me my "
                   "of on or our the that this to was we were what when where which who why will with "
                   "you your".split())
 
@@ -67,7 +67,7 @@ def terms(text: str) -> list[str]:
 
 def fts_query(text: str) -> str | None:
     every = terms(text)
-    words = [w for w in every if w not in _STOP] or every
+    words = [w for w in every if w not in STOP_WORDS] or every
     if not words:
         return None
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in dict.fromkeys(words))
