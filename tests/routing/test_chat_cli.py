@@ -167,6 +167,7 @@ def test_questions_about_the_user_are_told_apart_from_the_rest(tmp_path):
         assert hits and hits[0].path.endswith(name), (question, [h.path for h in hits])
     assert personal_hits(idx, "What's on my calendar?")  # names where such things live
     for general in ("What is the capital of France?", "How do I tie a tie?", "Can you help me with my essay?",
+                    "Write an email to my landlord about the heater.", "How do I make pancakes?",
                     "Tell me a joke about my cat.", "If I buy 3 shirts at $12.50 each, how much do I pay?",
                     "What time is it in Tokyo?"):
         assert personal_hits(idx, general) == [], general

@@ -139,8 +139,22 @@ _VAGUE = frozenset("about after again all also any anything around back before c
                    "going just know last like many more much need next now one only other please should some "
                    "something soon still tell than then there these they thing things those time today tomorrow "
                    "want way well would yes yet".split())
-_SOURCES = re.compile(r"\b(?:calendar|schedule|agenda|appointments?|inbox|e-?mails?|mail|messages|notes|files|"
-                      r"documents|docs)\b", re.IGNORECASE)
+# Where such things live, named as the user's ("my calendar", "who emailed me"); not "write an email".
+_SOURCES = re.compile(r"\b(?:my|our) (?:calendar|schedule|agenda|appointments|inbox|e-?mails?|mail|messages|texts|"
+                      r"notes|files|documents|docs)\b|\b(?:e-?mailed|mailed|texted|messaged) (?:me|us)\b", re.IGNORECASE)
+
+
+# Words as common as "make", "new" or "good" (Zipf >= 5.5) say nothing of what a question is about;
+# one shared word rarer than "rent" (Zipf < 4.7), or a day or month the calendar holds, does.
+_COMMON_ZIPF, _UNCOMMON_ZIPF = 5.5, 4.7
+_DATE_WORDS = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april june "
+                        "july august september october november december".split())
+
+
+def _zipf(word: str) -> float:
+    from wordfreq import zipf_frequency
+
+    return zipf_frequency(word, "en")
 
 
 def personal_hits(index: Index, question: str, k: int = 4) -> list[Hit]:
@@ -149,13 +163,18 @@ def personal_hits(index: Index, question: str, k: int = 4) -> list[Hit]:
     The assistant answers a personal question from the index (``ask``) and any other question
     as a plain chat turn. The test is deliberately narrow, since excerpts bend a general answer:
     the question speaks of the user ("my", "do I", "emailed me") and either names where such
-    things live ("my calendar") or shares a content word with an indexed file ("my flight" and
-    a flight booking). "How do I make pancakes?" shares none and stays a chat turn."""
+    things live ("my calendar") or shares with the files that best match it two content words
+    ("lunch with Sarah") or one uncommon one ("potluck", "Saturday"). "How do I make pancakes?"
+    shares only "make" and stays a chat turn. Measured in ``benchmarks/personal_chat.py``."""
     if not (_OWN.search(question) or _ABOUT_ME.search(question)):
         return []
     if not _SOURCES.search(question):
-        words = [t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE]
-        if not words or not index.search(" ".join(words), k, mode="bm25"):
+        words = {t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE
+                 and _zipf(t) < _COMMON_ZIPF}
+        held: set[str] = set()
+        for hit in index.search(" ".join(sorted(words)), k, mode="bm25") if words else []:
+            held |= words & set(terms(f"{hit.title} {hit.text}"))
+        if len(held) < 2 and not any(w in _DATE_WORDS or _zipf(w) < _UNCOMMON_ZIPF for w in held):
             return []
     return index.search(question, k)
 
