@@ -40,7 +40,8 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     if as_json:
         click.echo(json.dumps({"answer": answer, "tier": out.tier if out else stream.decision.tier,
                                "rule": stream.decision.rule, "route": stream.decision.explain(),
-                               "degraded": bool(out and out.degraded), "notes": out.notes if out else []},
+                               "degraded": bool(out and out.degraded), "notes": out.notes if out else [],
+                               "sources": []},
                               ensure_ascii=False))  # one object per line (JSON Lines) for a conversation
         return
     click.echo()
@@ -53,7 +54,7 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
 def _personal_turn(router, conversation, text: str, hits, *, tier: str, consent: bool | None, max_tokens: int,
                    as_json: bool) -> None:
     """A turn answered from the user's indexed files: excerpts through the privacy policy before
-    any tier off the device, the answer with the files it drew on. Not streamed: the answer is
+    any tier off the device, the answer with the files it was given. Not streamed: the answer is
     tidied once whole ("Based on the excerpts, …" dropped)."""
     from tether.search.ask import ask
 
