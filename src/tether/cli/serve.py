@@ -8,6 +8,18 @@ from tether.cli import cli
 from tether.cli._io import load_model, load_router
 
 
+def search_index(host: str, index: str | None) -> str | None:
+    """The index /v1/search and /v1/ask read: ``--index``, else on loopback the user's own (read
+    when a search comes, so one built later is found); on a network interface none unless named."""
+    from tether.gateway.local_only import is_loopback
+
+    if index is not None or not (is_loopback(host) or host == "localhost"):
+        return index
+    from tether.search.store import default_path
+
+    return str(default_path())
+
+
 @cli.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on. The default keeps the gateway on this machine.")
@@ -29,12 +41,17 @@ from tether.cli._io import load_model, load_router
                    "gateway from the browser; every other origin stays refused. Repeatable; '*' is refused.")
 @click.option("--no-key", is_flag=True,
               help="Serve a non-loopback --host without TETHER_GATEWAY_KEY: anyone on that network may use it.")
+@click.option("--index", "index", type=click.Path(dir_okay=False), default=None,
+              help="Search index for /v1/search and /v1/ask (default: $TETHER_INDEX, else search.sqlite in the user "
+                   "data dir; a gateway on a network interface shares one only when given this).")
 def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_streams: int,
-              allow_hosts: tuple[str, ...], max_tokens_cap: int, cors_origins: tuple[str, ...], no_key: bool) -> None:
+              allow_hosts: tuple[str, ...], max_tokens_cap: int, cors_origins: tuple[str, ...], no_key: bool,
+              index: str | None) -> None:
     """Serve /v1/chat/completions, /v1/models and the feature endpoints on HOST:PORT.
 
     Bound to a network interface (--host 0.0.0.0), the gateway needs a key from other
-    machines: set TETHER_GATEWAY_KEY and send it as "Authorization: Bearer KEY"."""
+    machines: set TETHER_GATEWAY_KEY and send it as "Authorization: Bearer KEY". It then
+    offers no search over your files unless --index names the index to share."""
     import os
     import socket
 
@@ -53,10 +70,11 @@ def serve_cmd(host: str, port: int, model: str | None, max_body: int, max_stream
         raise InputError(f"--host {host} lets other machines use every tier, and consent to a third party "
                          "on your account: set TETHER_GATEWAY_KEY to require a key, or pass --no-key")
     origins = tuple(cors_origin(o) for o in cors_origins)  # one line for a bad one, before the model loads
+    index = search_index(host, index)
 
     router = load_router(model, open_ledger=False)  # the app opens the ledger as it starts
     load_model(router.device.model)  # a bad model file is one line here, not a failed start inside uvicorn
     app = create_app(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
-                     allowed_hosts=(host, *allow_hosts), api_key=key, cors_origins=origins)
+                     allowed_hosts=(host, *allow_hosts), api_key=key, cors_origins=origins, search_index=index)
     sock, _ = bind(host, port)
     run(app, host=host, port=port, name="tether gateway", sock=sock, on_exit=app.state.gateway.stop_generations)

@@ -9,6 +9,7 @@ cannot drift from the routes.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Callable, get_args
 
 from starlette.applications import Starlette
@@ -19,7 +20,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from tether.errors import TetherError
-from tether.gateway import features
+from tether.gateway import features, search
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
 from tether.gateway.core import BODY_TIMEOUT, Gateway, gateway, in_thread, tiers_configured
 from tether.gateway.embeddings import EMBEDDING_MODEL, EmbeddingsBody, embeddings
@@ -92,6 +93,10 @@ ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
      "features"),
     ("/v1/emoji", "POST", features.emoji, "Make a new emoji from a description (PNG as base64, and SVG)",
      features.EmojiBody, "features"),
+    ("/v1/search", "POST", search.search, "Search the user's indexed files (hybrid: BM25 and vectors, on the device)",
+     search.SearchBody, "search"),
+    ("/v1/ask", "POST", search.ask, "Answer a question from the user's indexed files (routed; excerpts pass the "
+     "privacy guard before any tier off the device)", search.AskBody, "search"),
     ("/v1/privacy/scan", "POST", features.privacy_scan, "Show what the privacy guard finds and each tier would see",
      features.ScanBody, "privacy"),
     ("/v1/route/recent", "GET", recent_routes, "The last 50 routing decisions (no content)", None, "routing"),
@@ -135,7 +140,7 @@ _TIERS_CONFIGURED_SCHEMA = {
 
 def _ok_schema(path: str, tag: str) -> dict[str, Any]:
     """The 200 answer's JSON schema: every answer that ran something has the route block."""
-    if path != "/v1/chat/completions" and tag not in ("features", "privacy", "embeddings"):
+    if path != "/v1/chat/completions" and tag not in ("features", "privacy", "embeddings", "search"):
         return {"type": "object"}
     props: dict[str, Any] = {"tether": {"$ref": "#/components/schemas/Route"}}
     if path == "/v1/privacy/scan":
@@ -190,18 +195,19 @@ def openapi_document() -> dict[str, Any]:
 def create_app(router: Router | None = None, *, max_body: int = 1_000_000, max_streams: int = 4,
                max_tokens_cap: int = 1024, prewarm: bool = True, allowed_hosts: tuple[str, ...] = (),
                api_key: str | None = None, cors_origins: tuple[str, ...] = (),
-               body_timeout: float = BODY_TIMEOUT) -> Starlette:
+               body_timeout: float = BODY_TIMEOUT, search_index: str | os.PathLike[str] | None = None) -> Starlette:
     """The gateway app; ``prewarm`` loads the device model and the privacy guard before serving.
 
     It answers requests whose Host is an IP address, ``localhost`` or one of ``allowed_hosts``,
     no browser request from another origin than its own or one of ``cors_origins`` (each
     ``scheme://host[:port]``; those get CORS headers), and, with ``api_key``, no client on
     another machine without it (see ``local_only``). A request body must arrive within
-    ``body_timeout`` seconds (408 otherwise)."""
+    ``body_timeout`` seconds (408 otherwise). ``/v1/search`` and ``/v1/ask`` read the index at
+    ``search_index`` (None: personal search is off)."""
     cors_origins = tuple(cors_origin(o) for o in cors_origins)  # InputError now, not at the first request
     router = router or Router.from_config()
     gw = Gateway(router, max_body=max_body, max_streams=max_streams, max_tokens_cap=max_tokens_cap,
-                 body_timeout=body_timeout)
+                 body_timeout=body_timeout, search_index=None if search_index is None else str(search_index))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]

@@ -40,6 +40,8 @@ class Gateway:
     max_streams: int = 4
     max_tokens_cap: int = 1024
     body_timeout: float = BODY_TIMEOUT
+    search_index: str | None = None  # the index /v1/search and /v1/ask read; None: personal search is off
+    index: Any = None  # that index once opened (tether.search.Index), used on the embedder's thread only
     metrics: Metrics = field(default_factory=Metrics)
     _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -158,6 +160,8 @@ class Gateway:
     def close(self) -> None:
         for ex in self._executors.values():
             ex.shutdown(wait=False, cancel_futures=True)
+        if self.index is not None:
+            self.index.close()
 
 
 def gateway(request: Request) -> Gateway:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable, Literal
+from typing import Any, Awaitable, Callable, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -78,9 +78,11 @@ def parse(model: type[BaseModel], body: Any) -> Any:
         raise GatewayError(f"invalid request: {where}: {first['msg']}", 400, "invalid_request", param=where) from None
 
 
-def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, routed: bool = False):
+def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, routed: bool = False,
+         prepare: Callable[[Any, Any], Awaitable[Any]] | None = None):
     """``routed``: ``call`` also takes the gateway's router (None for a model other than its device
-    model) and the router writes the ledger rows; the route block comes from the result."""
+    model) and the router writes the ledger rows; the route block comes from the result.
+    ``prepare(gateway, body)``: awaited before the model loads; ``call`` takes what it returns last."""
     async def endpoint(request: Request) -> JSONResponse:
         gw = gateway(request)
         gw.metrics.requests += 1
@@ -89,12 +91,13 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         if model not in catalog.CATALOG and model != gw.device_model:
             raise GatewayError(f"the model {model!r} does not exist; use one of: {', '.join(gw.model_names())}", 404,
                                "model_not_found", param="model")
+        prepared = (await prepare(gw, body),) if prepare is not None else ()
         await gw.engine(model)
         start = time.perf_counter()
         cancel = gw.cancel_event()
         via_router = routed and model == gw.device_model
         calls = _RouterCalls(gw.router)  # what each of the router's answers said, for the route block's notes
-        args = (body, model, calls if via_router else None) if routed else (body, model)
+        args = ((body, model, calls if via_router else None) if routed else (body, model)) + prepared
         if via_router:  # may wait on the cloud: hold the model only while generating
             work = in_thread(cancellable(cancel, _on_generation_threads, gw, call, *args))
         else:
