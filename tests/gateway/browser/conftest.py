@@ -64,12 +64,15 @@ def page(browser, request):
 
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory):
-    """``tether serve --port 0`` on the tiny model, with no cloud configured and a throwaway ledger."""
+    """``tether serve --port 0`` on the tiny model, with no cloud configured, a throwaway ledger and
+    a small search index ($TETHER_INDEX: the user's index, as the gateway reads it by default)."""
     tmp = tmp_path_factory.mktemp("gateway")
     config = tmp / "router.toml"  # no private cloud, no third party: only the device
     config.write_text(f'device_model = "{TINY}"\n')
+    from tests.gateway.test_gateway_search import build_index
+
     env = {**os.environ, "TETHER_LEDGER": str(tmp / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config),
-           "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2")}
+           "TETHER_THREADS": os.environ.get("TETHER_THREADS", "2"), "TETHER_INDEX": str(build_index(tmp / "files"))}
     log = tmp / "serve.log"
     proc, url = spawn([sys.executable, "-m", "tether", "serve", "--host", "127.0.0.1", "--port", "0"], log, env=env)
     try:

@@ -162,6 +162,15 @@ def test_gateway_rewrite_with_tone(real):
     assert page.locator("#route-tier").text_content() == "device"
 
 
+def test_ask_your_files_answers_and_lists_the_files(real):
+    page, chat_posts = real
+    asks = capture_posts(page, "/v1/ask")
+    result = run_on_device(page, "ask", "How much is my gym membership?")
+    assert len(asks) == 1 and chat_posts == []
+    assert "Looked in:" in result and "[1] Gym membership — " in result and "gym.md" in result
+    assert "mail, calendar and files" in page.locator("#input-label").text_content()
+
+
 def test_gateway_chat_streams(real):
     page, _ = real
     run_on_device(page, "chat", "In one sentence, thank Alice Johnson for hosting us in Lisbon.")

@@ -25,6 +25,7 @@
     summarize: "/v1/writing/summarize",
     replies: "/v1/replies",
     emoji: "/v1/emoji",
+    ask: "/v1/ask",
   };
   const TIER_LABEL = { device: "device", private_cloud: "private cloud", third_party: "third party" };
   const SCAN_DEBOUNCE_MS = 350;
@@ -172,6 +173,13 @@
       case "replies":
         if (Array.isArray(r.replies)) return r.replies.map((x) => "• " + (typeof x === "string" ? x : x.text)).join("\n");
         break;
+      case "ask":
+        if (typeof r.answer === "string") {
+          const sources = Array.isArray(r.sources) ? r.sources : [];
+          return r.answer + (sources.length ? "\n\nLooked in:\n" + sources.map((h, i) => "[" + (i + 1) + "] "
+            + (h.title || "(untitled)") + " — " + h.path).join("\n") : "");
+        }
+        break;
       default:
         if (typeof r.text === "string") return r.text;
     }
@@ -209,6 +217,7 @@
       case "rewrite": body.text = text; body.tone = el.tone.value; break;
       case "summarize": body.text = text; body.form = el.form.value; break;
       case "replies": body.message = text; break;
+      case "ask": body.question = text; break;
       // by code points, as the server counts: slicing UTF-16 units could split an emoji in two
       case "emoji": body.description = Array.from(text).slice(0, 300).join(""); break;
       default: body.text = text;
@@ -501,6 +510,7 @@
     el.wordingField.hidden = f !== "proofread";
     el.inputLabel.textContent = f === "notifications" ? "Notifications (one per line: App: Sender: message, or JSON)"
       : f === "replies" ? "Message to reply to" : f === "emoji" ? "Describe the emoji (e.g. a cat wearing sunglasses)"
+      : f === "ask" ? "Question about your mail, calendar and files (e.g. When is my dentist appointment?)"
       : f === "chat" ? "Message" : "Text";
   }
   el.feature.addEventListener("change", syncOptions);
