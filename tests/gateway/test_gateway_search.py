@@ -100,6 +100,21 @@ def test_a_missing_index_is_a_404_until_it_is_built(tmp_path):
         r = post(url, "/v1/search", {"query": "dentist"})
         assert r.status_code == 200 and Path(r.json()["data"][0]["path"]).name == "dentist.ics"
 
+        for suffix in ("", "-wal", "-shm"):  # the user deletes the index and builds another in its place
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        r = post(url, "/v1/search", {"query": "dentist"})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "index_not_found", r.text
+        from tether.search import Index
+
+        other = db.parent / "other"
+        other.mkdir()
+        (other / "boat.md").write_text("# Boat trip\n\nThe ferry to the island leaves at noon.\n")
+        idx = Index.open(db)
+        idx.add([other])
+        idx.close()
+        r = post(url, "/v1/search", {"query": "dentist"})
+        assert [Path(h["path"]).name for h in r.json()["data"]] == ["boat.md"]  # the new index, not the old one
+
 
 def test_personal_search_is_off_unless_the_gateway_was_given_an_index(tmp_path):
     from tether.cli.serve import search_index

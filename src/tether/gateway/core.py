@@ -42,6 +42,7 @@ class Gateway:
     body_timeout: float = BODY_TIMEOUT
     search_index: str | None = None  # the index /v1/search and /v1/ask read; None: personal search is off
     index: Any = None  # that index once opened (tether.search.Index), used on the embedder's thread only
+    index_id: tuple[int, int] | None = None  # its file's (device, inode): a rebuilt index is opened again
     metrics: Metrics = field(default_factory=Metrics)
     _executors: dict[str, ThreadPoolExecutor] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

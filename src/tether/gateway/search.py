@@ -40,18 +40,28 @@ class AskBody(_Body):
 
 
 def _index(gw: Gateway) -> Any:
-    """The open index (on the embedder's thread), or a 403/404 that says why there is none."""
+    """The open index (on the embedder's thread), or a 403/404 that says why there is none. A file
+    deleted or replaced since it was opened (the user rebuilt the index) is opened again: SQLite
+    would go on reading the old one."""
     if gw.search_index is None:
         raise GatewayError("personal search is off on this gateway: it serves other machines; start it with "
                            "--index PATH to share that index with them", 403, "search_disabled")
+    path = Path(gw.search_index)
+    try:
+        st = path.stat()
+    except OSError:
+        st = None
+    if gw.index is not None and (st is None or (st.st_dev, st.st_ino) != gw.index_id):
+        gw.index.close()
+        gw.index = None
+    if st is None:
+        raise GatewayError(f"no search index at {path}; build one with: tether index add FOLDER", 404,
+                           "index_not_found")
     if gw.index is None:
         from tether.search import Index
 
-        path = Path(gw.search_index)
-        if not path.exists():
-            raise GatewayError(f"no search index at {path}; build one with: tether index add FOLDER", 404,
-                               "index_not_found")
         gw.index = Index.open(path, create=False)
+        gw.index_id = (st.st_dev, st.st_ino)
     return gw.index
 
 
