@@ -221,3 +221,20 @@ def test_the_index_is_optional_unless_asked_for(tmp_path):
     r = run("chat", "When is my dentist check-up?", "-m", TINY, "--max-tokens", "4", TETHER_INDEX=str(junk), **env)
     assert r.exit_code == 0, r.output
     assert "personal questions are answered without your files" in r.stderr and "ran on device" in r.stderr
+
+
+def test_a_sum_is_worked_out_without_the_model_and_logged(tmp_path):
+    ledger = str(tmp_path / "l.db")
+    r = run("chat", "-m", TINY, "--max-tokens", "8", "--json",
+            input="What is 17 times 23?\nWhat is 17 times 23 in Roman numerals?\n",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
+    assert r.exit_code == 0, r.output
+    calculated, modelled = (json.loads(line) for line in r.stdout.splitlines())
+    assert calculated["answer"] == "17 times 23 = 391" and calculated["rule"] == "calculator"
+    assert calculated["tier"] == "device" and calculated["sources"] == []
+    assert modelled["rule"] == "no_cloud"  # more than a sum: the model's
+    rows = json.loads(run("stats", "--ledger", ledger, "--json", "--recent", "5").stdout)["recent"]
+    assert sorted((e["feature"], e["reason"]) for e in rows) == [("chat", "calculator"), ("chat", "no_cloud")]
+    assert [e["completion_tokens"] for e in rows if e["reason"] == "calculator"] == [0]
+    human = run("chat", "what's 15% of 80", "-m", TINY, TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
+    assert human.stdout == "15% of 80 = 12\n" and "── ran on device: device (calculator)" in human.stderr

@@ -1,7 +1,8 @@
 """``tether chat``: talk to the assistant, each turn routed device-first and streamed.
 
 A question about the user's own things ("when is my flight?") is answered from the on-device
-search index when there is one, as ``tether ask`` answers it; any other turn is plain chat."""
+search index when there is one, as ``tether ask`` answers it; arithmetic and nothing else
+("what is 17 times 23?") is worked out exactly, without a model; any other turn is plain chat."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     from tether.routing.router import RouteRequest
     from tether.search.ask import personal_hits
 
+    if _calculated_turn(router, conversation, text, as_json=as_json):
+        return None
     hits = personal_hits(index, text) if index is not None else []
     if hits:
         return _personal_turn(router, conversation, text, hits, tier=tier, consent=consent, max_tokens=max_tokens,
@@ -49,6 +52,32 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     click.echo(f"── ran on {where}: {stream.decision.explain()}", err=True)
     for note in out.notes if out else []:
         click.echo(f"   {note}", err=True)
+
+
+CALCULATOR_ROUTE = "device (calculator): arithmetic and nothing else, worked out exactly without a model"
+
+
+def _calculated_turn(router, conversation, text: str, *, as_json: bool) -> bool:
+    """Answer ``text`` if it is a sum (``features.calculator``), with a ledger row; False if not."""
+    import time
+
+    from tether.features.calculator import calculate
+
+    start = time.perf_counter()
+    calc = calculate(text)
+    if calc is None:
+        return False
+    notes = router.record_on_device("chat", "calculator", time.perf_counter() - start)
+    conversation.add(text, calc.text)
+    if as_json:
+        click.echo(json.dumps({"answer": calc.text, "tier": "device", "rule": "calculator", "route": CALCULATOR_ROUTE,
+                               "degraded": False, "notes": notes, "sources": []}, ensure_ascii=False))
+        return True
+    click.echo(calc.text)
+    click.echo(f"── ran on device: {CALCULATOR_ROUTE}", err=True)
+    for note in notes:
+        click.echo(f"   {note}", err=True)
+    return True
 
 
 def _personal_turn(router, conversation, text: str, hits, *, tier: str, consent: bool | None, max_tokens: int,
@@ -140,7 +169,8 @@ def chat_cmd(prompt: str | None, system: str | None, tier: str, consent: bool | 
 
     A question about your own things ("when is my flight?", "do I have anything on Saturday?")
     is answered from your search index (see tether index add), and the turn names the files it
-    drew on; any other question is plain chat."""
+    was given; a sum ("what is 17 times 23?") is worked out exactly, without the model; any
+    other question is plain chat."""
     from tether.routing.conversation import Conversation
 
     if prompt is not None and not prompt.strip():

@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import logging
 import re
 import threading
-import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -264,25 +262,9 @@ def tiers_configured(router: Router) -> dict[str, bool]:
 
 
 def record_feature(router: Router, feature: str, seconds: float) -> list[str]:
-    """A ledger row for a feature call (metadata only, like every row). As the router does, a row
-    that cannot be written (another writer holds the file past a few seconds, a full disk) is
-    logged and returned as a note: the answer is made, and is not thrown away for it."""
-    if router.ledger is None:
-        return []
-    from tether.errors import RoutingError
-    from tether.routing.ledger import LedgerEntry
-    from tether.routing.router import LEDGER_BUSY_TIMEOUT
-
-    try:
-        router.ledger.record(LedgerEntry.priced(router.config.prices, ts=time.time(), feature=feature, tier="device",
-                                                reason="feature", latency_ms=seconds * 1000, prompt_tokens=0,
-                                                completion_tokens=0),
-                             busy_timeout=LEDGER_BUSY_TIMEOUT)
-    except (RoutingError, ValueError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        logging.getLogger("tether.gateway").warning("routing ledger not written: %s", why)
-        return [f"ledger not written: {why}"]
-    return []
+    """A ledger row for a feature call (``Router.record_on_device``, reason "feature"); a row that
+    cannot be written is a note: the answer is made, and is not thrown away for it."""
+    return router.record_on_device(feature, "feature", seconds)
 
 
 T = TypeVar("T")

@@ -810,6 +810,15 @@ class Router:
             if notes is not None:
                 notes.append(f"ledger not written: {why}")
 
+    def record_on_device(self, feature: str, reason: str, seconds: float) -> list[str]:
+        """A ledger row for work done on the device without a routed model call (a feature, a
+        search, a sum the calculator worked out): metadata only, no tokens. A row that cannot be
+        written is logged and returned as a note, as for a routed request."""
+        notes: list[str] = []
+        self._write(RouteRequest("-", feature=feature), Decision(DEVICE, reason, ""), DEVICE, reason, seconds, 0, 0, {},
+                    False, False, notes)
+        return notes
+
     # ------------------------------------------------------------- streaming
 
     def stream(self, req: RouteRequest) -> "RoutedStream":
