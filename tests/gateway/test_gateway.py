@@ -827,3 +827,24 @@ def test_a_bad_response_format_or_logit_bias_names_its_param(client, extra, para
 def test_an_api_this_gateway_does_not_serve_points_to_chat_completions(server, path, api):
     err = error(httpx.post(server.url + path, json={"model": "auto", "prompt": "Hi", "input": "Hi"}, timeout=30), 404)
     assert api in err["message"] and "POST /v1/chat/completions" in err["message"]
+
+
+def test_a_sum_is_worked_out_exactly_not_by_the_model(server, client):
+    """The 0.5B says 17 times 23 is 411: a chat turn that is a sum and nothing else is computed."""
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "What is 17 times 23?"}])
+    out = raw.parse()
+    assert out.choices[0].message.content == "17 times 23 = 391" and out.choices[0].finish_reason == "stop"
+    assert raw.headers["X-Tether-Rule"] == "calculator" and out.model_extra["tether"]["tier"] == "device"
+    assert out.usage.completion_tokens == 0
+    stream = client.chat.completions.create(model="device", stream=True, stream_options={"include_usage": True},
+                                            messages=[{"role": "user", "content": "what's 15% of 80"}])
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "15% of 80 = 12"
+    assert chunks[-1].usage.total_tokens == 0 and chunks[0].model_extra["tether"]["rule"] == "calculator"
+    for other in (dict(model="auto", messages=[{"role": "user", "content": "What is 2 + 2 in binary?"}], max_tokens=4),
+                  dict(model="smollm2-135m", messages=[{"role": "user", "content": "What is 17 times 23?"}], max_tokens=4),
+                  dict(model="auto", messages=[{"role": "user", "content": "What is 17 times 23?"}], max_tokens=4,
+                       logprobs=True)):
+        r = client.chat.completions.with_raw_response.create(**other)
+        assert r.headers["X-Tether-Rule"] != "calculator", other  # more than a sum, a model named, logprobs

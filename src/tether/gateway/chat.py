@@ -233,6 +233,10 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
     if (chat.asked_max_tokens or 0) > gw.max_tokens_cap:
         notes.append(f"max_tokens {chat.asked_max_tokens} is over this gateway's cap: the answer may use "
                      f"{gw.max_tokens_cap} tokens (tether serve --max-tokens-cap)")
+    start = time.perf_counter()
+    calculated = _sum_asked(chat, tier, model, tools)
+    if calculated is not None:
+        return await _calculator(gw, chat, calculated, user, notes, time.perf_counter() - start)
     if chat.stream:
         if gw.metrics.streams_open >= gw.max_streams:
             gw.metrics.streams_rejected += 1
@@ -256,6 +260,51 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         if chat.stream:
             gw.metrics.streams_open -= 1
         raise
+
+
+CALCULATOR = Decision(DEVICE, "calculator", "arithmetic and nothing else, worked out exactly without a model")
+
+
+def _sum_asked(chat: ChatRequest, tier: str, model: str | None, tools: int | None) -> Any:
+    """The ``Calculation`` when the last message is a sum and nothing else and the request leaves
+    the choice of model to Tether (auto or device; plain text: no schema, tools, logprobs or n);
+    else None."""
+    from tether.features.calculator import calculate
+
+    last = chat.messages[-1]
+    if (tier not in ("auto", DEVICE) or model is not None or tools is not None or last.role != "user"
+            or chat.response_format is not None or chat.logprobs or chat.logit_bias or chat.n != 1):
+        return None
+    return calculate(last.text())
+
+
+async def _calculator(gw: Gateway, chat: ChatRequest, calc: Any, user: str | None, notes: list[str],
+                      seconds: float) -> JSONResponse | StreamingResponse:
+    """The calculator's answer as a chat completion (or its stream: the whole text in one delta)."""
+    notes = [*notes, *await in_thread(gw.router.record_on_device, "chat", "calculator", seconds)]
+    block = route_block(CALCULATOR, user=user, notes=notes)
+    rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    if not chat.stream:
+        return JSONResponse({"id": rid, "object": "chat.completion", "created": created, "model": "calculator",
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": calc.text},
+                                          "finish_reason": "stop", "logprobs": None}],
+                             "usage": usage, "tether": block}, headers=route_headers(block))
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        out = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": "calculator",
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
+        if chat.include_usage:
+            out["usage"] = None
+        return out
+
+    frames = [{**chunk({"role": "assistant", "content": ""}), "tether": block}, chunk({"content": calc.text}),
+              {**chunk({}, "stop"), "tether": block}]
+    if chat.include_usage:
+        frames.append({**frames[-1], "choices": [], "usage": usage})
+    body = b"".join(sse(f) for f in frames) + b"data: [DONE]\n\n"
+    return StreamingResponse(iter([body]), media_type="text/event-stream",
+                             headers={**route_headers(block), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 async def _device(request: Request, gw: Gateway, chat: ChatRequest, rreq: RouteRequest, decision: Decision, model: str,
