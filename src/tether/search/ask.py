@@ -142,10 +142,9 @@ _VAGUE = frozenset("about after again all also any anything around back before c
 # Where such things live, named as the user's ("my calendar", "who emailed me"); not "write an email".
 _SOURCES = re.compile(r"\b(?:my|our) (?:calendar|schedule|agenda|appointments|inbox|e-?mails?|mail|messages|texts|"
                       r"notes|files|documents|docs)\b|\b(?:e-?mailed|mailed|texted|messaged) (?:me|us)\b", re.IGNORECASE)
-
-
 # Words as common as "make", "new" or "good" (Zipf >= 5.5) say nothing of what a question is about;
-# one shared word rarer than "rent" (Zipf < 4.7), or a day or month the calendar holds, does.
+# one shared word rarer than "rent" (Zipf < 4.7), or a day or month the calendar holds, does
+# (not "may": a verb as often as a month).
 _COMMON_ZIPF, _UNCOMMON_ZIPF = 5.5, 4.7
 _DATE_WORDS = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april june "
                         "july august september october november december".split())
