@@ -237,7 +237,9 @@ def test_demo_runs_every_feature_then_serves_the_playground(tmp_path):
     assert out["model"] == "smollm2-135m"
     assert set(out["results"]) == {"notifications", "proofread", "rewrite_friendly", "rewrite_professional",
                                    "rewrite_concise", "summarize_summary", "summarize_key_points",
-                                   "summarize_table", "replies", "emoji", "assistant", "privacy", "search"}
+                                   "summarize_table", "replies", "emoji", "assistant", "calculator", "privacy",
+                                   "search"}
+    assert out["results"]["calculator"]["answer"] == "17 times 23 = 391"
     assert len(out["results"]["replies"]["replies"]) == 3
     assert out["results"]["emoji"]["glyphs"][0]["place"] == "base"
     for call in out["results"]["assistant"]["tool_calls"]:  # whatever the tiny model chose, it ran for real

@@ -15,7 +15,7 @@ from tether.cli import cli
 from tether.cli._io import load_model, load_router, model_option
 from tether.cli.features import render_digest
 from tether.errors import InvalidOutputError
-from tether.features import genmoji, notifications, replies, writing
+from tether.features import calculator, genmoji, notifications, replies, writing
 from tether.models.engine import Sampling
 from tether.session import Session
 from tether.tools import Tool, tool
@@ -106,6 +106,14 @@ def demo_cmd(model: str, as_json: bool, serve: bool, port: int) -> None:
     section("Assistant with a tool", time.perf_counter() - t,
             "\n".join([f"{question}", *(f"  → {c['name']}({json.dumps(c['arguments'])})" for c in calls),
                        answer.text.strip()]))
+
+    t = time.perf_counter()
+    calc = calculator.calculate("What is 17 times 23?")
+    answer_text = calc.text if calc is not None else "(not recognized as a sum)"
+    results["calculator"] = {"question": "What is 17 times 23?", "answer": answer_text}
+    section("Assistant: a sum, worked out without the model", time.perf_counter() - t,
+            f"What is 17 times 23? → {answer_text}  (tether chat and the gateway answer a sum this way; "
+            "qwen2.5-0.5b says 411)")
 
     t = time.perf_counter()
     results["privacy"], body = _privacy_preview()
