@@ -52,3 +52,10 @@ def test_a_division_by_zero_says_so() -> None:
 def test_the_expression_is_what_was_asked() -> None:
     assert expression_of("What is 15% of 80 plus 2?") == "15/100*80 + 2"
     assert expression_of("what is the square root of 2 times 3") == "sqrt(2) * 3"
+
+
+@pytest.mark.parametrize("text", ["1" + "+1" * 2000, "(" * 500 + "1+1" + ")" * 500, "1+1" + " " * 1_000_000 + "x",
+                                  "What is " + "2 * " * 100 + "2?", "9" * 400 + " * 2"])
+def test_a_long_or_deep_text_is_no_sum_and_costs_nothing(text: str) -> None:
+    """A thousand terms overflowed simpleeval's recursion (a traceback); a megabyte of spaces took the patterns minutes."""
+    assert calculate(text) is None

@@ -49,8 +49,15 @@ def _asked(question: str) -> str:
     return " ".join(_TAIL.sub("", _LEAD.sub("", question.strip(), count=1)).split())
 
 
+MAX_CHARS = 300  # a sum typed by a person; a longer text is no question for the calculator
+
+
 def expression_of(question: str) -> str | None:
-    """The arithmetic expression ``question`` consists of, or None when it says anything more."""
+    """The arithmetic expression ``question`` consists of, or None when it says anything more.
+    A text over ``MAX_CHARS`` is None before any pattern reads it: "1+1+…" a thousand terms deep
+    overflows the parser's recursion, and long runs of spaces slow the patterns."""
+    if len(question) > MAX_CHARS:
+        return None
     text = _THOUSANDS.sub("", _CURRENCY.sub("", _asked(question)))
     for pattern, replacement in _WORDS:
         text = pattern.sub(replacement, text)
@@ -86,7 +93,7 @@ def calculate(question: str) -> Calculation | None:
         value = evaluator.eval(expression)
     except ZeroDivisionError:
         return Calculation(expression=expression, value=None, text=f"{shown} has no value: it divides by zero.")
-    except (InvalidExpression, SyntaxError, ValueError, OverflowError, TypeError, MemoryError):
+    except (InvalidExpression, SyntaxError, ValueError, OverflowError, TypeError, MemoryError, RecursionError):
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
