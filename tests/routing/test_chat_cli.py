@@ -238,3 +238,26 @@ def test_a_sum_is_worked_out_without_the_model_and_logged(tmp_path):
     assert [e["completion_tokens"] for e in rows if e["reason"] == "calculator"] == [0]
     human = run("chat", "what's 15% of 80", "-m", TINY, TETHER_ROUTER_CONFIG="", TETHER_LEDGER=ledger)
     assert human.stdout == "15% of 80 = 12\n" and "── ran on device: device (calculator)" in human.stderr
+
+
+def test_a_follow_up_that_points_back_stays_with_the_files(tmp_path):
+    """"Where do I have to go for it?" alone shares no word with a file; after a personal turn it
+    goes on from it. A first-person question that points nowhere is plain chat again."""
+    from tether.search import Index
+    from tether.search.ask import personal_hits
+
+    db = personal_index(tmp_path)
+    idx = Index.open(db, create=False)
+    follow_up = "Where do I have to go for it?"
+    assert personal_hits(idx, follow_up) == []
+    hits = personal_hits(idx, follow_up, follow_up_of="When is my dentist check-up?")
+    assert hits and hits[0].path.endswith("dentist.ics")
+    assert personal_hits(idx, "How do I tie a tie?", follow_up_of="When is my dentist check-up?") == []
+    idx.close()
+    r = run("chat", "-m", TINY, "--max-tokens", "8", "--db", db, "--json",
+            input=f"When is my dentist check-up?\n{follow_up}\nHow do I tie a tie?\n/reset\n{follow_up}\n",
+            TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
+    assert r.exit_code == 0, r.output
+    turns = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [bool(t["sources"]) for t in turns] == [True, True, False, False]  # /reset forgets the personal turn
+    assert turns[1]["sources"][0]["path"].endswith("dentist.ics")

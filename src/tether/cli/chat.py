@@ -25,7 +25,8 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
 
     if _calculated_turn(router, conversation, text, as_json=as_json):
         return None
-    hits = personal_hits(index, text) if index is not None else []
+    hits = personal_hits(index, text, follow_up_of=conversation.personal) if index is not None else []
+    conversation.personal = text if hits else None
     if hits:
         return _personal_turn(router, conversation, text, hits, tier=tier, consent=consent, max_tokens=max_tokens,
                               as_json=as_json)

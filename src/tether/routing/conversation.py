@@ -29,6 +29,7 @@ class Conversation:
     max_chars: int = MAX_HISTORY_CHARS
     turns: list[tuple[str, str]] = field(default_factory=list)
     dropped: int = 0  # exchanges (a user turn and its answer) let go to make room
+    personal: str | None = None  # the last turn's question when it was answered from the user's files
 
     def prompt(self, text: str) -> str:
         while self.turns and sum(len(t) for _, t in self.turns) > self.max_chars:
@@ -49,3 +50,4 @@ class Conversation:
     def reset(self) -> None:
         self.turns.clear()
         self.dropped = 0
+        self.personal = None

@@ -142,6 +142,8 @@ _VAGUE = frozenset("about after again all also any anything around back before c
 # Where such things live, named as the user's ("my calendar", "who emailed me"); not "write an email".
 _SOURCES = re.compile(r"\b(?:my|our) (?:calendar|schedule|agenda|appointments|inbox|e-?mails?|mail|messages|texts|"
                       r"notes|files|documents|docs)\b|\b(?:e-?mailed|mailed|texted|messaged) (?:me|us)\b", re.IGNORECASE)
+# A word that points back to what the turn before spoke of: "on it", "get there", "that one".
+_BACK = re.compile(r"\b(?:it|its|that|this|there|then|them|they|those|these|he|she|him|her)\b", re.IGNORECASE)
 # Words as common as "make", "new" or "good" (Zipf >= 5.5) say nothing of what a question is about;
 # one shared word rarer than "rent" (Zipf < 4.7), or a day or month the calendar holds, does
 # (not "may": a verb as often as a month).
@@ -156,7 +158,7 @@ def _zipf(word: str) -> float:
     return zipf_frequency(word, "en")
 
 
-def personal_hits(index: Index, question: str, k: int = 4) -> list[Hit]:
+def personal_hits(index: Index, question: str, k: int = 4, *, follow_up_of: str | None = None) -> list[Hit]:
     """The top ``k`` chunks when ``question`` asks about the user's own things, else ``[]``.
 
     The assistant answers a personal question from the index (``ask``) and any other question
@@ -164,9 +166,16 @@ def personal_hits(index: Index, question: str, k: int = 4) -> list[Hit]:
     the question speaks of the user ("my", "do I", "emailed me") and either names where such
     things live ("my calendar") or shares with the files that best match it two content words
     ("lunch with Sarah") or one uncommon one ("potluck", "Saturday"). "How do I make pancakes?"
-    shares only "make" and stays a chat turn. Measured in ``benchmarks/personal_chat.py``."""
+    shares only "make" and stays a chat turn. Measured in ``benchmarks/personal_chat.py``.
+
+    ``follow_up_of``: the personal question of the turn before. A question that still speaks
+    of the user and points back to it ("What seat do I have on it?") goes on from it, searched
+    together with it; "How do I say thank you in Portuguese?" points nowhere."""
     if not (_OWN.search(question) or _ABOUT_ME.search(question)):
         return []
+    if follow_up_of and _BACK.search(question) and not _SOURCES.search(question):
+        found = personal_hits(index, question, k)
+        return found or index.search(f"{follow_up_of} {question}", k)
     if not _SOURCES.search(question):
         words = {t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE
                  and _zipf(t) < _COMMON_ZIPF}
