@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.gateway.conftest import app_in_thread, start_server, stop_server
+from tests.search.conftest import index_files
 
 FILES = {
     "dentist.ics": "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:d-1\nSUMMARY:Dentist check-up\nDTSTART:20261210T091500Z\n"
@@ -18,17 +19,7 @@ FILES = {
 
 
 def build_index(root: Path) -> Path:
-    from tether.search import Index
-
-    data = root / "data"
-    data.mkdir(parents=True)
-    for name, text in FILES.items():
-        (data / name).write_text(text)
-    db = root / "index.sqlite"
-    idx = Index.open(db)
-    idx.add([data])
-    idx.close()
-    return db
+    return index_files(root, FILES)
 
 
 @pytest.fixture(scope="module")

@@ -142,17 +142,9 @@ PERSONAL_FILES = {
 
 
 def personal_index(tmp_path) -> str:
-    from tether.search import Index
+    from tests.search.conftest import index_files
 
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, text in PERSONAL_FILES.items():
-        (data / name).write_text(text)
-    db = tmp_path / "index.sqlite"
-    idx = Index.open(db)
-    idx.add([data])
-    idx.close()
-    return str(db)
+    return str(index_files(tmp_path, PERSONAL_FILES))
 
 
 def test_questions_about_the_user_are_told_apart_from_the_rest(tmp_path):

@@ -56,6 +56,21 @@ def write_corpus(root: Path) -> dict[str, Path]:
     return files
 
 
+def index_files(root: Path, files: dict[str, str]) -> Path:
+    """``files`` (name → text) written to ``root/data`` and indexed into ``root/index.sqlite``; its path."""
+    from tether.search import Index
+
+    data = root / "data"
+    data.mkdir(parents=True)
+    for name, text in files.items():
+        (data / name).write_text(text)
+    db = root / "index.sqlite"
+    idx = Index.open(db)
+    idx.add([data])
+    idx.close()
+    return db
+
+
 @pytest.fixture
 def corpus(tmp_path: Path) -> dict[str, Path]:
     return write_corpus(tmp_path / "data")

@@ -55,27 +55,25 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
         click.echo(f"   {note}", err=True)
 
 
-CALCULATOR_ROUTE = "device (calculator): arithmetic and nothing else, worked out exactly without a model"
-
-
 def _calculated_turn(router, conversation, text: str, *, as_json: bool) -> bool:
     """Answer ``text`` if it is a sum (``features.calculator``), with a ledger row; False if not."""
     import time
 
-    from tether.features.calculator import calculate
+    from tether.features.calculator import REASON, calculate
 
     start = time.perf_counter()
     calc = calculate(text)
     if calc is None:
         return False
     notes = router.record_on_device("chat", "calculator", time.perf_counter() - start)
+    route = f"device (calculator): {REASON}"
     conversation.add(text, calc.text)
     if as_json:
-        click.echo(json.dumps({"answer": calc.text, "tier": "device", "rule": "calculator", "route": CALCULATOR_ROUTE,
+        click.echo(json.dumps({"answer": calc.text, "tier": "device", "rule": "calculator", "route": route,
                                "degraded": False, "notes": notes, "sources": []}, ensure_ascii=False))
         return True
     click.echo(calc.text)
-    click.echo(f"── ran on device: {CALCULATOR_ROUTE}", err=True)
+    click.echo(f"── ran on device: {route}", err=True)
     for note in notes:
         click.echo(f"   {note}", err=True)
     return True
@@ -97,8 +95,10 @@ def _personal_turn(router, conversation, text: str, hits, *, tier: str, consent:
                               ensure_ascii=False))
         return
     click.echo(printable(answer.answer, lines=True))
-    click.echo(f"── looked in your files: {'; '.join(printable(s['title']) or '(untitled)' for s in sources)}", err=True)
-    click.echo(f"── ran on {answer.tier}{' (degraded)' if answer.degraded else ''}: {printable(answer.route)}", err=True)
+    titles = "; ".join(printable(s["title"]) or "(untitled)" for s in sources)
+    click.echo(f"── looked in your files: {titles}", err=True)
+    where = f"{answer.tier}{' (degraded)' if answer.degraded else ''}"
+    click.echo(f"── ran on {where}: {printable(answer.route)}", err=True)
     for note in answer.notes:
         click.echo(f"   {printable(note)}", err=True)
 
@@ -116,7 +116,8 @@ def _personal_index(db: str | None, personal: bool | None):
         try:
             return Index.open(None, create=False)
         except TetherError as exc:  # the user did not ask for it: chat without it, and say why
-            click.echo(f"── personal questions are answered without your files: {' '.join(str(exc).split())}", err=True)
+            why = " ".join(str(exc).split())
+            click.echo(f"── personal questions are answered without your files: {why}", err=True)
             return None
     return Index.open(db, create=False)
 

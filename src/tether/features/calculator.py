@@ -14,6 +14,8 @@ import re
 
 from pydantic import BaseModel
 
+MAX_CHARS = 300  # a sum typed by a person; a longer text is no question for the calculator
+REASON = "arithmetic and nothing else, worked out exactly without a model"  # the route's reason, CLI and gateway
 _LEAD = re.compile(r"^\s*(?:(?:hey|ok|okay|please),?\s+)?(?:what(?:'s|’s| is| does)|whats|how much is|calculate|"
                    r"compute|evaluate|work out)\s+", re.IGNORECASE)
 _TAIL = re.compile(r"(?:\s*(?:=|equals?|equal to|please|\?|!|\.))+\s*$", re.IGNORECASE)
@@ -47,9 +49,6 @@ class Calculation(BaseModel):
 def _asked(question: str) -> str:
     """The question without its lead-in and closing words: "What is 17 times 23?" → "17 times 23"."""
     return " ".join(_TAIL.sub("", _LEAD.sub("", question.strip(), count=1)).split())
-
-
-MAX_CHARS = 300  # a sum typed by a person; a longer text is no question for the calculator
 
 
 def expression_of(question: str) -> str | None:
@@ -89,6 +88,7 @@ def calculate(question: str) -> Calculation | None:
     shown = _asked(question)  # as the user put it: "15% of 80 = 12", not "15 ÷ 100 × 80 = 12"
     shown = shown[:1].upper() + shown[1:]
     currencies = set(_CURRENCY.findall(question))
+    currency = currencies.pop() if len(currencies) == 1 else ""
     try:
         value = evaluator.eval(expression)
     except ZeroDivisionError:
@@ -97,4 +97,4 @@ def calculate(question: str) -> Calculation | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
-    return Calculation(expression=expression, value=value, text=f"{shown} = {_number(value, currencies.pop() if len(currencies) == 1 else '')}")
+    return Calculation(expression=expression, value=value, text=f"{shown} = {_number(value, currency)}")

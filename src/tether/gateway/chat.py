@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tether.errors import GenerationCancelledError, InputError, TetherError
+from tether.features import calculator
 from tether.gateway.core import (Gateway, cancellable, gateway, in_thread, read_json, route_block, route_headers,
                                  unless_disconnected)
 from tether.gateway.embeddings import EMBEDDING_MODEL
@@ -262,20 +263,18 @@ async def chat_completions(request: Request) -> JSONResponse | StreamingResponse
         raise
 
 
-CALCULATOR = Decision(DEVICE, "calculator", "arithmetic and nothing else, worked out exactly without a model")
+CALCULATOR = Decision(DEVICE, "calculator", calculator.REASON)
 
 
 def _sum_asked(chat: ChatRequest, tier: str, model: str | None, tools: int | None) -> Any:
     """The ``Calculation`` when the last message is a sum and nothing else and the request leaves
     the choice of model to Tether (auto or device; plain text: no schema, tools, logprobs or n);
     else None."""
-    from tether.features.calculator import calculate
-
     last = chat.messages[-1]
     if (tier not in ("auto", DEVICE) or model is not None or tools is not None or last.role != "user"
             or chat.response_format is not None or chat.logprobs or chat.logit_bias or chat.n != 1):
         return None
-    return calculate(last.text())
+    return calculator.calculate(last.text())
 
 
 async def _calculator(gw: Gateway, chat: ChatRequest, calc: Any, user: str | None, notes: list[str],

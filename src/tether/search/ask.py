@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from tether.privacy.policy import Tier
+from tether.search.extract import DAY_NAMES, MONTH_NAMES
 from tether.search.query import STOP_WORDS, Hit, terms
 
 if TYPE_CHECKING:  # the guard imports presidio and spaCy: an answer that stays on the device needs neither
@@ -133,7 +134,8 @@ _OWN = re.compile(r"\b(?:my|mine|our|ours)\b|\b(?:emailed|mailed|wrote|sent|text
                   r" (?:me|us)\b", re.IGNORECASE)
 _ABOUT_ME = re.compile(r"\b(?:am|do|did|have|had|was|were|will|shall|should|must|can|could) (?:i|we)\b|"
                        r"\b(?:i|we) (?:have|had|need|booked|ordered|owe|paid|got)\b|"
-                       r"\b(?:i'?m|i am|we'?re|we are) (?:staying|going|flying|meeting|seeing|due|booked)\b", re.IGNORECASE)
+                       r"\b(?:i'?m|i am|we'?re|we are) (?:staying|going|flying|meeting|seeing|due|booked)\b",
+                       re.IGNORECASE)
 # Words a question may share with a file without being about it ("how much", "anything").
 _VAGUE = frozenset("about after again all also any anything around back before can could each every get got "
                    "going just know last like many more much need next now one only other please should some "
@@ -141,15 +143,15 @@ _VAGUE = frozenset("about after again all also any anything around back before c
                    "want way well would yes yet".split())
 # Where such things live, named as the user's ("my calendar", "who emailed me"); not "write an email".
 _SOURCES = re.compile(r"\b(?:my|our) (?:calendar|schedule|agenda|appointments|inbox|e-?mails?|mail|messages|texts|"
-                      r"notes|files|documents|docs)\b|\b(?:e-?mailed|mailed|texted|messaged) (?:me|us)\b", re.IGNORECASE)
+                      r"notes|files|documents|docs)\b|\b(?:e-?mailed|mailed|texted|messaged) (?:me|us)\b",
+                      re.IGNORECASE)
 # A word that points back to what the turn before spoke of: "on it", "get there", "that one".
 _BACK = re.compile(r"\b(?:it|its|that|this|there|then|them|they|those|these|he|she|him|her)\b", re.IGNORECASE)
 # Words as common as "make", "new" or "good" (Zipf >= 5.5) say nothing of what a question is about;
 # one shared word rarer than "rent" (Zipf < 4.7), or a day or month the calendar holds, does
 # (not "may": a verb as often as a month).
 _COMMON_ZIPF, _UNCOMMON_ZIPF = 5.5, 4.7
-_DATE_WORDS = frozenset("monday tuesday wednesday thursday friday saturday sunday january february march april june "
-                        "july august september october november december".split())
+_DATE_WORDS = frozenset(n.lower() for n in (*DAY_NAMES, *MONTH_NAMES) if n != "May")  # as the index writes them
 
 
 def _zipf(word: str) -> float:
@@ -173,18 +175,22 @@ def personal_hits(index: Index, question: str, k: int = 4, *, follow_up_of: str 
     together with it; "How do I say thank you in Portuguese?" points nowhere."""
     if not (_OWN.search(question) or _ABOUT_ME.search(question)):
         return []
-    if follow_up_of and _BACK.search(question) and not _SOURCES.search(question):
-        found = personal_hits(index, question, k)
-        return found or index.search(f"{follow_up_of} {question}", k)
-    if not _SOURCES.search(question):
-        words = {t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE
-                 and _zipf(t) < _COMMON_ZIPF}
-        held: set[str] = set()
-        for hit in index.search(" ".join(sorted(words)), k, mode="bm25") if words else []:
-            held |= words & set(terms(f"{hit.title} {hit.text}"))
-        if len(held) < 2 and not any(w in _DATE_WORDS or _zipf(w) < _UNCOMMON_ZIPF for w in held):
-            return []
-    return index.search(question, k)
+    if _SOURCES.search(question) or _shares_files(index, question, k):
+        return index.search(question, k)
+    if follow_up_of and _BACK.search(question):
+        return index.search(f"{follow_up_of} {question}", k)
+    return []
+
+
+def _shares_files(index: Index, question: str, k: int) -> bool:
+    """Whether the files that best match ``question`` (BM25, top ``k``) hold two of its content
+    words, or one uncommon one or a day or month name."""
+    words = {t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE
+             and _zipf(t) < _COMMON_ZIPF}
+    held: set[str] = set()
+    for hit in index.search(" ".join(sorted(words)), k, mode="bm25") if words else []:
+        held |= words & set(terms(f"{hit.title} {hit.text}"))
+    return len(held) >= 2 or any(w in _DATE_WORDS or _zipf(w) < _UNCOMMON_ZIPF for w in held)
 
 
 def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,

@@ -466,7 +466,7 @@ def _when(prop: object) -> str:
 def _day(value) -> str:
     """Day and month spelt out, as people ask ("on Saturday", "in December"): BM25 matches whole
     words, and "Sat" or "Dec" matched neither. Not ``%A``: that follows the process's locale."""
-    return f"{list(_WEEKDAY.values())[value.weekday()]} {value.day} {_MONTH[value.month - 1]} {value.year}"
+    return f"{DAY_NAMES[value.weekday()]} {value.day} {MONTH_NAMES[value.month - 1]} {value.year}"
 
 
 def _time(value, tzid: str | None = None) -> str:
@@ -492,9 +492,10 @@ _FREQ = {"SECONDLY": "second", "MINUTELY": "minute", "HOURLY": "hour", "DAILY": 
          "MONTHLY": "month", "YEARLY": "year"}
 _WEEKDAY = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday",
             "SA": "Saturday", "SU": "Sunday"}
+DAY_NAMES = tuple(_WEEKDAY.values())  # Monday first, as date.weekday() counts
 _NTH = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second-to-last"}
-_MONTH = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-          "November", "December"]
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
 
 
 def _repeats(comp) -> str:
@@ -565,7 +566,7 @@ def _rule_words(rule) -> str:
         words.append("on " + _and([_monthday(int(d)) for d in monthdays]))
         done.add("BYMONTHDAY")
     if months := [int(str(m).rstrip("L")) for m in get("BYMONTH")]:  # "5L": a leap month
-        words.append("in " + _and([_MONTH[m - 1] if 1 <= m <= 12 else str(m) for m in months]))
+        words.append("in " + _and([MONTH_NAMES[m - 1] if 1 <= m <= 12 else str(m) for m in months]))
         done.add("BYMONTH")
     hours, minutes = [int(h) for h in get("BYHOUR")], [int(m) for m in get("BYMINUTE")]
     if hours and minutes and "BYSECOND" not in rule and all(0 <= h <= 23 for h in hours) and all(
