@@ -455,12 +455,36 @@ def _attr(prop: object, name: str, default):
 
 
 def _when(prop: object) -> str:
-    """A date or time property as words; a value icalendar could not read, as written."""
+    """A date or time property as words; a value icalendar could not read, as ``_lenient`` reads
+    it, else as written."""
     try:
         value = prop.dt  # type: ignore[attr-defined]
     except Exception:  # icalendar's vBroken raises here
-        return " ".join(str(prop).split())
+        return _lenient(str(prop), _attr(prop, "params", {}).get("TZID"))
     return _time(value, prop.params.get("TZID"))  # type: ignore[attr-defined]
+
+
+# Stamps RFC 5545 does not allow but exports and hand-made files hold: no seconds
+# (``20240515T1000``), ISO dashes and colons (``2024-05-15T10:00``, ``2026-01-10``).
+_LOOSE_STAMP = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[T ](\d{2}):?(\d{2})(?::?(\d{2}))?(Z)?)?")
+
+
+def _lenient(text: str, tzid: str | None = None) -> str:
+    """A date or time icalendar could not read, in words when it is one of the loose stamps above
+    (read as raw, "20240515T1000", a small model gave the time as it stood); anything else
+    (``20260113T19000``: a digit short, which?) as written."""
+    text = " ".join(text.split())
+    m = _LOOSE_STAMP.fullmatch(text)
+    if m is None:
+        return text
+    try:
+        year, month, day = int(m[1]), int(m[2]), int(m[3])
+        if m[4] is None:
+            return _time(date(year, month, day))
+        value = datetime(year, month, day, int(m[4]), int(m[5]), int(m[6] or 0))
+    except ValueError:  # 2024-02-30, 25:00
+        return text
+    return _time(value, "UTC" if m[7] else tzid)
 
 
 def _day(value) -> str:
@@ -516,14 +540,13 @@ def _repeats(comp) -> str:
 
 def _dates(comp, name: str) -> list[str]:
     """The dates of every RDATE or EXDATE line in words (not an RDATE's periods); a value icalendar
-    could not read (``EXDATE:20260113T19000``, ``RDATE:2026-01-10``), as written, as ``_when`` does."""
+    could not read (``RDATE:2026-01-10``, ``EXDATE:20260113T19000``) as ``_when`` reads one."""
     out = []
     for prop in _props(comp, name):
         try:
             values = [d.dt for d in prop.dts]
         except Exception:  # a vBroken raises BrokenCalendarProperty here, not AttributeError
-            if text := " ".join(str(prop).split()):
-                out.append(text)
+            out.extend(_lenient(v, _attr(prop, "params", {}).get("TZID")) for v in str(prop).split(",") if v.strip())
             continue
         out.extend(_time(v, prop.params.get("TZID")) for v in values if not isinstance(v, tuple))
     return out

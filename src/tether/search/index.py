@@ -42,7 +42,8 @@ EMBED_BATCH = 32
 # space (the embedder stopped reading at it), YAML dates as written, a repeat's BYSETPOS, BYHOUR and
 # BYMINUTE in words (any other BY* part as written). 5: a null record is no item, null/true/false as written.
 # 6: calendar days and months spelt out ("Saturday 5 December 2026"), so a search for "Saturday" finds them.
-READER_VERSION = 6
+# 7: calendar stamps icalendar rejects but people write (``20240515T1000``, ``2024-05-16T09:30``) in words.
+READER_VERSION = 7
 
 
 class Skipped(BaseModel):

@@ -1,0 +1,158 @@
+"""Answers from the user's files: is what ``tether ask`` says right? Measured on real personal data.
+
+    .venv/bin/python benchmarks/ask.py                 # prints the markdown table for docs/benchmarks.md
+    .venv/bin/python benchmarks/ask.py --limit 10 --show-wrong
+
+Data: the agentdojo workspace suite in ``inspect-evals`` (inbox, calendar, cloud drive),
+written out as files exactly as ``benchmarks/search.py`` does and indexed with ``Index.add``,
+plus the demo's own sample files (``tether.data/personal``) in an index of their own.
+Questions: ``benchmarks/data/ask_questions.jsonl``, each with the item ids that answer it and
+the facts a right answer holds (groups of alternatives: "09:15" or "9:15 am"; every group must
+be matched, case-insensitively).
+
+Each question is searched as ``tether ask`` searches it (hybrid, top 4) and answered on the
+device (``qwen2.5-0.5b``, no cloud configured) through ``tether.search.ask.ask``. The runs,
+in one process on the same hits:
+
+- *as shipped*: ``ask`` on the top 4 hits;
+- *top 1*: the best hit alone (what the excerpts cost when retrieval is right);
+- *oracle*: the relevant items' chunks alone (the ceiling of the answer model).
+
+Reported: right answers, "could not find" answers, whether an answering item was among the
+excerpts, and median seconds per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from rich.progress import track
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search import write_files  # noqa: E402  (the same files the search benchmark indexes)
+
+from tether.routing.config import RouterConfig  # noqa: E402
+from tether.routing.router import Router  # noqa: E402
+from tether.routing.tiers import DeviceTier  # noqa: E402
+from tether.search import Index  # noqa: E402
+from tether.search.ask import ask  # noqa: E402
+
+QUESTIONS = Path(__file__).resolve().parent / "data" / "ask_questions.jsonl"
+MODEL = "qwen2.5-0.5b"
+K = 4  # excerpts per answer, as tether ask and tether chat use
+_NOT_FOUND = re.compile(r"could(?: not|n't) find|no (?:information|mention|excerpt)|not (?:mentioned|found|provided)|"
+                        r"do(?:es)? not (?:contain|mention|say|include)", re.IGNORECASE)
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.replace("\u2019", "'").replace("\u202f", " ").split()).lower()
+
+
+def right(answer: str, groups: list[list[str]]) -> bool:
+    """Every group of alternatives has one in the answer."""
+    said = _norm(answer)
+    return all(any(_norm(alt) in said for alt in group) for group in groups)
+
+
+def item_of(path: str) -> str:
+    return Path(path).stem
+
+
+def sample_index(tmp: Path) -> Index:
+    idx = Index.open(tmp / "sample.sqlite")
+    with resources.as_file(resources.files("tether.data").joinpath("personal")) as folder:
+        idx.add([folder])
+    return idx
+
+
+def agentdojo_index(tmp: Path) -> Index:
+    root = tmp / "agentdojo"
+    root.mkdir()
+    write_files(root)
+    idx = Index.open(tmp / "agentdojo.sqlite")
+    idx.add([root])
+    return idx
+
+
+def oracle_hits(idx: Index, question: str, relevant: list[str]) -> list:
+    """The chunks of the relevant items, best first (ranked among themselves)."""
+    hits = [h for h in idx.search(question, 100) if item_of(h.path) in relevant]
+    return hits[:K]
+
+
+def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: list[str]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {v: [] for v in variants}
+    for row in track(rows, description="questions"):
+        idx = indexes[row.get("corpus", "agentdojo")]
+        top = idx.search(row["question"], K)
+        for v in variants:
+            hits = {"as shipped": top, "top 1": top[:1],
+                    "oracle": oracle_hits(idx, row["question"], row["relevant"])}[v]
+            t = time.perf_counter()
+            a = ask(row["question"], hits, router=router, tier="device")
+            seconds = time.perf_counter() - t
+            given = {item_of(h.path) for h in a.sources}
+            out[v].append({"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
+                           "not_found": bool(_NOT_FOUND.search(a.answer)),
+                           "retrieved": bool(given & set(row["relevant"])), "seconds": seconds,
+                           "expected": row["answer"], "sources": sorted(given)})
+    return out
+
+
+def render(results: dict[str, list[dict]], n: int, when: str) -> str:
+    lines = [f"{n} questions, {MODEL} on the device, {when}, {platform.machine()} "
+             f"({platform.processor() or 'cpu'}), python {platform.python_version()}", "",
+             "| excerpts | right | said it could not find | an answering item among them | median s |",
+             "|---|---:|---:|---:|---:|"]
+    for v, rs in results.items():
+        ok = sum(r["right"] for r in rs)
+        nf = sum(r["not_found"] for r in rs)
+        got = sum(r["retrieved"] for r in rs)
+        lines.append(f"| {v} | {ok}/{n} ({ok / n:.1%}) | {nf} | {got}/{n} | "
+                     f"{statistics.median(r['seconds'] for r in rs):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--questions", type=Path, default=QUESTIONS)
+    ap.add_argument("--limit", type=int, default=0, help="the first N questions only")
+    ap.add_argument("--variants", default="as shipped,top 1,oracle")
+    ap.add_argument("--show-wrong", action="store_true", help="print each wrong answer of the first variant")
+    ap.add_argument("--json", type=Path, default=None, help="write every answer here")
+    args = ap.parse_args()
+    rows = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
+    rows = rows[: args.limit or None]
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    router = Router(RouterConfig(cascade=[]), device=DeviceTier(MODEL))
+    with tempfile.TemporaryDirectory() as tmp:
+        indexes = {"agentdojo": agentdojo_index(Path(tmp)), "sample": sample_index(Path(tmp))}
+        for idx in indexes.values():
+            idx.search("warm-up", 1)  # the embedder loads outside the timings
+        ask("warm-up?", [], router=router, tier="device", max_tokens=4)  # and the model
+        results = run(rows, indexes, router, variants)
+        for idx in indexes.values():
+            idx.close()
+    if args.show_wrong:
+        for r in results[variants[0]]:
+            if not r["right"]:
+                print(f"✗ {r['question']}\n    said: {r['answer']!r}\n    wanted: {r['expected']}  "
+                      f"(excerpts: {', '.join(r['sources'])})", file=sys.stderr)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
+    print(render(results, len(rows), when))
+
+
+if __name__ == "__main__":
+    main()
