@@ -317,6 +317,13 @@ def test_a_file_that_is_not_an_index_is_refused_by_readers_and_left_byte_for_byt
         r = runner.invoke(cli, [*args, "--db", str(new)])
         assert r.exit_code == 1 and ("no such file" in r.output or "not a regular file" in r.output), r.output
     assert not new.parent.exists()  # nothing written: no index, no lock, no folder
+    (tmp_path / "loop-a").symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(tmp_path / "loop-a")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for link in ("loop-a", "dangling"):
+        r = runner.invoke(cli, ["index", "add", str(tmp_path / link), "--db", str(new)])
+        assert r.exit_code == 1 and "a symbolic link that leads nowhere" in r.output, r.output
+    assert not new.parent.exists()
 
 
 def test_another_programs_database_with_a_documents_table_is_refused_before_anything_changes(tmp_path: Path) -> None:

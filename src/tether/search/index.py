@@ -511,6 +511,8 @@ def _storable(raw: str | os.PathLike[str]) -> Path:
 def _not_addable(p: Path) -> InputError:
     if p.exists():
         return InputError(f"{_shown(p)}: not a regular file or folder (a device, pipe or socket cannot be indexed)")
+    if p.is_symlink():  # exists() follows it: "no such file" for a link one can list was a puzzle
+        return InputError(f"{_shown(p)}: a symbolic link that leads nowhere (its target is gone, or it loops)")
     return InputError(f"{_shown(p)}: no such file or directory")
 
 
