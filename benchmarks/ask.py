@@ -11,7 +11,8 @@ the facts a right answer holds (groups of alternatives: "09:15" or "9:15 am"; ev
 be matched, case-insensitively).
 
 Each question is searched as ``tether ask`` searches it (hybrid, top 4) and answered on the
-device (``qwen2.5-0.5b``, no cloud configured) through ``tether.search.ask.ask``. The runs,
+device (``qwen2.5-0.5b``, no cloud configured; ``--model qwen2.5-1.5b`` for the private cloud's
+model) through ``tether.search.ask.ask``. The runs,
 in one process on the same hits:
 
 - *as shipped*: ``ask`` on the top 4 hits;
@@ -109,8 +110,8 @@ def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: l
     return out
 
 
-def render(results: dict[str, list[dict]], n: int, when: str) -> str:
-    lines = [f"{n} questions, {MODEL} on the device, {when}, {platform.machine()} "
+def render(results: dict[str, list[dict]], n: int, when: str, model: str) -> str:
+    lines = [f"{n} questions, {model}, {when}, {platform.machine()} "
              f"({platform.processor() or 'cpu'}), python {platform.python_version()}", "",
              "| excerpts | right | said it could not find | an answering item among them | median s |",
              "|---|---:|---:|---:|---:|"]
@@ -128,6 +129,7 @@ def main() -> None:
     ap.add_argument("--questions", type=Path, default=QUESTIONS)
     ap.add_argument("--limit", type=int, default=0, help="the first N questions only")
     ap.add_argument("--variants", default="as shipped,top 1,oracle")
+    ap.add_argument("--model", default=MODEL, help="the answering model (qwen2.5-1.5b: what a private cloud adds)")
     ap.add_argument("--show-wrong", action="store_true", help="print each wrong answer of the first variant")
     ap.add_argument("--json", type=Path, default=None, help="write every answer here")
     args = ap.parse_args()
@@ -135,7 +137,7 @@ def main() -> None:
     rows = rows[: args.limit or None]
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    router = Router(RouterConfig(cascade=[]), device=DeviceTier(MODEL))
+    router = Router(RouterConfig(cascade=[]), device=DeviceTier(args.model))
     with tempfile.TemporaryDirectory() as tmp:
         indexes = {"agentdojo": agentdojo_index(Path(tmp)), "sample": sample_index(Path(tmp))}
         for idx in indexes.values():
@@ -151,7 +153,7 @@ def main() -> None:
                       f"(excerpts: {', '.join(r['sources'])})", file=sys.stderr)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False))
-    print(render(results, len(rows), when))
+    print(render(results, len(rows), when, args.model))
 
 
 if __name__ == "__main__":

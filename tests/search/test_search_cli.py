@@ -122,6 +122,15 @@ def test_ask_answers_from_retrieved_chunks(tmp_path: Path, corpus: dict[str, Pat
     assert "── ran on device: device (no_cloud)" in human.output
 
 
+def test_ask_gives_as_many_excerpts_by_default_as_chat_the_gateway_and_the_demo() -> None:
+    """The CLI states its default as a literal (importing tether.search costs start-up time)."""
+    from tether.cli.search import ask_cmd
+    from tether.search.ask import TOP_K, personal_hits
+
+    assert next(p for p in ask_cmd.params if p.name == "k").default == TOP_K
+    assert personal_hits.__defaults__ == (TOP_K,)
+
+
 def test_an_answer_that_stays_on_the_device_does_not_load_the_privacy_scanner(tmp_path: Path,
                                                                               corpus: dict[str, Path]) -> None:
     """With no cloud, nothing leaves, so `tether ask` need not import presidio and spaCy (4 s here)."""

@@ -158,7 +158,7 @@ def _privacy_preview() -> tuple[dict[str, object], str]:
 def _search_and_ask(model: str) -> tuple[dict[str, object], str]:
     """Index the bundled mail, calendar and notes into a throw-away index, search it, answer from it."""
     from tether.search import Index
-    from tether.search.ask import ask
+    from tether.search.ask import TOP_K, ask
 
     question = "When is my dentist appointment?"
     with tempfile.TemporaryDirectory(prefix="tether-demo-") as tmp, \
@@ -166,7 +166,7 @@ def _search_and_ask(model: str) -> tuple[dict[str, object], str]:
         index = Index.open(Path(tmp) / "index.sqlite")
         try:
             report = index.add([folder])
-            hits = index.search(question, k=3)
+            hits = index.search(question, k=TOP_K)  # as tether ask searches
         finally:
             index.close()
     answer = ask(question, hits, model=model, max_tokens=60)

@@ -134,7 +134,7 @@ def search_cmd(query: str, k: int, mode: str, db: str | None, as_json: bool) -> 
 
 @cli.command("ask")
 @words_argument("question")
-@click.option("-k", "--top", "k", type=click.IntRange(1, 20), default=4, show_default=True)
+@click.option("-k", "--top", "k", type=click.IntRange(1, 20), default=4, show_default=True)  # ask.TOP_K, not imported: start-up
 @click.option("--tier", type=click.Choice(["auto", "device", "private_cloud", "third_party"]), default="auto",
               show_default=True, help="Where to run it; auto lets the router decide ($TETHER_ROUTER_CONFIG).")
 @click.option("--consent/--no-consent", default=None,

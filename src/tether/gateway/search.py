@@ -22,6 +22,7 @@ from tether.gateway.embeddings import EMBED_ENGINE
 from tether.gateway.errors import GatewayError
 from tether.gateway.features import _Body, _run, parse
 from tether.routing.router import Decision
+from tether.search.ask import TOP_K
 from tether.search.query import Hit
 
 DECISION = Decision("device", "search", "search runs on the device, over the index on this machine")
@@ -36,7 +37,7 @@ class SearchBody(BaseModel):
 
 class AskBody(_Body):
     question: str = Field(min_length=1, max_length=4000)
-    k: int = Field(default=4, ge=1, le=20)
+    k: int = Field(default=TOP_K, ge=1, le=20)
 
 
 def _index(gw: Gateway) -> Any:

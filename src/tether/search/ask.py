@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # the guard imports presidio and spaCy: an answer that stays 
     from tether.search.index import Index
 
 MAX_CONTEXT_CHARS = 2400
+TOP_K = 4  # excerpts per answer: fewer missed the answering item, more only added noise (benchmarks/ask.py)
 INSTRUCTIONS = ("You answer questions about the user's own mail, calendar and files. Use only the numbered "
                 "excerpts. If they do not contain the answer, say you could not find it. Be brief.")
 
@@ -160,7 +161,7 @@ def _zipf(word: str) -> float:
     return zipf_frequency(word, "en")
 
 
-def personal_hits(index: Index, question: str, k: int = 4, *, follow_up_of: str | None = None) -> list[Hit]:
+def personal_hits(index: Index, question: str, k: int = TOP_K, *, follow_up_of: str | None = None) -> list[Hit]:
     """The top ``k`` chunks when ``question`` asks about the user's own things, else ``[]``.
 
     The assistant answers a personal question from the index (``ask``) and any other question
