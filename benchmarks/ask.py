@@ -15,9 +15,14 @@ device (``qwen2.5-0.5b``, no cloud configured; ``--model qwen2.5-1.5b`` for the 
 model) through ``tether.search.ask.ask``. The runs,
 in one process on the same hits:
 
-- *as shipped*: ``ask`` on the top 4 hits;
+- *as shipped*: ``ask`` on the top 4 hits, of which it keeps those ``focused`` keeps (within
+  ``FOCUS`` of the best hit's cosine with the question and, after the first, sharing a content
+  word with it);
+- *top 4 unfocused*: all four (``focus=None``; the design before 2026-12-05);
 - *top 1*: the best hit alone (what the excerpts cost when retrieval is right);
-- *oracle*: the relevant items' chunks alone (the ceiling of the answer model).
+- *oracle*: the relevant items' chunks alone, unfocused (the ceiling of the answer model);
+- *focus=0.03* (any number): the top 4 hits with that margin instead of ``FOCUS`` (and the
+  shared-word rule).
 
 Reported: right answers, "could not find" answers, whether an answering item was among the
 excerpts, and median seconds per answer.
@@ -46,7 +51,7 @@ from tether.routing.config import RouterConfig  # noqa: E402
 from tether.routing.router import Router  # noqa: E402
 from tether.routing.tiers import DeviceTier  # noqa: E402
 from tether.search import Index  # noqa: E402
-from tether.search.ask import ask  # noqa: E402
+from tether.search.ask import FOCUS, ask  # noqa: E402
 
 QUESTIONS = Path(__file__).resolve().parent / "data" / "ask_questions.jsonl"
 MODEL = "qwen2.5-0.5b"
@@ -97,15 +102,16 @@ def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: l
         idx = indexes[row.get("corpus", "agentdojo")]
         top = idx.search(row["question"], K)
         for v in variants:
-            hits = {"as shipped": top, "top 1": top[:1],
-                    "oracle": oracle_hits(idx, row["question"], row["relevant"])}[v]
+            focus = FOCUS if v == "as shipped" else float(v[6:]) if v.startswith("focus=") else None
+            hits = {"top 1": top[:1], "oracle": oracle_hits(idx, row["question"], row["relevant"])}.get(v, top)
             t = time.perf_counter()
-            a = ask(row["question"], hits, router=router, tier="device")
+            a = ask(row["question"], hits, router=router, tier="device", focus=focus)
             seconds = time.perf_counter() - t
             given = {item_of(h.path) for h in a.sources}
             out[v].append({"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
                            "not_found": bool(_NOT_FOUND.search(a.answer)),
                            "retrieved": bool(given & set(row["relevant"])), "seconds": seconds,
+                           "excerpts": len(a.sources),
                            "expected": row["answer"], "sources": sorted(given)})
     return out
 
@@ -113,13 +119,15 @@ def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: l
 def render(results: dict[str, list[dict]], n: int, when: str, model: str) -> str:
     lines = [f"{n} questions, {model}, {when}, {platform.machine()} "
              f"({platform.processor() or 'cpu'}), python {platform.python_version()}", "",
-             "| excerpts | right | said it could not find | an answering item among them | median s |",
-             "|---|---:|---:|---:|---:|"]
+             "| excerpts | right | said it could not find | an answering item among them | excerpts given (mean) "
+             "| median s |",
+             "|---|---:|---:|---:|---:|---:|"]
     for v, rs in results.items():
         ok = sum(r["right"] for r in rs)
         nf = sum(r["not_found"] for r in rs)
         got = sum(r["retrieved"] for r in rs)
         lines.append(f"| {v} | {ok}/{n} ({ok / n:.1%}) | {nf} | {got}/{n} | "
+                     f"{statistics.mean(r['excerpts'] for r in rs):.2f} | "
                      f"{statistics.median(r['seconds'] for r in rs):.2f} |")
     return "\n".join(lines)
 
@@ -128,7 +136,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--questions", type=Path, default=QUESTIONS)
     ap.add_argument("--limit", type=int, default=0, help="the first N questions only")
-    ap.add_argument("--variants", default="as shipped,top 1,oracle")
+    ap.add_argument("--variants", default="as shipped,top 4 unfocused,top 1,oracle")
     ap.add_argument("--model", default=MODEL, help="the answering model (qwen2.5-1.5b: what a private cloud adds)")
     ap.add_argument("--show-wrong", action="store_true", help="print each wrong answer of the first variant")
     ap.add_argument("--json", type=Path, default=None, help="write every answer here")

@@ -154,3 +154,52 @@ def test_the_sources_listed_are_the_excerpts_the_model_was_given(tmp_path: Path,
     r = CliRunner().invoke(cli, args, env=env)
     assert r.exit_code == 0, r.output
     assert re.findall(r"^  \[(\d+)\] Compost log", r.output, re.M) == markers
+
+
+def _near(n: int, similarity: float | None, text: str = "x") -> Hit:
+    return Hit(chunk_id=n, path=f"/notes/n{n}.md", kind="note", item=f"n{n}.md", title=f"Note {n}", text=text,
+               score=1.0 / n, similarity=similarity)
+
+
+def test_focused_keeps_the_hits_near_the_best_in_meaning_in_their_order():
+    from tether.search.ask import FOCUS, focused
+
+    hits = [_near(1, 0.86), _near(2, 0.88), _near(3, 0.83), _near(4, 0.81)]
+    assert [h.chunk_id for h in focused(hits)] == [1, 2]  # the best need not be ranked first
+    assert [h.chunk_id for h in focused(hits, 0.06)] == [1, 2, 3]
+    assert focused(hits, None) == hits
+    bm25_only = [_near(1, None), _near(2, None)]
+    assert focused(bm25_only) == bm25_only  # nothing to judge by: all kept
+    assert [h.chunk_id for h in focused([_near(1, 0.9), _near(2, None), _near(3, 0.9 - FOCUS - 0.01)])] == [1, 2]
+    assert focused([]) == []
+    # with the question: after the first, an excerpt shares a content word with it (first five letters)
+    q = "When is my dentist appointment?"
+    hits = [_near(1, 0.877, "Reminder: your check-up on Thursday at 09:15. To move the appointment, call us."),
+            _near(2, 0.838, "Design review: onboarding flow. Start: Tuesday 1 December 2026 14:00 UTC"),
+            _near(3, 0.850, "Dentists' opening hours over the holidays"),
+            _near(4, 0.840, "When is the next time my phone is due?")]  # only words the rule ignores
+    assert [h.chunk_id for h in focused(hits, question=q)] == [1, 3]
+    assert [h.chunk_id for h in focused(hits[1:], question=q)] == [2, 3]  # the first is always kept
+
+
+def test_ask_gives_the_model_only_the_excerpts_about_the_question(tmp_path: Path):
+    """The demo's index: with the design review after the dentist's reminder, qwen2.5-0.5b
+    answered "Your dentist appointment is on Tuesday, 1 December 2026 at 14:00 UTC", the
+    review's start. Real index, real embedder, the real engine on the 135M model."""
+    from importlib import resources
+
+    db = str(tmp_path / "i.sqlite")
+    with resources.as_file(resources.files("tether.data").joinpath("personal")) as folder:
+        idx = Index.open(db)
+        idx.add([folder])
+        hits = idx.search("When is my dentist appointment?", 4)
+        assert [h.similarity is not None for h in hits] == [True] * 4
+        assert all(h.similarity is None for h in idx.search("dentist", 4, "bm25"))
+        idx.close()
+    assert Path(hits[0].path).name == "dentist.eml" and len({h.path for h in hits}) > 1
+    r = CliRunner().invoke(cli, ["ask", "When is my dentist appointment?", "--db", db, "--model", "smollm2-135m",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    assert [Path(s["path"]).name for s in answer["sources"]] == ["dentist.eml"]
+    assert "Design review" not in answer["context"] and "Thursday 3 December at 09:15" in answer["context"]

@@ -11,6 +11,7 @@ commits; readers (``search``, ``status``) never take it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -419,7 +420,10 @@ class Index:
             gone = {p for p in {h.path for h in hits} if _gone(p)}
             kept = [h for h in hits if h.path not in gone]
             if len(kept) >= k or len(ranked) < depth or depth >= MAX_K:
-                return kept[:k]
+                if qvec is None:
+                    return kept[:k]
+                with self._damage_named():  # a BM25 hit's vector is read here first
+                    return q.similarities(self.con, kept[:k], qvec)
             depth = min(MAX_K, 2 * depth + len(hits) - len(kept))
 
     def ranked(self, text: str, k: int = 10, mode: q.Mode = "hybrid") -> list[tuple[int, float]]:
@@ -440,7 +444,7 @@ class Index:
         return text, None if mode == "bm25" else embed.query(text)
 
     def _ranked(self, text: str, k: int, mode: q.Mode, qvec: Any) -> list[tuple[int, float]]:
-        try:
+        with self._damage_named():
             if mode == "bm25":
                 return q.bm25(self.con, text, k)
             if mode == "exact":
@@ -449,6 +453,11 @@ class Index:
                 return q.dense(self.con, self.vectors(), qvec, k)
             depth = max(k, q.FUSE_DEPTH)
             return q.rrf(q.bm25(self.con, text, depth), q.dense(self.con, self.vectors(), qvec, depth))[:k]
+
+    @contextlib.contextmanager
+    def _damage_named(self) -> Iterator[None]:
+        try:
+            yield
         except IndexStoreError as exc:  # a damaged vector: name the file and the way out
             raise IndexStoreError(f"{self.shown_path}: {exc}; rebuild it: delete the file and run "
                                   "tether index add on your folders again") from None

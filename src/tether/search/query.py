@@ -40,6 +40,7 @@ class Hit(BaseModel):
     title: str
     text: str
     score: float
+    similarity: float | None = None  # cosine of the chunk's vector with the query's (None: a BM25-only search)
 
 
 TOKENIZE = "unicode61 remove_diacritics 2"  # chunks_fts's tokenizer (store.py, schema v1)
@@ -128,6 +129,14 @@ def _matrix(blobs: list[bytes], ids: list[int]) -> np.ndarray:
             raise IndexStoreError(f"the index is damaged: chunk {cid} holds {size} where its vector "
                                   f"takes {VEC_BYTES}")
     return quant.from_stored(np.frombuffer(b"".join(blobs), dtype=quant.STORED_DTYPE).reshape(len(blobs), embed.DIM))
+
+
+def similarities(con: sqlite3.Connection, hits: list[Hit], qvec: np.ndarray) -> list[Hit]:
+    """``hits`` with their ``similarity`` to the query vector, from their stored float16 vectors."""
+    stored = stored_vectors(con, [h.chunk_id for h in hits])
+    ids = [h.chunk_id for h in hits if h.chunk_id in stored]
+    sims = dict(zip(ids, (_matrix([stored[c] for c in ids], ids) @ qvec).tolist())) if ids else {}
+    return [h.model_copy(update={"similarity": round(sims[h.chunk_id], 4)}) if h.chunk_id in sims else h for h in hits]
 
 
 def stored_vectors(con: sqlite3.Connection, ids: list[int]) -> dict[int, bytes]:
