@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tether.cli import cli
 from tether.cli import search as _search_cli  # noqa: F401  (registers the commands)
+from tether.errors import InputError
 from tether.privacy import PrivacyGuard
 from tether.search import Index
 from tether.search.ask import build_context, context_for
@@ -172,6 +173,9 @@ def test_focused_keeps_the_hits_near_the_best_in_meaning_in_their_order():
     assert focused(bm25_only) == bm25_only  # nothing to judge by: all kept
     assert [h.chunk_id for h in focused([_near(1, 0.9), _near(2, None), _near(3, 0.9 - FOCUS - 0.01)])] == [1, 2]
     assert focused([]) == []
+    for bad in (float("nan"), -0.1, True, "0.04"):
+        with pytest.raises(InputError, match="focus is a cosine margin"):
+            focused(hits, bad)
     # with the question: after the first, an excerpt shares a content word with it (first five letters)
     q = "When is my dentist appointment?"
     hits = [_near(1, 0.877, "Reminder: your check-up on Thursday at 09:15. To move the appointment, call us."),

