@@ -45,7 +45,7 @@ from pathlib import Path
 from rich.progress import track
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search import write_files  # noqa: E402  (the same files the search benchmark indexes)
+from search import item_of, write_files  # noqa: E402  (the same files the search benchmark indexes)
 
 from tether.routing.config import RouterConfig  # noqa: E402
 from tether.routing.router import Router  # noqa: E402
@@ -68,10 +68,6 @@ def right(answer: str, groups: list[list[str]]) -> bool:
     """Every group of alternatives has one in the answer."""
     said = _norm(answer)
     return all(any(_norm(alt) in said for alt in group) for group in groups)
-
-
-def item_of(path: str) -> str:
-    return Path(path).stem
 
 
 def sample_index(tmp: Path) -> Index:

@@ -122,7 +122,7 @@ def focused(hits: list[Hit], margin: float | None = FOCUS, question: str | None 
     kept = [h for h in hits if h.similarity is None or h.similarity >= best - margin]
     if question is None:
         return kept
-    words = {t[:5] for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE}
+    words = {t[:5] for t in _content_words(question)}
     return kept[:1] + [h for h in kept[1:] if words & {t[:5] for t in terms(f"{h.title} {h.text}")}]
 
 
@@ -211,11 +211,15 @@ def personal_hits(index: Index, question: str, k: int = TOP_K, *, follow_up_of: 
     return []
 
 
+def _content_words(text: str) -> set[str]:
+    """The words of ``text`` that say what it is about: no stop word, no vague one, no number."""
+    return {t for t in terms(text) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE}
+
+
 def _shares_files(index: Index, question: str, k: int) -> bool:
     """Whether the files that best match ``question`` (BM25, top ``k``) hold two of its content
     words, or one uncommon one or a day or month name."""
-    words = {t for t in terms(question) if t.isalpha() and len(t) > 2 and t not in STOP_WORDS and t not in _VAGUE
-             and _zipf(t) < _COMMON_ZIPF}
+    words = {t for t in _content_words(question) if _zipf(t) < _COMMON_ZIPF}
     held: set[str] = set()
     for hit in index.search(" ".join(sorted(words)), k, mode="bm25") if words else []:
         held |= words & set(terms(f"{hit.title} {hit.text}"))
