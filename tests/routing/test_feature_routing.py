@@ -79,6 +79,11 @@ def test_the_check_alone_decides_a_cascade(device, third, provider):
     assert (sent.tier, sent.escalated) == ("third_party", True)
     assert sent.notes[0] == "cascade: device answer escalated (the feature's check failed)"
     assert len(provider.captured()) == 1
+    # a check that says what is wrong: the route says it
+    said = r.respond(RouteRequest("Say hello.", feature="notifications", max_tokens=8,
+                                  check=lambda *_: "the answer names no place"))
+    assert (said.tier, said.escalated) == ("third_party", True)
+    assert said.notes[0] == "cascade: device answer escalated (the answer names no place)"
 
 
 def test_an_unfaithful_summary_is_escalated_pseudonymized_and_restored(device, third, provider, tmp_path):

@@ -207,3 +207,61 @@ def test_ask_gives_the_model_only_the_excerpts_about_the_question(tmp_path: Path
     answer = json.loads(r.output)
     assert [Path(s["path"]).name for s in answer["sources"]] == ["dentist.eml"]
     assert "Design review" not in answer["context"] and "Thursday 3 December at 09:15" in answer["context"]
+
+
+BOARD_ICS = """BEGIN:VCALENDAR
+VERSION:2.0
+BEGIN:VEVENT
+UID:board-7
+SUMMARY:Quarterly board meeting
+DTSTART:20240523T090000
+DTEND:20240523T110000
+LOCATION:Main Conference Hall
+DESCRIPTION:Review of the quarter's results with the board.
+END:VEVENT
+END:VCALENDAR
+"""
+
+
+def test_an_answer_that_lacks_what_was_asked_goes_to_the_cloud(tmp_path: Path, provider):
+    """The ask cascade's check (``answer_check``): smollm2-135m answers "When is the quarterly board
+    meeting?" with the day and the room but not the time the calendar gives, so its answer goes to
+    the cloud, which the route says and why; "Where is it?" it answers in full, and nothing leaves."""
+    data = tmp_path / "calendar"
+    data.mkdir()
+    (data / "board.ics").write_text(BOARD_ICS)
+    db, env = _indexed_with_a_third_party(data, tmp_path, provider)
+    provider.reset()
+    provider.faults([{"content": "On Thursday 23 May 2024 from 09:00 to 11:00."}])
+    args = ["--db", db, "--model", "smollm2-135m", "--consent", "--json"]
+    r = CliRunner().invoke(cli, ["ask", "When is the quarterly board meeting?", *args], env=env)
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    assert (answer["tier"], answer["rule"]) == ("third_party", "cascade")
+    assert answer["answer"] == "On Thursday 23 May 2024 from 09:00 to 11:00."
+    assert "cascade: device answer escalated (the question asks when; the answer gives no time, though the " \
+           "excerpts do)" in answer["notes"]
+    assert len(provider.captured()) == 1
+
+    provider.reset()
+    r = CliRunner().invoke(cli, ["ask", "Where is the quarterly board meeting?", *args], env=env)
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    assert (answer["tier"], answer["rule"]) == ("device", "cascade") and "Main Conference Hall" in answer["answer"]
+    assert answer["notes"] == [] and provider.captured() == []
+
+
+def test_with_no_cloud_an_incomplete_answer_is_kept_and_says_what_it_lacks(tmp_path: Path):
+    """No cloud to send it to: qwen2.5-0.5b's "Thursday" for "What day…" stands, with a note."""
+    data = tmp_path / "calendar"
+    data.mkdir()
+    (data / "board.ics").write_text(BOARD_ICS)
+    db = str(tmp_path / "i.sqlite")
+    Index.open(db).add([data])
+    r = CliRunner().invoke(cli, ["ask", "What day is the quarterly board meeting?", "--db", db, "--json"],
+                           env={"TETHER_LEDGER": str(tmp_path / "l.db")})
+    assert r.exit_code == 0, r.output
+    answer = json.loads(r.output)
+    assert (answer["tier"], answer["rule"], answer["answer"]) == ("device", "no_cloud", "Thursday")
+    assert answer["notes"] == ["check: the question asks when; the answer gives no date or time; the answer may be "
+                               "incomplete"]

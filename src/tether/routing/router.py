@@ -100,8 +100,9 @@ class RouteRequest:
     consent: bool | None = None  # per-request consent for a third party
     json_schema: dict[str, Any] | None = None
     # check(answer, cut): e.g. a faithfulness check; in a cascade it alone decides escalation. ``cut``: the
-    # answer ran out of max_tokens, so a feature can drop the unfinished part before judging it
-    check: Callable[[str, bool], bool] | None = None
+    # answer ran out of max_tokens, so a feature can drop the unfinished part before judging it. True
+    # keeps the answer; False, or a string saying what is wrong with it (shown in the route), sends it on
+    check: Callable[[str, bool], bool | str] | None = None
     kind_text: str | None = None  # what ``kind="auto"`` looks at (default: the prompt), e.g. the last chat turn
     sampling: Sampling | None = None  # the caller's (temperature, top_p, seed, stop); None: greedy, max_tokens
     # max_tokens is a default nobody asked for: on the device it shrinks to what the prompt leaves
@@ -635,8 +636,10 @@ class Router:
         if req.check is not None:
             # The feature's own check (a notification summary's faithfulness) knows what the learned
             # score only guesses: it alone decides, so a good answer never leaves for a guess.
-            passed = req.check(result.text, result.finish_reason == "length")
-            return (None if passed else "the feature's check failed"), 0
+            verdict = req.check(result.text, result.finish_reason == "length")
+            if verdict is True:
+                return None, 0
+            return (verdict if isinstance(verdict, str) and verdict else "the feature's check failed"), 0
         floor = self.config.cascade_min_logprob
         if floor is not None and result.mean_logprob is not None and result.mean_logprob < floor:
             return f"mean logprob {result.mean_logprob:.2f} < {floor}", 0

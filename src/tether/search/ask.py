@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from tether.errors import InputError
 from tether.privacy.policy import Tier
+from tether.search.answer_check import answer_problem
 from tether.search.extract import DAY_NAMES, MONTH_NAMES
 from tether.search.query import STOP_WORDS, Hit, terms
 
@@ -239,16 +240,27 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
     may_leave = tier != "device" and router.can_send_away
     context, sources = excerpts(focused(hits, focus, question), guard=router.guard if may_leave else None)
     prompt = f"{_EXCERPTS}{context}{_QUESTION}{question}" if context else f"(no excerpts found){_QUESTION}{question}"
+
+    def check(answer: str, cut: bool) -> bool | str:
+        """The cascade's: the device's answer against what it read (no excerpts: nothing the cloud
+        could read better)."""
+        return not context or answer_problem(question, answer, context, cut=cut) or True
+
     req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
-                       max_tokens=max_tokens, tier=tier, consent=consent)
+                       max_tokens=max_tokens, tier=tier, consent=consent, check=check)
     out = router.respond(req)
+    notes = list(out.notes)
+    if out.tier == "device" and out.decision.rule != "cascade" and context:  # a cascade's notes say it already
+        problem = answer_problem(question, out.text, context, cut=out.finish_reason == "length")
+        if problem:
+            notes.append(f"check: {problem}; the answer may be incomplete")
     sent = prompt if out.tier == "device" else _sent_to(router, req, out)
     seen = ""
     if context and sent.startswith(_EXCERPTS) and _QUESTION in sent:
         seen = sent[len(_EXCERPTS):sent.rindex(_QUESTION)]
     return Answer(question=question, answer=tidy_answer(out.text, question), tier=out.tier, stayed_on_device=out.tier == "device",
                   sources=sources, context=seen, sent=sent, route=out.decision.explain(), rule=out.decision.rule,
-                  degraded=out.degraded, notes=out.notes)
+                  degraded=out.degraded, notes=notes)
 
 
 def _sent_to(router: Any, req: Any, out: Any) -> str:
