@@ -141,3 +141,22 @@ def test_a_name_in_decomposed_unicode_goes_whole(guard):
     session = guard.session()
     out = guard.prepare(text, "third_party", session=session)
     assert session.restore(out.payload) == text  # the original characters come back as written
+
+
+def test_calendar_labels_and_dates_are_not_taken_for_names_or_places(guard):
+    """Excerpts of the user's calendar and notes as ``tether ask`` sends them: the small model read
+    "Start:" as a person and "- June 12" as a place, so the private cloud saw "<PERSON_4>: Wednesday
+    …" and "<LOCATION_3>: Snorkeling". Labels and dates stay; the names and places still go."""
+    event = ("[1] (calendar) Board review\nStart: Wednesday 15 May 2024 12:30\nEnd: Wednesday 15 May 2024 13:30\n"
+             "Location: Hanauma Bay\nAttendee: emma.johnson@bluesparrowtech.com\nDescription: Catch up.")
+    payload = _payload(guard, event, "private_cloud")
+    for label in ("Start:", "End:", "Location:", "Attendee:", "Description:"):
+        assert f"\n{label}" in payload, payload
+    assert "Hanauma" not in payload and "emma.johnson" not in payload
+    plans = "Activities Planned:\n  - June 11: Beach day at Waikiki Beach\n  - June 12: Snorkeling at Hanauma Bay"
+    payload = _payload(guard, plans, "private_cloud")
+    assert "- June 11: Beach day" in payload and "- June 12: Snorkeling" in payload, payload
+    assert "Waikiki" not in payload and "Hanauma" not in payload
+    # a speaker's name that opens a line stays a name
+    for chat, name in [("Emma: see you at noon", "Emma"), ("Mineko: What a wife.", "Mineko")]:
+        assert name not in _payload(guard, chat, "private_cloud")

@@ -234,7 +234,7 @@ class Detector:
                     for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
                  and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
-                                  or _in_a_timestamp(s, text)))]
+                                  or _in_a_timestamp(s, text) or _a_field_label(s.entity_type, s.start, s.end, text)))]
         spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
@@ -246,7 +246,8 @@ class Detector:
 
             extra = [Span(entity_type=t, start=a, end=b, score=0.5, text=text[a:b], recognizer="recall_first")
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
-                     if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))]
+                     if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))
+                     and not (fp and _a_field_label(t, a, b, text))]
             if extra:
                 spans = _settled(spans + extra, text)
                 if any(s.entity_type == "STREET_ADDRESS" for s in extra) and (block := _postal_block(text, spans)):
@@ -469,6 +470,24 @@ def _checked_place(span: Span) -> bool:
 def _in_a_timestamp(span: Span, text: str) -> bool:
     """Seconds and fractions of a timestamp ("06:44:03.566113") are no phone number."""
     return span.entity_type == "PHONE_NUMBER" and bool(_TIME_BEFORE.search(text, max(0, span.start - 9), span.start))
+
+
+_COLON_NEXT = re.compile(r"[ \t]*:")
+_BULLET_OR_SPACE = re.compile(r"[ \t]*(?:[-*•][ \t]+)?")
+
+
+def _a_field_label(entity_type: str, start: int, end: int, text: str) -> bool:
+    """"Start: Wednesday 15 May", "Attendee: emma@…": one English word opening a line before a
+    colon is a field's label, though the small model (or the speaker rule) reads a name there."""
+    word = text[start:end]
+    if entity_type not in {"PERSON", "LOCATION"} or not word.isalpha():
+        return False
+    line_start = text.rfind("\n", 0, start) + 1
+    if _BULLET_OR_SPACE.fullmatch(text, line_start, start) is None or not _COLON_NEXT.match(text, end):
+        return False
+    from tether.privacy.recall import is_label_word
+
+    return is_label_word(word)
 
 
 def _triples(spans: Iterable[Span]) -> list[tuple[str, int, int]]:

@@ -199,6 +199,19 @@ def _words() -> _Words:
     return _Words()
 
 
+# A line's label may be rarer English than a name is ("Attendee": 2.7).
+LABEL_ZIPF = 2.5
+
+
+def is_label_word(word: str) -> bool:
+    """English in no name list ("Start", "Lunch", "Attendee"): before a colon at a line's start it
+    is a field's label, not a speaker. A listed name ("Emma:", "Will:") stays a speaker, and so
+    does a word English hardly uses ("Mineko:")."""
+    from wordfreq import zipf_frequency
+
+    return word.isalpha() and not _words().listed(word) and zipf_frequency(word, "en") >= LABEL_ZIPF
+
+
 def recall_first_spans(text: str, spans: Sequence[tuple[str, int, int]] = ()) -> list[tuple[str, int, int, str]]:
     """Candidates as (entity_type, start, end, reason). ``spans`` (entity_type, start, end) are
     what the precise rules found; a candidate may overlap them (the caller merges)."""

@@ -1415,6 +1415,13 @@ _DATA_WORDS = {
 }
 _NER_TYPES = {"PERSON", "LOCATION"}
 _HAS_DIGIT_OR_AT = re.compile(r"[@\d]|https?://|www\.")
+# Month and day names: a "place" made of these and numbers is a date ("- June 12").
+_CALENDAR = frozenset("""
+january february march april may june july august september october november december jan feb mar apr jun jul
+aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs
+fri sat sun
+""".split())
+_WORD_OR_NUMBER = re.compile(r"[^\W_]+")
 
 
 def is_false_positive(entity_type: str, value: str) -> bool:
@@ -1428,9 +1435,17 @@ def is_false_positive(entity_type: str, value: str) -> bool:
         return True  # "French", "March", "React", "Spotify Premium": every word one of those
     if entity_type == "PERSON" and _HAS_DIGIT_OR_AT.search(v):
         return True
+    if entity_type == "LOCATION" and _calendar_only(v):
+        return True
     if "_" in v and v.upper() == v:  # MAX_TOKENS, DB_PASSWORD: code identifiers, no person or place
         return True
     return not any(c.isalpha() for c in v)
+
+
+def _calendar_only(value: str) -> bool:
+    """Only month or day names and numbers, at least one name: "June 12", "Wed 15 May"."""
+    words = _WORD_OR_NUMBER.findall(value.casefold())
+    return any(w in _CALENDAR for w in words) and all(w in _CALENDAR or w.isdigit() for w in words)
 
 
 # ---- postal address blocks ----------------------------------------------------------------
