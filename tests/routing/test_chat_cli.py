@@ -200,6 +200,19 @@ def test_personal_context_leaves_the_device_only_pseudonymized(tmp_path, provide
         assert value not in sent, value
 
 
+def test_system_instructions_reach_a_personal_turn_after_asks_own(tmp_path, provider):
+    provider.reset()
+    r = run("chat", "Do I have to wire a deposit?", "--system", "Answer in French.", "--tier", "third_party",
+            "--consent", "--max-tokens", "16", TETHER_ROUTER_CONFIG=third_party_config(tmp_path, provider),
+            TETHER_LEDGER=str(tmp_path / "l.db"), TETHER_INDEX=personal_index(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "── looked in your files: Wire transfer details" in r.stderr
+    (request,) = provider.captured()
+    system = [m["content"] for m in request["body"]["messages"] if m["role"] == "system"]
+    assert len(system) == 1 and system[0].endswith("Be brief.\n\nAnswer in French.")
+    assert system[0].startswith("You answer questions about the user's own mail")
+
+
 def test_the_index_is_optional_unless_asked_for(tmp_path):
     env = dict(TETHER_ROUTER_CONFIG="", TETHER_LEDGER=str(tmp_path / "l.db"))
     missing = str(tmp_path / "no-index.sqlite")

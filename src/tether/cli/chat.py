@@ -28,8 +28,8 @@ def _turn(router, conversation, text: str, *, system: str | None, tier: str, con
     hits = personal_hits(index, text, follow_up_of=conversation.personal) if index is not None else []
     conversation.personal = text if hits else None
     if hits:
-        return _personal_turn(router, conversation, text, hits, tier=tier, consent=consent, max_tokens=max_tokens,
-                              as_json=as_json)
+        return _personal_turn(router, conversation, text, hits, system=system, tier=tier, consent=consent,
+                              max_tokens=max_tokens, as_json=as_json)
     request = RouteRequest(conversation.prompt(text), instructions=system, kind="auto", kind_text=text, feature="chat",
                            max_tokens=max_tokens, tier=tier, consent=consent)
     stream = router.stream(request)
@@ -79,14 +79,14 @@ def _calculated_turn(router, conversation, text: str, *, as_json: bool) -> bool:
     return True
 
 
-def _personal_turn(router, conversation, text: str, hits, *, tier: str, consent: bool | None, max_tokens: int,
-                   as_json: bool) -> None:
+def _personal_turn(router, conversation, text: str, hits, *, system: str | None, tier: str, consent: bool | None,
+                   max_tokens: int, as_json: bool) -> None:
     """A turn answered from the user's indexed files: excerpts through the privacy policy before
     any tier off the device, the answer with the files it was given. Not streamed: the answer is
     tidied once whole ("Based on the excerpts, …" dropped)."""
     from tether.search.ask import ask
 
-    answer = ask(text, hits, router=router, tier=tier, consent=consent, max_tokens=max_tokens)
+    answer = ask(text, hits, router=router, tier=tier, consent=consent, max_tokens=max_tokens, instructions=system)
     conversation.add(text, answer.answer)
     sources = [{"title": h.title, "path": h.path, "kind": h.kind} for h in answer.sources]
     if as_json:

@@ -228,9 +228,11 @@ def _shares_files(index: Index, question: str, k: int) -> bool:
 
 
 def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str = "auto", consent: bool | None = None,
-        router: Any = None, max_tokens: int = 200, focus: float | None = FOCUS) -> Answer:
+        router: Any = None, max_tokens: int = 200, focus: float | None = FOCUS,
+        instructions: str | None = None) -> Answer:
     """Answer from the retrieved excerpts (those ``focused`` keeps); the router decides where,
-    and the answer says why."""
+    and the answer says why. ``instructions``: the user's own (``tether chat --system``), after
+    ask's, which keep the answer to the excerpts."""
     from tether.routing.config import RouterConfig
     from tether.routing.router import RouteRequest, Router
 
@@ -246,7 +248,9 @@ def ask(question: str, hits: list[Hit], *, model: str | None = None, tier: str =
         could read better)."""
         return not context or answer_problem(question, answer, context, cut=cut) or True
 
-    req = RouteRequest(prompt, instructions=INSTRUCTIONS, kind="auto", kind_text=question, feature="ask",
+    own = instructions.strip() if instructions else ""
+    req = RouteRequest(prompt, instructions=f"{INSTRUCTIONS}\n\n{own}" if own else INSTRUCTIONS, kind="auto",
+                       kind_text=question, feature="ask",
                        max_tokens=max_tokens, tier=tier, consent=consent, check=check)
     out = router.respond(req)
     notes = list(out.notes)
