@@ -26,6 +26,19 @@ in one process on the same hits:
 
 Reported: right answers, "could not find" answers, whether an answering item was among the
 excerpts, and median seconds per answer.
+
+``--cascade``: where the answer is made, with ``qwen2.5-1.5b`` as the private cloud (a local
+tier, reached through the router and the privacy guard as a real node is: the excerpts leave
+pseudonymized). The runs, in one process on the same hits, all focused as shipped:
+
+- *device*: the 0.5B alone;
+- *cascade, learned*: the device first, escalated when the learned escalation model doubts
+  the answer (``cascade_escalate_fraction``, 35%; what ``ask`` did before its check);
+- *cascade, check (as shipped)*: escalated when ``tether.search.answer_check`` finds the
+  answer lacks what was asked;
+- *cloud*: the 1.5B for every question.
+
+Reported as well: the share of answers made off the device.
 """
 
 from __future__ import annotations
@@ -38,6 +51,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -48,7 +62,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search import item_of, write_files  # noqa: E402  (the same files the search benchmark indexes)
 
 from tether.routing.config import RouterConfig  # noqa: E402
-from tether.routing.router import Router  # noqa: E402
+from tether.routing.router import RouteRequest, Router  # noqa: E402
+from tether.routing.state import DeviceState  # noqa: E402
 from tether.routing.tiers import DeviceTier  # noqa: E402
 from tether.search import Index  # noqa: E402
 from tether.search.ask import FOCUS, ask  # noqa: E402
@@ -92,6 +107,42 @@ def oracle_hits(idx: Index, question: str, relevant: list[str]) -> list:
     return hits[:K]
 
 
+CLOUD = "qwen2.5-1.5b"
+CASCADE = ["device", "cascade, learned", "cascade, check (as shipped)", "cloud"]
+
+
+class LearnedOnly(Router):
+    """The router as it was for ``ask`` before its check: the learned escalation model decides."""
+
+    def respond(self, req: RouteRequest, decision=None):  # type: ignore[no-untyped-def]
+        return super().respond(replace(req, check=None), decision)
+
+
+def run_cascade(rows: list[dict], indexes: dict[str, Index], device: str) -> dict[str, list[dict]]:
+    tiers = dict(device=DeviceTier(device), private_cloud=DeviceTier(CLOUD), state=DeviceState())
+    config = RouterConfig(cascade=["ask"])
+    routers = {"cascade, learned": LearnedOnly(config, **tiers), "cascade, check (as shipped)": Router(config, **tiers)}
+    shipped = routers["cascade, check (as shipped)"]
+    ask("warm-up?", [], router=shipped, tier="private_cloud", max_tokens=4)
+    out: dict[str, list[dict]] = {v: [] for v in CASCADE}
+    for i, row in enumerate(track(rows, description="questions")):
+        top = indexes[row.get("corpus", "agentdojo")].search(row["question"], K)
+        # Each run goes first as often as the others: the one after the device's finds the same
+        # prompt already in llama.cpp's cache.
+        for v in CASCADE[i % len(CASCADE):] + CASCADE[:i % len(CASCADE)]:
+            tier = {"device": "device", "cloud": "private_cloud"}.get(v, "auto")
+            t = time.perf_counter()
+            a = ask(row["question"], top, router=routers.get(v, shipped), tier=tier)
+            seconds = time.perf_counter() - t
+            given = {item_of(h.path) for h in a.sources}
+            out[v].append({"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
+                           "not_found": bool(_NOT_FOUND.search(a.answer)), "off_device": a.tier != "device",
+                           "retrieved": bool(given & set(row["relevant"])), "seconds": seconds,
+                           "excerpts": len(a.sources), "route": a.route, "notes": a.notes,
+                           "expected": row["answer"], "sources": sorted(given)})
+    return out
+
+
 def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: list[str]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {v: [] for v in variants}
     for row in track(rows, description="questions"):
@@ -115,16 +166,18 @@ def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: l
 def render(results: dict[str, list[dict]], n: int, when: str, model: str) -> str:
     lines = [f"{n} questions, {model}, {when}, {platform.machine()} "
              f"({platform.processor() or 'cpu'}), python {platform.python_version()}", "",
-             "| excerpts | right | said it could not find | an answering item among them | excerpts given (mean) "
-             "| median s |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "| run | right | said it could not find | an answering item among them | excerpts given (mean) "
+             "| made off the device | median s | mean s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for v, rs in results.items():
         ok = sum(r["right"] for r in rs)
         nf = sum(r["not_found"] for r in rs)
         got = sum(r["retrieved"] for r in rs)
+        off = sum(r.get("off_device", False) for r in rs)
         lines.append(f"| {v} | {ok}/{n} ({ok / n:.1%}) | {nf} | {got}/{n} | "
-                     f"{statistics.mean(r['excerpts'] for r in rs):.2f} | "
-                     f"{statistics.median(r['seconds'] for r in rs):.2f} |")
+                     f"{statistics.mean(r['excerpts'] for r in rs):.2f} | {off}/{n} ({off / n:.0%}) | "
+                     f"{statistics.median(r['seconds'] for r in rs):.2f} | "
+                     f"{statistics.mean(r['seconds'] for r in rs):.2f} |")
     return "\n".join(lines)
 
 
@@ -136,6 +189,8 @@ def main() -> None:
     ap.add_argument("--model", default=MODEL, help="the answering model (qwen2.5-1.5b: what a private cloud adds)")
     ap.add_argument("--show-wrong", action="store_true", help="print each wrong answer of the first variant")
     ap.add_argument("--json", type=Path, default=None, help="write every answer here")
+    ap.add_argument("--cascade", action="store_true",
+                    help=f"device, cascade (learned / check) and cloud ({CLOUD}) instead of the excerpt variants")
     args = ap.parse_args()
     rows = [json.loads(line) for line in args.questions.read_text().splitlines() if line.strip()]
     rows = rows[: args.limit or None]
@@ -147,7 +202,11 @@ def main() -> None:
         for idx in indexes.values():
             idx.search("warm-up", 1)  # the embedder loads outside the timings
         ask("warm-up?", [], router=router, tier="device", max_tokens=4)  # and the model
-        results = run(rows, indexes, router, variants)
+        if args.cascade:
+            variants = CASCADE
+            results = run_cascade(rows, indexes, args.model)
+        else:
+            results = run(rows, indexes, router, variants)
         for idx in indexes.values():
             idx.close()
     if args.show_wrong:
