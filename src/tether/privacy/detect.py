@@ -234,7 +234,8 @@ class Detector:
                     for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
                  and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
-                                  or _in_a_timestamp(s, text) or _a_field_label(s.entity_type, s.start, s.end, text)))]
+                                  or _in_a_timestamp(s, text) or _a_field_label(s.entity_type, s.start, s.end, text)
+                                  or _part_of_a_venue(s.entity_type, s.start, s.end, text)))]
         spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
@@ -247,7 +248,7 @@ class Detector:
             extra = [Span(entity_type=t, start=a, end=b, score=0.5, text=text[a:b], recognizer="recall_first")
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
                      if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))
-                     and not (fp and _a_field_label(t, a, b, text))]
+                     and not (fp and (_a_field_label(t, a, b, text) or _part_of_a_venue(t, a, b, text)))]
             if extra:
                 spans = _settled(spans + extra, text)
                 if any(s.entity_type == "STREET_ADDRESS" for s in extra) and (block := _postal_block(text, spans)):
@@ -485,9 +486,37 @@ def _a_field_label(entity_type: str, start: int, end: int, text: str) -> bool:
     line_start = text.rfind("\n", 0, start) + 1
     if _BULLET_OR_SPACE.fullmatch(text, line_start, start) is None or not _COLON_NEXT.match(text, end):
         return False
-    from tether.privacy.recall import is_label_word
+    from tether.privacy.recall import english_not_a_name
 
-    return is_label_word(word)
+    return english_not_a_name(word)
+
+
+# A building or grounds that some name list also holds ("Hall", "Park", "House"), and the words
+# that make the one after them a person's name all the same ("Captain Hall", "Dear Park").
+_VENUE_NOUNS = frozenset("""
+hall park house center centre court hill field garden gardens tower square lodge manor chapel church bridge
+station lounge studio arena stadium theatre theater cafe bar pub inn hotel plaza library museum gallery market
+""".split())
+_TITLES = frozenset("""
+mr mrs ms miss mx dr doctor prof professor sir dame lord lady captain capt coach officer detective sergeant sgt
+lieutenant judge senator president director agent nurse father brother sister uncle aunt auntie grandma grandpa
+mom dad mum cousin pastor reverend rev rabbi imam chef mister madam dear hi hello hey thanks
+""".split())
+_TITLE_WORD_BEFORE = re.compile(r"\b([A-Z][a-z]+)[ \t]+$")
+
+
+def _part_of_a_venue(entity_type: str, start: int, end: int, text: str) -> bool:
+    """"Main Conference Hall", "Community House": after an English word in Title case that is no
+    name, a building a name list also holds is part of a place's name ("Captain Hall" and
+    "Jerry Hall" stay people)."""
+    if entity_type != "PERSON" or text[start:end].lower() not in _VENUE_NOUNS:
+        return False
+    m = _TITLE_WORD_BEFORE.search(text, max(0, start - 30), start)
+    if m is None or m.group(1).lower() in _TITLES:
+        return False
+    from tether.privacy.recall import english_not_a_name
+
+    return english_not_a_name(m.group(1))
 
 
 def _triples(spans: Iterable[Span]) -> list[tuple[str, int, int]]:

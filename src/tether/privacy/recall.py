@@ -203,10 +203,10 @@ def _words() -> _Words:
 LABEL_ZIPF = 2.5
 
 
-def is_label_word(word: str) -> bool:
-    """English in no name list ("Start", "Lunch", "Attendee"): before a colon at a line's start it
-    is a field's label, not a speaker. A listed name ("Emma:", "Will:") stays a speaker, and so
-    does a word English hardly uses ("Mineko:")."""
+def english_not_a_name(word: str) -> bool:
+    """English in no name list ("Start", "Attendee", "Conference"): before a colon at a line's
+    start it is a field's label, not a speaker. A listed name ("Emma:", "Will:") stays a speaker,
+    and so does a word English hardly uses ("Mineko:")."""
     from wordfreq import zipf_frequency
 
     return word.isalpha() and not _words().listed(word) and zipf_frequency(word, "en") >= LABEL_ZIPF
