@@ -172,3 +172,12 @@ def test_a_building_in_a_places_name_is_no_person(guard):
     for text, name in [("Captain Hall called about the lease.", "Hall"), ("I met Jerry Hall yesterday.", "Hall"),
                        ("Dear Park, thanks for the notes.", "Park")]:
         assert name not in _payload(guard, text, "private_cloud"), text
+
+
+def test_an_activity_before_with_is_no_person(guard):
+    """"Lunch with Sarah" made "Lunch" a person, and every "Lunch" of the excerpts with it."""
+    text = "[1] (calendar) Lunch with Sarah\nStart: 12:30\n\n[2] (mail) Re: Lunch Next Week?\nFrom: sarah.baker@gmail.com"
+    payload = _payload(guard, text, "private_cloud")
+    assert "Lunch with" in payload and "Re: Lunch Next Week?" in payload, payload
+    assert "Sarah" not in payload and "sarah.baker" not in payload
+    assert "Lunch" not in _payload(guard, "Met Julia Lunch with the team.", "private_cloud")  # a surname stays one

@@ -235,7 +235,8 @@ class Detector:
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
                  and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
                                   or _in_a_timestamp(s, text) or _a_field_label(s.entity_type, s.start, s.end, text)
-                                  or _part_of_a_venue(s.entity_type, s.start, s.end, text)))]
+                                  or _part_of_a_venue(s.entity_type, s.start, s.end, text)
+                                  or _an_activity(s.entity_type, s.start, s.end, text)))]
         spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
@@ -248,7 +249,8 @@ class Detector:
             extra = [Span(entity_type=t, start=a, end=b, score=0.5, text=text[a:b], recognizer="recall_first")
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
                      if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))
-                     and not (fp and (_a_field_label(t, a, b, text) or _part_of_a_venue(t, a, b, text)))]
+                     and not (fp and (_a_field_label(t, a, b, text) or _part_of_a_venue(t, a, b, text)
+                                      or _an_activity(t, a, b, text)))]
             if extra:
                 spans = _settled(spans + extra, text)
                 if any(s.entity_type == "STREET_ADDRESS" for s in extra) and (block := _postal_block(text, spans)):
@@ -503,6 +505,21 @@ lieutenant judge senator president director agent nurse father brother sister un
 mom dad mum cousin pastor reverend rev rabbi imam chef mister madam dear hi hello hey thanks
 """.split())
 _TITLE_WORD_BEFORE = re.compile(r"\b([A-Z][a-z]+)[ \t]+$")
+
+
+# "Lunch with Sarah": what a calendar entry is, before whom it is with.
+_ACTIVITIES = frozenset("""
+lunch dinner breakfast brunch coffee drinks tea call meeting sync chat session interview appointment walk hike
+run practice class lesson game date party
+""".split())
+_WITH_NEXT = re.compile(r"[ \t]+with[ \t]+", re.IGNORECASE)
+
+
+def _an_activity(entity_type: str, start: int, end: int, text: str) -> bool:
+    """"Lunch with Sarah": the small model reads the activity as a person too, and every other
+    "Lunch" of the text then went with it ("Re: <PERSON_3> Next Week?")."""
+    return (entity_type == "PERSON" and text[start:end].lower() in _ACTIVITIES
+            and _WITH_NEXT.match(text, end) is not None)
 
 
 def _part_of_a_venue(entity_type: str, start: int, end: int, text: str) -> bool:
