@@ -107,6 +107,14 @@ def oracle_hits(idx: Index, question: str, relevant: list[str]) -> list:
     return hits[:K]
 
 
+def record(row: dict, a, seconds: float) -> dict:  # type: ignore[no-untyped-def]
+    """One answer as the report and ``--json`` keep it."""
+    given = {item_of(h.path) for h in a.sources}
+    return {"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
+            "not_found": bool(_NOT_FOUND.search(a.answer)), "retrieved": bool(given & set(row["relevant"])),
+            "seconds": seconds, "excerpts": len(a.sources), "expected": row["answer"], "sources": sorted(given)}
+
+
 CLOUD = "qwen2.5-1.5b"
 CASCADE = ["device", "cascade, learned", "cascade, check (as shipped)", "cloud"]
 
@@ -133,13 +141,8 @@ def run_cascade(rows: list[dict], indexes: dict[str, Index], device: str) -> dic
             tier = {"device": "device", "cloud": "private_cloud"}.get(v, "auto")
             t = time.perf_counter()
             a = ask(row["question"], top, router=routers.get(v, shipped), tier=tier)
-            seconds = time.perf_counter() - t
-            given = {item_of(h.path) for h in a.sources}
-            out[v].append({"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
-                           "not_found": bool(_NOT_FOUND.search(a.answer)), "off_device": a.tier != "device",
-                           "retrieved": bool(given & set(row["relevant"])), "seconds": seconds,
-                           "excerpts": len(a.sources), "route": a.route, "notes": a.notes,
-                           "expected": row["answer"], "sources": sorted(given)})
+            out[v].append(record(row, a, time.perf_counter() - t) | {"off_device": a.tier != "device",
+                                                                      "route": a.route, "notes": a.notes})
     return out
 
 
@@ -153,13 +156,7 @@ def run(rows: list[dict], indexes: dict[str, Index], router: Router, variants: l
             hits = {"top 1": top[:1], "oracle": oracle_hits(idx, row["question"], row["relevant"])}.get(v, top)
             t = time.perf_counter()
             a = ask(row["question"], hits, router=router, tier="device", focus=focus)
-            seconds = time.perf_counter() - t
-            given = {item_of(h.path) for h in a.sources}
-            out[v].append({"question": row["question"], "answer": a.answer, "right": right(a.answer, row["answer"]),
-                           "not_found": bool(_NOT_FOUND.search(a.answer)),
-                           "retrieved": bool(given & set(row["relevant"])), "seconds": seconds,
-                           "excerpts": len(a.sources),
-                           "expected": row["answer"], "sources": sorted(given)})
+            out[v].append(record(row, a, time.perf_counter() - t))
     return out
 
 

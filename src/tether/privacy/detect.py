@@ -234,9 +234,7 @@ class Detector:
                     for r in self._long_key.analyze(text, ["PRIVATE_KEY"])]
         spans = [s for s in tidy_ner(raw, text) if s.text.strip() and s.text not in self._allow
                  and not (fp and ((is_false_positive(s.entity_type, s.text) and not _checked_place(s))
-                                  or _in_a_timestamp(s, text) or _a_field_label(s.entity_type, s.start, s.end, text)
-                                  or _part_of_a_venue(s.entity_type, s.start, s.end, text)
-                                  or _an_activity(s.entity_type, s.start, s.end, text)))]
+                                  or _in_a_timestamp(s, text) or _no_name_there(s.entity_type, s.start, s.end, text)))]
         spans = _settled(spans, text)
         listed = [Span(entity_type="PERSON", start=a, end=b, score=0.7, text=text[a:b], recognizer="name_in_a_list")
                   for a, b in listed_names(text, _triples(spans)) if text[a:b] not in self._allow]
@@ -248,9 +246,8 @@ class Detector:
 
             extra = [Span(entity_type=t, start=a, end=b, score=0.5, text=text[a:b], recognizer="recall_first")
                      for t, a, b, _why in recall_first_spans(text, _triples(spans))
-                     if text[a:b] not in self._allow and not (fp and is_false_positive(t, text[a:b]))
-                     and not (fp and (_a_field_label(t, a, b, text) or _part_of_a_venue(t, a, b, text)
-                                      or _an_activity(t, a, b, text)))]
+                     if text[a:b] not in self._allow
+                     and not (fp and (is_false_positive(t, text[a:b]) or _no_name_there(t, a, b, text)))]
             if extra:
                 spans = _settled(spans + extra, text)
                 if any(s.entity_type == "STREET_ADDRESS" for s in extra) and (block := _postal_block(text, spans)):
@@ -507,6 +504,20 @@ mom dad mum cousin pastor reverend rev rabbi imam chef mister madam dear hi hell
 _TITLE_WORD_BEFORE = re.compile(r"\b([A-Z][a-z]+)[ \t]+$")
 
 
+def _part_of_a_venue(entity_type: str, start: int, end: int, text: str) -> bool:
+    """"Main Conference Hall", "Community House": after an English word in Title case that is no
+    name, a building a name list also holds is part of a place's name ("Captain Hall" and
+    "Jerry Hall" stay people)."""
+    if entity_type != "PERSON" or text[start:end].lower() not in _VENUE_NOUNS:
+        return False
+    m = _TITLE_WORD_BEFORE.search(text, max(0, start - 30), start)
+    if m is None or m.group(1).lower() in _TITLES:
+        return False
+    from tether.privacy.recall import english_not_a_name
+
+    return english_not_a_name(m.group(1))
+
+
 # "Lunch with Sarah": what a calendar entry is, before whom it is with.
 _ACTIVITIES = frozenset("""
 lunch dinner breakfast brunch coffee drinks tea call meeting sync chat session interview appointment walk hike
@@ -522,18 +533,11 @@ def _an_activity(entity_type: str, start: int, end: int, text: str) -> bool:
             and _WITH_NEXT.match(text, end) is not None)
 
 
-def _part_of_a_venue(entity_type: str, start: int, end: int, text: str) -> bool:
-    """"Main Conference Hall", "Community House": after an English word in Title case that is no
-    name, a building a name list also holds is part of a place's name ("Captain Hall" and
-    "Jerry Hall" stay people)."""
-    if entity_type != "PERSON" or text[start:end].lower() not in _VENUE_NOUNS:
-        return False
-    m = _TITLE_WORD_BEFORE.search(text, max(0, start - 30), start)
-    if m is None or m.group(1).lower() in _TITLES:
-        return False
-    from tether.privacy.recall import english_not_a_name
-
-    return english_not_a_name(m.group(1))
+def _no_name_there(entity_type: str, start: int, end: int, text: str) -> bool:
+    """Where the text's layout says a word the small model (or a recall-first rule) took for a
+    person or place is none: a field's label, part of a venue, an activity before "with"."""
+    return (_a_field_label(entity_type, start, end, text) or _part_of_a_venue(entity_type, start, end, text)
+            or _an_activity(entity_type, start, end, text))
 
 
 def _triples(spans: Iterable[Span]) -> list[tuple[str, int, int]]:

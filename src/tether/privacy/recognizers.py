@@ -516,12 +516,16 @@ floor edit line loan among beta canal greet jail joke kick lean mile owe wage
 """.split())
 _STOP_WORDS = {"the", "a", "an", "and", "or", "but", "i", "you", "he", "she", "we", "they", "it", "is", "are",
                "was", "not", "no", "yes", "this", "that", "my", "your", "please", "thanks", "hi", "hello"}
-# Words that are never personal data by themselves, whatever their case: calendar words, form
-# labels, address words, languages, and names of everyday software a request may mention.
-_HARD_WORDS = set("""
+# Month and day names: a "place" made of these and numbers is a date ("- June 12").
+_CALENDAR = frozenset("""
 january february march april may june july august september october november december jan feb mar apr jun
 jul aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu
-thur thurs fri sat sun today tomorrow yesterday tonight morning afternoon evening night weekend christmas
+thur thurs fri sat sun
+""".split())
+# Words that are never personal data by themselves, whatever their case: calendar words, form
+# labels, address words, languages, and names of everyday software a request may mention.
+_HARD_WORDS = set(_CALENDAR) | set("""
+today tomorrow yesterday tonight morning afternoon evening night weekend christmas
 easter mr mrs ms miss mx dr prof sir madam dear hi hello hey thanks thank regards cheers sincerely best
 note notes subject re fw fwd cc bcc attn info information website web site url link e-mail email mail phone
 tel telephone mobile cell fax desk office home work address addresses billing shipping postcode zip zipcode
@@ -1415,12 +1419,6 @@ _DATA_WORDS = {
 }
 _NER_TYPES = {"PERSON", "LOCATION"}
 _HAS_DIGIT_OR_AT = re.compile(r"[@\d]|https?://|www\.")
-# Month and day names: a "place" made of these and numbers is a date ("- June 12").
-_CALENDAR = frozenset("""
-january february march april may june july august september october november december jan feb mar apr jun jul
-aug sep sept oct nov dec monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs
-fri sat sun
-""".split())
 _WORD_OR_NUMBER = re.compile(r"[^\W_]+")
 
 
