@@ -148,10 +148,19 @@ def build_tasks() -> list[dict[str, Any]]:
         _, i = min(progress)
         order.append(groups[i][cursors[i]])
         cursors[i] += 1
+    # A prompt asked twice counts once: chatterbot repeats its opening lines across files, and a
+    # copy on each side of the split would let the held-out set test what training saw.
+    seen: set[str] = set()
+    unique = []
     for t in order:
+        text = json.dumps(t["messages"], ensure_ascii=False, sort_keys=True)
+        if text not in seen:
+            seen.add(text)
+            unique.append(t)
+    for t in unique:
         t["max_tokens"] = MAX_TOKENS[t["kind"]]
         t["split"] = "test" if int(hashlib.sha256(t["id"].encode()).hexdigest(), 16) % 10 < 3 else "train"
-    return order
+    return unique
 
 
 # ----------------------------------------------------------------- cache

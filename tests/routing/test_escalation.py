@@ -74,7 +74,7 @@ def test_unknown_kinds_are_scored_as_chat():
 
 def test_packaged_model_escalates_a_worse_looking_answer_first():
     model = EscalationModel.load()
-    assert model.meta["examples"] >= 500 and model.meta["device"] == "qwen2.5-0.5b"
+    assert model.meta["examples"] >= 450 and model.meta["device"] == "qwen2.5-0.5b"
     confident = model.cloud_gain(QUESTION, "gsm8k", answer("12 * 5 = 60\nAnswer: 60", mean=-0.05))
     unsure = model.cloud_gain(QUESTION, "gsm8k", answer("12 * 5 = 65 ... so 12", mean=-0.9, low=-6.0,
                                                         finish="length", used=320))

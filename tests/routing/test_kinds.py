@@ -36,7 +36,7 @@ def test_on_the_labelled_tasks_it_finds_the_math_and_little_else():
     others = prompts("chat") + prompts("writing") + prompts("feature")
     recall = sum(map(looks_like_math, math)) / len(math)
     false_positives = sum(map(looks_like_math, others)) / len(others)
-    assert len(math) == 300 and len(others) >= 400
+    assert len(math) == 300 and len(others) == 372
     assert recall >= 0.97 and false_positives <= 0.01
 
 

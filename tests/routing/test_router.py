@@ -213,6 +213,25 @@ def test_difficulty_decides_and_explains(device, third):
     assert easy.seconds < 1.0
 
 
+def test_prefer_quality_doubles_the_cloud_share_of_both_scorers(device, third):
+    """At a 25% target the math prompt (cloud gain 0.3) stays below the threshold (0.5); under
+    prefer-quality the share doubles to 50%, whose threshold (0.0) sends it away, and the
+    cascade's escalation share doubles too."""
+    tp = ThirdPartyConfig(base_url="http://provider.invalid/v1", model="m", use_for_cloud=True)
+    math = RouteRequest("A shop sells 3 apples for $2. How much do 12 cost?", kind="gsm8k")
+    decided = {}
+    for preference in ("prefer-device", "prefer-quality"):
+        r = make_router(device, third=third, consent="always", third_party=tp, difficulty_threshold=None,
+                        target_cloud_fraction=0.25, cascade_escalate_fraction=0.2, preference=preference)
+        decided[preference] = (r.decide(math), r.threshold(), r.escalate_fraction())
+    (usual, (t_usual, f_usual), e_usual), (quality, (t_quality, f_quality), e_quality) = decided.values()
+    assert (f_usual, f_quality) == (0.25, 0.5) and (e_usual, e_quality) == (0.2, 0.4)
+    assert t_usual == pytest.approx(0.5) and t_quality == pytest.approx(0.0)
+    assert (usual.tier, usual.rule) == ("device", "difficulty")
+    assert (quality.tier, quality.rule) == ("third_party", "difficulty")
+    assert quality.values["cloud_gain"] == pytest.approx(0.3)
+
+
 def test_empty_prompt_and_unknown_tier_are_input_errors():
     with pytest.raises(InputError):
         RouteRequest("   ")
