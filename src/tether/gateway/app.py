@@ -23,6 +23,7 @@ from tether.errors import TetherError
 from tether.gateway import features, search
 from tether.gateway.chat import TIER_NAMES, chat_completions, model_ids
 from tether.gateway.core import BODY_TIMEOUT, Gateway, gateway, in_thread, tiers_configured
+from tether.gateway.device_state import DeviceStateBody, get_device_state, report_device_state
 from tether.gateway.embeddings import EMBEDDING_MODEL, EmbeddingsBody, embeddings
 from tether.gateway.errors import GatewayError, handle, handle_http
 from tether.gateway.local_only import LocalOnly, cors_origin
@@ -100,6 +101,10 @@ ROUTES: list[tuple[str, str, Callable[..., Any], str, Any, str]] = [
     ("/v1/privacy/scan", "POST", features.privacy_scan, "Show what the privacy guard finds and each tier would see",
      features.ScanBody, "privacy"),
     ("/v1/route/recent", "GET", recent_routes, "The last 50 routing decisions (no content)", None, "routing"),
+    ("/v1/device/state", "GET", get_device_state, "What the router believes about the device (offline, "
+     "low-power, busy, free memory)", None, "routing"),
+    ("/v1/device/state", "POST", report_device_state, "Report the device's state; a field left out keeps its value",
+     DeviceStateBody, "routing"),
     ("/healthz", "GET", healthz, "Liveness and gateway counters", None, "meta"),
     ("/openapi.json", "GET", openapi, "This OpenAPI document", None, "meta"),
 ]
