@@ -2,7 +2,8 @@
 
 Chromium is Debian's (``apt-get install chromium chromium-driver``, which
 ``make test`` does as root); Playwright never downloads a browser here. The tests
-skip, saying why, when Chromium or Playwright is missing.
+skip, saying why, when Chromium or Playwright is missing, unless ``TETHER_REQUIRE_BROWSER=1``
+(set by ``.ci/run``): then a missing browser fails them, so CI cannot go green without them.
 """
 
 from __future__ import annotations
@@ -26,14 +27,20 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-dev-shm-usage"]
 
 
+def missing(why: str) -> None:
+    if os.environ.get("TETHER_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"TETHER_REQUIRE_BROWSER=1, but {why}")
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium chromium-driver)")
+        missing(f"{CHROMIUM} is absent: install Debian's chromium (apt-get install -y chromium chromium-driver)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        pytest.skip("playwright is not installed: pip install -r requirements/browser.txt")
+        missing("playwright is not installed: pip install -r requirements/browser.txt")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
