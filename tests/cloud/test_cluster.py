@@ -306,20 +306,25 @@ def test_unlogged_node_is_refused(cloud, start_service):
 
 
 def test_load_200_requests_at_concurrency_8(cloud):
+    """Every request has its own prompt (a topic and a padding of its own length), so its answer and
+    prompt token count, asked alone first, identify it: a reply that reached the wrong request fails."""
     client = cloud["client"]
     topics = ["cats", "rivers", "bread", "trains", "winter", "music", "chess", "tea", "clouds", "bridges"]
-    prompts = [f"Give one word about {t}." for t in topics]
-    expected = {p: content(client.chat(ask(p, max_tokens=6))) for p in prompts}
+    prompts = [f"Give one word about {topics[i % 10]}." + " Please." * (i // 10) for i in range(200)]
 
-    def one(i: int) -> tuple[int, str, str]:
-        p = prompts[i % len(prompts)]
-        out = client.chat(ask(p, max_tokens=6))
-        return i, p, content(out)
+    def fingerprint(out: dict) -> tuple[str, int]:
+        return content(out), out["usage"]["prompt_tokens"]
+
+    expected = [fingerprint(client.chat(ask(p, max_tokens=6))) for p in prompts]  # one at a time
+    assert len(set(expected)) >= 190  # nearly every request is told apart from every other
+
+    def one(i: int) -> tuple[int, tuple[str, int]]:
+        return i, fingerprint(client.chat(ask(prompts[i], max_tokens=6)))
 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(200)))
-    assert [i for i, _, _ in results] == list(range(200))  # none lost
-    mixed = [(i, p, got) for i, p, got in results if got != expected[p]]
+    assert [i for i, _ in results] == list(range(200))  # none lost
+    mixed = [(i, prompts[i], got, expected[i]) for i, got in results if got != expected[i]]
     assert not mixed, f"{len(mixed)} answers do not match their own request, e.g. {mixed[:3]}"
 
 
