@@ -46,9 +46,22 @@ from tether.search import query as Q
 from tether.search.index import embed_text
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from engine import cpu_model  # noqa: E402 - benchmarks/ is not a package
+
 QUERIES = ROOT / "data" / "search_queries.jsonl"
 CACHE = Path(os.environ.get("TETHER_BENCH_CACHE", "/tmp/tether-search-bench"))
 _INJECTION = re.compile(r"\{[a-z_]+\}")
+
+
+def _memory_gib() -> int:
+    """The host's memory, for the record (``/proc/meminfo``; 0 where there is none)."""
+    try:
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+    return round(kib / 2**20)
 
 
 def suite() -> dict[str, list[dict]]:
@@ -147,7 +160,8 @@ def main() -> None:
     queries = [json.loads(l) for l in QUERIES.read_text().splitlines() if l.strip()]
     work = Path(tempfile.mkdtemp(prefix="tether-search-bench-"))
     out: dict[str, object] = {"date": time.strftime("%Y-%m-%d", time.gmtime()),
-                              "machine": f"{os.cpu_count()} vCPU {platform.machine()}", "queries": len(queries)}
+                              "machine": f"{os.cpu_count()} vCPU {platform.machine()} ({cpu_model()}), "
+                                         f"{_memory_gib()} GiB", "queries": len(queries)}
     try:
         # ---------------------------------------------------------- real corpus, real indexer
         data_dir = work / "agentdojo"
@@ -321,7 +335,7 @@ def render(o: dict) -> str:
     names = {"bm25": "BM25 alone (FTS5)", "exact_f32": "dense, exact float32 (numpy)",
              "dense_bin_f16": "dense, binary + float16 rescoring (ours)", "hybrid": "hybrid RRF (ours)",
              "hybrid_exact": "hybrid RRF over exact float32"}
-    lines = [f"Measured {o['date']} on {o['machine']}, 24 GiB, no GPU (shared with other jobs); "
+    lines = [f"Measured {o['date']} on {o['machine']}; "
              f"{o['queries']} queries; embedder {embed.MODEL_NAME}.", "",
              "| method | recall@10 (agentdojo, {} chunks) | MRR | recall@10 ({:,} chunks) | MRR | p50 ms | p95 ms |"
              .format(r["chunks"], s["chunks"]),

@@ -255,6 +255,22 @@ def test_demo_runs_every_feature_then_serves_the_playground(tmp_path):
     assert "Traceback" not in err.read_text()
 
 
+@pytest.mark.parametrize("model, needle", [
+    ("no-such-model", "unknown model 'no-such-model'"),
+    ("/nonexistent/model.gguf", "file not found: /nonexistent/model.gguf"),
+    ("hf:owner", "hf:"),
+])
+def test_demo_with_a_bad_model_is_one_line(model, needle):
+    proc = tether("demo", "--model", model, "--json")
+    assert_one_line_error(proc, needle)
+    assert proc.stdout == ""  # no half-printed results
+
+
+def test_models_list_with_a_bad_option_says_so_and_exits_2():
+    proc = tether("models", "list", "--bogus")
+    assert proc.returncode == 2 and "No such option '--bogus'" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_demo_serve_on_a_taken_port_fails_before_the_demo(tmp_path):
     import socket
 
