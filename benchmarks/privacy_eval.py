@@ -38,16 +38,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tether.privacy.evaluation import labelled_sentences
+from tether.privacy.evaluation import GOLD_TO_OURS, labelled_sentences
 
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-GOLD_TO_OURS = {
-    "PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER",
-    "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN_CODE", "IP_ADDRESS": "IP_ADDRESS", "US_SSN": "US_SSN",
-    "STREET_ADDRESS": "STREET_ADDRESS", "GPE": "LOCATION", "DATE_OF_BIRTH": "DATE_OF_BIRTH",
-}
 ADDRESS = {"STREET_ADDRESS", "LOCATION"}
 ORDER = ["PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "US_SSN",
          "STREET_ADDRESS", "LOCATION", "DATE_OF_BIRTH"]

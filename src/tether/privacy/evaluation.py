@@ -13,6 +13,13 @@ from typing import Any
 # message a user would send.
 PII_REQUEST_KEYS = ("{{email", "{{iban", "{{ip_address", "{{ssn", "{{phone_number", "{{credit_card", "{{date_of_birth")
 
+# The generator's labels → Tether's entity types (it calls a place GPE).
+GOLD_TO_OURS = {
+    "PERSON": "PERSON", "EMAIL_ADDRESS": "EMAIL_ADDRESS", "PHONE_NUMBER": "PHONE_NUMBER",
+    "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN_CODE", "IP_ADDRESS": "IP_ADDRESS", "US_SSN": "US_SSN",
+    "STREET_ADDRESS": "STREET_ADDRESS", "GPE": "LOCATION", "DATE_OF_BIRTH": "DATE_OF_BIRTH",
+}
+
 
 def labelled_sentences(n: int, seed: int, *, pii_request: bool = False, lower_case_ratio: float = 0.0) -> list[Any]:
     """``n`` reproducible sentences with gold spans, generated offline.
