@@ -49,6 +49,9 @@ def node_group() -> None:
               help="Front an OpenAI-compatible engine at this URL (vLLM, llama.cpp server) instead of "
                    "running the model in-process.")
 @click.option("--upstream-model", default=None, help="Model name to ask the upstream engine for.")
+@click.option("--allow-remote-upstream", is_flag=True,
+              help="Let --upstream name another host (the node sends it decrypted requests over plain HTTP; "
+                   "by default only a loopback address is taken).")
 @click.option("--model-sha256", default=None, metavar="HEX",
               help="With --upstream: sha256 of the weights the engine serves (64 hex digits; needed unless the "
                    "catalog pins one for --model).")
@@ -64,8 +67,8 @@ def node_group() -> None:
               help="With --log: re-sign and re-announce the attestation every this many seconds "
                    "[default: 1800; devices refuse attestations older than two hours].")
 def node_serve(model: str, host: str, port: int, public_url: str | None, log_url: str | None, log_token: str | None,
-               upstream: str | None,
-               upstream_model: str | None, model_sha256: str | None, n_ctx: int, max_tokens: int,
+               upstream: str | None, upstream_model: str | None, allow_remote_upstream: bool,
+               model_sha256: str | None, n_ctx: int, max_tokens: int,
                concurrency: int | None, metrics_token: str | None, reattest_every: float | None) -> None:
     """Serve MODEL behind HPKE envelopes; with --log, publish the attestation first."""
     from tether.cloud.attestation import REATTEST_EVERY, node_url_problem
@@ -76,7 +79,7 @@ def node_serve(model: str, host: str, port: int, public_url: str | None, log_url
         log_url = http_url(log_url, "--log")  # before the model loads and is measured
     settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
                             upstream_model=upstream_model, model_sha256=model_sha256,
-                            concurrency=concurrency or (16 if upstream else 1), metrics_token=metrics_token or None)
+                            allow_remote_upstream=allow_remote_upstream, concurrency=concurrency or (16 if upstream else 1), metrics_token=metrics_token or None)
     if public_url is not None and (problem := node_url_problem(public_url)):
         raise InputError(f"--public-url {public_url[:200]} {problem}")
     sock, url = bind(host, port)

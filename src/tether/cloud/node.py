@@ -51,6 +51,9 @@ class NodeSettings:
     upstream: str | None = None
     upstream_model: str | None = None
     model_sha256: str | None = None  # upstream mode: the operator states the served weights' hash
+    # The node hands the plaintext request to the upstream engine over plain HTTP: only a loopback
+    # address keeps it inside the machine. Another host needs the operator to say so.
+    allow_remote_upstream: bool = False
     threads: int | None = None
     concurrency: int = 1  # generations at once (llama.cpp in-process serves one at a time)
     # /v1/info's counters (served, tokens, in flight) move with every request: whoever polls them
@@ -65,11 +68,28 @@ class NodeSettings:
                 raise InputError(f"--model-sha256 must be 64 hex digits, not {self.model_sha256[:80]!r}")
         if self.upstream is not None:
             http_url(self.upstream, "--upstream")
+            if not self.allow_remote_upstream and not is_loopback_url(self.upstream):
+                raise InputError(f"--upstream {self.upstream!r} is not a loopback address: the node would send "
+                                 "decrypted requests over the network; run the engine on this machine "
+                                 "(http://127.0.0.1:PORT) or pass --allow-remote-upstream")
             if self.model_sha256 is None and not _catalog_sha256(self.model):
                 # The measurement would say "unstated": no release can match it (the log takes only
                 # a sha256), so the node would serve but no device would ever use it.
                 raise InputError(f"the catalog pins no sha256 for {self.model!r}: pass --model-sha256 with the "
                                  "sha256 of the weights the upstream engine serves")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine: ``localhost`` or a loopback IP (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    host = (httpx.URL(url).host or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
