@@ -156,13 +156,15 @@ def test_a_replaced_or_rolled_back_log_is_one_line_that_says_how_to_repin(tmp_pa
         replaced.stop()
 
 
-@pytest.mark.parametrize("upstream", ["http://10.0.0.5:8000", "https://engine.example.com", "http://127.0.0.1.example:80"])
+@pytest.mark.parametrize("upstream", ["http://10.0.0.5:8000", "https://engine.example.com",
+                                      "http://127.0.0.1.example:80"])
 def test_an_upstream_on_another_host_is_refused_unless_allowed(upstream):
     """The node hands the upstream engine decrypted requests over plain HTTP: loopback only, unless
     the operator says otherwise (and the URL, in the measured config, tells every device)."""
     from tether.cloud.node import NodeSettings
 
-    result = run("node", "serve", "--port", "0", "-m", "smollm2-135m", "--upstream", upstream, "--model-sha256", "0" * 64)
+    result = run("node", "serve", "--port", "0", "-m", "smollm2-135m", "--upstream", upstream,
+                 "--model-sha256", "0" * 64)
     assert "is not a loopback address" in _one_error_line(result)
     assert "tokens/s" not in result.output
     allowed = NodeSettings(model="smollm2-135m", upstream=upstream, model_sha256="0" * 64, allow_remote_upstream=True)

@@ -79,7 +79,8 @@ def node_serve(model: str, host: str, port: int, public_url: str | None, log_url
         log_url = http_url(log_url, "--log")  # before the model loads and is measured
     settings = NodeSettings(model=model, n_ctx=n_ctx, max_tokens=max_tokens, upstream=upstream,
                             upstream_model=upstream_model, model_sha256=model_sha256,
-                            allow_remote_upstream=allow_remote_upstream, concurrency=concurrency or (16 if upstream else 1), metrics_token=metrics_token or None)
+                            allow_remote_upstream=allow_remote_upstream,
+                            concurrency=concurrency or (16 if upstream else 1), metrics_token=metrics_token or None)
     if public_url is not None and (problem := node_url_problem(public_url)):
         raise InputError(f"--public-url {public_url[:200]} {problem}")
     sock, url = bind(host, port)
