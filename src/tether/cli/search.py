@@ -151,7 +151,8 @@ def ask_cmd(question: str, k: int, tier: str, consent: bool | None, show_context
     idx = _open(db)
     hits = idx.search(_check_query(question), k)
     if not hits:
-        raise InputError(f"nothing in the index at {idx.path} matches; add your files with: tether index add FOLDER")
+        raise InputError(f"nothing in the index at {idx.path} matches; add your files with: tether index add FOLDER "
+                         "(a question about anything else: tether route --run \"...\" or tether chat)")
     answer = ask(question, hits, model=model, tier=tier, consent=consent, router=load_router(model))
     if as_json:
         click.echo(answer.model_dump_json(indent=2))
