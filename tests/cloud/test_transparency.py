@@ -51,12 +51,12 @@ def components(tag: str = "a") -> dict:
 
 
 def attestation(identity: NodeIdentity | None = None, url: str = "http://node.example:8471",
-                age: float = 0.0) -> dict:
+                age: float = 0.0, model: str = "qwen2.5-1.5b") -> dict:
     """A genuinely signed attestation, issued ``age`` seconds ago."""
     identity = identity or NodeIdentity()
     measurement = Measurement.from_components(components())
     att = make_attestation(identity, os.urandom(32), measurement, url=url,
-                           model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+                           model=model, hardware={}, tokens_per_second=1.0)
     if age:
         body = {k: v for k, v in att.items() if k != "signature"}
         body["issued_at"] = round(body["issued_at"] - age, 3)
@@ -625,44 +625,72 @@ def test_device_refuses_nodes_whose_attestation_is_stale(server, tmp_path):
     assert "stale: issued 6" in verdicts[old.node_id].reason and "re-attested" in verdicts[old.node_id].reason
 
 
-def test_a_mirror_cannot_pass_off_a_forged_node_at_a_proven_index(server, tmp_path):
-    """The device reads the log through an untrusted mirror (the relay). This one repeats the real
-    log's answers and adds a validly self-signed node that was never logged, pointing it at the index
-    of an entry the device has already proven (and, in the second round, an unreleased measurement at
-    the index of a real release)."""
+def test_a_mirror_cannot_add_narrow_or_alter_the_directory(server, tmp_path):
+    """The device reads the log through an untrusted mirror (the relay). The mirror's lists are not
+    what the device goes by: a forged node added to ``/v1/log/nodes`` (or an unreleased measurement
+    to ``/v1/log/releases``) is never considered, and nodes left out of the list are still found,
+    because the directory is rebuilt from every entry. Entries left out, changed or out of order
+    no longer hash to the root the log signed, and the device refuses the whole read."""
     released = httpx.post(server.url + "/v1/log/releases", json=components(),
                           headers={"Authorization": f"Bearer {TOKEN}"})
     assert released.status_code == 200, released.text
-    honest = attestation()
-    assert httpx.post(server.url + "/v1/log/nodes", json=honest).status_code == 200
-    forged = attestation(url="http://evil.example")
+    model = f"mirror-{os.urandom(4).hex()}"
+    honest = [attestation(model=model) for _ in range(3)]
+    for att in honest:
+        assert httpx.post(server.url + "/v1/log/nodes", json=att).status_code == 200
+    forged = attestation(url="http://evil.example", model=model)
     unreleased = make_attestation(NodeIdentity(), os.urandom(32), Measurement.from_components(components("z")),
-                                  url="http://evil.example", model="qwen2.5-1.5b", hardware={}, tokens_per_second=1.0)
+                                  url="http://evil.example", model=model, hardware={}, tokens_per_second=1.0)
     real = httpx.Client()
-    injected: list[dict] = []
+    mode = {"entries": None}
+    honest_ids = [a["node_id"] for a in honest]
 
     def mirror(request: httpx.Request) -> httpx.Response:
         r = real.request(request.method, server.url + request.url.path, params=request.url.params)
         body = r.json()
-        if request.url.path == "/v1/log/nodes":
-            proven = next(n["index"] for n in body["nodes"] if n["attestation"]["node_id"] == honest["node_id"])
-            body["nodes"] += [{"index": proven, "attestation": att} for att in injected]
-        if request.url.path == "/v1/log/releases" and injected:
+        if request.url.path == "/v1/log/nodes":  # only the first honest node, plus two it made up
+            kept = [n for n in body["nodes"] if n["attestation"]["node_id"] == honest_ids[0]]
+            body["nodes"] = kept + [{"index": kept[0]["index"], "attestation": a} for a in (forged, unreleased)]
+        if request.url.path == "/v1/log/releases":
             body["releases"][unreleased["measurement"]] = released.json()["index"]
+        if request.url.path == "/v1/log/entries" and mode["entries"]:
+            entries = body["entries"]
+            at = next((i for i, e in enumerate(entries)
+                       if e["entry"].get("attestation", {}).get("node_id") == honest_ids[1]), None)
+            if at is None:  # a page without that entry
+                return httpx.Response(r.status_code, json=body)
+            mode["applied"] = mode["entries"]
+            if mode["entries"] == "drop":  # the second node's entry left out, the rest renumbered
+                body["entries"] = entries[:at] + [{**e, "index": e["index"] - 1} for e in entries[at + 1:]]
+            elif mode["entries"] == "gap":
+                body["entries"] = entries[:at] + entries[at + 1:]
+            elif mode["entries"] == "alter":  # the second node now reached at the mirror's address
+                entries[at]["entry"]["attestation"]["url"] = "http://evil.example"
         return httpx.Response(r.status_code, json=body)
 
-    client = CloudClient(None, "http://relay.invalid", log_key=server.public_key, state_path=tmp_path / "d.json")
-    client.log._http = httpx.Client(transport=httpx.MockTransport(mirror))
+    def device() -> CloudClient:
+        client = CloudClient(None, "http://relay.invalid", log_key=server.public_key, model=model,
+                             state_path=tmp_path / f"d-{time.monotonic_ns()}.json")
+        client.log._http = httpx.Client(transport=httpx.MockTransport(mirror))
+        return client
+
+    client = device()
     try:
-        assert {v.node_id: v.trusted for v in client.refresh()}[honest["node_id"]]  # the index is now proven
-        injected += [forged, unreleased]
         verdicts = {v.node_id: v for v in client.refresh()}
     finally:
         client.close()
-    assert verdicts[honest["node_id"]].trusted
-    assert not verdicts[forged["node_id"]].trusted and "does not match" in verdicts[forged["node_id"]].reason
-    assert not verdicts[unreleased["node_id"]].trusted
-    assert "release entry in the log does not match" in verdicts[unreleased["node_id"]].reason
+    assert {nid for nid, v in verdicts.items() if v.trusted} == set(honest_ids)  # none narrowed away
+    assert forged["node_id"] not in verdicts and unreleased["node_id"] not in verdicts  # never even considered
+    for tampering, error in [("drop", "do not hash to the tree head"), ("alter", "do not hash to the tree head"),
+                             ("gap", "where entry")]:
+        mode["entries"] = tampering
+        client = device()
+        try:
+            with pytest.raises(TransparencyLogError, match=error):
+                client.refresh()
+            assert mode.get("applied") == tampering and not client._nodes  # nothing from a read that failed
+        finally:
+            client.close()
 
 
 def test_a_relay_cannot_narrow_a_request_to_one_node_of_its_choice(server, tmp_path):
@@ -827,3 +855,37 @@ def test_two_processes_sharing_the_state_file_see_a_forked_log(tmp_path):
     finally:
         one.stop()
         two.stop()
+
+
+def test_the_device_rebuilds_the_log_s_root_and_directory_from_its_entries(tmp_path):
+    """``ProvenDirectory`` against the log itself, entry by entry: the same root at every size
+    (the empty tree's included), and the same node directory as ``/v1/log/nodes``, with a node
+    that re-attested, one never released and one too old to list."""
+    from tether.cloud.directory import ProvenDirectory
+
+    log = TransparencyLog(tmp_path / "log.sqlite", tmp_path / "log.key")
+    proven = ProvenDirectory()
+    assert proven.root() == log.root(0)
+    again, old = NodeIdentity(), NodeIdentity()
+    log.release(components("a"))
+    log.announce(attestation(again))
+    unreleased = make_attestation(NodeIdentity(), os.urandom(32), Measurement.from_components(components("z")),
+                                  url="http://node.example:8471", model="m", hardware={}, tokens_per_second=1.0)
+    log.announce(unreleased)
+    log.announce(attestation(old, age=log.max_node_age - 200))  # listed now, not in 300 s
+    log.release(components("b"))
+    time.sleep(0.01)
+    log.announce(attestation(again))  # a newer attestation: the directory keeps only this one
+    log.announce(attestation())
+    for index, entry in log.entries(1, log.size):
+        proven.add(index, entry)
+        assert proven.root() == log.root(index)
+    for later in (0, 300):
+        log.clock = lambda: time.time() + later  # noqa: B023 - used at once
+        assert proven.nodes(now=log.clock(), max_age=log.max_node_age) == log.nodes()
+    listed = [n["attestation"]["node_id"] for n in log.nodes()]
+    assert listed.count(again.node_id) == 1 and old.node_id not in listed and len(listed) == 2
+    assert proven.releases() == log.releases()
+    with pytest.raises(TransparencyLogError, match="where entry 8 was due"):
+        proven.add(9, {"type": "release"})
+    log.close()

@@ -2,16 +2,19 @@
 
 A node is used only when all of these hold: its attestation's signature and
 measurement check out and it was issued recently (nodes re-attest while they
-run), the measurement is a release in the transparency log, the attestation
-itself is in the log, both with inclusion proofs against a fresh signed tree
-head that is consistent with every tree head seen before.
+run), the measurement is a release in the transparency log, and the attestation
+itself is in the log. The device reads every entry of a fresh signed tree head
+(consistent with every tree head seen before), checks that they hash to its root,
+and builds the directory from them (``tether.cloud.directory``): a mirror that
+leaves a node out of a list cannot leave it out of the tree.
 
 Each request is sealed to a random subset of ``k`` verified nodes, weighted by
 advertised speed, current load and measured latency. The device never talks to
 a node directly: only through the relay, so no node learns its address. By
 default it reads the transparency log through the relay too (``log_url=None``),
-so the log operator does not learn it either; signatures and proofs make the
-relay's mirror as trustworthy as the log itself.
+so the log operator does not learn it either; the signed root over every entry makes
+the relay's mirror as trustworthy as the log itself, and reading all entries tells
+it nothing about which nodes the device cares for.
 
 Every request has an overall ``deadline`` across all its attempts: a node that
 never answers costs one attempt's ``read_timeout``, and however many nodes hang,
@@ -230,12 +233,14 @@ class CloudClient:
         return kept
 
     def _refresh(self, deadline_at: float = math.inf) -> list[Verdict]:
-        # The directory first, then the tree head: the log only grows, so every index the lists
-        # name is inside a head read after them. Read the other way round, a node that re-attested
-        # between the two reads was refused for an entry "outside" the older, smaller tree.
-        releases = self.log.releases(deadline_at=deadline_at)
-        listed = self.log.nodes(deadline_at=deadline_at)
+        # The directory is rebuilt from every entry of the signed tree, never taken from the log's
+        # (or its mirror's) lists: a relay could leave nodes out of a list, not out of the tree.
         sth = self.log.tree_head(deadline_at=deadline_at)
+        directory = self.log.directory(sth, deadline_at=deadline_at)
+        releases = directory.releases()
+        # Cut where the log cuts its own list, so a node past this device's age limit gets a verdict that says so.
+        listed = directory.nodes(now=self.clock(), max_age=max(self.max_attestation_age, MAX_ATTESTATION_AGE))
+        proven = directory.entries()  # proven with the tree: no inclusion proof to fetch
         verdicts: list[Verdict] = []
         nodes: dict[str, VerifiedNode] = {}
         attestations: dict[str, dict[str, Any]] = {}
@@ -257,12 +262,12 @@ class CloudClient:
                 if not isinstance(release_index, int) or isinstance(release_index, bool):
                     raise AttestationError(node_id, f"release entry index {release_index!r:.40} is not a number")
                 self._check_entry(release_index, sth, lambda e: e.get("measurement") == att["measurement"],
-                                  node_id, "release entry", deadline_at)
+                                  node_id, "release entry", deadline_at, proven)
                 index = entry.get("index")
                 if not isinstance(index, int) or isinstance(index, bool):
                     raise AttestationError(node_id, f"log entry index {index!r} is not a number")
                 self._check_entry(index, sth, lambda e: e.get("attestation") == att, node_id, "attestation entry",
-                                  deadline_at)
+                                  deadline_at, proven)
             except AttestationError as exc:
                 verdicts.append(Verdict(node_id, False, exc.reason, str(att.get("model", ""))))
                 continue
@@ -287,10 +292,13 @@ class CloudClient:
         return verdicts
 
     def _check_entry(self, index: int, sth: dict[str, Any], matches: Any, node_id: str, what: str,
-                     deadline_at: float = math.inf) -> None:
-        """``matches`` always runs against the entry the log proved at ``index``: a mirror that
-        points a forged attestation at an index proven before gets the proven entry compared."""
+                     deadline_at: float = math.inf, proven: dict[int, dict[str, Any]] | None = None) -> None:
+        """``matches`` always runs against the entry the log proved at ``index`` (in ``proven``, the
+        directory's entries, when it is there): a forged attestation pointed at an index proven
+        before gets the proven entry compared."""
         entry = self._verified_entries.get(index)
+        if entry is None and proven is not None and index in proven:
+            entry = self._verified_entries[index] = proven[index]
         if entry is None:
             try:
                 entry = self.log.verified_entry(index, sth, deadline_at=deadline_at)

@@ -43,6 +43,7 @@ from tether.cloud.attestation import (
     unb64,
     verify_attestation,
 )
+from tether.cloud.directory import ProvenDirectory
 from tether.errors import AttestationError, InputError, LogUnreachableError, TransparencyLogError
 from tether.sqlite_files import describe, foreign_tables
 from tether.settings import header_token, http_url, mkdir_problem
@@ -535,6 +536,7 @@ class LogClient:
         self._timeout = timeout
         self._key: str | None = None
         self.last_sth: dict[str, Any] | None = None
+        self._directory: ProvenDirectory | None = None  # the entries proven for the last head read
         if public_key_b64 is not None:
             _public_key(public_key_b64)
             self._key = public_key_b64
@@ -721,6 +723,31 @@ class LogClient:
             return _check_sth_shape(state["sth"])
         except TransparencyLogError:  # damaged since start-up: the head in memory still holds
             return None
+
+    def directory(self, sth: dict[str, Any], *, deadline_at: float = math.inf) -> ProvenDirectory:
+        """Every entry of the (signed) tree ``sth``, hashed into its root: the directory a mirror
+        cannot narrow. Entries proven for an earlier head are kept; only the new ones are read."""
+        verify_tree_head(sth, self._pinned_key(deadline_at))
+        size = sth["size"]
+        cached = self._directory if self._directory is not None and self._directory.size <= size else None
+        for proven in ([cached] if cached is not None else []) + [ProvenDirectory()]:
+            self._directory = None
+            path = "/v1/log/entries"
+            while proven.size < size:
+                start = proven.size + 1
+                listed = self._field(self._request("GET", path, params={"start": start, "end": size},
+                                                   deadline_at=deadline_at), "entries", list, path)
+                if not listed:
+                    raise TransparencyLogError(f"transparency log {self.url} did not return entries {start}..{size}")
+                for item in listed[:size - proven.size]:
+                    if not isinstance(item, dict):
+                        raise TransparencyLogError(f"transparency log {self.url} sent a malformed entry list")
+                    proven.add(item.get("index"), item.get("entry"))
+            if hmac.compare_digest(proven.root(), sth["root"]):
+                self._directory = proven
+                return proven
+        raise TransparencyLogError(f"the {size} entries read from {self.url} do not hash to the tree head the "
+                                   "log signed: an entry was left out, added or changed on the way")
 
     def releases(self, *, deadline_at: float = math.inf) -> dict[str, int]:
         return self._field(self._request("GET", "/v1/log/releases", deadline_at=deadline_at), "releases", dict,
