@@ -9,6 +9,8 @@ summaries: one the device cannot make usable may be written there.
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import re
 import threading
 import time
@@ -17,7 +19,7 @@ from typing import Any, Awaitable, Callable, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, StreamingResponse
 
 from tether.errors import TetherError
 from tether.gateway.core import (FEATURE_DECISION, cancellable, gateway, in_thread, read_json, record_feature, route_block,
@@ -26,10 +28,14 @@ from tether.gateway.errors import GatewayError
 from tether.models import catalog
 from tether.routing.router import Decision
 
+DRAFT_INTERVAL = 0.05  # seconds between draft events: a few tokens each on the device
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str | None = None  # a catalog model or the gateway's own; default: the gateway's device model
+    # Server-sent events: the device's drafts as they are written, then the checked result (see ``_streamed``)
+    stream: bool = False
 
 
 class TextBody(_Body):
@@ -98,22 +104,99 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         via_router = routed and model == gw.device_model
         calls = _RouterCalls(gw.router)  # what each of the router's answers said, for the route block's notes
         args = ((body, model, calls if via_router else None) if routed else (body, model)) + prepared
+        drafts: queue.SimpleQueue[str | None] | None = queue.SimpleQueue() if body.stream else None
+        run = call if drafts is None else _drafting(drafts, call)
         if via_router:  # may wait on the cloud: hold the model only while generating
-            work = in_thread(cancellable(cancel, _on_generation_threads, gw, call, *args))
+            work = in_thread(cancellable(cancel, _on_generation_threads, gw, run, *args))
         else:
-            work = gw.generate(model, cancellable(cancel, call, *args))
-        result = await unless_disconnected(request, gw, cancel, work)
-        if via_router:
-            responses = list(calls.responses)
-            block = (_stacks_block(result, responses, calls.failures) if hasattr(result, "stacks")
-                     else _routed_block(result, responses))
-        else:
-            unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
-            block = route_block(FEATURE_DECISION, notes=unrecorded)
-        return JSONResponse({**result.model_dump(mode="json"), "tether": block}, headers=route_headers(block))
+            work = gw.generate(model, cancellable(cancel, run, *args))
+
+        async def answer(result: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+            if via_router:
+                responses = list(calls.responses)
+                block = (_stacks_block(result, responses, calls.failures) if hasattr(result, "stacks")
+                         else _routed_block(result, responses))
+            else:
+                unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
+                block = route_block(FEATURE_DECISION, notes=unrecorded)
+            return {**result.model_dump(mode="json"), "tether": block}, block
+
+        if drafts is not None:
+            return _streamed(work, answer, drafts, cancel, gw)
+        payload, block = await answer(await unless_disconnected(request, gw, cancel, work))
+        return JSONResponse(payload, headers=route_headers(block))
 
     endpoint.__name__ = name.replace(".", "_")
     return endpoint
+
+
+def _drafting(drafts: "queue.SimpleQueue[str | None]", call: Callable[..., BaseModel]) -> Callable[..., BaseModel]:
+    """``call`` with every device generation's text put on ``drafts`` as it is written (``None``
+    when a generation starts), on whatever thread ``call`` runs."""
+    from tether.models.engine import drafting
+
+    def run(*args: Any) -> BaseModel:
+        with drafting(drafts.put):
+            return call(*args)
+
+    return run
+
+
+def _draft_events(drafts: "queue.SimpleQueue[str | None]") -> list[dict[str, Any]]:
+    """What ``drafts`` holds now, as events: a new draft (``draft_reset``), then its text so far."""
+    events: list[dict[str, Any]] = []
+    text = ""
+    while True:
+        try:
+            piece = drafts.get_nowait()
+        except queue.Empty:
+            break
+        if piece is None:
+            if text:
+                events.append({"draft": text})
+                text = ""
+            events.append({"draft_reset": True})
+        else:
+            text += piece
+    if text:
+        events.append({"draft": text})
+    return events
+
+
+def _streamed(work: Awaitable[BaseModel], answer: Callable[[BaseModel], Awaitable[tuple[dict[str, Any], Any]]],
+              drafts: "queue.SimpleQueue[str | None]", cancel: threading.Event, gw: Any) -> StreamingResponse:
+    """A feature as server-sent events: ``{"draft_reset": true}`` when the device starts writing
+    (a try, a retry, the next piece or stack), ``{"draft": text}`` as it writes, then the result as
+    the JSON answer would have it (checked: a draft the feature's checks refuse never becomes the
+    result) or ``{"error": …}``, then ``[DONE]``. The drafts are the device's own text; what left
+    the device is never a draft. A client that goes away stops the generation."""
+    from tether.gateway.chat import sse
+    from tether.gateway.errors import error_body
+
+    async def events() -> Any:
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                for event in _draft_events(drafts):
+                    yield sse(event)
+                await asyncio.wait({task}, timeout=DRAFT_INTERVAL)
+            for event in _draft_events(drafts):
+                yield sse(event)
+            try:
+                payload, _ = await answer(task.result())
+            except Exception as exc:  # noqa: BLE001 - every failure is reported as the JSON answer would be
+                payload = error_body(exc)[1]
+            yield sse(payload)
+            yield b"data: [DONE]\n\n"
+        finally:
+            if not task.done():  # the client went away: stop the generation, free the model
+                cancel.set()
+                gw.metrics.cancelled += 1
+                task.cancel()
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())  # nobody reads it now
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _on_generation_threads(gw: Any, call: Callable[..., BaseModel], *args: Any) -> BaseModel:

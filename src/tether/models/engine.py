@@ -223,6 +223,14 @@ def current_cancel() -> threading.Event | None:
     return getattr(_ambient, "cancel", None)
 
 
+def drafting(listener: Callable[[str | None], None] | None) -> contextlib.AbstractContextManager[None]:
+    """Every ``complete`` on this thread inside the block (or handed to ``generations_on``'s runner)
+    gives ``listener`` its text as it is written: ``None`` when a generation starts, then each piece.
+    The gateway streams a feature's drafts this way while the feature's checks decide what it will
+    show, without passing a callback down every call. Guided (JSON) generations are not drafts."""
+    return _ambient_set("drafts", listener)
+
+
 def generations_on(runner: Callable[[str, Callable[[], Completion]], Completion]) -> contextlib.AbstractContextManager[None]:
     """Every ``complete`` on this thread inside the block runs as ``runner(engine_name, work)``.
 
@@ -458,10 +466,11 @@ class LlamaEngine:
     def complete(self, messages: Sequence[Message], sampling: Sampling = Sampling(), **kwargs: Any) -> Completion:
         runner = getattr(_ambient, "runner", None)
         if runner is not None:
-            cancel = current_cancel()
+            cancel, drafts = current_cancel(), getattr(_ambient, "drafts", None)
 
             def work() -> Completion:
-                with _ambient_set("cancel", cancel):  # this thread's cancel, on the generating one
+                # this thread's cancel and draft listener, on the generating one
+                with _ambient_set("cancel", cancel), _ambient_set("drafts", drafts):
                     return self._complete(messages, sampling, **kwargs)
 
             return runner(self.name, work)
@@ -469,8 +478,13 @@ class LlamaEngine:
 
     def _complete(self, messages: Sequence[Message], sampling: Sampling, **kwargs: Any) -> Completion:
         result: list[Completion] = []
-        for _ in self.stream(messages, sampling, result=result, **kwargs):
-            pass
+        listener = getattr(_ambient, "drafts", None) if kwargs.get("json_schema") is None else None
+        deltas = self.stream(messages, sampling, result=result, **kwargs)
+        if listener is not None:
+            listener(None)
+        for delta in deltas:
+            if listener is not None and delta.text:
+                listener(delta.text)
         return result[0]
 
     def _grammar(self, schema: dict[str, Any]) -> Any:

@@ -98,7 +98,8 @@ def test_rewrite_sends_the_tone(real):
     page.select_option("#tone", "friendly")
     page.click("#run")
     wait_done(page, timeout=120_000)
-    assert rewrites[-1].post_data_json == {"text": "hey, can u send the report by friday", "tone": "friendly"}
+    assert rewrites[-1].post_data_json == {"text": "hey, can u send the report by friday", "tone": "friendly",
+                                           "stream": True}
     assert page.locator("#route-tier").text_content() == "device"
     assert page.locator("#route-rule").text_content() == "no_cloud"  # routed: no cloud is configured
 
@@ -113,8 +114,8 @@ def test_proofread_keeps_the_wording_unless_unticked(real):
     page.uncheck("#keep-wording")
     page.click("#run")
     wait_done(page, timeout=120_000)
-    assert [p.post_data_json for p in posts[-2:]] == [{"text": "i has a apple"},
-                                                       {"text": "i has a apple", "keep_wording": False}]
+    assert [p.post_data_json for p in posts[-2:]] == [{"text": "i has a apple", "stream": True},
+                                                       {"text": "i has a apple", "keep_wording": False, "stream": True}]
     assert "edit" in page.locator("#result").text_content()
 
 
@@ -153,13 +154,25 @@ def test_gateway_summary_runs_on_the_device(real):
 
 
 def test_gateway_rewrite_with_tone(real):
+    """The device's draft streams in (shown as a draft) before the checked rewrite replaces it."""
     page, _ = real
     fill(page, "rewrite", "auto", "hey can u send me the report by friday thx")
     page.select_option("#tone", "professional")
+    page.evaluate("""() => {
+      const result = document.getElementById('result');
+      window.__drafts = [];
+      new MutationObserver(() => {
+        if (result.classList.contains('draft')) window.__drafts.push(result.textContent);
+      }).observe(result, {attributes: true, childList: true, characterData: true, subtree: true});
+    }""")
     page.click("#run")
     wait_done(page, timeout=240_000)
-    assert page.locator("#result").text_content().strip(), page.locator("#status").text_content()
+    final = page.locator("#result").text_content().strip()
+    assert final, page.locator("#status").text_content()
     assert page.locator("#route-tier").text_content() == "device"
+    drafts = page.evaluate("window.__drafts")
+    assert drafts and any(d.strip() for d in drafts), "no draft was shown while the rewrite was written"
+    assert "draft" not in (page.locator("#result").get_attribute("class") or "")  # the checked result replaced it
 
 
 def test_ask_your_files_answers_and_lists_the_files(real):

@@ -246,10 +246,19 @@
       el.result.textContent = resultText("chat", body);
       return {};
     }
+    el.result.textContent = "";
+    return readEvents(resp, (chunk) => {
+      if (chunk.tether) showRoute(chunk.tether);
+      const delta = chunk.choices && chunk.choices[0] && (chunk.choices[0].delta || {}).content;
+      if (delta) el.result.textContent += delta;
+    });
+  }
+
+  // Server-sent events: each "data:" line's JSON to onEvent until [DONE]; an error event ends it.
+  async function readEvents(resp, onEvent) {
     const reader = resp.body.getReader();
     const decoder = new TextDecoder();
     let buf = "";
-    el.result.textContent = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -264,22 +273,49 @@
         let chunk;
         try { chunk = JSON.parse(data); } catch (_) { continue; }
         if (chunk.error) return { error: { msg: chunk.error.message || String(chunk.error), code: chunk.error.code || "" } };
-        if (chunk.tether) showRoute(chunk.tether);
-        const delta = chunk.choices && chunk.choices[0] && (chunk.choices[0].delta || {}).content;
-        if (delta) el.result.textContent += delta;
+        onEvent(chunk);
       }
     }
     return {};
   }
 
+  function showDraft(text) {
+    el.result.classList.add("draft");
+    el.result.textContent = text;
+  }
+
+  // A feature streams the device's drafts (shown dimmed, as "draft") while its checks decide; the
+  // result that replaces them is the checked one, which may differ (a retry, the private cloud).
   async function runFeature(feature, text, target, consent) {
+    const streamed = feature !== "emoji";
     const resp = await fetch(FEATURE_PATHS[feature], {
       method: "POST", headers: headersFor(consent), signal: controller.signal,
-      body: JSON.stringify(featureBody(feature, text)),
+      body: JSON.stringify({ ...featureBody(feature, text), ...(streamed ? { stream: true } : {}) }),
     });
     if (!resp.ok) return { error: await errorMessage(resp) };
     showRoute(routeFromHeaders(resp));
-    const body = await resp.json();
+    let body = null;
+    if ((resp.headers.get("Content-Type") || "").includes("text/event-stream")) {
+      let drafts = 0;
+      let draft = "";
+      const ended = await readEvents(resp, (event) => {
+        if (event.draft_reset) {
+          drafts += 1;
+          draft = "";
+          setStatus(drafts > 1 ? `Writing on the device (draft ${drafts})…` : "Writing on the device…");
+        } else if (typeof event.draft === "string") {
+          draft += event.draft;
+          showDraft(draft);
+        } else {
+          body = event;
+        }
+      });
+      el.result.classList.remove("draft");
+      if (ended.error) return ended;
+      if (!body) return { error: { msg: "the gateway ended the stream without a result", code: "" } };
+    } else {
+      body = await resp.json();
+    }
     if (body && body.tether) showRoute(body.tether);
     el.result.textContent = resultText(feature, body);
     if (feature === "emoji" && body && typeof body.png_base64 === "string") {
@@ -420,6 +456,7 @@
     const text = el.input.value;
     if (!text.trim()) { setStatus("Type or paste something first.", true); return; }
     el.result.textContent = "";
+    el.result.classList.remove("draft");
     el.emojiImage.hidden = true;
     el.emojiImage.removeAttribute("src");
     clearRoute();
@@ -479,7 +516,8 @@
         setStatus(ran + "Done in " + ((performance.now() - started) / 1000).toFixed(1) + " s.");
       }
     } catch (e) {
-      setStatus(told + (e.name === "AbortError" ? "Stopped." : "Error: " + e.message), true);
+      const unchecked = el.result.classList.contains("draft") ? " The draft shown was never checked." : "";
+      setStatus(told + (e.name === "AbortError" ? "Stopped." + unchecked : "Error: " + e.message), true);
     } finally {
       busy(false);
       controller = null;
