@@ -409,7 +409,8 @@ def test_node_killed_mid_stream_completes_on_the_other(cloud):
 
 
 def test_nodes_re_attest_and_devices_refuse_stale_attestations(cloud, start_service):
-    """A node re-signs its attestation while it runs; one that stops doing so ages out of trust."""
+    """A node re-signs its attestation while it runs, with a fresh request key each time, and still
+    opens what a device seals to the key it attested before; one that stops re-attesting ages out."""
     log_url = cloud["log"].url
     node = start_service("node-c", ["node", "serve", "-m", MODEL, "--port", "0", "--n-ctx", "2048",
                                     "--max-tokens", "256", "--log", log_url, "--reattest-every", "1"], cloud["root"])
@@ -422,11 +423,20 @@ def test_nodes_re_attest_and_devices_refuse_stale_attestations(cloud, start_serv
                         if n["attestation"]["node_id"] == node_id)
 
         start = listed()
+        early = CloudClient(log_url, cloud["relay"].url, log_key=cloud["log_key"], k=1, directory_ttl=3600,
+                            state_path=cloud["root"] / "early-device.json")
+        early.refresh()
+        early._nodes = {node_id: early._nodes[node_id]}  # this node only, as attested at start-up
         deadline = time.monotonic() + 20
         while listed()["attestation"]["issued_at"] < start["attestation"]["issued_at"] + 2:
             assert node.proc.poll() is None and time.monotonic() < deadline, node.output()
             time.sleep(0.3)
         assert listed()["index"] > int(first) and "re-attested" in node.output()
+        assert listed()["attestation"]["hpke_key"] != start["attestation"]["hpke_key"]  # a new key each time
+        try:  # sealed to the start-up key, two rotations ago: still opened while that attestation is trusted
+            assert early.chat(ask("Say hi.", max_tokens=4))["x_tether"]["node"] == node_id
+        finally:
+            early.close()
 
         strict = CloudClient(log_url, cloud["relay"].url, log_key=cloud["log_key"], max_attestation_age=2.5,
                              state_path=cloud["root"] / "strict-device.json")

@@ -179,3 +179,38 @@ def test_a_sealed_requests_size_does_not_give_away_its_prompts_length():
     for n in (1, 1024, 1025, 4000, 10_000, 123_457, 1_000_000, 3_000_000):
         padded = padded_length(n)
         assert n <= padded <= max(1024, int(n * 1.12) + 1)
+
+
+def test_a_rotated_key_opens_only_while_its_attestation_may_be_trusted():
+    """A node rotates its request key at every re-attestation. A device that still holds the old
+    attestation may seal to the old key until that attestation is too old to trust (``keep``
+    after it was issued); after that the node no longer holds the key, so a request sealed to it,
+    or a recording of one, opens nowhere."""
+    from tether.cloud.envelope import KeyRing
+
+    now = [1_000.0]
+    ring = KeyRing(keep=7_500.0, clock=lambda: now[0])
+    guard = ReplayGuard()
+    first = ring.current
+
+    def sealed_to(keys: KeyPair) -> dict:
+        sealed, _ = seal_request(BODY, [("node-a", keys.public_bytes)])
+        return json.loads(json.dumps(sealed.for_node("node-a")))
+
+    assert ring.open(sealed_to(first), "node-a", guard)[0] == BODY
+    now[0] += 1_800  # the next re-attestation
+    second = ring.rotate()
+    assert second.public_bytes != first.public_bytes and len(ring.held()) == 2
+    assert ring.open(sealed_to(first), "node-a", guard)[0] == BODY  # a device with the older attestation
+    assert ring.open(sealed_to(second), "node-a", guard)[0] == BODY
+    now[0] += 1_800
+    ring.rotate()
+    now[0] = 1_000.0 + 7_500.0 + 1  # the first key's attestation is past trusting: the key is gone
+    assert first not in ring.held() and second in ring.held()
+    with pytest.raises(EnvelopeError, match="^rejected$"):
+        ring.open(sealed_to(first), "node-a", guard)
+    assert ring.open(sealed_to(second), "node-a", guard)[0] == BODY
+    replay = sealed_to(second)
+    ring.open(replay, "node-a", guard)
+    with pytest.raises(EnvelopeError, match="^rejected$"):  # a replay is still refused, whichever key
+        ring.open(replay, "node-a", guard)

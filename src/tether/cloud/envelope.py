@@ -68,6 +68,52 @@ class KeyPair:
         self.public_bytes = pair.public_key.to_public_bytes()
 
 
+class KeyRing:
+    """A node's request keys: the one its current attestation names, and those before it while a
+    device may still seal to them (until their attestation is too old for any device to trust).
+
+    The node rotates at every re-attestation, so a key taken from its memory later opens only
+    what was sealed to it in the last ``keep`` seconds: requests older than that were sealed to
+    keys the node no longer holds (forward secrecy by epoch, as far as memory can be dropped)."""
+
+    def __init__(self, keep: float, *, clock: Any = time.time):
+        self.keep = keep
+        self.clock = clock
+        self.current = KeyPair()
+        self._since = clock()  # when ``current`` became the attested key
+        self._lock = threading.Lock()
+        self._retired: list[tuple[float, KeyPair]] = []  # (drop after, keys)
+
+    def rotate(self) -> KeyPair:
+        """A fresh current key; the old one stays ``keep`` seconds past the attestation that named it."""
+        with self._lock:
+            now = self.clock()
+            self._retired.append((self._since + self.keep, self.current))
+            self.current, self._since = KeyPair(), now
+            self._drop_expired(now)
+            return self.current
+
+    def _drop_expired(self, now: float) -> None:
+        self._retired = [(until, keys) for until, keys in self._retired if until > now]
+
+    def held(self) -> list[KeyPair]:
+        """The keys a request may be sealed to now, the current one first."""
+        with self._lock:
+            self._drop_expired(self.clock())
+            return [self.current, *(keys for _, keys in reversed(self._retired))]
+
+    def open(self, message: dict[str, Any], node_id: str,
+             guard: "ReplayGuard") -> tuple[dict[str, Any], "ResponseSealer"]:
+        """``open_request`` with whichever held key the request was sealed to; ``EnvelopeError``
+        ("rejected") if none opens it."""
+        for keys in self.held():
+            try:
+                return open_request(message, node_id, keys, guard)
+            except EnvelopeError:
+                continue
+        raise EnvelopeError("rejected")
+
+
 @dataclass(frozen=True)
 class Wrap:
     node_id: str

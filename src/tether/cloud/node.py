@@ -6,7 +6,8 @@ on AWS Inferentia/Trainium, or the llama.cpp server on a Graviton CPU.
 
 Stateless by construction: request content exists only in local variables of
 one request; nothing is logged but counts and latencies, nothing is written to
-disk, and keys are made at start-up and held in memory.
+disk, and keys are held in memory only: made at start-up, replaced at every
+re-attestation, and dropped once no device may still seal to them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tether.cloud.attestation import Measurement, NodeIdentity, code_digest, describe_hardware, make_attestation, node_config
-from tether.cloud.envelope import KeyPair, ReplayGuard, ResponseSealer, open_request
+from tether.cloud.attestation import (CLOCK_SKEW, MAX_ATTESTATION_AGE, Measurement, NodeIdentity, code_digest,
+                                     describe_hardware, make_attestation, node_config)
+from tether.cloud.envelope import KeyRing, ReplayGuard, ResponseSealer
 from tether.cloud.serving import BodyError, json_http_errors, read_body
 from tether.errors import EnvelopeError, GenerationError, InputError, TetherError, TransparencyLogError
 from tether.settings import header_token, http_url
@@ -272,7 +274,8 @@ class Node:
     def __init__(self, settings: NodeSettings, url: str):
         self.settings = settings
         self.backend: Backend = UpstreamBackend(settings) if settings.upstream else LocalBackend(settings)
-        self.keys = KeyPair()
+        # Rotated at every re-attestation; an old key is kept while its attestation may still be trusted.
+        self.keyring = KeyRing(keep=MAX_ATTESTATION_AGE + CLOCK_SKEW)
         self.identity = NodeIdentity()
         self.measurement = Measurement(
             code=code_digest(),
@@ -296,10 +299,12 @@ class Node:
     def node_id(self) -> str:
         return self.identity.node_id
 
-    def reattest(self) -> None:
-        """Sign the attestation afresh (same keys, new ``issued_at``); devices refuse old ones."""
+    def reattest(self, *, rotate: bool = False) -> None:
+        """Sign the attestation afresh (new ``issued_at``; devices refuse old ones), with a fresh
+        request key if ``rotate`` (the old one is kept while a device may still seal to it)."""
+        keys = self.keyring.rotate() if rotate else self.keyring.current
         self.attestation = make_attestation(
-            self.identity, self.keys.public_bytes, self.measurement, url=self.url, model=self.backend.name,
+            self.identity, keys.public_bytes, self.measurement, url=self.url, model=self.backend.name,
             hardware=self.hardware, tokens_per_second=self.tokens_per_second,
         )
 
@@ -325,7 +330,7 @@ class Node:
         def loop() -> None:
             while not stop.wait(every):
                 try:
-                    self.reattest()
+                    self.reattest(rotate=True)
                     index = self.announce(log_url, token)
                     print(f"re-attested: log index {index}", file=sys.stderr, flush=True)
                 except TetherError as exc:
@@ -378,7 +383,7 @@ class Node:
             message = json.loads(body)
             if not isinstance(message, dict):
                 raise EnvelopeError("rejected")
-            chat, sealer = open_request(message, self.node_id, self.keys, self.guard)
+            chat, sealer = self.keyring.open(message, self.node_id, self.guard)
         except BodyError as exc:
             self.metrics.rejected += 1
             if exc.status == 413:  # the size is no secret (the relay and the network see it): say so
