@@ -12,7 +12,7 @@ ifeq ($(shell uname -m),x86_64)
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 endif
 
-.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-embeddings bench-embedder-choice bench-cloud bench-gateway bench-tools bench-cli bench-guided bench-proofread bench-proofcheck bench-proofread-cascade bench-notifications bench-summaries bench-rewrite bench-replies bench-emoji bench-routing label-routing train-router clean
+.PHONY: install install-bench demo serve test test-fast bench bench-privacy bench-search bench-embeddings bench-embedder-choice bench-cloud bench-gateway bench-playground bench-tools bench-cli bench-guided bench-proofread bench-proofcheck bench-proofread-cascade bench-notifications bench-summaries bench-rewrite bench-replies bench-emoji bench-routing label-routing train-router clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt requirements/models.txt
 	$(PY) -m venv $(VENV)
@@ -102,6 +102,9 @@ bench-cloud: install
 
 bench-gateway: install
 	$(BIN)/python benchmarks/gateway_load.py
+
+bench-playground: install $(BROWSER_STAMP)
+	$(BIN)/python benchmarks/playground_load.py
 
 bench-tools: install
 	$(BIN)/python benchmarks/tools.py
