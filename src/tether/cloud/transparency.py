@@ -43,13 +43,11 @@ from tether.cloud.attestation import (
     unb64,
     verify_attestation,
 )
-from tether.cloud.directory import ProvenDirectory
+from tether.cloud.directory import EMPTY_ROOT, HASH_ALGORITHM, DirectoryIndex, ProvenDirectory
 from tether.errors import AttestationError, InputError, LogUnreachableError, TransparencyLogError
 from tether.sqlite_files import describe, foreign_tables
 from tether.settings import header_token, http_url, mkdir_problem
 
-HASH_ALGORITHM = "sha256"
-EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 MAX_STH_AGE = 600.0  # seconds; the log signs a fresh head per request
 _HASHER = MerkleHasher(HASH_ALGORITHM)
 
@@ -123,8 +121,7 @@ class TransparencyLog:
             self._writer.close()
             raise TransparencyLogError(f"cannot open transparency log {self.db_path}: {exc}") from exc
         self._check_key()
-        self._releases: dict[str, int] = {}
-        self._nodes: dict[str, tuple[float, int, str]] = {}  # node id -> (issued_at, index, measurement), latest
+        self._directory = DirectoryIndex()  # releases and each node's latest attestation
         self._seen: dict[str, int] = {}  # sha256 of an attestation -> its index
         try:
             self._check_not_rolled_back()
@@ -201,8 +198,9 @@ class TransparencyLog:
         """Log a measurement as released; the same measurement again returns its first index."""
         measurement = _measurement(components)
         with self._lock:
-            if measurement.digest in self._releases:
-                return self._releases[measurement.digest]
+            released = self._directory.release_index(measurement.digest)
+            if released is not None:
+                return released
             return self.append({"type": "release", "measurement": measurement.digest,
                                 "components": measurement.components(), "released_at": round(self.clock(), 3)})
 
@@ -220,22 +218,16 @@ class TransparencyLog:
             if seen is not None:
                 return seen
             node = str(attestation["node_id"])
-            if node in self._nodes and attestation["issued_at"] <= self._nodes[node][0]:
+            latest = self._directory.latest_issued(node)
+            if latest is not None and attestation["issued_at"] <= latest:
                 # A replayed older attestation must not displace the node's current one.
                 raise AttestationError(node, "older than this node's latest attestation in the log")
             return self.append({"type": "node", "attestation": attestation})
 
     def _index(self, index: int, entry: dict[str, Any]) -> None:
-        kind = entry.get("type")
-        if kind == "release" and isinstance(entry.get("measurement"), str):
-            self._releases.setdefault(entry["measurement"], index)
-        elif kind == "node" and isinstance(entry.get("attestation"), dict):
-            att = entry["attestation"]
-            node, issued = str(att.get("node_id")), att.get("issued_at")
-            issued = float(issued) if isinstance(issued, (int, float)) else float("-inf")
-            if node not in self._nodes or issued >= self._nodes[node][0]:
-                self._nodes[node] = (issued, index, str(att.get("measurement")))
-            self._seen.setdefault(_digest(att), index)
+        self._directory.add(index, entry)
+        if entry.get("type") == "node" and isinstance(entry.get("attestation"), dict):
+            self._seen.setdefault(_digest(entry["attestation"]), index)
 
     # -- reading
 
@@ -255,7 +247,7 @@ class TransparencyLog:
 
     def releases(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._releases)
+            return self._directory.releases()
 
     def nodes(self) -> list[dict[str, Any]]:
         """Latest attestation per live node running a released measurement, oldest first.
@@ -266,11 +258,8 @@ class TransparencyLog:
         announcements nobody would trust do not get to make it long. Their entries
         stay in the Merkle tree for audit.
         """
-        cutoff = self.clock() - self.max_node_age
         with self._lock:
-            indices = sorted(index for issued, index, measurement in self._nodes.values()
-                             if issued >= cutoff and measurement in self._releases)
-        return [{"index": i, "attestation": self.entry(i)["attestation"]} for i in indices]
+            return self._directory.nodes(now=self.clock(), max_age=self.max_node_age)
 
     # -- tree heads and proofs
 
