@@ -38,6 +38,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+import psutil
 import yaml
 from rich.progress import track
 
@@ -52,16 +53,6 @@ from engine import cpu_model  # noqa: E402 - benchmarks/ is not a package
 QUERIES = ROOT / "data" / "search_queries.jsonl"
 CACHE = Path(os.environ.get("TETHER_BENCH_CACHE", "/tmp/tether-search-bench"))
 _INJECTION = re.compile(r"\{[a-z_]+\}")
-
-
-def _memory_gib() -> int:
-    """The host's memory, for the record (``/proc/meminfo``; 0 where there is none)."""
-    try:
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    except (OSError, StopIteration, ValueError):
-        return 0
-    return round(kib / 2**20)
 
 
 def suite() -> dict[str, list[dict]]:
@@ -161,7 +152,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="tether-search-bench-"))
     out: dict[str, object] = {"date": time.strftime("%Y-%m-%d", time.gmtime()),
                               "machine": f"{os.cpu_count()} vCPU {platform.machine()} ({cpu_model()}), "
-                                         f"{_memory_gib()} GiB", "queries": len(queries)}
+                                         f"{round(psutil.virtual_memory().total / 2**30)} GiB", "queries": len(queries)}
     try:
         # ---------------------------------------------------------- real corpus, real indexer
         data_dir = work / "agentdojo"

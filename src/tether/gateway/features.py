@@ -111,7 +111,7 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
         else:
             work = gw.generate(model, cancellable(cancel, run, *args))
 
-        async def answer(result: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+        async def answer(result: BaseModel) -> dict[str, Any]:
             if via_router:
                 responses = list(calls.responses)
                 block = (_stacks_block(result, responses, calls.failures) if hasattr(result, "stacks")
@@ -119,12 +119,12 @@ def _run(name: str, body_model: type[_Body], call: Callable[..., BaseModel], *, 
             else:
                 unrecorded = await in_thread(record_feature, gw.router, name, time.perf_counter() - start)
                 block = route_block(FEATURE_DECISION, notes=unrecorded)
-            return {**result.model_dump(mode="json"), "tether": block}, block
+            return {**result.model_dump(mode="json"), "tether": block}
 
         if drafts is not None:
             return _streamed(work, answer, drafts, cancel, gw)
-        payload, block = await answer(await unless_disconnected(request, gw, cancel, work))
-        return JSONResponse(payload, headers=route_headers(block))
+        payload = await answer(await unless_disconnected(request, gw, cancel, work))
+        return JSONResponse(payload, headers=route_headers(payload["tether"]))
 
     endpoint.__name__ = name.replace(".", "_")
     return endpoint
@@ -163,7 +163,7 @@ def _draft_events(drafts: "queue.SimpleQueue[str | None]") -> list[dict[str, Any
     return events
 
 
-def _streamed(work: Awaitable[BaseModel], answer: Callable[[BaseModel], Awaitable[tuple[dict[str, Any], Any]]],
+def _streamed(work: Awaitable[BaseModel], answer: Callable[[BaseModel], Awaitable[dict[str, Any]]],
               drafts: "queue.SimpleQueue[str | None]", cancel: threading.Event, gw: Any) -> StreamingResponse:
     """A feature as server-sent events: ``{"draft_reset": true}`` when the device starts writing
     (a try, a retry, the next piece or stack), ``{"draft": text}`` as it writes, then the result as
@@ -183,7 +183,7 @@ def _streamed(work: Awaitable[BaseModel], answer: Callable[[BaseModel], Awaitabl
             for event in _draft_events(drafts):
                 yield sse(event)
             try:
-                payload, _ = await answer(task.result())
+                payload = await answer(task.result())
             except Exception as exc:  # noqa: BLE001 - every failure is reported as the JSON answer would be
                 payload = error_body(exc)[1]
             yield sse(payload)
