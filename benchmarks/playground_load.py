@@ -15,6 +15,7 @@ the floor any page on this gateway pays.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
@@ -30,6 +32,24 @@ from engine import cpu_model  # noqa: E402 - benchmarks/ is not a package
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-dev-shm-usage"]
+
+
+@contextlib.contextmanager
+def local_gateway(model: str, prefix: str) -> Iterator[str]:
+    """A real ``tether serve`` on a free loopback port, on ``model`` with no cloud configured and a
+    throwaway ledger; yields its URL and stops it afterwards."""
+    from tether.cloud.serving import spawn, stop
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        config = Path(tmp) / "router.toml"
+        config.write_text(f'device_model = "{model}"\n')
+        env = {**os.environ, "TETHER_LEDGER": str(Path(tmp) / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config)}
+        proc, url = spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", model],
+                          Path(tmp) / "serve.log", env=env, timeout=300)
+        try:
+            yield url
+        finally:
+            stop(proc, timeout=15)
 
 
 def main() -> None:
@@ -41,62 +61,51 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from tether.cloud.serving import spawn, stop
+    runs: dict[str, list[float]] = {"dom": [], "load": [], "ready": [], "healthz": []}
+    weights: list[int] = []
+    remote: list[str] = []
+    with local_gateway(args.model, "tether-playground-load-") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        for i in range(args.loads + 1):  # the first load warms the gateway and is not counted
+            context = browser.new_context()
+            page = context.new_page()
+            fetched: list[int] = []
 
-    with tempfile.TemporaryDirectory(prefix="tether-playground-load-") as tmp:
-        config = Path(tmp) / "router.toml"
-        config.write_text(f'device_model = "{args.model}"\n')
-        env = {**os.environ, "TETHER_LEDGER": str(Path(tmp) / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config)}
-        proc, url = spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", args.model],
-                          Path(tmp) / "serve.log", env=env, timeout=300)
-        runs: dict[str, list[float]] = {"dom": [], "load": [], "ready": [], "healthz": []}
-        weights: list[int] = []
-        remote: list[str] = []
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
-                for i in range(args.loads + 1):  # the first load warms the gateway and is not counted
-                    context = browser.new_context()
-                    page = context.new_page()
-                    fetched: list[int] = []
+            def block_remote(route) -> None:  # noqa: ANN001 - playwright's Route
+                if route.request.url.startswith(url):
+                    route.continue_()
+                else:
+                    remote.append(route.request.url)
+                    route.abort()
 
-                    def block_remote(route) -> None:  # noqa: ANN001 - playwright's Route
-                        if route.request.url.startswith(url):
-                            route.continue_()
-                        else:
-                            remote.append(route.request.url)
-                            route.abort()
+            arrived: list[float] = []
 
-                    arrived: list[float] = []
+            def answered(response) -> None:  # noqa: ANN001 - playwright's Response
+                arrived.append(time.perf_counter())
+                try:
+                    fetched.append(len(response.body()))
+                except Exception:  # noqa: BLE001 - a late answer after the context closed
+                    pass
 
-                    def answered(response) -> None:  # noqa: ANN001 - playwright's Response
-                        arrived.append(time.perf_counter())
-                        try:
-                            fetched.append(len(response.body()))
-                        except Exception:  # noqa: BLE001 - a late answer after the context closed
-                            pass
-
-                    page.route("**/*", block_remote)
-                    page.on("response", answered)
-                    start = time.perf_counter()
-                    page.goto(url + "/", wait_until="load")
-                    page.wait_for_load_state("networkidle")  # its first reads of the gateway are answered
-                    ready = (max(arrived) - start) * 1000  # the last of them, not the idle wait after it
-                    timing = page.evaluate("() => { const t = performance.getEntriesByType('navigation')[0];"
-                                           " return [t.domContentLoadedEventEnd, t.loadEventEnd]; }")
-                    start = time.perf_counter()
-                    page.goto(url + "/healthz")
-                    healthz = (time.perf_counter() - start) * 1000
-                    if i:
-                        runs["dom"].append(timing[0])
-                        runs["load"].append(timing[1])
-                        runs["ready"].append(ready)
-                        runs["healthz"].append(healthz)
-                        weights.append(sum(fetched))
-                    context.close()
-                browser.close()
-        finally:
-            stop(proc, timeout=15)
+            page.route("**/*", block_remote)
+            page.on("response", answered)
+            start = time.perf_counter()
+            page.goto(url + "/", wait_until="load")
+            page.wait_for_load_state("networkidle")  # its first reads of the gateway are answered
+            ready = (max(arrived) - start) * 1000  # the last of them, not the idle wait after it
+            timing = page.evaluate("() => { const t = performance.getEntriesByType('navigation')[0];"
+                                   " return [t.domContentLoadedEventEnd, t.loadEventEnd]; }")
+            start = time.perf_counter()
+            page.goto(url + "/healthz")
+            healthz = (time.perf_counter() - start) * 1000
+            if i:
+                runs["dom"].append(timing[0])
+                runs["load"].append(timing[1])
+                runs["ready"].append(ready)
+                runs["healthz"].append(healthz)
+                weights.append(sum(fetched))
+            context.close()
+        browser.close()
     out = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "machine": f"{os.cpu_count()} vCPU {platform.machine()} ({cpu_model()})", "loads": args.loads,
            **{f"{k}_ms_median": statistics.median(v) for k, v in runs.items()},

@@ -13,12 +13,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage"]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from playground_load import CHROMIUM_ARGS, local_gateway  # noqa: E402 - benchmarks/ is not a package
 
 
 def wait_done(page, timeout: float = 300_000) -> None:
@@ -34,36 +33,25 @@ def main() -> None:
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
-    from tether.cloud.serving import spawn, stop
-
-    with tempfile.TemporaryDirectory(prefix="tether-screenshot-") as tmp:
-        config = Path(tmp) / "router.toml"
-        config.write_text(f'device_model = "{args.model}"\n')
-        env = {**os.environ, "TETHER_LEDGER": str(Path(tmp) / "ledger.sqlite"), "TETHER_ROUTER_CONFIG": str(config)}
-        proc, url = spawn([sys.executable, "-m", "tether", "serve", "--port", "0", "--model", args.model],
-                          Path(tmp) / "serve.log", env=env, timeout=300)
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
-                page = browser.new_page(viewport={"width": 1280, "height": 1000})
-                page.goto(url + "/")
-                page.wait_for_selector("#run")
-                page.select_option("#feature", "rewrite")
-                page.fill("#input", "hey, cant make it tmrw, can we move the review with Priya to friday?")
-                page.click("#run")
-                wait_done(page)
-                page.select_option("#feature", "chat")
-                page.select_option("#target", "auto")
-                page.fill("#input", "Write a one-line thank-you note to Alice Johnson for hosting us in Lisbon.")
-                page.click("#run")
-                wait_done(page)
-                page.wait_for_function("() => document.querySelectorAll('#recent li').length >= 2", timeout=30_000)
-                page.screenshot(path=str(args.out), full_page=True)
-                print(f"result: {page.locator('#result').text_content().strip()}")
-                print(f"wrote {args.out}")
-                browser.close()
-        finally:
-            stop(proc, timeout=15)
+    with local_gateway(args.model, "tether-screenshot-") as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url + "/")
+        page.wait_for_selector("#run")
+        page.select_option("#feature", "rewrite")
+        page.fill("#input", "hey, cant make it tmrw, can we move the review with Priya to friday?")
+        page.click("#run")
+        wait_done(page)
+        page.select_option("#feature", "chat")
+        page.select_option("#target", "auto")
+        page.fill("#input", "Write a one-line thank-you note to Alice Johnson for hosting us in Lisbon.")
+        page.click("#run")
+        wait_done(page)
+        page.wait_for_function("() => document.querySelectorAll('#recent li').length >= 2", timeout=30_000)
+        page.screenshot(path=str(args.out), full_page=True)
+        print(f"result: {page.locator('#result').text_content().strip()}")
+        print(f"wrote {args.out}")
+        browser.close()
 
 
 if __name__ == "__main__":

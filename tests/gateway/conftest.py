@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -41,6 +42,27 @@ def start_server(tmp: Path, *args: str, timeout: float = 180.0, router_config: P
 
 def stop_server(server: Server) -> None:
     stop(server.proc, timeout=15)
+
+
+@contextmanager
+def behind_a_provider(tmp: Path, config: dict[str, Any], *args: str) -> Iterator[tuple[Server, Any]]:
+    """A real ``tether serve`` (``args``) whose router config is ``config``, its third party the real
+    OpenAI-compatible stand-in on loopback (model gpt-test; ``config["third_party"]`` adds to that).
+    Yields (server, provider); both are stopped afterwards."""
+    from tests.routing.conftest import start_provider, stop_provider
+
+    provider = start_provider(tmp)
+    try:
+        path = tmp / "router.json"
+        third = {"base_url": provider.url, "model": "gpt-test", **config.get("third_party", {})}
+        path.write_text(json.dumps({**config, "third_party": third}))
+        server = start_server(tmp, *args, router_config=path)
+        try:
+            yield server, provider
+        finally:
+            stop_server(server)
+    finally:
+        stop_provider(provider)
 
 
 @pytest.fixture(scope="session")

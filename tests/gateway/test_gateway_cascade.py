@@ -9,26 +9,19 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.gateway.conftest import start_server, stop_server
+from tests.gateway.conftest import behind_a_provider, start_server, stop_server
 from tests.routing.conftest import start_provider, stop_provider
 from tether.models.engine import DEFAULT_CONTEXT
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("cascade")
-    provider = start_provider(tmp)
-    config = tmp / "router.json"
     # cascade_min_logprob 0.0: every device answer counts as unsure, so escalation is certain.
-    config.write_text(json.dumps({
-        "consent": "always", "cascade": ["chat", "notifications", "summarize", "rewrite", "replies", "proofread"], "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
-        "third_party": {"base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
-    server = start_server(tmp, "--max-streams", "2", router_config=config)
-    try:
-        yield server, provider
-    finally:
-        stop_server(server)
-        stop_provider(provider)
+    with behind_a_provider(tmp_path_factory.mktemp("cascade"), {
+            "consent": "always", "cascade": ["chat", "notifications", "summarize", "rewrite", "replies", "proofread"],
+            "cascade_min_logprob": 0.0, "cascade_escalate_fraction": 0,
+            "third_party": {"use_for_cloud": True, "retries": 0}}, "--max-streams", "2") as both:
+        yield both
 
 
 def test_a_plain_call_is_answered_on_the_device_then_escalated(setup):

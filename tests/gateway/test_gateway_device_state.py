@@ -4,31 +4,19 @@ that records what reached it."""
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
-from tests.gateway.conftest import start_server, stop_server
-from tests.routing.conftest import start_provider, stop_provider
+from tests.gateway.conftest import behind_a_provider
 
 DEFAULT = {"offline": False, "low_power": False, "busy": False, "memory_available_mb": None, "memory_reported": False}
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("device-state")
-    provider = start_provider(tmp)
-    config = tmp / "router.json"
-    config.write_text(json.dumps({"consent": "always", "cascade": [],
-                                  "third_party": {"base_url": provider.url, "model": "gpt-test", "retries": 0,
-                                                  "use_for_cloud": True}}))
-    server = start_server(tmp, router_config=config)
-    try:
-        yield server, provider
-    finally:
-        stop_server(server)
-        stop_provider(provider)
+    with behind_a_provider(tmp_path_factory.mktemp("device-state"), {
+            "consent": "always", "cascade": [], "third_party": {"retries": 0, "use_for_cloud": True}}) as both:
+        yield both
 
 
 def report(server, body) -> httpx.Response:

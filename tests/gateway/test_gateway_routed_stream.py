@@ -10,23 +10,14 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from tests.gateway.conftest import start_server, stop_server
-from tests.routing.conftest import start_provider, stop_provider
+from tests.gateway.conftest import behind_a_provider
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("routed-stream")
-    provider = start_provider(tmp)
-    config = tmp / "router.json"
-    config.write_text(json.dumps({"consent": "ask", "cascade": [],
-                                  "third_party": {"base_url": provider.url, "model": "gpt-test", "retries": 0}}))
-    server = start_server(tmp, router_config=config)
-    try:
-        yield server, provider
-    finally:
-        stop_server(server)
-        stop_provider(provider)
+    with behind_a_provider(tmp_path_factory.mktemp("routed-stream"),
+                           {"consent": "ask", "cascade": [], "third_party": {"retries": 0}}) as both:
+        yield both
 
 
 def stream(server, **body) -> tuple[httpx.Headers, list[dict]]:

@@ -9,8 +9,7 @@ import json
 import httpx
 import pytest
 
-from tests.gateway.conftest import start_server, stop_server
-from tests.routing.conftest import start_provider, stop_provider
+from tests.gateway.conftest import behind_a_provider
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"], "additionalProperties": False}
@@ -18,19 +17,9 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("schema")
-    provider = start_provider(tmp)
-    config = tmp / "router.json"
-    config.write_text(json.dumps({"allow_degraded": False, "cascade": [], "consent": "always",
-                                  "third_party": {"base_url": provider.url, "model": "gpt-test", "retries": 0}}))
-    server = None
-    try:
-        server = start_server(tmp, router_config=config)
-        yield server, provider
-    finally:
-        if server is not None:
-            stop_server(server)
-        stop_provider(provider)
+    with behind_a_provider(tmp_path_factory.mktemp("schema"), {
+            "allow_degraded": False, "cascade": [], "consent": "always", "third_party": {"retries": 0}}) as both:
+        yield both
 
 
 def chat(server, *, stream: bool = False) -> httpx.Response:

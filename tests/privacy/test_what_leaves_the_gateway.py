@@ -12,8 +12,7 @@ import re
 import httpx
 import pytest
 
-from tests.gateway.conftest import start_server, stop_server
-from tests.routing.conftest import start_provider, stop_provider
+from tests.gateway.conftest import behind_a_provider
 
 NAME = "𝐌𝐚𝐫𝐢𝐚 𝐆𝐨𝐧𝐳𝐚𝐥𝐞𝐳"  # mathematical bold
 CARD = "٤١١١ ١١١١ ١١١١ ١١١١"  # Arabic-Indic digits
@@ -30,17 +29,9 @@ MESSAGES = [
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("leaves")
-    provider = start_provider(tmp)
-    config = tmp / "router.json"
-    config.write_text(json.dumps({"consent": "always", "third_party": {
-        "base_url": provider.url, "model": "gpt-test", "use_for_cloud": True, "retries": 0}}))
-    server = start_server(tmp, router_config=config)
-    try:
-        yield server, provider
-    finally:
-        stop_server(server)
-        stop_provider(provider)
+    with behind_a_provider(tmp_path_factory.mktemp("leaves"), {
+            "consent": "always", "third_party": {"use_for_cloud": True, "retries": 0}}) as both:
+        yield both
 
 
 def _chat(server, **extra) -> dict:
